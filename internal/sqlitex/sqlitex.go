@@ -1,0 +1,204 @@
+// Package sqlitex opens SQLite files on modernc.org/sqlite the way every
+// Doorbook database wants them: WAL, a busy timeout, foreign keys, one writer
+// connection that starts immediate transactions and a pool of read-only
+// connections, and versioned migrations applied in a transaction.
+package sqlitex
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// DB is a SQLite file with one writer and a pool of readers. Writes through
+// W are serialised by the single connection, so a write transaction never
+// meets SQLITE_BUSY from another writer of this process.
+type DB struct {
+	W    *sql.DB
+	R    *sql.DB
+	Path string
+}
+
+// BusyTimeout is how long a connection waits for a lock held by another
+// process before failing.
+const BusyTimeout = 10 * time.Second
+
+func dsn(file string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + file + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the file at path and applies the
+// migrations not yet applied to it, in order.
+func Open(ctx context.Context, file string, migrations []Migration) (*DB, error) {
+	w, err := sql.Open("sqlite", dsn(file, false))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	if len(migrations) > 0 {
+		if err := Migrate(ctx, w, migrations); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("migrate %s: %w", file, err)
+		}
+	}
+	r, err := sql.Open("sqlite", dsn(file, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	r.SetMaxOpenConns(max(2, runtime.GOMAXPROCS(0)))
+	return &DB{W: w, R: r, Path: file}, nil
+}
+
+// Close closes both pools. It is safe to call more than once.
+func (db *DB) Close() error {
+	return errors.Join(db.R.Close(), db.W.Close())
+}
+
+// Write runs fn in an immediate write transaction, committing if fn returns
+// nil and rolling back otherwise.
+func (db *DB) Write(ctx context.Context, fn func(*sql.Tx) error) error {
+	return inTx(ctx, db.W, nil, fn)
+}
+
+// Read runs fn in a read transaction: one consistent snapshot of the file.
+func (db *DB) Read(ctx context.Context, fn func(*sql.Tx) error) error {
+	return inTx(ctx, db.R, &sql.TxOptions{ReadOnly: true}, fn)
+}
+
+func inTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Migration is one numbered schema step.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// LoadMigrations reads the NNN_name.sql files of dir, in version order.
+func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Migration
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must start with a positive number and '_'", name)
+		}
+		body, err := fs.ReadFile(fsys, path.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Migration{Version: v, Name: name, SQL: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i := 1; i < len(out); i++ {
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", out[i-1].Name, out[i].Name, out[i].Version)
+		}
+	}
+	return out, nil
+}
+
+// ErrNewerSchema means the file was written by a newer program.
+var ErrNewerSchema = errors.New("database schema is newer than this program")
+
+// Migrate applies, each in its own transaction, the migrations not yet
+// recorded in the file's schema_migrations table. ms must be in version
+// order.
+func Migrate(ctx context.Context, db *sql.DB, ms []Migration) error {
+	for i := 1; i < len(ms); i++ {
+		if ms[i].Version <= ms[i-1].Version {
+			return fmt.Errorf("migrations out of order: %s after %s", ms[i].Name, ms[i-1].Name)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+		return err
+	}
+	var current int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return err
+	}
+	if len(ms) > 0 && current > ms[len(ms)-1].Version {
+		return fmt.Errorf("%w: file at version %d, program knows up to %d", ErrNewerSchema, current, ms[len(ms)-1].Version)
+	}
+	for _, m := range ms {
+		if m.Version <= current {
+			continue
+		}
+		err := inTx(ctx, db, nil, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)`,
+				m.Version, m.Name, time.Now().UTC().Format(time.RFC3339))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SchemaVersion is the newest migration recorded in the file.
+func SchemaVersion(ctx context.Context, db *sql.DB) (int, error) {
+	var v int
+	err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// InPlaceholders returns "?, ?, ?" for n arguments.
+func InPlaceholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}

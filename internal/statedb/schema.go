@@ -1,0 +1,91 @@
+// Package statedb stores Doorbook's replicated rows (households, persons,
+// category tags, visits and their amendments) in SQLite, merging every write
+// with syncengine. The server's SQLite store and the phone's replica both
+// keep these tables, so the SQL of a merge is written once; each adds its
+// own bookkeeping (the server's change feed, the phone's outbox) around it.
+//
+// Values live in typed columns, so that queries and exports read them
+// directly; the clocks that order them live beside them in one BLOB column
+// per row (syncengine.EncodeClocks), read only when merging.
+package statedb
+
+// SchemaV1 creates the replicated tables. Released schemas never change:
+// a later change is a new migration of each database that embeds this one.
+const SchemaV1 = `
+CREATE TABLE households (
+	id                 TEXT PRIMARY KEY,
+	grid_id            TEXT NOT NULL DEFAULT '',
+	head_name          TEXT NOT NULL DEFAULT '',
+	address            TEXT NOT NULL DEFAULT '',
+	phone_mobile       TEXT NOT NULL DEFAULT '',
+	phone_landline     TEXT NOT NULL DEFAULT '',
+	responsible_worker TEXT NOT NULL DEFAULT '',
+	responsible_leader TEXT NOT NULL DEFAULT '',
+	responsible_unit   TEXT NOT NULL DEFAULT '',
+	member_count       INTEGER NOT NULL DEFAULT 0,
+	housing_type       TEXT NOT NULL DEFAULT '',
+	notes              TEXT NOT NULL DEFAULT '',
+	deleted            INTEGER NOT NULL DEFAULT 0,
+	clocks             BLOB NOT NULL
+);
+CREATE INDEX households_grid ON households(grid_id, id);
+
+CREATE TABLE persons (
+	id           TEXT PRIMARY KEY,
+	household_id TEXT NOT NULL,
+	name         TEXT NOT NULL DEFAULT '',
+	id_number    TEXT NOT NULL DEFAULT '',
+	gender       TEXT NOT NULL DEFAULT '',
+	birth_date   TEXT NOT NULL DEFAULT '',
+	phone        TEXT NOT NULL DEFAULT '',
+	relation     TEXT NOT NULL DEFAULT '',
+	notes        TEXT NOT NULL DEFAULT '',
+	deleted      INTEGER NOT NULL DEFAULT 0,
+	clocks       BLOB NOT NULL
+);
+CREATE INDEX persons_household ON persons(household_id);
+
+CREATE TABLE tag_elements (
+	add_id       TEXT PRIMARY KEY,
+	household_id TEXT NOT NULL,
+	category     TEXT NOT NULL,
+	removed      INTEGER NOT NULL DEFAULT 0,
+	hlc          INTEGER NOT NULL,
+	node         INTEGER NOT NULL
+);
+CREATE INDEX tag_elements_household ON tag_elements(household_id, category);
+
+CREATE TABLE visits (
+	id         TEXT PRIMARY KEY,
+	visitor_id TEXT NOT NULL,
+	visited_at INTEGER NOT NULL,
+	form       INTEGER NOT NULL,
+	notes      TEXT NOT NULL,
+	hlc        INTEGER NOT NULL,
+	node       INTEGER NOT NULL
+);
+CREATE INDEX visits_visitor ON visits(visitor_id, visited_at);
+
+-- A group visit covers several households; ord keeps their order.
+CREATE TABLE visit_households (
+	household_id TEXT NOT NULL,
+	visit_id     TEXT NOT NULL,
+	ord          INTEGER NOT NULL,
+	PRIMARY KEY (household_id, visit_id)
+) WITHOUT ROWID;
+CREATE INDEX visit_households_visit ON visit_households(visit_id);
+
+CREATE TABLE visit_amendments (
+	id         TEXT PRIMARY KEY,
+	visit_id   TEXT NOT NULL,
+	author_id  TEXT NOT NULL,
+	kind       INTEGER NOT NULL,
+	reason     TEXT NOT NULL,
+	notes      TEXT,
+	form       INTEGER NOT NULL DEFAULT 0,
+	visited_at INTEGER NOT NULL DEFAULT 0,
+	hlc        INTEGER NOT NULL,
+	node       INTEGER NOT NULL
+);
+CREATE INDEX visit_amendments_visit ON visit_amendments(visit_id);
+`

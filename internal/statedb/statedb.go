@@ -1,0 +1,482 @@
+package statedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// Querier is a transaction or a connection pool.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// chunk bounds the arguments of one IN (...) list, well under SQLite's limit.
+const chunk = 500
+
+const householdCols = `id, grid_id, head_name, address, phone_mobile, phone_landline, responsible_worker,
+	responsible_leader, responsible_unit, member_count, housing_type, notes, deleted, clocks`
+
+func scanHousehold(s interface{ Scan(...any) error }) (syncengine.Household, error) {
+	var h syncengine.Household
+	var clocks []byte
+	err := s.Scan(&h.ID, &h.GridID.Value, &h.HeadName.Value, &h.Address.Value, &h.PhoneMobile.Value,
+		&h.PhoneLandline.Value, &h.ResponsibleWorker.Value, &h.ResponsibleLeader.Value, &h.ResponsibleUnit.Value,
+		&h.MemberCount.Value, &h.HousingType.Value, &h.Notes.Value, &h.Deleted.Value, &clocks)
+	if err != nil {
+		return h, err
+	}
+	c := make([]syncengine.Clock, len(h.Clocks()))
+	if err := syncengine.DecodeClocks(clocks, c); err != nil {
+		return h, fmt.Errorf("household %s: %w", h.ID, err)
+	}
+	h.SetClocks(c)
+	return h, nil
+}
+
+// PutHousehold writes h whole, replacing any stored row.
+func PutHousehold(ctx context.Context, q Querier, h *syncengine.Household) error {
+	_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO households (`+householdCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		h.ID, h.GridID.Value, h.HeadName.Value, h.Address.Value, h.PhoneMobile.Value, h.PhoneLandline.Value,
+		h.ResponsibleWorker.Value, h.ResponsibleLeader.Value, h.ResponsibleUnit.Value, h.MemberCount.Value,
+		h.HousingType.Value, h.Notes.Value, h.Deleted.Value, syncengine.EncodeClocks(h.Clocks()))
+	if err != nil {
+		return fmt.Errorf("put household %s: %w", h.ID, err)
+	}
+	return nil
+}
+
+// GetHousehold loads one household; ok is false if there is none.
+func GetHousehold(ctx context.Context, q Querier, id string) (h syncengine.Household, ok bool, err error) {
+	h, err = scanHousehold(q.QueryRowContext(ctx, `SELECT `+householdCols+` FROM households WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, false, nil
+	}
+	if err != nil {
+		return h, false, fmt.Errorf("get household %s: %w", id, err)
+	}
+	return h, true, nil
+}
+
+// MergeHousehold merges a delta into the stored household (creating it if
+// new). It returns the merged state, the state before (nil if new), and
+// whether anything changed.
+func MergeHousehold(ctx context.Context, q Querier, delta *syncengine.Household) (merged syncengine.Household, before *syncengine.Household, changed bool, err error) {
+	cur, ok, err := GetHousehold(ctx, q, delta.ID)
+	if err != nil {
+		return merged, nil, false, err
+	}
+	if ok {
+		prev := cur
+		before = &prev
+	} else {
+		cur = syncengine.Household{ID: delta.ID}
+	}
+	if !cur.Merge(*delta) && ok {
+		return cur, before, false, nil
+	}
+	return cur, before, true, PutHousehold(ctx, q, &cur)
+}
+
+// Households loads the households with the given ids, in id order.
+func Households(ctx context.Context, q Querier, ids []string) ([]syncengine.Household, error) {
+	return loadIn(ctx, q, `SELECT `+householdCols+` FROM households WHERE id IN (%s) ORDER BY id`, ids, scanHousehold)
+}
+
+const personCols = `id, household_id, name, id_number, gender, birth_date, phone, relation, notes, deleted, clocks`
+
+func scanPerson(s interface{ Scan(...any) error }) (syncengine.Person, error) {
+	var p syncengine.Person
+	var clocks []byte
+	err := s.Scan(&p.ID, &p.HouseholdID, &p.Name.Value, &p.IDNumber.Value, &p.Gender.Value, &p.BirthDate.Value,
+		&p.Phone.Value, &p.Relation.Value, &p.Notes.Value, &p.Deleted.Value, &clocks)
+	if err != nil {
+		return p, err
+	}
+	c := make([]syncengine.Clock, len(p.Clocks()))
+	if err := syncengine.DecodeClocks(clocks, c); err != nil {
+		return p, fmt.Errorf("person %s: %w", p.ID, err)
+	}
+	p.SetClocks(c)
+	return p, nil
+}
+
+// PutPerson writes p whole, replacing any stored row.
+func PutPerson(ctx context.Context, q Querier, p *syncengine.Person) error {
+	_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO persons (`+personCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.HouseholdID, p.Name.Value, p.IDNumber.Value, p.Gender.Value, p.BirthDate.Value, p.Phone.Value,
+		p.Relation.Value, p.Notes.Value, p.Deleted.Value, syncengine.EncodeClocks(p.Clocks()))
+	if err != nil {
+		return fmt.Errorf("put person %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// GetPerson loads one person; ok is false if there is none.
+func GetPerson(ctx context.Context, q Querier, id string) (p syncengine.Person, ok bool, err error) {
+	p, err = scanPerson(q.QueryRowContext(ctx, `SELECT `+personCols+` FROM persons WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, false, nil
+	}
+	if err != nil {
+		return p, false, fmt.Errorf("get person %s: %w", id, err)
+	}
+	return p, true, nil
+}
+
+// MergePerson merges a delta into the stored person, like MergeHousehold.
+func MergePerson(ctx context.Context, q Querier, delta *syncengine.Person) (merged syncengine.Person, before *syncengine.Person, changed bool, err error) {
+	cur, ok, err := GetPerson(ctx, q, delta.ID)
+	if err != nil {
+		return merged, nil, false, err
+	}
+	if ok {
+		prev := cur
+		before = &prev
+	} else {
+		cur = syncengine.Person{ID: delta.ID}
+	}
+	if !cur.Merge(*delta) && ok {
+		return cur, before, false, nil
+	}
+	return cur, before, true, PutPerson(ctx, q, &cur)
+}
+
+// Persons loads persons by id.
+func Persons(ctx context.Context, q Querier, ids []string) ([]syncengine.Person, error) {
+	return loadIn(ctx, q, `SELECT `+personCols+` FROM persons WHERE id IN (%s) ORDER BY id`, ids, scanPerson)
+}
+
+// PersonsOf loads the persons linked to the given households.
+func PersonsOf(ctx context.Context, q Querier, householdIDs []string) ([]syncengine.Person, error) {
+	return loadIn(ctx, q, `SELECT `+personCols+` FROM persons WHERE household_id IN (%s) ORDER BY household_id, id`, householdIDs, scanPerson)
+}
+
+const tagCols = `add_id, household_id, category, removed, hlc, node`
+
+func scanTag(s interface{ Scan(...any) error }) (syncengine.TagElement, error) {
+	var t syncengine.TagElement
+	var hlc, node int64
+	err := s.Scan(&t.AddID, &t.HouseholdID, &t.Category, &t.Removed, &hlc, &node)
+	t.Clock = syncengine.Clock{HLC: uint64(hlc), Node: uint64(node)}
+	return t, err
+}
+
+// MergeTag merges a tag element into the stored one and reports whether it
+// changed.
+func MergeTag(ctx context.Context, q Querier, t *syncengine.TagElement) (merged syncengine.TagElement, changed bool, err error) {
+	cur, err := scanTag(q.QueryRowContext(ctx, `SELECT `+tagCols+` FROM tag_elements WHERE add_id = ?`, t.AddID))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		cur = *t
+	case err != nil:
+		return cur, false, fmt.Errorf("get tag %s: %w", t.AddID, err)
+	default:
+		if !cur.Merge(*t) {
+			return cur, false, nil
+		}
+	}
+	_, err = q.ExecContext(ctx, `INSERT OR REPLACE INTO tag_elements (`+tagCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		cur.AddID, cur.HouseholdID, cur.Category, cur.Removed, int64(cur.Clock.HLC), int64(cur.Clock.Node))
+	if err != nil {
+		return cur, false, fmt.Errorf("put tag %s: %w", t.AddID, err)
+	}
+	return cur, true, nil
+}
+
+// Tags loads tag elements by add id.
+func Tags(ctx context.Context, q Querier, ids []string) ([]syncengine.TagElement, error) {
+	return loadIn(ctx, q, `SELECT `+tagCols+` FROM tag_elements WHERE add_id IN (%s) ORDER BY add_id`, ids, scanTag)
+}
+
+// TagsOf loads the tag elements of the given households.
+func TagsOf(ctx context.Context, q Querier, householdIDs []string) ([]syncengine.TagElement, error) {
+	return loadIn(ctx, q, `SELECT `+tagCols+` FROM tag_elements WHERE household_id IN (%s) ORDER BY household_id, add_id`, householdIDs, scanTag)
+}
+
+const visitCols = `v.id, v.visitor_id, v.visited_at, v.form, v.notes, v.hlc, v.node,
+	(SELECT group_concat(household_id, ',') FROM (SELECT household_id FROM visit_households vh WHERE vh.visit_id = v.id ORDER BY ord))`
+
+func scanVisit(s interface{ Scan(...any) error }) (syncengine.Visit, error) {
+	var v syncengine.Visit
+	var at, hlc, node int64
+	var hh sql.NullString
+	err := s.Scan(&v.ID, &v.VisitorID, &at, &v.Form, &v.Notes, &hlc, &node, &hh)
+	v.VisitedAt = time.UnixMilli(at).UTC()
+	v.Clock = syncengine.Clock{HLC: uint64(hlc), Node: uint64(node)}
+	if hh.String != "" {
+		v.HouseholdIDs = strings.Split(hh.String, ",")
+	}
+	return v, err
+}
+
+// InsertVisit stores a visit. A visit is immutable: storing it again is a
+// no-op (inserted false), storing other content under its id is
+// syncengine.ErrAlreadyExists.
+func InsertVisit(ctx context.Context, q Querier, v *syncengine.Visit) (inserted bool, err error) {
+	existing, err := Visits(ctx, q, []string{v.ID})
+	if err != nil {
+		return false, err
+	}
+	if len(existing) > 0 {
+		if !existing[0].Equal(v) {
+			return false, fmt.Errorf("%w: visit %s was recorded with other content", syncengine.ErrAlreadyExists, v.ID)
+		}
+		return false, nil
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		v.ID, v.VisitorID, v.VisitedAt.UnixMilli(), v.Form, v.Notes, int64(v.Clock.HLC), int64(v.Clock.Node))
+	if err != nil {
+		return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
+	}
+	for i, hh := range v.HouseholdIDs {
+		if _, err := q.ExecContext(ctx, `INSERT INTO visit_households (household_id, visit_id, ord) VALUES (?, ?, ?)`, hh, v.ID, i); err != nil {
+			return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
+		}
+	}
+	return true, nil
+}
+
+// Visits loads visits by id.
+func Visits(ctx context.Context, q Querier, ids []string) ([]syncengine.Visit, error) {
+	return loadIn(ctx, q, `SELECT `+visitCols+` FROM visits v WHERE v.id IN (%s) ORDER BY v.id`, ids, scanVisit)
+}
+
+// VisitsOf loads the visits that cover any of the given households.
+func VisitsOf(ctx context.Context, q Querier, householdIDs []string) ([]syncengine.Visit, error) {
+	vs, err := loadIn(ctx, q, `SELECT `+visitCols+` FROM visits v WHERE v.id IN
+		(SELECT visit_id FROM visit_households WHERE household_id IN (%s)) ORDER BY v.id`, householdIDs, scanVisit)
+	if err != nil {
+		return nil, err
+	}
+	// A group visit reached through two chunks appears twice.
+	slices.SortFunc(vs, func(a, b syncengine.Visit) int { return strings.Compare(a.ID, b.ID) })
+	return slices.CompactFunc(vs, func(a, b syncengine.Visit) bool { return a.ID == b.ID }), nil
+}
+
+const amendmentCols = `id, visit_id, author_id, kind, reason, notes, form, visited_at, hlc, node`
+
+func scanAmendment(s interface{ Scan(...any) error }) (syncengine.Amendment, error) {
+	var a syncengine.Amendment
+	var notes sql.NullString
+	var at, hlc, node int64
+	err := s.Scan(&a.ID, &a.VisitID, &a.AuthorID, &a.Kind, &a.Reason, &notes, &a.Form, &at, &hlc, &node)
+	if notes.Valid {
+		a.Notes = &notes.String
+	}
+	if at != 0 {
+		a.VisitedAt = time.UnixMilli(at).UTC()
+	}
+	a.Clock = syncengine.Clock{HLC: uint64(hlc), Node: uint64(node)}
+	return a, err
+}
+
+// InsertAmendment stores an amendment, immutable like a visit.
+func InsertAmendment(ctx context.Context, q Querier, a *syncengine.Amendment) (inserted bool, err error) {
+	existing, err := Amendments(ctx, q, []string{a.ID})
+	if err != nil {
+		return false, err
+	}
+	if len(existing) > 0 {
+		if !existing[0].Equal(a) {
+			return false, fmt.Errorf("%w: amendment %s was recorded with other content", syncengine.ErrAlreadyExists, a.ID)
+		}
+		return false, nil
+	}
+	var notes sql.NullString
+	if a.Notes != nil {
+		notes = sql.NullString{String: *a.Notes, Valid: true}
+	}
+	var at int64
+	if !a.VisitedAt.IsZero() {
+		at = a.VisitedAt.UnixMilli()
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO visit_amendments (`+amendmentCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.VisitID, a.AuthorID, a.Kind, a.Reason, notes, a.Form, at, int64(a.Clock.HLC), int64(a.Clock.Node))
+	if err != nil {
+		return false, fmt.Errorf("insert amendment %s: %w", a.ID, err)
+	}
+	return true, nil
+}
+
+// Amendments loads amendments by id.
+func Amendments(ctx context.Context, q Querier, ids []string) ([]syncengine.Amendment, error) {
+	return loadIn(ctx, q, `SELECT `+amendmentCols+` FROM visit_amendments WHERE id IN (%s) ORDER BY id`, ids, scanAmendment)
+}
+
+// AmendmentsOfVisits loads the amendments of the given visits.
+func AmendmentsOfVisits(ctx context.Context, q Querier, visitIDs []string) ([]syncengine.Amendment, error) {
+	return loadIn(ctx, q, `SELECT `+amendmentCols+` FROM visit_amendments WHERE visit_id IN (%s) ORDER BY visit_id, id`, visitIDs, scanAmendment)
+}
+
+// LoadBundle loads whole households by id.
+func LoadBundle(ctx context.Context, q Querier, householdIDs []string) (syncengine.Bundle, error) {
+	var b syncengine.Bundle
+	var err error
+	if b.Households, err = Households(ctx, q, householdIDs); err != nil {
+		return b, err
+	}
+	if b.Persons, err = PersonsOf(ctx, q, householdIDs); err != nil {
+		return b, err
+	}
+	if b.Tags, err = TagsOf(ctx, q, householdIDs); err != nil {
+		return b, err
+	}
+	if b.Visits, err = VisitsOf(ctx, q, householdIDs); err != nil {
+		return b, err
+	}
+	visitIDs := make([]string, len(b.Visits))
+	for i, v := range b.Visits {
+		visitIDs[i] = v.ID
+	}
+	b.Amendments, err = AmendmentsOfVisits(ctx, q, visitIDs)
+	return b, err
+}
+
+// ApplyBundle merges every row of b (state from a peer) into the tables.
+func ApplyBundle(ctx context.Context, q Querier, b *syncengine.Bundle) error {
+	for i := range b.Households {
+		if _, _, _, err := MergeHousehold(ctx, q, &b.Households[i]); err != nil {
+			return err
+		}
+	}
+	for i := range b.Persons {
+		if _, _, _, err := MergePerson(ctx, q, &b.Persons[i]); err != nil {
+			return err
+		}
+	}
+	for i := range b.Tags {
+		if _, _, err := MergeTag(ctx, q, &b.Tags[i]); err != nil {
+			return err
+		}
+	}
+	for i := range b.Visits {
+		if _, err := InsertVisit(ctx, q, &b.Visits[i]); err != nil {
+			return err
+		}
+	}
+	for i := range b.Amendments {
+		if _, err := InsertAmendment(ctx, q, &b.Amendments[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteHouseholds removes households and everything hanging off them: their
+// persons, tags and visit links, and the visits (with amendments) that no
+// remaining household refers to. A phone uses it when households leave its
+// scope.
+func DeleteHouseholds(ctx context.Context, q Querier, ids []string) error {
+	var visitIDs []string
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		args := toArgs(part)
+		in := sqlitex.InPlaceholders(len(part))
+		rows, err := q.QueryContext(ctx, fmt.Sprintf(`SELECT DISTINCT visit_id FROM visit_households WHERE household_id IN (%s)`, in), args...)
+		if err != nil {
+			return fmt.Errorf("delete households: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("delete households: %w", err)
+			}
+			visitIDs = append(visitIDs, id)
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("delete households: %w", err)
+		}
+		for _, stmt := range []string{
+			`DELETE FROM households WHERE id IN (%s)`,
+			`DELETE FROM persons WHERE household_id IN (%s)`,
+			`DELETE FROM tag_elements WHERE household_id IN (%s)`,
+			`DELETE FROM visit_households WHERE household_id IN (%s)`,
+		} {
+			if _, err := q.ExecContext(ctx, fmt.Sprintf(stmt, in), args...); err != nil {
+				return fmt.Errorf("delete households: %w", err)
+			}
+		}
+	}
+	// Visits of a group that still reach a kept household stay.
+	for _, id := range visitIDs {
+		for _, stmt := range []string{
+			`DELETE FROM visit_amendments WHERE visit_id = ?1 AND NOT EXISTS (SELECT 1 FROM visit_households WHERE visit_id = ?1)`,
+			`DELETE FROM visits WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM visit_households WHERE visit_id = ?1)`,
+		} {
+			if _, err := q.ExecContext(ctx, stmt, id); err != nil {
+				return fmt.Errorf("delete households: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// LoadAll loads every row, in id order: a canonical dump for comparing
+// replicas.
+func LoadAll(ctx context.Context, q Querier) (syncengine.Bundle, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id FROM households ORDER BY id`)
+	if err != nil {
+		return syncengine.Bundle{}, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return syncengine.Bundle{}, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Close(); err != nil {
+		return syncengine.Bundle{}, err
+	}
+	return LoadBundle(ctx, q, ids)
+}
+
+// loadIn runs query (with one %s for the IN list) over ids in chunks.
+func loadIn[T any](ctx context.Context, q Querier, query string, ids []string, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	var out []T
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		rows, err := q.QueryContext(ctx, fmt.Sprintf(query, sqlitex.InPlaceholders(len(part))), toArgs(part)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func toArgs(ids []string) []any {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return args
+}

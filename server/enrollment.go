@@ -1,0 +1,24 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+)
+
+type enrollmentService struct{ *Server }
+
+func (s *enrollmentService) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.EnrollResponse, error) {
+	if req.GetCode() == "" || len(req.GetCode()) > 64 || len(req.GetDeviceName()) > 256 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("an enrolment needs a code (and a device name of at most 256 bytes)"))
+	}
+	e, err := s.store.Enroll(ctx, req.GetCode(), req.GetDeviceName(), s.now())
+	if err != nil {
+		return nil, toConnect(ctx, s.log, err)
+	}
+	addStat(ctx, "device", e.DeviceID)
+	return &pb.EnrollResponse{DeviceId: e.DeviceID, Token: e.Token, Scope: scopeToProto(e.Scope), ServerHlc: s.clock.Now().HLC}, nil
+}

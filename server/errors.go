@@ -1,0 +1,53 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"connectrpc.com/connect"
+	"github.com/rs/zerolog"
+
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// codes maps each domain error to its Connect code: the one place where
+// that happens. The SDK maps the codes back (client-sdk/errors.go).
+var codes = []struct {
+	err  error
+	code connect.Code
+}{
+	{syncengine.ErrInvalid, connect.CodeInvalidArgument},
+	{syncengine.ErrNotFound, connect.CodeNotFound},
+	{syncengine.ErrAlreadyExists, connect.CodeAlreadyExists},
+	{syncengine.ErrOutOfScope, connect.CodePermissionDenied},
+	{syncengine.ErrUnauthenticated, connect.CodeUnauthenticated},
+	{syncengine.ErrStaleCursor, connect.CodeFailedPrecondition},
+	{syncengine.ErrClockSkew, connect.CodeFailedPrecondition},
+	{syncengine.ErrLimit, connect.CodeResourceExhausted},
+}
+
+// toConnect turns an error from the store or the engine into a Connect
+// error. Unknown errors become Internal with a generic message; the full
+// error goes to the log only.
+func toConnect(ctx context.Context, log zerolog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return connect.NewError(c.code, err)
+		}
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	}
+	log.Error().Err(err).Msg("internal error")
+	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}

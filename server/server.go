@@ -1,0 +1,128 @@
+// Package server is Doorbook's API: Connect handlers for sync, enrolment and
+// administration over one store, with bearer-token authentication, scope
+// checks (in the store), the clock-skew bound, and one log line per call.
+// It serves Connect, gRPC and gRPC-Web on one port, with health checks and
+// reflection for off-the-shelf clients.
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// Defaults.
+const (
+	// DefaultMaxClockSkew is how far ahead of the server a device's clock
+	// may run before its push is refused.
+	DefaultMaxClockSkew = 5 * time.Minute
+	// DefaultMaxMessageBytes bounds a request message.
+	DefaultMaxMessageBytes = 16 << 20
+	// DefaultCodeTTL is how long an enrolment code stays valid.
+	DefaultCodeTTL = 72 * time.Hour
+)
+
+// Server holds the API's dependencies.
+type Server struct {
+	store    store.Store
+	log      zerolog.Logger
+	now      func() time.Time
+	clock    *syncengine.HybridClock
+	maxSkew  time.Duration
+	maxBytes int
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the request and error log (default: none).
+func WithLogger(l zerolog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithNow sets the wall clock (default time.Now), for tests.
+func WithNow(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithMaxClockSkew sets how far ahead a device clock may run.
+func WithMaxClockSkew(d time.Duration) Option { return func(s *Server) { s.maxSkew = d } }
+
+// New returns a server over st.
+func New(st store.Store, opts ...Option) *Server {
+	s := &Server{store: st, log: zerolog.Nop(), now: time.Now, maxSkew: DefaultMaxClockSkew, maxBytes: DefaultMaxMessageBytes}
+	for _, o := range opts {
+		o(s)
+	}
+	// Each server instance is a replica of its own for clock purposes, so
+	// several instances over one database never issue the same clock.
+	s.clock = syncengine.NewHybridClock(syncengine.NodeID("server:"+uuid.NewString()), 0, s.now)
+	return s
+}
+
+// Handler serves every service, health checks and reflection.
+func (s *Server) Handler() http.Handler {
+	opts := connect.WithHandlerOptions(
+		connect.WithInterceptors(
+			&logInterceptor{log: s.log, now: s.now},
+			&authInterceptor{store: s.store, log: s.log},
+		),
+		connect.WithReadMaxBytes(s.maxBytes),
+	)
+	mux := http.NewServeMux()
+	mux.Handle(doorbookv1connect.NewSyncServiceHandler(&syncService{s}, opts))
+	mux.Handle(doorbookv1connect.NewEnrollmentServiceHandler(&enrollmentService{s}, opts))
+	mux.Handle(doorbookv1connect.NewAdminServiceHandler(&adminService{s}, opts))
+	names := []string{
+		doorbookv1connect.SyncServiceName,
+		doorbookv1connect.EnrollmentServiceName,
+		doorbookv1connect.AdminServiceName,
+	}
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+	reflector := grpcreflect.NewStaticReflector(names...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	return mux
+}
+
+// NewHTTPServer wraps a handler in an http.Server that speaks HTTP/1.1 and
+// HTTP/2 without TLS (h2c), as gRPC clients need.
+func NewHTTPServer(h http.Handler) *http.Server {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Handler:           h,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
+// Serve serves h on l until ctx ends, then shuts down gracefully.
+func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
+	srv := NewHTTPServer(h)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutdown)
+	if serveErr := <-done; !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	return err
+}

@@ -1,0 +1,343 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+func requireAdmin(p store.Principal) error {
+	if p.Kind != store.KindAdmin {
+		return fmt.Errorf("%w: admins only", syncengine.ErrOutOfScope)
+	}
+	return nil
+}
+
+func getNode(ctx context.Context, q statedb.Querier, id string) (store.OrgNode, error) {
+	var n store.OrgNode
+	var parent sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT id, parent_id, level, name FROM org_nodes WHERE id = ?`, id).Scan(&n.ID, &parent, &n.Level, &n.Name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return n, fmt.Errorf("%w: org node %s", syncengine.ErrNotFound, id)
+	}
+	n.ParentID = parent.String
+	return n, err
+}
+
+// inSubtree reports whether node lies under root (or is root). Every node is
+// under "", the root of an installation-wide admin.
+func inSubtree(ctx context.Context, q statedb.Querier, root, node string) (bool, error) {
+	if root == "" {
+		return true, nil
+	}
+	var n int
+	err := q.QueryRowContext(ctx, `WITH RECURSIVE up(id, parent_id) AS (
+			SELECT id, parent_id FROM org_nodes WHERE id = ?
+			UNION ALL SELECT o.id, o.parent_id FROM org_nodes o JOIN up ON o.id = up.parent_id)
+		SELECT COUNT(*) FROM up WHERE id = ?`, node, root).Scan(&n)
+	return n > 0, err
+}
+
+// adminNode checks that node exists and lies in p's subtree.
+func adminNode(ctx context.Context, q statedb.Querier, p store.Principal, id string) (store.OrgNode, error) {
+	if err := requireAdmin(p); err != nil {
+		return store.OrgNode{}, err
+	}
+	n, err := getNode(ctx, q, id)
+	if err != nil {
+		return n, err
+	}
+	ok, err := inSubtree(ctx, q, p.Node, id)
+	if err != nil {
+		return n, err
+	}
+	if !ok {
+		return n, fmt.Errorf("%w: org node %s is outside your subtree", syncengine.ErrOutOfScope, id)
+	}
+	return n, nil
+}
+
+// CreateOrgNode adds a node under a parent one level up.
+func (s *Store) CreateOrgNode(ctx context.Context, p store.Principal, n store.OrgNode) (store.OrgNode, error) {
+	if err := requireAdmin(p); err != nil {
+		return n, err
+	}
+	if n.Level < store.LevelDistrict || n.Level > store.LevelGrid {
+		return n, fmt.Errorf("%w: unknown org level %d", syncengine.ErrInvalid, n.Level)
+	}
+	if n.Name == "" || len(n.Name) > 256 {
+		return n, fmt.Errorf("%w: a node needs a name of 1–256 bytes", syncengine.ErrInvalid)
+	}
+	n.ID = newID()
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		var parent any
+		if n.Level == store.LevelDistrict {
+			if n.ParentID != "" {
+				return fmt.Errorf("%w: a district is a root and has no parent", syncengine.ErrInvalid)
+			}
+			if p.Node != "" {
+				return fmt.Errorf("%w: only an installation-wide admin creates districts", syncengine.ErrOutOfScope)
+			}
+		} else {
+			par, err := adminNode(ctx, tx, p, n.ParentID)
+			if err != nil {
+				return err
+			}
+			if par.Level != n.Level-1 {
+				return fmt.Errorf("%w: a %s goes under a %s, not a %s", syncengine.ErrInvalid, n.Level, n.Level-1, par.Level)
+			}
+			parent = n.ParentID
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO org_nodes (id, parent_id, level, name) VALUES (?, ?, ?, ?)`, n.ID, parent, n.Level, n.Name)
+		return err
+	})
+	if err != nil {
+		return store.OrgNode{}, fmt.Errorf("create org node: %w", err)
+	}
+	return n, nil
+}
+
+// ListOrgNodes lists the nodes of p's subtree, parents before children.
+func (s *Store) ListOrgNodes(ctx context.Context, p store.Principal) ([]store.OrgNode, error) {
+	if err := requireAdmin(p); err != nil {
+		return nil, err
+	}
+	query := `SELECT id, parent_id, level, name FROM org_nodes ORDER BY level, name, id`
+	args := []any{}
+	if p.Node != "" {
+		query = `WITH RECURSIVE down(id) AS (SELECT ? UNION ALL SELECT o.id FROM org_nodes o JOIN down ON o.parent_id = down.id)
+			SELECT id, parent_id, level, name FROM org_nodes WHERE id IN (SELECT id FROM down) ORDER BY level, name, id`
+		args = append(args, p.Node)
+	}
+	rows, err := s.db.R.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list org nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []store.OrgNode
+	for rows.Next() {
+		var n store.OrgNode
+		var parent sql.NullString
+		if err := rows.Scan(&n.ID, &parent, &n.Level, &n.Name); err != nil {
+			return nil, err
+		}
+		n.ParentID = parent.String
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+func getWorker(ctx context.Context, q statedb.Querier, id string) (store.Worker, error) {
+	w := store.Worker{ID: id}
+	err := q.QueryRowContext(ctx, `SELECT name, role FROM workers WHERE id = ?`, id).Scan(&w.Name, &w.Role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return w, fmt.Errorf("%w: worker %s", syncengine.ErrNotFound, id)
+	}
+	if err != nil {
+		return w, err
+	}
+	w.GridIDs, err = queryStrings(ctx, q, `SELECT grid_id FROM worker_grids WHERE worker_id = ? ORDER BY grid_id`, id)
+	return w, err
+}
+
+// adminWorker loads a worker that p may manage: one whose grids all lie in
+// p's subtree.
+func (s *Store) adminWorker(ctx context.Context, q statedb.Querier, p store.Principal, id string) (store.Worker, error) {
+	if err := requireAdmin(p); err != nil {
+		return store.Worker{}, err
+	}
+	w, err := getWorker(ctx, q, id)
+	if err != nil {
+		return w, err
+	}
+	for _, g := range w.GridIDs {
+		if _, err := adminNode(ctx, q, p, g); err != nil {
+			return w, fmt.Errorf("worker %s: %w", id, err)
+		}
+	}
+	return w, nil
+}
+
+// checkGrids checks that every id is a grid in p's subtree.
+func checkGrids(ctx context.Context, q statedb.Querier, p store.Principal, ids []string) error {
+	for _, g := range ids {
+		n, err := adminNode(ctx, q, p, g)
+		if err != nil {
+			return err
+		}
+		if n.Level != store.LevelGrid {
+			return fmt.Errorf("%w: %s is a %s, not a grid", syncengine.ErrInvalid, g, n.Level)
+		}
+	}
+	return nil
+}
+
+// CreateWorker adds a worker with their grids.
+func (s *Store) CreateWorker(ctx context.Context, p store.Principal, w store.Worker) (store.Worker, error) {
+	if w.Name == "" || len(w.Name) > 256 {
+		return w, fmt.Errorf("%w: a worker needs a name of 1–256 bytes", syncengine.ErrInvalid)
+	}
+	w.ID = newID()
+	w.GridIDs = dedupe(w.GridIDs)
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		if err := requireAdmin(p); err != nil {
+			return err
+		}
+		if err := checkGrids(ctx, tx, p, w.GridIDs); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO workers (id, name, role, created_at) VALUES (?, ?, ?, ?)`, w.ID, w.Name, w.Role, time.Now().Unix()); err != nil {
+			return err
+		}
+		return setGrids(ctx, tx, w.ID, nil, w.GridIDs)
+	})
+	if err != nil {
+		return store.Worker{}, fmt.Errorf("create worker: %w", err)
+	}
+	return w, nil
+}
+
+// setGrids moves a worker from grid set old to grid set new, recording each
+// change in the feed so that devices learn of it in order.
+func setGrids(ctx context.Context, tx *sql.Tx, workerID string, old, new []string) error {
+	seq, err := newSeqAlloc(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, g := range new {
+		if slices.Contains(old, g) {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO worker_grids (worker_id, grid_id) VALUES (?, ?)`, workerID, g); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO scope_events (seq, worker_id, grid_id, added) VALUES (?, ?, ?, 1)`, seq.next(), workerID, g); err != nil {
+			return err
+		}
+	}
+	for _, g := range old {
+		if slices.Contains(new, g) {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM worker_grids WHERE worker_id = ? AND grid_id = ?`, workerID, g); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO scope_events (seq, worker_id, grid_id, added) VALUES (?, ?, ?, 0)`, seq.next(), workerID, g); err != nil {
+			return err
+		}
+	}
+	return seq.save(ctx)
+}
+
+// ListWorkers lists the workers p manages.
+func (s *Store) ListWorkers(ctx context.Context, p store.Principal) ([]store.Worker, error) {
+	if err := requireAdmin(p); err != nil {
+		return nil, err
+	}
+	var out []store.Worker
+	err := s.db.Read(ctx, func(tx *sql.Tx) error {
+		ids, err := queryStrings(ctx, tx, `SELECT id FROM workers ORDER BY name, id`)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			w, err := s.adminWorker(ctx, tx, p, id)
+			if errors.Is(err, syncengine.ErrOutOfScope) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, w)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list workers: %w", err)
+	}
+	return out, nil
+}
+
+// SetWorkerGrids replaces a worker's grids.
+func (s *Store) SetWorkerGrids(ctx context.Context, p store.Principal, workerID string, gridIDs []string) (store.Worker, error) {
+	var w store.Worker
+	gridIDs = dedupe(gridIDs)
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		old, err := s.adminWorker(ctx, tx, p, workerID)
+		if err != nil {
+			return err
+		}
+		if err := checkGrids(ctx, tx, p, gridIDs); err != nil {
+			return err
+		}
+		if err := setGrids(ctx, tx, workerID, old.GridIDs, gridIDs); err != nil {
+			return err
+		}
+		w, err = getWorker(ctx, tx, workerID)
+		return err
+	})
+	if err != nil {
+		return store.Worker{}, fmt.Errorf("set worker grids: %w", err)
+	}
+	return w, nil
+}
+
+// MoveHousehold puts a household in another grid. clock issues the write's
+// clock after observing the household's newest one, so the move wins over
+// every write the server has seen.
+func (s *Store) MoveHousehold(ctx context.Context, p store.Principal, householdID, gridID string, clock func(observed syncengine.Clock) syncengine.Clock) (syncengine.Household, error) {
+	var merged syncengine.Household
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		h, ok, err := statedb.GetHousehold(ctx, tx, householdID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: household %s", syncengine.ErrNotFound, householdID)
+		}
+		if _, err := adminNode(ctx, tx, p, h.GridID.Value); err != nil {
+			return err
+		}
+		if err := checkGrids(ctx, tx, p, []string{gridID}); err != nil {
+			return err
+		}
+		if h.GridID.Value == gridID {
+			merged = h
+			return nil
+		}
+		delta := syncengine.Household{ID: householdID, GridID: syncengine.NewRegister(gridID, clock(h.MaxClock()))}
+		merged, _, _, err = statedb.MergeHousehold(ctx, tx, &delta)
+		if err != nil {
+			return err
+		}
+		seq, err := newSeqAlloc(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO household_moves (seq, household_id, from_grid, to_grid) VALUES (?, ?, ?, ?)`,
+			seq.next(), householdID, h.GridID.Value, gridID); err != nil {
+			return err
+		}
+		if err := seq.touch(ctx, kindHousehold, householdID, householdID); err != nil {
+			return err
+		}
+		return seq.save(ctx)
+	})
+	if err != nil {
+		return merged, fmt.Errorf("move household: %w", err)
+	}
+	return merged, nil
+}
+
+func dedupe(ids []string) []string {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
+}

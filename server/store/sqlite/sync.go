@@ -1,0 +1,536 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+
+	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+func requireWorker(p store.Principal) error {
+	if p.Kind != store.KindWorker {
+		return fmt.Errorf("%w: sync is for workers' devices", syncengine.ErrOutOfScope)
+	}
+	return nil
+}
+
+// scope reads a worker's grids and their names.
+func scope(ctx context.Context, q statedb.Querier, workerID string) (store.Scope, error) {
+	w, err := getWorker(ctx, q, workerID)
+	if err != nil {
+		return store.Scope{}, err
+	}
+	sc := store.Scope{Worker: w}
+	for _, g := range w.GridIDs {
+		n, err := getNode(ctx, q, g)
+		if err != nil {
+			return sc, err
+		}
+		sc.Grids = append(sc.Grids, n)
+	}
+	return sc, nil
+}
+
+// Scope returns a worker's grids.
+func (s *Store) Scope(ctx context.Context, p store.Principal) (store.Scope, error) {
+	if err := requireWorker(p); err != nil {
+		return store.Scope{}, err
+	}
+	return scope(ctx, s.db.R, p.ID)
+}
+
+// pushScope decides which households a push may write. A household is
+// writable if it is in one of the worker's grids now, or if it was in the
+// worker's scope after the newest cursor the device has applied: the device
+// wrote it while, as far as it knew, it was theirs, and such a write must
+// not be lost (DESIGN.md, partial replication).
+type pushScope struct {
+	tx        *sql.Tx
+	grids     map[string]bool // now
+	recent    map[string]bool // now, or taken from the worker after the device's cursor
+	known     uint64
+	decisions map[string]bool
+}
+
+func newPushScope(ctx context.Context, tx *sql.Tx, p store.Principal) (*pushScope, error) {
+	ps := &pushScope{tx: tx, grids: map[string]bool{}, recent: map[string]bool{}, decisions: map[string]bool{}}
+	if err := tx.QueryRowContext(ctx, `SELECT known_cursor FROM credentials WHERE id = ?`, p.CredentialID).Scan(&ps.known); err != nil {
+		return nil, fmt.Errorf("read device: %w", err)
+	}
+	grids, err := queryStrings(ctx, tx, `SELECT grid_id FROM worker_grids WHERE worker_id = ?`, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	removed, err := queryStrings(ctx, tx, `SELECT grid_id FROM scope_events WHERE worker_id = ? AND added = 0 AND seq > ?`, p.ID, ps.known)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range grids {
+		ps.grids[g], ps.recent[g] = true, true
+	}
+	for _, g := range removed {
+		ps.recent[g] = true
+	}
+	return ps, nil
+}
+
+// household loads a household the push may write, or fails.
+func (ps *pushScope) household(ctx context.Context, id string) (syncengine.Household, error) {
+	h, ok, err := statedb.GetHousehold(ctx, ps.tx, id)
+	if err != nil {
+		return h, err
+	}
+	if !ok {
+		return h, fmt.Errorf("%w: household %s", syncengine.ErrNotFound, id)
+	}
+	allowed, seen := ps.decisions[id]
+	if !seen {
+		allowed, err = ps.allowed(ctx, h)
+		if err != nil {
+			return h, err
+		}
+		ps.decisions[id] = allowed
+	}
+	if !allowed {
+		return h, fmt.Errorf("%w: household %s is not in your grids", syncengine.ErrOutOfScope, id)
+	}
+	return h, nil
+}
+
+func (ps *pushScope) allowed(ctx context.Context, h syncengine.Household) (bool, error) {
+	if ps.recent[h.GridID.Value] {
+		return true, nil
+	}
+	from, err := queryStrings(ctx, ps.tx, `SELECT from_grid FROM household_moves WHERE household_id = ? AND seq > ?`, h.ID, ps.known)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(from, func(g string) bool { return ps.recent[g] }), nil
+}
+
+// Push applies a device's changes in one transaction.
+func (s *Store) Push(ctx context.Context, p store.Principal, changes []syncengine.Change) (store.PushResult, error) {
+	var res store.PushResult
+	if err := requireWorker(p); err != nil {
+		return res, err
+	}
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		res = store.PushResult{}
+		ps, err := newPushScope(ctx, tx, p)
+		if err != nil {
+			return err
+		}
+		seq, err := newSeqAlloc(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for i := range changes {
+			c := &changes[i]
+			var dup int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM applied_changes WHERE change_id = ?`, c.ID).Scan(&dup); err != nil {
+				return err
+			}
+			if dup > 0 {
+				res.Duplicates++
+				continue
+			}
+			if err := applyChange(ctx, tx, ps, seq, p, c); err != nil {
+				return fmt.Errorf("change %s (%s): %w", c.ID, c.Kind(), err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO applied_changes (change_id, credential_id, seq) VALUES (?, ?, ?)`, c.ID, p.CredentialID, seq.last); err != nil {
+				return err
+			}
+			res.Applied++
+		}
+		return seq.save(ctx)
+	})
+	if err != nil {
+		return store.PushResult{}, fmt.Errorf("push: %w", err)
+	}
+	return res, nil
+}
+
+func applyChange(ctx context.Context, tx *sql.Tx, ps *pushScope, seq *seqAlloc, p store.Principal, c *syncengine.Change) error {
+	switch {
+	case c.Household != nil:
+		return applyHousehold(ctx, tx, ps, seq, c.Household)
+	case c.Person != nil:
+		if _, err := ps.household(ctx, c.Person.HouseholdID); err != nil {
+			return err
+		}
+		cur, ok, err := statedb.GetPerson(ctx, tx, c.Person.ID)
+		if err != nil {
+			return err
+		}
+		if ok && cur.HouseholdID != c.Person.HouseholdID {
+			return fmt.Errorf("%w: person %s belongs to household %s", syncengine.ErrInvalid, c.Person.ID, cur.HouseholdID)
+		}
+		_, _, changed, err := statedb.MergePerson(ctx, tx, c.Person)
+		if err != nil || !changed {
+			return err
+		}
+		return seq.touch(ctx, kindPerson, c.Person.ID, c.Person.HouseholdID)
+	case c.Tag != nil:
+		if _, err := ps.household(ctx, c.Tag.HouseholdID); err != nil {
+			return err
+		}
+		cur, err := statedb.Tags(ctx, tx, []string{c.Tag.AddID})
+		if err != nil {
+			return err
+		}
+		if len(cur) > 0 && (cur[0].HouseholdID != c.Tag.HouseholdID || cur[0].Category != c.Tag.Category) {
+			return fmt.Errorf("%w: tag %s is another household's or category's", syncengine.ErrInvalid, c.Tag.AddID)
+		}
+		_, changed, err := statedb.MergeTag(ctx, tx, c.Tag)
+		if err != nil || !changed {
+			return err
+		}
+		return seq.touch(ctx, kindTag, c.Tag.AddID, c.Tag.HouseholdID)
+	case c.Visit != nil:
+		v := c.Visit
+		if v.VisitorID != p.ID {
+			return fmt.Errorf("%w: a device records visits of its own worker only", syncengine.ErrOutOfScope)
+		}
+		for _, hh := range v.HouseholdIDs {
+			if _, err := ps.household(ctx, hh); err != nil {
+				return err
+			}
+		}
+		inserted, err := statedb.InsertVisit(ctx, tx, v)
+		if err != nil || !inserted {
+			return err
+		}
+		for _, hh := range v.HouseholdIDs {
+			if err := seq.touch(ctx, kindVisit, v.ID, hh); err != nil {
+				return err
+			}
+		}
+		return nil
+	case c.Amendment != nil:
+		a := c.Amendment
+		if a.AuthorID != p.ID {
+			return fmt.Errorf("%w: a device amends as its own worker only", syncengine.ErrOutOfScope)
+		}
+		vs, err := statedb.Visits(ctx, tx, []string{a.VisitID})
+		if err != nil {
+			return err
+		}
+		if len(vs) == 0 {
+			return fmt.Errorf("%w: visit %s", syncengine.ErrNotFound, a.VisitID)
+		}
+		for _, hh := range vs[0].HouseholdIDs {
+			if _, err := ps.household(ctx, hh); err != nil {
+				return err
+			}
+		}
+		inserted, err := statedb.InsertAmendment(ctx, tx, a)
+		if err != nil || !inserted {
+			return err
+		}
+		for _, hh := range vs[0].HouseholdIDs {
+			if err := seq.touch(ctx, kindAmendment, a.ID, hh); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: empty change", syncengine.ErrInvalid)
+}
+
+func applyHousehold(ctx context.Context, tx *sql.Tx, ps *pushScope, seq *seqAlloc, delta *syncengine.Household) error {
+	_, exists, err := statedb.GetHousehold(ctx, tx, delta.ID)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		// A registration: it must place the household in one of the
+		// worker's grids.
+		if !delta.GridID.Set() || !ps.grids[delta.GridID.Value] {
+			return fmt.Errorf("%w: a new household must be registered in one of your grids", syncengine.ErrOutOfScope)
+		}
+	} else if _, err := ps.household(ctx, delta.ID); err != nil {
+		return err
+	}
+	merged, before, changed, err := statedb.MergeHousehold(ctx, tx, delta)
+	if err != nil || !changed {
+		return err
+	}
+	if before != nil && before.GridID.Value != merged.GridID.Value {
+		return fmt.Errorf("%w: only an admin moves a household to another grid", syncengine.ErrOutOfScope)
+	}
+	return seq.touch(ctx, kindHousehold, delta.ID, delta.ID)
+}
+
+// Pull returns the feed after cursor within p's scope.
+func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limit int) (*store.PullBatch, error) {
+	if err := requireWorker(p); err != nil {
+		return nil, err
+	}
+	limit = max(1, min(limit, store.MaxPullLimit))
+	b := &store.PullBatch{}
+	err := s.db.Read(ctx, func(tx *sql.Tx) error {
+		top, err := head(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if cursor > top {
+			return fmt.Errorf("%w: cursor %d is past the server's feed (%d): was the database replaced?", syncengine.ErrStaleCursor, cursor, top)
+		}
+		if b.Scope, err = scope(ctx, tx, p.ID); err != nil {
+			return err
+		}
+		mine := map[string]bool{}
+		for _, g := range b.Scope.Worker.GridIDs {
+			mine[g] = true
+		}
+		entries, err := feedAfter(ctx, tx, b.Scope.Worker.GridIDs, cursor, top, limit)
+		if err != nil {
+			return err
+		}
+		upto := top
+		if len(entries) == limit {
+			upto, b.More = entries[len(entries)-1].seq, true
+		}
+		b.Cursor = upto
+		bundleIDs, err := s.scopeChanges(ctx, tx, b, p.ID, mine, cursor, upto)
+		if err != nil {
+			return err
+		}
+		return loadEntries(ctx, tx, b, entries, bundleIDs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	if cursor > 0 {
+		// The device shows it applied everything up to cursor; pushes are
+		// judged by the scope it knew then. Best effort: a failure here only
+		// narrows the grace for households that left the scope.
+		_ = s.db.Write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE credentials SET known_cursor = ? WHERE id = ? AND known_cursor < ?`, cursor, p.CredentialID, cursor)
+			return err
+		})
+	}
+	return b, nil
+}
+
+type feedEntry struct {
+	seq       uint64
+	kind      int
+	entityID  string
+	household string
+}
+
+// feedAfter reads up to limit feed entries in (cursor, top] of households
+// now in grids.
+func feedAfter(ctx context.Context, q statedb.Querier, grids []string, cursor, top uint64, limit int) ([]feedEntry, error) {
+	if len(grids) == 0 {
+		return nil, nil
+	}
+	args := append([]any{cursor, top}, anys(grids)...)
+	args = append(args, limit)
+	rows, err := q.QueryContext(ctx, `SELECT f.seq, f.kind, f.entity_id, f.household_id FROM feed f
+		JOIN households h ON h.id = f.household_id
+		WHERE f.seq > ? AND f.seq <= ? AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)
+		ORDER BY f.seq LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read feed: %w", err)
+	}
+	defer rows.Close()
+	var out []feedEntry
+	for rows.Next() {
+		var e feedEntry
+		if err := rows.Scan(&e.seq, &e.kind, &e.entityID, &e.household); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// scopeChanges adds to b what changed in the worker's scope in (cursor,
+// upto]: grids given and taken, households moved in and out. It judges each
+// by the scope as it is now, so a household that moved out and back within
+// the range arrives whole rather than being dropped. It returns the
+// households to send whole.
+func (s *Store) scopeChanges(ctx context.Context, tx *sql.Tx, b *store.PullBatch, workerID string, mine map[string]bool, cursor, upto uint64) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT grid_id FROM scope_events WHERE worker_id = ? AND seq > ? AND seq <= ? ORDER BY grid_id`, workerID, cursor, upto)
+	if err != nil {
+		return nil, err
+	}
+	touched := map[string]bool{}
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		touched[g] = true
+		if mine[g] {
+			b.AddedGrids = append(b.AddedGrids, g)
+		} else {
+			b.EvictedGrids = append(b.EvictedGrids, g)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT m.household_id, m.from_grid, m.to_grid, h.grid_id FROM household_moves m
+		JOIN households h ON h.id = m.household_id WHERE m.seq > ? AND m.seq <= ? ORDER BY m.seq`, cursor, upto)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var whole []string
+	for rows.Next() {
+		var id, from, to, now string
+		if err := rows.Scan(&id, &from, &to, &now); err != nil {
+			return nil, err
+		}
+		if !(mine[from] || mine[to] || touched[from] || touched[to]) {
+			continue
+		}
+		switch {
+		case !mine[now]:
+			if !slices.Contains(b.EvictedHouseholds, id) {
+				b.EvictedHouseholds = append(b.EvictedHouseholds, id)
+			}
+		case !slices.Contains(whole, id):
+			whole = append(whole, id)
+		}
+	}
+	return whole, rows.Err()
+}
+
+// loadEntries loads the rows behind feed entries, and whole households.
+func loadEntries(ctx context.Context, tx *sql.Tx, b *store.PullBatch, entries []feedEntry, whole []string) error {
+	ids := map[int][]string{}
+	seen := map[[2]string]bool{}
+	for _, e := range entries {
+		k := [2]string{fmt.Sprint(e.kind), e.entityID}
+		if seen[k] {
+			continue // a group visit has an entry per household
+		}
+		seen[k] = true
+		ids[e.kind] = append(ids[e.kind], e.entityID)
+	}
+	var err error
+	r := &b.Rows
+	if r.Households, err = statedb.Households(ctx, tx, ids[kindHousehold]); err != nil {
+		return err
+	}
+	if r.Persons, err = statedb.Persons(ctx, tx, ids[kindPerson]); err != nil {
+		return err
+	}
+	if r.Tags, err = statedb.Tags(ctx, tx, ids[kindTag]); err != nil {
+		return err
+	}
+	if r.Visits, err = statedb.Visits(ctx, tx, ids[kindVisit]); err != nil {
+		return err
+	}
+	if r.Amendments, err = statedb.Amendments(ctx, tx, ids[kindAmendment]); err != nil {
+		return err
+	}
+	if len(whole) == 0 {
+		return nil
+	}
+	extra, err := statedb.LoadBundle(ctx, tx, whole)
+	if err != nil {
+		return err
+	}
+	r.Households = append(r.Households, extra.Households...)
+	r.Persons = append(r.Persons, extra.Persons...)
+	r.Tags = append(r.Tags, extra.Tags...)
+	r.Visits = append(r.Visits, extra.Visits...)
+	r.Amendments = append(r.Amendments, extra.Amendments...)
+	return nil
+}
+
+// Bootstrap sends pages of whole households. Each page is read in its own
+// transaction, so a slow client never holds a snapshot open; what changes
+// between pages reaches the device through the feed from the first page's
+// cursor.
+func (s *Store) Bootstrap(ctx context.Context, p store.Principal, req store.BootstrapRequest, send func(*store.BootstrapPage) error) error {
+	if err := requireWorker(p); err != nil {
+		return err
+	}
+	pageSize := req.PageSize
+	if pageSize <= 0 {
+		pageSize = store.DefaultBootstrapPage
+	}
+	pageSize = min(pageSize, store.MaxBootstrapPage)
+	var (
+		sc    store.Scope
+		top   uint64
+		total int
+		grids []string
+	)
+	err := s.db.Read(ctx, func(tx *sql.Tx) error {
+		var err error
+		if top, err = head(ctx, tx); err != nil {
+			return err
+		}
+		if sc, err = scope(ctx, tx, p.ID); err != nil {
+			return err
+		}
+		grids = sc.Worker.GridIDs
+		if len(req.GridIDs) > 0 {
+			grids = dedupe(req.GridIDs)
+			for _, g := range grids {
+				if !slices.Contains(sc.Worker.GridIDs, g) {
+					return fmt.Errorf("%w: grid %s is not yours", syncengine.ErrOutOfScope, g)
+				}
+			}
+		}
+		if len(grids) == 0 {
+			return nil
+		}
+		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`) AND id > ?`,
+			append(anys(grids), req.AfterHouseholdID)...).Scan(&total)
+	})
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	after := req.AfterHouseholdID
+	first := true
+	for {
+		page := &store.BootstrapPage{Cursor: top, Scope: sc}
+		if first {
+			page.TotalHouseholds = total
+		}
+		var ids []string
+		if len(grids) > 0 {
+			err = s.db.Read(ctx, func(tx *sql.Tx) error {
+				ids, err = queryStrings(ctx, tx, `SELECT id FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`) AND id > ? ORDER BY id LIMIT ?`,
+					append(anys(grids), after, pageSize)...)
+				if err != nil {
+					return err
+				}
+				page.Rows, err = statedb.LoadBundle(ctx, tx, ids)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("bootstrap: %w", err)
+			}
+		}
+		if len(ids) > 0 {
+			after = ids[len(ids)-1]
+			page.LastHouseholdID = after
+		}
+		// The first page goes out even when empty: it carries the cursor.
+		if len(ids) > 0 || first {
+			if err := send(page); err != nil {
+				return err
+			}
+		}
+		first = false
+		if len(ids) < pageSize {
+			return nil
+		}
+	}
+}
+

@@ -1,0 +1,172 @@
+// Package store defines what the Doorbook server keeps and how: the
+// interface every storage backend implements (SQLite now, PostgreSQL
+// planned) and the types that cross it. Backends merge with syncengine and
+// enforce scope inside their transactions; the conformance suite in
+// storetest holds every backend to the same behaviour.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// Store is the server's storage. Every method is safe for concurrent use.
+//
+// The change feed: every write that changes replicated state takes the next
+// sequence number, and sequence numbers become visible in order — a Pull
+// must never see seq n+1 before seq n has committed, or a cursor would skip
+// n for good. (SQLite's single writer gives this for free; a backend with
+// concurrent writers must serialise the allocation with the commit.)
+type Store interface {
+	// Push applies a device's changes in one transaction: all or none. The
+	// caller has validated them and checked their clocks.
+	Push(ctx context.Context, p Principal, changes []syncengine.Change) (PushResult, error)
+	// Pull returns the feed entries in p's scope after cursor.
+	Pull(ctx context.Context, p Principal, cursor uint64, limit int) (*PullBatch, error)
+	// Bootstrap sends pages of whole households of p's grids (all of them
+	// if grids is empty) after household id after, until done or send fails.
+	Bootstrap(ctx context.Context, p Principal, req BootstrapRequest, send func(*BootstrapPage) error) error
+	// Scope is a worker's grids.
+	Scope(ctx context.Context, p Principal) (Scope, error)
+
+	// Authenticate resolves a bearer token.
+	Authenticate(ctx context.Context, token string) (Principal, error)
+	// Enroll spends a one-time code and creates a device.
+	Enroll(ctx context.Context, code, deviceName string, now time.Time) (Enrollment, error)
+	// CreateAdmin creates an admin over the subtree of node (every tree if
+	// node is "") and returns its token.
+	CreateAdmin(ctx context.Context, name, node string) (Principal, string, error)
+	// HasAdmin reports whether any admin exists.
+	HasAdmin(ctx context.Context) (bool, error)
+
+	CreateOrgNode(ctx context.Context, p Principal, n OrgNode) (OrgNode, error)
+	ListOrgNodes(ctx context.Context, p Principal) ([]OrgNode, error)
+	CreateWorker(ctx context.Context, p Principal, w Worker) (Worker, error)
+	ListWorkers(ctx context.Context, p Principal) ([]Worker, error)
+	SetWorkerGrids(ctx context.Context, p Principal, workerID string, gridIDs []string) (Worker, error)
+	CreateEnrollmentCode(ctx context.Context, p Principal, workerID string, expires time.Time) (string, error)
+	// MoveHousehold writes the household's grid under clock c (newer than
+	// any clock the household holds: see MoveClock).
+	MoveHousehold(ctx context.Context, p Principal, householdID, gridID string, clock func(observed syncengine.Clock) syncengine.Clock) (syncengine.Household, error)
+
+	Close() error
+}
+
+// Kind is what a principal is.
+type Kind int
+
+const (
+	KindWorker Kind = iota + 1
+	KindAdmin
+)
+
+// Principal is the authenticated caller.
+type Principal struct {
+	Kind Kind
+	// ID is the worker's or the admin's id.
+	ID   string
+	Name string
+	// CredentialID is the device (for a worker) or token the call came with.
+	CredentialID string
+	// Node is the root of an admin's subtree; "" means every tree.
+	Node string
+}
+
+// OrgLevel is a level of the organisation tree; the numbers are the API's.
+type OrgLevel int32
+
+const (
+	LevelDistrict  OrgLevel = 1
+	LevelStreet    OrgLevel = 2
+	LevelCommunity OrgLevel = 3
+	LevelGrid      OrgLevel = 4
+)
+
+func (l OrgLevel) String() string {
+	switch l {
+	case LevelDistrict:
+		return "district"
+	case LevelStreet:
+		return "street"
+	case LevelCommunity:
+		return "community"
+	case LevelGrid:
+		return "grid"
+	}
+	return "unknown level"
+}
+
+// OrgNode is a node of the tree district → street → community → grid.
+type OrgNode struct {
+	ID       string
+	ParentID string
+	Level    OrgLevel
+	Name     string
+}
+
+// Worker is a person who visits, with the grids they answer for.
+type Worker struct {
+	ID      string
+	Name    string
+	Role    int32
+	GridIDs []string
+}
+
+// Scope is what a worker's devices replicate.
+type Scope struct {
+	Worker Worker
+	Grids  []OrgNode
+}
+
+// Enrollment is a device created from an enrolment code.
+type Enrollment struct {
+	DeviceID string
+	Token    string
+	Scope    Scope
+}
+
+// PushResult counts what a push did.
+type PushResult struct {
+	Applied    int
+	Duplicates int
+}
+
+// PullBatch is one batch of the feed, to be applied in the order of its
+// fields: evictions, rows, then bootstraps of added grids.
+type PullBatch struct {
+	EvictedHouseholds []string
+	EvictedGrids      []string
+	Rows              syncengine.Bundle
+	AddedGrids        []string
+	Cursor            uint64
+	More              bool
+	Scope             Scope
+}
+
+// BootstrapRequest selects what a bootstrap sends.
+type BootstrapRequest struct {
+	GridIDs          []string
+	AfterHouseholdID string
+	PageSize         int
+}
+
+// BootstrapPage is one page of whole households.
+type BootstrapPage struct {
+	// Cursor is the feed position read before the first page.
+	Cursor          uint64
+	Rows            syncengine.Bundle
+	LastHouseholdID string
+	Scope           Scope
+	// TotalHouseholds is set on the first page.
+	TotalHouseholds int
+}
+
+// Limits on batch sizes.
+const (
+	DefaultPullLimit     = 1000
+	MaxPullLimit         = 5000
+	DefaultBootstrapPage = 200
+	MaxBootstrapPage     = 1000
+)

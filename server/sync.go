@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/internal/wire"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+type syncService struct{ *Server }
+
+func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushResponse, error) {
+	p := principal(ctx)
+	if n := len(req.GetChanges()); n > syncengine.MaxChangesPerPush {
+		return nil, connect.NewError(connect.CodeResourceExhausted,
+			fmt.Errorf("a push holds at most %d changes, got %d", syncengine.MaxChangesPerPush, n))
+	}
+	changes := make([]syncengine.Change, 0, len(req.GetChanges()))
+	var newest syncengine.Clock
+	now := s.now()
+	for _, pc := range req.GetChanges() {
+		c, err := wire.ChangeFromProto(pc)
+		if err == nil {
+			err = c.Validate()
+		}
+		if err != nil {
+			return nil, toConnect(ctx, s.log, err)
+		}
+		mc := c.MaxClock()
+		if err := syncengine.CheckSkew(mc, now, s.maxSkew); err != nil {
+			return nil, s.skewError(err, c.ID)
+		}
+		if mc.Compare(newest) > 0 {
+			newest = mc
+		}
+		changes = append(changes, c)
+	}
+	res, err := s.store.Push(ctx, p, changes)
+	if err != nil {
+		return nil, toConnect(ctx, s.log, err)
+	}
+	s.clock.Observe(newest.HLC)
+	addStat(ctx, "applied", res.Applied)
+	addStat(ctx, "duplicates", res.Duplicates)
+	return &pb.PushResponse{ServerHlc: s.clock.Now().HLC, Applied: uint32(res.Applied), Duplicates: uint32(res.Duplicates)}, nil
+}
+
+// skewError refuses a push whose clock runs ahead, telling the device the
+// server's clock so that it can re-stamp its unsent changes.
+func (s *syncService) skewError(err error, changeID string) error {
+	ce := connect.NewError(connect.CodeFailedPrecondition, err)
+	detail, derr := connect.NewErrorDetail(&pb.ClockSkew{
+		ServerHlc:     s.clock.Now().HLC,
+		ChangeId:      changeID,
+		MaxSkewMillis: uint64(s.maxSkew.Milliseconds()),
+	})
+	if derr == nil {
+		ce.AddDetail(detail)
+	}
+	return ce
+}
+
+func (s *syncService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullResponse, error) {
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = store.DefaultPullLimit
+	}
+	b, err := s.store.Pull(ctx, principal(ctx), req.GetCursor(), limit)
+	if err != nil {
+		return nil, toConnect(ctx, s.log, err)
+	}
+	rows := wire.BundleToProto(&b.Rows)
+	addStat(ctx, "rows", b.Rows.Rows())
+	addStat(ctx, "cursor", b.Cursor)
+	return &pb.PullResponse{
+		EvictedHouseholdIds: b.EvictedHouseholds,
+		EvictedGridIds:      b.EvictedGrids,
+		Households:          rows.Households,
+		Persons:             rows.Persons,
+		Tags:                rows.Tags,
+		Visits:              rows.Visits,
+		VisitAmendments:     rows.Amendments,
+		AddedGridIds:        b.AddedGrids,
+		Cursor:              b.Cursor,
+		More:                b.More,
+		ServerHlc:           s.clock.Now().HLC,
+		Scope:               scopeToProto(b.Scope),
+	}, nil
+}
+
+func (s *syncService) Bootstrap(ctx context.Context, req *pb.BootstrapRequest, stream *connect.ServerStream[pb.BootstrapResponse]) error {
+	for _, g := range req.GetGridIds() {
+		if !syncengine.IsID(g) {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("grid id %q is not a UUID", g))
+		}
+	}
+	if a := req.GetAfterHouseholdId(); a != "" && !syncengine.IsID(a) {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("after_household_id %q is not a UUID", a))
+	}
+	households, rowsSent := 0, 0
+	errSend := errors.New("send")
+	err := s.store.Bootstrap(ctx, principal(ctx), store.BootstrapRequest{
+		GridIDs:          req.GetGridIds(),
+		AfterHouseholdID: req.GetAfterHouseholdId(),
+		PageSize:         int(req.GetPageSize()),
+	}, func(page *store.BootstrapPage) error {
+		rows := wire.BundleToProto(&page.Rows)
+		households += len(page.Rows.Households)
+		rowsSent += page.Rows.Rows()
+		if err := stream.Send(&pb.BootstrapResponse{
+			Cursor:          page.Cursor,
+			Households:      rows.Households,
+			Persons:         rows.Persons,
+			Tags:            rows.Tags,
+			Visits:          rows.Visits,
+			VisitAmendments: rows.Amendments,
+			LastHouseholdId: page.LastHouseholdID,
+			ServerHlc:       s.clock.Now().HLC,
+			Scope:           scopeToProto(page.Scope),
+			TotalHouseholds: uint32(page.TotalHouseholds),
+		}); err != nil {
+			return fmt.Errorf("%w: %w", errSend, err)
+		}
+		return nil
+	})
+	addStat(ctx, "households", households)
+	addStat(ctx, "rows", rowsSent)
+	if errors.Is(err, errSend) {
+		return err // the client went away; nothing to map
+	}
+	return toConnect(ctx, s.log, err)
+}
+
+func scopeToProto(sc store.Scope) *pb.Scope {
+	out := &pb.Scope{Worker: workerToProto(sc.Worker)}
+	for _, g := range sc.Grids {
+		out.Grids = append(out.Grids, nodeToProto(g))
+	}
+	return out
+}
+
+func workerToProto(w store.Worker) *pb.Worker {
+	return &pb.Worker{Id: w.ID, Name: w.Name, Role: pb.WorkerRole(w.Role), GridIds: w.GridIDs}
+}
+
+func nodeToProto(n store.OrgNode) *pb.OrgNode {
+	return &pb.OrgNode{Id: n.ID, ParentId: n.ParentID, Level: pb.OrgLevel(n.Level), Name: n.Name}
+}
