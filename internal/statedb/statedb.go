@@ -480,3 +480,17 @@ func toArgs(ids []string) []any {
 	}
 	return args
 }
+
+// Restamp replaces clock old by clock new on one row of table ("visits",
+// "visit_amendments" or "tag_elements"), if the row still holds old. A phone
+// uses it for changes no one else has seen, after learning its clock ran
+// ahead.
+func Restamp(ctx context.Context, q Querier, table, id string, old, new syncengine.Clock) error {
+	key := map[string]string{"visits": "id", "visit_amendments": "id", "tag_elements": "add_id"}[table]
+	if key == "" {
+		return fmt.Errorf("restamp: unknown table %q", table)
+	}
+	_, err := q.ExecContext(ctx, `UPDATE `+table+` SET hlc = ?, node = ? WHERE `+key+` = ? AND hlc = ? AND node = ?`,
+		int64(new.HLC), int64(new.Node), id, int64(old.HLC), int64(old.Node))
+	return err
+}

@@ -1,0 +1,45 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// ErrNotEnrolled: the replica has no device token yet; call Enroll.
+var ErrNotEnrolled = errors.New("replica not enrolled: enrol it with a code from an admin first")
+
+// fromConnect maps a Connect error back to the domain error the server
+// started from, so that errors.Is works on this side of the wire too.
+func fromConnect(err error) error {
+	if err == nil {
+		return nil
+	}
+	var kind error
+	switch connect.CodeOf(err) {
+	case connect.CodeInvalidArgument:
+		kind = syncengine.ErrInvalid
+	case connect.CodeNotFound:
+		kind = syncengine.ErrNotFound
+	case connect.CodeAlreadyExists:
+		kind = syncengine.ErrAlreadyExists
+	case connect.CodePermissionDenied:
+		kind = syncengine.ErrOutOfScope
+	case connect.CodeUnauthenticated:
+		kind = syncengine.ErrUnauthenticated
+	case connect.CodeResourceExhausted:
+		kind = syncengine.ErrLimit
+	case connect.CodeFailedPrecondition:
+		kind = syncengine.ErrStaleCursor
+		var ce *connect.Error
+		if errors.As(err, &ce) && skewDetail(ce) != nil {
+			kind = syncengine.ErrClockSkew
+		}
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %w", kind, err)
+}

@@ -1,0 +1,224 @@
+// Package sdk is Doorbook's embeddable client: a local SQLite replica of a
+// worker's scope that takes every write offline and syncs when the network
+// allows.
+//
+// Every write (register a household, edit it, link a person, tag it, record,
+// amend or void a visit) applies to the local file and queues a change in
+// the same transaction, so it is visible at once and never lost. Sync pushes
+// the queue and pulls what changed, each step committed on its own, so that
+// a killed app resumes where it stopped. Merges use syncengine, the same
+// code the server runs.
+//
+//	r, err := sdk.Open(ctx, "replica.db")
+//	err = r.Enroll(ctx, "https://doorbook.example", "ABCD-EFGH-JKLM", "Li's phone")
+//	id, err := r.RegisterHousehold(ctx, gridID, map[string]string{"head_name": "王芳"})
+//	_, err = r.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{id}, Form: syncengine.FormInPerson})
+//	report, err := r.Sync(ctx)
+package sdk
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/internal/wire"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations is the replica schema, in order. Version 1 holds the
+// replicated tables, 2 the sync state, 3 the schema's second release.
+func Migrations() ([]sqlitex.Migration, error) {
+	own, err := sqlitex.LoadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: statedb.SchemaV1}}, own...), nil
+}
+
+// Replica is one local replica file. Its methods are safe for concurrent
+// use; Sync calls run one at a time.
+type Replica struct {
+	db       *sqlitex.DB
+	clock    *syncengine.HybridClock
+	id       string
+	log      zerolog.Logger
+	now      func() time.Time
+	http     *http.Client
+	progress func(Progress)
+
+	syncMu sync.Mutex
+	closed sync.Once
+}
+
+// Option configures a Replica.
+type Option func(*Replica)
+
+// WithLogger sets the replica's log (default: none).
+func WithLogger(l zerolog.Logger) Option { return func(r *Replica) { r.log = l } }
+
+// WithNow sets the wall clock (default time.Now): tests use it to play a
+// phone whose clock is wrong.
+func WithNow(now func() time.Time) Option { return func(r *Replica) { r.now = now } }
+
+// WithHTTPClient sets the HTTP client used to reach the server.
+func WithHTTPClient(c *http.Client) Option { return func(r *Replica) { r.http = c } }
+
+// WithProgress sets a callback for sync progress. It runs on the syncing
+// goroutine and should return quickly.
+func WithProgress(fn func(Progress)) Option { return func(r *Replica) { r.progress = fn } }
+
+// Progress reports how far a sync has got.
+type Progress struct {
+	// Phase is "push", "bootstrap" or "pull".
+	Phase string
+	// Done and Total count changes (push), households (bootstrap) or rows
+	// (pull); Total is 0 when unknown.
+	Done, Total int
+}
+
+// Open opens (creating if needed) a replica file, migrating an older schema.
+func Open(ctx context.Context, path string, opts ...Option) (*Replica, error) {
+	r := &Replica{log: zerolog.Nop(), now: time.Now, http: http.DefaultClient}
+	for _, o := range opts {
+		o(r)
+	}
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	r.db, err = sqlitex.Open(ctx, path, ms)
+	if err != nil {
+		return nil, err
+	}
+	var hlc, offset int64
+	err = r.db.Write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT replica_id, hlc, offset_millis FROM sync_state WHERE id = 1`).Scan(&r.id, &hlc, &offset)
+		if errors.Is(err, sql.ErrNoRows) {
+			r.id = uuid.Must(uuid.NewV7()).String()
+			_, err = tx.ExecContext(ctx, `INSERT INTO sync_state (id, replica_id) VALUES (1, ?)`, r.id)
+		}
+		return err
+	})
+	if err != nil {
+		r.db.Close()
+		return nil, fmt.Errorf("open replica %s: %w", path, err)
+	}
+	r.clock = syncengine.NewHybridClock(syncengine.NodeID(r.id), uint64(hlc), r.now)
+	r.clock.SetOffset(time.Duration(offset) * time.Millisecond)
+	return r, nil
+}
+
+// Close closes the replica file. It is safe to call more than once.
+func (r *Replica) Close() error {
+	var err error
+	r.closed.Do(func() { err = r.db.Close() })
+	return err
+}
+
+// ID is the replica's id, the node of its clock.
+func (r *Replica) ID() string { return r.id }
+
+// Path is the replica file.
+func (r *Replica) Path() string { return r.db.Path }
+
+// state is the sync_state row.
+type state struct {
+	ServerURL, DeviceID, Token, WorkerID, WorkerName string
+	Cursor                                           uint64
+	LastSyncAt                                       int64
+	LastError                                        string
+}
+
+func readState(ctx context.Context, q statedb.Querier) (state, error) {
+	var s state
+	err := q.QueryRowContext(ctx, `SELECT server_url, device_id, token, worker_id, worker_name, cursor, last_sync_at, last_error
+		FROM sync_state WHERE id = 1`).Scan(&s.ServerURL, &s.DeviceID, &s.Token, &s.WorkerID, &s.WorkerName, &s.Cursor, &s.LastSyncAt, &s.LastError)
+	if err != nil {
+		return s, fmt.Errorf("read sync state: %w", err)
+	}
+	return s, nil
+}
+
+// enrolledState reads the state and fails if the replica is not enrolled.
+func (r *Replica) enrolledState(ctx context.Context, q statedb.Querier) (state, error) {
+	s, err := readState(ctx, q)
+	if err == nil && s.Token == "" {
+		err = ErrNotEnrolled
+	}
+	return s, err
+}
+
+// writer is what a local write transaction offers: the transaction, a clock
+// and the outbox.
+type writer struct {
+	tx     *sql.Tx
+	r      *Replica
+	worker string
+}
+
+func (w *writer) stamp() syncengine.Clock { return w.r.clock.Now() }
+
+func (w *writer) newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// emit queues a change for the server.
+func (w *writer) emit(ctx context.Context, c syncengine.Change) error {
+	c.ID = w.newID()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	payload, err := proto.Marshal(wire.ChangeToProto(&c))
+	if err != nil {
+		return fmt.Errorf("encode change: %w", err)
+	}
+	_, err = w.tx.ExecContext(ctx, `INSERT INTO outbox (change_id, payload, created_at) VALUES (?, ?, ?)`, c.ID, payload, w.r.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("queue change: %w", err)
+	}
+	return nil
+}
+
+// write runs fn in one local transaction with the clock persisted, so a
+// write and its queued change land together or not at all.
+func (r *Replica) write(ctx context.Context, fn func(w *writer) error) error {
+	return r.db.Write(ctx, func(tx *sql.Tx) error {
+		s, err := r.enrolledState(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := fn(&writer{tx: tx, r: r, worker: s.WorkerID}); err != nil {
+			return err
+		}
+		return r.saveClock(ctx, tx)
+	})
+}
+
+func (r *Replica) saveClock(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `UPDATE sync_state SET hlc = max(hlc, ?), offset_millis = ? WHERE id = 1`,
+		int64(r.clock.Peek()), r.clock.Offset().Milliseconds())
+	return err
+}
+
+// decodeChange reads an outbox payload.
+func decodeChange(payload []byte) (syncengine.Change, *pb.Change, error) {
+	var pc pb.Change
+	if err := proto.Unmarshal(payload, &pc); err != nil {
+		return syncengine.Change{}, nil, fmt.Errorf("decode outbox change: %w", err)
+	}
+	c, err := wire.ChangeFromProto(&pc)
+	return c, &pc, err
+}

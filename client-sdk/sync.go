@@ -1,0 +1,651 @@
+package sdk
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/internal/wire"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// Sizes of what one round trip carries.
+const (
+	pushBatch     = 500
+	pullLimit     = 1000
+	bootstrapPage = 200
+	// maxEvictionRetries bounds how often a sync re-pushes because a
+	// household with unsent changes is leaving the scope.
+	maxEvictionRetries = 5
+)
+
+// SyncReport says what a Sync did.
+type SyncReport struct {
+	Pushed     int
+	Duplicates int
+	Pulled     int
+	// Bootstrapped counts households received whole.
+	Bootstrapped int
+	Evicted      int
+	// Restamped counts unsent changes given new clocks because the phone's
+	// clock ran ahead of the server's.
+	Restamped int
+	Cursor    uint64
+}
+
+type clients struct {
+	sync doorbookv1connect.SyncServiceClient
+}
+
+// bearer adds the device token to every call.
+type bearer string
+
+func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		req.Header().Set("Authorization", "Bearer "+string(b))
+		return next(ctx, req)
+	}
+}
+
+func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		conn.RequestHeader().Set("Authorization", "Bearer "+string(b))
+		return conn
+	}
+}
+
+func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+func (r *Replica) clients(s state) clients {
+	return clients{sync: doorbookv1connect.NewSyncServiceClient(r.http, s.ServerURL, connect.WithInterceptors(bearer(s.Token)))}
+}
+
+// observe moves the clock past the server's and learns the wall-clock
+// offset, so that a phone whose clock is wrong stamps its next writes with
+// the server's time.
+func (r *Replica) observe(serverHLC uint64) {
+	if serverHLC == 0 {
+		return
+	}
+	r.clock.SetOffset(syncengine.HLCTime(serverHLC).Sub(r.now()).Round(time.Millisecond))
+	r.clock.Observe(serverHLC)
+}
+
+// Enroll registers this replica as a device of the worker the code was
+// issued for, with the server at serverURL.
+func (r *Replica) Enroll(ctx context.Context, serverURL, code, deviceName string) error {
+	st, err := readState(ctx, r.db.R)
+	if err != nil {
+		return err
+	}
+	if st.Token != "" {
+		return fmt.Errorf("%w: replica already enrolled as device %s", syncengine.ErrInvalid, st.DeviceID)
+	}
+	client := doorbookv1connect.NewEnrollmentServiceClient(r.http, serverURL)
+	res, err := client.Enroll(ctx, &pb.EnrollRequest{Code: code, DeviceName: deviceName})
+	if err != nil {
+		return fmt.Errorf("enroll: %w", fromConnect(err))
+	}
+	r.observe(res.GetServerHlc())
+	err = r.db.Write(ctx, func(tx *sql.Tx) error {
+		w := res.GetScope().GetWorker()
+		if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET server_url = ?, device_id = ?, token = ?, worker_id = ?, worker_name = ? WHERE id = 1`,
+			serverURL, res.GetDeviceId(), res.GetToken(), w.GetId(), w.GetName()); err != nil {
+			return err
+		}
+		if err := saveScope(ctx, tx, res.GetScope()); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO pending_bootstraps (key) VALUES ('*')`); err != nil {
+			return err
+		}
+		return r.saveClock(ctx, tx)
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	return nil
+}
+
+func saveScope(ctx context.Context, tx *sql.Tx, sc *pb.Scope) error {
+	if sc == nil {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM my_grids`); err != nil {
+		return err
+	}
+	for _, g := range sc.GetGrids() {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO my_grids (grid_id, name) VALUES (?, ?)`, g.GetId(), g.GetName()); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE sync_state SET worker_name = ? WHERE id = 1`, sc.GetWorker().GetName())
+	return err
+}
+
+// Sync pushes the outbox, runs pending bootstraps, and pulls to the newest
+// cursor. Each step commits on its own: a sync cut short anywhere (network,
+// app killed) loses nothing and resumes at the next call.
+func (r *Replica) Sync(ctx context.Context) (SyncReport, error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	var rep SyncReport
+	err := r.sync(ctx, &rep)
+	r.recordSync(ctx, err)
+	if err != nil {
+		return rep, fmt.Errorf("sync: %w", err)
+	}
+	return rep, nil
+}
+
+func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
+	st, err := r.enrolledState(ctx, r.db.R)
+	if err != nil {
+		return err
+	}
+	c := r.clients(st)
+	for retries := 0; ; retries++ {
+		if err := r.push(ctx, c, rep); err != nil {
+			return err
+		}
+		if err := r.bootstraps(ctx, c, rep); err != nil {
+			return err
+		}
+		err := r.pull(ctx, c, rep)
+		if errors.Is(err, errEvictPending) && retries < maxEvictionRetries {
+			// A household leaving the scope has unsent changes: push them
+			// while the server still accepts them, then pull again.
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		more, err := r.hasPendingBootstraps(ctx)
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
+}
+
+func (r *Replica) recordSync(ctx context.Context, syncErr error) {
+	now := r.now().UnixMilli()
+	_ = r.db.Write(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
+		if syncErr == nil {
+			_, err := tx.ExecContext(ctx, `UPDATE sync_state SET last_sync_at = ?, last_error = '' WHERE id = 1`, now)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE sync_state SET last_error = ?, last_error_at = ? WHERE id = 1`, syncErr.Error(), now)
+		return err
+	})
+}
+
+func (r *Replica) report(phase string, done, total int) {
+	if r.progress != nil {
+		r.progress(Progress{Phase: phase, Done: done, Total: total})
+	}
+}
+
+// push sends the outbox in batches, oldest first, and drops each batch once
+// the server has acknowledged it. A batch whose acknowledgement is lost is
+// sent again; the server recognises its change ids.
+func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
+	total, err := r.Pending(ctx)
+	if err != nil || total == 0 {
+		return err
+	}
+	restamped := false
+	for {
+		seqs, changes, err := r.outboxBatch(ctx)
+		if err != nil {
+			return err
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		res, err := c.sync.Push(ctx, &pb.PushRequest{Changes: changes})
+		if err != nil {
+			var ce *connect.Error
+			if errors.As(err, &ce) && skewDetail(ce) != nil && !restamped {
+				n, rerr := r.restamp(ctx, skewDetail(ce))
+				if rerr != nil {
+					return rerr
+				}
+				rep.Restamped += n
+				restamped = true
+				continue
+			}
+			return fmt.Errorf("push: %w", fromConnect(err))
+		}
+		r.observe(res.GetServerHlc())
+		err = r.db.Write(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, seqs[len(seqs)-1]); err != nil {
+				return err
+			}
+			return r.saveClock(ctx, tx)
+		})
+		if err != nil {
+			return fmt.Errorf("acknowledge push: %w", err)
+		}
+		rep.Pushed += int(res.GetApplied())
+		rep.Duplicates += int(res.GetDuplicates())
+		r.report("push", rep.Pushed+rep.Duplicates, total)
+	}
+}
+
+func (r *Replica) outboxBatch(ctx context.Context) ([]int64, []*pb.Change, error) {
+	rows, err := r.db.R.QueryContext(ctx, `SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?`, pushBatch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read outbox: %w", err)
+	}
+	defer rows.Close()
+	var seqs []int64
+	var changes []*pb.Change
+	for rows.Next() {
+		var seq int64
+		var payload []byte
+		if err := rows.Scan(&seq, &payload); err != nil {
+			return nil, nil, err
+		}
+		var pc pb.Change
+		if err := proto.Unmarshal(payload, &pc); err != nil {
+			return nil, nil, fmt.Errorf("decode outbox change %d: %w", seq, err)
+		}
+		seqs = append(seqs, seq)
+		changes = append(changes, &pc)
+	}
+	return seqs, changes, rows.Err()
+}
+
+func skewDetail(ce *connect.Error) *pb.ClockSkew {
+	for _, d := range ce.Details() {
+		if m, err := d.Value(); err == nil {
+			if s, ok := m.(*pb.ClockSkew); ok {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
+// bootstraps runs or resumes every pending bootstrap.
+func (r *Replica) bootstraps(ctx context.Context, c clients, rep *SyncReport) error {
+	type pending struct {
+		key, after string
+	}
+	var todo []pending
+	rows, err := r.db.R.QueryContext(ctx, `SELECT key, after_id FROM pending_bootstraps ORDER BY key`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var p pending
+		if err := rows.Scan(&p.key, &p.after); err != nil {
+			rows.Close()
+			return err
+		}
+		todo = append(todo, p)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	for _, p := range todo {
+		if err := r.bootstrap(ctx, c, p.key, p.after, rep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bootstrap streams whole households of one pending bootstrap, committing
+// each page with the position to resume from.
+func (r *Replica) bootstrap(ctx context.Context, c clients, key, after string, rep *SyncReport) error {
+	req := &pb.BootstrapRequest{AfterHouseholdId: after, PageSize: bootstrapPage}
+	if key != "*" {
+		req.GridIds = []string{key}
+	}
+	stream, err := c.sync.Bootstrap(ctx, req)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", fromConnect(err))
+	}
+	defer stream.Close()
+	done, total := 0, 0
+	for stream.Receive() {
+		msg := stream.Msg()
+		if total == 0 {
+			total = int(msg.GetTotalHouseholds())
+		}
+		b := wire.BundleFromProto(wire.Rows{Households: msg.GetHouseholds(), Persons: msg.GetPersons(), Tags: msg.GetTags(), Visits: msg.GetVisits(), Amendments: msg.GetVisitAmendments()})
+		if err := wire.ValidateBundle(&b); err != nil {
+			return fmt.Errorf("bootstrap: server sent %w", err)
+		}
+		r.observe(msg.GetServerHlc())
+		err := r.db.Write(ctx, func(tx *sql.Tx) error {
+			if err := r.applyRows(ctx, tx, &b); err != nil {
+				return err
+			}
+			if err := saveScope(ctx, tx, msg.GetScope()); err != nil {
+				return err
+			}
+			last := msg.GetLastHouseholdId()
+			if last == "" {
+				last = after
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE pending_bootstraps SET after_id = ?, cursor = COALESCE(cursor, ?) WHERE key = ?`, last, msg.GetCursor(), key)
+			if err != nil {
+				return err
+			}
+			return r.saveClock(ctx, tx)
+		})
+		if err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+		after = msg.GetLastHouseholdId()
+		done += len(b.Households)
+		rep.Bootstrapped += len(b.Households)
+		r.report("bootstrap", done, total)
+	}
+	if err := stream.Err(); err != nil {
+		if key != "*" && connect.CodeOf(err) == connect.CodePermissionDenied {
+			// The grid was taken away again before we fetched it; the
+			// next pull says so and drops what arrived.
+			return r.dropBootstrap(ctx, key, 0)
+		}
+		return fmt.Errorf("bootstrap: %w", fromConnect(err))
+	}
+	var cursor sql.NullInt64
+	if err := r.db.R.QueryRowContext(ctx, `SELECT cursor FROM pending_bootstraps WHERE key = ?`, key).Scan(&cursor); err != nil {
+		return err
+	}
+	if key == "*" {
+		return r.dropBootstrap(ctx, key, uint64(cursor.Int64))
+	}
+	return r.dropBootstrap(ctx, key, 0)
+}
+
+// dropBootstrap marks a bootstrap complete. A new device's first bootstrap
+// sets the cursor to where the server stood when it began: what changed
+// since reaches the device through the feed.
+func (r *Replica) dropBootstrap(ctx context.Context, key string, cursor uint64) error {
+	return r.db.Write(ctx, func(tx *sql.Tx) error {
+		if cursor > 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET cursor = max(cursor, ?) WHERE id = 1`, cursor); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM pending_bootstraps WHERE key = ?`, key)
+		return err
+	})
+}
+
+func (r *Replica) hasPendingBootstraps(ctx context.Context) (bool, error) {
+	var n int
+	err := r.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM pending_bootstraps`).Scan(&n)
+	return n > 0, err
+}
+
+// errEvictPending: a pull batch would drop a household that has unsent
+// changes; the batch is not applied.
+var errEvictPending = errors.New("household leaving scope has unsent changes")
+
+// pull applies feed batches until the server has no more.
+func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
+	for {
+		st, err := readState(ctx, r.db.R)
+		if err != nil {
+			return err
+		}
+		if st.Cursor == 0 {
+			// No cursor until the first bootstrap completes.
+			if pending, err := r.hasPendingBootstraps(ctx); err != nil || pending {
+				return err
+			}
+		}
+		res, err := c.sync.Pull(ctx, &pb.PullRequest{Cursor: st.Cursor, Limit: pullLimit})
+		if err != nil {
+			return fmt.Errorf("pull: %w", fromConnect(err))
+		}
+		b := wire.BundleFromProto(wire.Rows{Households: res.GetHouseholds(), Persons: res.GetPersons(), Tags: res.GetTags(), Visits: res.GetVisits(), Amendments: res.GetVisitAmendments()})
+		if err := wire.ValidateBundle(&b); err != nil {
+			return fmt.Errorf("pull: server sent %w", err)
+		}
+		r.observe(res.GetServerHlc())
+		evicted := 0
+		err = r.db.Write(ctx, func(tx *sql.Tx) error {
+			var err error
+			if evicted, err = r.evict(ctx, tx, res); err != nil {
+				return err
+			}
+			if err := r.applyRows(ctx, tx, &b); err != nil {
+				return err
+			}
+			for _, g := range res.GetAddedGridIds() {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO pending_bootstraps (key) VALUES (?) ON CONFLICT (key) DO UPDATE SET after_id = ''`, g); err != nil {
+					return err
+				}
+			}
+			if err := saveScope(ctx, tx, res.GetScope()); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET cursor = ? WHERE id = 1`, res.GetCursor()); err != nil {
+				return err
+			}
+			return r.saveClock(ctx, tx)
+		})
+		if err != nil {
+			if errors.Is(err, errEvictPending) {
+				return err
+			}
+			return fmt.Errorf("apply pull: %w", err)
+		}
+		rep.Pulled += b.Rows()
+		rep.Evicted += evicted
+		rep.Cursor = res.GetCursor()
+		r.report("pull", rep.Pulled, 0)
+		if !res.GetMore() {
+			return nil
+		}
+	}
+}
+
+// evict drops the households that left the scope, unless one of them has
+// unsent changes: then nothing is applied (errEvictPending), the changes are
+// pushed, and the batch is pulled again.
+func (r *Replica) evict(ctx context.Context, tx *sql.Tx, res *pb.PullResponse) (int, error) {
+	ids := append([]string(nil), res.GetEvictedHouseholdIds()...)
+	for _, g := range res.GetEvictedGridIds() {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM households WHERE grid_id = ?`, g)
+		if err != nil {
+			return 0, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Close(); err != nil {
+			return 0, err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_bootstraps WHERE key = ?`, g); err != nil {
+			return 0, err
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	pending, err := pendingHouseholds(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if pending[id] {
+			return 0, fmt.Errorf("%w: %s", errEvictPending, id)
+		}
+	}
+	return len(ids), statedb.DeleteHouseholds(ctx, tx, ids)
+}
+
+// pendingHouseholds is the set of households the outbox has changes for.
+func pendingHouseholds(ctx context.Context, tx *sql.Tx) (map[string]bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT payload FROM outbox`)
+	if err != nil {
+		return nil, err
+	}
+	var changes []syncengine.Change
+	for rows.Next() {
+		var payload []byte
+		if err := rows.Scan(&payload); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c, _, err := decodeChange(payload)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		changes = append(changes, c)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, c := range changes {
+		switch {
+		case c.Household != nil:
+			out[c.Household.ID] = true
+		case c.Person != nil:
+			out[c.Person.HouseholdID] = true
+		case c.Tag != nil:
+			out[c.Tag.HouseholdID] = true
+		case c.Visit != nil:
+			for _, h := range c.Visit.HouseholdIDs {
+				out[h] = true
+			}
+		case c.Amendment != nil:
+			vs, err := statedb.Visits(ctx, tx, []string{c.Amendment.VisitID})
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range vs {
+				for _, h := range v.HouseholdIDs {
+					out[h] = true
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// applyRows merges rows from the server and moves the clock past them.
+func (r *Replica) applyRows(ctx context.Context, tx *sql.Tx, b *syncengine.Bundle) error {
+	if err := statedb.ApplyBundle(ctx, tx, b); err != nil {
+		return err
+	}
+	var newest uint64
+	for i := range b.Households {
+		newest = max(newest, b.Households[i].MaxClock().HLC)
+	}
+	for i := range b.Persons {
+		newest = max(newest, b.Persons[i].MaxClock().HLC)
+	}
+	for _, t := range b.Tags {
+		newest = max(newest, t.Clock.HLC)
+	}
+	for _, v := range b.Visits {
+		newest = max(newest, v.Clock.HLC)
+	}
+	for _, a := range b.Amendments {
+		newest = max(newest, a.Clock.HLC)
+	}
+	r.clock.Observe(newest)
+	return nil
+}
+
+// restamp handles a push refused for clock skew: the phone's clock ran ahead
+// of the server's. No one but this replica has seen its unsent changes, so
+// it may give them new clocks: it moves its clock to the server's, then
+// re-stamps each unsent change in order, and the local rows whose fields
+// still hold that change's clock.
+func (r *Replica) restamp(ctx context.Context, skew *pb.ClockSkew) (int, error) {
+	r.observe(skew.GetServerHlc())
+	limit := syncengine.PackHLC(syncengine.HLCTime(skew.GetServerHlc()).UnixMilli()+int64(skew.GetMaxSkewMillis()), 0)
+	n := 0
+	err := r.db.Write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, payload FROM outbox ORDER BY seq`)
+		if err != nil {
+			return err
+		}
+		type entry struct {
+			seq    int64
+			change syncengine.Change
+		}
+		var entries []entry
+		for rows.Next() {
+			var e entry
+			var payload []byte
+			if err := rows.Scan(&e.seq, &payload); err != nil {
+				rows.Close()
+				return err
+			}
+			if e.change, _, err = decodeChange(payload); err != nil {
+				rows.Close()
+				return err
+			}
+			entries = append(entries, e)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		// Re-stamped changes must stay after every change before them that
+		// keeps its clock, and after all the server has seen.
+		floor := skew.GetServerHlc()
+		for _, e := range entries {
+			if hlc := e.change.MaxClock().HLC; hlc <= limit {
+				floor = max(floor, hlc)
+			}
+		}
+		r.clock.Reset(floor)
+		rs := &restamper{clock: r.clock, remap: map[syncengine.Clock]syncengine.Clock{}}
+		for _, e := range entries {
+			if e.change.MaxClock().HLC <= limit {
+				continue
+			}
+			if err := rs.restampChange(ctx, tx, &e.change); err != nil {
+				return err
+			}
+			payload, err := proto.Marshal(wire.ChangeToProto(&e.change))
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET payload = ? WHERE seq = ?`, payload, e.seq); err != nil {
+				return err
+			}
+			n++
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET hlc = ? WHERE id = 1`, int64(r.clock.Peek())); err != nil {
+			return err
+		}
+		return r.saveClock(ctx, tx)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("re-stamp changes after clock skew: %w", err)
+	}
+	r.log.Warn().Int("changes", n).Dur("offset", r.clock.Offset()).Msg("phone clock ran ahead of the server: unsent changes re-stamped")
+	return n, nil
+}
