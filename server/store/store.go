@@ -51,6 +51,10 @@ type Store interface {
 	// any clock the household holds: see MoveClock).
 	MoveHousehold(ctx context.Context, p Principal, householdID, gridID string, clock func(observed syncengine.Clock) syncengine.Clock) (syncengine.Household, error)
 
+	// Import merges ledger rows (an admin's bulk load, or demo data) as if
+	// pushed, into households of p's subtree, recording them in the feed.
+	Import(ctx context.Context, p Principal, rows syncengine.Bundle) error
+
 	Close() error
 }
 

@@ -341,3 +341,109 @@ func dedupe(ids []string) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// Import merges rows into households of p's subtree, in one transaction.
+func (s *Store) Import(ctx context.Context, p store.Principal, b syncengine.Bundle) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		seq, err := newSeqAlloc(ctx, tx)
+		if err != nil {
+			return err
+		}
+		grids := map[string]bool{}
+		checkGrid := func(g string) error {
+			if grids[g] {
+				return nil
+			}
+			if err := checkGrids(ctx, tx, p, []string{g}); err != nil {
+				return err
+			}
+			grids[g] = true
+			return nil
+		}
+		for i := range b.Households {
+			h := &b.Households[i]
+			merged, before, changed, err := statedb.MergeHousehold(ctx, tx, h)
+			if err != nil {
+				return err
+			}
+			if err := checkGrid(merged.GridID.Value); err != nil {
+				return err
+			}
+			if before != nil && before.GridID.Value != merged.GridID.Value {
+				return fmt.Errorf("%w: import may not move household %s; use MoveHousehold", syncengine.ErrInvalid, h.ID)
+			}
+			if changed {
+				if err := seq.touch(ctx, kindHousehold, h.ID, h.ID); err != nil {
+					return err
+				}
+			}
+		}
+		// Everything else must hang off a household of the subtree.
+		inTree := func(hh string) error {
+			h, ok, err := statedb.GetHousehold(ctx, tx, hh)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: household %s", syncengine.ErrNotFound, hh)
+			}
+			return checkGrid(h.GridID.Value)
+		}
+		for i := range b.Persons {
+			pr := &b.Persons[i]
+			if err := inTree(pr.HouseholdID); err != nil {
+				return err
+			}
+			if _, _, changed, err := statedb.MergePerson(ctx, tx, pr); err != nil {
+				return err
+			} else if changed {
+				if err := seq.touch(ctx, kindPerson, pr.ID, pr.HouseholdID); err != nil {
+					return err
+				}
+			}
+		}
+		for i := range b.Tags {
+			t := &b.Tags[i]
+			if err := inTree(t.HouseholdID); err != nil {
+				return err
+			}
+			if _, changed, err := statedb.MergeTag(ctx, tx, t); err != nil {
+				return err
+			} else if changed {
+				if err := seq.touch(ctx, kindTag, t.AddID, t.HouseholdID); err != nil {
+					return err
+				}
+			}
+		}
+		for i := range b.Visits {
+			v := &b.Visits[i]
+			for _, hh := range v.HouseholdIDs {
+				if err := inTree(hh); err != nil {
+					return err
+				}
+			}
+			inserted, err := statedb.InsertVisit(ctx, tx, v)
+			if err != nil {
+				return err
+			}
+			for _, hh := range v.HouseholdIDs {
+				if inserted {
+					if err := seq.touch(ctx, kindVisit, v.ID, hh); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if len(b.Amendments) > 0 {
+			return fmt.Errorf("%w: import does not take amendments", syncengine.ErrInvalid)
+		}
+		return seq.save(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	return nil
+}

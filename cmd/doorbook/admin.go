@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+)
+
+const adminUsage = `Usage: doorbook admin (--server URL --token TOKEN | --credentials FILE) [--json] VERB [flags]
+
+Verbs:
+  org create  --level district|street|community|grid --name NAME [--parent ID]
+  org list
+  worker create --name NAME [--role ROLE] [--grid ID]...
+  worker list
+  worker grids  --worker ID [--grid ID]...     replace a worker's grids
+  code   --worker ID [--ttl 72h]               a one-time enrolment code
+  move   --household ID --grid ID              move a household to another grid
+
+ROLE: grid_worker, community_worker, cadre, police_officer, leader, teacher.
+--credentials reads the server and admin token from the file "doorbook serve" writes.
+`
+
+type adminCmd struct {
+	ctx    context.Context
+	client doorbookv1connect.AdminServiceClient
+	out    output
+	stderr io.Writer
+	json   *bool
+}
+
+type tokenHeader string
+
+func (t tokenHeader) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		req.Header().Set("Authorization", "Bearer "+string(t))
+		return next(ctx, req)
+	}
+}
+
+func (t tokenHeader) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (t tokenHeader) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("admin", stderr)
+	serverURL := fs.String("server", "", "server `URL`")
+	token := fs.String("token", "", "admin `token`")
+	credsPath := fs.String("credentials", "", "credentials `file` written by doorbook serve")
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Usage = func() { fmt.Fprint(stderr, adminUsage) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	rest := fs.Args()
+	if len(rest) == 0 || rest[0] == "help" {
+		fmt.Fprint(stderr, adminUsage)
+		if len(rest) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	if *credsPath != "" {
+		c, err := readCredentials(*credsPath)
+		if err != nil {
+			return err
+		}
+		if *serverURL == "" {
+			*serverURL = c.Server
+		}
+		if *token == "" {
+			*token = c.AdminToken
+		}
+	}
+	if err := errors.Join(required("server", *serverURL), required("token", *token)); err != nil {
+		return err
+	}
+	c := &adminCmd{
+		ctx:    ctx,
+		client: doorbookv1connect.NewAdminServiceClient(http.DefaultClient, strings.TrimRight(*serverURL, "/"), connect.WithInterceptors(tokenHeader(*token))),
+		out:    output{json: *asJSON, w: stdout},
+		stderr: stderr,
+		json:   asJSON,
+	}
+	verb, vargs := rest[0], rest[1:]
+	sub := ""
+	if len(vargs) > 0 && !strings.HasPrefix(vargs[0], "-") {
+		sub, vargs = vargs[0], vargs[1:]
+	}
+	switch verb + " " + sub {
+	case "org create":
+		return c.orgCreate(vargs)
+	case "org list":
+		return c.orgList(vargs)
+	case "worker create":
+		return c.workerCreate(vargs)
+	case "worker list":
+		return c.workerList(vargs)
+	case "worker grids":
+		return c.workerGrids(vargs)
+	case "code ":
+		return c.code(vargs)
+	case "move ":
+		return c.move(vargs)
+	}
+	fmt.Fprint(stderr, adminUsage)
+	return fmt.Errorf("%w: unknown admin verb %q", errUsage, strings.TrimSpace(verb+" "+sub))
+}
+
+func (c *adminCmd) flags(name string) *flag.FlagSet {
+	fs := newFlags("admin "+name, c.stderr)
+	fs.BoolVar(c.json, "json", *c.json, "print JSON")
+	return fs
+}
+
+func (c *adminCmd) parse(fs *flag.FlagSet, args []string) error {
+	err := parse(fs, args)
+	c.out.json = *c.json
+	return err
+}
+
+// enumValue finds NAME in a protobuf enum whose values are PREFIX_NAME.
+func enumValue(values map[string]int32, prefix, name string) (int32, error) {
+	v, ok := values[prefix+strings.ToUpper(name)]
+	if !ok || v == 0 {
+		return 0, fmt.Errorf("%w: unknown value %q", errUsage, name)
+	}
+	return v, nil
+}
+
+func enumName(names map[int32]string, prefix string, v int32) string {
+	return strings.ToLower(strings.TrimPrefix(names[v], prefix))
+}
+
+type nodeJSON struct {
+	ID       string `json:"id"`
+	ParentID string `json:"parent_id"`
+	Level    string `json:"level"`
+	Name     string `json:"name"`
+}
+
+func nodeOut(n *pb.OrgNode) nodeJSON {
+	return nodeJSON{n.GetId(), n.GetParentId(), enumName(pb.OrgLevel_name, "ORG_LEVEL_", int32(n.GetLevel())), n.GetName()}
+}
+
+func (c *adminCmd) orgCreate(args []string) error {
+	fs := c.flags("org create")
+	parent := fs.String("parent", "", "parent node `id` (none for a district)")
+	level := fs.String("level", "", "district, street, community or grid")
+	name := fs.String("name", "", "node `name`")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	lv, err := enumValue(pb.OrgLevel_value, "ORG_LEVEL_", *level)
+	if err != nil {
+		return err
+	}
+	res, err := c.client.CreateOrgNode(c.ctx, &pb.CreateOrgNodeRequest{ParentId: *parent, Level: pb.OrgLevel(lv), Name: *name})
+	if err != nil {
+		return err
+	}
+	n := nodeOut(res.GetNode())
+	return c.out.print(n, func(w io.Writer) { fmt.Fprintf(w, "created %s %s\t%s\n", n.Level, n.ID, n.Name) })
+}
+
+func (c *adminCmd) orgList(args []string) error {
+	if err := c.parse(c.flags("org list"), args); err != nil {
+		return err
+	}
+	res, err := c.client.ListOrgNodes(c.ctx, &pb.ListOrgNodesRequest{})
+	if err != nil {
+		return err
+	}
+	out := []nodeJSON{}
+	for _, n := range res.GetNodes() {
+		out = append(out, nodeOut(n))
+	}
+	return c.out.print(out, func(w io.Writer) {
+		fmt.Fprintln(w, "LEVEL\tID\tPARENT\tNAME")
+		for _, n := range out {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", n.Level, n.ID, n.ParentID, n.Name)
+		}
+	})
+}
+
+type workerJSON struct {
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Role    string   `json:"role"`
+	GridIDs []string `json:"grid_ids"`
+}
+
+func workerOut(w *pb.Worker) workerJSON {
+	grids := w.GetGridIds()
+	if grids == nil {
+		grids = []string{}
+	}
+	return workerJSON{w.GetId(), w.GetName(), enumName(pb.WorkerRole_name, "WORKER_ROLE_", int32(w.GetRole())), grids}
+}
+
+func (c *adminCmd) printWorker(w workerJSON, verb string) error {
+	return c.out.print(w, func(out io.Writer) {
+		fmt.Fprintf(out, "%s worker %s\t%s (%s), grids %s\n", verb, w.ID, w.Name, w.Role, strings.Join(w.GridIDs, ", "))
+	})
+}
+
+func (c *adminCmd) workerCreate(args []string) error {
+	fs := c.flags("worker create")
+	name := fs.String("name", "", "worker's `name`")
+	role := fs.String("role", "grid_worker", "`role`")
+	var grids multi
+	fs.Var(&grids, "grid", "grid `id` (repeatable)")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	rv, err := enumValue(pb.WorkerRole_value, "WORKER_ROLE_", *role)
+	if err != nil {
+		return err
+	}
+	res, err := c.client.CreateWorker(c.ctx, &pb.CreateWorkerRequest{Name: *name, Role: pb.WorkerRole(rv), GridIds: grids})
+	if err != nil {
+		return err
+	}
+	return c.printWorker(workerOut(res.GetWorker()), "created")
+}
+
+func (c *adminCmd) workerList(args []string) error {
+	if err := c.parse(c.flags("worker list"), args); err != nil {
+		return err
+	}
+	res, err := c.client.ListWorkers(c.ctx, &pb.ListWorkersRequest{})
+	if err != nil {
+		return err
+	}
+	out := []workerJSON{}
+	for _, w := range res.GetWorkers() {
+		out = append(out, workerOut(w))
+	}
+	return c.out.print(out, func(w io.Writer) {
+		fmt.Fprintln(w, "ID\tNAME\tROLE\tGRIDS")
+		for _, x := range out {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", x.ID, x.Name, x.Role, strings.Join(x.GridIDs, ","))
+		}
+	})
+}
+
+func (c *adminCmd) workerGrids(args []string) error {
+	fs := c.flags("worker grids")
+	id := fs.String("worker", "", "worker `id`")
+	var grids multi
+	fs.Var(&grids, "grid", "grid `id` (repeatable; none takes every grid away)")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if err := required("worker", *id); err != nil {
+		return err
+	}
+	res, err := c.client.SetWorkerGrids(c.ctx, &pb.SetWorkerGridsRequest{WorkerId: *id, GridIds: grids})
+	if err != nil {
+		return err
+	}
+	return c.printWorker(workerOut(res.GetWorker()), "updated")
+}
+
+func (c *adminCmd) code(args []string) error {
+	fs := c.flags("code")
+	id := fs.String("worker", "", "worker `id`")
+	ttl := fs.Duration("ttl", 72*time.Hour, "how long the code stays valid")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if err := required("worker", *id); err != nil {
+		return err
+	}
+	res, err := c.client.CreateEnrollmentCode(c.ctx, &pb.CreateEnrollmentCodeRequest{WorkerId: *id, TtlSeconds: uint32(ttl.Seconds())})
+	if err != nil {
+		return err
+	}
+	expires := time.Unix(int64(res.GetExpiresAtUnix()), 0)
+	return c.out.print(map[string]any{"code": res.GetCode(), "expires_at": expires.UTC().Format(time.RFC3339)}, func(w io.Writer) {
+		fmt.Fprintf(w, "enrolment code %s (single use, until %s)\n", res.GetCode(), expires.Local().Format(time.DateTime))
+	})
+}
+
+func (c *adminCmd) move(args []string) error {
+	fs := c.flags("move")
+	household := fs.String("household", "", "household `id`")
+	grid := fs.String("grid", "", "destination grid `id`")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if err := errors.Join(required("household", *household), required("grid", *grid)); err != nil {
+		return err
+	}
+	res, err := c.client.MoveHousehold(c.ctx, &pb.MoveHouseholdRequest{HouseholdId: *household, GridId: *grid})
+	if err != nil {
+		return err
+	}
+	h := res.GetHousehold()
+	return c.out.print(map[string]string{"id": h.GetId(), "grid_id": h.GetGridId().GetValue()}, func(w io.Writer) {
+		fmt.Fprintf(w, "moved household %s to grid %s\n", h.GetId(), h.GetGridId().GetValue())
+	})
+}

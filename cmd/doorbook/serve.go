@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/doorbook/doorbook/internal/demo"
+	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/store/sqlite"
+)
+
+// credentials is the file serve writes when it creates the first admin:
+// everything needed to start using a new server.
+type credentials struct {
+	Server     string              `json:"server"`
+	AdminToken string              `json:"admin_token"`
+	Workers    []demo.SeededWorker `json:"workers"`
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	db := fs.String("db", "doorbook.db", "SQLite database `file` (created if missing)")
+	addr := fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
+	withDemo := fs.Bool("demo", false, "on an empty database, seed a demo district (12 grids, ~3,000 households, 6 workers)")
+	credsPath := fs.String("credentials", "", "where to write the admin token and demo codes (default FILE.credentials.json)")
+	seed := fs.Uint64("seed", 1, "seed of the demo data")
+	logFormat := fs.String("log-format", "auto", "log format: auto (console on a terminal), json or console")
+	maxSkew := fs.Duration("max-clock-skew", server.DefaultMaxClockSkew, "how far ahead of the server a device clock may run")
+	asJSON := fs.Bool("json", false, "print the start-up summary as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *credsPath == "" {
+		*credsPath = *db + ".credentials.json"
+	}
+	log := newLogger(*logFormat, stderr)
+
+	st, err := sqlite.Open(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	url := "http://" + loopbackIfUnspecified(l.Addr().(*net.TCPAddr))
+
+	summary := struct {
+		Server      string `json:"server"`
+		DB          string `json:"db"`
+		Credentials string `json:"credentials,omitempty"`
+		Demo        bool   `json:"demo_seeded"`
+		Households  int    `json:"households,omitempty"`
+	}{Server: url, DB: *db}
+
+	hasAdmin, err := st.HasAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	if !hasAdmin {
+		admin, token, err := st.CreateAdmin(ctx, "admin", "")
+		if err != nil {
+			return err
+		}
+		creds := credentials{Server: url, AdminToken: token, Workers: []demo.SeededWorker{}}
+		if *withDemo {
+			seeded, err := demo.Seed(ctx, st, admin, *seed, time.Now(), 30*24*time.Hour)
+			if err != nil {
+				return err
+			}
+			creds.Workers = seeded.Workers
+			summary.Demo, summary.Households = true, seeded.Households
+		}
+		if err := writeCredentials(*credsPath, creds); err != nil {
+			return err
+		}
+		summary.Credentials = *credsPath
+	} else {
+		if *withDemo {
+			log.Warn().Msg("database already initialised: --demo adds nothing")
+		}
+		if _, err := os.Stat(*credsPath); err == nil {
+			summary.Credentials = *credsPath
+		}
+	}
+
+	out := output{json: *asJSON, w: stdout}
+	err = out.print(summary, func(w io.Writer) {
+		fmt.Fprintf(w, "doorbook serving %s (database %s)\n", url, *db)
+		if summary.Demo {
+			fmt.Fprintf(w, "demo district seeded: %d households\n", summary.Households)
+		}
+		if summary.Credentials != "" {
+			fmt.Fprintf(w, "credentials: %s\n", summary.Credentials)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	srv := server.New(st, server.WithLogger(log), server.WithMaxClockSkew(*maxSkew))
+	log.Info().Str("addr", l.Addr().String()).Msg("serving Connect, gRPC and gRPC-Web")
+	err = server.Serve(ctx, l, srv.Handler())
+	log.Info().Msg("stopped")
+	return err
+}
+
+func loopbackIfUnspecified(a *net.TCPAddr) string {
+	if a.IP == nil || a.IP.IsUnspecified() {
+		return fmt.Sprintf("127.0.0.1:%d", a.Port)
+	}
+	return a.String()
+}
+
+func writeCredentials(path string, c credentials) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	return nil
+}
+
+func readCredentials(path string) (credentials, error) {
+	var c credentials
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.Server == "" || c.AdminToken == "" {
+		return c, errors.New(path + ": no server or admin_token")
+	}
+	return c, nil
+}
+
+func newLogger(format string, w io.Writer) zerolog.Logger {
+	console := format == "console"
+	if format == "auto" {
+		if f, ok := w.(*os.File); ok && isTerminal(f) {
+			console = true
+		}
+	}
+	if console {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).With().Timestamp().Logger()
+}
+

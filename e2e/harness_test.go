@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/rs/zerolog"
+
+	sdk "github.com/doorbook/doorbook/client-sdk"
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/store/sqlite"
+)
+
+// env is a running server with an admin and an org tree: one district, one
+// street, one community, and grids.
+type env struct {
+	t      testing.TB
+	URL    string
+	Store  *sqlite.Store
+	Admin  doorbookv1connect.AdminServiceClient
+	Grids  []string
+	now    *fakeNow
+	server *httptest.Server
+	dir    string
+}
+
+// fakeNow is a wall clock tests can move; zero offset means time.Now.
+type fakeNow struct{ offset atomic.Int64 }
+
+func (f *fakeNow) Now() time.Time           { return time.Now().Add(time.Duration(f.offset.Load())) }
+func (f *fakeNow) Set(offset time.Duration) { f.offset.Store(int64(offset)) }
+func (f *fakeNow) Add(offset time.Duration) { f.offset.Add(int64(offset)) }
+
+type bearer string
+
+func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		req.Header().Set("Authorization", "Bearer "+string(b))
+		return next(ctx, req)
+	}
+}
+func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, s connect.Spec) connect.StreamingClientConn {
+		c := next(ctx, s)
+		c.RequestHeader().Set("Authorization", "Bearer "+string(b))
+		return c
+	}
+}
+func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+// newEnv starts a server with grids grids.
+func newEnv(t testing.TB, grids int) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "server.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, Store: st, now: &fakeNow{}, dir: dir}
+	srv := server.New(st, server.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)), server.WithNow(e.now.Now))
+	e.server = httptest.NewServer(srv.Handler())
+	e.URL = e.server.URL
+	t.Cleanup(func() {
+		e.server.Close()
+		st.Close()
+	})
+	_, token, err := st.CreateAdmin(ctx, "root", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Admin = doorbookv1connect.NewAdminServiceClient(http.DefaultClient, e.URL, connect.WithInterceptors(bearer(token)))
+	district := e.node("", pb.OrgLevel_ORG_LEVEL_DISTRICT, "District")
+	street := e.node(district, pb.OrgLevel_ORG_LEVEL_STREET, "Street")
+	community := e.node(street, pb.OrgLevel_ORG_LEVEL_COMMUNITY, "Community")
+	for i := range grids {
+		e.Grids = append(e.Grids, e.node(community, pb.OrgLevel_ORG_LEVEL_GRID, "Grid "+string(rune('A'+i))))
+	}
+	return e
+}
+
+func (e *env) node(parent string, level pb.OrgLevel, name string) string {
+	e.t.Helper()
+	res, err := e.Admin.CreateOrgNode(context.Background(), &pb.CreateOrgNodeRequest{ParentId: parent, Level: level, Name: name})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res.GetNode().GetId()
+}
+
+// worker creates a worker with grids and returns an enrolment code.
+func (e *env) worker(name string, grids ...string) (workerID, code string) {
+	e.t.Helper()
+	ctx := context.Background()
+	w, err := e.Admin.CreateWorker(ctx, &pb.CreateWorkerRequest{Name: name, Role: pb.WorkerRole_WORKER_ROLE_GRID_WORKER, GridIds: grids})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c, err := e.Admin.CreateEnrollmentCode(ctx, &pb.CreateEnrollmentCodeRequest{WorkerId: w.GetWorker().GetId()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return w.GetWorker().GetId(), c.GetCode()
+}
+
+// device opens a replica file and enrols it with a new code for workerID.
+func (e *env) device(name, workerID string, opts ...sdk.Option) *sdk.Replica {
+	e.t.Helper()
+	ctx := context.Background()
+	c, err := e.Admin.CreateEnrollmentCode(ctx, &pb.CreateEnrollmentCodeRequest{WorkerId: workerID})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.enroll(name, c.GetCode(), opts...)
+}
+
+func (e *env) enroll(name, code string, opts ...sdk.Option) *sdk.Replica {
+	e.t.Helper()
+	ctx := context.Background()
+	r, err := sdk.Open(ctx, filepath.Join(e.dir, name+".db"), opts...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { r.Close() })
+	if err := r.Enroll(ctx, e.URL, code, name); err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+func mustSync(t testing.TB, r *sdk.Replica) sdk.SyncReport {
+	t.Helper()
+	rep, err := r.Sync(context.Background())
+	if err != nil {
+		t.Fatalf("sync %s: %v", r.Path(), err)
+	}
+	return rep
+}
