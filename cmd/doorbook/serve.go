@@ -159,4 +159,3 @@ func newLogger(format string, w io.Writer) zerolog.Logger {
 	}
 	return zerolog.New(w).With().Timestamp().Logger()
 }
-

@@ -93,7 +93,9 @@ func (g *Generator) Name() string {
 	return sb.String()
 }
 
-func (g *Generator) phone() string { return fmt.Sprintf("13%d%08d", g.rng.IntN(10), g.rng.IntN(100000000)) }
+func (g *Generator) phone() string {
+	return fmt.Sprintf("13%d%08d", g.rng.IntN(10), g.rng.IntN(100000000))
+}
 
 // Notes returns about n bytes of visit notes.
 func (g *Generator) Notes(n int) string {

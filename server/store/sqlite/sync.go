@@ -533,4 +533,3 @@ func (s *Store) Bootstrap(ctx context.Context, p store.Principal, req store.Boot
 		}
 	}
 }
-
