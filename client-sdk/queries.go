@@ -213,3 +213,26 @@ func (r *Replica) Dump(ctx context.Context) (syncengine.Bundle, error) {
 	})
 	return b, err
 }
+
+// Outbox lists the changes waiting to be pushed, oldest first: what an app
+// shows as "not yet sent".
+func (r *Replica) Outbox(ctx context.Context) ([]syncengine.Change, error) {
+	rows, err := r.db.R.QueryContext(ctx, `SELECT payload FROM outbox ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []syncengine.Change
+	for rows.Next() {
+		var payload []byte
+		if err := rows.Scan(&payload); err != nil {
+			return nil, err
+		}
+		c, _, err := decodeChange(payload)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

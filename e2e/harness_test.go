@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -28,8 +28,10 @@ type env struct {
 	Admin  doorbookv1connect.AdminServiceClient
 	Grids  []string
 	now    *fakeNow
-	server *httptest.Server
 	dir    string
+	dbPath string
+	// adminToken is the installation-wide admin's.
+	adminToken string
 }
 
 // fakeNow is a wall clock tests can move; zero offset means time.Now.
@@ -67,18 +69,28 @@ func newEnv(t testing.TB, grids int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, Store: st, now: &fakeNow{}, dir: dir}
+	e := &env{t: t, Store: st, now: &fakeNow{}, dir: dir, dbPath: filepath.Join(dir, "server.db")}
 	srv := server.New(st, server.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)), server.WithNow(e.now.Now))
-	e.server = httptest.NewServer(srv.Handler())
-	e.URL = e.server.URL
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.URL = "http://" + l.Addr().String()
+	serveCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Serve(serveCtx, l, srv.Handler()) }()
 	t.Cleanup(func() {
-		e.server.Close()
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
 		st.Close()
 	})
 	_, token, err := st.CreateAdmin(ctx, "root", "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.adminToken = token
 	e.Admin = doorbookv1connect.NewAdminServiceClient(http.DefaultClient, e.URL, connect.WithInterceptors(bearer(token)))
 	district := e.node("", pb.OrgLevel_ORG_LEVEL_DISTRICT, "District")
 	street := e.node(district, pb.OrgLevel_ORG_LEVEL_STREET, "Street")

@@ -375,9 +375,10 @@ func ApplyBundle(ctx context.Context, q Querier, b *syncengine.Bundle) error {
 }
 
 // DeleteHouseholds removes households and everything hanging off them: their
-// persons, tags and visit links, and the visits (with amendments) that no
-// remaining household refers to. A phone uses it when households leave its
-// scope.
+// persons and tags, and the visits (with amendments) that no remaining
+// household refers to. A group visit that still covers a kept household
+// stays whole, links included, so it reads the same as on the server. A
+// phone uses it when households leave its scope.
 func DeleteHouseholds(ctx context.Context, q Querier, ids []string) error {
 	var visitIDs []string
 	for start := 0; start < len(ids); start += chunk {
@@ -403,18 +404,18 @@ func DeleteHouseholds(ctx context.Context, q Querier, ids []string) error {
 			`DELETE FROM households WHERE id IN (%s)`,
 			`DELETE FROM persons WHERE household_id IN (%s)`,
 			`DELETE FROM tag_elements WHERE household_id IN (%s)`,
-			`DELETE FROM visit_households WHERE household_id IN (%s)`,
 		} {
 			if _, err := q.ExecContext(ctx, fmt.Sprintf(stmt, in), args...); err != nil {
 				return fmt.Errorf("delete households: %w", err)
 			}
 		}
 	}
-	// Visits of a group that still reach a kept household stay.
+	const orphan = `NOT EXISTS (SELECT 1 FROM visit_households vh JOIN households h ON h.id = vh.household_id WHERE vh.visit_id = ?1)`
 	for _, id := range visitIDs {
 		for _, stmt := range []string{
-			`DELETE FROM visit_amendments WHERE visit_id = ?1 AND NOT EXISTS (SELECT 1 FROM visit_households WHERE visit_id = ?1)`,
-			`DELETE FROM visits WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM visit_households WHERE visit_id = ?1)`,
+			`DELETE FROM visit_amendments WHERE visit_id = ?1 AND ` + orphan,
+			`DELETE FROM visits WHERE id = ?1 AND ` + orphan,
+			`DELETE FROM visit_households WHERE visit_id = ?1 AND ` + orphan,
 		} {
 			if _, err := q.ExecContext(ctx, stmt, id); err != nil {
 				return fmt.Errorf("delete households: %w", err)

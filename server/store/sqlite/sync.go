@@ -51,14 +51,13 @@ func (s *Store) Scope(ctx context.Context, p store.Principal) (store.Scope, erro
 // not be lost (DESIGN.md, partial replication).
 type pushScope struct {
 	tx        *sql.Tx
-	grids     map[string]bool // now
-	recent    map[string]bool // now, or taken from the worker after the device's cursor
+	recent    map[string]bool // the worker's grids now, and those taken after the device's cursor
 	known     uint64
 	decisions map[string]bool
 }
 
 func newPushScope(ctx context.Context, tx *sql.Tx, p store.Principal) (*pushScope, error) {
-	ps := &pushScope{tx: tx, grids: map[string]bool{}, recent: map[string]bool{}, decisions: map[string]bool{}}
+	ps := &pushScope{tx: tx, recent: map[string]bool{}, decisions: map[string]bool{}}
 	if err := tx.QueryRowContext(ctx, `SELECT known_cursor FROM credentials WHERE id = ?`, p.CredentialID).Scan(&ps.known); err != nil {
 		return nil, fmt.Errorf("read device: %w", err)
 	}
@@ -71,7 +70,7 @@ func newPushScope(ctx context.Context, tx *sql.Tx, p store.Principal) (*pushScop
 		return nil, err
 	}
 	for _, g := range grids {
-		ps.grids[g], ps.recent[g] = true, true
+		ps.recent[g] = true
 	}
 	for _, g := range removed {
 		ps.recent[g] = true
@@ -223,10 +222,16 @@ func applyChange(ctx context.Context, tx *sql.Tx, ps *pushScope, seq *seqAlloc, 
 		if len(vs) == 0 {
 			return fmt.Errorf("%w: visit %s", syncengine.ErrNotFound, a.VisitID)
 		}
+		// The author sees the visit through any of its households; a group
+		// visit may cover some that are now in other workers' grids.
+		var scopeErr error
 		for _, hh := range vs[0].HouseholdIDs {
-			if _, err := ps.household(ctx, hh); err != nil {
-				return err
+			if _, scopeErr = ps.household(ctx, hh); scopeErr == nil {
+				break
 			}
+		}
+		if scopeErr != nil {
+			return scopeErr
 		}
 		inserted, err := statedb.InsertAmendment(ctx, tx, a)
 		if err != nil || !inserted {
@@ -249,8 +254,8 @@ func applyHousehold(ctx context.Context, tx *sql.Tx, ps *pushScope, seq *seqAllo
 	}
 	if !exists {
 		// A registration: it must place the household in one of the
-		// worker's grids.
-		if !delta.GridID.Set() || !ps.grids[delta.GridID.Value] {
+		// worker's grids, as the device knew them.
+		if !delta.GridID.Set() || !ps.recent[delta.GridID.Value] {
 			return fmt.Errorf("%w: a new household must be registered in one of your grids", syncengine.ErrOutOfScope)
 		}
 	} else if _, err := ps.household(ctx, delta.ID); err != nil {
