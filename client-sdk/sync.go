@@ -38,7 +38,11 @@ type SyncReport struct {
 	// Restamped counts unsent changes given new clocks because the phone's
 	// clock ran ahead of the server's.
 	Restamped int
-	Cursor    uint64
+	// Reset: the server no longer had this replica's feed position (its
+	// database was restored from a backup), so the replica started over
+	// from the server's state, keeping its unsent changes.
+	Reset  bool
+	Cursor uint64
 }
 
 type clients struct {
@@ -166,6 +170,13 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 		if errors.Is(err, errEvictPending) && retries < maxEvictionRetries {
 			// A household leaving the scope has unsent changes: push them
 			// while the server still accepts them, then pull again.
+			continue
+		}
+		if isStaleCursor(err) && retries < maxEvictionRetries {
+			if err := r.resetReplica(ctx); err != nil {
+				return err
+			}
+			rep.Reset = true
 			continue
 		}
 		if err != nil {

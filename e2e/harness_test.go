@@ -30,6 +30,8 @@ type env struct {
 	now    *fakeNow
 	dir    string
 	dbPath string
+	addr   string
+	halt   func()
 	// adminToken is the installation-wide admin's.
 	adminToken string
 }
@@ -65,27 +67,10 @@ func newEnv(t testing.TB, grids int) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "server.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, Store: st, now: &fakeNow{}, dir: dir, dbPath: filepath.Join(dir, "server.db")}
-	srv := server.New(st, server.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)), server.WithNow(e.now.Now))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.URL = "http://" + l.Addr().String()
-	serveCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- server.Serve(serveCtx, l, srv.Handler()) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-		st.Close()
-	})
+	e := &env{t: t, now: &fakeNow{}, dir: dir, dbPath: filepath.Join(dir, "server.db"), addr: "127.0.0.1:0"}
+	e.start()
+	t.Cleanup(e.stop)
+	st := e.Store
 	_, token, err := st.CreateAdmin(ctx, "root", "")
 	if err != nil {
 		t.Fatal(err)
@@ -157,4 +142,40 @@ func mustSync(t testing.TB, r *sdk.Replica) sdk.SyncReport {
 		t.Fatalf("sync %s: %v", r.Path(), err)
 	}
 	return rep
+}
+
+// start opens the server's database and serves it on e.addr (a free port the
+// first time, the same one after a restart).
+func (e *env) start() {
+	e.t.Helper()
+	st, err := sqlite.Open(context.Background(), e.dbPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv := server.New(st, server.WithLogger(zerolog.New(zerolog.NewTestWriter(e.t)).Level(zerolog.WarnLevel)), server.WithNow(e.now.Now))
+	l, err := net.Listen("tcp", e.addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.addr = l.Addr().String()
+	e.URL = "http://" + e.addr
+	e.Store = st
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Serve(ctx, l, srv.Handler()) }()
+	e.halt = func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("server shutdown: %v", err)
+		}
+		st.Close()
+	}
+}
+
+// stop shuts the server down gracefully and closes its database.
+func (e *env) stop() {
+	if e.halt != nil {
+		e.halt()
+		e.halt = nil
+	}
 }

@@ -1,0 +1,81 @@
+package sdk
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// resetReplica starts the replica over from the server's state: the server
+// no longer has the feed position this replica stands at (its database was
+// restored from a backup or replaced). Unsent changes stay queued and stay
+// visible: they are merged into the emptied tables again.
+func (r *Replica) resetReplica(ctx context.Context) error {
+	err := r.db.Write(ctx, func(tx *sql.Tx) error {
+		for _, table := range []string{"households", "persons", "tag_elements", "visits", "visit_households", "visit_amendments", "pending_bootstraps"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT payload FROM outbox ORDER BY seq`)
+		if err != nil {
+			return err
+		}
+		var changes []syncengine.Change
+		for rows.Next() {
+			var payload []byte
+			if err := rows.Scan(&payload); err != nil {
+				rows.Close()
+				return err
+			}
+			c, _, err := decodeChange(payload)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			changes = append(changes, c)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for i := range changes {
+			if err := applyLocal(ctx, tx, &changes[i]); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO pending_bootstraps (key) VALUES ('*')`); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE sync_state SET cursor = 0 WHERE id = 1`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reset replica: %w", err)
+	}
+	r.log.Warn().Msg("server no longer has this replica's feed position: starting over from its state")
+	return nil
+}
+
+// applyLocal merges one of this replica's own changes into its tables.
+func applyLocal(ctx context.Context, tx *sql.Tx, c *syncengine.Change) error {
+	var err error
+	switch {
+	case c.Household != nil:
+		_, _, _, err = statedb.MergeHousehold(ctx, tx, c.Household)
+	case c.Person != nil:
+		_, _, _, err = statedb.MergePerson(ctx, tx, c.Person)
+	case c.Tag != nil:
+		_, _, err = statedb.MergeTag(ctx, tx, c.Tag)
+	case c.Visit != nil:
+		_, err = statedb.InsertVisit(ctx, tx, c.Visit)
+	case c.Amendment != nil:
+		_, err = statedb.InsertAmendment(ctx, tx, c.Amendment)
+	}
+	return err
+}
+
+func isStaleCursor(err error) bool { return errors.Is(err, syncengine.ErrStaleCursor) }
