@@ -585,7 +585,8 @@ func (r *Replica) applyRows(ctx context.Context, tx *sql.Tx, b *syncengine.Bundl
 		newest = max(newest, a.Clock.HLC)
 	}
 	r.clock.Observe(newest)
-	return nil
+	_, err := tx.ExecContext(ctx, `UPDATE sync_state SET remote_hlc = max(remote_hlc, ?) WHERE id = 1`, int64(newest))
+	return err
 }
 
 // restamp handles a push refused for clock skew: the phone's clock ran ahead
@@ -624,8 +625,14 @@ func (r *Replica) restamp(ctx context.Context, skew *pb.ClockSkew) (int, error) 
 			return err
 		}
 		// Re-stamped changes must stay after every change before them that
-		// keeps its clock, and after all the server has seen.
-		floor := skew.GetServerHlc()
+		// keeps its clock, and after every row received from the server:
+		// a re-stamped write that replaced such a row here must replace it
+		// everywhere.
+		var remote int64
+		if err := tx.QueryRowContext(ctx, `SELECT remote_hlc FROM sync_state WHERE id = 1`).Scan(&remote); err != nil {
+			return err
+		}
+		floor := max(skew.GetServerHlc(), uint64(remote))
 		for _, e := range entries {
 			if hlc := e.change.MaxClock().HLC; hlc <= limit {
 				floor = max(floor, hlc)

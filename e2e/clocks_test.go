@@ -135,3 +135,50 @@ func TestConcurrentTagAddAndRemoveKeepsTag(t *testing.T) {
 		}
 	}
 }
+
+// TestRestampedWriteStaysAfterWhatThePhoneSaw: b's clock runs four minutes
+// ahead (within the bound), so a row a pulls from b carries a clock ahead of
+// the server's time. a then writes the same field with its own clock years
+// ahead; the re-stamped write must still come after b's, since a wrote it
+// having seen b's — or a would show its value while everyone else keeps b's.
+func TestRestampedWriteStaysAfterWhatThePhoneSaw(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	wa, _ := e.worker("a", e.Grids[0])
+	wb, _ := e.worker("b", e.Grids[0])
+	aNow, bNow := &fakeNow{}, &fakeNow{}
+	a := e.device("a", wa, sdk.WithNow(aNow.Now))
+	b := e.device("b", wb, sdk.WithNow(bNow.Now))
+	mustSync(t, a)
+	mustSync(t, b)
+	h, err := b.RegisterHousehold(ctx, e.Grids[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bNow.Set(4 * time.Minute)
+	if err := b.EditHousehold(ctx, h, map[string]string{"head_name": "b, four minutes ahead"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	mustSync(t, a)
+
+	aNow.Set(threeYears)
+	if err := a.EditHousehold(ctx, h, map[string]string{"head_name": "a, after seeing b's"}); err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustSync(t, a); rep.Restamped != 1 {
+		t.Fatalf("re-stamped %d changes, want 1", rep.Restamped)
+	}
+	mustSync(t, b)
+	for name, r := range map[string]*sdk.Replica{"a": a, "b": b} {
+		d, err := r.Household(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Household.HeadName.Value != "a, after seeing b's" {
+			t.Errorf("%s: head_name = %q, want a's later write", name, d.Household.HeadName.Value)
+		}
+	}
+	assertSameState(t, "a vs server", e.serverState(e.Grids[0]), dump(t, a))
+}

@@ -22,7 +22,6 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 			fmt.Errorf("a push holds at most %d changes, got %d", syncengine.MaxChangesPerPush, n))
 	}
 	changes := make([]syncengine.Change, 0, len(req.GetChanges()))
-	var newest syncengine.Clock
 	now := s.now()
 	for _, pc := range req.GetChanges() {
 		c, err := wire.ChangeFromProto(pc)
@@ -32,12 +31,8 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 		if err != nil {
 			return nil, toConnect(ctx, s.log, err)
 		}
-		mc := c.MaxClock()
-		if err := syncengine.CheckSkew(mc, now, s.maxSkew); err != nil {
+		if err := syncengine.CheckSkew(c.MaxClock(), now, s.maxSkew); err != nil {
 			return nil, s.skewError(err, c.ID)
-		}
-		if mc.Compare(newest) > 0 {
-			newest = mc
 		}
 		changes = append(changes, c)
 	}
@@ -45,7 +40,9 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 	if err != nil {
 		return nil, toConnect(ctx, s.log, err)
 	}
-	s.clock.Observe(newest.HLC)
+	// The server's clock does not observe pushed clocks: devices set their
+	// wall-clock offset from it, and a clock dragged ahead by devices (up to
+	// the skew bound) would drag them all ahead with it.
 	addStat(ctx, "applied", res.Applied)
 	addStat(ctx, "duplicates", res.Duplicates)
 	return &pb.PushResponse{ServerHlc: s.clock.Now().HLC, Applied: uint32(res.Applied), Duplicates: uint32(res.Duplicates)}, nil

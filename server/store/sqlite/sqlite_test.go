@@ -1,0 +1,27 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/server/store/sqlite"
+	"github.com/doorbook/doorbook/server/store/storetest"
+)
+
+// TestStore holds the SQLite backend to the store conformance suite, each
+// subtest on its own file.
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "s.db"))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	})
+}
