@@ -172,8 +172,14 @@ func (s *Store) Enroll(ctx context.Context, code, deviceName string, now time.Ti
 		e.DeviceID = newID()
 		var hash []byte
 		e.Token, hash = newToken(e.DeviceID)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO credentials (id, worker_id, label, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
-			e.DeviceID, workerID, deviceName, hash, now.Unix()); err != nil {
+		// A new device never held what left the worker's scope before it
+		// existed: its grace for such writes starts at the feed's head.
+		top, err := head(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO credentials (id, worker_id, label, secret_hash, created_at, known_cursor) VALUES (?, ?, ?, ?, ?, ?)`,
+			e.DeviceID, workerID, deviceName, hash, now.Unix(), top); err != nil {
 			return err
 		}
 		e.Scope, err = scope(ctx, tx, workerID)

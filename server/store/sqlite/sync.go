@@ -415,10 +415,13 @@ func (s *Store) scopeChanges(ctx context.Context, tx *sql.Tx, b *store.PullBatch
 func loadEntries(ctx context.Context, tx *sql.Tx, b *store.PullBatch, entries []feedEntry, whole []string) error {
 	ids := map[int][]string{}
 	seen := map[[2]string]bool{}
+	for _, h := range whole {
+		seen[[2]string{"whole", h}] = true
+	}
 	for _, e := range entries {
 		k := [2]string{fmt.Sprint(e.kind), e.entityID}
-		if seen[k] {
-			continue // a group visit has an entry per household
+		if seen[k] || seen[[2]string{"whole", e.household}] {
+			continue // a group visit has an entry per household; whole households come below
 		}
 		seen[k] = true
 		ids[e.kind] = append(ids[e.kind], e.entityID)
