@@ -278,7 +278,7 @@ func TestBootstrapCutMidStreamResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	gen := demo.NewGenerator(7, time.Now().Add(-time.Hour))
-	if err := e.Store.Import(ctx, admin, gen.Grid(e.Grids[0], demo.Shape{HouseholdsPerGrid: 500, PersonsPerHousehold: 2}, "", "")); err != nil {
+	if err := e.Store.Import(ctx, admin, gen.Grid(e.Grids[0], demo.Shape{HouseholdsPerGrid: 300, PersonsPerHousehold: 1}, "", "")); err != nil {
 		t.Fatal(err)
 	}
 	w, code := e.worker("li", e.Grids[0])
@@ -291,7 +291,7 @@ func TestBootstrapCutMidStreamResumes(t *testing.T) {
 		t.Fatalf("sync with a cut bootstrap: err = %v, want the injected fault", err)
 	}
 	st, _ := r.Status(ctx)
-	if !st.Bootstrapping || st.Households == 0 || st.Households >= 500 {
+	if !st.Bootstrapping || st.Households == 0 || st.Households >= 300 {
 		t.Fatalf("after the cut: bootstrapping=%v with %d households; want a partial bootstrap", st.Bootstrapping, st.Households)
 	}
 	first := rep.Bootstrapped
@@ -301,12 +301,12 @@ func TestBootstrapCutMidStreamResumes(t *testing.T) {
 
 	r = reopen(t, r)
 	rep = mustSync(t, r)
-	if rep.Bootstrapped != 500-first {
-		t.Errorf("resumed bootstrap fetched %d households, want the %d missing ones only", rep.Bootstrapped, 500-first)
+	if rep.Bootstrapped != 300-first {
+		t.Errorf("resumed bootstrap fetched %d households, want the %d missing ones only", rep.Bootstrapped, 300-first)
 	}
 	st, _ = r.Status(ctx)
-	if st.Bootstrapping || st.Households != 500 {
-		t.Errorf("after resuming: bootstrapping=%v with %d households, want 500 and done", st.Bootstrapping, st.Households)
+	if st.Bootstrapping || st.Households != 300 {
+		t.Errorf("after resuming: bootstrapping=%v with %d households, want 300 and done", st.Bootstrapping, st.Households)
 	}
 	assertSameState(t, "replica vs server", e.serverState(e.Grids[0]), dump(t, r))
 }

@@ -61,7 +61,7 @@ func TestSyncLoopAndProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	gen := demo.NewGenerator(3, time.Now().Add(-time.Hour))
-	if err := e.Store.Import(ctx, admin, gen.Grid(e.Grids[0], demo.Shape{HouseholdsPerGrid: 450, PersonsPerHousehold: 1}, "", "")); err != nil {
+	if err := e.Store.Import(ctx, admin, gen.Grid(e.Grids[0], demo.Shape{HouseholdsPerGrid: 250, PersonsPerHousehold: 1}, "", "")); err != nil {
 		t.Fatal(err)
 	}
 	w, _ := e.worker("li", e.Grids[0])
@@ -90,8 +90,8 @@ func TestSyncLoopAndProgress(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	if len(boot) < 2 || boot[len(boot)-1].Done != 450 || boot[len(boot)-1].Total != 450 {
-		t.Errorf("bootstrap progress %v, want several steps ending at 450/450", boot)
+	if len(boot) < 2 || boot[len(boot)-1].Done != 250 || boot[len(boot)-1].Total != 250 {
+		t.Errorf("bootstrap progress %v, want several steps ending at 250/250", boot)
 	}
 
 	h, err := r.RegisterHousehold(ctx, e.Grids[0], nil)
@@ -106,8 +106,8 @@ func TestSyncLoopAndProgress(t *testing.T) {
 		t.Errorf("pending = %d after the triggered sync", n)
 	}
 	got := e.serverState(e.Grids[0])
-	if len(got.Households) != 451 || !slices.ContainsFunc(got.Households, func(x syncengine.Household) bool { return x.ID == h }) {
-		t.Errorf("server has %d households, want 451 with %s", len(got.Households), h)
+	if len(got.Households) != 251 || !slices.ContainsFunc(got.Households, func(x syncengine.Household) bool { return x.ID == h }) {
+		t.Errorf("server has %d households, want 251 with %s", len(got.Households), h)
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
