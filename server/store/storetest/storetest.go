@@ -290,9 +290,9 @@ func testWorkers(t *testing.T, newStore NewStore) {
 	wantErr(t, err, fmt.Sprintf("street admin SetWorkerGrids of another street's worker = %+v", got), syncengine.ErrOutOfScope)
 	got, err = e.s.SetWorkerGrids(ctx, sa, w.ID, []string{e.g1.ID, e.g3.ID})
 	wantErr(t, err, fmt.Sprintf("street admin SetWorkerGrids to another street's grid = %+v", got), syncengine.ErrOutOfScope)
-	got, err = e.s.SetWorkerGrids(ctx, e.root, newID(), []string{e.g1.ID})
+	_, err = e.s.SetWorkerGrids(ctx, e.root, newID(), []string{e.g1.ID})
 	wantErr(t, err, "SetWorkerGrids of an unknown worker", syncengine.ErrNotFound)
-	got, err = e.s.SetWorkerGrids(ctx, e.root, w.ID, []string{e.c1.ID})
+	_, err = e.s.SetWorkerGrids(ctx, e.root, w.ID, []string{e.c1.ID})
 	wantErr(t, err, "SetWorkerGrids to a community", syncengine.ErrInvalid)
 
 	got, err = e.s.SetWorkerGrids(ctx, sa, w.ID, []string{e.g2.ID})
