@@ -18,8 +18,8 @@ import (
 
 var (
 	flagSeed  = flag.Uint64("e2e.seed", 0, "run only the randomised schedule with this seed")
-	flagSeeds = flag.Int("e2e.seeds", 4, "how many randomised schedules to run")
-	flagSteps = flag.Int("e2e.steps", 70, "operations per randomised schedule")
+	flagSeeds = flag.Int("e2e.seeds", 8, "how many randomised schedules to run")
+	flagSteps = flag.Int("e2e.steps", 60, "operations per randomised schedule")
 )
 
 func seeds() []uint64 {
