@@ -84,6 +84,9 @@ func (s *adminService) CreateEnrollmentCode(ctx context.Context, req *pb.CreateE
 	if t := req.GetTtlSeconds(); t > 0 {
 		ttl = time.Duration(t) * time.Second
 	}
+	if ttl > MaxCodeTTL {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("an enrolment code lives at most %s, asked for %s", MaxCodeTTL, ttl))
+	}
 	expires := s.now().Add(ttl)
 	code, err := s.store.CreateEnrollmentCode(ctx, principal(ctx), req.GetWorkerId(), expires)
 	if err != nil {

@@ -32,6 +32,9 @@ const (
 	DefaultMaxMessageBytes = 16 << 20
 	// DefaultCodeTTL is how long an enrolment code stays valid.
 	DefaultCodeTTL = 72 * time.Hour
+	// MaxCodeTTL is the longest an enrolment code may stay valid: a code
+	// is a credential until it is used.
+	MaxCodeTTL = 90 * 24 * time.Hour
 )
 
 // Server holds the API's dependencies.

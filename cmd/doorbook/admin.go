@@ -31,6 +31,10 @@ ROLE: grid_worker, community_worker, cadre, police_officer, leader, teacher.
 --credentials reads the server and admin token from the file "doorbook serve" writes.
 `
 
+// maxCodeTTL is the longest an enrolment code may stay valid; the server
+// enforces the same bound.
+const maxCodeTTL = 90 * 24 * time.Hour
+
 type adminCmd struct {
 	ctx    context.Context
 	client doorbookv1connect.AdminServiceClient
@@ -288,6 +292,9 @@ func (c *adminCmd) code(args []string) error {
 	}
 	if err := required("worker", *id); err != nil {
 		return err
+	}
+	if *ttl < time.Second || *ttl > maxCodeTTL {
+		return fmt.Errorf("%w: --ttl must be between 1s and %s, got %s", errUsage, maxCodeTTL, *ttl)
 	}
 	res, err := c.client.CreateEnrollmentCode(c.ctx, &pb.CreateEnrollmentCodeRequest{WorkerId: *id, TtlSeconds: uint32(ttl.Seconds())})
 	if err != nil {

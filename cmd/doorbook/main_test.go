@@ -43,18 +43,21 @@ type credsFile struct {
 }
 
 type statusOut struct {
-	ReplicaID  string   `json:"replica_id"`
-	Enrolled   bool     `json:"enrolled"`
-	Server     string   `json:"server"`
-	DeviceID   string   `json:"device_id"`
-	WorkerID   string   `json:"worker_id"`
-	WorkerName string   `json:"worker_name"`
-	GridIDs    []string `json:"grid_ids"`
-	Cursor     uint64   `json:"cursor"`
-	Pending    int      `json:"pending_changes"`
-	Households int      `json:"households"`
-	LastError  string   `json:"last_error"`
-	LastSync   *string  `json:"last_sync"`
+	ReplicaID     string   `json:"replica_id"`
+	Enrolled      bool     `json:"enrolled"`
+	Server        string   `json:"server"`
+	DeviceID      string   `json:"device_id"`
+	WorkerID      string   `json:"worker_id"`
+	WorkerName    string   `json:"worker_name"`
+	GridIDs       []string `json:"grid_ids"`
+	Cursor        uint64   `json:"cursor"`
+	Pending       int      `json:"pending_changes"`
+	Households    int      `json:"households"`
+	LastError     string   `json:"last_error"`
+	LastSync      *string  `json:"last_sync"`
+	Bootstrapping bool     `json:"bootstrapping"`
+	SchemaVersion int      `json:"schema_version"`
+	ClockOffsetMS int64    `json:"clock_offset_ms"`
 }
 
 type syncOut struct {
@@ -160,7 +163,8 @@ func doorbook(t *testing.T, args ...string) (stdout, stderr string, err error) {
 }
 
 // doorbookJSON runs the binary, which must succeed, and decodes its stdout
-// into a T.
+// into a T. Fields added to an output later do not break it: scripts keep
+// working when an output grows.
 func doorbookJSON[T any](t *testing.T, args ...string) T {
 	t.Helper()
 	stdout, stderr, err := doorbook(t, args...)
@@ -168,9 +172,7 @@ func doorbookJSON[T any](t *testing.T, args ...string) T {
 		t.Fatalf("doorbook %s: %v\nstderr:\n%s", strings.Join(args, " "), err, stderr)
 	}
 	var v T
-	dec := json.NewDecoder(strings.NewReader(stdout))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
+	if err := json.Unmarshal([]byte(stdout), &v); err != nil {
 		t.Fatalf("doorbook %s: stdout is not the expected JSON: %v\n%s", strings.Join(args, " "), err, stdout)
 	}
 	return v
@@ -278,13 +280,13 @@ func startServer(t *testing.T) *testServer {
 	summaries := make(chan serveSummary, 1)
 	decodeErr := make(chan error, 1)
 	go func() {
+		defer io.Copy(io.Discard, pr) // never block the server on stdout
 		var sum serveSummary
 		if err := json.NewDecoder(pr).Decode(&sum); err != nil {
 			decodeErr <- err
 			return
 		}
 		summaries <- sum
-		io.Copy(io.Discard, pr) // never block the server on stdout
 	}()
 	deadline := time.NewTimer(3 * time.Minute) // seeding 3,000 households under -race on a slow machine
 	defer deadline.Stop()
@@ -423,32 +425,59 @@ func TestServeDemoWalkThrough(t *testing.T) {
 		fn   func(t *testing.T)
 	}{
 		{"enroll and sync", func(t *testing.T) {
-			for _, c := range []struct {
-				r   replica
-				w   string
-				id  string
-				cod string
-			}{{li, liW.Name, liW.ID, liW.EnrollmentCode}, {wang, wangW.Name, wangW.ID, wangW.EnrollmentCode}} {
-				c.r.t = t
-				st := c.r.enroll(url, c.cod)
-				if !st.Enrolled || st.WorkerID != c.id || st.WorkerName != c.w || len(st.GridIDs) != 2 || st.Server != url {
-					t.Errorf("enroll %s: %+v", c.w, st)
+			type phone struct {
+				r    replica
+				name string
+				id   string
+				code string
+			}
+			phones := []phone{{li, liW.Name, liW.ID, liW.EnrollmentCode}, {wang, wangW.Name, wangW.ID, wangW.EnrollmentCode}}
+			for _, p := range phones {
+				p.r.t = t
+				st := p.r.enroll(url, p.code)
+				if !st.Enrolled || st.WorkerID != p.id || st.WorkerName != p.name || len(st.GridIDs) != 2 || st.Server != url || !st.Bootstrapping {
+					t.Errorf("enroll %s: %+v", p.name, st)
 				}
-				rep := c.r.sync()
-				if rep.Bootstrapped != 500 {
-					t.Errorf("first sync of %s received %d households whole, want 500", c.w, rep.Bootstrapped)
+			}
+			// Both phones fetch their households at once, as two phones
+			// would (and it halves the wait under -race).
+			type result struct {
+				stdout, stderr string
+				err            error
+			}
+			results := make([]result, len(phones))
+			var wg sync.WaitGroup
+			for i, p := range phones {
+				wg.Go(func() {
+					var out, errOut bytes.Buffer
+					err := run(t.Context(), p.r.args("sync"), &out, &errOut)
+					results[i] = result{out.String(), errOut.String(), err}
+				})
+			}
+			wg.Wait()
+			for i, p := range phones {
+				p.r.t = t
+				res := results[i]
+				if res.err != nil {
+					t.Fatalf("first sync of %s: %v\nstderr:\n%s", p.name, res.err, res.stderr)
 				}
-				hs := c.r.households()
-				if len(hs) != 500 {
-					t.Errorf("%s has %d households, want 500", c.w, len(hs))
+				var rep syncOut
+				if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+					t.Fatalf("first sync of %s printed %q: %v", p.name, res.stdout, err)
 				}
-				st = c.r.status()
-				if st.Households != 500 || st.Pending != 0 || st.LastSync == nil || st.LastError != "" || st.Cursor == 0 {
-					t.Errorf("status of %s after sync: %+v", c.w, st)
+				if rep.Bootstrapped != 500 || rep.Cursor == 0 {
+					t.Errorf("first sync of %s received %d households whole (cursor %d), want 500", p.name, rep.Bootstrapped, rep.Cursor)
 				}
-				grids := doorbookJSON[[]gridOut](t, c.r.args("grids")...)
-				if len(grids) != 2 || grids[0].Name == "" {
-					t.Errorf("grids of %s: %+v", c.w, grids)
+				if hs := p.r.households(); len(hs) != 500 {
+					t.Errorf("%s has %d households, want 500", p.name, len(hs))
+				}
+				st := p.r.status()
+				if st.Households != 500 || st.Pending != 0 || st.LastSync == nil || st.LastError != "" || st.Cursor != rep.Cursor || st.Bootstrapping {
+					t.Errorf("status of %s after sync: %+v", p.name, st)
+				}
+				grids := doorbookJSON[[]gridOut](t, p.r.args("grids")...)
+				if len(grids) != 2 || grids[0].Name == "" || !sameSet([]string{grids[0].ID, grids[1].ID}, st.GridIDs) {
+					t.Errorf("grids of %s: %+v", p.name, grids)
 				}
 			}
 			// A code is single use.
@@ -695,6 +724,9 @@ func TestServeDemoWalkThrough(t *testing.T) {
 			if d.Fields["grid_id"] != target || d.Fields["phone_mobile"] != "13900000001" || d.Fields["notes"] != "needs a ramp" || len(d.Visits) != 2 {
 				t.Errorf("moved household on Zhang Min's replica: fields %v, %d visits (want the edits and 2 visits)", d.Fields, len(d.Visits))
 			}
+			if !slices.ContainsFunc(d.Persons, func(p map[string]string) bool { return p["name"] == "周梅" }) {
+				t.Errorf("the person added on Li Na's phone did not move with the household: %v", d.Persons)
+			}
 		}},
 	}
 	for _, s := range steps {
@@ -702,7 +734,17 @@ func TestServeDemoWalkThrough(t *testing.T) {
 			t.Fatalf("step %q failed; the later steps depend on it", s.name)
 		}
 	}
-
+	t.Run("code ttl", func(t *testing.T) {
+		// A TTL the API cannot carry (negative, under a second, or past the
+		// server's limit) is a usage error, never silently turned into
+		// another one.
+		for _, ttl := range []string{"-1h", "500ms", "2400h"} {
+			stdout, _, err := doorbook(t, srv.admin("code", "--worker", creds.Workers[3].ID, "--ttl", ttl)...)
+			if !errors.Is(err, errUsage) {
+				t.Errorf("admin code --ttl %s = %q, %v; want a usage error", ttl, stdout, err)
+			}
+		}
+	})
 	if err := srv.stop(t); err != nil {
 		t.Errorf("run(serve) after its context was cancelled = %v, want nil (graceful shutdown)", err)
 	}

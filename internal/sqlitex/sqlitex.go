@@ -45,7 +45,9 @@ func dsn(file string, readOnly bool) string {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Set("_txlock", "immediate")
 	}
-	return "file:" + file + "?" + q.Encode()
+	// A file: URI, so that SQLite applies no parameters of its own from the
+	// name: the path is percent-encoded ("li#2.db" must not open "li").
+	return "file:" + (&url.URL{Path: file}).EscapedPath() + "?" + q.Encode()
 }
 
 // Open opens (creating if needed) the file at path and applies the
@@ -57,7 +59,7 @@ func Open(ctx context.Context, file string, migrations []Migration) (*DB, error)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	if err := w.PingContext(ctx); err != nil {
+	if err := pingBusy(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", file, err)
 	}
@@ -79,6 +81,30 @@ func Open(ctx context.Context, file string, migrations []Migration) (*DB, error)
 // Close closes both pools. It is safe to call more than once.
 func (db *DB) Close() error {
 	return errors.Join(db.R.Close(), db.W.Close())
+}
+
+// pingBusy opens the first connection. Switching a new file to WAL takes a
+// lock that SQLite does not wait for with the busy handler, so a file that
+// another process opens at the same moment can answer SQLITE_BUSY at once;
+// such an open is retried until BusyTimeout.
+func pingBusy(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(BusyTimeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		err := db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func isBusy(err error) bool {
+	var se interface{ Code() int }
+	return errors.As(err, &se) && se.Code()&0xff == 5 // SQLITE_BUSY and its extended codes
 }
 
 // Write runs fn in an immediate write transaction, committing if fn returns
@@ -162,18 +188,20 @@ func Migrate(ctx context.Context, db *sql.DB, ms []Migration) error {
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
 		return err
 	}
-	var current int
-	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return err
-	}
-	if len(ms) > 0 && current > ms[len(ms)-1].Version {
-		return fmt.Errorf("%w: file at version %d, program knows up to %d", ErrNewerSchema, current, ms[len(ms)-1].Version)
-	}
 	for _, m := range ms {
-		if m.Version <= current {
-			continue
-		}
+		// The version is read in the migration's own write transaction: two
+		// programs opening the file at once must not both apply it.
 		err := inTx(ctx, db, nil, func(tx *sql.Tx) error {
+			var current int
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+				return err
+			}
+			if last := ms[len(ms)-1].Version; current > last {
+				return fmt.Errorf("%w: file at version %d, program knows up to %d", ErrNewerSchema, current, last)
+			}
+			if m.Version <= current {
+				return nil
+			}
 			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return fmt.Errorf("%s: %w", m.Name, err)
 			}
