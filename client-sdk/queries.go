@@ -114,7 +114,7 @@ type HouseholdDetail struct {
 // Household loads one household whole.
 func (r *Replica) Household(ctx context.Context, id string) (HouseholdDetail, error) {
 	var d HouseholdDetail
-	err := r.db.Read(ctx, func(tx *sql.Tx) error {
+	err := r.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		b, err := statedb.LoadBundle(ctx, tx, []string{id})
 		if err != nil {
 			return err
@@ -206,7 +206,7 @@ func (r *Replica) Status(ctx context.Context) (Status, error) {
 // Dump returns every replicated row in id order: for comparing replicas.
 func (r *Replica) Dump(ctx context.Context) (syncengine.Bundle, error) {
 	var b syncengine.Bundle
-	err := r.db.Read(ctx, func(tx *sql.Tx) error {
+	err := r.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		var err error
 		b, err = statedb.LoadAll(ctx, tx)
 		return err

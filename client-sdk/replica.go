@@ -106,7 +106,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Replica, error) {
 		return nil, err
 	}
 	var hlc, offset int64
-	err = r.db.Write(ctx, func(tx *sql.Tx) error {
+	err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		err := tx.QueryRowContext(ctx, `SELECT replica_id, hlc, offset_millis FROM sync_state WHERE id = 1`).Scan(&r.id, &hlc, &offset)
 		if errors.Is(err, sql.ErrNoRows) {
 			r.id = uuid.Must(uuid.NewV7()).String()
@@ -166,7 +166,7 @@ func (r *Replica) enrolledState(ctx context.Context, q statedb.Querier) (state, 
 // writer is what a local write transaction offers: the transaction, a clock
 // and the outbox.
 type writer struct {
-	tx     *sql.Tx
+	tx     *sqlitex.Tx
 	r      *Replica
 	worker string
 }
@@ -195,7 +195,7 @@ func (w *writer) emit(ctx context.Context, c syncengine.Change) error {
 // write runs fn in one local transaction with the clock persisted, so a
 // write and its queued change land together or not at all.
 func (r *Replica) write(ctx context.Context, fn func(w *writer) error) error {
-	return r.db.Write(ctx, func(tx *sql.Tx) error {
+	return r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		s, err := r.enrolledState(ctx, tx)
 		if err != nil {
 			return err
@@ -207,7 +207,7 @@ func (r *Replica) write(ctx context.Context, fn func(w *writer) error) error {
 	})
 }
 
-func (r *Replica) saveClock(ctx context.Context, tx *sql.Tx) error {
+func (r *Replica) saveClock(ctx context.Context, tx *sqlitex.Tx) error {
 	_, err := tx.ExecContext(ctx, `UPDATE sync_state SET hlc = max(hlc, ?), offset_millis = ? WHERE id = 1`,
 		int64(r.clock.Peek()), r.clock.Offset().Milliseconds())
 	return err

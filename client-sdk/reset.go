@@ -2,10 +2,10 @@ package sdk
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
+	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -15,7 +15,7 @@ import (
 // restored from a backup or replaced). Unsent changes stay queued and stay
 // visible: they are merged into the emptied tables again.
 func (r *Replica) resetReplica(ctx context.Context) error {
-	err := r.db.Write(ctx, func(tx *sql.Tx) error {
+	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		for _, table := range []string{"households", "persons", "tag_elements", "visits", "visit_households", "visit_amendments", "pending_bootstraps"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
 				return err
@@ -61,7 +61,7 @@ func (r *Replica) resetReplica(ctx context.Context) error {
 }
 
 // applyLocal merges one of this replica's own changes into its tables.
-func applyLocal(ctx context.Context, tx *sql.Tx, c *syncengine.Change) error {
+func applyLocal(ctx context.Context, tx *sqlitex.Tx, c *syncengine.Change) error {
 	var err error
 	switch {
 	case c.Household != nil:

@@ -2,8 +2,8 @@ package sdk
 
 import (
 	"context"
-	"database/sql"
 
+	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -28,7 +28,7 @@ func (rs *restamper) fresh(old syncengine.Clock) syncengine.Clock {
 // restampChange gives one unsent change fresh clocks, and the local row the
 // same where the row still holds the change's old clock (a later local write
 // may already have replaced it, with a clock that is re-stamped in turn).
-func (rs *restamper) restampChange(ctx context.Context, tx *sql.Tx, c *syncengine.Change) error {
+func (rs *restamper) restampChange(ctx context.Context, tx *sqlitex.Tx, c *syncengine.Change) error {
 	replace := func(clocks []syncengine.Clock, local []syncengine.Clock) ([]syncengine.Clock, []syncengine.Clock) {
 		for i, old := range clocks {
 			if old.IsZero() {

@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/internal/wire"
 	"github.com/doorbook/doorbook/syncengine"
@@ -102,7 +103,7 @@ func (r *Replica) Enroll(ctx context.Context, serverURL, code, deviceName string
 		return fmt.Errorf("enroll: %w", fromConnect(err))
 	}
 	r.observe(res.GetServerHlc())
-	err = r.db.Write(ctx, func(tx *sql.Tx) error {
+	err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		w := res.GetScope().GetWorker()
 		if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET server_url = ?, device_id = ?, token = ?, worker_id = ?, worker_name = ? WHERE id = 1`,
 			serverURL, res.GetDeviceId(), res.GetToken(), w.GetId(), w.GetName()); err != nil {
@@ -122,7 +123,7 @@ func (r *Replica) Enroll(ctx context.Context, serverURL, code, deviceName string
 	return nil
 }
 
-func saveScope(ctx context.Context, tx *sql.Tx, sc *pb.Scope) error {
+func saveScope(ctx context.Context, tx *sqlitex.Tx, sc *pb.Scope) error {
 	if sc == nil {
 		return nil
 	}
@@ -194,7 +195,7 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 
 func (r *Replica) recordSync(ctx context.Context, syncErr error) {
 	now := r.now().UnixMilli()
-	_ = r.db.Write(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
+	_ = r.db.Write(context.WithoutCancel(ctx), func(tx *sqlitex.Tx) error {
 		if syncErr == nil {
 			_, err := tx.ExecContext(ctx, `UPDATE sync_state SET last_sync_at = ?, last_error = '' WHERE id = 1`, now)
 			return err
@@ -242,7 +243,7 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 			return fmt.Errorf("push: %w", fromConnect(err))
 		}
 		r.observe(res.GetServerHlc())
-		err = r.db.Write(ctx, func(tx *sql.Tx) error {
+		err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, seqs[len(seqs)-1]); err != nil {
 				return err
 			}
@@ -344,7 +345,7 @@ func (r *Replica) bootstrap(ctx context.Context, c clients, key, after string, r
 			return fmt.Errorf("bootstrap: server sent %w", err)
 		}
 		r.observe(msg.GetServerHlc())
-		err := r.db.Write(ctx, func(tx *sql.Tx) error {
+		err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 			if err := r.applyRows(ctx, tx, &b); err != nil {
 				return err
 			}
@@ -391,7 +392,7 @@ func (r *Replica) bootstrap(ctx context.Context, c clients, key, after string, r
 // sets the cursor to where the server stood when it began: what changed
 // since reaches the device through the feed.
 func (r *Replica) dropBootstrap(ctx context.Context, key string, cursor uint64) error {
-	return r.db.Write(ctx, func(tx *sql.Tx) error {
+	return r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		if cursor > 0 {
 			if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET cursor = max(cursor, ?) WHERE id = 1`, cursor); err != nil {
 				return err
@@ -435,7 +436,7 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 		}
 		r.observe(res.GetServerHlc())
 		evicted := 0
-		err = r.db.Write(ctx, func(tx *sql.Tx) error {
+		err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 			var err error
 			if evicted, err = r.evict(ctx, tx, res); err != nil {
 				return err
@@ -475,7 +476,7 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 // evict drops the households that left the scope, unless one of them has
 // unsent changes: then nothing is applied (errEvictPending), the changes are
 // pushed, and the batch is pulled again.
-func (r *Replica) evict(ctx context.Context, tx *sql.Tx, res *pb.PullResponse) (int, error) {
+func (r *Replica) evict(ctx context.Context, tx *sqlitex.Tx, res *pb.PullResponse) (int, error) {
 	ids := append([]string(nil), res.GetEvictedHouseholdIds()...)
 	for _, g := range res.GetEvictedGridIds() {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM households WHERE grid_id = ?`, g)
@@ -513,7 +514,7 @@ func (r *Replica) evict(ctx context.Context, tx *sql.Tx, res *pb.PullResponse) (
 }
 
 // pendingHouseholds is the set of households the outbox has changes for.
-func pendingHouseholds(ctx context.Context, tx *sql.Tx) (map[string]bool, error) {
+func pendingHouseholds(ctx context.Context, tx *sqlitex.Tx) (map[string]bool, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT payload FROM outbox`)
 	if err != nil {
 		return nil, err
@@ -564,7 +565,7 @@ func pendingHouseholds(ctx context.Context, tx *sql.Tx) (map[string]bool, error)
 }
 
 // applyRows merges rows from the server and moves the clock past them.
-func (r *Replica) applyRows(ctx context.Context, tx *sql.Tx, b *syncengine.Bundle) error {
+func (r *Replica) applyRows(ctx context.Context, tx *sqlitex.Tx, b *syncengine.Bundle) error {
 	if err := statedb.ApplyBundle(ctx, tx, b); err != nil {
 		return err
 	}
@@ -598,7 +599,7 @@ func (r *Replica) restamp(ctx context.Context, skew *pb.ClockSkew) (int, error) 
 	r.observe(skew.GetServerHlc())
 	limit := syncengine.PackHLC(syncengine.HLCTime(skew.GetServerHlc()).UnixMilli()+int64(skew.GetMaxSkewMillis()), 0)
 	n := 0
-	err := r.db.Write(ctx, func(tx *sql.Tx) error {
+	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT seq, payload FROM outbox ORDER BY seq`)
 		if err != nil {
 			return err

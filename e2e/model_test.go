@@ -3,7 +3,6 @@ package e2e
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"fmt"
 	"reflect"
 	"slices"
@@ -178,7 +177,7 @@ func (e *env) serverState(grids ...string) syncengine.Bundle {
 	}
 	defer db.Close()
 	var b syncengine.Bundle
-	err = db.Read(ctx, func(tx *sql.Tx) error {
+	err = db.Read(ctx, func(tx *sqlitex.Tx) error {
 		if grids == nil {
 			b, err = statedb.LoadAll(ctx, tx)
 			return err

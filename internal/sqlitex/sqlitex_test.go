@@ -135,7 +135,7 @@ func TestOpenPragmas(t *testing.T) {
 		}
 	}
 
-	err := db.Write(t.Context(), func(tx *sql.Tx) error {
+	err := db.Write(t.Context(), func(tx *sqlitex.Tx) error {
 		_, err := tx.ExecContext(t.Context(), `INSERT INTO people (id, name) VALUES (1, 'a')`)
 		return err
 	})
@@ -146,7 +146,7 @@ func TestOpenPragmas(t *testing.T) {
 		t.Errorf("no write-ahead log beside the file after a write: %v", err)
 	}
 	// Foreign keys are enforced.
-	err = db.Write(t.Context(), func(tx *sql.Tx) error {
+	err = db.Write(t.Context(), func(tx *sqlitex.Tx) error {
 		_, err := tx.ExecContext(t.Context(), `INSERT INTO pets (id, owner) VALUES (1, 42)`)
 		return err
 	})
@@ -187,7 +187,7 @@ func TestMigrationsApplyOnceInOrder(t *testing.T) {
 		t.Errorf("SchemaVersion = %d, %v; want 2", v, err)
 	}
 	// m2 ran after m1: the column it adds exists.
-	if err := db.Write(ctx, func(tx *sql.Tx) error {
+	if err := db.Write(ctx, func(tx *sqlitex.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO people (name, email) VALUES ('a', 'a@example.com')`)
 		return err
 	}); err != nil {
@@ -345,7 +345,7 @@ func TestWrite(t *testing.T) {
 	ctx := t.Context()
 	db := open(t, tempFile(t), m1)
 
-	err := db.Write(ctx, func(tx *sql.Tx) error {
+	err := db.Write(ctx, func(tx *sqlitex.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO people (name) VALUES ('rolled back')`); err != nil {
 			return err
 		}
@@ -364,13 +364,13 @@ func TestWrite(t *testing.T) {
 		t.Errorf("people = %d through R after a failed Write, want 0", n)
 	}
 
-	if err := db.Write(ctx, func(tx *sql.Tx) error {
+	if err := db.Write(ctx, func(tx *sqlitex.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO people (name) VALUES ('kept')`)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	err = db.Read(ctx, func(tx *sql.Tx) error {
+	err = db.Read(ctx, func(tx *sqlitex.Tx) error {
 		var name string
 		if err := tx.QueryRowContext(ctx, `SELECT name FROM people`).Scan(&name); err != nil {
 			return err
@@ -384,7 +384,7 @@ func TestWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The single writer connection is free again after both outcomes.
-	if err := db.Write(ctx, func(*sql.Tx) error { return nil }); err != nil {
+	if err := db.Write(ctx, func(*sqlitex.Tx) error { return nil }); err != nil {
 		t.Errorf("empty Write: %v", err)
 	}
 }
@@ -400,7 +400,7 @@ func TestReadPoolIsReadOnly(t *testing.T) {
 	if _, err := db.R.ExecContext(ctx, `CREATE TABLE sneaky (x)`); err == nil {
 		t.Error("a CREATE TABLE through R succeeded")
 	}
-	err := db.Read(ctx, func(tx *sql.Tx) error {
+	err := db.Read(ctx, func(tx *sqlitex.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO people (name) VALUES ('y')`)
 		return err
 	})
@@ -419,7 +419,7 @@ func TestReadersDuringWrite(t *testing.T) {
 	ctx := t.Context()
 	db := open(t, tempFile(t), m1)
 
-	err := db.Write(ctx, func(tx *sql.Tx) error {
+	err := db.Write(ctx, func(tx *sqlitex.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO people (name) VALUES ('pending')`); err != nil {
 			return err
 		}
@@ -454,7 +454,7 @@ func TestConcurrentWrites(t *testing.T) {
 	for g := range goroutines {
 		wg.Go(func() {
 			for i := range writes {
-				errs <- db.Write(ctx, func(tx *sql.Tx) error {
+				errs <- db.Write(ctx, func(tx *sqlitex.Tx) error {
 					var n int
 					if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM people`).Scan(&n); err != nil {
 						return err
@@ -565,7 +565,7 @@ func TestOpenPathWithURICharacters(t *testing.T) {
 			if err != nil {
 				t.Fatalf("BUG: Open(%q): %v", name, err)
 			}
-			err = db.Write(t.Context(), func(tx *sql.Tx) error {
+			err = db.Write(t.Context(), func(tx *sqlitex.Tx) error {
 				_, err := tx.ExecContext(t.Context(), `INSERT INTO people (name) VALUES ('x')`)
 				return err
 			})
@@ -662,7 +662,7 @@ func TestInPlaceholders(t *testing.T) {
 	// And SQLite takes them.
 	ctx := t.Context()
 	db := open(t, tempFile(t), m1)
-	if err := db.Write(ctx, func(tx *sql.Tx) error {
+	if err := db.Write(ctx, func(tx *sqlitex.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO people (id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')`)
 		return err
 	}); err != nil {

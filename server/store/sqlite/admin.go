@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
@@ -76,7 +77,7 @@ func (s *Store) CreateOrgNode(ctx context.Context, p store.Principal, n store.Or
 		return n, fmt.Errorf("%w: a node needs a name of 1–256 bytes", syncengine.ErrInvalid)
 	}
 	n.ID = newID()
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		var parent any
 		if n.Level == store.LevelDistrict {
 			if n.ParentID != "" {
@@ -186,7 +187,7 @@ func (s *Store) CreateWorker(ctx context.Context, p store.Principal, w store.Wor
 	}
 	w.ID = newID()
 	w.GridIDs = dedupe(w.GridIDs)
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		if err := requireAdmin(p); err != nil {
 			return err
 		}
@@ -206,7 +207,7 @@ func (s *Store) CreateWorker(ctx context.Context, p store.Principal, w store.Wor
 
 // setGrids moves a worker from grid set old to grid set new, recording each
 // change in the feed so that devices learn of it in order.
-func setGrids(ctx context.Context, tx *sql.Tx, workerID string, old, new []string) error {
+func setGrids(ctx context.Context, tx *sqlitex.Tx, workerID string, old, new []string) error {
 	seq, err := newSeqAlloc(ctx, tx)
 	if err != nil {
 		return err
@@ -242,7 +243,7 @@ func (s *Store) ListWorkers(ctx context.Context, p store.Principal) ([]store.Wor
 		return nil, err
 	}
 	var out []store.Worker
-	err := s.db.Read(ctx, func(tx *sql.Tx) error {
+	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		ids, err := queryStrings(ctx, tx, `SELECT id FROM workers ORDER BY name, id`)
 		if err != nil {
 			return err
@@ -269,7 +270,7 @@ func (s *Store) ListWorkers(ctx context.Context, p store.Principal) ([]store.Wor
 func (s *Store) SetWorkerGrids(ctx context.Context, p store.Principal, workerID string, gridIDs []string) (store.Worker, error) {
 	var w store.Worker
 	gridIDs = dedupe(gridIDs)
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		old, err := s.adminWorker(ctx, tx, p, workerID)
 		if err != nil {
 			return err
@@ -294,7 +295,7 @@ func (s *Store) SetWorkerGrids(ctx context.Context, p store.Principal, workerID 
 // every write the server has seen.
 func (s *Store) MoveHousehold(ctx context.Context, p store.Principal, householdID, gridID string, clock func(observed syncengine.Clock) syncengine.Clock) (syncengine.Household, error) {
 	var merged syncengine.Household
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		h, ok, err := statedb.GetHousehold(ctx, tx, householdID)
 		if err != nil {
 			return err
@@ -347,7 +348,7 @@ func (s *Store) Import(ctx context.Context, p store.Principal, b syncengine.Bund
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		seq, err := newSeqAlloc(ctx, tx)
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -78,7 +79,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (store.Principal
 func (s *Store) CreateAdmin(ctx context.Context, name, node string) (store.Principal, string, error) {
 	p := store.Principal{Kind: store.KindAdmin, ID: newID(), Name: name, Node: node, CredentialID: newID()}
 	token, hash := newToken(p.CredentialID)
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		if node != "" {
 			if _, err := getNode(ctx, tx, node); err != nil {
 				return err
@@ -136,7 +137,7 @@ func codeHash(code string) []byte {
 // CreateEnrollmentCode issues a one-time code for a worker's new device.
 func (s *Store) CreateEnrollmentCode(ctx context.Context, p store.Principal, workerID string, expires time.Time) (string, error) {
 	code := newCode()
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		if _, err := s.adminWorker(ctx, tx, p, workerID); err != nil {
 			return err
 		}
@@ -153,7 +154,7 @@ func (s *Store) CreateEnrollmentCode(ctx context.Context, p store.Principal, wor
 // Enroll spends a one-time code and creates a device with its token.
 func (s *Store) Enroll(ctx context.Context, code, deviceName string, now time.Time) (store.Enrollment, error) {
 	var e store.Enrollment
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		var workerID string
 		var expires int64
 		var used sql.NullInt64

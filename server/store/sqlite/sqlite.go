@@ -5,7 +5,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"fmt"
 
@@ -62,12 +61,12 @@ const (
 // stores the last one on commit. The single writer keeps numbers committing
 // in order.
 type seqAlloc struct {
-	tx   *sql.Tx
+	tx   *sqlitex.Tx
 	last uint64
 	used bool
 }
 
-func newSeqAlloc(ctx context.Context, tx *sql.Tx) (*seqAlloc, error) {
+func newSeqAlloc(ctx context.Context, tx *sqlitex.Tx) (*seqAlloc, error) {
 	a := &seqAlloc{tx: tx}
 	if err := tx.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'seq'`).Scan(&a.last); err != nil {
 		return nil, fmt.Errorf("read sequence: %w", err)

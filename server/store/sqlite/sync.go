@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 
@@ -50,13 +49,13 @@ func (s *Store) Scope(ctx context.Context, p store.Principal) (store.Scope, erro
 // wrote it while, as far as it knew, it was theirs, and such a write must
 // not be lost (DESIGN.md, partial replication).
 type pushScope struct {
-	tx        *sql.Tx
+	tx        *sqlitex.Tx
 	recent    map[string]bool // the worker's grids now, and those taken after the device's cursor
 	known     uint64
 	decisions map[string]bool
 }
 
-func newPushScope(ctx context.Context, tx *sql.Tx, p store.Principal) (*pushScope, error) {
+func newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Principal) (*pushScope, error) {
 	ps := &pushScope{tx: tx, recent: map[string]bool{}, decisions: map[string]bool{}}
 	if err := tx.QueryRowContext(ctx, `SELECT known_cursor FROM credentials WHERE id = ?`, p.CredentialID).Scan(&ps.known); err != nil {
 		return nil, fmt.Errorf("read device: %w", err)
@@ -118,7 +117,7 @@ func (s *Store) Push(ctx context.Context, p store.Principal, changes []syncengin
 	if err := requireWorker(p); err != nil {
 		return res, err
 	}
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		res = store.PushResult{}
 		ps, err := newPushScope(ctx, tx, p)
 		if err != nil {
@@ -154,7 +153,7 @@ func (s *Store) Push(ctx context.Context, p store.Principal, changes []syncengin
 	return res, nil
 }
 
-func applyChange(ctx context.Context, tx *sql.Tx, ps *pushScope, seq *seqAlloc, p store.Principal, c *syncengine.Change) error {
+func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAlloc, p store.Principal, c *syncengine.Change) error {
 	switch {
 	case c.Household != nil:
 		return applyHousehold(ctx, tx, ps, seq, c.Household)
@@ -247,7 +246,7 @@ func applyChange(ctx context.Context, tx *sql.Tx, ps *pushScope, seq *seqAlloc, 
 	return fmt.Errorf("%w: empty change", syncengine.ErrInvalid)
 }
 
-func applyHousehold(ctx context.Context, tx *sql.Tx, ps *pushScope, seq *seqAlloc, delta *syncengine.Household) error {
+func applyHousehold(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAlloc, delta *syncengine.Household) error {
 	_, exists, err := statedb.GetHousehold(ctx, tx, delta.ID)
 	if err != nil {
 		return err
@@ -278,7 +277,7 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 	}
 	limit = max(1, min(limit, store.MaxPullLimit))
 	b := &store.PullBatch{}
-	err := s.db.Read(ctx, func(tx *sql.Tx) error {
+	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		top, err := head(ctx, tx)
 		if err != nil {
 			return err
@@ -315,7 +314,7 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 		// The device shows it applied everything up to cursor; pushes are
 		// judged by the scope it knew then. Best effort: a failure here only
 		// narrows the grace for households that left the scope.
-		_ = s.db.Write(ctx, func(tx *sql.Tx) error {
+		_ = s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 			_, err := tx.ExecContext(ctx, `UPDATE credentials SET known_cursor = ? WHERE id = ? AND known_cursor < ?`, cursor, p.CredentialID, cursor)
 			return err
 		})
@@ -362,7 +361,7 @@ func feedAfter(ctx context.Context, q statedb.Querier, grids []string, cursor, t
 // by the scope as it is now, so a household that moved out and back within
 // the range arrives whole rather than being dropped. It returns the
 // households to send whole.
-func (s *Store) scopeChanges(ctx context.Context, tx *sql.Tx, b *store.PullBatch, workerID string, mine map[string]bool, cursor, upto uint64) ([]string, error) {
+func (s *Store) scopeChanges(ctx context.Context, tx *sqlitex.Tx, b *store.PullBatch, workerID string, mine map[string]bool, cursor, upto uint64) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT grid_id FROM scope_events WHERE worker_id = ? AND seq > ? AND seq <= ? ORDER BY grid_id`, workerID, cursor, upto)
 	if err != nil {
 		return nil, err
@@ -412,7 +411,7 @@ func (s *Store) scopeChanges(ctx context.Context, tx *sql.Tx, b *store.PullBatch
 }
 
 // loadEntries loads the rows behind feed entries, and whole households.
-func loadEntries(ctx context.Context, tx *sql.Tx, b *store.PullBatch, entries []feedEntry, whole []string) error {
+func loadEntries(ctx context.Context, tx *sqlitex.Tx, b *store.PullBatch, entries []feedEntry, whole []string) error {
 	ids := map[int][]string{}
 	seen := map[[2]string]bool{}
 	for _, h := range whole {
@@ -477,7 +476,7 @@ func (s *Store) Bootstrap(ctx context.Context, p store.Principal, req store.Boot
 		total int
 		grids []string
 	)
-	err := s.db.Read(ctx, func(tx *sql.Tx) error {
+	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		var err error
 		if top, err = head(ctx, tx); err != nil {
 			return err
@@ -512,7 +511,7 @@ func (s *Store) Bootstrap(ctx context.Context, p store.Principal, req store.Boot
 		}
 		var ids []string
 		if len(grids) > 0 {
-			err = s.db.Read(ctx, func(tx *sql.Tx) error {
+			err = s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 				ids, err = queryStrings(ctx, tx, `SELECT id FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`) AND id > ? ORDER BY id LIMIT ?`,
 					append(anys(grids), after, pageSize)...)
 				if err != nil {
