@@ -217,22 +217,13 @@ func (r *Replica) Dump(ctx context.Context) (syncengine.Bundle, error) {
 // Outbox lists the changes waiting to be pushed, oldest first: what an app
 // shows as "not yet sent".
 func (r *Replica) Outbox(ctx context.Context) ([]syncengine.Change, error) {
-	rows, err := r.db.R.QueryContext(ctx, `SELECT payload FROM outbox ORDER BY seq`)
+	entries, err := readOutbox(ctx, r.db.R, 0)
 	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []syncengine.Change
-	for rows.Next() {
-		var payload []byte
-		if err := rows.Scan(&payload); err != nil {
-			return nil, err
-		}
-		c, _, err := decodeChange(payload)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
+	out := make([]syncengine.Change, len(entries))
+	for i, e := range entries {
+		out[i] = e.change
 	}
-	return out, rows.Err()
+	return out, nil
 }

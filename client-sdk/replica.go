@@ -43,11 +43,7 @@ var migrationFiles embed.FS
 // Migrations is the replica schema, in order. Version 1 holds the
 // replicated tables, 2 the sync state, 3 the schema's second release.
 func Migrations() ([]sqlitex.Migration, error) {
-	own, err := sqlitex.LoadMigrations(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: statedb.SchemaV1}}, own...), nil
+	return statedb.Migrations(migrationFiles, "migrations")
 }
 
 // Replica is one local replica file. Its methods are safe for concurrent

@@ -21,29 +21,12 @@ func (r *Replica) resetReplica(ctx context.Context) error {
 				return err
 			}
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT payload FROM outbox ORDER BY seq`)
+		entries, err := readOutbox(ctx, tx, 0)
 		if err != nil {
 			return err
 		}
-		var changes []syncengine.Change
-		for rows.Next() {
-			var payload []byte
-			if err := rows.Scan(&payload); err != nil {
-				rows.Close()
-				return err
-			}
-			c, _, err := decodeChange(payload)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			changes = append(changes, c)
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		for i := range changes {
-			if err := applyLocal(ctx, tx, &changes[i]); err != nil {
+		for i := range entries {
+			if err := applyLocal(ctx, tx, &entries[i].change); err != nil {
 				return err
 			}
 		}

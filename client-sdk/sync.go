@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/internal/wire"
@@ -50,30 +51,8 @@ type clients struct {
 	sync doorbookv1connect.SyncServiceClient
 }
 
-// bearer adds the device token to every call.
-type bearer string
-
-func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		req.Header().Set("Authorization", "Bearer "+string(b))
-		return next(ctx, req)
-	}
-}
-
-func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, spec)
-		conn.RequestHeader().Set("Authorization", "Bearer "+string(b))
-		return conn
-	}
-}
-
-func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
-}
-
 func (r *Replica) clients(s state) clients {
-	return clients{sync: doorbookv1connect.NewSyncServiceClient(r.http, s.ServerURL, connect.WithInterceptors(bearer(s.Token)))}
+	return clients{sync: doorbookv1connect.NewSyncServiceClient(r.http, s.ServerURL, connect.WithInterceptors(bearer.Token(s.Token)))}
 }
 
 // observe moves the clock past the server's and learns the wall-clock
@@ -259,27 +238,49 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 }
 
 func (r *Replica) outboxBatch(ctx context.Context) ([]int64, []*pb.Change, error) {
-	rows, err := r.db.R.QueryContext(ctx, `SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?`, pushBatch)
+	entries, err := readOutbox(ctx, r.db.R, pushBatch)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read outbox: %w", err)
+		return nil, nil, err
+	}
+	seqs := make([]int64, len(entries))
+	changes := make([]*pb.Change, len(entries))
+	for i, e := range entries {
+		seqs[i], changes[i] = e.seq, e.wire
+	}
+	return seqs, changes, nil
+}
+
+// outboxEntry is one queued change, decoded for the engine and for the wire.
+type outboxEntry struct {
+	seq    int64
+	change syncengine.Change
+	wire   *pb.Change
+}
+
+// readOutbox reads the outbox in order, the first limit entries (0: all).
+func readOutbox(ctx context.Context, q statedb.Querier, limit int) ([]outboxEntry, error) {
+	query, args := `SELECT seq, payload FROM outbox ORDER BY seq`, []any{}
+	if limit > 0 {
+		query, args = query+` LIMIT ?`, append(args, limit)
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
 	}
 	defer rows.Close()
-	var seqs []int64
-	var changes []*pb.Change
+	var out []outboxEntry
 	for rows.Next() {
-		var seq int64
+		var e outboxEntry
 		var payload []byte
-		if err := rows.Scan(&seq, &payload); err != nil {
-			return nil, nil, err
+		if err := rows.Scan(&e.seq, &payload); err != nil {
+			return nil, err
 		}
-		var pc pb.Change
-		if err := proto.Unmarshal(payload, &pc); err != nil {
-			return nil, nil, fmt.Errorf("decode outbox change %d: %w", seq, err)
+		if e.change, e.wire, err = decodeChange(payload); err != nil {
+			return nil, fmt.Errorf("outbox entry %d: %w", e.seq, err)
 		}
-		seqs = append(seqs, seq)
-		changes = append(changes, &pc)
+		out = append(out, e)
 	}
-	return seqs, changes, rows.Err()
+	return out, rows.Err()
 }
 
 func skewDetail(ce *connect.Error) *pb.ClockSkew {
@@ -515,29 +516,13 @@ func (r *Replica) evict(ctx context.Context, tx *sqlitex.Tx, res *pb.PullRespons
 
 // pendingHouseholds is the set of households the outbox has changes for.
 func pendingHouseholds(ctx context.Context, tx *sqlitex.Tx) (map[string]bool, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT payload FROM outbox`)
+	entries, err := readOutbox(ctx, tx, 0)
 	if err != nil {
 		return nil, err
 	}
-	var changes []syncengine.Change
-	for rows.Next() {
-		var payload []byte
-		if err := rows.Scan(&payload); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		c, _, err := decodeChange(payload)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		changes = append(changes, c)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
 	out := map[string]bool{}
-	for _, c := range changes {
+	for _, e := range entries {
+		c := e.change
 		switch {
 		case c.Household != nil:
 			out[c.Household.ID] = true
@@ -600,29 +585,8 @@ func (r *Replica) restamp(ctx context.Context, skew *pb.ClockSkew) (int, error) 
 	limit := syncengine.PackHLC(syncengine.HLCTime(skew.GetServerHlc()).UnixMilli()+int64(skew.GetMaxSkewMillis()), 0)
 	n := 0
 	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT seq, payload FROM outbox ORDER BY seq`)
+		entries, err := readOutbox(ctx, tx, 0)
 		if err != nil {
-			return err
-		}
-		type entry struct {
-			seq    int64
-			change syncengine.Change
-		}
-		var entries []entry
-		for rows.Next() {
-			var e entry
-			var payload []byte
-			if err := rows.Scan(&e.seq, &payload); err != nil {
-				rows.Close()
-				return err
-			}
-			if e.change, _, err = decodeChange(payload); err != nil {
-				rows.Close()
-				return err
-			}
-			entries = append(entries, e)
-		}
-		if err := rows.Close(); err != nil {
 			return err
 		}
 		// Re-stamped changes must stay after every change before them that

@@ -15,6 +15,7 @@ import (
 	sdk "github.com/doorbook/doorbook/client-sdk"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 )
@@ -43,25 +44,6 @@ func (f *fakeNow) Now() time.Time           { return time.Now().Add(time.Duratio
 func (f *fakeNow) Set(offset time.Duration) { f.offset.Store(int64(offset)) }
 func (f *fakeNow) Add(offset time.Duration) { f.offset.Add(int64(offset)) }
 
-type bearer string
-
-func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		req.Header().Set("Authorization", "Bearer "+string(b))
-		return next(ctx, req)
-	}
-}
-func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, s connect.Spec) connect.StreamingClientConn {
-		c := next(ctx, s)
-		c.RequestHeader().Set("Authorization", "Bearer "+string(b))
-		return c
-	}
-}
-func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
-}
-
 // newEnv starts a server with grids grids.
 func newEnv(t testing.TB, grids int) *env {
 	t.Helper()
@@ -76,7 +58,7 @@ func newEnv(t testing.TB, grids int) *env {
 		t.Fatal(err)
 	}
 	e.adminToken = token
-	e.Admin = doorbookv1connect.NewAdminServiceClient(http.DefaultClient, e.URL, connect.WithInterceptors(bearer(token)))
+	e.Admin = doorbookv1connect.NewAdminServiceClient(http.DefaultClient, e.URL, connect.WithInterceptors(bearer.Token(token)))
 	district := e.node("", pb.OrgLevel_ORG_LEVEL_DISTRICT, "District")
 	street := e.node(district, pb.OrgLevel_ORG_LEVEL_STREET, "Street")
 	community := e.node(street, pb.OrgLevel_ORG_LEVEL_COMMUNITY, "Community")

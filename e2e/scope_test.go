@@ -14,6 +14,7 @@ import (
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -78,7 +79,7 @@ func TestScopeAndErrorsThroughTheAPI(t *testing.T) {
 				t.Fatal(err)
 			}
 			syncAs := func(token string) doorbookv1connect.SyncServiceClient {
-				return doorbookv1connect.NewSyncServiceClient(proto.client, e.URL, append(proto.opts, connect.WithInterceptors(bearer(token)))...)
+				return doorbookv1connect.NewSyncServiceClient(proto.client, e.URL, append(proto.opts, connect.WithInterceptors(bearer.Token(token)))...)
 			}
 			sc := syncAs(res.GetToken())
 
@@ -145,7 +146,7 @@ func TestScopeAndErrorsThroughTheAPI(t *testing.T) {
 					return stream.Err()
 				}, connect.CodePermissionDenied, false},
 				{"admin call with a device token", func() error {
-					admin := doorbookv1connect.NewAdminServiceClient(proto.client, e.URL, append(proto.opts, connect.WithInterceptors(bearer(res.GetToken())))...)
+					admin := doorbookv1connect.NewAdminServiceClient(proto.client, e.URL, append(proto.opts, connect.WithInterceptors(bearer.Token(res.GetToken())))...)
 					_, err := admin.ListWorkers(ctx, &pb.ListWorkersRequest{})
 					return err
 				}, connect.CodePermissionDenied, false},

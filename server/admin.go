@@ -20,7 +20,7 @@ func (s *adminService) CreateOrgNode(ctx context.Context, req *pb.CreateOrgNodeR
 		ParentID: req.GetParentId(), Level: store.OrgLevel(req.GetLevel()), Name: req.GetName(),
 	})
 	if err != nil {
-		return nil, toConnect(ctx, s.log, err)
+		return nil, toConnect(s.log, err)
 	}
 	return &pb.CreateOrgNodeResponse{Node: nodeToProto(n)}, nil
 }
@@ -28,7 +28,7 @@ func (s *adminService) CreateOrgNode(ctx context.Context, req *pb.CreateOrgNodeR
 func (s *adminService) ListOrgNodes(ctx context.Context, _ *pb.ListOrgNodesRequest) (*pb.ListOrgNodesResponse, error) {
 	nodes, err := s.store.ListOrgNodes(ctx, principal(ctx))
 	if err != nil {
-		return nil, toConnect(ctx, s.log, err)
+		return nil, toConnect(s.log, err)
 	}
 	res := &pb.ListOrgNodesResponse{}
 	for _, n := range nodes {
@@ -48,7 +48,7 @@ func (s *adminService) CreateWorker(ctx context.Context, req *pb.CreateWorkerReq
 	}
 	w, err := s.store.CreateWorker(ctx, principal(ctx), store.Worker{Name: req.GetName(), Role: int32(req.GetRole()), GridIDs: req.GetGridIds()})
 	if err != nil {
-		return nil, toConnect(ctx, s.log, err)
+		return nil, toConnect(s.log, err)
 	}
 	return &pb.CreateWorkerResponse{Worker: workerToProto(w)}, nil
 }
@@ -56,7 +56,7 @@ func (s *adminService) CreateWorker(ctx context.Context, req *pb.CreateWorkerReq
 func (s *adminService) ListWorkers(ctx context.Context, _ *pb.ListWorkersRequest) (*pb.ListWorkersResponse, error) {
 	ws, err := s.store.ListWorkers(ctx, principal(ctx))
 	if err != nil {
-		return nil, toConnect(ctx, s.log, err)
+		return nil, toConnect(s.log, err)
 	}
 	res := &pb.ListWorkersResponse{}
 	for _, w := range ws {
@@ -71,7 +71,7 @@ func (s *adminService) SetWorkerGrids(ctx context.Context, req *pb.SetWorkerGrid
 	}
 	w, err := s.store.SetWorkerGrids(ctx, principal(ctx), req.GetWorkerId(), req.GetGridIds())
 	if err != nil {
-		return nil, toConnect(ctx, s.log, err)
+		return nil, toConnect(s.log, err)
 	}
 	return &pb.SetWorkerGridsResponse{Worker: workerToProto(w)}, nil
 }
@@ -90,7 +90,7 @@ func (s *adminService) CreateEnrollmentCode(ctx context.Context, req *pb.CreateE
 	expires := s.now().Add(ttl)
 	code, err := s.store.CreateEnrollmentCode(ctx, principal(ctx), req.GetWorkerId(), expires)
 	if err != nil {
-		return nil, toConnect(ctx, s.log, err)
+		return nil, toConnect(s.log, err)
 	}
 	return &pb.CreateEnrollmentCodeResponse{Code: code, ExpiresAtUnix: uint64(expires.Unix())}, nil
 }
@@ -104,7 +104,7 @@ func (s *adminService) MoveHousehold(ctx context.Context, req *pb.MoveHouseholdR
 		return s.clock.Now()
 	})
 	if err != nil {
-		return nil, toConnect(ctx, s.log, err)
+		return nil, toConnect(s.log, err)
 	}
 	return &pb.MoveHouseholdResponse{Household: wire.HouseholdToProto(&h)}, nil
 }

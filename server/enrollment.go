@@ -17,7 +17,7 @@ func (s *enrollmentService) Enroll(ctx context.Context, req *pb.EnrollRequest) (
 	}
 	e, err := s.store.Enroll(ctx, req.GetCode(), req.GetDeviceName(), s.now())
 	if err != nil {
-		return nil, toConnect(ctx, s.log, err)
+		return nil, toConnect(s.log, err)
 	}
 	addStat(ctx, "device", e.DeviceID)
 	return &pb.EnrollResponse{DeviceId: e.DeviceID, Token: e.Token, Scope: scopeToProto(e.Scope), ServerHlc: s.clock.Now().HLC}, nil

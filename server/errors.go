@@ -29,7 +29,7 @@ var codes = []struct {
 // toConnect turns an error from the store or the engine into a Connect
 // error. Unknown errors become Internal with a generic message; the full
 // error goes to the log only.
-func toConnect(ctx context.Context, log zerolog.Logger, err error) error {
+func toConnect(log zerolog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}

@@ -43,7 +43,7 @@ func (a *authInterceptor) authenticate(ctx context.Context, procedure string, h 
 	}
 	p, err := a.store.Authenticate(ctx, token)
 	if err != nil {
-		return ctx, toConnect(ctx, a.log, err)
+		return ctx, toConnect(a.log, err)
 	}
 	addStat(ctx, "principal", p.ID)
 	return context.WithValue(ctx, principalKey{}, p), nil

@@ -29,7 +29,7 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 			err = c.Validate()
 		}
 		if err != nil {
-			return nil, toConnect(ctx, s.log, err)
+			return nil, toConnect(s.log, err)
 		}
 		if err := syncengine.CheckSkew(c.MaxClock(), now, s.maxSkew); err != nil {
 			return nil, s.skewError(err, c.ID)
@@ -38,7 +38,7 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 	}
 	res, err := s.store.Push(ctx, p, changes)
 	if err != nil {
-		return nil, toConnect(ctx, s.log, err)
+		return nil, toConnect(s.log, err)
 	}
 	// The server's clock does not observe pushed clocks: devices set their
 	// wall-clock offset from it, and a clock dragged ahead by devices (up to
@@ -70,7 +70,7 @@ func (s *syncService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullRe
 	}
 	b, err := s.store.Pull(ctx, principal(ctx), req.GetCursor(), limit)
 	if err != nil {
-		return nil, toConnect(ctx, s.log, err)
+		return nil, toConnect(s.log, err)
 	}
 	rows := wire.BundleToProto(&b.Rows)
 	addStat(ctx, "rows", b.Rows.Rows())
@@ -131,7 +131,7 @@ func (s *syncService) Bootstrap(ctx context.Context, req *pb.BootstrapRequest, s
 	if errors.Is(err, errSend) {
 		return err // the client went away; nothing to map
 	}
-	return toConnect(ctx, s.log, err)
+	return toConnect(s.log, err)
 }
 
 func scopeToProto(sc store.Scope) *pb.Scope {

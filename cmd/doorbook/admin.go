@@ -14,6 +14,7 @@ import (
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/internal/bearer"
 )
 
 const adminUsage = `Usage: doorbook admin (--server URL --token TOKEN | --credentials FILE) [--json] VERB [flags]
@@ -43,43 +44,15 @@ type adminCmd struct {
 	json   *bool
 }
 
-type tokenHeader string
-
-func (t tokenHeader) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		req.Header().Set("Authorization", "Bearer "+string(t))
-		return next(ctx, req)
-	}
-}
-
-func (t tokenHeader) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
-}
-
-func (t tokenHeader) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
-}
-
 func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("admin", stderr)
 	serverURL := fs.String("server", "", "server `URL`")
 	token := fs.String("token", "", "admin `token`")
 	credsPath := fs.String("credentials", "", "credentials `file` written by doorbook serve")
 	asJSON := fs.Bool("json", false, "print JSON")
-	fs.Usage = func() { fmt.Fprint(stderr, adminUsage) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	rest := fs.Args()
-	if len(rest) == 0 || rest[0] == "help" {
-		fmt.Fprint(stderr, adminUsage)
-		if len(rest) == 0 {
-			return errUsage
-		}
-		return nil
+	rest, err := parseVerb(fs, args, adminUsage, stderr)
+	if err != nil || rest == nil {
+		return err
 	}
 	if *credsPath != "" {
 		c, err := readCredentials(*credsPath)
@@ -98,7 +71,7 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	c := &adminCmd{
 		ctx:    ctx,
-		client: doorbookv1connect.NewAdminServiceClient(http.DefaultClient, strings.TrimRight(*serverURL, "/"), connect.WithInterceptors(tokenHeader(*token))),
+		client: doorbookv1connect.NewAdminServiceClient(http.DefaultClient, strings.TrimRight(*serverURL, "/"), connect.WithInterceptors(bearer.Token(*token))),
 		out:    output{json: *asJSON, w: stdout},
 		stderr: stderr,
 		json:   asJSON,

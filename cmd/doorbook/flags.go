@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,6 +49,29 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	return nil
+}
+
+// parseVerb parses a command's own flags (those before its verb) and returns
+// the verb and its arguments. With no verb it prints usage and fails; with
+// "help" it prints usage and returns no verb.
+func parseVerb(fs *flag.FlagSet, args []string, usage string, stderr io.Writer) ([]string, error) {
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprint(stderr, usage)
+		return nil, errUsage
+	}
+	if rest[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		return nil, nil
+	}
+	return rest, nil
 }
 
 func required(name, value string) error {

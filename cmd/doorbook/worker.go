@@ -51,20 +51,9 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlags("worker", stderr)
 	path := fs.String("replica", "", "replica `file` (created if missing)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	fs.Usage = func() { fmt.Fprint(stderr, workerUsage) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	rest := fs.Args()
-	if len(rest) == 0 || rest[0] == "help" {
-		fmt.Fprint(stderr, workerUsage)
-		if len(rest) == 0 {
-			return errUsage
-		}
-		return nil
+	rest, err := parseVerb(fs, args, workerUsage, stderr)
+	if err != nil || rest == nil {
+		return err
 	}
 	if err := required("replica", *path); err != nil {
 		return err

@@ -9,6 +9,23 @@
 // per row (syncengine.EncodeClocks), read only when merging.
 package statedb
 
+import (
+	"io/fs"
+
+	"github.com/doorbook/doorbook/internal/sqlitex"
+)
+
+// Migrations is a database's schema: these replicated tables as version 1,
+// then the database's own migrations (files NNN_name.sql in dir of own,
+// numbered from 2).
+func Migrations(own fs.FS, dir string) ([]sqlitex.Migration, error) {
+	ms, err := sqlitex.LoadMigrations(own, dir)
+	if err != nil {
+		return nil, err
+	}
+	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: SchemaV1}}, ms...), nil
+}
+
 // SchemaV1 creates the replicated tables. Released schemas never change:
 // a later change is a new migration of each database that embeds this one.
 const SchemaV1 = `

@@ -26,7 +26,7 @@ const chunk = 500
 const householdCols = `id, grid_id, head_name, address, phone_mobile, phone_landline, responsible_worker,
 	responsible_leader, responsible_unit, member_count, housing_type, notes, deleted, clocks`
 
-func scanHousehold(s interface{ Scan(...any) error }) (syncengine.Household, error) {
+func scanHousehold(s scanner) (syncengine.Household, error) {
 	var h syncengine.Household
 	var clocks []byte
 	err := s.Scan(&h.ID, &h.GridID.Value, &h.HeadName.Value, &h.Address.Value, &h.PhoneMobile.Value,
@@ -58,14 +58,7 @@ func PutHousehold(ctx context.Context, q Querier, h *syncengine.Household) error
 
 // GetHousehold loads one household; ok is false if there is none.
 func GetHousehold(ctx context.Context, q Querier, id string) (h syncengine.Household, ok bool, err error) {
-	h, err = scanHousehold(q.QueryRowContext(ctx, `SELECT `+householdCols+` FROM households WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return h, false, nil
-	}
-	if err != nil {
-		return h, false, fmt.Errorf("get household %s: %w", id, err)
-	}
-	return h, true, nil
+	return getRow(ctx, q, "household", `SELECT `+householdCols+` FROM households WHERE id = ?`, id, scanHousehold)
 }
 
 // MergeHousehold merges a delta into the stored household (creating it if
@@ -76,16 +69,40 @@ func MergeHousehold(ctx context.Context, q Querier, delta *syncengine.Household)
 	if err != nil {
 		return merged, nil, false, err
 	}
+	if !ok {
+		cur = syncengine.Household{ID: delta.ID}
+	}
+	return mergeRow(ctx, q, cur, ok, delta, PutHousehold)
+}
+
+type scanner interface{ Scan(...any) error }
+
+// getRow loads one row by id; ok is false if there is none.
+func getRow[T any](ctx context.Context, q Querier, what, query, id string, scan func(scanner) (T, error)) (T, bool, error) {
+	v, err := scan(q.QueryRowContext(ctx, query, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, false, nil
+	}
+	if err != nil {
+		return v, false, fmt.Errorf("get %s %s: %w", what, id, err)
+	}
+	return v, true, nil
+}
+
+// mergeRow merges delta into cur (the stored row if ok, else an empty one)
+// and writes the result if it changed.
+func mergeRow[T any, P interface {
+	*T
+	Merge(T) bool
+}](ctx context.Context, q Querier, cur T, ok bool, delta *T, put func(context.Context, Querier, *T) error) (merged T, before *T, changed bool, err error) {
 	if ok {
 		prev := cur
 		before = &prev
-	} else {
-		cur = syncengine.Household{ID: delta.ID}
 	}
-	if !cur.Merge(*delta) && ok {
+	if !P(&cur).Merge(*delta) && ok {
 		return cur, before, false, nil
 	}
-	return cur, before, true, PutHousehold(ctx, q, &cur)
+	return cur, before, true, put(ctx, q, &cur)
 }
 
 // Households loads the households with the given ids, in id order.
@@ -95,7 +112,7 @@ func Households(ctx context.Context, q Querier, ids []string) ([]syncengine.Hous
 
 const personCols = `id, household_id, name, id_number, gender, birth_date, phone, relation, notes, deleted, clocks`
 
-func scanPerson(s interface{ Scan(...any) error }) (syncengine.Person, error) {
+func scanPerson(s scanner) (syncengine.Person, error) {
 	var p syncengine.Person
 	var clocks []byte
 	err := s.Scan(&p.ID, &p.HouseholdID, &p.Name.Value, &p.IDNumber.Value, &p.Gender.Value, &p.BirthDate.Value,
@@ -125,14 +142,7 @@ func PutPerson(ctx context.Context, q Querier, p *syncengine.Person) error {
 
 // GetPerson loads one person; ok is false if there is none.
 func GetPerson(ctx context.Context, q Querier, id string) (p syncengine.Person, ok bool, err error) {
-	p, err = scanPerson(q.QueryRowContext(ctx, `SELECT `+personCols+` FROM persons WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return p, false, nil
-	}
-	if err != nil {
-		return p, false, fmt.Errorf("get person %s: %w", id, err)
-	}
-	return p, true, nil
+	return getRow(ctx, q, "person", `SELECT `+personCols+` FROM persons WHERE id = ?`, id, scanPerson)
 }
 
 // MergePerson merges a delta into the stored person, like MergeHousehold.
@@ -141,16 +151,10 @@ func MergePerson(ctx context.Context, q Querier, delta *syncengine.Person) (merg
 	if err != nil {
 		return merged, nil, false, err
 	}
-	if ok {
-		prev := cur
-		before = &prev
-	} else {
+	if !ok {
 		cur = syncengine.Person{ID: delta.ID}
 	}
-	if !cur.Merge(*delta) && ok {
-		return cur, before, false, nil
-	}
-	return cur, before, true, PutPerson(ctx, q, &cur)
+	return mergeRow(ctx, q, cur, ok, delta, PutPerson)
 }
 
 // Persons loads persons by id.
@@ -165,7 +169,7 @@ func PersonsOf(ctx context.Context, q Querier, householdIDs []string) ([]synceng
 
 const tagCols = `add_id, household_id, category, removed, hlc, node`
 
-func scanTag(s interface{ Scan(...any) error }) (syncengine.TagElement, error) {
+func scanTag(s scanner) (syncengine.TagElement, error) {
 	var t syncengine.TagElement
 	var hlc, node int64
 	err := s.Scan(&t.AddID, &t.HouseholdID, &t.Category, &t.Removed, &hlc, &node)
@@ -208,7 +212,7 @@ func TagsOf(ctx context.Context, q Querier, householdIDs []string) ([]syncengine
 const visitCols = `v.id, v.visitor_id, v.visited_at, v.form, v.notes, v.hlc, v.node,
 	(SELECT group_concat(household_id, ',') FROM (SELECT household_id FROM visit_households vh WHERE vh.visit_id = v.id ORDER BY ord))`
 
-func scanVisit(s interface{ Scan(...any) error }) (syncengine.Visit, error) {
+func scanVisit(s scanner) (syncengine.Visit, error) {
 	var v syncengine.Visit
 	var at, hlc, node int64
 	var hh sql.NullString
@@ -267,7 +271,7 @@ func VisitsOf(ctx context.Context, q Querier, householdIDs []string) ([]syncengi
 
 const amendmentCols = `id, visit_id, author_id, kind, reason, notes, form, visited_at, hlc, node`
 
-func scanAmendment(s interface{ Scan(...any) error }) (syncengine.Amendment, error) {
+func scanAmendment(s scanner) (syncengine.Amendment, error) {
 	var a syncengine.Amendment
 	var notes sql.NullString
 	var at, hlc, node int64
@@ -448,7 +452,7 @@ func LoadAll(ctx context.Context, q Querier) (syncengine.Bundle, error) {
 }
 
 // loadIn runs query (with one %s for the IN list) over ids in chunks.
-func loadIn[T any](ctx context.Context, q Querier, query string, ids []string, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+func loadIn[T any](ctx context.Context, q Querier, query string, ids []string, scan func(scanner) (T, error)) ([]T, error) {
 	var out []T
 	for start := 0; start < len(ids); start += chunk {
 		part := ids[start:min(start+chunk, len(ids))]

@@ -18,11 +18,7 @@ var migrationFiles embed.FS
 
 // Migrations is the server schema, in order.
 func Migrations() ([]sqlitex.Migration, error) {
-	own, err := sqlitex.LoadMigrations(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: statedb.SchemaV1}}, own...), nil
+	return statedb.Migrations(migrationFiles, "migrations")
 }
 
 // Store is the SQLite backend.
