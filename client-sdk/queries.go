@@ -167,6 +167,8 @@ type Status struct {
 	LastSync   time.Time
 	// LastError is why the last sync failed ("" if it succeeded).
 	LastError string
+	// Rejected counts changes the server refused for good (see Rejected).
+	Rejected int
 	// Bootstrapping: a bootstrap has not finished yet.
 	Bootstrapping bool
 	SchemaVersion int
@@ -197,6 +199,9 @@ func (r *Replica) Status(ctx context.Context) (Status, error) {
 		return st, err
 	}
 	if err := r.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM households WHERE deleted = 0`).Scan(&st.Households); err != nil {
+		return st, err
+	}
+	if err := r.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM rejected_changes`).Scan(&st.Rejected); err != nil {
 		return st, err
 	}
 	st.SchemaVersion, err = sqlitex.SchemaVersion(ctx, r.db.R)

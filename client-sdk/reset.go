@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
@@ -62,3 +63,57 @@ func applyLocal(ctx context.Context, tx *sqlitex.Tx, c *syncengine.Change) error
 }
 
 func isStaleCursor(err error) bool { return errors.Is(err, syncengine.ErrStaleCursor) }
+
+// reject sets aside a change the server refused for good, with the reason:
+// it leaves the outbox (so the rest can go) for rejected_changes.
+func (r *Replica) reject(ctx context.Context, changeID string, reason error) error {
+	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO rejected_changes (change_id, payload, reason, rejected_at)
+			SELECT change_id, payload, ?, ? FROM outbox WHERE change_id = ?`, reason.Error(), r.now().UnixMilli(), changeID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("server refused change %s, which is not in the outbox: %w", changeID, reason)
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM outbox WHERE change_id = ?`, changeID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set aside refused change: %w", err)
+	}
+	r.log.Warn().Str("change", changeID).Err(reason).Msg("server refused a change for good: set aside")
+	return nil
+}
+
+// RejectedChange is a change the server refused for good.
+type RejectedChange struct {
+	Change     syncengine.Change
+	Reason     string
+	RejectedAt time.Time
+}
+
+// Rejected lists the changes the server refused for good, oldest first:
+// what an app shows as "not accepted", with why.
+func (r *Replica) Rejected(ctx context.Context) ([]RejectedChange, error) {
+	rows, err := r.db.R.QueryContext(ctx, `SELECT payload, reason, rejected_at FROM rejected_changes ORDER BY rejected_at, change_id`)
+	if err != nil {
+		return nil, fmt.Errorf("rejected changes: %w", err)
+	}
+	defer rows.Close()
+	var out []RejectedChange
+	for rows.Next() {
+		var payload []byte
+		var rc RejectedChange
+		var at int64
+		if err := rows.Scan(&payload, &rc.Reason, &at); err != nil {
+			return nil, err
+		}
+		if rc.Change, _, err = decodeChange(payload); err != nil {
+			return nil, err
+		}
+		rc.RejectedAt = time.UnixMilli(at).UTC()
+		out = append(out, rc)
+	}
+	return out, rows.Err()
+}

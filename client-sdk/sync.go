@@ -40,9 +40,12 @@ type SyncReport struct {
 	// Restamped counts unsent changes given new clocks because the phone's
 	// clock ran ahead of the server's.
 	Restamped int
-	// Reset: the server no longer had this replica's feed position (its
-	// database was restored from a backup), so the replica started over
-	// from the server's state, keeping its unsent changes.
+	// Rejected counts changes the server refused for good, set aside (see
+	// Replica.Rejected) so that the rest could go.
+	Rejected int
+	// Reset: the replica started over from the server's state, keeping its
+	// unsent changes: the server no longer had its feed position (restored
+	// from a backup), or it refused a change whose effect had to be undone.
 	Reset  bool
 	Cursor uint64
 }
@@ -139,20 +142,34 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 		return err
 	}
 	c := r.clients(st)
-	for retries := 0; ; retries++ {
+	// Each reason to go round again has its own budget, so that one cannot
+	// use up another's.
+	var evictRetries, resets, rounds int
+	for {
+		rejected := rep.Rejected
 		if err := r.push(ctx, c, rep); err != nil {
 			return err
+		}
+		if rep.Rejected > rejected {
+			// A refused change's effect is in the local tables: start over
+			// from the server's state (unsent changes are kept).
+			if err := r.resetReplica(ctx); err != nil {
+				return err
+			}
+			rep.Reset = true
 		}
 		if err := r.bootstraps(ctx, c, rep); err != nil {
 			return err
 		}
 		err := r.pull(ctx, c, rep)
-		if errors.Is(err, errEvictPending) && retries < maxEvictionRetries {
+		if errors.Is(err, errEvictPending) && evictRetries < maxEvictionRetries {
+			evictRetries++
 			// A household leaving the scope has unsent changes: push them
 			// while the server still accepts them, then pull again.
 			continue
 		}
-		if isStaleCursor(err) && retries < maxEvictionRetries {
+		if isStaleCursor(err) && resets < 1 {
+			resets++
 			if err := r.resetReplica(ctx); err != nil {
 				return err
 			}
@@ -166,7 +183,8 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 		if err != nil {
 			return err
 		}
-		if !more {
+		// New grids can arrive while bootstrapping; the next sync goes on.
+		if rounds++; !more || rounds > maxEvictionRetries {
 			return nil
 		}
 	}
@@ -200,7 +218,7 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 	}
 	restamped := false
 	for {
-		seqs, changes, err := r.outboxBatch(ctx)
+		seqs, changes, newest, err := r.outboxBatch(ctx)
 		if err != nil {
 			return err
 		}
@@ -219,11 +237,23 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 				restamped = true
 				continue
 			}
+			if id := rejectedDetail(ce); id != "" {
+				if rerr := r.reject(ctx, id, fromConnect(err)); rerr != nil {
+					return rerr
+				}
+				rep.Rejected++
+				continue
+			}
 			return fmt.Errorf("push: %w", fromConnect(err))
 		}
 		r.observe(res.GetServerHlc())
 		err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, seqs[len(seqs)-1]); err != nil {
+				return err
+			}
+			// The server now holds these clocks: a later re-stamp must
+			// stay above them, even if their echo is never pulled.
+			if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET remote_hlc = max(remote_hlc, ?) WHERE id = 1`, int64(newest)); err != nil {
 				return err
 			}
 			return r.saveClock(ctx, tx)
@@ -237,17 +267,20 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 	}
 }
 
-func (r *Replica) outboxBatch(ctx context.Context) ([]int64, []*pb.Change, error) {
+// outboxBatch reads the next batch to push, with the newest clock in it.
+func (r *Replica) outboxBatch(ctx context.Context) ([]int64, []*pb.Change, uint64, error) {
 	entries, err := readOutbox(ctx, r.db.R, pushBatch)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	seqs := make([]int64, len(entries))
 	changes := make([]*pb.Change, len(entries))
+	var newest uint64
 	for i, e := range entries {
 		seqs[i], changes[i] = e.seq, e.wire
+		newest = max(newest, e.change.MaxClock().HLC)
 	}
-	return seqs, changes, nil
+	return seqs, changes, newest, nil
 }
 
 // outboxEntry is one queued change, decoded for the engine and for the wire.
@@ -281,6 +314,28 @@ func readOutbox(ctx context.Context, q statedb.Querier, limit int) ([]outboxEntr
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// rejectedDetail is the change a push error blames, if the error says it can
+// never be applied.
+func rejectedDetail(ce *connect.Error) string {
+	if ce == nil {
+		return ""
+	}
+	switch ce.Code() {
+	case connect.CodeInvalidArgument, connect.CodePermissionDenied, connect.CodeNotFound,
+		connect.CodeAlreadyExists, connect.CodeResourceExhausted:
+	default:
+		return ""
+	}
+	for _, d := range ce.Details() {
+		if m, err := d.Value(); err == nil {
+			if rc, ok := m.(*pb.RejectedChange); ok {
+				return rc.GetChangeId()
+			}
+		}
+	}
+	return ""
 }
 
 func skewDetail(ce *connect.Error) *pb.ClockSkew {
@@ -342,7 +397,7 @@ func (r *Replica) bootstrap(ctx context.Context, c clients, key, after string, r
 			total = int(msg.GetTotalHouseholds())
 		}
 		b := wire.BundleFromProto(wire.Rows{Households: msg.GetHouseholds(), Persons: msg.GetPersons(), Tags: msg.GetTags(), Visits: msg.GetVisits(), Amendments: msg.GetVisitAmendments()})
-		if err := wire.ValidateBundle(&b); err != nil {
+		if err := b.Validate(); err != nil {
 			return fmt.Errorf("bootstrap: server sent %w", err)
 		}
 		r.observe(msg.GetServerHlc())
@@ -432,7 +487,7 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 			return fmt.Errorf("pull: %w", fromConnect(err))
 		}
 		b := wire.BundleFromProto(wire.Rows{Households: res.GetHouseholds(), Persons: res.GetPersons(), Tags: res.GetTags(), Visits: res.GetVisits(), Amendments: res.GetVisitAmendments()})
-		if err := wire.ValidateBundle(&b); err != nil {
+		if err := b.Validate(); err != nil {
 			return fmt.Errorf("pull: server sent %w", err)
 		}
 		r.observe(res.GetServerHlc())
@@ -590,8 +645,9 @@ func (r *Replica) restamp(ctx context.Context, skew *pb.ClockSkew) (int, error) 
 			return err
 		}
 		// Re-stamped changes must stay after every change before them that
-		// keeps its clock, and after every row received from the server:
-		// a re-stamped write that replaced such a row here must replace it
+		// keeps its clock, and after every clock the server holds as far as
+		// this replica knows (rows pulled, changes acknowledged): a
+		// re-stamped write that replaced such a value here must replace it
 		// everywhere.
 		var remote int64
 		if err := tx.QueryRowContext(ctx, `SELECT remote_hlc FROM sync_state WHERE id = 1`).Scan(&remote); err != nil {

@@ -29,7 +29,7 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 			err = c.Validate()
 		}
 		if err != nil {
-			return nil, toConnect(s.log, err)
+			return nil, s.pushError(&store.ChangeError{ChangeID: pc.GetId(), Err: err})
 		}
 		if err := syncengine.CheckSkew(c.MaxClock(), now, s.maxSkew); err != nil {
 			return nil, s.skewError(err, c.ID)
@@ -38,7 +38,7 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 	}
 	res, err := s.store.Push(ctx, p, changes)
 	if err != nil {
-		return nil, toConnect(s.log, err)
+		return nil, s.pushError(err)
 	}
 	// The server's clock does not observe pushed clocks: devices set their
 	// wall-clock offset from it, and a clock dragged ahead by devices (up to
@@ -46,6 +46,20 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 	addStat(ctx, "applied", res.Applied)
 	addStat(ctx, "duplicates", res.Duplicates)
 	return &pb.PushResponse{ServerHlc: s.clock.Now().HLC, Applied: uint32(res.Applied), Duplicates: uint32(res.Duplicates)}, nil
+}
+
+// pushError maps a push's error, naming the refused change in a
+// RejectedChange detail when one change is to blame.
+func (s *syncService) pushError(err error) error {
+	ce := toConnect(s.log, err)
+	var change *store.ChangeError
+	var connectErr *connect.Error
+	if errors.As(err, &change) && errors.As(ce, &connectErr) {
+		if detail, derr := connect.NewErrorDetail(&pb.RejectedChange{ChangeId: change.ChangeID}); derr == nil {
+			connectErr.AddDetail(detail)
+		}
+	}
+	return ce
 }
 
 // skewError refuses a push whose clock runs ahead, telling the device the

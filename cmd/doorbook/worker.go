@@ -527,10 +527,14 @@ func (c *workerCmd) sync(args []string) error {
 	out := map[string]any{
 		"pushed": rep.Pushed, "duplicates": rep.Duplicates, "pulled": rep.Pulled,
 		"bootstrapped_households": rep.Bootstrapped, "evicted": rep.Evicted, "restamped": rep.Restamped, "cursor": rep.Cursor,
+		"rejected": rep.Rejected, "reset": rep.Reset,
 	}
 	return c.out.print(out, func(w io.Writer) {
 		fmt.Fprintf(w, "synced: pushed %d, pulled %d rows, %d households received whole, %d left your scope (cursor %d)\n",
 			rep.Pushed, rep.Pulled, rep.Bootstrapped, rep.Evicted, rep.Cursor)
+		if rep.Rejected > 0 {
+			fmt.Fprintf(w, "the server refused %d changes for good: set aside, see \"status\"\n", rep.Rejected)
+		}
 		if rep.Restamped > 0 {
 			fmt.Fprintf(w, "this phone's clock runs ahead of the server's: %d unsent changes were re-stamped\n", rep.Restamped)
 		}
@@ -547,6 +551,7 @@ func statusJSON(st sdk.Status) map[string]any {
 		"worker_id": st.WorkerID, "worker_name": st.WorkerName, "grid_ids": grids, "cursor": st.Cursor,
 		"pending_changes": st.Pending, "households": st.Households, "bootstrapping": st.Bootstrapping,
 		"last_error": st.LastError, "schema_version": st.SchemaVersion, "clock_offset_ms": st.ClockOffset.Milliseconds(),
+		"rejected_changes": st.Rejected,
 	}
 	if !st.LastSync.IsZero() {
 		m["last_sync"] = st.LastSync.Format(time.RFC3339)
@@ -585,6 +590,9 @@ func (c *workerCmd) status(args []string) error {
 		}
 		if st.LastError != "" {
 			fmt.Fprintf(w, "last error\t%s\n", st.LastError)
+		}
+		if st.Rejected > 0 {
+			fmt.Fprintf(w, "refused by server\t%d changes, set aside (they could not be applied)\n", st.Rejected)
 		}
 	})
 }

@@ -25,6 +25,12 @@ func clockFromProto(c *pb.Clock) syncengine.Clock {
 	return syncengine.Clock{HLC: c.GetHlc(), Node: c.GetNode()}
 }
 
+// unset reports whether a field is not written: absent, or with no clock or
+// a zero one. A value under a zero clock is dropped, not stored: it would
+// never be sent on (an unset register is not), so it would be a value the
+// server holds and phones never see.
+func unset(c *pb.Clock) bool { return c.GetHlc() == 0 && c.GetNode() == 0 }
+
 func strToProto(r syncengine.Register[string]) *pb.StringField {
 	if !r.Set() {
 		return nil
@@ -33,7 +39,7 @@ func strToProto(r syncengine.Register[string]) *pb.StringField {
 }
 
 func strFromProto(f *pb.StringField) syncengine.Register[string] {
-	if f == nil || f.Clock == nil {
+	if unset(f.GetClock()) {
 		return syncengine.Register[string]{}
 	}
 	return syncengine.NewRegister(f.Value, clockFromProto(f.Clock))
@@ -47,7 +53,7 @@ func intToProto(r syncengine.Register[int64]) *pb.Int64Field {
 }
 
 func intFromProto(f *pb.Int64Field) syncengine.Register[int64] {
-	if f == nil || f.Clock == nil {
+	if unset(f.GetClock()) {
 		return syncengine.Register[int64]{}
 	}
 	return syncengine.NewRegister(f.Value, clockFromProto(f.Clock))
@@ -61,7 +67,7 @@ func boolToProto(r syncengine.Register[bool]) *pb.BoolField {
 }
 
 func boolFromProto(f *pb.BoolField) syncengine.Register[bool] {
-	if f == nil || f.Clock == nil {
+	if unset(f.GetClock()) {
 		return syncengine.Register[bool]{}
 	}
 	return syncengine.NewRegister(f.Value, clockFromProto(f.Clock))
@@ -310,34 +316,4 @@ func BundleFromProto(r Rows) syncengine.Bundle {
 		b.Amendments = append(b.Amendments, AmendmentFromProto(a))
 	}
 	return b
-}
-
-// ValidateBundle checks every row a peer sent.
-func ValidateBundle(b *syncengine.Bundle) error {
-	for i := range b.Households {
-		if err := b.Households[i].Validate(); err != nil {
-			return err
-		}
-	}
-	for i := range b.Persons {
-		if err := b.Persons[i].Validate(); err != nil {
-			return err
-		}
-	}
-	for i := range b.Tags {
-		if err := b.Tags[i].Validate(); err != nil {
-			return err
-		}
-	}
-	for i := range b.Visits {
-		if err := b.Visits[i].Validate(); err != nil {
-			return err
-		}
-	}
-	for i := range b.Amendments {
-		if err := b.Amendments[i].Validate(); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -58,6 +58,17 @@ type Store interface {
 	Close() error
 }
 
+// ChangeError is the error of a push refused because of one change: the
+// change can never be applied as it is.
+type ChangeError struct {
+	ChangeID string
+	Err      error
+}
+
+func (e *ChangeError) Error() string { return "change " + e.ChangeID + ": " + e.Err.Error() }
+
+func (e *ChangeError) Unwrap() error { return e.Err }
+
 // Kind is what a principal is.
 type Kind int
 

@@ -191,6 +191,54 @@ func (x *ClockSkew) GetMaxSkewMillis() uint64 {
 	return 0
 }
 
+// RejectedChange is the detail of an error that refuses a push because of
+// one change that can never be applied (out of the caller's scope, invalid,
+// or contradicting a record). The push applied nothing; the device sets the
+// change aside, tells its user, and pushes the rest.
+type RejectedChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChangeId      string                 `protobuf:"bytes,1,opt,name=change_id,json=changeId,proto3" json:"change_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectedChange) Reset() {
+	*x = RejectedChange{}
+	mi := &file_doorbook_v1_sync_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectedChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectedChange) ProtoMessage() {}
+
+func (x *RejectedChange) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_sync_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectedChange.ProtoReflect.Descriptor instead.
+func (*RejectedChange) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RejectedChange) GetChangeId() string {
+	if x != nil {
+		return x.ChangeId
+	}
+	return ""
+}
+
 type PullRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 0 for "from the beginning"; otherwise the cursor of the last applied
@@ -204,7 +252,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[3]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -216,7 +264,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[3]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -229,7 +277,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{3}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PullRequest) GetCursor() uint64 {
@@ -273,7 +321,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +333,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +346,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{4}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PullResponse) GetEvictedHouseholdIds() []string {
@@ -400,7 +448,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +460,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +473,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{5}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BootstrapRequest) GetGridIds() []string {
@@ -474,7 +522,7 @@ type BootstrapResponse struct {
 
 func (x *BootstrapResponse) Reset() {
 	*x = BootstrapResponse{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +534,7 @@ func (x *BootstrapResponse) String() string {
 func (*BootstrapResponse) ProtoMessage() {}
 
 func (x *BootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +547,7 @@ func (x *BootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapResponse.ProtoReflect.Descriptor instead.
 func (*BootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{6}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BootstrapResponse) GetCursor() uint64 {
@@ -590,7 +638,9 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\n" +
 	"server_hlc\x18\x01 \x01(\x04R\tserverHlc\x12\x1b\n" +
 	"\tchange_id\x18\x02 \x01(\tR\bchangeId\x12&\n" +
-	"\x0fmax_skew_millis\x18\x03 \x01(\x04R\rmaxSkewMillis\";\n" +
+	"\x0fmax_skew_millis\x18\x03 \x01(\x04R\rmaxSkewMillis\"-\n" +
+	"\x0eRejectedChange\x12\x1b\n" +
+	"\tchange_id\x18\x01 \x01(\tR\bchangeId\";\n" +
 	"\vPullRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\"\x8f\x04\n" +
@@ -647,43 +697,44 @@ func file_doorbook_v1_sync_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_sync_proto_rawDescData
 }
 
-var file_doorbook_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_doorbook_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_doorbook_v1_sync_proto_goTypes = []any{
 	(*PushRequest)(nil),       // 0: doorbook.v1.PushRequest
 	(*PushResponse)(nil),      // 1: doorbook.v1.PushResponse
 	(*ClockSkew)(nil),         // 2: doorbook.v1.ClockSkew
-	(*PullRequest)(nil),       // 3: doorbook.v1.PullRequest
-	(*PullResponse)(nil),      // 4: doorbook.v1.PullResponse
-	(*BootstrapRequest)(nil),  // 5: doorbook.v1.BootstrapRequest
-	(*BootstrapResponse)(nil), // 6: doorbook.v1.BootstrapResponse
-	(*Change)(nil),            // 7: doorbook.v1.Change
-	(*Household)(nil),         // 8: doorbook.v1.Household
-	(*Person)(nil),            // 9: doorbook.v1.Person
-	(*TagElement)(nil),        // 10: doorbook.v1.TagElement
-	(*Visit)(nil),             // 11: doorbook.v1.Visit
-	(*VisitAmendment)(nil),    // 12: doorbook.v1.VisitAmendment
-	(*Scope)(nil),             // 13: doorbook.v1.Scope
+	(*RejectedChange)(nil),    // 3: doorbook.v1.RejectedChange
+	(*PullRequest)(nil),       // 4: doorbook.v1.PullRequest
+	(*PullResponse)(nil),      // 5: doorbook.v1.PullResponse
+	(*BootstrapRequest)(nil),  // 6: doorbook.v1.BootstrapRequest
+	(*BootstrapResponse)(nil), // 7: doorbook.v1.BootstrapResponse
+	(*Change)(nil),            // 8: doorbook.v1.Change
+	(*Household)(nil),         // 9: doorbook.v1.Household
+	(*Person)(nil),            // 10: doorbook.v1.Person
+	(*TagElement)(nil),        // 11: doorbook.v1.TagElement
+	(*Visit)(nil),             // 12: doorbook.v1.Visit
+	(*VisitAmendment)(nil),    // 13: doorbook.v1.VisitAmendment
+	(*Scope)(nil),             // 14: doorbook.v1.Scope
 }
 var file_doorbook_v1_sync_proto_depIdxs = []int32{
-	7,  // 0: doorbook.v1.PushRequest.changes:type_name -> doorbook.v1.Change
-	8,  // 1: doorbook.v1.PullResponse.households:type_name -> doorbook.v1.Household
-	9,  // 2: doorbook.v1.PullResponse.persons:type_name -> doorbook.v1.Person
-	10, // 3: doorbook.v1.PullResponse.tags:type_name -> doorbook.v1.TagElement
-	11, // 4: doorbook.v1.PullResponse.visits:type_name -> doorbook.v1.Visit
-	12, // 5: doorbook.v1.PullResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
-	13, // 6: doorbook.v1.PullResponse.scope:type_name -> doorbook.v1.Scope
-	8,  // 7: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
-	9,  // 8: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
-	10, // 9: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
-	11, // 10: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
-	12, // 11: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
-	13, // 12: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
+	8,  // 0: doorbook.v1.PushRequest.changes:type_name -> doorbook.v1.Change
+	9,  // 1: doorbook.v1.PullResponse.households:type_name -> doorbook.v1.Household
+	10, // 2: doorbook.v1.PullResponse.persons:type_name -> doorbook.v1.Person
+	11, // 3: doorbook.v1.PullResponse.tags:type_name -> doorbook.v1.TagElement
+	12, // 4: doorbook.v1.PullResponse.visits:type_name -> doorbook.v1.Visit
+	13, // 5: doorbook.v1.PullResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
+	14, // 6: doorbook.v1.PullResponse.scope:type_name -> doorbook.v1.Scope
+	9,  // 7: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
+	10, // 8: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
+	11, // 9: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
+	12, // 10: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
+	13, // 11: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
+	14, // 12: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
 	0,  // 13: doorbook.v1.SyncService.Push:input_type -> doorbook.v1.PushRequest
-	3,  // 14: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
-	5,  // 15: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
+	4,  // 14: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
+	6,  // 15: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
 	1,  // 16: doorbook.v1.SyncService.Push:output_type -> doorbook.v1.PushResponse
-	4,  // 17: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
-	6,  // 18: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
+	5,  // 17: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
+	7,  // 18: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
 	16, // [16:19] is the sub-list for method output_type
 	13, // [13:16] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
@@ -703,7 +754,7 @@ func file_doorbook_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_sync_proto_rawDesc), len(file_doorbook_v1_sync_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

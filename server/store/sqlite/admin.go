@@ -348,6 +348,11 @@ func (s *Store) Import(ctx context.Context, p store.Principal, b syncengine.Bund
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
+	// Phones refuse a batch with an invalid row: one such row imported
+	// would stop every pull of its grid.
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
 	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		seq, err := newSeqAlloc(ctx, tx)
 		if err != nil {
@@ -398,6 +403,11 @@ func (s *Store) Import(ctx context.Context, p store.Principal, b syncengine.Bund
 			if err := inTree(pr.HouseholdID); err != nil {
 				return err
 			}
+			if cur, ok, err := statedb.GetPerson(ctx, tx, pr.ID); err != nil {
+				return err
+			} else if ok && cur.HouseholdID != pr.HouseholdID {
+				return fmt.Errorf("%w: person %s belongs to household %s", syncengine.ErrInvalid, pr.ID, cur.HouseholdID)
+			}
 			if _, _, changed, err := statedb.MergePerson(ctx, tx, pr); err != nil {
 				return err
 			} else if changed {
@@ -410,6 +420,11 @@ func (s *Store) Import(ctx context.Context, p store.Principal, b syncengine.Bund
 			t := &b.Tags[i]
 			if err := inTree(t.HouseholdID); err != nil {
 				return err
+			}
+			if cur, err := statedb.Tags(ctx, tx, []string{t.AddID}); err != nil {
+				return err
+			} else if len(cur) > 0 && (cur[0].HouseholdID != t.HouseholdID || cur[0].Category != t.Category) {
+				return fmt.Errorf("%w: tag %s is another household's or category's", syncengine.ErrInvalid, t.AddID)
 			}
 			if _, changed, err := statedb.MergeTag(ctx, tx, t); err != nil {
 				return err

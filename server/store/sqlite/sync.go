@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
@@ -45,18 +46,29 @@ func (s *Store) Scope(ctx context.Context, p store.Principal) (store.Scope, erro
 
 // pushScope decides which households a push may write. A household is
 // writable if it is in one of the worker's grids now, or if it was in the
-// worker's scope after the newest cursor the device has applied: the device
-// wrote it while, as far as it knew, it was theirs, and such a write must
-// not be lost (DESIGN.md, partial replication).
+// worker's scope at some moment after the newest cursor the device has
+// applied: the device wrote it while, as far as it knew, it was theirs, and
+// such a write must not be lost (DESIGN.md, partial replication).
 type pushScope struct {
-	tx        *sqlitex.Tx
-	recent    map[string]bool // the worker's grids now, and those taken after the device's cursor
-	known     uint64
+	tx    *sqlitex.Tx
+	known uint64
+	now   map[string]bool // the worker's grids now
+	// recent: the grids the worker has held at some moment after the cursor
+	// (where a device may still register a household).
+	recent map[string]bool
+	// events: the worker's grid changes after the cursor, oldest first.
+	events    []scopeEvent
 	decisions map[string]bool
 }
 
+type scopeEvent struct {
+	seq   uint64
+	grid  string
+	added bool
+}
+
 func newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Principal) (*pushScope, error) {
-	ps := &pushScope{tx: tx, recent: map[string]bool{}, decisions: map[string]bool{}}
+	ps := &pushScope{tx: tx, now: map[string]bool{}, recent: map[string]bool{}, decisions: map[string]bool{}}
 	if err := tx.QueryRowContext(ctx, `SELECT known_cursor FROM credentials WHERE id = ?`, p.CredentialID).Scan(&ps.known); err != nil {
 		return nil, fmt.Errorf("read device: %w", err)
 	}
@@ -64,17 +76,23 @@ func newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Principal) (*push
 	if err != nil {
 		return nil, err
 	}
-	removed, err := queryStrings(ctx, tx, `SELECT grid_id FROM scope_events WHERE worker_id = ? AND added = 0 AND seq > ?`, p.ID, ps.known)
+	for _, g := range grids {
+		ps.now[g], ps.recent[g] = true, true
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT seq, grid_id, added FROM scope_events WHERE worker_id = ? AND seq > ? ORDER BY seq`, p.ID, ps.known)
 	if err != nil {
 		return nil, err
 	}
-	for _, g := range grids {
-		ps.recent[g] = true
+	defer rows.Close()
+	for rows.Next() {
+		var e scopeEvent
+		if err := rows.Scan(&e.seq, &e.grid, &e.added); err != nil {
+			return nil, err
+		}
+		ps.events = append(ps.events, e)
+		ps.recent[e.grid] = true
 	}
-	for _, g := range removed {
-		ps.recent[g] = true
-	}
-	return ps, nil
+	return ps, rows.Err()
 }
 
 // household loads a household the push may write, or fails.
@@ -100,15 +118,59 @@ func (ps *pushScope) household(ctx context.Context, id string) (syncengine.House
 	return h, nil
 }
 
+// allowed replays, from the device's cursor to now, the worker's grid
+// changes and the household's moves, and reports whether the household was
+// in one of the worker's grids at any moment of it.
 func (ps *pushScope) allowed(ctx context.Context, h syncengine.Household) (bool, error) {
-	if ps.recent[h.GridID.Value] {
+	if ps.now[h.GridID.Value] {
 		return true, nil
 	}
-	from, err := queryStrings(ctx, ps.tx, `SELECT from_grid FROM household_moves WHERE household_id = ? AND seq > ?`, h.ID, ps.known)
+	rows, err := ps.tx.QueryContext(ctx, `SELECT seq, from_grid, to_grid FROM household_moves WHERE household_id = ? AND seq > ? ORDER BY seq`, h.ID, ps.known)
 	if err != nil {
 		return false, err
 	}
-	return slices.ContainsFunc(from, func(g string) bool { return ps.recent[g] }), nil
+	type move struct {
+		seq      uint64
+		from, to string
+	}
+	var moves []move
+	for rows.Next() {
+		var m move
+		if err := rows.Scan(&m.seq, &m.from, &m.to); err != nil {
+			rows.Close()
+			return false, err
+		}
+		moves = append(moves, m)
+	}
+	if err := rows.Close(); err != nil {
+		return false, err
+	}
+	// Wind both back to the cursor...
+	grids := maps.Clone(ps.now)
+	for i := len(ps.events) - 1; i >= 0; i-- {
+		grids[ps.events[i].grid] = !ps.events[i].added
+	}
+	grid := h.GridID.Value
+	if len(moves) > 0 {
+		grid = moves[0].from
+	}
+	// ...then forward, event by event.
+	if grids[grid] {
+		return true, nil
+	}
+	for i, j := 0, 0; i < len(ps.events) || j < len(moves); {
+		if j >= len(moves) || (i < len(ps.events) && ps.events[i].seq < moves[j].seq) {
+			grids[ps.events[i].grid] = ps.events[i].added
+			i++
+		} else {
+			grid = moves[j].to
+			j++
+		}
+		if grids[grid] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Push applies a device's changes in one transaction.
@@ -138,7 +200,7 @@ func (s *Store) Push(ctx context.Context, p store.Principal, changes []syncengin
 				continue
 			}
 			if err := applyChange(ctx, tx, ps, seq, p, c); err != nil {
-				return fmt.Errorf("change %s (%s): %w", c.ID, c.Kind(), err)
+				return &store.ChangeError{ChangeID: c.ID, Err: fmt.Errorf("%s: %w", c.Kind(), err)}
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO applied_changes (change_id, credential_id, seq) VALUES (?, ?, ?)`, c.ID, p.CredentialID, seq.last); err != nil {
 				return err
@@ -301,7 +363,7 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 			upto, b.More = entries[len(entries)-1].seq, true
 		}
 		b.Cursor = upto
-		bundleIDs, err := s.scopeChanges(ctx, tx, b, p.ID, mine, cursor, upto)
+		bundleIDs, err := s.scopeChanges(ctx, tx, b, p.ID, mine, cursor, upto, top)
 		if err != nil {
 			return err
 		}
@@ -359,29 +421,39 @@ func feedAfter(ctx context.Context, q statedb.Querier, grids []string, cursor, t
 // scopeChanges adds to b what changed in the worker's scope in (cursor,
 // upto]: grids given and taken, households moved in and out. It judges each
 // by the scope as it is now, so a household that moved out and back within
-// the range arrives whole rather than being dropped. It returns the
+// the range arrives whole rather than being dropped. A move counts if it
+// touches a grid the worker has now or held at any point after the cursor
+// (up to top, beyond this batch): a household that left a grid the worker
+// loses in a later batch must still leave the phone now. It returns the
 // households to send whole.
-func (s *Store) scopeChanges(ctx context.Context, tx *sqlitex.Tx, b *store.PullBatch, workerID string, mine map[string]bool, cursor, upto uint64) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT grid_id FROM scope_events WHERE worker_id = ? AND seq > ? AND seq <= ? ORDER BY grid_id`, workerID, cursor, upto)
+func (s *Store) scopeChanges(ctx context.Context, tx *sqlitex.Tx, b *store.PullBatch, workerID string, mine map[string]bool, cursor, upto, top uint64) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT grid_id, seq FROM scope_events WHERE worker_id = ? AND seq > ? AND seq <= ? ORDER BY grid_id`, workerID, cursor, top)
 	if err != nil {
 		return nil, err
 	}
-	touched := map[string]bool{}
+	held := map[string]bool{}    // grids the worker held at some point after the cursor
+	inRange := map[string]bool{} // grids given or taken within this batch
 	for rows.Next() {
 		var g string
-		if err := rows.Scan(&g); err != nil {
+		var seq uint64
+		if err := rows.Scan(&g, &seq); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		touched[g] = true
+		held[g] = true
+		if seq <= upto {
+			inRange[g] = true
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	for _, g := range sortedKeys(inRange) {
 		if mine[g] {
 			b.AddedGrids = append(b.AddedGrids, g)
 		} else {
 			b.EvictedGrids = append(b.EvictedGrids, g)
 		}
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
 	}
 	rows, err = tx.QueryContext(ctx, `SELECT m.household_id, m.from_grid, m.to_grid, h.grid_id FROM household_moves m
 		JOIN households h ON h.id = m.household_id WHERE m.seq > ? AND m.seq <= ? ORDER BY m.seq`, cursor, upto)
@@ -395,7 +467,7 @@ func (s *Store) scopeChanges(ctx context.Context, tx *sqlitex.Tx, b *store.PullB
 		if err := rows.Scan(&id, &from, &to, &now); err != nil {
 			return nil, err
 		}
-		if !(mine[from] || mine[to] || touched[from] || touched[to]) {
+		if !(mine[from] || mine[to] || held[from] || held[to]) {
 			continue
 		}
 		switch {
@@ -539,4 +611,13 @@ func (s *Store) Bootstrap(ctx context.Context, p store.Principal, req store.Boot
 			return nil
 		}
 	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

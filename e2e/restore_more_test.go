@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// backupAndRestore copies the server's database now and returns a
+// function that restores it (stopping and restarting the server).
+func backupAndRestore(t *testing.T, e *env) func() {
+	t.Helper()
+	ctx := context.Background()
+	backup := filepath.Join(e.dir, "backup.db")
+	db, err := sqlitex.Open(ctx, e.dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.W.ExecContext(ctx, `VACUUM INTO ?`, backup); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	return func() {
+		e.stop()
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(e.dbPath + suffix)
+		}
+		if err := os.Rename(backup, e.dbPath); err != nil {
+			t.Fatal(err)
+		}
+		e.start()
+	}
+}
+
+// TestRestoreWithPendingEditOfLostHousehold: a phone registers a household
+// and syncs it; the server is then restored from a backup taken before
+// that. The phone, offline, edits the household and registers another. The
+// server refuses the edit for good (it no longer knows the household): the
+// phone sets that change aside, visible as rejected, and the rest of its
+// outbox goes through; the phone ends equal to the server. (Before, the
+// refused push blocked the whole outbox forever.)
+func TestRestoreWithPendingEditOfLostHousehold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	w, _ := e.worker("li", e.Grids[0])
+	r := e.device("li", w)
+	mustSync(t, r)
+	restore := backupAndRestore(t, e)
+
+	h, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "after the backup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, r) // acknowledged by the server
+
+	restore()
+
+	// Offline work: an edit of that household, then an unrelated visit.
+	if err := r.EditHousehold(ctx, h, map[string]string{"notes": "edited offline"}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "unrelated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := mustSync(t, r)
+	if rep.Rejected != 1 || !rep.Reset {
+		t.Errorf("sync after the restore: %+v; want the edit of the lost household rejected and the replica reset", rep)
+	}
+	st, _ := r.Status(ctx)
+	if st.Pending != 0 || st.Rejected != 1 {
+		t.Errorf("pending %d, rejected %d; want 0 and 1", st.Pending, st.Rejected)
+	}
+	rejected, err := r.Rejected(ctx)
+	if err != nil || len(rejected) != 1 || rejected[0].Change.Household == nil || rejected[0].Change.Household.ID != h || rejected[0].Reason == "" {
+		t.Errorf("rejected changes %+v, %v; want the edit of %s with a reason", rejected, err, h)
+	}
+	server := e.serverState(e.Grids[0])
+	if len(server.Households) != 1 || server.Households[0].ID != other {
+		t.Errorf("server households %+v, want the unrelated one only", server.Households)
+	}
+	assertSameState(t, "replica vs restored server", server, dump(t, r))
+}
+
+// TestReviewRestoreSilentDivergenceWhenFeedOvertakesCursor: after a restore
+// the stale cursor is only detected while the phone's cursor is past the
+// server's head. If the restored server takes more writes than it lost
+// before the phone syncs again, the phone's cursor looks valid: it keeps the
+// rows the server lost and skips the new rows whose sequence numbers fall at
+// or below its old cursor.
+func TestReviewRestoreSilentDivergenceWhenFeedOvertakesCursor(t *testing.T) {
+	t.Skip("known limitation: integer cursors cannot tell a restored feed that has overtaken the phone's position")
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	w, _ := e.worker("li", e.Grids[0])
+	r := e.device("li", w)
+	mustSync(t, r)
+	restore := backupAndRestore(t, e)
+
+	lost, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "after the backup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := r.RecordVisit(ctx, sdkVisit(lost)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustSync(t, r)
+
+	restore()
+
+	// The restored server takes new work (an admin import) before the phone
+	// syncs again.
+	admin, err := e.Store.Authenticate(ctx, e.adminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b syncengine.Bundle
+	for range 20 {
+		c := syncengine.Clock{HLC: syncengine.PackHLC(e.now.Now().UnixMilli(), 0), Node: 7}
+		b.Households = append(b.Households, syncengine.Household{ID: newID(),
+			GridID: syncengine.NewRegister(e.Grids[0], c), HeadName: syncengine.NewRegister("imported", c)})
+	}
+	if err := e.Store.Import(ctx, admin, b); err != nil {
+		t.Fatal(err)
+	}
+
+	rep := mustSync(t, r)
+	if !rep.Reset {
+		t.Logf("sync after the restore did not reset (cursor %d)", rep.Cursor)
+	}
+	assertSameState(t, "replica vs restored server", e.serverState(e.Grids[0]), dump(t, r))
+}
