@@ -23,7 +23,11 @@ type Store interface {
 	// Push applies a device's changes in one transaction: all or none. The
 	// caller has validated them and checked their clocks.
 	Push(ctx context.Context, p Principal, changes []syncengine.Change) (PushResult, error)
-	// Pull returns the feed entries in p's scope after cursor.
+	// Pull returns the feed entries in p's scope after cursor. Cursors are
+	// opaque and order like feed positions; a cursor the store did not
+	// issue (past its feed, or from a database it was restored over) is
+	// syncengine.ErrStaleCursor, so that the device starts over rather than
+	// skip or keep what the store no longer has.
 	Pull(ctx context.Context, p Principal, cursor uint64, limit int) (*PullBatch, error)
 	// Bootstrap sends pages of whole households of p's grids (all of them
 	// if grids is empty) after household id after, until done or send fails.

@@ -5,12 +5,16 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 //go:embed migrations/*.sql
@@ -54,12 +58,13 @@ const (
 )
 
 // seqAlloc hands out feed sequence numbers inside one write transaction and
-// stores the last one on commit. The single writer keeps numbers committing
-// in order.
+// stores the last one on commit, with the transaction's tag. The single
+// writer keeps numbers committing in order.
 type seqAlloc struct {
-	tx   *sqlitex.Tx
-	last uint64
-	used bool
+	tx    *sqlitex.Tx
+	first uint64
+	last  uint64
+	used  bool
 }
 
 func newSeqAlloc(ctx context.Context, tx *sqlitex.Tx) (*seqAlloc, error) {
@@ -72,7 +77,9 @@ func newSeqAlloc(ctx context.Context, tx *sqlitex.Tx) (*seqAlloc, error) {
 
 func (a *seqAlloc) next() uint64 {
 	a.last++
-	a.used = true
+	if !a.used {
+		a.first, a.used = a.last, true
+	}
 	return a.last
 }
 
@@ -83,7 +90,51 @@ func (a *seqAlloc) save(ctx context.Context) error {
 	if _, err := a.tx.ExecContext(ctx, `UPDATE counters SET value = ? WHERE name = 'seq'`, a.last); err != nil {
 		return fmt.Errorf("save sequence: %w", err)
 	}
+	if _, err := a.tx.ExecContext(ctx, `INSERT INTO commits (last_seq, first_seq, tag) VALUES (?, ?, ?)`,
+		a.last, a.first, rand.Int64N(1<<cursorTagBits)); err != nil {
+		return fmt.Errorf("save sequence: %w", err)
+	}
 	return nil
+}
+
+// A cursor is seq<<cursorTagBits | tag: a feed position and the tag of the
+// commit that position lies in. It orders like the position.
+const cursorTagBits = 16
+
+// cursorAt makes the cursor of feed position seq.
+func cursorAt(ctx context.Context, q statedb.Querier, seq uint64) (uint64, error) {
+	if seq == 0 {
+		return 0, nil
+	}
+	var tag uint64
+	err := q.QueryRowContext(ctx, `SELECT tag FROM commits WHERE last_seq >= ? AND first_seq <= ? ORDER BY last_seq LIMIT 1`, seq, seq).Scan(&tag)
+	if err != nil {
+		return 0, fmt.Errorf("cursor at %d: %w", seq, err)
+	}
+	return seq<<cursorTagBits | tag, nil
+}
+
+// cursorSeq checks that cursor is one this database issued and returns its
+// feed position. A cursor past the feed, or whose commit tag differs (the
+// database was restored from a backup and has reused the position), is
+// stale: the device must start over.
+func cursorSeq(ctx context.Context, q statedb.Querier, cursor, top uint64) (uint64, error) {
+	seq, tag := cursor>>cursorTagBits, cursor&(1<<cursorTagBits-1)
+	if cursor == 0 {
+		return 0, nil
+	}
+	if seq > top {
+		return 0, fmt.Errorf("%w: cursor at %d is past the server's feed (%d): was the database restored?", syncengine.ErrStaleCursor, seq, top)
+	}
+	var want uint64
+	err := q.QueryRowContext(ctx, `SELECT tag FROM commits WHERE last_seq >= ? AND first_seq <= ? ORDER BY last_seq LIMIT 1`, seq, seq).Scan(&want)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && want != tag) {
+		return 0, fmt.Errorf("%w: cursor at %d was not issued by this database: was it restored?", syncengine.ErrStaleCursor, seq)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("check cursor: %w", err)
+	}
+	return seq, nil
 }
 
 // touch records that a row changed: it moves the row's feed entry to the

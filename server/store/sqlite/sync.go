@@ -339,13 +339,14 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 	}
 	limit = max(1, min(limit, store.MaxPullLimit))
 	b := &store.PullBatch{}
+	var from uint64 // the feed position of cursor
 	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		top, err := head(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if cursor > top {
-			return fmt.Errorf("%w: cursor %d is past the server's feed (%d): was the database replaced?", syncengine.ErrStaleCursor, cursor, top)
+		if from, err = cursorSeq(ctx, tx, cursor, top); err != nil {
+			return err
 		}
 		if b.Scope, err = scope(ctx, tx, p.ID); err != nil {
 			return err
@@ -354,7 +355,7 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 		for _, g := range b.Scope.Worker.GridIDs {
 			mine[g] = true
 		}
-		entries, err := feedAfter(ctx, tx, b.Scope.Worker.GridIDs, cursor, top, limit)
+		entries, err := feedAfter(ctx, tx, b.Scope.Worker.GridIDs, from, top, limit)
 		if err != nil {
 			return err
 		}
@@ -362,8 +363,10 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 		if len(entries) == limit {
 			upto, b.More = entries[len(entries)-1].seq, true
 		}
-		b.Cursor = upto
-		bundleIDs, err := s.scopeChanges(ctx, tx, b, p.ID, mine, cursor, upto, top)
+		if b.Cursor, err = cursorAt(ctx, tx, upto); err != nil {
+			return err
+		}
+		bundleIDs, err := s.scopeChanges(ctx, tx, b, p.ID, mine, from, upto, top)
 		if err != nil {
 			return err
 		}
@@ -372,12 +375,12 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 	if err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
-	if cursor > 0 {
+	if from > 0 {
 		// The device shows it applied everything up to cursor; pushes are
 		// judged by the scope it knew then. Best effort: a failure here only
 		// narrows the grace for households that left the scope.
 		_ = s.db.Write(ctx, func(tx *sqlitex.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE credentials SET known_cursor = ? WHERE id = ? AND known_cursor < ?`, cursor, p.CredentialID, cursor)
+			_, err := tx.ExecContext(ctx, `UPDATE credentials SET known_cursor = ? WHERE id = ? AND known_cursor < ?`, from, p.CredentialID, from)
 			return err
 		})
 	}
@@ -543,14 +546,19 @@ func (s *Store) Bootstrap(ctx context.Context, p store.Principal, req store.Boot
 	}
 	pageSize = min(pageSize, store.MaxBootstrapPage)
 	var (
-		sc    store.Scope
-		top   uint64
-		total int
-		grids []string
+		sc  store.Scope
+		top uint64
+		// cursor is the feed position read before the first page.
+		cursor uint64
+		total  int
+		grids  []string
 	)
 	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		var err error
 		if top, err = head(ctx, tx); err != nil {
+			return err
+		}
+		if cursor, err = cursorAt(ctx, tx, top); err != nil {
 			return err
 		}
 		if sc, err = scope(ctx, tx, p.ID); err != nil {
@@ -577,7 +585,7 @@ func (s *Store) Bootstrap(ctx context.Context, p store.Principal, req store.Boot
 	after := req.AfterHouseholdID
 	first := true
 	for {
-		page := &store.BootstrapPage{Cursor: top, Scope: sc}
+		page := &store.BootstrapPage{Cursor: cursor, Scope: sc}
 		if first {
 			page.TotalHouseholds = total
 		}

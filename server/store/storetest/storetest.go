@@ -483,6 +483,12 @@ func testPushPull(t *testing.T, newStore NewStore) {
 
 	_, err = e.s.Pull(e.ctx, dev, b.Cursor+1_000_000, store.DefaultPullLimit)
 	wantErr(t, err, "Pull from a cursor past the feed", syncengine.ErrStaleCursor)
+	// Cursors are opaque: one the store did not issue (here, the last one
+	// with its low bit flipped) is stale, not silently taken for a position:
+	// that is how a database restored from a backup recognises the cursors
+	// of the feed it lost.
+	_, err = e.s.Pull(e.ctx, dev, b.Cursor^1, store.DefaultPullLimit)
+	wantErr(t, err, "Pull from a cursor the store never issued", syncengine.ErrStaleCursor)
 }
 
 // testPullPages: a limited Pull returns the feed in batches that resume

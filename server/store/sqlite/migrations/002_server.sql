@@ -88,6 +88,16 @@ CREATE TABLE applied_changes (
 	seq           INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- Every write transaction's range of sequence numbers, with a random tag. A
+-- cursor carries the tag of the transaction it points into, so that a
+-- database restored from a backup, whose feed reuses those numbers for
+-- other writes, knows the cursor is not one of its own.
+CREATE TABLE commits (
+	last_seq  INTEGER PRIMARY KEY,
+	first_seq INTEGER NOT NULL,
+	tag       INTEGER NOT NULL
+);
+
 CREATE TABLE counters (
 	name  TEXT PRIMARY KEY,
 	value INTEGER NOT NULL
