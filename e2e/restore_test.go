@@ -2,11 +2,7 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
-
-	"github.com/doorbook/doorbook/internal/sqlitex"
 )
 
 // TestServerRestoredFromBackup: the server's database is restored from an
@@ -26,15 +22,7 @@ func TestServerRestoredFromBackup(t *testing.T) {
 	}
 	mustSync(t, r)
 
-	backup := filepath.Join(e.dir, "backup.db")
-	db, err := sqlitex.Open(ctx, e.dbPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.W.ExecContext(ctx, `VACUUM INTO ?`, backup); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	restore := backupAndRestore(t, e)
 
 	// Work the backup will not have.
 	lost, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "after the backup"})
@@ -48,14 +36,7 @@ func TestServerRestoredFromBackup(t *testing.T) {
 	}
 	mustSync(t, r)
 
-	e.stop()
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(e.dbPath + suffix)
-	}
-	if err := os.Rename(backup, e.dbPath); err != nil {
-		t.Fatal(err)
-	}
-	e.start()
+	restore()
 
 	unsent, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "unsent"})
 	if err != nil {
