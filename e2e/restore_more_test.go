@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	sdk "github.com/doorbook/doorbook/client-sdk"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -34,6 +35,24 @@ func backupAndRestore(t *testing.T, e *env) func() {
 		}
 		e.start()
 	}
+}
+
+// workAfterBackup records, and syncs, work the backup will not have: a
+// household with five visits, taking the phone's cursor past the backup's
+// feed.
+func workAfterBackup(t *testing.T, r *sdk.Replica, grid string) {
+	t.Helper()
+	ctx := context.Background()
+	lost, err := r.RegisterHousehold(ctx, grid, map[string]string{"head_name": "after the backup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := r.RecordVisit(ctx, sdkVisit(lost)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustSync(t, r)
 }
 
 // TestRestoreWithPendingEditOfLostHousehold: a phone registers a household
@@ -101,17 +120,7 @@ func TestRestoredFeedOvertakingTheCursorIsDetected(t *testing.T) {
 	r := e.device("li", w)
 	mustSync(t, r)
 	restore := backupAndRestore(t, e)
-
-	lost, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "after the backup"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 5 {
-		if _, err := r.RecordVisit(ctx, sdkVisit(lost)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustSync(t, r)
+	workAfterBackup(t, r, e.Grids[0])
 
 	restore()
 

@@ -24,17 +24,7 @@ func TestServerRestoredFromBackup(t *testing.T) {
 
 	restore := backupAndRestore(t, e)
 
-	// Work the backup will not have.
-	lost, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "after the backup"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 5 {
-		if _, err := r.RecordVisit(ctx, sdkVisit(lost)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustSync(t, r)
+	workAfterBackup(t, r, e.Grids[0])
 
 	restore()
 

@@ -95,13 +95,6 @@ func (h *HybridClock) Peek() uint64 {
 	return h.last
 }
 
-// WallNow is the corrected wall-clock time as an HLC value with no counter.
-func (h *HybridClock) WallNow() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return PackHLC(h.wallLocked(), 0)
-}
-
 // Observe moves the clock past a reading received from elsewhere, so that
 // later local writes win over what this replica has seen.
 func (h *HybridClock) Observe(hlc uint64) {

@@ -172,9 +172,6 @@ func TestHybridClockOffset(t *testing.T) {
 			t.Errorf("Offset() = %v; want %v", h.Offset(), off)
 		}
 		want := se.PackHLC(epoch.Add(off).UnixMilli(), 0)
-		if got := h.WallNow(); got != want {
-			t.Errorf("offset %v: WallNow() = %d; want %d", off, got, want)
-		}
 		if got := h.Now(); got.HLC != want {
 			t.Errorf("offset %v: Now() = %v (%v); want the shifted wall %v", off, got, got.Time(), epoch.Add(off))
 		}
