@@ -117,8 +117,23 @@ func saveScope(ctx context.Context, tx *sqlitex.Tx, sc *pb.Scope) error {
 			return err
 		}
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE sync_state SET worker_name = ? WHERE id = 1`, sc.GetWorker().GetName())
+	_, err := tx.ExecContext(ctx, `UPDATE sync_state SET worker_name = ?, worker_role = ? WHERE id = 1`, sc.GetWorker().GetName(), int32(sc.GetWorker().GetRole()))
 	return err
+}
+
+// applyReference merges the categories and campaigns a response carries.
+func applyReference(ctx context.Context, tx *sqlitex.Tx, cats []*pb.Category, camps []*pb.Campaign) error {
+	if len(cats)+len(camps) == 0 {
+		return nil
+	}
+	ref, err := wire.ReferenceFromProto(cats, camps)
+	if err != nil {
+		return err
+	}
+	if err := ref.Validate(); err != nil {
+		return err
+	}
+	return statedb.ApplyReference(ctx, tx, &ref)
 }
 
 // Sync pushes the outbox, runs pending bootstraps, and pulls to the newest
@@ -403,6 +418,9 @@ func (r *Replica) bootstrap(ctx context.Context, c clients, key, after string, r
 		r.observe(msg.GetServerHlc())
 		err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 			if err := r.applyRows(ctx, tx, &b); err != nil {
+				return err
+			}
+			if err := applyReference(ctx, tx, msg.GetCategories(), msg.GetCampaigns()); err != nil {
 				return err
 			}
 			if err := saveScope(ctx, tx, msg.GetScope()); err != nil {

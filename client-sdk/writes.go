@@ -246,7 +246,21 @@ type VisitInput struct {
 	Notes        string
 	// VisitedAt defaults to now.
 	VisitedAt time.Time
+
+	Materials []syncengine.Material
+	// Findings that are hazards or disputes become tracked items.
+	Findings []syncengine.Finding
+	// RevisitReasons open a follow-up due by RevisitDue (by default
+	// DefaultRevisitDays after the visit).
+	RevisitReasons []syncengine.RevisitReason
+	RevisitDue     time.Time
+	// Answers to the questionnaire of campaign CampaignID.
+	CampaignID string
+	Answers    []syncengine.SurveyAnswer
 }
+
+// DefaultRevisitDays is when a follow-up is due if the visit sets no date.
+const DefaultRevisitDays = 7
 
 // RecordVisit records a visit by the replica's worker and returns its id.
 func (r *Replica) RecordVisit(ctx context.Context, in VisitInput) (string, error) {
@@ -262,9 +276,24 @@ func (r *Replica) RecordVisit(ctx context.Context, in VisitInput) (string, error
 		if at.IsZero() {
 			at = c.Time()
 		}
+		at = at.UTC().Truncate(time.Millisecond)
+		due := in.RevisitDue
+		if len(in.RevisitReasons) > 0 && due.IsZero() {
+			due = at.AddDate(0, 0, DefaultRevisitDays)
+		}
+		if !due.IsZero() {
+			due = due.UTC().Truncate(time.Millisecond)
+		}
 		v := syncengine.Visit{
 			ID: w.newID(), HouseholdIDs: in.HouseholdIDs, VisitorID: w.worker,
-			VisitedAt: at.UTC().Truncate(time.Millisecond), Form: in.Form, Notes: in.Notes, Clock: c,
+			VisitedAt: at, Form: in.Form, Notes: in.Notes, Clock: c,
+			Materials: in.Materials, Findings: in.Findings, RevisitReasons: in.RevisitReasons, RevisitDue: due,
+			CampaignID: in.CampaignID, Answers: in.Answers,
+		}
+		if v.CampaignID != "" {
+			if err := checkAnswers(ctx, w.tx, &v); err != nil {
+				return err
+			}
 		}
 		if err := v.Validate(); err != nil {
 			return err
@@ -295,6 +324,19 @@ func (r *Replica) AmendVisit(ctx context.Context, visitID, reason string, c Corr
 		Notes: c.Notes, Form: c.Form, VisitedAt: c.VisitedAt.UTC().Truncate(time.Millisecond)})
 }
 
+// UpdateItem moves a tracked item (finding number finding of a visit)
+// forward: assigned (with unit and deadline), resolved or closed. An item
+// never moves back: the greatest state any replica recorded wins.
+func (r *Replica) UpdateItem(ctx context.Context, visitID string, finding uint32, kind syncengine.AmendmentKind, note, unit string, deadline time.Time) (string, error) {
+	if !kind.IsItemUpdate() {
+		return "", fmt.Errorf("update item: %w: not an item update", syncengine.ErrInvalid)
+	}
+	if !deadline.IsZero() {
+		deadline = deadline.UTC().Truncate(time.Millisecond)
+	}
+	return r.amend(ctx, syncengine.Amendment{VisitID: visitID, Kind: kind, Reason: note, Finding: finding, Unit: unit, Deadline: deadline})
+}
+
 // VoidVisit voids a visit, with a reason. The original record stays.
 func (r *Replica) VoidVisit(ctx context.Context, visitID, reason string) (string, error) {
 	return r.amend(ctx, syncengine.Amendment{VisitID: visitID, Kind: syncengine.AmendVoid, Reason: reason})
@@ -308,6 +350,11 @@ func (r *Replica) amend(ctx context.Context, a syncengine.Amendment) (string, er
 		}
 		if len(vs) == 0 {
 			return fmt.Errorf("%w: visit %s is not in this replica", syncengine.ErrNotFound, a.VisitID)
+		}
+		if a.Kind.IsItemUpdate() {
+			if f := vs[0].Findings; int(a.Finding) >= len(f) || !f[a.Finding].Kind.Tracked() {
+				return fmt.Errorf("%w: visit %s has no tracked finding %d", syncengine.ErrNotFound, a.VisitID, a.Finding)
+			}
 		}
 		a.ID, a.AuthorID, a.Clock = w.newID(), w.worker, w.stamp()
 		if err := a.Validate(); err != nil {

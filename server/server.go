@@ -84,10 +84,12 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(doorbookv1connect.NewSyncServiceHandler(&syncService{s}, opts))
 	mux.Handle(doorbookv1connect.NewEnrollmentServiceHandler(&enrollmentService{s}, opts))
 	mux.Handle(doorbookv1connect.NewAdminServiceHandler(&adminService{s}, opts))
+	mux.Handle(doorbookv1connect.NewReportServiceHandler(&reportService{s}, opts))
 	names := []string{
 		doorbookv1connect.SyncServiceName,
 		doorbookv1connect.EnrollmentServiceName,
 		doorbookv1connect.AdminServiceName,
+		doorbookv1connect.ReportServiceName,
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)

@@ -89,7 +89,10 @@ func (s *syncService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullRe
 	rows := wire.BundleToProto(&b.Rows)
 	addStat(ctx, "rows", b.Rows.Rows())
 	addStat(ctx, "cursor", b.Cursor)
+	cats, camps := wire.ReferenceToProto(&b.Reference)
 	return &pb.PullResponse{
+		Categories:          cats,
+		Campaigns:           camps,
 		EvictedHouseholdIds: b.EvictedHouseholds,
 		EvictedGridIds:      b.EvictedGrids,
 		Households:          rows.Households,
@@ -122,6 +125,7 @@ func (s *syncService) Bootstrap(ctx context.Context, req *pb.BootstrapRequest, s
 		PageSize:         int(req.GetPageSize()),
 	}, func(page *store.BootstrapPage) error {
 		rows := wire.BundleToProto(&page.Rows)
+		cats, camps := wire.ReferenceToProto(&page.Reference)
 		households += len(page.Rows.Households)
 		rowsSent += page.Rows.Rows()
 		if err := stream.Send(&pb.BootstrapResponse{
@@ -135,6 +139,8 @@ func (s *syncService) Bootstrap(ctx context.Context, req *pb.BootstrapRequest, s
 			ServerHlc:       s.clock.Now().HLC,
 			Scope:           scopeToProto(page.Scope),
 			TotalHouseholds: uint32(page.TotalHouseholds),
+			Categories:      cats,
+			Campaigns:       camps,
 		}); err != nil {
 			return fmt.Errorf("%w: %w", errSend, err)
 		}

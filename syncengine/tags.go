@@ -1,7 +1,6 @@
 package syncengine
 
 import (
-	"fmt"
 	"slices"
 )
 
@@ -81,14 +80,4 @@ func (t *TagElement) Validate() error {
 
 // ValidateCategoryCode checks a must-visit category code: 1–64 characters of
 // ASCII letters, digits, '_', '-' and '.'.
-func ValidateCategoryCode(code string) error {
-	if code == "" || len(code) > 64 {
-		return fmt.Errorf("%w: category code must be 1–64 characters, got %d", ErrInvalid, len(code))
-	}
-	for _, r := range code {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '-' || r == '.') {
-			return fmt.Errorf("%w: category code %q may hold only letters, digits, '_', '-' and '.'", ErrInvalid, truncate(code))
-		}
-	}
-	return nil
-}
+func ValidateCategoryCode(code string) error { return checkCode("category code", code) }

@@ -64,13 +64,24 @@ type Visit struct {
 	Form         VisitForm
 	Notes        string
 	Clock        Clock
+
+	Materials []Material
+	Findings  []Finding
+	// A follow-up (回访) is open from this visit until a later visit to the
+	// household, due by RevisitDue.
+	RevisitReasons []RevisitReason
+	RevisitDue     time.Time
+	// Answers follow the questionnaire of campaign CampaignID.
+	CampaignID string
+	Answers    []SurveyAnswer
 }
 
 // Equal reports whether two records of the same visit agree; a visit sent
 // again with other content is refused rather than merged.
 func (v *Visit) Equal(o *Visit) bool {
 	return v.ID == o.ID && slices.Equal(v.HouseholdIDs, o.HouseholdIDs) && v.VisitorID == o.VisitorID &&
-		v.VisitedAt.Equal(o.VisitedAt) && v.Form == o.Form && v.Notes == o.Notes && v.Clock == o.Clock
+		v.VisitedAt.Equal(o.VisitedAt) && v.Form == o.Form && v.Notes == o.Notes && v.Clock == o.Clock &&
+		v.detailsEqual(o)
 }
 
 // Sane visit dates: nothing before the system could exist, nothing far in the
@@ -117,17 +128,29 @@ func (v *Visit) Validate() error {
 	if v.Clock.IsZero() {
 		return fmt.Errorf("%w: visit %s has no clock", ErrInvalid, v.ID)
 	}
-	return checkText("notes", v.Notes, maxTextLen)
+	if err := checkText("notes", v.Notes, maxTextLen); err != nil {
+		return err
+	}
+	return v.validateDetails()
 }
 
-// AmendmentKind says whether an amendment corrects or voids a visit.
+// AmendmentKind says whether an amendment corrects or voids a visit, or
+// moves one of its tracked items forward.
 type AmendmentKind int32
 
 const (
 	AmendUnspecified AmendmentKind = 0
 	AmendCorrect     AmendmentKind = 1
 	AmendVoid        AmendmentKind = 2
+	AmendItemAssign  AmendmentKind = 3
+	AmendItemResolve AmendmentKind = 4
+	AmendItemClose   AmendmentKind = 5
 )
+
+// IsItemUpdate reports whether k updates a tracked item rather than the visit.
+func (k AmendmentKind) IsItemUpdate() bool {
+	return k == AmendItemAssign || k == AmendItemResolve || k == AmendItemClose
+}
 
 // Amendment corrects or voids a visit, with a reason. Like a visit it is an
 // immutable record; the original stays as evidence.
@@ -142,13 +165,20 @@ type Amendment struct {
 	Form      VisitForm
 	VisitedAt time.Time
 	Clock     Clock
+
+	// Item updates: the finding's index in the visit; an assignment names
+	// the responsible unit and a deadline.
+	Finding  uint32
+	Unit     string
+	Deadline time.Time
 }
 
 // Equal reports whether two records of the same amendment agree.
 func (a *Amendment) Equal(o *Amendment) bool {
 	notesEqual := (a.Notes == nil) == (o.Notes == nil) && (a.Notes == nil || *a.Notes == *o.Notes)
 	return a.ID == o.ID && a.VisitID == o.VisitID && a.AuthorID == o.AuthorID && a.Kind == o.Kind &&
-		a.Reason == o.Reason && notesEqual && a.Form == o.Form && a.VisitedAt.Equal(o.VisitedAt) && a.Clock == o.Clock
+		a.Reason == o.Reason && notesEqual && a.Form == o.Form && a.VisitedAt.Equal(o.VisitedAt) && a.Clock == o.Clock &&
+		a.Finding == o.Finding && a.Unit == o.Unit && a.Deadline.Equal(o.Deadline)
 }
 
 // Validate checks an amendment.
@@ -162,8 +192,14 @@ func (a *Amendment) Validate() error {
 	if err := checkID("author_id", a.AuthorID); err != nil {
 		return err
 	}
+	if a.Kind.IsItemUpdate() {
+		return a.validateItemUpdate()
+	}
 	if a.Kind != AmendCorrect && a.Kind != AmendVoid {
 		return fmt.Errorf("%w: unknown amendment kind %d", ErrInvalid, a.Kind)
+	}
+	if a.Finding != 0 || a.Unit != "" || !a.Deadline.IsZero() {
+		return fmt.Errorf("%w: a correction or void carries no item fields", ErrInvalid)
 	}
 	if a.Reason == "" {
 		return fmt.Errorf("%w: an amendment needs a reason", ErrInvalid)

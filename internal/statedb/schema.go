@@ -11,20 +11,34 @@ package statedb
 
 import (
 	"io/fs"
+	"strings"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
 )
 
 // Migrations is a database's schema: these replicated tables as version 1,
 // then the database's own migrations (files NNN_name.sql in dir of own,
-// numbered from 2).
+// numbered from 2). A later version of the replicated tables is taken in by
+// an own migration with a line of its own naming it, such as
+//
+//	-- statedb: SchemaV2
+//
+// so that each database decides where it falls in its history.
 func Migrations(own fs.FS, dir string) ([]sqlitex.Migration, error) {
 	ms, err := sqlitex.LoadMigrations(own, dir)
 	if err != nil {
 		return nil, err
 	}
+	for i := range ms {
+		for name, sql := range shared {
+			ms[i].SQL = strings.ReplaceAll(ms[i].SQL, "-- statedb: "+name+"\n", sql)
+		}
+	}
 	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: SchemaV1}}, ms...), nil
 }
+
+// shared are the versions after 1 of the replicated tables, by name.
+var shared = map[string]string{"SchemaV2": SchemaV2}
 
 // SchemaV1 creates the replicated tables. Released schemas never change:
 // a later change is a new migration of each database that embeds this one.
@@ -105,4 +119,46 @@ CREATE TABLE visit_amendments (
 	node       INTEGER NOT NULL
 );
 CREATE INDEX visit_amendments_visit ON visit_amendments(visit_id);
+`
+
+// SchemaV2 adds what field rules need: a visit's details (materials, findings,
+// follow-up, survey answers), tracked-item updates, and the reference data
+// admins configure (categories and campaigns, each field a register; seq is
+// the server's feed position of the row's last change, 0 on a phone).
+const SchemaV2 = `
+ALTER TABLE visits ADD COLUMN details TEXT NOT NULL DEFAULT '';
+ALTER TABLE visits ADD COLUMN revisit_due INTEGER NOT NULL DEFAULT 0;
+-- How many of the visit's findings are tracked items.
+ALTER TABLE visits ADD COLUMN tracked INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX visits_tracked ON visits(id) WHERE tracked > 0;
+CREATE INDEX visits_revisit ON visits(id) WHERE revisit_due > 0;
+
+ALTER TABLE visit_amendments ADD COLUMN finding INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE visit_amendments ADD COLUMN unit TEXT NOT NULL DEFAULT '';
+ALTER TABLE visit_amendments ADD COLUMN deadline INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE categories (
+	code         TEXT PRIMARY KEY,
+	name_zh      TEXT NOT NULL DEFAULT '',
+	name_en      TEXT NOT NULL DEFAULT '',
+	parent_code  TEXT NOT NULL DEFAULT '',
+	revisit_days INTEGER NOT NULL DEFAULT 0,
+	key_group    INTEGER NOT NULL DEFAULT 0,
+	deleted      INTEGER NOT NULL DEFAULT 0,
+	clocks       BLOB NOT NULL,
+	seq          INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE campaigns (
+	id            TEXT PRIMARY KEY,
+	node_id       TEXT NOT NULL DEFAULT '',
+	name          TEXT NOT NULL DEFAULT '',
+	starts_at     INTEGER NOT NULL DEFAULT 0,
+	ends_at       INTEGER NOT NULL DEFAULT 0,
+	quotas        TEXT NOT NULL DEFAULT '',
+	questionnaire TEXT NOT NULL DEFAULT '',
+	deleted       INTEGER NOT NULL DEFAULT 0,
+	clocks        BLOB NOT NULL,
+	seq           INTEGER NOT NULL DEFAULT 0
+);
 `

@@ -209,14 +209,24 @@ func TagsOf(ctx context.Context, q Querier, householdIDs []string) ([]syncengine
 	return loadIn(ctx, q, `SELECT `+tagCols+` FROM tag_elements WHERE household_id IN (%s) ORDER BY household_id, add_id`, householdIDs, scanTag)
 }
 
-const visitCols = `v.id, v.visitor_id, v.visited_at, v.form, v.notes, v.hlc, v.node,
+const visitCols = `v.id, v.visitor_id, v.visited_at, v.form, v.notes, v.hlc, v.node, v.details, v.revisit_due,
 	(SELECT group_concat(household_id, ',') FROM (SELECT household_id FROM visit_households vh WHERE vh.visit_id = v.id ORDER BY ord))`
 
 func scanVisit(s scanner) (syncengine.Visit, error) {
 	var v syncengine.Visit
-	var at, hlc, node int64
+	var at, hlc, node, due int64
 	var hh sql.NullString
-	err := s.Scan(&v.ID, &v.VisitorID, &at, &v.Form, &v.Notes, &hlc, &node, &hh)
+	var details string
+	err := s.Scan(&v.ID, &v.VisitorID, &at, &v.Form, &v.Notes, &hlc, &node, &details, &due, &hh)
+	if err != nil {
+		return v, err
+	}
+	if err := decodeDetails(details, &v); err != nil {
+		return v, fmt.Errorf("visit %s: %w", v.ID, err)
+	}
+	if due != 0 {
+		v.RevisitDue = time.UnixMilli(due).UTC()
+	}
 	v.VisitedAt = time.UnixMilli(at).UTC()
 	v.Clock = syncengine.Clock{HLC: uint64(hlc), Node: uint64(node)}
 	if hh.String != "" {
@@ -239,8 +249,23 @@ func InsertVisit(ctx context.Context, q Querier, v *syncengine.Visit) (inserted 
 		}
 		return false, nil
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		v.ID, v.VisitorID, v.VisitedAt.UnixMilli(), v.Form, v.Notes, int64(v.Clock.HLC), int64(v.Clock.Node))
+	details, err := encodeDetails(v)
+	if err != nil {
+		return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
+	}
+	var due int64
+	if !v.RevisitDue.IsZero() {
+		due = v.RevisitDue.UnixMilli()
+	}
+	tracked := 0
+	for _, f := range v.Findings {
+		if f.Kind.Tracked() {
+			tracked++
+		}
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node, details, revisit_due, tracked)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.ID, v.VisitorID, v.VisitedAt.UnixMilli(), v.Form, v.Notes, int64(v.Clock.HLC), int64(v.Clock.Node), details, due, tracked)
 	if err != nil {
 		return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
 	}
@@ -269,13 +294,16 @@ func VisitsOf(ctx context.Context, q Querier, householdIDs []string) ([]syncengi
 	return slices.CompactFunc(vs, func(a, b syncengine.Visit) bool { return a.ID == b.ID }), nil
 }
 
-const amendmentCols = `id, visit_id, author_id, kind, reason, notes, form, visited_at, hlc, node`
+const amendmentCols = `id, visit_id, author_id, kind, reason, notes, form, visited_at, hlc, node, finding, unit, deadline`
 
 func scanAmendment(s scanner) (syncengine.Amendment, error) {
 	var a syncengine.Amendment
 	var notes sql.NullString
-	var at, hlc, node int64
-	err := s.Scan(&a.ID, &a.VisitID, &a.AuthorID, &a.Kind, &a.Reason, &notes, &a.Form, &at, &hlc, &node)
+	var at, hlc, node, deadline int64
+	err := s.Scan(&a.ID, &a.VisitID, &a.AuthorID, &a.Kind, &a.Reason, &notes, &a.Form, &at, &hlc, &node, &a.Finding, &a.Unit, &deadline)
+	if deadline != 0 {
+		a.Deadline = time.UnixMilli(deadline).UTC()
+	}
 	if notes.Valid {
 		a.Notes = &notes.String
 	}
@@ -306,8 +334,12 @@ func InsertAmendment(ctx context.Context, q Querier, a *syncengine.Amendment) (i
 	if !a.VisitedAt.IsZero() {
 		at = a.VisitedAt.UnixMilli()
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO visit_amendments (`+amendmentCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.VisitID, a.AuthorID, a.Kind, a.Reason, notes, a.Form, at, int64(a.Clock.HLC), int64(a.Clock.Node))
+	var deadline int64
+	if !a.Deadline.IsZero() {
+		deadline = a.Deadline.UnixMilli()
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO visit_amendments (`+amendmentCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.VisitID, a.AuthorID, a.Kind, a.Reason, notes, a.Form, at, int64(a.Clock.HLC), int64(a.Clock.Node), a.Finding, a.Unit, deadline)
 	if err != nil {
 		return false, fmt.Errorf("insert amendment %s: %w", a.ID, err)
 	}

@@ -6,6 +6,8 @@ package wire
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -170,13 +172,19 @@ func timeFromProto(t *timestamppb.Timestamp) time.Time {
 // VisitToProto converts a visit.
 func VisitToProto(v *syncengine.Visit) *pb.Visit {
 	return &pb.Visit{
-		Id:           v.ID,
-		HouseholdIds: v.HouseholdIDs,
-		VisitorId:    v.VisitorID,
-		VisitedAt:    timeToProto(v.VisitedAt),
-		Form:         pb.VisitForm(v.Form),
-		Notes:        v.Notes,
-		Clock:        clockToProto(v.Clock),
+		Id:             v.ID,
+		HouseholdIds:   v.HouseholdIDs,
+		VisitorId:      v.VisitorID,
+		VisitedAt:      timeToProto(v.VisitedAt),
+		Form:           pb.VisitForm(v.Form),
+		Notes:          v.Notes,
+		Clock:          clockToProto(v.Clock),
+		Materials:      enumsToProto[pb.Material](v.Materials),
+		Findings:       findingsToProto(v.Findings),
+		RevisitReasons: enumsToProto[pb.RevisitReason](v.RevisitReasons),
+		RevisitDue:     timeToProto(v.RevisitDue),
+		CampaignId:     v.CampaignID,
+		Answers:        answersToProto(v.Answers),
 	}
 }
 
@@ -184,14 +192,67 @@ func VisitToProto(v *syncengine.Visit) *pb.Visit {
 // precision both databases store.
 func VisitFromProto(v *pb.Visit) syncengine.Visit {
 	return syncengine.Visit{
-		ID:           v.GetId(),
-		HouseholdIDs: v.GetHouseholdIds(),
-		VisitorID:    v.GetVisitorId(),
-		VisitedAt:    timeFromProto(v.GetVisitedAt()).Truncate(time.Millisecond),
-		Form:         syncengine.VisitForm(v.GetForm()),
-		Notes:        v.GetNotes(),
-		Clock:        clockFromProto(v.GetClock()),
+		ID:             v.GetId(),
+		HouseholdIDs:   v.GetHouseholdIds(),
+		VisitorID:      v.GetVisitorId(),
+		VisitedAt:      timeFromProto(v.GetVisitedAt()).Truncate(time.Millisecond),
+		Form:           syncengine.VisitForm(v.GetForm()),
+		Notes:          v.GetNotes(),
+		Clock:          clockFromProto(v.GetClock()),
+		Materials:      enumsFromProto[syncengine.Material](v.GetMaterials()),
+		Findings:       findingsFromProto(v.GetFindings()),
+		RevisitReasons: enumsFromProto[syncengine.RevisitReason](v.GetRevisitReasons()),
+		RevisitDue:     timeFromProto(v.GetRevisitDue()).Truncate(time.Millisecond),
+		CampaignID:     v.GetCampaignId(),
+		Answers:        answersFromProto(v.GetAnswers()),
 	}
+}
+
+// enumsToProto converts between an engine enum and its proto enum, which
+// share their numbers.
+func enumsToProto[P, E ~int32](es []E) []P {
+	if len(es) == 0 {
+		return nil
+	}
+	out := make([]P, len(es))
+	for i, e := range es {
+		out[i] = P(e)
+	}
+	return out
+}
+
+func enumsFromProto[E, P ~int32](ps []P) []E { return enumsToProto[E](ps) }
+
+func findingsToProto(fs []syncengine.Finding) []*pb.Finding {
+	var out []*pb.Finding
+	for _, f := range fs {
+		out = append(out, &pb.Finding{Kind: pb.FindingKind(f.Kind), Note: f.Note})
+	}
+	return out
+}
+
+func findingsFromProto(fs []*pb.Finding) []syncengine.Finding {
+	var out []syncengine.Finding
+	for _, f := range fs {
+		out = append(out, syncengine.Finding{Kind: syncengine.FindingKind(f.GetKind()), Note: f.GetNote()})
+	}
+	return out
+}
+
+func answersToProto(as []syncengine.SurveyAnswer) []*pb.SurveyAnswer {
+	var out []*pb.SurveyAnswer
+	for _, a := range as {
+		out = append(out, &pb.SurveyAnswer{Question: a.Question, Value: a.Value})
+	}
+	return out
+}
+
+func answersFromProto(as []*pb.SurveyAnswer) []syncengine.SurveyAnswer {
+	var out []syncengine.SurveyAnswer
+	for _, a := range as {
+		out = append(out, syncengine.SurveyAnswer{Question: a.GetQuestion(), Value: a.GetValue()})
+	}
+	return out
 }
 
 // AmendmentToProto converts an amendment.
@@ -206,6 +267,9 @@ func AmendmentToProto(a *syncengine.Amendment) *pb.VisitAmendment {
 		Form:      pb.VisitForm(a.Form),
 		VisitedAt: timeToProto(a.VisitedAt),
 		Clock:     clockToProto(a.Clock),
+		Finding:   a.Finding,
+		Unit:      a.Unit,
+		Deadline:  timeToProto(a.Deadline),
 	}
 }
 
@@ -221,6 +285,9 @@ func AmendmentFromProto(a *pb.VisitAmendment) syncengine.Amendment {
 		Form:      syncengine.VisitForm(a.GetForm()),
 		VisitedAt: timeFromProto(a.GetVisitedAt()).Truncate(time.Millisecond),
 		Clock:     clockFromProto(a.GetClock()),
+		Finding:   a.GetFinding(),
+		Unit:      a.GetUnit(),
+		Deadline:  timeFromProto(a.GetDeadline()).Truncate(time.Millisecond),
 	}
 }
 
@@ -316,4 +383,145 @@ func BundleFromProto(r Rows) syncengine.Bundle {
 		b.Amendments = append(b.Amendments, AmendmentFromProto(a))
 	}
 	return b
+}
+
+// CategoryToProto converts a category.
+func CategoryToProto(c *syncengine.Category) *pb.Category {
+	return &pb.Category{
+		Code:        c.Code,
+		NameZh:      strToProto(c.NameZH),
+		NameEn:      strToProto(c.NameEN),
+		ParentCode:  strToProto(c.ParentCode),
+		RevisitDays: intToProto(c.RevisitDays),
+		KeyGroup:    boolToProto(c.KeyGroup),
+		Deleted:     boolToProto(c.Deleted),
+	}
+}
+
+// CategoryFromProto converts a category.
+func CategoryFromProto(c *pb.Category) syncengine.Category {
+	return syncengine.Category{
+		Code:        c.GetCode(),
+		NameZH:      strFromProto(c.GetNameZh()),
+		NameEN:      strFromProto(c.GetNameEn()),
+		ParentCode:  strFromProto(c.GetParentCode()),
+		RevisitDays: intFromProto(c.GetRevisitDays()),
+		KeyGroup:    boolFromProto(c.GetKeyGroup()),
+		Deleted:     boolFromProto(c.GetDeleted()),
+	}
+}
+
+// QuotasToProto lists quotas by role.
+func QuotasToProto(text string) []*pb.Quota {
+	q, _ := syncengine.DecodeQuotas(text)
+	var out []*pb.Quota
+	for _, r := range slices.Sorted(maps.Keys(q)) {
+		out = append(out, &pb.Quota{Role: pb.WorkerRole(r), Households: q[r]})
+	}
+	return out
+}
+
+// QuotasFromProto encodes quotas; a role listed twice keeps its last quota.
+func QuotasFromProto(qs []*pb.Quota) (string, error) {
+	m := map[int32]uint32{}
+	for _, q := range qs {
+		if q.GetRole() <= 0 || q.GetHouseholds() > syncengine.MaxQuota {
+			return "", fmt.Errorf("%w: quota %d for role %s", syncengine.ErrInvalid, q.GetHouseholds(), q.GetRole())
+		}
+		m[int32(q.GetRole())] = q.GetHouseholds()
+	}
+	return syncengine.EncodeQuotas(m), nil
+}
+
+// QuestionsToProto converts a questionnaire.
+func QuestionsToProto(text string) []*pb.Question {
+	qs, _ := syncengine.DecodeQuestionnaire(text)
+	var out []*pb.Question
+	for _, q := range qs {
+		out = append(out, &pb.Question{Code: q.Code, TextZh: q.TextZH, TextEn: q.TextEN, Scale: uint32(q.Scale), PositiveFrom: uint32(q.PositiveFrom)})
+	}
+	return out
+}
+
+// QuestionsFromProto encodes a questionnaire.
+func QuestionsFromProto(ps []*pb.Question) (string, error) {
+	var qs []syncengine.Question
+	for _, q := range ps {
+		if q.GetScale() > syncengine.MaxScale || q.GetPositiveFrom() > syncengine.MaxScale {
+			return "", fmt.Errorf("%w: question %s: scale %d, positive from %d", syncengine.ErrInvalid, q.GetCode(), q.GetScale(), q.GetPositiveFrom())
+		}
+		qs = append(qs, syncengine.Question{Code: q.GetCode(), TextZH: q.GetTextZh(), TextEN: q.GetTextEn(), Scale: int32(q.GetScale()), PositiveFrom: int32(q.GetPositiveFrom())})
+	}
+	return syncengine.EncodeQuestionnaire(qs)
+}
+
+// CampaignToProto converts a campaign.
+func CampaignToProto(c *syncengine.Campaign) *pb.Campaign {
+	return &pb.Campaign{
+		Id:            c.ID,
+		NodeId:        strToProto(c.NodeID),
+		Name:          strToProto(c.Name),
+		StartsAt:      intToProto(c.StartsAt),
+		EndsAt:        intToProto(c.EndsAt),
+		Quotas:        &pb.QuotasField{Quotas: QuotasToProto(c.Quotas.Value), Clock: clockToProto(c.Quotas.Clock)},
+		Questionnaire: &pb.QuestionnaireField{Questions: QuestionsToProto(c.Questionnaire.Value), Clock: clockToProto(c.Questionnaire.Clock)},
+		Deleted:       boolToProto(c.Deleted),
+	}
+}
+
+// CampaignFromProto converts a campaign; quotas or questions it cannot
+// encode are an error.
+func CampaignFromProto(c *pb.Campaign) (syncengine.Campaign, error) {
+	out := syncengine.Campaign{
+		ID:       c.GetId(),
+		NodeID:   strFromProto(c.GetNodeId()),
+		Name:     strFromProto(c.GetName()),
+		StartsAt: intFromProto(c.GetStartsAt()),
+		EndsAt:   intFromProto(c.GetEndsAt()),
+		Deleted:  boolFromProto(c.GetDeleted()),
+	}
+	quotas, err := QuotasFromProto(c.GetQuotas().GetQuotas())
+	if err != nil {
+		return out, err
+	}
+	questions, err := QuestionsFromProto(c.GetQuestionnaire().GetQuestions())
+	if err != nil {
+		return out, err
+	}
+	if cl := c.GetQuotas().GetClock(); !unset(cl) {
+		out.Quotas = syncengine.NewRegister(quotas, clockFromProto(cl))
+	}
+	if cl := c.GetQuestionnaire().GetClock(); !unset(cl) {
+		out.Questionnaire = syncengine.NewRegister(questions, clockFromProto(cl))
+	}
+	return out, nil
+}
+
+// ReferenceToProto converts reference data.
+func ReferenceToProto(r *syncengine.Reference) ([]*pb.Category, []*pb.Campaign) {
+	var cats []*pb.Category
+	for i := range r.Categories {
+		cats = append(cats, CategoryToProto(&r.Categories[i]))
+	}
+	var camps []*pb.Campaign
+	for i := range r.Campaigns {
+		camps = append(camps, CampaignToProto(&r.Campaigns[i]))
+	}
+	return cats, camps
+}
+
+// ReferenceFromProto converts reference data.
+func ReferenceFromProto(cats []*pb.Category, camps []*pb.Campaign) (syncengine.Reference, error) {
+	var r syncengine.Reference
+	for _, c := range cats {
+		r.Categories = append(r.Categories, CategoryFromProto(c))
+	}
+	for _, c := range camps {
+		camp, err := CampaignFromProto(c)
+		if err != nil {
+			return r, err
+		}
+		r.Campaigns = append(r.Campaigns, camp)
+	}
+	return r, nil
 }

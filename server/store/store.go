@@ -9,6 +9,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/doorbook/doorbook/internal/fieldwork"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -59,7 +60,59 @@ type Store interface {
 	// pushed, into households of p's subtree, recording them in the feed.
 	Import(ctx context.Context, p Principal, rows syncengine.Bundle) error
 
+	// PutCategory merges a category stamped by the server (only district
+	// and installation-wide admins define categories); with onlyNew, a
+	// category already defined is left alone (applied false).
+	PutCategory(ctx context.Context, p Principal, delta syncengine.Category, onlyNew bool) (c syncengine.Category, applied bool, err error)
+	// ListCategories lists every category, deleted ones included.
+	ListCategories(ctx context.Context, p Principal) ([]syncengine.Category, error)
+	// PutCampaign merges a campaign stamped by the server. Its node, before
+	// and after, must lie in p's subtree; a new campaign needs a node, a
+	// name and a window.
+	PutCampaign(ctx context.Context, p Principal, delta syncengine.Campaign) (syncengine.Campaign, error)
+	// ListCampaigns lists the campaigns p sees: of nodes in p's subtree and
+	// of the nodes above it.
+	ListCampaigns(ctx context.Context, p Principal) ([]syncengine.Campaign, error)
+	// UpdateItem records an item update (an amendment stamped by the
+	// server) of a visit to a household in p's subtree.
+	UpdateItem(ctx context.Context, p Principal, a syncengine.Amendment) error
+
+	// Analyze reads what a report of node for campaign (none if "") needs.
+	Analyze(ctx context.Context, p Principal, nodeID, campaignID string) (*Analysis, error)
+	// LedgerPages calls fn with pages of whole households of node's grids,
+	// in id order, each read in its own transaction.
+	LedgerPages(ctx context.Context, p Principal, nodeID string, fn func(syncengine.Bundle) error) error
+	// VisitPages calls fn with pages of the visits to households of node's
+	// grids, by visitor and date, with their amendments and households.
+	VisitPages(ctx context.Context, p Principal, nodeID string, fn func(syncengine.Bundle) error) error
+	// Audit records that p read something (a report, an export).
+	Audit(ctx context.Context, p Principal, e AuditEntry) error
+	// AuditLog lists the newest entries of admins in p's subtree.
+	AuditLog(ctx context.Context, p Principal, limit int) ([]AuditEntry, error)
+
 	Close() error
+}
+
+// Analysis is what a report on an org node needs.
+type Analysis struct {
+	Node     OrgNode
+	Campaign *syncengine.Campaign
+	// Nodes of the subtree by id, and the workers with grids in it.
+	Nodes   map[string]OrgNode
+	Workers []Worker
+	// Fieldwork is the households of the node's grids under the rules.
+	Fieldwork *fieldwork.Analysis
+}
+
+// AuditEntry is one read of sensitive data.
+type AuditEntry struct {
+	ID         string
+	At         time.Time
+	AdminID    string
+	AdminName  string
+	Action     string
+	NodeID     string
+	CampaignID string
 }
 
 // ChangeError is the error of a push refused because of one change: the
@@ -162,6 +215,9 @@ type PullBatch struct {
 	Cursor            uint64
 	More              bool
 	Scope             Scope
+	// Reference rows changed in the batch's range (all of them in scope
+	// when grids were added).
+	Reference syncengine.Reference
 }
 
 // BootstrapRequest selects what a bootstrap sends.
@@ -178,8 +234,10 @@ type BootstrapPage struct {
 	Rows            syncengine.Bundle
 	LastHouseholdID string
 	Scope           Scope
-	// TotalHouseholds is set on the first page.
+	// TotalHouseholds and Reference (all of it in scope) are set on the
+	// first page.
 	TotalHouseholds int
+	Reference       syncengine.Reference
 }
 
 // Limits on batch sizes.

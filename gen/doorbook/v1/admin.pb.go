@@ -9,6 +9,7 @@ package doorbookv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -687,11 +688,687 @@ func (x *MoveHouseholdResponse) GetHousehold() *Household {
 	return nil
 }
 
+type PutCategoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	NameZh        *string                `protobuf:"bytes,2,opt,name=name_zh,json=nameZh,proto3,oneof" json:"name_zh,omitempty"`
+	NameEn        *string                `protobuf:"bytes,3,opt,name=name_en,json=nameEn,proto3,oneof" json:"name_en,omitempty"`
+	ParentCode    *string                `protobuf:"bytes,4,opt,name=parent_code,json=parentCode,proto3,oneof" json:"parent_code,omitempty"`
+	RevisitDays   *int64                 `protobuf:"varint,5,opt,name=revisit_days,json=revisitDays,proto3,oneof" json:"revisit_days,omitempty"`
+	KeyGroup      *bool                  `protobuf:"varint,6,opt,name=key_group,json=keyGroup,proto3,oneof" json:"key_group,omitempty"`
+	Deleted       *bool                  `protobuf:"varint,7,opt,name=deleted,proto3,oneof" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutCategoryRequest) Reset() {
+	*x = PutCategoryRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutCategoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutCategoryRequest) ProtoMessage() {}
+
+func (x *PutCategoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutCategoryRequest.ProtoReflect.Descriptor instead.
+func (*PutCategoryRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PutCategoryRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *PutCategoryRequest) GetNameZh() string {
+	if x != nil && x.NameZh != nil {
+		return *x.NameZh
+	}
+	return ""
+}
+
+func (x *PutCategoryRequest) GetNameEn() string {
+	if x != nil && x.NameEn != nil {
+		return *x.NameEn
+	}
+	return ""
+}
+
+func (x *PutCategoryRequest) GetParentCode() string {
+	if x != nil && x.ParentCode != nil {
+		return *x.ParentCode
+	}
+	return ""
+}
+
+func (x *PutCategoryRequest) GetRevisitDays() int64 {
+	if x != nil && x.RevisitDays != nil {
+		return *x.RevisitDays
+	}
+	return 0
+}
+
+func (x *PutCategoryRequest) GetKeyGroup() bool {
+	if x != nil && x.KeyGroup != nil {
+		return *x.KeyGroup
+	}
+	return false
+}
+
+func (x *PutCategoryRequest) GetDeleted() bool {
+	if x != nil && x.Deleted != nil {
+		return *x.Deleted
+	}
+	return false
+}
+
+type PutCategoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Category      *Category              `protobuf:"bytes,1,opt,name=category,proto3" json:"category,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutCategoryResponse) Reset() {
+	*x = PutCategoryResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutCategoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutCategoryResponse) ProtoMessage() {}
+
+func (x *PutCategoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutCategoryResponse.ProtoReflect.Descriptor instead.
+func (*PutCategoryResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PutCategoryResponse) GetCategory() *Category {
+	if x != nil {
+		return x.Category
+	}
+	return nil
+}
+
+type ListCategoriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCategoriesRequest) Reset() {
+	*x = ListCategoriesRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCategoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCategoriesRequest) ProtoMessage() {}
+
+func (x *ListCategoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCategoriesRequest.ProtoReflect.Descriptor instead.
+func (*ListCategoriesRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+type ListCategoriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Categories    []*Category            `protobuf:"bytes,1,rep,name=categories,proto3" json:"categories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCategoriesResponse) Reset() {
+	*x = ListCategoriesResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCategoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCategoriesResponse) ProtoMessage() {}
+
+func (x *ListCategoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCategoriesResponse.ProtoReflect.Descriptor instead.
+func (*ListCategoriesResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListCategoriesResponse) GetCategories() []*Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+type LoadDefaultCategoriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadDefaultCategoriesRequest) Reset() {
+	*x = LoadDefaultCategoriesRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadDefaultCategoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadDefaultCategoriesRequest) ProtoMessage() {}
+
+func (x *LoadDefaultCategoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadDefaultCategoriesRequest.ProtoReflect.Descriptor instead.
+func (*LoadDefaultCategoriesRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+type LoadDefaultCategoriesResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Categories []*Category            `protobuf:"bytes,1,rep,name=categories,proto3" json:"categories,omitempty"`
+	// How many categories were added.
+	Added         uint32 `protobuf:"varint,2,opt,name=added,proto3" json:"added,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadDefaultCategoriesResponse) Reset() {
+	*x = LoadDefaultCategoriesResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadDefaultCategoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadDefaultCategoriesResponse) ProtoMessage() {}
+
+func (x *LoadDefaultCategoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadDefaultCategoriesResponse.ProtoReflect.Descriptor instead.
+func (*LoadDefaultCategoriesResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *LoadDefaultCategoriesResponse) GetCategories() []*Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *LoadDefaultCategoriesResponse) GetAdded() uint32 {
+	if x != nil {
+		return x.Added
+	}
+	return 0
+}
+
+type PutCampaignRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty to create a campaign.
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	NodeId   *string                `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3,oneof" json:"node_id,omitempty"`
+	Name     *string                `protobuf:"bytes,3,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	StartsAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	// Replace the quotas (or the questionnaire) when set.
+	SetQuotas        bool        `protobuf:"varint,6,opt,name=set_quotas,json=setQuotas,proto3" json:"set_quotas,omitempty"`
+	Quotas           []*Quota    `protobuf:"bytes,7,rep,name=quotas,proto3" json:"quotas,omitempty"`
+	SetQuestionnaire bool        `protobuf:"varint,8,opt,name=set_questionnaire,json=setQuestionnaire,proto3" json:"set_questionnaire,omitempty"`
+	Questions        []*Question `protobuf:"bytes,9,rep,name=questions,proto3" json:"questions,omitempty"`
+	Deleted          *bool       `protobuf:"varint,10,opt,name=deleted,proto3,oneof" json:"deleted,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PutCampaignRequest) Reset() {
+	*x = PutCampaignRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutCampaignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutCampaignRequest) ProtoMessage() {}
+
+func (x *PutCampaignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutCampaignRequest.ProtoReflect.Descriptor instead.
+func (*PutCampaignRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PutCampaignRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PutCampaignRequest) GetNodeId() string {
+	if x != nil && x.NodeId != nil {
+		return *x.NodeId
+	}
+	return ""
+}
+
+func (x *PutCampaignRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *PutCampaignRequest) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *PutCampaignRequest) GetEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *PutCampaignRequest) GetSetQuotas() bool {
+	if x != nil {
+		return x.SetQuotas
+	}
+	return false
+}
+
+func (x *PutCampaignRequest) GetQuotas() []*Quota {
+	if x != nil {
+		return x.Quotas
+	}
+	return nil
+}
+
+func (x *PutCampaignRequest) GetSetQuestionnaire() bool {
+	if x != nil {
+		return x.SetQuestionnaire
+	}
+	return false
+}
+
+func (x *PutCampaignRequest) GetQuestions() []*Question {
+	if x != nil {
+		return x.Questions
+	}
+	return nil
+}
+
+func (x *PutCampaignRequest) GetDeleted() bool {
+	if x != nil && x.Deleted != nil {
+		return *x.Deleted
+	}
+	return false
+}
+
+type PutCampaignResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Campaign      *Campaign              `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutCampaignResponse) Reset() {
+	*x = PutCampaignResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutCampaignResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutCampaignResponse) ProtoMessage() {}
+
+func (x *PutCampaignResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutCampaignResponse.ProtoReflect.Descriptor instead.
+func (*PutCampaignResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PutCampaignResponse) GetCampaign() *Campaign {
+	if x != nil {
+		return x.Campaign
+	}
+	return nil
+}
+
+type ListCampaignsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCampaignsRequest) Reset() {
+	*x = ListCampaignsRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCampaignsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCampaignsRequest) ProtoMessage() {}
+
+func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
+func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+type ListCampaignsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Campaigns     []*Campaign            `protobuf:"bytes,1,rep,name=campaigns,proto3" json:"campaigns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCampaignsResponse) Reset() {
+	*x = ListCampaignsResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCampaignsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCampaignsResponse) ProtoMessage() {}
+
+func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
+func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
+	if x != nil {
+		return x.Campaigns
+	}
+	return nil
+}
+
+type UpdateItemRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	VisitId string                 `protobuf:"bytes,1,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	Finding uint32                 `protobuf:"varint,2,opt,name=finding,proto3" json:"finding,omitempty"`
+	// AMENDMENT_KIND_ITEM_ASSIGN, _RESOLVE or _CLOSE.
+	Kind          AmendmentKind          `protobuf:"varint,3,opt,name=kind,proto3,enum=doorbook.v1.AmendmentKind" json:"kind,omitempty"`
+	Unit          string                 `protobuf:"bytes,4,opt,name=unit,proto3" json:"unit,omitempty"`
+	Deadline      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	Note          string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateItemRequest) Reset() {
+	*x = UpdateItemRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateItemRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateItemRequest) ProtoMessage() {}
+
+func (x *UpdateItemRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateItemRequest.ProtoReflect.Descriptor instead.
+func (*UpdateItemRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UpdateItemRequest) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *UpdateItemRequest) GetFinding() uint32 {
+	if x != nil {
+		return x.Finding
+	}
+	return 0
+}
+
+func (x *UpdateItemRequest) GetKind() AmendmentKind {
+	if x != nil {
+		return x.Kind
+	}
+	return AmendmentKind_AMENDMENT_KIND_UNSPECIFIED
+}
+
+func (x *UpdateItemRequest) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *UpdateItemRequest) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+func (x *UpdateItemRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type UpdateItemResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Amendment     *VisitAmendment        `protobuf:"bytes,1,opt,name=amendment,proto3" json:"amendment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateItemResponse) Reset() {
+	*x = UpdateItemResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateItemResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateItemResponse) ProtoMessage() {}
+
+func (x *UpdateItemResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateItemResponse.ProtoReflect.Descriptor instead.
+func (*UpdateItemResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *UpdateItemResponse) GetAmendment() *VisitAmendment {
+	if x != nil {
+		return x.Amendment
+	}
+	return nil
+}
+
 var File_doorbook_v1_admin_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17doorbook/v1/admin.proto\x12\vdoorbook.v1\x1a\x17doorbook/v1/types.proto\"t\n" +
+	"\x17doorbook/v1/admin.proto\x12\vdoorbook.v1\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"t\n" +
 	"\x14CreateOrgNodeRequest\x12\x1b\n" +
 	"\tparent_id\x18\x01 \x01(\tR\bparentId\x12+\n" +
 	"\x05level\x18\x02 \x01(\x0e2\x15.doorbook.v1.OrgLevelR\x05level\x12\x12\n" +
@@ -726,7 +1403,71 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\fhousehold_id\x18\x01 \x01(\tR\vhouseholdId\x12\x17\n" +
 	"\agrid_id\x18\x02 \x01(\tR\x06gridId\"M\n" +
 	"\x15MoveHouseholdResponse\x124\n" +
-	"\thousehold\x18\x01 \x01(\v2\x16.doorbook.v1.HouseholdR\thousehold2\x96\x05\n" +
+	"\thousehold\x18\x01 \x01(\v2\x16.doorbook.v1.HouseholdR\thousehold\"\xc6\x02\n" +
+	"\x12PutCategoryRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1c\n" +
+	"\aname_zh\x18\x02 \x01(\tH\x00R\x06nameZh\x88\x01\x01\x12\x1c\n" +
+	"\aname_en\x18\x03 \x01(\tH\x01R\x06nameEn\x88\x01\x01\x12$\n" +
+	"\vparent_code\x18\x04 \x01(\tH\x02R\n" +
+	"parentCode\x88\x01\x01\x12&\n" +
+	"\frevisit_days\x18\x05 \x01(\x03H\x03R\vrevisitDays\x88\x01\x01\x12 \n" +
+	"\tkey_group\x18\x06 \x01(\bH\x04R\bkeyGroup\x88\x01\x01\x12\x1d\n" +
+	"\adeleted\x18\a \x01(\bH\x05R\adeleted\x88\x01\x01B\n" +
+	"\n" +
+	"\b_name_zhB\n" +
+	"\n" +
+	"\b_name_enB\x0e\n" +
+	"\f_parent_codeB\x0f\n" +
+	"\r_revisit_daysB\f\n" +
+	"\n" +
+	"_key_groupB\n" +
+	"\n" +
+	"\b_deleted\"H\n" +
+	"\x13PutCategoryResponse\x121\n" +
+	"\bcategory\x18\x01 \x01(\v2\x15.doorbook.v1.CategoryR\bcategory\"\x17\n" +
+	"\x15ListCategoriesRequest\"O\n" +
+	"\x16ListCategoriesResponse\x125\n" +
+	"\n" +
+	"categories\x18\x01 \x03(\v2\x15.doorbook.v1.CategoryR\n" +
+	"categories\"\x1e\n" +
+	"\x1cLoadDefaultCategoriesRequest\"l\n" +
+	"\x1dLoadDefaultCategoriesResponse\x125\n" +
+	"\n" +
+	"categories\x18\x01 \x03(\v2\x15.doorbook.v1.CategoryR\n" +
+	"categories\x12\x14\n" +
+	"\x05added\x18\x02 \x01(\rR\x05added\"\xb6\x03\n" +
+	"\x12PutCampaignRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\anode_id\x18\x02 \x01(\tH\x00R\x06nodeId\x88\x01\x01\x12\x17\n" +
+	"\x04name\x18\x03 \x01(\tH\x01R\x04name\x88\x01\x01\x127\n" +
+	"\tstarts_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
+	"\aends_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x1d\n" +
+	"\n" +
+	"set_quotas\x18\x06 \x01(\bR\tsetQuotas\x12*\n" +
+	"\x06quotas\x18\a \x03(\v2\x12.doorbook.v1.QuotaR\x06quotas\x12+\n" +
+	"\x11set_questionnaire\x18\b \x01(\bR\x10setQuestionnaire\x123\n" +
+	"\tquestions\x18\t \x03(\v2\x15.doorbook.v1.QuestionR\tquestions\x12\x1d\n" +
+	"\adeleted\x18\n" +
+	" \x01(\bH\x02R\adeleted\x88\x01\x01B\n" +
+	"\n" +
+	"\b_node_idB\a\n" +
+	"\x05_nameB\n" +
+	"\n" +
+	"\b_deleted\"H\n" +
+	"\x13PutCampaignResponse\x121\n" +
+	"\bcampaign\x18\x01 \x01(\v2\x15.doorbook.v1.CampaignR\bcampaign\"\x16\n" +
+	"\x14ListCampaignsRequest\"L\n" +
+	"\x15ListCampaignsResponse\x123\n" +
+	"\tcampaigns\x18\x01 \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\"\xd8\x01\n" +
+	"\x11UpdateItemRequest\x12\x19\n" +
+	"\bvisit_id\x18\x01 \x01(\tR\avisitId\x12\x18\n" +
+	"\afinding\x18\x02 \x01(\rR\afinding\x12.\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x1a.doorbook.v1.AmendmentKindR\x04kind\x12\x12\n" +
+	"\x04unit\x18\x04 \x01(\tR\x04unit\x126\n" +
+	"\bdeadline\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x12\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\"O\n" +
+	"\x12UpdateItemResponse\x129\n" +
+	"\tamendment\x18\x01 \x01(\v2\x1b.doorbook.v1.VisitAmendmentR\tamendment2\xbe\t\n" +
 	"\fAdminService\x12X\n" +
 	"\rCreateOrgNode\x12!.doorbook.v1.CreateOrgNodeRequest\x1a\".doorbook.v1.CreateOrgNodeResponse\"\x00\x12X\n" +
 	"\fListOrgNodes\x12 .doorbook.v1.ListOrgNodesRequest\x1a!.doorbook.v1.ListOrgNodesResponse\"\x03\x90\x02\x01\x12U\n" +
@@ -734,7 +1475,14 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\vListWorkers\x12\x1f.doorbook.v1.ListWorkersRequest\x1a .doorbook.v1.ListWorkersResponse\"\x03\x90\x02\x01\x12[\n" +
 	"\x0eSetWorkerGrids\x12\".doorbook.v1.SetWorkerGridsRequest\x1a#.doorbook.v1.SetWorkerGridsResponse\"\x00\x12m\n" +
 	"\x14CreateEnrollmentCode\x12(.doorbook.v1.CreateEnrollmentCodeRequest\x1a).doorbook.v1.CreateEnrollmentCodeResponse\"\x00\x12X\n" +
-	"\rMoveHousehold\x12!.doorbook.v1.MoveHouseholdRequest\x1a\".doorbook.v1.MoveHouseholdResponse\"\x00B9Z7github.com/doorbook/doorbook/gen/doorbook/v1;doorbookv1b\x06proto3"
+	"\rMoveHousehold\x12!.doorbook.v1.MoveHouseholdRequest\x1a\".doorbook.v1.MoveHouseholdResponse\"\x00\x12R\n" +
+	"\vPutCategory\x12\x1f.doorbook.v1.PutCategoryRequest\x1a .doorbook.v1.PutCategoryResponse\"\x00\x12^\n" +
+	"\x0eListCategories\x12\".doorbook.v1.ListCategoriesRequest\x1a#.doorbook.v1.ListCategoriesResponse\"\x03\x90\x02\x01\x12p\n" +
+	"\x15LoadDefaultCategories\x12).doorbook.v1.LoadDefaultCategoriesRequest\x1a*.doorbook.v1.LoadDefaultCategoriesResponse\"\x00\x12R\n" +
+	"\vPutCampaign\x12\x1f.doorbook.v1.PutCampaignRequest\x1a .doorbook.v1.PutCampaignResponse\"\x00\x12[\n" +
+	"\rListCampaigns\x12!.doorbook.v1.ListCampaignsRequest\x1a\".doorbook.v1.ListCampaignsResponse\"\x03\x90\x02\x01\x12O\n" +
+	"\n" +
+	"UpdateItem\x12\x1e.doorbook.v1.UpdateItemRequest\x1a\x1f.doorbook.v1.UpdateItemResponse\"\x00B9Z7github.com/doorbook/doorbook/gen/doorbook/v1;doorbookv1b\x06proto3"
 
 var (
 	file_doorbook_v1_admin_proto_rawDescOnce sync.Once
@@ -748,56 +1496,99 @@ func file_doorbook_v1_admin_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_admin_proto_rawDescData
 }
 
-var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_doorbook_v1_admin_proto_goTypes = []any{
-	(*CreateOrgNodeRequest)(nil),         // 0: doorbook.v1.CreateOrgNodeRequest
-	(*CreateOrgNodeResponse)(nil),        // 1: doorbook.v1.CreateOrgNodeResponse
-	(*ListOrgNodesRequest)(nil),          // 2: doorbook.v1.ListOrgNodesRequest
-	(*ListOrgNodesResponse)(nil),         // 3: doorbook.v1.ListOrgNodesResponse
-	(*CreateWorkerRequest)(nil),          // 4: doorbook.v1.CreateWorkerRequest
-	(*CreateWorkerResponse)(nil),         // 5: doorbook.v1.CreateWorkerResponse
-	(*ListWorkersRequest)(nil),           // 6: doorbook.v1.ListWorkersRequest
-	(*ListWorkersResponse)(nil),          // 7: doorbook.v1.ListWorkersResponse
-	(*SetWorkerGridsRequest)(nil),        // 8: doorbook.v1.SetWorkerGridsRequest
-	(*SetWorkerGridsResponse)(nil),       // 9: doorbook.v1.SetWorkerGridsResponse
-	(*CreateEnrollmentCodeRequest)(nil),  // 10: doorbook.v1.CreateEnrollmentCodeRequest
-	(*CreateEnrollmentCodeResponse)(nil), // 11: doorbook.v1.CreateEnrollmentCodeResponse
-	(*MoveHouseholdRequest)(nil),         // 12: doorbook.v1.MoveHouseholdRequest
-	(*MoveHouseholdResponse)(nil),        // 13: doorbook.v1.MoveHouseholdResponse
-	(OrgLevel)(0),                        // 14: doorbook.v1.OrgLevel
-	(*OrgNode)(nil),                      // 15: doorbook.v1.OrgNode
-	(WorkerRole)(0),                      // 16: doorbook.v1.WorkerRole
-	(*Worker)(nil),                       // 17: doorbook.v1.Worker
-	(*Household)(nil),                    // 18: doorbook.v1.Household
+	(*CreateOrgNodeRequest)(nil),          // 0: doorbook.v1.CreateOrgNodeRequest
+	(*CreateOrgNodeResponse)(nil),         // 1: doorbook.v1.CreateOrgNodeResponse
+	(*ListOrgNodesRequest)(nil),           // 2: doorbook.v1.ListOrgNodesRequest
+	(*ListOrgNodesResponse)(nil),          // 3: doorbook.v1.ListOrgNodesResponse
+	(*CreateWorkerRequest)(nil),           // 4: doorbook.v1.CreateWorkerRequest
+	(*CreateWorkerResponse)(nil),          // 5: doorbook.v1.CreateWorkerResponse
+	(*ListWorkersRequest)(nil),            // 6: doorbook.v1.ListWorkersRequest
+	(*ListWorkersResponse)(nil),           // 7: doorbook.v1.ListWorkersResponse
+	(*SetWorkerGridsRequest)(nil),         // 8: doorbook.v1.SetWorkerGridsRequest
+	(*SetWorkerGridsResponse)(nil),        // 9: doorbook.v1.SetWorkerGridsResponse
+	(*CreateEnrollmentCodeRequest)(nil),   // 10: doorbook.v1.CreateEnrollmentCodeRequest
+	(*CreateEnrollmentCodeResponse)(nil),  // 11: doorbook.v1.CreateEnrollmentCodeResponse
+	(*MoveHouseholdRequest)(nil),          // 12: doorbook.v1.MoveHouseholdRequest
+	(*MoveHouseholdResponse)(nil),         // 13: doorbook.v1.MoveHouseholdResponse
+	(*PutCategoryRequest)(nil),            // 14: doorbook.v1.PutCategoryRequest
+	(*PutCategoryResponse)(nil),           // 15: doorbook.v1.PutCategoryResponse
+	(*ListCategoriesRequest)(nil),         // 16: doorbook.v1.ListCategoriesRequest
+	(*ListCategoriesResponse)(nil),        // 17: doorbook.v1.ListCategoriesResponse
+	(*LoadDefaultCategoriesRequest)(nil),  // 18: doorbook.v1.LoadDefaultCategoriesRequest
+	(*LoadDefaultCategoriesResponse)(nil), // 19: doorbook.v1.LoadDefaultCategoriesResponse
+	(*PutCampaignRequest)(nil),            // 20: doorbook.v1.PutCampaignRequest
+	(*PutCampaignResponse)(nil),           // 21: doorbook.v1.PutCampaignResponse
+	(*ListCampaignsRequest)(nil),          // 22: doorbook.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),         // 23: doorbook.v1.ListCampaignsResponse
+	(*UpdateItemRequest)(nil),             // 24: doorbook.v1.UpdateItemRequest
+	(*UpdateItemResponse)(nil),            // 25: doorbook.v1.UpdateItemResponse
+	(OrgLevel)(0),                         // 26: doorbook.v1.OrgLevel
+	(*OrgNode)(nil),                       // 27: doorbook.v1.OrgNode
+	(WorkerRole)(0),                       // 28: doorbook.v1.WorkerRole
+	(*Worker)(nil),                        // 29: doorbook.v1.Worker
+	(*Household)(nil),                     // 30: doorbook.v1.Household
+	(*Category)(nil),                      // 31: doorbook.v1.Category
+	(*timestamppb.Timestamp)(nil),         // 32: google.protobuf.Timestamp
+	(*Quota)(nil),                         // 33: doorbook.v1.Quota
+	(*Question)(nil),                      // 34: doorbook.v1.Question
+	(*Campaign)(nil),                      // 35: doorbook.v1.Campaign
+	(AmendmentKind)(0),                    // 36: doorbook.v1.AmendmentKind
+	(*VisitAmendment)(nil),                // 37: doorbook.v1.VisitAmendment
 }
 var file_doorbook_v1_admin_proto_depIdxs = []int32{
-	14, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
-	15, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
-	15, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
-	16, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
-	17, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
-	17, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
-	17, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
-	18, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
-	0,  // 8: doorbook.v1.AdminService.CreateOrgNode:input_type -> doorbook.v1.CreateOrgNodeRequest
-	2,  // 9: doorbook.v1.AdminService.ListOrgNodes:input_type -> doorbook.v1.ListOrgNodesRequest
-	4,  // 10: doorbook.v1.AdminService.CreateWorker:input_type -> doorbook.v1.CreateWorkerRequest
-	6,  // 11: doorbook.v1.AdminService.ListWorkers:input_type -> doorbook.v1.ListWorkersRequest
-	8,  // 12: doorbook.v1.AdminService.SetWorkerGrids:input_type -> doorbook.v1.SetWorkerGridsRequest
-	10, // 13: doorbook.v1.AdminService.CreateEnrollmentCode:input_type -> doorbook.v1.CreateEnrollmentCodeRequest
-	12, // 14: doorbook.v1.AdminService.MoveHousehold:input_type -> doorbook.v1.MoveHouseholdRequest
-	1,  // 15: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
-	3,  // 16: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
-	5,  // 17: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
-	7,  // 18: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
-	9,  // 19: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
-	11, // 20: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
-	13, // 21: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	26, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
+	27, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
+	27, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
+	28, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
+	29, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
+	29, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
+	29, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
+	30, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
+	31, // 8: doorbook.v1.PutCategoryResponse.category:type_name -> doorbook.v1.Category
+	31, // 9: doorbook.v1.ListCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	31, // 10: doorbook.v1.LoadDefaultCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	32, // 11: doorbook.v1.PutCampaignRequest.starts_at:type_name -> google.protobuf.Timestamp
+	32, // 12: doorbook.v1.PutCampaignRequest.ends_at:type_name -> google.protobuf.Timestamp
+	33, // 13: doorbook.v1.PutCampaignRequest.quotas:type_name -> doorbook.v1.Quota
+	34, // 14: doorbook.v1.PutCampaignRequest.questions:type_name -> doorbook.v1.Question
+	35, // 15: doorbook.v1.PutCampaignResponse.campaign:type_name -> doorbook.v1.Campaign
+	35, // 16: doorbook.v1.ListCampaignsResponse.campaigns:type_name -> doorbook.v1.Campaign
+	36, // 17: doorbook.v1.UpdateItemRequest.kind:type_name -> doorbook.v1.AmendmentKind
+	32, // 18: doorbook.v1.UpdateItemRequest.deadline:type_name -> google.protobuf.Timestamp
+	37, // 19: doorbook.v1.UpdateItemResponse.amendment:type_name -> doorbook.v1.VisitAmendment
+	0,  // 20: doorbook.v1.AdminService.CreateOrgNode:input_type -> doorbook.v1.CreateOrgNodeRequest
+	2,  // 21: doorbook.v1.AdminService.ListOrgNodes:input_type -> doorbook.v1.ListOrgNodesRequest
+	4,  // 22: doorbook.v1.AdminService.CreateWorker:input_type -> doorbook.v1.CreateWorkerRequest
+	6,  // 23: doorbook.v1.AdminService.ListWorkers:input_type -> doorbook.v1.ListWorkersRequest
+	8,  // 24: doorbook.v1.AdminService.SetWorkerGrids:input_type -> doorbook.v1.SetWorkerGridsRequest
+	10, // 25: doorbook.v1.AdminService.CreateEnrollmentCode:input_type -> doorbook.v1.CreateEnrollmentCodeRequest
+	12, // 26: doorbook.v1.AdminService.MoveHousehold:input_type -> doorbook.v1.MoveHouseholdRequest
+	14, // 27: doorbook.v1.AdminService.PutCategory:input_type -> doorbook.v1.PutCategoryRequest
+	16, // 28: doorbook.v1.AdminService.ListCategories:input_type -> doorbook.v1.ListCategoriesRequest
+	18, // 29: doorbook.v1.AdminService.LoadDefaultCategories:input_type -> doorbook.v1.LoadDefaultCategoriesRequest
+	20, // 30: doorbook.v1.AdminService.PutCampaign:input_type -> doorbook.v1.PutCampaignRequest
+	22, // 31: doorbook.v1.AdminService.ListCampaigns:input_type -> doorbook.v1.ListCampaignsRequest
+	24, // 32: doorbook.v1.AdminService.UpdateItem:input_type -> doorbook.v1.UpdateItemRequest
+	1,  // 33: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
+	3,  // 34: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
+	5,  // 35: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
+	7,  // 36: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
+	9,  // 37: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
+	11, // 38: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
+	13, // 39: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
+	15, // 40: doorbook.v1.AdminService.PutCategory:output_type -> doorbook.v1.PutCategoryResponse
+	17, // 41: doorbook.v1.AdminService.ListCategories:output_type -> doorbook.v1.ListCategoriesResponse
+	19, // 42: doorbook.v1.AdminService.LoadDefaultCategories:output_type -> doorbook.v1.LoadDefaultCategoriesResponse
+	21, // 43: doorbook.v1.AdminService.PutCampaign:output_type -> doorbook.v1.PutCampaignResponse
+	23, // 44: doorbook.v1.AdminService.ListCampaigns:output_type -> doorbook.v1.ListCampaignsResponse
+	25, // 45: doorbook.v1.AdminService.UpdateItem:output_type -> doorbook.v1.UpdateItemResponse
+	33, // [33:46] is the sub-list for method output_type
+	20, // [20:33] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_admin_proto_init() }
@@ -806,13 +1597,15 @@ func file_doorbook_v1_admin_proto_init() {
 		return
 	}
 	file_doorbook_v1_types_proto_init()
+	file_doorbook_v1_admin_proto_msgTypes[14].OneofWrappers = []any{}
+	file_doorbook_v1_admin_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_admin_proto_rawDesc), len(file_doorbook_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

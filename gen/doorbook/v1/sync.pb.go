@@ -312,9 +312,13 @@ type PullResponse struct {
 	AddedGridIds []string `protobuf:"bytes,8,rep,name=added_grid_ids,json=addedGridIds,proto3" json:"added_grid_ids,omitempty"`
 	Cursor       uint64   `protobuf:"varint,9,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// More batches are waiting: pull again with cursor.
-	More          bool   `protobuf:"varint,10,opt,name=more,proto3" json:"more,omitempty"`
-	ServerHlc     uint64 `protobuf:"varint,11,opt,name=server_hlc,json=serverHlc,proto3" json:"server_hlc,omitempty"`
-	Scope         *Scope `protobuf:"bytes,12,opt,name=scope,proto3" json:"scope,omitempty"`
+	More      bool   `protobuf:"varint,10,opt,name=more,proto3" json:"more,omitempty"`
+	ServerHlc uint64 `protobuf:"varint,11,opt,name=server_hlc,json=serverHlc,proto3" json:"server_hlc,omitempty"`
+	Scope     *Scope `protobuf:"bytes,12,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Reference data changed since the cursor (all of it when grids were
+	// added).
+	Categories    []*Category `protobuf:"bytes,13,rep,name=categories,proto3" json:"categories,omitempty"`
+	Campaigns     []*Campaign `protobuf:"bytes,14,rep,name=campaigns,proto3" json:"campaigns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -433,6 +437,20 @@ func (x *PullResponse) GetScope() *Scope {
 	return nil
 }
 
+func (x *PullResponse) GetCategories() []*Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *PullResponse) GetCampaigns() []*Campaign {
+	if x != nil {
+		return x.Campaigns
+	}
+	return nil
+}
+
 type BootstrapRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Grids to send, all of them in the caller's scope; empty means the whole
@@ -516,8 +534,11 @@ type BootstrapResponse struct {
 	// Households in the whole bootstrap, for progress; set on the first
 	// message.
 	TotalHouseholds uint32 `protobuf:"varint,10,opt,name=total_households,json=totalHouseholds,proto3" json:"total_households,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// All reference data in scope; set on the first message.
+	Categories    []*Category `protobuf:"bytes,11,rep,name=categories,proto3" json:"categories,omitempty"`
+	Campaigns     []*Campaign `protobuf:"bytes,12,rep,name=campaigns,proto3" json:"campaigns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BootstrapResponse) Reset() {
@@ -620,6 +641,20 @@ func (x *BootstrapResponse) GetTotalHouseholds() uint32 {
 	return 0
 }
 
+func (x *BootstrapResponse) GetCategories() []*Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *BootstrapResponse) GetCampaigns() []*Campaign {
+	if x != nil {
+		return x.Campaigns
+	}
+	return nil
+}
+
 var File_doorbook_v1_sync_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_sync_proto_rawDesc = "" +
@@ -643,7 +678,7 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\tchange_id\x18\x01 \x01(\tR\bchangeId\";\n" +
 	"\vPullRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\rR\x05limit\"\x8f\x04\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"\xfb\x04\n" +
 	"\fPullResponse\x122\n" +
 	"\x15evicted_household_ids\x18\x01 \x03(\tR\x13evictedHouseholdIds\x12(\n" +
 	"\x10evicted_grid_ids\x18\x02 \x03(\tR\x0eevictedGridIds\x126\n" +
@@ -660,11 +695,15 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	" \x01(\bR\x04more\x12\x1d\n" +
 	"\n" +
 	"server_hlc\x18\v \x01(\x04R\tserverHlc\x12(\n" +
-	"\x05scope\x18\f \x01(\v2\x12.doorbook.v1.ScopeR\x05scope\"x\n" +
+	"\x05scope\x18\f \x01(\v2\x12.doorbook.v1.ScopeR\x05scope\x125\n" +
+	"\n" +
+	"categories\x18\r \x03(\v2\x15.doorbook.v1.CategoryR\n" +
+	"categories\x123\n" +
+	"\tcampaigns\x18\x0e \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\"x\n" +
 	"\x10BootstrapRequest\x12\x19\n" +
 	"\bgrid_ids\x18\x01 \x03(\tR\agridIds\x12,\n" +
 	"\x12after_household_id\x18\x02 \x01(\tR\x10afterHouseholdId\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\rR\bpageSize\"\xd3\x03\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\"\xbf\x04\n" +
 	"\x11BootstrapResponse\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x126\n" +
 	"\n" +
@@ -679,7 +718,11 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"server_hlc\x18\b \x01(\x04R\tserverHlc\x12(\n" +
 	"\x05scope\x18\t \x01(\v2\x12.doorbook.v1.ScopeR\x05scope\x12)\n" +
 	"\x10total_households\x18\n" +
-	" \x01(\rR\x0ftotalHouseholds2\xe1\x01\n" +
+	" \x01(\rR\x0ftotalHouseholds\x125\n" +
+	"\n" +
+	"categories\x18\v \x03(\v2\x15.doorbook.v1.CategoryR\n" +
+	"categories\x123\n" +
+	"\tcampaigns\x18\f \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns2\xe1\x01\n" +
 	"\vSyncService\x12=\n" +
 	"\x04Push\x12\x18.doorbook.v1.PushRequest\x1a\x19.doorbook.v1.PushResponse\"\x00\x12@\n" +
 	"\x04Pull\x12\x18.doorbook.v1.PullRequest\x1a\x19.doorbook.v1.PullResponse\"\x03\x90\x02\x02\x12Q\n" +
@@ -714,6 +757,8 @@ var file_doorbook_v1_sync_proto_goTypes = []any{
 	(*Visit)(nil),             // 12: doorbook.v1.Visit
 	(*VisitAmendment)(nil),    // 13: doorbook.v1.VisitAmendment
 	(*Scope)(nil),             // 14: doorbook.v1.Scope
+	(*Category)(nil),          // 15: doorbook.v1.Category
+	(*Campaign)(nil),          // 16: doorbook.v1.Campaign
 }
 var file_doorbook_v1_sync_proto_depIdxs = []int32{
 	8,  // 0: doorbook.v1.PushRequest.changes:type_name -> doorbook.v1.Change
@@ -723,23 +768,27 @@ var file_doorbook_v1_sync_proto_depIdxs = []int32{
 	12, // 4: doorbook.v1.PullResponse.visits:type_name -> doorbook.v1.Visit
 	13, // 5: doorbook.v1.PullResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
 	14, // 6: doorbook.v1.PullResponse.scope:type_name -> doorbook.v1.Scope
-	9,  // 7: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
-	10, // 8: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
-	11, // 9: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
-	12, // 10: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
-	13, // 11: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
-	14, // 12: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
-	0,  // 13: doorbook.v1.SyncService.Push:input_type -> doorbook.v1.PushRequest
-	4,  // 14: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
-	6,  // 15: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
-	1,  // 16: doorbook.v1.SyncService.Push:output_type -> doorbook.v1.PushResponse
-	5,  // 17: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
-	7,  // 18: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
-	16, // [16:19] is the sub-list for method output_type
-	13, // [13:16] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	15, // 7: doorbook.v1.PullResponse.categories:type_name -> doorbook.v1.Category
+	16, // 8: doorbook.v1.PullResponse.campaigns:type_name -> doorbook.v1.Campaign
+	9,  // 9: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
+	10, // 10: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
+	11, // 11: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
+	12, // 12: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
+	13, // 13: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
+	14, // 14: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
+	15, // 15: doorbook.v1.BootstrapResponse.categories:type_name -> doorbook.v1.Category
+	16, // 16: doorbook.v1.BootstrapResponse.campaigns:type_name -> doorbook.v1.Campaign
+	0,  // 17: doorbook.v1.SyncService.Push:input_type -> doorbook.v1.PushRequest
+	4,  // 18: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
+	6,  // 19: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
+	1,  // 20: doorbook.v1.SyncService.Push:output_type -> doorbook.v1.PushResponse
+	5,  // 21: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
+	7,  // 22: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
+	20, // [20:23] is the sub-list for method output_type
+	17, // [17:20] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_sync_proto_init() }

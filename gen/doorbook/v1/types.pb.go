@@ -86,6 +86,176 @@ func (VisitForm) EnumDescriptor() ([]byte, []int) {
 	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{0}
 }
 
+// Visit is an immutable record of one visit. Group forms cover several
+// households and count for each. Corrections are VisitAmendments.
+// Material is what a visitor hands out (宣传资料).
+type Material int32
+
+const (
+	Material_MATERIAL_UNSPECIFIED     Material = 0
+	Material_MATERIAL_OPEN_LETTER     Material = 1 // 公开信
+	Material_MATERIAL_SAFETY_CALENDAR Material = 2 // 平安历书
+	Material_MATERIAL_PLEDGE_FORM     Material = 3 // 承诺书
+)
+
+// Enum value maps for Material.
+var (
+	Material_name = map[int32]string{
+		0: "MATERIAL_UNSPECIFIED",
+		1: "MATERIAL_OPEN_LETTER",
+		2: "MATERIAL_SAFETY_CALENDAR",
+		3: "MATERIAL_PLEDGE_FORM",
+	}
+	Material_value = map[string]int32{
+		"MATERIAL_UNSPECIFIED":     0,
+		"MATERIAL_OPEN_LETTER":     1,
+		"MATERIAL_SAFETY_CALENDAR": 2,
+		"MATERIAL_PLEDGE_FORM":     3,
+	}
+)
+
+func (x Material) Enum() *Material {
+	p := new(Material)
+	*p = x
+	return p
+}
+
+func (x Material) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Material) Descriptor() protoreflect.EnumDescriptor {
+	return file_doorbook_v1_types_proto_enumTypes[1].Descriptor()
+}
+
+func (Material) Type() protoreflect.EnumType {
+	return &file_doorbook_v1_types_proto_enumTypes[1]
+}
+
+func (x Material) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Material.Descriptor instead.
+func (Material) EnumDescriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+// FindingKind is what a visit found (排查).
+type FindingKind int32
+
+const (
+	FindingKind_FINDING_KIND_UNSPECIFIED      FindingKind = 0
+	FindingKind_FINDING_KIND_DISPUTE          FindingKind = 1 // 矛盾纠纷: tracked until closed off
+	FindingKind_FINDING_KIND_PETITION_BACKLOG FindingKind = 2 // 信访积案
+	FindingKind_FINDING_KIND_HAZARD           FindingKind = 3 // 治安隐患: tracked until closed off
+	FindingKind_FINDING_KIND_HARDSHIP         FindingKind = 4 // 困难群众
+	FindingKind_FINDING_KIND_HELP_REQUEST     FindingKind = 5 // 民生实事
+)
+
+// Enum value maps for FindingKind.
+var (
+	FindingKind_name = map[int32]string{
+		0: "FINDING_KIND_UNSPECIFIED",
+		1: "FINDING_KIND_DISPUTE",
+		2: "FINDING_KIND_PETITION_BACKLOG",
+		3: "FINDING_KIND_HAZARD",
+		4: "FINDING_KIND_HARDSHIP",
+		5: "FINDING_KIND_HELP_REQUEST",
+	}
+	FindingKind_value = map[string]int32{
+		"FINDING_KIND_UNSPECIFIED":      0,
+		"FINDING_KIND_DISPUTE":          1,
+		"FINDING_KIND_PETITION_BACKLOG": 2,
+		"FINDING_KIND_HAZARD":           3,
+		"FINDING_KIND_HARDSHIP":         4,
+		"FINDING_KIND_HELP_REQUEST":     5,
+	}
+)
+
+func (x FindingKind) Enum() *FindingKind {
+	p := new(FindingKind)
+	*p = x
+	return p
+}
+
+func (x FindingKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FindingKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_doorbook_v1_types_proto_enumTypes[2].Descriptor()
+}
+
+func (FindingKind) Type() protoreflect.EnumType {
+	return &file_doorbook_v1_types_proto_enumTypes[2]
+}
+
+func (x FindingKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FindingKind.Descriptor instead.
+func (FindingKind) EnumDescriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{2}
+}
+
+// RevisitReason is why a visit opens a follow-up (回访).
+type RevisitReason int32
+
+const (
+	RevisitReason_REVISIT_REASON_UNSPECIFIED        RevisitReason = 0
+	RevisitReason_REVISIT_REASON_SPECIAL_DIFFICULTY RevisitReason = 1
+	RevisitReason_REVISIT_REASON_IMPORTANT_REQUEST  RevisitReason = 2
+	RevisitReason_REVISIT_REASON_UNSTABLE_MOOD      RevisitReason = 3
+	RevisitReason_REVISIT_REASON_STRONG_COMPLAINT   RevisitReason = 4
+)
+
+// Enum value maps for RevisitReason.
+var (
+	RevisitReason_name = map[int32]string{
+		0: "REVISIT_REASON_UNSPECIFIED",
+		1: "REVISIT_REASON_SPECIAL_DIFFICULTY",
+		2: "REVISIT_REASON_IMPORTANT_REQUEST",
+		3: "REVISIT_REASON_UNSTABLE_MOOD",
+		4: "REVISIT_REASON_STRONG_COMPLAINT",
+	}
+	RevisitReason_value = map[string]int32{
+		"REVISIT_REASON_UNSPECIFIED":        0,
+		"REVISIT_REASON_SPECIAL_DIFFICULTY": 1,
+		"REVISIT_REASON_IMPORTANT_REQUEST":  2,
+		"REVISIT_REASON_UNSTABLE_MOOD":      3,
+		"REVISIT_REASON_STRONG_COMPLAINT":   4,
+	}
+)
+
+func (x RevisitReason) Enum() *RevisitReason {
+	p := new(RevisitReason)
+	*p = x
+	return p
+}
+
+func (x RevisitReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RevisitReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_doorbook_v1_types_proto_enumTypes[3].Descriptor()
+}
+
+func (RevisitReason) Type() protoreflect.EnumType {
+	return &file_doorbook_v1_types_proto_enumTypes[3]
+}
+
+func (x RevisitReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RevisitReason.Descriptor instead.
+func (RevisitReason) EnumDescriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
 // AmendmentKind says whether an amendment corrects a visit or voids it.
 type AmendmentKind int32
 
@@ -93,6 +263,11 @@ const (
 	AmendmentKind_AMENDMENT_KIND_UNSPECIFIED AmendmentKind = 0
 	AmendmentKind_AMENDMENT_KIND_CORRECT     AmendmentKind = 1
 	AmendmentKind_AMENDMENT_KIND_VOID        AmendmentKind = 2
+	// Updates of a tracked item (a finding of the visit): its state only
+	// moves forward, merged by max.
+	AmendmentKind_AMENDMENT_KIND_ITEM_ASSIGN  AmendmentKind = 3
+	AmendmentKind_AMENDMENT_KIND_ITEM_RESOLVE AmendmentKind = 4
+	AmendmentKind_AMENDMENT_KIND_ITEM_CLOSE   AmendmentKind = 5
 )
 
 // Enum value maps for AmendmentKind.
@@ -101,11 +276,17 @@ var (
 		0: "AMENDMENT_KIND_UNSPECIFIED",
 		1: "AMENDMENT_KIND_CORRECT",
 		2: "AMENDMENT_KIND_VOID",
+		3: "AMENDMENT_KIND_ITEM_ASSIGN",
+		4: "AMENDMENT_KIND_ITEM_RESOLVE",
+		5: "AMENDMENT_KIND_ITEM_CLOSE",
 	}
 	AmendmentKind_value = map[string]int32{
-		"AMENDMENT_KIND_UNSPECIFIED": 0,
-		"AMENDMENT_KIND_CORRECT":     1,
-		"AMENDMENT_KIND_VOID":        2,
+		"AMENDMENT_KIND_UNSPECIFIED":  0,
+		"AMENDMENT_KIND_CORRECT":      1,
+		"AMENDMENT_KIND_VOID":         2,
+		"AMENDMENT_KIND_ITEM_ASSIGN":  3,
+		"AMENDMENT_KIND_ITEM_RESOLVE": 4,
+		"AMENDMENT_KIND_ITEM_CLOSE":   5,
 	}
 )
 
@@ -120,11 +301,11 @@ func (x AmendmentKind) String() string {
 }
 
 func (AmendmentKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_doorbook_v1_types_proto_enumTypes[1].Descriptor()
+	return file_doorbook_v1_types_proto_enumTypes[4].Descriptor()
 }
 
 func (AmendmentKind) Type() protoreflect.EnumType {
-	return &file_doorbook_v1_types_proto_enumTypes[1]
+	return &file_doorbook_v1_types_proto_enumTypes[4]
 }
 
 func (x AmendmentKind) Number() protoreflect.EnumNumber {
@@ -133,7 +314,7 @@ func (x AmendmentKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AmendmentKind.Descriptor instead.
 func (AmendmentKind) EnumDescriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{1}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 // OrgLevel is a level of the organisation tree.
@@ -176,11 +357,11 @@ func (x OrgLevel) String() string {
 }
 
 func (OrgLevel) Descriptor() protoreflect.EnumDescriptor {
-	return file_doorbook_v1_types_proto_enumTypes[2].Descriptor()
+	return file_doorbook_v1_types_proto_enumTypes[5].Descriptor()
 }
 
 func (OrgLevel) Type() protoreflect.EnumType {
-	return &file_doorbook_v1_types_proto_enumTypes[2]
+	return &file_doorbook_v1_types_proto_enumTypes[5]
 }
 
 func (x OrgLevel) Number() protoreflect.EnumNumber {
@@ -189,7 +370,7 @@ func (x OrgLevel) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OrgLevel.Descriptor instead.
 func (OrgLevel) EnumDescriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 // WorkerRole is the role of a person who visits households.
@@ -238,11 +419,11 @@ func (x WorkerRole) String() string {
 }
 
 func (WorkerRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_doorbook_v1_types_proto_enumTypes[3].Descriptor()
+	return file_doorbook_v1_types_proto_enumTypes[6].Descriptor()
 }
 
 func (WorkerRole) Type() protoreflect.EnumType {
-	return &file_doorbook_v1_types_proto_enumTypes[3]
+	return &file_doorbook_v1_types_proto_enumTypes[6]
 }
 
 func (x WorkerRole) Number() protoreflect.EnumNumber {
@@ -251,7 +432,7 @@ func (x WorkerRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WorkerRole.Descriptor instead.
 func (WorkerRole) EnumDescriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 // Clock is a hybrid logical clock reading: hlc packs wall-clock milliseconds
@@ -812,24 +993,136 @@ func (x *TagElement) GetClock() *Clock {
 	return nil
 }
 
-// Visit is an immutable record of one visit. Group forms cover several
-// households and count for each. Corrections are VisitAmendments.
-type Visit struct {
+type Finding struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	HouseholdIds  []string               `protobuf:"bytes,2,rep,name=household_ids,json=householdIds,proto3" json:"household_ids,omitempty"`
-	VisitorId     string                 `protobuf:"bytes,3,opt,name=visitor_id,json=visitorId,proto3" json:"visitor_id,omitempty"`
-	VisitedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=visited_at,json=visitedAt,proto3" json:"visited_at,omitempty"`
-	Form          VisitForm              `protobuf:"varint,5,opt,name=form,proto3,enum=doorbook.v1.VisitForm" json:"form,omitempty"`
-	Notes         string                 `protobuf:"bytes,6,opt,name=notes,proto3" json:"notes,omitempty"`
-	Clock         *Clock                 `protobuf:"bytes,7,opt,name=clock,proto3" json:"clock,omitempty"`
+	Kind          FindingKind            `protobuf:"varint,1,opt,name=kind,proto3,enum=doorbook.v1.FindingKind" json:"kind,omitempty"`
+	Note          string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Finding) Reset() {
+	*x = Finding{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Finding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Finding) ProtoMessage() {}
+
+func (x *Finding) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Finding.ProtoReflect.Descriptor instead.
+func (*Finding) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Finding) GetKind() FindingKind {
+	if x != nil {
+		return x.Kind
+	}
+	return FindingKind_FINDING_KIND_UNSPECIFIED
+}
+
+func (x *Finding) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// SurveyAnswer answers one question of a campaign's questionnaire.
+type SurveyAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Question      string                 `protobuf:"bytes,1,opt,name=question,proto3" json:"question,omitempty"`
+	Value         int32                  `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SurveyAnswer) Reset() {
+	*x = SurveyAnswer{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SurveyAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SurveyAnswer) ProtoMessage() {}
+
+func (x *SurveyAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SurveyAnswer.ProtoReflect.Descriptor instead.
+func (*SurveyAnswer) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SurveyAnswer) GetQuestion() string {
+	if x != nil {
+		return x.Question
+	}
+	return ""
+}
+
+func (x *SurveyAnswer) GetValue() int32 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+type Visit struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	HouseholdIds []string               `protobuf:"bytes,2,rep,name=household_ids,json=householdIds,proto3" json:"household_ids,omitempty"`
+	VisitorId    string                 `protobuf:"bytes,3,opt,name=visitor_id,json=visitorId,proto3" json:"visitor_id,omitempty"`
+	VisitedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=visited_at,json=visitedAt,proto3" json:"visited_at,omitempty"`
+	Form         VisitForm              `protobuf:"varint,5,opt,name=form,proto3,enum=doorbook.v1.VisitForm" json:"form,omitempty"`
+	Notes        string                 `protobuf:"bytes,6,opt,name=notes,proto3" json:"notes,omitempty"`
+	Clock        *Clock                 `protobuf:"bytes,7,opt,name=clock,proto3" json:"clock,omitempty"`
+	Materials    []Material             `protobuf:"varint,8,rep,packed,name=materials,proto3,enum=doorbook.v1.Material" json:"materials,omitempty"`
+	Findings     []*Finding             `protobuf:"bytes,9,rep,name=findings,proto3" json:"findings,omitempty"`
+	// A follow-up is open from this visit until a later visit to the
+	// household; due by revisit_due.
+	RevisitReasons []RevisitReason        `protobuf:"varint,10,rep,packed,name=revisit_reasons,json=revisitReasons,proto3,enum=doorbook.v1.RevisitReason" json:"revisit_reasons,omitempty"`
+	RevisitDue     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=revisit_due,json=revisitDue,proto3" json:"revisit_due,omitempty"`
+	// The campaign whose questionnaire the answers follow.
+	CampaignId    string          `protobuf:"bytes,12,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	Answers       []*SurveyAnswer `protobuf:"bytes,13,rep,name=answers,proto3" json:"answers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Visit) Reset() {
 	*x = Visit{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[7]
+	mi := &file_doorbook_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +1134,7 @@ func (x *Visit) String() string {
 func (*Visit) ProtoMessage() {}
 
 func (x *Visit) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[7]
+	mi := &file_doorbook_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +1147,7 @@ func (x *Visit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Visit.ProtoReflect.Descriptor instead.
 func (*Visit) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Visit) GetId() string {
@@ -906,26 +1199,73 @@ func (x *Visit) GetClock() *Clock {
 	return nil
 }
 
+func (x *Visit) GetMaterials() []Material {
+	if x != nil {
+		return x.Materials
+	}
+	return nil
+}
+
+func (x *Visit) GetFindings() []*Finding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+func (x *Visit) GetRevisitReasons() []RevisitReason {
+	if x != nil {
+		return x.RevisitReasons
+	}
+	return nil
+}
+
+func (x *Visit) GetRevisitDue() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevisitDue
+	}
+	return nil
+}
+
+func (x *Visit) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+func (x *Visit) GetAnswers() []*SurveyAnswer {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
 // VisitAmendment corrects or voids a visit, with a reason; the original
 // record stays as evidence. Fields left unset are not corrected.
 type VisitAmendment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	VisitId       string                 `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
-	AuthorId      string                 `protobuf:"bytes,3,opt,name=author_id,json=authorId,proto3" json:"author_id,omitempty"`
-	Kind          AmendmentKind          `protobuf:"varint,4,opt,name=kind,proto3,enum=doorbook.v1.AmendmentKind" json:"kind,omitempty"`
-	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	Notes         *string                `protobuf:"bytes,6,opt,name=notes,proto3,oneof" json:"notes,omitempty"`
-	Form          VisitForm              `protobuf:"varint,7,opt,name=form,proto3,enum=doorbook.v1.VisitForm" json:"form,omitempty"`
-	VisitedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=visited_at,json=visitedAt,proto3" json:"visited_at,omitempty"`
-	Clock         *Clock                 `protobuf:"bytes,9,opt,name=clock,proto3" json:"clock,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	VisitId   string                 `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	AuthorId  string                 `protobuf:"bytes,3,opt,name=author_id,json=authorId,proto3" json:"author_id,omitempty"`
+	Kind      AmendmentKind          `protobuf:"varint,4,opt,name=kind,proto3,enum=doorbook.v1.AmendmentKind" json:"kind,omitempty"`
+	Reason    string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Notes     *string                `protobuf:"bytes,6,opt,name=notes,proto3,oneof" json:"notes,omitempty"`
+	Form      VisitForm              `protobuf:"varint,7,opt,name=form,proto3,enum=doorbook.v1.VisitForm" json:"form,omitempty"`
+	VisitedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=visited_at,json=visitedAt,proto3" json:"visited_at,omitempty"`
+	Clock     *Clock                 `protobuf:"bytes,9,opt,name=clock,proto3" json:"clock,omitempty"`
+	// Item updates: the finding's index in the visit, and for an assignment
+	// the responsible unit and deadline.
+	Finding       uint32                 `protobuf:"varint,10,opt,name=finding,proto3" json:"finding,omitempty"`
+	Unit          string                 `protobuf:"bytes,11,opt,name=unit,proto3" json:"unit,omitempty"`
+	Deadline      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VisitAmendment) Reset() {
 	*x = VisitAmendment{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[8]
+	mi := &file_doorbook_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1277,7 @@ func (x *VisitAmendment) String() string {
 func (*VisitAmendment) ProtoMessage() {}
 
 func (x *VisitAmendment) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[8]
+	mi := &file_doorbook_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1290,7 @@ func (x *VisitAmendment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VisitAmendment.ProtoReflect.Descriptor instead.
 func (*VisitAmendment) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VisitAmendment) GetId() string {
@@ -1016,6 +1356,27 @@ func (x *VisitAmendment) GetClock() *Clock {
 	return nil
 }
 
+func (x *VisitAmendment) GetFinding() uint32 {
+	if x != nil {
+		return x.Finding
+	}
+	return 0
+}
+
+func (x *VisitAmendment) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *VisitAmendment) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
 // Change is one entry of a device's outbox. Push is idempotent by id.
 type Change struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1034,7 +1395,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[9]
+	mi := &file_doorbook_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1407,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[9]
+	mi := &file_doorbook_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1420,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Change) GetId() string {
@@ -1168,7 +1529,7 @@ type OrgNode struct {
 
 func (x *OrgNode) Reset() {
 	*x = OrgNode{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[10]
+	mi := &file_doorbook_v1_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1541,7 @@ func (x *OrgNode) String() string {
 func (*OrgNode) ProtoMessage() {}
 
 func (x *OrgNode) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[10]
+	mi := &file_doorbook_v1_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1554,7 @@ func (x *OrgNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgNode.ProtoReflect.Descriptor instead.
 func (*OrgNode) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OrgNode) GetId() string {
@@ -1237,7 +1598,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[11]
+	mi := &file_doorbook_v1_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1610,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[11]
+	mi := &file_doorbook_v1_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1623,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{11}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Worker) GetId() string {
@@ -1304,7 +1665,7 @@ type Scope struct {
 
 func (x *Scope) Reset() {
 	*x = Scope{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[12]
+	mi := &file_doorbook_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1677,7 @@ func (x *Scope) String() string {
 func (*Scope) ProtoMessage() {}
 
 func (x *Scope) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[12]
+	mi := &file_doorbook_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1690,7 @@ func (x *Scope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scope.ProtoReflect.Descriptor instead.
 func (*Scope) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{12}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Scope) GetWorker() *Worker {
@@ -1342,6 +1703,440 @@ func (x *Scope) GetWorker() *Worker {
 func (x *Scope) GetGrids() []*OrgNode {
 	if x != nil {
 		return x.Grids
+	}
+	return nil
+}
+
+// Category is a must-visit category (五必访 and others), configured by
+// admins. Every field is a register of its own.
+type Category struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Code   string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	NameZh *StringField           `protobuf:"bytes,2,opt,name=name_zh,json=nameZh,proto3" json:"name_zh,omitempty"`
+	NameEn *StringField           `protobuf:"bytes,3,opt,name=name_en,json=nameEn,proto3" json:"name_en,omitempty"`
+	// A sub-group names its group.
+	ParentCode *StringField `protobuf:"bytes,4,opt,name=parent_code,json=parentCode,proto3" json:"parent_code,omitempty"`
+	// Households in the category are due again this many days after their
+	// last visit; 0 means no interval.
+	RevisitDays *Int64Field `protobuf:"bytes,5,opt,name=revisit_days,json=revisitDays,proto3" json:"revisit_days,omitempty"`
+	// A key group needs a 100% visit rate.
+	KeyGroup      *BoolField `protobuf:"bytes,6,opt,name=key_group,json=keyGroup,proto3" json:"key_group,omitempty"`
+	Deleted       *BoolField `protobuf:"bytes,7,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Category) Reset() {
+	*x = Category{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Category) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Category) ProtoMessage() {}
+
+func (x *Category) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Category.ProtoReflect.Descriptor instead.
+func (*Category) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Category) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Category) GetNameZh() *StringField {
+	if x != nil {
+		return x.NameZh
+	}
+	return nil
+}
+
+func (x *Category) GetNameEn() *StringField {
+	if x != nil {
+		return x.NameEn
+	}
+	return nil
+}
+
+func (x *Category) GetParentCode() *StringField {
+	if x != nil {
+		return x.ParentCode
+	}
+	return nil
+}
+
+func (x *Category) GetRevisitDays() *Int64Field {
+	if x != nil {
+		return x.RevisitDays
+	}
+	return nil
+}
+
+func (x *Category) GetKeyGroup() *BoolField {
+	if x != nil {
+		return x.KeyGroup
+	}
+	return nil
+}
+
+func (x *Category) GetDeleted() *BoolField {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+type Quota struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          WorkerRole             `protobuf:"varint,1,opt,name=role,proto3,enum=doorbook.v1.WorkerRole" json:"role,omitempty"`
+	Households    uint32                 `protobuf:"varint,2,opt,name=households,proto3" json:"households,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Quota) Reset() {
+	*x = Quota{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Quota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Quota) ProtoMessage() {}
+
+func (x *Quota) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Quota.ProtoReflect.Descriptor instead.
+func (*Quota) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Quota) GetRole() WorkerRole {
+	if x != nil {
+		return x.Role
+	}
+	return WorkerRole_WORKER_ROLE_UNSPECIFIED
+}
+
+func (x *Quota) GetHouseholds() uint32 {
+	if x != nil {
+		return x.Households
+	}
+	return 0
+}
+
+type QuotasField struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Quotas        []*Quota               `protobuf:"bytes,1,rep,name=quotas,proto3" json:"quotas,omitempty"`
+	Clock         *Clock                 `protobuf:"bytes,2,opt,name=clock,proto3" json:"clock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotasField) Reset() {
+	*x = QuotasField{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotasField) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotasField) ProtoMessage() {}
+
+func (x *QuotasField) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotasField.ProtoReflect.Descriptor instead.
+func (*QuotasField) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *QuotasField) GetQuotas() []*Quota {
+	if x != nil {
+		return x.Quotas
+	}
+	return nil
+}
+
+func (x *QuotasField) GetClock() *Clock {
+	if x != nil {
+		return x.Clock
+	}
+	return nil
+}
+
+type Question struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Code   string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	TextZh string                 `protobuf:"bytes,2,opt,name=text_zh,json=textZh,proto3" json:"text_zh,omitempty"`
+	TextEn string                 `protobuf:"bytes,3,opt,name=text_en,json=textEn,proto3" json:"text_en,omitempty"`
+	// Answers run from 1 to scale; positive_from and above count as positive
+	// in the campaign's rates.
+	Scale         uint32 `protobuf:"varint,4,opt,name=scale,proto3" json:"scale,omitempty"`
+	PositiveFrom  uint32 `protobuf:"varint,5,opt,name=positive_from,json=positiveFrom,proto3" json:"positive_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Question) Reset() {
+	*x = Question{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Question) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Question) ProtoMessage() {}
+
+func (x *Question) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Question.ProtoReflect.Descriptor instead.
+func (*Question) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Question) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Question) GetTextZh() string {
+	if x != nil {
+		return x.TextZh
+	}
+	return ""
+}
+
+func (x *Question) GetTextEn() string {
+	if x != nil {
+		return x.TextEn
+	}
+	return ""
+}
+
+func (x *Question) GetScale() uint32 {
+	if x != nil {
+		return x.Scale
+	}
+	return 0
+}
+
+func (x *Question) GetPositiveFrom() uint32 {
+	if x != nil {
+		return x.PositiveFrom
+	}
+	return 0
+}
+
+type QuestionnaireField struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Questions     []*Question            `protobuf:"bytes,1,rep,name=questions,proto3" json:"questions,omitempty"`
+	Clock         *Clock                 `protobuf:"bytes,2,opt,name=clock,proto3" json:"clock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuestionnaireField) Reset() {
+	*x = QuestionnaireField{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuestionnaireField) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuestionnaireField) ProtoMessage() {}
+
+func (x *QuestionnaireField) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuestionnaireField.ProtoReflect.Descriptor instead.
+func (*QuestionnaireField) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *QuestionnaireField) GetQuestions() []*Question {
+	if x != nil {
+		return x.Questions
+	}
+	return nil
+}
+
+func (x *QuestionnaireField) GetClock() *Clock {
+	if x != nil {
+		return x.Clock
+	}
+	return nil
+}
+
+// Campaign is a visiting campaign of an org node and everything under it.
+type Campaign struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	NodeId *StringField           `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Name   *StringField           `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The window, in Unix milliseconds: [starts_at, ends_at).
+	StartsAt      *Int64Field         `protobuf:"bytes,4,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt        *Int64Field         `protobuf:"bytes,5,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	Quotas        *QuotasField        `protobuf:"bytes,6,opt,name=quotas,proto3" json:"quotas,omitempty"`
+	Questionnaire *QuestionnaireField `protobuf:"bytes,7,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	Deleted       *BoolField          `protobuf:"bytes,8,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Campaign) Reset() {
+	*x = Campaign{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Campaign) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Campaign) ProtoMessage() {}
+
+func (x *Campaign) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Campaign.ProtoReflect.Descriptor instead.
+func (*Campaign) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Campaign) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Campaign) GetNodeId() *StringField {
+	if x != nil {
+		return x.NodeId
+	}
+	return nil
+}
+
+func (x *Campaign) GetName() *StringField {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *Campaign) GetStartsAt() *Int64Field {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *Campaign) GetEndsAt() *Int64Field {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *Campaign) GetQuotas() *QuotasField {
+	if x != nil {
+		return x.Quotas
+	}
+	return nil
+}
+
+func (x *Campaign) GetQuestionnaire() *QuestionnaireField {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
+func (x *Campaign) GetDeleted() *BoolField {
+	if x != nil {
+		return x.Deleted
 	}
 	return nil
 }
@@ -1398,7 +2193,13 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\fhousehold_id\x18\x02 \x01(\tR\vhouseholdId\x12#\n" +
 	"\rcategory_code\x18\x03 \x01(\tR\fcategoryCode\x12\x18\n" +
 	"\aremoved\x18\x04 \x01(\bR\aremoved\x12(\n" +
-	"\x05clock\x18\x05 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"\x82\x02\n" +
+	"\x05clock\x18\x05 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"K\n" +
+	"\aFinding\x12,\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x18.doorbook.v1.FindingKindR\x04kind\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"@\n" +
+	"\fSurveyAnswer\x12\x1a\n" +
+	"\bquestion\x18\x01 \x01(\tR\bquestion\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value\"\xc1\x04\n" +
 	"\x05Visit\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rhousehold_ids\x18\x02 \x03(\tR\fhouseholdIds\x12\x1d\n" +
@@ -1408,7 +2209,16 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"visited_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tvisitedAt\x12*\n" +
 	"\x04form\x18\x05 \x01(\x0e2\x16.doorbook.v1.VisitFormR\x04form\x12\x14\n" +
 	"\x05notes\x18\x06 \x01(\tR\x05notes\x12(\n" +
-	"\x05clock\x18\a \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"\xd6\x02\n" +
+	"\x05clock\x18\a \x01(\v2\x12.doorbook.v1.ClockR\x05clock\x123\n" +
+	"\tmaterials\x18\b \x03(\x0e2\x15.doorbook.v1.MaterialR\tmaterials\x120\n" +
+	"\bfindings\x18\t \x03(\v2\x14.doorbook.v1.FindingR\bfindings\x12C\n" +
+	"\x0frevisit_reasons\x18\n" +
+	" \x03(\x0e2\x1a.doorbook.v1.RevisitReasonR\x0erevisitReasons\x12;\n" +
+	"\vrevisit_due\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revisitDue\x12\x1f\n" +
+	"\vcampaign_id\x18\f \x01(\tR\n" +
+	"campaignId\x123\n" +
+	"\aanswers\x18\r \x03(\v2\x19.doorbook.v1.SurveyAnswerR\aanswers\"\xbc\x03\n" +
 	"\x0eVisitAmendment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x1b\n" +
@@ -1419,7 +2229,11 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\x04form\x18\a \x01(\x0e2\x16.doorbook.v1.VisitFormR\x04form\x129\n" +
 	"\n" +
 	"visited_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tvisitedAt\x12(\n" +
-	"\x05clock\x18\t \x01(\v2\x12.doorbook.v1.ClockR\x05clockB\b\n" +
+	"\x05clock\x18\t \x01(\v2\x12.doorbook.v1.ClockR\x05clock\x12\x18\n" +
+	"\afinding\x18\n" +
+	" \x01(\rR\afinding\x12\x12\n" +
+	"\x04unit\x18\v \x01(\tR\x04unit\x126\n" +
+	"\bdeadline\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\bdeadlineB\b\n" +
 	"\x06_notes\"\xab\x02\n" +
 	"\x06Change\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
@@ -1441,18 +2255,74 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\bgrid_ids\x18\x04 \x03(\tR\agridIds\"`\n" +
 	"\x05Scope\x12+\n" +
 	"\x06worker\x18\x01 \x01(\v2\x13.doorbook.v1.WorkerR\x06worker\x12*\n" +
-	"\x05grids\x18\x02 \x03(\v2\x14.doorbook.v1.OrgNodeR\x05grids*\xa7\x01\n" +
+	"\x05grids\x18\x02 \x03(\v2\x14.doorbook.v1.OrgNodeR\x05grids\"\xe2\x02\n" +
+	"\bCategory\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x121\n" +
+	"\aname_zh\x18\x02 \x01(\v2\x18.doorbook.v1.StringFieldR\x06nameZh\x121\n" +
+	"\aname_en\x18\x03 \x01(\v2\x18.doorbook.v1.StringFieldR\x06nameEn\x129\n" +
+	"\vparent_code\x18\x04 \x01(\v2\x18.doorbook.v1.StringFieldR\n" +
+	"parentCode\x12:\n" +
+	"\frevisit_days\x18\x05 \x01(\v2\x17.doorbook.v1.Int64FieldR\vrevisitDays\x123\n" +
+	"\tkey_group\x18\x06 \x01(\v2\x16.doorbook.v1.BoolFieldR\bkeyGroup\x120\n" +
+	"\adeleted\x18\a \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"T\n" +
+	"\x05Quota\x12+\n" +
+	"\x04role\x18\x01 \x01(\x0e2\x17.doorbook.v1.WorkerRoleR\x04role\x12\x1e\n" +
+	"\n" +
+	"households\x18\x02 \x01(\rR\n" +
+	"households\"c\n" +
+	"\vQuotasField\x12*\n" +
+	"\x06quotas\x18\x01 \x03(\v2\x12.doorbook.v1.QuotaR\x06quotas\x12(\n" +
+	"\x05clock\x18\x02 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"\x8b\x01\n" +
+	"\bQuestion\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x17\n" +
+	"\atext_zh\x18\x02 \x01(\tR\x06textZh\x12\x17\n" +
+	"\atext_en\x18\x03 \x01(\tR\x06textEn\x12\x14\n" +
+	"\x05scale\x18\x04 \x01(\rR\x05scale\x12#\n" +
+	"\rpositive_from\x18\x05 \x01(\rR\fpositiveFrom\"s\n" +
+	"\x12QuestionnaireField\x123\n" +
+	"\tquestions\x18\x01 \x03(\v2\x15.doorbook.v1.QuestionR\tquestions\x12(\n" +
+	"\x05clock\x18\x02 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"\x8e\x03\n" +
+	"\bCampaign\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
+	"\anode_id\x18\x02 \x01(\v2\x18.doorbook.v1.StringFieldR\x06nodeId\x12,\n" +
+	"\x04name\x18\x03 \x01(\v2\x18.doorbook.v1.StringFieldR\x04name\x124\n" +
+	"\tstarts_at\x18\x04 \x01(\v2\x17.doorbook.v1.Int64FieldR\bstartsAt\x120\n" +
+	"\aends_at\x18\x05 \x01(\v2\x17.doorbook.v1.Int64FieldR\x06endsAt\x120\n" +
+	"\x06quotas\x18\x06 \x01(\v2\x18.doorbook.v1.QuotasFieldR\x06quotas\x12E\n" +
+	"\rquestionnaire\x18\a \x01(\v2\x1f.doorbook.v1.QuestionnaireFieldR\rquestionnaire\x120\n" +
+	"\adeleted\x18\b \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted*\xa7\x01\n" +
 	"\tVisitForm\x12\x1a\n" +
 	"\x16VISIT_FORM_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14VISIT_FORM_IN_PERSON\x10\x01\x12\x14\n" +
 	"\x10VISIT_FORM_PHONE\x10\x02\x12\x13\n" +
 	"\x0fVISIT_FORM_TALK\x10\x03\x12\x1e\n" +
 	"\x1aVISIT_FORM_OPINION_MEETING\x10\x04\x12\x19\n" +
-	"\x15VISIT_FORM_QA_SESSION\x10\x05*d\n" +
+	"\x15VISIT_FORM_QA_SESSION\x10\x05*v\n" +
+	"\bMaterial\x12\x18\n" +
+	"\x14MATERIAL_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14MATERIAL_OPEN_LETTER\x10\x01\x12\x1c\n" +
+	"\x18MATERIAL_SAFETY_CALENDAR\x10\x02\x12\x18\n" +
+	"\x14MATERIAL_PLEDGE_FORM\x10\x03*\xbb\x01\n" +
+	"\vFindingKind\x12\x1c\n" +
+	"\x18FINDING_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14FINDING_KIND_DISPUTE\x10\x01\x12!\n" +
+	"\x1dFINDING_KIND_PETITION_BACKLOG\x10\x02\x12\x17\n" +
+	"\x13FINDING_KIND_HAZARD\x10\x03\x12\x19\n" +
+	"\x15FINDING_KIND_HARDSHIP\x10\x04\x12\x1d\n" +
+	"\x19FINDING_KIND_HELP_REQUEST\x10\x05*\xc3\x01\n" +
+	"\rRevisitReason\x12\x1e\n" +
+	"\x1aREVISIT_REASON_UNSPECIFIED\x10\x00\x12%\n" +
+	"!REVISIT_REASON_SPECIAL_DIFFICULTY\x10\x01\x12$\n" +
+	" REVISIT_REASON_IMPORTANT_REQUEST\x10\x02\x12 \n" +
+	"\x1cREVISIT_REASON_UNSTABLE_MOOD\x10\x03\x12#\n" +
+	"\x1fREVISIT_REASON_STRONG_COMPLAINT\x10\x04*\xc4\x01\n" +
 	"\rAmendmentKind\x12\x1e\n" +
 	"\x1aAMENDMENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16AMENDMENT_KIND_CORRECT\x10\x01\x12\x17\n" +
-	"\x13AMENDMENT_KIND_VOID\x10\x02*\x80\x01\n" +
+	"\x13AMENDMENT_KIND_VOID\x10\x02\x12\x1e\n" +
+	"\x1aAMENDMENT_KIND_ITEM_ASSIGN\x10\x03\x12\x1f\n" +
+	"\x1bAMENDMENT_KIND_ITEM_RESOLVE\x10\x04\x12\x1d\n" +
+	"\x19AMENDMENT_KIND_ITEM_CLOSE\x10\x05*\x80\x01\n" +
 	"\bOrgLevel\x12\x19\n" +
 	"\x15ORG_LEVEL_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ORG_LEVEL_DISTRICT\x10\x01\x12\x14\n" +
@@ -1481,74 +2351,110 @@ func file_doorbook_v1_types_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_types_proto_rawDescData
 }
 
-var file_doorbook_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_doorbook_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_doorbook_v1_types_proto_goTypes = []any{
 	(VisitForm)(0),                // 0: doorbook.v1.VisitForm
-	(AmendmentKind)(0),            // 1: doorbook.v1.AmendmentKind
-	(OrgLevel)(0),                 // 2: doorbook.v1.OrgLevel
-	(WorkerRole)(0),               // 3: doorbook.v1.WorkerRole
-	(*Clock)(nil),                 // 4: doorbook.v1.Clock
-	(*StringField)(nil),           // 5: doorbook.v1.StringField
-	(*Int64Field)(nil),            // 6: doorbook.v1.Int64Field
-	(*BoolField)(nil),             // 7: doorbook.v1.BoolField
-	(*Household)(nil),             // 8: doorbook.v1.Household
-	(*Person)(nil),                // 9: doorbook.v1.Person
-	(*TagElement)(nil),            // 10: doorbook.v1.TagElement
-	(*Visit)(nil),                 // 11: doorbook.v1.Visit
-	(*VisitAmendment)(nil),        // 12: doorbook.v1.VisitAmendment
-	(*Change)(nil),                // 13: doorbook.v1.Change
-	(*OrgNode)(nil),               // 14: doorbook.v1.OrgNode
-	(*Worker)(nil),                // 15: doorbook.v1.Worker
-	(*Scope)(nil),                 // 16: doorbook.v1.Scope
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(Material)(0),                 // 1: doorbook.v1.Material
+	(FindingKind)(0),              // 2: doorbook.v1.FindingKind
+	(RevisitReason)(0),            // 3: doorbook.v1.RevisitReason
+	(AmendmentKind)(0),            // 4: doorbook.v1.AmendmentKind
+	(OrgLevel)(0),                 // 5: doorbook.v1.OrgLevel
+	(WorkerRole)(0),               // 6: doorbook.v1.WorkerRole
+	(*Clock)(nil),                 // 7: doorbook.v1.Clock
+	(*StringField)(nil),           // 8: doorbook.v1.StringField
+	(*Int64Field)(nil),            // 9: doorbook.v1.Int64Field
+	(*BoolField)(nil),             // 10: doorbook.v1.BoolField
+	(*Household)(nil),             // 11: doorbook.v1.Household
+	(*Person)(nil),                // 12: doorbook.v1.Person
+	(*TagElement)(nil),            // 13: doorbook.v1.TagElement
+	(*Finding)(nil),               // 14: doorbook.v1.Finding
+	(*SurveyAnswer)(nil),          // 15: doorbook.v1.SurveyAnswer
+	(*Visit)(nil),                 // 16: doorbook.v1.Visit
+	(*VisitAmendment)(nil),        // 17: doorbook.v1.VisitAmendment
+	(*Change)(nil),                // 18: doorbook.v1.Change
+	(*OrgNode)(nil),               // 19: doorbook.v1.OrgNode
+	(*Worker)(nil),                // 20: doorbook.v1.Worker
+	(*Scope)(nil),                 // 21: doorbook.v1.Scope
+	(*Category)(nil),              // 22: doorbook.v1.Category
+	(*Quota)(nil),                 // 23: doorbook.v1.Quota
+	(*QuotasField)(nil),           // 24: doorbook.v1.QuotasField
+	(*Question)(nil),              // 25: doorbook.v1.Question
+	(*QuestionnaireField)(nil),    // 26: doorbook.v1.QuestionnaireField
+	(*Campaign)(nil),              // 27: doorbook.v1.Campaign
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
 }
 var file_doorbook_v1_types_proto_depIdxs = []int32{
-	4,  // 0: doorbook.v1.StringField.clock:type_name -> doorbook.v1.Clock
-	4,  // 1: doorbook.v1.Int64Field.clock:type_name -> doorbook.v1.Clock
-	4,  // 2: doorbook.v1.BoolField.clock:type_name -> doorbook.v1.Clock
-	5,  // 3: doorbook.v1.Household.grid_id:type_name -> doorbook.v1.StringField
-	5,  // 4: doorbook.v1.Household.head_name:type_name -> doorbook.v1.StringField
-	5,  // 5: doorbook.v1.Household.address:type_name -> doorbook.v1.StringField
-	5,  // 6: doorbook.v1.Household.phone_mobile:type_name -> doorbook.v1.StringField
-	5,  // 7: doorbook.v1.Household.phone_landline:type_name -> doorbook.v1.StringField
-	5,  // 8: doorbook.v1.Household.responsible_worker:type_name -> doorbook.v1.StringField
-	5,  // 9: doorbook.v1.Household.responsible_leader:type_name -> doorbook.v1.StringField
-	5,  // 10: doorbook.v1.Household.responsible_unit:type_name -> doorbook.v1.StringField
-	6,  // 11: doorbook.v1.Household.member_count:type_name -> doorbook.v1.Int64Field
-	5,  // 12: doorbook.v1.Household.housing_type:type_name -> doorbook.v1.StringField
-	5,  // 13: doorbook.v1.Household.notes:type_name -> doorbook.v1.StringField
-	7,  // 14: doorbook.v1.Household.deleted:type_name -> doorbook.v1.BoolField
-	5,  // 15: doorbook.v1.Person.name:type_name -> doorbook.v1.StringField
-	5,  // 16: doorbook.v1.Person.id_number:type_name -> doorbook.v1.StringField
-	5,  // 17: doorbook.v1.Person.gender:type_name -> doorbook.v1.StringField
-	5,  // 18: doorbook.v1.Person.birth_date:type_name -> doorbook.v1.StringField
-	5,  // 19: doorbook.v1.Person.phone:type_name -> doorbook.v1.StringField
-	5,  // 20: doorbook.v1.Person.relation:type_name -> doorbook.v1.StringField
-	5,  // 21: doorbook.v1.Person.notes:type_name -> doorbook.v1.StringField
-	7,  // 22: doorbook.v1.Person.deleted:type_name -> doorbook.v1.BoolField
-	4,  // 23: doorbook.v1.TagElement.clock:type_name -> doorbook.v1.Clock
-	17, // 24: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
-	0,  // 25: doorbook.v1.Visit.form:type_name -> doorbook.v1.VisitForm
-	4,  // 26: doorbook.v1.Visit.clock:type_name -> doorbook.v1.Clock
-	1,  // 27: doorbook.v1.VisitAmendment.kind:type_name -> doorbook.v1.AmendmentKind
-	0,  // 28: doorbook.v1.VisitAmendment.form:type_name -> doorbook.v1.VisitForm
-	17, // 29: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
-	4,  // 30: doorbook.v1.VisitAmendment.clock:type_name -> doorbook.v1.Clock
-	8,  // 31: doorbook.v1.Change.household:type_name -> doorbook.v1.Household
-	9,  // 32: doorbook.v1.Change.person:type_name -> doorbook.v1.Person
-	10, // 33: doorbook.v1.Change.tag:type_name -> doorbook.v1.TagElement
-	11, // 34: doorbook.v1.Change.visit:type_name -> doorbook.v1.Visit
-	12, // 35: doorbook.v1.Change.visit_amendment:type_name -> doorbook.v1.VisitAmendment
-	2,  // 36: doorbook.v1.OrgNode.level:type_name -> doorbook.v1.OrgLevel
-	3,  // 37: doorbook.v1.Worker.role:type_name -> doorbook.v1.WorkerRole
-	15, // 38: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
-	14, // 39: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
-	40, // [40:40] is the sub-list for method output_type
-	40, // [40:40] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	7,  // 0: doorbook.v1.StringField.clock:type_name -> doorbook.v1.Clock
+	7,  // 1: doorbook.v1.Int64Field.clock:type_name -> doorbook.v1.Clock
+	7,  // 2: doorbook.v1.BoolField.clock:type_name -> doorbook.v1.Clock
+	8,  // 3: doorbook.v1.Household.grid_id:type_name -> doorbook.v1.StringField
+	8,  // 4: doorbook.v1.Household.head_name:type_name -> doorbook.v1.StringField
+	8,  // 5: doorbook.v1.Household.address:type_name -> doorbook.v1.StringField
+	8,  // 6: doorbook.v1.Household.phone_mobile:type_name -> doorbook.v1.StringField
+	8,  // 7: doorbook.v1.Household.phone_landline:type_name -> doorbook.v1.StringField
+	8,  // 8: doorbook.v1.Household.responsible_worker:type_name -> doorbook.v1.StringField
+	8,  // 9: doorbook.v1.Household.responsible_leader:type_name -> doorbook.v1.StringField
+	8,  // 10: doorbook.v1.Household.responsible_unit:type_name -> doorbook.v1.StringField
+	9,  // 11: doorbook.v1.Household.member_count:type_name -> doorbook.v1.Int64Field
+	8,  // 12: doorbook.v1.Household.housing_type:type_name -> doorbook.v1.StringField
+	8,  // 13: doorbook.v1.Household.notes:type_name -> doorbook.v1.StringField
+	10, // 14: doorbook.v1.Household.deleted:type_name -> doorbook.v1.BoolField
+	8,  // 15: doorbook.v1.Person.name:type_name -> doorbook.v1.StringField
+	8,  // 16: doorbook.v1.Person.id_number:type_name -> doorbook.v1.StringField
+	8,  // 17: doorbook.v1.Person.gender:type_name -> doorbook.v1.StringField
+	8,  // 18: doorbook.v1.Person.birth_date:type_name -> doorbook.v1.StringField
+	8,  // 19: doorbook.v1.Person.phone:type_name -> doorbook.v1.StringField
+	8,  // 20: doorbook.v1.Person.relation:type_name -> doorbook.v1.StringField
+	8,  // 21: doorbook.v1.Person.notes:type_name -> doorbook.v1.StringField
+	10, // 22: doorbook.v1.Person.deleted:type_name -> doorbook.v1.BoolField
+	7,  // 23: doorbook.v1.TagElement.clock:type_name -> doorbook.v1.Clock
+	2,  // 24: doorbook.v1.Finding.kind:type_name -> doorbook.v1.FindingKind
+	28, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
+	0,  // 26: doorbook.v1.Visit.form:type_name -> doorbook.v1.VisitForm
+	7,  // 27: doorbook.v1.Visit.clock:type_name -> doorbook.v1.Clock
+	1,  // 28: doorbook.v1.Visit.materials:type_name -> doorbook.v1.Material
+	14, // 29: doorbook.v1.Visit.findings:type_name -> doorbook.v1.Finding
+	3,  // 30: doorbook.v1.Visit.revisit_reasons:type_name -> doorbook.v1.RevisitReason
+	28, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
+	15, // 32: doorbook.v1.Visit.answers:type_name -> doorbook.v1.SurveyAnswer
+	4,  // 33: doorbook.v1.VisitAmendment.kind:type_name -> doorbook.v1.AmendmentKind
+	0,  // 34: doorbook.v1.VisitAmendment.form:type_name -> doorbook.v1.VisitForm
+	28, // 35: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
+	7,  // 36: doorbook.v1.VisitAmendment.clock:type_name -> doorbook.v1.Clock
+	28, // 37: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
+	11, // 38: doorbook.v1.Change.household:type_name -> doorbook.v1.Household
+	12, // 39: doorbook.v1.Change.person:type_name -> doorbook.v1.Person
+	13, // 40: doorbook.v1.Change.tag:type_name -> doorbook.v1.TagElement
+	16, // 41: doorbook.v1.Change.visit:type_name -> doorbook.v1.Visit
+	17, // 42: doorbook.v1.Change.visit_amendment:type_name -> doorbook.v1.VisitAmendment
+	5,  // 43: doorbook.v1.OrgNode.level:type_name -> doorbook.v1.OrgLevel
+	6,  // 44: doorbook.v1.Worker.role:type_name -> doorbook.v1.WorkerRole
+	20, // 45: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
+	19, // 46: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
+	8,  // 47: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
+	8,  // 48: doorbook.v1.Category.name_en:type_name -> doorbook.v1.StringField
+	8,  // 49: doorbook.v1.Category.parent_code:type_name -> doorbook.v1.StringField
+	9,  // 50: doorbook.v1.Category.revisit_days:type_name -> doorbook.v1.Int64Field
+	10, // 51: doorbook.v1.Category.key_group:type_name -> doorbook.v1.BoolField
+	10, // 52: doorbook.v1.Category.deleted:type_name -> doorbook.v1.BoolField
+	6,  // 53: doorbook.v1.Quota.role:type_name -> doorbook.v1.WorkerRole
+	23, // 54: doorbook.v1.QuotasField.quotas:type_name -> doorbook.v1.Quota
+	7,  // 55: doorbook.v1.QuotasField.clock:type_name -> doorbook.v1.Clock
+	25, // 56: doorbook.v1.QuestionnaireField.questions:type_name -> doorbook.v1.Question
+	7,  // 57: doorbook.v1.QuestionnaireField.clock:type_name -> doorbook.v1.Clock
+	8,  // 58: doorbook.v1.Campaign.node_id:type_name -> doorbook.v1.StringField
+	8,  // 59: doorbook.v1.Campaign.name:type_name -> doorbook.v1.StringField
+	9,  // 60: doorbook.v1.Campaign.starts_at:type_name -> doorbook.v1.Int64Field
+	9,  // 61: doorbook.v1.Campaign.ends_at:type_name -> doorbook.v1.Int64Field
+	24, // 62: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
+	26, // 63: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
+	10, // 64: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
+	65, // [65:65] is the sub-list for method output_type
+	65, // [65:65] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_types_proto_init() }
@@ -1556,8 +2462,8 @@ func file_doorbook_v1_types_proto_init() {
 	if File_doorbook_v1_types_proto != nil {
 		return
 	}
-	file_doorbook_v1_types_proto_msgTypes[8].OneofWrappers = []any{}
-	file_doorbook_v1_types_proto_msgTypes[9].OneofWrappers = []any{
+	file_doorbook_v1_types_proto_msgTypes[10].OneofWrappers = []any{}
+	file_doorbook_v1_types_proto_msgTypes[11].OneofWrappers = []any{
 		(*Change_Household)(nil),
 		(*Change_Person)(nil),
 		(*Change_Tag)(nil),
@@ -1569,8 +2475,8 @@ func file_doorbook_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_types_proto_rawDesc), len(file_doorbook_v1_types_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   13,
+			NumEnums:      7,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

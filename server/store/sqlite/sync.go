@@ -370,6 +370,13 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 		if err != nil {
 			return err
 		}
+		since := from
+		if len(b.AddedGrids) > 0 {
+			since = 0 // campaigns of the new grids' nodes may be older
+		}
+		if b.Reference, err = reference(ctx, tx, b.Scope.Worker.GridIDs, since); err != nil {
+			return err
+		}
 		return loadEntries(ctx, tx, b, entries, bundleIDs)
 	})
 	if err != nil {
@@ -552,6 +559,7 @@ func (s *Store) Bootstrap(ctx context.Context, p store.Principal, req store.Boot
 		cursor uint64
 		total  int
 		grids  []string
+		ref    syncengine.Reference
 	)
 	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		var err error
@@ -562,6 +570,9 @@ func (s *Store) Bootstrap(ctx context.Context, p store.Principal, req store.Boot
 			return err
 		}
 		if sc, err = scope(ctx, tx, p.ID); err != nil {
+			return err
+		}
+		if ref, err = reference(ctx, tx, sc.Worker.GridIDs, 0); err != nil {
 			return err
 		}
 		grids = sc.Worker.GridIDs
@@ -587,7 +598,7 @@ func (s *Store) Bootstrap(ctx context.Context, p store.Principal, req store.Boot
 	for {
 		page := &store.BootstrapPage{Cursor: cursor, Scope: sc}
 		if first {
-			page.TotalHouseholds = total
+			page.TotalHouseholds, page.Reference = total, ref
 		}
 		var ids []string
 		if len(grids) > 0 {

@@ -54,6 +54,23 @@ const (
 	// AdminServiceMoveHouseholdProcedure is the fully-qualified name of the AdminService's
 	// MoveHousehold RPC.
 	AdminServiceMoveHouseholdProcedure = "/doorbook.v1.AdminService/MoveHousehold"
+	// AdminServicePutCategoryProcedure is the fully-qualified name of the AdminService's PutCategory
+	// RPC.
+	AdminServicePutCategoryProcedure = "/doorbook.v1.AdminService/PutCategory"
+	// AdminServiceListCategoriesProcedure is the fully-qualified name of the AdminService's
+	// ListCategories RPC.
+	AdminServiceListCategoriesProcedure = "/doorbook.v1.AdminService/ListCategories"
+	// AdminServiceLoadDefaultCategoriesProcedure is the fully-qualified name of the AdminService's
+	// LoadDefaultCategories RPC.
+	AdminServiceLoadDefaultCategoriesProcedure = "/doorbook.v1.AdminService/LoadDefaultCategories"
+	// AdminServicePutCampaignProcedure is the fully-qualified name of the AdminService's PutCampaign
+	// RPC.
+	AdminServicePutCampaignProcedure = "/doorbook.v1.AdminService/PutCampaign"
+	// AdminServiceListCampaignsProcedure is the fully-qualified name of the AdminService's
+	// ListCampaigns RPC.
+	AdminServiceListCampaignsProcedure = "/doorbook.v1.AdminService/ListCampaigns"
+	// AdminServiceUpdateItemProcedure is the fully-qualified name of the AdminService's UpdateItem RPC.
+	AdminServiceUpdateItemProcedure = "/doorbook.v1.AdminService/UpdateItem"
 )
 
 // AdminServiceClient is a client for the doorbook.v1.AdminService service.
@@ -69,6 +86,19 @@ type AdminServiceClient interface {
 	// MoveHousehold puts a household in another grid. It leaves the replicas
 	// of the old grid's workers and arrives whole in the new grid's.
 	MoveHousehold(context.Context, *v1.MoveHouseholdRequest) (*v1.MoveHouseholdResponse, error)
+	// PutCategory creates or changes a must-visit category; fields left unset
+	// keep their value.
+	PutCategory(context.Context, *v1.PutCategoryRequest) (*v1.PutCategoryResponse, error)
+	ListCategories(context.Context, *v1.ListCategoriesRequest) (*v1.ListCategoriesResponse, error)
+	// LoadDefaultCategories adds the five must-visits (五必访) and their
+	// sub-groups, leaving categories already defined as they are.
+	LoadDefaultCategories(context.Context, *v1.LoadDefaultCategoriesRequest) (*v1.LoadDefaultCategoriesResponse, error)
+	// PutCampaign creates a campaign (no id) or changes one.
+	PutCampaign(context.Context, *v1.PutCampaignRequest) (*v1.PutCampaignResponse, error)
+	ListCampaigns(context.Context, *v1.ListCampaignsRequest) (*v1.ListCampaignsResponse, error)
+	// UpdateItem moves a tracked item (a hazard or dispute found on a visit)
+	// forward: assigned to a unit with a deadline, resolved, closed off.
+	UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error)
 }
 
 // NewAdminServiceClient constructs a client for the doorbook.v1.AdminService service. By default,
@@ -126,18 +156,62 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("MoveHousehold")),
 			connect.WithClientOptions(opts...),
 		),
+		putCategory: connect.NewClient[v1.PutCategoryRequest, v1.PutCategoryResponse](
+			httpClient,
+			baseURL+AdminServicePutCategoryProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("PutCategory")),
+			connect.WithClientOptions(opts...),
+		),
+		listCategories: connect.NewClient[v1.ListCategoriesRequest, v1.ListCategoriesResponse](
+			httpClient,
+			baseURL+AdminServiceListCategoriesProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListCategories")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		loadDefaultCategories: connect.NewClient[v1.LoadDefaultCategoriesRequest, v1.LoadDefaultCategoriesResponse](
+			httpClient,
+			baseURL+AdminServiceLoadDefaultCategoriesProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("LoadDefaultCategories")),
+			connect.WithClientOptions(opts...),
+		),
+		putCampaign: connect.NewClient[v1.PutCampaignRequest, v1.PutCampaignResponse](
+			httpClient,
+			baseURL+AdminServicePutCampaignProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("PutCampaign")),
+			connect.WithClientOptions(opts...),
+		),
+		listCampaigns: connect.NewClient[v1.ListCampaignsRequest, v1.ListCampaignsResponse](
+			httpClient,
+			baseURL+AdminServiceListCampaignsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListCampaigns")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		updateItem: connect.NewClient[v1.UpdateItemRequest, v1.UpdateItemResponse](
+			httpClient,
+			baseURL+AdminServiceUpdateItemProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("UpdateItem")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
-	createOrgNode        *connect.Client[v1.CreateOrgNodeRequest, v1.CreateOrgNodeResponse]
-	listOrgNodes         *connect.Client[v1.ListOrgNodesRequest, v1.ListOrgNodesResponse]
-	createWorker         *connect.Client[v1.CreateWorkerRequest, v1.CreateWorkerResponse]
-	listWorkers          *connect.Client[v1.ListWorkersRequest, v1.ListWorkersResponse]
-	setWorkerGrids       *connect.Client[v1.SetWorkerGridsRequest, v1.SetWorkerGridsResponse]
-	createEnrollmentCode *connect.Client[v1.CreateEnrollmentCodeRequest, v1.CreateEnrollmentCodeResponse]
-	moveHousehold        *connect.Client[v1.MoveHouseholdRequest, v1.MoveHouseholdResponse]
+	createOrgNode         *connect.Client[v1.CreateOrgNodeRequest, v1.CreateOrgNodeResponse]
+	listOrgNodes          *connect.Client[v1.ListOrgNodesRequest, v1.ListOrgNodesResponse]
+	createWorker          *connect.Client[v1.CreateWorkerRequest, v1.CreateWorkerResponse]
+	listWorkers           *connect.Client[v1.ListWorkersRequest, v1.ListWorkersResponse]
+	setWorkerGrids        *connect.Client[v1.SetWorkerGridsRequest, v1.SetWorkerGridsResponse]
+	createEnrollmentCode  *connect.Client[v1.CreateEnrollmentCodeRequest, v1.CreateEnrollmentCodeResponse]
+	moveHousehold         *connect.Client[v1.MoveHouseholdRequest, v1.MoveHouseholdResponse]
+	putCategory           *connect.Client[v1.PutCategoryRequest, v1.PutCategoryResponse]
+	listCategories        *connect.Client[v1.ListCategoriesRequest, v1.ListCategoriesResponse]
+	loadDefaultCategories *connect.Client[v1.LoadDefaultCategoriesRequest, v1.LoadDefaultCategoriesResponse]
+	putCampaign           *connect.Client[v1.PutCampaignRequest, v1.PutCampaignResponse]
+	listCampaigns         *connect.Client[v1.ListCampaignsRequest, v1.ListCampaignsResponse]
+	updateItem            *connect.Client[v1.UpdateItemRequest, v1.UpdateItemResponse]
 }
 
 // CreateOrgNode calls doorbook.v1.AdminService.CreateOrgNode.
@@ -203,6 +277,60 @@ func (c *adminServiceClient) MoveHousehold(ctx context.Context, req *v1.MoveHous
 	return nil, err
 }
 
+// PutCategory calls doorbook.v1.AdminService.PutCategory.
+func (c *adminServiceClient) PutCategory(ctx context.Context, req *v1.PutCategoryRequest) (*v1.PutCategoryResponse, error) {
+	response, err := c.putCategory.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListCategories calls doorbook.v1.AdminService.ListCategories.
+func (c *adminServiceClient) ListCategories(ctx context.Context, req *v1.ListCategoriesRequest) (*v1.ListCategoriesResponse, error) {
+	response, err := c.listCategories.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// LoadDefaultCategories calls doorbook.v1.AdminService.LoadDefaultCategories.
+func (c *adminServiceClient) LoadDefaultCategories(ctx context.Context, req *v1.LoadDefaultCategoriesRequest) (*v1.LoadDefaultCategoriesResponse, error) {
+	response, err := c.loadDefaultCategories.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// PutCampaign calls doorbook.v1.AdminService.PutCampaign.
+func (c *adminServiceClient) PutCampaign(ctx context.Context, req *v1.PutCampaignRequest) (*v1.PutCampaignResponse, error) {
+	response, err := c.putCampaign.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListCampaigns calls doorbook.v1.AdminService.ListCampaigns.
+func (c *adminServiceClient) ListCampaigns(ctx context.Context, req *v1.ListCampaignsRequest) (*v1.ListCampaignsResponse, error) {
+	response, err := c.listCampaigns.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// UpdateItem calls doorbook.v1.AdminService.UpdateItem.
+func (c *adminServiceClient) UpdateItem(ctx context.Context, req *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error) {
+	response, err := c.updateItem.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // AdminServiceHandler is an implementation of the doorbook.v1.AdminService service.
 type AdminServiceHandler interface {
 	CreateOrgNode(context.Context, *v1.CreateOrgNodeRequest) (*v1.CreateOrgNodeResponse, error)
@@ -216,6 +344,19 @@ type AdminServiceHandler interface {
 	// MoveHousehold puts a household in another grid. It leaves the replicas
 	// of the old grid's workers and arrives whole in the new grid's.
 	MoveHousehold(context.Context, *v1.MoveHouseholdRequest) (*v1.MoveHouseholdResponse, error)
+	// PutCategory creates or changes a must-visit category; fields left unset
+	// keep their value.
+	PutCategory(context.Context, *v1.PutCategoryRequest) (*v1.PutCategoryResponse, error)
+	ListCategories(context.Context, *v1.ListCategoriesRequest) (*v1.ListCategoriesResponse, error)
+	// LoadDefaultCategories adds the five must-visits (五必访) and their
+	// sub-groups, leaving categories already defined as they are.
+	LoadDefaultCategories(context.Context, *v1.LoadDefaultCategoriesRequest) (*v1.LoadDefaultCategoriesResponse, error)
+	// PutCampaign creates a campaign (no id) or changes one.
+	PutCampaign(context.Context, *v1.PutCampaignRequest) (*v1.PutCampaignResponse, error)
+	ListCampaigns(context.Context, *v1.ListCampaignsRequest) (*v1.ListCampaignsResponse, error)
+	// UpdateItem moves a tracked item (a hazard or dispute found on a visit)
+	// forward: assigned to a unit with a deadline, resolved, closed off.
+	UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -269,6 +410,44 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("MoveHousehold")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServicePutCategoryHandler := connect.NewUnaryHandlerSimple(
+		AdminServicePutCategoryProcedure,
+		svc.PutCategory,
+		connect.WithSchema(adminServiceMethods.ByName("PutCategory")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListCategoriesHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceListCategoriesProcedure,
+		svc.ListCategories,
+		connect.WithSchema(adminServiceMethods.ByName("ListCategories")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceLoadDefaultCategoriesHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceLoadDefaultCategoriesProcedure,
+		svc.LoadDefaultCategories,
+		connect.WithSchema(adminServiceMethods.ByName("LoadDefaultCategories")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServicePutCampaignHandler := connect.NewUnaryHandlerSimple(
+		AdminServicePutCampaignProcedure,
+		svc.PutCampaign,
+		connect.WithSchema(adminServiceMethods.ByName("PutCampaign")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListCampaignsHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceListCampaignsProcedure,
+		svc.ListCampaigns,
+		connect.WithSchema(adminServiceMethods.ByName("ListCampaigns")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceUpdateItemHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceUpdateItemProcedure,
+		svc.UpdateItem,
+		connect.WithSchema(adminServiceMethods.ByName("UpdateItem")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/doorbook.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceCreateOrgNodeProcedure:
@@ -285,6 +464,18 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceCreateEnrollmentCodeHandler.ServeHTTP(w, r)
 		case AdminServiceMoveHouseholdProcedure:
 			adminServiceMoveHouseholdHandler.ServeHTTP(w, r)
+		case AdminServicePutCategoryProcedure:
+			adminServicePutCategoryHandler.ServeHTTP(w, r)
+		case AdminServiceListCategoriesProcedure:
+			adminServiceListCategoriesHandler.ServeHTTP(w, r)
+		case AdminServiceLoadDefaultCategoriesProcedure:
+			adminServiceLoadDefaultCategoriesHandler.ServeHTTP(w, r)
+		case AdminServicePutCampaignProcedure:
+			adminServicePutCampaignHandler.ServeHTTP(w, r)
+		case AdminServiceListCampaignsProcedure:
+			adminServiceListCampaignsHandler.ServeHTTP(w, r)
+		case AdminServiceUpdateItemProcedure:
+			adminServiceUpdateItemHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -320,4 +511,28 @@ func (UnimplementedAdminServiceHandler) CreateEnrollmentCode(context.Context, *v
 
 func (UnimplementedAdminServiceHandler) MoveHousehold(context.Context, *v1.MoveHouseholdRequest) (*v1.MoveHouseholdResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.MoveHousehold is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) PutCategory(context.Context, *v1.PutCategoryRequest) (*v1.PutCategoryResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.PutCategory is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListCategories(context.Context, *v1.ListCategoriesRequest) (*v1.ListCategoriesResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.ListCategories is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) LoadDefaultCategories(context.Context, *v1.LoadDefaultCategoriesRequest) (*v1.LoadDefaultCategoriesResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.LoadDefaultCategories is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) PutCampaign(context.Context, *v1.PutCampaignRequest) (*v1.PutCampaignResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.PutCampaign is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListCampaigns(context.Context, *v1.ListCampaignsRequest) (*v1.ListCampaignsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.ListCampaigns is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.UpdateItem is not implemented"))
 }

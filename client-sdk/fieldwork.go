@@ -1,0 +1,193 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// Field rules on the phone: what is due and how the campaign goes, computed
+// from the local replica with no network (package fieldwork holds the
+// rules, shared with the server's reports).
+
+// Categories lists the must-visit categories the admins defined.
+func (r *Replica) Categories(ctx context.Context) ([]syncengine.Category, error) {
+	cats, err := statedb.Categories(ctx, r.db.R, 0)
+	if err != nil {
+		return nil, fmt.Errorf("categories: %w", err)
+	}
+	out := cats[:0]
+	for _, c := range cats {
+		if !c.Deleted.Value {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// Campaigns lists the campaigns of the worker's nodes, by start.
+func (r *Replica) Campaigns(ctx context.Context) ([]syncengine.Campaign, error) {
+	cs, err := statedb.Campaigns(ctx, r.db.R, 0)
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: %w", err)
+	}
+	out := cs[:0]
+	for _, c := range cs {
+		if !c.Deleted.Value {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// campaign picks a campaign by id, or with "" the one running at now (the
+// latest to start, if several); nil when none runs.
+func campaign(ctx context.Context, q statedb.Querier, id string, now time.Time) (*syncengine.Campaign, error) {
+	if id != "" {
+		c, ok, err := statedb.GetCampaign(ctx, q, id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || c.Deleted.Value {
+			return nil, fmt.Errorf("%w: campaign %s is not in this replica", syncengine.ErrNotFound, id)
+		}
+		return &c, nil
+	}
+	cs, err := statedb.Campaigns(ctx, q, 0)
+	if err != nil {
+		return nil, err
+	}
+	var found *syncengine.Campaign
+	for i := range cs {
+		if !cs[i].Deleted.Value && cs[i].In(now) {
+			found = &cs[i]
+		}
+	}
+	return found, nil
+}
+
+// checkAnswers checks a visit's survey answers against its campaign's
+// questionnaire.
+func checkAnswers(ctx context.Context, q statedb.Querier, v *syncengine.Visit) error {
+	c, err := campaign(ctx, q, v.CampaignID, time.Time{})
+	if err != nil {
+		return err
+	}
+	questions := map[string]syncengine.Question{}
+	for _, q := range c.Questions() {
+		questions[q.Code] = q
+	}
+	for _, a := range v.Answers {
+		q, ok := questions[a.Question]
+		if !ok {
+			return fmt.Errorf("%w: campaign %q asks no question %q", syncengine.ErrInvalid, c.Name.Value, a.Question)
+		}
+		if a.Value < 1 || a.Value > q.Scale {
+			return fmt.Errorf("%w: answer %d to %s is outside 1..%d", syncengine.ErrInvalid, a.Value, a.Question, q.Scale)
+		}
+	}
+	return nil
+}
+
+// Analysis is the worker's scope under the field rules, for one campaign.
+type Analysis struct {
+	*fieldwork.Analysis
+	WorkerID string
+	Role     int32
+	At       time.Time
+}
+
+// Analyze reads the replica's households under the field rules, for the
+// campaign with the given id ("" for the one running at now, if any), in one
+// snapshot.
+func (r *Replica) Analyze(ctx context.Context, campaignID string, now time.Time) (*Analysis, error) {
+	out := &Analysis{At: now}
+	err := r.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT worker_id, worker_role FROM sync_state WHERE id = 1`).Scan(&out.WorkerID, &out.Role); err != nil {
+			return err
+		}
+		c, err := campaign(ctx, tx, campaignID, now)
+		if err != nil {
+			return err
+		}
+		cats, err := statedb.Categories(ctx, tx, 0)
+		if err != nil {
+			return err
+		}
+		grids, err := queryStrings(ctx, tx, `SELECT grid_id FROM my_grids ORDER BY grid_id`)
+		if err != nil {
+			return err
+		}
+		out.Analysis, err = fieldwork.Load(ctx, tx, grids, c, cats)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("analyze: %w", err)
+	}
+	return out, nil
+}
+
+// Due lists what the worker should visit next, most urgent first (see
+// fieldwork.Analysis.Due).
+func (r *Replica) Due(ctx context.Context, campaignID string, now time.Time) ([]fieldwork.DueItem, error) {
+	a, err := r.Analyze(ctx, campaignID, now)
+	if err != nil {
+		return nil, err
+	}
+	return a.Due(now), nil
+}
+
+// Progress is the worker's progress in the campaign: their distinct
+// households visited against their role's quota, and their grids' coverage.
+func (r *Replica) Progress(ctx context.Context, campaignID string, now time.Time) (fieldwork.Progress, *syncengine.Campaign, error) {
+	a, err := r.Analyze(ctx, campaignID, now)
+	if err != nil {
+		return fieldwork.Progress{}, nil, err
+	}
+	if a.Campaign == nil {
+		return fieldwork.Progress{}, nil, fmt.Errorf("progress: %w: no campaign runs now", syncengine.ErrNotFound)
+	}
+	return a.Progress(a.WorkerID, a.Role), a.Campaign, nil
+}
+
+// Items lists the tracked items of the worker's households, open ones
+// first.
+func (r *Replica) Items(ctx context.Context, now time.Time) ([]syncengine.Item, error) {
+	a, err := r.Analyze(ctx, "", now)
+	if err != nil {
+		return nil, err
+	}
+	var open, done []syncengine.Item
+	for _, h := range a.Households {
+		for _, it := range h.Items {
+			if it.State.Open() {
+				open = append(open, it)
+			} else {
+				done = append(done, it)
+			}
+		}
+	}
+	return append(open, done...), nil
+}
+
+func queryStrings(ctx context.Context, q statedb.Querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,291 @@
+package fieldwork
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// Analysis is the households of a scope (a worker's grids, an org node) with
+// what the rules derive for each, for one campaign (or none).
+type Analysis struct {
+	Campaign   *syncengine.Campaign
+	Households []*Household // by id
+	byID       map[string]*Household
+	// visited: visitor → households they visited in the window.
+	visited map[string]map[string]bool
+	// answers: household → answers of campaign visits first covering it.
+	answers map[string][]syncengine.SurveyAnswer
+	items   int
+}
+
+// Builder gathers an Analysis from rows in any order: households first,
+// then visits and items.
+type Builder struct {
+	a   *Analysis
+	idx CategoryIndex
+	fu  map[string]*FollowUp // newest follow-up visit per household
+}
+
+// NewBuilder starts an analysis for campaign (nil for none) under the given
+// category definitions.
+func NewBuilder(campaign *syncengine.Campaign, cats []syncengine.Category) *Builder {
+	return &Builder{
+		a: &Analysis{Campaign: campaign, byID: map[string]*Household{}, visited: map[string]map[string]bool{},
+			answers: map[string][]syncengine.SurveyAnswer{}},
+		idx: NewCategoryIndex(cats),
+		fu:  map[string]*FollowUp{},
+	}
+}
+
+// AddHousehold adds a household of the scope with its tags' categories.
+func (b *Builder) AddHousehold(h Household, tags []string) {
+	hh := h
+	b.idx.classify(&hh, tags)
+	b.a.Households = append(b.a.Households, &hh)
+	b.a.byID[hh.ID] = &hh
+}
+
+// AddVisit accounts for a visit (as it now reads) to one of the households
+// it covers; first tells whether that is the visit's first household, which
+// its survey answers are counted against. Voided visits and households
+// outside the scope are ignored.
+func (b *Builder) AddVisit(householdID string, first bool, v *syncengine.VisitView) {
+	h := b.a.byID[householdID]
+	if h == nil || v.Voided {
+		return
+	}
+	if v.VisitedAt.After(h.LastVisit) {
+		h.LastVisit = v.VisitedAt
+	}
+	if len(v.RevisitReasons) > 0 {
+		cur := b.fu[householdID]
+		if cur == nil || v.VisitedAt.After(cur.At) || (v.VisitedAt.Equal(cur.At) && v.ID > cur.VisitID) {
+			b.fu[householdID] = &FollowUp{VisitID: v.ID, At: v.VisitedAt, Due: v.RevisitDue, Reasons: v.RevisitReasons}
+		}
+	}
+	c := b.a.Campaign
+	if c == nil || !c.In(v.VisitedAt) {
+		return
+	}
+	h.CampaignVisits++
+	if b.a.visited[v.VisitorID] == nil {
+		b.a.visited[v.VisitorID] = map[string]bool{}
+	}
+	b.a.visited[v.VisitorID][householdID] = true
+	if first && v.CampaignID == c.ID && len(v.Answers) > 0 {
+		b.a.answers[householdID] = append(b.a.answers[householdID], v.Answers...)
+	}
+}
+
+// AddItem attributes a tracked item to the first of its households in scope.
+func (b *Builder) AddItem(it syncengine.Item) {
+	for _, id := range it.HouseholdIDs {
+		if h := b.a.byID[id]; h != nil {
+			h.Items = append(h.Items, it)
+			b.a.items++
+			return
+		}
+	}
+}
+
+// Finish settles the follow-ups and returns the analysis.
+func (b *Builder) Finish() *Analysis {
+	for id, fu := range b.fu {
+		h := b.a.byID[id]
+		// A visit after the follow-up's visit closes it.
+		if !h.LastVisit.After(fu.At) {
+			h.FollowUp = fu
+		}
+	}
+	slices.SortFunc(b.a.Households, func(x, y *Household) int { return cmp.Compare(x.ID, y.ID) })
+	return b.a
+}
+
+// Household returns a household of the analysis.
+func (a *Analysis) Household(id string) *Household { return a.byID[id] }
+
+// Rate is how a question was answered.
+type Rate struct {
+	Question syncengine.Question
+	Answered int
+	Positive int
+}
+
+// Figures are a campaign's progress over a set of households.
+type Figures struct {
+	Households         int
+	Visited            int
+	KeyGroupHouseholds int
+	KeyGroupVisited    int
+	MustVisitOverdue   int
+	RevisitsOpen       int
+	RevisitsOverdue    int
+	ItemsOpen          int
+	ItemsOverdue       int
+	Survey             []Rate
+}
+
+// Coverage is visited households over all, 0 when there are none.
+func (f *Figures) Coverage() float64 { return ratio(f.Visited, f.Households) }
+
+// KeyGroupRate is visited key-group households over all of them.
+func (f *Figures) KeyGroupRate() float64 { return ratio(f.KeyGroupVisited, f.KeyGroupHouseholds) }
+
+func ratio(n, d int) float64 {
+	if d == 0 {
+		return 0
+	}
+	return float64(n) / float64(d)
+}
+
+// Figures computes the figures of the households include accepts (all with
+// nil) at now.
+func (a *Analysis) Figures(now time.Time, include func(*Household) bool) Figures {
+	var f Figures
+	var questions []syncengine.Question
+	if a.Campaign != nil {
+		questions = a.Campaign.Questions()
+	}
+	f.Survey = make([]Rate, len(questions))
+	for i, q := range questions {
+		f.Survey[i].Question = q
+	}
+	for _, h := range a.Households {
+		if include != nil && !include(h) {
+			continue
+		}
+		f.Households++
+		if h.VisitedInCampaign() {
+			f.Visited++
+		}
+		if h.KeyGroup {
+			f.KeyGroupHouseholds++
+			if h.VisitedInCampaign() {
+				f.KeyGroupVisited++
+			}
+		}
+		if h.MustVisit() && h.PastInterval(now) {
+			f.MustVisitOverdue++
+		}
+		if h.FollowUp != nil {
+			f.RevisitsOpen++
+			if h.RevisitOverdue(now) {
+				f.RevisitsOverdue++
+			}
+		}
+		open, overdue := h.OpenItems(now)
+		f.ItemsOpen += open
+		f.ItemsOverdue += overdue
+		for _, ans := range a.answers[h.ID] {
+			for i, q := range questions {
+				if q.Code == ans.Question {
+					f.Survey[i].Answered++
+					if ans.Value >= q.PositiveFrom {
+						f.Survey[i].Positive++
+					}
+				}
+			}
+		}
+	}
+	return f
+}
+
+// VisitedBy counts the distinct households of the analysis visitor visited
+// in the campaign's window.
+func (a *Analysis) VisitedBy(visitor string) int { return len(a.visited[visitor]) }
+
+// Visitors lists who visited in the window, by id.
+func (a *Analysis) Visitors() []string {
+	ids := make([]string, 0, len(a.visited))
+	for id := range a.visited {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Metric names the households behind one figure.
+type Metric int
+
+const (
+	MetricNotVisited Metric = iota + 1
+	MetricVisited
+	MetricKeyGroupNotVisited
+	MetricMustVisitOverdue
+	MetricRevisitsOpen
+	MetricRevisitsOverdue
+	MetricItemsOpen
+	MetricItemsOverdue
+)
+
+// Match reports whether h is behind the metric at now, and why.
+func (m Metric) Match(h *Household, now time.Time) (bool, string) {
+	switch m {
+	case MetricNotVisited:
+		return !h.VisitedInCampaign(), lastVisit(h)
+	case MetricVisited:
+		return h.VisitedInCampaign(), fmt.Sprintf("%d visits in the campaign", h.CampaignVisits)
+	case MetricKeyGroupNotVisited:
+		return h.KeyGroup && !h.VisitedInCampaign(), strings.Join(h.Categories, ",") + "; " + lastVisit(h)
+	case MetricMustVisitOverdue:
+		return h.MustVisit() && h.PastInterval(now), intervalReason(h)
+	case MetricRevisitsOpen:
+		return h.FollowUp != nil, revisitReason(h)
+	case MetricRevisitsOverdue:
+		return h.RevisitOverdue(now), revisitReason(h)
+	case MetricItemsOpen:
+		open, _ := h.OpenItems(now)
+		return open > 0, itemsReason(h, now)
+	case MetricItemsOverdue:
+		_, overdue := h.OpenItems(now)
+		return overdue > 0, itemsReason(h, now)
+	}
+	return false, ""
+}
+
+const day = "2006-01-02"
+
+func lastVisit(h *Household) string {
+	if h.LastVisit.IsZero() {
+		return "never visited"
+	}
+	return "last visited " + h.LastVisit.Format(day)
+}
+
+func intervalReason(h *Household) string {
+	return fmt.Sprintf("%s: %s, every %d days", strings.Join(h.Categories, ","), lastVisit(h), h.IntervalDays)
+}
+
+func revisitReason(h *Household) string {
+	if h.FollowUp == nil {
+		return ""
+	}
+	reasons := make([]string, len(h.FollowUp.Reasons))
+	for i, r := range h.FollowUp.Reasons {
+		reasons[i] = r.String()
+	}
+	return fmt.Sprintf("revisit due %s (%s, visit of %s)", h.FollowUp.Due.Format(day), strings.Join(reasons, ","), h.FollowUp.At.Format(day))
+}
+
+func itemsReason(h *Household, now time.Time) string {
+	var parts []string
+	for _, it := range h.Items {
+		if !it.State.Open() {
+			continue
+		}
+		s := fmt.Sprintf("%s %s", it.Kind, it.State)
+		if !it.Deadline.IsZero() {
+			s += " by " + it.Deadline.Format(day)
+			if it.Overdue(now) {
+				s += " (overdue)"
+			}
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}

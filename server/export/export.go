@@ -1,0 +1,177 @@
+// Package export writes tables as CSV or as an .xlsx workbook, row by row,
+// so that a district's ledger streams out without being held in memory
+// (excelize's stream writer spills large sheets to a temporary file).
+package export
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+)
+
+// Writer writes sheets one after another; Close finishes the file.
+type Writer interface {
+	// Sheet starts a new sheet with a header row.
+	Sheet(name string, header []string) error
+	// Row appends a row to the current sheet: strings, integers, floats
+	// and times (written as dates).
+	Row(values ...any) error
+	Close() error
+}
+
+// ContentType and extension of each format.
+const (
+	CSVType  = "text/csv; charset=utf-8"
+	XLSXType = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+)
+
+type csvWriter struct {
+	w      *csv.Writer
+	sheets int
+}
+
+// NewCSV writes CSV to w, with a UTF-8 byte order mark so that Excel reads
+// Chinese text right. Sheets after the first follow their predecessor after
+// an empty line and their name.
+func NewCSV(w io.Writer) Writer {
+	return &csvWriter{w: csv.NewWriter(w)}
+}
+
+var bom = []string{"\ufeff"}
+
+func (c *csvWriter) Sheet(name string, header []string) error {
+	if c.sheets > 0 {
+		if err := c.w.Write([]string{}); err != nil {
+			return err
+		}
+		if err := c.w.Write([]string{name}); err != nil {
+			return err
+		}
+	}
+	row := header
+	if c.sheets == 0 && len(header) > 0 {
+		row = append([]string{bom[0] + header[0]}, header[1:]...)
+	}
+	c.sheets++
+	return c.w.Write(row)
+}
+
+func (c *csvWriter) Row(values ...any) error {
+	row := make([]string, len(values))
+	for i, v := range values {
+		row[i] = text(v)
+	}
+	return c.w.Write(row)
+}
+
+func (c *csvWriter) Close() error {
+	c.w.Flush()
+	return c.w.Error()
+}
+
+func text(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	case uint32:
+		return strconv.FormatUint(uint64(v), 10)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case time.Time:
+		if v.IsZero() {
+			return ""
+		}
+		return v.Format("2006-01-02")
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+type xlsxWriter struct {
+	out   io.Writer
+	f     *excelize.File
+	sw    *excelize.StreamWriter
+	row   int
+	first bool
+}
+
+// NewXLSX writes an .xlsx workbook to w when closed.
+func NewXLSX(w io.Writer) Writer {
+	return &xlsxWriter{out: w, f: excelize.NewFile(), first: true}
+}
+
+func (x *xlsxWriter) Sheet(name string, header []string) error {
+	if err := x.flush(); err != nil {
+		return err
+	}
+	if x.first {
+		// A new file has one empty sheet: name it rather than add one.
+		if err := x.f.SetSheetName(x.f.GetSheetName(0), name); err != nil {
+			return err
+		}
+		x.first = false
+	} else if _, err := x.f.NewSheet(name); err != nil {
+		return err
+	}
+	sw, err := x.f.NewStreamWriter(name)
+	if err != nil {
+		return err
+	}
+	x.sw, x.row = sw, 0
+	values := make([]any, len(header))
+	for i, h := range header {
+		values[i] = h
+	}
+	return x.Row(values...)
+}
+
+func (x *xlsxWriter) Row(values ...any) error {
+	if x.sw == nil {
+		return errors.New("export: a row before any sheet")
+	}
+	x.row++
+	cells := make([]any, len(values))
+	for i, v := range values {
+		switch v := v.(type) {
+		case time.Time:
+			cells[i] = text(v) // a date as the offices write it, not a serial number
+		default:
+			cells[i] = v
+		}
+	}
+	cell, err := excelize.CoordinatesToCellName(1, x.row)
+	if err != nil {
+		return err
+	}
+	return x.sw.SetRow(cell, cells)
+}
+
+func (x *xlsxWriter) flush() error {
+	if x.sw == nil {
+		return nil
+	}
+	err := x.sw.Flush()
+	x.sw = nil
+	return err
+}
+
+func (x *xlsxWriter) Close() error {
+	err := x.flush()
+	if err == nil {
+		_, err = x.f.WriteTo(x.out)
+	}
+	if cerr := x.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

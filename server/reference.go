@@ -1,0 +1,163 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/internal/wire"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// Reference data and tracked items, written by admins: the server stamps
+// each field it sets with its own clock, so a later edit wins field by field.
+
+func (s *adminService) PutCategory(ctx context.Context, req *pb.PutCategoryRequest) (*pb.PutCategoryResponse, error) {
+	c := syncengine.Category{Code: req.GetCode()}
+	setStr := func(r *syncengine.Register[string], v *string) {
+		if v != nil {
+			*r = syncengine.NewRegister(*v, s.clock.Now())
+		}
+	}
+	setStr(&c.NameZH, req.NameZh)
+	setStr(&c.NameEN, req.NameEn)
+	setStr(&c.ParentCode, req.ParentCode)
+	if req.RevisitDays != nil {
+		c.RevisitDays = syncengine.NewRegister(req.GetRevisitDays(), s.clock.Now())
+	}
+	if req.KeyGroup != nil {
+		c.KeyGroup = syncengine.NewRegister(req.GetKeyGroup(), s.clock.Now())
+	}
+	if req.Deleted != nil {
+		c.Deleted = syncengine.NewRegister(req.GetDeleted(), s.clock.Now())
+	}
+	merged, _, err := s.store.PutCategory(ctx, principal(ctx), c, false)
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	return &pb.PutCategoryResponse{Category: wire.CategoryToProto(&merged)}, nil
+}
+
+func (s *adminService) ListCategories(ctx context.Context, _ *pb.ListCategoriesRequest) (*pb.ListCategoriesResponse, error) {
+	cats, err := s.store.ListCategories(ctx, principal(ctx))
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	res := &pb.ListCategoriesResponse{}
+	for i := range cats {
+		res.Categories = append(res.Categories, wire.CategoryToProto(&cats[i]))
+	}
+	return res, nil
+}
+
+func (s *adminService) LoadDefaultCategories(ctx context.Context, _ *pb.LoadDefaultCategoriesRequest) (*pb.LoadDefaultCategoriesResponse, error) {
+	res := &pb.LoadDefaultCategoriesResponse{}
+	for _, d := range fieldwork.DefaultCategories {
+		now := s.clock.Now()
+		c := syncengine.Category{
+			Code:        d.Code,
+			NameZH:      syncengine.NewRegister(d.NameZH, now),
+			NameEN:      syncengine.NewRegister(d.NameEN, now),
+			ParentCode:  syncengine.NewRegister(d.Parent, now),
+			RevisitDays: syncengine.NewRegister(d.RevisitDays, now),
+			KeyGroup:    syncengine.NewRegister(d.KeyGroup, now),
+		}
+		_, applied, err := s.store.PutCategory(ctx, principal(ctx), c, true)
+		if err != nil {
+			return nil, toConnect(s.log, err)
+		}
+		if applied {
+			res.Added++
+		}
+	}
+	cats, err := s.store.ListCategories(ctx, principal(ctx))
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	for i := range cats {
+		res.Categories = append(res.Categories, wire.CategoryToProto(&cats[i]))
+	}
+	return res, nil
+}
+
+func (s *adminService) PutCampaign(ctx context.Context, req *pb.PutCampaignRequest) (*pb.PutCampaignResponse, error) {
+	c := syncengine.Campaign{ID: req.GetId()}
+	if c.ID == "" {
+		c.ID = uuid.Must(uuid.NewV7()).String()
+	} else if !syncengine.IsID(c.ID) {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("campaign id %q is not a UUID", c.ID))
+	}
+	if req.NodeId != nil {
+		c.NodeID = syncengine.NewRegister(req.GetNodeId(), s.clock.Now())
+	}
+	if req.Name != nil {
+		c.Name = syncengine.NewRegister(req.GetName(), s.clock.Now())
+	}
+	if req.StartsAt != nil {
+		c.StartsAt = syncengine.NewRegister(req.GetStartsAt().AsTime().UnixMilli(), s.clock.Now())
+	}
+	if req.EndsAt != nil {
+		c.EndsAt = syncengine.NewRegister(req.GetEndsAt().AsTime().UnixMilli(), s.clock.Now())
+	}
+	if req.GetSetQuotas() {
+		q, err := wire.QuotasFromProto(req.GetQuotas())
+		if err != nil {
+			return nil, toConnect(s.log, err)
+		}
+		c.Quotas = syncengine.NewRegister(q, s.clock.Now())
+	}
+	if req.GetSetQuestionnaire() {
+		q, err := wire.QuestionsFromProto(req.GetQuestions())
+		if err != nil {
+			return nil, toConnect(s.log, err)
+		}
+		c.Questionnaire = syncengine.NewRegister(q, s.clock.Now())
+	}
+	if req.Deleted != nil {
+		c.Deleted = syncengine.NewRegister(req.GetDeleted(), s.clock.Now())
+	}
+	merged, err := s.store.PutCampaign(ctx, principal(ctx), c)
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	return &pb.PutCampaignResponse{Campaign: wire.CampaignToProto(&merged)}, nil
+}
+
+func (s *adminService) ListCampaigns(ctx context.Context, _ *pb.ListCampaignsRequest) (*pb.ListCampaignsResponse, error) {
+	cs, err := s.store.ListCampaigns(ctx, principal(ctx))
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	res := &pb.ListCampaignsResponse{}
+	for i := range cs {
+		res.Campaigns = append(res.Campaigns, wire.CampaignToProto(&cs[i]))
+	}
+	return res, nil
+}
+
+func (s *adminService) UpdateItem(ctx context.Context, req *pb.UpdateItemRequest) (*pb.UpdateItemResponse, error) {
+	a := syncengine.Amendment{
+		ID:       uuid.Must(uuid.NewV7()).String(),
+		VisitID:  req.GetVisitId(),
+		AuthorID: principal(ctx).ID,
+		Kind:     syncengine.AmendmentKind(req.GetKind()),
+		Reason:   req.GetNote(),
+		Finding:  req.GetFinding(),
+		Unit:     req.GetUnit(),
+		Clock:    s.clock.Now(),
+	}
+	if req.Deadline != nil {
+		a.Deadline = req.GetDeadline().AsTime().Truncate(1e6)
+	}
+	if !a.Kind.IsItemUpdate() {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("kind must be an item update (assign, resolve, close)"))
+	}
+	if err := s.store.UpdateItem(ctx, principal(ctx), a); err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	return &pb.UpdateItemResponse{Amendment: wire.AmendmentToProto(&a)}, nil
+}

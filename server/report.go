@@ -1,0 +1,553 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/internal/wire"
+	"github.com/doorbook/doorbook/server/export"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+type reportService struct{ *Server }
+
+func checkIDs(ids map[string]string) error {
+	for what, id := range ids {
+		if id != "" && !syncengine.IsID(id) {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s %q is not a UUID", what, id))
+		}
+	}
+	return nil
+}
+
+// audit records a read before it is served: no record, no data.
+func (s *reportService) audit(ctx context.Context, action, node, campaign string) error {
+	return s.store.Audit(ctx, principal(ctx), store.AuditEntry{At: s.now(), Action: action, NodeID: node, CampaignID: campaign})
+}
+
+func (s *reportService) at(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return s.now()
+	}
+	return t.AsTime()
+}
+
+// progress is a report computed from an analysis.
+type progress struct {
+	an          *store.Analysis
+	at          time.Time
+	total       fieldwork.Figures
+	communities []communityFigures
+}
+
+type communityFigures struct {
+	node store.OrgNode
+	fig  fieldwork.Figures
+}
+
+func newProgress(an *store.Analysis, at time.Time) *progress {
+	p := &progress{an: an, at: at, total: an.Fieldwork.Figures(at, nil)}
+	for _, n := range an.Nodes {
+		if n.Level != store.LevelCommunity {
+			continue
+		}
+		fig := an.Fieldwork.Figures(at, func(h *fieldwork.Household) bool { return an.Nodes[h.GridID].ParentID == n.ID })
+		p.communities = append(p.communities, communityFigures{n, fig})
+	}
+	// The ranking (通报排名): coverage, then key-group rate, then name.
+	slices.SortFunc(p.communities, func(a, b communityFigures) int {
+		return cmp.Or(-cmp.Compare(a.fig.Coverage(), b.fig.Coverage()), -cmp.Compare(a.fig.KeyGroupRate(), b.fig.KeyGroupRate()),
+			cmp.Compare(a.node.Name, b.node.Name), cmp.Compare(a.node.ID, b.node.ID))
+	})
+	return p
+}
+
+func figuresToProto(n store.OrgNode, f *fieldwork.Figures) *pb.ProgressFigures {
+	out := &pb.ProgressFigures{
+		Node: nodeToProto(n), Households: uint32(f.Households), Visited: uint32(f.Visited),
+		KeyGroupHouseholds: uint32(f.KeyGroupHouseholds), KeyGroupVisited: uint32(f.KeyGroupVisited),
+		MustVisitOverdue: uint32(f.MustVisitOverdue), RevisitsOpen: uint32(f.RevisitsOpen), RevisitsOverdue: uint32(f.RevisitsOverdue),
+		ItemsOpen: uint32(f.ItemsOpen), ItemsOverdue: uint32(f.ItemsOverdue),
+	}
+	for _, r := range f.Survey {
+		out.Survey = append(out.Survey, &pb.SurveyRate{Question: r.Question.Code, TextZh: r.Question.TextZH, TextEn: r.Question.TextEN,
+			Answered: uint32(r.Answered), Positive: uint32(r.Positive)})
+	}
+	return out
+}
+
+func (p *progress) quotas() []*pb.PersonQuota {
+	var out []*pb.PersonQuota
+	for _, w := range p.an.Workers {
+		q := &pb.PersonQuota{WorkerId: w.ID, Name: w.Name, Role: pb.WorkerRole(w.Role), Visited: uint32(p.an.Fieldwork.VisitedBy(w.ID))}
+		if c := p.an.Campaign; c != nil {
+			q.Quota = c.QuotaFor(w.Role)
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+func (p *progress) toProto() *pb.ProgressReport {
+	r := &pb.ProgressReport{At: timestamppb.New(p.at), Total: figuresToProto(p.an.Node, &p.total), Quotas: p.quotas()}
+	if p.an.Campaign != nil {
+		r.Campaign = wire.CampaignToProto(p.an.Campaign)
+	}
+	for i := range p.communities {
+		r.Communities = append(r.Communities, figuresToProto(p.communities[i].node, &p.communities[i].fig))
+	}
+	return r
+}
+
+func (s *reportService) analyze(ctx context.Context, node, campaign string) (*store.Analysis, error) {
+	if err := checkIDs(map[string]string{"node_id": node, "campaign_id": campaign}); err != nil {
+		return nil, err
+	}
+	if campaign == "" {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("a progress report is of a campaign: campaign_id is required"))
+	}
+	an, err := s.store.Analyze(ctx, principal(ctx), node, campaign)
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	return an, nil
+}
+
+func (s *reportService) GetProgress(ctx context.Context, req *pb.GetProgressRequest) (*pb.GetProgressResponse, error) {
+	an, err := s.analyze(ctx, req.GetNodeId(), req.GetCampaignId())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.audit(ctx, "report progress", req.GetNodeId(), req.GetCampaignId()); err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	p := newProgress(an, s.at(req.GetAt()))
+	addStat(ctx, "households", p.total.Households)
+	return &pb.GetProgressResponse{Report: p.toProto()}, nil
+}
+
+func (s *reportService) ListReportHouseholds(ctx context.Context, req *pb.ListReportHouseholdsRequest) (*pb.ListReportHouseholdsResponse, error) {
+	metric := fieldwork.Metric(req.GetMetric())
+	if metric < fieldwork.MetricNotVisited || metric > fieldwork.MetricItemsOverdue {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("unknown metric %v", req.GetMetric()))
+	}
+	an, err := s.analyze(ctx, req.GetNodeId(), req.GetCampaignId())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.audit(ctx, "report households "+strings.ToLower(strings.TrimPrefix(req.GetMetric().String(), "REPORT_METRIC_")), req.GetNodeId(), req.GetCampaignId()); err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	at := s.at(req.GetAt())
+	res := &pb.ListReportHouseholdsResponse{}
+	for _, h := range an.Fieldwork.Households {
+		ok, detail := metric.Match(h, at)
+		if !ok {
+			continue
+		}
+		res.Total++
+		if int(res.Total) > int(req.GetOffset()) && len(res.Households) < limit {
+			res.Households = append(res.Households, &pb.ReportHousehold{HouseholdId: h.ID, GridId: h.GridID, HeadName: h.HeadName, Address: h.Address, Detail: detail})
+		}
+	}
+	return res, nil
+}
+
+func (s *reportService) ListAuditLog(ctx context.Context, req *pb.ListAuditLogRequest) (*pb.ListAuditLogResponse, error) {
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = 100
+	}
+	entries, err := s.store.AuditLog(ctx, principal(ctx), limit)
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	res := &pb.ListAuditLogResponse{}
+	for _, e := range entries {
+		res.Entries = append(res.Entries, &pb.AuditEntry{Id: e.ID, At: timestamppb.New(e.At), AdminId: e.AdminID, AdminName: e.AdminName,
+			Action: e.Action, NodeId: e.NodeID, CampaignId: e.CampaignID})
+	}
+	return res, nil
+}
+
+// chunkWriter sends what an export writes as stream messages of up to
+// chunkSize bytes.
+type chunkWriter struct {
+	send  func(*pb.ExportResponse) error
+	first *pb.ExportResponse
+	buf   []byte
+	sent  int
+}
+
+const chunkSize = 64 << 10
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for len(w.buf) >= chunkSize {
+		if err := w.flush(chunkSize); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (w *chunkWriter) flush(n int) error {
+	msg := &pb.ExportResponse{Data: slices.Clone(w.buf[:n])}
+	if w.first != nil {
+		msg.Filename, msg.ContentType, w.first = w.first.Filename, w.first.ContentType, nil
+	}
+	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
+	w.sent += n
+	return w.send(msg)
+}
+
+func (w *chunkWriter) Close() error {
+	if len(w.buf) > 0 || w.first != nil {
+		return w.flush(len(w.buf))
+	}
+	return nil
+}
+
+func (s *reportService) Export(ctx context.Context, req *pb.ExportRequest, stream *connect.ServerStream[pb.ExportResponse]) error {
+	if err := checkIDs(map[string]string{"node_id": req.GetNodeId(), "campaign_id": req.GetCampaignId()}); err != nil {
+		return err
+	}
+	kind, format := req.GetKind(), req.GetFormat()
+	kindName := strings.ToLower(strings.TrimPrefix(kind.String(), "EXPORT_KIND_"))
+	formatName := strings.ToLower(strings.TrimPrefix(format.String(), "EXPORT_FORMAT_"))
+	switch {
+	case kind == pb.ExportKind_EXPORT_KIND_UNSPECIFIED || kindName == kind.String():
+		return connect.NewError(connect.CodeInvalidArgument, errors.New("export kind: ledger, visits, progress or all"))
+	case format == pb.ExportFormat_EXPORT_FORMAT_UNSPECIFIED || formatName == format.String():
+		return connect.NewError(connect.CodeInvalidArgument, errors.New("export format: csv or xlsx"))
+	case kind == pb.ExportKind_EXPORT_KIND_ALL && format != pb.ExportFormat_EXPORT_FORMAT_XLSX:
+		return connect.NewError(connect.CodeInvalidArgument, errors.New("all sheets at once need a workbook: use xlsx"))
+	}
+	p := principal(ctx)
+	l := labels{zh: req.GetLanguage() != pb.Language_LANGUAGE_EN}
+	ex := &exporter{s: s, p: p, l: l, node: req.GetNodeId(), at: s.at(req.GetAt())}
+	if err := ex.prepare(ctx, req.GetCampaignId(), kind); err != nil {
+		return err
+	}
+	if err := s.audit(ctx, "export "+kindName+" "+formatName, req.GetNodeId(), req.GetCampaignId()); err != nil {
+		return toConnect(s.log, err)
+	}
+	cw := &chunkWriter{send: stream.Send, first: &pb.ExportResponse{Filename: ex.filename(kindName, formatName)}}
+	var w export.Writer
+	if format == pb.ExportFormat_EXPORT_FORMAT_XLSX {
+		w, cw.first.ContentType = export.NewXLSX(cw), export.XLSXType
+	} else {
+		w, cw.first.ContentType = export.NewCSV(cw), export.CSVType
+	}
+	err := ex.write(ctx, w, kind)
+	if err == nil {
+		err = w.Close()
+	}
+	if err == nil {
+		err = cw.Close()
+	}
+	addStat(ctx, "bytes", cw.sent)
+	if err != nil {
+		var ce *connect.Error
+		if errors.As(err, &ce) {
+			return err
+		}
+		return toConnect(s.log, err)
+	}
+	return nil
+}
+
+// exporter writes the sheets of an export.
+type exporter struct {
+	s        *reportService
+	p        store.Principal
+	l        labels
+	node     string
+	at       time.Time
+	an       *store.Analysis // for progress
+	campaign *syncengine.Campaign
+	nodes    map[string]store.OrgNode
+	workers  map[string]store.Worker
+	cats     map[string]syncengine.Category
+}
+
+func (ex *exporter) prepare(ctx context.Context, campaign string, kind pb.ExportKind) error {
+	if kind == pb.ExportKind_EXPORT_KIND_PROGRESS || kind == pb.ExportKind_EXPORT_KIND_ALL {
+		an, err := ex.s.analyze(ctx, ex.node, campaign)
+		if err != nil {
+			return err
+		}
+		ex.an, ex.campaign = an, an.Campaign
+	} else if campaign != "" {
+		cs, err := ex.s.store.ListCampaigns(ctx, ex.p)
+		if err != nil {
+			return toConnect(ex.s.log, err)
+		}
+		for i := range cs {
+			if cs[i].ID == campaign {
+				ex.campaign = &cs[i]
+			}
+		}
+		if ex.campaign == nil {
+			return connect.NewError(connect.CodeNotFound, fmt.Errorf("campaign %s", campaign))
+		}
+	}
+	nodes, err := ex.s.store.ListOrgNodes(ctx, ex.p)
+	if err != nil {
+		return toConnect(ex.s.log, err)
+	}
+	ex.nodes = map[string]store.OrgNode{}
+	for _, n := range nodes {
+		ex.nodes[n.ID] = n
+	}
+	if _, ok := ex.nodes[ex.node]; ex.node != "" && !ok {
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("org node %s is outside your subtree", ex.node))
+	}
+	ws, err := ex.s.store.ListWorkers(ctx, ex.p)
+	if err != nil {
+		return toConnect(ex.s.log, err)
+	}
+	ex.workers = map[string]store.Worker{}
+	for _, w := range ws {
+		ex.workers[w.ID] = w
+	}
+	cats, err := ex.s.store.ListCategories(ctx, ex.p)
+	if err != nil {
+		return toConnect(ex.s.log, err)
+	}
+	ex.cats = map[string]syncengine.Category{}
+	for _, c := range cats {
+		ex.cats[c.Code] = c
+	}
+	return nil
+}
+
+func (ex *exporter) filename(kind, format string) string {
+	name := "doorbook"
+	if n, ok := ex.nodes[ex.node]; ok {
+		name = n.Name
+	}
+	return fmt.Sprintf("%s-%s-%s.%s", name, kind, ex.at.Format("20060102"), format)
+}
+
+func (ex *exporter) write(ctx context.Context, w export.Writer, kind pb.ExportKind) error {
+	all := kind == pb.ExportKind_EXPORT_KIND_ALL
+	if all || kind == pb.ExportKind_EXPORT_KIND_LEDGER {
+		if err := ex.ledger(ctx, w); err != nil {
+			return err
+		}
+	}
+	if all || kind == pb.ExportKind_EXPORT_KIND_VISITS {
+		if err := ex.visits(ctx, w); err != nil {
+			return err
+		}
+	}
+	if all || kind == pb.ExportKind_EXPORT_KIND_PROGRESS {
+		return ex.progress(w)
+	}
+	return nil
+}
+
+func (ex *exporter) lang() string {
+	if ex.l.zh {
+		return "zh"
+	}
+	return "en"
+}
+
+func (ex *exporter) workerName(id string) (string, int32) {
+	if w, ok := ex.workers[id]; ok {
+		return w.Name, w.Role
+	}
+	return id, 0
+}
+
+// ledger writes the household ledger (台账), a page of households at a time.
+func (ex *exporter) ledger(ctx context.Context, w export.Writer) error {
+	if err := w.Sheet(ex.l.pick("台账", "ledger"), ex.l.ledgerHeader()); err != nil {
+		return err
+	}
+	return ex.s.store.LedgerPages(ctx, ex.p, ex.node, func(b syncengine.Bundle) error {
+		persons := map[string][]string{}
+		for _, p := range b.Persons {
+			if !p.Deleted.Value {
+				persons[p.HouseholdID] = append(persons[p.HouseholdID], p.Name.Value)
+			}
+		}
+		tags := map[string][]syncengine.TagElement{}
+		for _, t := range b.Tags {
+			tags[t.HouseholdID] = append(tags[t.HouseholdID], t)
+		}
+		amendments := map[string][]syncengine.Amendment{}
+		for _, a := range b.Amendments {
+			amendments[a.VisitID] = append(amendments[a.VisitID], a)
+		}
+		last := map[string]time.Time{}
+		for _, v := range b.Visits {
+			view := syncengine.Effective(v, amendments[v.ID])
+			if view.Voided {
+				continue
+			}
+			for _, h := range v.HouseholdIDs {
+				if view.VisitedAt.After(last[h]) {
+					last[h] = view.VisitedAt
+				}
+			}
+		}
+		for _, h := range b.Households {
+			var cats []string
+			for _, code := range syncengine.Categories(tags[h.ID]) {
+				if c, ok := ex.cats[code]; ok {
+					cats = append(cats, c.Name(ex.lang()))
+				} else {
+					cats = append(cats, code)
+				}
+			}
+			err := w.Row(h.ID, ex.nodes[h.GridID.Value].Name, h.HeadName.Value, h.Address.Value, h.PhoneMobile.Value, h.PhoneLandline.Value,
+				h.ResponsibleWorker.Value, h.ResponsibleLeader.Value, h.ResponsibleUnit.Value, h.MemberCount.Value,
+				strings.Join(persons[h.ID], "、"), strings.Join(cats, "、"), last[h.ID])
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// visits writes the visit register (入户下访登记表), by visitor and date,
+// limited to the campaign's window when there is one.
+func (ex *exporter) visits(ctx context.Context, w export.Writer) error {
+	if err := w.Sheet(ex.l.pick("入户下访登记表", "visit register"), ex.l.visitHeader()); err != nil {
+		return err
+	}
+	return ex.s.store.VisitPages(ctx, ex.p, ex.node, func(b syncengine.Bundle) error {
+		amendments := map[string][]syncengine.Amendment{}
+		for _, a := range b.Amendments {
+			amendments[a.VisitID] = append(amendments[a.VisitID], a)
+		}
+		households := map[string]syncengine.Household{}
+		for _, h := range b.Households {
+			households[h.ID] = h
+		}
+		for _, v := range b.Visits {
+			view := syncengine.Effective(v, amendments[v.ID])
+			if ex.campaign != nil && !ex.campaign.In(view.VisitedAt) {
+				continue
+			}
+			var heads, addrs, mats, finds, reasons []string
+			for _, id := range v.HouseholdIDs {
+				heads = append(heads, households[id].HeadName.Value)
+				addrs = append(addrs, households[id].Address.Value)
+			}
+			for _, m := range v.Materials {
+				mats = append(mats, name(ex.l, materialNames, m))
+			}
+			for _, f := range v.Findings {
+				s := name(ex.l, findingNames, f.Kind)
+				if f.Note != "" {
+					s += ": " + f.Note
+				}
+				finds = append(finds, s)
+			}
+			for _, r := range v.RevisitReasons {
+				reasons = append(reasons, name(ex.l, reasonNames, r))
+			}
+			revisit := ""
+			if len(reasons) > 0 {
+				revisit = strings.Join(reasons, "、") + " " + ex.l.pick("截止", "due") + " " + v.RevisitDue.Format("2006-01-02")
+			}
+			status := ""
+			if view.Voided {
+				status = ex.l.pick("作废: ", "void: ") + view.VoidReason
+			}
+			visitor, role := ex.workerName(v.VisitorID)
+			if err := w.Row(visitor, ex.l.role(role), view.VisitedAt, ex.l.form(view.Form), len(v.HouseholdIDs), strings.Join(heads, "、"),
+				strings.Join(addrs, "、"), strings.Join(mats, "、"), strings.Join(finds, "；"), revisit, view.Notes, status); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func percent(n, d int) float64 {
+	if d == 0 {
+		return 0
+	}
+	return math.Round(1000*float64(n)/float64(d)) / 10
+}
+
+// progress writes the progress report: the node and its communities
+// ranked, the quotas per person, the survey rates.
+func (ex *exporter) progress(w export.Writer) error {
+	p := newProgress(ex.an, ex.at)
+	if err := w.Sheet(ex.l.pick("进度", "progress"), ex.l.figuresHeader()); err != nil {
+		return err
+	}
+	row := func(rank any, n store.OrgNode, f *fieldwork.Figures) error {
+		name := n.Name
+		if name == "" {
+			name = ex.l.pick("全部", "all")
+		}
+		return w.Row(rank, name, ex.l.level(int32(n.Level)), f.Households, f.Visited, percent(f.Visited, f.Households),
+			f.KeyGroupHouseholds, f.KeyGroupVisited, percent(f.KeyGroupVisited, f.KeyGroupHouseholds), f.MustVisitOverdue,
+			f.RevisitsOpen, f.RevisitsOverdue, f.ItemsOpen, f.ItemsOverdue)
+	}
+	if err := row("", ex.an.Node, &p.total); err != nil {
+		return err
+	}
+	for i := range p.communities {
+		if err := row(i+1, p.communities[i].node, &p.communities[i].fig); err != nil {
+			return err
+		}
+	}
+	if err := w.Sheet(ex.l.pick("任务完成", "quotas"), ex.l.quotaHeader()); err != nil {
+		return err
+	}
+	for _, q := range p.quotas() {
+		if err := w.Row(q.Name, ex.l.role(int32(q.Role)), int(q.Visited), int(q.Quota), percent(int(q.Visited), int(q.Quota))); err != nil {
+			return err
+		}
+	}
+	if err := w.Sheet(ex.l.pick("民调", "survey"), ex.l.surveyHeader()); err != nil {
+		return err
+	}
+	survey := func(n store.OrgNode, f *fieldwork.Figures) error {
+		for _, r := range f.Survey {
+			text := r.Question.TextEN
+			if ex.l.zh || text == "" {
+				text = cmp.Or(r.Question.TextZH, r.Question.TextEN, r.Question.Code)
+			}
+			if err := w.Row(cmp.Or(n.Name, ex.l.pick("全部", "all")), text, r.Answered, r.Positive, percent(r.Positive, r.Answered)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := survey(ex.an.Node, &p.total); err != nil {
+		return err
+	}
+	for i := range p.communities {
+		if err := survey(p.communities[i].node, &p.communities[i].fig); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,554 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// subtree lists the nodes under root (root included; every node for "").
+func subtree(ctx context.Context, q statedb.Querier, root string) (map[string]store.OrgNode, error) {
+	query := `SELECT id, parent_id, level, name FROM org_nodes`
+	var args []any
+	if root != "" {
+		query = `WITH RECURSIVE down(id) AS (SELECT ? UNION ALL SELECT o.id FROM org_nodes o JOIN down ON o.parent_id = down.id)
+			SELECT id, parent_id, level, name FROM org_nodes WHERE id IN (SELECT id FROM down)`
+		args = append(args, root)
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read org tree: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]store.OrgNode{}
+	for rows.Next() {
+		var n store.OrgNode
+		var parent sql.NullString
+		if err := rows.Scan(&n.ID, &parent, &n.Level, &n.Name); err != nil {
+			return nil, err
+		}
+		n.ParentID = parent.String
+		out[n.ID] = n
+	}
+	return out, rows.Err()
+}
+
+func gridsOf(nodes map[string]store.OrgNode) []string {
+	var grids []string
+	for id, n := range nodes {
+		if n.Level == store.LevelGrid {
+			grids = append(grids, id)
+		}
+	}
+	slices.Sort(grids)
+	return grids
+}
+
+// ancestors lists the nodes above each of ids, and ids themselves.
+func ancestors(ctx context.Context, q statedb.Querier, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, id := range ids {
+		cur := id
+		for cur != "" && !out[cur] {
+			out[cur] = true
+			var parent sql.NullString
+			if err := q.QueryRowContext(ctx, `SELECT parent_id FROM org_nodes WHERE id = ?`, cur).Scan(&parent); err != nil {
+				return nil, fmt.Errorf("read org node %s: %w", cur, err)
+			}
+			cur = parent.String
+		}
+	}
+	return out, nil
+}
+
+// requireDefiner checks that p may define installation-wide reference data:
+// an admin of every tree or of a district.
+func requireDefiner(ctx context.Context, q statedb.Querier, p store.Principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	if p.Node == "" {
+		return nil
+	}
+	n, err := getNode(ctx, q, p.Node)
+	if err != nil {
+		return err
+	}
+	if n.Level != store.LevelDistrict {
+		return fmt.Errorf("%w: categories are defined by district admins", syncengine.ErrOutOfScope)
+	}
+	return nil
+}
+
+// PutCategory merges a category and stamps it into the feed.
+func (s *Store) PutCategory(ctx context.Context, p store.Principal, delta syncengine.Category, onlyNew bool) (syncengine.Category, bool, error) {
+	if err := delta.Validate(); err != nil {
+		return delta, false, err
+	}
+	var merged syncengine.Category
+	applied := false
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		if err := requireDefiner(ctx, tx, p); err != nil {
+			return err
+		}
+		existing, err := statedb.Categories(ctx, tx, 0)
+		if err != nil {
+			return err
+		}
+		for _, c := range existing {
+			if c.Code == delta.Code && onlyNew {
+				merged = c
+				return nil
+			}
+		}
+		seq, err := newSeqAlloc(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var changed bool
+		if merged, changed, err = statedb.MergeCategory(ctx, tx, &delta, seq.next()); err != nil {
+			return err
+		}
+		if !changed {
+			return nil
+		}
+		applied = true
+		return seq.save(ctx)
+	})
+	if err != nil {
+		return merged, false, fmt.Errorf("put category: %w", err)
+	}
+	return merged, applied, nil
+}
+
+// ListCategories lists every category.
+func (s *Store) ListCategories(ctx context.Context, p store.Principal) ([]syncengine.Category, error) {
+	if err := requireAdmin(p); err != nil {
+		return nil, err
+	}
+	return statedb.Categories(ctx, s.db.R, 0)
+}
+
+// PutCampaign merges a campaign and stamps it into the feed.
+func (s *Store) PutCampaign(ctx context.Context, p store.Principal, delta syncengine.Campaign) (syncengine.Campaign, error) {
+	if err := delta.Validate(); err != nil {
+		return delta, err
+	}
+	var merged syncengine.Campaign
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		cur, ok, err := statedb.GetCampaign(ctx, tx, delta.ID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if _, err := adminNode(ctx, tx, p, cur.NodeID.Value); err != nil {
+				return err
+			}
+		} else if !delta.NodeID.Set() || delta.Name.Value == "" || !delta.StartsAt.Set() || !delta.EndsAt.Set() {
+			return fmt.Errorf("%w: a new campaign needs a node, a name and a window", syncengine.ErrInvalid)
+		}
+		if delta.NodeID.Set() {
+			if _, err := adminNode(ctx, tx, p, delta.NodeID.Value); err != nil {
+				return err
+			}
+		}
+		after := cur
+		after.Merge(delta)
+		if after.EndsAt.Value <= after.StartsAt.Value {
+			return fmt.Errorf("%w: campaign ends before it starts", syncengine.ErrInvalid)
+		}
+		seq, err := newSeqAlloc(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var changed bool
+		if merged, changed, err = statedb.MergeCampaign(ctx, tx, &delta, seq.next()); err != nil || !changed {
+			return err
+		}
+		return seq.save(ctx)
+	})
+	if err != nil {
+		return merged, fmt.Errorf("put campaign: %w", err)
+	}
+	return merged, nil
+}
+
+// ListCampaigns lists the campaigns of p's subtree and of the nodes above.
+func (s *Store) ListCampaigns(ctx context.Context, p store.Principal) ([]syncengine.Campaign, error) {
+	if err := requireAdmin(p); err != nil {
+		return nil, err
+	}
+	var out []syncengine.Campaign
+	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		all, err := statedb.Campaigns(ctx, tx, 0)
+		if err != nil {
+			return err
+		}
+		nodes, err := subtree(ctx, tx, p.Node)
+		if err != nil {
+			return err
+		}
+		above, err := ancestors(ctx, tx, []string{p.Node})
+		if err != nil {
+			return err
+		}
+		for _, c := range all {
+			if _, in := nodes[c.NodeID.Value]; in || above[c.NodeID.Value] {
+				out = append(out, c)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// campaignsFor lists the campaigns relevant to a worker's grids (of a node
+// at or above one of them) changed after feed position since.
+func campaignsFor(ctx context.Context, q statedb.Querier, grids []string, since uint64) ([]syncengine.Campaign, error) {
+	all, err := statedb.Campaigns(ctx, q, since)
+	if err != nil || len(all) == 0 {
+		return nil, err
+	}
+	above, err := ancestors(ctx, q, grids)
+	if err != nil {
+		return nil, err
+	}
+	var out []syncengine.Campaign
+	for _, c := range all {
+		if above[c.NodeID.Value] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// reference reads the reference data of a worker's grids changed after
+// feed position since (all of it with 0). Rows changed after the batch's
+// end come now and again with a later batch: merging is idempotent.
+func reference(ctx context.Context, q statedb.Querier, grids []string, since uint64) (syncengine.Reference, error) {
+	var r syncengine.Reference
+	cats, err := statedb.Categories(ctx, q, since)
+	if err != nil {
+		return r, err
+	}
+	camps, err := campaignsFor(ctx, q, grids, since)
+	if err != nil {
+		return r, err
+	}
+	r.Categories, r.Campaigns = cats, camps
+	return r, nil
+}
+
+// UpdateItem records an item update of a visit to p's subtree.
+func (s *Store) UpdateItem(ctx context.Context, p store.Principal, a syncengine.Amendment) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	if !a.Kind.IsItemUpdate() {
+		return fmt.Errorf("%w: not an item update", syncengine.ErrInvalid)
+	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		vs, err := statedb.Visits(ctx, tx, []string{a.VisitID})
+		if err != nil {
+			return err
+		}
+		if len(vs) == 0 {
+			return fmt.Errorf("%w: visit %s", syncengine.ErrNotFound, a.VisitID)
+		}
+		v := vs[0]
+		if int(a.Finding) >= len(v.Findings) || !v.Findings[a.Finding].Kind.Tracked() {
+			return fmt.Errorf("%w: visit %s has no tracked finding %d", syncengine.ErrNotFound, a.VisitID, a.Finding)
+		}
+		hs, err := statedb.Households(ctx, tx, v.HouseholdIDs)
+		if err != nil {
+			return err
+		}
+		inScope := false
+		for _, h := range hs {
+			if ok, err := inSubtree(ctx, tx, p.Node, h.GridID.Value); err != nil {
+				return err
+			} else if ok {
+				inScope = true
+			}
+		}
+		if !inScope {
+			return fmt.Errorf("%w: visit %s is outside your subtree", syncengine.ErrOutOfScope, a.VisitID)
+		}
+		if _, err := statedb.InsertAmendment(ctx, tx, &a); err != nil {
+			return err
+		}
+		seq, err := newSeqAlloc(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, h := range v.HouseholdIDs {
+			if err := seq.touch(ctx, kindAmendment, a.ID, h); err != nil {
+				return err
+			}
+		}
+		return seq.save(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("update item: %w", err)
+	}
+	return nil
+}
+
+// reportNode resolves the node of a report: p's own root when id is "".
+func reportNode(ctx context.Context, q statedb.Querier, p store.Principal, id string) (store.OrgNode, map[string]store.OrgNode, error) {
+	if err := requireAdmin(p); err != nil {
+		return store.OrgNode{}, nil, err
+	}
+	if id == "" {
+		id = p.Node
+	}
+	var n store.OrgNode
+	if id != "" {
+		var err error
+		if n, err = adminNode(ctx, q, p, id); err != nil {
+			return n, nil, err
+		}
+	}
+	nodes, err := subtree(ctx, q, id)
+	return n, nodes, err
+}
+
+// Analyze reads what a report on node for campaign needs, in one snapshot.
+func (s *Store) Analyze(ctx context.Context, p store.Principal, nodeID, campaignID string) (*store.Analysis, error) {
+	an := &store.Analysis{}
+	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		var err error
+		if an.Node, an.Nodes, err = reportNode(ctx, tx, p, nodeID); err != nil {
+			return err
+		}
+		if campaignID != "" {
+			c, ok, err := statedb.GetCampaign(ctx, tx, campaignID)
+			if err != nil {
+				return err
+			}
+			if !ok || c.Deleted.Value {
+				return fmt.Errorf("%w: campaign %s", syncengine.ErrNotFound, campaignID)
+			}
+			an.Campaign = &c
+		}
+		cats, err := statedb.Categories(ctx, tx, 0)
+		if err != nil {
+			return err
+		}
+		grids := gridsOf(an.Nodes)
+		if an.Fieldwork, err = fieldwork.Load(ctx, tx, grids, an.Campaign, cats); err != nil {
+			return err
+		}
+		ids, err := queryStrings(ctx, tx, `SELECT DISTINCT worker_id FROM worker_grids WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, anys(grids)...)
+		if err != nil {
+			return err
+		}
+		// Visitors without grids here (a cadre, a police officer) count too.
+		for _, v := range an.Fieldwork.Visitors() {
+			if !slices.Contains(ids, v) {
+				ids = append(ids, v)
+			}
+		}
+		for _, id := range ids {
+			w, err := getWorker(ctx, tx, id)
+			if err != nil {
+				w = store.Worker{ID: id, Name: id}
+			}
+			an.Workers = append(an.Workers, w)
+		}
+		slices.SortFunc(an.Workers, func(a, b store.Worker) int { return compareStrings(a.Name+a.ID, b.Name+b.ID) })
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("analyze: %w", err)
+	}
+	return an, nil
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// exportPage is how many households or visits an export reads at a time.
+const exportPage = 500
+
+// LedgerPages sends node's households whole, a page per read transaction.
+func (s *Store) LedgerPages(ctx context.Context, p store.Principal, nodeID string, fn func(syncengine.Bundle) error) error {
+	var grids []string
+	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		_, nodes, err := reportNode(ctx, tx, p, nodeID)
+		grids = gridsOf(nodes)
+		return err
+	})
+	if err != nil || len(grids) == 0 {
+		return err
+	}
+	after := ""
+	for {
+		var b syncengine.Bundle
+		var ids []string
+		err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+			var err error
+			ids, err = queryStrings(ctx, tx, `SELECT id FROM households WHERE deleted = 0 AND grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)
+				AND id > ? ORDER BY id LIMIT ?`, append(anys(grids), after, exportPage)...)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			b, err = statedb.LoadBundle(ctx, tx, ids)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// VisitPages sends the visits to node's households, by visitor and date,
+// a page per read transaction.
+func (s *Store) VisitPages(ctx context.Context, p store.Principal, nodeID string, fn func(syncengine.Bundle) error) error {
+	var grids []string
+	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		_, nodes, err := reportNode(ctx, tx, p, nodeID)
+		grids = gridsOf(nodes)
+		return err
+	})
+	if err != nil || len(grids) == 0 {
+		return err
+	}
+	// Keyset pagination over (visitor, date, id).
+	var lastVisitor, lastID string
+	var lastAt int64 = -1 << 62
+	for {
+		var b syncengine.Bundle
+		err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+			rows, err := tx.QueryContext(ctx, `SELECT DISTINCT v.id, v.visitor_id, v.visited_at FROM visits v
+				JOIN visit_households vh ON vh.visit_id = v.id JOIN households h ON h.id = vh.household_id
+				WHERE h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)
+				AND (v.visitor_id, v.visited_at, v.id) > (?, ?, ?)
+				ORDER BY v.visitor_id, v.visited_at, v.id LIMIT ?`, append(anys(grids), lastVisitor, lastAt, lastID, exportPage)...)
+			if err != nil {
+				return err
+			}
+			var ids []string
+			for rows.Next() {
+				if err := rows.Scan(&lastID, &lastVisitor, &lastAt); err != nil {
+					rows.Close()
+					return err
+				}
+				ids = append(ids, lastID)
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			if b.Visits, err = statedb.Visits(ctx, tx, ids); err != nil {
+				return err
+			}
+			var hh []string
+			for _, v := range b.Visits {
+				hh = append(hh, v.HouseholdIDs...)
+			}
+			if b.Households, err = statedb.Households(ctx, tx, dedupe(hh)); err != nil {
+				return err
+			}
+			b.Amendments, err = statedb.AmendmentsOfVisits(ctx, tx, ids)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("visit register: %w", err)
+		}
+		vs := b.Visits
+		if len(vs) == 0 {
+			return nil
+		}
+		slices.SortFunc(vs, func(a, b syncengine.Visit) int {
+			if c := compareStrings(a.VisitorID, b.VisitorID); c != 0 {
+				return c
+			}
+			if c := a.VisitedAt.Compare(b.VisitedAt); c != 0 {
+				return c
+			}
+			return compareStrings(a.ID, b.ID)
+		})
+		if err := fn(b); err != nil {
+			return err
+		}
+		if len(vs) < exportPage {
+			return nil
+		}
+	}
+}
+
+// Audit records a read.
+func (s *Store) Audit(ctx context.Context, p store.Principal, e store.AuditEntry) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	return s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (id, at, admin_id, action, node_id, campaign_id) VALUES (?, ?, ?, ?, ?, ?)`,
+			newID(), e.At.UnixMilli(), p.ID, e.Action, e.NodeID, e.CampaignID)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		return nil
+	})
+}
+
+// AuditLog lists the newest entries of admins whose subtree lies in p's.
+func (s *Store) AuditLog(ctx context.Context, p store.Principal, limit int) ([]store.AuditEntry, error) {
+	if err := requireAdmin(p); err != nil {
+		return nil, err
+	}
+	limit = max(1, min(limit, 10000))
+	var out []store.AuditEntry
+	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		nodes, err := subtree(ctx, tx, p.Node)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT l.id, l.at, l.admin_id, a.name, a.node_id, l.action, l.node_id, l.campaign_id
+			FROM audit_log l JOIN admins a ON a.id = l.admin_id ORDER BY l.at DESC, l.id DESC`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() && len(out) < limit {
+			var e store.AuditEntry
+			var at int64
+			var adminNode string
+			if err := rows.Scan(&e.ID, &at, &e.AdminID, &e.AdminName, &adminNode, &e.Action, &e.NodeID, &e.CampaignID); err != nil {
+				return err
+			}
+			if _, in := nodes[adminNode]; p.Node != "" && !in {
+				continue
+			}
+			e.At = time.UnixMilli(at).UTC()
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
