@@ -56,16 +56,7 @@ func (s *adminService) ListCategories(ctx context.Context, _ *pb.ListCategoriesR
 
 func (s *adminService) LoadDefaultCategories(ctx context.Context, _ *pb.LoadDefaultCategoriesRequest) (*pb.LoadDefaultCategoriesResponse, error) {
 	res := &pb.LoadDefaultCategoriesResponse{}
-	for _, d := range fieldwork.DefaultCategories {
-		now := s.clock.Now()
-		c := syncengine.Category{
-			Code:        d.Code,
-			NameZH:      syncengine.NewRegister(d.NameZH, now),
-			NameEN:      syncengine.NewRegister(d.NameEN, now),
-			ParentCode:  syncengine.NewRegister(d.Parent, now),
-			RevisitDays: syncengine.NewRegister(d.RevisitDays, now),
-			KeyGroup:    syncengine.NewRegister(d.KeyGroup, now),
-		}
+	for _, c := range fieldwork.DefaultCategorySet(s.clock.Now) {
 		_, applied, err := s.store.PutCategory(ctx, principal(ctx), c, true)
 		if err != nil {
 			return nil, toConnect(s.log, err)

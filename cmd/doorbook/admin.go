@@ -27,6 +27,22 @@ Verbs:
   worker grids  --worker ID [--grid ID]...     replace a worker's grids
   code   --worker ID [--ttl 72h]               a one-time enrolment code
   move   --household ID --grid ID              move a household to another grid
+  category load                                the five must-visits (五必访) and sub-groups, if not defined
+  category set  --code CODE [--zh NAME] [--en NAME] [--parent CODE] [--every DAYS] [--key-group=BOOL] [--deleted]
+  category list
+  campaign create --node ID --name NAME --from DATE --until DATE [--quota ROLE=N]... [--survey]
+                  [--question CODE:SCALE:POSITIVE_FROM:TEXT]...
+  campaign set  --id ID [the flags of create]  change a campaign (quotas and questions are replaced whole)
+  campaign list
+  item   --visit ID [--finding N] --to assigned|resolved|closed [--unit U --deadline DATE] [--note TEXT]
+  report --campaign ID [--node ID] [--at TIME] progress, communities ranked, quotas, survey
+  report households --campaign ID --metric METRIC [--node ID] [--limit N] [--offset N]
+  export --campaign ID [--node ID] --kind ledger|visits|progress|all --format csv|xlsx [--lang zh|en] --out FILE
+  audit  [--limit N]                           who read which report or export
+
+METRIC: not_visited, visited, key_group_not_visited, must_visit_overdue, revisits_open, revisits_overdue,
+items_open, items_overdue. --until is the campaign's last day. --survey adds the standard questions
+(aware 1–2, satisfied 1–5, safe 1–5).
 
 ROLE: grid_worker, community_worker, cadre, police_officer, leader, teacher.
 --credentials reads the server and admin token from the file "doorbook serve" writes.
@@ -37,11 +53,12 @@ ROLE: grid_worker, community_worker, cadre, police_officer, leader, teacher.
 const maxCodeTTL = 90 * 24 * time.Hour
 
 type adminCmd struct {
-	ctx    context.Context
-	client doorbookv1connect.AdminServiceClient
-	out    output
-	stderr io.Writer
-	json   *bool
+	ctx     context.Context
+	client  doorbookv1connect.AdminServiceClient
+	reports doorbookv1connect.ReportServiceClient
+	out     output
+	stderr  io.Writer
+	json    *bool
 }
 
 func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -69,12 +86,14 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := errors.Join(required("server", *serverURL), required("token", *token)); err != nil {
 		return err
 	}
+	base, auth := strings.TrimRight(*serverURL, "/"), connect.WithInterceptors(bearer.Token(*token))
 	c := &adminCmd{
-		ctx:    ctx,
-		client: doorbookv1connect.NewAdminServiceClient(http.DefaultClient, strings.TrimRight(*serverURL, "/"), connect.WithInterceptors(bearer.Token(*token))),
-		out:    output{json: *asJSON, w: stdout},
-		stderr: stderr,
-		json:   asJSON,
+		ctx:     ctx,
+		client:  doorbookv1connect.NewAdminServiceClient(http.DefaultClient, base, auth),
+		reports: doorbookv1connect.NewReportServiceClient(http.DefaultClient, base, auth),
+		out:     output{json: *asJSON, w: stdout},
+		stderr:  stderr,
+		json:    asJSON,
 	}
 	verb, vargs := rest[0], rest[1:]
 	sub := ""
@@ -96,6 +115,28 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.code(vargs)
 	case "move ":
 		return c.move(vargs)
+	case "category load":
+		return c.categoryLoad(vargs)
+	case "category set":
+		return c.categorySet(vargs)
+	case "category list":
+		return c.categoryList(vargs)
+	case "campaign create":
+		return c.campaignPut(vargs, true)
+	case "campaign set":
+		return c.campaignPut(vargs, false)
+	case "campaign list":
+		return c.campaignList(vargs)
+	case "item ":
+		return c.item(vargs)
+	case "report ":
+		return c.report(vargs)
+	case "report households":
+		return c.reportHouseholds(vargs)
+	case "export ":
+		return c.export(vargs)
+	case "audit ":
+		return c.audit(vargs)
 	}
 	fmt.Fprint(stderr, adminUsage)
 	return fmt.Errorf("%w: unknown admin verb %q", errUsage, strings.TrimSpace(verb+" "+sub))

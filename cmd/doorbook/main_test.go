@@ -40,6 +40,7 @@ type credsFile struct {
 		GridIDs        []string `json:"grid_ids"`
 		EnrollmentCode string   `json:"enrollment_code"`
 	} `json:"workers"`
+	CampaignID string `json:"campaign_id"`
 }
 
 type statusOut struct {
@@ -728,6 +729,7 @@ func TestServeDemoWalkThrough(t *testing.T) {
 				t.Errorf("the person added on Li Na's phone did not move with the household: %v", d.Persons)
 			}
 		}},
+		{"field rules", func(t *testing.T) { fieldRulesStep(t, srv, li, creds.CampaignID) }},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.fn) {

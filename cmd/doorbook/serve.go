@@ -23,6 +23,8 @@ type credentials struct {
 	Server     string              `json:"server"`
 	AdminToken string              `json:"admin_token"`
 	Workers    []demo.SeededWorker `json:"workers"`
+	// CampaignID is the demo's campaign, running now.
+	CampaignID string `json:"campaign_id,omitempty"`
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -78,7 +80,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			creds.Workers = seeded.Workers
+			creds.Workers, creds.CampaignID = seeded.Workers, seeded.CampaignID
 			summary.Demo, summary.Households = true, seeded.Households
 		}
 		if err := writeCredentials(*credsPath, creds); err != nil {
@@ -98,7 +100,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	err = out.print(summary, func(w io.Writer) {
 		fmt.Fprintf(w, "doorbook serving %s (database %s)\n", url, *db)
 		if summary.Demo {
-			fmt.Fprintf(w, "demo district seeded: %d households\n", summary.Households)
+			fmt.Fprintf(w, "demo district seeded: %d households, a campaign running now\n", summary.Households)
 		}
 		if summary.Credentials != "" {
 			fmt.Fprintf(w, "credentials: %s\n", summary.Credentials)

@@ -28,13 +28,24 @@ Verbs (all work offline except enroll and sync):
   person edit --id ID --set FIELD=VALUE...
   tag add|remove --household ID --category CODE
   visit     --household ID [--household ID]... --form in_person|phone|talk|meeting|qa --notes TEXT [--at TIME]
+            [--material open_letter|safety_calendar|pledge_form]... [--finding KIND[:NOTE]]...
+            [--revisit REASON]... [--revisit-due TIME] [--campaign ID --answer QUESTION=VALUE...]
   visit amend --visit ID --reason TEXT [--notes TEXT] [--form FORM] [--at TIME]
   visit void  --visit ID --reason TEXT
+  item      --visit ID [--finding N] --to assigned|resolved|closed [--note TEXT] [--unit U --deadline TIME]
+  items                                                 tracked items (hazards, disputes) of your households
+  due       [--campaign ID] [--limit N]                 what to visit next, most urgent first
+  progress  [--campaign ID]                             your quota and your grids' coverage
+  categories                                            must-visit categories
+  campaigns                                             campaigns of your grids
   sync                                                  push local changes, pull the server's
   status                                                cursor, pending changes, last sync
 
 Household fields: ` + "grid_id (admins only), head_name, address, phone_mobile, phone_landline, responsible_worker, responsible_leader, responsible_unit, member_count, housing_type, notes" + `
 Person fields: name, id_number, gender, birth_date, phone, relation, notes
+KIND: dispute, petition_backlog, hazard, hardship, help_request (hazards and disputes are tracked).
+REASON: special_difficulty, important_request, unstable_mood, strong_complaint (opens a follow-up, due in 7 days by default).
+--campaign defaults to the campaign running now.
 TIME is RFC 3339 (2026-11-22T10:00:00+08:00) or a date (2026-11-22).
 `
 
@@ -90,6 +101,18 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return c.tag(vargs)
 	case "visit":
 		return c.visit(vargs)
+	case "item":
+		return c.item(vargs)
+	case "items":
+		return c.items(vargs)
+	case "due":
+		return c.due(vargs)
+	case "progress":
+		return c.progress(vargs)
+	case "categories":
+		return c.categories(vargs)
+	case "campaigns":
+		return c.campaigns(vargs)
 	case "sync":
 		return c.sync(vargs)
 	case "status":
@@ -452,6 +475,8 @@ func (c *workerCmd) visit(args []string) error {
 	form := fs.String("form", "in_person", "visit `form`: in_person, phone, talk, meeting, qa")
 	notes := fs.String("notes", "", "what was found (民情日记)")
 	at := fs.String("at", "", "when (default now)")
+	var details visitDetails
+	details.flags(fs)
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -466,7 +491,11 @@ func (c *workerCmd) visit(args []string) error {
 	if err != nil {
 		return err
 	}
-	id, err := c.replica.RecordVisit(c.ctx, sdk.VisitInput{HouseholdIDs: households, Form: f, Notes: *notes, VisitedAt: when})
+	in := sdk.VisitInput{HouseholdIDs: households, Form: f, Notes: *notes, VisitedAt: when}
+	if err := details.fill(c.ctx, c.replica, &in); err != nil {
+		return err
+	}
+	id, err := c.replica.RecordVisit(c.ctx, in)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/doorbook/doorbook/internal/fieldwork"
 	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 // SeededWorker is a demo worker with an enrolment code.
@@ -21,6 +23,7 @@ type Seeded struct {
 	DistrictID string
 	Workers    []SeededWorker
 	Households int
+	CampaignID string
 }
 
 // Roles of the demo workers; the numbers are the API's WorkerRole.
@@ -100,5 +103,31 @@ func Seed(ctx context.Context, st store.Store, admin store.Principal, seed uint6
 		}
 		out.Households += len(b.Households)
 	}
+	for _, c := range fieldwork.DefaultCategorySet(gen.Clock) {
+		if _, _, err := st.PutCategory(ctx, admin, c, true); err != nil {
+			return out, fmt.Errorf("seed: %w", err)
+		}
+	}
+	// A campaign running now, over the street.
+	survey, err := syncengine.EncodeQuestionnaire(fieldwork.StandardSurvey)
+	if err != nil {
+		return out, fmt.Errorf("seed: %w", err)
+	}
+	clock := gen.Clock()
+	campaign, err := st.PutCampaign(ctx, admin, syncengine.Campaign{
+		ID:       gen.ID(),
+		NodeID:   syncengine.NewRegister(street, clock),
+		Name:     syncengine.NewRegister("平安家园大走访 Safe Homes visiting campaign", clock),
+		StartsAt: syncengine.NewRegister(now.AddDate(0, 0, -30).UnixMilli(), clock),
+		EndsAt:   syncengine.NewRegister(now.AddDate(0, 0, 30).UnixMilli(), clock),
+		Quotas: syncengine.NewRegister(syncengine.EncodeQuotas(map[int32]uint32{
+			roleGridWorker: 200, roleCommunityWorker: 20, rolePolice: 20,
+		}), clock),
+		Questionnaire: syncengine.NewRegister(survey, clock),
+	})
+	if err != nil {
+		return out, fmt.Errorf("seed: %w", err)
+	}
+	out.CampaignID = campaign.ID
 	return out, nil
 }

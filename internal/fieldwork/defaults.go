@@ -1,5 +1,7 @@
 package fieldwork
 
+import "github.com/doorbook/doorbook/syncengine"
+
 // DefaultCategory is one category of the default set.
 type DefaultCategory struct {
 	Code, Parent, NameZH, NameEN string
@@ -30,4 +32,30 @@ var DefaultCategories = []DefaultCategory{
 	{"old_party_member", "notable", "老党员", "old party member", 0, false},
 	{"retired_cadre", "notable", "离退休干部", "retired cadre", 0, false},
 	{"retired_teacher", "notable", "退休教师", "retired teacher", 0, false},
+}
+
+// DefaultCategorySet builds the default categories, every field stamped
+// with a clock from now.
+func DefaultCategorySet(now func() syncengine.Clock) []syncengine.Category {
+	out := make([]syncengine.Category, len(DefaultCategories))
+	for i, d := range DefaultCategories {
+		c := now()
+		out[i] = syncengine.Category{
+			Code:        d.Code,
+			NameZH:      syncengine.NewRegister(d.NameZH, c),
+			NameEN:      syncengine.NewRegister(d.NameEN, c),
+			ParentCode:  syncengine.NewRegister(d.Parent, c),
+			RevisitDays: syncengine.NewRegister(d.RevisitDays, c),
+			KeyGroup:    syncengine.NewRegister(d.KeyGroup, c),
+		}
+	}
+	return out
+}
+
+// StandardSurvey is the questionnaire of "two rates and one degree" (两率一度):
+// awareness, satisfaction with public safety, sense of safety.
+var StandardSurvey = []syncengine.Question{
+	{Code: "aware", TextZH: "是否知晓本次活动", TextEN: "aware of the campaign", Scale: 2, PositiveFrom: 2},
+	{Code: "satisfied", TextZH: "对社会治安是否满意", TextEN: "satisfied with public safety", Scale: 5, PositiveFrom: 4},
+	{Code: "safe", TextZH: "是否有安全感", TextEN: "feels safe", Scale: 5, PositiveFrom: 4},
 }

@@ -58,7 +58,7 @@ func MergeCategory(ctx context.Context, q Querier, delta *syncengine.Category, s
 // Categories loads the categories changed after feed position since (all
 // with 0), deleted ones included, by code.
 func Categories(ctx context.Context, q Querier, since uint64) ([]syncengine.Category, error) {
-	return loadAll(ctx, q, `SELECT `+categoryCols+` FROM categories WHERE seq > ? ORDER BY code`, since, scanCategory)
+	return loadAll(ctx, q, `SELECT `+categoryCols+` FROM categories WHERE seq > ? OR ? = 0 ORDER BY code`, since, scanCategory)
 }
 
 const campaignCols = `id, node_id, name, starts_at, ends_at, quotas, questionnaire, deleted, clocks`
@@ -103,7 +103,7 @@ func MergeCampaign(ctx context.Context, q Querier, delta *syncengine.Campaign, s
 // Campaigns loads the campaigns changed after feed position since (all with
 // 0), deleted ones included, by window and id.
 func Campaigns(ctx context.Context, q Querier, since uint64) ([]syncengine.Campaign, error) {
-	return loadAll(ctx, q, `SELECT `+campaignCols+` FROM campaigns WHERE seq > ? ORDER BY starts_at, id`, since, scanCampaign)
+	return loadAll(ctx, q, `SELECT `+campaignCols+` FROM campaigns WHERE seq > ? OR ? = 0 ORDER BY starts_at, id`, since, scanCampaign)
 }
 
 // ApplyReference merges reference rows a replica received.
@@ -121,8 +121,8 @@ func ApplyReference(ctx context.Context, q Querier, r *syncengine.Reference) err
 	return nil
 }
 
-func loadAll[T any](ctx context.Context, q Querier, query string, arg any, scan func(scanner) (T, error)) ([]T, error) {
-	rows, err := q.QueryContext(ctx, query, arg)
+func loadAll[T any](ctx context.Context, q Querier, query string, since uint64, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, int64(since), int64(since))
 	if err != nil {
 		return nil, err
 	}

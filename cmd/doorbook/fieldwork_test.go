@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/xuri/excelize/v2"
+)
+
+type dueOut struct {
+	Kind        string `json:"kind"`
+	HouseholdID string `json:"household_id"`
+	Reason      string `json:"reason"`
+}
+
+type progressOut struct {
+	CampaignID string `json:"campaign_id"`
+	Visited    int    `json:"visited"`
+	Quota      int    `json:"quota"`
+	Grids      []struct {
+		GridID     string `json:"grid_id"`
+		Households int    `json:"households"`
+		Visited    int    `json:"visited"`
+	} `json:"grids"`
+}
+
+type itemOut struct {
+	VisitID string `json:"visit_id"`
+	Kind    string `json:"kind"`
+	State   string `json:"state"`
+	Unit    string `json:"unit"`
+}
+
+// fieldRulesStep walks the field rules through the CLI, on the demo's
+// campaign: a worker's due list and progress offline, a visit with
+// materials, a hazard, a revisit and survey answers; then the admin's
+// report, tracked item, exports and audit log.
+func fieldRulesStep(t *testing.T, srv *testServer, li replica, campaign string) {
+	li.t = t
+	if campaign == "" {
+		t.Fatal("the demo credentials name no campaign")
+	}
+	if cats := li.run("categories"); !strings.Contains(cats, `"key_person"`) {
+		t.Fatalf("the phone has no default categories: %s", cats)
+	}
+	before := doorbookJSON[progressOut](t, li.args("progress")...)
+	if before.CampaignID != campaign || before.Quota != 200 {
+		t.Errorf("progress before: campaign %s quota %d, want %s and 200", before.CampaignID, before.Quota, campaign)
+	}
+	due := doorbookJSON[[]dueOut](t, li.args("due")...)
+	if len(due) < 3 {
+		t.Fatalf("due lists %d households, want many", len(due))
+	}
+	first, second, third := due[0].HouseholdID, due[1].HouseholdID, due[2].HouseholdID
+	visit := li.write("visit", "--household", first, "--notes", "楼道堆放杂物", "--material", "open_letter",
+		"--finding", "hazard:楼道堆物", "--revisit", "unstable_mood", "--answer", "aware=2", "--answer", "satisfied=4", "--answer", "safe=2")
+	li.write("visit", "--household", second, "--household", third, "--form", "talk", "--notes", "恳谈会")
+	after := doorbookJSON[progressOut](t, li.args("progress")...)
+	if after.Visited != before.Visited+3 {
+		t.Errorf("progress offline: visited %d, want %d (the talk counts for both households)", after.Visited, before.Visited+3)
+	}
+	for _, d := range doorbookJSON[[]dueOut](t, li.args("due")...) {
+		if d.HouseholdID == first || d.HouseholdID == second {
+			t.Errorf("a household just visited is still due: %+v", d)
+		}
+	}
+	if _, _, err := doorbook(t, li.args("visit", "--household", first, "--answer", "aware=9")...); err == nil {
+		t.Error("an answer outside the question's scale was accepted")
+	}
+	li.sync()
+
+	doorbookJSON[map[string]string](t, srv.admin("item", "--visit", visit, "--to", "assigned", "--unit", "东风派出所", "--deadline", "2030-01-01")...)
+	li.sync()
+	items := doorbookJSON[[]itemOut](t, li.args("items")...)
+	if len(items) != 1 || items[0].VisitID != visit || items[0].Kind != "hazard" || items[0].State != "assigned" || items[0].Unit != "东风派出所" {
+		t.Errorf("items on the phone: %+v, want the hazard assigned to 东风派出所", items)
+	}
+
+	type figures struct {
+		Households      int `json:"households"`
+		Visited         int `json:"visited"`
+		RevisitsOpen    int `json:"revisits_open"`
+		ItemsOpen       int `json:"items_open"`
+		SurveyQuestions []struct {
+			Question string `json:"question"`
+			Answered int    `json:"answered"`
+			Positive int    `json:"positive"`
+		} `json:"survey"`
+	}
+	rep := doorbookJSON[struct {
+		Total       figures   `json:"total"`
+		Communities []figures `json:"communities"`
+	}](t, srv.admin("report", "--campaign", campaign)...)
+	if rep.Total.Visited < 3 || rep.Total.RevisitsOpen != 1 || rep.Total.ItemsOpen != 1 || len(rep.Communities) != 3 {
+		t.Errorf("report: %+v", rep)
+	}
+	if s := rep.Total.SurveyQuestions; len(s) != 3 || s[0].Answered != 1 || s[0].Positive != 1 || s[2].Positive != 0 {
+		t.Errorf("report survey: %+v", s)
+	}
+
+	dir := t.TempDir()
+	ledger := filepath.Join(dir, "ledger.csv")
+	doorbook(t, srv.admin("export", "--campaign", campaign, "--kind", "ledger", "--format", "csv", "--lang", "en", "--out", ledger)...)
+	data, err := os.ReadFile(ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte("\ufeff")))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != rep.Total.Households+1 || rows[0][2] != "head of household" {
+		t.Errorf("ledger CSV: %d rows, header %v; want %d households and a header", len(rows), rows[0], rep.Total.Households)
+	}
+	book := filepath.Join(dir, "all.xlsx")
+	doorbook(t, srv.admin("export", "--campaign", campaign, "--kind", "all", "--format", "xlsx", "--out", book)...)
+	f, err := excelize.OpenFile(book)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got, want := f.GetSheetList(), []string{"台账", "入户下访登记表", "进度", "任务完成", "民调"}; !slices.Equal(got, want) {
+		t.Errorf("workbook sheets %v, want %v", got, want)
+	}
+	visits, err := f.GetRows("入户下访登记表")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(visits, func(r []string) bool {
+		return slices.Contains(r, "楼道堆放杂物") && slices.Contains(r, "公开信")
+	}) {
+		t.Errorf("visit register lacks the visit: %v", visits)
+	}
+	audit, _, err := doorbook(t, srv.admin("audit")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, action := range []string{"report progress", "export ledger csv", "export all xlsx"} {
+		if !strings.Contains(audit, action) {
+			t.Errorf("audit log lacks %q: %s", action, audit)
+		}
+	}
+}
