@@ -82,6 +82,27 @@ func (b *Builder) AddVisit(householdID string, first bool, v *syncengine.VisitVi
 	}
 }
 
+// AddVisits accounts for a visitor's plain visits to a household (not
+// voided, no revisit, no answers) by their sum: the newest, and how many
+// fall in the campaign's window (Analysis counts them as AddVisit would).
+func (b *Builder) AddVisits(householdID, visitorID string, last time.Time, inWindow int) {
+	h := b.a.byID[householdID]
+	if h == nil {
+		return
+	}
+	if last.After(h.LastVisit) {
+		h.LastVisit = last
+	}
+	if b.a.Campaign == nil || inWindow == 0 {
+		return
+	}
+	h.CampaignVisits += inWindow
+	if b.a.visited[visitorID] == nil {
+		b.a.visited[visitorID] = map[string]bool{}
+	}
+	b.a.visited[visitorID][householdID] = true
+}
+
 // AddItem attributes a tracked item to the first of its households in scope.
 func (b *Builder) AddItem(it syncengine.Item) {
 	for _, id := range it.HouseholdIDs {

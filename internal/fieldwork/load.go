@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/syncengine"
@@ -24,8 +25,20 @@ func Load(ctx context.Context, q statedb.Querier, grids []string, campaign *sync
 	if err != nil {
 		return nil, err
 	}
+	// Most visits are plain: summed up by SQL per household and visitor.
+	var from, to time.Time
+	if campaign != nil {
+		from, to = campaign.Window()
+	}
+	err = statedb.ScanPlainVisits(ctx, q, grids, from, to, func(a *statedb.VisitAggregate) error {
+		b.AddVisits(a.HouseholdID, a.VisitorID, a.Last, a.InWindow)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	tracked := map[string]bool{}
-	err = statedb.ScanVisits(ctx, q, grids, func(r *statedb.VisitRow) error {
+	err = statedb.ScanVisits(ctx, q, grids, false, func(r *statedb.VisitRow) error {
 		view := syncengine.VisitView{Visit: r.Visit}
 		if as := amendments[r.Visit.ID]; len(as) > 0 {
 			view = syncengine.Effective(r.Visit, as)

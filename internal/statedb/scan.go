@@ -72,44 +72,136 @@ type VisitRow struct {
 	Tracked     int
 }
 
-// ScanVisits calls fn for each (household, visit) pair of the undeleted
-// households of grids. Details are decoded for the first household of a
-// visit and for visits that call for a revisit; other rows leave them empty.
-func ScanVisits(ctx context.Context, q Querier, grids []string, fn func(*VisitRow) error) error {
+// VisitAggregate sums up one visitor's plain visits to one household.
+type VisitAggregate struct {
+	HouseholdID, VisitorID string
+	Last                   time.Time
+	// InWindow counts the visits in the window asked for.
+	InWindow int
+}
+
+// ScanPlainVisits aggregates, per household and visitor, the plain visits to
+// the undeleted households of grids: those with no amendment, no details and
+// no revisit, which is what most visits are. A due list or report reads
+// their sum rather than every row; ScanVisits(…, plain=false) returns the
+// others one by one.
+func ScanPlainVisits(ctx context.Context, q Querier, grids []string, from, to time.Time, fn func(*VisitAggregate) error) error {
 	if len(grids) == 0 {
 		return nil
 	}
-	rows, err := q.QueryContext(ctx, `SELECT vh.household_id, vh.ord, v.id, v.visitor_id, v.visited_at, v.form, v.hlc, v.node,
-			v.revisit_due, v.tracked, v.details
-		FROM households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v ON v.id = vh.visit_id
-		WHERE h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, toArgs(grids)...)
+	args := append([]any{from.UnixMilli(), to.UnixMilli()}, toArgs(grids)...)
+	rows, err := q.QueryContext(ctx, `SELECT vh.household_id, v.visitor_id, MAX(v.visited_at), SUM(v.visited_at >= ? AND v.visited_at < ?)
+		FROM households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v INDEXED BY visits_scan ON v.id = vh.visit_id
+		WHERE h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)
+			AND v.revisit_due = 0 AND v.tracked = 0 AND NOT (v.details != '')
+			AND v.id NOT IN (SELECT visit_id FROM visit_amendments)
+		GROUP BY vh.household_id, v.visitor_id`, args...)
 	if err != nil {
 		return fmt.Errorf("read visits: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r VisitRow
-		var at, hlc, node, due int64
-		var details string
-		v := &r.Visit
-		if err := rows.Scan(&r.HouseholdID, &r.Ord, &v.ID, &v.VisitorID, &at, &v.Form, &hlc, &node, &due, &r.Tracked, &details); err != nil {
+		var a VisitAggregate
+		var last int64
+		if err := rows.Scan(&a.HouseholdID, &a.VisitorID, &last, &a.InWindow); err != nil {
 			return err
 		}
-		v.VisitedAt = time.UnixMilli(at).UTC()
-		v.Clock = syncengine.Clock{HLC: uint64(hlc), Node: uint64(node)}
-		if due != 0 {
-			v.RevisitDue = time.UnixMilli(due).UTC()
-		}
-		if details != "" && (r.Ord == 0 || due != 0) {
-			if err := decodeDetails(details, v); err != nil {
-				return fmt.Errorf("visit %s: %w", v.ID, err)
-			}
-		}
-		if err := fn(&r); err != nil {
+		a.Last = time.UnixMilli(last).UTC()
+		if err := fn(&a); err != nil {
 			return err
 		}
 	}
 	return rows.Err()
+}
+
+// ScanVisits calls fn for each (household, visit) pair of the undeleted
+// households of grids; with plain false, only for the visits
+// ScanPlainVisits leaves out. Details (materials, findings, revisit reasons, survey
+// answers) are read for the first household of a visit and for visits that
+// call for a revisit; other rows leave them empty.
+func ScanVisits(ctx context.Context, q Querier, grids []string, plain bool, fn func(*VisitRow) error) error {
+	if len(grids) == 0 {
+		return nil
+	}
+	from := `households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v INDEXED BY visits_scan ON v.id = vh.visit_id`
+	if !plain {
+		// The others are few: found through their own index and the
+		// amendments, not by reading every visit.
+		from = `(SELECT id FROM visits INDEXED BY visits_special WHERE revisit_due != 0 OR tracked != 0 OR details != ''
+				UNION SELECT visit_id FROM visit_amendments) s
+			JOIN visit_households vh ON vh.visit_id = s.id JOIN households h ON h.id = vh.household_id
+			JOIN visits v INDEXED BY visits_scan ON v.id = s.id`
+	}
+	// The rows come from the covering index visits_scan; the few with
+	// details have them read in a second pass, by id.
+	rows, err := q.QueryContext(ctx, `SELECT vh.household_id, vh.ord, v.id, v.visitor_id, v.visited_at, v.form, v.hlc, v.node,
+			v.revisit_due, v.tracked, v.details != ''
+		FROM `+from+`
+		WHERE h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, toArgs(grids)...)
+	if err != nil {
+		return fmt.Errorf("read visits: %w", err)
+	}
+	var detailed []VisitRow
+	err = func() error {
+		defer rows.Close()
+		for rows.Next() {
+			var r VisitRow
+			var at, hlc, node, due int64
+			var hasDetails bool
+			v := &r.Visit
+			if err := rows.Scan(&r.HouseholdID, &r.Ord, &v.ID, &v.VisitorID, &at, &v.Form, &hlc, &node, &due, &r.Tracked, &hasDetails); err != nil {
+				return err
+			}
+			v.VisitedAt = time.UnixMilli(at).UTC()
+			v.Clock = syncengine.Clock{HLC: uint64(hlc), Node: uint64(node)}
+			if due != 0 {
+				v.RevisitDue = time.UnixMilli(due).UTC()
+			}
+			if hasDetails && (r.Ord == 0 || due != 0) {
+				detailed = append(detailed, r)
+				continue
+			}
+			if err := fn(&r); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(detailed); start += chunk {
+		part := detailed[start:min(start+chunk, len(detailed))]
+		ids := make([]string, len(part))
+		for i := range part {
+			ids[i] = part[i].Visit.ID
+		}
+		texts := map[string]string{}
+		rows, err := q.QueryContext(ctx, `SELECT id, details FROM visits WHERE id IN (`+sqlitex.InPlaceholders(len(ids))+`)`, toArgs(ids)...)
+		if err != nil {
+			return fmt.Errorf("read visit details: %w", err)
+		}
+		for rows.Next() {
+			var id, text string
+			if err := rows.Scan(&id, &text); err != nil {
+				rows.Close()
+				return err
+			}
+			texts[id] = text
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for i := range part {
+			if err := decodeDetails(texts[part[i].Visit.ID], &part[i].Visit); err != nil {
+				return fmt.Errorf("visit %s: %w", part[i].Visit.ID, err)
+			}
+			if err := fn(&part[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // AmendmentsInGrids loads the amendments of visits to the undeleted
@@ -119,9 +211,10 @@ func AmendmentsInGrids(ctx context.Context, q Querier, grids []string) (map[stri
 	if len(grids) == 0 {
 		return out, nil
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+amendmentCols+` FROM visit_amendments WHERE visit_id IN (
-			SELECT vh.visit_id FROM households h JOIN visit_households vh ON vh.household_id = h.id
-			WHERE h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`))`, toArgs(grids)...)
+	// Amendments are few: walk them and keep those of the scope.
+	rows, err := q.QueryContext(ctx, `SELECT `+amendmentCols+` FROM visit_amendments a WHERE EXISTS (
+			SELECT 1 FROM visit_households vh JOIN households h ON h.id = vh.household_id
+			WHERE vh.visit_id = a.visit_id AND h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`))`, toArgs(grids)...)
 	if err != nil {
 		return nil, fmt.Errorf("read amendments: %w", err)
 	}
