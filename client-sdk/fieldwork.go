@@ -78,20 +78,7 @@ func checkAnswers(ctx context.Context, q statedb.Querier, v *syncengine.Visit) e
 	if err != nil {
 		return err
 	}
-	questions := map[string]syncengine.Question{}
-	for _, q := range c.Questions() {
-		questions[q.Code] = q
-	}
-	for _, a := range v.Answers {
-		q, ok := questions[a.Question]
-		if !ok {
-			return fmt.Errorf("%w: campaign %q asks no question %q", syncengine.ErrInvalid, c.Name.Value, a.Question)
-		}
-		if a.Value < 1 || a.Value > q.Scale {
-			return fmt.Errorf("%w: answer %d to %s is outside 1..%d", syncengine.ErrInvalid, a.Value, a.Question, q.Scale)
-		}
-	}
-	return nil
+	return c.CheckAnswers(v.Answers)
 }
 
 // Analysis is the worker's scope under the field rules, for one campaign.

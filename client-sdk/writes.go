@@ -351,10 +351,8 @@ func (r *Replica) amend(ctx context.Context, a syncengine.Amendment) (string, er
 		if len(vs) == 0 {
 			return fmt.Errorf("%w: visit %s is not in this replica", syncengine.ErrNotFound, a.VisitID)
 		}
-		if a.Kind.IsItemUpdate() {
-			if f := vs[0].Findings; int(a.Finding) >= len(f) || !f[a.Finding].Kind.Tracked() {
-				return fmt.Errorf("%w: visit %s has no tracked finding %d", syncengine.ErrNotFound, a.VisitID, a.Finding)
-			}
+		if err := a.CheckItemUpdate(&vs[0]); err != nil {
+			return err
 		}
 		a.ID, a.AuthorID, a.Clock = w.newID(), w.worker, w.stamp()
 		if err := a.Validate(); err != nil {

@@ -453,8 +453,10 @@ func (ex *exporter) visits(ctx context.Context, w export.Writer) error {
 			}
 			var heads, addrs, mats, finds, reasons []string
 			for _, id := range v.HouseholdIDs {
-				heads = append(heads, households[id].HeadName.Value)
-				addrs = append(addrs, households[id].Address.Value)
+				if h, ok := households[id]; ok { // others lie outside the caller's subtree
+					heads = append(heads, h.HeadName.Value)
+					addrs = append(addrs, h.Address.Value)
+				}
 			}
 			for _, m := range v.Materials {
 				mats = append(mats, name(ex.l, materialNames, m))

@@ -289,3 +289,33 @@ func (r *Reference) Validate() error {
 	}
 	return nil
 }
+
+// CheckAnswers checks a visit's survey answers against the campaign's
+// questionnaire: known questions, values within each question's scale.
+func (c *Campaign) CheckAnswers(answers []SurveyAnswer) error {
+	questions := map[string]Question{}
+	for _, q := range c.Questions() {
+		questions[q.Code] = q
+	}
+	for _, a := range answers {
+		q, ok := questions[a.Question]
+		if !ok {
+			return fmt.Errorf("%w: campaign %q asks no question %q", ErrInvalid, c.Name.Value, truncate(a.Question))
+		}
+		if a.Value < 1 || a.Value > q.Scale {
+			return fmt.Errorf("%w: answer %d to %s is outside 1..%d", ErrInvalid, a.Value, a.Question, q.Scale)
+		}
+	}
+	return nil
+}
+
+// CheckItemUpdate checks that an item update names a tracked finding of v.
+func (a *Amendment) CheckItemUpdate(v *Visit) error {
+	if !a.Kind.IsItemUpdate() {
+		return nil
+	}
+	if int(a.Finding) >= len(v.Findings) || !v.Findings[a.Finding].Kind.Tracked() {
+		return fmt.Errorf("%w: visit %s has no tracked finding %d", ErrNotFound, v.ID, a.Finding)
+	}
+	return nil
+}

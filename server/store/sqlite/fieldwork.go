@@ -181,6 +181,16 @@ func (s *Store) PutCampaign(ctx context.Context, p store.Principal, delta syncen
 	return merged, nil
 }
 
+// campaignVisible reports whether an admin sees the campaign of node: one of
+// their subtree or of a node above it.
+func campaignVisible(ctx context.Context, q statedb.Querier, p store.Principal, node string) (bool, error) {
+	if ok, err := inSubtree(ctx, q, p.Node, node); ok || err != nil {
+		return ok, err
+	}
+	above, err := ancestors(ctx, q, []string{p.Node})
+	return above[node], err
+}
+
 // ListCampaigns lists the campaigns of p's subtree and of the nodes above.
 func (s *Store) ListCampaigns(ctx context.Context, p store.Principal) ([]syncengine.Campaign, error) {
 	if err := requireAdmin(p); err != nil {
@@ -267,8 +277,8 @@ func (s *Store) UpdateItem(ctx context.Context, p store.Principal, a syncengine.
 			return fmt.Errorf("%w: visit %s", syncengine.ErrNotFound, a.VisitID)
 		}
 		v := vs[0]
-		if int(a.Finding) >= len(v.Findings) || !v.Findings[a.Finding].Kind.Tracked() {
-			return fmt.Errorf("%w: visit %s has no tracked finding %d", syncengine.ErrNotFound, a.VisitID, a.Finding)
+		if err := a.CheckItemUpdate(&v); err != nil {
+			return err
 		}
 		hs, err := statedb.Households(ctx, tx, v.HouseholdIDs)
 		if err != nil {
@@ -336,6 +346,12 @@ func (s *Store) Analyze(ctx context.Context, p store.Principal, nodeID, campaign
 			c, ok, err := statedb.GetCampaign(ctx, tx, campaignID)
 			if err != nil {
 				return err
+			}
+			if ok && !c.Deleted.Value {
+				ok, err = campaignVisible(ctx, tx, p, c.NodeID.Value)
+				if err != nil {
+					return err
+				}
 			}
 			if !ok || c.Deleted.Value {
 				return fmt.Errorf("%w: campaign %s", syncengine.ErrNotFound, campaignID)
@@ -471,8 +487,16 @@ func (s *Store) VisitPages(ctx context.Context, p store.Principal, nodeID string
 			for _, v := range b.Visits {
 				hh = append(hh, v.HouseholdIDs...)
 			}
-			if b.Households, err = statedb.Households(ctx, tx, dedupe(hh)); err != nil {
+			all, err := statedb.Households(ctx, tx, dedupe(hh))
+			if err != nil {
 				return err
+			}
+			// A group visit may cover households of other subtrees: the
+			// register names only the caller's.
+			for _, h := range all {
+				if slices.Contains(grids, h.GridID.Value) {
+					b.Households = append(b.Households, h)
+				}
 			}
 			b.Amendments, err = statedb.AmendmentsOfVisits(ctx, tx, ids)
 			return err

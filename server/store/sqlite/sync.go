@@ -261,6 +261,18 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 				return err
 			}
 		}
+		if v.CampaignID != "" {
+			camp, ok, err := statedb.GetCampaign(ctx, tx, v.CampaignID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: campaign %s", syncengine.ErrNotFound, v.CampaignID)
+			}
+			if err := camp.CheckAnswers(v.Answers); err != nil {
+				return err
+			}
+		}
 		inserted, err := statedb.InsertVisit(ctx, tx, v)
 		if err != nil || !inserted {
 			return err
@@ -293,6 +305,9 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		}
 		if scopeErr != nil {
 			return scopeErr
+		}
+		if err := a.CheckItemUpdate(&vs[0]); err != nil {
+			return err
 		}
 		inserted, err := statedb.InsertAmendment(ctx, tx, a)
 		if err != nil || !inserted {
