@@ -139,6 +139,7 @@ func (idx CategoryIndex) rule(code string) (days int64, key bool, ok bool) {
 // its tags.
 func (idx CategoryIndex) classify(h *Household, tags []string) {
 	h.Categories, h.KeyGroup, h.IntervalDays = nil, false, 0
+	tags = slices.Clone(tags) // the caller's slice stays as it was
 	slices.Sort(tags)
 	for _, t := range slices.Compact(tags) {
 		days, key, ok := idx.rule(t)
