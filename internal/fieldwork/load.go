@@ -38,7 +38,7 @@ func Load(ctx context.Context, q statedb.Querier, grids []string, campaign *sync
 		return nil, err
 	}
 	tracked := map[string]bool{}
-	err = statedb.ScanVisits(ctx, q, grids, false, func(r *statedb.VisitRow) error {
+	err = statedb.ScanSpecialVisits(ctx, q, grids, func(r *statedb.VisitRow) error {
 		view := syncengine.VisitView{Visit: r.Visit}
 		if as := amendments[r.Visit.ID]; len(as) > 0 {
 			view = syncengine.Effective(r.Visit, as)

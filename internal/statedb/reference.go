@@ -33,10 +33,15 @@ func decodeClocks(blob []byte, row interface {
 	return nil
 }
 
+// GetCategory loads one category; ok is false if there is none.
+func GetCategory(ctx context.Context, q Querier, code string) (c syncengine.Category, ok bool, err error) {
+	return getRow(ctx, q, "category", `SELECT `+categoryCols+` FROM categories WHERE code = ?`, code, scanCategory)
+}
+
 // MergeCategory merges a category into the stored one (creating it), and
 // stamps a changed row with seq (the server's feed position; 0 on a phone).
 func MergeCategory(ctx context.Context, q Querier, delta *syncengine.Category, seq uint64) (merged syncengine.Category, changed bool, err error) {
-	cur, ok, err := getRow(ctx, q, "category", `SELECT `+categoryCols+` FROM categories WHERE code = ?`, delta.Code, scanCategory)
+	cur, ok, err := GetCategory(ctx, q, delta.Code)
 	if err != nil {
 		return cur, false, err
 	}

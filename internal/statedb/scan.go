@@ -83,8 +83,8 @@ type VisitAggregate struct {
 // ScanPlainVisits aggregates, per household and visitor, the plain visits to
 // the undeleted households of grids: those with no amendment, no details and
 // no revisit, which is what most visits are. A due list or report reads
-// their sum rather than every row; ScanVisits(…, plain=false) returns the
-// others one by one.
+// their sum rather than every row; ScanSpecialVisits returns the others one
+// by one.
 func ScanPlainVisits(ctx context.Context, q Querier, grids []string, from, to time.Time, fn func(*VisitAggregate) error) error {
 	if len(grids) == 0 {
 		return nil
@@ -114,29 +114,25 @@ func ScanPlainVisits(ctx context.Context, q Querier, grids []string, from, to ti
 	return rows.Err()
 }
 
-// ScanVisits calls fn for each (household, visit) pair of the undeleted
-// households of grids; with plain false, only for the visits
-// ScanPlainVisits leaves out. Details (materials, findings, revisit reasons, survey
-// answers) are read for the first household of a visit and for visits that
-// call for a revisit; other rows leave them empty.
-func ScanVisits(ctx context.Context, q Querier, grids []string, plain bool, fn func(*VisitRow) error) error {
+// ScanSpecialVisits calls fn for each (household, visit) pair of the
+// undeleted households of grids whose visit ScanPlainVisits leaves out: with
+// details, a revisit, a tracked finding or an amendment. They are few, and
+// found through their own index and the amendments, not by reading every
+// visit. Details (materials, findings, revisit reasons, survey answers) are
+// read for the first household of a visit and for visits that call for a
+// revisit; other rows leave them empty.
+func ScanSpecialVisits(ctx context.Context, q Querier, grids []string, fn func(*VisitRow) error) error {
 	if len(grids) == 0 {
 		return nil
-	}
-	from := `households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v INDEXED BY visits_scan ON v.id = vh.visit_id`
-	if !plain {
-		// The others are few: found through their own index and the
-		// amendments, not by reading every visit.
-		from = `(SELECT id FROM visits INDEXED BY visits_special WHERE revisit_due != 0 OR tracked != 0 OR details != ''
-				UNION SELECT visit_id FROM visit_amendments) s
-			JOIN visit_households vh ON vh.visit_id = s.id JOIN households h ON h.id = vh.household_id
-			JOIN visits v INDEXED BY visits_scan ON v.id = s.id`
 	}
 	// The rows come from the covering index visits_scan; the few with
 	// details have them read in a second pass, by id.
 	rows, err := q.QueryContext(ctx, `SELECT vh.household_id, vh.ord, v.id, v.visitor_id, v.visited_at, v.form, v.hlc, v.node,
 			v.revisit_due, v.tracked, v.details != ''
-		FROM `+from+`
+		FROM (SELECT id FROM visits INDEXED BY visits_special WHERE revisit_due != 0 OR tracked != 0 OR details != ''
+				UNION SELECT visit_id FROM visit_amendments) s
+			JOIN visit_households vh ON vh.visit_id = s.id JOIN households h ON h.id = vh.household_id
+			JOIN visits v INDEXED BY visits_scan ON v.id = s.id
 		WHERE h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, toArgs(grids)...)
 	if err != nil {
 		return fmt.Errorf("read visits: %w", err)

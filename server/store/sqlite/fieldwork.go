@@ -99,14 +99,11 @@ func (s *Store) PutCategory(ctx context.Context, p store.Principal, delta syncen
 		if err := requireDefiner(ctx, tx, p); err != nil {
 			return err
 		}
-		existing, err := statedb.Categories(ctx, tx, 0)
-		if err != nil {
-			return err
-		}
-		for _, c := range existing {
-			if c.Code == delta.Code && onlyNew {
+		if onlyNew {
+			c, ok, err := statedb.GetCategory(ctx, tx, delta.Code)
+			if err != nil || ok {
 				merged = c
-				return nil
+				return err
 			}
 		}
 		seq, err := newSeqAlloc(ctx, tx)
