@@ -173,6 +173,8 @@ type Status struct {
 	Bootstrapping bool
 	SchemaVersion int
 	ClockOffset   time.Duration
+	// Revoked is set when an admin revoked this device: its data is gone.
+	Revoked *RevokedError
 }
 
 // Status reads the replica's sync state.
@@ -188,6 +190,9 @@ func (r *Replica) Status(ctx context.Context) (Status, error) {
 	}
 	if s.LastSyncAt > 0 {
 		st.LastSync = time.UnixMilli(s.LastSyncAt).UTC()
+	}
+	if s.RevokedAt != 0 {
+		st.Revoked = s.revoked()
 	}
 	if st.Pending, err = r.Pending(ctx); err != nil {
 		return st, err

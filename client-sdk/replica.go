@@ -138,12 +138,16 @@ type state struct {
 	Cursor                                           uint64
 	LastSyncAt                                       int64
 	LastError                                        string
+	RevokedAt                                        int64
+	RevokedReason                                    string
 }
 
 func readState(ctx context.Context, q statedb.Querier) (state, error) {
 	var s state
-	err := q.QueryRowContext(ctx, `SELECT server_url, device_id, token, worker_id, worker_name, cursor, last_sync_at, last_error
-		FROM sync_state WHERE id = 1`).Scan(&s.ServerURL, &s.DeviceID, &s.Token, &s.WorkerID, &s.WorkerName, &s.Cursor, &s.LastSyncAt, &s.LastError)
+	err := q.QueryRowContext(ctx, `SELECT server_url, device_id, token, worker_id, worker_name, cursor, last_sync_at, last_error,
+		revoked_at, revoked_reason
+		FROM sync_state WHERE id = 1`).Scan(&s.ServerURL, &s.DeviceID, &s.Token, &s.WorkerID, &s.WorkerName, &s.Cursor, &s.LastSyncAt, &s.LastError,
+		&s.RevokedAt, &s.RevokedReason)
 	if err != nil {
 		return s, fmt.Errorf("read sync state: %w", err)
 	}
@@ -153,10 +157,18 @@ func readState(ctx context.Context, q statedb.Querier) (state, error) {
 // enrolledState reads the state and fails if the replica is not enrolled.
 func (r *Replica) enrolledState(ctx context.Context, q statedb.Querier) (state, error) {
 	s, err := readState(ctx, q)
-	if err == nil && s.Token == "" {
+	switch {
+	case err != nil:
+	case s.RevokedAt != 0:
+		err = s.revoked()
+	case s.Token == "":
 		err = ErrNotEnrolled
 	}
 	return s, err
+}
+
+func (s state) revoked() *RevokedError {
+	return &RevokedError{At: time.UnixMilli(s.RevokedAt).UTC(), Reason: s.RevokedReason}
 }
 
 // writer is what a local write transaction offers: the transaction, a clock

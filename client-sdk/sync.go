@@ -87,7 +87,8 @@ func (r *Replica) Enroll(ctx context.Context, serverURL, code, deviceName string
 	r.observe(res.GetServerHlc())
 	err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		w := res.GetScope().GetWorker()
-		if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET server_url = ?, device_id = ?, token = ?, worker_id = ?, worker_name = ? WHERE id = 1`,
+		if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET server_url = ?, device_id = ?, token = ?, worker_id = ?, worker_name = ?,
+			revoked_at = 0, revoked_reason = '' WHERE id = 1`,
 			serverURL, res.GetDeviceId(), res.GetToken(), w.GetId(), w.GetName()); err != nil {
 			return err
 		}
@@ -144,6 +145,13 @@ func (r *Replica) Sync(ctx context.Context) (SyncReport, error) {
 	defer r.syncMu.Unlock()
 	var rep SyncReport
 	err := r.sync(ctx, &rep)
+	if d := revokedDetail(err); d != nil {
+		if werr := r.wipe(ctx, d); werr != nil {
+			err = errors.Join(err, werr)
+		} else {
+			err = &RevokedError{At: d.GetRevokedAt().AsTime().UTC(), Reason: d.GetReason()}
+		}
+	}
 	r.recordSync(ctx, err)
 	if err != nil {
 		return rep, fmt.Errorf("sync: %w", err)
@@ -489,6 +497,7 @@ var errEvictPending = errors.New("household leaving scope has unsent changes")
 
 // pull applies feed batches until the server has no more.
 func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
+	scrub := false
 	for {
 		st, err := readState(ctx, r.db.R)
 		if err != nil {
@@ -539,12 +548,21 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 		}
 		rep.Pulled += b.Rows()
 		rep.Evicted += evicted
+		scrub = scrub || evicted > 0
 		rep.Cursor = res.GetCursor()
 		r.report("pull", rep.Pulled, 0)
 		if !res.GetMore() {
-			return nil
+			break
 		}
 	}
+	if scrub {
+		// The evicted rows are zeroed in their pages (secure_delete), but
+		// copies of those pages may still sit in the write-ahead log.
+		if err := r.scrub(ctx); err != nil {
+			r.log.Warn().Err(err).Msg("evicted households may stay in the write-ahead log until the next checkpoint")
+		}
+	}
+	return nil
 }
 
 // evict drops the households that left the scope, unless one of them has

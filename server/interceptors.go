@@ -42,8 +42,15 @@ func (a *authInterceptor) authenticate(ctx context.Context, procedure string, h 
 		return ctx, connect.NewError(connect.CodeUnauthenticated, errors.New("missing bearer token"))
 	}
 	p, err := a.store.Authenticate(ctx, token)
+	var revoked *store.RevokedError
+	if errors.As(err, &revoked) {
+		return ctx, revokedError(revoked)
+	}
 	if err != nil {
 		return ctx, toConnect(a.log, err)
+	}
+	if p.ReadOnly && !leaderProcedures[procedure] {
+		return ctx, connect.NewError(connect.CodePermissionDenied, errLeaderWrite)
 	}
 	addStat(ctx, "principal", p.ID)
 	return context.WithValue(ctx, principalKey{}, p), nil

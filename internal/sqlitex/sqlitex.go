@@ -39,6 +39,10 @@ func dsn(file string, readOnly bool) string {
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// Deleted rows are overwritten, not left in free space: a household
+	// that leaves a phone's scope, or a revoked phone's data, must be gone
+	// from the file (once the log is checkpointed), not merely unlinked.
+	q.Add("_pragma", "secure_delete(1)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {

@@ -7,6 +7,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/doorbook/doorbook/internal/fieldwork"
@@ -45,6 +46,15 @@ type Store interface {
 	CreateAdmin(ctx context.Context, name, node string) (Principal, string, error)
 	// HasAdmin reports whether any admin exists.
 	HasAdmin(ctx context.Context) (bool, error)
+	// AddAdmin creates an admin (or, readOnly, a leader) over node, which
+	// must lie in p's subtree, and returns its token.
+	AddAdmin(ctx context.Context, p Principal, name, node string, readOnly bool) (Principal, string, error)
+	// ListDevices lists the devices of the workers p manages (one worker's
+	// if workerID is set).
+	ListDevices(ctx context.Context, p Principal, workerID string) ([]Device, error)
+	// RevokeDevice revokes a device of a worker p manages: its token stops
+	// working at once. Revoking a revoked device keeps the first record.
+	RevokeDevice(ctx context.Context, p Principal, deviceID, reason string, now time.Time) (Device, error)
 
 	CreateOrgNode(ctx context.Context, p Principal, n OrgNode) (OrgNode, error)
 	ListOrgNodes(ctx context.Context, p Principal) ([]OrgNode, error)
@@ -144,7 +154,32 @@ type Principal struct {
 	CredentialID string
 	// Node is the root of an admin's subtree; "" means every tree.
 	Node string
+	// ReadOnly marks a leader: an admin who may only read.
+	ReadOnly bool
 }
+
+// Device is a worker's enrolled phone.
+type Device struct {
+	ID, WorkerID, Name string
+	EnrolledAt         time.Time
+	// RevokedAt is zero while the device may sync.
+	RevokedAt     time.Time
+	RevokedReason string
+}
+
+// RevokedError refuses a revoked device. It is an ErrUnauthenticated; the
+// API sends its fields so that the device can wipe its replica.
+type RevokedError struct {
+	DeviceID string
+	At       time.Time
+	Reason   string
+}
+
+func (e *RevokedError) Error() string {
+	return fmt.Sprintf("device revoked on %s: %s", e.At.UTC().Format(time.DateOnly), e.Reason)
+}
+
+func (e *RevokedError) Unwrap() error { return syncengine.ErrUnauthenticated }
 
 // OrgLevel is a level of the organisation tree; the numbers are the API's.
 type OrgLevel int32

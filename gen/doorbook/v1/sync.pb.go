@@ -9,6 +9,7 @@ package doorbookv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -239,6 +240,68 @@ func (x *RejectedChange) GetChangeId() string {
 	return ""
 }
 
+// DeviceRevoked is the detail of the Unauthenticated error that refuses a
+// revoked device. The SDK wipes the replica's data and tells its user why.
+type DeviceRevoked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceRevoked) Reset() {
+	*x = DeviceRevoked{}
+	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceRevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceRevoked) ProtoMessage() {}
+
+func (x *DeviceRevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceRevoked.ProtoReflect.Descriptor instead.
+func (*DeviceRevoked) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DeviceRevoked) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *DeviceRevoked) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
+func (x *DeviceRevoked) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type PullRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 0 for "from the beginning"; otherwise the cursor of the last applied
@@ -252,7 +315,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -264,7 +327,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -277,7 +340,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{4}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PullRequest) GetCursor() uint64 {
@@ -325,7 +388,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +400,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +413,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{5}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PullResponse) GetEvictedHouseholdIds() []string {
@@ -466,7 +529,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +541,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +554,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{6}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BootstrapRequest) GetGridIds() []string {
@@ -543,7 +606,7 @@ type BootstrapResponse struct {
 
 func (x *BootstrapResponse) Reset() {
 	*x = BootstrapResponse{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +618,7 @@ func (x *BootstrapResponse) String() string {
 func (*BootstrapResponse) ProtoMessage() {}
 
 func (x *BootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +631,7 @@ func (x *BootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapResponse.ProtoReflect.Descriptor instead.
 func (*BootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{7}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BootstrapResponse) GetCursor() uint64 {
@@ -659,7 +722,7 @@ var File_doorbook_v1_sync_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\n" +
-	"\x16doorbook/v1/sync.proto\x12\vdoorbook.v1\x1a\x17doorbook/v1/types.proto\"<\n" +
+	"\x16doorbook/v1/sync.proto\x12\vdoorbook.v1\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n" +
 	"\vPushRequest\x12-\n" +
 	"\achanges\x18\x01 \x03(\v2\x13.doorbook.v1.ChangeR\achanges\"g\n" +
 	"\fPushResponse\x12\x1d\n" +
@@ -675,7 +738,12 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\tchange_id\x18\x02 \x01(\tR\bchangeId\x12&\n" +
 	"\x0fmax_skew_millis\x18\x03 \x01(\x04R\rmaxSkewMillis\"-\n" +
 	"\x0eRejectedChange\x12\x1b\n" +
-	"\tchange_id\x18\x01 \x01(\tR\bchangeId\";\n" +
+	"\tchange_id\x18\x01 \x01(\tR\bchangeId\"\x7f\n" +
+	"\rDeviceRevoked\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x129\n" +
+	"\n" +
+	"revoked_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\";\n" +
 	"\vPullRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\"\xfb\x04\n" +
@@ -740,55 +808,58 @@ func file_doorbook_v1_sync_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_sync_proto_rawDescData
 }
 
-var file_doorbook_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_doorbook_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_doorbook_v1_sync_proto_goTypes = []any{
-	(*PushRequest)(nil),       // 0: doorbook.v1.PushRequest
-	(*PushResponse)(nil),      // 1: doorbook.v1.PushResponse
-	(*ClockSkew)(nil),         // 2: doorbook.v1.ClockSkew
-	(*RejectedChange)(nil),    // 3: doorbook.v1.RejectedChange
-	(*PullRequest)(nil),       // 4: doorbook.v1.PullRequest
-	(*PullResponse)(nil),      // 5: doorbook.v1.PullResponse
-	(*BootstrapRequest)(nil),  // 6: doorbook.v1.BootstrapRequest
-	(*BootstrapResponse)(nil), // 7: doorbook.v1.BootstrapResponse
-	(*Change)(nil),            // 8: doorbook.v1.Change
-	(*Household)(nil),         // 9: doorbook.v1.Household
-	(*Person)(nil),            // 10: doorbook.v1.Person
-	(*TagElement)(nil),        // 11: doorbook.v1.TagElement
-	(*Visit)(nil),             // 12: doorbook.v1.Visit
-	(*VisitAmendment)(nil),    // 13: doorbook.v1.VisitAmendment
-	(*Scope)(nil),             // 14: doorbook.v1.Scope
-	(*Category)(nil),          // 15: doorbook.v1.Category
-	(*Campaign)(nil),          // 16: doorbook.v1.Campaign
+	(*PushRequest)(nil),           // 0: doorbook.v1.PushRequest
+	(*PushResponse)(nil),          // 1: doorbook.v1.PushResponse
+	(*ClockSkew)(nil),             // 2: doorbook.v1.ClockSkew
+	(*RejectedChange)(nil),        // 3: doorbook.v1.RejectedChange
+	(*DeviceRevoked)(nil),         // 4: doorbook.v1.DeviceRevoked
+	(*PullRequest)(nil),           // 5: doorbook.v1.PullRequest
+	(*PullResponse)(nil),          // 6: doorbook.v1.PullResponse
+	(*BootstrapRequest)(nil),      // 7: doorbook.v1.BootstrapRequest
+	(*BootstrapResponse)(nil),     // 8: doorbook.v1.BootstrapResponse
+	(*Change)(nil),                // 9: doorbook.v1.Change
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*Household)(nil),             // 11: doorbook.v1.Household
+	(*Person)(nil),                // 12: doorbook.v1.Person
+	(*TagElement)(nil),            // 13: doorbook.v1.TagElement
+	(*Visit)(nil),                 // 14: doorbook.v1.Visit
+	(*VisitAmendment)(nil),        // 15: doorbook.v1.VisitAmendment
+	(*Scope)(nil),                 // 16: doorbook.v1.Scope
+	(*Category)(nil),              // 17: doorbook.v1.Category
+	(*Campaign)(nil),              // 18: doorbook.v1.Campaign
 }
 var file_doorbook_v1_sync_proto_depIdxs = []int32{
-	8,  // 0: doorbook.v1.PushRequest.changes:type_name -> doorbook.v1.Change
-	9,  // 1: doorbook.v1.PullResponse.households:type_name -> doorbook.v1.Household
-	10, // 2: doorbook.v1.PullResponse.persons:type_name -> doorbook.v1.Person
-	11, // 3: doorbook.v1.PullResponse.tags:type_name -> doorbook.v1.TagElement
-	12, // 4: doorbook.v1.PullResponse.visits:type_name -> doorbook.v1.Visit
-	13, // 5: doorbook.v1.PullResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
-	14, // 6: doorbook.v1.PullResponse.scope:type_name -> doorbook.v1.Scope
-	15, // 7: doorbook.v1.PullResponse.categories:type_name -> doorbook.v1.Category
-	16, // 8: doorbook.v1.PullResponse.campaigns:type_name -> doorbook.v1.Campaign
-	9,  // 9: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
-	10, // 10: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
-	11, // 11: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
-	12, // 12: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
-	13, // 13: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
-	14, // 14: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
-	15, // 15: doorbook.v1.BootstrapResponse.categories:type_name -> doorbook.v1.Category
-	16, // 16: doorbook.v1.BootstrapResponse.campaigns:type_name -> doorbook.v1.Campaign
-	0,  // 17: doorbook.v1.SyncService.Push:input_type -> doorbook.v1.PushRequest
-	4,  // 18: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
-	6,  // 19: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
-	1,  // 20: doorbook.v1.SyncService.Push:output_type -> doorbook.v1.PushResponse
-	5,  // 21: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
-	7,  // 22: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
-	20, // [20:23] is the sub-list for method output_type
-	17, // [17:20] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	9,  // 0: doorbook.v1.PushRequest.changes:type_name -> doorbook.v1.Change
+	10, // 1: doorbook.v1.DeviceRevoked.revoked_at:type_name -> google.protobuf.Timestamp
+	11, // 2: doorbook.v1.PullResponse.households:type_name -> doorbook.v1.Household
+	12, // 3: doorbook.v1.PullResponse.persons:type_name -> doorbook.v1.Person
+	13, // 4: doorbook.v1.PullResponse.tags:type_name -> doorbook.v1.TagElement
+	14, // 5: doorbook.v1.PullResponse.visits:type_name -> doorbook.v1.Visit
+	15, // 6: doorbook.v1.PullResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
+	16, // 7: doorbook.v1.PullResponse.scope:type_name -> doorbook.v1.Scope
+	17, // 8: doorbook.v1.PullResponse.categories:type_name -> doorbook.v1.Category
+	18, // 9: doorbook.v1.PullResponse.campaigns:type_name -> doorbook.v1.Campaign
+	11, // 10: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
+	12, // 11: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
+	13, // 12: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
+	14, // 13: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
+	15, // 14: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
+	16, // 15: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
+	17, // 16: doorbook.v1.BootstrapResponse.categories:type_name -> doorbook.v1.Category
+	18, // 17: doorbook.v1.BootstrapResponse.campaigns:type_name -> doorbook.v1.Campaign
+	0,  // 18: doorbook.v1.SyncService.Push:input_type -> doorbook.v1.PushRequest
+	5,  // 19: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
+	7,  // 20: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
+	1,  // 21: doorbook.v1.SyncService.Push:output_type -> doorbook.v1.PushResponse
+	6,  // 22: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
+	8,  // 23: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
+	21, // [21:24] is the sub-list for method output_type
+	18, // [18:21] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_sync_proto_init() }
@@ -803,7 +874,7 @@ func file_doorbook_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_sync_proto_rawDesc), len(file_doorbook_v1_sync_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

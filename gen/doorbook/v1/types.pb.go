@@ -435,6 +435,58 @@ func (WorkerRole) EnumDescriptor() ([]byte, []int) {
 	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
+// AdminRole is what a person at an office may do in their subtree.
+type AdminRole int32
+
+const (
+	AdminRole_ADMIN_ROLE_UNSPECIFIED AdminRole = 0
+	// Configures, assigns, revokes and reads.
+	AdminRole_ADMIN_ROLE_ADMIN AdminRole = 1
+	// Reads reports, ledgers and lists; changes nothing (a link leader).
+	AdminRole_ADMIN_ROLE_LEADER AdminRole = 2
+)
+
+// Enum value maps for AdminRole.
+var (
+	AdminRole_name = map[int32]string{
+		0: "ADMIN_ROLE_UNSPECIFIED",
+		1: "ADMIN_ROLE_ADMIN",
+		2: "ADMIN_ROLE_LEADER",
+	}
+	AdminRole_value = map[string]int32{
+		"ADMIN_ROLE_UNSPECIFIED": 0,
+		"ADMIN_ROLE_ADMIN":       1,
+		"ADMIN_ROLE_LEADER":      2,
+	}
+)
+
+func (x AdminRole) Enum() *AdminRole {
+	p := new(AdminRole)
+	*p = x
+	return p
+}
+
+func (x AdminRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AdminRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_doorbook_v1_types_proto_enumTypes[7].Descriptor()
+}
+
+func (AdminRole) Type() protoreflect.EnumType {
+	return &file_doorbook_v1_types_proto_enumTypes[7]
+}
+
+func (x AdminRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AdminRole.Descriptor instead.
+func (AdminRole) EnumDescriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{7}
+}
+
 // Clock is a hybrid logical clock reading: hlc packs wall-clock milliseconds
 // in its high 48 bits and a logical counter in its low 16; node breaks ties
 // between replicas that write at the same hlc. Clocks order every
@@ -1654,6 +1706,92 @@ func (x *Worker) GetGridIds() []string {
 	return nil
 }
 
+// Device is a worker's enrolled phone.
+type Device struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	WorkerId   string                 `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	EnrolledAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=enrolled_at,json=enrolledAt,proto3" json:"enrolled_at,omitempty"`
+	// Unset while the device may sync.
+	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	RevokedReason string                 `protobuf:"bytes,6,opt,name=revoked_reason,json=revokedReason,proto3" json:"revoked_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Device) Reset() {
+	*x = Device{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Device) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Device) ProtoMessage() {}
+
+func (x *Device) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Device.ProtoReflect.Descriptor instead.
+func (*Device) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Device) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Device) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *Device) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Device) GetEnrolledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EnrolledAt
+	}
+	return nil
+}
+
+func (x *Device) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
+func (x *Device) GetRevokedReason() string {
+	if x != nil {
+		return x.RevokedReason
+	}
+	return ""
+}
+
 // Scope is what a worker's device replicates: the worker and their grids.
 type Scope struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1665,7 +1803,7 @@ type Scope struct {
 
 func (x *Scope) Reset() {
 	*x = Scope{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[14]
+	mi := &file_doorbook_v1_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1815,7 @@ func (x *Scope) String() string {
 func (*Scope) ProtoMessage() {}
 
 func (x *Scope) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[14]
+	mi := &file_doorbook_v1_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1828,7 @@ func (x *Scope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scope.ProtoReflect.Descriptor instead.
 func (*Scope) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Scope) GetWorker() *Worker {
@@ -1728,7 +1866,7 @@ type Category struct {
 
 func (x *Category) Reset() {
 	*x = Category{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[15]
+	mi := &file_doorbook_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1878,7 @@ func (x *Category) String() string {
 func (*Category) ProtoMessage() {}
 
 func (x *Category) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[15]
+	mi := &file_doorbook_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1891,7 @@ func (x *Category) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Category.ProtoReflect.Descriptor instead.
 func (*Category) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{15}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Category) GetCode() string {
@@ -1815,7 +1953,7 @@ type Quota struct {
 
 func (x *Quota) Reset() {
 	*x = Quota{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[16]
+	mi := &file_doorbook_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +1965,7 @@ func (x *Quota) String() string {
 func (*Quota) ProtoMessage() {}
 
 func (x *Quota) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[16]
+	mi := &file_doorbook_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +1978,7 @@ func (x *Quota) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quota.ProtoReflect.Descriptor instead.
 func (*Quota) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{16}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Quota) GetRole() WorkerRole {
@@ -1867,7 +2005,7 @@ type QuotasField struct {
 
 func (x *QuotasField) Reset() {
 	*x = QuotasField{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[17]
+	mi := &file_doorbook_v1_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1879,7 +2017,7 @@ func (x *QuotasField) String() string {
 func (*QuotasField) ProtoMessage() {}
 
 func (x *QuotasField) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[17]
+	mi := &file_doorbook_v1_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1892,7 +2030,7 @@ func (x *QuotasField) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuotasField.ProtoReflect.Descriptor instead.
 func (*QuotasField) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{17}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *QuotasField) GetQuotas() []*Quota {
@@ -1924,7 +2062,7 @@ type Question struct {
 
 func (x *Question) Reset() {
 	*x = Question{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[18]
+	mi := &file_doorbook_v1_types_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2074,7 @@ func (x *Question) String() string {
 func (*Question) ProtoMessage() {}
 
 func (x *Question) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[18]
+	mi := &file_doorbook_v1_types_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2087,7 @@ func (x *Question) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Question.ProtoReflect.Descriptor instead.
 func (*Question) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{18}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Question) GetCode() string {
@@ -1997,7 +2135,7 @@ type QuestionnaireField struct {
 
 func (x *QuestionnaireField) Reset() {
 	*x = QuestionnaireField{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[19]
+	mi := &file_doorbook_v1_types_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2147,7 @@ func (x *QuestionnaireField) String() string {
 func (*QuestionnaireField) ProtoMessage() {}
 
 func (x *QuestionnaireField) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[19]
+	mi := &file_doorbook_v1_types_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2160,7 @@ func (x *QuestionnaireField) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuestionnaireField.ProtoReflect.Descriptor instead.
 func (*QuestionnaireField) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{19}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *QuestionnaireField) GetQuestions() []*Question {
@@ -2057,7 +2195,7 @@ type Campaign struct {
 
 func (x *Campaign) Reset() {
 	*x = Campaign{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[20]
+	mi := &file_doorbook_v1_types_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2207,7 @@ func (x *Campaign) String() string {
 func (*Campaign) ProtoMessage() {}
 
 func (x *Campaign) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[20]
+	mi := &file_doorbook_v1_types_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2220,7 @@ func (x *Campaign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Campaign.ProtoReflect.Descriptor instead.
 func (*Campaign) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{20}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Campaign) GetId() string {
@@ -2252,7 +2390,16 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12+\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x17.doorbook.v1.WorkerRoleR\x04role\x12\x19\n" +
-	"\bgrid_ids\x18\x04 \x03(\tR\agridIds\"`\n" +
+	"\bgrid_ids\x18\x04 \x03(\tR\agridIds\"\xe8\x01\n" +
+	"\x06Device\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12;\n" +
+	"\venrolled_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"enrolledAt\x129\n" +
+	"\n" +
+	"revoked_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12%\n" +
+	"\x0erevoked_reason\x18\x06 \x01(\tR\rrevokedReason\"`\n" +
 	"\x05Scope\x12+\n" +
 	"\x06worker\x18\x01 \x01(\v2\x13.doorbook.v1.WorkerR\x06worker\x12*\n" +
 	"\x05grids\x18\x02 \x03(\v2\x14.doorbook.v1.OrgNodeR\x05grids\"\xe2\x02\n" +
@@ -2337,7 +2484,11 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\x11WORKER_ROLE_CADRE\x10\x03\x12\x1e\n" +
 	"\x1aWORKER_ROLE_POLICE_OFFICER\x10\x04\x12\x16\n" +
 	"\x12WORKER_ROLE_LEADER\x10\x05\x12\x17\n" +
-	"\x13WORKER_ROLE_TEACHER\x10\x06B9Z7github.com/doorbook/doorbook/gen/doorbook/v1;doorbookv1b\x06proto3"
+	"\x13WORKER_ROLE_TEACHER\x10\x06*T\n" +
+	"\tAdminRole\x12\x1a\n" +
+	"\x16ADMIN_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10ADMIN_ROLE_ADMIN\x10\x01\x12\x15\n" +
+	"\x11ADMIN_ROLE_LEADER\x10\x02B9Z7github.com/doorbook/doorbook/gen/doorbook/v1;doorbookv1b\x06proto3"
 
 var (
 	file_doorbook_v1_types_proto_rawDescOnce sync.Once
@@ -2351,8 +2502,8 @@ func file_doorbook_v1_types_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_types_proto_rawDescData
 }
 
-var file_doorbook_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_doorbook_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_doorbook_v1_types_proto_goTypes = []any{
 	(VisitForm)(0),                // 0: doorbook.v1.VisitForm
 	(Material)(0),                 // 1: doorbook.v1.Material
@@ -2361,100 +2512,104 @@ var file_doorbook_v1_types_proto_goTypes = []any{
 	(AmendmentKind)(0),            // 4: doorbook.v1.AmendmentKind
 	(OrgLevel)(0),                 // 5: doorbook.v1.OrgLevel
 	(WorkerRole)(0),               // 6: doorbook.v1.WorkerRole
-	(*Clock)(nil),                 // 7: doorbook.v1.Clock
-	(*StringField)(nil),           // 8: doorbook.v1.StringField
-	(*Int64Field)(nil),            // 9: doorbook.v1.Int64Field
-	(*BoolField)(nil),             // 10: doorbook.v1.BoolField
-	(*Household)(nil),             // 11: doorbook.v1.Household
-	(*Person)(nil),                // 12: doorbook.v1.Person
-	(*TagElement)(nil),            // 13: doorbook.v1.TagElement
-	(*Finding)(nil),               // 14: doorbook.v1.Finding
-	(*SurveyAnswer)(nil),          // 15: doorbook.v1.SurveyAnswer
-	(*Visit)(nil),                 // 16: doorbook.v1.Visit
-	(*VisitAmendment)(nil),        // 17: doorbook.v1.VisitAmendment
-	(*Change)(nil),                // 18: doorbook.v1.Change
-	(*OrgNode)(nil),               // 19: doorbook.v1.OrgNode
-	(*Worker)(nil),                // 20: doorbook.v1.Worker
-	(*Scope)(nil),                 // 21: doorbook.v1.Scope
-	(*Category)(nil),              // 22: doorbook.v1.Category
-	(*Quota)(nil),                 // 23: doorbook.v1.Quota
-	(*QuotasField)(nil),           // 24: doorbook.v1.QuotasField
-	(*Question)(nil),              // 25: doorbook.v1.Question
-	(*QuestionnaireField)(nil),    // 26: doorbook.v1.QuestionnaireField
-	(*Campaign)(nil),              // 27: doorbook.v1.Campaign
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(AdminRole)(0),                // 7: doorbook.v1.AdminRole
+	(*Clock)(nil),                 // 8: doorbook.v1.Clock
+	(*StringField)(nil),           // 9: doorbook.v1.StringField
+	(*Int64Field)(nil),            // 10: doorbook.v1.Int64Field
+	(*BoolField)(nil),             // 11: doorbook.v1.BoolField
+	(*Household)(nil),             // 12: doorbook.v1.Household
+	(*Person)(nil),                // 13: doorbook.v1.Person
+	(*TagElement)(nil),            // 14: doorbook.v1.TagElement
+	(*Finding)(nil),               // 15: doorbook.v1.Finding
+	(*SurveyAnswer)(nil),          // 16: doorbook.v1.SurveyAnswer
+	(*Visit)(nil),                 // 17: doorbook.v1.Visit
+	(*VisitAmendment)(nil),        // 18: doorbook.v1.VisitAmendment
+	(*Change)(nil),                // 19: doorbook.v1.Change
+	(*OrgNode)(nil),               // 20: doorbook.v1.OrgNode
+	(*Worker)(nil),                // 21: doorbook.v1.Worker
+	(*Device)(nil),                // 22: doorbook.v1.Device
+	(*Scope)(nil),                 // 23: doorbook.v1.Scope
+	(*Category)(nil),              // 24: doorbook.v1.Category
+	(*Quota)(nil),                 // 25: doorbook.v1.Quota
+	(*QuotasField)(nil),           // 26: doorbook.v1.QuotasField
+	(*Question)(nil),              // 27: doorbook.v1.Question
+	(*QuestionnaireField)(nil),    // 28: doorbook.v1.QuestionnaireField
+	(*Campaign)(nil),              // 29: doorbook.v1.Campaign
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
 }
 var file_doorbook_v1_types_proto_depIdxs = []int32{
-	7,  // 0: doorbook.v1.StringField.clock:type_name -> doorbook.v1.Clock
-	7,  // 1: doorbook.v1.Int64Field.clock:type_name -> doorbook.v1.Clock
-	7,  // 2: doorbook.v1.BoolField.clock:type_name -> doorbook.v1.Clock
-	8,  // 3: doorbook.v1.Household.grid_id:type_name -> doorbook.v1.StringField
-	8,  // 4: doorbook.v1.Household.head_name:type_name -> doorbook.v1.StringField
-	8,  // 5: doorbook.v1.Household.address:type_name -> doorbook.v1.StringField
-	8,  // 6: doorbook.v1.Household.phone_mobile:type_name -> doorbook.v1.StringField
-	8,  // 7: doorbook.v1.Household.phone_landline:type_name -> doorbook.v1.StringField
-	8,  // 8: doorbook.v1.Household.responsible_worker:type_name -> doorbook.v1.StringField
-	8,  // 9: doorbook.v1.Household.responsible_leader:type_name -> doorbook.v1.StringField
-	8,  // 10: doorbook.v1.Household.responsible_unit:type_name -> doorbook.v1.StringField
-	9,  // 11: doorbook.v1.Household.member_count:type_name -> doorbook.v1.Int64Field
-	8,  // 12: doorbook.v1.Household.housing_type:type_name -> doorbook.v1.StringField
-	8,  // 13: doorbook.v1.Household.notes:type_name -> doorbook.v1.StringField
-	10, // 14: doorbook.v1.Household.deleted:type_name -> doorbook.v1.BoolField
-	8,  // 15: doorbook.v1.Person.name:type_name -> doorbook.v1.StringField
-	8,  // 16: doorbook.v1.Person.id_number:type_name -> doorbook.v1.StringField
-	8,  // 17: doorbook.v1.Person.gender:type_name -> doorbook.v1.StringField
-	8,  // 18: doorbook.v1.Person.birth_date:type_name -> doorbook.v1.StringField
-	8,  // 19: doorbook.v1.Person.phone:type_name -> doorbook.v1.StringField
-	8,  // 20: doorbook.v1.Person.relation:type_name -> doorbook.v1.StringField
-	8,  // 21: doorbook.v1.Person.notes:type_name -> doorbook.v1.StringField
-	10, // 22: doorbook.v1.Person.deleted:type_name -> doorbook.v1.BoolField
-	7,  // 23: doorbook.v1.TagElement.clock:type_name -> doorbook.v1.Clock
+	8,  // 0: doorbook.v1.StringField.clock:type_name -> doorbook.v1.Clock
+	8,  // 1: doorbook.v1.Int64Field.clock:type_name -> doorbook.v1.Clock
+	8,  // 2: doorbook.v1.BoolField.clock:type_name -> doorbook.v1.Clock
+	9,  // 3: doorbook.v1.Household.grid_id:type_name -> doorbook.v1.StringField
+	9,  // 4: doorbook.v1.Household.head_name:type_name -> doorbook.v1.StringField
+	9,  // 5: doorbook.v1.Household.address:type_name -> doorbook.v1.StringField
+	9,  // 6: doorbook.v1.Household.phone_mobile:type_name -> doorbook.v1.StringField
+	9,  // 7: doorbook.v1.Household.phone_landline:type_name -> doorbook.v1.StringField
+	9,  // 8: doorbook.v1.Household.responsible_worker:type_name -> doorbook.v1.StringField
+	9,  // 9: doorbook.v1.Household.responsible_leader:type_name -> doorbook.v1.StringField
+	9,  // 10: doorbook.v1.Household.responsible_unit:type_name -> doorbook.v1.StringField
+	10, // 11: doorbook.v1.Household.member_count:type_name -> doorbook.v1.Int64Field
+	9,  // 12: doorbook.v1.Household.housing_type:type_name -> doorbook.v1.StringField
+	9,  // 13: doorbook.v1.Household.notes:type_name -> doorbook.v1.StringField
+	11, // 14: doorbook.v1.Household.deleted:type_name -> doorbook.v1.BoolField
+	9,  // 15: doorbook.v1.Person.name:type_name -> doorbook.v1.StringField
+	9,  // 16: doorbook.v1.Person.id_number:type_name -> doorbook.v1.StringField
+	9,  // 17: doorbook.v1.Person.gender:type_name -> doorbook.v1.StringField
+	9,  // 18: doorbook.v1.Person.birth_date:type_name -> doorbook.v1.StringField
+	9,  // 19: doorbook.v1.Person.phone:type_name -> doorbook.v1.StringField
+	9,  // 20: doorbook.v1.Person.relation:type_name -> doorbook.v1.StringField
+	9,  // 21: doorbook.v1.Person.notes:type_name -> doorbook.v1.StringField
+	11, // 22: doorbook.v1.Person.deleted:type_name -> doorbook.v1.BoolField
+	8,  // 23: doorbook.v1.TagElement.clock:type_name -> doorbook.v1.Clock
 	2,  // 24: doorbook.v1.Finding.kind:type_name -> doorbook.v1.FindingKind
-	28, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
+	30, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
 	0,  // 26: doorbook.v1.Visit.form:type_name -> doorbook.v1.VisitForm
-	7,  // 27: doorbook.v1.Visit.clock:type_name -> doorbook.v1.Clock
+	8,  // 27: doorbook.v1.Visit.clock:type_name -> doorbook.v1.Clock
 	1,  // 28: doorbook.v1.Visit.materials:type_name -> doorbook.v1.Material
-	14, // 29: doorbook.v1.Visit.findings:type_name -> doorbook.v1.Finding
+	15, // 29: doorbook.v1.Visit.findings:type_name -> doorbook.v1.Finding
 	3,  // 30: doorbook.v1.Visit.revisit_reasons:type_name -> doorbook.v1.RevisitReason
-	28, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
-	15, // 32: doorbook.v1.Visit.answers:type_name -> doorbook.v1.SurveyAnswer
+	30, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
+	16, // 32: doorbook.v1.Visit.answers:type_name -> doorbook.v1.SurveyAnswer
 	4,  // 33: doorbook.v1.VisitAmendment.kind:type_name -> doorbook.v1.AmendmentKind
 	0,  // 34: doorbook.v1.VisitAmendment.form:type_name -> doorbook.v1.VisitForm
-	28, // 35: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
-	7,  // 36: doorbook.v1.VisitAmendment.clock:type_name -> doorbook.v1.Clock
-	28, // 37: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
-	11, // 38: doorbook.v1.Change.household:type_name -> doorbook.v1.Household
-	12, // 39: doorbook.v1.Change.person:type_name -> doorbook.v1.Person
-	13, // 40: doorbook.v1.Change.tag:type_name -> doorbook.v1.TagElement
-	16, // 41: doorbook.v1.Change.visit:type_name -> doorbook.v1.Visit
-	17, // 42: doorbook.v1.Change.visit_amendment:type_name -> doorbook.v1.VisitAmendment
+	30, // 35: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
+	8,  // 36: doorbook.v1.VisitAmendment.clock:type_name -> doorbook.v1.Clock
+	30, // 37: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
+	12, // 38: doorbook.v1.Change.household:type_name -> doorbook.v1.Household
+	13, // 39: doorbook.v1.Change.person:type_name -> doorbook.v1.Person
+	14, // 40: doorbook.v1.Change.tag:type_name -> doorbook.v1.TagElement
+	17, // 41: doorbook.v1.Change.visit:type_name -> doorbook.v1.Visit
+	18, // 42: doorbook.v1.Change.visit_amendment:type_name -> doorbook.v1.VisitAmendment
 	5,  // 43: doorbook.v1.OrgNode.level:type_name -> doorbook.v1.OrgLevel
 	6,  // 44: doorbook.v1.Worker.role:type_name -> doorbook.v1.WorkerRole
-	20, // 45: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
-	19, // 46: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
-	8,  // 47: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
-	8,  // 48: doorbook.v1.Category.name_en:type_name -> doorbook.v1.StringField
-	8,  // 49: doorbook.v1.Category.parent_code:type_name -> doorbook.v1.StringField
-	9,  // 50: doorbook.v1.Category.revisit_days:type_name -> doorbook.v1.Int64Field
-	10, // 51: doorbook.v1.Category.key_group:type_name -> doorbook.v1.BoolField
-	10, // 52: doorbook.v1.Category.deleted:type_name -> doorbook.v1.BoolField
-	6,  // 53: doorbook.v1.Quota.role:type_name -> doorbook.v1.WorkerRole
-	23, // 54: doorbook.v1.QuotasField.quotas:type_name -> doorbook.v1.Quota
-	7,  // 55: doorbook.v1.QuotasField.clock:type_name -> doorbook.v1.Clock
-	25, // 56: doorbook.v1.QuestionnaireField.questions:type_name -> doorbook.v1.Question
-	7,  // 57: doorbook.v1.QuestionnaireField.clock:type_name -> doorbook.v1.Clock
-	8,  // 58: doorbook.v1.Campaign.node_id:type_name -> doorbook.v1.StringField
-	8,  // 59: doorbook.v1.Campaign.name:type_name -> doorbook.v1.StringField
-	9,  // 60: doorbook.v1.Campaign.starts_at:type_name -> doorbook.v1.Int64Field
-	9,  // 61: doorbook.v1.Campaign.ends_at:type_name -> doorbook.v1.Int64Field
-	24, // 62: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
-	26, // 63: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
-	10, // 64: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
-	65, // [65:65] is the sub-list for method output_type
-	65, // [65:65] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	30, // 45: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
+	30, // 46: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
+	21, // 47: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
+	20, // 48: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
+	9,  // 49: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
+	9,  // 50: doorbook.v1.Category.name_en:type_name -> doorbook.v1.StringField
+	9,  // 51: doorbook.v1.Category.parent_code:type_name -> doorbook.v1.StringField
+	10, // 52: doorbook.v1.Category.revisit_days:type_name -> doorbook.v1.Int64Field
+	11, // 53: doorbook.v1.Category.key_group:type_name -> doorbook.v1.BoolField
+	11, // 54: doorbook.v1.Category.deleted:type_name -> doorbook.v1.BoolField
+	6,  // 55: doorbook.v1.Quota.role:type_name -> doorbook.v1.WorkerRole
+	25, // 56: doorbook.v1.QuotasField.quotas:type_name -> doorbook.v1.Quota
+	8,  // 57: doorbook.v1.QuotasField.clock:type_name -> doorbook.v1.Clock
+	27, // 58: doorbook.v1.QuestionnaireField.questions:type_name -> doorbook.v1.Question
+	8,  // 59: doorbook.v1.QuestionnaireField.clock:type_name -> doorbook.v1.Clock
+	9,  // 60: doorbook.v1.Campaign.node_id:type_name -> doorbook.v1.StringField
+	9,  // 61: doorbook.v1.Campaign.name:type_name -> doorbook.v1.StringField
+	10, // 62: doorbook.v1.Campaign.starts_at:type_name -> doorbook.v1.Int64Field
+	10, // 63: doorbook.v1.Campaign.ends_at:type_name -> doorbook.v1.Int64Field
+	26, // 64: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
+	28, // 65: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
+	11, // 66: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
+	67, // [67:67] is the sub-list for method output_type
+	67, // [67:67] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_types_proto_init() }
@@ -2475,8 +2630,8 @@ func file_doorbook_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_types_proto_rawDesc), len(file_doorbook_v1_types_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   21,
+			NumEnums:      8,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

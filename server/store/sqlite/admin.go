@@ -244,24 +244,32 @@ func (s *Store) ListWorkers(ctx context.Context, p store.Principal) ([]store.Wor
 	}
 	var out []store.Worker
 	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
-		ids, err := queryStrings(ctx, tx, `SELECT id FROM workers ORDER BY name, id`)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			w, err := s.adminWorker(ctx, tx, p, id)
-			if errors.Is(err, syncengine.ErrOutOfScope) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			out = append(out, w)
-		}
-		return nil
+		var err error
+		out, err = s.listWorkers(ctx, tx, p)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list workers: %w", err)
+	}
+	return out, nil
+}
+
+// listWorkers lists the workers p manages, by name.
+func (s *Store) listWorkers(ctx context.Context, q statedb.Querier, p store.Principal) ([]store.Worker, error) {
+	ids, err := queryStrings(ctx, q, `SELECT id FROM workers ORDER BY name, id`)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Worker
+	for _, id := range ids {
+		w, err := s.adminWorker(ctx, q, p, id)
+		if errors.Is(err, syncengine.ErrOutOfScope) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
 	}
 	return out, nil
 }

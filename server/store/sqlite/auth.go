@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -42,9 +43,10 @@ func (s *Store) Authenticate(ctx context.Context, token string) (store.Principal
 		hash              []byte
 		workerID, adminID sql.NullString
 		revoked           sql.NullInt64
+		reason            string
 	)
-	err := s.db.R.QueryRowContext(ctx, `SELECT secret_hash, worker_id, admin_id, revoked_at FROM credentials WHERE id = ?`, id).
-		Scan(&hash, &workerID, &adminID, &revoked)
+	err := s.db.R.QueryRowContext(ctx, `SELECT secret_hash, worker_id, admin_id, revoked_at, revoked_reason FROM credentials WHERE id = ?`, id).
+		Scan(&hash, &workerID, &adminID, &revoked, &reason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Principal{}, errBadToken
 	}
@@ -56,7 +58,9 @@ func (s *Store) Authenticate(ctx context.Context, token string) (store.Principal
 		return store.Principal{}, errBadToken
 	}
 	if revoked.Valid {
-		return store.Principal{}, fmt.Errorf("%w: device revoked", syncengine.ErrUnauthenticated)
+		// Only the holder of the secret learns that (and why) it was
+		// revoked: the device needs it to wipe its replica.
+		return store.Principal{}, &store.RevokedError{DeviceID: id, At: time.Unix(revoked.Int64, 0).UTC(), Reason: reason}
 	}
 	p := store.Principal{CredentialID: id}
 	switch {
@@ -65,7 +69,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (store.Principal
 		err = s.db.R.QueryRowContext(ctx, `SELECT name FROM workers WHERE id = ?`, p.ID).Scan(&p.Name)
 	case adminID.Valid:
 		p.Kind, p.ID = store.KindAdmin, adminID.String
-		err = s.db.R.QueryRowContext(ctx, `SELECT name, node_id FROM admins WHERE id = ?`, p.ID).Scan(&p.Name, &p.Node)
+		err = s.db.R.QueryRowContext(ctx, `SELECT name, node_id, read_only FROM admins WHERE id = ?`, p.ID).Scan(&p.Name, &p.Node, &p.ReadOnly)
 	default:
 		return store.Principal{}, errBadToken
 	}
@@ -77,26 +81,145 @@ func (s *Store) Authenticate(ctx context.Context, token string) (store.Principal
 
 // CreateAdmin creates an admin and its token.
 func (s *Store) CreateAdmin(ctx context.Context, name, node string) (store.Principal, string, error) {
-	p := store.Principal{Kind: store.KindAdmin, ID: newID(), Name: name, Node: node, CredentialID: newID()}
-	token, hash := newToken(p.CredentialID)
+	return s.insertAdmin(ctx, nil, name, node, false)
+}
+
+// AddAdmin creates an admin or a leader under an existing admin.
+func (s *Store) AddAdmin(ctx context.Context, p store.Principal, name, node string, readOnly bool) (store.Principal, string, error) {
+	if err := requireAdmin(p); err != nil {
+		return store.Principal{}, "", err
+	}
+	if strings.TrimSpace(name) == "" {
+		return store.Principal{}, "", fmt.Errorf("%w: an admin needs a name", syncengine.ErrInvalid)
+	}
+	if node == "" && p.Node != "" {
+		return store.Principal{}, "", fmt.Errorf("%w: only an installation-wide admin creates another", syncengine.ErrOutOfScope)
+	}
+	return s.insertAdmin(ctx, &p, name, node, readOnly)
+}
+
+func (s *Store) insertAdmin(ctx context.Context, by *store.Principal, name, node string, readOnly bool) (store.Principal, string, error) {
+	a := store.Principal{Kind: store.KindAdmin, ID: newID(), Name: name, Node: node, CredentialID: newID(), ReadOnly: readOnly}
+	token, hash := newToken(a.CredentialID)
 	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		if node != "" {
-			if _, err := getNode(ctx, tx, node); err != nil {
+			var err error
+			if by != nil {
+				_, err = adminNode(ctx, tx, *by, node)
+			} else {
+				_, err = getNode(ctx, tx, node)
+			}
+			if err != nil {
 				return err
 			}
 		}
 		now := time.Now().Unix()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO admins (id, name, node_id, created_at) VALUES (?, ?, ?, ?)`, p.ID, name, node, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO admins (id, name, node_id, created_at, read_only) VALUES (?, ?, ?, ?, ?)`,
+			a.ID, name, node, now, readOnly); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO credentials (id, admin_id, label, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
-			p.CredentialID, p.ID, "admin token", hash, now)
+			a.CredentialID, a.ID, "admin token", hash, now)
 		return err
 	})
 	if err != nil {
 		return store.Principal{}, "", fmt.Errorf("create admin: %w", err)
 	}
-	return p, token, nil
+	return a, token, nil
+}
+
+// ListDevices lists the devices of the workers p manages.
+func (s *Store) ListDevices(ctx context.Context, p store.Principal, workerID string) ([]store.Device, error) {
+	if err := requireAdmin(p); err != nil {
+		return nil, err
+	}
+	var out []store.Device
+	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		var workers []string
+		if workerID != "" {
+			if _, err := s.adminWorker(ctx, tx, p, workerID); err != nil {
+				return err
+			}
+			workers = []string{workerID}
+		} else {
+			ws, err := s.listWorkers(ctx, tx, p)
+			if err != nil {
+				return err
+			}
+			for _, w := range ws {
+				workers = append(workers, w.ID)
+			}
+		}
+		for _, w := range workers {
+			ds, err := devices(ctx, tx, `worker_id = ?`, w)
+			if err != nil {
+				return err
+			}
+			out = append(out, ds...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	return out, nil
+}
+
+func devices(ctx context.Context, q statedb.Querier, where string, arg string) ([]store.Device, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, worker_id, label, created_at, revoked_at, revoked_reason
+		FROM credentials WHERE worker_id IS NOT NULL AND `+where+` ORDER BY created_at, id`, arg)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Device
+	for rows.Next() {
+		var d store.Device
+		var enrolled int64
+		var revoked sql.NullInt64
+		if err := rows.Scan(&d.ID, &d.WorkerID, &d.Name, &enrolled, &revoked, &d.RevokedReason); err != nil {
+			return nil, err
+		}
+		d.EnrolledAt = time.Unix(enrolled, 0).UTC()
+		if revoked.Valid {
+			d.RevokedAt = time.Unix(revoked.Int64, 0).UTC()
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// RevokeDevice revokes a device of a worker p manages.
+func (s *Store) RevokeDevice(ctx context.Context, p store.Principal, deviceID, reason string, now time.Time) (store.Device, error) {
+	var d store.Device
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		if err := requireAdmin(p); err != nil {
+			return err
+		}
+		ds, err := devices(ctx, tx, `id = ?`, deviceID)
+		if err != nil {
+			return err
+		}
+		if len(ds) == 0 {
+			return fmt.Errorf("%w: device %s", syncengine.ErrNotFound, deviceID)
+		}
+		if _, err := s.adminWorker(ctx, tx, p, ds[0].WorkerID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE credentials SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL`,
+			now.Unix(), reason, deviceID); err != nil {
+			return err
+		}
+		ds, err = devices(ctx, tx, `id = ?`, deviceID)
+		if err == nil {
+			d = ds[0]
+		}
+		return err
+	})
+	if err != nil {
+		return store.Device{}, fmt.Errorf("revoke device: %w", err)
+	}
+	return d, nil
 }
 
 // HasAdmin reports whether any admin exists.

@@ -71,6 +71,15 @@ const (
 	AdminServiceListCampaignsProcedure = "/doorbook.v1.AdminService/ListCampaigns"
 	// AdminServiceUpdateItemProcedure is the fully-qualified name of the AdminService's UpdateItem RPC.
 	AdminServiceUpdateItemProcedure = "/doorbook.v1.AdminService/UpdateItem"
+	// AdminServiceCreateAdminProcedure is the fully-qualified name of the AdminService's CreateAdmin
+	// RPC.
+	AdminServiceCreateAdminProcedure = "/doorbook.v1.AdminService/CreateAdmin"
+	// AdminServiceListDevicesProcedure is the fully-qualified name of the AdminService's ListDevices
+	// RPC.
+	AdminServiceListDevicesProcedure = "/doorbook.v1.AdminService/ListDevices"
+	// AdminServiceRevokeDeviceProcedure is the fully-qualified name of the AdminService's RevokeDevice
+	// RPC.
+	AdminServiceRevokeDeviceProcedure = "/doorbook.v1.AdminService/RevokeDevice"
 )
 
 // AdminServiceClient is a client for the doorbook.v1.AdminService service.
@@ -99,6 +108,15 @@ type AdminServiceClient interface {
 	// UpdateItem moves a tracked item (a hazard or dispute found on a visit)
 	// forward: assigned to a unit with a deadline, resolved, closed off.
 	UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error)
+	// CreateAdmin creates an admin, or a leader who may only read, over a
+	// node of the caller's subtree. The token is returned once.
+	CreateAdmin(context.Context, *v1.CreateAdminRequest) (*v1.CreateAdminResponse, error)
+	// ListDevices lists the devices of the workers with grids in the
+	// caller's subtree, revoked ones included.
+	ListDevices(context.Context, *v1.ListDevicesRequest) (*v1.ListDevicesResponse, error)
+	// RevokeDevice stops a device (a lost phone) at its next request. The
+	// SDK then wipes the device's replica and pushes nothing more.
+	RevokeDevice(context.Context, *v1.RevokeDeviceRequest) (*v1.RevokeDeviceResponse, error)
 }
 
 // NewAdminServiceClient constructs a client for the doorbook.v1.AdminService service. By default,
@@ -194,6 +212,25 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("UpdateItem")),
 			connect.WithClientOptions(opts...),
 		),
+		createAdmin: connect.NewClient[v1.CreateAdminRequest, v1.CreateAdminResponse](
+			httpClient,
+			baseURL+AdminServiceCreateAdminProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("CreateAdmin")),
+			connect.WithClientOptions(opts...),
+		),
+		listDevices: connect.NewClient[v1.ListDevicesRequest, v1.ListDevicesResponse](
+			httpClient,
+			baseURL+AdminServiceListDevicesProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListDevices")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		revokeDevice: connect.NewClient[v1.RevokeDeviceRequest, v1.RevokeDeviceResponse](
+			httpClient,
+			baseURL+AdminServiceRevokeDeviceProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RevokeDevice")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -212,6 +249,9 @@ type adminServiceClient struct {
 	putCampaign           *connect.Client[v1.PutCampaignRequest, v1.PutCampaignResponse]
 	listCampaigns         *connect.Client[v1.ListCampaignsRequest, v1.ListCampaignsResponse]
 	updateItem            *connect.Client[v1.UpdateItemRequest, v1.UpdateItemResponse]
+	createAdmin           *connect.Client[v1.CreateAdminRequest, v1.CreateAdminResponse]
+	listDevices           *connect.Client[v1.ListDevicesRequest, v1.ListDevicesResponse]
+	revokeDevice          *connect.Client[v1.RevokeDeviceRequest, v1.RevokeDeviceResponse]
 }
 
 // CreateOrgNode calls doorbook.v1.AdminService.CreateOrgNode.
@@ -331,6 +371,33 @@ func (c *adminServiceClient) UpdateItem(ctx context.Context, req *v1.UpdateItemR
 	return nil, err
 }
 
+// CreateAdmin calls doorbook.v1.AdminService.CreateAdmin.
+func (c *adminServiceClient) CreateAdmin(ctx context.Context, req *v1.CreateAdminRequest) (*v1.CreateAdminResponse, error) {
+	response, err := c.createAdmin.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListDevices calls doorbook.v1.AdminService.ListDevices.
+func (c *adminServiceClient) ListDevices(ctx context.Context, req *v1.ListDevicesRequest) (*v1.ListDevicesResponse, error) {
+	response, err := c.listDevices.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RevokeDevice calls doorbook.v1.AdminService.RevokeDevice.
+func (c *adminServiceClient) RevokeDevice(ctx context.Context, req *v1.RevokeDeviceRequest) (*v1.RevokeDeviceResponse, error) {
+	response, err := c.revokeDevice.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // AdminServiceHandler is an implementation of the doorbook.v1.AdminService service.
 type AdminServiceHandler interface {
 	CreateOrgNode(context.Context, *v1.CreateOrgNodeRequest) (*v1.CreateOrgNodeResponse, error)
@@ -357,6 +424,15 @@ type AdminServiceHandler interface {
 	// UpdateItem moves a tracked item (a hazard or dispute found on a visit)
 	// forward: assigned to a unit with a deadline, resolved, closed off.
 	UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error)
+	// CreateAdmin creates an admin, or a leader who may only read, over a
+	// node of the caller's subtree. The token is returned once.
+	CreateAdmin(context.Context, *v1.CreateAdminRequest) (*v1.CreateAdminResponse, error)
+	// ListDevices lists the devices of the workers with grids in the
+	// caller's subtree, revoked ones included.
+	ListDevices(context.Context, *v1.ListDevicesRequest) (*v1.ListDevicesResponse, error)
+	// RevokeDevice stops a device (a lost phone) at its next request. The
+	// SDK then wipes the device's replica and pushes nothing more.
+	RevokeDevice(context.Context, *v1.RevokeDeviceRequest) (*v1.RevokeDeviceResponse, error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -448,6 +524,25 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("UpdateItem")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceCreateAdminHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceCreateAdminProcedure,
+		svc.CreateAdmin,
+		connect.WithSchema(adminServiceMethods.ByName("CreateAdmin")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListDevicesHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceListDevicesProcedure,
+		svc.ListDevices,
+		connect.WithSchema(adminServiceMethods.ByName("ListDevices")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRevokeDeviceHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceRevokeDeviceProcedure,
+		svc.RevokeDevice,
+		connect.WithSchema(adminServiceMethods.ByName("RevokeDevice")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/doorbook.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceCreateOrgNodeProcedure:
@@ -476,6 +571,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceListCampaignsHandler.ServeHTTP(w, r)
 		case AdminServiceUpdateItemProcedure:
 			adminServiceUpdateItemHandler.ServeHTTP(w, r)
+		case AdminServiceCreateAdminProcedure:
+			adminServiceCreateAdminHandler.ServeHTTP(w, r)
+		case AdminServiceListDevicesProcedure:
+			adminServiceListDevicesHandler.ServeHTTP(w, r)
+		case AdminServiceRevokeDeviceProcedure:
+			adminServiceRevokeDeviceHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -535,4 +636,16 @@ func (UnimplementedAdminServiceHandler) ListCampaigns(context.Context, *v1.ListC
 
 func (UnimplementedAdminServiceHandler) UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.UpdateItem is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) CreateAdmin(context.Context, *v1.CreateAdminRequest) (*v1.CreateAdminResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.CreateAdmin is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListDevices(context.Context, *v1.ListDevicesRequest) (*v1.ListDevicesResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.ListDevices is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RevokeDevice(context.Context, *v1.RevokeDeviceRequest) (*v1.RevokeDeviceResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.RevokeDevice is not implemented"))
 }
