@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"connectrpc.com/connect"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 type enrollmentService struct{ *Server }
@@ -15,7 +18,15 @@ func (s *enrollmentService) Enroll(ctx context.Context, req *pb.EnrollRequest) (
 	if req.GetCode() == "" || len(req.GetCode()) > 64 || len(req.GetDeviceName()) > 256 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("an enrolment needs a code (and a device name of at most 256 bytes)"))
 	}
+	peer := peerHost(peerAddr(ctx))
+	if wait, ok := s.enrollLimiter.allow(peer); !ok {
+		return nil, connect.NewError(connect.CodeResourceExhausted,
+			fmt.Errorf("too many failed enrolments (limit: %s); try again in %s", s.enrollLimiter, wait.Round(time.Second)))
+	}
 	e, err := s.store.Enroll(ctx, req.GetCode(), req.GetDeviceName(), s.now())
+	if errors.Is(err, syncengine.ErrUnauthenticated) {
+		s.enrollLimiter.fail(peer)
+	}
 	if err != nil {
 		return nil, toConnect(s.log, err)
 	}

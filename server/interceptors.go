@@ -32,9 +32,18 @@ type authInterceptor struct {
 	log   zerolog.Logger
 }
 
-func (a *authInterceptor) authenticate(ctx context.Context, procedure string, h interface{ Get(string) string }) (context.Context, error) {
+type peerKey struct{}
+
+// peerAddr is the caller's network address, for the public procedures'
+// throttling.
+func peerAddr(ctx context.Context) string {
+	addr, _ := ctx.Value(peerKey{}).(string)
+	return addr
+}
+
+func (a *authInterceptor) authenticate(ctx context.Context, procedure, peer string, h interface{ Get(string) string }) (context.Context, error) {
 	if public[procedure] {
-		return ctx, nil
+		return context.WithValue(ctx, peerKey{}, peer), nil
 	}
 	raw := h.Get("Authorization")
 	token, ok := strings.CutPrefix(raw, "Bearer ")
@@ -58,7 +67,7 @@ func (a *authInterceptor) authenticate(ctx context.Context, procedure string, h 
 
 func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		ctx, err := a.authenticate(ctx, req.Spec().Procedure, req.Header())
+		ctx, err := a.authenticate(ctx, req.Spec().Procedure, req.Peer().Addr, req.Header())
 		if err != nil {
 			return nil, err
 		}
@@ -72,7 +81,7 @@ func (a *authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) 
 
 func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		ctx, err := a.authenticate(ctx, conn.Spec().Procedure, conn.RequestHeader())
+		ctx, err := a.authenticate(ctx, conn.Spec().Procedure, conn.Peer().Addr, conn.RequestHeader())
 		if err != nil {
 			return err
 		}

@@ -45,6 +45,9 @@ type Server struct {
 	clock    *syncengine.HybridClock
 	maxSkew  time.Duration
 	maxBytes int
+	// enrollLimiter throttles failed enrolments.
+	enrollLimiter *failureLimiter
+	enrollLimits  [2]int
 }
 
 // Option configures a Server.
@@ -59,12 +62,20 @@ func WithNow(now func() time.Time) Option { return func(s *Server) { s.now = now
 // WithMaxClockSkew sets how far ahead a device clock may run.
 func WithMaxClockSkew(d time.Duration) Option { return func(s *Server) { s.maxSkew = d } }
 
+// WithEnrollLimits sets how many failed enrolments one address, and all
+// addresses together, may make per minute before the next is refused.
+func WithEnrollLimits(perAddress, all int) Option {
+	return func(s *Server) { s.enrollLimits = [2]int{perAddress, all} }
+}
+
 // New returns a server over st.
 func New(st store.Store, opts ...Option) *Server {
-	s := &Server{store: st, log: zerolog.Nop(), now: time.Now, maxSkew: DefaultMaxClockSkew, maxBytes: DefaultMaxMessageBytes}
+	s := &Server{store: st, log: zerolog.Nop(), now: time.Now, maxSkew: DefaultMaxClockSkew, maxBytes: DefaultMaxMessageBytes,
+		enrollLimits: [2]int{DefaultEnrollFailures, DefaultEnrollFailuresAll}}
 	for _, o := range opts {
 		o(s)
 	}
+	s.enrollLimiter = newFailureLimiter(s.enrollLimits[0], s.enrollLimits[1], DefaultEnrollWindow, s.now)
 	// Each server instance is a replica of its own for clock purposes, so
 	// several instances over one database never issue the same clock.
 	s.clock = syncengine.NewHybridClock(syncengine.NodeID("server:"+uuid.NewString()), 0, s.now)
