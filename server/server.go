@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -127,8 +128,25 @@ func NewHTTPServer(h http.Handler) *http.Server {
 // Serve serves h on l until ctx ends, then shuts down gracefully.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
 	srv := NewHTTPServer(h)
+	return serve(ctx, srv, func() error { return srv.Serve(l) })
+}
+
+// ServeTLS is Serve over TLS with cert: HTTPS with HTTP/2 and HTTP/1.1.
+// Phones carry petitioners' and released prisoners' records: outside a
+// loopback demo, this is how a server is run.
+func ServeTLS(ctx context.Context, l net.Listener, h http.Handler, cert tls.Certificate) error {
+	srv := NewHTTPServer(h)
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	srv.Protocols = &protocols
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return serve(ctx, srv, func() error { return srv.ServeTLS(l, "", "") })
+}
+
+func serve(ctx context.Context, srv *http.Server, run func() error) error {
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
+	go func() { done <- run() }()
 	select {
 	case err := <-done:
 		return err

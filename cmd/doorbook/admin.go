@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -67,6 +66,7 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	token := fs.String("token", "", "admin `token`")
 	credsPath := fs.String("credentials", "", "credentials `file` written by doorbook serve")
 	asJSON := fs.Bool("json", false, "print JSON")
+	caFile := fs.String("ca", "", "also trust the CA certificates of this PEM `file` for an HTTPS server")
 	rest, err := parseVerb(fs, args, adminUsage, stderr)
 	if err != nil || rest == nil {
 		return err
@@ -86,11 +86,15 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := errors.Join(required("server", *serverURL), required("token", *token)); err != nil {
 		return err
 	}
+	hc, err := httpClient(*caFile)
+	if err != nil {
+		return err
+	}
 	base, auth := strings.TrimRight(*serverURL, "/"), connect.WithInterceptors(bearer.Token(*token))
 	c := &adminCmd{
 		ctx:     ctx,
-		client:  doorbookv1connect.NewAdminServiceClient(http.DefaultClient, base, auth),
-		reports: doorbookv1connect.NewReportServiceClient(http.DefaultClient, base, auth),
+		client:  doorbookv1connect.NewAdminServiceClient(hc, base, auth),
+		reports: doorbookv1connect.NewReportServiceClient(hc, base, auth),
 		out:     output{json: *asJSON, w: stdout},
 		stderr:  stderr,
 		json:    asJSON,

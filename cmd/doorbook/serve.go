@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logFormat := fs.String("log-format", "auto", "log format: auto (console on a terminal), json or console")
 	maxSkew := fs.Duration("max-clock-skew", server.DefaultMaxClockSkew, "how far ahead of the server a device clock may run")
 	asJSON := fs.Bool("json", false, "print the start-up summary as JSON")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate `file` (chain first; needs --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -44,6 +47,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		*credsPath = *db + ".credentials.json"
 	}
 	log := newLogger(*logFormat, stderr)
+
+	var cert *tls.Certificate
+	if *tlsCert != "" || *tlsKey != "" {
+		if *tlsCert == "" || *tlsKey == "" {
+			return fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
+		}
+		c, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		cert = &c
+	}
 
 	st, err := sqlite.Open(ctx, *db)
 	if err != nil {
@@ -55,7 +70,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	url := "http://" + loopbackIfUnspecified(l.Addr().(*net.TCPAddr))
+	scheme := "http://"
+	if cert != nil {
+		scheme = "https://"
+	}
+	url := scheme + loopbackIfUnspecified(l.Addr().(*net.TCPAddr))
 
 	summary := struct {
 		Server      string `json:"server"`
@@ -110,8 +129,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := server.New(st, server.WithLogger(log), server.WithMaxClockSkew(*maxSkew))
-	log.Info().Str("addr", l.Addr().String()).Msg("serving Connect, gRPC and gRPC-Web")
-	err = server.Serve(ctx, l, srv.Handler())
+	log.Info().Str("addr", l.Addr().String()).Bool("tls", cert != nil).Msg("serving Connect, gRPC and gRPC-Web")
+	if cert != nil {
+		err = server.ServeTLS(ctx, l, srv.Handler(), *cert)
+	} else {
+		err = server.Serve(ctx, l, srv.Handler())
+	}
 	log.Info().Msg("stopped")
 	return err
 }

@@ -62,6 +62,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlags("worker", stderr)
 	path := fs.String("replica", "", "replica `file` (created if missing)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	caFile := fs.String("ca", "", "also trust the CA certificates of this PEM `file` for an HTTPS server")
 	rest, err := parseVerb(fs, args, workerUsage, stderr)
 	if err != nil || rest == nil {
 		return err
@@ -69,7 +70,11 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := required("replica", *path); err != nil {
 		return err
 	}
-	var opts []sdk.Option
+	hc, err := httpClient(*caFile)
+	if err != nil {
+		return err
+	}
+	opts := []sdk.Option{sdk.WithHTTPClient(hc)}
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) && !*asJSON {
 		opts = append(opts, sdk.WithProgress(progressBar(stderr)))
 	}
