@@ -38,6 +38,9 @@ Verbs:
   report households --campaign ID --metric METRIC [--node ID] [--limit N] [--offset N]
   export --campaign ID [--node ID] --kind ledger|visits|progress|all --format csv|xlsx [--lang zh|en] --out FILE
   audit  [--limit N]                           who read which report or export
+  device list   [--worker ID]                  enrolled phones, revoked ones too
+  device revoke --device ID [--reason TEXT]    a lost phone: refused at its next request, which wipes it
+  admin create  --name NAME [--node ID] [--leader]   another admin, or a leader who may only read
 
 METRIC: not_visited, visited, key_group_not_visited, must_visit_overdue, revisits_open, revisits_overdue,
 items_open, items_overdue. --until is the campaign's last day. --survey adds the standard questions
@@ -141,6 +144,12 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.export(vargs)
 	case "audit ":
 		return c.audit(vargs)
+	case "device list":
+		return c.deviceList(vargs)
+	case "device revoke":
+		return c.deviceRevoke(vargs)
+	case "admin create":
+		return c.adminCreate(vargs)
 	}
 	fmt.Fprint(stderr, adminUsage)
 	return fmt.Errorf("%w: unknown admin verb %q", errUsage, strings.TrimSpace(verb+" "+sub))

@@ -592,6 +592,9 @@ func statusJSON(st sdk.Status) map[string]any {
 	} else {
 		m["last_sync"] = nil
 	}
+	if st.Revoked != nil {
+		m["revoked"] = map[string]string{"at": st.Revoked.At.Format(time.RFC3339), "reason": st.Revoked.Reason}
+	}
 	return m
 }
 
@@ -604,6 +607,11 @@ func (c *workerCmd) status(args []string) error {
 		return err
 	}
 	return c.out.print(statusJSON(st), func(w io.Writer) {
+		if st.Revoked != nil {
+			fmt.Fprintf(w, "replica\t%s (revoked)\n", st.ReplicaID)
+			fmt.Fprintf(w, "revoked\t%s\n", st.Revoked)
+			return
+		}
 		if !st.Enrolled {
 			fmt.Fprintf(w, "replica\t%s (not enrolled)\n", st.ReplicaID)
 			return

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+)
+
+type deviceJSON struct {
+	ID            string `json:"id"`
+	WorkerID      string `json:"worker_id"`
+	Name          string `json:"name"`
+	EnrolledAt    string `json:"enrolled_at"`
+	RevokedAt     string `json:"revoked_at,omitempty"`
+	RevokedReason string `json:"revoked_reason,omitempty"`
+}
+
+func deviceOut(d *pb.Device) deviceJSON {
+	out := deviceJSON{ID: d.GetId(), WorkerID: d.GetWorkerId(), Name: d.GetName(), EnrolledAt: d.GetEnrolledAt().AsTime().Format(time.RFC3339)}
+	if d.GetRevokedAt() != nil {
+		out.RevokedAt, out.RevokedReason = d.GetRevokedAt().AsTime().Format(time.RFC3339), d.GetRevokedReason()
+	}
+	return out
+}
+
+func (c *adminCmd) deviceList(args []string) error {
+	fs := c.flags("device list")
+	worker := fs.String("worker", "", "only this worker's devices (`id`)")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	res, err := c.client.ListDevices(c.ctx, &pb.ListDevicesRequest{WorkerId: *worker})
+	if err != nil {
+		return err
+	}
+	out := []deviceJSON{}
+	for _, d := range res.GetDevices() {
+		out = append(out, deviceOut(d))
+	}
+	return c.out.print(out, func(w io.Writer) {
+		fmt.Fprintln(w, "ID\tWORKER\tNAME\tENROLLED\tREVOKED")
+		for _, d := range out {
+			revoked := "-"
+			if d.RevokedAt != "" {
+				revoked = d.RevokedAt + " (" + d.RevokedReason + ")"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.WorkerID, d.Name, d.EnrolledAt, revoked)
+		}
+	})
+}
+
+func (c *adminCmd) deviceRevoke(args []string) error {
+	fs := c.flags("device revoke")
+	id := fs.String("device", "", "device `id` (see device list)")
+	reason := fs.String("reason", "", "why, as the phone's user will read it")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if err := required("device", *id); err != nil {
+		return err
+	}
+	res, err := c.client.RevokeDevice(c.ctx, &pb.RevokeDeviceRequest{DeviceId: *id, Reason: *reason})
+	if err != nil {
+		return err
+	}
+	d := deviceOut(res.GetDevice())
+	return c.out.print(d, func(w io.Writer) {
+		fmt.Fprintf(w, "revoked device %s (%s): refused from its next request, which wipes its replica\n", d.ID, d.RevokedReason)
+	})
+}
+
+func (c *adminCmd) adminCreate(args []string) error {
+	fs := c.flags("admin create")
+	name := fs.String("name", "", "the admin's `name`")
+	node := fs.String("node", "", "root `id` of the new admin's subtree (default: every tree; only an installation-wide admin may)")
+	leader := fs.Bool("leader", false, "a leader: reads reports, ledgers and lists, changes nothing")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if err := required("name", *name); err != nil {
+		return err
+	}
+	role := pb.AdminRole_ADMIN_ROLE_ADMIN
+	if *leader {
+		role = pb.AdminRole_ADMIN_ROLE_LEADER
+	}
+	res, err := c.client.CreateAdmin(c.ctx, &pb.CreateAdminRequest{Name: *name, NodeId: *node, Role: role})
+	if err != nil {
+		return err
+	}
+	return c.out.print(map[string]string{"admin_id": res.GetAdminId(), "token": res.GetToken()}, func(w io.Writer) {
+		fmt.Fprintf(w, "created %s %s; token (shown once): %s\n", map[bool]string{false: "admin", true: "leader"}[*leader], res.GetAdminId(), res.GetToken())
+	})
+}
