@@ -6,11 +6,22 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/doorbook/doorbook/internal/sqlitex"
+
 	"github.com/doorbook/doorbook/syncengine"
 )
 
 // ErrNotEnrolled: the replica has no device token yet; call Enroll.
 var ErrNotEnrolled = errors.New("replica not enrolled: enrol it with a code from an admin first")
+
+// ErrStorageFull and ErrReadOnly: the phone's storage refused a write.
+// The write (or the sync step) was rolled back whole; everything saved
+// before is intact, and the same call succeeds once space is freed or the
+// file is writable again.
+var (
+	ErrStorageFull = sqlitex.ErrFull
+	ErrReadOnly    = sqlitex.ErrReadOnly
+)
 
 // fromConnect maps a Connect error back to the domain error the server
 // started from, so that errors.Is works on this side of the wire too.

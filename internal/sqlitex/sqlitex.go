@@ -65,12 +65,12 @@ func Open(ctx context.Context, file string, migrations []Migration) (*DB, error)
 	w.SetConnMaxIdleTime(0)
 	if err := pingBusy(ctx, w); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("open %s: %w", file, err)
+		return nil, fmt.Errorf("open %s: %w", file, classify(err))
 	}
 	if len(migrations) > 0 {
 		if err := Migrate(ctx, w, migrations); err != nil {
 			w.Close()
-			return nil, fmt.Errorf("migrate %s: %w", file, err)
+			return nil, fmt.Errorf("migrate %s: %w", file, classify(err))
 		}
 	}
 	r, err := sql.Open("sqlite", dsn(file, true))
@@ -125,16 +125,46 @@ func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
 func inTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(*Tx) error) error {
 	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return classify(fmt.Errorf("begin: %w", err))
 	}
 	if err := fn(&Tx{tx: tx, stmts: map[string]*sql.Stmt{}}); err != nil {
 		tx.Rollback()
-		return err
+		return classify(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return classify(fmt.Errorf("commit: %w", err))
 	}
 	return nil
+}
+
+// Conditions of the file system, not of the data: the transaction was
+// rolled back whole, and the same write succeeds once the condition is
+// gone. Callers tell their user what to do about it.
+var (
+	// ErrFull: the disk (or the file's size limit) is full.
+	ErrFull = errors.New("storage full: free some space on the device; nothing already saved was lost")
+	// ErrReadOnly: the file or its directory cannot be written.
+	ErrReadOnly = errors.New("database file is read-only: it cannot take writes until it is writable again; nothing already saved was lost")
+)
+
+// classify marks errors that SQLite reports for a full or read-only file
+// with ErrFull or ErrReadOnly.
+func classify(err error) error {
+	var se interface{ Code() int }
+	if err == nil || !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case 13: // SQLITE_FULL
+		if !errors.Is(err, ErrFull) {
+			return fmt.Errorf("%w: %w", ErrFull, err)
+		}
+	case 8: // SQLITE_READONLY and its extended codes
+		if !errors.Is(err, ErrReadOnly) {
+			return fmt.Errorf("%w: %w", ErrReadOnly, err)
+		}
+	}
+	return err
 }
 
 // Migration is one numbered schema step.

@@ -1,0 +1,257 @@
+package sdk_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	sdk "github.com/doorbook/doorbook/client-sdk"
+	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/server/store/sqlite"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// twoPhones starts a server with one grid and enrols two phones of the
+// worker who answers for it.
+func twoPhones(t *testing.T) (a, b *sdk.Replica, grid string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "server.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _, err := st.CreateAdmin(ctx, "admin", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity, store.LevelGrid} {
+		n, err := st.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: grid, Level: level, Name: level.String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		grid = n.ID
+	}
+	w, err := st.CreateWorker(ctx, admin, store.Worker{Name: "Li", Role: 1, GridIDs: []string{grid}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(st).Handler())
+	t.Cleanup(func() { srv.Close(); st.Close() })
+	phone := func(name string) *sdk.Replica {
+		code, err := st.CreateEnrollmentCode(ctx, admin, w.ID, time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := sdk.Open(ctx, filepath.Join(dir, name+".db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		if err := r.Enroll(ctx, srv.URL, code, name); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	return phone("a"), phone("b"), grid
+}
+
+func pragma(t *testing.T, r *sdk.Replica, stmt string) {
+	t.Helper()
+	if _, err := sdk.WriterDB(r).Exec(stmt); err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+}
+
+func integrityOK(t *testing.T, r *sdk.Replica) {
+	t.Helper()
+	var res string
+	if err := sdk.WriterDB(r).QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil || res != "ok" {
+		t.Fatalf("integrity_check: %q, %v", res, err)
+	}
+}
+
+func syncAll(t *testing.T, rs ...*sdk.Replica) {
+	t.Helper()
+	for range 2 {
+		for _, r := range rs {
+			if _, err := r.Sync(context.Background()); err != nil {
+				t.Fatalf("sync %s: %v", r.Path(), err)
+			}
+		}
+	}
+}
+
+func sameDump(t *testing.T, a, b *sdk.Replica) {
+	t.Helper()
+	da, err := a.Dump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := b.Dump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(da.Households) == 0 || len(da.Visits) == 0 {
+		t.Fatal("nothing to compare")
+	}
+	if !reflect.DeepEqual(da, db) {
+		t.Fatalf("replicas differ: %d/%d households, %d/%d visits", len(da.Households), len(db.Households), len(da.Visits), len(db.Visits))
+	}
+}
+
+// fill records visits until the storage refuses one, and returns how many
+// it took.
+func fill(t *testing.T, r *sdk.Replica, household string, want error) int {
+	t.Helper()
+	for n := 0; n < 20_000; n++ {
+		_, err := r.RecordVisit(context.Background(), sdk.VisitInput{HouseholdIDs: []string{household}, Form: syncengine.FormInPerson,
+			Notes: "a visit with some notes to take up space on the phone's storage, page after page"})
+		if err != nil {
+			if !errors.Is(err, want) {
+				t.Fatalf("write %d: %v, want %v", n, err, want)
+			}
+			return n
+		}
+	}
+	t.Fatal("the storage never filled up")
+	return 0
+}
+
+func TestStorageFull(t *testing.T) {
+	ctx := context.Background()
+	a, b, grid := twoPhones(t)
+	h, err := a.RegisterHousehold(ctx, grid, map[string]string{"head_name": "Zhao"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, a, b)
+
+	// The disk fills up while the worker records visits: the write that
+	// does not fit fails whole and says why; the ones before it stay.
+	var pages int
+	if err := sdk.WriterDB(a).QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	pragma(t, a, "PRAGMA max_page_count = "+strconv.Itoa(pages+8))
+	saved := fill(t, a, h, sdk.ErrStorageFull)
+	if saved == 0 {
+		t.Fatal("no write fitted before the disk was full: the test shows nothing")
+	}
+	if st, err := a.Status(ctx); err != nil || st.Pending != saved {
+		t.Fatalf("status on a full disk: %+v, %v; want %d pending", st, err, saved)
+	}
+
+	// Meanwhile the other phone records more than fits: the full phone's
+	// sync pushes (its outbox shrinks, freeing no pages) but cannot apply
+	// the pull, and says so; its cursor stays where it was.
+	for range 50 {
+		if _, err := b.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormPhone, Notes: "from the other phone, with notes long enough to need pages"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncAll(t, b)
+	before, err := a.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx); !errors.Is(err, sdk.ErrStorageFull) {
+		t.Fatalf("sync on a full disk: %v, want ErrStorageFull", err)
+	}
+	after, err := a.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Cursor != before.Cursor {
+		t.Fatalf("cursor moved from %d to %d with the pull not applied", before.Cursor, after.Cursor)
+	}
+	integrityOK(t, a)
+
+	// Space is freed: everything goes through, exactly once, and the two
+	// phones agree.
+	pragma(t, a, "PRAGMA max_page_count = 1073741823")
+	syncAll(t, a, b)
+	sameDump(t, a, b)
+	d, err := b.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(d.Visits), saved+50; got != want {
+		t.Fatalf("%d visits on the phones after the disk was freed, want %d", got, want)
+	}
+	integrityOK(t, a)
+}
+
+func TestReadOnlyReplica(t *testing.T) {
+	ctx := context.Background()
+	a, b, grid := twoPhones(t)
+	h, err := a.RegisterHousehold(ctx, grid, map[string]string{"head_name": "Zhao"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, Notes: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormPhone, Notes: "not yet seen by a"}); err == nil {
+		t.Fatal("b wrote to a household it has not received")
+	}
+	syncAll(t, a, b)
+	if _, err := b.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormPhone, Notes: "from b"}); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, b)
+
+	// The file turns read-only under the running app (storage remounted
+	// read-only, permissions changed). As root, file modes do not stop
+	// writes, so the connection is made read-only instead: SQLite answers
+	// both with the same SQLITE_READONLY.
+	pragma(t, a, "PRAGMA query_only = 1")
+	if _, err := a.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, Notes: "refused"}); !errors.Is(err, sdk.ErrReadOnly) {
+		t.Fatalf("write to a read-only replica: %v, want ErrReadOnly", err)
+	}
+	if _, err := a.Sync(ctx); !errors.Is(err, sdk.ErrReadOnly) {
+		t.Fatalf("sync of a read-only replica: %v, want ErrReadOnly", err)
+	}
+	if hs, err := a.Households(ctx); err != nil || len(hs) != 1 {
+		t.Fatalf("reads of a read-only replica: %v, %v", hs, err)
+	}
+	pragma(t, a, "PRAGMA query_only = 0")
+	syncAll(t, a, b)
+	sameDump(t, a, b)
+	integrityOK(t, a)
+
+	// A file that is read-only when the app starts: a clear error at Open,
+	// and the file opens normally once writable. Only a non-root user sees
+	// file modes.
+	if os.Geteuid() == 0 {
+		t.Log("running as root: the file-mode case is covered by the query_only case above")
+		return
+	}
+	a.Close()
+	path := a.Path()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		os.Chmod(p, 0o444)
+	}
+	os.Chmod(filepath.Dir(path), 0o555)
+	if _, err := sdk.Open(ctx, path); !errors.Is(err, sdk.ErrReadOnly) {
+		t.Errorf("open of a read-only file: %v, want ErrReadOnly", err)
+	}
+	os.Chmod(filepath.Dir(path), 0o755)
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		os.Chmod(p, 0o644)
+	}
+	r, err := sdk.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	integrityOK(t, r)
+}
+
