@@ -254,4 +254,3 @@ func TestReadOnlyReplica(t *testing.T) {
 	defer r.Close()
 	integrityOK(t, r)
 }
-
