@@ -22,8 +22,17 @@ func TestEnrolmentCodesAreSingleUseAndExpire(t *testing.T) {
 	e := newEnv(t, 1)
 	workerID, code := e.worker("Li", e.Grids[0])
 	enroll := doorbookv1connect.NewEnrollmentServiceClient(http.DefaultClient, e.URL)
-	if _, err := enroll.Enroll(ctx, &pb.EnrollRequest{Code: code, DeviceName: "first"}); err != nil {
+	res, err := enroll.Enroll(ctx, &pb.EnrollRequest{Code: code, DeviceName: "first"})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The server keeps hashes only: neither the code nor the token's
+	// secret is anywhere in its files.
+	_, secret, _ := strings.Cut(res.GetToken(), ".")
+	for _, s := range []string{secret, code, strings.ReplaceAll(code, "-", ""), e.adminToken[strings.Index(e.adminToken, ".")+1:]} {
+		if len(s) < 12 || fileHolds(t, e.dbPath, s) {
+			t.Fatalf("the server's database holds a secret in the clear (or the secret is too short): %q", s)
+		}
 	}
 	// The same code again, also written the way people type it.
 	for _, again := range []string{code, strings.ToLower(strings.ReplaceAll(code, "-", " "))} {
