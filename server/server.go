@@ -13,12 +13,16 @@ import (
 	"net/http"
 	"time"
 
+	validatepb "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"buf.build/go/protovalidate"
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"connectrpc.com/validate"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
@@ -86,9 +90,13 @@ func New(st store.Store, opts ...Option) *Server {
 // Handler serves every service, health checks and reflection.
 func (s *Server) Handler() http.Handler {
 	opts := connect.WithHandlerOptions(
+		// Outermost first: every call is logged; an unauthenticated caller
+		// is refused before its request is validated (and learns nothing
+		// of the rules); handlers see only valid requests.
 		connect.WithInterceptors(
 			&logInterceptor{log: s.log, now: s.now},
 			&authInterceptor{store: s.store, log: s.log},
+			newValidateInterceptor(),
 		),
 		connect.WithReadMaxBytes(s.maxBytes),
 	)
@@ -108,6 +116,95 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	return mux
+}
+
+// validateInterceptor checks every request message, unary or the request
+// of a server stream, against the rules declared in the protos
+// (buf.validate, see proto/doorbook/v1) before its handler runs, with
+// connectrpc.com/validate. It refines that interceptor's errors to keep
+// the API's own conventions (syncengine's checks stay, behind it, for the
+// SDK and the store):
+//   - a size limit (max_bytes, max_len, max_items, and the register length
+//     rules "register.max_bytes") is ResourceExhausted, as syncengine.ErrLimit
+//     is; any other violation is InvalidArgument, as syncengine.ErrInvalid;
+//   - a push refused for one of its changes names that change in a
+//     RejectedChange detail, so that the device sets it aside and pushes the
+//     rest (see PushRequest).
+//
+// Validation stops at the first violation, which the error names (field
+// path and rule), with the Violations detail connectrpc.com/validate adds.
+type validateInterceptor struct {
+	inner *validate.Interceptor
+}
+
+func newValidateInterceptor() *validateInterceptor {
+	v, err := protovalidate.New(protovalidate.WithFailFast())
+	if err != nil {
+		// Only a bad option fails here; the rules compile lazily.
+		panic(err)
+	}
+	return &validateInterceptor{inner: validate.NewInterceptor(validate.WithValidator(v))}
+}
+
+// limitRules are the rules whose violation is a size limit.
+var limitRules = map[string]bool{
+	"string.max_bytes":   true,
+	"string.max_len":     true,
+	"bytes.max_len":      true,
+	"repeated.max_items": true,
+	"map.max_pairs":      true,
+	"register.max_bytes": true,
+}
+
+func (v *validateInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	wrapped := v.inner.WrapUnary(next)
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		res, err := wrapped(ctx, req)
+		return res, refineValidationError(req.Any(), err)
+	}
+}
+
+func (v *validateInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (v *validateInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	wrapped := v.inner.WrapStreamingHandler(next)
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		// A server stream's handler receives its request before it runs:
+		// a refused request ends the call here with this error.
+		return refineValidationError(nil, wrapped(ctx, conn))
+	}
+}
+
+// refineValidationError turns connectrpc.com/validate's error for req into
+// the API's code and details; any other error is returned as it is.
+func refineValidationError(req any, err error) error {
+	var verr *protovalidate.ValidationError
+	var cerr *connect.Error
+	if err == nil || !errors.As(err, &verr) || !errors.As(err, &cerr) || len(verr.Violations) == 0 {
+		return err
+	}
+	first := verr.Violations[0].Proto
+	code := connect.CodeInvalidArgument
+	if limitRules[first.GetRuleId()] {
+		code = connect.CodeResourceExhausted
+	}
+	out := connect.NewError(code, verr)
+	for _, d := range cerr.Details() {
+		out.AddDetail(d)
+	}
+	if push, ok := req.(*pb.PushRequest); ok {
+		path := first.GetField().GetElements()
+		if len(path) > 0 && path[0].GetFieldNumber() == 1 { // PushRequest.changes
+			if i, ok := path[0].GetSubscript().(*validatepb.FieldPathElement_Index); ok && i.Index < uint64(len(push.GetChanges())) {
+				if d, derr := connect.NewErrorDetail(&pb.RejectedChange{ChangeId: push.GetChanges()[i.Index].GetId()}); derr == nil {
+					out.AddDetail(d)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // NewHTTPServer wraps a handler in an http.Server that speaks HTTP/1.1 and

@@ -7,6 +7,7 @@
 package doorbookv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -25,9 +26,12 @@ const (
 type CreateOrgNodeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty only for a district, the root of a tree.
-	ParentId      string   `protobuf:"bytes,1,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
-	Level         OrgLevel `protobuf:"varint,2,opt,name=level,proto3,enum=doorbook.v1.OrgLevel" json:"level,omitempty"`
-	Name          string   `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	ParentId string   `protobuf:"bytes,1,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	Level    OrgLevel `protobuf:"varint,2,opt,name=level,proto3,enum=doorbook.v1.OrgLevel" json:"level,omitempty"`
+	// 1–256 bytes, as the store requires. A CEL rule rather than max_bytes:
+	// the store refuses a longer name as invalid (InvalidArgument), and
+	// max_bytes is mapped to ResourceExhausted.
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -208,10 +212,11 @@ func (x *ListOrgNodesResponse) GetNodes() []*OrgNode {
 }
 
 type CreateWorkerRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Role          WorkerRole             `protobuf:"varint,2,opt,name=role,proto3,enum=doorbook.v1.WorkerRole" json:"role,omitempty"`
-	GridIds       []string               `protobuf:"bytes,3,rep,name=grid_ids,json=gridIds,proto3" json:"grid_ids,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1–256 bytes, as the store requires (see CreateOrgNodeRequest.name).
+	Name          string     `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role          WorkerRole `protobuf:"varint,2,opt,name=role,proto3,enum=doorbook.v1.WorkerRole" json:"role,omitempty"`
+	GridIds       []string   `protobuf:"bytes,3,rep,name=grid_ids,json=gridIds,proto3" json:"grid_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -689,14 +694,18 @@ func (x *MoveHouseholdResponse) GetHousehold() *Household {
 }
 
 type PutCategoryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	NameZh        *string                `protobuf:"bytes,2,opt,name=name_zh,json=nameZh,proto3,oneof" json:"name_zh,omitempty"`
-	NameEn        *string                `protobuf:"bytes,3,opt,name=name_en,json=nameEn,proto3,oneof" json:"name_en,omitempty"`
-	ParentCode    *string                `protobuf:"bytes,4,opt,name=parent_code,json=parentCode,proto3,oneof" json:"parent_code,omitempty"`
-	RevisitDays   *int64                 `protobuf:"varint,5,opt,name=revisit_days,json=revisitDays,proto3,oneof" json:"revisit_days,omitempty"`
-	KeyGroup      *bool                  `protobuf:"varint,6,opt,name=key_group,json=keyGroup,proto3,oneof" json:"key_group,omitempty"`
-	Deleted       *bool                  `protobuf:"varint,7,opt,name=deleted,proto3,oneof" json:"deleted,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A category code: 1–64 ASCII letters, digits, '_', '-', '.'
+	// (syncengine.ValidateCategoryCode).
+	Code   string  `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	NameZh *string `protobuf:"bytes,2,opt,name=name_zh,json=nameZh,proto3,oneof" json:"name_zh,omitempty"`
+	NameEn *string `protobuf:"bytes,3,opt,name=name_en,json=nameEn,proto3,oneof" json:"name_en,omitempty"`
+	// A code as above; empty for a top-level category.
+	ParentCode *string `protobuf:"bytes,4,opt,name=parent_code,json=parentCode,proto3,oneof" json:"parent_code,omitempty"`
+	// 0..syncengine.MaxRevisitDays.
+	RevisitDays   *int64 `protobuf:"varint,5,opt,name=revisit_days,json=revisitDays,proto3,oneof" json:"revisit_days,omitempty"`
+	KeyGroup      *bool  `protobuf:"varint,6,opt,name=key_group,json=keyGroup,proto3,oneof" json:"key_group,omitempty"`
+	Deleted       *bool  `protobuf:"varint,7,opt,name=deleted,proto3,oneof" json:"deleted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1002,13 +1011,14 @@ type PutCampaignRequest struct {
 	StartsAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
 	EndsAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
 	// Replace the quotas (or the questionnaire) when set.
-	SetQuotas        bool        `protobuf:"varint,6,opt,name=set_quotas,json=setQuotas,proto3" json:"set_quotas,omitempty"`
-	Quotas           []*Quota    `protobuf:"bytes,7,rep,name=quotas,proto3" json:"quotas,omitempty"`
-	SetQuestionnaire bool        `protobuf:"varint,8,opt,name=set_questionnaire,json=setQuestionnaire,proto3" json:"set_questionnaire,omitempty"`
-	Questions        []*Question `protobuf:"bytes,9,rep,name=questions,proto3" json:"questions,omitempty"`
-	Deleted          *bool       `protobuf:"varint,10,opt,name=deleted,proto3,oneof" json:"deleted,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	SetQuotas        bool     `protobuf:"varint,6,opt,name=set_quotas,json=setQuotas,proto3" json:"set_quotas,omitempty"`
+	Quotas           []*Quota `protobuf:"bytes,7,rep,name=quotas,proto3" json:"quotas,omitempty"`
+	SetQuestionnaire bool     `protobuf:"varint,8,opt,name=set_questionnaire,json=setQuestionnaire,proto3" json:"set_questionnaire,omitempty"`
+	// At most syncengine.MaxQuestions.
+	Questions     []*Question `protobuf:"bytes,9,rep,name=questions,proto3" json:"questions,omitempty"`
+	Deleted       *bool       `protobuf:"varint,10,opt,name=deleted,proto3,oneof" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PutCampaignRequest) Reset() {
@@ -1238,12 +1248,15 @@ func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
 type UpdateItemRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	VisitId string                 `protobuf:"bytes,1,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
-	Finding uint32                 `protobuf:"varint,2,opt,name=finding,proto3" json:"finding,omitempty"`
+	// The finding's index in the visit: below syncengine.MaxFindings.
+	Finding uint32 `protobuf:"varint,2,opt,name=finding,proto3" json:"finding,omitempty"`
 	// AMENDMENT_KIND_ITEM_ASSIGN, _RESOLVE or _CLOSE.
-	Kind          AmendmentKind          `protobuf:"varint,3,opt,name=kind,proto3,enum=doorbook.v1.AmendmentKind" json:"kind,omitempty"`
-	Unit          string                 `protobuf:"bytes,4,opt,name=unit,proto3" json:"unit,omitempty"`
-	Deadline      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=deadline,proto3" json:"deadline,omitempty"`
-	Note          string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	Kind AmendmentKind `protobuf:"varint,3,opt,name=kind,proto3,enum=doorbook.v1.AmendmentKind" json:"kind,omitempty"`
+	Unit string        `protobuf:"bytes,4,opt,name=unit,proto3" json:"unit,omitempty"`
+	// Between 2000 and 2200, as syncengine requires of a deadline.
+	Deadline *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	// The item update's reason (syncengine: 4000 bytes).
+	Note          string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1668,49 +1681,58 @@ var File_doorbook_v1_admin_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17doorbook/v1/admin.proto\x12\vdoorbook.v1\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"t\n" +
-	"\x14CreateOrgNodeRequest\x12\x1b\n" +
-	"\tparent_id\x18\x01 \x01(\tR\bparentId\x12+\n" +
-	"\x05level\x18\x02 \x01(\x0e2\x15.doorbook.v1.OrgLevelR\x05level\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"A\n" +
+	"\x17doorbook/v1/admin.proto\x12\vdoorbook.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n" +
+	"\x14CreateOrgNodeRequest\x12(\n" +
+	"\tparent_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\bparentId\x127\n" +
+	"\x05level\x18\x02 \x01(\x0e2\x15.doorbook.v1.OrgLevelB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x05level\x12r\n" +
+	"\x04name\x18\x03 \x01(\tB^\xbaH[\xba\x01X\n" +
+	"\n" +
+	"name.bytes\x12\x1da name must be 1 to 256 bytes\x1a+size(this) > 0 && bytes(this).size() <= 256R\x04name\"A\n" +
 	"\x15CreateOrgNodeResponse\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.doorbook.v1.OrgNodeR\x04node\"\x15\n" +
 	"\x13ListOrgNodesRequest\"B\n" +
 	"\x14ListOrgNodesResponse\x12*\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x14.doorbook.v1.OrgNodeR\x05nodes\"q\n" +
-	"\x13CreateWorkerRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
-	"\x04role\x18\x02 \x01(\x0e2\x17.doorbook.v1.WorkerRoleR\x04role\x12\x19\n" +
-	"\bgrid_ids\x18\x03 \x03(\tR\agridIds\"C\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x14.doorbook.v1.OrgNodeR\x05nodes\"\xec\x01\n" +
+	"\x13CreateWorkerRequest\x12r\n" +
+	"\x04name\x18\x01 \x01(\tB^\xbaH[\xba\x01X\n" +
+	"\n" +
+	"name.bytes\x12\x1da name must be 1 to 256 bytes\x1a+size(this) > 0 && bytes(this).size() <= 256R\x04name\x127\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x17.doorbook.v1.WorkerRoleB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04role\x12(\n" +
+	"\bgrid_ids\x18\x03 \x03(\tB\r\xbaH\n" +
+	"\x92\x01\a\"\x05r\x03\xb0\x01\x01R\agridIds\"C\n" +
 	"\x14CreateWorkerResponse\x12+\n" +
 	"\x06worker\x18\x01 \x01(\v2\x13.doorbook.v1.WorkerR\x06worker\"\x14\n" +
 	"\x12ListWorkersRequest\"D\n" +
 	"\x13ListWorkersResponse\x12-\n" +
-	"\aworkers\x18\x01 \x03(\v2\x13.doorbook.v1.WorkerR\aworkers\"O\n" +
-	"\x15SetWorkerGridsRequest\x12\x1b\n" +
-	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x19\n" +
-	"\bgrid_ids\x18\x02 \x03(\tR\agridIds\"E\n" +
+	"\aworkers\x18\x01 \x03(\v2\x13.doorbook.v1.WorkerR\aworkers\"h\n" +
+	"\x15SetWorkerGridsRequest\x12%\n" +
+	"\tworker_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bworkerId\x12(\n" +
+	"\bgrid_ids\x18\x02 \x03(\tB\r\xbaH\n" +
+	"\x92\x01\a\"\x05r\x03\xb0\x01\x01R\agridIds\"E\n" +
 	"\x16SetWorkerGridsResponse\x12+\n" +
-	"\x06worker\x18\x01 \x01(\v2\x13.doorbook.v1.WorkerR\x06worker\"[\n" +
-	"\x1bCreateEnrollmentCodeRequest\x12\x1b\n" +
-	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1f\n" +
+	"\x06worker\x18\x01 \x01(\v2\x13.doorbook.v1.WorkerR\x06worker\"e\n" +
+	"\x1bCreateEnrollmentCodeRequest\x12%\n" +
+	"\tworker_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bworkerId\x12\x1f\n" +
 	"\vttl_seconds\x18\x02 \x01(\rR\n" +
 	"ttlSeconds\"Z\n" +
 	"\x1cCreateEnrollmentCodeResponse\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12&\n" +
-	"\x0fexpires_at_unix\x18\x02 \x01(\x04R\rexpiresAtUnix\"R\n" +
-	"\x14MoveHouseholdRequest\x12!\n" +
-	"\fhousehold_id\x18\x01 \x01(\tR\vhouseholdId\x12\x17\n" +
-	"\agrid_id\x18\x02 \x01(\tR\x06gridId\"M\n" +
+	"\x0fexpires_at_unix\x18\x02 \x01(\x04R\rexpiresAtUnix\"f\n" +
+	"\x14MoveHouseholdRequest\x12+\n" +
+	"\fhousehold_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vhouseholdId\x12!\n" +
+	"\agrid_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06gridId\"M\n" +
 	"\x15MoveHouseholdResponse\x124\n" +
-	"\thousehold\x18\x01 \x01(\v2\x16.doorbook.v1.HouseholdR\thousehold\"\xc6\x02\n" +
-	"\x12PutCategoryRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1c\n" +
-	"\aname_zh\x18\x02 \x01(\tH\x00R\x06nameZh\x88\x01\x01\x12\x1c\n" +
-	"\aname_en\x18\x03 \x01(\tH\x01R\x06nameEn\x88\x01\x01\x12$\n" +
-	"\vparent_code\x18\x04 \x01(\tH\x02R\n" +
-	"parentCode\x88\x01\x01\x12&\n" +
-	"\frevisit_days\x18\x05 \x01(\x03H\x03R\vrevisitDays\x88\x01\x01\x12 \n" +
+	"\thousehold\x18\x01 \x01(\v2\x16.doorbook.v1.HouseholdR\thousehold\"\xa7\x03\n" +
+	"\x12PutCategoryRequest\x121\n" +
+	"\x04code\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_.-]{1,64}$R\x04code\x12&\n" +
+	"\aname_zh\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x02H\x00R\x06nameZh\x88\x01\x01\x12&\n" +
+	"\aname_en\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\x02H\x01R\x06nameEn\x88\x01\x01\x12F\n" +
+	"\vparent_code\x18\x04 \x01(\tB \xbaH\x1dr\x1b2\x19^([A-Za-z0-9_.-]{1,64})?$H\x02R\n" +
+	"parentCode\x88\x01\x01\x122\n" +
+	"\frevisit_days\x18\x05 \x01(\x03B\n" +
+	"\xbaH\a\"\x05\x18\xc2\x1c(\x00H\x03R\vrevisitDays\x88\x01\x01\x12 \n" +
 	"\tkey_group\x18\x06 \x01(\bH\x04R\bkeyGroup\x88\x01\x01\x12\x1d\n" +
 	"\adeleted\x18\a \x01(\bH\x05R\adeleted\x88\x01\x01B\n" +
 	"\n" +
@@ -1735,18 +1757,18 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"categories\x18\x01 \x03(\v2\x15.doorbook.v1.CategoryR\n" +
 	"categories\x12\x14\n" +
-	"\x05added\x18\x02 \x01(\rR\x05added\"\xb6\x03\n" +
-	"\x12PutCampaignRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
-	"\anode_id\x18\x02 \x01(\tH\x00R\x06nodeId\x88\x01\x01\x12\x17\n" +
-	"\x04name\x18\x03 \x01(\tH\x01R\x04name\x88\x01\x01\x127\n" +
+	"\x05added\x18\x02 \x01(\rR\x05added\"\xe1\x03\n" +
+	"\x12PutCampaignRequest\x12\x1b\n" +
+	"\x02id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x02id\x12&\n" +
+	"\anode_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\x06nodeId\x88\x01\x01\x12!\n" +
+	"\x04name\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\x02H\x01R\x04name\x88\x01\x01\x127\n" +
 	"\tstarts_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
 	"\aends_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x1d\n" +
 	"\n" +
 	"set_quotas\x18\x06 \x01(\bR\tsetQuotas\x12*\n" +
 	"\x06quotas\x18\a \x03(\v2\x12.doorbook.v1.QuotaR\x06quotas\x12+\n" +
-	"\x11set_questionnaire\x18\b \x01(\bR\x10setQuestionnaire\x123\n" +
-	"\tquestions\x18\t \x03(\v2\x15.doorbook.v1.QuestionR\tquestions\x12\x1d\n" +
+	"\x11set_questionnaire\x18\b \x01(\bR\x10setQuestionnaire\x12=\n" +
+	"\tquestions\x18\t \x03(\v2\x15.doorbook.v1.QuestionB\b\xbaH\x05\x92\x01\x02\x10\x14R\tquestions\x12\x1d\n" +
 	"\adeleted\x18\n" +
 	" \x01(\bH\x02R\adeleted\x88\x01\x01B\n" +
 	"\n" +
@@ -1758,29 +1780,30 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\bcampaign\x18\x01 \x01(\v2\x15.doorbook.v1.CampaignR\bcampaign\"\x16\n" +
 	"\x14ListCampaignsRequest\"L\n" +
 	"\x15ListCampaignsResponse\x123\n" +
-	"\tcampaigns\x18\x01 \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\"\xd8\x01\n" +
-	"\x11UpdateItemRequest\x12\x19\n" +
-	"\bvisit_id\x18\x01 \x01(\tR\avisitId\x12\x18\n" +
-	"\afinding\x18\x02 \x01(\rR\afinding\x12.\n" +
-	"\x04kind\x18\x03 \x01(\x0e2\x1a.doorbook.v1.AmendmentKindR\x04kind\x12\x12\n" +
-	"\x04unit\x18\x04 \x01(\tR\x04unit\x126\n" +
-	"\bdeadline\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x12\n" +
-	"\x04note\x18\x06 \x01(\tR\x04note\"O\n" +
+	"\tcampaigns\x18\x01 \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\"\xa5\x02\n" +
+	"\x11UpdateItemRequest\x12#\n" +
+	"\bvisit_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\avisitId\x12!\n" +
+	"\afinding\x18\x02 \x01(\rB\a\xbaH\x04*\x02\x10\x14R\afinding\x12<\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x1a.doorbook.v1.AmendmentKindB\f\xbaH\t\x82\x01\x06\x18\x03\x18\x04\x18\x05R\x04kind\x12\x1c\n" +
+	"\x04unit\x18\x04 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x04unit\x12N\n" +
+	"\bdeadline\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampB\x16\xbaH\x13\xb2\x01\x10\"\x06\b\x80\xb2\xf8\x84\x1b2\x06\b\x80\x87\xb5\xc3\x03R\bdeadline\x12\x1c\n" +
+	"\x04note\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xa0\x1fR\x04note\"O\n" +
 	"\x12UpdateItemResponse\x129\n" +
-	"\tamendment\x18\x01 \x01(\v2\x1b.doorbook.v1.VisitAmendmentR\tamendment\"m\n" +
+	"\tamendment\x18\x01 \x01(\v2\x1b.doorbook.v1.VisitAmendmentR\tamendment\"\x86\x01\n" +
 	"\x12CreateAdminRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
-	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12*\n" +
-	"\x04role\x18\x03 \x01(\x0e2\x16.doorbook.v1.AdminRoleR\x04role\"F\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12$\n" +
+	"\anode_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06nodeId\x126\n" +
+	"\x04role\x18\x03 \x01(\x0e2\x16.doorbook.v1.AdminRoleB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04role\"F\n" +
 	"\x13CreateAdminResponse\x12\x19\n" +
 	"\badmin_id\x18\x01 \x01(\tR\aadminId\x12\x14\n" +
-	"\x05token\x18\x02 \x01(\tR\x05token\"1\n" +
-	"\x12ListDevicesRequest\x12\x1b\n" +
-	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"D\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\">\n" +
+	"\x12ListDevicesRequest\x12(\n" +
+	"\tworker_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\bworkerId\"D\n" +
 	"\x13ListDevicesResponse\x12-\n" +
-	"\adevices\x18\x01 \x03(\v2\x13.doorbook.v1.DeviceR\adevices\"J\n" +
-	"\x13RevokeDeviceRequest\x12\x1b\n" +
-	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x16\n" +
+	"\adevices\x18\x01 \x03(\v2\x13.doorbook.v1.DeviceR\adevices\"T\n" +
+	"\x13RevokeDeviceRequest\x12%\n" +
+	"\tdevice_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bdeviceId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"C\n" +
 	"\x14RevokeDeviceResponse\x12+\n" +
 	"\x06device\x18\x01 \x01(\v2\x13.doorbook.v1.DeviceR\x06device2\xc0\v\n" +

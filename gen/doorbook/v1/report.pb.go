@@ -7,6 +7,7 @@
 package doorbookv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -246,9 +247,11 @@ func (Language) EnumDescriptor() ([]byte, []int) {
 }
 
 type GetProgressRequest struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	NodeId     string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	CampaignId string                 `protobuf:"bytes,2,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty for the caller's whole subtree.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Required; the handler says so in its own words.
+	CampaignId string `protobuf:"bytes,2,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	// The moment the figures are taken at; now when unset.
 	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -919,11 +922,12 @@ func (x *ListReportHouseholdsResponse) GetTotal() uint32 {
 }
 
 type ExportRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	CampaignId    string                 `protobuf:"bytes,2,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
-	Kind          ExportKind             `protobuf:"varint,3,opt,name=kind,proto3,enum=doorbook.v1.ExportKind" json:"kind,omitempty"`
-	Format        ExportFormat           `protobuf:"varint,4,opt,name=format,proto3,enum=doorbook.v1.ExportFormat" json:"format,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	NodeId     string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	CampaignId string                 `protobuf:"bytes,2,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	Kind       ExportKind             `protobuf:"varint,3,opt,name=kind,proto3,enum=doorbook.v1.ExportKind" json:"kind,omitempty"`
+	Format     ExportFormat           `protobuf:"varint,4,opt,name=format,proto3,enum=doorbook.v1.ExportFormat" json:"format,omitempty"`
+	// Unspecified: the server's default.
 	Language      Language               `protobuf:"varint,5,opt,name=language,proto3,enum=doorbook.v1.Language" json:"language,omitempty"`
 	At            *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1248,10 +1252,10 @@ var File_doorbook_v1_report_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\n" +
-	"\x18doorbook/v1/report.proto\x12\vdoorbook.v1\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"z\n" +
-	"\x12GetProgressRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1f\n" +
-	"\vcampaign_id\x18\x02 \x01(\tR\n" +
+	"\x18doorbook/v1/report.proto\x12\vdoorbook.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n" +
+	"\x12GetProgressRequest\x12$\n" +
+	"\anode_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06nodeId\x12,\n" +
+	"\vcampaign_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\n" +
 	"campaignId\x12*\n" +
 	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"J\n" +
 	"\x13GetProgressResponse\x123\n" +
@@ -1290,12 +1294,13 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
 	"\x05total\x18\x03 \x01(\v2\x1c.doorbook.v1.ProgressFiguresR\x05total\x12>\n" +
 	"\vcommunities\x18\x04 \x03(\v2\x1c.doorbook.v1.ProgressFiguresR\vcommunities\x120\n" +
-	"\x06quotas\x18\x05 \x03(\v2\x18.doorbook.v1.PersonQuotaR\x06quotas\"\xe4\x01\n" +
-	"\x1bListReportHouseholdsRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1f\n" +
-	"\vcampaign_id\x18\x02 \x01(\tR\n" +
-	"campaignId\x121\n" +
-	"\x06metric\x18\x03 \x01(\x0e2\x19.doorbook.v1.ReportMetricR\x06metric\x12*\n" +
+	"\x06quotas\x18\x05 \x03(\v2\x18.doorbook.v1.PersonQuotaR\x06quotas\"\x8a\x02\n" +
+	"\x1bListReportHouseholdsRequest\x12$\n" +
+	"\anode_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06nodeId\x12,\n" +
+	"\vcampaign_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\n" +
+	"campaignId\x12=\n" +
+	"\x06metric\x18\x03 \x01(\x0e2\x19.doorbook.v1.ReportMetricB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06metric\x12*\n" +
 	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x16\n" +
 	"\x06offset\x18\x06 \x01(\rR\x06offset\"\x9c\x01\n" +
@@ -1309,14 +1314,16 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\n" +
 	"households\x18\x01 \x03(\v2\x1c.doorbook.v1.ReportHouseholdR\n" +
 	"households\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\rR\x05total\"\x88\x02\n" +
-	"\rExportRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1f\n" +
-	"\vcampaign_id\x18\x02 \x01(\tR\n" +
-	"campaignId\x12+\n" +
-	"\x04kind\x18\x03 \x01(\x0e2\x17.doorbook.v1.ExportKindR\x04kind\x121\n" +
-	"\x06format\x18\x04 \x01(\x0e2\x19.doorbook.v1.ExportFormatR\x06format\x121\n" +
-	"\blanguage\x18\x05 \x01(\x0e2\x15.doorbook.v1.LanguageR\blanguage\x12*\n" +
+	"\x05total\x18\x02 \x01(\rR\x05total\"\xc4\x02\n" +
+	"\rExportRequest\x12$\n" +
+	"\anode_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06nodeId\x12,\n" +
+	"\vcampaign_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\n" +
+	"campaignId\x127\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x17.doorbook.v1.ExportKindB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12=\n" +
+	"\x06format\x18\x04 \x01(\x0e2\x19.doorbook.v1.ExportFormatB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06format\x12;\n" +
+	"\blanguage\x18\x05 \x01(\x0e2\x15.doorbook.v1.LanguageB\b\xbaH\x05\x82\x01\x02\x10\x01R\blanguage\x12*\n" +
 	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"c\n" +
 	"\x0eExportResponse\x12\x1a\n" +
 	"\bfilename\x18\x01 \x01(\tR\bfilename\x12!\n" +

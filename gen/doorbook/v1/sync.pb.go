@@ -7,6 +7,7 @@
 package doorbookv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -23,8 +24,11 @@ const (
 )
 
 type PushRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Changes       []*Change              `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most syncengine.MaxChangesPerPush. Every change is validated (see
+	// types.proto); one invalid change refuses the whole push, with a
+	// RejectedChange detail naming it.
+	Changes       []*Change `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -722,9 +726,9 @@ var File_doorbook_v1_sync_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\n" +
-	"\x16doorbook/v1/sync.proto\x12\vdoorbook.v1\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n" +
-	"\vPushRequest\x12-\n" +
-	"\achanges\x18\x01 \x03(\v2\x13.doorbook.v1.ChangeR\achanges\"g\n" +
+	"\x16doorbook/v1/sync.proto\x12\vdoorbook.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n" +
+	"\vPushRequest\x128\n" +
+	"\achanges\x18\x01 \x03(\v2\x13.doorbook.v1.ChangeB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\achanges\"g\n" +
 	"\fPushResponse\x12\x1d\n" +
 	"\n" +
 	"server_hlc\x18\x01 \x01(\x04R\tserverHlc\x12\x18\n" +
@@ -767,10 +771,11 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\n" +
 	"categories\x18\r \x03(\v2\x15.doorbook.v1.CategoryR\n" +
 	"categories\x123\n" +
-	"\tcampaigns\x18\x0e \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\"x\n" +
-	"\x10BootstrapRequest\x12\x19\n" +
-	"\bgrid_ids\x18\x01 \x03(\tR\agridIds\x12,\n" +
-	"\x12after_household_id\x18\x02 \x01(\tR\x10afterHouseholdId\x12\x1b\n" +
+	"\tcampaigns\x18\x0e \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\"\x94\x01\n" +
+	"\x10BootstrapRequest\x12(\n" +
+	"\bgrid_ids\x18\x01 \x03(\tB\r\xbaH\n" +
+	"\x92\x01\a\"\x05r\x03\xb0\x01\x01R\agridIds\x129\n" +
+	"\x12after_household_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x10afterHouseholdId\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\rR\bpageSize\"\xbf\x04\n" +
 	"\x11BootstrapResponse\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x126\n" +

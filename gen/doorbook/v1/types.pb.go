@@ -7,6 +7,7 @@
 package doorbookv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -707,6 +708,13 @@ func (x *BoolField) GetClock() *Clock {
 // Household is one row of the household ledger (台账). The same message
 // carries a full state (pull, bootstrap) and a delta of the fields being
 // written (push); every field merges on its own.
+//
+// Validation rules here and below are checked on requests (a push) by the
+// server's validate interceptor, before any handler runs. They repeat
+// syncengine's limits (syncengine/validate.go: names 256 bytes, texts 4000),
+// which stay: they also guard the SDK and the store. A register's length is
+// a CEL rule with id "register.max_bytes" (a limit: ResourceExhausted, like
+// syncengine.ErrLimit); lengths are in bytes, as syncengine counts them.
 type Household struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Id                string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -970,12 +978,15 @@ func (x *Person) GetDeleted() *BoolField {
 // has observed it. A category is on the household while any of its adds is
 // not removed.
 type TagElement struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AddId         string                 `protobuf:"bytes,1,opt,name=add_id,json=addId,proto3" json:"add_id,omitempty"`
-	HouseholdId   string                 `protobuf:"bytes,2,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
-	CategoryCode  string                 `protobuf:"bytes,3,opt,name=category_code,json=categoryCode,proto3" json:"category_code,omitempty"`
-	Removed       bool                   `protobuf:"varint,4,opt,name=removed,proto3" json:"removed,omitempty"`
-	Clock         *Clock                 `protobuf:"bytes,5,opt,name=clock,proto3" json:"clock,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	AddId       string                 `protobuf:"bytes,1,opt,name=add_id,json=addId,proto3" json:"add_id,omitempty"`
+	HouseholdId string                 `protobuf:"bytes,2,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
+	// A category code: 1–64 ASCII letters, digits, '_', '-', '.'
+	// (syncengine.ValidateCategoryCode). A pattern, not max_len: a code too
+	// long is invalid (InvalidArgument), not a limit.
+	CategoryCode  string `protobuf:"bytes,3,opt,name=category_code,json=categoryCode,proto3" json:"category_code,omitempty"`
+	Removed       bool   `protobuf:"varint,4,opt,name=removed,proto3" json:"removed,omitempty"`
+	Clock         *Clock `protobuf:"bytes,5,opt,name=clock,proto3" json:"clock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1099,9 +1110,12 @@ func (x *Finding) GetNote() string {
 
 // SurveyAnswer answers one question of a campaign's questionnaire.
 type SurveyAnswer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Question      string                 `protobuf:"bytes,1,opt,name=question,proto3" json:"question,omitempty"`
-	Value         int32                  `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A question code (syncengine's checkCode).
+	Question string `protobuf:"bytes,1,opt,name=question,proto3" json:"question,omitempty"`
+	// 1..syncengine.MaxScale; the campaign's own scale is checked against
+	// the campaign by the store.
+	Value         int32 `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1151,22 +1165,29 @@ func (x *SurveyAnswer) GetValue() int32 {
 }
 
 type Visit struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	HouseholdIds []string               `protobuf:"bytes,2,rep,name=household_ids,json=householdIds,proto3" json:"household_ids,omitempty"`
-	VisitorId    string                 `protobuf:"bytes,3,opt,name=visitor_id,json=visitorId,proto3" json:"visitor_id,omitempty"`
-	VisitedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=visited_at,json=visitedAt,proto3" json:"visited_at,omitempty"`
-	Form         VisitForm              `protobuf:"varint,5,opt,name=form,proto3,enum=doorbook.v1.VisitForm" json:"form,omitempty"`
-	Notes        string                 `protobuf:"bytes,6,opt,name=notes,proto3" json:"notes,omitempty"`
-	Clock        *Clock                 `protobuf:"bytes,7,opt,name=clock,proto3" json:"clock,omitempty"`
-	Materials    []Material             `protobuf:"varint,8,rep,packed,name=materials,proto3,enum=doorbook.v1.Material" json:"materials,omitempty"`
-	Findings     []*Finding             `protobuf:"bytes,9,rep,name=findings,proto3" json:"findings,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// One household, or up to syncengine.MaxVisitHouseholds for a group form.
+	HouseholdIds []string `protobuf:"bytes,2,rep,name=household_ids,json=householdIds,proto3" json:"household_ids,omitempty"`
+	VisitorId    string   `protobuf:"bytes,3,opt,name=visitor_id,json=visitorId,proto3" json:"visitor_id,omitempty"`
+	// Sane dates only: 2000-01-01 to 2200-01-01 UTC (syncengine's
+	// minVisitTime, maxVisitTime), as for every date below.
+	VisitedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=visited_at,json=visitedAt,proto3" json:"visited_at,omitempty"`
+	Form      VisitForm              `protobuf:"varint,5,opt,name=form,proto3,enum=doorbook.v1.VisitForm" json:"form,omitempty"`
+	Notes     string                 `protobuf:"bytes,6,opt,name=notes,proto3" json:"notes,omitempty"`
+	Clock     *Clock                 `protobuf:"bytes,7,opt,name=clock,proto3" json:"clock,omitempty"`
+	Materials []Material             `protobuf:"varint,8,rep,packed,name=materials,proto3,enum=doorbook.v1.Material" json:"materials,omitempty"`
+	// At most syncengine.MaxFindings.
+	Findings []*Finding `protobuf:"bytes,9,rep,name=findings,proto3" json:"findings,omitempty"`
 	// A follow-up is open from this visit until a later visit to the
 	// household; due by revisit_due.
-	RevisitReasons []RevisitReason        `protobuf:"varint,10,rep,packed,name=revisit_reasons,json=revisitReasons,proto3,enum=doorbook.v1.RevisitReason" json:"revisit_reasons,omitempty"`
-	RevisitDue     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=revisit_due,json=revisitDue,proto3" json:"revisit_due,omitempty"`
-	// The campaign whose questionnaire the answers follow.
-	CampaignId    string          `protobuf:"bytes,12,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	RevisitReasons []RevisitReason `protobuf:"varint,10,rep,packed,name=revisit_reasons,json=revisitReasons,proto3,enum=doorbook.v1.RevisitReason" json:"revisit_reasons,omitempty"`
+	// Not after syncengine's maxVisitTime; not before the visit is checked by
+	// syncengine.
+	RevisitDue *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=revisit_due,json=revisitDue,proto3" json:"revisit_due,omitempty"`
+	// The campaign whose questionnaire the answers follow; empty for none.
+	CampaignId string `protobuf:"bytes,12,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	// At most syncengine.MaxAnswers.
 	Answers       []*SurveyAnswer `protobuf:"bytes,13,rep,name=answers,proto3" json:"answers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1296,19 +1317,23 @@ func (x *Visit) GetAnswers() []*SurveyAnswer {
 // VisitAmendment corrects or voids a visit, with a reason; the original
 // record stays as evidence. Fields left unset are not corrected.
 type VisitAmendment struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	VisitId   string                 `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
-	AuthorId  string                 `protobuf:"bytes,3,opt,name=author_id,json=authorId,proto3" json:"author_id,omitempty"`
-	Kind      AmendmentKind          `protobuf:"varint,4,opt,name=kind,proto3,enum=doorbook.v1.AmendmentKind" json:"kind,omitempty"`
-	Reason    string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	Notes     *string                `protobuf:"bytes,6,opt,name=notes,proto3,oneof" json:"notes,omitempty"`
-	Form      VisitForm              `protobuf:"varint,7,opt,name=form,proto3,enum=doorbook.v1.VisitForm" json:"form,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	VisitId  string                 `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	AuthorId string                 `protobuf:"bytes,3,opt,name=author_id,json=authorId,proto3" json:"author_id,omitempty"`
+	Kind     AmendmentKind          `protobuf:"varint,4,opt,name=kind,proto3,enum=doorbook.v1.AmendmentKind" json:"kind,omitempty"`
+	// At most 4000 bytes for an item update; syncengine holds a correction or
+	// void to 1024 (and requires a reason there).
+	Reason string  `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Notes  *string `protobuf:"bytes,6,opt,name=notes,proto3,oneof" json:"notes,omitempty"`
+	// Unspecified: the form is not corrected.
+	Form VisitForm `protobuf:"varint,7,opt,name=form,proto3,enum=doorbook.v1.VisitForm" json:"form,omitempty"`
+	// Unset: the date is not corrected.
 	VisitedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=visited_at,json=visitedAt,proto3" json:"visited_at,omitempty"`
 	Clock     *Clock                 `protobuf:"bytes,9,opt,name=clock,proto3" json:"clock,omitempty"`
 	// Item updates: the finding's index in the visit, and for an assignment
 	// the responsible unit and deadline.
-	Finding       uint32                 `protobuf:"varint,10,opt,name=finding,proto3" json:"finding,omitempty"`
+	Finding       uint32                 `protobuf:"varint,10,opt,name=finding,proto3" json:"finding,omitempty"` // syncengine.MaxFindings
 	Unit          string                 `protobuf:"bytes,11,opt,name=unit,proto3" json:"unit,omitempty"`
 	Deadline      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1944,9 +1969,10 @@ func (x *Category) GetDeleted() *BoolField {
 }
 
 type Quota struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Role          WorkerRole             `protobuf:"varint,1,opt,name=role,proto3,enum=doorbook.v1.WorkerRole" json:"role,omitempty"`
-	Households    uint32                 `protobuf:"varint,2,opt,name=households,proto3" json:"households,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Role  WorkerRole             `protobuf:"varint,1,opt,name=role,proto3,enum=doorbook.v1.WorkerRole" json:"role,omitempty"`
+	// At most syncengine.MaxQuota.
+	Households    uint32 `protobuf:"varint,2,opt,name=households,proto3" json:"households,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2048,10 +2074,12 @@ func (x *QuotasField) GetClock() *Clock {
 }
 
 type Question struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Code   string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	TextZh string                 `protobuf:"bytes,2,opt,name=text_zh,json=textZh,proto3" json:"text_zh,omitempty"`
-	TextEn string                 `protobuf:"bytes,3,opt,name=text_en,json=textEn,proto3" json:"text_en,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Code  string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// syncengine limits both texts together to 4000 bytes; each alone is
+	// declared here.
+	TextZh string `protobuf:"bytes,2,opt,name=text_zh,json=textZh,proto3" json:"text_zh,omitempty"`
+	TextEn string `protobuf:"bytes,3,opt,name=text_en,json=textEn,proto3" json:"text_en,omitempty"`
 	// Answers run from 1 to scale; positive_from and above count as positive
 	// in the campaign's rates.
 	Scale         uint32 `protobuf:"varint,4,opt,name=scale,proto3" json:"scale,omitempty"`
@@ -2283,7 +2311,7 @@ var File_doorbook_v1_types_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x17doorbook/v1/types.proto\x12\vdoorbook.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n" +
+	"\x17doorbook/v1/types.proto\x12\vdoorbook.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n" +
 	"\x05Clock\x12\x10\n" +
 	"\x03hlc\x18\x01 \x01(\x04R\x03hlc\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\x06R\x04node\"M\n" +
@@ -2296,91 +2324,112 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\x05clock\x18\x02 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"K\n" +
 	"\tBoolField\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\bR\x05value\x12(\n" +
-	"\x05clock\x18\x02 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"\xe9\x05\n" +
-	"\tHousehold\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
-	"\agrid_id\x18\x02 \x01(\v2\x18.doorbook.v1.StringFieldR\x06gridId\x125\n" +
-	"\thead_name\x18\x03 \x01(\v2\x18.doorbook.v1.StringFieldR\bheadName\x122\n" +
-	"\aaddress\x18\x04 \x01(\v2\x18.doorbook.v1.StringFieldR\aaddress\x12;\n" +
-	"\fphone_mobile\x18\x05 \x01(\v2\x18.doorbook.v1.StringFieldR\vphoneMobile\x12?\n" +
-	"\x0ephone_landline\x18\x06 \x01(\v2\x18.doorbook.v1.StringFieldR\rphoneLandline\x12G\n" +
-	"\x12responsible_worker\x18\a \x01(\v2\x18.doorbook.v1.StringFieldR\x11responsibleWorker\x12G\n" +
-	"\x12responsible_leader\x18\b \x01(\v2\x18.doorbook.v1.StringFieldR\x11responsibleLeader\x12C\n" +
-	"\x10responsible_unit\x18\t \x01(\v2\x18.doorbook.v1.StringFieldR\x0fresponsibleUnit\x12:\n" +
+	"\x05clock\x18\x02 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"\xac\r\n" +
+	"\tHousehold\x12\x18\n" +
+	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\x121\n" +
+	"\agrid_id\x18\x02 \x01(\v2\x18.doorbook.v1.StringFieldR\x06gridId\x12\x93\x01\n" +
+	"\thead_name\x18\x03 \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\bheadName\x12\x92\x01\n" +
+	"\aaddress\x18\x04 \x01(\v2\x18.doorbook.v1.StringFieldB^\xbaH[\xba\x01X\n" +
+	"\x12register.max_bytes\x12 value must be at most 4000 bytes\x1a bytes(this.value).size() <= 4000R\aaddress\x12\x99\x01\n" +
+	"\fphone_mobile\x18\x05 \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\vphoneMobile\x12\x9d\x01\n" +
+	"\x0ephone_landline\x18\x06 \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\rphoneLandline\x12\xa5\x01\n" +
+	"\x12responsible_worker\x18\a \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\x11responsibleWorker\x12\xa5\x01\n" +
+	"\x12responsible_leader\x18\b \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\x11responsibleLeader\x12\xa1\x01\n" +
+	"\x10responsible_unit\x18\t \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\x0fresponsibleUnit\x12\x97\x01\n" +
 	"\fmember_count\x18\n" +
-	" \x01(\v2\x17.doorbook.v1.Int64FieldR\vmemberCount\x12;\n" +
-	"\fhousing_type\x18\v \x01(\v2\x18.doorbook.v1.StringFieldR\vhousingType\x12.\n" +
-	"\x05notes\x18\f \x01(\v2\x18.doorbook.v1.StringFieldR\x05notes\x120\n" +
-	"\adeleted\x18\r \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"\xd3\x03\n" +
-	"\x06Person\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
-	"\fhousehold_id\x18\x02 \x01(\tR\vhouseholdId\x12,\n" +
-	"\x04name\x18\x03 \x01(\v2\x18.doorbook.v1.StringFieldR\x04name\x125\n" +
-	"\tid_number\x18\x04 \x01(\v2\x18.doorbook.v1.StringFieldR\bidNumber\x120\n" +
-	"\x06gender\x18\x05 \x01(\v2\x18.doorbook.v1.StringFieldR\x06gender\x127\n" +
+	" \x01(\v2\x17.doorbook.v1.Int64FieldB[\xbaHX\xba\x01U\n" +
+	"\x12member_count.range\x12\x18value must be in 0..1000\x1a%this.value >= 0 && this.value <= 1000R\vmemberCount\x12\x99\x01\n" +
+	"\fhousing_type\x18\v \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\vhousingType\x12\x8e\x01\n" +
+	"\x05notes\x18\f \x01(\v2\x18.doorbook.v1.StringFieldB^\xbaH[\xba\x01X\n" +
+	"\x12register.max_bytes\x12 value must be at most 4000 bytes\x1a bytes(this.value).size() <= 4000R\x05notes\x120\n" +
+	"\adeleted\x18\r \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"\x82\t\n" +
+	"\x06Person\x12\x18\n" +
+	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\x12+\n" +
+	"\fhousehold_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vhouseholdId\x12\x8a\x01\n" +
+	"\x04name\x18\x03 \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\x04name\x12\x93\x01\n" +
+	"\tid_number\x18\x04 \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\bidNumber\x12\x8e\x01\n" +
+	"\x06gender\x18\x05 \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\x06gender\x12\x95\x01\n" +
 	"\n" +
-	"birth_date\x18\x06 \x01(\v2\x18.doorbook.v1.StringFieldR\tbirthDate\x12.\n" +
-	"\x05phone\x18\a \x01(\v2\x18.doorbook.v1.StringFieldR\x05phone\x124\n" +
-	"\brelation\x18\b \x01(\v2\x18.doorbook.v1.StringFieldR\brelation\x12.\n" +
-	"\x05notes\x18\t \x01(\v2\x18.doorbook.v1.StringFieldR\x05notes\x120\n" +
+	"birth_date\x18\x06 \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\tbirthDate\x12\x8c\x01\n" +
+	"\x05phone\x18\a \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\x05phone\x12\x92\x01\n" +
+	"\brelation\x18\b \x01(\v2\x18.doorbook.v1.StringFieldB\\\xbaHY\xba\x01V\n" +
+	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\brelation\x12\x8e\x01\n" +
+	"\x05notes\x18\t \x01(\v2\x18.doorbook.v1.StringFieldB^\xbaH[\xba\x01X\n" +
+	"\x12register.max_bytes\x12 value must be at most 4000 bytes\x1a bytes(this.value).size() <= 4000R\x05notes\x120\n" +
 	"\adeleted\x18\n" +
-	" \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"\xaf\x01\n" +
+	" \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"\xe2\x01\n" +
 	"\n" +
-	"TagElement\x12\x15\n" +
-	"\x06add_id\x18\x01 \x01(\tR\x05addId\x12!\n" +
-	"\fhousehold_id\x18\x02 \x01(\tR\vhouseholdId\x12#\n" +
-	"\rcategory_code\x18\x03 \x01(\tR\fcategoryCode\x12\x18\n" +
+	"TagElement\x12\x1f\n" +
+	"\x06add_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x05addId\x12+\n" +
+	"\fhousehold_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vhouseholdId\x12B\n" +
+	"\rcategory_code\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_.-]{1,64}$R\fcategoryCode\x12\x18\n" +
 	"\aremoved\x18\x04 \x01(\bR\aremoved\x12(\n" +
-	"\x05clock\x18\x05 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"K\n" +
-	"\aFinding\x12,\n" +
-	"\x04kind\x18\x01 \x01(\x0e2\x18.doorbook.v1.FindingKindR\x04kind\x12\x12\n" +
-	"\x04note\x18\x02 \x01(\tR\x04note\"@\n" +
-	"\fSurveyAnswer\x12\x1a\n" +
-	"\bquestion\x18\x01 \x01(\tR\bquestion\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value\"\xc1\x04\n" +
-	"\x05Visit\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
-	"\rhousehold_ids\x18\x02 \x03(\tR\fhouseholdIds\x12\x1d\n" +
+	"\x05clock\x18\x05 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"a\n" +
+	"\aFinding\x128\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x18.doorbook.v1.FindingKindB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12\x1c\n" +
+	"\x04note\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\xa0\x1fR\x04note\"j\n" +
+	"\fSurveyAnswer\x129\n" +
+	"\bquestion\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_.-]{1,64}$R\bquestion\x12\x1f\n" +
+	"\x05value\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\n" +
+	"(\x01R\x05value\"\xf3\x05\n" +
+	"\x05Visit\x12\x18\n" +
+	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\x129\n" +
+	"\rhousehold_ids\x18\x02 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\b\x01\x10\xf4\x03\x18\x01\"\x05r\x03\xb0\x01\x01R\fhouseholdIds\x12'\n" +
 	"\n" +
-	"visitor_id\x18\x03 \x01(\tR\tvisitorId\x129\n" +
+	"visitor_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tvisitorId\x12T\n" +
 	"\n" +
-	"visited_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tvisitedAt\x12*\n" +
-	"\x04form\x18\x05 \x01(\x0e2\x16.doorbook.v1.VisitFormR\x04form\x12\x14\n" +
-	"\x05notes\x18\x06 \x01(\tR\x05notes\x12(\n" +
-	"\x05clock\x18\a \x01(\v2\x12.doorbook.v1.ClockR\x05clock\x123\n" +
-	"\tmaterials\x18\b \x03(\x0e2\x15.doorbook.v1.MaterialR\tmaterials\x120\n" +
-	"\bfindings\x18\t \x03(\v2\x14.doorbook.v1.FindingR\bfindings\x12C\n" +
+	"visited_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x19\xbaH\x16\xc8\x01\x01\xb2\x01\x10\"\x06\b\x80\xb2\xf8\x84\x1b2\x06\b\x80\x87\xb5\xc3\x03R\tvisitedAt\x126\n" +
+	"\x04form\x18\x05 \x01(\x0e2\x16.doorbook.v1.VisitFormB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04form\x12\x1e\n" +
+	"\x05notes\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xa0\x1fR\x05notes\x12(\n" +
+	"\x05clock\x18\a \x01(\v2\x12.doorbook.v1.ClockR\x05clock\x12F\n" +
+	"\tmaterials\x18\b \x03(\x0e2\x15.doorbook.v1.MaterialB\x11\xbaH\x0e\x92\x01\v\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\tmaterials\x12:\n" +
+	"\bfindings\x18\t \x03(\v2\x14.doorbook.v1.FindingB\b\xbaH\x05\x92\x01\x02\x10\x14R\bfindings\x12V\n" +
 	"\x0frevisit_reasons\x18\n" +
-	" \x03(\x0e2\x1a.doorbook.v1.RevisitReasonR\x0erevisitReasons\x12;\n" +
-	"\vrevisit_due\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revisitDue\x12\x1f\n" +
-	"\vcampaign_id\x18\f \x01(\tR\n" +
-	"campaignId\x123\n" +
-	"\aanswers\x18\r \x03(\v2\x19.doorbook.v1.SurveyAnswerR\aanswers\"\xbc\x03\n" +
-	"\x0eVisitAmendment\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
-	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x1b\n" +
-	"\tauthor_id\x18\x03 \x01(\tR\bauthorId\x12.\n" +
-	"\x04kind\x18\x04 \x01(\x0e2\x1a.doorbook.v1.AmendmentKindR\x04kind\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x19\n" +
-	"\x05notes\x18\x06 \x01(\tH\x00R\x05notes\x88\x01\x01\x12*\n" +
-	"\x04form\x18\a \x01(\x0e2\x16.doorbook.v1.VisitFormR\x04form\x129\n" +
+	" \x03(\x0e2\x1a.doorbook.v1.RevisitReasonB\x11\xbaH\x0e\x92\x01\v\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x0erevisitReasons\x12K\n" +
+	"\vrevisit_due\x18\v \x01(\v2\x1a.google.protobuf.TimestampB\x0e\xbaH\v\xb2\x01\b\"\x06\b\x80\xb2\xf8\x84\x1bR\n" +
+	"revisitDue\x12,\n" +
+	"\vcampaign_id\x18\f \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\n" +
+	"campaignId\x12=\n" +
+	"\aanswers\x18\r \x03(\v2\x19.doorbook.v1.SurveyAnswerB\b\xbaH\x05\x92\x01\x02\x102R\aanswers\"\xc7\x04\n" +
+	"\x0eVisitAmendment\x12\x18\n" +
+	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\x12#\n" +
+	"\bvisit_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\avisitId\x12%\n" +
+	"\tauthor_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bauthorId\x12:\n" +
+	"\x04kind\x18\x04 \x01(\x0e2\x1a.doorbook.v1.AmendmentKindB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12 \n" +
+	"\x06reason\x18\x05 \x01(\tB\b\xbaH\x05r\x03(\xa0\x1fR\x06reason\x12#\n" +
+	"\x05notes\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xa0\x1fH\x00R\x05notes\x88\x01\x01\x124\n" +
+	"\x04form\x18\a \x01(\x0e2\x16.doorbook.v1.VisitFormB\b\xbaH\x05\x82\x01\x02\x10\x01R\x04form\x12Q\n" +
 	"\n" +
-	"visited_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tvisitedAt\x12(\n" +
-	"\x05clock\x18\t \x01(\v2\x12.doorbook.v1.ClockR\x05clock\x12\x18\n" +
+	"visited_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x16\xbaH\x13\xb2\x01\x10\"\x06\b\x80\xb2\xf8\x84\x1b2\x06\b\x80\x87\xb5\xc3\x03R\tvisitedAt\x12(\n" +
+	"\x05clock\x18\t \x01(\v2\x12.doorbook.v1.ClockR\x05clock\x12!\n" +
 	"\afinding\x18\n" +
-	" \x01(\rR\afinding\x12\x12\n" +
-	"\x04unit\x18\v \x01(\tR\x04unit\x126\n" +
-	"\bdeadline\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\bdeadlineB\b\n" +
-	"\x06_notes\"\xab\x02\n" +
-	"\x06Change\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
+	" \x01(\rB\a\xbaH\x04*\x02\x10\x14R\afinding\x12\x1c\n" +
+	"\x04unit\x18\v \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x04unit\x12N\n" +
+	"\bdeadline\x18\f \x01(\v2\x1a.google.protobuf.TimestampB\x16\xbaH\x13\xb2\x01\x10\"\x06\b\x80\xb2\xf8\x84\x1b2\x06\b\x80\x87\xb5\xc3\x03R\bdeadlineB\b\n" +
+	"\x06_notes\"\xbc\x02\n" +
+	"\x06Change\x12\x18\n" +
+	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\x126\n" +
 	"\thousehold\x18\x02 \x01(\v2\x16.doorbook.v1.HouseholdH\x00R\thousehold\x12-\n" +
 	"\x06person\x18\x03 \x01(\v2\x13.doorbook.v1.PersonH\x00R\x06person\x12+\n" +
 	"\x03tag\x18\x04 \x01(\v2\x17.doorbook.v1.TagElementH\x00R\x03tag\x12*\n" +
 	"\x05visit\x18\x05 \x01(\v2\x12.doorbook.v1.VisitH\x00R\x05visit\x12F\n" +
-	"\x0fvisit_amendment\x18\x06 \x01(\v2\x1b.doorbook.v1.VisitAmendmentH\x00R\x0evisitAmendmentB\t\n" +
-	"\apayload\"w\n" +
+	"\x0fvisit_amendment\x18\x06 \x01(\v2\x1b.doorbook.v1.VisitAmendmentH\x00R\x0evisitAmendmentB\x10\n" +
+	"\apayload\x12\x05\xbaH\x02\b\x01\"w\n" +
 	"\aOrgNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tparent_id\x18\x02 \x01(\tR\bparentId\x12+\n" +
@@ -2411,19 +2460,20 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"parentCode\x12:\n" +
 	"\frevisit_days\x18\x05 \x01(\v2\x17.doorbook.v1.Int64FieldR\vrevisitDays\x123\n" +
 	"\tkey_group\x18\x06 \x01(\v2\x16.doorbook.v1.BoolFieldR\bkeyGroup\x120\n" +
-	"\adeleted\x18\a \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"T\n" +
-	"\x05Quota\x12+\n" +
-	"\x04role\x18\x01 \x01(\x0e2\x17.doorbook.v1.WorkerRoleR\x04role\x12\x1e\n" +
+	"\adeleted\x18\a \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"k\n" +
+	"\x05Quota\x127\n" +
+	"\x04role\x18\x01 \x01(\x0e2\x17.doorbook.v1.WorkerRoleB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04role\x12)\n" +
 	"\n" +
-	"households\x18\x02 \x01(\rR\n" +
+	"households\x18\x02 \x01(\rB\t\xbaH\x06*\x04\x18\xa0\x8d\x06R\n" +
 	"households\"c\n" +
 	"\vQuotasField\x12*\n" +
 	"\x06quotas\x18\x01 \x03(\v2\x12.doorbook.v1.QuotaR\x06quotas\x12(\n" +
-	"\x05clock\x18\x02 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"\x8b\x01\n" +
-	"\bQuestion\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x17\n" +
-	"\atext_zh\x18\x02 \x01(\tR\x06textZh\x12\x17\n" +
-	"\atext_en\x18\x03 \x01(\tR\x06textEn\x12\x14\n" +
+	"\x05clock\x18\x02 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"\xbe\x01\n" +
+	"\bQuestion\x121\n" +
+	"\x04code\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_.-]{1,64}$R\x04code\x12!\n" +
+	"\atext_zh\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\xa0\x1fR\x06textZh\x12!\n" +
+	"\atext_en\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\xa0\x1fR\x06textEn\x12\x14\n" +
 	"\x05scale\x18\x04 \x01(\rR\x05scale\x12#\n" +
 	"\rpositive_from\x18\x05 \x01(\rR\fpositiveFrom\"s\n" +
 	"\x12QuestionnaireField\x123\n" +
