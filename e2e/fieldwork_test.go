@@ -676,10 +676,9 @@ func deepDiff(want, got any) string {
 
 // TestCampaignReportOfAForeignCampaign: an admin reads reports of the
 // campaigns of their subtree and of the nodes above it (ListCampaigns), and
-// a ledger export names any other campaign NotFound. GetProgress and the
-// progress export take any campaign id instead, and hand the campaign of
-// another district (its name, window, quotas and questionnaire) to this
-// district's admin.
+// a report or export of any other campaign is PermissionDenied: none of
+// another district's campaign (its name, window, quotas and questionnaire)
+// reaches this district's admin.
 func TestCampaignReportOfAForeignCampaign(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -705,16 +704,16 @@ func TestCampaignReportOfAForeignCampaign(t *testing.T) {
 		t.Fatalf("西城区's admin lists campaigns %v, %v; want none", res.GetCampaigns(), err)
 	}
 	if _, _, err := exportFile(ctx, rc, &pb.ExportRequest{NodeId: d2, CampaignId: camp, Kind: pb.ExportKind_EXPORT_KIND_LEDGER,
-		Format: pb.ExportFormat_EXPORT_FORMAT_CSV}); connect.CodeOf(err) != connect.CodeNotFound {
-		t.Errorf("ledger export with 东城区's campaign: err = %v, want NotFound", err)
+		Format: pb.ExportFormat_EXPORT_FORMAT_CSV}); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Errorf("ledger export with 东城区's campaign: err = %v, want PermissionDenied", err)
 	}
 	res, err := rc.GetProgress(ctx, &pb.GetProgressRequest{NodeId: d2, CampaignId: camp})
-	if connect.CodeOf(err) != connect.CodeNotFound {
-		t.Errorf("GetProgress with 东城区's campaign: err = %v, campaign %q; want NotFound", err, res.GetReport().GetCampaign().GetName().GetValue())
+	if connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Errorf("GetProgress with 东城区's campaign: err = %v, campaign %q; want PermissionDenied", err, res.GetReport().GetCampaign().GetName().GetValue())
 	}
 	if _, _, err := exportFile(ctx, rc, &pb.ExportRequest{NodeId: d2, CampaignId: camp, Kind: pb.ExportKind_EXPORT_KIND_PROGRESS,
-		Format: pb.ExportFormat_EXPORT_FORMAT_CSV}); connect.CodeOf(err) != connect.CodeNotFound {
-		t.Errorf("progress export with 东城区's campaign: err = %v, want NotFound", err)
+		Format: pb.ExportFormat_EXPORT_FORMAT_CSV}); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Errorf("progress export with 东城区's campaign: err = %v, want PermissionDenied", err)
 	}
 }
 

@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"testing"
 
+	"connectrpc.com/connect"
+
 	sdk "github.com/doorbook/doorbook/client-sdk"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -154,5 +159,36 @@ func TestEvictedHouseholdLeavesNoBytes(t *testing.T) {
 	}
 	if st, err := phone.Status(ctx); err != nil || st.Households != 20 {
 		t.Fatalf("status after eviction: %+v, %v", st, err)
+	}
+}
+
+// A worker whose grids were all taken away belongs to no street; the admin
+// who took them keeps the worker, and no other street's admin can issue
+// codes for them or give them grids (and so reach their devices).
+func TestWorkerWithoutGridsStaysWithTheirStreet(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	workerID, _ := e.worker("Li", e.Grids[0])
+	if _, err := e.Admin.SetWorkerGrids(ctx, &pb.SetWorkerGridsRequest{WorkerId: workerID}); err != nil {
+		t.Fatal(err)
+	}
+	district := e.node("", pb.OrgLevel_ORG_LEVEL_DISTRICT, "Other district")
+	street := e.node(district, pb.OrgLevel_ORG_LEVEL_STREET, "Other street")
+	community := e.node(street, pb.OrgLevel_ORG_LEVEL_COMMUNITY, "Other community")
+	grid := e.node(community, pb.OrgLevel_ORG_LEVEL_GRID, "Other grid")
+	res, err := e.Admin.CreateAdmin(ctx, &pb.CreateAdminRequest{Name: "other", NodeId: street, Role: pb.AdminRole_ADMIN_ROLE_ADMIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := doorbookv1connect.NewAdminServiceClient(http.DefaultClient, e.URL, connect.WithInterceptors(bearer.Token(res.GetToken())))
+	if _, err := other.CreateEnrollmentCode(ctx, &pb.CreateEnrollmentCodeRequest{WorkerId: workerID}); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("another street's admin issues a code for a worker with no grids: %v, want PermissionDenied", err)
+	}
+	if _, err := other.SetWorkerGrids(ctx, &pb.SetWorkerGridsRequest{WorkerId: workerID, GridIds: []string{grid}}); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("another street's admin gives grids to a worker with no grids: %v, want PermissionDenied", err)
+	}
+	// The root admin, who took the grids, still manages the worker.
+	if _, err := e.Admin.SetWorkerGrids(ctx, &pb.SetWorkerGridsRequest{WorkerId: workerID, GridIds: []string{e.Grids[0]}}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -306,7 +306,8 @@ func (ex *exporter) prepare(ctx context.Context, campaign string, kind pb.Export
 			}
 		}
 		if ex.campaign == nil {
-			return connect.NewError(connect.CodeNotFound, fmt.Errorf("campaign %s", campaign))
+			// Unknown, or another subtree's: the caller may not tell which.
+			return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("campaign %s is not one you can see", campaign))
 		}
 	}
 	nodes, err := ex.s.store.ListOrgNodes(ctx, ex.p)

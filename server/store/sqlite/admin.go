@@ -158,6 +158,20 @@ func (s *Store) adminWorker(ctx context.Context, q statedb.Querier, p store.Prin
 	if err != nil {
 		return w, err
 	}
+	if len(w.GridIDs) == 0 {
+		var home string
+		if err := q.QueryRowContext(ctx, `SELECT home_node FROM workers WHERE id = ?`, id).Scan(&home); err != nil {
+			return w, err
+		}
+		// A worker with no grids belongs to no street: the subtree that
+		// last gave them grids keeps them (every admin would otherwise).
+		if ok, err := inSubtree(ctx, q, p.Node, home); err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("%w: worker %s has no grids and was last managed outside your subtree", syncengine.ErrOutOfScope, id)
+			}
+			return w, err
+		}
+	}
 	for _, g := range w.GridIDs {
 		if _, err := adminNode(ctx, q, p, g); err != nil {
 			return w, fmt.Errorf("worker %s: %w", id, err)
@@ -194,7 +208,7 @@ func (s *Store) CreateWorker(ctx context.Context, p store.Principal, w store.Wor
 		if err := checkGrids(ctx, tx, p, w.GridIDs); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO workers (id, name, role, created_at) VALUES (?, ?, ?, ?)`, w.ID, w.Name, w.Role, time.Now().Unix()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO workers (id, name, role, created_at, home_node) VALUES (?, ?, ?, ?, ?)`, w.ID, w.Name, w.Role, time.Now().Unix(), p.Node); err != nil {
 			return err
 		}
 		return setGrids(ctx, tx, w.ID, nil, w.GridIDs)
@@ -287,6 +301,9 @@ func (s *Store) SetWorkerGrids(ctx context.Context, p store.Principal, workerID 
 			return err
 		}
 		if err := setGrids(ctx, tx, workerID, old.GridIDs, gridIDs); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE workers SET home_node = ? WHERE id = ?`, p.Node, workerID); err != nil {
 			return err
 		}
 		w, err = getWorker(ctx, tx, workerID)
