@@ -527,6 +527,9 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 			if err := r.applyRows(ctx, tx, &b); err != nil {
 				return err
 			}
+			if err := applyReference(ctx, tx, res.GetCategories(), res.GetCampaigns()); err != nil {
+				return err
+			}
 			for _, g := range res.GetAddedGridIds() {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO pending_bootstraps (key) VALUES (?) ON CONFLICT (key) DO UPDATE SET after_id = ''`, g); err != nil {
 					return err

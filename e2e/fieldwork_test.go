@@ -821,3 +821,33 @@ func TestCampaignSurveyRatesKeepToTheScale(t *testing.T) {
 		t.Errorf("push of an answer 9 on a 1..2 scale: push err %v; rates %v, want it refused or left out of the rates (0 answered)", pushErr, s)
 	}
 }
+
+// Reference data changed after a phone's first sync reaches it with the
+// next pull, not only with a bootstrap.
+func TestReferenceChangesReachSyncedPhones(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	_, code := e.worker("Li", e.Grids[0])
+	phone := e.enroll("li", code)
+	mustSync(t, phone)
+	if _, err := e.Admin.PutCategory(ctx, &pb.PutCategoryRequest{Code: "new_cat", NameZh: proto.String("新类别"), RevisitDays: proto.Int64(10)}); err != nil {
+		t.Fatal(err)
+	}
+	now := e.now.Now()
+	if _, err := e.Admin.PutCampaign(ctx, &pb.PutCampaignRequest{NodeId: proto.String(e.Grids[0]), Name: proto.String("冬季走访"),
+		StartsAt: timestamppb.New(now), EndsAt: timestamppb.New(now.Add(oneDay))}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, phone)
+	cats, err := phone.Categories(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	camps, err := phone.Campaigns(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cats) != 1 || cats[0].Code != "new_cat" || cats[0].RevisitDays.Value != 10 || len(camps) != 1 || camps[0].Name.Value != "冬季走访" {
+		t.Fatalf("after a pull the phone has categories %+v and campaigns %+v", cats, camps)
+	}
+}
