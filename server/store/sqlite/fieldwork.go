@@ -344,14 +344,15 @@ func (s *Store) Analyze(ctx context.Context, p store.Principal, nodeID, campaign
 			if err != nil {
 				return err
 			}
-			if ok && !c.Deleted.Value {
-				ok, err = campaignVisible(ctx, tx, p, c.NodeID.Value)
-				if err != nil {
-					return err
-				}
-			}
 			if !ok || c.Deleted.Value {
 				return fmt.Errorf("%w: campaign %s", syncengine.ErrNotFound, campaignID)
+			}
+			visible, err := campaignVisible(ctx, tx, p, c.NodeID.Value)
+			if err != nil {
+				return err
+			}
+			if !visible {
+				return fmt.Errorf("%w: campaign %s is outside your subtree", syncengine.ErrOutOfScope, campaignID)
 			}
 			an.Campaign = &c
 		}
