@@ -56,6 +56,8 @@ type Replica struct {
 	now      func() time.Time
 	http     *http.Client
 	progress func(Progress)
+	// noCompression: ask for, and send, uncompressed messages.
+	noCompression bool
 
 	syncMu sync.Mutex
 	closed sync.Once
@@ -73,6 +75,11 @@ func WithNow(now func() time.Time) Option { return func(r *Replica) { r.now = no
 
 // WithHTTPClient sets the HTTP client used to reach the server.
 func WithHTTPClient(c *http.Client) Option { return func(r *Replica) { r.http = c } }
+
+// WithoutCompression asks the server for uncompressed answers and sends
+// requests uncompressed: for a fast link, where compressing costs more
+// time than the bytes it saves. By default both ways use zstd.
+func WithoutCompression() Option { return func(r *Replica) { r.noCompression = true } }
 
 // WithProgress sets a callback for sync progress. It runs on the syncing
 // goroutine and should return quickly.

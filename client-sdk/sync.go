@@ -13,6 +13,7 @@ import (
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/bearer"
+	"github.com/doorbook/doorbook/internal/compress"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/internal/wire"
@@ -55,7 +56,8 @@ type clients struct {
 }
 
 func (r *Replica) clients(s state) clients {
-	return clients{sync: doorbookv1connect.NewSyncServiceClient(r.http, s.ServerURL, connect.WithInterceptors(bearer.Token(s.Token)))}
+	return clients{sync: doorbookv1connect.NewSyncServiceClient(r.http, s.ServerURL,
+		connect.WithInterceptors(bearer.Token(s.Token)), compress.ClientOptions(r.noCompression))}
 }
 
 // observe moves the clock past the server's and learns the wall-clock
@@ -79,7 +81,7 @@ func (r *Replica) Enroll(ctx context.Context, serverURL, code, deviceName string
 	if st.Token != "" {
 		return fmt.Errorf("%w: replica already enrolled as device %s", syncengine.ErrInvalid, st.DeviceID)
 	}
-	client := doorbookv1connect.NewEnrollmentServiceClient(r.http, serverURL)
+	client := doorbookv1connect.NewEnrollmentServiceClient(r.http, serverURL, compress.ClientOptions(r.noCompression))
 	res, err := client.Enroll(ctx, &pb.EnrollRequest{Code: code, DeviceName: deviceName})
 	if err != nil {
 		return fmt.Errorf("enroll: %w", fromConnect(err))

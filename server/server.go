@@ -24,6 +24,7 @@ import (
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/internal/compress"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -100,6 +101,7 @@ func (s *Server) Handler() http.Handler {
 		),
 		connect.WithReadMaxBytes(s.maxBytes),
 	)
+	opts = connect.WithHandlerOptions(opts, compress.HandlerOptions())
 	mux := http.NewServeMux()
 	mux.Handle(doorbookv1connect.NewSyncServiceHandler(&syncService{s}, opts))
 	mux.Handle(doorbookv1connect.NewEnrollmentServiceHandler(&enrollmentService{s}, opts))
