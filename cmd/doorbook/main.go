@@ -21,9 +21,10 @@ Usage:
   doorbook serve  --db FILE --addr HOST:PORT [--demo] [--credentials FILE]
   doorbook worker --replica FILE [--json] VERB [flags]
   doorbook admin  (--server URL --token TOKEN | --credentials FILE) [--json] VERB [flags]
+  doorbook loadtest [--devices N] [--duration 30s] [--server-process] [--json] [flags]
 
-Run "doorbook serve -h", "doorbook worker help" or "doorbook admin help" for
-the verbs and flags of each.
+Run "doorbook serve -h", "doorbook worker help", "doorbook admin help" or
+"doorbook loadtest -h" for the verbs and flags of each.
 `
 
 func main() {
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return worker(ctx, args[1:], stdout, stderr)
 	case "admin":
 		return admin(ctx, args[1:], stdout, stderr)
+	case "loadtest":
+		return loadtest(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
