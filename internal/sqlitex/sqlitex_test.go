@@ -677,3 +677,35 @@ func TestInPlaceholders(t *testing.T) {
 		t.Errorf("IN (%s) matched %d rows, want 3", sqlitex.InPlaceholders(len(ids)), n)
 	}
 }
+
+// BenchmarkSmallWrites is what a phone recording visits does: many short
+// write transactions, each running the same few statements.
+//
+//	go test ./internal/sqlitex -run XXX -bench SmallWrites
+func BenchmarkSmallWrites(b *testing.B) {
+	ctx := context.Background()
+	db, err := sqlitex.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), []sqlitex.Migration{{Version: 1, Name: "001_t.sql",
+		SQL: `CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT NOT NULL, b INTEGER NOT NULL); CREATE TABLE log (n INTEGER)`}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	i := 0
+	for b.Loop() {
+		i++
+		err := db.Write(ctx, func(tx *sqlitex.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM t WHERE id = ? AND a <> ?`, i-1, "x").Scan(&n); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO t (id, a, b) VALUES (?, ?, ?)`, i, "visit notes", i%7); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO log (n) VALUES (?)`, n)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
