@@ -239,16 +239,6 @@ func scanVisit(s scanner) (syncengine.Visit, error) {
 // no-op (inserted false), storing other content under its id is
 // syncengine.ErrAlreadyExists.
 func InsertVisit(ctx context.Context, q Querier, v *syncengine.Visit) (inserted bool, err error) {
-	existing, err := Visits(ctx, q, []string{v.ID})
-	if err != nil {
-		return false, err
-	}
-	if len(existing) > 0 {
-		if !existing[0].Equal(v) {
-			return false, fmt.Errorf("%w: visit %s was recorded with other content", syncengine.ErrAlreadyExists, v.ID)
-		}
-		return false, nil
-	}
 	details, err := encodeDetails(v)
 	if err != nil {
 		return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
@@ -263,11 +253,25 @@ func InsertVisit(ctx context.Context, q Querier, v *syncengine.Visit) (inserted 
 			tracked++
 		}
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node, details, revisit_due, tracked)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	// Most visits are new: insert first, and only when the id is taken read
+	// the stored copy, which must be the same (a visit never changes).
+	res, err := q.ExecContext(ctx, `INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node, details, revisit_due, tracked)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 		v.ID, v.VisitorID, v.VisitedAt.UnixMilli(), v.Form, v.Notes, int64(v.Clock.HLC), int64(v.Clock.Node), details, due, tracked)
 	if err != nil {
 		return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
+	} else if n == 0 {
+		existing, err := Visits(ctx, q, []string{v.ID})
+		if err != nil {
+			return false, err
+		}
+		if len(existing) == 0 || !existing[0].Equal(v) {
+			return false, fmt.Errorf("%w: visit %s was recorded with other content", syncengine.ErrAlreadyExists, v.ID)
+		}
+		return false, nil
 	}
 	for i, hh := range v.HouseholdIDs {
 		if _, err := q.ExecContext(ctx, `INSERT INTO visit_households (household_id, visit_id, ord) VALUES (?, ?, ?)`, hh, v.ID, i); err != nil {
