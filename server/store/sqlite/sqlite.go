@@ -140,9 +140,15 @@ func cursorSeq(ctx context.Context, q statedb.Querier, cursor, top uint64) (uint
 // touch records that a row changed: it moves the row's feed entry to the
 // next sequence number.
 func (a *seqAlloc) touch(ctx context.Context, kind int, entityID, householdID string) error {
-	_, err := a.tx.ExecContext(ctx, `INSERT INTO feed (seq, kind, entity_id, household_id) VALUES (?, ?, ?, ?)
-		ON CONFLICT (kind, entity_id, household_id) DO UPDATE SET seq = excluded.seq`,
-		a.next(), kind, entityID, householdID)
+	return a.touchFrom(ctx, kind, entityID, householdID, "")
+}
+
+// touchFrom is touch for an immutable row pushed by device origin, which
+// its own pulls then leave out.
+func (a *seqAlloc) touchFrom(ctx context.Context, kind int, entityID, householdID, origin string) error {
+	_, err := a.tx.ExecContext(ctx, `INSERT INTO feed (seq, kind, entity_id, household_id, origin) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (kind, entity_id, household_id) DO UPDATE SET seq = excluded.seq, origin = excluded.origin`,
+		a.next(), kind, entityID, householdID, origin)
 	if err != nil {
 		return fmt.Errorf("feed: %w", err)
 	}

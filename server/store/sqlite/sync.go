@@ -278,7 +278,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			return err
 		}
 		for _, hh := range v.HouseholdIDs {
-			if err := seq.touch(ctx, kindVisit, v.ID, hh); err != nil {
+			if err := seq.touchFrom(ctx, kindVisit, v.ID, hh, p.CredentialID); err != nil {
 				return err
 			}
 		}
@@ -314,7 +314,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			return err
 		}
 		for _, hh := range vs[0].HouseholdIDs {
-			if err := seq.touch(ctx, kindAmendment, a.ID, hh); err != nil {
+			if err := seq.touchFrom(ctx, kindAmendment, a.ID, hh, p.CredentialID); err != nil {
 				return err
 			}
 		}
@@ -392,6 +392,11 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 		if b.Reference, err = reference(ctx, tx, b.Scope.Worker.GridIDs, since); err != nil {
 			return err
 		}
+		// The device's own visits and amendments are on it already: a pull
+		// that sent them back would double the work of every sync.
+		entries = slices.DeleteFunc(entries, func(e feedEntry) bool {
+			return e.origin != "" && e.origin == p.CredentialID
+		})
 		return loadEntries(ctx, tx, b, entries, bundleIDs)
 	})
 	if err != nil {
@@ -414,6 +419,7 @@ type feedEntry struct {
 	kind      int
 	entityID  string
 	household string
+	origin    string
 }
 
 // feedAfter reads up to limit feed entries in (cursor, top] of households
@@ -424,7 +430,7 @@ func feedAfter(ctx context.Context, q statedb.Querier, grids []string, cursor, t
 	}
 	args := append([]any{cursor, top}, anys(grids)...)
 	args = append(args, limit)
-	rows, err := q.QueryContext(ctx, `SELECT f.seq, f.kind, f.entity_id, f.household_id FROM feed f
+	rows, err := q.QueryContext(ctx, `SELECT f.seq, f.kind, f.entity_id, f.household_id, f.origin FROM feed f
 		JOIN households h ON h.id = f.household_id
 		WHERE f.seq > ? AND f.seq <= ? AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)
 		ORDER BY f.seq LIMIT ?`, args...)
@@ -435,7 +441,7 @@ func feedAfter(ctx context.Context, q statedb.Querier, grids []string, cursor, t
 	var out []feedEntry
 	for rows.Next() {
 		var e feedEntry
-		if err := rows.Scan(&e.seq, &e.kind, &e.entityID, &e.household); err != nil {
+		if err := rows.Scan(&e.seq, &e.kind, &e.entityID, &e.household, &e.origin); err != nil {
 			return nil, err
 		}
 		out = append(out, e)

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Workers", testWorkers},
 		{"Enrollment", testEnrollment},
 		{"PushPull", testPushPull},
+		{"PullLeavesOutOwnRows", testPullLeavesOutOwnRows},
 		{"PullPages", testPullPages},
 		{"PushAllOrNothing", testPushAllOrNothing},
 		{"PushScope", testPushScope},
@@ -382,6 +383,38 @@ func testEnrollment(t *testing.T, newStore NewStore) {
 
 // testPushPull: pushed rows come back through Pull, cursors advance, and
 // pushes are idempotent by change id.
+// testPullLeavesOutOwnRows: a device's pull leaves out the visits and
+// amendments it pushed itself (it has them, and they never change), and
+// nothing else: its households' changes, and every row of other devices,
+// even of the same worker, come as usual.
+func testPullLeavesOutOwnRows(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	w, dev := e.worker("A", e.g1.ID)
+	other := e.device(w.ID)
+	x := e.register(dev, e.g1.ID)
+	am := e.amendment(x.v.ID, w.ID)
+	edit := e.edit(x.h.ID, "edited")
+	e.push(dev, change(am), change(edit))
+	fromOther := e.visit(w.ID, x.h.ID)
+	e.push(other, change(fromOther))
+
+	own := e.pull(dev, 0)
+	sameSet(t, "pusher's households", householdIDs(own.Rows), []string{x.h.ID})
+	sameSet(t, "pusher's persons", personIDs(own.Rows), []string{x.p.ID})
+	sameSet(t, "pusher's visits", visitIDs(own.Rows), []string{fromOther.ID})
+	sameSet(t, "pusher's amendments", amendmentIDs(own.Rows), nil)
+	if h, _ := findHousehold(own.Rows, x.h.ID); h.Notes != edit.Notes {
+		t.Errorf("pusher's household notes %v; want its own edit %v back", h.Notes, edit.Notes)
+	}
+	all := e.pull(other, 0)
+	sameSet(t, "other device's visits", visitIDs(all.Rows), []string{x.v.ID})
+	sameSet(t, "other device's amendments", amendmentIDs(all.Rows), []string{am.ID})
+	if own.Cursor != all.Cursor {
+		t.Errorf("cursors differ: %d (pusher) and %d (other device)", own.Cursor, all.Cursor)
+	}
+	wantNothing(t, "pusher's next pull", e.pull(dev, own.Cursor))
+}
+
 func testPushPull(t *testing.T, newStore NewStore) {
 	e := newEnv(t, newStore)
 	w, dev := e.worker("A", e.g1.ID)
@@ -396,7 +429,8 @@ func testPushPull(t *testing.T, newStore NewStore) {
 		t.Errorf("Push of 4 new changes = %+v; want 4 applied", res)
 	}
 
-	b1 := e.pull(dev, 0)
+	// Another device of the worker: the pushing one gets no visit back.
+	b1 := e.pull(e.device(w.ID), 0)
 	if b1.Cursor == 0 {
 		t.Errorf("Pull after writes returned cursor 0")
 	}
@@ -627,8 +661,9 @@ func testPushScope(t *testing.T, newStore NewStore) {
 		wantErr(t, err, "worker A: "+tc.name, tc.want...)
 	}
 
-	// Nothing of B's changed.
-	b := e.pull(devB, 0)
+	// Nothing of B's changed (read through another of B's devices, which
+	// also gets B's own visits).
+	b := e.pull(e.device(wB.ID), 0)
 	sameSet(t, "B's households", householdIDs(b.Rows), []string{xB.h.ID})
 	sameSet(t, "B's persons", personIDs(b.Rows), []string{xB.p.ID})
 	sameSet(t, "B's tags", tagIDs(b.Rows), []string{xB.t.AddID})
@@ -658,7 +693,7 @@ func testPushScope(t *testing.T, newStore NewStore) {
 	if res := e.push(devA, change(e.edit(xA.h.ID, "fine")), change(am), change(amGroup)); res.Applied != 3 {
 		t.Errorf("A's push within scope = %+v; want 3 applied", res)
 	}
-	a := e.pull(devA, 0)
+	a := e.pull(e.device(wA.ID), 0)
 	if h, ok := findHousehold(a.Rows, xA.h.ID); !ok || h.GridID.Value != e.g1.ID {
 		t.Errorf("A's household is %+v (found %v); want it in grid %s", h, ok, e.g1.ID)
 	}
@@ -669,8 +704,8 @@ func testPushScope(t *testing.T, newStore NewStore) {
 // testPullScope: a worker pulls the rows of their grids only.
 func testPullScope(t *testing.T, newStore NewStore) {
 	e := newEnv(t, newStore)
-	_, devA := e.worker("A", e.g1.ID)
-	_, devB := e.worker("B", e.g2.ID)
+	wA, devA := e.worker("A", e.g1.ID)
+	wB, devB := e.worker("B", e.g2.ID)
 	wC, devC := e.worker("C", e.g1.ID, e.g2.ID)
 	xA := e.register(devA, e.g1.ID)
 	xB := e.register(devB, e.g2.ID)
@@ -686,9 +721,10 @@ func testPullScope(t *testing.T, newStore NewStore) {
 		sameSet(t, name+": visits", visitIDs(b.Rows), []string{mine.v.ID, group.ID})
 		hasNone(t, name+": visits", visitIDs(b.Rows), theirs.v.ID)
 	}
-	a := e.pull(devA, 0)
+	// Read through second devices: a device gets none of its own visits.
+	a := e.pull(e.device(wA.ID), 0)
 	check("A's pull", a, xA, xB)
-	bb := e.pull(devB, 0)
+	bb := e.pull(e.device(wB.ID), 0)
 	check("B's pull", bb, xB, xA)
 	c := e.pull(devC, 0)
 	sameSet(t, "C's pull: households", householdIDs(c.Rows), []string{xA.h.ID, xB.h.ID})
