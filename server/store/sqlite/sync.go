@@ -118,6 +118,20 @@ func (ps *pushScope) household(ctx context.Context, id string) (syncengine.House
 	return h, nil
 }
 
+// check is household for callers that need only the verdict: a push of a
+// day's visits names the same households again and again, and a household
+// judged once in this push is not read again.
+func (ps *pushScope) check(ctx context.Context, id string) error {
+	if allowed, seen := ps.decisions[id]; seen {
+		if !allowed {
+			return fmt.Errorf("%w: household %s is not in your grids", syncengine.ErrOutOfScope, id)
+		}
+		return nil
+	}
+	_, err := ps.household(ctx, id)
+	return err
+}
+
 // allowed replays, from the device's cursor to now, the worker's grid
 // changes and the household's moves, and reports whether the household was
 // in one of the worker's grids at any moment of it.
@@ -220,7 +234,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 	case c.Household != nil:
 		return applyHousehold(ctx, tx, ps, seq, c.Household)
 	case c.Person != nil:
-		if _, err := ps.household(ctx, c.Person.HouseholdID); err != nil {
+		if err := ps.check(ctx, c.Person.HouseholdID); err != nil {
 			return err
 		}
 		cur, ok, err := statedb.GetPerson(ctx, tx, c.Person.ID)
@@ -236,7 +250,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		}
 		return seq.touch(ctx, kindPerson, c.Person.ID, c.Person.HouseholdID)
 	case c.Tag != nil:
-		if _, err := ps.household(ctx, c.Tag.HouseholdID); err != nil {
+		if err := ps.check(ctx, c.Tag.HouseholdID); err != nil {
 			return err
 		}
 		cur, err := statedb.Tags(ctx, tx, []string{c.Tag.AddID})
@@ -257,7 +271,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			return fmt.Errorf("%w: a device records visits of its own worker only", syncengine.ErrOutOfScope)
 		}
 		for _, hh := range v.HouseholdIDs {
-			if _, err := ps.household(ctx, hh); err != nil {
+			if err := ps.check(ctx, hh); err != nil {
 				return err
 			}
 		}
@@ -299,7 +313,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		// visit may cover some that are now in other workers' grids.
 		var scopeErr error
 		for _, hh := range vs[0].HouseholdIDs {
-			if _, scopeErr = ps.household(ctx, hh); scopeErr == nil {
+			if scopeErr = ps.check(ctx, hh); scopeErr == nil {
 				break
 			}
 		}
