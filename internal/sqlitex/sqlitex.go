@@ -180,6 +180,12 @@ func (c *stmtCache) add(ctx context.Context, queries []string) {
 		return
 	}
 	for _, q := range queries {
+		// Preparing takes a connection: when all are busy (the writer pool
+		// has one), waiting for one would hold up the caller whose
+		// transaction just ended. A later miss prepares it instead.
+		if st := c.db.Stats(); st.MaxOpenConnections > 0 && st.InUse >= st.MaxOpenConnections {
+			return
+		}
 		c.mu.Lock()
 		_, known := c.m[q]
 		full := len(c.m) >= maxCachedStmts
