@@ -17,7 +17,7 @@ import (
 // visible: they are merged into the emptied tables again.
 func (r *Replica) resetReplica(ctx context.Context) error {
 	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
-		for _, table := range []string{"households", "persons", "tag_elements", "visits", "visit_households", "visit_amendments", "categories", "campaigns", "pending_bootstraps"} {
+		for _, table := range serverTables {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
 				return err
 			}

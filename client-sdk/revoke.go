@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -46,12 +47,16 @@ func revokedDetail(err error) *pb.DeviceRevoked {
 	return nil
 }
 
-// dataTables hold what the worker's scope allows on the phone, and what a
-// revoked device must lose. sync_state keeps the replica's identity.
-var dataTables = []string{
+// serverTables hold what the server sent: what a reset drops and fetches
+// again.
+var serverTables = []string{
 	"households", "persons", "tag_elements", "visits", "visit_households", "visit_amendments",
-	"categories", "campaigns", "pending_bootstraps", "outbox", "rejected_changes", "my_grids",
+	"categories", "campaigns", "pending_bootstraps",
 }
+
+// dataTables hold everything of the worker's scope on the phone: what a
+// revoked device must lose. sync_state keeps the replica's identity.
+var dataTables = append(slices.Clone(serverTables), "outbox", "rejected_changes", "my_grids")
 
 // wipe empties the replica after the server refused it as revoked: every
 // row of the scope goes, unsent changes too (they must not leave a lost

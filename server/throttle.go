@@ -25,14 +25,13 @@ const (
 
 // failureLimiter counts failures per key in fixed windows.
 type failureLimiter struct {
-	mu      sync.Mutex
-	max     int
-	maxAll  int
-	window  time.Duration
-	now     func() time.Time
-	keys    map[string]*failureWindow
-	all     failureWindow
-	refused int
+	mu     sync.Mutex
+	max    int
+	maxAll int
+	window time.Duration
+	now    func() time.Time
+	keys   map[string]*failureWindow
+	all    failureWindow
 }
 
 type failureWindow struct {
@@ -50,12 +49,10 @@ func (l *failureLimiter) allow(key string) (time.Duration, bool) {
 	defer l.mu.Unlock()
 	now := l.now()
 	if wait, ok := l.check(&l.all, l.maxAll, now); !ok {
-		l.refused++
 		return wait, false
 	}
 	if w := l.keys[key]; w != nil {
 		if wait, ok := l.check(w, l.max, now); !ok {
-			l.refused++
 			return wait, false
 		}
 	}
