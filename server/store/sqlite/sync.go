@@ -132,6 +132,69 @@ func (ps *pushScope) check(ctx context.Context, id string) error {
 	return err
 }
 
+// prefetch judges at once every household that the changes not yet applied
+// name and that exists. The verdicts are the ones check would reach one by
+// one: within a push a household's grid cannot change (a device never moves
+// one), and those registered by the push itself are judged as they come.
+func (ps *pushScope) prefetch(ctx context.Context, changes []syncengine.Change, applied map[string]bool) error {
+	var ids []string
+	for i := range changes {
+		c := &changes[i]
+		if applied[c.ID] {
+			continue
+		}
+		switch {
+		case c.Person != nil:
+			ids = append(ids, c.Person.HouseholdID)
+		case c.Tag != nil:
+			ids = append(ids, c.Tag.HouseholdID)
+		case c.Visit != nil:
+			ids = append(ids, c.Visit.HouseholdIDs...)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	ids = slices.DeleteFunc(ids, func(id string) bool {
+		_, seen := ps.decisions[id]
+		return seen
+	})
+	hs, err := statedb.Households(ctx, ps.tx, ids)
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		allowed, err := ps.allowed(ctx, h)
+		if err != nil {
+			return err
+		}
+		ps.decisions[h.ID] = allowed
+	}
+	return nil
+}
+
+// appliedChanges reads which of the changes' ids were applied before.
+func appliedChanges(ctx context.Context, tx *sqlitex.Tx, changes []syncengine.Change) (map[string]bool, error) {
+	ids := make([]string, len(changes))
+	for i := range changes {
+		ids[i] = changes[i].ID
+	}
+	applied := make(map[string]bool, len(changes))
+	for start := 0; start < len(ids); start += maxInList {
+		part := ids[start:min(start+maxInList, len(ids))]
+		found, err := queryStrings(ctx, tx, `SELECT change_id FROM applied_changes WHERE change_id IN (`+sqlitex.InPlaceholders(len(part))+`)`, anys(part)...)
+		if err != nil {
+			return nil, fmt.Errorf("read applied changes: %w", err)
+		}
+		for _, id := range found {
+			applied[id] = true
+		}
+	}
+	return applied, nil
+}
+
+// maxInList bounds the arguments of one IN (...) list, well under SQLite's limit.
+const maxInList = 500
+
 // allowed replays, from the device's cursor to now, the worker's grid
 // changes and the household's moves, and reports whether the household was
 // in one of the worker's grids at any moment of it.
@@ -203,16 +266,23 @@ func (s *Store) Push(ctx context.Context, p store.Principal, changes []syncengin
 		if err != nil {
 			return err
 		}
+		// Statements, not rows, are what a push pays for most: the change
+		// ids already applied and the households named are read for the
+		// whole push at once rather than once per change.
+		applied, err := appliedChanges(ctx, tx, changes)
+		if err != nil {
+			return err
+		}
+		if err := ps.prefetch(ctx, changes, applied); err != nil {
+			return err
+		}
 		for i := range changes {
 			c := &changes[i]
-			var dup int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM applied_changes WHERE change_id = ?`, c.ID).Scan(&dup); err != nil {
-				return err
-			}
-			if dup > 0 {
+			if applied[c.ID] {
 				res.Duplicates++
 				continue
 			}
+			applied[c.ID] = true // the same change twice in one push
 			if err := applyChange(ctx, tx, ps, seq, p, c); err != nil {
 				return &store.ChangeError{ChangeID: c.ID, Err: fmt.Errorf("%s: %w", c.Kind(), err)}
 			}
@@ -438,15 +508,47 @@ type feedEntry struct {
 
 // feedAfter reads up to limit feed entries in (cursor, top] of households
 // now in grids.
+//
+// Two plans answer it, and SQLite cannot tell which is cheaper (it does not
+// know how much of the feed lies past the cursor): walk the feed range and
+// look up each entry's household, or walk the scope's households and seek
+// each one's entries past the cursor. The first costs a lookup per entry in
+// the range, the second a seek per household of the scope. A phone that
+// syncs often has a short range and a scope of thousands of households; a
+// phone back after a week, or one grid in a busy street, the reverse.
 func feedAfter(ctx context.Context, q statedb.Querier, grids []string, cursor, top uint64, limit int) ([]feedEntry, error) {
-	if len(grids) == 0 {
+	if len(grids) == 0 || top <= cursor {
 		return nil, nil
+	}
+	feedFirst := top-cursor <= feedWalkAlways
+	if !feedFirst {
+		var households uint64
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, anys(grids)...).Scan(&households); err != nil {
+			return nil, fmt.Errorf("read feed: %w", err)
+		}
+		feedFirst = top-cursor < households
+	}
+	return readFeed(ctx, q, grids, cursor, top, limit, feedFirst)
+}
+
+// feedWalkAlways is the feed range below which walking it is cheap whatever
+// the scope, and counting the scope's households would cost more than it saves.
+const feedWalkAlways = 64
+
+// readFeed is feedAfter by the plan given.
+func readFeed(ctx context.Context, q statedb.Querier, grids []string, cursor, top uint64, limit int, feedFirst bool) ([]feedEntry, error) {
+	// SQLite's own choice is households first. A CROSS JOIN keeps the order
+	// written, and the unary + keeps it from seeking (grid, id) once per grid
+	// for each entry: one seek by id, then the row's grid, is cheaper.
+	join, grid := "JOIN", "h.grid_id"
+	if feedFirst {
+		join, grid = "CROSS JOIN", "+h.grid_id"
 	}
 	args := append([]any{cursor, top}, anys(grids)...)
 	args = append(args, limit)
 	rows, err := q.QueryContext(ctx, `SELECT f.seq, f.kind, f.entity_id, f.household_id, f.origin FROM feed f
-		JOIN households h ON h.id = f.household_id
-		WHERE f.seq > ? AND f.seq <= ? AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)
+		`+join+` households h ON h.id = f.household_id
+		WHERE f.seq > ? AND f.seq <= ? AND `+grid+` IN (`+sqlitex.InPlaceholders(len(grids))+`)
 		ORDER BY f.seq LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read feed: %w", err)

@@ -1,0 +1,80 @@
+package sqlite
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// TestFeedPlansAgree: feedAfter picks one of two query plans by the size of
+// the feed range against the scope; both must give the same entries for any
+// range, scope and limit, or a pull would depend on which one ran.
+func TestFeedPlansAgree(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(20261122, 5))
+	grids := []string{"g0", "g1", "g2", "g3", "g4"}
+	const households, feedRows = 120, 600
+	err = s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		for i := range households {
+			h := syncengine.Household{ID: fmt.Sprintf("h%03d", i)}
+			h.GridID.Value = grids[rng.IntN(len(grids))]
+			if err := statedb.PutHousehold(ctx, tx, &h); err != nil {
+				return err
+			}
+		}
+		for seq := 1; seq <= feedRows; seq++ {
+			hh := fmt.Sprintf("h%03d", rng.IntN(households+20)) // some of no household at all
+			if _, err := tx.ExecContext(ctx, `INSERT INTO feed (seq, kind, entity_id, household_id, origin) VALUES (?, ?, ?, ?, ?)`,
+				seq, kindVisit, fmt.Sprintf("v%d", seq), hh, ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 60 {
+		scope := slices.Clone(grids)
+		rng.Shuffle(len(scope), func(a, b int) { scope[a], scope[b] = scope[b], scope[a] })
+		scope = scope[:1+rng.IntN(len(scope))]
+		cursor := uint64(rng.IntN(feedRows + 1))
+		top := cursor + uint64(rng.IntN(feedRows+10-int(cursor)))
+		limit := 1 + rng.IntN(200)
+		var byFeed, byHouseholds, chosen []feedEntry
+		err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+			var err error
+			if byFeed, err = readFeed(ctx, tx, scope, cursor, top, limit, true); err != nil {
+				return err
+			}
+			if byHouseholds, err = readFeed(ctx, tx, scope, cursor, top, limit, false); err != nil {
+				return err
+			}
+			chosen, err = feedAfter(ctx, tx, scope, cursor, top, limit)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(byFeed, byHouseholds) || !slices.Equal(byFeed, chosen) {
+			t.Fatalf("case %d (grids %v, range (%d, %d], limit %d): feed first gives %d entries, households first %d, feedAfter %d",
+				i, scope, cursor, top, limit, len(byFeed), len(byHouseholds), len(chosen))
+		}
+		for j, e := range byFeed {
+			if e.seq <= cursor || e.seq > top || (j > 0 && e.seq <= byFeed[j-1].seq) {
+				t.Fatalf("case %d: entry %d at seq %d is out of (%d, %d] or out of order", i, j, e.seq, cursor, top)
+			}
+		}
+	}
+}
