@@ -236,22 +236,75 @@ func (r *Replica) report(phase string, done, total int) {
 // push sends the outbox in batches, oldest first, and drops each batch once
 // the server has acknowledged it. A batch whose acknowledgement is lost is
 // sent again; the server recognises its change ids.
+//
+// While the server applies one batch, the phone reads the next from the
+// outbox and drops the one acknowledged before: the two sides work at the
+// same time instead of waiting on each other. Batches still go one at a
+// time, in order, since a change may need one before it (a visit to a
+// household registered in the previous batch). Dropping a batch after the
+// next one is sent is safe: if the phone dies in between, the batch goes
+// again and the server counts it as duplicates.
 func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 	total, err := r.Pending(ctx)
 	if err != nil || total == 0 {
 		return err
 	}
 	restamped := false
-	for {
-		seqs, changes, newest, err := r.outboxBatch(ctx)
-		if err != nil {
-			return err
-		}
-		if len(changes) == 0 {
+	var (
+		next  *outboxBatch // read ahead, after the batch in flight
+		acked *pushedBatch // acknowledged, still in the outbox
+	)
+	dropAcked := func() error {
+		if acked == nil {
 			return nil
 		}
-		res, err := c.sync.Push(ctx, &pb.PushRequest{Changes: changes})
-		if err != nil {
+		b := acked
+		acked = nil
+		if err := r.dropPushed(ctx, b.batch); err != nil {
+			return err
+		}
+		rep.Pushed += b.applied
+		rep.Duplicates += b.duplicates
+		r.report("push", rep.Pushed+rep.Duplicates, total)
+		return nil
+	}
+	for {
+		b := next
+		next = nil
+		if b == nil {
+			var after int64
+			if acked != nil {
+				after = acked.batch.lastSeq()
+			}
+			if b, err = r.outboxBatch(ctx, after); err != nil {
+				return err
+			}
+		}
+		if len(b.changes) == 0 {
+			return dropAcked()
+		}
+		type answer struct {
+			res *pb.PushResponse
+			err error
+		}
+		sent := make(chan answer, 1)
+		go func() {
+			res, err := c.sync.Push(ctx, &pb.PushRequest{Changes: b.changes})
+			sent <- answer{res, err}
+		}()
+		ackErr := dropAcked()
+		var readErr error
+		if ackErr == nil {
+			next, readErr = r.outboxBatch(ctx, b.lastSeq())
+		}
+		ans := <-sent
+		if ackErr != nil {
+			return ackErr
+		}
+		if readErr != nil || ans.err != nil {
+			next = nil // read again after a restamp or a rejection
+		}
+		if err := ans.err; err != nil {
 			var ce *connect.Error
 			if errors.As(err, &ce) && skewDetail(ce) != nil && !restamped {
 				n, rerr := r.restamp(ctx, skewDetail(ce))
@@ -271,41 +324,57 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 			}
 			return fmt.Errorf("push: %w", fromConnect(err))
 		}
-		r.observe(res.GetServerHlc())
-		err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, seqs[len(seqs)-1]); err != nil {
-				return err
-			}
-			// The server now holds these clocks: a later re-stamp must
-			// stay above them, even if their echo is never pulled.
-			if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET remote_hlc = max(remote_hlc, ?) WHERE id = 1`, int64(newest)); err != nil {
-				return err
-			}
-			return r.saveClock(ctx, tx)
-		})
-		if err != nil {
-			return fmt.Errorf("acknowledge push: %w", err)
-		}
-		rep.Pushed += int(res.GetApplied())
-		rep.Duplicates += int(res.GetDuplicates())
-		r.report("push", rep.Pushed+rep.Duplicates, total)
+		r.observe(ans.res.GetServerHlc())
+		acked = &pushedBatch{batch: b, applied: int(ans.res.GetApplied()), duplicates: int(ans.res.GetDuplicates())}
 	}
 }
 
-// outboxBatch reads the next batch to push, with the newest clock in it.
-func (r *Replica) outboxBatch(ctx context.Context) ([]int64, []*pb.Change, uint64, error) {
-	entries, err := readOutbox(ctx, r.db.R, pushBatch)
+// pushedBatch is a batch the server has acknowledged.
+type pushedBatch struct {
+	batch               *outboxBatch
+	applied, duplicates int
+}
+
+// dropPushed removes an acknowledged batch from the outbox.
+func (r *Replica) dropPushed(ctx context.Context, b *outboxBatch) error {
+	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, b.lastSeq()); err != nil {
+			return err
+		}
+		// The server now holds these clocks: a later re-stamp must
+		// stay above them, even if their echo is never pulled.
+		if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET remote_hlc = max(remote_hlc, ?) WHERE id = 1`, int64(b.newest)); err != nil {
+			return err
+		}
+		return r.saveClock(ctx, tx)
+	})
 	if err != nil {
-		return nil, nil, 0, err
+		return fmt.Errorf("acknowledge push: %w", err)
 	}
-	seqs := make([]int64, len(entries))
-	changes := make([]*pb.Change, len(entries))
-	var newest uint64
+	return nil
+}
+
+// outboxBatch is the next batch to push, with the newest clock in it.
+type outboxBatch struct {
+	seqs    []int64
+	changes []*pb.Change
+	newest  uint64
+}
+
+func (b *outboxBatch) lastSeq() int64 { return b.seqs[len(b.seqs)-1] }
+
+// outboxBatch reads the batch to push after outbox position after.
+func (r *Replica) outboxBatch(ctx context.Context, after int64) (*outboxBatch, error) {
+	entries, err := readOutboxAfter(ctx, r.db.R, after, pushBatch)
+	if err != nil {
+		return nil, err
+	}
+	b := &outboxBatch{seqs: make([]int64, len(entries)), changes: make([]*pb.Change, len(entries))}
 	for i, e := range entries {
-		seqs[i], changes[i] = e.seq, e.wire
-		newest = max(newest, e.change.MaxClock().HLC)
+		b.seqs[i], b.changes[i] = e.seq, e.wire
+		b.newest = max(b.newest, e.change.MaxClock().HLC)
 	}
-	return seqs, changes, newest, nil
+	return b, nil
 }
 
 // outboxEntry is one queued change, decoded for the engine and for the wire.
@@ -317,7 +386,12 @@ type outboxEntry struct {
 
 // readOutbox reads the outbox in order, the first limit entries (0: all).
 func readOutbox(ctx context.Context, q statedb.Querier, limit int) ([]outboxEntry, error) {
-	query, args := `SELECT seq, payload FROM outbox ORDER BY seq`, []any{}
+	return readOutboxAfter(ctx, q, 0, limit)
+}
+
+// readOutboxAfter is readOutbox from the entry after position after.
+func readOutboxAfter(ctx context.Context, q statedb.Querier, after int64, limit int) ([]outboxEntry, error) {
+	query, args := `SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq`, []any{after}
 	if limit > 0 {
 		query, args = query+` LIMIT ?`, append(args, limit)
 	}

@@ -106,6 +106,60 @@ func TestRestoreWithPendingEditOfLostHousehold(t *testing.T) {
 	assertSameState(t, "replica vs restored server", server, dump(t, r))
 }
 
+// TestRejectionInALaterBatch: the refused change sits in the second batch
+// of a long outbox. The phone reads each batch while the server applies the
+// one before, and drops an acknowledged batch only once the next is sent;
+// a refusal then must leave the first batch counted once, set aside only
+// the refused change, and push everything after it.
+func TestRejectionInALaterBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	w, _ := e.worker("li", e.Grids[0])
+	r := e.device("li", w)
+	mustSync(t, r)
+	restore := backupAndRestore(t, e)
+	lost, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "after the backup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, r)
+	restore()
+
+	// Offline: a household and 700 visits to it (past the first batch of
+	// 500), the edit the server will refuse, then 100 more visits.
+	other, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "unrelated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 700 {
+		if _, err := r.RecordVisit(ctx, sdkVisit(other)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.EditHousehold(ctx, lost, map[string]string{"notes": "edited offline"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if _, err := r.RecordVisit(ctx, sdkVisit(other)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := mustSync(t, r)
+	if rep.Rejected != 1 || rep.Pushed != 801 || rep.Duplicates != 0 {
+		t.Errorf("sync: %+v; want 801 changes pushed once and the edit of the lost household rejected", rep)
+	}
+	st, _ := r.Status(ctx)
+	if st.Pending != 0 || st.Rejected != 1 {
+		t.Errorf("pending %d, rejected %d; want 0 and 1", st.Pending, st.Rejected)
+	}
+	server := e.serverState(e.Grids[0])
+	if len(server.Households) != 1 || len(server.Visits) != 800 {
+		t.Errorf("server: %d households and %d visits, want 1 and 800", len(server.Households), len(server.Visits))
+	}
+	assertSameState(t, "replica vs restored server", server, dump(t, r))
+}
+
 // TestRestoredFeedOvertakingTheCursorIsDetected: the restored server takes
 // more writes than it lost before the phone syncs again, so the phone's
 // feed position exists again — for other writes. The commit tag in the

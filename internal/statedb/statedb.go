@@ -69,6 +69,12 @@ func MergeHousehold(ctx context.Context, q Querier, delta *syncengine.Household)
 	if err != nil {
 		return merged, nil, false, err
 	}
+	return MergeHouseholdOnto(ctx, q, cur, ok, delta)
+}
+
+// MergeHouseholdOnto is MergeHousehold for a caller that has read the stored
+// household already: cur, if ok.
+func MergeHouseholdOnto(ctx context.Context, q Querier, cur syncengine.Household, ok bool, delta *syncengine.Household) (merged syncengine.Household, before *syncengine.Household, changed bool, err error) {
 	if !ok {
 		cur = syncengine.Household{ID: delta.ID}
 	}
@@ -151,6 +157,12 @@ func MergePerson(ctx context.Context, q Querier, delta *syncengine.Person) (merg
 	if err != nil {
 		return merged, nil, false, err
 	}
+	return MergePersonOnto(ctx, q, cur, ok, delta)
+}
+
+// MergePersonOnto is MergePerson for a caller that has read the stored
+// person already: cur, if ok.
+func MergePersonOnto(ctx context.Context, q Querier, cur syncengine.Person, ok bool, delta *syncengine.Person) (merged syncengine.Person, before *syncengine.Person, changed bool, err error) {
 	if !ok {
 		cur = syncengine.Person{ID: delta.ID}
 	}

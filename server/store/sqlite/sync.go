@@ -104,18 +104,23 @@ func (ps *pushScope) household(ctx context.Context, id string) (syncengine.House
 	if !ok {
 		return h, fmt.Errorf("%w: household %s", syncengine.ErrNotFound, id)
 	}
-	allowed, seen := ps.decisions[id]
+	return h, ps.judge(ctx, h)
+}
+
+// judge fails unless the push may write household h, read by the caller.
+func (ps *pushScope) judge(ctx context.Context, h syncengine.Household) error {
+	allowed, seen := ps.decisions[h.ID]
 	if !seen {
-		allowed, err = ps.allowed(ctx, h)
-		if err != nil {
-			return h, err
+		var err error
+		if allowed, err = ps.allowed(ctx, h); err != nil {
+			return err
 		}
-		ps.decisions[id] = allowed
+		ps.decisions[h.ID] = allowed
 	}
 	if !allowed {
-		return h, fmt.Errorf("%w: household %s is not in your grids", syncengine.ErrOutOfScope, id)
+		return fmt.Errorf("%w: household %s is not in your grids", syncengine.ErrOutOfScope, h.ID)
 	}
-	return h, nil
+	return nil
 }
 
 // check is household for callers that need only the verdict: a push of a
@@ -314,7 +319,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		if ok && cur.HouseholdID != c.Person.HouseholdID {
 			return fmt.Errorf("%w: person %s belongs to household %s", syncengine.ErrInvalid, c.Person.ID, cur.HouseholdID)
 		}
-		_, _, changed, err := statedb.MergePerson(ctx, tx, c.Person)
+		_, _, changed, err := statedb.MergePersonOnto(ctx, tx, cur, ok, c.Person)
 		if err != nil || !changed {
 			return err
 		}
@@ -408,7 +413,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 }
 
 func applyHousehold(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAlloc, delta *syncengine.Household) error {
-	_, exists, err := statedb.GetHousehold(ctx, tx, delta.ID)
+	cur, exists, err := statedb.GetHousehold(ctx, tx, delta.ID)
 	if err != nil {
 		return err
 	}
@@ -418,10 +423,10 @@ func applyHousehold(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seq
 		if !delta.GridID.Set() || !ps.recent[delta.GridID.Value] {
 			return fmt.Errorf("%w: a new household must be registered in one of your grids", syncengine.ErrOutOfScope)
 		}
-	} else if _, err := ps.household(ctx, delta.ID); err != nil {
+	} else if err := ps.judge(ctx, cur); err != nil {
 		return err
 	}
-	merged, before, changed, err := statedb.MergeHousehold(ctx, tx, delta)
+	merged, before, changed, err := statedb.MergeHouseholdOnto(ctx, tx, cur, exists, delta)
 	if err != nil || !changed {
 		return err
 	}
