@@ -40,13 +40,23 @@ func (s *Store) Authenticate(ctx context.Context, token string) (store.Principal
 		return store.Principal{}, errBadToken
 	}
 	var (
-		hash              []byte
-		workerID, adminID sql.NullString
-		revoked           sql.NullInt64
-		reason            string
+		hash                  []byte
+		workerID, adminID     sql.NullString
+		revoked               sql.NullInt64
+		reason                string
+		workerName, adminName sql.NullString
+		adminNode             sql.NullString
+		adminReadOnly         sql.NullBool
 	)
-	err := s.db.R.QueryRowContext(ctx, `SELECT secret_hash, worker_id, admin_id, revoked_at, revoked_reason FROM credentials WHERE id = ?`, id).
-		Scan(&hash, &workerID, &adminID, &revoked, &reason)
+	// Every request comes through here: one statement, prepared once per
+	// connection (a read transaction reuses it), not two parsed per call.
+	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT c.secret_hash, c.worker_id, c.admin_id, c.revoked_at, c.revoked_reason,
+			w.name, a.name, a.node_id, a.read_only
+			FROM credentials c LEFT JOIN workers w ON w.id = c.worker_id LEFT JOIN admins a ON a.id = c.admin_id
+			WHERE c.id = ?`, id).
+			Scan(&hash, &workerID, &adminID, &revoked, &reason, &workerName, &adminName, &adminNode, &adminReadOnly)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Principal{}, errBadToken
 	}
@@ -64,17 +74,15 @@ func (s *Store) Authenticate(ctx context.Context, token string) (store.Principal
 	}
 	p := store.Principal{CredentialID: id}
 	switch {
-	case workerID.Valid:
-		p.Kind, p.ID = store.KindWorker, workerID.String
-		err = s.db.R.QueryRowContext(ctx, `SELECT name FROM workers WHERE id = ?`, p.ID).Scan(&p.Name)
-	case adminID.Valid:
-		p.Kind, p.ID = store.KindAdmin, adminID.String
-		err = s.db.R.QueryRowContext(ctx, `SELECT name, node_id, read_only FROM admins WHERE id = ?`, p.ID).Scan(&p.Name, &p.Node, &p.ReadOnly)
+	case workerID.Valid && workerName.Valid:
+		p.Kind, p.ID, p.Name = store.KindWorker, workerID.String, workerName.String
+	case adminID.Valid && adminName.Valid:
+		p.Kind, p.ID, p.Name = store.KindAdmin, adminID.String, adminName.String
+		p.Node, p.ReadOnly = adminNode.String, adminReadOnly.Bool
+	case workerID.Valid || adminID.Valid:
+		return store.Principal{}, fmt.Errorf("authenticate: credential %s names a worker or admin that does not exist", id)
 	default:
 		return store.Principal{}, errBadToken
-	}
-	if err != nil {
-		return store.Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
 	return p, nil
 }
