@@ -31,6 +31,18 @@ var compressions = []struct {
 	{"none", []sdk.Option{sdk.WithoutCompression()}},
 }
 
+// bootstrapModes are compressions with rows, and the same with a snapshot
+// file (sdk.WithSnapshotBootstrap).
+var bootstrapModes = []struct {
+	name string
+	opts []sdk.Option
+}{
+	{"zstd", nil},
+	{"none", []sdk.Option{sdk.WithoutCompression()}},
+	{"snapshot-zstd", []sdk.Option{sdk.WithSnapshotBootstrap()}},
+	{"snapshot-none", []sdk.Option{sdk.WithSnapshotBootstrap(), sdk.WithoutCompression()}},
+}
+
 const mb = 1 << 20
 
 // serverCopy starts a server process over a private copy of the database
@@ -59,7 +71,7 @@ func removeDB(path string) {
 func BenchmarkBootstrap(b *testing.B) {
 	f := getFixture(b, currentSize(b))
 	fl := floor(b, f)
-	for _, comp := range compressions {
+	for _, comp := range bootstrapModes {
 		b.Run(comp.name, func(b *testing.B) {
 			ctx := context.Background()
 			srv := serverCopy(b, f.Full)

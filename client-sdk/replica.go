@@ -58,6 +58,8 @@ type Replica struct {
 	progress func(Progress)
 	// noCompression: ask for, and send, uncompressed messages.
 	noCompression bool
+	// snapshots: a first bootstrap asks for the scope as a file.
+	snapshots bool
 
 	syncMu sync.Mutex
 	closed sync.Once
@@ -80,6 +82,14 @@ func WithHTTPClient(c *http.Client) Option { return func(r *Replica) { r.http = 
 // requests uncompressed: for a fast link, where compressing costs more
 // time than the bytes it saves. By default both ways use zstd.
 func WithoutCompression() Option { return func(r *Replica) { r.noCompression = true } }
+
+// WithSnapshotBootstrap makes a new replica's first bootstrap ask for its
+// whole scope as a SQLite file, whose tables it copies into its own, rather
+// than for pages of rows that it inserts one by one. It is faster for large
+// scopes, but a download cut short starts over, where pages resume from the
+// last household received: use it on good links. A server that cannot make
+// snapshots answers with pages.
+func WithSnapshotBootstrap() Option { return func(r *Replica) { r.snapshots = true } }
 
 // WithProgress sets a callback for sync progress. It runs on the syncing
 // goroutine and should return quickly.

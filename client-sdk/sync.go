@@ -484,6 +484,13 @@ func (r *Replica) bootstrap(ctx context.Context, c clients, key, after string, r
 	if key != "*" {
 		req.GridIds = []string{key}
 	}
+	if key == "*" && after == "" && r.snapshots {
+		empty, err := r.replicatedTablesEmpty(ctx)
+		if err != nil {
+			return err
+		}
+		req.Snapshot = empty
+	}
 	stream, err := c.sync.Bootstrap(ctx, req)
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", fromConnect(err))
@@ -492,6 +499,12 @@ func (r *Replica) bootstrap(ctx context.Context, c clients, key, after string, r
 	done, total := 0, 0
 	for stream.Receive() {
 		msg := stream.Msg()
+		if msg.GetSnapshot() {
+			if err := r.receiveSnapshot(ctx, stream, key, rep); err != nil {
+				return fmt.Errorf("bootstrap: %w", err)
+			}
+			return nil
+		}
 		if total == 0 {
 			total = int(msg.GetTotalHouseholds())
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"connectrpc.com/connect"
 
@@ -117,6 +118,9 @@ func (s *syncService) Bootstrap(ctx context.Context, req *pb.BootstrapRequest, s
 	if a := req.GetAfterHouseholdId(); a != "" && !syncengine.IsID(a) {
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("after_household_id %q is not a UUID", a))
 	}
+	if req.GetSnapshot() && len(req.GetGridIds()) == 0 && req.GetAfterHouseholdId() == "" {
+		return s.sendSnapshot(ctx, stream)
+	}
 	households, rowsSent := 0, 0
 	errSend := errors.New("send")
 	err := s.store.Bootstrap(ctx, principal(ctx), store.BootstrapRequest{
@@ -152,6 +156,61 @@ func (s *syncService) Bootstrap(ctx context.Context, req *pb.BootstrapRequest, s
 		return err // the client went away; nothing to map
 	}
 	return toConnect(s.log, err)
+}
+
+// snapshotChunk is how much of a snapshot file one message carries.
+const snapshotChunk = 1 << 20
+
+// sendSnapshot answers a bootstrap with a file of the whole scope: a first
+// message with the cursor, scope and reference data, then the file's bytes.
+func (s *syncService) sendSnapshot(ctx context.Context, stream *connect.ServerStream[pb.BootstrapResponse]) error {
+	snap, err := s.store.Snapshot(ctx, principal(ctx), os.TempDir())
+	if err != nil {
+		return toConnect(s.log, err)
+	}
+	defer os.Remove(snap.Path)
+	f, err := os.Open(snap.Path)
+	if err != nil {
+		return toConnect(s.log, fmt.Errorf("snapshot: %w", err))
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return toConnect(s.log, fmt.Errorf("snapshot: %w", err))
+	}
+	size := info.Size()
+	if snap.Households == 0 {
+		size = 0 // nothing to copy: the device needs the cursor and scope only
+	}
+	cats, camps := wire.ReferenceToProto(&snap.Reference)
+	if err := stream.Send(&pb.BootstrapResponse{
+		Cursor:          snap.Cursor,
+		ServerHlc:       s.clock.Now().HLC,
+		Scope:           scopeToProto(snap.Scope),
+		TotalHouseholds: uint32(snap.Households),
+		Categories:      cats,
+		Campaigns:       camps,
+		Snapshot:        true,
+		SnapshotBytes:   uint64(size),
+	}); err != nil {
+		return err
+	}
+	buf := make([]byte, snapshotChunk)
+	for sent := int64(0); sent < size; {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if err := stream.Send(&pb.BootstrapResponse{Cursor: snap.Cursor, SnapshotChunk: buf[:n]}); err != nil {
+				return err
+			}
+			sent += int64(n)
+		}
+		if err != nil {
+			return toConnect(s.log, fmt.Errorf("snapshot: read %s: %w", snap.Path, err))
+		}
+	}
+	addStat(ctx, "households", snap.Households)
+	addStat(ctx, "snapshot_bytes", int(size))
+	return nil
 }
 
 func scopeToProto(sc store.Scope) *pb.Scope {

@@ -179,3 +179,13 @@ func DecodeClocks(b []byte, clocks []Clock) error {
 	}
 	return nil
 }
+
+// NewestEncodedHLC is the newest HLC in EncodeClocks' output, without
+// decoding the rest.
+func NewestEncodedHLC(b []byte) uint64 {
+	var newest uint64
+	for ; len(b) >= clockSize; b = b[clockSize:] {
+		newest = max(newest, binary.BigEndian.Uint64(b))
+	}
+	return newest
+}

@@ -37,6 +37,23 @@ func Migrations(own fs.FS, dir string) ([]sqlitex.Migration, error) {
 	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: SchemaV1}}, ms...), nil
 }
 
+// SnapshotMigrations create the replicated tables alone, exactly as every
+// database that embeds them has them: a snapshot file of a scope, whose
+// tables a new replica copies whole.
+func SnapshotMigrations() []sqlitex.Migration {
+	return []sqlitex.Migration{
+		{Version: 1, Name: "001_state.sql", SQL: SchemaV1},
+		{Version: 2, Name: "002_state.sql", SQL: SchemaV2},
+	}
+}
+
+// ReplicatedTables are the tables of a scope's rows, the ones a snapshot
+// holds, in the order a snapshot is written; categories and campaigns
+// travel apart, as reference data.
+func ReplicatedTables() []string {
+	return []string{"households", "persons", "tag_elements", "visit_households", "visits", "visit_amendments"}
+}
+
 // shared are the versions after 1 of the replicated tables, by name.
 var shared = map[string]string{"SchemaV2": SchemaV2}
 

@@ -547,3 +547,38 @@ func Restamp(ctx context.Context, q Querier, table, id string, old, new syncengi
 		int64(new.HLC), int64(new.Node), id, int64(old.HLC), int64(old.Node))
 	return err
 }
+
+// NewestHLC is the newest clock in the replicated tables: a replica that
+// took its rows whole from a file, not one by one, observes it so that its
+// own writes order after every write it holds.
+func NewestHLC(ctx context.Context, q Querier) (uint64, error) {
+	var newest uint64
+	for _, table := range []string{"tag_elements", "visits", "visit_amendments"} {
+		var hlc sql.NullInt64
+		if err := q.QueryRowContext(ctx, `SELECT max(hlc) FROM `+table).Scan(&hlc); err != nil {
+			return 0, fmt.Errorf("newest clock of %s: %w", table, err)
+		}
+		newest = max(newest, uint64(hlc.Int64))
+	}
+	for _, table := range []string{"households", "persons"} {
+		rows, err := q.QueryContext(ctx, `SELECT clocks FROM `+table)
+		if err != nil {
+			return 0, fmt.Errorf("newest clock of %s: %w", table, err)
+		}
+		var clocks []byte
+		for rows.Next() {
+			if err := rows.Scan(&clocks); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			newest = max(newest, syncengine.NewestEncodedHLC(clocks))
+		}
+		if err := rows.Close(); err != nil {
+			return 0, err
+		}
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+	}
+	return newest, nil
+}

@@ -34,6 +34,10 @@ type Store interface {
 	// Bootstrap sends pages of whole households of p's grids (all of them
 	// if grids is empty) after household id after, until done or send fails.
 	Bootstrap(ctx context.Context, p Principal, req BootstrapRequest, send func(*BootstrapPage) error) error
+	// Snapshot writes p's whole scope, in the replica's own tables, to a new
+	// SQLite file in dir: a new device copies the tables whole instead of
+	// inserting rows one by one. The caller removes the file.
+	Snapshot(ctx context.Context, p Principal, dir string) (*Snapshot, error)
 	// Scope is a worker's grids.
 	Scope(ctx context.Context, p Principal) (Scope, error)
 
@@ -260,6 +264,18 @@ type BootstrapRequest struct {
 	GridIDs          []string
 	AfterHouseholdID string
 	PageSize         int
+}
+
+// Snapshot is a file of a worker's whole scope (see Store.Snapshot).
+type Snapshot struct {
+	// Path is the SQLite file, holding the replicated tables only.
+	Path string
+	// Cursor is the feed position read before the file was written: what
+	// changed since reaches the device through the feed.
+	Cursor     uint64
+	Scope      Scope
+	Reference  syncengine.Reference
+	Households int
 }
 
 // BootstrapPage is one page of whole households.

@@ -526,7 +526,12 @@ type BootstrapRequest struct {
 	// Resume after this household id ("" to start).
 	AfterHouseholdId string `protobuf:"bytes,2,opt,name=after_household_id,json=afterHouseholdId,proto3" json:"after_household_id,omitempty"`
 	// Households per message; 0 means the server's default.
-	PageSize      uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Ask for the whole scope as a SQLite file rather than pages of rows
+	// (only with no grid_ids and no after_household_id): a new replica copies
+	// its tables from the file instead of inserting row by row. A server that
+	// cannot answers with pages of rows, which the device must accept too.
+	Snapshot      bool `protobuf:"varint,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -582,6 +587,13 @@ func (x *BootstrapRequest) GetPageSize() uint32 {
 	return 0
 }
 
+func (x *BootstrapRequest) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
+}
+
 // BootstrapResponse is one page of whole households, each with its persons,
 // tags, visits and amendments.
 type BootstrapResponse struct {
@@ -602,8 +614,15 @@ type BootstrapResponse struct {
 	// message.
 	TotalHouseholds uint32 `protobuf:"varint,10,opt,name=total_households,json=totalHouseholds,proto3" json:"total_households,omitempty"`
 	// All reference data in scope; set on the first message.
-	Categories    []*Category `protobuf:"bytes,11,rep,name=categories,proto3" json:"categories,omitempty"`
-	Campaigns     []*Campaign `protobuf:"bytes,12,rep,name=campaigns,proto3" json:"campaigns,omitempty"`
+	Categories []*Category `protobuf:"bytes,11,rep,name=categories,proto3" json:"categories,omitempty"`
+	Campaigns  []*Campaign `protobuf:"bytes,12,rep,name=campaigns,proto3" json:"campaigns,omitempty"`
+	// A snapshot's size in bytes, on the first message of a snapshot answer
+	// (see BootstrapRequest.snapshot); 0 on a snapshot of an empty scope.
+	SnapshotBytes uint64 `protobuf:"varint,13,opt,name=snapshot_bytes,json=snapshotBytes,proto3" json:"snapshot_bytes,omitempty"`
+	// The next piece of the snapshot file, in order, after the first message.
+	SnapshotChunk []byte `protobuf:"bytes,14,opt,name=snapshot_chunk,json=snapshotChunk,proto3" json:"snapshot_chunk,omitempty"`
+	// This is a snapshot answer; set on its first message.
+	Snapshot      bool `protobuf:"varint,15,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -722,6 +741,27 @@ func (x *BootstrapResponse) GetCampaigns() []*Campaign {
 	return nil
 }
 
+func (x *BootstrapResponse) GetSnapshotBytes() uint64 {
+	if x != nil {
+		return x.SnapshotBytes
+	}
+	return 0
+}
+
+func (x *BootstrapResponse) GetSnapshotChunk() []byte {
+	if x != nil {
+		return x.SnapshotChunk
+	}
+	return nil
+}
+
+func (x *BootstrapResponse) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
+}
+
 var File_doorbook_v1_sync_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_sync_proto_rawDesc = "" +
@@ -771,12 +811,13 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\n" +
 	"categories\x18\r \x03(\v2\x15.doorbook.v1.CategoryR\n" +
 	"categories\x123\n" +
-	"\tcampaigns\x18\x0e \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\"\x94\x01\n" +
+	"\tcampaigns\x18\x0e \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\"\xb0\x01\n" +
 	"\x10BootstrapRequest\x12(\n" +
 	"\bgrid_ids\x18\x01 \x03(\tB\r\xbaH\n" +
 	"\x92\x01\a\"\x05r\x03\xb0\x01\x01R\agridIds\x129\n" +
 	"\x12after_household_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x10afterHouseholdId\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\rR\bpageSize\"\xbf\x04\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1a\n" +
+	"\bsnapshot\x18\x04 \x01(\bR\bsnapshot\"\xa9\x05\n" +
 	"\x11BootstrapResponse\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x126\n" +
 	"\n" +
@@ -795,7 +836,10 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\n" +
 	"categories\x18\v \x03(\v2\x15.doorbook.v1.CategoryR\n" +
 	"categories\x123\n" +
-	"\tcampaigns\x18\f \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns2\xe1\x01\n" +
+	"\tcampaigns\x18\f \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\x12%\n" +
+	"\x0esnapshot_bytes\x18\r \x01(\x04R\rsnapshotBytes\x12%\n" +
+	"\x0esnapshot_chunk\x18\x0e \x01(\fR\rsnapshotChunk\x12\x1a\n" +
+	"\bsnapshot\x18\x0f \x01(\bR\bsnapshot2\xe1\x01\n" +
 	"\vSyncService\x12=\n" +
 	"\x04Push\x12\x18.doorbook.v1.PushRequest\x1a\x19.doorbook.v1.PushResponse\"\x00\x12@\n" +
 	"\x04Pull\x12\x18.doorbook.v1.PullRequest\x1a\x19.doorbook.v1.PullResponse\"\x03\x90\x02\x02\x12Q\n" +

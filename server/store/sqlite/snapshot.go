@@ -1,0 +1,166 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/server/store"
+)
+
+// Snapshot writes the worker's whole scope to a new file in dir. SQLite
+// copies the rows from this database into the file (INSERT … SELECT across
+// an ATTACH), so no row passes through Go; the phone then copies the file's
+// tables into its own the same way.
+//
+// The cursor, scope and reference data are read first and the rows after,
+// as Bootstrap's pages are: rows newer than the cursor come again through
+// the feed, and merging them twice changes nothing.
+func (s *Store) Snapshot(ctx context.Context, p store.Principal, dir string) (*store.Snapshot, error) {
+	if err := requireWorker(p); err != nil {
+		return nil, err
+	}
+	snap := &store.Snapshot{}
+	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		top, err := head(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if snap.Cursor, err = cursorAt(ctx, tx, top); err != nil {
+			return err
+		}
+		if snap.Scope, err = scope(ctx, tx, p.ID); err != nil {
+			return err
+		}
+		snap.Reference, err = reference(ctx, tx, snap.Scope.Worker.GridIDs, 0)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "snapshot-*.db")
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	snap.Path = f.Name()
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	if snap.Households, err = s.writeSnapshot(ctx, snap.Path, snap.Scope.Worker.GridIDs); err != nil {
+		removeSnapshot(snap.Path)
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	return snap, nil
+}
+
+// writeSnapshot fills the file at path with the rows of grids and leaves it
+// whole in one file (no write-ahead log beside it).
+func (s *Store) writeSnapshot(ctx context.Context, path string, grids []string) (households int, err error) {
+	db, err := sqlitex.Open(ctx, path, statedb.SnapshotMigrations())
+	if err != nil {
+		return 0, err
+	}
+	defer func() { err = errors.Join(err, db.Close()) }()
+	conn, err := db.W.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS src`, s.db.Path); err != nil {
+		return 0, fmt.Errorf("attach: %w", err)
+	}
+	// Detached on every path, so the connection goes back to the pool clean.
+	defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE src`)
+	// A file nobody else has open until it is whole needs no journal: the
+	// rows go straight to it, not through a log and then again into it.
+	for _, pragma := range []string{`PRAGMA main.journal_mode = OFF`, `PRAGMA main.synchronous = OFF`} {
+		if _, err := conn.ExecContext(ctx, pragma); err != nil {
+			return 0, err
+		}
+	}
+	// One transaction: a single read of the server's file, and one commit.
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return 0, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+		}
+	}()
+	inGrids := "(" + sqlitex.InPlaceholders(len(grids)) + ")"
+	if len(grids) == 0 {
+		inGrids = "(NULL)"
+	}
+	// Which rows of each table: those LoadBundle would send for the
+	// scope's households, each table filled from the ones before it. Rows
+	// go in key order, so that SQLite appends to each table's b-tree.
+	where := map[string]string{
+		"households":       `grid_id IN ` + inGrids + ` ORDER BY id`,
+		"persons":          `household_id IN (SELECT id FROM main.households) ORDER BY id`,
+		"tag_elements":     `household_id IN (SELECT id FROM main.households) ORDER BY add_id`,
+		"visit_households": `visit_id IN (SELECT visit_id FROM src.visit_households WHERE household_id IN (SELECT id FROM main.households)) ORDER BY household_id, visit_id`,
+		"visits":           `id IN (SELECT visit_id FROM main.visit_households) ORDER BY id`,
+		"visit_amendments": `visit_id IN (SELECT id FROM main.visits) ORDER BY id`,
+	}
+	for _, table := range statedb.ReplicatedTables() {
+		cols, err := columns(ctx, conn, table)
+		if err != nil {
+			return 0, err
+		}
+		var args []any
+		if table == "households" {
+			args = anys(grids)
+		}
+		q := `INSERT INTO main.` + table + ` (` + cols + `) SELECT ` + cols + ` FROM src.` + table + ` WHERE ` + where[table]
+		if _, err := conn.ExecContext(ctx, q, args...); err != nil {
+			return 0, fmt.Errorf("copy %s: %w", table, err)
+		}
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM main.households`).Scan(&households); err != nil {
+		return 0, err
+	}
+	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
+		return 0, err
+	}
+	committed = true
+	return households, nil
+}
+
+// columns lists a table's columns as the snapshot file has them.
+func columns(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, table string) (string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM pragma_table_info(?, 'main') ORDER BY cid`, table)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return "", err
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	if len(names) == 0 {
+		return "", fmt.Errorf("table %s has no columns", table)
+	}
+	return strings.Join(names, ", "), nil
+}
+
+// removeSnapshot removes a snapshot file and anything SQLite left beside it.
+func removeSnapshot(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		os.Remove(path + suffix)
+	}
+}
