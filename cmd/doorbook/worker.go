@@ -14,7 +14,7 @@ import (
 	"github.com/doorbook/doorbook/syncengine"
 )
 
-const workerUsage = `Usage: doorbook worker --replica FILE [--json] VERB [flags]
+const workerUsage = `Usage: doorbook worker --replica FILE [--json] [--ca FILE] [--snapshot] VERB [flags]
 
 Verbs (all work offline except enroll and sync):
   enroll    --server URL --code CODE [--name DEVICE]   enrol this replica
@@ -63,6 +63,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	path := fs.String("replica", "", "replica `file` (created if missing)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	caFile := fs.String("ca", "", "also trust the CA certificates of this PEM `file` for an HTTPS server")
+	snapshot := fs.Bool("snapshot", false, "on a new replica's first sync, fetch the whole scope as one SQLite file (faster for large scopes; a cut download starts over)")
 	rest, err := parseVerb(fs, args, workerUsage, stderr)
 	if err != nil || rest == nil {
 		return err
@@ -75,6 +76,9 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	opts := []sdk.Option{sdk.WithHTTPClient(hc)}
+	if *snapshot {
+		opts = append(opts, sdk.WithSnapshotBootstrap())
+	}
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) && !*asJSON {
 		opts = append(opts, sdk.WithProgress(progressBar(stderr)))
 	}
