@@ -32,13 +32,19 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// cacheKiB is each connection's page cache: a push's inserts land all over
+// the visit and feed indexes of a street's file, and with SQLite's default
+// 2 MiB most of them read the page again. One writer and a few readers
+// keep the server well under its memory budget.
+const cacheKiB = 32 << 10
+
 // Open opens (creating if needed) the database file.
 func Open(ctx context.Context, path string) (*Store, error) {
 	ms, err := Migrations()
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlitex.Open(ctx, path, ms)
+	db, err := sqlitex.Open(ctx, path, ms, sqlitex.WithCacheSize(cacheKiB))
 	if err != nil {
 		return nil, err
 	}
