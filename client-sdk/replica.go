@@ -133,6 +133,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Replica, error) {
 	}
 	r.clock = syncengine.NewHybridClock(syncengine.NodeID(r.id), uint64(hlc), r.now)
 	r.clock.SetOffset(time.Duration(offset) * time.Millisecond)
+	// A snapshot download the app did not live to finish holds the scope's
+	// data outside the replica: it goes.
+	r.removeSnapshotFile()
 	return r, nil
 }
 

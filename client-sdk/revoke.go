@@ -77,6 +77,7 @@ func (r *Replica) wipe(ctx context.Context, d *pb.DeviceRevoked) error {
 	if err != nil {
 		return fmt.Errorf("wipe revoked replica: %w", err)
 	}
+	r.removeSnapshotFile()
 	if _, err := r.db.W.ExecContext(ctx, `VACUUM`); err != nil {
 		return fmt.Errorf("wipe revoked replica: vacuum: %w", err)
 	}

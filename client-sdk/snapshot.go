@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"connectrpc.com/connect"
 
@@ -37,6 +36,21 @@ func (r *Replica) replicatedTablesEmpty(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// snapshotPath is where a snapshot is downloaded: one fixed name beside the
+// replica, so that one left by a killed app is found and removed.
+func (r *Replica) snapshotPath() string { return r.db.Path + ".snapshot" }
+
+func (r *Replica) removeSnapshotFile() {
+	for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
+		os.Remove(r.snapshotPath() + suffix)
+	}
+}
+
+// errSnapshotSchema: the server's snapshot has other columns than this
+// replica (one of the two runs a newer shared schema); pages of rows, which
+// go through the wire format, still work.
+var errSnapshotSchema = errors.New("snapshot schema differs from the replica's")
+
 // receiveSnapshot takes a snapshot answer whose first message the stream
 // holds: it writes the rest to a file and copies its tables in.
 func (r *Replica) receiveSnapshot(ctx context.Context, stream *connect.ServerStreamForClient[pb.BootstrapResponse], key string, rep *SyncReport) error {
@@ -45,12 +59,12 @@ func (r *Replica) receiveSnapshot(ctx context.Context, stream *connect.ServerStr
 	size := first.GetSnapshotBytes()
 	path := ""
 	if size > 0 {
-		f, err := os.CreateTemp(filepath.Dir(r.db.Path), filepath.Base(r.db.Path)+".snapshot-*")
+		path = r.snapshotPath()
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 		if err != nil {
 			return err
 		}
-		path = f.Name()
-		defer os.Remove(path)
+		defer r.removeSnapshotFile()
 		got := uint64(0)
 		for got < size && stream.Receive() {
 			chunk := stream.Msg().GetSnapshotChunk()
@@ -86,30 +100,8 @@ func (r *Replica) receiveSnapshot(ctx context.Context, stream *connect.ServerStr
 // applySnapshot copies the tables of the file at path (none if "") and the
 // first message's scope, reference data and cursor into the replica, in one
 // transaction.
-func (r *Replica) applySnapshot(ctx context.Context, path string, first *pb.BootstrapResponse, key string) (err error) {
-	if path != "" {
-		// ATTACH cannot run inside a transaction, so it runs on the writer
-		// pool's single connection before the transaction that uses it, and
-		// DETACH after.
-		conn, err := r.db.W.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		_, err = conn.ExecContext(ctx, `ATTACH DATABASE ? AS snap`, path)
-		conn.Close()
-		if err != nil {
-			return fmt.Errorf("open snapshot: %w", err)
-		}
-		defer func() {
-			conn, cerr := r.db.W.Conn(context.WithoutCancel(ctx))
-			if cerr == nil {
-				_, cerr = conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE snap`)
-				conn.Close()
-			}
-			err = errors.Join(err, cerr)
-		}()
-	}
-	return r.db.Write(ctx, func(tx *sqlitex.Tx) error {
+func (r *Replica) applySnapshot(ctx context.Context, path string, first *pb.BootstrapResponse, key string) error {
+	apply := func(tx *sqlitex.Tx) error {
 		if path != "" {
 			for _, table := range statedb.ReplicatedTables() {
 				if err := sameColumns(ctx, tx, table); err != nil {
@@ -141,11 +133,15 @@ func (r *Replica) applySnapshot(ctx context.Context, path string, first *pb.Boot
 			return err
 		}
 		return r.saveClock(ctx, tx)
-	})
+	}
+	if path == "" {
+		return r.db.Write(ctx, apply)
+	}
+	return r.db.WriteAttached(ctx, path, "snap", apply)
 }
 
-// sameColumns fails unless the snapshot's table has the replica's columns,
-// in the same order: SELECT * copies by position.
+// sameColumns fails with errSnapshotSchema unless the snapshot's table has
+// the replica's columns, in the same order: SELECT * copies by position.
 func sameColumns(ctx context.Context, tx *sqlitex.Tx, table string) error {
 	var cols [2]string
 	for i, schema := range []string{"main", "snap"} {
@@ -156,7 +152,7 @@ func sameColumns(ctx context.Context, tx *sqlitex.Tx, table string) error {
 		}
 	}
 	if cols[0] != cols[1] {
-		return fmt.Errorf("the server's snapshot of %s has columns (%s), this replica (%s)", table, cols[1], cols[0])
+		return fmt.Errorf("%w: %s has columns (%s) in the snapshot, (%s) here", errSnapshotSchema, table, cols[1], cols[0])
 	}
 	return nil
 }

@@ -480,11 +480,22 @@ func (r *Replica) bootstraps(ctx context.Context, c clients, rep *SyncReport) er
 // bootstrap streams whole households of one pending bootstrap, committing
 // each page with the position to resume from.
 func (r *Replica) bootstrap(ctx context.Context, c clients, key, after string, rep *SyncReport) error {
+	err := r.bootstrapFrom(ctx, c, key, after, r.snapshots, rep)
+	if errors.Is(err, errSnapshotSchema) {
+		r.log.Warn().Err(err).Msg("bootstrap: taking rows instead of the server's snapshot")
+		err = r.bootstrapFrom(ctx, c, key, after, false, rep)
+	}
+	return err
+}
+
+// bootstrapFrom is bootstrap, asking for a snapshot if snapshot is set and
+// the replica is new.
+func (r *Replica) bootstrapFrom(ctx context.Context, c clients, key, after string, snapshot bool, rep *SyncReport) error {
 	req := &pb.BootstrapRequest{AfterHouseholdId: after, PageSize: bootstrapPage}
 	if key != "*" {
 		req.GridIds = []string{key}
 	}
-	if key == "*" && after == "" && r.snapshots {
+	if key == "*" && after == "" && snapshot {
 		empty, err := r.replicatedTablesEmpty(ctx)
 		if err != nil {
 			return err

@@ -134,16 +134,37 @@ func isBusy(err error) bool {
 // Write runs fn in an immediate write transaction, committing if fn returns
 // nil and rolling back otherwise.
 func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
-	return inTx(ctx, db.W, db.wstmts, nil, fn)
+	return inTx(ctx, db.W.BeginTx, db.wstmts, nil, fn)
 }
 
 // Read runs fn in a read transaction: one consistent snapshot of the file.
 func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
-	return inTx(ctx, db.R, db.rstmts, &sql.TxOptions{ReadOnly: true}, fn)
+	return inTx(ctx, db.R.BeginTx, db.rstmts, &sql.TxOptions{ReadOnly: true}, fn)
 }
 
-func inTx(ctx context.Context, db *sql.DB, cache *stmtCache, opts *sql.TxOptions, fn func(*Tx) error) error {
-	tx, err := db.BeginTx(ctx, opts)
+// WriteAttached is Write with another file attached as schema for fn's
+// statements (schema.table), detached again after. ATTACH cannot run
+// inside a transaction, so all three run on one connection held
+// throughout: the pool could otherwise hand the transaction another.
+func (db *DB) WriteAttached(ctx context.Context, file, schema string, fn func(*Tx) error) (err error) {
+	conn, err := db.W.Conn(ctx)
+	if err != nil {
+		return classify(fmt.Errorf("attach %s: %w", file, err))
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS `+schema, file); err != nil {
+		return classify(fmt.Errorf("attach %s: %w", file, err))
+	}
+	defer func() {
+		if _, derr := conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE `+schema); derr != nil {
+			err = errors.Join(err, classify(fmt.Errorf("detach %s: %w", file, derr)))
+		}
+	}()
+	return inTx(ctx, conn.BeginTx, db.wstmts, nil, fn)
+}
+
+func inTx(ctx context.Context, begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), cache *stmtCache, opts *sql.TxOptions, fn func(*Tx) error) error {
+	tx, err := begin(ctx, opts)
 	if err != nil {
 		return classify(fmt.Errorf("begin: %w", err))
 	}
@@ -326,7 +347,7 @@ func Migrate(ctx context.Context, db *sql.DB, ms []Migration) error {
 	for _, m := range ms {
 		// The version is read in the migration's own write transaction: two
 		// programs opening the file at once must not both apply it.
-		err := inTx(ctx, db, nil, nil, func(tx *Tx) error {
+		err := inTx(ctx, db.BeginTx, nil, nil, func(tx *Tx) error {
 			var current int
 			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 				return err

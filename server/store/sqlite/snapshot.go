@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -71,7 +72,9 @@ func (s *Store) writeSnapshot(ctx context.Context, path string, grids []string) 
 		return 0, err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS src`, s.db.Path); err != nil {
+	// Read-only: the copy must never hold a lock that keeps the server's
+	// own writer waiting.
+	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS src`, readOnlyURI(s.db.Path)); err != nil {
 		return 0, fmt.Errorf("attach: %w", err)
 	}
 	// Detached on every path, so the connection goes back to the pool clean.
@@ -84,7 +87,10 @@ func (s *Store) writeSnapshot(ctx context.Context, path string, grids []string) 
 		}
 	}
 	// One transaction: a single read of the server's file, and one commit.
-	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+	// A deferred BEGIN: IMMEDIATE would take the write lock of every
+	// attached file, the server's too, and stall its pushes for the whole
+	// copy.
+	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
 		return 0, err
 	}
 	committed := false
@@ -125,6 +131,9 @@ func (s *Store) writeSnapshot(ctx context.Context, path string, grids []string) 
 	if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM main.households`).Scan(&households); err != nil {
 		return 0, err
 	}
+	if s.snapshotCopied != nil {
+		s.snapshotCopied()
+	}
 	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
 		return 0, err
 	}
@@ -156,6 +165,11 @@ func columns(ctx context.Context, q interface {
 		return "", fmt.Errorf("table %s has no columns", table)
 	}
 	return strings.Join(names, ", "), nil
+}
+
+// readOnlyURI names the file at path, opened read-only, for ATTACH.
+func readOnlyURI(path string) string {
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=ro"
 }
 
 // removeSnapshot removes a snapshot file and anything SQLite left beside it.

@@ -28,6 +28,9 @@ func Migrations() ([]sqlitex.Migration, error) {
 // Store is the SQLite backend.
 type Store struct {
 	db *sqlitex.DB
+	// snapshotCopied, if set, runs while a snapshot's transaction still
+	// reads this database (tests: writes must go on meanwhile).
+	snapshotCopied func()
 }
 
 var _ store.Store = (*Store)(nil)

@@ -1,14 +1,17 @@
 package sqlite
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -76,5 +79,62 @@ func TestFeedPlansAgree(t *testing.T) {
 				t.Fatalf("case %d: entry %d at seq %d is out of (%d, %d] or out of order", i, j, e.seq, cursor, top)
 			}
 		}
+	}
+}
+
+// TestSnapshotLetsWritesGoOn: while a snapshot's transaction reads this
+// database, the server's own writes must go through at once. (A BEGIN
+// IMMEDIATE there would take the write lock of the attached database too,
+// and every push would wait for the copy, then fail.)
+func TestSnapshotLetsWritesGoOn(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	admin, _, err := s.CreateAdmin(ctx, "root", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := ""
+	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity, store.LevelGrid} {
+		n, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: level, Name: "n"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent = n.ID
+	}
+	w, err := s.CreateWorker(ctx, admin, store.Worker{Name: "Wang", Role: 1, GridIDs: []string{parent}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := syncengine.Household{ID: "0190b3c5-7a10-7000-8000-000000000001"}
+	h.GridID.Value = parent
+	if err := s.Import(ctx, admin, syncengine.Bundle{Households: []syncengine.Household{h}}); err != nil {
+		t.Fatal(err)
+	}
+	var writeErr error
+	var writeTook time.Duration
+	s.snapshotCopied = func() {
+		began := time.Now()
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		writeErr = s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE counters SET value = value WHERE name = 'seq'`)
+			return err
+		})
+		writeTook = time.Since(began)
+	}
+	snap, err := s.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: w.ID}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer removeSnapshot(snap.Path)
+	if writeErr != nil {
+		t.Errorf("a write during the snapshot's copy failed after %v: %v", writeTook, writeErr)
+	}
+	if snap.Households == 0 {
+		t.Errorf("snapshot of %s holds no households", w.Name)
 	}
 }
