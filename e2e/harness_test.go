@@ -160,4 +160,8 @@ func (e *env) stop() {
 		e.halt()
 		e.halt = nil
 	}
+	// The clients' kept-alive connections to it are dead now. A request
+	// sent on one before the client notices fails with a broken pipe; the
+	// next server on this address must get fresh ones.
+	http.DefaultClient.CloseIdleConnections()
 }

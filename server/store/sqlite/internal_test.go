@@ -17,7 +17,8 @@ import (
 
 // TestFeedPlansAgree: feedAfter picks one of two query plans by the size of
 // the feed range against the scope; both must give the same entries for any
-// range, scope and limit, or a pull would depend on which one ran.
+// range, scope, limit and device, or a pull would depend on which one ran,
+// and neither gives a device its own rows back.
 func TestFeedPlansAgree(t *testing.T) {
 	ctx := t.Context()
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
@@ -38,8 +39,9 @@ func TestFeedPlansAgree(t *testing.T) {
 		}
 		for seq := 1; seq <= feedRows; seq++ {
 			hh := fmt.Sprintf("h%03d", rng.IntN(households+20)) // some of no household at all
+			origin := []string{"", "device-a", "device-b"}[rng.IntN(3)]
 			if _, err := tx.ExecContext(ctx, `INSERT INTO feed (seq, kind, entity_id, household_id, origin) VALUES (?, ?, ?, ?, ?)`,
-				seq, kindVisit, fmt.Sprintf("v%d", seq), hh, ""); err != nil {
+				seq, kindVisit, fmt.Sprintf("v%d", seq), hh, origin); err != nil {
 				return err
 			}
 		}
@@ -55,16 +57,17 @@ func TestFeedPlansAgree(t *testing.T) {
 		cursor := uint64(rng.IntN(feedRows + 1))
 		top := cursor + uint64(rng.IntN(feedRows+10-int(cursor)))
 		limit := 1 + rng.IntN(200)
+		device := []string{"device-a", "device-b"}[rng.IntN(2)]
 		var byFeed, byHouseholds, chosen []feedEntry
 		err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 			var err error
-			if byFeed, err = readFeed(ctx, tx, scope, cursor, top, limit, true); err != nil {
+			if byFeed, err = readFeed(ctx, tx, scope, device, cursor, top, limit, true); err != nil {
 				return err
 			}
-			if byHouseholds, err = readFeed(ctx, tx, scope, cursor, top, limit, false); err != nil {
+			if byHouseholds, err = readFeed(ctx, tx, scope, device, cursor, top, limit, false); err != nil {
 				return err
 			}
-			chosen, err = feedAfter(ctx, tx, scope, cursor, top, limit)
+			chosen, err = feedAfter(ctx, tx, scope, device, cursor, top, limit)
 			return err
 		})
 		if err != nil {
@@ -77,6 +80,9 @@ func TestFeedPlansAgree(t *testing.T) {
 		for j, e := range byFeed {
 			if e.seq <= cursor || e.seq > top || (j > 0 && e.seq <= byFeed[j-1].seq) {
 				t.Fatalf("case %d: entry %d at seq %d is out of (%d, %d] or out of order", i, j, e.seq, cursor, top)
+			}
+			if e.origin == device {
+				t.Fatalf("case %d: entry %d at seq %d is %s's own", i, j, e.seq, device)
 			}
 		}
 	}

@@ -459,7 +459,9 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 		for _, g := range b.Scope.Worker.GridIDs {
 			mine[g] = true
 		}
-		entries, err := feedAfter(ctx, tx, b.Scope.Worker.GridIDs, from, top, limit)
+		// The device's own visits and amendments are on it already: a pull
+		// that sent them back would double the work of every sync.
+		entries, err := feedAfter(ctx, tx, b.Scope.Worker.GridIDs, p.CredentialID, from, top, limit)
 		if err != nil {
 			return err
 		}
@@ -481,11 +483,6 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 		if b.Reference, err = reference(ctx, tx, b.Scope.Worker.GridIDs, since); err != nil {
 			return err
 		}
-		// The device's own visits and amendments are on it already: a pull
-		// that sent them back would double the work of every sync.
-		entries = slices.DeleteFunc(entries, func(e feedEntry) bool {
-			return e.origin != "" && e.origin == p.CredentialID
-		})
 		return loadEntries(ctx, tx, b, entries, bundleIDs)
 	})
 	if err != nil {
@@ -512,16 +509,18 @@ type feedEntry struct {
 }
 
 // feedAfter reads up to limit feed entries in (cursor, top] of households
-// now in grids.
+// now in grids, leaving out those of rows the device origin pushed itself.
 //
 // Two plans answer it, and SQLite cannot tell which is cheaper (it does not
 // know how much of the feed lies past the cursor): walk the feed range and
-// look up each entry's household, or walk the scope's households and seek
-// each one's entries past the cursor. The first costs a lookup per entry in
-// the range, the second a seek per household of the scope. A phone that
-// syncs often has a short range and a scope of thousands of households; a
-// phone back after a week, or one grid in a busy street, the reverse.
-func feedAfter(ctx context.Context, q statedb.Querier, grids []string, cursor, top uint64, limit int) ([]feedEntry, error) {
+// look up each entry's household, stopping at limit entries; or seek each
+// household of the scope for its entries past the cursor, then sort them
+// all. The walk costs a lookup per entry of the range it passes, the seeks
+// one per household plus every entry of the scope in the range, for each
+// batch. A phone that syncs often, or one catching up on its own big push,
+// has a range far longer than its scope is wide and wants the walk; one
+// grid in a busy street, back after a week, wants the seeks.
+func feedAfter(ctx context.Context, q statedb.Querier, grids []string, origin string, cursor, top uint64, limit int) ([]feedEntry, error) {
 	if len(grids) == 0 || top <= cursor {
 		return nil, nil
 	}
@@ -531,17 +530,24 @@ func feedAfter(ctx context.Context, q statedb.Querier, grids []string, cursor, t
 		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, anys(grids)...).Scan(&households); err != nil {
 			return nil, fmt.Errorf("read feed: %w", err)
 		}
-		feedFirst = top-cursor < households
+		feedFirst = top-cursor < feedWalkPerHousehold*households
 	}
-	return readFeed(ctx, q, grids, cursor, top, limit, feedFirst)
+	return readFeed(ctx, q, grids, origin, cursor, top, limit, feedFirst)
 }
 
 // feedWalkAlways is the feed range below which walking it is cheap whatever
 // the scope, and counting the scope's households would cost more than it saves.
 const feedWalkAlways = 64
 
+// feedWalkPerHousehold: the feed is walked while its range is shorter than
+// this many entries per household of the scope. At worst (none of them in
+// the scope) the walk then costs this many lookups per household where the
+// seeks would cost one; at best it stops after limit entries where the
+// seeks would sort every entry of the scope, batch after batch.
+const feedWalkPerHousehold = 16
+
 // readFeed is feedAfter by the plan given.
-func readFeed(ctx context.Context, q statedb.Querier, grids []string, cursor, top uint64, limit int, feedFirst bool) ([]feedEntry, error) {
+func readFeed(ctx context.Context, q statedb.Querier, grids []string, origin string, cursor, top uint64, limit int, feedFirst bool) ([]feedEntry, error) {
 	// SQLite's own choice is households first. A CROSS JOIN keeps the order
 	// written, and the unary + keeps it from seeking (grid, id) once per grid
 	// for each entry: one seek by id, then the row's grid, is cheaper.
@@ -549,11 +555,11 @@ func readFeed(ctx context.Context, q statedb.Querier, grids []string, cursor, to
 	if feedFirst {
 		join, grid = "CROSS JOIN", "+h.grid_id"
 	}
-	args := append([]any{cursor, top}, anys(grids)...)
+	args := append([]any{cursor, top, origin}, anys(grids)...)
 	args = append(args, limit)
 	rows, err := q.QueryContext(ctx, `SELECT f.seq, f.kind, f.entity_id, f.household_id, f.origin FROM feed f
 		`+join+` households h ON h.id = f.household_id
-		WHERE f.seq > ? AND f.seq <= ? AND `+grid+` IN (`+sqlitex.InPlaceholders(len(grids))+`)
+		WHERE f.seq > ? AND f.seq <= ? AND f.origin != ? AND `+grid+` IN (`+sqlitex.InPlaceholders(len(grids))+`)
 		ORDER BY f.seq LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read feed: %w", err)
