@@ -55,6 +55,25 @@ func workAfterBackup(t *testing.T, r *sdk.Replica, grid string) {
 	mustSync(t, r)
 }
 
+// lostHousehold makes a phone that registered a household, had it
+// acknowledged by the server, and then saw the server restored from a
+// backup taken before: the server no longer knows the household.
+func lostHousehold(t *testing.T) (*env, *sdk.Replica, string) {
+	t.Helper()
+	e := newEnv(t, 1)
+	w, _ := e.worker("li", e.Grids[0])
+	r := e.device("li", w)
+	mustSync(t, r)
+	restore := backupAndRestore(t, e)
+	h, err := r.RegisterHousehold(context.Background(), e.Grids[0], map[string]string{"head_name": "after the backup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, r) // acknowledged by the server
+	restore()
+	return e, r, h
+}
+
 // TestRestoreWithPendingEditOfLostHousehold: a phone registers a household
 // and syncs it; the server is then restored from a backup taken before
 // that. The phone, offline, edits the household and registers another. The
@@ -65,19 +84,7 @@ func workAfterBackup(t *testing.T, r *sdk.Replica, grid string) {
 func TestRestoreWithPendingEditOfLostHousehold(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, 1)
-	w, _ := e.worker("li", e.Grids[0])
-	r := e.device("li", w)
-	mustSync(t, r)
-	restore := backupAndRestore(t, e)
-
-	h, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "after the backup"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, r) // acknowledged by the server
-
-	restore()
+	e, r, h := lostHousehold(t)
 
 	// Offline work: an edit of that household, then an unrelated visit.
 	if err := r.EditHousehold(ctx, h, map[string]string{"notes": "edited offline"}); err != nil {
@@ -114,17 +121,7 @@ func TestRestoreWithPendingEditOfLostHousehold(t *testing.T) {
 func TestRejectionInALaterBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, 1)
-	w, _ := e.worker("li", e.Grids[0])
-	r := e.device("li", w)
-	mustSync(t, r)
-	restore := backupAndRestore(t, e)
-	lost, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "after the backup"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, r)
-	restore()
+	e, r, lost := lostHousehold(t)
 
 	// Offline: a household and 700 visits to it (past the first batch of
 	// 500), the edit the server will refuse, then 100 more visits.
