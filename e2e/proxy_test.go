@@ -87,14 +87,14 @@ func startProxy(t testing.TB, e *env, cfg faultproxy.Config) *faultproxy.Proxy {
 
 // enrollVia opens a replica and enrols it with the server behind p, so that
 // every later call goes through the proxy.
-func enrollVia(t testing.TB, e *env, p *faultproxy.Proxy, name, workerID string) *sdk.Replica {
+func enrollVia(t testing.TB, e *env, p *faultproxy.Proxy, name, workerID string, opts ...sdk.Option) *sdk.Replica {
 	t.Helper()
 	ctx := context.Background()
 	c, err := e.Admin.CreateEnrollmentCode(ctx, &pb.CreateEnrollmentCodeRequest{WorkerId: workerID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := sdk.Open(ctx, filepath.Join(e.dir, name+".db"))
+	r, err := sdk.Open(ctx, filepath.Join(e.dir, name+".db"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

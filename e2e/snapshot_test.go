@@ -2,10 +2,15 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"testing"
 	"time"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
+	"github.com/doorbook/doorbook/internal/demo"
+	"github.com/doorbook/doorbook/internal/faultproxy"
 )
 
 // TestSnapshotBootstrapEqualsRows: a new phone that takes its scope as a
@@ -117,4 +122,58 @@ func TestSnapshotBootstrapEqualsRows(t *testing.T) {
 	assertSameState(t, "snapshot replica after a pull", e.serverState(mine...), dump(t, snap))
 
 	assertSameState(t, "snapshot replica at the end", e.serverState(mine...), dump(t, snap))
+}
+
+// TestSnapshotCutStartsOver: a snapshot download cut half way applies
+// nothing and leaves no file behind; the next sync fetches it whole, and
+// the phone ends equal to the server.
+func TestSnapshotCutStartsOver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 2)
+	admin, err := e.Store.Authenticate(ctx, e.adminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, _ := e.worker("li", e.Grids...)
+	gen := demo.NewGenerator(7, time.Now().Add(-time.Hour))
+	for _, g := range e.Grids {
+		b := gen.Grid(g, demo.Shape{HouseholdsPerGrid: 60, PersonsPerHousehold: 2, VisitsPerHousehold: 2, NotesBytes: 300}, "li", worker)
+		if err := e.Store.Import(ctx, admin, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := startProxy(t, e, faultproxy.Config{Seed: 7})
+	whole := enrollVia(t, e, p, "whole", worker, sdk.WithSnapshotBootstrap())
+	before := p.Stats()
+	mustSync(t, whole)
+	full := p.Stats().Sub(before).Procedures["Bootstrap"].BytesDown
+
+	cut := enrollVia(t, e, p, "cut", worker, sdk.WithSnapshotBootstrap())
+	if err := p.SetFaults(faultproxy.Faults{Procedures: []string{"Bootstrap"}, Cut: 1, CutMinBytes: full / 2, CutMaxBytes: full / 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cut.Sync(ctx); err == nil || !networkError(err) {
+		t.Fatalf("sync with the snapshot cut after %d of %d bytes: err = %v, want a network error", full/2, full, err)
+	}
+	st, err := cut.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Households != 0 || !st.Bootstrapping {
+		t.Errorf("after the cut: %d households, bootstrapping=%v; want none applied and the bootstrap still to do", st.Households, st.Bootstrapping)
+	}
+	if _, err := os.Stat(cut.Path() + ".snapshot"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the cut download is still beside the replica (%v)", err)
+	}
+	if err := p.SetFaults(faultproxy.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustSync(t, cut)
+	want := e.serverState(e.Grids...)
+	if rep.Bootstrapped != len(want.Households) {
+		t.Errorf("second sync bootstrapped %d households, want %d", rep.Bootstrapped, len(want.Households))
+	}
+	assertSameState(t, "phone after the cut and a whole snapshot", want, dump(t, cut))
+	assertSameState(t, "phone with a whole snapshot", want, dump(t, whole))
 }
