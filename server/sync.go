@@ -164,7 +164,7 @@ const snapshotChunk = 1 << 20
 // sendSnapshot answers a bootstrap with a file of the whole scope: a first
 // message with the cursor, scope and reference data, then the file's bytes.
 func (s *syncService) sendSnapshot(ctx context.Context, stream *connect.ServerStream[pb.BootstrapResponse]) error {
-	snap, err := s.store.Snapshot(ctx, principal(ctx), os.TempDir())
+	snap, err := s.store.Snapshot(ctx, principal(ctx))
 	if err != nil {
 		return toConnect(s.log, err)
 	}

@@ -35,9 +35,9 @@ type Store interface {
 	// if grids is empty) after household id after, until done or send fails.
 	Bootstrap(ctx context.Context, p Principal, req BootstrapRequest, send func(*BootstrapPage) error) error
 	// Snapshot writes p's whole scope, in the replica's own tables, to a new
-	// SQLite file in dir: a new device copies the tables whole instead of
+	// SQLite file: a new device copies the tables whole instead of
 	// inserting rows one by one. The caller removes the file.
-	Snapshot(ctx context.Context, p Principal, dir string) (*Snapshot, error)
+	Snapshot(ctx context.Context, p Principal) (*Snapshot, error)
 	// Scope is a worker's grids.
 	Scope(ctx context.Context, p Principal) (Scope, error)
 

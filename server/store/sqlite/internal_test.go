@@ -2,8 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -132,7 +135,7 @@ func TestSnapshotLetsWritesGoOn(t *testing.T) {
 		})
 		writeTook = time.Since(began)
 	}
-	snap, err := s.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: w.ID}, t.TempDir())
+	snap, err := s.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: w.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,5 +145,32 @@ func TestSnapshotLetsWritesGoOn(t *testing.T) {
 	}
 	if snap.Households == 0 {
 		t.Errorf("snapshot of %s holds no households", w.Name)
+	}
+}
+
+// TestOpenRemovesLeftSnapshots: a server killed while sending a snapshot
+// leaves the file (a copy of a worker's scope) beside its database; the
+// next start removes it, and nothing else.
+func TestOpenRemovesLeftSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.db")
+	left, other := path+snapshotInfix+"12345", filepath.Join(dir, "other.db"+snapshotInfix+"1")
+	for _, f := range []string{left, left + "-journal", other} {
+		if err := os.WriteFile(f, []byte("scope"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, f := range []string{left, left + "-journal"} {
+		if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", filepath.Base(f), err)
+		}
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another database's snapshot %s was removed: %v", filepath.Base(other), err)
 	}
 }

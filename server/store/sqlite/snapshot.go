@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
@@ -14,7 +15,8 @@ import (
 	"github.com/doorbook/doorbook/server/store"
 )
 
-// Snapshot writes the worker's whole scope to a new file in dir. SQLite
+// Snapshot writes the worker's whole scope to a new file beside the
+// database (on the disk sized for the data, not a small temporary one). SQLite
 // copies the rows from this database into the file (INSERT … SELECT across
 // an ATTACH), so no row passes through Go; the phone then copies the file's
 // tables into its own the same way.
@@ -22,7 +24,7 @@ import (
 // The cursor, scope and reference data are read first and the rows after,
 // as Bootstrap's pages are: rows newer than the cursor come again through
 // the feed, and merging them twice changes nothing.
-func (s *Store) Snapshot(ctx context.Context, p store.Principal, dir string) (*store.Snapshot, error) {
+func (s *Store) Snapshot(ctx context.Context, p store.Principal) (*store.Snapshot, error) {
 	if err := requireWorker(p); err != nil {
 		return nil, err
 	}
@@ -44,7 +46,7 @@ func (s *Store) Snapshot(ctx context.Context, p store.Principal, dir string) (*s
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "snapshot-*.db")
+	f, err := os.CreateTemp(filepath.Dir(s.db.Path), filepath.Base(s.db.Path)+snapshotInfix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
@@ -165,6 +167,21 @@ func columns(ctx context.Context, q interface {
 		return "", fmt.Errorf("table %s has no columns", table)
 	}
 	return strings.Join(names, ", "), nil
+}
+
+// snapshotInfix names snapshot files: DB.snapshot-RANDOM beside DB.
+const snapshotInfix = ".snapshot-"
+
+// removeSnapshots removes the snapshots a server that died while sending
+// them left beside its database.
+func removeSnapshots(dbPath string) {
+	entries, _ := os.ReadDir(filepath.Dir(dbPath))
+	prefix := filepath.Base(dbPath) + snapshotInfix
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			removeSnapshot(filepath.Join(filepath.Dir(dbPath), e.Name()))
+		}
+	}
 }
 
 // readOnlyURI names the file at path, opened read-only, for ATTACH.

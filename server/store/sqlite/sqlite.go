@@ -51,6 +51,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeSnapshots(path)
 	return &Store{db: db}, nil
 }
 
