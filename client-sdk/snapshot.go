@@ -24,12 +24,12 @@ import (
 // then may it take a snapshot's tables whole.
 func (r *Replica) replicatedTablesEmpty(ctx context.Context) (bool, error) {
 	for _, table := range statedb.ReplicatedTables() {
-		var any int
-		err := r.db.R.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+table+`)`).Scan(&any)
+		var found int
+		err := r.db.R.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+table+`)`).Scan(&found)
 		if err != nil {
 			return false, err
 		}
-		if any != 0 {
+		if found != 0 {
 			return false, nil
 		}
 	}
