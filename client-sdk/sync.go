@@ -22,7 +22,11 @@ import (
 
 // Sizes of what one round trip carries.
 const (
-	pushBatch     = 500
+	pushBatch = 500
+	// pushBytes bounds a push's changes in bytes as well: the server takes
+	// messages of up to 4 MiB, and a batch of visits with long notes and
+	// findings could pass that.
+	pushBytes     = 1 << 20
 	pullLimit     = 1000
 	bootstrapPage = 200
 	// maxEvictionRetries bounds how often a sync re-pushes because a
@@ -369,9 +373,13 @@ func (r *Replica) outboxBatch(ctx context.Context, after int64) (*outboxBatch, e
 	if err != nil {
 		return nil, err
 	}
-	b := &outboxBatch{seqs: make([]int64, len(entries)), changes: make([]*pb.Change, len(entries))}
-	for i, e := range entries {
-		b.seqs[i], b.changes[i] = e.seq, e.wire
+	b := &outboxBatch{}
+	size := 0
+	for _, e := range entries {
+		if size += proto.Size(e.wire); size > pushBytes && len(b.changes) > 0 {
+			break
+		}
+		b.seqs, b.changes = append(b.seqs, e.seq), append(b.changes, e.wire)
 		b.newest = max(b.newest, e.change.MaxClock().HLC)
 	}
 	return b, nil

@@ -203,7 +203,7 @@ func TestLimitsRefuseWholeRequests(t *testing.T) {
 			name: "message over the max message size",
 			bad:  e.householdEdit(func(h *pb.Household) { h.Notes = e.str(strings.Repeat("x", server.DefaultMaxMessageBytes)) }),
 			code: connect.CodeResourceExhausted,
-			want: []string{"larger than configured max", "16777216"},
+			want: []string{"a request message is at most", "4194304"},
 		},
 		{
 			name: "push over the batch length",

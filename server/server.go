@@ -21,10 +21,12 @@ import (
 	"connectrpc.com/validate"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/compress"
+	"github.com/doorbook/doorbook/server/intake"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -34,8 +36,8 @@ const (
 	// DefaultMaxClockSkew is how far ahead of the server a device's clock
 	// may run before its push is refused.
 	DefaultMaxClockSkew = 5 * time.Minute
-	// DefaultMaxMessageBytes bounds a request message.
-	DefaultMaxMessageBytes = 16 << 20
+	// DefaultMaxMessageBytes bounds a request message, decompressed.
+	DefaultMaxMessageBytes = intake.DefaultMaxMessageBytes
 	// DefaultCodeTTL is how long an enrolment code stays valid.
 	DefaultCodeTTL = 72 * time.Hour
 	// MaxCodeTTL is the longest an enrolment code may stay valid: a code
@@ -51,6 +53,7 @@ type Server struct {
 	clock    *syncengine.HybridClock
 	maxSkew  time.Duration
 	maxBytes int
+	intake   intake.Config
 	// enrollLimiter throttles failed enrolments.
 	enrollLimiter *failureLimiter
 	enrollLimits  [2]int
@@ -67,6 +70,19 @@ func WithNow(now func() time.Time) Option { return func(s *Server) { s.now = now
 
 // WithMaxClockSkew sets how far ahead a device clock may run.
 func WithMaxClockSkew(d time.Duration) Option { return func(s *Server) { s.maxSkew = d } }
+
+// WithIntake sets how request bodies are bounded (see package intake):
+// the message limit, the memory all bodies in flight may hold, and how
+// slowly a body may arrive. Its procedures, authentication and log hooks
+// are the server's own.
+func WithIntake(c intake.Config) Option {
+	return func(s *Server) {
+		s.intake = c
+		if c.MaxMessageBytes > 0 {
+			s.maxBytes = c.MaxMessageBytes
+		}
+	}
+}
 
 // WithEnrollLimits sets how many failed enrolments one address, and all
 // addresses together, may make per minute before the next is refused.
@@ -91,12 +107,12 @@ func New(st store.Store, opts ...Option) *Server {
 // Handler serves every service, health checks and reflection.
 func (s *Server) Handler() http.Handler {
 	opts := connect.WithHandlerOptions(
-		// Outermost first: every call is logged; an unauthenticated caller
-		// is refused before its request is validated (and learns nothing
-		// of the rules); handlers see only valid requests.
+		// Outermost first: every call is logged; handlers see only valid
+		// requests. Callers were authenticated before their body was read
+		// (intake, below), so one without a token learns nothing of the
+		// rules and costs nothing.
 		connect.WithInterceptors(
 			&logInterceptor{log: s.log, now: s.now},
-			&authInterceptor{store: s.store, log: s.log},
 			newValidateInterceptor(),
 		),
 		connect.WithReadMaxBytes(s.maxBytes),
@@ -117,7 +133,34 @@ func (s *Server) Handler() http.Handler {
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	return mux
+	cfg := s.intake
+	cfg.MaxMessageBytes = s.maxBytes
+	cfg.Procedures = procedures()
+	cfg.Authenticate = s.authenticate
+	cfg.Refused = s.refused
+	return withPeer(intake.New(mux, cfg))
+}
+
+// procedures are the API's RPCs, for intake: each takes one request
+// message, and all but enrolment need a token. Health checks and
+// reflection are not among them: intake passes them through with a small
+// body limit.
+func procedures() map[string]intake.Procedure {
+	out := map[string]intake.Procedure{}
+	for _, f := range []protoreflect.FileDescriptor{
+		pb.File_doorbook_v1_sync_proto, pb.File_doorbook_v1_enrollment_proto,
+		pb.File_doorbook_v1_admin_proto, pb.File_doorbook_v1_report_proto,
+	} {
+		for i := range f.Services().Len() {
+			svc := f.Services().Get(i)
+			for j := range svc.Methods().Len() {
+				m := svc.Methods().Get(j)
+				path := "/" + string(svc.FullName()) + "/" + string(m.Name())
+				out[path] = intake.Procedure{Public: public[path], Input: m.Input()}
+			}
+		}
+	}
+	return out
 }
 
 // validateInterceptor checks every request message, unary or the request
@@ -216,11 +259,28 @@ func NewHTTPServer(h http.Handler) *http.Server {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	return &http.Server{
-		Handler:           h,
-		Protocols:         &protocols,
+		Handler:   h,
+		Protocols: &protocols,
+		// Slow headers are cut here; slow bodies by intake, per request.
+		// There is no ReadTimeout or WriteTimeout: a bootstrap streams for
+		// minutes over a 2G link.
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,
+		// HTTP/2 floods: net/http caps the handlers a connection may run at
+		// once at MaxConcurrentStreams (queueing a few more and dropping the
+		// connection past that: rapid reset), and counts CONTINUATION
+		// frames against MaxHeaderBytes. What a connection may buffer of
+		// request bodies is bounded too.
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:          100,
+			MaxReadFrameSize:              1 << 16,
+			MaxReceiveBufferPerConnection: 1 << 20,
+			MaxReceiveBufferPerStream:     256 << 10,
+			SendPingTimeout:               time.Minute,
+			PingTimeout:                   20 * time.Second,
+			WriteByteTimeout:              2 * time.Minute,
+		},
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/intake"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 )
 
@@ -40,11 +41,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the start-up summary as JSON")
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate `file` (chain first; needs --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
+	requestMemory := fs.Int("request-memory", intake.DefaultBudgetBytes>>20, "`MiB` that all request bodies in flight may hold together; more waits, then is refused")
+	bodyGrace := fs.Duration("body-grace", intake.DefaultBodyGrace, "how long any request body may take before --body-rate applies")
+	bodyRate := fs.Int("body-rate", intake.DefaultMinBodyRate, "slowest a request body may arrive after --body-grace, in `bytes/s`")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *credsPath == "" {
 		*credsPath = *db + ".credentials.json"
+	}
+	if *requestMemory <= 0 || *bodyRate <= 0 || *bodyGrace <= 0 {
+		return fmt.Errorf("%w: --request-memory, --body-rate and --body-grace must be positive", errUsage)
 	}
 	log := newLogger(*logFormat, stderr)
 
@@ -128,7 +135,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := server.New(st, server.WithLogger(log), server.WithMaxClockSkew(*maxSkew))
+	srv := server.New(st, server.WithLogger(log), server.WithMaxClockSkew(*maxSkew), server.WithIntake(intake.Config{
+		BudgetBytes: int64(*requestMemory) << 20,
+		BodyGrace:   *bodyGrace,
+		MinBodyRate: *bodyRate,
+	}))
 	log.Info().Str("addr", l.Addr().String()).Bool("tls", cert != nil).Msg("serving Connect, gRPC and gRPC-Web")
 	if cert != nil {
 		err = server.ServeTLS(ctx, l, srv.Handler(), *cert)

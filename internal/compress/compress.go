@@ -21,6 +21,10 @@ import (
 // Zstd is the Connect name of zstd compression.
 const Zstd = "zstd"
 
+// MaxWindow is the largest zstd window a decoder accepts; the encoder
+// here uses less.
+const MaxWindow = 8 << 20
+
 // MinBytes is the smallest message worth compressing: below it, framing
 // and CPU cost more than the bytes saved.
 const MinBytes = 1 << 10
@@ -44,7 +48,9 @@ type zstdDecompressor struct{ dec *zstd.Decoder }
 
 func newZstdDecompressor() connect.Decompressor {
 	// A single-goroutine decoder: messages are small and many run at once.
-	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20))
+	// The window is bounded as the server's intake bounds it: a frame
+	// declaring a larger one would make the decoder allocate it up front.
+	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderMaxMemory(256<<20))
 	return &zstdDecompressor{dec: dec}
 }
 

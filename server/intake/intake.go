@@ -1,0 +1,515 @@
+// Package intake owns a request body from its first byte to the message
+// Connect decodes. It sits in front of the Connect handlers, as plain HTTP
+// middleware, so that nothing a caller sends costs the server memory or
+// CPU before the caller has been authenticated and the cost has been
+// bounded:
+//
+//   - the caller is authenticated from the headers before any of the body
+//     is read (the Authenticate hook), for Connect, gRPC and gRPC-Web alike;
+//   - a body must arrive at a minimum rate, with no long pause, or it is
+//     cut: a client sending one byte a second cannot hold a request open;
+//   - compressed messages are inflated here, by decoders that stop at the
+//     message limit (a bounded window for zstd, a counted reader for
+//     gzip), so a bomb costs at most the limit, not its inflated size;
+//   - the repeated fields of a protobuf message are counted on the wire,
+//     against the limits the protos declare (buf.validate max_items,
+//     max_pairs), before Go decodes a single one: sixteen kilobytes of
+//     empty list entries cannot become millions of objects;
+//   - every byte held for a request (the raw body, the inflated message,
+//     an estimate of its decoded objects) is charged to one server-wide
+//     budget: concurrent requests wait for room, or are refused with
+//     ResourceExhausted, and never add up to gigabytes.
+//
+// Connect then receives an uncompressed body it decodes as usual; its own
+// read limit stays as a second line.
+package intake
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/sync/semaphore"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Defaults.
+const (
+	// DefaultMaxMessageBytes bounds a request message, inflated.
+	DefaultMaxMessageBytes = 4 << 20
+	// DefaultPassthroughBytes bounds the whole body of a procedure intake
+	// does not own (health checks, reflection).
+	DefaultPassthroughBytes = 256 << 10
+	// DefaultBudgetBytes is the memory all request bodies in flight may hold.
+	DefaultBudgetBytes = 128 << 20
+	// DefaultQueueWait is how long a request waits for room in the budget.
+	DefaultQueueWait = 10 * time.Second
+	// DefaultBodyGrace is how long any body may take before the minimum
+	// rate applies: a phone on a 2G link needs seconds to get going.
+	DefaultBodyGrace = 20 * time.Second
+	// DefaultMinBodyRate is the slowest a body may arrive after the grace,
+	// in bytes per second (512 B/s is 4 kbit/s: below what a 2G link
+	// carries on a bad day).
+	DefaultMinBodyRate = 512
+	// DefaultBodyIdle is the longest pause between two reads of a body.
+	DefaultBodyIdle = 30 * time.Second
+	// objectBytes is what one decoded object (a message, a string, a map
+	// entry) costs in Go beyond its bytes on the wire: the struct, its
+	// headers and the allocator's rounding.
+	objectBytes = 160
+	// chargeChunk is how much of the budget a body takes at a time while
+	// it arrives.
+	chargeChunk = 64 << 10
+)
+
+// Procedure is what intake knows of one RPC.
+type Procedure struct {
+	// Public procedures need no credentials (enrolment).
+	Public bool
+	// Input is the request message, for counting its repeated fields.
+	Input protoreflect.MessageDescriptor
+}
+
+// Config configures a Guard. Zero values take the defaults.
+type Config struct {
+	// Procedures are the RPCs whose bodies intake reads, by path. Each must
+	// take a single request message (unary or server-streaming): the body
+	// is read whole before Connect sees it. Any other path is passed
+	// through with its body bounded by PassthroughBytes.
+	Procedures map[string]Procedure
+	// Authenticate checks a non-public procedure's caller from the
+	// request's headers, before its body is read, and returns the context
+	// the handler runs with. Its error is sent as it is (a *connect.Error
+	// keeps its code; anything else is Unauthenticated).
+	Authenticate func(ctx context.Context, procedure string, r *http.Request) (context.Context, error)
+	// Refused is told of every request intake refuses (for the log).
+	Refused func(r *http.Request, procedure string, err *connect.Error)
+
+	MaxMessageBytes  int
+	PassthroughBytes int
+	BudgetBytes      int64
+	QueueWait        time.Duration
+	BodyGrace        time.Duration
+	MinBodyRate      int
+	BodyIdle         time.Duration
+	// now is the clock of body deadlines.
+	now func() time.Time
+}
+
+// Guard is the middleware. Build it with New.
+type Guard struct {
+	cfg    Config
+	next   http.Handler
+	budget *semaphore.Weighted
+	errs   *connect.ErrorWriter
+	limits *limitCache
+}
+
+// New returns a guard in front of next.
+func New(next http.Handler, cfg Config) *Guard {
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if cfg.PassthroughBytes <= 0 {
+		cfg.PassthroughBytes = DefaultPassthroughBytes
+	}
+	if cfg.BudgetBytes <= 0 {
+		cfg.BudgetBytes = DefaultBudgetBytes
+	}
+	if cfg.QueueWait <= 0 {
+		cfg.QueueWait = DefaultQueueWait
+	}
+	if cfg.BodyGrace <= 0 {
+		cfg.BodyGrace = DefaultBodyGrace
+	}
+	if cfg.MinBodyRate <= 0 {
+		cfg.MinBodyRate = DefaultMinBodyRate
+	}
+	if cfg.BodyIdle <= 0 {
+		cfg.BodyIdle = DefaultBodyIdle
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	return &Guard{
+		cfg:    cfg,
+		next:   next,
+		budget: semaphore.NewWeighted(cfg.BudgetBytes),
+		errs:   connect.NewErrorWriter(),
+		limits: newLimitCache(),
+	}
+}
+
+// protocol is how a request frames its message.
+type protocol struct {
+	// enveloped: gRPC, gRPC-Web and Connect streaming frame each message
+	// with a 5-byte prefix; Connect unary sends the bare message.
+	enveloped bool
+	// encodingHeader names the message's compression.
+	encodingHeader string
+	json           bool
+}
+
+// classify tells how r carries its message; ok is false for what is not a
+// Connect, gRPC or gRPC-Web POST (Connect's handlers refuse those without
+// reading a body).
+func classify(r *http.Request) (protocol, bool) {
+	if r.Method != http.MethodPost {
+		return protocol{}, false
+	}
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return protocol{}, false
+	}
+	sub := func(prefix string) (string, bool) {
+		if ct == prefix {
+			return "proto", true
+		}
+		s, ok := strings.CutPrefix(ct, prefix+"+")
+		return s, ok
+	}
+	if s, ok := sub("application/grpc"); ok {
+		return protocol{enveloped: true, encodingHeader: "Grpc-Encoding", json: s == "json"}, true
+	}
+	if s, ok := sub("application/grpc-web"); ok {
+		return protocol{enveloped: true, encodingHeader: "Grpc-Encoding", json: s == "json"}, true
+	}
+	if s, ok := strings.CutPrefix(ct, "application/connect+"); ok {
+		return protocol{enveloped: true, encodingHeader: "Connect-Content-Encoding", json: s == "json"}, true
+	}
+	if s, ok := strings.CutPrefix(ct, "application/"); ok && (s == "proto" || s == "json") {
+		return protocol{encodingHeader: "Content-Encoding", json: s == "json"}, true
+	}
+	return protocol{}, false
+}
+
+func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	proc, owned := g.cfg.Procedures[r.URL.Path]
+	if !owned {
+		r.Body = http.MaxBytesReader(w, r.Body, int64(g.cfg.PassthroughBytes))
+		g.next.ServeHTTP(w, r)
+		return
+	}
+	ctx := r.Context()
+	if !proc.Public && g.cfg.Authenticate != nil {
+		var err error
+		if ctx, err = g.cfg.Authenticate(ctx, r.URL.Path, r); err != nil {
+			g.refuse(w, r, asConnect(err, connect.CodeUnauthenticated))
+			return
+		}
+		r = r.WithContext(ctx)
+	}
+	p, ok := classify(r)
+	if !ok {
+		// A GET (Connect's unary GET carries its message in the URL,
+		// bounded by the header limit) or a content type Connect refuses.
+		r.Body = http.MaxBytesReader(w, r.Body, 0)
+		g.next.ServeHTTP(w, r)
+		return
+	}
+	acct := &account{budget: g.budget, size: g.cfg.BudgetBytes}
+	defer acct.releaseAll()
+	body, err := g.intake(ctx, w, r, p, proc, acct)
+	if err != nil {
+		var ce *connect.Error
+		if !errors.As(err, &ce) {
+			// The caller went away or the connection broke: no one to answer.
+			return
+		}
+		g.refuse(w, r, ce)
+		return
+	}
+	r.Header.Del(p.encodingHeader)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	g.next.ServeHTTP(w, r)
+}
+
+func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, err *connect.Error) {
+	if g.cfg.Refused != nil {
+		g.cfg.Refused(r, r.URL.Path, err)
+	}
+	if r.ProtoMajor == 1 {
+		// Otherwise net/http would read up to 256 KB of what is left of the
+		// body, at the sender's pace, to keep the connection: a refused
+		// caller gets no more of the server's time. (HTTP/2 resets the
+		// stream instead.)
+		w.Header().Set("Connection", "close")
+	}
+	_ = g.errs.Write(w, r, err)
+}
+
+func asConnect(err error, code connect.Code) *connect.Error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return connect.NewError(code, err)
+}
+
+// intake reads r's body and returns it uncompressed, every message counted
+// and charged to acct.
+func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Request, p protocol, proc Procedure, acct *account) ([]byte, error) {
+	limit := g.cfg.MaxMessageBytes
+	encoding := r.Header.Get(p.encodingHeader)
+	if encoding == "identity" {
+		encoding = ""
+	}
+	if encoding != "" && !supported(encoding) {
+		return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("unknown compression %q: this server accepts gzip and zstd", encoding))
+	}
+	br := &bodyReader{
+		body:  r.Body,
+		rc:    http.NewResponseController(w),
+		start: g.cfg.now(),
+		now:   g.cfg.now,
+		grace: g.cfg.BodyGrace,
+		rate:  g.cfg.MinBodyRate,
+		idle:  g.cfg.BodyIdle,
+	}
+	defer br.done()
+	charged := &chargedReader{r: br, ctx: ctx, acct: acct, wait: g.cfg.QueueWait}
+	if !p.enveloped {
+		if r.ContentLength > int64(limit) {
+			return nil, tooLarge(limit)
+		}
+		raw, err := readAtMost(charged, limit)
+		if err != nil {
+			return nil, err
+		}
+		return g.message(ctx, raw, encoding, p, proc, acct, limit)
+	}
+	var out []byte
+	total := 0
+	for {
+		var prefix [5]byte
+		n, err := io.ReadFull(charged, prefix[:])
+		if n == 0 && errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, bodyError(err, "read a message's prefix")
+		}
+		flags, size := prefix[0], int(binary.BigEndian.Uint32(prefix[1:]))
+		if flags&^1 != 0 {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("protocol error: a request message with flags %#x", flags))
+		}
+		if size > limit-total {
+			return nil, tooLarge(limit)
+		}
+		raw, err := readAtMost(io.LimitReader(charged, int64(size)), size)
+		if err != nil {
+			return nil, err
+		}
+		if len(raw) < size {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("protocol error: promised %d bytes in a message, got %d", size, len(raw)))
+		}
+		msgEncoding := ""
+		if flags&1 != 0 {
+			if encoding == "" {
+				return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("protocol error: a compressed message without a compression header"))
+			}
+			msgEncoding = encoding
+		}
+		msg, err := g.message(ctx, raw, msgEncoding, p, proc, acct, limit-total)
+		if err != nil {
+			return nil, err
+		}
+		total += len(msg)
+		if err := acct.grow(ctx, int64(len(msg)+5), g.cfg.QueueWait); err != nil {
+			return nil, err
+		}
+		out = binary.BigEndian.AppendUint32(append(out, 0), uint32(len(msg)))
+		out = append(out, msg...)
+	}
+}
+
+// message inflates one message (at most limit bytes), counts its objects
+// and charges what it will cost decoded: Connect's copy of it and its
+// objects.
+func (g *Guard) message(ctx context.Context, raw []byte, encoding string, p protocol, proc Procedure, acct *account, limit int) ([]byte, error) {
+	msg := raw
+	if encoding != "" {
+		var err error
+		if msg, err = inflate(ctx, raw, encoding, limit, acct, g.cfg.QueueWait); err != nil {
+			return nil, err
+		}
+	}
+	var objects int
+	if p.json {
+		// JSON's repeated fields are not counted one by one: its objects and
+		// strings are, from their delimiters.
+		if objects = jsonObjects(msg); objects > maxObjects {
+			return nil, tooManyObjects(objects)
+		}
+	} else if proc.Input != nil {
+		var err error
+		if objects, err = g.limits.count(msg, proc.Input); err != nil {
+			return nil, err
+		}
+	}
+	if err := acct.grow(ctx, int64(len(msg))+int64(objects)*objectBytes, g.cfg.QueueWait); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// jsonObjects is an upper bound of the objects decoding a JSON message
+// allocates: one per object and per string.
+func jsonObjects(b []byte) int {
+	return bytes.Count(b, []byte{'{'}) + bytes.Count(b, []byte{'"'})/2 + bytes.Count(b, []byte{'['})
+}
+
+func tooLarge(limit int) error {
+	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("a request message is at most %d bytes (%d MiB)", limit, limit>>20))
+}
+
+// readAtMost reads r to its end, failing once it has given more than limit
+// bytes.
+func readAtMost(r io.Reader, limit int) ([]byte, error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, bodyError(err, "read the body")
+	}
+	if n > int64(limit) {
+		return nil, tooLarge(limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// bodyError names why a body could not be read: a connect error (the
+// budget, a deadline) passes as it is; anything else is the caller's
+// connection, and nobody is left to answer.
+func bodyError(err error, what string) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("protocol error: the body ended early: %s", what))
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// account is what one request holds of the budget.
+type account struct {
+	budget *semaphore.Weighted
+	size   int64
+	held   int64
+}
+
+// grow takes n more bytes of the budget, waiting at most wait for room.
+func (a *account) grow(ctx context.Context, n int64, wait time.Duration) error {
+	if n <= 0 {
+		return nil
+	}
+	if a.budget.TryAcquire(n) {
+		a.held += n
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := a.budget.Acquire(wctx, n); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return connect.NewError(connect.CodeResourceExhausted,
+			fmt.Errorf("the server is busy: its %d MiB for request bodies are in use; try again shortly", a.size>>20))
+	}
+	a.held += n
+	return nil
+}
+
+func (a *account) releaseAll() {
+	if a.held > 0 {
+		a.budget.Release(a.held)
+		a.held = 0
+	}
+}
+
+// chargedReader charges the bytes it reads to acct, a chunk ahead.
+type chargedReader struct {
+	r       io.Reader
+	ctx     context.Context
+	acct    *account
+	wait    time.Duration
+	charged int64
+	read    int64
+}
+
+func (c *chargedReader) Read(p []byte) (int, error) {
+	if c.read+int64(len(p)) > c.charged {
+		need := max(chargeChunk, c.read+int64(len(p))-c.charged)
+		if err := c.acct.grow(c.ctx, need, c.wait); err != nil {
+			return 0, err
+		}
+		c.charged += need
+	}
+	n, err := c.r.Read(p)
+	c.read += int64(n)
+	return n, err
+}
+
+// bodyReader cuts a body that arrives too slowly: every read must come
+// within idle of the last, and by grace plus the time the bytes so far
+// take at the minimum rate.
+type bodyReader struct {
+	body  io.Reader
+	rc    *http.ResponseController
+	start time.Time
+	now   func() time.Time
+	grace time.Duration
+	rate  int
+	idle  time.Duration
+	read  int64
+	// unsupported: the connection cannot take deadlines (a test recorder).
+	unsupported bool
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if !b.unsupported {
+		now := b.now()
+		due := b.start.Add(b.grace + time.Duration(b.read)*time.Second/time.Duration(b.rate))
+		if idle := now.Add(b.idle); idle.Before(due) {
+			due = idle
+		}
+		if !now.Before(due) {
+			return 0, errTooSlow
+		}
+		if err := b.rc.SetReadDeadline(due); errors.Is(err, http.ErrNotSupported) {
+			b.unsupported = true
+		}
+	}
+	n, err := b.body.Read(p)
+	b.read += int64(n)
+	if err != nil && isTimeout(err) {
+		return n, errTooSlow
+	}
+	return n, err
+}
+
+var errTooSlow = connect.NewError(connect.CodeDeadlineExceeded,
+	errors.New("the request body arrived too slowly: try again on a better link"))
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// done lifts the deadline: the handler may stream its answer for long.
+func (b *bodyReader) done() {
+	if !b.unsupported {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+}
