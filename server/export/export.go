@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"time"
 
@@ -19,7 +20,8 @@ type Writer interface {
 	// Sheet starts a new sheet with a header row.
 	Sheet(name string, header []string) error
 	// Row appends a row to the current sheet: strings, integers, floats
-	// and times (written as dates).
+	// and times (written as dates). Text, headers included, is written as
+	// safeText makes it, so both formats show the same thing.
 	Row(values ...any) error
 	Close() error
 }
@@ -49,13 +51,16 @@ func (c *csvWriter) Sheet(name string, header []string) error {
 		if err := c.w.Write([]string{}); err != nil {
 			return err
 		}
-		if err := c.w.Write([]string{name}); err != nil {
+		if err := c.w.Write([]string{safeText(name)}); err != nil {
 			return err
 		}
 	}
-	row := header
-	if c.sheets == 0 && len(header) > 0 {
-		row = append([]string{bom[0] + header[0]}, header[1:]...)
+	row := make([]string, len(header))
+	for i, h := range header {
+		row[i] = safeText(h)
+	}
+	if c.sheets == 0 && len(row) > 0 {
+		row[0] = bom[0] + row[0]
 	}
 	c.sheets++
 	return c.w.Write(row)
@@ -74,18 +79,20 @@ func (c *csvWriter) Close() error {
 	return c.w.Error()
 }
 
+// text is a value as the CSV writes it, and as the workbook writes all
+// but numbers.
 func text(v any) string {
 	switch v := v.(type) {
 	case string:
-		return v
-	case int:
-		return strconv.Itoa(v)
-	case uint32:
-		return strconv.FormatUint(uint64(v), 10)
-	case int64:
-		return strconv.FormatInt(v, 10)
+		return safeText(v)
+	case []byte:
+		return safeText(string(v))
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return fmt.Sprint(v)
+	case float32:
+		return float(float64(v), 32)
 	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
+		return float(v, 64)
 	case time.Time:
 		if v.IsZero() {
 			return ""
@@ -94,7 +101,34 @@ func text(v any) string {
 	case nil:
 		return ""
 	}
-	return fmt.Sprint(v)
+	// Whatever else a caller passes prints as text, and text may be anyone's.
+	return safeText(fmt.Sprint(v))
+}
+
+// float spells a float; "-Inf" would read as a formula, so the non-finite
+// ones go through safeText like any text.
+func float(f float64, bits int) string {
+	s := strconv.FormatFloat(f, 'f', -1, bits)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return safeText(s)
+	}
+	return s
+}
+
+// number reports whether the workbook writes v as a number. A number is
+// the server's own figure, never typed text, so it needs no neutralising:
+// -3 in a cell is the number -3, not a formula. NaN and the infinities have
+// no spelling in a workbook's number cell and go as text.
+func number(v any) bool {
+	switch v := v.(type) {
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return true
+	case float32:
+		return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
+	case float64:
+		return !math.IsNaN(v) && !math.IsInf(v, 0)
+	}
+	return false
 }
 
 type xlsxWriter struct {
@@ -142,11 +176,16 @@ func (x *xlsxWriter) Row(values ...any) error {
 	x.row++
 	cells := make([]any, len(values))
 	for i, v := range values {
-		switch v := v.(type) {
-		case time.Time:
-			cells[i] = text(v) // a date as the offices write it, not a serial number
-		default:
+		switch {
+		case v == nil:
+			// nil leaves the cell out.
+		case number(v):
 			cells[i] = v
+		default:
+			// Always a plain string, never an excelize.Cell, so no cell
+			// carries a formula whatever a caller passes; a date goes as
+			// the offices write it, not as a serial number.
+			cells[i] = text(v)
 		}
 	}
 	cell, err := excelize.CoordinatesToCellName(1, x.row)
