@@ -3,9 +3,11 @@ package sdk
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"connectrpc.com/connect"
 
+	"github.com/doorbook/doorbook/internal/deadline"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 
 	"github.com/doorbook/doorbook/syncengine"
@@ -23,12 +25,62 @@ var (
 	ErrReadOnly    = sqlitex.ErrReadOnly
 )
 
+// remoteError is a call's failure as the server (or the network) told it:
+// errors.Is finds both the domain error and the Connect error, and it
+// prints each thing once: the call, the code, then the server's words
+// without the call's name they may start with.
+type remoteError struct {
+	call string
+	kind error
+	err  *connect.Error
+}
+
+func (e *remoteError) Error() string {
+	msg := strings.TrimPrefix(e.err.Message(), e.call+": ")
+	if msg == "" {
+		return e.call + ": " + e.err.Code().String()
+	}
+	return e.call + ": " + e.err.Code().String() + ": " + msg
+}
+
+func (e *remoteError) Unwrap() []error {
+	if e.kind == nil {
+		return []error{e.err}
+	}
+	return []error{e.kind, e.err}
+}
+
+// callError is fromConnect for a call named call ("push", "enroll").
+func callError(call string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var te *deadline.Error
+	if errors.As(err, &te) {
+		return fmt.Errorf("%s: %w: %w", call, ErrTimeout, te)
+	}
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return fmt.Errorf("%s: %w", call, err)
+	}
+	return &remoteError{call: call, kind: kindOf(err), err: ce}
+}
+
 // fromConnect maps a Connect error back to the domain error the server
 // started from, so that errors.Is works on this side of the wire too.
 func fromConnect(err error) error {
 	if err == nil {
 		return nil
 	}
+	kind := kindOf(err)
+	if kind == nil {
+		return err
+	}
+	return fmt.Errorf("%w: %w", kind, err)
+}
+
+// kindOf is the domain error behind a Connect code, if any.
+func kindOf(err error) error {
 	var kind error
 	switch connect.CodeOf(err) {
 	case connect.CodeInvalidArgument:
@@ -49,8 +101,6 @@ func fromConnect(err error) error {
 		if errors.As(err, &ce) && skewDetail(ce) != nil {
 			kind = syncengine.ErrClockSkew
 		}
-	default:
-		return err
 	}
-	return fmt.Errorf("%w: %w", kind, err)
+	return kind
 }

@@ -22,7 +22,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -31,6 +33,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/internal/deadline"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/internal/wire"
@@ -55,7 +58,10 @@ type Replica struct {
 	log      zerolog.Logger
 	now      func() time.Time
 	http     *http.Client
-	progress func(Progress)
+	timeouts Timeouts
+	// mustExist: Open fails on a missing file rather than create it.
+	mustExist bool
+	progress  func(Progress)
 	// noCompression: ask for, and send, uncompressed messages.
 	noCompression bool
 	// snapshots: a first bootstrap asks for the scope as a file.
@@ -75,8 +81,44 @@ func WithLogger(l zerolog.Logger) Option { return func(r *Replica) { r.log = l }
 // phone whose clock is wrong.
 func WithNow(now func() time.Time) Option { return func(r *Replica) { r.now = now } }
 
-// WithHTTPClient sets the HTTP client used to reach the server.
+// WithHTTPClient sets the HTTP client used to reach the server. The
+// replica's timeouts (WithTimeouts) are enforced on top of its transport,
+// except the connect timeout, which is the transport's own dialer's.
 func WithHTTPClient(c *http.Client) Option { return func(r *Replica) { r.http = c } }
+
+// Timeouts bound the stages of every call to the server, so that a dead
+// link or a server that accepts connections and never answers cannot hang
+// Enroll or Sync: each gives up with an error that wraps ErrTimeout, and
+// the background loop (RunSync) tries again later. A whole call has no
+// deadline: a bootstrap over 2G may take many minutes, as long as bytes
+// keep moving. Zero fields take DefaultTimeouts' values.
+type Timeouts struct {
+	// Connect bounds making a connection (TCP and TLS).
+	Connect time.Duration
+	// FirstByte bounds the wait for an answer to begin once the request is
+	// sent whole.
+	FirstByte time.Duration
+	// Idle bounds a pause in the bytes of a request or an answer (between
+	// the messages of a bootstrap stream, say).
+	Idle time.Duration
+}
+
+// DefaultTimeouts suit a 2G link: 30 s to connect, a minute for an answer
+// to begin, a minute of silence in the middle of one.
+var DefaultTimeouts = Timeouts(deadline.Defaults)
+
+// ErrTimeout: the server or the link went silent for longer than the
+// replica's Timeouts allow. Nothing is lost; sync again later.
+var ErrTimeout = errors.New("timed out")
+
+// WithTimeouts sets the replica's timeouts (default DefaultTimeouts).
+func WithTimeouts(t Timeouts) Option { return func(r *Replica) { r.timeouts = t } }
+
+// existingOnly makes Open fail with ErrNoReplica on a missing file.
+func existingOnly() Option { return func(r *Replica) { r.mustExist = true } }
+
+// ErrNoReplica: OpenExisting found no replica file at the path.
+var ErrNoReplica = errors.New("no replica file")
 
 // WithoutCompression asks the server for uncompressed answers and sends
 // requests uncompressed: for a fast link, where compressing costs more
@@ -106,9 +148,25 @@ type Progress struct {
 
 // Open opens (creating if needed) a replica file, migrating an older schema.
 func Open(ctx context.Context, path string, opts ...Option) (*Replica, error) {
-	r := &Replica{log: zerolog.Nop(), now: time.Now, http: http.DefaultClient}
+	r := &Replica{log: zerolog.Nop(), now: time.Now}
 	for _, o := range opts {
 		o(r)
+	}
+	if r.mustExist {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s", ErrNoReplica, path)
+		}
+	}
+	if r.http == nil {
+		r.http = &http.Client{Transport: deadline.NewTransport(deadline.Timeouts(r.timeouts), nil)}
+	} else {
+		c := *r.http
+		base := c.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		c.Transport = deadline.Wrap(base, deadline.Timeouts(r.timeouts))
+		r.http = &c
 	}
 	ms, err := Migrations()
 	if err != nil {
@@ -137,6 +195,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Replica, error) {
 	// data outside the replica: it goes.
 	r.removeSnapshotFile()
 	return r, nil
+}
+
+// OpenExisting opens a replica file as Open does, but fails with
+// ErrNoReplica rather than create a file that is not there: what a read or
+// a write on a replica expects (a mistyped path must not become an empty
+// replica).
+func OpenExisting(ctx context.Context, path string, opts ...Option) (*Replica, error) {
+	return Open(ctx, path, append(opts, existingOnly())...)
 }
 
 // Close closes the replica file. It is safe to call more than once.

@@ -88,7 +88,7 @@ func (r *Replica) Enroll(ctx context.Context, serverURL, code, deviceName string
 	client := doorbookv1connect.NewEnrollmentServiceClient(r.http, serverURL, compress.ClientOptions(r.noCompression))
 	res, err := client.Enroll(ctx, &pb.EnrollRequest{Code: code, DeviceName: deviceName})
 	if err != nil {
-		return fmt.Errorf("enroll: %w", fromConnect(err))
+		return callError("enroll", err)
 	}
 	r.observe(res.GetServerHlc())
 	err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
@@ -326,7 +326,7 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 				rep.Rejected++
 				continue
 			}
-			return fmt.Errorf("push: %w", fromConnect(err))
+			return callError("push", err)
 		}
 		r.observe(ans.res.GetServerHlc())
 		acked = &pushedBatch{batch: b, applied: int(ans.res.GetApplied()), duplicates: int(ans.res.GetDuplicates())}
@@ -512,7 +512,7 @@ func (r *Replica) bootstrapFrom(ctx context.Context, c clients, key, after strin
 	}
 	stream, err := c.sync.Bootstrap(ctx, req)
 	if err != nil {
-		return fmt.Errorf("bootstrap: %w", fromConnect(err))
+		return callError("bootstrap", err)
 	}
 	defer stream.Close()
 	done, total := 0, 0
@@ -566,7 +566,7 @@ func (r *Replica) bootstrapFrom(ctx context.Context, c clients, key, after strin
 			// next pull says so and drops what arrived.
 			return r.dropBootstrap(ctx, key, 0)
 		}
-		return fmt.Errorf("bootstrap: %w", fromConnect(err))
+		return callError("bootstrap", err)
 	}
 	var cursor sql.NullInt64
 	if err := r.db.R.QueryRowContext(ctx, `SELECT cursor FROM pending_bootstraps WHERE key = ?`, key).Scan(&cursor); err != nil {
@@ -619,7 +619,7 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 		}
 		res, err := c.sync.Pull(ctx, &pb.PullRequest{Cursor: st.Cursor, Limit: pullLimit})
 		if err != nil {
-			return fmt.Errorf("pull: %w", fromConnect(err))
+			return callError("pull", err)
 		}
 		b := wire.BundleFromProto(wire.Rows{Households: res.GetHouseholds(), Persons: res.GetPersons(), Tags: res.GetTags(), Visits: res.GetVisits(), Amendments: res.GetVisitAmendments()})
 		if err := b.Validate(); err != nil {

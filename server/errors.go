@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/rs/zerolog"
@@ -39,7 +40,7 @@ func toConnect(log zerolog.Logger, err error) error {
 	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
-			return connect.NewError(c.code, err)
+			return connect.NewError(c.code, saidOnce(c.code, c.err, err))
 		}
 	}
 	switch {
@@ -50,4 +51,27 @@ func toConnect(log zerolog.Logger, err error) error {
 	}
 	log.Error().Err(err).Msg("internal error")
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+// publicError is an error with the words a caller is sent: what the
+// Connect code already says is not said again.
+type publicError struct {
+	msg string
+	err error
+}
+
+func (e *publicError) Error() string { return e.msg }
+func (e *publicError) Unwrap() error { return e.err }
+
+// saidOnce drops kind's words from err's message where they only repeat
+// code ("unauthenticated: enroll: unauthenticated: code not valid").
+func saidOnce(code connect.Code, kind, err error) error {
+	if strings.ReplaceAll(code.String(), "_", " ") != kind.Error() {
+		return err
+	}
+	msg := err.Error()
+	if short := strings.Replace(msg, kind.Error()+": ", "", 1); short != msg {
+		return &publicError{msg: short, err: err}
+	}
+	return err
 }

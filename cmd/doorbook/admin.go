@@ -70,6 +70,7 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	credsPath := fs.String("credentials", "", "credentials `file` written by doorbook serve")
 	asJSON := fs.Bool("json", false, "print JSON")
 	caFile := fs.String("ca", "", "also trust the CA certificates of this PEM `file` for an HTTPS server")
+	timeouts := timeoutFlags(fs)
 	rest, err := parseVerb(fs, args, adminUsage, stderr)
 	if err != nil || rest == nil {
 		return err
@@ -89,7 +90,7 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := errors.Join(required("server", *serverURL), required("token", *token)); err != nil {
 		return err
 	}
-	hc, err := httpClient(*caFile)
+	hc, err := httpClient(*caFile, *timeouts)
 	if err != nil {
 		return err
 	}

@@ -112,6 +112,9 @@ func (c *workerCmd) item(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := c.ready(); err != nil {
+		return err
+	}
 	id, err := c.replica.UpdateItem(c.ctx, *visit, uint32(*finding), kind, *note, *unit, when)
 	if err != nil {
 		return err
@@ -137,6 +140,9 @@ func (c *workerCmd) items(args []string) error {
 		return err
 	}
 	now := time.Now()
+	if err := c.ready(); err != nil {
+		return err
+	}
 	items, err := c.replica.Items(c.ctx, now)
 	if err != nil {
 		return err
@@ -178,6 +184,9 @@ func (c *workerCmd) due(args []string) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
+	if err := c.ready(); err != nil {
+		return err
+	}
 	items, err := c.replica.Due(c.ctx, *campaign, time.Now())
 	if err != nil {
 		return err
@@ -202,6 +211,9 @@ func (c *workerCmd) progress(args []string) error {
 	fs := c.flags("progress")
 	campaign := fs.String("campaign", "", "campaign `id` (default: the one running now)")
 	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if err := c.ready(); err != nil {
 		return err
 	}
 	p, camp, err := c.replica.Progress(c.ctx, *campaign, time.Now())
@@ -259,6 +271,9 @@ func (c *workerCmd) categories(args []string) error {
 	if err := c.parse(c.flags("categories"), args); err != nil {
 		return err
 	}
+	if err := c.ready(); err != nil {
+		return err
+	}
 	cats, err := c.replica.Categories(c.ctx)
 	if err != nil {
 		return err
@@ -295,6 +310,9 @@ func printCampaigns(out output, cs []campaignJSON) error {
 
 func (c *workerCmd) campaigns(args []string) error {
 	if err := c.parse(c.flags("campaigns"), args); err != nil {
+		return err
+	}
+	if err := c.ready(); err != nil {
 		return err
 	}
 	cs, err := c.replica.Campaigns(c.ctx)

@@ -12,6 +12,9 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+
+	sdk "github.com/doorbook/doorbook/client-sdk"
+	"github.com/doorbook/doorbook/internal/deadline"
 )
 
 // multi is a repeatable string flag.
@@ -110,9 +113,21 @@ func isTerminal(f *os.File) bool {
 // httpClient is the client of the admin and worker verbs. It verifies an
 // HTTPS server against the system's roots, plus the CA certificates of
 // caFile (PEM) if given: how a district's own CA is trusted.
-func httpClient(caFile string) (*http.Client, error) {
+// timeoutFlags adds the flags that bound every call to the server.
+func timeoutFlags(fs *flag.FlagSet) *sdk.Timeouts {
+	t := sdk.DefaultTimeouts
+	fs.DurationVar(&t.Connect, "connect-timeout", t.Connect, "give up making a connection to the server after this long")
+	fs.DurationVar(&t.FirstByte, "answer-timeout", t.FirstByte, "give up when the server has not begun to answer this long after a request")
+	fs.DurationVar(&t.Idle, "idle-timeout", t.Idle, "give up when no byte has moved for this long in the middle of a call")
+	return &t
+}
+
+// httpClient is the client of every call to the server: bounded by
+// timeouts, trusting caFile's CAs too if set.
+func httpClient(caFile string, timeouts sdk.Timeouts) (*http.Client, error) {
+	t := deadline.Timeouts(timeouts)
 	if caFile == "" {
-		return http.DefaultClient, nil
+		return &http.Client{Transport: deadline.NewTransport(t, nil)}, nil
 	}
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
@@ -125,7 +140,7 @@ func httpClient(caFile string) (*http.Client, error) {
 	if !roots.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("%w: --ca %s holds no PEM certificate", errUsage, caFile)
 	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: t}, nil
+	return &http.Client{Transport: deadline.NewTransport(t, func(tr *http.Transport) {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	})}, nil
 }

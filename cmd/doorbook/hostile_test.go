@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,6 +180,8 @@ func startHostileServer(t *testing.T) *hostileServer {
 	// A short grace makes slow bodies fail in seconds, not the default 20.
 	h.cmd = exec.Command(bin, "serve", "--db", db, "--addr", "127.0.0.1:0", "--demo", "--json",
 		"--log-format", "json", "--body-grace", "2s", "--body-rate", "512")
+	// The server dies with the test, even one killed by its timeout.
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := h.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -188,6 +189,22 @@ type replica struct {
 func newReplica(t *testing.T, name string) replica {
 	t.Helper()
 	return replica{t: t, path: filepath.Join(t.TempDir(), name)}
+}
+
+// existingReplica is a replica file that exists but was never enrolled, as
+// an app that opened it with the SDK leaves it (the CLI creates one only by
+// enrolling).
+func existingReplica(t *testing.T, name string) replica {
+	t.Helper()
+	r := newReplica(t, name)
+	rep, err := sdk.Open(t.Context(), r.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func (r replica) args(verb ...string) []string {
@@ -373,6 +390,43 @@ func TestServeDemoWalkThrough(t *testing.T) {
 	srv := startServer(t)
 	t.Logf("serve --demo up in %v", time.Since(start).Round(time.Millisecond))
 	creds, url := srv.creds, srv.summary.Server
+
+	t.Run("a refused enrolment leaves no replica and says why once", func(t *testing.T) {
+		r := newReplica(t, "refused.db")
+		_, _, err := doorbook(t, r.args("enroll", "--server", url, "--code", "ABCD-EFGH-JKLM")...)
+		if err == nil {
+			t.Fatal("enrolment with a made-up code succeeded")
+		}
+		want := "enroll: unauthenticated: enrolment code not valid (unknown, used or expired)"
+		if err.Error() != want {
+			t.Errorf("error %q, want %q", err, want)
+		}
+		if matches, _ := filepath.Glob(r.path + "*"); len(matches) > 0 {
+			t.Errorf("a refused enrolment left %v", matches)
+		}
+	})
+	t.Run("a silent server does not hang enroll", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close() // held open, never answered
+			}
+		}()
+		r := newReplica(t, "silent.db")
+		_, _, err = doorbook(t, append([]string{"worker", "--replica", r.path, "--answer-timeout", "300ms"},
+			"enroll", "--server", "http://"+l.Addr().String(), "--code", creds.Workers[5].EnrollmentCode)...)
+		if err == nil || !strings.Contains(err.Error(), "no answer from the server within 300ms") {
+			t.Errorf("enroll against a silent server: %v, want a timeout", err)
+		}
+	})
 
 	t.Run("demo", func(t *testing.T) {
 		sum := srv.summary
@@ -774,6 +828,8 @@ func TestCommandLineErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	fresh := filepath.Join(dir, "fresh.db")
+	// blank exists but was never enrolled (an app opened it with the SDK).
+	blank := existingReplica(t, "blank.db").path
 	tests := []struct {
 		name  string
 		args  []string
@@ -800,13 +856,20 @@ func TestCommandLineErrors(t *testing.T) {
 		{"admin unknown verb", []string{"admin", "--server", "http://127.0.0.1:1", "--token", "t", "org", "delete"}, true, `unknown admin verb "org delete"`},
 		{"admin missing credentials file", []string{"admin", "--credentials", filepath.Join(dir, "none.json"), "org", "list"}, false, "none.json"},
 		{"serve unexpected argument", []string{"serve", "--db", filepath.Join(dir, "x.db"), "extra"}, true, `unexpected argument "extra"`},
-		{"sync not enrolled", []string{"worker", "--replica", fresh, "sync"}, false, "enrol"},
-		{"household not in replica", []string{"worker", "--replica", fresh, "household", "--id", "nope"}, false, "nope"},
-		{"register with no grids", []string{"worker", "--replica", fresh, "register", "--head", "x"}, true, "0 grids"},
+		{"sync not enrolled", []string{"worker", "--replica", blank, "sync"}, false, "enrol"},
+		{"household not in replica", []string{"worker", "--replica", blank, "household", "--id", "nope"}, false, "nope"},
+		{"register with no grids", []string{"worker", "--replica", blank, "register", "--head", "x"}, true, "0 grids"},
+		{"status of a missing replica", []string{"worker", "--replica", fresh, "status"}, false, "no replica file at " + fresh + ": enrol one first"},
+		{"households of a missing replica", []string{"worker", "--replica", fresh, "households"}, false, "no replica file"},
+		{"sync of a missing replica", []string{"worker", "--replica", fresh, "sync"}, false, "no replica file"},
+		{"enroll against nothing", []string{"worker", "--replica", fresh, "enroll", "--server", "http://127.0.0.1:1", "--code", "ABCD-EFGH-JKLM"}, false, "connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, stderr, err := doorbook(t, tt.args...)
+			if matches, _ := filepath.Glob(fresh + "*"); len(matches) > 0 {
+				t.Errorf("doorbook %v left files behind: %v", tt.args, matches)
+			}
 			if err == nil {
 				t.Fatalf("doorbook %v succeeded, want an error", tt.args)
 			}
@@ -827,7 +890,7 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 
 	t.Run("sync not enrolled is ErrNotEnrolled and recorded", func(t *testing.T) {
-		r := newReplica(t, "r.db")
+		r := existingReplica(t, "r.db")
 		_, _, err := doorbook(t, r.args("sync")...)
 		if !errors.Is(err, sdk.ErrNotEnrolled) {
 			t.Errorf("sync on a never-enrolled replica: %v, want sdk.ErrNotEnrolled", err)
@@ -837,7 +900,7 @@ func TestCommandLineErrors(t *testing.T) {
 		}
 	})
 	t.Run("offline queries on a never-enrolled replica", func(t *testing.T) {
-		r := newReplica(t, "never.db")
+		r := existingReplica(t, "never.db")
 		if out := strings.TrimSpace(r.run("households")); out != "[]" {
 			t.Errorf("households on a never-enrolled replica printed %q, want []", out)
 		}
@@ -868,7 +931,7 @@ func TestCommandLineErrors(t *testing.T) {
 		}
 	})
 	t.Run("human output", func(t *testing.T) {
-		r := newReplica(t, "human.db")
+		r := existingReplica(t, "human.db")
 		stdout, _, err := doorbook(t, "worker", "--replica", r.path, "status")
 		if err != nil || !strings.Contains(stdout, "not enrolled") {
 			t.Errorf("status without --json: err %v, output %q", err, stdout)

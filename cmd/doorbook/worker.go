@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -51,16 +52,37 @@ TIME is RFC 3339 (2026-11-22T10:00:00+08:00) or a date (2026-11-22).
 
 // workerCmd is one invocation of a worker verb.
 type workerCmd struct {
-	ctx     context.Context
+	ctx context.Context
+	// replica is opened by ready, once the verb's flags are known good.
 	replica *sdk.Replica
+	path    string
+	opts    []sdk.Option
 	out     output
 	stderr  io.Writer
 	json    *bool
 }
 
+// ready opens the replica the verb works on. It must exist: a mistyped
+// path must not become a new, empty replica (only enroll creates one).
+func (c *workerCmd) ready() error {
+	if c.replica != nil {
+		return nil
+	}
+	r, err := sdk.OpenExisting(c.ctx, c.path, c.opts...)
+	if errors.Is(err, sdk.ErrNoReplica) {
+		return fmt.Errorf("%w: enrol one first: doorbook worker --replica %s enroll --server URL --code CODE", err, c.path)
+	}
+	if err != nil {
+		return err
+	}
+	c.replica = r
+	return nil
+}
+
 func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("worker", stderr)
-	path := fs.String("replica", "", "replica `file` (created if missing)")
+	path := fs.String("replica", "", "replica `file` (enroll creates it)")
+	timeouts := timeoutFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	caFile := fs.String("ca", "", "also trust the CA certificates of this PEM `file` for an HTTPS server")
 	snapshot := fs.Bool("snapshot", false, "on a new replica's first sync, fetch the whole scope as one SQLite file (faster for large scopes; a cut download starts over)")
@@ -71,27 +93,27 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := required("replica", *path); err != nil {
 		return err
 	}
-	hc, err := httpClient(*caFile)
+	hc, err := httpClient(*caFile, *timeouts)
 	if err != nil {
 		return err
 	}
-	opts := []sdk.Option{sdk.WithHTTPClient(hc)}
+	opts := []sdk.Option{sdk.WithHTTPClient(hc), sdk.WithTimeouts(*timeouts)}
 	if *snapshot {
 		opts = append(opts, sdk.WithSnapshotBootstrap())
 	}
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) && !*asJSON {
 		opts = append(opts, sdk.WithProgress(progressBar(stderr)))
 	}
-	r, err := sdk.Open(ctx, *path, opts...)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	c := &workerCmd{ctx: ctx, replica: r, out: output{json: *asJSON, w: stdout}, stderr: stderr, json: asJSON}
 	verb, vargs := rest[0], rest[1:]
+	c := &workerCmd{ctx: ctx, path: *path, opts: opts, out: output{json: *asJSON, w: stdout}, stderr: stderr, json: asJSON}
+	defer func() {
+		if c.replica != nil {
+			c.replica.Close()
+		}
+	}()
 	switch verb {
 	case "enroll":
-		return c.enroll(vargs)
+		return c.enrollNew(vargs)
 	case "grids":
 		return c.grids(vargs)
 	case "households":
@@ -129,6 +151,27 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprint(stderr, workerUsage)
 	return fmt.Errorf("%w: unknown worker verb %q", errUsage, verb)
+}
+
+// enrollNew enrols the replica, creating its file; a failed enrolment of a
+// new file leaves nothing behind.
+func (c *workerCmd) enrollNew(args []string) error {
+	_, statErr := os.Stat(c.path)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	r, err := sdk.Open(c.ctx, c.path, c.opts...)
+	if err != nil {
+		return err
+	}
+	c.replica = r
+	err = c.enroll(args)
+	if err != nil && created {
+		c.replica = nil
+		r.Close()
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			_ = os.Remove(c.path + suffix)
+		}
+	}
+	return err
 }
 
 // flags makes a verb's flag set; every verb also takes --json.
@@ -172,6 +215,9 @@ func (c *workerCmd) grids(args []string) error {
 	if err := c.parse(c.flags("grids"), args); err != nil {
 		return err
 	}
+	if err := c.ready(); err != nil {
+		return err
+	}
 	gs, err := c.replica.Grids(c.ctx)
 	if err != nil {
 		return err
@@ -211,6 +257,9 @@ func (c *workerCmd) households(args []string) error {
 	}
 	var hs []sdk.HouseholdSummary
 	var err error
+	if err := c.ready(); err != nil {
+		return err
+	}
 	if *category != "" {
 		hs, err = c.replica.CategoryMembers(c.ctx, *category)
 	} else {
@@ -266,6 +315,9 @@ func (c *workerCmd) household(args []string) error {
 		return err
 	}
 	if err := required("id", *id); err != nil {
+		return err
+	}
+	if err := c.ready(); err != nil {
 		return err
 	}
 	d, err := c.replica.Household(c.ctx, *id)
@@ -342,6 +394,9 @@ func (c *workerCmd) register(args []string) error {
 			fields[k] = v
 		}
 	}
+	if err := c.ready(); err != nil {
+		return err
+	}
 	if *grid == "" {
 		gs, err := c.replica.Grids(c.ctx)
 		if err != nil {
@@ -377,6 +432,9 @@ func (c *workerCmd) edit(args []string) error {
 	if len(fields) == 0 {
 		return fmt.Errorf("%w: nothing to edit: give --set FIELD=VALUE", errUsage)
 	}
+	if err := c.ready(); err != nil {
+		return err
+	}
 	if err := c.replica.EditHousehold(c.ctx, *id, fields); err != nil {
 		return err
 	}
@@ -390,6 +448,9 @@ func (c *workerCmd) delete(args []string) error {
 		return err
 	}
 	if err := required("household", *id); err != nil {
+		return err
+	}
+	if err := c.ready(); err != nil {
 		return err
 	}
 	if err := c.replica.DeleteHousehold(c.ctx, *id); err != nil {
@@ -417,6 +478,9 @@ func (c *workerCmd) person(args []string) error {
 	}
 	if *name != "" {
 		fields["name"] = *name
+	}
+	if err := c.ready(); err != nil {
+		return err
 	}
 	if args[0] == "add" {
 		if err := required("household", *household); err != nil {
@@ -451,6 +515,9 @@ func (c *workerCmd) tag(args []string) error {
 		return err
 	}
 	var err error
+	if err := c.ready(); err != nil {
+		return err
+	}
 	if args[0] == "add" {
 		err = c.replica.AddTag(c.ctx, *household, *category)
 	} else {
@@ -501,6 +568,9 @@ func (c *workerCmd) visit(args []string) error {
 		return err
 	}
 	in := sdk.VisitInput{HouseholdIDs: households, Form: f, Notes: *notes, VisitedAt: when}
+	if err := c.ready(); err != nil {
+		return err
+	}
 	if err := details.fill(c.ctx, c.replica, &in); err != nil {
 		return err
 	}
@@ -526,6 +596,9 @@ func (c *workerCmd) amend(kind string, args []string) error {
 	}
 	var id string
 	var err error
+	if err := c.ready(); err != nil {
+		return err
+	}
 	if kind == "void" {
 		id, err = c.replica.VoidVisit(c.ctx, *visit, *reason)
 	} else {
@@ -556,6 +629,9 @@ func (c *workerCmd) amend(kind string, args []string) error {
 
 func (c *workerCmd) sync(args []string) error {
 	if err := c.parse(c.flags("sync"), args); err != nil {
+		return err
+	}
+	if err := c.ready(); err != nil {
 		return err
 	}
 	rep, err := c.replica.Sync(c.ctx)
@@ -604,6 +680,9 @@ func statusJSON(st sdk.Status) map[string]any {
 
 func (c *workerCmd) status(args []string) error {
 	if err := c.parse(c.flags("status"), args); err != nil {
+		return err
+	}
+	if err := c.ready(); err != nil {
 		return err
 	}
 	st, err := c.replica.Status(c.ctx)
