@@ -3,15 +3,21 @@ package sdk_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	sdk "github.com/doorbook/doorbook/client-sdk"
+	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
@@ -253,4 +259,126 @@ func TestReadOnlyReplica(t *testing.T) {
 	}
 	defer r.Close()
 	integrityOK(t, r)
+}
+
+// swapHandler lets a test restart the server behind one address.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
+
+func (s *swapHandler) serve(st *sqlite.Store) {
+	h := server.New(st).Handler()
+	s.h.Store(&h)
+}
+
+// TestServerStorageFull: the server's disk fills up under a phone's push.
+// The phone is told to try again later (ResourceExhausted, saying why), sets
+// nothing aside and loses nothing; once the server has room, the same sync
+// lands every visit exactly once.
+func TestServerStorageFull(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "server.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _, err := st.CreateAdmin(ctx, "admin", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var grid string
+	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity, store.LevelGrid} {
+		n, err := st.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: grid, Level: level, Name: level.String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		grid = n.ID
+	}
+	w, err := st.CreateWorker(ctx, admin, store.Worker{Name: "Li", Role: 1, GridIDs: []string{grid}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := st.CreateEnrollmentCode(ctx, admin, w.ID, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := &swapHandler{}
+	sw.serve(st)
+	srv := httptest.NewServer(sw)
+	t.Cleanup(func() { srv.Close(); st.Close() })
+	r, err := sdk.Open(ctx, filepath.Join(dir, "phone.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Enroll(ctx, srv.URL, code, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.RegisterHousehold(ctx, grid, map[string]string{"head_name": "Zhao"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The server's disk has 64 KiB left; the phone brings a megabyte.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = sqlite.Open(ctx, path, sqlite.WithMaxSize(info.Size()+64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	sw.serve(st)
+	const visits = 300
+	notes := strings.Repeat("楼道堆放杂物，已提醒清理。", 100)
+	for range visits {
+		if _, err := r.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, Notes: notes}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = r.Sync(ctx)
+	if code := connect.CodeOf(err); code != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "storage is full") || !strings.Contains(err.Error(), "try again later") {
+		t.Fatalf("sync against a full server: %v (%v), want ResourceExhausted saying the storage is full", err, code)
+	}
+	if rej, err := r.Rejected(ctx); err != nil || len(rej) != 0 {
+		t.Fatalf("the phone set %d changes aside (%v): a full server is no change's fault", len(rej), err)
+	}
+	if n, err := r.Pending(ctx); err != nil || n != visits {
+		t.Fatalf("%d pending (%v), want %d: nothing may be lost", n, err, visits)
+	}
+
+	// Room again: the same sync lands everything once.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = sqlite.Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	sw.serve(st)
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Pending(ctx); err != nil || n != 0 {
+		t.Fatalf("%d pending after the server had room (%v)", n, err)
+	}
+	db, err := sqlitex.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var onServer int
+	if err := db.R.QueryRow(`SELECT COUNT(*) FROM visits`).Scan(&onServer); err != nil {
+		t.Fatal(err)
+	}
+	if onServer != visits {
+		t.Fatalf("%d visits on the server, want %d", onServer, visits)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/rs/zerolog"
 
+	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -44,6 +45,12 @@ func toConnect(log zerolog.Logger, err error) error {
 		}
 	}
 	switch {
+	case errors.Is(err, sqlitex.ErrFull):
+		log.Error().Err(err).Msg("storage full")
+		return connect.NewError(connect.CodeResourceExhausted, errStorageFull)
+	case errors.Is(err, sqlitex.ErrReadOnly):
+		log.Error().Err(err).Msg("storage read-only")
+		return connect.NewError(connect.CodeUnavailable, errStorageReadOnly)
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, err)
 	case errors.Is(err, context.DeadlineExceeded):
@@ -51,6 +58,19 @@ func toConnect(log zerolog.Logger, err error) error {
 	}
 	log.Error().Err(err).Msg("internal error")
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+// What a phone is told when the server's storage cannot take a write: the
+// call changed nothing, and the same call succeeds later.
+var (
+	errStorageFull     = errors.New("the server's storage is full: nothing of this call was applied; try again later")
+	errStorageReadOnly = errors.New("the server cannot write its storage: nothing of this call was applied; try again later")
+)
+
+// retryable reports whether err is the server's condition rather than the
+// request's: such a push must not blame one of its changes.
+func retryable(err error) bool {
+	return errors.Is(err, sqlitex.ErrFull) || errors.Is(err, sqlitex.ErrReadOnly)
 }
 
 // publicError is an error with the words a caller is sent: what the

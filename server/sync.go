@@ -50,12 +50,15 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 }
 
 // pushError maps a push's error, naming the refused change in a
-// RejectedChange detail when one change is to blame.
+// RejectedChange detail when one change is to blame: when the change can
+// never be applied as it is (the phone sets it aside). A failure of the
+// server's own (its storage, a bug) blames no change: the phone keeps it
+// and pushes it again later.
 func (s *syncService) pushError(err error) error {
 	ce := toConnect(s.log, err)
 	var change *store.ChangeError
 	var connectErr *connect.Error
-	if errors.As(err, &change) && errors.As(ce, &connectErr) {
+	if errors.As(err, &change) && errors.As(ce, &connectErr) && blamesChange(err) {
 		if detail, derr := connect.NewErrorDetail(&pb.RejectedChange{ChangeId: change.ChangeID}); derr == nil {
 			connectErr.AddDetail(detail)
 		}
@@ -227,4 +230,17 @@ func workerToProto(w store.Worker) *pb.Worker {
 
 func nodeToProto(n store.OrgNode) *pb.OrgNode {
 	return &pb.OrgNode{Id: n.ID, ParentId: n.ParentID, Level: pb.OrgLevel(n.Level), Name: n.Name}
+}
+
+// blamesChange reports whether a push's error is its change's fault.
+func blamesChange(err error) bool {
+	if retryable(err) {
+		return false
+	}
+	for _, kind := range []error{syncengine.ErrInvalid, syncengine.ErrNotFound, syncengine.ErrAlreadyExists, syncengine.ErrOutOfScope, syncengine.ErrLimit} {
+		if errors.Is(err, kind) {
+			return true
+		}
+	}
+	return false
 }

@@ -40,15 +40,25 @@ const BusyTimeout = 10 * time.Second
 // Option tunes how Open opens a file.
 type Option func(*options)
 
-type options struct{ cacheKiB int }
+type options struct {
+	cacheKiB int
+	maxPages int
+}
 
 // WithCacheSize sets each connection's page cache (SQLite's default is
 // 2 MiB). A server whose writes land all over a large file re-reads fewer
 // pages with more; a phone keeps the default.
 func WithCacheSize(kib int) Option { return func(o *options) { o.cacheKiB = kib } }
 
+// WithMaxPages bounds the file at n pages (of 4 KiB by default): a write
+// that would grow it further fails with ErrFull, as on a full disk.
+func WithMaxPages(n int) Option { return func(o *options) { o.maxPages = n } }
+
 func dsn(file string, readOnly bool, o options) string {
 	q := url.Values{}
+	if o.maxPages > 0 && !readOnly {
+		q.Add("_pragma", fmt.Sprintf("max_page_count(%d)", o.maxPages))
+	}
 	if o.cacheKiB > 0 {
 		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", o.cacheKiB))
 	}

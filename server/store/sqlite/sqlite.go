@@ -41,13 +41,27 @@ var _ store.Store = (*Store)(nil)
 // keep the server well under its memory budget.
 const cacheKiB = 32 << 10
 
+// Option tunes Open.
+type Option func(*[]sqlitex.Option)
+
+// WithMaxSize bounds the database file at about n bytes: past it, writes
+// fail as they would on a full disk (a server sharing a disk with others,
+// or a test of a full one).
+func WithMaxSize(n int64) Option {
+	return func(o *[]sqlitex.Option) { *o = append(*o, sqlitex.WithMaxPages(int(max(1, n/4096)))) }
+}
+
 // Open opens (creating if needed) the database file.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	ms, err := Migrations()
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlitex.Open(ctx, path, ms, sqlitex.WithCacheSize(cacheKiB))
+	sopts := []sqlitex.Option{sqlitex.WithCacheSize(cacheKiB)}
+	for _, o := range opts {
+		o(&sopts)
+	}
+	db, err := sqlitex.Open(ctx, path, ms, sopts...)
 	if err != nil {
 		return nil, err
 	}
