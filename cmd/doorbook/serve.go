@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -54,6 +55,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --request-memory, --body-rate and --body-grace must be positive", errUsage)
 	}
 	log := newLogger(*logFormat, stderr)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Request bodies may hold --request-memory; Go's collector would
+		// otherwise let the heap grow to twice what is live before it runs,
+		// and garbage of finished requests would double the peak. A soft
+		// limit above the budget makes it collect sooner instead.
+		debug.SetMemoryLimit(int64(*requestMemory)<<20 + memoryHeadroom)
+	}
 
 	var cert *tls.Certificate
 	if *tlsCert != "" || *tlsKey != "" {
@@ -149,6 +157,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info().Msg("stopped")
 	return err
 }
+
+// memoryHeadroom is the heap the server needs besides request bodies:
+// pages of bootstraps and exports in flight, caches, the runtime.
+const memoryHeadroom = 96 << 20
 
 func loopbackIfUnspecified(a *net.TCPAddr) string {
 	if a.IP == nil || a.IP.IsUnspecified() {

@@ -72,8 +72,7 @@ func inflate(ctx context.Context, raw []byte, encoding string, limit int, acct *
 	default:
 		return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("unknown compression %q", encoding))
 	}
-	var out bytes.Buffer
-	n, err := out.ReadFrom(&chargedReader{r: io.LimitReader(dec, int64(limit)+1), ctx: ctx, acct: acct, wait: wait})
+	out, err := readCharged(ctx, io.LimitReader(dec, int64(limit)+1), limit, acct, wait)
 	if err != nil {
 		var ce *connect.Error
 		if errors.As(err, &ce) {
@@ -85,10 +84,7 @@ func inflate(ctx context.Context, raw []byte, encoding string, limit int, acct *
 		}
 		return nil, corrupt(encoding, err)
 	}
-	if n > int64(limit) {
-		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("a request message is at most %d bytes decompressed", limit))
-	}
-	return out.Bytes(), nil
+	return out, nil
 }
 
 func corrupt(encoding string, err error) error {

@@ -278,14 +278,20 @@ func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		idle:  g.cfg.BodyIdle,
 	}
 	defer br.done()
-	charged := &chargedReader{r: br, ctx: ctx, acct: acct, wait: g.cfg.QueueWait}
+	wait := g.cfg.QueueWait
 	if !p.enveloped {
-		if r.ContentLength > int64(limit) {
+		var raw []byte
+		var err error
+		switch {
+		case r.ContentLength > int64(limit):
 			return nil, tooLarge(limit)
+		case r.ContentLength >= 0:
+			raw, err = readExactly(ctx, br, int(r.ContentLength), acct, wait)
+		default:
+			raw, err = readCharged(ctx, br, limit, acct, wait)
 		}
-		raw, err := readAtMost(charged, limit)
 		if err != nil {
-			return nil, err
+			return nil, bodyError(err, "read the body")
 		}
 		return g.message(ctx, raw, encoding, p, proc, acct, limit)
 	}
@@ -293,7 +299,7 @@ func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	total := 0
 	for {
 		var prefix [5]byte
-		n, err := io.ReadFull(charged, prefix[:])
+		n, err := io.ReadFull(br, prefix[:])
 		if n == 0 && errors.Is(err, io.EOF) {
 			return out, nil
 		}
@@ -307,12 +313,9 @@ func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		if size > limit-total {
 			return nil, tooLarge(limit)
 		}
-		raw, err := readAtMost(io.LimitReader(charged, int64(size)), size)
+		raw, err := readExactly(ctx, br, size, acct, wait)
 		if err != nil {
-			return nil, err
-		}
-		if len(raw) < size {
-			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("protocol error: promised %d bytes in a message, got %d", size, len(raw)))
+			return nil, bodyError(err, fmt.Sprintf("read a message of %d bytes", size))
 		}
 		msgEncoding := ""
 		if flags&1 != 0 {
@@ -326,7 +329,15 @@ func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return nil, err
 		}
 		total += len(msg)
-		if err := acct.grow(ctx, int64(len(msg)+5), g.cfg.QueueWait); err != nil {
+		if out == nil && flags == 0 {
+			// A single uncompressed message: its prefix and bytes as they came.
+			out = append(append(make([]byte, 0, 5+len(msg)), prefix[:]...), msg...)
+			if err := acct.grow(ctx, int64(cap(out)), wait); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := acct.grow(ctx, int64(len(out)+len(msg)+5), wait); err != nil {
 			return nil, err
 		}
 		out = binary.BigEndian.AppendUint32(append(out, 0), uint32(len(msg)))
@@ -374,18 +385,47 @@ func tooLarge(limit int) error {
 	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("a request message is at most %d bytes (%d MiB)", limit, limit>>20))
 }
 
-// readAtMost reads r to its end, failing once it has given more than limit
-// bytes.
-func readAtMost(r io.Reader, limit int) ([]byte, error) {
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return nil, bodyError(err, "read the body")
+// readCharged reads r to its end into memory charged to acct, failing
+// once it has given more than limit bytes. Growing a buffer leaves the old
+// one to the collector, so every allocation is charged, not only the last:
+// what the budget counts is what the process may hold.
+func readCharged(ctx context.Context, r io.Reader, limit int, acct *account, wait time.Duration) ([]byte, error) {
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return nil, tooLarge(limit)
+			}
+			size := min(max(chargeChunk, 2*cap(buf)), limit+1)
+			if err := acct.grow(ctx, int64(size), wait); err != nil {
+				return nil, err
+			}
+			buf = append(make([]byte, 0, size), buf...)
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			if len(buf) > limit {
+				return nil, tooLarge(limit)
+			}
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if n > int64(limit) {
-		return nil, tooLarge(limit)
+}
+
+// readExactly reads the n bytes r promises into memory charged to acct.
+func readExactly(ctx context.Context, r io.Reader, n int, acct *account, wait time.Duration) ([]byte, error) {
+	if err := acct.grow(ctx, int64(n), wait); err != nil {
+		return nil, err
 	}
-	return buf.Bytes(), nil
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 // bodyError names why a body could not be read: a connect error (the
@@ -436,29 +476,6 @@ func (a *account) releaseAll() {
 		a.budget.Release(a.held)
 		a.held = 0
 	}
-}
-
-// chargedReader charges the bytes it reads to acct, a chunk ahead.
-type chargedReader struct {
-	r       io.Reader
-	ctx     context.Context
-	acct    *account
-	wait    time.Duration
-	charged int64
-	read    int64
-}
-
-func (c *chargedReader) Read(p []byte) (int, error) {
-	if c.read+int64(len(p)) > c.charged {
-		need := max(chargeChunk, c.read+int64(len(p))-c.charged)
-		if err := c.acct.grow(c.ctx, need, c.wait); err != nil {
-			return 0, err
-		}
-		c.charged += need
-	}
-	n, err := c.r.Read(p)
-	c.read += int64(n)
-	return n, err
 }
 
 // bodyReader cuts a body that arrives too slowly: every read must come
