@@ -47,11 +47,14 @@ func TestAuthzMatrix(t *testing.T) {
 		PD
 	)
 	// What a successful call may change: nothing (a read), the audit log
-	// (a report read, which must add one entry), anything (a write). A
-	// public call needs no token: the enrolment code is its credential.
+	// (a report read, which must add one entry), the calling device's
+	// record of what it was sent (a pull, which bounds its grace), anything
+	// (a write). A public call needs no token: the enrolment code is its
+	// credential.
 	const (
 		read = iota
 		audited
+		tracked
 		write
 		public
 	)
@@ -93,7 +96,7 @@ func TestAuthzMatrix(t *testing.T) {
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, OK, PD, PD}, "Push·tag", write, s.pushTag},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, OK, PD, PD}, "Push·visit", write, s.pushVisit},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, OK, PD, PD}, "Push·amend", write, s.pushAmend},
-		{w{UN, UN, UN, UN, OK, OK, PD, PD, OK, PD, PD}, "Pull", read, s.pull},
+		{w{UN, UN, UN, UN, OK, OK, PD, PD, OK, PD, PD}, "Pull", tracked, s.pull},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, OK, PD, PD}, "Bootstrap·grid", read, s.bootstrap},
 		{w{UN, UN, UN, UN, UN, UN, UN, UN, UN, UN, UN}, "Enroll·spent", public, s.enrollSpent},
 		{w{OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}, "Enroll·fresh", public, s.enrollFresh},
@@ -193,6 +196,9 @@ func TestAuthzMatrix(t *testing.T) {
 				succeeded[i] = true
 			default:
 				var allowed []string
+				if r.kind == tracked {
+					allowed = []string{"credentials"}
+				}
 				if r.kind == audited {
 					allowed = []string{"audit_log"}
 					if n := after["audit_log"].rows - before["audit_log"].rows; n != 1 {

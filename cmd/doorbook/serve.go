@@ -17,6 +17,7 @@ import (
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/intake"
+	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 )
 
@@ -44,6 +45,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
 	requestMemory := fs.Int("request-memory", intake.DefaultBudgetBytes>>20, "`MiB` that all request bodies in flight may hold together; more waits, then is refused")
 	bodyGrace := fs.Duration("body-grace", intake.DefaultBodyGrace, "how long any request body may take before --body-rate applies")
+	scopeGrace := fs.Duration("scope-grace", store.DefaultScopeGrace, "how long after a household or grid leaves a worker's scope the worker's phones may still push what they wrote there offline")
 	bodyRate := fs.Int("body-rate", intake.DefaultMinBodyRate, "slowest a request body may arrive after --body-grace, in `bytes/s`")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -51,8 +53,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *credsPath == "" {
 		*credsPath = *db + ".credentials.json"
 	}
-	if *requestMemory <= 0 || *bodyRate <= 0 || *bodyGrace <= 0 {
-		return fmt.Errorf("%w: --request-memory, --body-rate and --body-grace must be positive", errUsage)
+	if *requestMemory <= 0 || *bodyRate <= 0 || *bodyGrace <= 0 || *scopeGrace < 0 {
+		return fmt.Errorf("%w: --request-memory, --body-rate and --body-grace must be positive, --scope-grace not negative", errUsage)
 	}
 	log := newLogger(*logFormat, stderr)
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -75,7 +77,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cert = &c
 	}
 
-	st, err := sqlite.Open(ctx, *db)
+	st, err := sqlite.Open(ctx, *db, sqlite.WithScopeGrace(*scopeGrace))
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,15 @@ import (
 type Store interface {
 	// Push applies a device's changes in one transaction: all or none. The
 	// caller has validated them and checked their clocks.
+	//
+	// A device writes the households of its worker's grids. A household
+	// that left them (moved away, or its grid taken) stays writable for the
+	// writes the device made while, as far as it knew, it was still theirs,
+	// and no longer: a visit until the device shows it applied the move
+	// (it pulled from a cursor past it), any other write until the device
+	// was sent the move in a pull, and either in any case for no longer than
+	// the scope grace after the move, on the server's clock (a device that
+	// never pulls, or whose clock is set back, gains nothing).
 	Push(ctx context.Context, p Principal, changes []syncengine.Change) (PushResult, error)
 	// Pull returns the feed entries in p's scope after cursor. Cursors are
 	// opaque and order like feed positions; a cursor the store did not
@@ -290,6 +299,11 @@ type BootstrapPage struct {
 	TotalHouseholds int
 	Reference       syncengine.Reference
 }
+
+// DefaultScopeGrace is how long after a household or grid leaves a
+// worker's scope the worker's devices may still push what they wrote there
+// offline: a week without signal is a long one.
+const DefaultScopeGrace = 7 * 24 * time.Hour
 
 // Limits on batch sizes.
 const (

@@ -211,7 +211,7 @@ func (s *Store) CreateWorker(ctx context.Context, p store.Principal, w store.Wor
 		if _, err := tx.ExecContext(ctx, `INSERT INTO workers (id, name, role, created_at, home_node) VALUES (?, ?, ?, ?, ?)`, w.ID, w.Name, w.Role, time.Now().Unix(), p.Node); err != nil {
 			return err
 		}
-		return setGrids(ctx, tx, w.ID, nil, w.GridIDs)
+		return s.setGrids(ctx, tx, w.ID, nil, w.GridIDs)
 	})
 	if err != nil {
 		return store.Worker{}, fmt.Errorf("create worker: %w", err)
@@ -221,8 +221,8 @@ func (s *Store) CreateWorker(ctx context.Context, p store.Principal, w store.Wor
 
 // setGrids moves a worker from grid set old to grid set new, recording each
 // change in the feed so that devices learn of it in order.
-func setGrids(ctx context.Context, tx *sqlitex.Tx, workerID string, old, new []string) error {
-	seq, err := newSeqAlloc(ctx, tx)
+func (s *Store) setGrids(ctx context.Context, tx *sqlitex.Tx, workerID string, old, new []string) error {
+	seq, err := s.newSeqAlloc(ctx, tx)
 	if err != nil {
 		return err
 	}
@@ -300,7 +300,7 @@ func (s *Store) SetWorkerGrids(ctx context.Context, p store.Principal, workerID 
 		if err := checkGrids(ctx, tx, p, gridIDs); err != nil {
 			return err
 		}
-		if err := setGrids(ctx, tx, workerID, old.GridIDs, gridIDs); err != nil {
+		if err := s.setGrids(ctx, tx, workerID, old.GridIDs, gridIDs); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE workers SET home_node = ? WHERE id = ?`, p.Node, workerID); err != nil {
@@ -343,7 +343,7 @@ func (s *Store) MoveHousehold(ctx context.Context, p store.Principal, householdI
 		if err != nil {
 			return err
 		}
-		seq, err := newSeqAlloc(ctx, tx)
+		seq, err := s.newSeqAlloc(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -379,7 +379,7 @@ func (s *Store) Import(ctx context.Context, p store.Principal, b syncengine.Bund
 		return fmt.Errorf("import: %w", err)
 	}
 	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
-		seq, err := newSeqAlloc(ctx, tx)
+		seq, err := s.newSeqAlloc(ctx, tx)
 		if err != nil {
 			return err
 		}

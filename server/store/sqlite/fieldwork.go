@@ -106,7 +106,7 @@ func (s *Store) PutCategory(ctx context.Context, p store.Principal, delta syncen
 				return err
 			}
 		}
-		seq, err := newSeqAlloc(ctx, tx)
+		seq, err := s.newSeqAlloc(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -162,7 +162,7 @@ func (s *Store) PutCampaign(ctx context.Context, p store.Principal, delta syncen
 		if after.EndsAt.Value <= after.StartsAt.Value {
 			return fmt.Errorf("%w: campaign ends before it starts", syncengine.ErrInvalid)
 		}
-		seq, err := newSeqAlloc(ctx, tx)
+		seq, err := s.newSeqAlloc(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -295,7 +295,7 @@ func (s *Store) UpdateItem(ctx context.Context, p store.Principal, a syncengine.
 		if _, err := statedb.InsertAmendment(ctx, tx, &a); err != nil {
 			return err
 		}
-		seq, err := newSeqAlloc(ctx, tx)
+		seq, err := s.newSeqAlloc(ctx, tx)
 		if err != nil {
 			return err
 		}

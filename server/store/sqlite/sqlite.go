@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
@@ -28,6 +29,12 @@ func Migrations() ([]sqlitex.Migration, error) {
 // Store is the SQLite backend.
 type Store struct {
 	db *sqlitex.DB
+	// now is the server's clock: commits are stamped with it, and scope
+	// grace and horizons are measured by it.
+	now func() time.Time
+	// grace is how long after a household or grid leaves a worker's scope
+	// on the server's clock the worker's devices may still write there.
+	grace time.Duration
 	// snapshotCopied, if set, runs while a snapshot's transaction still
 	// reads this database (tests: writes must go on meanwhile).
 	snapshotCopied func()
@@ -42,14 +49,28 @@ var _ store.Store = (*Store)(nil)
 const cacheKiB = 32 << 10
 
 // Option tunes Open.
-type Option func(*[]sqlitex.Option)
+type Option func(*options)
+
+type options struct {
+	sqlite []sqlitex.Option
+	now    func() time.Time
+	grace  time.Duration
+}
 
 // WithMaxSize bounds the database file at about n bytes: past it, writes
 // fail as they would on a full disk (a server sharing a disk with others,
 // or a test of a full one).
 func WithMaxSize(n int64) Option {
-	return func(o *[]sqlitex.Option) { *o = append(*o, sqlitex.WithMaxPages(int(max(1, n/4096)))) }
+	return func(o *options) { o.sqlite = append(o.sqlite, sqlitex.WithMaxPages(int(max(1, n/4096)))) }
 }
+
+// WithClock sets the server's clock (default time.Now), for tests.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithScopeGrace sets how long, on the server's clock, a worker's devices
+// may still write a household after it or its grid left the worker's scope
+// (default store.DefaultScopeGrace). See store.Store.Push.
+func WithScopeGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
 
 // Open opens (creating if needed) the database file.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
@@ -57,16 +78,16 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	sopts := []sqlitex.Option{sqlitex.WithCacheSize(cacheKiB)}
-	for _, o := range opts {
-		o(&sopts)
+	o := options{sqlite: []sqlitex.Option{sqlitex.WithCacheSize(cacheKiB)}, now: time.Now, grace: store.DefaultScopeGrace}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	db, err := sqlitex.Open(ctx, path, ms, sopts...)
+	db, err := sqlitex.Open(ctx, path, ms, o.sqlite...)
 	if err != nil {
 		return nil, err
 	}
 	removeSnapshots(path)
-	return &Store{db: db}, nil
+	return &Store{db: db, now: o.now, grace: o.grace}, nil
 }
 
 // Close closes the database.
@@ -89,10 +110,12 @@ type seqAlloc struct {
 	first uint64
 	last  uint64
 	used  bool
+	// at is the commit's time on the server's clock (Unix ms).
+	at int64
 }
 
-func newSeqAlloc(ctx context.Context, tx *sqlitex.Tx) (*seqAlloc, error) {
-	a := &seqAlloc{tx: tx}
+func (s *Store) newSeqAlloc(ctx context.Context, tx *sqlitex.Tx) (*seqAlloc, error) {
+	a := &seqAlloc{tx: tx, at: s.now().UnixMilli()}
 	if err := tx.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'seq'`).Scan(&a.last); err != nil {
 		return nil, fmt.Errorf("read sequence: %w", err)
 	}
@@ -114,8 +137,8 @@ func (a *seqAlloc) save(ctx context.Context) error {
 	if _, err := a.tx.ExecContext(ctx, `UPDATE counters SET value = ? WHERE name = 'seq'`, a.last); err != nil {
 		return fmt.Errorf("save sequence: %w", err)
 	}
-	if _, err := a.tx.ExecContext(ctx, `INSERT INTO commits (last_seq, first_seq, tag) VALUES (?, ?, ?)`,
-		a.last, a.first, rand.Int64N(1<<cursorTagBits)); err != nil {
+	if _, err := a.tx.ExecContext(ctx, `INSERT INTO commits (last_seq, first_seq, tag, at) VALUES (?, ?, ?, ?)`,
+		a.last, a.first, rand.Int64N(1<<cursorTagBits), a.at); err != nil {
 		return fmt.Errorf("save sequence: %w", err)
 	}
 	return nil

@@ -12,8 +12,15 @@ import (
 // TestStore holds the SQLite backend to the store conformance suite, each
 // subtest on its own file.
 func TestStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "s.db"))
+	storetest.Run(t, func(t *testing.T, o storetest.Options) store.Store {
+		var opts []sqlite.Option
+		if o.Now != nil {
+			opts = append(opts, sqlite.WithClock(o.Now))
+		}
+		if o.ScopeGrace > 0 {
+			opts = append(opts, sqlite.WithScopeGrace(o.ScopeGrace))
+		}
+		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "s.db"), opts...)
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}

@@ -46,19 +46,31 @@ func (s *Store) Scope(ctx context.Context, p store.Principal) (store.Scope, erro
 
 // pushScope decides which households a push may write. A household is
 // writable if it is in one of the worker's grids now, or if it was in the
-// worker's scope at some moment after the newest cursor the device has
-// applied: the device wrote it while, as far as it knew, it was theirs, and
-// such a write must not be lost (DESIGN.md, partial replication).
+// worker's scope at some moment inside the device's grace: after the feed
+// position the device is known to have (see store.Store.Push), and within
+// the scope grace on the server's clock. Such writes were made while, as
+// far as the device knew, the household was theirs, and must not be lost
+// (DESIGN.md, partial replication); beyond that, they would be a standing
+// permission.
 type pushScope struct {
-	tx    *sqlitex.Tx
-	known uint64
-	now   map[string]bool // the worker's grids now
-	// recent: the grids the worker has held at some moment after the cursor
+	tx  *sqlitex.Tx
+	now map[string]bool // the worker's grids now
+	// since: the feed position after which a write is judged (the device
+	// was sent the move); sinceVisit: the same for visits (the device
+	// applied the move). Both are at least the last position committed
+	// before the grace began.
+	since, sinceVisit uint64
+	// recent: the grids the worker has held at some moment after since
 	// (where a device may still register a household).
 	recent map[string]bool
-	// events: the worker's grid changes after the cursor, oldest first.
+	// events: the worker's grid changes after sinceVisit, oldest first.
 	events    []scopeEvent
-	decisions map[string]bool
+	decisions map[decisionKey]bool
+}
+
+type decisionKey struct {
+	household string
+	visit     bool
 }
 
 type scopeEvent struct {
@@ -67,11 +79,18 @@ type scopeEvent struct {
 	added bool
 }
 
-func newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Principal) (*pushScope, error) {
-	ps := &pushScope{tx: tx, now: map[string]bool{}, recent: map[string]bool{}, decisions: map[string]bool{}}
-	if err := tx.QueryRowContext(ctx, `SELECT known_cursor FROM credentials WHERE id = ?`, p.CredentialID).Scan(&ps.known); err != nil {
+func (s *Store) newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Principal) (*pushScope, error) {
+	ps := &pushScope{tx: tx, now: map[string]bool{}, recent: map[string]bool{}, decisions: map[decisionKey]bool{}}
+	var known, sent, expired uint64
+	if err := tx.QueryRowContext(ctx, `SELECT known_cursor, sent_cursor FROM credentials WHERE id = ?`, p.CredentialID).Scan(&known, &sent); err != nil {
 		return nil, fmt.Errorf("read device: %w", err)
 	}
+	cutoff := s.now().Add(-s.grace).UnixMilli()
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(last_seq), 0) FROM commits WHERE at < ?`, cutoff).Scan(&expired); err != nil {
+		return nil, fmt.Errorf("read grace: %w", err)
+	}
+	ps.sinceVisit = max(known, expired)
+	ps.since = max(known, sent, expired)
 	grids, err := queryStrings(ctx, tx, `SELECT grid_id FROM worker_grids WHERE worker_id = ?`, p.ID)
 	if err != nil {
 		return nil, err
@@ -79,7 +98,7 @@ func newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Principal) (*push
 	for _, g := range grids {
 		ps.now[g], ps.recent[g] = true, true
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT seq, grid_id, added FROM scope_events WHERE worker_id = ? AND seq > ? ORDER BY seq`, p.ID, ps.known)
+	rows, err := tx.QueryContext(ctx, `SELECT seq, grid_id, added FROM scope_events WHERE worker_id = ? AND seq > ? ORDER BY seq`, p.ID, ps.sinceVisit)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +109,9 @@ func newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Principal) (*push
 			return nil, err
 		}
 		ps.events = append(ps.events, e)
-		ps.recent[e.grid] = true
+		if e.seq > ps.since {
+			ps.recent[e.grid] = true
+		}
 	}
 	return ps, rows.Err()
 }
@@ -104,18 +125,20 @@ func (ps *pushScope) household(ctx context.Context, id string) (syncengine.House
 	if !ok {
 		return h, fmt.Errorf("%w: household %s", syncengine.ErrNotFound, id)
 	}
-	return h, ps.judge(ctx, h)
+	return h, ps.judge(ctx, h, false)
 }
 
-// judge fails unless the push may write household h, read by the caller.
-func (ps *pushScope) judge(ctx context.Context, h syncengine.Household) error {
-	allowed, seen := ps.decisions[h.ID]
+// judge fails unless the push may write household h, read by the caller;
+// visit says whether the write is a visit (see pushScope).
+func (ps *pushScope) judge(ctx context.Context, h syncengine.Household, visit bool) error {
+	key := decisionKey{h.ID, visit}
+	allowed, seen := ps.decisions[key]
 	if !seen {
 		var err error
-		if allowed, err = ps.allowed(ctx, h); err != nil {
+		if allowed, err = ps.allowed(ctx, h, visit); err != nil {
 			return err
 		}
-		ps.decisions[h.ID] = allowed
+		ps.decisions[key] = allowed
 	}
 	if !allowed {
 		return fmt.Errorf("%w: household %s is not in your grids", syncengine.ErrOutOfScope, h.ID)
@@ -126,15 +149,21 @@ func (ps *pushScope) judge(ctx context.Context, h syncengine.Household) error {
 // check is household for callers that need only the verdict: a push of a
 // day's visits names the same households again and again, and a household
 // judged once in this push is not read again.
-func (ps *pushScope) check(ctx context.Context, id string) error {
-	if allowed, seen := ps.decisions[id]; seen {
+func (ps *pushScope) check(ctx context.Context, id string, visit bool) error {
+	if allowed, seen := ps.decisions[decisionKey{id, visit}]; seen {
 		if !allowed {
 			return fmt.Errorf("%w: household %s is not in your grids", syncengine.ErrOutOfScope, id)
 		}
 		return nil
 	}
-	_, err := ps.household(ctx, id)
-	return err
+	h, ok, err := statedb.GetHousehold(ctx, ps.tx, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: household %s", syncengine.ErrNotFound, id)
+	}
+	return ps.judge(ctx, h, visit)
 }
 
 // prefetch judges at once every household that the changes not yet applied
@@ -143,36 +172,50 @@ func (ps *pushScope) check(ctx context.Context, id string) error {
 // one), and those registered by the push itself are judged as they come.
 func (ps *pushScope) prefetch(ctx context.Context, changes []syncengine.Change, applied map[string]bool) error {
 	var ids []string
+	kinds := map[string][2]bool{} // household: named by a visit, by another write
 	for i := range changes {
 		c := &changes[i]
 		if applied[c.ID] {
 			continue
 		}
+		name := func(id string, visit bool) {
+			k := kinds[id]
+			if visit {
+				k[0] = true
+			} else {
+				k[1] = true
+			}
+			kinds[id] = k
+			ids = append(ids, id)
+		}
 		switch {
 		case c.Person != nil:
-			ids = append(ids, c.Person.HouseholdID)
+			name(c.Person.HouseholdID, false)
 		case c.Tag != nil:
-			ids = append(ids, c.Tag.HouseholdID)
+			name(c.Tag.HouseholdID, false)
 		case c.Visit != nil:
-			ids = append(ids, c.Visit.HouseholdIDs...)
+			for _, id := range c.Visit.HouseholdIDs {
+				name(id, true)
+			}
 		}
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	ids = slices.DeleteFunc(ids, func(id string) bool {
-		_, seen := ps.decisions[id]
-		return seen
-	})
 	hs, err := statedb.Households(ctx, ps.tx, ids)
 	if err != nil {
 		return err
 	}
 	for _, h := range hs {
-		allowed, err := ps.allowed(ctx, h)
-		if err != nil {
-			return err
+		for i, visit := range []bool{true, false} {
+			if _, seen := ps.decisions[decisionKey{h.ID, visit}]; seen || !kinds[h.ID][i] {
+				continue
+			}
+			allowed, err := ps.allowed(ctx, h, visit)
+			if err != nil {
+				return err
+			}
+			ps.decisions[decisionKey{h.ID, visit}] = allowed
 		}
-		ps.decisions[h.ID] = allowed
 	}
 	return nil
 }
@@ -200,14 +243,18 @@ func appliedChanges(ctx context.Context, tx *sqlitex.Tx, changes []syncengine.Ch
 // maxInList bounds the arguments of one IN (...) list, well under SQLite's limit.
 const maxInList = 500
 
-// allowed replays, from the device's cursor to now, the worker's grid
-// changes and the household's moves, and reports whether the household was
-// in one of the worker's grids at any moment of it.
-func (ps *pushScope) allowed(ctx context.Context, h syncengine.Household) (bool, error) {
+// allowed replays, from the start of the device's grace to now, the
+// worker's grid changes and the household's moves, and reports whether the
+// household was in one of the worker's grids at any moment of it.
+func (ps *pushScope) allowed(ctx context.Context, h syncengine.Household, visit bool) (bool, error) {
 	if ps.now[h.GridID.Value] {
 		return true, nil
 	}
-	rows, err := ps.tx.QueryContext(ctx, `SELECT seq, from_grid, to_grid FROM household_moves WHERE household_id = ? AND seq > ? ORDER BY seq`, h.ID, ps.known)
+	since := ps.since
+	if visit {
+		since = ps.sinceVisit
+	}
+	rows, err := ps.tx.QueryContext(ctx, `SELECT seq, from_grid, to_grid FROM household_moves WHERE household_id = ? AND seq > ? ORDER BY seq`, h.ID, since)
 	if err != nil {
 		return false, err
 	}
@@ -227,10 +274,14 @@ func (ps *pushScope) allowed(ctx context.Context, h syncengine.Household) (bool,
 	if err := rows.Close(); err != nil {
 		return false, err
 	}
-	// Wind both back to the cursor...
+	// Wind both back to the start of the grace...
+	events := ps.events
+	for len(events) > 0 && events[0].seq <= since {
+		events = events[1:]
+	}
 	grids := maps.Clone(ps.now)
-	for i := len(ps.events) - 1; i >= 0; i-- {
-		grids[ps.events[i].grid] = !ps.events[i].added
+	for i := len(events) - 1; i >= 0; i-- {
+		grids[events[i].grid] = !events[i].added
 	}
 	grid := h.GridID.Value
 	if len(moves) > 0 {
@@ -240,9 +291,9 @@ func (ps *pushScope) allowed(ctx context.Context, h syncengine.Household) (bool,
 	if grids[grid] {
 		return true, nil
 	}
-	for i, j := 0, 0; i < len(ps.events) || j < len(moves); {
-		if j >= len(moves) || (i < len(ps.events) && ps.events[i].seq < moves[j].seq) {
-			grids[ps.events[i].grid] = ps.events[i].added
+	for i, j := 0, 0; i < len(events) || j < len(moves); {
+		if j >= len(moves) || (i < len(events) && events[i].seq < moves[j].seq) {
+			grids[events[i].grid] = events[i].added
 			i++
 		} else {
 			grid = moves[j].to
@@ -263,11 +314,11 @@ func (s *Store) Push(ctx context.Context, p store.Principal, changes []syncengin
 	}
 	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		res = store.PushResult{}
-		ps, err := newPushScope(ctx, tx, p)
+		ps, err := s.newPushScope(ctx, tx, p)
 		if err != nil {
 			return err
 		}
-		seq, err := newSeqAlloc(ctx, tx)
+		seq, err := s.newSeqAlloc(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -309,7 +360,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 	case c.Household != nil:
 		return applyHousehold(ctx, tx, ps, seq, c.Household)
 	case c.Person != nil:
-		if err := ps.check(ctx, c.Person.HouseholdID); err != nil {
+		if err := ps.check(ctx, c.Person.HouseholdID, false); err != nil {
 			return err
 		}
 		cur, ok, err := statedb.GetPerson(ctx, tx, c.Person.ID)
@@ -325,7 +376,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		}
 		return seq.touch(ctx, kindPerson, c.Person.ID, c.Person.HouseholdID)
 	case c.Tag != nil:
-		if err := ps.check(ctx, c.Tag.HouseholdID); err != nil {
+		if err := ps.check(ctx, c.Tag.HouseholdID, false); err != nil {
 			return err
 		}
 		cur, err := statedb.Tags(ctx, tx, []string{c.Tag.AddID})
@@ -346,7 +397,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			return fmt.Errorf("%w: a device records visits of its own worker only", syncengine.ErrOutOfScope)
 		}
 		for _, hh := range v.HouseholdIDs {
-			if err := ps.check(ctx, hh); err != nil {
+			if err := ps.check(ctx, hh, true); err != nil {
 				return err
 			}
 		}
@@ -388,7 +439,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		// visit may cover some that are now in other workers' grids.
 		var scopeErr error
 		for _, hh := range vs[0].HouseholdIDs {
-			if scopeErr = ps.check(ctx, hh); scopeErr == nil {
+			if scopeErr = ps.check(ctx, hh, false); scopeErr == nil {
 				break
 			}
 		}
@@ -423,7 +474,7 @@ func applyHousehold(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seq
 		if !delta.GridID.Set() || !ps.recent[delta.GridID.Value] {
 			return fmt.Errorf("%w: a new household must be registered in one of your grids", syncengine.ErrOutOfScope)
 		}
-	} else if err := ps.judge(ctx, cur); err != nil {
+	} else if err := ps.judge(ctx, cur, false); err != nil {
 		return err
 	}
 	merged, before, changed, err := statedb.MergeHouseholdOnto(ctx, tx, cur, exists, delta)
@@ -443,7 +494,7 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 	}
 	limit = max(1, min(limit, store.MaxPullLimit))
 	b := &store.PullBatch{}
-	var from uint64 // the feed position of cursor
+	var from, sentUpTo uint64 // the feed positions of cursor and of the batch's end
 	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		top, err := head(ctx, tx)
 		if err != nil {
@@ -472,6 +523,7 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 		if b.Cursor, err = cursorAt(ctx, tx, upto); err != nil {
 			return err
 		}
+		sentUpTo = upto
 		bundleIDs, err := s.scopeChanges(ctx, tx, b, p.ID, mine, from, upto, top)
 		if err != nil {
 			return err
@@ -488,15 +540,15 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 	if err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
-	if from > 0 {
-		// The device shows it applied everything up to cursor; pushes are
-		// judged by the scope it knew then. Best effort: a failure here only
-		// narrows the grace for households that left the scope.
-		_ = s.db.Write(ctx, func(tx *sqlitex.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE credentials SET known_cursor = ? WHERE id = ? AND known_cursor < ?`, from, p.CredentialID, from)
-			return err
-		})
-	}
+	// The device shows it applied everything up to cursor, and is sent the
+	// feed up to the batch's end: its grace to write what left its scope
+	// ends there (see pushScope). Best effort: a failure here only widens
+	// the grace, which the server's clock still bounds.
+	_ = s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE credentials SET known_cursor = max(known_cursor, ?), sent_cursor = max(sent_cursor, ?)
+			WHERE id = ? AND (known_cursor < ? OR sent_cursor < ?)`, from, sentUpTo, p.CredentialID, from, sentUpTo)
+		return err
+	})
 	return b, nil
 }
 

@@ -6,7 +6,7 @@
 // every backend (SQLite now, PostgreSQL later) is judged by the same tests:
 //
 //	func TestStore(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) store.Store { ... })
+//		storetest.Run(t, func(t *testing.T, o storetest.Options) store.Store { ... })
 //	}
 //
 // Every subtest opens its own store and keeps its data small: backends run
@@ -29,12 +29,22 @@ import (
 	"github.com/doorbook/doorbook/syncengine"
 )
 
-// NewStore opens an empty store for one test and closes it when the test
-// ends (t.Cleanup).
-type NewStore func(t *testing.T) store.Store
+// NewStore opens an empty store for one test, as o asks, and closes it
+// when the test ends (t.Cleanup).
+type NewStore func(t *testing.T, o Options) store.Store
+
+// Options are what a test asks of the store it opens; zero values are the
+// backend's defaults.
+type Options struct {
+	// Now is the server's clock (the backend's default is time.Now).
+	Now func() time.Time
+	// ScopeGrace is how long writes to what left a worker's scope are
+	// still taken (default store.DefaultScopeGrace).
+	ScopeGrace time.Duration
+}
 
 // Run runs the conformance suite over the stores newStore opens.
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+func Run(t *testing.T, newStore NewStore) {
 	tests := []struct {
 		name string
 		fn   func(*testing.T, NewStore)
@@ -52,6 +62,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Roles", testRoles},
 		{"MoveHousehold", testMoveHousehold},
 		{"MoveGrace", testMoveGrace},
+		{"GraceEndsWhenSent", testGraceEndsWhenSent},
+		{"GraceEndsAfterTime", testGraceEndsAfterTime},
 		{"SetWorkerGrids", testSetWorkerGrids},
 		{"GridRemovalGrace", testGridRemovalGrace},
 		{"NoGraceForNewDevices", testNoGraceForNewDevices},
@@ -72,7 +84,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 // ErrUnauthenticated.
 func testAuth(t *testing.T, newStore NewStore) {
 	ctx := t.Context()
-	s := newStore(t)
+	s := newStore(t, Options{})
 
 	if ok, err := s.HasAdmin(ctx); err != nil || ok {
 		t.Fatalf("HasAdmin on a new store = %v, %v; want false, nil", ok, err)
@@ -138,7 +150,7 @@ func testAuth(t *testing.T, newStore NewStore) {
 // and changing only its subtree.
 func testOrgTree(t *testing.T, newStore NewStore) {
 	ctx := t.Context()
-	e := &env{t: t, ctx: ctx, s: newStore(t), clk: newClockSource()}
+	e := &env{t: t, ctx: ctx, s: newStore(t, Options{}), clk: newClockSource()}
 	var err error
 	if e.root, _, err = e.s.CreateAdmin(ctx, "root", ""); err != nil {
 		t.Fatalf("CreateAdmin: %v", err)
@@ -922,6 +934,85 @@ func testMoveGrace(t *testing.T, newStore NewStore) {
 	}
 }
 
+// testGraceEndsWhenSent: once a pull has sent a device the move, its edits
+// of the household are refused; its visits are taken until it shows it
+// applied the move (a visit made offline before then is a fact).
+func testGraceEndsWhenSent(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	wA, devA := e.worker("A", e.g1.ID)
+	x := e.register(devA, e.g1.ID)
+	c1 := e.pull(devA, 0).Cursor
+	e.pull(devA, c1)
+	e.move(e.root, x.h.ID, e.g2.ID)
+
+	a := e.pull(devA, c1) // sent, not yet applied
+	hasAll(t, "pull past the move: evicted households", a.EvictedHouseholds, x.h.ID)
+	_, err := e.pushErr(devA, change(e.edit(x.h.ID, "after the move was sent")))
+	wantErr(t, err, "edit of a household whose move the device was sent", syncengine.ErrOutOfScope)
+	if res := e.push(devA, change(e.visit(wA.ID, x.h.ID))); res.Applied != 1 {
+		t.Errorf("a visit before the device applied the move = %+v; want 1 applied", res)
+	}
+	e.pull(devA, a.Cursor) // applied
+	_, err = e.pushErr(devA, change(e.visit(wA.ID, x.h.ID)))
+	wantErr(t, err, "visit of a household whose move the device applied", syncengine.ErrOutOfScope)
+}
+
+// testGraceEndsAfterTime: a device that never pulls may write what left its
+// worker's scope for the scope grace after the move on the server's clock,
+// and not a moment longer: not edits, not visits, not registrations in a
+// grid taken.
+func testGraceEndsAfterTime(t *testing.T, newStore NewStore) {
+	clk := &fakeClock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	e := newEnvWith(t, newStore, Options{Now: clk.Now, ScopeGrace: 7 * 24 * time.Hour})
+	wA, devA := e.worker("A", e.g1.ID, e.g2.ID)
+	x := e.register(devA, e.g1.ID)
+	y := e.register(devA, e.g2.ID)
+	c1 := e.pull(devA, 0).Cursor
+	e.pull(devA, c1)
+
+	e.move(e.root, x.h.ID, e.g3.ID)
+	if _, err := e.s.SetWorkerGrids(e.ctx, e.root, wA.ID, []string{e.g1.ID}); err != nil {
+		t.Fatalf("SetWorkerGrids: %v", err)
+	}
+	clk.Advance(6 * 24 * time.Hour)
+	if res := e.push(devA, change(e.edit(x.h.ID, "day 6")), change(e.visit(wA.ID, x.h.ID)), change(e.visit(wA.ID, y.h.ID)),
+		change(e.household(e.g2.ID, "day 6"))); res.Applied != 4 {
+		t.Errorf("writes six days after the move = %+v; want 4 applied", res)
+	}
+	clk.Advance(2 * 24 * time.Hour)
+	for _, tc := range []struct {
+		name string
+		c    syncengine.Change
+	}{
+		{"edit of the moved household", change(e.edit(x.h.ID, "day 8"))},
+		{"visit of the moved household", change(e.visit(wA.ID, x.h.ID))},
+		{"visit in the grid taken", change(e.visit(wA.ID, y.h.ID))},
+		{"edit in the grid taken", change(e.edit(y.h.ID, "day 8"))},
+		{"registration in the grid taken", change(e.household(e.g2.ID, "day 8"))},
+	} {
+		_, err := e.pushErr(devA, tc.c)
+		wantErr(t, err, tc.name+" eight days after, never having pulled", syncengine.ErrOutOfScope)
+	}
+}
+
+// fakeClock is a server clock a test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 // testSetWorkerGrids: grids given and taken reach the worker's devices as
 // AddedGrids and EvictedGrids.
 func testSetWorkerGrids(t *testing.T, newStore NewStore) {
@@ -1299,7 +1390,13 @@ type env struct {
 
 func newEnv(t *testing.T, newStore NewStore) *env {
 	t.Helper()
-	e := &env{t: t, ctx: t.Context(), s: newStore(t), clk: newClockSource()}
+	return newEnvWith(t, newStore, Options{})
+}
+
+// newEnvWith is newEnv over a store opened with o.
+func newEnvWith(t *testing.T, newStore NewStore, o Options) *env {
+	t.Helper()
+	e := &env{t: t, ctx: t.Context(), s: newStore(t, o), clk: newClockSource()}
 	var err error
 	if e.root, _, err = e.s.CreateAdmin(e.ctx, "root", ""); err != nil {
 		t.Fatalf("CreateAdmin: %v", err)

@@ -1,0 +1,12 @@
+-- When each commit happened on the server's clock (Unix ms): scope grace
+-- and the collection horizon are measured by it. Commits from before this
+-- version count from the upgrade.
+ALTER TABLE commits ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
+UPDATE commits SET at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+CREATE INDEX commits_at ON commits(at);
+
+-- The newest feed position a device has been sent in a pull. Its grace to
+-- write a household that left its scope ends there (sent_cursor), or at
+-- the position it showed it applied for visits (known_cursor).
+ALTER TABLE credentials ADD COLUMN sent_cursor INTEGER NOT NULL DEFAULT 0;
+UPDATE credentials SET sent_cursor = known_cursor;
