@@ -419,11 +419,12 @@ func zstdRLEBomb(n int, windowLog int) []byte {
 	return out
 }
 
-// rawCodec sends a bomb's bytes as the message, whatever the message is.
+// rawCodec sends a bomb's bytes as the message, whatever the message is
+// (a copy each time: connect-go puts what Marshal returns into its pool).
 type rawCodec struct{ body []byte }
 
 func (c rawCodec) Name() string                    { return "proto" }
-func (c rawCodec) Marshal(any) ([]byte, error)     { return c.body, nil }
+func (c rawCodec) Marshal(any) ([]byte, error)     { return bytes.Clone(c.body), nil }
 func (c rawCodec) Unmarshal(b []byte, m any) error { return proto.Unmarshal(b, m.(proto.Message)) }
 
 // preCompressed "compresses" a message by sending the bomb's compressed

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -229,9 +230,14 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Header.Del(p.encodingHeader)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	size := 0
+	for _, b := range body {
+		size += len(b)
+	}
+	buffers := net.Buffers(body)
+	r.Body = io.NopCloser(&buffers)
+	r.ContentLength = int64(size)
+	r.Header.Set("Content-Length", strconv.Itoa(size))
 	g.next.ServeHTTP(w, r)
 }
 
@@ -257,9 +263,10 @@ func asConnect(err error, code connect.Code) *connect.Error {
 	return connect.NewError(code, err)
 }
 
-// intake reads r's body and returns it uncompressed, every message counted
-// and charged to acct.
-func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Request, p protocol, proc Procedure, acct *account) ([]byte, error) {
+// intake reads r's body and returns it uncompressed, in pieces (message
+// prefixes and messages, never copied together), every message counted and
+// charged to acct.
+func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Request, p protocol, proc Procedure, acct *account) ([][]byte, error) {
 	limit := g.cfg.MaxMessageBytes
 	encoding := r.Header.Get(p.encodingHeader)
 	if encoding == "identity" {
@@ -293,9 +300,10 @@ func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		if err != nil {
 			return nil, bodyError(err, "read the body")
 		}
-		return g.message(ctx, raw, encoding, p, proc, acct, limit)
+		msg, err := g.message(ctx, raw, encoding, p, proc, acct, limit)
+		return [][]byte{msg}, err
 	}
-	var out []byte
+	var out [][]byte
 	total := 0
 	for {
 		var prefix [5]byte
@@ -329,19 +337,7 @@ func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return nil, err
 		}
 		total += len(msg)
-		if out == nil && flags == 0 {
-			// A single uncompressed message: its prefix and bytes as they came.
-			out = append(append(make([]byte, 0, 5+len(msg)), prefix[:]...), msg...)
-			if err := acct.grow(ctx, int64(cap(out)), wait); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err := acct.grow(ctx, int64(len(out)+len(msg)+5), wait); err != nil {
-			return nil, err
-		}
-		out = binary.BigEndian.AppendUint32(append(out, 0), uint32(len(msg)))
-		out = append(out, msg...)
+		out = append(out, binary.BigEndian.AppendUint32([]byte{0}, uint32(len(msg))), msg)
 	}
 }
 
@@ -396,7 +392,9 @@ func readCharged(ctx context.Context, r io.Reader, limit int, acct *account, wai
 			if len(buf) > limit {
 				return nil, tooLarge(limit)
 			}
-			size := min(max(chargeChunk, 2*cap(buf)), limit+1)
+			// Growing fourfold keeps what was outgrown under a third of
+			// what is kept.
+			size := min(max(chargeChunk, 4*cap(buf)), limit+1)
 			if err := acct.grow(ctx, int64(size), wait); err != nil {
 				return nil, err
 			}
@@ -416,14 +414,16 @@ func readCharged(ctx context.Context, r io.Reader, limit int, acct *account, wai
 	}
 }
 
-// readExactly reads the n bytes r promises into memory charged to acct.
+// readExactly reads the n bytes r promises into memory charged to acct as
+// they arrive: a promise costs nothing until it is kept (a prefix that
+// promises 4 MiB and sends nothing more must not hold 4 MiB of the budget).
 func readExactly(ctx context.Context, r io.Reader, n int, acct *account, wait time.Duration) ([]byte, error) {
-	if err := acct.grow(ctx, int64(n), wait); err != nil {
+	buf, err := readCharged(ctx, io.LimitReader(r, int64(n)), n, acct, wait)
+	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, err
+	if len(buf) < n {
+		return nil, io.ErrUnexpectedEOF
 	}
 	return buf, nil
 }
