@@ -448,3 +448,41 @@ func TestLimitRulesCompile(t *testing.T) {
 		}
 	}
 }
+
+// TestChangeIDReuseOverTheWire: the server fingerprints each change as it
+// arrives, so the same change id pushed again with other content is
+// AlreadyExists, naming the change (the phone sets it aside), while the
+// very same change again is a duplicate.
+func TestChangeIDReuseOverTheWire(t *testing.T) {
+	ctx := context.Background()
+	e := newLimitEnv(t)
+	c := e.householdEdit(func(h *pb.Household) { h.Notes = e.str("first") })
+	if _, err := e.sync.Push(ctx, &pb.PushRequest{Changes: []*pb.Change{c}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.sync.Push(ctx, &pb.PushRequest{Changes: []*pb.Change{c}})
+	if err != nil || res.GetDuplicates() != 1 {
+		t.Fatalf("the same change again: %v, %v; want 1 duplicate", res, err)
+	}
+	other := e.householdEdit(func(h *pb.Household) { h.Notes = e.str("other") })
+	other.Id = c.GetId()
+	_, err = e.sync.Push(ctx, &pb.PushRequest{Changes: []*pb.Change{other}})
+	if connect.CodeOf(err) != connect.CodeAlreadyExists || !strings.Contains(err.Error(), "with other content") {
+		t.Fatalf("the same id with other content: %v, want AlreadyExists", err)
+	}
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		t.Fatal(err)
+	}
+	named := false
+	for _, d := range ce.Details() {
+		if v, err := d.Value(); err == nil {
+			if rc, ok := v.(*pb.RejectedChange); ok && rc.GetChangeId() == c.GetId() {
+				named = true
+			}
+		}
+	}
+	if !named {
+		t.Errorf("the refusal does not name change %s in a RejectedChange detail", c.GetId())
+	}
+}

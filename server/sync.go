@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/wire"
@@ -28,6 +30,9 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 		c, err := wire.ChangeFromProto(pc)
 		if err == nil {
 			err = c.Validate()
+		}
+		if err == nil {
+			c.Digest, err = digest(pc)
 		}
 		if err != nil {
 			return nil, s.pushError(&store.ChangeError{ChangeID: pc.GetId(), Err: err})
@@ -243,4 +248,15 @@ func blamesChange(err error) bool {
 		}
 	}
 	return false
+}
+
+// digest fingerprints a change as received: its deterministic encoding
+// (a phone resends the very outbox entry it pushed before).
+func digest(pc *pb.Change) (string, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(pc)
+	if err != nil {
+		return "", fmt.Errorf("%w: change %s: %w", syncengine.ErrInvalid, pc.GetId(), err)
+	}
+	sum := sha256.Sum256(b)
+	return string(sum[:]), nil
 }

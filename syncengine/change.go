@@ -11,6 +11,11 @@ type Change struct {
 	Tag       *TagElement
 	Visit     *Visit
 	Amendment *Amendment
+	// Digest fingerprints the change as the server received it (empty
+	// elsewhere). A change id belongs to the device that first pushed it
+	// with its content: the same id again with another digest is not a
+	// resend but a different change, and is refused.
+	Digest string
 }
 
 // MaxChangesPerPush bounds one push.

@@ -170,12 +170,12 @@ func (ps *pushScope) check(ctx context.Context, id string, visit bool) error {
 // name and that exists. The verdicts are the ones check would reach one by
 // one: within a push a household's grid cannot change (a device never moves
 // one), and those registered by the push itself are judged as they come.
-func (ps *pushScope) prefetch(ctx context.Context, changes []syncengine.Change, applied map[string]bool) error {
+func (ps *pushScope) prefetch(ctx context.Context, changes []syncengine.Change, applied map[string]appliedChange) error {
 	var ids []string
 	kinds := map[string][2]bool{} // household: named by a visit, by another write
 	for i := range changes {
 		c := &changes[i]
-		if applied[c.ID] {
+		if _, ok := applied[c.ID]; ok {
 			continue
 		}
 		name := func(id string, visit bool) {
@@ -220,24 +220,54 @@ func (ps *pushScope) prefetch(ctx context.Context, changes []syncengine.Change, 
 	return nil
 }
 
-// appliedChanges reads which of the changes' ids were applied before.
-func appliedChanges(ctx context.Context, tx *sqlitex.Tx, changes []syncengine.Change) (map[string]bool, error) {
+// appliedChange is what the server recorded of a change id it applied.
+type appliedChange struct {
+	credential string
+	digest     string
+}
+
+// appliedChanges reads which of the changes' ids were applied before, by
+// which device and with which content.
+func appliedChanges(ctx context.Context, tx *sqlitex.Tx, changes []syncengine.Change) (map[string]appliedChange, error) {
 	ids := make([]string, len(changes))
 	for i := range changes {
 		ids[i] = changes[i].ID
 	}
-	applied := make(map[string]bool, len(changes))
+	applied := make(map[string]appliedChange, len(changes))
 	for start := 0; start < len(ids); start += maxInList {
 		part := ids[start:min(start+maxInList, len(ids))]
-		found, err := queryStrings(ctx, tx, `SELECT change_id FROM applied_changes WHERE change_id IN (`+sqlitex.InPlaceholders(len(part))+`)`, anys(part)...)
+		rows, err := tx.QueryContext(ctx, `SELECT change_id, credential_id, COALESCE(digest, '') FROM applied_changes WHERE change_id IN (`+sqlitex.InPlaceholders(len(part))+`)`, anys(part)...)
 		if err != nil {
 			return nil, fmt.Errorf("read applied changes: %w", err)
 		}
-		for _, id := range found {
-			applied[id] = true
+		for rows.Next() {
+			var id string
+			var a appliedChange
+			var d []byte
+			if err := rows.Scan(&id, &a.credential, &d); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read applied changes: %w", err)
+			}
+			a.digest = string(d)
+			applied[id] = a
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("read applied changes: %w", err)
 		}
 	}
 	return applied, nil
+}
+
+// resent reports whether c is a change applied before (a resend, counted as
+// a duplicate), or fails if its id was applied before as another change.
+func (a appliedChange) resent(p store.Principal, c *syncengine.Change) error {
+	if a.credential != p.CredentialID {
+		return fmt.Errorf("%w: change id %s was pushed before by another device: a change id belongs to the device that made it", syncengine.ErrAlreadyExists, c.ID)
+	}
+	if a.digest != "" && c.Digest != "" && a.digest != c.Digest {
+		return fmt.Errorf("%w: change id %s was pushed before with other content: a new change needs a new id", syncengine.ErrAlreadyExists, c.ID)
+	}
+	return nil
 }
 
 // maxInList bounds the arguments of one IN (...) list, well under SQLite's limit.
@@ -334,15 +364,22 @@ func (s *Store) Push(ctx context.Context, p store.Principal, changes []syncengin
 		}
 		for i := range changes {
 			c := &changes[i]
-			if applied[c.ID] {
+			if before, ok := applied[c.ID]; ok {
+				if err := before.resent(p, c); err != nil {
+					return &store.ChangeError{ChangeID: c.ID, Err: err}
+				}
 				res.Duplicates++
 				continue
 			}
-			applied[c.ID] = true // the same change twice in one push
+			applied[c.ID] = appliedChange{credential: p.CredentialID, digest: c.Digest} // the same change twice in one push
 			if err := applyChange(ctx, tx, ps, seq, p, c); err != nil {
 				return &store.ChangeError{ChangeID: c.ID, Err: fmt.Errorf("%s: %w", c.Kind(), err)}
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO applied_changes (change_id, credential_id, seq) VALUES (?, ?, ?)`, c.ID, p.CredentialID, seq.last); err != nil {
+			var d any
+			if c.Digest != "" {
+				d = []byte(c.Digest)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO applied_changes (change_id, credential_id, seq, digest) VALUES (?, ?, ?, ?)`, c.ID, p.CredentialID, seq.last, d); err != nil {
 				return err
 			}
 			res.Applied++

@@ -63,6 +63,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"MoveHousehold", testMoveHousehold},
 		{"MoveGrace", testMoveGrace},
 		{"GraceEndsWhenSent", testGraceEndsWhenSent},
+		{"ChangeIDsBelongToTheirDevice", testChangeIDsBelongToTheirDevice},
 		{"GraceEndsAfterTime", testGraceEndsAfterTime},
 		{"SetWorkerGrids", testSetWorkerGrids},
 		{"GridRemovalGrace", testGridRemovalGrace},
@@ -931,6 +932,44 @@ func testMoveGrace(t *testing.T, newStore NewStore) {
 	wantErr(t, err, "visit of a moved household after pulling past the move", syncengine.ErrOutOfScope)
 	if h, _ := findHousehold(e.pull(devB, 0).Rows, x.h.ID); h.Notes != offline.Notes {
 		t.Errorf("B's household notes are %v; want %v", h.Notes, offline.Notes)
+	}
+}
+
+// testChangeIDsBelongToTheirDevice: a change id is its first pusher's. The
+// same change again from that device is a duplicate; the id from another
+// device, or with other content (another digest), is ErrAlreadyExists and
+// changes nothing.
+func testChangeIDsBelongToTheirDevice(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	wA, devA := e.worker("A", e.g1.ID)
+	devA2 := e.device(wA.ID)
+	_, devB := e.worker("B", e.g1.ID)
+	x := e.register(devA, e.g1.ID)
+
+	first := change(e.edit(x.h.ID, "first"))
+	first.Digest = "digest of first"
+	if res := e.push(devA, first); res.Applied != 1 {
+		t.Fatalf("first push = %+v; want 1 applied", res)
+	}
+	if res := e.push(devA, first); res.Applied != 0 || res.Duplicates != 1 {
+		t.Errorf("the same change again = %+v; want 1 duplicate", res)
+	}
+	other := change(e.edit(x.h.ID, "other content"))
+	other.ID, other.Digest = first.ID, "digest of other"
+	_, err := e.pushErr(devA, other)
+	wantErr(t, err, "the same id with other content", syncengine.ErrAlreadyExists)
+	for name, dev := range map[string]store.Principal{"another device of the same worker": devA2, "another worker's device": devB} {
+		reuse := change(e.edit(x.h.ID, "reused by "+name))
+		reuse.ID, reuse.Digest = first.ID, first.Digest
+		_, err := e.pushErr(dev, reuse)
+		wantErr(t, err, "the id from "+name, syncengine.ErrAlreadyExists)
+		var ce *store.ChangeError
+		if !errors.As(err, &ce) || ce.ChangeID != first.ID {
+			t.Errorf("the refusal of the id from %s does not name the change: %v", name, err)
+		}
+	}
+	if h, _ := findHousehold(e.pull(devB, 0).Rows, x.h.ID); h.Notes.Value != "first" {
+		t.Errorf("after refused reuses the household's notes are %q; want %q", h.Notes.Value, "first")
 	}
 }
 
