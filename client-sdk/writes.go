@@ -355,6 +355,11 @@ func (r *Replica) amend(ctx context.Context, a syncengine.Amendment) (string, er
 			return err
 		}
 		a.ID, a.AuthorID, a.Clock = w.newID(), w.worker, w.stamp()
+		// Refused here, offline, rather than queued to be refused by the
+		// server at the next sync.
+		if err := a.CheckAuthority(&vs[0], false); err != nil {
+			return err
+		}
 		if err := a.Validate(); err != nil {
 			return err
 		}

@@ -231,10 +231,15 @@ func (s *schedule) write(a *actor, step int) {
 		what = fmt.Sprintf("visit %v", in.HouseholdIDs)
 	default:
 		d, derr := a.r.Household(ctx, h)
-		if derr != nil || len(d.Visits) == 0 {
+		if derr != nil {
 			return
 		}
-		v := d.Visits[s.rng.IntN(len(d.Visits))]
+		// Only a visit's visitor corrects or voids it.
+		own := slices.DeleteFunc(slices.Clone(d.Visits), func(v syncengine.VisitView) bool { return v.VisitorID != a.worker })
+		if len(own) == 0 {
+			return
+		}
+		v := own[s.rng.IntN(len(own))]
 		if s.rng.IntN(2) == 0 {
 			notes := fmt.Sprintf("corrected %d", step)
 			_, err = a.r.AmendVisit(ctx, v.ID, "typo", sdk.Correction{Notes: &notes})

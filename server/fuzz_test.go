@@ -592,7 +592,7 @@ func TestPushHalfValidRejectedWhole(t *testing.T) {
 		}, connect.CodePermissionDenied, false},
 		{"person of an unknown household", func() *pb.Change {
 			return changeOf(next(), &se.Person{ID: next(), HouseholdID: next(), Name: se.NewRegister("x", seedClock(100))})
-		}, connect.CodeNotFound, false},
+		}, connect.CodePermissionDenied, false}, // as a foreign household's
 		{"visit rewritten", func() *pb.Change {
 			return changeOf(next(), visit(visitMine, phWorkerMe, seedClock(100), hhMine))
 		}, connect.CodeAlreadyExists, false},

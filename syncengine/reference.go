@@ -309,6 +309,24 @@ func (c *Campaign) CheckAnswers(answers []SurveyAnswer) error {
 	return nil
 }
 
+// CheckAuthority checks that a's author may record it on visit v. A visit
+// is evidence of what its visitor did: only the visitor corrects or voids
+// it (from their own devices). A tracked item (a hazard, a dispute) may be
+// assigned or resolved by a worker whose grids hold one of the visit's
+// households or by an admin over it; closing it off (销号) is an admin's
+// decision alone. admin says whether an admin records a.
+func (a *Amendment) CheckAuthority(v *Visit, admin bool) error {
+	switch {
+	case a.Kind == AmendItemClose && !admin:
+		return fmt.Errorf("%w: closing off an item (销号) is for an admin", ErrOutOfScope)
+	case !a.Kind.IsItemUpdate() && admin:
+		return fmt.Errorf("%w: a visit is corrected or voided by its visitor", ErrOutOfScope)
+	case !a.Kind.IsItemUpdate() && a.AuthorID != v.VisitorID:
+		return fmt.Errorf("%w: only the visitor corrects or voids visit %s", ErrOutOfScope, v.ID)
+	}
+	return nil
+}
+
 // CheckItemUpdate checks that an item update names a tracked finding of v.
 func (a *Amendment) CheckItemUpdate(v *Visit) error {
 	if !a.Kind.IsItemUpdate() {

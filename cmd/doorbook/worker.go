@@ -33,7 +33,8 @@ Verbs (all work offline except enroll and sync):
             [--revisit REASON]... [--revisit-due TIME] [--campaign ID --answer QUESTION=VALUE...]
   visit amend --visit ID --reason TEXT [--notes TEXT] [--form FORM] [--at TIME]
   visit void  --visit ID --reason TEXT
-  item      --visit ID [--finding N] --to assigned|resolved|closed [--note TEXT] [--unit U --deadline TIME]
+  item      --visit ID [--finding N] --to assigned|resolved [--note TEXT] [--unit U --deadline TIME]
+            (closing an item off, 销号, is an admin's)
   items                                                 tracked items (hazards, disputes) of your households
   due       [--campaign ID] [--limit N]                 what to visit next, most urgent first
   progress  [--campaign ID]                             your quota and your grids' coverage

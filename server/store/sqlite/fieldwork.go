@@ -270,13 +270,13 @@ func (s *Store) UpdateItem(ctx context.Context, p store.Principal, a syncengine.
 		if err != nil {
 			return err
 		}
+		// An unknown visit and one outside the subtree get the same answer:
+		// an admin learns nothing of what lies outside it.
+		outside := fmt.Errorf("%w: visit %s is not in your subtree", syncengine.ErrOutOfScope, a.VisitID)
 		if len(vs) == 0 {
-			return fmt.Errorf("%w: visit %s", syncengine.ErrNotFound, a.VisitID)
+			return outside
 		}
 		v := vs[0]
-		if err := a.CheckItemUpdate(&v); err != nil {
-			return err
-		}
 		hs, err := statedb.Households(ctx, tx, v.HouseholdIDs)
 		if err != nil {
 			return err
@@ -290,7 +290,13 @@ func (s *Store) UpdateItem(ctx context.Context, p store.Principal, a syncengine.
 			}
 		}
 		if !inScope {
-			return fmt.Errorf("%w: visit %s is outside your subtree", syncengine.ErrOutOfScope, a.VisitID)
+			return outside
+		}
+		if err := a.CheckItemUpdate(&v); err != nil {
+			return err
+		}
+		if err := a.CheckAuthority(&v, true); err != nil {
+			return err
 		}
 		if _, err := statedb.InsertAmendment(ctx, tx, &a); err != nil {
 			return err

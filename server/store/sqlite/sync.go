@@ -123,7 +123,7 @@ func (ps *pushScope) household(ctx context.Context, id string) (syncengine.House
 		return h, err
 	}
 	if !ok {
-		return h, fmt.Errorf("%w: household %s", syncengine.ErrNotFound, id)
+		return h, notYours(id)
 	}
 	return h, ps.judge(ctx, h, false)
 }
@@ -141,9 +141,16 @@ func (ps *pushScope) judge(ctx context.Context, h syncengine.Household, visit bo
 		ps.decisions[key] = allowed
 	}
 	if !allowed {
-		return fmt.Errorf("%w: household %s is not in your grids", syncengine.ErrOutOfScope, h.ID)
+		return notYours(h.ID)
 	}
 	return nil
+}
+
+// notYours refuses a write to a household outside the worker's grids, or
+// to one that does not exist: the two get the same answer, so that a
+// worker learns nothing of which ids exist beyond their scope.
+func notYours(household string) error {
+	return fmt.Errorf("%w: household %s is not in your grids", syncengine.ErrOutOfScope, household)
 }
 
 // check is household for callers that need only the verdict: a push of a
@@ -152,7 +159,7 @@ func (ps *pushScope) judge(ctx context.Context, h syncengine.Household, visit bo
 func (ps *pushScope) check(ctx context.Context, id string, visit bool) error {
 	if allowed, seen := ps.decisions[decisionKey{id, visit}]; seen {
 		if !allowed {
-			return fmt.Errorf("%w: household %s is not in your grids", syncengine.ErrOutOfScope, id)
+			return notYours(id)
 		}
 		return nil
 	}
@@ -161,7 +168,7 @@ func (ps *pushScope) check(ctx context.Context, id string, visit bool) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: household %s", syncengine.ErrNotFound, id)
+		return notYours(id)
 	}
 	return ps.judge(ctx, h, visit)
 }
@@ -405,6 +412,11 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			return err
 		}
 		if ok && cur.HouseholdID != c.Person.HouseholdID {
+			// Another household's person: say which only if it is the
+			// worker's own.
+			if ps.check(ctx, cur.HouseholdID, false) != nil {
+				return fmt.Errorf("%w: person %s is not in your grids", syncengine.ErrOutOfScope, c.Person.ID)
+			}
 			return fmt.Errorf("%w: person %s belongs to household %s", syncengine.ErrInvalid, c.Person.ID, cur.HouseholdID)
 		}
 		_, _, changed, err := statedb.MergePersonOnto(ctx, tx, cur, ok, c.Person)
@@ -421,6 +433,9 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			return err
 		}
 		if len(cur) > 0 && (cur[0].HouseholdID != c.Tag.HouseholdID || cur[0].Category != c.Tag.Category) {
+			if cur[0].HouseholdID != c.Tag.HouseholdID && ps.check(ctx, cur[0].HouseholdID, false) != nil {
+				return fmt.Errorf("%w: tag %s is not in your grids", syncengine.ErrOutOfScope, c.Tag.AddID)
+			}
 			return fmt.Errorf("%w: tag %s is another household's or category's", syncengine.ErrInvalid, c.Tag.AddID)
 		}
 		_, changed, err := statedb.MergeTag(ctx, tx, c.Tag)
@@ -469,8 +484,10 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		if err != nil {
 			return err
 		}
+		// An unknown visit and another grid's get the same answer.
+		outside := fmt.Errorf("%w: visit %s is not in your grids", syncengine.ErrOutOfScope, a.VisitID)
 		if len(vs) == 0 {
-			return fmt.Errorf("%w: visit %s", syncengine.ErrNotFound, a.VisitID)
+			return outside
 		}
 		// The author sees the visit through any of its households; a group
 		// visit may cover some that are now in other workers' grids.
@@ -481,9 +498,12 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			}
 		}
 		if scopeErr != nil {
-			return scopeErr
+			return outside
 		}
 		if err := a.CheckItemUpdate(&vs[0]); err != nil {
+			return err
+		}
+		if err := a.CheckAuthority(&vs[0], false); err != nil {
 			return err
 		}
 		inserted, err := statedb.InsertAmendment(ctx, tx, a)
@@ -509,7 +529,7 @@ func applyHousehold(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seq
 		// A registration: it must place the household in one of the
 		// worker's grids, as the device knew them.
 		if !delta.GridID.Set() || !ps.recent[delta.GridID.Value] {
-			return fmt.Errorf("%w: a new household must be registered in one of your grids", syncengine.ErrOutOfScope)
+			return notYours(delta.ID)
 		}
 	} else if err := ps.judge(ctx, cur, false); err != nil {
 		return err

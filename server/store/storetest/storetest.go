@@ -64,6 +64,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"MoveGrace", testMoveGrace},
 		{"GraceEndsWhenSent", testGraceEndsWhenSent},
 		{"ChangeIDsBelongToTheirDevice", testChangeIDsBelongToTheirDevice},
+		{"WhoAmends", testWhoAmends},
+		{"UnknownLooksForeign", testUnknownLooksForeign},
 		{"GraceEndsAfterTime", testGraceEndsAfterTime},
 		{"SetWorkerGrids", testSetWorkerGrids},
 		{"GridRemovalGrace", testGridRemovalGrace},
@@ -598,7 +600,7 @@ func testPushAllOrNothing(t *testing.T, newStore NewStore) {
 		}, syncengine.ErrOutOfScope},
 		{"a person of an unknown household", func(string) syncengine.Change {
 			return change(e.person(newID(), "nobody"))
-		}, syncengine.ErrNotFound},
+		}, syncengine.ErrOutOfScope}, // as a foreign household: no id is confirmed to exist
 		{"a visit rewritten", func(string) syncengine.Change {
 			v := *x.v
 			v.HouseholdIDs, v.Notes = slices.Clone(v.HouseholdIDs), "rewritten"
@@ -696,15 +698,27 @@ func testPushScope(t *testing.T, newStore NewStore) {
 		}
 	}
 
-	// What A may do still works, and A's household stayed in g1. A group
-	// visit is amendable through any of its households: A may amend one that
-	// also covers B's, and B sees the amendment.
+	// What A may do still works, and A's household stayed in g1. Only a
+	// visit's visitor corrects it, through any of its households: C's group
+	// visit covers A's and B's; A may not amend it, C may, even once g2 is
+	// no longer C's.
 	wC, devC := e.worker("C", e.g1.ID, e.g2.ID)
 	group := e.visit(wC.ID, xA.h.ID, xB.h.ID)
 	e.push(devC, change(group))
-	am, amGroup := e.amendment(xA.v.ID, wA.ID), e.amendment(group.ID, wA.ID)
-	if res := e.push(devA, change(e.edit(xA.h.ID, "fine")), change(am), change(amGroup)); res.Applied != 3 {
-		t.Errorf("A's push within scope = %+v; want 3 applied", res)
+	_, err := e.pushErr(devA, change(e.amendment(group.ID, wA.ID)))
+	wantErr(t, err, "A amends C's visit", syncengine.ErrOutOfScope)
+	am := e.amendment(xA.v.ID, wA.ID)
+	if res := e.push(devA, change(e.edit(xA.h.ID, "fine")), change(am)); res.Applied != 2 {
+		t.Errorf("A's push within scope = %+v; want 2 applied", res)
+	}
+	if _, err := e.s.SetWorkerGrids(e.ctx, e.root, wC.ID, []string{e.g1.ID}); err != nil {
+		t.Fatalf("SetWorkerGrids: %v", err)
+	}
+	cC := e.pull(devC, 0).Cursor
+	e.pull(devC, cC)
+	amGroup := e.amendment(group.ID, wC.ID)
+	if res := e.push(devC, change(amGroup)); res.Applied != 1 {
+		t.Errorf("C amends its group visit through the household it still has = %+v; want 1 applied", res)
 	}
 	a := e.pull(e.device(wA.ID), 0)
 	if h, ok := findHousehold(a.Rows, xA.h.ID); !ok || h.GridID.Value != e.g1.ID {
@@ -970,6 +984,113 @@ func testChangeIDsBelongToTheirDevice(t *testing.T, newStore NewStore) {
 	}
 	if h, _ := findHousehold(e.pull(devB, 0).Rows, x.h.ID); h.Notes.Value != "first" {
 		t.Errorf("after refused reuses the household's notes are %q; want %q", h.Notes.Value, "first")
+	}
+}
+
+// testWhoAmends: only a visit's visitor corrects or voids it; a worker of
+// the household's grid assigns or resolves its tracked items, and only an
+// admin closes one off (销号).
+func testWhoAmends(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	wA, devA := e.worker("A", e.g1.ID)
+	wB, devB := e.worker("B", e.g1.ID)
+	x := e.register(devA, e.g1.ID)
+	v := e.visit(wA.ID, x.h.ID)
+	v.Findings = []syncengine.Finding{{Kind: syncengine.FindingHazard, Note: "楼道堆物"}}
+	e.push(devA, change(v))
+
+	item := func(author string, kind syncengine.AmendmentKind) *syncengine.Amendment {
+		a := e.amendment(v.ID, author)
+		a.Kind, a.Finding = kind, 0
+		if kind == syncengine.AmendItemAssign {
+			a.Unit, a.Deadline = "派出所", time.Now().Add(72*time.Hour).UTC().Truncate(time.Millisecond)
+		}
+		return a
+	}
+	_, err := e.pushErr(devB, change(e.amendment(v.ID, wB.ID)))
+	wantErr(t, err, "B voids A's visit", syncengine.ErrOutOfScope)
+	if res := e.push(devB, change(item(wB.ID, syncengine.AmendItemAssign)), change(item(wB.ID, syncengine.AmendItemResolve))); res.Applied != 2 {
+		t.Errorf("B assigns and resolves the item of A's visit = %+v; want 2 applied", res)
+	}
+	for _, dev := range []struct {
+		p      store.Principal
+		author string
+	}{{devA, wA.ID}, {devB, wB.ID}} {
+		_, err := e.pushErr(dev.p, change(item(dev.author, syncengine.AmendItemClose)))
+		wantErr(t, err, "a worker closes off an item", syncengine.ErrOutOfScope)
+	}
+	if err := e.s.UpdateItem(e.ctx, e.root, *item(e.root.ID, syncengine.AmendItemClose)); err != nil {
+		t.Errorf("an admin closes off the item: %v", err)
+	}
+	void := e.amendment(v.ID, e.root.ID)
+	wantErr(t, e.s.UpdateItem(e.ctx, e.root, *void), "an admin voids a visit through UpdateItem", syncengine.ErrInvalid)
+	if res := e.push(devA, change(e.amendment(v.ID, wA.ID))); res.Applied != 1 {
+		t.Errorf("A voids its own visit = %+v; want 1 applied", res)
+	}
+}
+
+// testUnknownLooksForeign: a worker refused a write to something outside
+// their grids gets the very answer they get for an id that does not exist,
+// so that no push tells them which ids exist beyond their scope.
+func testUnknownLooksForeign(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	wA, devA := e.worker("A", e.g1.ID)
+	wB, devB := e.worker("B", e.g3.ID)
+	foreign := e.register(devB, e.g3.ID)
+	fv := e.visit(wB.ID, foreign.h.ID)
+	e.push(devB, change(fv))
+	unknownH, unknownV := newID(), newID()
+	cases := []struct {
+		name             string
+		foreign, unknown func() syncengine.Change
+	}{
+		{"edit",
+			func() syncengine.Change { return change(e.edit(foreign.h.ID, "x")) },
+			func() syncengine.Change { return change(e.edit(unknownH, "x")) }},
+		{"edit with a grid",
+			func() syncengine.Change {
+				h := e.edit(foreign.h.ID, "x")
+				h.GridID = syncengine.NewRegister(e.g3.ID, e.clk.next())
+				return change(h)
+			},
+			func() syncengine.Change {
+				h := e.edit(unknownH, "x")
+				h.GridID = syncengine.NewRegister(e.g3.ID, e.clk.next())
+				return change(h)
+			}},
+		{"person",
+			func() syncengine.Change { return change(e.person(foreign.h.ID, "x")) },
+			func() syncengine.Change { return change(e.person(unknownH, "x")) }},
+		{"tag",
+			func() syncengine.Change { return change(e.tag(foreign.h.ID, "elderly")) },
+			func() syncengine.Change { return change(e.tag(unknownH, "elderly")) }},
+		{"visit",
+			func() syncengine.Change { return change(e.visit(wA.ID, foreign.h.ID)) },
+			func() syncengine.Change { return change(e.visit(wA.ID, unknownH)) }},
+		{"amendment",
+			func() syncengine.Change { return change(e.amendment(fv.ID, wA.ID)) },
+			func() syncengine.Change { return change(e.amendment(unknownV, wA.ID)) }},
+	}
+	for _, tc := range cases {
+		f, u := tc.foreign(), tc.unknown()
+		_, errF := e.pushErr(devA, f)
+		_, errU := e.pushErr(devA, u)
+		if errF == nil || errU == nil {
+			t.Errorf("%s: foreign %v, unknown %v; want both refused", tc.name, errF, errU)
+			continue
+		}
+		norm := func(err error, c syncengine.Change, ids ...string) string {
+			msg := strings.ReplaceAll(err.Error(), c.ID, "CHANGE")
+			for _, id := range ids {
+				msg = strings.ReplaceAll(msg, id, "ID")
+			}
+			return msg
+		}
+		mf := norm(errF, f, foreign.h.ID, fv.ID)
+		mu := norm(errU, u, unknownH, unknownV)
+		if mf != mu || errors.Is(errF, syncengine.ErrOutOfScope) != errors.Is(errU, syncengine.ErrOutOfScope) {
+			t.Errorf("%s: a foreign id and an unknown one get different answers:\n  foreign: %s\n  unknown: %s", tc.name, mf, mu)
+		}
 	}
 }
 
