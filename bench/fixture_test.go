@@ -18,6 +18,7 @@ import (
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/internal/demo"
+	"github.com/doorbook/doorbook/internal/fieldwork"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
@@ -134,6 +135,12 @@ func buildFixture(s size) (*fixture, error) {
 		return nil, err
 	}
 	f.AdminToken = token
+	// The demo's tags name the default categories: pushes of others are refused.
+	for _, c := range fieldwork.DefaultCategorySet(func() syncengine.Clock { return syncengine.Clock{HLC: 1, Node: 1} }) {
+		if _, _, err := st.PutCategory(ctx, admin, c, true); err != nil {
+			return nil, err
+		}
+	}
 	mk := func(parent string, level store.OrgLevel, name string) (string, error) {
 		n, err := st.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: level, Name: name})
 		return n.ID, err

@@ -27,6 +27,10 @@ func exampleServer(ctx context.Context, dir string) (url, grid, code string, sto
 	if err != nil {
 		log.Fatal(err)
 	}
+	keyPerson := syncengine.Category{Code: "key_person", NameZH: syncengine.NewRegister("重点对象", syncengine.Clock{HLC: 1, Node: 1})}
+	if _, _, err := st.PutCategory(ctx, admin, keyPerson, false); err != nil {
+		log.Fatal(err)
+	}
 	var parent string
 	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity, store.LevelGrid} {
 		n, err := st.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: level, Name: level.String()})
@@ -47,8 +51,8 @@ func exampleServer(ctx context.Context, dir string) (url, grid, code string, sto
 	return srv.URL, parent, code, func() { srv.Close(); st.Close() }
 }
 
-// A worker's phone enrols, registers a household and records a visit with
-// no network, then syncs.
+// A worker's phone enrols and syncs, then registers a household, tags it
+// and records a visit with no network, then syncs again.
 func Example() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "doorbook-example")
@@ -62,6 +66,10 @@ func Example() {
 	}
 	defer r.Close()
 	if err := r.Enroll(ctx, url, code, "Li's phone"); err != nil {
+		log.Fatal(err)
+	}
+	// The first sync brings the grid and the must-visit categories.
+	if _, err := r.Sync(ctx); err != nil {
 		log.Fatal(err)
 	}
 

@@ -339,8 +339,10 @@ func TestServerStorageFull(t *testing.T) {
 	sw.serve(st)
 	const visits = 300
 	notes := strings.Repeat("楼道堆放杂物，已提醒清理。", 100)
-	for range visits {
-		if _, err := r.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, Notes: notes}); err != nil {
+	for i := range visits {
+		// Fifty a day: under the cap on visits to one household in a day.
+		at := time.Now().AddDate(0, 0, -i/50)
+		if _, err := r.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, Notes: notes, VisitedAt: at}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -187,15 +187,28 @@ func (r *Replica) AddTag(ctx context.Context, householdID, category string) erro
 		if err := syncengine.ValidateCategoryCode(category); err != nil {
 			return err
 		}
+		if _, known, err := statedb.GetCategory(ctx, w.tx, category); err != nil {
+			return err
+		} else if !known {
+			return fmt.Errorf("%w: unknown category %q: the admins have not defined it (or this phone has not synced since)", syncengine.ErrInvalid, category)
+		}
 		elems, err := statedb.TagsOf(ctx, w.tx, []string{householdID})
 		if err != nil {
 			return err
 		}
-		for _, c := range syncengine.Categories(elems) {
-			if c == category {
-				return nil
+		live := 0
+		for _, e := range elems {
+			if !e.Removed {
+				live++
 			}
 		}
+		if live >= syncengine.MaxLiveTagsPerHousehold || len(elems) >= syncengine.MaxTagElementsPerHousehold {
+			return syncengine.CapError("tags of household "+householdID, len(elems)+1, syncengine.MaxTagElementsPerHousehold)
+		}
+		// An add of its own even when the household shows the category
+		// already: a co-worker may be removing the adds this phone has seen,
+		// offline, and the worker's add must win over that (add-wins), or a
+		// key person could fall off the must-visit list by a merge.
 		t := syncengine.TagElement{AddID: w.newID(), HouseholdID: householdID, Category: category, Clock: w.stamp()}
 		if _, _, err := statedb.MergeTag(ctx, w.tx, &t); err != nil {
 			return err

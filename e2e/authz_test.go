@@ -465,7 +465,7 @@ type authzSetup struct {
 
 func newAuthzSetup(t *testing.T) *authzSetup {
 	ctx := context.Background()
-	e := newEnv(t, 2)
+	e := newBareEnv(t, 2)
 	s := &authzSetup{t: t, e: e, g0: e.Grids[0], g1: e.Grids[1], category: "authz_cat"}
 	nodes, err := e.Admin.ListOrgNodes(ctx, &pb.ListOrgNodesRequest{})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
+	"github.com/doorbook/doorbook/internal/fieldwork"
 )
 
 const threeYears = 3 * 365 * 24 * time.Hour
@@ -132,6 +133,58 @@ func TestConcurrentTagAddAndRemoveKeepsTag(t *testing.T) {
 		}
 		if !slices.Equal(d.Categories, []string{"key_person"}) {
 			t.Errorf("%s: categories %v, want the concurrently added tag kept", name, d.Categories)
+		}
+	}
+}
+
+// TestReAddOfAShownTagWins: b re-adds a key-person tag its phone already
+// shows while a removes it offline. The re-add is an add of its own, so it
+// wins (add-wins): the household stays a key person on both phones and the
+// server, and on the must-visit list.
+func TestReAddOfAShownTagWins(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	wa, _ := e.worker("a", e.Grids[0])
+	wb, _ := e.worker("b", e.Grids[0])
+	a, b := e.device("a", wa), e.device("b", wb)
+	mustSync(t, a)
+	mustSync(t, b)
+	h, err := a.RegisterHousehold(ctx, e.Grids[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddTag(ctx, h, "key_person"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	mustSync(t, b)
+
+	if err := a.RemoveTag(ctx, h, "key_person"); err != nil { // a removes the tag it saw, offline
+		t.Fatal(err)
+	}
+	if err := b.AddTag(ctx, h, "key_person"); err != nil { // b, which shows it, adds it again
+		t.Fatal(err)
+	}
+	for range 2 {
+		mustSync(t, a)
+		mustSync(t, b)
+	}
+	for name, r := range map[string]*sdk.Replica{"a": a, "b": b, "server's view (a new phone)": e.device("c", wa)} {
+		mustSync(t, r)
+		d, err := r.Household(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(d.Categories, []string{"key_person"}) {
+			t.Errorf("%s: categories %v, want the re-added key-person tag kept", name, d.Categories)
+		}
+		due, err := r.Due(ctx, "", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(due, func(d fieldwork.DueItem) bool { return d.Household.ID == h }) {
+			t.Errorf("%s: the key person is not on the must-visit list", name)
 		}
 	}
 }

@@ -152,7 +152,7 @@ type personQuota struct {
 func TestCampaignEndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, 0)
+	e := newBareEnv(t, 0)
 	admin, err := e.Store.Authenticate(ctx, e.adminToken)
 	if err != nil {
 		t.Fatal(err)
@@ -826,7 +826,7 @@ func TestCampaignSurveyRatesKeepToTheScale(t *testing.T) {
 // next pull, not only with a bootstrap.
 func TestReferenceChangesReachSyncedPhones(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, 1)
+	e := newBareEnv(t, 1)
 	_, code := e.worker("Li", e.Grids[0])
 	phone := e.enroll("li", code)
 	mustSync(t, phone)

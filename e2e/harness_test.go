@@ -44,8 +44,20 @@ func (f *fakeNow) Now() time.Time           { return time.Now().Add(time.Duratio
 func (f *fakeNow) Set(offset time.Duration) { f.offset.Store(int64(offset)) }
 func (f *fakeNow) Add(offset time.Duration) { f.offset.Add(int64(offset)) }
 
-// newEnv starts a server with grids grids.
+// newEnv starts a server with grids grids and the default must-visit
+// categories (tags of other categories are refused).
 func newEnv(t testing.TB, grids int) *env {
+	t.Helper()
+	e := newBareEnv(t, grids)
+	ctx := context.Background()
+	if _, err := e.Admin.LoadDefaultCategories(ctx, &pb.LoadDefaultCategoriesRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// newBareEnv is newEnv without categories.
+func newBareEnv(t testing.TB, grids int) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -124,21 +124,22 @@ func TestRejectionInALaterBatch(t *testing.T) {
 	e, r, lost := lostHousehold(t)
 
 	// Offline: a household and 700 visits to it (past the first batch of
-	// 500), the edit the server will refuse, then 100 more visits.
+	// 500), the edit the server will refuse, then 100 more visits; fifty a
+	// day, under the cap on visits to one household in a day.
 	other, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "unrelated"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 700 {
-		if _, err := r.RecordVisit(ctx, sdkVisit(other)); err != nil {
+	for i := range 700 {
+		if _, err := r.RecordVisit(ctx, sdkVisitDaysAgo(i/50, other)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := r.EditHousehold(ctx, lost, map[string]string{"notes": "edited offline"}); err != nil {
 		t.Fatal(err)
 	}
-	for range 100 {
-		if _, err := r.RecordVisit(ctx, sdkVisit(other)); err != nil {
+	for i := range 100 {
+		if _, err := r.RecordVisit(ctx, sdkVisitDaysAgo(20+i/50, other)); err != nil {
 			t.Fatal(err)
 		}
 	}

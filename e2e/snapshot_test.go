@@ -44,7 +44,7 @@ func TestSnapshotBootstrapEqualsRows(t *testing.T) {
 		if _, err := a.AddPerson(ctx, h, map[string]string{"name": "resident", "relation": "self"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.AddTag(ctx, h, "elderly_alone"); err != nil {
+		if err := a.AddTag(ctx, h, "five_guarantees"); err != nil {
 			t.Fatal(err)
 		}
 		for range 3 + i {
@@ -53,7 +53,7 @@ func TestSnapshotBootstrapEqualsRows(t *testing.T) {
 			}
 		}
 	}
-	if err := a.RemoveTag(ctx, hs[1], "elderly_alone"); err != nil {
+	if err := a.RemoveTag(ctx, hs[1], "five_guarantees"); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.DeleteHousehold(ctx, hs[3]); err != nil {

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"time"
+
 	sdk "github.com/doorbook/doorbook/client-sdk"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -11,4 +13,11 @@ func sdkVisit(households ...string) sdk.VisitInput {
 		form = syncengine.FormOpinionMeeting
 	}
 	return sdk.VisitInput{HouseholdIDs: households, Form: form, Notes: "visited"}
+}
+
+// sdkVisitDaysAgo is sdkVisit made days days ago.
+func sdkVisitDaysAgo(days int, households ...string) sdk.VisitInput {
+	v := sdkVisit(households...)
+	v.VisitedAt = time.Now().AddDate(0, 0, -days)
+	return v
 }

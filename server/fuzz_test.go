@@ -115,6 +115,12 @@ func newPushEnv(tb testing.TB, dir string) *pushEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	for i, code := range []string{"elderly", "disabled", "low_income"} {
+		c := se.Category{Code: code, NameEN: se.NewRegister(code, se.Clock{HLC: se.PackHLC(1, uint16(i)), Node: 1})}
+		if _, _, err := e.st.PutCategory(ctx, root, c, false); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	node := func(parent string, level store.OrgLevel, name string) string {
 		n, err := e.st.CreateOrgNode(ctx, root, store.OrgNode{ParentID: parent, Level: level, Name: name})
 		if err != nil {

@@ -316,7 +316,8 @@ func (d *device) round(ctx context.Context, i int) error {
 		}}})
 	}
 	changes = append(changes, &pb.Change{Id: uuid.NewString(), Payload: &pb.Change_Visit{Visit: &pb.Visit{
-		Id: uuid.NewString(), HouseholdIds: []string{d.hh}, VisitorId: d.worker, VisitedAt: timestamppb.Now(),
+		// One a day, back from today: under the cap on visits to one household in a day.
+		Id: uuid.NewString(), HouseholdIds: []string{d.hh}, VisitorId: d.worker, VisitedAt: timestamppb.New(time.Now().AddDate(0, 0, -max(i, 0))),
 		Form: pb.VisitForm_VISIT_FORM_IN_PERSON, Notes: strings.Repeat("入户走访，情况正常。", 20), Clock: d.clock(),
 	}}})
 	if _, err := d.sync.Push(ctx, &pb.PushRequest{Changes: changes}); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
@@ -419,6 +420,12 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			}
 			return fmt.Errorf("%w: person %s belongs to household %s", syncengine.ErrInvalid, c.Person.ID, cur.HouseholdID)
 		}
+		if !ok {
+			if err := checkCount(ctx, tx, `SELECT COUNT(*) FROM persons WHERE household_id = ?`, "persons of household "+c.Person.HouseholdID,
+				syncengine.MaxPersonsPerHousehold, c.Person.HouseholdID); err != nil {
+				return err
+			}
+		}
 		_, _, changed, err := statedb.MergePersonOnto(ctx, tx, cur, ok, c.Person)
 		if err != nil || !changed {
 			return err
@@ -431,6 +438,11 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		cur, err := statedb.Tags(ctx, tx, []string{c.Tag.AddID})
 		if err != nil {
 			return err
+		}
+		if len(cur) == 0 {
+			if err := checkNewTag(ctx, tx, c.Tag); err != nil {
+				return err
+			}
 		}
 		if len(cur) > 0 && (cur[0].HouseholdID != c.Tag.HouseholdID || cur[0].Category != c.Tag.Category) {
 			if cur[0].HouseholdID != c.Tag.HouseholdID && ps.check(ctx, cur[0].HouseholdID, false) != nil {
@@ -468,6 +480,16 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		inserted, err := statedb.InsertVisit(ctx, tx, v)
 		if err != nil || !inserted {
 			return err
+		}
+		// Counted once inserted, so that the visits of this push count too.
+		start, end := syncengine.VisitDay(v.VisitedAt)
+		for _, hh := range v.HouseholdIDs {
+			if err := checkCount(ctx, tx, `SELECT COUNT(*) FROM visit_households vh JOIN visits v ON v.id = vh.visit_id
+				WHERE vh.household_id = ? AND v.visited_at >= ? AND v.visited_at < ?`,
+				"visits to household "+hh+" on "+start.Format(time.DateOnly), -syncengine.MaxVisitsPerHouseholdPerDay,
+				hh, start.UnixMilli(), end.UnixMilli()); err != nil {
+				return err
+			}
 		}
 		for _, hh := range v.HouseholdIDs {
 			if err := seq.touchFrom(ctx, kindVisit, v.ID, hh, p.CredentialID); err != nil {
@@ -896,4 +918,47 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// checkCount fails with a cap error when query counts limit or more rows,
+// leaving no room for one more; a negative limit counts rows already
+// written, and fails past -limit.
+func checkCount(ctx context.Context, tx *sqlitex.Tx, query, what string, limit int, args ...any) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+		return fmt.Errorf("count %s: %w", what, err)
+	}
+	if limit < 0 {
+		if n > -limit {
+			return syncengine.CapError(what, n, -limit)
+		}
+		return nil
+	}
+	if n >= limit {
+		return syncengine.CapError(what, n+1, limit)
+	}
+	return nil
+}
+
+// checkNewTag admits a tag element the server has not seen: its category
+// must be one the admins defined, and its household must have room.
+func checkNewTag(ctx context.Context, tx *sqlitex.Tx, t *syncengine.TagElement) error {
+	var known int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM categories WHERE code = ?`, t.Category).Scan(&known); err != nil {
+		return fmt.Errorf("read category: %w", err)
+	}
+	if known == 0 {
+		return fmt.Errorf("%w: unknown category %q: the admins have not defined it", syncengine.ErrInvalid, t.Category)
+	}
+	var live, all int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE NOT removed), COUNT(*) FROM tag_elements WHERE household_id = ?`, t.HouseholdID).Scan(&live, &all); err != nil {
+		return fmt.Errorf("count tags: %w", err)
+	}
+	if all >= syncengine.MaxTagElementsPerHousehold {
+		return syncengine.CapError("tag adds and removals of household "+t.HouseholdID, all+1, syncengine.MaxTagElementsPerHousehold)
+	}
+	if !t.Removed && live >= syncengine.MaxLiveTagsPerHousehold {
+		return syncengine.CapError("tags on household "+t.HouseholdID, live+1, syncengine.MaxLiveTagsPerHousehold)
+	}
+	return nil
 }

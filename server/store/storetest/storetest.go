@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"GraceEndsWhenSent", testGraceEndsWhenSent},
 		{"ChangeIDsBelongToTheirDevice", testChangeIDsBelongToTheirDevice},
 		{"WhoAmends", testWhoAmends},
+		{"Caps", testCaps},
 		{"UnknownLooksForeign", testUnknownLooksForeign},
 		{"GraceEndsAfterTime", testGraceEndsAfterTime},
 		{"SetWorkerGrids", testSetWorkerGrids},
@@ -987,6 +988,51 @@ func testChangeIDsBelongToTheirDevice(t *testing.T, newStore NewStore) {
 	}
 }
 
+// testCaps: a household holds only so many tags, persons and visits a
+// day, and only tags of categories the admins defined; a write past a cap
+// is ErrLimit naming it, and changes nothing.
+func testCaps(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	wA, devA := e.worker("A", e.g1.ID)
+	x := e.register(devA, e.g1.ID)
+
+	_, err := e.pushErr(devA, change(e.tag(x.h.ID, "no_such_category")))
+	wantErr(t, err, "a tag of an unknown category", syncengine.ErrInvalid)
+
+	var tags []syncengine.Change
+	for range syncengine.MaxLiveTagsPerHousehold - 1 { // x has one already
+		tags = append(tags, change(e.tag(x.h.ID, "elderly")))
+	}
+	e.push(devA, tags...)
+	_, err = e.pushErr(devA, change(e.tag(x.h.ID, "elderly")))
+	wantErr(t, err, "a tag past the cap", syncengine.ErrLimit)
+
+	var persons []syncengine.Change
+	for range syncengine.MaxPersonsPerHousehold - 1 {
+		persons = append(persons, change(e.person(x.h.ID, "resident")))
+	}
+	e.push(devA, persons...)
+	_, err = e.pushErr(devA, change(e.person(x.h.ID, "one too many")))
+	wantErr(t, err, "a person past the cap", syncengine.ErrLimit)
+
+	day := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	visitOn := func(at time.Time) syncengine.Change {
+		v := e.visit(wA.ID, x.h.ID)
+		v.VisitedAt = at
+		return change(v)
+	}
+	var visits []syncengine.Change
+	for i := range syncengine.MaxVisitsPerHouseholdPerDay {
+		visits = append(visits, visitOn(day.Add(time.Duration(i)*time.Minute)))
+	}
+	e.push(devA, visits...)
+	_, err = e.pushErr(devA, visitOn(day.Add(3*time.Hour)))
+	wantErr(t, err, "a visit past the day's cap", syncengine.ErrLimit)
+	if res := e.push(devA, visitOn(day.Add(24*time.Hour))); res.Applied != 1 {
+		t.Errorf("a visit the next day = %+v; want 1 applied", res)
+	}
+}
+
 // testWhoAmends: only a visit's visitor corrects or voids it; a worker of
 // the household's grid assigns or resolves its tracked items, and only an
 // admin closes one off (销号).
@@ -1560,6 +1606,13 @@ func newEnvWith(t *testing.T, newStore NewStore, o Options) *env {
 	var err error
 	if e.root, _, err = e.s.CreateAdmin(e.ctx, "root", ""); err != nil {
 		t.Fatalf("CreateAdmin: %v", err)
+	}
+	// The categories the tests tag households with: pushes of others are refused.
+	for _, code := range []string{"elderly", "disabled", "vulnerable", "key_person"} {
+		c := syncengine.Category{Code: code, NameEN: syncengine.NewRegister(code, e.clk.next())}
+		if _, _, err := e.s.PutCategory(e.ctx, e.root, c, false); err != nil {
+			t.Fatalf("PutCategory(%s): %v", code, err)
+		}
 	}
 	e.d1 = e.node(e.root, "", store.LevelDistrict, "D1")
 	e.s1 = e.node(e.root, e.d1.ID, store.LevelStreet, "S1")
