@@ -61,7 +61,10 @@ type Replica struct {
 	timeouts Timeouts
 	// mustExist: Open fails on a missing file rather than create it.
 	mustExist bool
-	progress  func(Progress)
+	// keepPushed is how long acknowledged changes are kept (see
+	// WithPushedRetention).
+	keepPushed time.Duration
+	progress   func(Progress)
 	// noCompression: ask for, and send, uncompressed messages.
 	noCompression bool
 	// snapshots: a first bootstrap asks for the scope as a file.
@@ -114,6 +117,17 @@ var ErrTimeout = errors.New("timed out")
 // WithTimeouts sets the replica's timeouts (default DefaultTimeouts).
 func WithTimeouts(t Timeouts) Option { return func(r *Replica) { r.timeouts = t } }
 
+// DefaultPushedRetention is how long a phone keeps changes the server
+// acknowledged: the server's collection horizon, past which a phone starts
+// over anyway.
+const DefaultPushedRetention = 90 * 24 * time.Hour
+
+// WithPushedRetention sets how long the replica keeps changes after the
+// server acknowledged them (default DefaultPushedRetention). If the server
+// is restored from a backup, the phone pushes the ones it keeps again
+// when it starts over: nothing recorded within the retention is lost.
+func WithPushedRetention(d time.Duration) Option { return func(r *Replica) { r.keepPushed = d } }
+
 // existingOnly makes Open fail with ErrNoReplica on a missing file.
 func existingOnly() Option { return func(r *Replica) { r.mustExist = true } }
 
@@ -148,7 +162,7 @@ type Progress struct {
 
 // Open opens (creating if needed) a replica file, migrating an older schema.
 func Open(ctx context.Context, path string, opts ...Option) (*Replica, error) {
-	r := &Replica{log: zerolog.Nop(), now: time.Now}
+	r := &Replica{log: zerolog.Nop(), now: time.Now, keepPushed: DefaultPushedRetention}
 	for _, o := range opts {
 		o(r)
 	}

@@ -13,10 +13,24 @@ import (
 
 // resetReplica starts the replica over from the server's state: the server
 // no longer has the feed position this replica stands at (its database was
-// restored from a backup or replaced). Unsent changes stay queued and stay
-// visible: they are merged into the emptied tables again.
-func (r *Replica) resetReplica(ctx context.Context) error {
+// restored from a backup or replaced), or refused a change whose effect
+// must be undone. Unsent changes stay queued and stay visible: they are
+// merged into the emptied tables again. With requeue (a restored server),
+// the changes the server acknowledged within the retention go back into
+// the outbox first, in the order they were made: a server restored from a
+// backup older than them no longer has them, and the push that follows
+// gives them back (those it still has count as duplicates).
+func (r *Replica) resetReplica(ctx context.Context, requeue bool) error {
 	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		if requeue {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (seq, change_id, payload, created_at)
+				SELECT seq, change_id, payload, created_at FROM pushed WHERE change_id NOT IN (SELECT change_id FROM outbox)`); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM pushed`); err != nil {
+				return err
+			}
+		}
 		for _, table := range serverTables {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
 				return err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -177,12 +178,22 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 	for {
 		rejected := rep.Rejected
 		if err := r.push(ctx, c, rep); err != nil {
+			if isStaleCursor(err) && resets < 1 {
+				// The server was restored: start over, putting back first what
+				// it acknowledged before and may have lost (see resetReplica).
+				resets++
+				if err := r.resetReplica(ctx, true); err != nil {
+					return err
+				}
+				rep.Reset = true
+				continue
+			}
 			return err
 		}
 		if rep.Rejected > rejected {
 			// A refused change's effect is in the local tables: start over
 			// from the server's state (unsent changes are kept).
-			if err := r.resetReplica(ctx); err != nil {
+			if err := r.resetReplica(ctx, false); err != nil {
 				return err
 			}
 			rep.Reset = true
@@ -199,7 +210,7 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 		}
 		if isStaleCursor(err) && resets < 1 {
 			resets++
-			if err := r.resetReplica(ctx); err != nil {
+			if err := r.resetReplica(ctx, true); err != nil {
 				return err
 			}
 			rep.Reset = true
@@ -253,6 +264,11 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 	if err != nil || total == 0 {
 		return err
 	}
+	st, err := readState(ctx, r.db.R)
+	if err != nil {
+		return err
+	}
+	cursor := st.Cursor
 	restamped := false
 	var (
 		next  *outboxBatch // read ahead, after the batch in flight
@@ -293,7 +309,7 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 		}
 		sent := make(chan answer, 1)
 		go func() {
-			res, err := c.sync.Push(ctx, &pb.PushRequest{Changes: b.changes})
+			res, err := c.sync.Push(ctx, &pb.PushRequest{Changes: b.changes, Cursor: cursor})
 			sent <- answer{res, err}
 		}()
 		ackErr := dropAcked()
@@ -339,9 +355,19 @@ type pushedBatch struct {
 	applied, duplicates int
 }
 
-// dropPushed removes an acknowledged batch from the outbox.
+// dropPushed moves an acknowledged batch from the outbox to the changes
+// kept in case the server is restored (see resetReplica), and lets go of
+// those kept longer than the replica's retention.
 func (r *Replica) dropPushed(ctx context.Context, b *outboxBatch) error {
+	now := r.now()
 	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO pushed (seq, change_id, payload, created_at, pushed_at)
+			SELECT seq, change_id, payload, created_at, ? FROM outbox WHERE seq <= ?`, now.UnixMilli(), b.lastSeq()); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pushed WHERE pushed_at < ?`, now.Add(-r.keepPushed).UnixMilli()); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, b.lastSeq()); err != nil {
 			return err
 		}
@@ -399,7 +425,13 @@ func readOutbox(ctx context.Context, q statedb.Querier, limit int) ([]outboxEntr
 
 // readOutboxAfter is readOutbox from the entry after position after.
 func readOutboxAfter(ctx context.Context, q statedb.Querier, after int64, limit int) ([]outboxEntry, error) {
-	query, args := `SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq`, []any{after}
+	return readChanges(ctx, q, "outbox", after, limit)
+}
+
+// readChanges reads queued changes of table (the outbox, or those kept
+// once pushed) in order, after position after, at most limit (0: all).
+func readChanges(ctx context.Context, q statedb.Querier, table string, after int64, limit int) ([]outboxEntry, error) {
+	query, args := `SELECT seq, payload FROM `+table+` WHERE seq > ? ORDER BY seq`, []any{after}
 	if limit > 0 {
 		query, args = query+` LIMIT ?`, append(args, limit)
 	}
@@ -713,6 +745,9 @@ func (r *Replica) evict(ctx context.Context, tx *sqlitex.Tx, res *pb.PullRespons
 			return 0, fmt.Errorf("%w: %s", errEvictPending, id)
 		}
 	}
+	if err := forgetPushed(ctx, tx, ids); err != nil {
+		return 0, err
+	}
 	return len(ids), statedb.DeleteHouseholds(ctx, tx, ids)
 }
 
@@ -724,31 +759,68 @@ func pendingHouseholds(ctx context.Context, tx *sqlitex.Tx) (map[string]bool, er
 	}
 	out := map[string]bool{}
 	for _, e := range entries {
-		c := e.change
-		switch {
-		case c.Household != nil:
-			out[c.Household.ID] = true
-		case c.Person != nil:
-			out[c.Person.HouseholdID] = true
-		case c.Tag != nil:
-			out[c.Tag.HouseholdID] = true
-		case c.Visit != nil:
-			for _, h := range c.Visit.HouseholdIDs {
-				out[h] = true
-			}
-		case c.Amendment != nil:
-			vs, err := statedb.Visits(ctx, tx, []string{c.Amendment.VisitID})
-			if err != nil {
-				return nil, err
-			}
-			for _, v := range vs {
-				for _, h := range v.HouseholdIDs {
-					out[h] = true
-				}
-			}
+		hs, err := changeHouseholds(ctx, tx, &e.change)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hs {
+			out[h] = true
 		}
 	}
 	return out, nil
+}
+
+// changeHouseholds lists the households a change writes.
+func changeHouseholds(ctx context.Context, tx *sqlitex.Tx, c *syncengine.Change) ([]string, error) {
+	switch {
+	case c.Household != nil:
+		return []string{c.Household.ID}, nil
+	case c.Person != nil:
+		return []string{c.Person.HouseholdID}, nil
+	case c.Tag != nil:
+		return []string{c.Tag.HouseholdID}, nil
+	case c.Visit != nil:
+		return c.Visit.HouseholdIDs, nil
+	case c.Amendment != nil:
+		vs, err := statedb.Visits(ctx, tx, []string{c.Amendment.VisitID})
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, v := range vs {
+			out = append(out, v.HouseholdIDs...)
+		}
+		return out, nil
+	}
+	return nil, nil
+}
+
+// forgetPushed drops the kept acknowledged changes that write only
+// households leaving the replica: what left a worker's scope must leave
+// the phone, kept copies included (their pushing again after a restore is
+// given up for it).
+func forgetPushed(ctx context.Context, tx *sqlitex.Tx, evicted []string) error {
+	gone := map[string]bool{}
+	for _, id := range evicted {
+		gone[id] = true
+	}
+	entries, err := readChanges(ctx, tx, "pushed", 0, 0)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		hs, err := changeHouseholds(ctx, tx, &e.change)
+		if err != nil {
+			return err
+		}
+		if len(hs) == 0 || slices.ContainsFunc(hs, func(h string) bool { return !gone[h] }) {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pushed WHERE seq = ?`, e.seq); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applyRows merges rows from the server and moves the clock past them.

@@ -55,21 +55,25 @@ func workAfterBackup(t *testing.T, r *sdk.Replica, grid string) {
 	mustSync(t, r)
 }
 
-// lostHousehold makes a phone that registered a household, had it
-// acknowledged by the server, and then saw the server restored from a
-// backup taken before: the server no longer knows the household.
+// lostHousehold makes a phone that holds a household the server no longer
+// knows: a co-worker's phone registered it after a backup, the phone pulled
+// it, then the server was restored from that backup, and the co-worker's
+// phone, which would have pushed it again, was lost.
 func lostHousehold(t *testing.T) (*env, *sdk.Replica, string) {
 	t.Helper()
 	e := newEnv(t, 1)
 	w, _ := e.worker("li", e.Grids[0])
-	r := e.device("li", w)
+	wang, _ := e.worker("wang", e.Grids[0])
+	r, lostPhone := e.device("li", w), e.device("wang", wang)
 	mustSync(t, r)
+	mustSync(t, lostPhone)
 	restore := backupAndRestore(t, e)
-	h, err := r.RegisterHousehold(context.Background(), e.Grids[0], map[string]string{"head_name": "after the backup"})
+	h, err := lostPhone.RegisterHousehold(context.Background(), e.Grids[0], map[string]string{"head_name": "after the backup"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustSync(t, r) // acknowledged by the server
+	mustSync(t, lostPhone) // acknowledged by the server
+	mustSync(t, r)         // and on li's phone
 	restore()
 	return e, r, h
 }

@@ -8,8 +8,8 @@ import (
 // TestServerRestoredFromBackup: the server's database is restored from an
 // older backup, so a phone's cursor lies past the server's feed. The phone
 // is told its cursor is stale, starts over from the server's state, and
-// pushes its unsent change: it ends equal to the server, nothing it had not
-// sent is lost.
+// pushes its unsent change and, again, what it had pushed since the backup:
+// it ends equal to the server, and nothing it recorded is lost.
 func TestServerRestoredFromBackup(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -42,7 +42,8 @@ func TestServerRestoredFromBackup(t *testing.T) {
 	for _, h := range server.Households {
 		names = append(names, h.HeadName.Value)
 	}
-	if len(server.Households) != 2 {
-		t.Errorf("server households %v, want the one before the backup and the unsent one (%s)", names, unsent)
+	if len(server.Households) != 3 || len(server.Visits) != 5 {
+		t.Errorf("server households %v and %d visits, want the one before the backup, the one after it with its 5 visits, and the unsent one (%s)",
+			names, len(server.Visits), unsent)
 	}
 }

@@ -22,6 +22,7 @@ Usage:
   doorbook worker --replica FILE [--json] VERB [flags]
   doorbook admin  (--server URL --token TOKEN | --credentials FILE) [--json] VERB [flags]
   doorbook loadtest [--devices N] [--duration 30s] [--server-process] [--json] [flags]
+  doorbook backup --db FILE --out FILE
 
 Run "doorbook serve -h", "doorbook worker help", "doorbook admin help" or
 "doorbook loadtest -h" for the verbs and flags of each.
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return admin(ctx, args[1:], stdout, stderr)
 	case "loadtest":
 		return loadtest(ctx, args[1:], stdout, stderr)
+	case "backup":
+		return backup(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -262,6 +263,7 @@ func hasHousehold(hs []summaryOut, id string) bool {
 
 // testServer is "doorbook serve --demo" running in a goroutine.
 type testServer struct {
+	db        string
 	summary   serveSummary
 	credsPath string
 	creds     credsFile
@@ -278,7 +280,7 @@ func startServer(t *testing.T) *testServer {
 	db := filepath.Join(t.TempDir(), "s.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	s := &testServer{stderr: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &testServer{db: db, stderr: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		err := run(ctx, []string{"serve", "--db", db, "--addr", "127.0.0.1:0", "--demo", "--json", "--log-format", "json"}, pw, s.stderr)
 		pw.Close()
@@ -403,6 +405,29 @@ func TestServeDemoWalkThrough(t *testing.T) {
 		}
 		if matches, _ := filepath.Glob(r.path + "*"); len(matches) > 0 {
 			t.Errorf("a refused enrolment left %v", matches)
+		}
+	})
+	t.Run("backup of the serving database", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "backup.db")
+		stdout, _, err := doorbook(t, "backup", "--db", srv.db, "--out", out)
+		if err != nil || !strings.Contains(stdout, "written to "+out) {
+			t.Fatalf("backup: %v, %q", err, stdout)
+		}
+		db, err := sql.Open("sqlite", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var check string
+		var households int
+		if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+			t.Errorf("integrity_check of the backup: %q, %v", check, err)
+		}
+		if err := db.QueryRow(`SELECT COUNT(*) FROM households`).Scan(&households); err != nil || households < 2900 {
+			t.Errorf("the backup holds %d households (%v), want the demo's ~3,000", households, err)
+		}
+		if _, _, err := doorbook(t, "backup", "--db", srv.db, "--out", out); err == nil || !strings.Contains(err.Error(), "never overwrites") {
+			t.Errorf("a second backup to the same file: %v, want a refusal", err)
 		}
 	})
 	t.Run("a silent server does not hang enroll", func(t *testing.T) {
@@ -855,6 +880,8 @@ func TestCommandLineErrors(t *testing.T) {
 		{"admin move without grid", []string{"admin", "--server", "http://127.0.0.1:1", "--token", "t", "move", "--household", "h"}, true, "--grid is required"},
 		{"admin unknown verb", []string{"admin", "--server", "http://127.0.0.1:1", "--token", "t", "org", "delete"}, true, `unknown admin verb "org delete"`},
 		{"admin missing credentials file", []string{"admin", "--credentials", filepath.Join(dir, "none.json"), "org", "list"}, false, "none.json"},
+		{"backup without db", []string{"backup", "--out", filepath.Join(dir, "b.db")}, true, "--db is required"},
+		{"backup without out", []string{"backup", "--db", filepath.Join(dir, "x.db")}, true, "--out is required"},
 		{"serve unexpected argument", []string{"serve", "--db", filepath.Join(dir, "x.db"), "extra"}, true, `unexpected argument "extra"`},
 		{"sync not enrolled", []string{"worker", "--replica", blank, "sync"}, false, "enrol"},
 		{"household not in replica", []string{"worker", "--replica", blank, "household", "--id", "nope"}, false, "nope"},

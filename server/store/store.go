@@ -40,6 +40,9 @@ type Store interface {
 	// syncengine.ErrStaleCursor, so that the device starts over rather than
 	// skip or keep what the store no longer has.
 	Pull(ctx context.Context, p Principal, cursor uint64, limit int) (*PullBatch, error)
+	// CheckCursor fails with syncengine.ErrStaleCursor if the store did not
+	// issue cursor (see Pull); 0 always passes.
+	CheckCursor(ctx context.Context, cursor uint64) error
 	// Bootstrap sends pages of whole households of p's grids (all of them
 	// if grids is empty) after household id after, until done or send fails.
 	Bootstrap(ctx context.Context, p Principal, req BootstrapRequest, send func(*BootstrapPage) error) error

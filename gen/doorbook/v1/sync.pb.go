@@ -28,7 +28,14 @@ type PushRequest struct {
 	// At most syncengine.MaxChangesPerPush. Every change is validated (see
 	// types.proto); one invalid change refuses the whole push, with a
 	// RejectedChange detail naming it.
-	Changes       []*Change `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	Changes []*Change `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// The device's feed position (its last pull's cursor; 0 before the
+	// first). A position this server never issued (it was restored from a
+	// backup taken before it) refuses the push with FailedPrecondition and
+	// nothing applied: the device starts over and pushes again, in order,
+	// what it had pushed since and the server no longer has, before its
+	// unsent changes, which may build on them.
+	Cursor        uint64 `protobuf:"varint,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -68,6 +75,13 @@ func (x *PushRequest) GetChanges() []*Change {
 		return x.Changes
 	}
 	return nil
+}
+
+func (x *PushRequest) GetCursor() uint64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
 }
 
 type PushResponse struct {
@@ -766,9 +780,10 @@ var File_doorbook_v1_sync_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\n" +
-	"\x16doorbook/v1/sync.proto\x12\vdoorbook.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n" +
+	"\x16doorbook/v1/sync.proto\x12\vdoorbook.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"_\n" +
 	"\vPushRequest\x128\n" +
-	"\achanges\x18\x01 \x03(\v2\x13.doorbook.v1.ChangeB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\achanges\"g\n" +
+	"\achanges\x18\x01 \x03(\v2\x13.doorbook.v1.ChangeB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\achanges\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\"g\n" +
 	"\fPushResponse\x12\x1d\n" +
 	"\n" +
 	"server_hlc\x18\x01 \x01(\x04R\tserverHlc\x12\x18\n" +
