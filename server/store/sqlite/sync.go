@@ -117,18 +117,6 @@ func (s *Store) newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Princi
 	return ps, rows.Err()
 }
 
-// household loads a household the push may write, or fails.
-func (ps *pushScope) household(ctx context.Context, id string) (syncengine.Household, error) {
-	h, ok, err := statedb.GetHousehold(ctx, ps.tx, id)
-	if err != nil {
-		return h, err
-	}
-	if !ok {
-		return h, notYours(id)
-	}
-	return h, ps.judge(ctx, h, false)
-}
-
 // judge fails unless the push may write household h, read by the caller;
 // visit says whether the write is a visit (see pushScope).
 func (ps *pushScope) judge(ctx context.Context, h syncengine.Household, visit bool) error {
