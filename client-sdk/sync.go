@@ -664,6 +664,9 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 			if evicted, err = r.evict(ctx, tx, res); err != nil {
 				return err
 			}
+			if err := purge(ctx, tx, res); err != nil {
+				return err
+			}
 			if err := r.applyRows(ctx, tx, &b); err != nil {
 				return err
 			}
@@ -749,6 +752,24 @@ func (r *Replica) evict(ctx context.Context, tx *sqlitex.Tx, res *pb.PullRespons
 		return 0, err
 	}
 	return len(ids), statedb.DeleteHouseholds(ctx, tx, ids)
+}
+
+// purge deletes the tombstones the server collected past its horizon.
+func purge(ctx context.Context, tx *sqlitex.Tx, res *pb.PullResponse) error {
+	for _, p := range []struct {
+		query string
+		ids   []string
+	}{
+		{`DELETE FROM persons WHERE id = ?`, res.GetPurgedPersonIds()},
+		{`DELETE FROM tag_elements WHERE add_id = ?`, res.GetPurgedTagIds()},
+	} {
+		for _, id := range p.ids {
+			if _, err := tx.ExecContext(ctx, p.query, id); err != nil {
+				return fmt.Errorf("purge: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // pendingHouseholds is the set of households the outbox has changes for.

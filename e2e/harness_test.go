@@ -142,7 +142,7 @@ func mustSync(t testing.TB, r *sdk.Replica) sdk.SyncReport {
 // first time, the same one after a restart).
 func (e *env) start() {
 	e.t.Helper()
-	st, err := sqlite.Open(context.Background(), e.dbPath)
+	st, err := sqlite.Open(context.Background(), e.dbPath, sqlite.WithClock(e.now.Now))
 	if err != nil {
 		e.t.Fatal(err)
 	}

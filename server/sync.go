@@ -110,6 +110,8 @@ func (s *syncService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullRe
 		Campaigns:           camps,
 		EvictedHouseholdIds: b.EvictedHouseholds,
 		EvictedGridIds:      b.EvictedGrids,
+		PurgedPersonIds:     b.PurgedPersons,
+		PurgedTagIds:        b.PurgedTags,
 		Households:          rows.Households,
 		Persons:             rows.Persons,
 		Tags:                rows.Tags,

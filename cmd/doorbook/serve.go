@@ -46,6 +46,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	requestMemory := fs.Int("request-memory", intake.DefaultBudgetBytes>>20, "`MiB` that all request bodies in flight may hold together; more waits, then is refused")
 	bodyGrace := fs.Duration("body-grace", intake.DefaultBodyGrace, "how long any request body may take before --body-rate applies")
 	scopeGrace := fs.Duration("scope-grace", store.DefaultScopeGrace, "how long after a household or grid leaves a worker's scope the worker's phones may still push what they wrote there offline")
+	horizon := fs.Duration("horizon", store.DefaultHorizon, "history kept for phones that have not synced: deletions, change ids, feed entries older than this are collected, and a phone off longer starts over")
 	bodyRate := fs.Int("body-rate", intake.DefaultMinBodyRate, "slowest a request body may arrive after --body-grace, in `bytes/s`")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -53,8 +54,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *credsPath == "" {
 		*credsPath = *db + ".credentials.json"
 	}
-	if *requestMemory <= 0 || *bodyRate <= 0 || *bodyGrace <= 0 || *scopeGrace < 0 {
-		return fmt.Errorf("%w: --request-memory, --body-rate and --body-grace must be positive, --scope-grace not negative", errUsage)
+	if *requestMemory <= 0 || *bodyRate <= 0 || *bodyGrace <= 0 || *scopeGrace < 0 || *horizon < *scopeGrace {
+		return fmt.Errorf("%w: --request-memory, --body-rate and --body-grace must be positive, --scope-grace not negative and not past --horizon", errUsage)
 	}
 	log := newLogger(*logFormat, stderr)
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -151,6 +152,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MinBodyRate: *bodyRate,
 	}))
 	log.Info().Str("addr", l.Addr().String()).Bool("tls", cert != nil).Msg("serving Connect, gRPC and gRPC-Web")
+	collectCtx, stopCollect := context.WithCancel(ctx)
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		server.RunCollector(collectCtx, st, *horizon, server.DefaultCollectEvery, log)
+	}()
+	defer func() {
+		stopCollect()
+		<-collected
+	}()
 	if cert != nil {
 		err = server.ServeTLS(ctx, l, srv.Handler(), *cert)
 	} else {

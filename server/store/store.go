@@ -116,7 +116,28 @@ type Store interface {
 	// AuditLog lists the newest entries of admins in p's subtree.
 	AuditLog(ctx context.Context, p Principal, limit int) ([]AuditEntry, error)
 
+	// Collect deletes what is kept only for devices whose feed position
+	// is older than horizon (tombstones, applied change ids, commit tags,
+	// grid changes, moves, feed entries, spent codes), in small
+	// transactions; such a device is then told to start over.
+	Collect(ctx context.Context, horizon time.Duration) (Collected, error)
+
 	Close() error
+}
+
+// DefaultHorizon is how long the server keeps what only a device that has
+// not synced since needs: a phone off for longer starts over, keeping its
+// unsent changes.
+const DefaultHorizon = 90 * 24 * time.Hour
+
+// Collected counts what one collection deleted.
+type Collected struct {
+	Tombstones, AppliedChanges, Feed, ScopeEvents, Moves, Commits, Codes int
+}
+
+// Total is every row deleted.
+func (c Collected) Total() int {
+	return c.Tombstones + c.AppliedChanges + c.Feed + c.ScopeEvents + c.Moves + c.Commits + c.Codes
 }
 
 // Analysis is what a report on an org node needs.
@@ -261,11 +282,13 @@ type PushResult struct {
 type PullBatch struct {
 	EvictedHouseholds []string
 	EvictedGrids      []string
-	Rows              syncengine.Bundle
-	AddedGrids        []string
-	Cursor            uint64
-	More              bool
-	Scope             Scope
+	// Tombstones collected past the horizon: the device deletes them.
+	PurgedPersons, PurgedTags []string
+	Rows                      syncengine.Bundle
+	AddedGrids                []string
+	Cursor                    uint64
+	More                      bool
+	Scope                     Scope
 	// Reference rows changed in the batch's range (all of them in scope
 	// when grids were added).
 	Reference syncengine.Reference

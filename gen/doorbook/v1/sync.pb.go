@@ -398,10 +398,15 @@ type PullResponse struct {
 	Scope     *Scope `protobuf:"bytes,12,opt,name=scope,proto3" json:"scope,omitempty"`
 	// Reference data changed since the cursor (all of it when grids were
 	// added).
-	Categories    []*Category `protobuf:"bytes,13,rep,name=categories,proto3" json:"categories,omitempty"`
-	Campaigns     []*Campaign `protobuf:"bytes,14,rep,name=campaigns,proto3" json:"campaigns,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Categories []*Category `protobuf:"bytes,13,rep,name=categories,proto3" json:"categories,omitempty"`
+	Campaigns  []*Campaign `protobuf:"bytes,14,rep,name=campaigns,proto3" json:"campaigns,omitempty"`
+	// Tombstones the server collected past its horizon (removed tags,
+	// deleted persons, and the persons and tags of deleted households): the
+	// device deletes them too, before applying the rows above.
+	PurgedPersonIds []string `protobuf:"bytes,15,rep,name=purged_person_ids,json=purgedPersonIds,proto3" json:"purged_person_ids,omitempty"`
+	PurgedTagIds    []string `protobuf:"bytes,16,rep,name=purged_tag_ids,json=purgedTagIds,proto3" json:"purged_tag_ids,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PullResponse) Reset() {
@@ -528,6 +533,20 @@ func (x *PullResponse) GetCategories() []*Category {
 func (x *PullResponse) GetCampaigns() []*Campaign {
 	if x != nil {
 		return x.Campaigns
+	}
+	return nil
+}
+
+func (x *PullResponse) GetPurgedPersonIds() []string {
+	if x != nil {
+		return x.PurgedPersonIds
+	}
+	return nil
+}
+
+func (x *PullResponse) GetPurgedTagIds() []string {
+	if x != nil {
+		return x.PurgedTagIds
 	}
 	return nil
 }
@@ -805,7 +824,7 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\";\n" +
 	"\vPullRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\rR\x05limit\"\xfb\x04\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"\xcd\x05\n" +
 	"\fPullResponse\x122\n" +
 	"\x15evicted_household_ids\x18\x01 \x03(\tR\x13evictedHouseholdIds\x12(\n" +
 	"\x10evicted_grid_ids\x18\x02 \x03(\tR\x0eevictedGridIds\x126\n" +
@@ -826,7 +845,9 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\n" +
 	"categories\x18\r \x03(\v2\x15.doorbook.v1.CategoryR\n" +
 	"categories\x123\n" +
-	"\tcampaigns\x18\x0e \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\"\xb0\x01\n" +
+	"\tcampaigns\x18\x0e \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\x12*\n" +
+	"\x11purged_person_ids\x18\x0f \x03(\tR\x0fpurgedPersonIds\x12$\n" +
+	"\x0epurged_tag_ids\x18\x10 \x03(\tR\fpurgedTagIds\"\xb0\x01\n" +
 	"\x10BootstrapRequest\x12(\n" +
 	"\bgrid_ids\x18\x01 \x03(\tB\r\xbaH\n" +
 	"\x92\x01\a\"\x05r\x03\xb0\x01\x01R\agridIds\x129\n" +

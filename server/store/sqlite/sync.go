@@ -800,6 +800,10 @@ func loadEntries(ctx context.Context, tx *sqlitex.Tx, b *store.PullBatch, entrie
 	if r.Tags, err = statedb.Tags(ctx, tx, ids[kindTag]); err != nil {
 		return err
 	}
+	// A feed entry without its row is a tombstone collected past the
+	// horizon (see collectTombstones).
+	b.PurgedPersons = missing(ids[kindPerson], len(r.Persons), func(i int) string { return r.Persons[i].ID })
+	b.PurgedTags = missing(ids[kindTag], len(r.Tags), func(i int) string { return r.Tags[i].AddID })
 	if r.Visits, err = statedb.Visits(ctx, tx, ids[kindVisit]); err != nil {
 		return err
 	}
@@ -964,4 +968,22 @@ func checkNewTag(ctx context.Context, tx *sqlitex.Tx, t *syncengine.TagElement) 
 		return syncengine.CapError("tags on household "+t.HouseholdID, live+1, syncengine.MaxLiveTagsPerHousehold)
 	}
 	return nil
+}
+
+// missing lists the ids of want that the n found rows (ids by id(i)) lack.
+func missing(want []string, n int, id func(int) string) []string {
+	if len(want) == n {
+		return nil
+	}
+	found := make(map[string]bool, n)
+	for i := range n {
+		found[id(i)] = true
+	}
+	var out []string
+	for _, w := range want {
+		if !found[w] {
+			out = append(out, w)
+		}
+	}
+	return out
 }

@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ChangeIDsBelongToTheirDevice", testChangeIDsBelongToTheirDevice},
 		{"WhoAmends", testWhoAmends},
 		{"Caps", testCaps},
+		{"Collect", testCollect},
 		{"UnknownLooksForeign", testUnknownLooksForeign},
 		{"GraceEndsAfterTime", testGraceEndsAfterTime},
 		{"SetWorkerGrids", testSetWorkerGrids},
@@ -985,6 +986,66 @@ func testChangeIDsBelongToTheirDevice(t *testing.T, newStore NewStore) {
 	}
 	if h, _ := findHousehold(e.pull(devB, 0).Rows, x.h.ID); h.Notes.Value != "first" {
 		t.Errorf("after refused reuses the household's notes are %q; want %q", h.Notes.Value, "first")
+	}
+}
+
+// testCollect: past the horizon, tombstones (a removed tag, a deleted
+// person, a deleted household with its rows) are gone, a device whose
+// cursor is older is told to start over, and live data and visits stay;
+// a device that synced after the horizon goes on from its cursor.
+func testCollect(t *testing.T, newStore NewStore) {
+	clk := &fakeClock{t: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
+	e := newEnvWith(t, newStore, Options{Now: clk.Now, ScopeGrace: 7 * 24 * time.Hour})
+	wA, devA := e.worker("A", e.g1.ID)
+	kept := e.register(devA, e.g1.ID)
+	gone := e.register(devA, e.g1.ID)
+	removed := *kept.t
+	removed.Removed = true
+	deletedPerson := *kept.p
+	deletedPerson.Deleted = syncengine.NewRegister(true, e.clk.next())
+	deletedHousehold := syncengine.Household{ID: gone.h.ID, Deleted: syncengine.NewRegister(true, e.clk.next())}
+	liveTag := e.tag(kept.h.ID, "vulnerable")
+	e.push(devA, change(&removed), change(&deletedPerson), change(&deletedHousehold), change(liveTag))
+	old := e.pull(devA, 0).Cursor
+
+	const horizon = 90 * 24 * time.Hour
+	if c, err := e.s.Collect(e.ctx, horizon); err != nil || c.Total() != 0 {
+		t.Fatalf("Collect before the horizon = %+v, %v; want nothing", c, err)
+	}
+	clk.Advance(horizon + 24*time.Hour)
+	late := e.visit(wA.ID, kept.h.ID)
+	e.push(devA, change(late))
+	fresh := e.pull(devA, old).Cursor
+	c, err := e.s.Collect(e.ctx, horizon)
+	if err != nil {
+		t.Fatalf("Collect: %v", err)
+	}
+	if c.Tombstones < 4 || c.AppliedChanges == 0 || c.Commits == 0 || c.Feed == 0 {
+		t.Errorf("Collect = %+v; want the tombstones (a tag, a person, a household and its rows), change ids, commits and feed entries", c)
+	}
+	_, err = e.s.Pull(e.ctx, devA, old, 100)
+	wantErr(t, err, "a pull from a cursor older than the horizon", syncengine.ErrStaleCursor)
+	// A device that synced after the horizon holds the tombstones: its
+	// next pull tells it which were purged, and nothing else.
+	p := e.pull(devA, fresh)
+	sameSet(t, "purged persons", p.PurgedPersons, []string{kept.p.ID, gone.p.ID})
+	sameSet(t, "purged tags", p.PurgedTags, []string{kept.t.AddID, gone.t.AddID})
+	if p.Rows.Rows() != 0 {
+		t.Errorf("the pull after the collection sent %d rows; want only the purges", p.Rows.Rows())
+	}
+
+	pages, err := e.bootstrap(e.device(wA.ID), store.BootstrapRequest{})
+	if err != nil {
+		t.Fatalf("Bootstrap: %v", err)
+	}
+	b := collect(pages)
+	// The deleted household stays a tombstone of a few bytes.
+	sameSet(t, "households after the collection", householdIDs(b), []string{kept.h.ID, gone.h.ID})
+	sameSet(t, "tags after the collection", tagIDs(b), []string{liveTag.AddID})
+	sameSet(t, "persons after the collection", personIDs(b), nil)
+	hasAll(t, "visits after the collection", visitIDs(b), kept.v.ID, late.ID)
+	if again, err := e.s.Collect(e.ctx, horizon); err != nil || again.Tombstones+again.AppliedChanges+again.Feed != 0 {
+		t.Errorf("a second Collect = %+v, %v; want nothing more", again, err)
 	}
 }
 

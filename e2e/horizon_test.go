@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/doorbook/doorbook/server/store"
+)
+
+// TestPhoneOfflinePastTheHorizon: a phone with unsent visits and edits is
+// off for longer than the server's horizon, while its co-worker goes on
+// and the server collects its history. Back online, the phone is told to
+// start over, does, and loses none of its writes; both phones end equal to
+// the server.
+func TestPhoneOfflinePastTheHorizon(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	li, _ := e.worker("li", e.Grids[0])
+	wang, _ := e.worker("wang", e.Grids[0])
+	a, b := e.device("li", li), e.device("wang", wang)
+	mustSync(t, a)
+	mustSync(t, b)
+	h, err := b.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "王芳"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddTag(ctx, h, "key_person"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	mustSync(t, a)
+
+	// a goes offline with work; b goes on, and takes the tag off again.
+	var visits []string
+	for range 3 {
+		id, err := a.RecordVisit(ctx, sdkVisit(h))
+		if err != nil {
+			t.Fatal(err)
+		}
+		visits = append(visits, id)
+	}
+	if err := a.EditHousehold(ctx, h, map[string]string{"phone_mobile": "13900000001"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveTag(ctx, h, "key_person"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+
+	// A hundred days pass on the server's clock; b syncs now and then, and
+	// the server collects what only a phone like a's still needed.
+	e.now.Add(100 * 24 * time.Hour)
+	if err := b.EditHousehold(ctx, h, map[string]string{"notes": "a hundred days on"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	c, err := e.Store.Collect(ctx, store.DefaultHorizon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tombstones == 0 || c.Commits == 0 {
+		t.Fatalf("collected %+v: want the removed tag and the old commits", c)
+	}
+
+	rep := mustSync(t, a)
+	if !rep.Reset {
+		t.Errorf("a's sync past the horizon did not start over: %+v", rep)
+	}
+	mustSync(t, b)
+	mustSync(t, a)
+	server := e.serverState(e.Grids[0])
+	onServer := map[string]bool{}
+	for _, v := range server.Visits {
+		onServer[v.ID] = true
+	}
+	for _, id := range visits {
+		if !onServer[id] {
+			t.Errorf("a's offline visit %s is not on the server", id)
+		}
+	}
+	for _, hh := range server.Households {
+		if hh.ID == h && (hh.PhoneMobile.Value != "13900000001" || hh.Notes.Value != "a hundred days on") {
+			t.Errorf("household after both phones synced: phone %q notes %q; want a's and b's edits", hh.PhoneMobile.Value, hh.Notes.Value)
+		}
+	}
+	assertSameState(t, "a vs the server", server, dump(t, a))
+	assertSameState(t, "b vs the server", server, dump(t, b))
+}
