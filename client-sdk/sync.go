@@ -667,7 +667,18 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 			if err := purge(ctx, tx, res); err != nil {
 				return err
 			}
+			// Erased visits and amendments come again, blanked: the copies
+			// here go first (they are immutable otherwise).
+			if err := statedb.DeleteVisits(ctx, tx, res.GetReplacedVisitIds()); err != nil {
+				return err
+			}
+			if err := statedb.DeleteAmendments(ctx, tx, res.GetReplacedAmendmentIds()); err != nil {
+				return err
+			}
 			if err := r.applyRows(ctx, tx, &b); err != nil {
+				return err
+			}
+			if err := forgetErased(ctx, tx, res.GetErasedHouseholdIds(), res.GetErasedPersonIds()); err != nil {
 				return err
 			}
 			if err := applyReference(ctx, tx, res.GetCategories(), res.GetCampaigns()); err != nil {
@@ -694,7 +705,7 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 		}
 		rep.Pulled += b.Rows()
 		rep.Evicted += evicted
-		scrub = scrub || evicted > 0
+		scrub = scrub || evicted > 0 || len(res.GetErasedHouseholdIds())+len(res.GetErasedPersonIds()) > 0
 		rep.Cursor = res.GetCursor()
 		r.report("pull", rep.Pulled, 0)
 		if !res.GetMore() {
@@ -752,6 +763,37 @@ func (r *Replica) evict(ctx context.Context, tx *sqlitex.Tx, res *pb.PullRespons
 		return 0, err
 	}
 	return len(ids), statedb.DeleteHouseholds(ctx, tx, ids)
+}
+
+// forgetErased drops the kept copies of this phone's own changes that hold
+// erased personal data: of any erased household (its fields, its persons,
+// its visits) or erased person.
+func forgetErased(ctx context.Context, tx *sqlitex.Tx, households, persons []string) error {
+	if len(households)+len(persons) == 0 {
+		return nil
+	}
+	erased := map[string]bool{}
+	for _, id := range append(slices.Clone(households), persons...) {
+		erased[id] = true
+	}
+	entries, err := readChanges(ctx, tx, "pushed", 0, 0)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		hs, err := changeHouseholds(ctx, tx, &e.change)
+		if err != nil {
+			return err
+		}
+		hit := slices.ContainsFunc(hs, func(h string) bool { return erased[h] }) || (e.change.Person != nil && erased[e.change.Person.ID])
+		if !hit {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pushed WHERE seq = ?`, e.seq); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // purge deletes the tombstones the server collected past its horizon.

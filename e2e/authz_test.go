@@ -108,6 +108,7 @@ func TestAuthzMatrix(t *testing.T) {
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "CreateEnrollmentCode", write, s.createCode},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "MoveHousehold", write, s.moveHousehold},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, PD, OK}, "MoveHousehold·in", write, s.moveHouseholdIn},
+		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "ErasePersonalData", write, s.erase},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, PD, OK}, "PutCategory", write, s.putCategory},
 		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "ListCategories", read, s.listCategories},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, PD, OK}, "LoadDefaultCategories", write, s.loadDefaults},
@@ -838,6 +839,11 @@ func (s *authzSetup) createCode(k *authzCaller) ([]proto.Message, error) {
 
 func (s *authzSetup) moveHousehold(k *authzCaller) ([]proto.Message, error) {
 	return authzOne(k.admin.MoveHousehold(context.Background(), &pb.MoveHouseholdRequest{HouseholdId: s.hhM, GridId: s.g1}))
+}
+
+func (s *authzSetup) erase(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.admin.ErasePersonalData(context.Background(), &pb.ErasePersonalDataRequest{
+		Target: &pb.ErasePersonalDataRequest_HouseholdId{HouseholdId: s.hh1}, Reason: "request 2026-17"}))
 }
 
 // moveHouseholdIn moves the other street's household into this street.

@@ -95,6 +95,20 @@ func (s *adminService) CreateEnrollmentCode(ctx context.Context, req *pb.CreateE
 	return &pb.CreateEnrollmentCodeResponse{Code: code, ExpiresAtUnix: uint64(expires.Unix())}, nil
 }
 
+func (s *adminService) ErasePersonalData(ctx context.Context, req *pb.ErasePersonalDataRequest) (*pb.ErasePersonalDataResponse, error) {
+	e, err := s.store.ErasePersonalData(ctx, principal(ctx), store.ErasureTarget{
+		HouseholdID: req.GetHouseholdId(), PersonID: req.GetPersonId(), Reason: req.GetReason(), At: s.now(),
+	}, func(observed syncengine.Clock) syncengine.Clock {
+		s.clock.Observe(observed.HLC)
+		return s.clock.Now()
+	})
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	addStat(ctx, "erased_visits", e.Visits)
+	return &pb.ErasePersonalDataResponse{Households: uint32(e.Households), Persons: uint32(e.Persons), Visits: uint32(e.Visits), Amendments: uint32(e.Amendments)}, nil
+}
+
 func (s *adminService) MoveHousehold(ctx context.Context, req *pb.MoveHouseholdRequest) (*pb.MoveHouseholdResponse, error) {
 	if !syncengine.IsID(req.GetHouseholdId()) || !syncengine.IsID(req.GetGridId()) {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("household and grid ids must be UUIDs"))

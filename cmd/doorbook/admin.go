@@ -26,6 +26,7 @@ Verbs:
   worker grids  --worker ID [--grid ID]...     replace a worker's grids
   code   --worker ID [--ttl 72h]               a one-time enrolment code
   move   --household ID --grid ID              move a household to another grid
+  erase  (--household ID | --person ID) --reason TEXT   erase personal data on request (audited; phones follow at their next sync)
   category load                                the five must-visits (五必访) and sub-groups, if not defined
   category set  --code CODE [--zh NAME] [--en NAME] [--parent CODE] [--every DAYS] [--key-group=BOOL] [--deleted]
   category list
@@ -123,6 +124,8 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.code(vargs)
 	case "move ":
 		return c.move(vargs)
+	case "erase ":
+		return c.erase(vargs)
 	case "category load":
 		return c.categoryLoad(vargs)
 	case "category set":
@@ -331,6 +334,35 @@ func (c *adminCmd) code(args []string) error {
 	expires := time.Unix(int64(res.GetExpiresAtUnix()), 0)
 	return c.out.print(map[string]any{"code": res.GetCode(), "expires_at": expires.UTC().Format(time.RFC3339)}, func(w io.Writer) {
 		fmt.Fprintf(w, "enrolment code %s (single use, until %s)\n", res.GetCode(), expires.Local().Format(time.DateTime))
+	})
+}
+
+func (c *adminCmd) erase(args []string) error {
+	fs := c.flags("erase")
+	household := fs.String("household", "", "household `id`: its fields, its persons', its visits' notes")
+	person := fs.String("person", "", "person `id`")
+	reason := fs.String("reason", "", "why: the request's reference, kept in the audit log")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if (*household == "") == (*person == "") {
+		return fmt.Errorf("%w: give one of --household and --person", errUsage)
+	}
+	if err := required("reason", *reason); err != nil {
+		return err
+	}
+	req := &pb.ErasePersonalDataRequest{Reason: *reason, Target: &pb.ErasePersonalDataRequest_HouseholdId{HouseholdId: *household}}
+	if *person != "" {
+		req.Target = &pb.ErasePersonalDataRequest_PersonId{PersonId: *person}
+	}
+	res, err := c.client.ErasePersonalData(c.ctx, req)
+	if err != nil {
+		return err
+	}
+	out := map[string]uint32{"households": res.GetHouseholds(), "persons": res.GetPersons(), "visits": res.GetVisits(), "amendments": res.GetAmendments()}
+	return c.out.print(out, func(w io.Writer) {
+		fmt.Fprintf(w, "erased: %d household, %d persons, notes of %d visits and %d amendments; phones follow at their next sync\n",
+			res.GetHouseholds(), res.GetPersons(), res.GetVisits(), res.GetAmendments())
 	})
 }
 

@@ -582,3 +582,45 @@ func NewestHLC(ctx context.Context, q Querier) (uint64, error) {
 	}
 	return newest, nil
 }
+
+// ReplaceVisit writes v over the stored visit of its id: the one change an
+// immutable visit ever takes, the erasure of personal data on request.
+func ReplaceVisit(ctx context.Context, q Querier, v *syncengine.Visit) error {
+	if err := DeleteVisits(ctx, q, []string{v.ID}); err != nil {
+		return err
+	}
+	_, err := InsertVisit(ctx, q, v)
+	return err
+}
+
+// DeleteVisits deletes visits (not their amendments), for a replacement.
+func DeleteVisits(ctx context.Context, q Querier, ids []string) error {
+	for _, id := range ids {
+		for _, stmt := range []string{`DELETE FROM visits WHERE id = ?`, `DELETE FROM visit_households WHERE visit_id = ?`} {
+			if _, err := q.ExecContext(ctx, stmt, id); err != nil {
+				return fmt.Errorf("delete visit %s: %w", id, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ReplaceAmendment writes a over the stored amendment of its id (see
+// ReplaceVisit).
+func ReplaceAmendment(ctx context.Context, q Querier, a *syncengine.Amendment) error {
+	if err := DeleteAmendments(ctx, q, []string{a.ID}); err != nil {
+		return err
+	}
+	_, err := InsertAmendment(ctx, q, a)
+	return err
+}
+
+// DeleteAmendments deletes amendments, for a replacement.
+func DeleteAmendments(ctx context.Context, q Querier, ids []string) error {
+	for _, id := range ids {
+		if _, err := q.ExecContext(ctx, `DELETE FROM visit_amendments WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("delete amendment %s: %w", id, err)
+		}
+	}
+	return nil
+}

@@ -82,6 +82,12 @@ type Store interface {
 	// any clock the household holds: see MoveClock).
 	MoveHousehold(ctx context.Context, p Principal, householdID, gridID string, clock func(observed syncengine.Clock) syncengine.Clock) (syncengine.Household, error)
 
+	// ErasePersonalData blanks the personal data of a household (its
+	// fields, its persons', its visits' notes) or of one person in p's
+	// subtree, under clocks from clock newer than the rows hold, so that
+	// every replica takes the blanks at its next pull.
+	ErasePersonalData(ctx context.Context, p Principal, t ErasureTarget, clock func(observed syncengine.Clock) syncengine.Clock) (Erased, error)
+
 	// Import merges ledger rows (an admin's bulk load, or demo data) as if
 	// pushed, into households of p's subtree, recording them in the feed.
 	Import(ctx context.Context, p Principal, rows syncengine.Bundle) error
@@ -129,6 +135,19 @@ type Store interface {
 // not synced since needs: a phone off for longer starts over, keeping its
 // unsent changes.
 const DefaultHorizon = 90 * 24 * time.Hour
+
+// ErasureTarget is a household or a person whose data is to be erased,
+// and why (the audit log keeps it, written with the erasure).
+type ErasureTarget struct {
+	HouseholdID, PersonID string
+	Reason                string
+	At                    time.Time
+}
+
+// Erased counts the rows an erasure blanked.
+type Erased struct {
+	Households, Persons, Visits, Amendments int
+}
 
 // Collected counts what one collection deleted.
 type Collected struct {
@@ -284,11 +303,14 @@ type PullBatch struct {
 	EvictedGrids      []string
 	// Tombstones collected past the horizon: the device deletes them.
 	PurgedPersons, PurgedTags []string
-	Rows                      syncengine.Bundle
-	AddedGrids                []string
-	Cursor                    uint64
-	More                      bool
-	Scope                     Scope
+	// Rows in the batch whose personal data was erased: the device
+	// scrubs its file, and replaces its copies of the visits and amendments.
+	ErasedHouseholds, ErasedPersons, ReplacedVisits, ReplacedAmendments []string
+	Rows                                                                syncengine.Bundle
+	AddedGrids                                                          []string
+	Cursor                                                              uint64
+	More                                                                bool
+	Scope                                                               Scope
 	// Reference rows changed in the batch's range (all of them in scope
 	// when grids were added).
 	Reference syncengine.Reference

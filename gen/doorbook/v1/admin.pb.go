@@ -693,6 +693,167 @@ func (x *MoveHouseholdResponse) GetHousehold() *Household {
 	return nil
 }
 
+type ErasePersonalDataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Target:
+	//
+	//	*ErasePersonalDataRequest_HouseholdId
+	//	*ErasePersonalDataRequest_PersonId
+	Target isErasePersonalDataRequest_Target `protobuf_oneof:"target"`
+	// Why (a request's reference): kept in the audit log.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErasePersonalDataRequest) Reset() {
+	*x = ErasePersonalDataRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErasePersonalDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErasePersonalDataRequest) ProtoMessage() {}
+
+func (x *ErasePersonalDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErasePersonalDataRequest.ProtoReflect.Descriptor instead.
+func (*ErasePersonalDataRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ErasePersonalDataRequest) GetTarget() isErasePersonalDataRequest_Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *ErasePersonalDataRequest) GetHouseholdId() string {
+	if x != nil {
+		if x, ok := x.Target.(*ErasePersonalDataRequest_HouseholdId); ok {
+			return x.HouseholdId
+		}
+	}
+	return ""
+}
+
+func (x *ErasePersonalDataRequest) GetPersonId() string {
+	if x != nil {
+		if x, ok := x.Target.(*ErasePersonalDataRequest_PersonId); ok {
+			return x.PersonId
+		}
+	}
+	return ""
+}
+
+func (x *ErasePersonalDataRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type isErasePersonalDataRequest_Target interface {
+	isErasePersonalDataRequest_Target()
+}
+
+type ErasePersonalDataRequest_HouseholdId struct {
+	// A household: its fields, its persons' and its visits' notes.
+	HouseholdId string `protobuf:"bytes,1,opt,name=household_id,json=householdId,proto3,oneof"`
+}
+
+type ErasePersonalDataRequest_PersonId struct {
+	// One person linked to a household.
+	PersonId string `protobuf:"bytes,2,opt,name=person_id,json=personId,proto3,oneof"`
+}
+
+func (*ErasePersonalDataRequest_HouseholdId) isErasePersonalDataRequest_Target() {}
+
+func (*ErasePersonalDataRequest_PersonId) isErasePersonalDataRequest_Target() {}
+
+type ErasePersonalDataResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Households    uint32                 `protobuf:"varint,1,opt,name=households,proto3" json:"households,omitempty"`
+	Persons       uint32                 `protobuf:"varint,2,opt,name=persons,proto3" json:"persons,omitempty"`
+	Visits        uint32                 `protobuf:"varint,3,opt,name=visits,proto3" json:"visits,omitempty"`
+	Amendments    uint32                 `protobuf:"varint,4,opt,name=amendments,proto3" json:"amendments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErasePersonalDataResponse) Reset() {
+	*x = ErasePersonalDataResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErasePersonalDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErasePersonalDataResponse) ProtoMessage() {}
+
+func (x *ErasePersonalDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErasePersonalDataResponse.ProtoReflect.Descriptor instead.
+func (*ErasePersonalDataResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ErasePersonalDataResponse) GetHouseholds() uint32 {
+	if x != nil {
+		return x.Households
+	}
+	return 0
+}
+
+func (x *ErasePersonalDataResponse) GetPersons() uint32 {
+	if x != nil {
+		return x.Persons
+	}
+	return 0
+}
+
+func (x *ErasePersonalDataResponse) GetVisits() uint32 {
+	if x != nil {
+		return x.Visits
+	}
+	return 0
+}
+
+func (x *ErasePersonalDataResponse) GetAmendments() uint32 {
+	if x != nil {
+		return x.Amendments
+	}
+	return 0
+}
+
 type PutCategoryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A category code: 1–64 ASCII letters, digits, '_', '-', '.'
@@ -712,7 +873,7 @@ type PutCategoryRequest struct {
 
 func (x *PutCategoryRequest) Reset() {
 	*x = PutCategoryRequest{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[14]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +885,7 @@ func (x *PutCategoryRequest) String() string {
 func (*PutCategoryRequest) ProtoMessage() {}
 
 func (x *PutCategoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[14]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +898,7 @@ func (x *PutCategoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCategoryRequest.ProtoReflect.Descriptor instead.
 func (*PutCategoryRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PutCategoryRequest) GetCode() string {
@@ -798,7 +959,7 @@ type PutCategoryResponse struct {
 
 func (x *PutCategoryResponse) Reset() {
 	*x = PutCategoryResponse{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[15]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +971,7 @@ func (x *PutCategoryResponse) String() string {
 func (*PutCategoryResponse) ProtoMessage() {}
 
 func (x *PutCategoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[15]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +984,7 @@ func (x *PutCategoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCategoryResponse.ProtoReflect.Descriptor instead.
 func (*PutCategoryResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PutCategoryResponse) GetCategory() *Category {
@@ -841,7 +1002,7 @@ type ListCategoriesRequest struct {
 
 func (x *ListCategoriesRequest) Reset() {
 	*x = ListCategoriesRequest{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[16]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1014,7 @@ func (x *ListCategoriesRequest) String() string {
 func (*ListCategoriesRequest) ProtoMessage() {}
 
 func (x *ListCategoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[16]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1027,7 @@ func (x *ListCategoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCategoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListCategoriesRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 type ListCategoriesResponse struct {
@@ -878,7 +1039,7 @@ type ListCategoriesResponse struct {
 
 func (x *ListCategoriesResponse) Reset() {
 	*x = ListCategoriesResponse{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[17]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +1051,7 @@ func (x *ListCategoriesResponse) String() string {
 func (*ListCategoriesResponse) ProtoMessage() {}
 
 func (x *ListCategoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[17]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1064,7 @@ func (x *ListCategoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCategoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListCategoriesResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListCategoriesResponse) GetCategories() []*Category {
@@ -921,7 +1082,7 @@ type LoadDefaultCategoriesRequest struct {
 
 func (x *LoadDefaultCategoriesRequest) Reset() {
 	*x = LoadDefaultCategoriesRequest{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[18]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1094,7 @@ func (x *LoadDefaultCategoriesRequest) String() string {
 func (*LoadDefaultCategoriesRequest) ProtoMessage() {}
 
 func (x *LoadDefaultCategoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[18]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1107,7 @@ func (x *LoadDefaultCategoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadDefaultCategoriesRequest.ProtoReflect.Descriptor instead.
 func (*LoadDefaultCategoriesRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 type LoadDefaultCategoriesResponse struct {
@@ -960,7 +1121,7 @@ type LoadDefaultCategoriesResponse struct {
 
 func (x *LoadDefaultCategoriesResponse) Reset() {
 	*x = LoadDefaultCategoriesResponse{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[19]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1133,7 @@ func (x *LoadDefaultCategoriesResponse) String() string {
 func (*LoadDefaultCategoriesResponse) ProtoMessage() {}
 
 func (x *LoadDefaultCategoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[19]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1146,7 @@ func (x *LoadDefaultCategoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadDefaultCategoriesResponse.ProtoReflect.Descriptor instead.
 func (*LoadDefaultCategoriesResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LoadDefaultCategoriesResponse) GetCategories() []*Category {
@@ -1023,7 +1184,7 @@ type PutCampaignRequest struct {
 
 func (x *PutCampaignRequest) Reset() {
 	*x = PutCampaignRequest{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[20]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1196,7 @@ func (x *PutCampaignRequest) String() string {
 func (*PutCampaignRequest) ProtoMessage() {}
 
 func (x *PutCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[20]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1209,7 @@ func (x *PutCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCampaignRequest.ProtoReflect.Descriptor instead.
 func (*PutCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PutCampaignRequest) GetId() string {
@@ -1130,7 +1291,7 @@ type PutCampaignResponse struct {
 
 func (x *PutCampaignResponse) Reset() {
 	*x = PutCampaignResponse{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[21]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1303,7 @@ func (x *PutCampaignResponse) String() string {
 func (*PutCampaignResponse) ProtoMessage() {}
 
 func (x *PutCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[21]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1316,7 @@ func (x *PutCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCampaignResponse.ProtoReflect.Descriptor instead.
 func (*PutCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PutCampaignResponse) GetCampaign() *Campaign {
@@ -1173,7 +1334,7 @@ type ListCampaignsRequest struct {
 
 func (x *ListCampaignsRequest) Reset() {
 	*x = ListCampaignsRequest{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[22]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1346,7 @@ func (x *ListCampaignsRequest) String() string {
 func (*ListCampaignsRequest) ProtoMessage() {}
 
 func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[22]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1359,7 @@ func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
 func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 type ListCampaignsResponse struct {
@@ -1210,7 +1371,7 @@ type ListCampaignsResponse struct {
 
 func (x *ListCampaignsResponse) Reset() {
 	*x = ListCampaignsResponse{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[23]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1383,7 @@ func (x *ListCampaignsResponse) String() string {
 func (*ListCampaignsResponse) ProtoMessage() {}
 
 func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[23]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1396,7 @@ func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
 func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
@@ -1263,7 +1424,7 @@ type UpdateItemRequest struct {
 
 func (x *UpdateItemRequest) Reset() {
 	*x = UpdateItemRequest{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[24]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1436,7 @@ func (x *UpdateItemRequest) String() string {
 func (*UpdateItemRequest) ProtoMessage() {}
 
 func (x *UpdateItemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[24]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1449,7 @@ func (x *UpdateItemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateItemRequest.ProtoReflect.Descriptor instead.
 func (*UpdateItemRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UpdateItemRequest) GetVisitId() string {
@@ -1342,7 +1503,7 @@ type UpdateItemResponse struct {
 
 func (x *UpdateItemResponse) Reset() {
 	*x = UpdateItemResponse{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[25]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1515,7 @@ func (x *UpdateItemResponse) String() string {
 func (*UpdateItemResponse) ProtoMessage() {}
 
 func (x *UpdateItemResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[25]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1528,7 @@ func (x *UpdateItemResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateItemResponse.ProtoReflect.Descriptor instead.
 func (*UpdateItemResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpdateItemResponse) GetAmendment() *VisitAmendment {
@@ -1389,7 +1550,7 @@ type CreateAdminRequest struct {
 
 func (x *CreateAdminRequest) Reset() {
 	*x = CreateAdminRequest{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[26]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1562,7 @@ func (x *CreateAdminRequest) String() string {
 func (*CreateAdminRequest) ProtoMessage() {}
 
 func (x *CreateAdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[26]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1575,7 @@ func (x *CreateAdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminRequest.ProtoReflect.Descriptor instead.
 func (*CreateAdminRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateAdminRequest) GetName() string {
@@ -1449,7 +1610,7 @@ type CreateAdminResponse struct {
 
 func (x *CreateAdminResponse) Reset() {
 	*x = CreateAdminResponse{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[27]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1622,7 @@ func (x *CreateAdminResponse) String() string {
 func (*CreateAdminResponse) ProtoMessage() {}
 
 func (x *CreateAdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[27]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1635,7 @@ func (x *CreateAdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminResponse.ProtoReflect.Descriptor instead.
 func (*CreateAdminResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateAdminResponse) GetAdminId() string {
@@ -1501,7 +1662,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[28]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1674,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[28]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1687,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListDevicesRequest) GetWorkerId() string {
@@ -1545,7 +1706,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[29]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1718,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[29]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1731,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -1591,7 +1752,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[30]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1764,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[30]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1777,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RevokeDeviceRequest) GetDeviceId() string {
@@ -1642,7 +1803,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_doorbook_v1_admin_proto_msgTypes[31]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1815,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_admin_proto_msgTypes[31]
+	mi := &file_doorbook_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1828,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RevokeDeviceResponse) GetDevice() *Device {
@@ -1724,7 +1885,22 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\fhousehold_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vhouseholdId\x12!\n" +
 	"\agrid_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06gridId\"M\n" +
 	"\x15MoveHouseholdResponse\x124\n" +
-	"\thousehold\x18\x01 \x01(\v2\x16.doorbook.v1.HouseholdR\thousehold\"\xa7\x03\n" +
+	"\thousehold\x18\x01 \x01(\v2\x16.doorbook.v1.HouseholdR\thousehold\"\xa7\x01\n" +
+	"\x18ErasePersonalDataRequest\x12-\n" +
+	"\fhousehold_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\vhouseholdId\x12'\n" +
+	"\tperson_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\bpersonId\x12\"\n" +
+	"\x06reason\x18\x03 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01(\xe8\aR\x06reasonB\x0f\n" +
+	"\x06target\x12\x05\xbaH\x02\b\x01\"\x8d\x01\n" +
+	"\x19ErasePersonalDataResponse\x12\x1e\n" +
+	"\n" +
+	"households\x18\x01 \x01(\rR\n" +
+	"households\x12\x18\n" +
+	"\apersons\x18\x02 \x01(\rR\apersons\x12\x16\n" +
+	"\x06visits\x18\x03 \x01(\rR\x06visits\x12\x1e\n" +
+	"\n" +
+	"amendments\x18\x04 \x01(\rR\n" +
+	"amendments\"\xa7\x03\n" +
 	"\x12PutCategoryRequest\x121\n" +
 	"\x04code\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_.-]{1,64}$R\x04code\x12&\n" +
 	"\aname_zh\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x02H\x00R\x06nameZh\x88\x01\x01\x12&\n" +
@@ -1806,7 +1982,7 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\tdevice_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bdeviceId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"C\n" +
 	"\x14RevokeDeviceResponse\x12+\n" +
-	"\x06device\x18\x01 \x01(\v2\x13.doorbook.v1.DeviceR\x06device2\xc0\v\n" +
+	"\x06device\x18\x01 \x01(\v2\x13.doorbook.v1.DeviceR\x06device2\xa6\f\n" +
 	"\fAdminService\x12X\n" +
 	"\rCreateOrgNode\x12!.doorbook.v1.CreateOrgNodeRequest\x1a\".doorbook.v1.CreateOrgNodeResponse\"\x00\x12X\n" +
 	"\fListOrgNodes\x12 .doorbook.v1.ListOrgNodesRequest\x1a!.doorbook.v1.ListOrgNodesResponse\"\x03\x90\x02\x01\x12U\n" +
@@ -1814,7 +1990,8 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\vListWorkers\x12\x1f.doorbook.v1.ListWorkersRequest\x1a .doorbook.v1.ListWorkersResponse\"\x03\x90\x02\x01\x12[\n" +
 	"\x0eSetWorkerGrids\x12\".doorbook.v1.SetWorkerGridsRequest\x1a#.doorbook.v1.SetWorkerGridsResponse\"\x00\x12m\n" +
 	"\x14CreateEnrollmentCode\x12(.doorbook.v1.CreateEnrollmentCodeRequest\x1a).doorbook.v1.CreateEnrollmentCodeResponse\"\x00\x12X\n" +
-	"\rMoveHousehold\x12!.doorbook.v1.MoveHouseholdRequest\x1a\".doorbook.v1.MoveHouseholdResponse\"\x00\x12R\n" +
+	"\rMoveHousehold\x12!.doorbook.v1.MoveHouseholdRequest\x1a\".doorbook.v1.MoveHouseholdResponse\"\x00\x12d\n" +
+	"\x11ErasePersonalData\x12%.doorbook.v1.ErasePersonalDataRequest\x1a&.doorbook.v1.ErasePersonalDataResponse\"\x00\x12R\n" +
 	"\vPutCategory\x12\x1f.doorbook.v1.PutCategoryRequest\x1a .doorbook.v1.PutCategoryResponse\"\x00\x12^\n" +
 	"\x0eListCategories\x12\".doorbook.v1.ListCategoriesRequest\x1a#.doorbook.v1.ListCategoriesResponse\"\x03\x90\x02\x01\x12p\n" +
 	"\x15LoadDefaultCategories\x12).doorbook.v1.LoadDefaultCategoriesRequest\x1a*.doorbook.v1.LoadDefaultCategoriesResponse\"\x00\x12R\n" +
@@ -1838,7 +2015,7 @@ func file_doorbook_v1_admin_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_admin_proto_rawDescData
 }
 
-var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_doorbook_v1_admin_proto_goTypes = []any{
 	(*CreateOrgNodeRequest)(nil),          // 0: doorbook.v1.CreateOrgNodeRequest
 	(*CreateOrgNodeResponse)(nil),         // 1: doorbook.v1.CreateOrgNodeResponse
@@ -1854,63 +2031,65 @@ var file_doorbook_v1_admin_proto_goTypes = []any{
 	(*CreateEnrollmentCodeResponse)(nil),  // 11: doorbook.v1.CreateEnrollmentCodeResponse
 	(*MoveHouseholdRequest)(nil),          // 12: doorbook.v1.MoveHouseholdRequest
 	(*MoveHouseholdResponse)(nil),         // 13: doorbook.v1.MoveHouseholdResponse
-	(*PutCategoryRequest)(nil),            // 14: doorbook.v1.PutCategoryRequest
-	(*PutCategoryResponse)(nil),           // 15: doorbook.v1.PutCategoryResponse
-	(*ListCategoriesRequest)(nil),         // 16: doorbook.v1.ListCategoriesRequest
-	(*ListCategoriesResponse)(nil),        // 17: doorbook.v1.ListCategoriesResponse
-	(*LoadDefaultCategoriesRequest)(nil),  // 18: doorbook.v1.LoadDefaultCategoriesRequest
-	(*LoadDefaultCategoriesResponse)(nil), // 19: doorbook.v1.LoadDefaultCategoriesResponse
-	(*PutCampaignRequest)(nil),            // 20: doorbook.v1.PutCampaignRequest
-	(*PutCampaignResponse)(nil),           // 21: doorbook.v1.PutCampaignResponse
-	(*ListCampaignsRequest)(nil),          // 22: doorbook.v1.ListCampaignsRequest
-	(*ListCampaignsResponse)(nil),         // 23: doorbook.v1.ListCampaignsResponse
-	(*UpdateItemRequest)(nil),             // 24: doorbook.v1.UpdateItemRequest
-	(*UpdateItemResponse)(nil),            // 25: doorbook.v1.UpdateItemResponse
-	(*CreateAdminRequest)(nil),            // 26: doorbook.v1.CreateAdminRequest
-	(*CreateAdminResponse)(nil),           // 27: doorbook.v1.CreateAdminResponse
-	(*ListDevicesRequest)(nil),            // 28: doorbook.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),           // 29: doorbook.v1.ListDevicesResponse
-	(*RevokeDeviceRequest)(nil),           // 30: doorbook.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),          // 31: doorbook.v1.RevokeDeviceResponse
-	(OrgLevel)(0),                         // 32: doorbook.v1.OrgLevel
-	(*OrgNode)(nil),                       // 33: doorbook.v1.OrgNode
-	(WorkerRole)(0),                       // 34: doorbook.v1.WorkerRole
-	(*Worker)(nil),                        // 35: doorbook.v1.Worker
-	(*Household)(nil),                     // 36: doorbook.v1.Household
-	(*Category)(nil),                      // 37: doorbook.v1.Category
-	(*timestamppb.Timestamp)(nil),         // 38: google.protobuf.Timestamp
-	(*Quota)(nil),                         // 39: doorbook.v1.Quota
-	(*Question)(nil),                      // 40: doorbook.v1.Question
-	(*Campaign)(nil),                      // 41: doorbook.v1.Campaign
-	(AmendmentKind)(0),                    // 42: doorbook.v1.AmendmentKind
-	(*VisitAmendment)(nil),                // 43: doorbook.v1.VisitAmendment
-	(AdminRole)(0),                        // 44: doorbook.v1.AdminRole
-	(*Device)(nil),                        // 45: doorbook.v1.Device
+	(*ErasePersonalDataRequest)(nil),      // 14: doorbook.v1.ErasePersonalDataRequest
+	(*ErasePersonalDataResponse)(nil),     // 15: doorbook.v1.ErasePersonalDataResponse
+	(*PutCategoryRequest)(nil),            // 16: doorbook.v1.PutCategoryRequest
+	(*PutCategoryResponse)(nil),           // 17: doorbook.v1.PutCategoryResponse
+	(*ListCategoriesRequest)(nil),         // 18: doorbook.v1.ListCategoriesRequest
+	(*ListCategoriesResponse)(nil),        // 19: doorbook.v1.ListCategoriesResponse
+	(*LoadDefaultCategoriesRequest)(nil),  // 20: doorbook.v1.LoadDefaultCategoriesRequest
+	(*LoadDefaultCategoriesResponse)(nil), // 21: doorbook.v1.LoadDefaultCategoriesResponse
+	(*PutCampaignRequest)(nil),            // 22: doorbook.v1.PutCampaignRequest
+	(*PutCampaignResponse)(nil),           // 23: doorbook.v1.PutCampaignResponse
+	(*ListCampaignsRequest)(nil),          // 24: doorbook.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),         // 25: doorbook.v1.ListCampaignsResponse
+	(*UpdateItemRequest)(nil),             // 26: doorbook.v1.UpdateItemRequest
+	(*UpdateItemResponse)(nil),            // 27: doorbook.v1.UpdateItemResponse
+	(*CreateAdminRequest)(nil),            // 28: doorbook.v1.CreateAdminRequest
+	(*CreateAdminResponse)(nil),           // 29: doorbook.v1.CreateAdminResponse
+	(*ListDevicesRequest)(nil),            // 30: doorbook.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),           // 31: doorbook.v1.ListDevicesResponse
+	(*RevokeDeviceRequest)(nil),           // 32: doorbook.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),          // 33: doorbook.v1.RevokeDeviceResponse
+	(OrgLevel)(0),                         // 34: doorbook.v1.OrgLevel
+	(*OrgNode)(nil),                       // 35: doorbook.v1.OrgNode
+	(WorkerRole)(0),                       // 36: doorbook.v1.WorkerRole
+	(*Worker)(nil),                        // 37: doorbook.v1.Worker
+	(*Household)(nil),                     // 38: doorbook.v1.Household
+	(*Category)(nil),                      // 39: doorbook.v1.Category
+	(*timestamppb.Timestamp)(nil),         // 40: google.protobuf.Timestamp
+	(*Quota)(nil),                         // 41: doorbook.v1.Quota
+	(*Question)(nil),                      // 42: doorbook.v1.Question
+	(*Campaign)(nil),                      // 43: doorbook.v1.Campaign
+	(AmendmentKind)(0),                    // 44: doorbook.v1.AmendmentKind
+	(*VisitAmendment)(nil),                // 45: doorbook.v1.VisitAmendment
+	(AdminRole)(0),                        // 46: doorbook.v1.AdminRole
+	(*Device)(nil),                        // 47: doorbook.v1.Device
 }
 var file_doorbook_v1_admin_proto_depIdxs = []int32{
-	32, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
-	33, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
-	33, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
-	34, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
-	35, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
-	35, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
-	35, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
-	36, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
-	37, // 8: doorbook.v1.PutCategoryResponse.category:type_name -> doorbook.v1.Category
-	37, // 9: doorbook.v1.ListCategoriesResponse.categories:type_name -> doorbook.v1.Category
-	37, // 10: doorbook.v1.LoadDefaultCategoriesResponse.categories:type_name -> doorbook.v1.Category
-	38, // 11: doorbook.v1.PutCampaignRequest.starts_at:type_name -> google.protobuf.Timestamp
-	38, // 12: doorbook.v1.PutCampaignRequest.ends_at:type_name -> google.protobuf.Timestamp
-	39, // 13: doorbook.v1.PutCampaignRequest.quotas:type_name -> doorbook.v1.Quota
-	40, // 14: doorbook.v1.PutCampaignRequest.questions:type_name -> doorbook.v1.Question
-	41, // 15: doorbook.v1.PutCampaignResponse.campaign:type_name -> doorbook.v1.Campaign
-	41, // 16: doorbook.v1.ListCampaignsResponse.campaigns:type_name -> doorbook.v1.Campaign
-	42, // 17: doorbook.v1.UpdateItemRequest.kind:type_name -> doorbook.v1.AmendmentKind
-	38, // 18: doorbook.v1.UpdateItemRequest.deadline:type_name -> google.protobuf.Timestamp
-	43, // 19: doorbook.v1.UpdateItemResponse.amendment:type_name -> doorbook.v1.VisitAmendment
-	44, // 20: doorbook.v1.CreateAdminRequest.role:type_name -> doorbook.v1.AdminRole
-	45, // 21: doorbook.v1.ListDevicesResponse.devices:type_name -> doorbook.v1.Device
-	45, // 22: doorbook.v1.RevokeDeviceResponse.device:type_name -> doorbook.v1.Device
+	34, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
+	35, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
+	35, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
+	36, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
+	37, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
+	37, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
+	37, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
+	38, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
+	39, // 8: doorbook.v1.PutCategoryResponse.category:type_name -> doorbook.v1.Category
+	39, // 9: doorbook.v1.ListCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	39, // 10: doorbook.v1.LoadDefaultCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	40, // 11: doorbook.v1.PutCampaignRequest.starts_at:type_name -> google.protobuf.Timestamp
+	40, // 12: doorbook.v1.PutCampaignRequest.ends_at:type_name -> google.protobuf.Timestamp
+	41, // 13: doorbook.v1.PutCampaignRequest.quotas:type_name -> doorbook.v1.Quota
+	42, // 14: doorbook.v1.PutCampaignRequest.questions:type_name -> doorbook.v1.Question
+	43, // 15: doorbook.v1.PutCampaignResponse.campaign:type_name -> doorbook.v1.Campaign
+	43, // 16: doorbook.v1.ListCampaignsResponse.campaigns:type_name -> doorbook.v1.Campaign
+	44, // 17: doorbook.v1.UpdateItemRequest.kind:type_name -> doorbook.v1.AmendmentKind
+	40, // 18: doorbook.v1.UpdateItemRequest.deadline:type_name -> google.protobuf.Timestamp
+	45, // 19: doorbook.v1.UpdateItemResponse.amendment:type_name -> doorbook.v1.VisitAmendment
+	46, // 20: doorbook.v1.CreateAdminRequest.role:type_name -> doorbook.v1.AdminRole
+	47, // 21: doorbook.v1.ListDevicesResponse.devices:type_name -> doorbook.v1.Device
+	47, // 22: doorbook.v1.RevokeDeviceResponse.device:type_name -> doorbook.v1.Device
 	0,  // 23: doorbook.v1.AdminService.CreateOrgNode:input_type -> doorbook.v1.CreateOrgNodeRequest
 	2,  // 24: doorbook.v1.AdminService.ListOrgNodes:input_type -> doorbook.v1.ListOrgNodesRequest
 	4,  // 25: doorbook.v1.AdminService.CreateWorker:input_type -> doorbook.v1.CreateWorkerRequest
@@ -1918,33 +2097,35 @@ var file_doorbook_v1_admin_proto_depIdxs = []int32{
 	8,  // 27: doorbook.v1.AdminService.SetWorkerGrids:input_type -> doorbook.v1.SetWorkerGridsRequest
 	10, // 28: doorbook.v1.AdminService.CreateEnrollmentCode:input_type -> doorbook.v1.CreateEnrollmentCodeRequest
 	12, // 29: doorbook.v1.AdminService.MoveHousehold:input_type -> doorbook.v1.MoveHouseholdRequest
-	14, // 30: doorbook.v1.AdminService.PutCategory:input_type -> doorbook.v1.PutCategoryRequest
-	16, // 31: doorbook.v1.AdminService.ListCategories:input_type -> doorbook.v1.ListCategoriesRequest
-	18, // 32: doorbook.v1.AdminService.LoadDefaultCategories:input_type -> doorbook.v1.LoadDefaultCategoriesRequest
-	20, // 33: doorbook.v1.AdminService.PutCampaign:input_type -> doorbook.v1.PutCampaignRequest
-	22, // 34: doorbook.v1.AdminService.ListCampaigns:input_type -> doorbook.v1.ListCampaignsRequest
-	24, // 35: doorbook.v1.AdminService.UpdateItem:input_type -> doorbook.v1.UpdateItemRequest
-	26, // 36: doorbook.v1.AdminService.CreateAdmin:input_type -> doorbook.v1.CreateAdminRequest
-	28, // 37: doorbook.v1.AdminService.ListDevices:input_type -> doorbook.v1.ListDevicesRequest
-	30, // 38: doorbook.v1.AdminService.RevokeDevice:input_type -> doorbook.v1.RevokeDeviceRequest
-	1,  // 39: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
-	3,  // 40: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
-	5,  // 41: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
-	7,  // 42: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
-	9,  // 43: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
-	11, // 44: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
-	13, // 45: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
-	15, // 46: doorbook.v1.AdminService.PutCategory:output_type -> doorbook.v1.PutCategoryResponse
-	17, // 47: doorbook.v1.AdminService.ListCategories:output_type -> doorbook.v1.ListCategoriesResponse
-	19, // 48: doorbook.v1.AdminService.LoadDefaultCategories:output_type -> doorbook.v1.LoadDefaultCategoriesResponse
-	21, // 49: doorbook.v1.AdminService.PutCampaign:output_type -> doorbook.v1.PutCampaignResponse
-	23, // 50: doorbook.v1.AdminService.ListCampaigns:output_type -> doorbook.v1.ListCampaignsResponse
-	25, // 51: doorbook.v1.AdminService.UpdateItem:output_type -> doorbook.v1.UpdateItemResponse
-	27, // 52: doorbook.v1.AdminService.CreateAdmin:output_type -> doorbook.v1.CreateAdminResponse
-	29, // 53: doorbook.v1.AdminService.ListDevices:output_type -> doorbook.v1.ListDevicesResponse
-	31, // 54: doorbook.v1.AdminService.RevokeDevice:output_type -> doorbook.v1.RevokeDeviceResponse
-	39, // [39:55] is the sub-list for method output_type
-	23, // [23:39] is the sub-list for method input_type
+	14, // 30: doorbook.v1.AdminService.ErasePersonalData:input_type -> doorbook.v1.ErasePersonalDataRequest
+	16, // 31: doorbook.v1.AdminService.PutCategory:input_type -> doorbook.v1.PutCategoryRequest
+	18, // 32: doorbook.v1.AdminService.ListCategories:input_type -> doorbook.v1.ListCategoriesRequest
+	20, // 33: doorbook.v1.AdminService.LoadDefaultCategories:input_type -> doorbook.v1.LoadDefaultCategoriesRequest
+	22, // 34: doorbook.v1.AdminService.PutCampaign:input_type -> doorbook.v1.PutCampaignRequest
+	24, // 35: doorbook.v1.AdminService.ListCampaigns:input_type -> doorbook.v1.ListCampaignsRequest
+	26, // 36: doorbook.v1.AdminService.UpdateItem:input_type -> doorbook.v1.UpdateItemRequest
+	28, // 37: doorbook.v1.AdminService.CreateAdmin:input_type -> doorbook.v1.CreateAdminRequest
+	30, // 38: doorbook.v1.AdminService.ListDevices:input_type -> doorbook.v1.ListDevicesRequest
+	32, // 39: doorbook.v1.AdminService.RevokeDevice:input_type -> doorbook.v1.RevokeDeviceRequest
+	1,  // 40: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
+	3,  // 41: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
+	5,  // 42: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
+	7,  // 43: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
+	9,  // 44: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
+	11, // 45: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
+	13, // 46: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
+	15, // 47: doorbook.v1.AdminService.ErasePersonalData:output_type -> doorbook.v1.ErasePersonalDataResponse
+	17, // 48: doorbook.v1.AdminService.PutCategory:output_type -> doorbook.v1.PutCategoryResponse
+	19, // 49: doorbook.v1.AdminService.ListCategories:output_type -> doorbook.v1.ListCategoriesResponse
+	21, // 50: doorbook.v1.AdminService.LoadDefaultCategories:output_type -> doorbook.v1.LoadDefaultCategoriesResponse
+	23, // 51: doorbook.v1.AdminService.PutCampaign:output_type -> doorbook.v1.PutCampaignResponse
+	25, // 52: doorbook.v1.AdminService.ListCampaigns:output_type -> doorbook.v1.ListCampaignsResponse
+	27, // 53: doorbook.v1.AdminService.UpdateItem:output_type -> doorbook.v1.UpdateItemResponse
+	29, // 54: doorbook.v1.AdminService.CreateAdmin:output_type -> doorbook.v1.CreateAdminResponse
+	31, // 55: doorbook.v1.AdminService.ListDevices:output_type -> doorbook.v1.ListDevicesResponse
+	33, // 56: doorbook.v1.AdminService.RevokeDevice:output_type -> doorbook.v1.RevokeDeviceResponse
+	40, // [40:57] is the sub-list for method output_type
+	23, // [23:40] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -1956,15 +2137,19 @@ func file_doorbook_v1_admin_proto_init() {
 		return
 	}
 	file_doorbook_v1_types_proto_init()
-	file_doorbook_v1_admin_proto_msgTypes[14].OneofWrappers = []any{}
-	file_doorbook_v1_admin_proto_msgTypes[20].OneofWrappers = []any{}
+	file_doorbook_v1_admin_proto_msgTypes[14].OneofWrappers = []any{
+		(*ErasePersonalDataRequest_HouseholdId)(nil),
+		(*ErasePersonalDataRequest_PersonId)(nil),
+	}
+	file_doorbook_v1_admin_proto_msgTypes[16].OneofWrappers = []any{}
+	file_doorbook_v1_admin_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_admin_proto_rawDesc), len(file_doorbook_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -405,8 +405,17 @@ type PullResponse struct {
 	// device deletes them too, before applying the rows above.
 	PurgedPersonIds []string `protobuf:"bytes,15,rep,name=purged_person_ids,json=purgedPersonIds,proto3" json:"purged_person_ids,omitempty"`
 	PurgedTagIds    []string `protobuf:"bytes,16,rep,name=purged_tag_ids,json=purgedTagIds,proto3" json:"purged_tag_ids,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Personal data erased on request: the households and persons above are
+	// blanked by newer clocks, and these visits and amendments, sent above
+	// with their notes blanked, replace the device's copies (which it
+	// deletes first). The device then rewrites its file so that the old
+	// bytes are gone, and drops any copy it kept of its own changes to them.
+	ErasedHouseholdIds   []string `protobuf:"bytes,17,rep,name=erased_household_ids,json=erasedHouseholdIds,proto3" json:"erased_household_ids,omitempty"`
+	ErasedPersonIds      []string `protobuf:"bytes,18,rep,name=erased_person_ids,json=erasedPersonIds,proto3" json:"erased_person_ids,omitempty"`
+	ReplacedVisitIds     []string `protobuf:"bytes,19,rep,name=replaced_visit_ids,json=replacedVisitIds,proto3" json:"replaced_visit_ids,omitempty"`
+	ReplacedAmendmentIds []string `protobuf:"bytes,20,rep,name=replaced_amendment_ids,json=replacedAmendmentIds,proto3" json:"replaced_amendment_ids,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *PullResponse) Reset() {
@@ -547,6 +556,34 @@ func (x *PullResponse) GetPurgedPersonIds() []string {
 func (x *PullResponse) GetPurgedTagIds() []string {
 	if x != nil {
 		return x.PurgedTagIds
+	}
+	return nil
+}
+
+func (x *PullResponse) GetErasedHouseholdIds() []string {
+	if x != nil {
+		return x.ErasedHouseholdIds
+	}
+	return nil
+}
+
+func (x *PullResponse) GetErasedPersonIds() []string {
+	if x != nil {
+		return x.ErasedPersonIds
+	}
+	return nil
+}
+
+func (x *PullResponse) GetReplacedVisitIds() []string {
+	if x != nil {
+		return x.ReplacedVisitIds
+	}
+	return nil
+}
+
+func (x *PullResponse) GetReplacedAmendmentIds() []string {
+	if x != nil {
+		return x.ReplacedAmendmentIds
 	}
 	return nil
 }
@@ -824,7 +861,7 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\";\n" +
 	"\vPullRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\rR\x05limit\"\xcd\x05\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"\x8f\a\n" +
 	"\fPullResponse\x122\n" +
 	"\x15evicted_household_ids\x18\x01 \x03(\tR\x13evictedHouseholdIds\x12(\n" +
 	"\x10evicted_grid_ids\x18\x02 \x03(\tR\x0eevictedGridIds\x126\n" +
@@ -847,7 +884,11 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"categories\x123\n" +
 	"\tcampaigns\x18\x0e \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\x12*\n" +
 	"\x11purged_person_ids\x18\x0f \x03(\tR\x0fpurgedPersonIds\x12$\n" +
-	"\x0epurged_tag_ids\x18\x10 \x03(\tR\fpurgedTagIds\"\xb0\x01\n" +
+	"\x0epurged_tag_ids\x18\x10 \x03(\tR\fpurgedTagIds\x120\n" +
+	"\x14erased_household_ids\x18\x11 \x03(\tR\x12erasedHouseholdIds\x12*\n" +
+	"\x11erased_person_ids\x18\x12 \x03(\tR\x0ferasedPersonIds\x12,\n" +
+	"\x12replaced_visit_ids\x18\x13 \x03(\tR\x10replacedVisitIds\x124\n" +
+	"\x16replaced_amendment_ids\x18\x14 \x03(\tR\x14replacedAmendmentIds\"\xb0\x01\n" +
 	"\x10BootstrapRequest\x12(\n" +
 	"\bgrid_ids\x18\x01 \x03(\tB\r\xbaH\n" +
 	"\x92\x01\a\"\x05r\x03\xb0\x01\x01R\agridIds\x129\n" +

@@ -804,6 +804,9 @@ func loadEntries(ctx context.Context, tx *sqlitex.Tx, b *store.PullBatch, entrie
 	// horizon (see collectTombstones).
 	b.PurgedPersons = missing(ids[kindPerson], len(r.Persons), func(i int) string { return r.Persons[i].ID })
 	b.PurgedTags = missing(ids[kindTag], len(r.Tags), func(i int) string { return r.Tags[i].AddID })
+	if err := erasedIn(ctx, tx, b, ids); err != nil {
+		return err
+	}
 	if r.Visits, err = statedb.Visits(ctx, tx, ids[kindVisit]); err != nil {
 		return err
 	}
@@ -986,4 +989,26 @@ func missing(want []string, n int, id func(int) string) []string {
 		}
 	}
 	return out
+}
+
+// erasedIn marks the rows of the batch whose personal data was erased.
+func erasedIn(ctx context.Context, tx *sqlitex.Tx, b *store.PullBatch, ids map[int][]string) error {
+	for _, k := range []struct {
+		kind int
+		out  *[]string
+	}{
+		{kindHousehold, &b.ErasedHouseholds}, {kindPerson, &b.ErasedPersons},
+		{kindVisit, &b.ReplacedVisits}, {kindAmendment, &b.ReplacedAmendments},
+	} {
+		for start := 0; start < len(ids[k.kind]); start += maxInList {
+			part := ids[k.kind][start:min(start+maxInList, len(ids[k.kind]))]
+			found, err := queryStrings(ctx, tx, `SELECT entity_id FROM erasures WHERE kind = ? AND entity_id IN (`+sqlitex.InPlaceholders(len(part))+`)`,
+				append([]any{k.kind}, anys(part)...)...)
+			if err != nil {
+				return fmt.Errorf("read erasures: %w", err)
+			}
+			*k.out = append(*k.out, found...)
+		}
+	}
+	return nil
 }

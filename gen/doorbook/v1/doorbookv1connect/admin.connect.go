@@ -54,6 +54,9 @@ const (
 	// AdminServiceMoveHouseholdProcedure is the fully-qualified name of the AdminService's
 	// MoveHousehold RPC.
 	AdminServiceMoveHouseholdProcedure = "/doorbook.v1.AdminService/MoveHousehold"
+	// AdminServiceErasePersonalDataProcedure is the fully-qualified name of the AdminService's
+	// ErasePersonalData RPC.
+	AdminServiceErasePersonalDataProcedure = "/doorbook.v1.AdminService/ErasePersonalData"
 	// AdminServicePutCategoryProcedure is the fully-qualified name of the AdminService's PutCategory
 	// RPC.
 	AdminServicePutCategoryProcedure = "/doorbook.v1.AdminService/PutCategory"
@@ -95,6 +98,12 @@ type AdminServiceClient interface {
 	// MoveHousehold puts a household in another grid. It leaves the replicas
 	// of the old grid's workers and arrives whole in the new grid's.
 	MoveHousehold(context.Context, *v1.MoveHouseholdRequest) (*v1.MoveHouseholdResponse, error)
+	// ErasePersonalData erases, on request, a household's or a person's
+	// personal data: their fields are overwritten on the server and, at
+	// their next sync, on every phone that holds them (not merely marked
+	// deleted), and the visits to an erased household keep their facts (who,
+	// when, which form) with their notes blanked. The erasure is audited.
+	ErasePersonalData(context.Context, *v1.ErasePersonalDataRequest) (*v1.ErasePersonalDataResponse, error)
 	// PutCategory creates or changes a must-visit category; fields left unset
 	// keep their value.
 	PutCategory(context.Context, *v1.PutCategoryRequest) (*v1.PutCategoryResponse, error)
@@ -174,6 +183,12 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("MoveHousehold")),
 			connect.WithClientOptions(opts...),
 		),
+		erasePersonalData: connect.NewClient[v1.ErasePersonalDataRequest, v1.ErasePersonalDataResponse](
+			httpClient,
+			baseURL+AdminServiceErasePersonalDataProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ErasePersonalData")),
+			connect.WithClientOptions(opts...),
+		),
 		putCategory: connect.NewClient[v1.PutCategoryRequest, v1.PutCategoryResponse](
 			httpClient,
 			baseURL+AdminServicePutCategoryProcedure,
@@ -243,6 +258,7 @@ type adminServiceClient struct {
 	setWorkerGrids        *connect.Client[v1.SetWorkerGridsRequest, v1.SetWorkerGridsResponse]
 	createEnrollmentCode  *connect.Client[v1.CreateEnrollmentCodeRequest, v1.CreateEnrollmentCodeResponse]
 	moveHousehold         *connect.Client[v1.MoveHouseholdRequest, v1.MoveHouseholdResponse]
+	erasePersonalData     *connect.Client[v1.ErasePersonalDataRequest, v1.ErasePersonalDataResponse]
 	putCategory           *connect.Client[v1.PutCategoryRequest, v1.PutCategoryResponse]
 	listCategories        *connect.Client[v1.ListCategoriesRequest, v1.ListCategoriesResponse]
 	loadDefaultCategories *connect.Client[v1.LoadDefaultCategoriesRequest, v1.LoadDefaultCategoriesResponse]
@@ -311,6 +327,15 @@ func (c *adminServiceClient) CreateEnrollmentCode(ctx context.Context, req *v1.C
 // MoveHousehold calls doorbook.v1.AdminService.MoveHousehold.
 func (c *adminServiceClient) MoveHousehold(ctx context.Context, req *v1.MoveHouseholdRequest) (*v1.MoveHouseholdResponse, error) {
 	response, err := c.moveHousehold.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ErasePersonalData calls doorbook.v1.AdminService.ErasePersonalData.
+func (c *adminServiceClient) ErasePersonalData(ctx context.Context, req *v1.ErasePersonalDataRequest) (*v1.ErasePersonalDataResponse, error) {
+	response, err := c.erasePersonalData.CallUnary(ctx, connect.NewRequest(req))
 	if response != nil {
 		return response.Msg, err
 	}
@@ -411,6 +436,12 @@ type AdminServiceHandler interface {
 	// MoveHousehold puts a household in another grid. It leaves the replicas
 	// of the old grid's workers and arrives whole in the new grid's.
 	MoveHousehold(context.Context, *v1.MoveHouseholdRequest) (*v1.MoveHouseholdResponse, error)
+	// ErasePersonalData erases, on request, a household's or a person's
+	// personal data: their fields are overwritten on the server and, at
+	// their next sync, on every phone that holds them (not merely marked
+	// deleted), and the visits to an erased household keep their facts (who,
+	// when, which form) with their notes blanked. The erasure is audited.
+	ErasePersonalData(context.Context, *v1.ErasePersonalDataRequest) (*v1.ErasePersonalDataResponse, error)
 	// PutCategory creates or changes a must-visit category; fields left unset
 	// keep their value.
 	PutCategory(context.Context, *v1.PutCategoryRequest) (*v1.PutCategoryResponse, error)
@@ -486,6 +517,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("MoveHousehold")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceErasePersonalDataHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceErasePersonalDataProcedure,
+		svc.ErasePersonalData,
+		connect.WithSchema(adminServiceMethods.ByName("ErasePersonalData")),
+		connect.WithHandlerOptions(opts...),
+	)
 	adminServicePutCategoryHandler := connect.NewUnaryHandlerSimple(
 		AdminServicePutCategoryProcedure,
 		svc.PutCategory,
@@ -559,6 +596,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceCreateEnrollmentCodeHandler.ServeHTTP(w, r)
 		case AdminServiceMoveHouseholdProcedure:
 			adminServiceMoveHouseholdHandler.ServeHTTP(w, r)
+		case AdminServiceErasePersonalDataProcedure:
+			adminServiceErasePersonalDataHandler.ServeHTTP(w, r)
 		case AdminServicePutCategoryProcedure:
 			adminServicePutCategoryHandler.ServeHTTP(w, r)
 		case AdminServiceListCategoriesProcedure:
@@ -612,6 +651,10 @@ func (UnimplementedAdminServiceHandler) CreateEnrollmentCode(context.Context, *v
 
 func (UnimplementedAdminServiceHandler) MoveHousehold(context.Context, *v1.MoveHouseholdRequest) (*v1.MoveHouseholdResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.MoveHousehold is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ErasePersonalData(context.Context, *v1.ErasePersonalDataRequest) (*v1.ErasePersonalDataResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.ErasePersonalData is not implemented"))
 }
 
 func (UnimplementedAdminServiceHandler) PutCategory(context.Context, *v1.PutCategoryRequest) (*v1.PutCategoryResponse, error) {
