@@ -110,8 +110,23 @@ func (r *Replica) Analyze(ctx context.Context, campaignID string, now time.Time)
 		if err != nil {
 			return err
 		}
-		out.Analysis, err = fieldwork.Load(ctx, tx, grids, c, cats)
-		return err
+		if out.Analysis, err = fieldwork.Load(ctx, tx, grids, c, cats); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT household_id, visited_at FROM visited_elsewhere`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var h string
+			var at int64
+			if err := rows.Scan(&h, &at); err != nil {
+				return err
+			}
+			out.Analysis.AddVisitedElsewhere(out.WorkerID, h, time.UnixMilli(at))
+		}
+		return rows.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("analyze: %w", err)

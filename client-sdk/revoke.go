@@ -56,7 +56,7 @@ var serverTables = []string{
 
 // dataTables hold everything of the worker's scope on the phone: what a
 // revoked device must lose. sync_state keeps the replica's identity.
-var dataTables = append(slices.Clone(serverTables), "outbox", "pushed", "rejected_changes", "my_grids")
+var dataTables = append(slices.Clone(serverTables), "outbox", "pushed", "rejected_changes", "my_grids", "visited_elsewhere")
 
 // wipe empties the replica after the server refused it as revoked: every
 // row of the scope goes, unsent changes too (they must not leave a lost

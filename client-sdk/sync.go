@@ -762,7 +762,50 @@ func (r *Replica) evict(ctx context.Context, tx *sqlitex.Tx, res *pb.PullRespons
 	if err := forgetPushed(ctx, tx, ids); err != nil {
 		return 0, err
 	}
+	if err := keepOwnVisits(ctx, tx, ids); err != nil {
+		return 0, err
+	}
 	return len(ids), statedb.DeleteHouseholds(ctx, tx, ids)
+}
+
+// keepOwnVisits records the worker's own visits to households leaving the
+// phone (ids and dates, as amended; voided ones not), for their quota.
+func keepOwnVisits(ctx context.Context, tx *sqlitex.Tx, households []string) error {
+	var worker string
+	if err := tx.QueryRowContext(ctx, `SELECT worker_id FROM sync_state WHERE id = 1`).Scan(&worker); err != nil {
+		return err
+	}
+	b, err := statedb.LoadBundle(ctx, tx, households)
+	if err != nil {
+		return err
+	}
+	byVisit := map[string][]syncengine.Amendment{}
+	for _, a := range b.Amendments {
+		byVisit[a.VisitID] = append(byVisit[a.VisitID], a)
+	}
+	leaving := map[string]bool{}
+	for _, h := range households {
+		leaving[h] = true
+	}
+	for _, v := range b.Visits {
+		if v.VisitorID != worker {
+			continue
+		}
+		view := syncengine.Effective(v, byVisit[v.ID])
+		if view.Voided {
+			continue
+		}
+		for _, h := range v.HouseholdIDs {
+			if !leaving[h] {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO visited_elsewhere (visit_id, household_id, visited_at) VALUES (?, ?, ?)`,
+				v.ID, h, view.VisitedAt.UnixMilli()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // forgetErased drops the kept copies of this phone's own changes that hold

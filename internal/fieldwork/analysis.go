@@ -216,8 +216,22 @@ func (a *Analysis) Figures(now time.Time, include func(*Household) bool) Figures
 	return f
 }
 
-// VisitedBy counts the distinct households of the analysis visitor visited
-// in the campaign's window.
+// AddVisitedElsewhere counts, toward visitor's quota, a visit at at to a
+// household the analysis does not hold (it has moved out of these grids): a
+// person's quota counts the households they visited, wherever those are
+// now, so that a phone after a move and the server's report agree.
+func (a *Analysis) AddVisitedElsewhere(visitor, household string, at time.Time) {
+	if a.Campaign == nil || !a.Campaign.In(at) {
+		return
+	}
+	if a.visited[visitor] == nil {
+		a.visited[visitor] = map[string]bool{}
+	}
+	a.visited[visitor][household] = true
+}
+
+// VisitedBy counts the distinct households visitor visited in the
+// campaign's window (see AddVisitedElsewhere).
 func (a *Analysis) VisitedBy(visitor string) int { return len(a.visited[visitor]) }
 
 // Visitors lists who visited in the window, by id.

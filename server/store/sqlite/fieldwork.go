@@ -380,6 +380,9 @@ func (s *Store) Analyze(ctx context.Context, p store.Principal, nodeID, campaign
 				ids = append(ids, v)
 			}
 		}
+		if err := visitedElsewhere(ctx, tx, an, ids, grids); err != nil {
+			return err
+		}
 		for _, id := range ids {
 			w, err := getWorker(ctx, tx, id)
 			if err != nil {
@@ -579,4 +582,86 @@ func (s *Store) AuditLog(ctx context.Context, p store.Principal, limit int) ([]s
 		return rows.Err()
 	})
 	return out, err
+}
+
+// visitedElsewhere adds to an's quotas the visits of workers to households
+// outside grids (moved away since), as the phones count them: in the
+// campaign's window once amendments are applied, voided ones left out.
+func visitedElsewhere(ctx context.Context, tx *sqlitex.Tx, an *store.Analysis, workers, grids []string) error {
+	if an.Campaign == nil || len(workers) == 0 {
+		return nil
+	}
+	from, to := an.Campaign.Window()
+	inGrids := map[string]bool{}
+	for _, g := range grids {
+		inGrids[g] = true
+	}
+	type hit struct {
+		visitor, household string
+		at                 time.Time
+	}
+	var hits []hit
+	var amended []string
+	for start := 0; start < len(workers); start += maxInList {
+		part := workers[start:min(start+maxInList, len(workers))]
+		rows, err := tx.QueryContext(ctx, `SELECT v.id, v.visitor_id, v.visited_at, vh.household_id, COALESCE(h.grid_id, ''),
+			EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id)
+			FROM visits v JOIN visit_households vh ON vh.visit_id = v.id LEFT JOIN households h ON h.id = vh.household_id
+			WHERE v.visitor_id IN (`+sqlitex.InPlaceholders(len(part))+`)
+			AND ((v.visited_at >= ? AND v.visited_at < ?) OR EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id))`,
+			append(anys(part), from.UnixMilli(), to.UnixMilli())...)
+		if err != nil {
+			return fmt.Errorf("visits elsewhere: %w", err)
+		}
+		for rows.Next() {
+			var id, visitor, household, grid string
+			var at int64
+			var hasAmendments bool
+			if err := rows.Scan(&id, &visitor, &at, &household, &grid, &hasAmendments); err != nil {
+				rows.Close()
+				return err
+			}
+			if inGrids[grid] {
+				continue
+			}
+			if hasAmendments {
+				amended = append(amended, id)
+				continue
+			}
+			hits = append(hits, hit{visitor, household, time.UnixMilli(at)})
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+	}
+	slices.Sort(amended)
+	amended = slices.Compact(amended)
+	for start := 0; start < len(amended); start += maxInList {
+		part := amended[start:min(start+maxInList, len(amended))]
+		vs, err := statedb.Visits(ctx, tx, part)
+		if err != nil {
+			return err
+		}
+		as, err := statedb.AmendmentsOfVisits(ctx, tx, part)
+		if err != nil {
+			return err
+		}
+		byVisit := map[string][]syncengine.Amendment{}
+		for _, a := range as {
+			byVisit[a.VisitID] = append(byVisit[a.VisitID], a)
+		}
+		for _, v := range vs {
+			view := syncengine.Effective(v, byVisit[v.ID])
+			if view.Voided {
+				continue
+			}
+			for _, h := range v.HouseholdIDs {
+				hits = append(hits, hit{v.VisitorID, h, view.VisitedAt})
+			}
+		}
+	}
+	for _, h := range hits {
+		an.Fieldwork.AddVisitedElsewhere(h.visitor, h.household, h.at)
+	}
+	return nil
 }
