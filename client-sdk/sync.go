@@ -819,6 +819,14 @@ func forgetErased(ctx context.Context, tx *sqlitex.Tx, households, persons []str
 	for _, id := range append(slices.Clone(households), persons...) {
 		erased[id] = true
 	}
+	return forgetPushedIf(ctx, tx, func(c *syncengine.Change, hs []string) bool {
+		return slices.ContainsFunc(hs, func(h string) bool { return erased[h] }) || (c.Person != nil && erased[c.Person.ID])
+	})
+}
+
+// forgetPushedIf drops the kept acknowledged changes drop picks, given
+// each one and the households it writes.
+func forgetPushedIf(ctx context.Context, tx *sqlitex.Tx, drop func(c *syncengine.Change, households []string) bool) error {
 	entries, err := readChanges(ctx, tx, "pushed", 0, 0)
 	if err != nil {
 		return err
@@ -828,8 +836,7 @@ func forgetErased(ctx context.Context, tx *sqlitex.Tx, households, persons []str
 		if err != nil {
 			return err
 		}
-		hit := slices.ContainsFunc(hs, func(h string) bool { return erased[h] }) || (e.change.Person != nil && erased[e.change.Person.ID])
-		if !hit {
+		if !drop(&e.change, hs) {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM pushed WHERE seq = ?`, e.seq); err != nil {
@@ -910,23 +917,9 @@ func forgetPushed(ctx context.Context, tx *sqlitex.Tx, evicted []string) error {
 	for _, id := range evicted {
 		gone[id] = true
 	}
-	entries, err := readChanges(ctx, tx, "pushed", 0, 0)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		hs, err := changeHouseholds(ctx, tx, &e.change)
-		if err != nil {
-			return err
-		}
-		if len(hs) == 0 || slices.ContainsFunc(hs, func(h string) bool { return !gone[h] }) {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM pushed WHERE seq = ?`, e.seq); err != nil {
-			return err
-		}
-	}
-	return nil
+	return forgetPushedIf(ctx, tx, func(_ *syncengine.Change, hs []string) bool {
+		return len(hs) > 0 && !slices.ContainsFunc(hs, func(h string) bool { return !gone[h] })
+	})
 }
 
 // applyRows merges rows from the server and moves the clock past them.

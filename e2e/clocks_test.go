@@ -92,10 +92,10 @@ func TestPhoneEnrolledWithClockAheadStampsServerTime(t *testing.T) {
 	}
 }
 
-// TestConcurrentTagAddAndRemoveKeepsTag: one worker removes a category while
-// another, offline, adds it again: add wins; a remove only removes what it saw.
-func TestConcurrentTagAddAndRemoveKeepsTag(t *testing.T) {
-	t.Parallel()
+// sharedKeyPerson is two workers' phones sharing a grid, both showing a
+// household of it tagged as a key person.
+func sharedKeyPerson(t *testing.T) (*env, *sdk.Replica, *sdk.Replica, string, string) {
+	t.Helper()
 	ctx := context.Background()
 	e := newEnv(t, 1)
 	wa, _ := e.worker("a", e.Grids[0])
@@ -112,6 +112,15 @@ func TestConcurrentTagAddAndRemoveKeepsTag(t *testing.T) {
 	}
 	mustSync(t, a)
 	mustSync(t, b)
+	return e, a, b, wa, h
+}
+
+// TestConcurrentTagAddAndRemoveKeepsTag: one worker removes a category while
+// another, offline, adds it again: add wins; a remove only removes what it saw.
+func TestConcurrentTagAddAndRemoveKeepsTag(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, a, b, _, h := sharedKeyPerson(t)
 
 	if err := a.RemoveTag(ctx, h, "key_person"); err != nil { // a removes the tag it saw
 		t.Fatal(err)
@@ -144,21 +153,7 @@ func TestConcurrentTagAddAndRemoveKeepsTag(t *testing.T) {
 func TestReAddOfAShownTagWins(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, 1)
-	wa, _ := e.worker("a", e.Grids[0])
-	wb, _ := e.worker("b", e.Grids[0])
-	a, b := e.device("a", wa), e.device("b", wb)
-	mustSync(t, a)
-	mustSync(t, b)
-	h, err := a.RegisterHousehold(ctx, e.Grids[0], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.AddTag(ctx, h, "key_person"); err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, a)
-	mustSync(t, b)
+	e, a, b, wa, h := sharedKeyPerson(t)
 
 	if err := a.RemoveTag(ctx, h, "key_person"); err != nil { // a removes the tag it saw, offline
 		t.Fatal(err)

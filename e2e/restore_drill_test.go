@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -115,14 +114,7 @@ func TestRestoreUnderRunningFleet(t *testing.T) {
 	// Restore under the fleet: some phones have unsent work, all have
 	// pushed work the backup does not hold.
 	work("unsent at the restore", 3)
-	e.stop()
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(e.dbPath + suffix)
-	}
-	if err := os.Rename(backup, e.dbPath); err != nil {
-		t.Fatal(err)
-	}
-	e.start()
+	restoreFrom(t, e, backup)
 	for round := range 2 {
 		work(fmt.Sprintf("after the restore %d", round), 3)
 		syncAll()

@@ -25,16 +25,21 @@ func backupAndRestore(t *testing.T, e *env) func() {
 		t.Fatal(err)
 	}
 	db.Close()
-	return func() {
-		e.stop()
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			os.Remove(e.dbPath + suffix)
-		}
-		if err := os.Rename(backup, e.dbPath); err != nil {
-			t.Fatal(err)
-		}
-		e.start()
+	return func() { restoreFrom(t, e, backup) }
+}
+
+// restoreFrom stops the server, puts the backup in place of its database
+// and starts it again on the same address.
+func restoreFrom(t *testing.T, e *env, backup string) {
+	t.Helper()
+	e.stop()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(e.dbPath + suffix)
 	}
+	if err := os.Rename(backup, e.dbPath); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
 }
 
 // workAfterBackup records, and syncs, work the backup will not have: a

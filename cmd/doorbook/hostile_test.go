@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -26,17 +25,14 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"github.com/klauspost/compress/flate"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/bearer"
+	"github.com/doorbook/doorbook/internal/hostile"
 	se "github.com/doorbook/doorbook/syncengine"
 )
 
@@ -344,106 +340,22 @@ type bomb struct {
 func newBombs(t *testing.T) []bomb {
 	t.Helper()
 	emptyChanges := func(n int) []byte { return bytes.Repeat([]byte{0x0a, 0x00}, n) }
-	zenc := func(b []byte) []byte {
-		enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
-		return enc.EncodeAll(b, nil)
+	gzipZeros, err := hostile.GzipZeros(1 << 30)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return []bomb{
 		// 16 KB that inflates to 8 million empty changes: stopped at 4 MiB.
-		{name: "gzip, 8M empty changes", encoding: "gzip", body: gzipBomb(t, emptyChanges(8<<20)), code: connect.CodeResourceExhausted, parallel: 4},
+		{name: "gzip, 8M empty changes", encoding: "gzip", body: hostile.Gzip(emptyChanges(8 << 20)), code: connect.CodeResourceExhausted, parallel: 4},
 		// Just under the message limit, so that it inflates whole: the
 		// count of changes refuses it.
-		{name: "zstd, 2M empty changes", encoding: "zstd", body: zenc(emptyChanges(2<<20 - 8)), code: connect.CodeResourceExhausted, parallel: 4},
+		{name: "zstd, 2M empty changes", encoding: "zstd", body: hostile.Zstd(emptyChanges(2<<20 - 8)), code: connect.CodeResourceExhausted, parallel: 4},
 		{name: "raw, 2M empty changes", body: emptyChanges(2<<20 - 8), code: connect.CodeResourceExhausted, parallel: 2},
-		{name: "zstd, 4 GiB of zeros", encoding: "zstd", body: zstdRLEBomb(4<<30, 23), code: connect.CodeResourceExhausted, parallel: 4},
-		{name: "zstd, 256 MiB window", encoding: "zstd", body: zstdRLEBomb(256<<20, 28), code: connect.CodeResourceExhausted, parallel: 4},
-		{name: "gzip, 1 GiB of zeros", encoding: "gzip", body: gzipZeros(t, 1<<30), code: connect.CodeResourceExhausted, parallel: 4},
+		{name: "zstd, 4 GiB of zeros", encoding: "zstd", body: hostile.ZstdRLEBomb(4<<30, 23), code: connect.CodeResourceExhausted, parallel: 4},
+		{name: "zstd, 256 MiB window", encoding: "zstd", body: hostile.ZstdRLEBomb(256<<20, 28), code: connect.CodeResourceExhausted, parallel: 4},
+		{name: "gzip, 1 GiB of zeros", encoding: "gzip", body: gzipZeros, code: connect.CodeResourceExhausted, parallel: 4},
 	}
 }
-
-// gzipBomb compresses b at the best ratio.
-func gzipBomb(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if _, err := w.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// gzipZeros is a gzip stream of n zeros, built from one flushed deflate
-// block of zeros repeated (compressing a gigabyte would take seconds). Its
-// checksum is wrong, which only a reader that reaches the end notices.
-func gzipZeros(t *testing.T, n int) []byte {
-	t.Helper()
-	const chunk = 1 << 20
-	var buf bytes.Buffer
-	fw, _ := flate.NewWriter(&buf, flate.BestCompression)
-	zeros := make([]byte, chunk)
-	var blocks [][]byte
-	for range 3 {
-		start := buf.Len()
-		_, _ = fw.Write(zeros)
-		_ = fw.Flush()
-		blocks = append(blocks, bytes.Clone(buf.Bytes()[start:]))
-	}
-	if !bytes.Equal(blocks[1], blocks[2]) {
-		t.Fatal("deflate's blocks of zeros differ: cannot repeat one")
-	}
-	out := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
-	out = append(out, blocks[0]...)
-	for range n/chunk - 1 {
-		out = append(out, blocks[1]...)
-	}
-	out = append(out, 0x03, 0x00) // an empty final block
-	out = binary.LittleEndian.AppendUint32(out, 0)
-	return binary.LittleEndian.AppendUint32(out, uint32(n))
-}
-
-// zstdRLEBomb is a zstd frame of n zeros in RLE blocks of 128 KiB (four
-// bytes each), declaring a window of 2^windowLog bytes.
-func zstdRLEBomb(n int, windowLog int) []byte {
-	out := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, byte((windowLog - 10) << 3)}
-	const block = 128 << 10
-	for left := n; left > 0; left -= block {
-		size := min(left, block)
-		hdr := uint32(size)<<3 | 1<<1 // an RLE block
-		if left <= block {
-			hdr |= 1 // the last
-		}
-		out = append(out, byte(hdr), byte(hdr>>8), byte(hdr>>16), 0x00)
-	}
-	return out
-}
-
-// rawCodec sends a bomb's bytes as the message, whatever the message is
-// (a copy each time: connect-go puts what Marshal returns into its pool).
-type rawCodec struct{ body []byte }
-
-func (c rawCodec) Name() string                    { return "proto" }
-func (c rawCodec) Marshal(any) ([]byte, error)     { return bytes.Clone(c.body), nil }
-func (c rawCodec) Unmarshal(b []byte, m any) error { return proto.Unmarshal(b, m.(proto.Message)) }
-
-// preCompressed "compresses" a message by sending the bomb's compressed
-// bytes instead.
-type preCompressed struct {
-	body []byte
-	w    io.Writer
-}
-
-func (p *preCompressed) Write(b []byte) (int, error) { return len(b), nil }
-func (p *preCompressed) Close() error                { _, err := p.w.Write(p.body); return err }
-func (p *preCompressed) Reset(w io.Writer)           { p.w = w }
-
-type nopDecompressor struct{ r io.Reader }
-
-func (d *nopDecompressor) Read(b []byte) (int, error) { return d.r.Read(b) }
-func (d *nopDecompressor) Reset(r io.Reader) error    { d.r = r; return nil }
-func (d *nopDecompressor) Close() error               { return nil }
 
 // h2cClient speaks HTTP/2 without TLS, as gRPC needs.
 func h2cClient() *http.Client {
@@ -468,15 +380,9 @@ func (h *hostileServer) attack(t *testing.T, proto, token string, b bomb) {
 	client, opts := protocolOptions(proto)
 	if b.encoding == "" {
 		// The raw bytes are the message itself.
-		opts = append(opts, connect.WithCodec(rawCodec{body: b.body}))
+		opts = append(opts, connect.WithCodec(hostile.RawCodec{Body: b.body}))
 	} else {
-		body := b.body
-		opts = append(opts,
-			connect.WithAcceptCompression(b.encoding,
-				func() connect.Decompressor { return &nopDecompressor{} },
-				func() connect.Compressor { return &preCompressed{body: body} }),
-			connect.WithSendCompression(b.encoding),
-		)
+		opts = append(opts, hostile.SendCompressed(b.encoding, b.body))
 	}
 	if token != "" {
 		opts = append(opts, connect.WithInterceptors(bearer.Token(token)))

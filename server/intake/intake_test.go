@@ -2,7 +2,6 @@ package intake_test
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -22,8 +21,6 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -33,6 +30,7 @@ import (
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/compress"
+	"github.com/doorbook/doorbook/internal/hostile"
 	"github.com/doorbook/doorbook/server/intake"
 )
 
@@ -320,14 +318,6 @@ func pushOfSize(tb testing.TB, n int) *pb.PushRequest {
 	return nil
 }
 
-// rawCodec sends body as the message, whatever the message is. Marshal
-// returns a copy: Connect puts what it returns into its buffer pool.
-type rawCodec struct{ body []byte }
-
-func (c rawCodec) Name() string                    { return "proto" }
-func (c rawCodec) Marshal(any) ([]byte, error)     { return bytes.Clone(c.body), nil }
-func (c rawCodec) Unmarshal(b []byte, m any) error { return proto.Unmarshal(b, m.(proto.Message)) }
-
 // rawJSON sends body as a JSON message.
 type rawJSON struct{ body []byte }
 
@@ -335,97 +325,24 @@ func (c rawJSON) Name() string                    { return "json" }
 func (c rawJSON) Marshal(any) ([]byte, error)     { return bytes.Clone(c.body), nil }
 func (c rawJSON) Unmarshal(b []byte, m any) error { return protojson.Unmarshal(b, m.(proto.Message)) }
 
-// preCompressed "compresses" a message by sending body instead.
-type preCompressed struct {
-	body []byte
-	w    io.Writer
-}
-
-func (p *preCompressed) Write(b []byte) (int, error) { return len(b), nil }
-func (p *preCompressed) Close() error                { _, err := p.w.Write(p.body); return err }
-func (p *preCompressed) Reset(w io.Writer)           { p.w = w }
-
-type nopDecompressor struct{ r io.Reader }
-
-func (d *nopDecompressor) Read(b []byte) (int, error) { return d.r.Read(b) }
-func (d *nopDecompressor) Reset(r io.Reader) error    { d.r = r; return nil }
-func (d *nopDecompressor) Close() error               { return nil }
-
-// sendCompressed makes a client send body as the compressed message, in
-// encoding.
 func sendCompressed(encoding string, body []byte) connect.ClientOption {
-	return connect.WithClientOptions(
-		connect.WithAcceptCompression(encoding,
-			func() connect.Decompressor { return &nopDecompressor{} },
-			func() connect.Compressor { return &preCompressed{body: body} }),
-		connect.WithSendCompression(encoding),
-	)
+	return hostile.SendCompressed(encoding, body)
 }
 
-// gzipBytes compresses b at the best ratio.
-func gzipBytes(tb testing.TB, b []byte) []byte {
-	tb.Helper()
-	var buf bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if _, err := w.Write(b); err != nil {
-		tb.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return buf.Bytes()
-}
+func gzipBytes(tb testing.TB, b []byte) []byte { return hostile.Gzip(b) }
 
-func zstdBytes(b []byte) []byte {
-	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	defer enc.Close()
-	return enc.EncodeAll(b, nil)
-}
+func zstdBytes(b []byte) []byte { return hostile.Zstd(b) }
 
-// gzipZeros is a gzip stream of n zeros (n a multiple of 1 MiB), built
-// from one flushed deflate block of zeros repeated. Its checksum is wrong,
-// which only a reader that reaches the end notices.
 func gzipZeros(tb testing.TB, n int) []byte {
 	tb.Helper()
-	const chunk = 1 << 20
-	var buf bytes.Buffer
-	fw, _ := flate.NewWriter(&buf, flate.BestCompression)
-	zeros := make([]byte, chunk)
-	var blocks [][]byte
-	for range 3 {
-		start := buf.Len()
-		_, _ = fw.Write(zeros)
-		_ = fw.Flush()
-		blocks = append(blocks, bytes.Clone(buf.Bytes()[start:]))
+	b, err := hostile.GzipZeros(n)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	if !bytes.Equal(blocks[1], blocks[2]) {
-		tb.Fatal("deflate's blocks of zeros differ: cannot repeat one")
-	}
-	out := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
-	out = append(out, blocks[0]...)
-	for range n/chunk - 1 {
-		out = append(out, blocks[1]...)
-	}
-	out = append(out, 0x03, 0x00) // an empty final block
-	out = binary.LittleEndian.AppendUint32(out, 0)
-	return binary.LittleEndian.AppendUint32(out, uint32(n))
+	return b
 }
 
-// zstdRLEBomb is a zstd frame of n zeros in RLE blocks of 128 KiB (four
-// bytes each), declaring a window of 2^windowLog bytes.
-func zstdRLEBomb(n int, windowLog int) []byte {
-	out := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, byte((windowLog - 10) << 3)}
-	const block = 128 << 10
-	for left := n; left > 0; left -= block {
-		size := min(left, block)
-		hdr := uint32(size)<<3 | 1<<1 // an RLE block
-		if left <= block {
-			hdr |= 1 // the last
-		}
-		out = append(out, byte(hdr), byte(hdr>>8), byte(hdr>>16), 0x00)
-	}
-	return out
-}
+func zstdRLEBomb(n int, windowLog int) []byte { return hostile.ZstdRLEBomb(n, windowLog) }
 
 // nestedValue is a Value whose deepest message is depth levels below it:
 // Value, ListValue, Value... each holding the next.
@@ -663,7 +580,7 @@ func TestBombs(t *testing.T) {
 		for _, b := range bombs {
 			t.Run(p.name+"/"+b.name, func(t *testing.T) {
 				t.Parallel()
-				var opt connect.ClientOption = connect.WithCodec(rawCodec{body: b.body})
+				var opt connect.ClientOption = connect.WithCodec(hostile.RawCodec{Body: b.body})
 				if b.encoding != "" {
 					opt = sendCompressed(b.encoding, b.body)
 				}
@@ -822,7 +739,7 @@ func TestCounts(t *testing.T) {
 				var opts []connect.ClientOption
 				if c.raw != nil {
 					req = &pb.PushRequest{}
-					opts = append(opts, connect.WithCodec(rawCodec{body: c.raw}))
+					opts = append(opts, connect.WithCodec(hostile.RawCodec{Body: c.raw}))
 				}
 				res, err := ts.push(t, p, req, opts...)
 				checkErr(t, err, c.code, c.what)

@@ -28,18 +28,7 @@ func TestBackupWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	admin, _, err := st.CreateAdmin(ctx, "root", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var grid string
-	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity, store.LevelGrid} {
-		n, err := st.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: grid, Level: level, Name: level.String()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		grid = n.ID
-	}
+	admin, grid := newTree(t, st)
 	clock := syncengine.NewHybridClock(syncengine.NodeID("test"), 0, time.Now)
 	household := func() syncengine.Household {
 		return syncengine.Household{ID: uuid.Must(uuid.NewV7()).String(), GridID: syncengine.NewRegister(grid, clock.Now()), HeadName: syncengine.NewRegister("王芳", clock.Now())}
@@ -106,4 +95,23 @@ func TestBackupWhileWriting(t *testing.T) {
 	if _, err := os.Stat(out + ".partial"); err == nil {
 		t.Error("a partial backup file was left behind")
 	}
+}
+
+// newTree makes a root admin and a district down to one grid.
+func newTree(t *testing.T, st *sqlite.Store) (store.Principal, string) {
+	t.Helper()
+	ctx := context.Background()
+	admin, _, err := st.CreateAdmin(ctx, "root", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var grid string
+	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity, store.LevelGrid} {
+		n, err := st.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: grid, Level: level, Name: level.String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		grid = n.ID
+	}
+	return admin, grid
 }

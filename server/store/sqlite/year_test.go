@@ -49,18 +49,7 @@ func churnYear(t *testing.T, collect bool) [4]int {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	admin, _, err := st.CreateAdmin(ctx, "root", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var grid string
-	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity, store.LevelGrid} {
-		n, err := st.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: grid, Level: level, Name: level.String()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		grid = n.ID
-	}
+	admin, grid := newTree(t, st)
 	hlc := syncengine.NewHybridClock(syncengine.NodeID("phone"), 0, clock)
 	if _, _, err := st.PutCategory(ctx, admin, syncengine.Category{Code: "key_person", NameZH: syncengine.NewRegister("重点对象", hlc.Now())}, false); err != nil {
 		t.Fatal(err)
