@@ -52,6 +52,13 @@ const (
 	DefaultPassthroughBytes = 256 << 10
 	// DefaultBudgetBytes is the memory all request bodies in flight may hold.
 	DefaultBudgetBytes = 128 << 20
+	// DefaultPublicMaxMessageBytes bounds a public procedure's message (an
+	// enrolment is a code and a device name).
+	DefaultPublicMaxMessageBytes = 16 << 10
+	// DefaultPublicBudgetBytes is what the bodies of public procedures
+	// (and of paths intake passes through) may hold together: callers
+	// without a token never take the authenticated callers' budget.
+	DefaultPublicBudgetBytes = 8 << 20
 	// DefaultQueueWait is how long a request waits for room in the budget.
 	DefaultQueueWait = 10 * time.Second
 	// DefaultBodyGrace is how long any body may take before the minimum
@@ -95,9 +102,11 @@ type Config struct {
 	// Refused is told of every request intake refuses (for the log).
 	Refused func(r *http.Request, procedure string, err *connect.Error)
 
-	MaxMessageBytes  int
-	PassthroughBytes int
-	BudgetBytes      int64
+	MaxMessageBytes       int
+	PublicMaxMessageBytes int
+	PassthroughBytes      int
+	BudgetBytes           int64
+	PublicBudgetBytes     int64
 	QueueWait        time.Duration
 	BodyGrace        time.Duration
 	MinBodyRate      int
@@ -111,6 +120,8 @@ type Guard struct {
 	cfg    Config
 	next   http.Handler
 	budget *semaphore.Weighted
+	// public is the budget of callers without a token.
+	public *semaphore.Weighted
 	errs   *connect.ErrorWriter
 	limits *limitCache
 }
@@ -125,6 +136,12 @@ func New(next http.Handler, cfg Config) *Guard {
 	}
 	if cfg.BudgetBytes <= 0 {
 		cfg.BudgetBytes = DefaultBudgetBytes
+	}
+	if cfg.PublicMaxMessageBytes <= 0 {
+		cfg.PublicMaxMessageBytes = DefaultPublicMaxMessageBytes
+	}
+	if cfg.PublicBudgetBytes <= 0 {
+		cfg.PublicBudgetBytes = DefaultPublicBudgetBytes
 	}
 	if cfg.QueueWait <= 0 {
 		cfg.QueueWait = DefaultQueueWait
@@ -145,6 +162,7 @@ func New(next http.Handler, cfg Config) *Guard {
 		cfg:    cfg,
 		next:   next,
 		budget: semaphore.NewWeighted(cfg.BudgetBytes),
+		public: semaphore.NewWeighted(cfg.PublicBudgetBytes),
 		errs:   connect.NewErrorWriter(),
 		limits: newLimitCache(),
 	}
@@ -196,8 +214,7 @@ func classify(r *http.Request) (protocol, bool) {
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	proc, owned := g.cfg.Procedures[r.URL.Path]
 	if !owned {
-		r.Body = http.MaxBytesReader(w, r.Body, int64(g.cfg.PassthroughBytes))
-		g.next.ServeHTTP(w, r)
+		g.passthrough(w, r)
 		return
 	}
 	ctx := r.Context()
@@ -218,6 +235,9 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acct := &account{budget: g.budget, size: g.cfg.BudgetBytes}
+	if proc.Public {
+		acct = &account{budget: g.public, size: g.cfg.PublicBudgetBytes}
+	}
 	defer acct.releaseAll()
 	body, err := g.intake(ctx, w, r, p, proc, acct)
 	if err != nil {
@@ -239,6 +259,37 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.ContentLength = int64(size)
 	r.Header.Set("Content-Length", strconv.Itoa(size))
 	g.next.ServeHTTP(w, r)
+}
+
+// passthrough serves a path intake does not own (health checks,
+// reflection, unknown paths): its body is bounded in size, in time (the
+// slow-body rules), and in memory (the public budget holds its whole size
+// while it runs).
+func (g *Guard) passthrough(w http.ResponseWriter, r *http.Request) {
+	acct := &account{budget: g.public, size: g.cfg.PublicBudgetBytes}
+	defer acct.releaseAll()
+	if err := acct.grow(r.Context(), int64(g.cfg.PassthroughBytes), g.cfg.QueueWait); err != nil {
+		var ce *connect.Error
+		if errors.As(err, &ce) {
+			g.refuse(w, r, ce)
+		}
+		return
+	}
+	br := &bodyReader{
+		body:  http.MaxBytesReader(w, r.Body, int64(g.cfg.PassthroughBytes)),
+		rc:    http.NewResponseController(w),
+		start: g.cfg.now(),
+		now:   g.cfg.now,
+		grace: g.cfg.BodyGrace,
+		rate:  g.cfg.MinBodyRate,
+		idle:  g.cfg.BodyIdle,
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	g.next.ServeHTTP(w, r)
+	br.done()
 }
 
 func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, err *connect.Error) {
@@ -268,6 +319,9 @@ func asConnect(err error, code connect.Code) *connect.Error {
 // charged to acct.
 func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Request, p protocol, proc Procedure, acct *account) ([][]byte, error) {
 	limit := g.cfg.MaxMessageBytes
+	if proc.Public {
+		limit = g.cfg.PublicMaxMessageBytes
+	}
 	encoding := r.Header.Get(p.encodingHeader)
 	if encoding == "identity" {
 		encoding = ""
@@ -309,7 +363,15 @@ func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		var prefix [5]byte
 		n, err := io.ReadFull(br, prefix[:])
 		if n == 0 && errors.Is(err, io.EOF) {
+			if out == nil {
+				return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("protocol error: a request without a message"))
+			}
 			return out, nil
+		}
+		if out != nil && n > 0 {
+			// Every procedure intake owns takes one request message: a
+			// second frame, even an empty one, is an attack on the count.
+			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("protocol error: more than one request message"))
 		}
 		if err != nil {
 			return nil, bodyError(err, "read a message's prefix")
@@ -365,7 +427,8 @@ func (g *Guard) message(ctx context.Context, raw []byte, encoding string, p prot
 			return nil, err
 		}
 	}
-	if err := acct.grow(ctx, int64(len(msg))+int64(objects)*objectBytes, g.cfg.QueueWait); err != nil {
+	// At least one object: the message itself, however empty.
+	if err := acct.grow(ctx, int64(len(msg))+int64(max(objects, 1))*objectBytes, g.cfg.QueueWait); err != nil {
 		return nil, err
 	}
 	return msg, nil
@@ -512,6 +575,11 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	b.read += int64(n)
 	if err != nil && isTimeout(err) {
 		return n, errTooSlow
+	}
+	if errors.Is(err, io.EOF) {
+		// Whole: a handler streaming its answer for long must not have its
+		// connection's reads cut by a deadline meant for the body.
+		b.done()
 	}
 	return n, err
 }

@@ -642,7 +642,9 @@ func TestRawProtocolErrors(t *testing.T) {
 		{name: "a prefix cut short", ctype: "application/grpc", body: []byte{0, 0}, code: connect.CodeInvalidArgument, what: "ended early"},
 		{name: "a prefix promising more than the limit", ctype: "application/grpc", body: envelope(0, 1<<30, nil), code: connect.CodeResourceExhausted, what: "at most 65536 bytes"},
 		{name: "unknown grpc-encoding", ctype: "application/grpc", encoding: "snappy", body: envelope(1, 2, []byte{0x0a, 0x00}), code: connect.CodeUnimplemented, what: `unknown compression "snappy"`},
-		{name: "two messages over the limit together", ctype: "application/grpc", body: slices.Concat(envelope(0, len(unknown40K), unknown40K), envelope(0, len(unknown40K), unknown40K)), code: connect.CodeResourceExhausted, what: "at most 65536 bytes"},
+		{name: "two messages", ctype: "application/grpc", body: slices.Concat(envelope(0, len(unknown40K), unknown40K), envelope(0, len(unknown40K), unknown40K)), code: connect.CodeInvalidArgument, what: "more than one request message"},
+		{name: "an empty message then an empty frame", ctype: "application/grpc+json", body: slices.Concat(envelope(0, 2, []byte("{}")), envelope(0, 0, nil)), code: connect.CodeInvalidArgument, what: "more than one request message"},
+		{name: "no message at all", ctype: "application/grpc", body: nil, code: connect.CodeInvalidArgument, what: "without a message"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1327,5 +1329,104 @@ func TestUnknownLength(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestEmptyFramesCostTheirShare: a stream of empty frames (with no token,
+// to a public procedure, in JSON where no object is counted) is refused at
+// its second frame instead of being held frame after frame; before, 84 MiB
+// of them grew the heap by 3 GB against a 16 MiB budget.
+func TestEmptyFramesCostTheirShare(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, intake.Config{Procedures: procedures(pullPath)})
+	body := bytes.Repeat([]byte{0, 0, 0, 0, 0}, 100_000)
+	for _, ctype := range []string{"application/grpc+json", "application/grpc"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.url+pullPath, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", ctype)
+		res, err := ts.h2.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, msg := rawStatus(t, res)
+		if code != connect.CodeInvalidArgument || !strings.Contains(msg, "more than one request message") {
+			t.Errorf("%s: %v %q; want the second frame refused", ctype, code, msg)
+		}
+	}
+	if !intake.BudgetIdle(ts.guard) {
+		t.Error("the budget is not free once the refused requests ended")
+	}
+}
+
+// TestPublicCallersCannotStarveTokenHolders: callers without a token (a
+// public procedure, passthrough paths) share a budget of their own: while
+// slow public bodies fill it, the authenticated budget stays whole, and an
+// authenticated push goes through.
+func TestPublicCallersCannotStarveTokenHolders(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, intake.Config{Procedures: procedures(pullPath), BudgetBytes: 1 << 20, PublicBudgetBytes: 128 << 10,
+		PublicMaxMessageBytes: 16 << 10, QueueWait: 5 * time.Second, BodyGrace: 30 * time.Second})
+	// Slow public bodies: each sends half of a 16 KiB message and waits.
+	var writers []*io.PipeWriter
+	defer func() {
+		for _, pw := range writers {
+			pw.Close()
+		}
+	}()
+	for range 8 {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.url+pullPath, pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/grpc")
+		go func() {
+			if res, err := ts.h2.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}()
+		go func() { _, _ = pw.Write(append([]byte{0, 0, 0, 0x40, 0}, make([]byte, 8<<10)...)) }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !intake.PublicBudgetFull(ts.guard, 64<<10) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow public bodies never filled their budget")
+		}
+		runtime.Gosched() // polling for the condition
+	}
+	if !intake.BudgetIdle(ts.guard) {
+		t.Error("public bodies took from the authenticated callers' budget")
+	}
+	for _, p := range protocols() {
+		if _, err := ts.push(t, p, pushOfSize(t, 256<<10), withToken(goodToken)); err != nil {
+			t.Errorf("an authenticated push over %s while public bodies fill their budget: %v", p.name, err)
+		}
+	}
+}
+
+// TestPassthroughBodiesAreCut: a path intake does not own (a health check)
+// is held to the slow-body rules too, not kept open by a silent caller.
+func TestPassthroughBodiesAreCut(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, intake.Config{BodyGrace: 200 * time.Millisecond, BodyIdle: 200 * time.Millisecond})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.url+healthPath, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/proto")
+	go func() { _, _ = pw.Write(make([]byte, 100<<10)) }() // then silence
+	res, err := ts.h2.Do(req)
+	if err == nil {
+		res.Body.Close()
+	}
+	if ctx.Err() != nil {
+		t.Fatal("a silent health check body was held until the test gave up")
 	}
 }

@@ -28,6 +28,16 @@ func BudgetIdle(g *Guard) bool {
 	return true
 }
 
+// PublicBudgetFull reports whether the public budget has no room for n
+// more bytes.
+func PublicBudgetFull(g *Guard, n int64) bool {
+	if g.public.TryAcquire(n) {
+		g.public.Release(n)
+		return false
+	}
+	return true
+}
+
 func descriptor(m proto.Message) protoreflect.MessageDescriptor { return m.ProtoReflect().Descriptor() }
 
 func TestLimitsFromOptions(t *testing.T) {
