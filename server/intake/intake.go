@@ -107,10 +107,10 @@ type Config struct {
 	PassthroughBytes      int
 	BudgetBytes           int64
 	PublicBudgetBytes     int64
-	QueueWait        time.Duration
-	BodyGrace        time.Duration
-	MinBodyRate      int
-	BodyIdle         time.Duration
+	QueueWait             time.Duration
+	BodyGrace             time.Duration
+	MinBodyRate           int
+	BodyIdle              time.Duration
 	// now is the clock of body deadlines.
 	now func() time.Time
 }
