@@ -48,7 +48,7 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 	if err := s.store.CheckCursor(ctx, req.GetCursor()); err != nil {
 		return nil, toConnect(s.log, fmt.Errorf("push: %w", err))
 	}
-	res, err := s.store.Push(ctx, p, changes)
+	res, err := s.store.Push(ctx, p, req.GetCursor(), changes)
 	if err != nil {
 		return nil, s.pushError(err)
 	}

@@ -28,12 +28,14 @@ type Store interface {
 	// A device writes the households of its worker's grids. A household
 	// that left them (moved away, or its grid taken) stays writable for the
 	// writes the device made while, as far as it knew, it was still theirs,
-	// and no longer: a visit until the device shows it applied the move
-	// (it pulled from a cursor past it), any other write until the device
-	// was sent the move in a pull, and either in any case for no longer than
+	// and no longer: until the device shows it applied the move (it pulled,
+	// or pushes, from a cursor past it), and in any case for no longer than
 	// the scope grace after the move, on the server's clock (a device that
 	// never pulls, or whose clock is set back, gains nothing).
-	Push(ctx context.Context, p Principal, changes []syncengine.Change) (PushResult, error)
+	//
+	// cursor is the feed position the device says it has applied (0 if it
+	// does not say): it ends the grace as a pull from it would.
+	Push(ctx context.Context, p Principal, cursor uint64, changes []syncengine.Change) (PushResult, error)
 	// Pull returns the feed entries in p's scope after cursor. Cursors are
 	// opaque and order like feed positions; a cursor the store did not
 	// issue (past its feed, or from a database it was restored over) is

@@ -310,8 +310,8 @@ func (s *Store) Enroll(ctx context.Context, code, deviceName string, now time.Ti
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO credentials (id, worker_id, label, secret_hash, created_at, known_cursor, sent_cursor) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			e.DeviceID, workerID, deviceName, hash, now.Unix(), top, top); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO credentials (id, worker_id, label, secret_hash, created_at, known_cursor) VALUES (?, ?, ?, ?, ?, ?)`,
+			e.DeviceID, workerID, deviceName, hash, now.Unix(), top); err != nil {
 			return err
 		}
 		e.Scope, err = scope(ctx, tx, workerID)

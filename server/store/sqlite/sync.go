@@ -48,30 +48,26 @@ func (s *Store) Scope(ctx context.Context, p store.Principal) (store.Scope, erro
 // pushScope decides which households a push may write. A household is
 // writable if it is in one of the worker's grids now, or if it was in the
 // worker's scope at some moment inside the device's grace: after the feed
-// position the device is known to have (see store.Store.Push), and within
-// the scope grace on the server's clock. Such writes were made while, as
-// far as the device knew, the household was theirs, and must not be lost
-// (DESIGN.md, partial replication); beyond that, they would be a standing
-// permission.
+// position the device has shown it applied (see store.Store.Push), and
+// within the scope grace on the server's clock. Such writes were made
+// while, as far as the device knew, the household was theirs, and must not
+// be lost (DESIGN.md, partial replication); beyond that, they would be a
+// standing permission. (A position merely sent is not enough: a phone that
+// finds a pending change to a household in a pull's evictions pushes it
+// before it applies the pull, and that push must be taken.)
 type pushScope struct {
 	tx  *sqlitex.Tx
 	now map[string]bool // the worker's grids now
-	// since: the feed position after which a write is judged (the device
-	// was sent the move); sinceVisit: the same for visits (the device
-	// applied the move). Both are at least the last position committed
-	// before the grace began.
-	since, sinceVisit uint64
+	// since: the feed position after which a write is judged: what the
+	// device applied, or the last position committed before the grace
+	// began, whichever is later.
+	since uint64
 	// recent: the grids the worker has held at some moment after since
 	// (where a device may still register a household).
 	recent map[string]bool
 	// events: the worker's grid changes after sinceVisit, oldest first.
 	events    []scopeEvent
-	decisions map[decisionKey]bool
-}
-
-type decisionKey struct {
-	household string
-	visit     bool
+	decisions map[string]bool
 }
 
 type scopeEvent struct {
@@ -80,18 +76,28 @@ type scopeEvent struct {
 	added bool
 }
 
-func (s *Store) newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Principal) (*pushScope, error) {
-	ps := &pushScope{tx: tx, now: map[string]bool{}, recent: map[string]bool{}, decisions: map[decisionKey]bool{}}
-	var known, sent, expired uint64
-	if err := tx.QueryRowContext(ctx, `SELECT known_cursor, sent_cursor FROM credentials WHERE id = ?`, p.CredentialID).Scan(&known, &sent); err != nil {
+func (s *Store) newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Principal, cursor uint64) (*pushScope, error) {
+	ps := &pushScope{tx: tx, now: map[string]bool{}, recent: map[string]bool{}, decisions: map[string]bool{}}
+	var known, expired uint64
+	if err := tx.QueryRowContext(ctx, `SELECT known_cursor FROM credentials WHERE id = ?`, p.CredentialID).Scan(&known); err != nil {
 		return nil, fmt.Errorf("read device: %w", err)
+	}
+	if cursor != 0 {
+		top, err := head(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
+		applied, err := cursorSeq(ctx, tx, cursor, top)
+		if err != nil {
+			return nil, err
+		}
+		known = max(known, applied)
 	}
 	cutoff := s.now().Add(-s.grace).UnixMilli()
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(last_seq), 0) FROM commits WHERE at < ?`, cutoff).Scan(&expired); err != nil {
 		return nil, fmt.Errorf("read grace: %w", err)
 	}
-	ps.sinceVisit = max(known, expired)
-	ps.since = max(known, sent, expired)
+	ps.since = max(known, expired)
 	grids, err := queryStrings(ctx, tx, `SELECT grid_id FROM worker_grids WHERE worker_id = ?`, p.ID)
 	if err != nil {
 		return nil, err
@@ -99,7 +105,7 @@ func (s *Store) newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Princi
 	for _, g := range grids {
 		ps.now[g], ps.recent[g] = true, true
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT seq, grid_id, added FROM scope_events WHERE worker_id = ? AND seq > ? ORDER BY seq`, p.ID, ps.sinceVisit)
+	rows, err := tx.QueryContext(ctx, `SELECT seq, grid_id, added FROM scope_events WHERE worker_id = ? AND seq > ? ORDER BY seq`, p.ID, ps.since)
 	if err != nil {
 		return nil, err
 	}
@@ -110,24 +116,20 @@ func (s *Store) newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Princi
 			return nil, err
 		}
 		ps.events = append(ps.events, e)
-		if e.seq > ps.since {
-			ps.recent[e.grid] = true
-		}
+		ps.recent[e.grid] = true
 	}
 	return ps, rows.Err()
 }
 
-// judge fails unless the push may write household h, read by the caller;
-// visit says whether the write is a visit (see pushScope).
-func (ps *pushScope) judge(ctx context.Context, h syncengine.Household, visit bool) error {
-	key := decisionKey{h.ID, visit}
-	allowed, seen := ps.decisions[key]
+// judge fails unless the push may write household h, read by the caller.
+func (ps *pushScope) judge(ctx context.Context, h syncengine.Household) error {
+	allowed, seen := ps.decisions[h.ID]
 	if !seen {
 		var err error
-		if allowed, err = ps.allowed(ctx, h, visit); err != nil {
+		if allowed, err = ps.allowed(ctx, h); err != nil {
 			return err
 		}
-		ps.decisions[key] = allowed
+		ps.decisions[h.ID] = allowed
 	}
 	if !allowed {
 		return notYours(h.ID)
@@ -145,8 +147,8 @@ func notYours(household string) error {
 // check is household for callers that need only the verdict: a push of a
 // day's visits names the same households again and again, and a household
 // judged once in this push is not read again.
-func (ps *pushScope) check(ctx context.Context, id string, visit bool) error {
-	if allowed, seen := ps.decisions[decisionKey{id, visit}]; seen {
+func (ps *pushScope) check(ctx context.Context, id string) error {
+	if allowed, seen := ps.decisions[id]; seen {
 		if !allowed {
 			return notYours(id)
 		}
@@ -159,7 +161,7 @@ func (ps *pushScope) check(ctx context.Context, id string, visit bool) error {
 	if !ok {
 		return notYours(id)
 	}
-	return ps.judge(ctx, h, visit)
+	return ps.judge(ctx, h)
 }
 
 // prefetch judges at once every household that the changes not yet applied
@@ -168,50 +170,36 @@ func (ps *pushScope) check(ctx context.Context, id string, visit bool) error {
 // one), and those registered by the push itself are judged as they come.
 func (ps *pushScope) prefetch(ctx context.Context, changes []syncengine.Change, applied map[string]appliedChange) error {
 	var ids []string
-	kinds := map[string][2]bool{} // household: named by a visit, by another write
 	for i := range changes {
 		c := &changes[i]
 		if _, ok := applied[c.ID]; ok {
 			continue
 		}
-		name := func(id string, visit bool) {
-			k := kinds[id]
-			if visit {
-				k[0] = true
-			} else {
-				k[1] = true
-			}
-			kinds[id] = k
-			ids = append(ids, id)
-		}
 		switch {
 		case c.Person != nil:
-			name(c.Person.HouseholdID, false)
+			ids = append(ids, c.Person.HouseholdID)
 		case c.Tag != nil:
-			name(c.Tag.HouseholdID, false)
+			ids = append(ids, c.Tag.HouseholdID)
 		case c.Visit != nil:
-			for _, id := range c.Visit.HouseholdIDs {
-				name(id, true)
-			}
+			ids = append(ids, c.Visit.HouseholdIDs...)
 		}
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
+	ids = slices.DeleteFunc(ids, func(id string) bool {
+		_, seen := ps.decisions[id]
+		return seen
+	})
 	hs, err := statedb.Households(ctx, ps.tx, ids)
 	if err != nil {
 		return err
 	}
 	for _, h := range hs {
-		for i, visit := range []bool{true, false} {
-			if _, seen := ps.decisions[decisionKey{h.ID, visit}]; seen || !kinds[h.ID][i] {
-				continue
-			}
-			allowed, err := ps.allowed(ctx, h, visit)
-			if err != nil {
-				return err
-			}
-			ps.decisions[decisionKey{h.ID, visit}] = allowed
+		allowed, err := ps.allowed(ctx, h)
+		if err != nil {
+			return err
 		}
+		ps.decisions[h.ID] = allowed
 	}
 	return nil
 }
@@ -272,14 +260,11 @@ const maxInList = 500
 // allowed replays, from the start of the device's grace to now, the
 // worker's grid changes and the household's moves, and reports whether the
 // household was in one of the worker's grids at any moment of it.
-func (ps *pushScope) allowed(ctx context.Context, h syncengine.Household, visit bool) (bool, error) {
+func (ps *pushScope) allowed(ctx context.Context, h syncengine.Household) (bool, error) {
 	if ps.now[h.GridID.Value] {
 		return true, nil
 	}
 	since := ps.since
-	if visit {
-		since = ps.sinceVisit
-	}
 	rows, err := ps.tx.QueryContext(ctx, `SELECT seq, from_grid, to_grid FROM household_moves WHERE household_id = ? AND seq > ? ORDER BY seq`, h.ID, since)
 	if err != nil {
 		return false, err
@@ -333,14 +318,14 @@ func (ps *pushScope) allowed(ctx context.Context, h syncengine.Household, visit 
 }
 
 // Push applies a device's changes in one transaction.
-func (s *Store) Push(ctx context.Context, p store.Principal, changes []syncengine.Change) (store.PushResult, error) {
+func (s *Store) Push(ctx context.Context, p store.Principal, cursor uint64, changes []syncengine.Change) (store.PushResult, error) {
 	var res store.PushResult
 	if err := requireWorker(p); err != nil {
 		return res, err
 	}
 	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		res = store.PushResult{}
-		ps, err := s.newPushScope(ctx, tx, p)
+		ps, err := s.newPushScope(ctx, tx, p, cursor)
 		if err != nil {
 			return err
 		}
@@ -393,7 +378,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 	case c.Household != nil:
 		return applyHousehold(ctx, tx, ps, seq, c.Household)
 	case c.Person != nil:
-		if err := ps.check(ctx, c.Person.HouseholdID, false); err != nil {
+		if err := ps.check(ctx, c.Person.HouseholdID); err != nil {
 			return err
 		}
 		cur, ok, err := statedb.GetPerson(ctx, tx, c.Person.ID)
@@ -403,7 +388,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		if ok && cur.HouseholdID != c.Person.HouseholdID {
 			// Another household's person: say which only if it is the
 			// worker's own.
-			if ps.check(ctx, cur.HouseholdID, false) != nil {
+			if ps.check(ctx, cur.HouseholdID) != nil {
 				return fmt.Errorf("%w: person %s is not in your grids", syncengine.ErrOutOfScope, c.Person.ID)
 			}
 			return fmt.Errorf("%w: person %s belongs to household %s", syncengine.ErrInvalid, c.Person.ID, cur.HouseholdID)
@@ -420,7 +405,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		}
 		return seq.touch(ctx, kindPerson, c.Person.ID, c.Person.HouseholdID)
 	case c.Tag != nil:
-		if err := ps.check(ctx, c.Tag.HouseholdID, false); err != nil {
+		if err := ps.check(ctx, c.Tag.HouseholdID); err != nil {
 			return err
 		}
 		cur, err := statedb.Tags(ctx, tx, []string{c.Tag.AddID})
@@ -433,7 +418,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			}
 		}
 		if len(cur) > 0 && (cur[0].HouseholdID != c.Tag.HouseholdID || cur[0].Category != c.Tag.Category) {
-			if cur[0].HouseholdID != c.Tag.HouseholdID && ps.check(ctx, cur[0].HouseholdID, false) != nil {
+			if cur[0].HouseholdID != c.Tag.HouseholdID && ps.check(ctx, cur[0].HouseholdID) != nil {
 				return fmt.Errorf("%w: tag %s is not in your grids", syncengine.ErrOutOfScope, c.Tag.AddID)
 			}
 			return fmt.Errorf("%w: tag %s is another household's or category's", syncengine.ErrInvalid, c.Tag.AddID)
@@ -449,7 +434,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			return fmt.Errorf("%w: a device records visits of its own worker only", syncengine.ErrOutOfScope)
 		}
 		for _, hh := range v.HouseholdIDs {
-			if err := ps.check(ctx, hh, true); err != nil {
+			if err := ps.check(ctx, hh); err != nil {
 				return err
 			}
 		}
@@ -512,7 +497,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		// visit may cover some that are now in other workers' grids.
 		var scopeErr error
 		for _, hh := range vs[0].HouseholdIDs {
-			if scopeErr = ps.check(ctx, hh, false); scopeErr == nil {
+			if scopeErr = ps.check(ctx, hh); scopeErr == nil {
 				break
 			}
 		}
@@ -550,7 +535,7 @@ func applyHousehold(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seq
 		if !delta.GridID.Set() || !ps.recent[delta.GridID.Value] {
 			return notYours(delta.ID)
 		}
-	} else if err := ps.judge(ctx, cur, false); err != nil {
+	} else if err := ps.judge(ctx, cur); err != nil {
 		return err
 	}
 	merged, before, changed, err := statedb.MergeHouseholdOnto(ctx, tx, cur, exists, delta)
@@ -585,7 +570,7 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 	}
 	limit = max(1, min(limit, store.MaxPullLimit))
 	b := &store.PullBatch{}
-	var from, sentUpTo uint64 // the feed positions of cursor and of the batch's end
+	var from uint64 // the feed position of cursor
 	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		top, err := head(ctx, tx)
 		if err != nil {
@@ -614,7 +599,6 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 		if b.Cursor, err = cursorAt(ctx, tx, upto); err != nil {
 			return err
 		}
-		sentUpTo = upto
 		bundleIDs, err := s.scopeChanges(ctx, tx, b, p.ID, mine, from, upto, top)
 		if err != nil {
 			return err
@@ -631,15 +615,16 @@ func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limi
 	if err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
-	// The device shows it applied everything up to cursor, and is sent the
-	// feed up to the batch's end: its grace to write what left its scope
-	// ends there (see pushScope). Best effort: a failure here only widens
-	// the grace, which the server's clock still bounds.
-	_ = s.db.Write(ctx, func(tx *sqlitex.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE credentials SET known_cursor = max(known_cursor, ?), sent_cursor = max(sent_cursor, ?)
-			WHERE id = ? AND (known_cursor < ? OR sent_cursor < ?)`, from, sentUpTo, p.CredentialID, from, sentUpTo)
-		return err
-	})
+	// The device shows it applied everything up to cursor: its grace to
+	// write what left its scope ends there (see pushScope). Best effort: a
+	// failure here only widens the grace, which the server's clock still
+	// bounds.
+	if from > 0 {
+		_ = s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE credentials SET known_cursor = ? WHERE id = ? AND known_cursor < ?`, from, p.CredentialID, from)
+			return err
+		})
+	}
 	return b, nil
 }
 

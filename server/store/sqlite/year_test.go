@@ -79,7 +79,7 @@ func churnYear(t *testing.T, collect bool) [4]int {
 		first = append(first, change(syncengine.Change{Household: &syncengine.Household{ID: households[i],
 			GridID: syncengine.NewRegister(grid, hlc.Now()), HeadName: syncengine.NewRegister(fmt.Sprintf("户主%d", i), hlc.Now())}}))
 	}
-	if _, err := st.Push(ctx, dev, first); err != nil {
+	if _, err := st.Push(ctx, dev, 0, first); err != nil {
 		t.Fatal(err)
 	}
 	tags := make([]syncengine.TagElement, len(households))
@@ -106,7 +106,7 @@ func churnYear(t *testing.T, collect bool) [4]int {
 			)
 		}
 		for start := 0; start < len(cs); start += syncengine.MaxChangesPerPush {
-			if _, err := st.Push(ctx, dev, cs[start:min(start+syncengine.MaxChangesPerPush, len(cs))]); err != nil {
+			if _, err := st.Push(ctx, dev, 0, cs[start:min(start+syncengine.MaxChangesPerPush, len(cs))]); err != nil {
 				t.Fatalf("week %d: %v", week, err)
 			}
 		}

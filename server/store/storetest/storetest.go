@@ -62,7 +62,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Roles", testRoles},
 		{"MoveHousehold", testMoveHousehold},
 		{"MoveGrace", testMoveGrace},
-		{"GraceEndsWhenSent", testGraceEndsWhenSent},
+		{"GraceEndsWhenApplied", testGraceEndsWhenApplied},
 		{"ChangeIDsBelongToTheirDevice", testChangeIDsBelongToTheirDevice},
 		{"WhoAmends", testWhoAmends},
 		{"Caps", testCaps},
@@ -781,7 +781,7 @@ func testRoles(t *testing.T, newStore NewStore) {
 	x := e.register(dev, e.g1.ID)
 
 	for _, admin := range []store.Principal{e.root, e.admin(e.s1.ID)} {
-		_, err := e.s.Push(ctx, admin, []syncengine.Change{change(e.edit(x.h.ID, "admin"))})
+		_, err := e.s.Push(ctx, admin, 0, []syncengine.Change{change(e.edit(x.h.ID, "admin"))})
 		wantErr(t, err, "admin Push", syncengine.ErrOutOfScope)
 		_, err = e.s.Pull(ctx, admin, 0, store.DefaultPullLimit)
 		wantErr(t, err, "admin Pull", syncengine.ErrOutOfScope)
@@ -1201,10 +1201,11 @@ func testUnknownLooksForeign(t *testing.T, newStore NewStore) {
 	}
 }
 
-// testGraceEndsWhenSent: once a pull has sent a device the move, its edits
-// of the household are refused; its visits are taken until it shows it
-// applied the move (a visit made offline before then is a fact).
-func testGraceEndsWhenSent(t *testing.T, newStore NewStore) {
+// testGraceEndsWhenApplied: a pull that sends a device the move does not
+// end its grace (the phone may not apply it: it pushes a pending change to
+// a leaving household first); the device showing it applied the move does,
+// by pulling from a cursor past it or by pushing with one.
+func testGraceEndsWhenApplied(t *testing.T, newStore NewStore) {
 	e := newEnv(t, newStore)
 	wA, devA := e.worker("A", e.g1.ID)
 	x := e.register(devA, e.g1.ID)
@@ -1214,14 +1215,16 @@ func testGraceEndsWhenSent(t *testing.T, newStore NewStore) {
 
 	a := e.pull(devA, c1) // sent, not yet applied
 	hasAll(t, "pull past the move: evicted households", a.EvictedHouseholds, x.h.ID)
-	_, err := e.pushErr(devA, change(e.edit(x.h.ID, "after the move was sent")))
-	wantErr(t, err, "edit of a household whose move the device was sent", syncengine.ErrOutOfScope)
-	if res := e.push(devA, change(e.visit(wA.ID, x.h.ID))); res.Applied != 1 {
-		t.Errorf("a visit before the device applied the move = %+v; want 1 applied", res)
+	if res := e.push(devA, change(e.edit(x.h.ID, "pending when the move came")), change(e.visit(wA.ID, x.h.ID))); res.Applied != 2 {
+		t.Errorf("an edit and a visit pushed before the device applied the move = %+v; want 2 applied", res)
 	}
+	_, err := e.s.Push(e.ctx, devA, a.Cursor, []syncengine.Change{change(e.edit(x.h.ID, "pushed from past the move"))})
+	wantErr(t, err, "an edit pushed with a cursor past the move", syncengine.ErrOutOfScope)
 	e.pull(devA, a.Cursor) // applied
 	_, err = e.pushErr(devA, change(e.visit(wA.ID, x.h.ID)))
 	wantErr(t, err, "visit of a household whose move the device applied", syncengine.ErrOutOfScope)
+	_, err = e.pushErr(devA, change(e.edit(x.h.ID, "after applying the move")))
+	wantErr(t, err, "edit of a household whose move the device applied", syncengine.ErrOutOfScope)
 }
 
 // testGraceEndsAfterTime: a device that never pulls may write what left its
@@ -1594,7 +1597,7 @@ func testConcurrentPushPull(t *testing.T, newStore NewStore) {
 	for i := range writers {
 		wg.Go(func() {
 			for _, h := range batches[i] {
-				if _, err := e.s.Push(ctx, devs[i], []syncengine.Change{change(h)}); err != nil {
+				if _, err := e.s.Push(ctx, devs[i], 0, []syncengine.Change{change(h)}); err != nil {
 					errs <- err
 					return
 				}
@@ -1757,7 +1760,7 @@ func (e *env) pushErr(p store.Principal, changes ...syncengine.Change) (store.Pu
 			e.t.Fatalf("the suite built an invalid change: %v", err)
 		}
 	}
-	return e.s.Push(e.ctx, p, changes)
+	return e.s.Push(e.ctx, p, 0, changes)
 }
 
 func (e *env) push(p store.Principal, changes ...syncengine.Change) store.PushResult {

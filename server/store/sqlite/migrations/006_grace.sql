@@ -4,9 +4,3 @@
 ALTER TABLE commits ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
 UPDATE commits SET at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
 CREATE INDEX commits_at ON commits(at);
-
--- The newest feed position a device has been sent in a pull. Its grace to
--- write a household that left its scope ends there (sent_cursor), or at
--- the position it showed it applied for visits (known_cursor).
-ALTER TABLE credentials ADD COLUMN sent_cursor INTEGER NOT NULL DEFAULT 0;
-UPDATE credentials SET sent_cursor = known_cursor;
