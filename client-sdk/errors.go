@@ -7,6 +7,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/deadline"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 
@@ -101,6 +102,22 @@ func kindOf(err error) error {
 		if errors.As(err, &ce) && skewDetail(ce) != nil {
 			kind = syncengine.ErrClockSkew
 		}
+		if errors.As(err, &ce) && expiredDetail(ce) {
+			kind = syncengine.ErrCursorExpired
+		}
 	}
 	return kind
+}
+
+// expiredDetail reports whether a stale-cursor error says the cursor is
+// past the server's horizon (not from a restored database).
+func expiredDetail(ce *connect.Error) bool {
+	for _, d := range ce.Details() {
+		if v, err := d.Value(); err == nil {
+			if _, ok := v.(*pb.CursorExpired); ok {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -23,6 +23,11 @@ import (
 func (r *Replica) resetReplica(ctx context.Context, requeue bool) error {
 	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		if requeue {
+			// What is older than the retention is not pushed again: a
+			// server restored from a backup older than that lost it.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM pushed WHERE pushed_at < ?`, r.now().Add(-r.keepPushed).UnixMilli()); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (seq, change_id, payload, created_at)
 				SELECT seq, change_id, payload, created_at FROM pushed WHERE change_id NOT IN (SELECT change_id FROM outbox)`); err != nil {
 				return err

@@ -179,10 +179,11 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 		rejected := rep.Rejected
 		if err := r.push(ctx, c, rep); err != nil {
 			if isStaleCursor(err) && resets < 1 {
-				// The server was restored: start over, putting back first what
-				// it acknowledged before and may have lost (see resetReplica).
+				// Start over. A server restored from a backup may have lost
+				// what it acknowledged: that goes back first (see
+				// resetReplica). Past the horizon, it has it all.
 				resets++
-				if err := r.resetReplica(ctx, true); err != nil {
+				if err := r.resetReplica(ctx, !errors.Is(err, syncengine.ErrCursorExpired)); err != nil {
 					return err
 				}
 				rep.Reset = true
@@ -210,7 +211,7 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 		}
 		if isStaleCursor(err) && resets < 1 {
 			resets++
-			if err := r.resetReplica(ctx, true); err != nil {
+			if err := r.resetReplica(ctx, !errors.Is(err, syncengine.ErrCursorExpired)); err != nil {
 				return err
 			}
 			rep.Reset = true

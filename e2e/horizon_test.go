@@ -88,3 +88,72 @@ func TestPhoneOfflinePastTheHorizon(t *testing.T) {
 	assertSameState(t, "a vs the server", server, dump(t, a))
 	assertSameState(t, "b vs the server", server, dump(t, b))
 }
+
+// TestHorizonBringsNothingBack: a phone back after the horizon starts over
+// without pushing again what the server acknowledged long ago, so a tag a
+// co-worker removed stays removed; and its pending edit of a person a
+// co-worker deleted does not bring the person back, though the server has
+// forgotten the deletion's tombstone: the edit is set aside, visible.
+func TestHorizonBringsNothingBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	li, _ := e.worker("li", e.Grids[0])
+	wang, _ := e.worker("wang", e.Grids[0])
+	a, b := e.device("li", li), e.device("wang", wang)
+	mustSync(t, a)
+	mustSync(t, b)
+	h, err := a.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "王芳"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddTag(ctx, h, "key_person"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.AddPerson(ctx, h, map[string]string{"name": "张三"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	mustSync(t, b)
+
+	// a edits the person offline; b removes the tag and deletes the person.
+	if err := a.EditPerson(ctx, p, map[string]string{"name": "张三丰"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveTag(ctx, h, "key_person"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EditPerson(ctx, p, map[string]string{"deleted": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	e.now.Add(100 * 24 * time.Hour)
+	if err := b.EditHousehold(ctx, h, map[string]string{"notes": "later"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	if _, err := e.Store.Collect(ctx, store.DefaultHorizon); err != nil {
+		t.Fatal(err)
+	}
+
+	rep := mustSync(t, a)
+	if !rep.Reset || rep.Pushed != 0 || rep.Rejected != 1 {
+		t.Errorf("a's sync after the horizon: %+v; want a start over pushing nothing again, its edit of the deleted person set aside", rep)
+	}
+	mustSync(t, b)
+	mustSync(t, a)
+	server := e.serverState(e.Grids[0])
+	for _, tag := range server.Tags {
+		if !tag.Removed {
+			t.Errorf("tag %+v is live on the server again", tag)
+		}
+	}
+	for _, pr := range server.Persons {
+		if pr.ID == p && !pr.Deleted.Value {
+			t.Errorf("the deleted person is back on the server: %+v", pr)
+		}
+	}
+	assertSameState(t, "a vs the server", server, dump(t, a))
+	assertSameState(t, "b vs the server", server, dump(t, b))
+}

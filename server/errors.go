@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/rs/zerolog"
 
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -41,7 +42,13 @@ func toConnect(log zerolog.Logger, err error) error {
 	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
-			return connect.NewError(c.code, saidOnce(c.code, c.err, err))
+			ce := connect.NewError(c.code, saidOnce(c.code, c.err, err))
+			if errors.Is(err, syncengine.ErrCursorExpired) {
+				if d, derr := connect.NewErrorDetail(&pb.CursorExpired{}); derr == nil {
+					ce.AddDetail(d)
+				}
+			}
+			return ce
 		}
 	}
 	switch {

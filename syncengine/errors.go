@@ -1,6 +1,9 @@
 package syncengine
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // The closed set of domain errors. Callers wrap them with context; the
 // server maps each to one Connect code and the SDK maps the codes back, so
@@ -19,6 +22,10 @@ var (
 	// ErrStaleCursor: the cursor is older than what the server keeps; the
 	// device must bootstrap again.
 	ErrStaleCursor = errors.New("stale cursor")
+	// ErrCursorExpired is the ErrStaleCursor of a cursor older than the
+	// server's collection horizon (rather than one from a database since
+	// restored): the server has everything the device pushed.
+	ErrCursorExpired = fmt.Errorf("%w: older than the server's horizon", ErrStaleCursor)
 	// ErrClockSkew: a clock runs too far ahead of the server's.
 	ErrClockSkew = errors.New("clock skew")
 	// ErrLimit: the input exceeds a size or count limit.

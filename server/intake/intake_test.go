@@ -977,7 +977,7 @@ func TestBudget(t *testing.T) {
 	})
 	t.Run("many at once queue and all pass", func(t *testing.T) {
 		t.Parallel()
-		ts := newServer(t, intake.Config{BudgetBytes: 2 << 20, QueueWait: 8 * time.Second})
+		ts := newServer(t, intake.Config{BudgetBytes: 2 << 20, QueueWait: time.Minute})
 		var wg sync.WaitGroup
 		for i := range 32 {
 			p := protocols()[i%3]

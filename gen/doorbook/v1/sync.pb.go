@@ -210,6 +210,46 @@ func (x *ClockSkew) GetMaxSkewMillis() uint64 {
 	return 0
 }
 
+// CursorExpired is the detail of a FailedPrecondition refusing a cursor
+// older than the server's collection horizon: the device starts over from
+// the server's state, keeping its unsent changes; unlike a cursor from a
+// restored database, it need not push again what the server acknowledged.
+type CursorExpired struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CursorExpired) Reset() {
+	*x = CursorExpired{}
+	mi := &file_doorbook_v1_sync_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CursorExpired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CursorExpired) ProtoMessage() {}
+
+func (x *CursorExpired) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_sync_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CursorExpired.ProtoReflect.Descriptor instead.
+func (*CursorExpired) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{3}
+}
+
 // RejectedChange is the detail of an error that refuses a push because of
 // one change that can never be applied (out of the caller's scope, invalid,
 // or contradicting a record). The push applied nothing; the device sets the
@@ -223,7 +263,7 @@ type RejectedChange struct {
 
 func (x *RejectedChange) Reset() {
 	*x = RejectedChange{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[3]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +275,7 @@ func (x *RejectedChange) String() string {
 func (*RejectedChange) ProtoMessage() {}
 
 func (x *RejectedChange) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[3]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +288,7 @@ func (x *RejectedChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedChange.ProtoReflect.Descriptor instead.
 func (*RejectedChange) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{3}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RejectedChange) GetChangeId() string {
@@ -271,7 +311,7 @@ type DeviceRevoked struct {
 
 func (x *DeviceRevoked) Reset() {
 	*x = DeviceRevoked{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +323,7 @@ func (x *DeviceRevoked) String() string {
 func (*DeviceRevoked) ProtoMessage() {}
 
 func (x *DeviceRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[4]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +336,7 @@ func (x *DeviceRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRevoked.ProtoReflect.Descriptor instead.
 func (*DeviceRevoked) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{4}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DeviceRevoked) GetDeviceId() string {
@@ -333,7 +373,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +385,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[5]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +398,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{5}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PullRequest) GetCursor() uint64 {
@@ -420,7 +460,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +472,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[6]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +485,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{6}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PullResponse) GetEvictedHouseholdIds() []string {
@@ -608,7 +648,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +660,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +673,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{7}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BootstrapRequest) GetGridIds() []string {
@@ -699,7 +739,7 @@ type BootstrapResponse struct {
 
 func (x *BootstrapResponse) Reset() {
 	*x = BootstrapResponse{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[8]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +751,7 @@ func (x *BootstrapResponse) String() string {
 func (*BootstrapResponse) ProtoMessage() {}
 
 func (x *BootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[8]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +764,7 @@ func (x *BootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapResponse.ProtoReflect.Descriptor instead.
 func (*BootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{8}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BootstrapResponse) GetCursor() uint64 {
@@ -851,7 +891,8 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\n" +
 	"server_hlc\x18\x01 \x01(\x04R\tserverHlc\x12\x1b\n" +
 	"\tchange_id\x18\x02 \x01(\tR\bchangeId\x12&\n" +
-	"\x0fmax_skew_millis\x18\x03 \x01(\x04R\rmaxSkewMillis\"-\n" +
+	"\x0fmax_skew_millis\x18\x03 \x01(\x04R\rmaxSkewMillis\"\x0f\n" +
+	"\rCursorExpired\"-\n" +
 	"\x0eRejectedChange\x12\x1b\n" +
 	"\tchange_id\x18\x01 \x01(\tR\bchangeId\"\x7f\n" +
 	"\rDeviceRevoked\x12\x1b\n" +
@@ -934,53 +975,54 @@ func file_doorbook_v1_sync_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_sync_proto_rawDescData
 }
 
-var file_doorbook_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_doorbook_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_doorbook_v1_sync_proto_goTypes = []any{
 	(*PushRequest)(nil),           // 0: doorbook.v1.PushRequest
 	(*PushResponse)(nil),          // 1: doorbook.v1.PushResponse
 	(*ClockSkew)(nil),             // 2: doorbook.v1.ClockSkew
-	(*RejectedChange)(nil),        // 3: doorbook.v1.RejectedChange
-	(*DeviceRevoked)(nil),         // 4: doorbook.v1.DeviceRevoked
-	(*PullRequest)(nil),           // 5: doorbook.v1.PullRequest
-	(*PullResponse)(nil),          // 6: doorbook.v1.PullResponse
-	(*BootstrapRequest)(nil),      // 7: doorbook.v1.BootstrapRequest
-	(*BootstrapResponse)(nil),     // 8: doorbook.v1.BootstrapResponse
-	(*Change)(nil),                // 9: doorbook.v1.Change
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*Household)(nil),             // 11: doorbook.v1.Household
-	(*Person)(nil),                // 12: doorbook.v1.Person
-	(*TagElement)(nil),            // 13: doorbook.v1.TagElement
-	(*Visit)(nil),                 // 14: doorbook.v1.Visit
-	(*VisitAmendment)(nil),        // 15: doorbook.v1.VisitAmendment
-	(*Scope)(nil),                 // 16: doorbook.v1.Scope
-	(*Category)(nil),              // 17: doorbook.v1.Category
-	(*Campaign)(nil),              // 18: doorbook.v1.Campaign
+	(*CursorExpired)(nil),         // 3: doorbook.v1.CursorExpired
+	(*RejectedChange)(nil),        // 4: doorbook.v1.RejectedChange
+	(*DeviceRevoked)(nil),         // 5: doorbook.v1.DeviceRevoked
+	(*PullRequest)(nil),           // 6: doorbook.v1.PullRequest
+	(*PullResponse)(nil),          // 7: doorbook.v1.PullResponse
+	(*BootstrapRequest)(nil),      // 8: doorbook.v1.BootstrapRequest
+	(*BootstrapResponse)(nil),     // 9: doorbook.v1.BootstrapResponse
+	(*Change)(nil),                // 10: doorbook.v1.Change
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*Household)(nil),             // 12: doorbook.v1.Household
+	(*Person)(nil),                // 13: doorbook.v1.Person
+	(*TagElement)(nil),            // 14: doorbook.v1.TagElement
+	(*Visit)(nil),                 // 15: doorbook.v1.Visit
+	(*VisitAmendment)(nil),        // 16: doorbook.v1.VisitAmendment
+	(*Scope)(nil),                 // 17: doorbook.v1.Scope
+	(*Category)(nil),              // 18: doorbook.v1.Category
+	(*Campaign)(nil),              // 19: doorbook.v1.Campaign
 }
 var file_doorbook_v1_sync_proto_depIdxs = []int32{
-	9,  // 0: doorbook.v1.PushRequest.changes:type_name -> doorbook.v1.Change
-	10, // 1: doorbook.v1.DeviceRevoked.revoked_at:type_name -> google.protobuf.Timestamp
-	11, // 2: doorbook.v1.PullResponse.households:type_name -> doorbook.v1.Household
-	12, // 3: doorbook.v1.PullResponse.persons:type_name -> doorbook.v1.Person
-	13, // 4: doorbook.v1.PullResponse.tags:type_name -> doorbook.v1.TagElement
-	14, // 5: doorbook.v1.PullResponse.visits:type_name -> doorbook.v1.Visit
-	15, // 6: doorbook.v1.PullResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
-	16, // 7: doorbook.v1.PullResponse.scope:type_name -> doorbook.v1.Scope
-	17, // 8: doorbook.v1.PullResponse.categories:type_name -> doorbook.v1.Category
-	18, // 9: doorbook.v1.PullResponse.campaigns:type_name -> doorbook.v1.Campaign
-	11, // 10: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
-	12, // 11: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
-	13, // 12: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
-	14, // 13: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
-	15, // 14: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
-	16, // 15: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
-	17, // 16: doorbook.v1.BootstrapResponse.categories:type_name -> doorbook.v1.Category
-	18, // 17: doorbook.v1.BootstrapResponse.campaigns:type_name -> doorbook.v1.Campaign
+	10, // 0: doorbook.v1.PushRequest.changes:type_name -> doorbook.v1.Change
+	11, // 1: doorbook.v1.DeviceRevoked.revoked_at:type_name -> google.protobuf.Timestamp
+	12, // 2: doorbook.v1.PullResponse.households:type_name -> doorbook.v1.Household
+	13, // 3: doorbook.v1.PullResponse.persons:type_name -> doorbook.v1.Person
+	14, // 4: doorbook.v1.PullResponse.tags:type_name -> doorbook.v1.TagElement
+	15, // 5: doorbook.v1.PullResponse.visits:type_name -> doorbook.v1.Visit
+	16, // 6: doorbook.v1.PullResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
+	17, // 7: doorbook.v1.PullResponse.scope:type_name -> doorbook.v1.Scope
+	18, // 8: doorbook.v1.PullResponse.categories:type_name -> doorbook.v1.Category
+	19, // 9: doorbook.v1.PullResponse.campaigns:type_name -> doorbook.v1.Campaign
+	12, // 10: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
+	13, // 11: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
+	14, // 12: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
+	15, // 13: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
+	16, // 14: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
+	17, // 15: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
+	18, // 16: doorbook.v1.BootstrapResponse.categories:type_name -> doorbook.v1.Category
+	19, // 17: doorbook.v1.BootstrapResponse.campaigns:type_name -> doorbook.v1.Campaign
 	0,  // 18: doorbook.v1.SyncService.Push:input_type -> doorbook.v1.PushRequest
-	5,  // 19: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
-	7,  // 20: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
+	6,  // 19: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
+	8,  // 20: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
 	1,  // 21: doorbook.v1.SyncService.Push:output_type -> doorbook.v1.PushResponse
-	6,  // 22: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
-	8,  // 23: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
+	7,  // 22: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
+	9,  // 23: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
 	21, // [21:24] is the sub-list for method output_type
 	18, // [18:21] is the sub-list for method input_type
 	18, // [18:18] is the sub-list for extension type_name
@@ -1000,7 +1042,7 @@ func file_doorbook_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_sync_proto_rawDesc), len(file_doorbook_v1_sync_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -73,6 +73,9 @@ func (s *Store) collectTombstones(ctx context.Context, before uint64) (int, erro
 				if _, err := tx.ExecContext(ctx, del, r.id); err != nil {
 					return err
 				}
+				if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO collected (kind, entity_id, at) VALUES (?, ?, ?)`, r.kind, r.id, s.now().UnixMilli()); err != nil {
+					return err
+				}
 				if err := seq.touch(ctx, r.kind, r.id, r.householdID); err != nil {
 					return err
 				}
@@ -112,6 +115,16 @@ func (s *Store) Collect(ctx context.Context, horizon time.Duration) (store.Colle
 	if err != nil || before == 0 {
 		return c, err
 	}
+	// Cursors before the horizon are refused as expired from now on, and
+	// every device holding one starts over: what follows may go.
+	err = s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO counters (name, value) VALUES ('collected', ?)
+			ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`, before)
+		return err
+	})
+	if err != nil {
+		return c, fmt.Errorf("collect: %w", err)
+	}
 	if c.Tombstones, err = s.collectTombstones(ctx, before); err != nil {
 		return c, err
 	}
@@ -124,10 +137,10 @@ func (s *Store) Collect(ctx context.Context, horizon time.Duration) (store.Colle
 		{&c.Feed, `DELETE FROM feed WHERE seq IN (SELECT seq FROM feed WHERE seq <= ? LIMIT ?)`, []any{before}},
 		{&c.ScopeEvents, `DELETE FROM scope_events WHERE seq IN (SELECT seq FROM scope_events WHERE seq <= ? LIMIT ?)`, []any{before}},
 		{&c.Moves, `DELETE FROM household_moves WHERE seq IN (SELECT seq FROM household_moves WHERE seq <= ? LIMIT ?)`, []any{before}},
-		// The newest commit stays, so that an up-to-date device of an idle
-		// server keeps a valid cursor.
-		{&c.Commits, `DELETE FROM commits WHERE last_seq IN (SELECT last_seq FROM commits WHERE last_seq <= ?
-			AND last_seq < (SELECT MAX(last_seq) FROM commits) LIMIT ?)`, []any{before}},
+		// The commit ending at the horizon stays: a device that pulled up to
+		// it (the up-to-date device of an idle server) keeps a valid cursor.
+		{&c.Commits, `DELETE FROM commits WHERE last_seq IN (SELECT last_seq FROM commits WHERE last_seq < ? LIMIT ?)`, []any{before}},
+		{&c.Tombstones, `DELETE FROM collected WHERE (kind, entity_id) IN (SELECT kind, entity_id FROM collected WHERE at < ? LIMIT ?)`, []any{s.now().Add(-4 * horizon).UnixMilli()}},
 		{&c.Codes, `DELETE FROM enrollment_codes WHERE code_hash IN (SELECT code_hash FROM enrollment_codes WHERE expires_at < ? LIMIT ?)`, []any{s.now().Add(-horizon).Unix()}},
 	}
 	for _, st := range steps {

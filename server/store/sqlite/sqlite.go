@@ -173,6 +173,13 @@ func cursorSeq(ctx context.Context, q statedb.Querier, cursor, top uint64) (uint
 	if seq > top {
 		return 0, fmt.Errorf("%w: cursor at %d is past the server's feed (%d): was the database restored?", syncengine.ErrStaleCursor, seq, top)
 	}
+	var collected uint64
+	if err := q.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM counters WHERE name = 'collected'), 0)`).Scan(&collected); err != nil {
+		return 0, fmt.Errorf("check cursor: %w", err)
+	}
+	if seq < collected {
+		return 0, fmt.Errorf("%w: cursor at %d, history kept from %d", syncengine.ErrCursorExpired, seq, collected)
+	}
 	var want uint64
 	err := q.QueryRowContext(ctx, `SELECT tag FROM commits WHERE last_seq >= ? AND first_seq <= ? ORDER BY last_seq LIMIT 1`, seq, seq).Scan(&want)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && want != tag) {

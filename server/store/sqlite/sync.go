@@ -394,6 +394,11 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			return fmt.Errorf("%w: person %s belongs to household %s", syncengine.ErrInvalid, c.Person.ID, cur.HouseholdID)
 		}
 		if !ok {
+			if gone, err := wasCollected(ctx, tx, kindPerson, c.Person.ID); err != nil {
+				return err
+			} else if gone {
+				return fmt.Errorf("%w: person %s was deleted", syncengine.ErrNotFound, c.Person.ID)
+			}
 			if err := checkCount(ctx, tx, `SELECT COUNT(*) FROM persons WHERE household_id = ?`, "persons of household "+c.Person.HouseholdID,
 				syncengine.MaxPersonsPerHousehold, c.Person.HouseholdID); err != nil {
 				return err
@@ -413,6 +418,11 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			return err
 		}
 		if len(cur) == 0 {
+			if gone, err := wasCollected(ctx, tx, kindTag, c.Tag.AddID); err != nil {
+				return err
+			} else if gone {
+				return fmt.Errorf("%w: tag %s was removed", syncengine.ErrNotFound, c.Tag.AddID)
+			}
 			if err := checkNewTag(ctx, tx, c.Tag); err != nil {
 				return err
 			}
@@ -1005,4 +1015,15 @@ func erasedIn(ctx context.Context, tx *sqlitex.Tx, b *store.PullBatch, ids map[i
 		}
 	}
 	return nil
+}
+
+// wasCollected reports whether a row was a tombstone the collector deleted:
+// a write naming it now (a phone back after the horizon) is refused, and
+// set aside on the phone, rather than bring the row back.
+func wasCollected(ctx context.Context, tx *sqlitex.Tx, kind int, id string) (bool, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM collected WHERE kind = ? AND entity_id = ?`, kind, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("read collected: %w", err)
+	}
+	return n > 0, nil
 }

@@ -999,6 +999,7 @@ func testCollect(t *testing.T, newStore NewStore) {
 	wA, devA := e.worker("A", e.g1.ID)
 	kept := e.register(devA, e.g1.ID)
 	gone := e.register(devA, e.g1.ID)
+	older := e.pull(devA, 0).Cursor
 	removed := *kept.t
 	removed.Removed = true
 	deletedPerson := *kept.p
@@ -1023,8 +1024,13 @@ func testCollect(t *testing.T, newStore NewStore) {
 	if c.Tombstones < 4 || c.AppliedChanges == 0 || c.Commits == 0 || c.Feed == 0 {
 		t.Errorf("Collect = %+v; want the tombstones (a tag, a person, a household and its rows), change ids, commits and feed entries", c)
 	}
-	_, err = e.s.Pull(e.ctx, devA, old, 100)
-	wantErr(t, err, "a pull from a cursor older than the horizon", syncengine.ErrStaleCursor)
+	_, err = e.s.Pull(e.ctx, devA, older, 100)
+	wantErr(t, err, "a pull from a cursor older than the horizon", syncengine.ErrCursorExpired)
+	// A cursor at the last position before the horizon (a device up to
+	// date with an idle server) stays good.
+	if _, err := e.s.Pull(e.ctx, devA, old, 100); err != nil {
+		t.Errorf("a pull from the last position before the horizon: %v", err)
+	}
 	// A device that synced after the horizon holds the tombstones: its
 	// next pull tells it which were purged, and nothing else.
 	p := e.pull(devA, fresh)
