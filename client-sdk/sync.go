@@ -679,7 +679,7 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 			if err := r.applyRows(ctx, tx, &b); err != nil {
 				return err
 			}
-			if err := forgetErased(ctx, tx, res.GetErasedHouseholdIds(), res.GetErasedPersonIds()); err != nil {
+			if err := forgetErased(ctx, tx, res); err != nil {
 				return err
 			}
 			if err := applyReference(ctx, tx, res.GetCategories(), res.GetCampaigns()); err != nil {
@@ -706,7 +706,7 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 		}
 		rep.Pulled += b.Rows()
 		rep.Evicted += evicted
-		scrub = scrub || evicted > 0 || len(res.GetErasedHouseholdIds())+len(res.GetErasedPersonIds()) > 0
+		scrub = scrub || evicted > 0 || len(res.GetErasedHouseholdIds())+len(res.GetErasedPersonIds())+len(res.GetReplacedVisitIds())+len(res.GetReplacedAmendmentIds()) > 0
 		rep.Cursor = res.GetCursor()
 		r.report("pull", rep.Pulled, 0)
 		if !res.GetMore() {
@@ -809,38 +809,66 @@ func keepOwnVisits(ctx context.Context, tx *sqlitex.Tx, households []string) err
 	return nil
 }
 
-// forgetErased drops the kept copies of this phone's own changes that hold
-// erased personal data: of any erased household (its fields, its persons,
-// its visits) or erased person.
-func forgetErased(ctx context.Context, tx *sqlitex.Tx, households, persons []string) error {
-	if len(households)+len(persons) == 0 {
+// forgetErased drops this phone's copies of its own changes that hold
+// erased personal data, kept after they were pushed or set aside as
+// rejected: of any erased household (its fields, its persons, its visits),
+// erased person, or visit or amendment replaced by a blank copy.
+func forgetErased(ctx context.Context, tx *sqlitex.Tx, res *pb.PullResponse) error {
+	erased := map[string]bool{}
+	for _, ids := range [][]string{res.GetErasedHouseholdIds(), res.GetErasedPersonIds(), res.GetReplacedVisitIds(), res.GetReplacedAmendmentIds()} {
+		for _, id := range ids {
+			erased[id] = true
+		}
+	}
+	if len(erased) == 0 {
 		return nil
 	}
-	erased := map[string]bool{}
-	for _, id := range append(slices.Clone(households), persons...) {
-		erased[id] = true
+	drop := func(c *syncengine.Change, hs []string) bool {
+		return slices.ContainsFunc(hs, func(h string) bool { return erased[h] }) ||
+			(c.Person != nil && erased[c.Person.ID]) || (c.Visit != nil && erased[c.Visit.ID]) || (c.Amendment != nil && erased[c.Amendment.ID])
 	}
-	return forgetPushedIf(ctx, tx, func(c *syncengine.Change, hs []string) bool {
-		return slices.ContainsFunc(hs, func(h string) bool { return erased[h] }) || (c.Person != nil && erased[c.Person.ID])
-	})
-}
-
-// forgetPushedIf drops the kept acknowledged changes drop picks, given
-// each one and the households it writes.
-func forgetPushedIf(ctx context.Context, tx *sqlitex.Tx, drop func(c *syncengine.Change, households []string) bool) error {
-	entries, err := readChanges(ctx, tx, "pushed", 0, 0)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		hs, err := changeHouseholds(ctx, tx, &e.change)
-		if err != nil {
+	for _, table := range []string{"pushed", "rejected_changes"} {
+		if err := forgetIf(ctx, tx, table, drop); err != nil {
 			return err
 		}
-		if !drop(&e.change, hs) {
-			continue
+	}
+	return nil
+}
+
+// forgetIf drops the changes kept in table (pushed, rejected_changes) that
+// drop picks, given each one and the households it writes.
+func forgetIf(ctx context.Context, tx *sqlitex.Tx, table string, drop func(c *syncengine.Change, households []string) bool) error {
+	rows, err := tx.QueryContext(ctx, `SELECT change_id, payload FROM `+table)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", table, err)
+	}
+	var gone []string
+	for rows.Next() {
+		var id string
+		var payload []byte
+		if err := rows.Scan(&id, &payload); err != nil {
+			rows.Close()
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM pushed WHERE seq = ?`, e.seq); err != nil {
+		c, _, err := decodeChange(payload)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		hs, err := changeHouseholds(ctx, tx, &c)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		if drop(&c, hs) {
+			gone = append(gone, id)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	for _, id := range gone {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE change_id = ?`, id); err != nil {
 			return err
 		}
 	}
@@ -918,7 +946,7 @@ func forgetPushed(ctx context.Context, tx *sqlitex.Tx, evicted []string) error {
 	for _, id := range evicted {
 		gone[id] = true
 	}
-	return forgetPushedIf(ctx, tx, func(_ *syncengine.Change, hs []string) bool {
+	return forgetIf(ctx, tx, "pushed", func(_ *syncengine.Change, hs []string) bool {
 		return len(hs) > 0 && !slices.ContainsFunc(hs, func(h string) bool { return !gone[h] })
 	})
 }

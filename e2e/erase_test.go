@@ -119,3 +119,56 @@ func TestErasePersonalData(t *testing.T) {
 		t.Errorf("the audit log holds %d erasures, want 2: %v", erasures, log.GetEntries())
 	}
 }
+
+// TestErasureReachesWorkMadeBefore: a phone records a visit and links a
+// resident offline; the household is erased before the phone syncs. What
+// it pushes afterwards was made before the erasure, and arrives blank: on
+// the server, and in the phone's own file once it syncs again.
+func TestErasureReachesWorkMadeBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	li, _ := e.worker("li", e.Grids[0])
+	a := e.device("li", li)
+	mustSync(t, a)
+	h, err := a.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "户主"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	const marker = "Late-Marker-5b1d"
+	if _, err := a.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, Notes: "talked to " + marker}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddPerson(ctx, h, map[string]string{"name": marker + " resident"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Admin.ErasePersonalData(ctx, &pb.ErasePersonalDataRequest{Target: &pb.ErasePersonalDataRequest_HouseholdId{HouseholdId: h}, Reason: "request"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	mustSync(t, a)
+	if fileHolds(t, e.dbPath, marker) {
+		t.Error("work made before the erasure and pushed after it holds the erased words on the server")
+	}
+	if fileHolds(t, a.Path(), marker) {
+		t.Error("the phone that made it still holds the erased words")
+	}
+	d, err := a.Household(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Visits) != 1 || d.Visits[0].Notes != "" || len(d.Persons) != 1 || d.Persons[0].Name.Value != "" {
+		t.Errorf("after the sync: visits %+v, persons %+v; want one of each, blank", d.Visits, d.Persons)
+	}
+
+	// A visit recorded after the erasure keeps its notes.
+	if _, err := a.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormPhone, Notes: "after the erasure"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	if !fileHolds(t, e.dbPath, "after the erasure") {
+		t.Error("a visit recorded after the erasure lost its notes")
+	}
+	assertSameState(t, "li vs the server", e.serverState(e.Grids[0]), dump(t, a))
+}

@@ -106,6 +106,9 @@ func (s *adminService) ErasePersonalData(ctx context.Context, req *pb.ErasePerso
 		return nil, toConnect(s.log, err)
 	}
 	addStat(ctx, "erased_visits", e.Visits)
+	if !e.Scrubbed {
+		s.log.Warn().Msg("erasure committed; readers held the write-ahead log, which keeps the old bytes until the next checkpoint")
+	}
 	return &pb.ErasePersonalDataResponse{Households: uint32(e.Households), Persons: uint32(e.Persons), Visits: uint32(e.Visits), Amendments: uint32(e.Amendments)}, nil
 }
 

@@ -149,6 +149,9 @@ type ErasureTarget struct {
 // Erased counts the rows an erasure blanked.
 type Erased struct {
 	Households, Persons, Visits, Amendments int
+	// Scrubbed: the old values are gone from the file's log too (readers
+	// holding old snapshots can delay that to a later checkpoint).
+	Scrubbed bool
 }
 
 // Collected counts what one collection deleted.

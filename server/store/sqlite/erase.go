@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
@@ -63,10 +64,10 @@ func (s *Store) ErasePersonalData(ctx context.Context, p store.Principal, t stor
 		if err != nil {
 			return err
 		}
+		marks := &erasureMarks{at: s.now()}
 		mark := func(kind int, id string) error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO erasures (kind, entity_id, at) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET at = excluded.at`,
-				kind, id, s.now().UnixMilli())
-			return err
+			marks.add(kind, id, 0)
+			return nil
 		}
 		erasePerson := func(pr syncengine.Person) error {
 			c := clock(pr.MaxClock())
@@ -86,6 +87,9 @@ func (s *Store) ErasePersonalData(ctx context.Context, p store.Principal, t stor
 			if err := erasePerson(person); err != nil {
 				return err
 			}
+			if err := marks.save(ctx, tx, seq); err != nil {
+				return err
+			}
 			return seq.save(ctx)
 		}
 
@@ -96,9 +100,9 @@ func (s *Store) ErasePersonalData(ctx context.Context, p store.Principal, t stor
 			return err
 		}
 		out.Households++
-		if err := mark(kindHousehold, h.ID); err != nil {
-			return err
-		}
+		// The household's clock: changes made before it and pushed later
+		// are blanked on arrival (see erasedBefore).
+		marks.add(kindHousehold, h.ID, c.HLC)
 		if err := seq.touch(ctx, kindHousehold, h.ID, h.ID); err != nil {
 			return err
 		}
@@ -155,20 +159,88 @@ func (s *Store) ErasePersonalData(ctx context.Context, p store.Principal, t stor
 				}
 			}
 		}
+		if err := marks.save(ctx, tx, seq); err != nil {
+			return err
+		}
 		return seq.save(ctx)
 	})
 	if err != nil {
 		return out, fmt.Errorf("erase personal data: %w", err)
 	}
-	// The old values must not outlive the erasure in the write-ahead log.
-	if _, err := s.db.W.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		return out, fmt.Errorf("erase personal data: checkpoint: %w", err)
+	// The old values must not outlive the erasure in the write-ahead log. A
+	// reader's snapshot (a bootstrap streaming) holds the log back: wait for
+	// it, a while.
+	for try := 0; ; try++ {
+		var busy, frames, done int
+		if err := s.db.W.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+			return out, fmt.Errorf("erase personal data: checkpoint: %w", err)
+		}
+		if busy == 0 {
+			out.Scrubbed = true
+			return out, nil
+		}
+		if try == 50 {
+			// Erased in the database; the old bytes leave the log at the
+			// next checkpoint, once the readers are done.
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return out, nil
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return out, nil
 }
 
 // notInSubtree refuses an id outside the admin's subtree, or unknown: the
 // same answer for both.
 func notInSubtree(what, id string) error {
 	return fmt.Errorf("%w: %s %s is not in your subtree", syncengine.ErrOutOfScope, what, id)
+}
+
+// erasureMarks records, within one transaction, the rows whose personal
+// data it erased, and the feed positions that announce them.
+type erasureMarks struct {
+	at   time.Time
+	rows []erasureMark
+}
+
+type erasureMark struct {
+	kind int
+	id   string
+	hlc  uint64
+}
+
+func (m *erasureMarks) add(kind int, id string, hlc uint64) {
+	m.rows = append(m.rows, erasureMark{kind, id, hlc})
+}
+
+// save writes the marks with the transaction's feed range: a pull tells a
+// device of an erasure only through the entries written with it, not every
+// later change of the row.
+func (m *erasureMarks) save(ctx context.Context, tx *sqlitex.Tx, seq *seqAlloc) error {
+	for _, r := range m.rows {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO erasures (kind, entity_id, at, hlc, first_seq, last_seq) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO UPDATE SET at = excluded.at, hlc = max(hlc, excluded.hlc), first_seq = excluded.first_seq, last_seq = excluded.last_seq`,
+			r.kind, r.id, m.at.UnixMilli(), int64(r.hlc), seq.first, seq.last); err != nil {
+			return fmt.Errorf("record erasure: %w", err)
+		}
+	}
+	return nil
+}
+
+// erasedBefore is the clock of the newest erasure of any of households, 0
+// if none was erased: a change older than it was made before the erasure
+// and arrives after it, and its personal data is blanked on arrival.
+func erasedBefore(ctx context.Context, tx *sqlitex.Tx, households []string) (uint64, error) {
+	var newest uint64
+	for _, h := range households {
+		var hlc int64
+		err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT hlc FROM erasures WHERE kind = ? AND entity_id = ?), 0)`, kindHousehold, h).Scan(&hlc)
+		if err != nil {
+			return 0, fmt.Errorf("read erasures: %w", err)
+		}
+		newest = max(newest, uint64(hlc))
+	}
+	return newest, nil
 }

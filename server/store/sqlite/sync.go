@@ -68,6 +68,12 @@ type pushScope struct {
 	// events: the worker's grid changes after sinceVisit, oldest first.
 	events    []scopeEvent
 	decisions map[string]bool
+	// erased: rows this push blanked on arrival, being older than an
+	// erasure of their household (see erasedBefore).
+	erased erasureMarks
+	// anyErased: the server has erased some household (else nothing
+	// pushed needs checking against erasures).
+	anyErased bool
 }
 
 type scopeEvent struct {
@@ -98,6 +104,9 @@ func (s *Store) newPushScope(ctx context.Context, tx *sqlitex.Tx, p store.Princi
 		return nil, fmt.Errorf("read grace: %w", err)
 	}
 	ps.since = max(known, expired)
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM erasures WHERE kind = ?)`, kindHousehold).Scan(&ps.anyErased); err != nil {
+		return nil, fmt.Errorf("read erasures: %w", err)
+	}
 	grids, err := queryStrings(ctx, tx, `SELECT grid_id FROM worker_grids WHERE worker_id = ?`, p.ID)
 	if err != nil {
 		return nil, err
@@ -365,6 +374,10 @@ func (s *Store) Push(ctx context.Context, p store.Principal, cursor uint64, chan
 			}
 			res.Applied++
 		}
+		ps.erased.at = s.now()
+		if err := ps.erased.save(ctx, tx, seq); err != nil {
+			return err
+		}
 		return seq.save(ctx)
 	})
 	if err != nil {
@@ -404,7 +417,22 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 				return err
 			}
 		}
-		_, _, changed, err := statedb.MergePersonOnto(ctx, tx, cur, ok, c.Person)
+		delta := c.Person
+		if !ok {
+			// A resident added offline before their household was erased
+			// arrives blank.
+			h, err := ps.erasedBefore(ctx, []string{c.Person.HouseholdID})
+			if err != nil {
+				return err
+			}
+			if h > 0 && c.Person.MaxClock().HLC < h {
+				blank := syncengine.NewRegister("", syncengine.Clock{HLC: h})
+				delta = &syncengine.Person{ID: c.Person.ID, HouseholdID: c.Person.HouseholdID, Name: blank, IDNumber: blank, Gender: blank,
+					BirthDate: blank, Phone: blank, Relation: blank, Notes: blank, Deleted: c.Person.Deleted}
+				ps.erased.add(kindPerson, c.Person.ID, 0)
+			}
+		}
+		_, _, changed, err := statedb.MergePersonOnto(ctx, tx, cur, ok, delta)
 		if err != nil || !changed {
 			return err
 		}
@@ -460,6 +488,20 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 				return err
 			}
 		}
+		// A visit made before its household was erased, pushed after,
+		// keeps its facts and loses its notes, as the erased ones did; its
+		// author's phone gets the blank copy back (origin "").
+		origin := p.CredentialID
+		if h, err := ps.erasedBefore(ctx, v.HouseholdIDs); err != nil {
+			return err
+		} else if h > 0 && v.Clock.HLC < h {
+			v.Notes = ""
+			for i := range v.Findings {
+				v.Findings[i].Note = ""
+			}
+			origin = ""
+			ps.erased.add(kindVisit, v.ID, 0)
+		}
 		inserted, err := statedb.InsertVisit(ctx, tx, v)
 		if err != nil || !inserted {
 			return err
@@ -484,7 +526,7 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 			}
 		}
 		for _, hh := range v.HouseholdIDs {
-			if err := seq.touchFrom(ctx, kindVisit, v.ID, hh, p.CredentialID); err != nil {
+			if err := seq.touchFrom(ctx, kindVisit, v.ID, hh, origin); err != nil {
 				return err
 			}
 		}
@@ -520,12 +562,23 @@ func applyChange(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seqAll
 		if err := a.CheckAuthority(&vs[0], false); err != nil {
 			return err
 		}
+		origin := p.CredentialID
+		if h, err := ps.erasedBefore(ctx, vs[0].HouseholdIDs); err != nil {
+			return err
+		} else if h > 0 && a.Clock.HLC < h {
+			a.Reason = "(erased)"
+			if a.Notes != nil {
+				a.Notes = new(string)
+			}
+			origin = ""
+			ps.erased.add(kindAmendment, a.ID, 0)
+		}
 		inserted, err := statedb.InsertAmendment(ctx, tx, a)
 		if err != nil || !inserted {
 			return err
 		}
 		for _, hh := range vs[0].HouseholdIDs {
-			if err := seq.touchFrom(ctx, kindAmendment, a.ID, hh, p.CredentialID); err != nil {
+			if err := seq.touchFrom(ctx, kindAmendment, a.ID, hh, origin); err != nil {
 				return err
 			}
 		}
@@ -808,7 +861,7 @@ func loadEntries(ctx context.Context, tx *sqlitex.Tx, b *store.PullBatch, entrie
 	// horizon (see collectTombstones).
 	b.PurgedPersons = missing(ids[kindPerson], len(r.Persons), func(i int) string { return r.Persons[i].ID })
 	b.PurgedTags = missing(ids[kindTag], len(r.Tags), func(i int) string { return r.Tags[i].AddID })
-	if err := erasedIn(ctx, tx, b, ids); err != nil {
+	if err := erasedIn(ctx, tx, b, entries); err != nil {
 		return err
 	}
 	if r.Visits, err = statedb.Visits(ctx, tx, ids[kindVisit]); err != nil {
@@ -995,23 +1048,26 @@ func missing(want []string, n int, id func(int) string) []string {
 	return out
 }
 
-// erasedIn marks the rows of the batch whose personal data was erased.
-func erasedIn(ctx context.Context, tx *sqlitex.Tx, b *store.PullBatch, ids map[int][]string) error {
-	for _, k := range []struct {
-		kind int
-		out  *[]string
-	}{
-		{kindHousehold, &b.ErasedHouseholds}, {kindPerson, &b.ErasedPersons},
-		{kindVisit, &b.ReplacedVisits}, {kindAmendment, &b.ReplacedAmendments},
-	} {
-		for start := 0; start < len(ids[k.kind]); start += maxInList {
-			part := ids[k.kind][start:min(start+maxInList, len(ids[k.kind]))]
-			found, err := queryStrings(ctx, tx, `SELECT entity_id FROM erasures WHERE kind = ? AND entity_id IN (`+sqlitex.InPlaceholders(len(part))+`)`,
-				append([]any{k.kind}, anys(part)...)...)
-			if err != nil {
-				return fmt.Errorf("read erasures: %w", err)
-			}
-			*k.out = append(*k.out, found...)
+// erasedIn marks the rows of the batch whose personal data was erased, by
+// the entries the erasure wrote: a later change of the row is no erasure.
+func erasedIn(ctx context.Context, tx *sqlitex.Tx, b *store.PullBatch, entries []feedEntry) error {
+	out := map[int]*[]string{kindHousehold: &b.ErasedHouseholds, kindPerson: &b.ErasedPersons,
+		kindVisit: &b.ReplacedVisits, kindAmendment: &b.ReplacedAmendments}
+	seen := map[[2]string]bool{}
+	for _, e := range entries {
+		list, ok := out[e.kind]
+		key := [2]string{fmt.Sprint(e.kind), e.entityID}
+		if !ok || seen[key] {
+			continue
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM erasures WHERE kind = ? AND entity_id = ? AND first_seq <= ? AND last_seq >= ?`,
+			e.kind, e.entityID, e.seq, e.seq).Scan(&n); err != nil {
+			return fmt.Errorf("read erasures: %w", err)
+		}
+		if n > 0 {
+			seen[key] = true
+			*list = append(*list, e.entityID)
 		}
 	}
 	return nil
@@ -1026,4 +1082,12 @@ func wasCollected(ctx context.Context, tx *sqlitex.Tx, kind int, id string) (boo
 		return false, fmt.Errorf("read collected: %w", err)
 	}
 	return n > 0, nil
+}
+
+// erasedBefore is erasedBefore for this push.
+func (ps *pushScope) erasedBefore(ctx context.Context, households []string) (uint64, error) {
+	if !ps.anyErased {
+		return 0, nil
+	}
+	return erasedBefore(ctx, ps.tx, households)
 }

@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"WhoAmends", testWhoAmends},
 		{"Caps", testCaps},
 		{"Collect", testCollect},
+		{"ErasureAnnouncedOnce", testErasureAnnouncedOnce},
 		{"UnknownLooksForeign", testUnknownLooksForeign},
 		{"GraceEndsAfterTime", testGraceEndsAfterTime},
 		{"SetWorkerGrids", testSetWorkerGrids},
@@ -1053,6 +1054,37 @@ func testCollect(t *testing.T, newStore NewStore) {
 	if again, err := e.s.Collect(e.ctx, horizon); err != nil || again.Tombstones+again.AppliedChanges+again.Feed != 0 {
 		t.Errorf("a second Collect = %+v, %v; want nothing more", again, err)
 	}
+}
+
+// testErasureAnnouncedOnce: a pull tells a device of an erasure through
+// the entries the erasure wrote, once: a later change of the household is
+// no erasure (the device would drop its kept copies of new work).
+func testErasureAnnouncedOnce(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	_, devA := e.worker("A", e.g1.ID)
+	x := e.register(devA, e.g1.ID)
+	c := e.pull(devA, 0).Cursor
+	erased, err := e.s.ErasePersonalData(e.ctx, e.root, store.ErasureTarget{HouseholdID: x.h.ID, Reason: "request", At: time.Now()}, nextClock)
+	if err != nil {
+		t.Fatalf("ErasePersonalData: %v", err)
+	}
+	if erased.Households != 1 || erased.Persons != 1 || erased.Visits != 1 {
+		t.Errorf("ErasePersonalData = %+v; want a household, a person, a visit", erased)
+	}
+	b := e.pull(devA, c)
+	sameSet(t, "erased households", b.ErasedHouseholds, []string{x.h.ID})
+	sameSet(t, "erased persons", b.ErasedPersons, []string{x.p.ID})
+	sameSet(t, "replaced visits", b.ReplacedVisits, []string{x.v.ID})
+	if h, _ := findHousehold(b.Rows, x.h.ID); h.HeadName.Value != "" {
+		t.Errorf("the erased household's head is %q; want blank", h.HeadName.Value)
+	}
+	e.push(devA, change(e.edit(x.h.ID, "new work")))
+	later := e.pull(devA, b.Cursor)
+	if len(later.ErasedHouseholds)+len(later.ErasedPersons)+len(later.ReplacedVisits) != 0 {
+		t.Errorf("a later edit of the household is announced as an erasure: %v %v %v", later.ErasedHouseholds, later.ErasedPersons, later.ReplacedVisits)
+	}
+	_, err = e.s.ErasePersonalData(e.ctx, e.root, store.ErasureTarget{HouseholdID: newID(), Reason: "request", At: time.Now()}, nextClock)
+	wantErr(t, err, "erasing an unknown household", syncengine.ErrOutOfScope)
 }
 
 // testCaps: a household holds only so many tags, persons and visits a
