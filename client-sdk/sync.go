@@ -77,19 +77,27 @@ func (r *Replica) observe(serverHLC uint64) {
 }
 
 // Enroll registers this replica as a device of the worker the code was
-// issued for, with the server at serverURL.
+// issued for, with the server at serverURL. A replica enrolled before may
+// enrol again with a new code for the same worker, keeping everything it
+// holds: what a phone does when a server restored from a backup no longer
+// knows it.
 func (r *Replica) Enroll(ctx context.Context, serverURL, code, deviceName string) error {
 	st, err := readState(ctx, r.db.R)
 	if err != nil {
 		return err
 	}
-	if st.Token != "" {
-		return fmt.Errorf("%w: replica already enrolled as device %s", syncengine.ErrInvalid, st.DeviceID)
-	}
 	client := doorbookv1connect.NewEnrollmentServiceClient(r.http, serverURL, compress.ClientOptions(r.noCompression))
 	res, err := client.Enroll(ctx, &pb.EnrollRequest{Code: code, DeviceName: deviceName})
 	if err != nil {
 		return callError("enroll", err)
+	}
+	// An enrolled replica enrols again, keeping all it holds, for its own
+	// worker only: a server restored from a backup older than its first
+	// enrolment no longer knows its token, and its unsent work must still
+	// reach it.
+	if st.Token != "" && res.GetScope().GetWorker().GetId() != st.WorkerID {
+		return fmt.Errorf("%w: this replica holds the data of worker %s (%s), and the code was for worker %s: enrol a new replica with it",
+			syncengine.ErrInvalid, st.WorkerName, st.WorkerID, res.GetScope().GetWorker().GetName())
 	}
 	r.observe(res.GetServerHlc())
 	err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {

@@ -10,7 +10,10 @@ import (
 	"sync"
 	"testing"
 
+	"connectrpc.com/connect"
+
 	sdk "github.com/doorbook/doorbook/client-sdk"
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 )
 
@@ -21,8 +24,9 @@ var (
 
 // TestRestoreUnderRunningFleet is the restore drill: phones work and sync;
 // the server is backed up while they do (sqlite.Backup, no stop); they go
-// on working and syncing; then the server is restored from that backup
-// under them and they go on again. In the end every visit any phone
+// on working and syncing, and one more phone is enrolled; then the server
+// is restored from that backup under them (the late phone enrols again,
+// keeping its work) and they go on again. In the end every visit any phone
 // recorded is on the server exactly once, nothing is set aside, and every
 // phone equals the server's state of its scope.
 func TestRestoreUnderRunningFleet(t *testing.T) {
@@ -103,6 +107,11 @@ func TestRestoreUnderRunningFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
+	// A phone enrolled after the backup: the restored server will not
+	// know it, and it enrols again, keeping its work.
+	late := &phone{name: "zhang2", r: e.device("zhang2", zhang), grid: e.Grids[1]}
+	mustSync(t, late.r)
+	phones = append(phones, late)
 	for round := range *flagDrillRounds {
 		work(fmt.Sprintf("after %d", round), 5)
 		if rng.IntN(2) == 0 {
@@ -115,6 +124,16 @@ func TestRestoreUnderRunningFleet(t *testing.T) {
 	// pushed work the backup does not hold.
 	work("unsent at the restore", 3)
 	restoreFrom(t, e, backup)
+	if _, err := late.r.Sync(ctx); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("a phone enrolled after the backup syncs with the restored server: %v, want Unauthenticated", err)
+	}
+	code, err := e.Admin.CreateEnrollmentCode(ctx, &pb.CreateEnrollmentCodeRequest{WorkerId: zhang})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := late.r.Enroll(ctx, e.URL, code.GetCode(), "zhang2 again"); err != nil {
+		t.Fatalf("the late phone enrols again: %v", err)
+	}
 	for round := range 2 {
 		work(fmt.Sprintf("after the restore %d", round), 3)
 		syncAll()
