@@ -16,21 +16,7 @@ import (
 func TestPhoneOfflinePastTheHorizon(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, 1)
-	li, _ := e.worker("li", e.Grids[0])
-	wang, _ := e.worker("wang", e.Grids[0])
-	a, b := e.device("li", li), e.device("wang", wang)
-	mustSync(t, a)
-	mustSync(t, b)
-	h, err := b.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "王芳"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddTag(ctx, h, "key_person"); err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, b)
-	mustSync(t, a)
+	e, a, b, _, h := sharedKeyPerson(t)
 
 	// a goes offline with work; b goes on, and takes the tag off again.
 	var visits []string
@@ -97,19 +83,7 @@ func TestPhoneOfflinePastTheHorizon(t *testing.T) {
 func TestHorizonBringsNothingBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, 1)
-	li, _ := e.worker("li", e.Grids[0])
-	wang, _ := e.worker("wang", e.Grids[0])
-	a, b := e.device("li", li), e.device("wang", wang)
-	mustSync(t, a)
-	mustSync(t, b)
-	h, err := a.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "王芳"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.AddTag(ctx, h, "key_person"); err != nil {
-		t.Fatal(err)
-	}
+	e, a, b, _, h := sharedKeyPerson(t)
 	p, err := a.AddPerson(ctx, h, map[string]string{"name": "张三"})
 	if err != nil {
 		t.Fatal(err)

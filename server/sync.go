@@ -42,12 +42,6 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 		}
 		changes = append(changes, c)
 	}
-	// A device whose position this server never issued has pushed to a
-	// server that was since restored from a backup: it must start over and
-	// push again first what the server lost (see PushRequest.cursor).
-	if err := s.store.CheckCursor(ctx, req.GetCursor()); err != nil {
-		return nil, toConnect(s.log, fmt.Errorf("push: %w", err))
-	}
 	res, err := s.store.Push(ctx, p, req.GetCursor(), changes)
 	if err != nil {
 		return nil, s.pushError(err)

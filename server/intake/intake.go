@@ -128,33 +128,15 @@ type Guard struct {
 
 // New returns a guard in front of next.
 func New(next http.Handler, cfg Config) *Guard {
-	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if cfg.PassthroughBytes <= 0 {
-		cfg.PassthroughBytes = DefaultPassthroughBytes
-	}
-	if cfg.BudgetBytes <= 0 {
-		cfg.BudgetBytes = DefaultBudgetBytes
-	}
-	if cfg.PublicMaxMessageBytes <= 0 {
-		cfg.PublicMaxMessageBytes = DefaultPublicMaxMessageBytes
-	}
-	if cfg.PublicBudgetBytes <= 0 {
-		cfg.PublicBudgetBytes = DefaultPublicBudgetBytes
-	}
-	if cfg.QueueWait <= 0 {
-		cfg.QueueWait = DefaultQueueWait
-	}
-	if cfg.BodyGrace <= 0 {
-		cfg.BodyGrace = DefaultBodyGrace
-	}
-	if cfg.MinBodyRate <= 0 {
-		cfg.MinBodyRate = DefaultMinBodyRate
-	}
-	if cfg.BodyIdle <= 0 {
-		cfg.BodyIdle = DefaultBodyIdle
-	}
+	cfg.MaxMessageBytes = orDefault(cfg.MaxMessageBytes, DefaultMaxMessageBytes)
+	cfg.PassthroughBytes = orDefault(cfg.PassthroughBytes, DefaultPassthroughBytes)
+	cfg.BudgetBytes = orDefault(cfg.BudgetBytes, DefaultBudgetBytes)
+	cfg.PublicMaxMessageBytes = orDefault(cfg.PublicMaxMessageBytes, DefaultPublicMaxMessageBytes)
+	cfg.PublicBudgetBytes = orDefault(cfg.PublicBudgetBytes, DefaultPublicBudgetBytes)
+	cfg.QueueWait = orDefault(cfg.QueueWait, DefaultQueueWait)
+	cfg.BodyGrace = orDefault(cfg.BodyGrace, DefaultBodyGrace)
+	cfg.MinBodyRate = orDefault(cfg.MinBodyRate, DefaultMinBodyRate)
+	cfg.BodyIdle = orDefault(cfg.BodyIdle, DefaultBodyIdle)
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
@@ -166,6 +148,14 @@ func New(next http.Handler, cfg Config) *Guard {
 		errs:   connect.NewErrorWriter(),
 		limits: newLimitCache(),
 	}
+}
+
+// orDefault is v, or d when v is not positive.
+func orDefault[T int | int64 | time.Duration](v, d T) T {
+	if v <= 0 {
+		return d
+	}
+	return v
 }
 
 // protocol is how a request frames its message.
@@ -275,15 +265,7 @@ func (g *Guard) passthrough(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	br := &bodyReader{
-		body:  http.MaxBytesReader(w, r.Body, int64(g.cfg.PassthroughBytes)),
-		rc:    http.NewResponseController(w),
-		start: g.cfg.now(),
-		now:   g.cfg.now,
-		grace: g.cfg.BodyGrace,
-		rate:  g.cfg.MinBodyRate,
-		idle:  g.cfg.BodyIdle,
-	}
+	br := g.bodyReader(w, http.MaxBytesReader(w, r.Body, int64(g.cfg.PassthroughBytes)))
 	r.Body = struct {
 		io.Reader
 		io.Closer
@@ -329,15 +311,7 @@ func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if encoding != "" && !supported(encoding) {
 		return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("unknown compression %q: this server accepts gzip and zstd", encoding))
 	}
-	br := &bodyReader{
-		body:  r.Body,
-		rc:    http.NewResponseController(w),
-		start: g.cfg.now(),
-		now:   g.cfg.now,
-		grace: g.cfg.BodyGrace,
-		rate:  g.cfg.MinBodyRate,
-		idle:  g.cfg.BodyIdle,
-	}
+	br := g.bodyReader(w, r.Body)
 	defer br.done()
 	wait := g.cfg.QueueWait
 	if !p.enveloped {
@@ -539,6 +513,12 @@ func (a *account) releaseAll() {
 		a.budget.Release(a.held)
 		a.held = 0
 	}
+}
+
+// bodyReader reads body under the guard's slow-body rules.
+func (g *Guard) bodyReader(w http.ResponseWriter, body io.Reader) *bodyReader {
+	return &bodyReader{body: body, rc: http.NewResponseController(w), start: g.cfg.now(), now: g.cfg.now,
+		grace: g.cfg.BodyGrace, rate: g.cfg.MinBodyRate, idle: g.cfg.BodyIdle}
 }
 
 // bodyReader cuts a body that arrives too slowly: every read must come

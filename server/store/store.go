@@ -34,7 +34,10 @@ type Store interface {
 	// never pulls, or whose clock is set back, gains nothing).
 	//
 	// cursor is the feed position the device says it has applied (0 if it
-	// does not say): it ends the grace as a pull from it would.
+	// does not say): it ends the grace as a pull from it would. A cursor
+	// the store did not issue refuses the push as Pull refuses it
+	// (syncengine.ErrStaleCursor, ErrCursorExpired), before anything is
+	// applied: a restored server makes its devices start over first.
 	Push(ctx context.Context, p Principal, cursor uint64, changes []syncengine.Change) (PushResult, error)
 	// Pull returns the feed entries in p's scope after cursor. Cursors are
 	// opaque and order like feed positions; a cursor the store did not
@@ -42,9 +45,6 @@ type Store interface {
 	// syncengine.ErrStaleCursor, so that the device starts over rather than
 	// skip or keep what the store no longer has.
 	Pull(ctx context.Context, p Principal, cursor uint64, limit int) (*PullBatch, error)
-	// CheckCursor fails with syncengine.ErrStaleCursor if the store did not
-	// issue cursor (see Pull); 0 always passes.
-	CheckCursor(ctx context.Context, cursor uint64) error
 	// Bootstrap sends pages of whole households of p's grids (all of them
 	// if grids is empty) after household id after, until done or send fails.
 	Bootstrap(ctx context.Context, p Principal, req BootstrapRequest, send func(*BootstrapPage) error) error

@@ -611,21 +611,6 @@ func applyHousehold(ctx context.Context, tx *sqlitex.Tx, ps *pushScope, seq *seq
 	return seq.touch(ctx, kindHousehold, delta.ID, delta.ID)
 }
 
-// CheckCursor fails if the store did not issue cursor.
-func (s *Store) CheckCursor(ctx context.Context, cursor uint64) error {
-	if cursor == 0 {
-		return nil
-	}
-	return s.db.Read(ctx, func(tx *sqlitex.Tx) error {
-		top, err := head(ctx, tx)
-		if err != nil {
-			return err
-		}
-		_, err = cursorSeq(ctx, tx, cursor, top)
-		return err
-	})
-}
-
 // Pull returns the feed after cursor within p's scope.
 func (s *Store) Pull(ctx context.Context, p store.Principal, cursor uint64, limit int) (*store.PullBatch, error) {
 	if err := requireWorker(p); err != nil {
