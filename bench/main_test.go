@@ -37,6 +37,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 )
 
@@ -194,7 +195,7 @@ func serveChild(path string) error {
 		return err
 	}
 	defer st.Close()
-	srv := server.New(st, server.WithLogger(zerolog.Nop()))
+	srv := server.New(service.New(st), server.WithLogger(zerolog.Nop()))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

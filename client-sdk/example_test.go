@@ -11,6 +11,7 @@ import (
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
@@ -47,7 +48,7 @@ func exampleServer(ctx context.Context, dir string) (url, grid, code string, sto
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(st).Handler())
+	srv := httptest.NewServer(server.New(service.New(st)).Handler())
 	return srv.URL, parent, code, func() { srv.Close(); st.Close() }
 }
 

@@ -19,6 +19,7 @@ import (
 	sdk "github.com/doorbook/doorbook/client-sdk"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
@@ -49,7 +50,7 @@ func twoPhones(t *testing.T) (a, b *sdk.Replica, grid string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(st).Handler())
+	srv := httptest.NewServer(server.New(service.New(st)).Handler())
 	t.Cleanup(func() { srv.Close(); st.Close() })
 	phone := func(name string) *sdk.Replica {
 		code, err := st.CreateEnrollmentCode(ctx, admin, w.ID, time.Now().Add(time.Hour))
@@ -269,7 +270,7 @@ func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *swapHandler) serve(st *sqlite.Store) {
-	h := server.New(st).Handler()
+	h := server.New(service.New(st)).Handler()
 	s.h.Store(&h)
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/service"
+	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 )
 
@@ -25,7 +27,7 @@ import (
 type env struct {
 	t      testing.TB
 	URL    string
-	Store  *sqlite.Store
+	Store  store.Store
 	Admin  doorbookv1connect.AdminServiceClient
 	Grids  []string
 	now    *fakeNow
@@ -146,14 +148,15 @@ func (e *env) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	srv := server.New(st, server.WithLogger(zerolog.New(zerolog.NewTestWriter(e.t)).Level(zerolog.WarnLevel)), server.WithNow(e.now.Now))
+	svc := service.New(st, service.WithClock(e.now.Now))
+	srv := server.New(svc, server.WithLogger(zerolog.New(zerolog.NewTestWriter(e.t)).Level(zerolog.WarnLevel)), server.WithNow(e.now.Now))
 	l, err := net.Listen("tcp", e.addr)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.addr = l.Addr().String()
 	e.URL = "http://" + e.addr
-	e.Store = st
+	e.Store = svc
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- server.Serve(ctx, l, srv.Handler()) }()

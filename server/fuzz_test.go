@@ -25,6 +25,7 @@ import (
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/internal/wire"
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 	se "github.com/doorbook/doorbook/syncengine"
@@ -150,7 +151,7 @@ func newPushEnv(tb testing.TB, dir string) *pushEnv {
 	e.them, theirToken = device("them", e.gridTheirs)
 	e.replace = map[string]string{phGridMine: e.gridMine, phGridOther: e.gridTheirs, phWorkerMe: e.me, phWorkerOther: e.them}
 
-	client := &http.Client{Transport: handlerTransport{server.New(e.st).Handler()}}
+	client := &http.Client{Transport: handlerTransport{server.New(service.New(e.st)).Handler()}}
 	const base = "http://doorbook.test"
 	e.sync = doorbookv1connect.NewSyncServiceClient(client, base, connect.WithInterceptors(bearer.Token(myToken)))
 	e.otherSync = doorbookv1connect.NewSyncServiceClient(client, base, connect.WithInterceptors(bearer.Token(theirToken)))

@@ -22,6 +22,7 @@ import (
 	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 	se "github.com/doorbook/doorbook/syncengine"
 )
@@ -50,7 +51,7 @@ func newLimitEnv(t *testing.T) *limitEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(server.New(st).Handler())
+	hs := httptest.NewServer(server.New(service.New(st)).Handler())
 	t.Cleanup(func() {
 		hs.Close()
 		st.Close()

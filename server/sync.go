@@ -133,7 +133,11 @@ func (s *syncService) Bootstrap(ctx context.Context, req *pb.BootstrapRequest, s
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("after_household_id %q is not a UUID", a))
 	}
 	if req.GetSnapshot() && len(req.GetGridIds()) == 0 && req.GetAfterHouseholdId() == "" {
-		return s.sendSnapshot(ctx, stream)
+		// A backend without snapshots answers with pages, which every
+		// device takes too.
+		if err := s.sendSnapshot(ctx, stream); !errors.Is(err, store.ErrNoSnapshot) {
+			return err
+		}
 	}
 	households, rowsSent := 0, 0
 	errSend := errors.New("send")
@@ -179,6 +183,9 @@ const snapshotChunk = 1 << 20
 // message with the cursor, scope and reference data, then the file's bytes.
 func (s *syncService) sendSnapshot(ctx context.Context, stream *connect.ServerStream[pb.BootstrapResponse]) error {
 	snap, err := s.store.Snapshot(ctx, principal(ctx))
+	if errors.Is(err, store.ErrNoSnapshot) {
+		return err
+	}
 	if err != nil {
 		return toConnect(s.log, err)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
@@ -395,7 +396,7 @@ type loadServer struct {
 	url    string
 	dbPath string // "" for a remote server
 	seeder loadSeeder
-	st     *sqlite.Store
+	st     store.Store
 	// handlers times the in-process server's handlers.
 	handlers *rpcTimes
 	// pid is the server-process's.
@@ -428,7 +429,8 @@ func openLoadServer(ctx context.Context, o loadtestOptions, dir string, hc *http
 		st.Close()
 		return nil, err
 	}
-	s.st, s.seeder = st, storeSeeder{st: st, admin: admin}
+	svc := service.New(st)
+	s.st, s.seeder = svc, storeSeeder{st: svc, admin: admin}
 	s.stop = st.Close
 	return s, nil
 }

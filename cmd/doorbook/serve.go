@@ -17,6 +17,7 @@ import (
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/intake"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 )
@@ -78,11 +79,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cert = &c
 	}
 
-	st, err := sqlite.Open(ctx, *db, sqlite.WithScopeGrace(*scopeGrace))
+	backend, err := sqlite.Open(ctx, *db)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer backend.Close()
+	st := service.New(backend, service.WithScopeGrace(*scopeGrace))
 
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {

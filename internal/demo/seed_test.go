@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/doorbook/doorbook/internal/demo"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 )
 
@@ -26,7 +27,7 @@ func BenchmarkSeed(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		s, err := demo.Seed(ctx, st, admin, 1, time.Now(), time.Hour)
+		s, err := demo.Seed(ctx, service.New(st), admin, 1, time.Now(), time.Hour)
 		if err != nil {
 			b.Fatal(err)
 		}

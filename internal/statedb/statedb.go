@@ -203,12 +203,20 @@ func MergeTag(ctx context.Context, q Querier, t *syncengine.TagElement) (merged 
 			return cur, false, nil
 		}
 	}
-	_, err = q.ExecContext(ctx, `INSERT OR REPLACE INTO tag_elements (`+tagCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		cur.AddID, cur.HouseholdID, cur.Category, cur.Removed, int64(cur.Clock.HLC), int64(cur.Clock.Node))
-	if err != nil {
-		return cur, false, fmt.Errorf("put tag %s: %w", t.AddID, err)
+	if err := PutTag(ctx, q, &cur); err != nil {
+		return cur, false, err
 	}
 	return cur, true, nil
+}
+
+// PutTag writes a tag element whole, replacing any stored one.
+func PutTag(ctx context.Context, q Querier, t *syncengine.TagElement) error {
+	_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO tag_elements (`+tagCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.AddID, t.HouseholdID, t.Category, t.Removed, int64(t.Clock.HLC), int64(t.Clock.Node))
+	if err != nil {
+		return fmt.Errorf("put tag %s: %w", t.AddID, err)
+	}
+	return nil
 }
 
 // Tags loads tag elements by add id.

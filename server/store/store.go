@@ -1,8 +1,9 @@
-// Package store defines what the Doorbook server keeps and how: the
-// interface every storage backend implements (SQLite now, PostgreSQL
-// planned) and the types that cross it. Backends merge with syncengine and
-// enforce scope inside their transactions; the conformance suite in
-// storetest holds every backend to the same behaviour.
+// Package store defines the storage contract of the Doorbook server: the
+// repositories a backend offers inside transactions (Backend, Tx: SQL and
+// transactions only, SQLite now, PostgreSQL planned), the API the server's
+// handlers call (Store, implemented by server/service over any Backend),
+// and the types that cross them. The conformance suite in storetest holds
+// every backend to the same behaviour.
 package store
 
 import (
@@ -14,7 +15,9 @@ import (
 	"github.com/doorbook/doorbook/syncengine"
 )
 
-// Store is the server's storage. Every method is safe for concurrent use.
+// Store is what the server's API calls: the rules over storage
+// (server/service implements it over any Backend). Every method is safe for
+// concurrent use.
 //
 // The change feed: every write that changes replicated state takes the next
 // sequence number, and sequence numbers become visible in order — a Pull
@@ -22,6 +25,12 @@ import (
 // n for good. (SQLite's single writer gives this for free; a backend with
 // concurrent writers must serialise the allocation with the commit.)
 type Store interface {
+	Sync
+	Legacy
+}
+
+// Sync is the device's side of the API: push, pull, bootstrap.
+type Sync interface {
 	// Push applies a device's changes in one transaction: all or none. The
 	// caller has validated them and checked their clocks.
 	//
@@ -54,6 +63,11 @@ type Store interface {
 	Snapshot(ctx context.Context, p Principal) (*Snapshot, error)
 	// Scope is a worker's grids.
 	Scope(ctx context.Context, p Principal) (Scope, error)
+}
+
+// Legacy is the part of Store whose rules still live in the backends;
+// server/service moves them above storage one by one.
+type Legacy interface {
 
 	// Authenticate resolves a bearer token.
 	Authenticate(ctx context.Context, token string) (Principal, error)

@@ -98,7 +98,7 @@ func TestBackupWhileWriting(t *testing.T) {
 }
 
 // newTree makes a root admin and a district down to one grid.
-func newTree(t *testing.T, st *sqlite.Store) (store.Principal, string) {
+func newTree(t *testing.T, st store.Legacy) (store.Principal, string) {
 	t.Helper()
 	ctx := context.Background()
 	admin, _, err := st.CreateAdmin(ctx, "root", "")

@@ -61,7 +61,7 @@ func TestFeedPlansAgree(t *testing.T) {
 		top := cursor + uint64(rng.IntN(feedRows+10-int(cursor)))
 		limit := 1 + rng.IntN(200)
 		device := []string{"device-a", "device-b"}[rng.IntN(2)]
-		var byFeed, byHouseholds, chosen []feedEntry
+		var byFeed, byHouseholds, chosen []store.FeedEntry
 		err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 			var err error
 			if byFeed, err = readFeed(ctx, tx, scope, device, cursor, top, limit, true); err != nil {
@@ -81,11 +81,11 @@ func TestFeedPlansAgree(t *testing.T) {
 				i, scope, cursor, top, limit, len(byFeed), len(byHouseholds), len(chosen))
 		}
 		for j, e := range byFeed {
-			if e.seq <= cursor || e.seq > top || (j > 0 && e.seq <= byFeed[j-1].seq) {
-				t.Fatalf("case %d: entry %d at seq %d is out of (%d, %d] or out of order", i, j, e.seq, cursor, top)
+			if e.Seq <= cursor || e.Seq > top || (j > 0 && e.Seq <= byFeed[j-1].Seq) {
+				t.Fatalf("case %d: entry %d at seq %d is out of (%d, %d] or out of order", i, j, e.Seq, cursor, top)
 			}
-			if e.origin == device {
-				t.Fatalf("case %d: entry %d at seq %d is %s's own", i, j, e.seq, device)
+			if e.Origin == device {
+				t.Fatalf("case %d: entry %d at seq %d is %s's own", i, j, e.Seq, device)
 			}
 		}
 	}
@@ -135,15 +135,15 @@ func TestSnapshotLetsWritesGoOn(t *testing.T) {
 		})
 		writeTook = time.Since(began)
 	}
-	snap, err := s.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: w.ID})
+	path, households, err := s.WriteSnapshot(ctx, w.GridIDs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer removeSnapshot(snap.Path)
+	defer removeSnapshot(path)
 	if writeErr != nil {
 		t.Errorf("a write during the snapshot's copy failed after %v: %v", writeTook, writeErr)
 	}
-	if snap.Households == 0 {
+	if households == 0 {
 		t.Errorf("snapshot of %s holds no households", w.Name)
 	}
 }

@@ -15,51 +15,28 @@ import (
 	"github.com/doorbook/doorbook/server/store"
 )
 
-// Snapshot writes the worker's whole scope to a new file beside the
-// database (on the disk sized for the data, not a small temporary one). SQLite
+// WriteSnapshot writes the rows of grids to a new file beside the database
+// (on the disk sized for the data, not a small temporary one). SQLite
 // copies the rows from this database into the file (INSERT … SELECT across
 // an ATTACH), so no row passes through Go; the phone then copies the file's
 // tables into its own the same way.
-//
-// The cursor, scope and reference data are read first and the rows after,
-// as Bootstrap's pages are: rows newer than the cursor come again through
-// the feed, and merging them twice changes nothing.
-func (s *Store) Snapshot(ctx context.Context, p store.Principal) (*store.Snapshot, error) {
-	if err := requireWorker(p); err != nil {
-		return nil, err
-	}
-	snap := &store.Snapshot{}
-	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
-		top, err := head(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if snap.Cursor, err = cursorAt(ctx, tx, top); err != nil {
-			return err
-		}
-		if snap.Scope, err = scope(ctx, tx, p.ID); err != nil {
-			return err
-		}
-		snap.Reference, err = reference(ctx, tx, snap.Scope.Worker.GridIDs, 0)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: %w", err)
-	}
+func (s *Store) WriteSnapshot(ctx context.Context, grids []string) (path string, households int, err error) {
 	f, err := os.CreateTemp(filepath.Dir(s.db.Path), filepath.Base(s.db.Path)+snapshotInfix+"*")
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: %w", err)
+		return "", 0, err
 	}
-	snap.Path = f.Name()
+	path = f.Name()
 	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("snapshot: %w", err)
+		return "", 0, err
 	}
-	if snap.Households, err = s.writeSnapshot(ctx, snap.Path, snap.Scope.Worker.GridIDs); err != nil {
-		removeSnapshot(snap.Path)
-		return nil, fmt.Errorf("snapshot: %w", err)
+	if households, err = s.writeSnapshot(ctx, path, grids); err != nil {
+		removeSnapshot(path)
+		return "", 0, err
 	}
-	return snap, nil
+	return path, households, nil
 }
+
+var _ store.Snapshotter = (*Store)(nil)
 
 // writeSnapshot fills the file at path with the rows of grids and leaves it
 // whole in one file (no write-ahead log beside it).

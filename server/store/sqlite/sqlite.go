@@ -32,15 +32,12 @@ type Store struct {
 	// now is the server's clock: commits are stamped with it, and scope
 	// grace and horizons are measured by it.
 	now func() time.Time
-	// grace is how long after a household or grid leaves a worker's scope
-	// on the server's clock the worker's devices may still write there.
-	grace time.Duration
 	// snapshotCopied, if set, runs while a snapshot's transaction still
 	// reads this database (tests: writes must go on meanwhile).
 	snapshotCopied func()
 }
 
-var _ store.Store = (*Store)(nil)
+var _ store.Legacy = (*Store)(nil)
 
 // cacheKiB is each connection's page cache: a push's inserts land all over
 // the visit and feed indexes of a street's file, and with SQLite's default
@@ -54,7 +51,6 @@ type Option func(*options)
 type options struct {
 	sqlite []sqlitex.Option
 	now    func() time.Time
-	grace  time.Duration
 }
 
 // WithMaxSize bounds the database file at about n bytes: past it, writes
@@ -67,18 +63,13 @@ func WithMaxSize(n int64) Option {
 // WithClock sets the server's clock (default time.Now), for tests.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
-// WithScopeGrace sets how long, on the server's clock, a worker's devices
-// may still write a household after it or its grid left the worker's scope
-// (default store.DefaultScopeGrace). See store.Store.Push.
-func WithScopeGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
-
 // Open opens (creating if needed) the database file.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	ms, err := Migrations()
 	if err != nil {
 		return nil, err
 	}
-	o := options{sqlite: []sqlitex.Option{sqlitex.WithCacheSize(cacheKiB)}, now: time.Now, grace: store.DefaultScopeGrace}
+	o := options{sqlite: []sqlitex.Option{sqlitex.WithCacheSize(cacheKiB)}, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -87,7 +78,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	removeSnapshots(path)
-	return &Store{db: db, now: o.now, grace: o.grace}, nil
+	return &Store{db: db, now: o.now}, nil
 }
 
 // Close closes the database.

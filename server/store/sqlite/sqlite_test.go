@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/server/store/storetest"
@@ -14,11 +15,13 @@ import (
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, o storetest.Options) store.Store {
 		var opts []sqlite.Option
+		var rules []service.Option
 		if o.Now != nil {
 			opts = append(opts, sqlite.WithClock(o.Now))
+			rules = append(rules, service.WithClock(o.Now))
 		}
 		if o.ScopeGrace > 0 {
-			opts = append(opts, sqlite.WithScopeGrace(o.ScopeGrace))
+			rules = append(rules, service.WithScopeGrace(o.ScopeGrace))
 		}
 		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "s.db"), opts...)
 		if err != nil {
@@ -29,6 +32,6 @@ func TestStore(t *testing.T) {
 				t.Errorf("Close: %v", err)
 			}
 		})
-		return s
+		return service.New(s, rules...)
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
@@ -44,11 +45,12 @@ func churnYear(t *testing.T, collect bool) [4]int {
 	now := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	path := filepath.Join(t.TempDir(), "s.db")
-	st, err := sqlite.Open(ctx, path, sqlite.WithClock(clock))
+	backend, err := sqlite.Open(ctx, path, sqlite.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer backend.Close()
+	st := service.New(backend, service.WithClock(clock))
 	admin, grid := newTree(t, st)
 	hlc := syncengine.NewHybridClock(syncengine.NodeID("phone"), 0, clock)
 	if _, _, err := st.PutCategory(ctx, admin, syncengine.Category{Code: "key_person", NameZH: syncengine.NewRegister("重点对象", hlc.Now())}, false); err != nil {

@@ -1,0 +1,415 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// scope reads a worker's grids and their names.
+func scope(ctx context.Context, tx store.Tx, workerID string) (store.Scope, error) {
+	w, err := tx.Worker(ctx, workerID)
+	if err != nil {
+		return store.Scope{}, err
+	}
+	sc := store.Scope{Worker: w}
+	for _, g := range w.GridIDs {
+		n, err := tx.Node(ctx, g)
+		if err != nil {
+			return sc, err
+		}
+		sc.Grids = append(sc.Grids, n)
+	}
+	return sc, nil
+}
+
+// Scope returns a worker's grids.
+func (s *Service) Scope(ctx context.Context, p store.Principal) (store.Scope, error) {
+	if err := requireWorker(p); err != nil {
+		return store.Scope{}, err
+	}
+	var sc store.Scope
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		var err error
+		sc, err = scope(ctx, tx, p.ID)
+		return err
+	})
+	return sc, err
+}
+
+// reference reads the reference data of a worker's grids changed after
+// feed position since (all of it with 0). Rows changed after the batch's
+// end come now and again with a later batch: merging is idempotent.
+func reference(ctx context.Context, tx store.Tx, grids []string, since uint64) (syncengine.Reference, error) {
+	var r syncengine.Reference
+	var err error
+	if r.Categories, err = tx.Categories(ctx, since); err != nil {
+		return r, err
+	}
+	r.Campaigns, err = tx.CampaignsAbove(ctx, grids, since)
+	return r, err
+}
+
+// Pull returns the feed after cursor within p's scope.
+func (s *Service) Pull(ctx context.Context, p store.Principal, cursor uint64, limit int) (*store.PullBatch, error) {
+	if err := requireWorker(p); err != nil {
+		return nil, err
+	}
+	limit = max(1, min(limit, store.MaxPullLimit))
+	b := &store.PullBatch{}
+	var from uint64 // the feed position of cursor
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		top, err := tx.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if from, err = tx.Position(ctx, cursor, top); err != nil {
+			return err
+		}
+		if b.Scope, err = scope(ctx, tx, p.ID); err != nil {
+			return err
+		}
+		mine := map[string]bool{}
+		for _, g := range b.Scope.Worker.GridIDs {
+			mine[g] = true
+		}
+		// The device's own visits and amendments are on it already: a pull
+		// that sent them back would double the work of every sync.
+		var entries []store.FeedEntry
+		if len(b.Scope.Worker.GridIDs) > 0 && top > from {
+			entries, err = tx.Entries(ctx, store.FeedQuery{Grids: b.Scope.Worker.GridIDs, Origin: p.CredentialID, After: from, Upto: top, Limit: limit})
+			if err != nil {
+				return err
+			}
+		}
+		upto := top
+		if len(entries) == limit {
+			upto, b.More = entries[len(entries)-1].Seq, true
+		}
+		if b.Cursor, err = tx.Cursor(ctx, upto); err != nil {
+			return err
+		}
+		whole, err := scopeChanges(ctx, tx, b, p.ID, mine, from, upto, top)
+		if err != nil {
+			return err
+		}
+		since := from
+		if len(b.AddedGrids) > 0 {
+			since = 0 // campaigns of the new grids' nodes may be older
+		}
+		if b.Reference, err = reference(ctx, tx, b.Scope.Worker.GridIDs, since); err != nil {
+			return err
+		}
+		return loadEntries(ctx, tx, b, entries, whole)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	// The device shows it applied everything up to cursor: its grace to
+	// write what left its scope ends there (see pushScope). Best effort: a
+	// failure here only widens the grace, which the server's clock still
+	// bounds.
+	if from > 0 {
+		_ = s.db.Update(ctx, func(tx store.Tx) error { return tx.RaiseKnownCursor(ctx, p.CredentialID, from) })
+	}
+	return b, nil
+}
+
+// scopeChanges adds to b what changed in the worker's scope in (cursor,
+// upto]: grids given and taken, households moved in and out. It judges each
+// by the scope as it is now, so a household that moved out and back within
+// the range arrives whole rather than being dropped. A move counts if it
+// touches a grid the worker has now or held at any point after the cursor
+// (up to top, beyond this batch): a household that left a grid the worker
+// loses in a later batch must still leave the phone now. It returns the
+// households to send whole.
+func scopeChanges(ctx context.Context, tx store.Tx, b *store.PullBatch, workerID string, mine map[string]bool, cursor, upto, top uint64) ([]string, error) {
+	events, err := tx.ScopeEvents(ctx, workerID, cursor, top)
+	if err != nil {
+		return nil, err
+	}
+	held := map[string]bool{}    // grids the worker held at some point after the cursor
+	inRange := map[string]bool{} // grids given or taken within this batch
+	for _, e := range events {
+		held[e.Grid] = true
+		if e.Seq <= upto {
+			inRange[e.Grid] = true
+		}
+	}
+	for _, g := range sortedKeys(inRange) {
+		if mine[g] {
+			b.AddedGrids = append(b.AddedGrids, g)
+		} else {
+			b.EvictedGrids = append(b.EvictedGrids, g)
+		}
+	}
+	moves, err := tx.Moves(ctx, cursor, upto)
+	if err != nil {
+		return nil, err
+	}
+	var whole []string
+	for _, m := range moves {
+		if !(mine[m.From] || mine[m.To] || held[m.From] || held[m.To]) {
+			continue
+		}
+		switch {
+		case !mine[m.Now]:
+			if !slices.Contains(b.EvictedHouseholds, m.Household) {
+				b.EvictedHouseholds = append(b.EvictedHouseholds, m.Household)
+			}
+		case !slices.Contains(whole, m.Household):
+			whole = append(whole, m.Household)
+		}
+	}
+	return whole, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// entityKey names a row of the feed, or (kind 0) a whole household.
+type entityKey struct {
+	kind store.EntityKind
+	id   string
+}
+
+// loadEntries loads the rows behind feed entries, and whole households.
+func loadEntries(ctx context.Context, tx store.Tx, b *store.PullBatch, entries []store.FeedEntry, whole []string) error {
+	ids := map[store.EntityKind][]string{}
+	seen := map[entityKey]bool{}
+	for _, h := range whole {
+		seen[entityKey{0, h}] = true
+	}
+	for _, e := range entries {
+		k := entityKey{e.Kind, e.EntityID}
+		if seen[k] || seen[entityKey{0, e.Household}] {
+			continue // a group visit has an entry per household; whole households come below
+		}
+		seen[k] = true
+		ids[e.Kind] = append(ids[e.Kind], e.EntityID)
+	}
+	var err error
+	r := &b.Rows
+	if r.Households, err = tx.Households(ctx, ids[store.EntityHousehold]); err != nil {
+		return err
+	}
+	if r.Persons, err = tx.Persons(ctx, ids[store.EntityPerson]); err != nil {
+		return err
+	}
+	if r.Tags, err = tx.Tags(ctx, ids[store.EntityTag]); err != nil {
+		return err
+	}
+	// A feed entry without its row is a tombstone collected past the
+	// horizon (see store.Legacy.Collect).
+	b.PurgedPersons = missing(ids[store.EntityPerson], len(r.Persons), func(i int) string { return r.Persons[i].ID })
+	b.PurgedTags = missing(ids[store.EntityTag], len(r.Tags), func(i int) string { return r.Tags[i].AddID })
+	if err := erasedIn(ctx, tx, b, entries); err != nil {
+		return err
+	}
+	if r.Visits, err = tx.Visits(ctx, ids[store.EntityVisit]); err != nil {
+		return err
+	}
+	if r.Amendments, err = tx.Amendments(ctx, ids[store.EntityAmendment]); err != nil {
+		return err
+	}
+	if len(whole) == 0 {
+		return nil
+	}
+	extra, err := tx.Bundle(ctx, whole)
+	if err != nil {
+		return err
+	}
+	r.Households = append(r.Households, extra.Households...)
+	r.Persons = append(r.Persons, extra.Persons...)
+	r.Tags = append(r.Tags, extra.Tags...)
+	r.Visits = append(r.Visits, extra.Visits...)
+	r.Amendments = append(r.Amendments, extra.Amendments...)
+	return nil
+}
+
+// missing lists the ids of want that the n found rows (ids by id(i)) lack.
+func missing(want []string, n int, id func(int) string) []string {
+	if len(want) == n {
+		return nil
+	}
+	found := make(map[string]bool, n)
+	for i := range n {
+		found[id(i)] = true
+	}
+	var out []string
+	for _, w := range want {
+		if !found[w] {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// erasedIn marks the rows of the batch whose personal data was erased, by
+// the entries the erasure wrote: a later change of the row is no erasure.
+func erasedIn(ctx context.Context, tx store.Tx, b *store.PullBatch, entries []store.FeedEntry) error {
+	out := map[store.EntityKind]*[]string{store.EntityHousehold: &b.ErasedHouseholds, store.EntityPerson: &b.ErasedPersons,
+		store.EntityVisit: &b.ReplacedVisits, store.EntityAmendment: &b.ReplacedAmendments}
+	seen := map[entityKey]bool{}
+	for _, e := range entries {
+		list, ok := out[e.Kind]
+		key := entityKey{e.Kind, e.EntityID}
+		if !ok || seen[key] {
+			continue
+		}
+		announced, err := tx.ErasureAnnounced(ctx, e.Kind, e.EntityID, e.Seq)
+		if err != nil {
+			return err
+		}
+		if announced {
+			seen[key] = true
+			*list = append(*list, e.EntityID)
+		}
+	}
+	return nil
+}
+
+// Bootstrap sends pages of whole households. Each page is read in its own
+// transaction, so a slow client never holds a snapshot open; what changes
+// between pages reaches the device through the feed from the first page's
+// cursor.
+func (s *Service) Bootstrap(ctx context.Context, p store.Principal, req store.BootstrapRequest, send func(*store.BootstrapPage) error) error {
+	if err := requireWorker(p); err != nil {
+		return err
+	}
+	pageSize := req.PageSize
+	if pageSize <= 0 {
+		pageSize = store.DefaultBootstrapPage
+	}
+	pageSize = min(pageSize, store.MaxBootstrapPage)
+	var (
+		sc store.Scope
+		// cursor is the feed position read before the first page.
+		cursor uint64
+		total  int
+		grids  []string
+		ref    syncengine.Reference
+	)
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		top, err := tx.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if cursor, err = tx.Cursor(ctx, top); err != nil {
+			return err
+		}
+		if sc, err = scope(ctx, tx, p.ID); err != nil {
+			return err
+		}
+		if ref, err = reference(ctx, tx, sc.Worker.GridIDs, 0); err != nil {
+			return err
+		}
+		grids = sc.Worker.GridIDs
+		if len(req.GridIDs) > 0 {
+			grids = dedupe(req.GridIDs)
+			for _, g := range grids {
+				if !slices.Contains(sc.Worker.GridIDs, g) {
+					return fmt.Errorf("%w: grid %s is not yours", syncengine.ErrOutOfScope, g)
+				}
+			}
+		}
+		total, err = tx.CountHouseholds(ctx, grids, req.AfterHouseholdID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	after := req.AfterHouseholdID
+	first := true
+	for {
+		page := &store.BootstrapPage{Cursor: cursor, Scope: sc}
+		if first {
+			page.TotalHouseholds, page.Reference = total, ref
+		}
+		var ids []string
+		if len(grids) > 0 {
+			err = s.db.View(ctx, func(tx store.Tx) error {
+				if ids, err = tx.HouseholdIDs(ctx, grids, after, pageSize); err != nil {
+					return err
+				}
+				page.Rows, err = tx.Bundle(ctx, ids)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("bootstrap: %w", err)
+			}
+		}
+		if len(ids) > 0 {
+			after = ids[len(ids)-1]
+			page.LastHouseholdID = after
+		}
+		// The first page goes out even when empty: it carries the cursor.
+		if len(ids) > 0 || first {
+			if err := send(page); err != nil {
+				return err
+			}
+		}
+		first = false
+		if len(ids) < pageSize {
+			return nil
+		}
+	}
+}
+
+func dedupe(ids []string) []string {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Snapshot writes p's whole scope to a file, where the backend offers it
+// (store.Snapshotter); else it is store.ErrNoSnapshot and the device
+// bootstraps by pages.
+//
+// The cursor, scope and reference data are read first and the rows after,
+// as Bootstrap's pages are: rows newer than the cursor come again through
+// the feed, and merging them twice changes nothing.
+func (s *Service) Snapshot(ctx context.Context, p store.Principal) (*store.Snapshot, error) {
+	if err := requireWorker(p); err != nil {
+		return nil, err
+	}
+	sn, ok := s.db.(store.Snapshotter)
+	if !ok {
+		return nil, store.ErrNoSnapshot
+	}
+	snap := &store.Snapshot{}
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		top, err := tx.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if snap.Cursor, err = tx.Cursor(ctx, top); err != nil {
+			return err
+		}
+		if snap.Scope, err = scope(ctx, tx, p.ID); err != nil {
+			return err
+		}
+		snap.Reference, err = reference(ctx, tx, snap.Scope.Worker.GridIDs, 0)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	if snap.Path, snap.Households, err = sn.WriteSnapshot(ctx, snap.Scope.Worker.GridIDs); err != nil {
+		if errors.Is(err, store.ErrNoSnapshot) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	return snap, nil
+}

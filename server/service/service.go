@@ -1,0 +1,61 @@
+// Package service owns the server's rules, written once above storage for
+// every backend: which changes a device's push is admitted with (scope,
+// grace, caps, authority, erasures, collected tombstones), what a pull or
+// a bootstrap sends, and what admins may do. It reads and writes through
+// the repositories of a store.Backend, which hold SQL and transactions
+// only.
+//
+// Rules that need no storage live in smaller packages it calls:
+// syncengine (merges, clocks, caps, authority of amendments), fieldwork
+// (the field rules) and server/authz (who may do what).
+package service
+
+import (
+	"time"
+
+	"github.com/doorbook/doorbook/server/store"
+)
+
+// Service is the server's rules over one backend. It is safe for
+// concurrent use.
+type Service struct {
+	// Legacy is what has not yet moved above storage: the backend still
+	// applies those methods' rules itself.
+	store.Legacy
+	db store.Backend
+	// now is the server's clock: commits are stamped with it, and scope
+	// grace and horizons are measured by it.
+	now func() time.Time
+	// grace is how long after a household or grid leaves a worker's scope,
+	// on the server's clock, the worker's devices may still write there.
+	grace time.Duration
+}
+
+var _ store.Store = (*Service)(nil)
+
+// Backend is a backend that still carries the methods not yet moved above
+// storage.
+type Backend interface {
+	store.Backend
+	store.Legacy
+}
+
+// Option tunes New.
+type Option func(*Service)
+
+// WithClock sets the server's clock (default time.Now), for tests.
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithScopeGrace sets how long, on the server's clock, a worker's devices
+// may still write a household after it or its grid left the worker's scope
+// (default store.DefaultScopeGrace). See store.Store.Push.
+func WithScopeGrace(d time.Duration) Option { return func(s *Service) { s.grace = d } }
+
+// New returns the rules over backend b.
+func New(b Backend, opts ...Option) *Service {
+	s := &Service{Legacy: b, db: b, now: time.Now, grace: store.DefaultScopeGrace}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}

@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// Backend is a storage backend: repositories read and written inside
+// transactions. A backend holds SQL and transactions only; the rules (who
+// may write what, when a change is admitted, what a pull sends) live above
+// it, in server/service, written once for every backend.
+type Backend interface {
+	// Update runs fn in one write transaction and commits it if fn returns
+	// nil. The feed entries it writes take numbers that become visible in
+	// order: a reader never sees a number before every smaller one has
+	// committed (see Feed).
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in one read transaction: a consistent snapshot.
+	View(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}
+
+// Tx is every repository, inside one transaction.
+type Tx interface {
+	Feed
+	Rows
+	Scopes
+	Erasures
+}
+
+// EntityKind is what a feed entry names.
+type EntityKind int
+
+const (
+	EntityHousehold EntityKind = 1
+	EntityPerson    EntityKind = 2
+	EntityTag       EntityKind = 3
+	EntityVisit     EntityKind = 4
+	EntityAmendment EntityKind = 5
+)
+
+// Feed is the change feed: one entry per (row, household) naming the last
+// change of the row, at a position that only grows. Cursors are the
+// backend's: opaque numbers that order like feed positions and tell a
+// position the backend issued from one it did not.
+type Feed interface {
+	// Head is the newest committed feed position.
+	Head(ctx context.Context) (uint64, error)
+	// Position checks that cursor is one this database issued, at or
+	// below top, and still kept (else syncengine.ErrStaleCursor or
+	// ErrCursorExpired), and returns its feed position.
+	Position(ctx context.Context, cursor, top uint64) (uint64, error)
+	// Cursor is the cursor of feed position seq.
+	Cursor(ctx context.Context, seq uint64) (uint64, error)
+	// PositionBefore is the last position committed before t on the
+	// server's clock (0 if none).
+	PositionBefore(ctx context.Context, t time.Time) (uint64, error)
+	// Touch gives the entry of (kind, id, household) the next position.
+	// origin is the device that pushed an immutable row ("" otherwise):
+	// its own pulls leave the entry out.
+	Touch(ctx context.Context, kind EntityKind, id, household, origin string) error
+	// Entries reads up to q.Limit entries in (q.After, q.Upto] of
+	// households now in q.Grids, leaving out q.Origin's, in feed order.
+	Entries(ctx context.Context, q FeedQuery) ([]FeedEntry, error)
+
+	// AppliedChanges reads which of ids were applied before.
+	AppliedChanges(ctx context.Context, ids []string) (map[string]AppliedChange, error)
+	// RecordApplied records that a change was applied in this transaction.
+	RecordApplied(ctx context.Context, changeID string, a AppliedChange) error
+	// WasCollected reports whether (kind, id) was a tombstone the
+	// collector deleted.
+	WasCollected(ctx context.Context, kind EntityKind, id string) (bool, error)
+
+	// KnownCursor is the feed position a device has shown it applied.
+	KnownCursor(ctx context.Context, credentialID string) (uint64, error)
+	// RaiseKnownCursor raises it to seq (never lowers it).
+	RaiseKnownCursor(ctx context.Context, credentialID string, seq uint64) error
+}
+
+// FeedQuery selects feed entries (see Feed.Entries).
+type FeedQuery struct {
+	Grids       []string
+	Origin      string
+	After, Upto uint64
+	Limit       int
+}
+
+// FeedEntry is one entry of the feed.
+type FeedEntry struct {
+	Seq       uint64
+	Kind      EntityKind
+	EntityID  string
+	Household string
+	Origin    string
+}
+
+// AppliedChange is what the server recorded of a change it applied: the
+// device that pushed it and the digest of its content ("" if unknown).
+type AppliedChange struct {
+	CredentialID string
+	Digest       string
+}
+
+// Rows holds the replicated rows. Merging is the caller's: a row is read,
+// merged by syncengine's rules and written back whole.
+type Rows interface {
+	Household(ctx context.Context, id string) (syncengine.Household, bool, error)
+	// Households, Persons, Tags, Visits and Amendments load rows by id, in
+	// id order; unknown ids are left out.
+	Households(ctx context.Context, ids []string) ([]syncengine.Household, error)
+	Persons(ctx context.Context, ids []string) ([]syncengine.Person, error)
+	Tags(ctx context.Context, addIDs []string) ([]syncengine.TagElement, error)
+	Visits(ctx context.Context, ids []string) ([]syncengine.Visit, error)
+	Amendments(ctx context.Context, ids []string) ([]syncengine.Amendment, error)
+	// Bundle loads whole households: each with its persons, tags, visits
+	// and the visits' amendments.
+	Bundle(ctx context.Context, householdIDs []string) (syncengine.Bundle, error)
+
+	PutHousehold(ctx context.Context, h *syncengine.Household) error
+	PutPerson(ctx context.Context, p *syncengine.Person) error
+	PutTag(ctx context.Context, t *syncengine.TagElement) error
+	// InsertVisit and InsertAmendment store an immutable row: again is a
+	// no-op (inserted false), other content under its id is
+	// syncengine.ErrAlreadyExists.
+	InsertVisit(ctx context.Context, v *syncengine.Visit) (inserted bool, err error)
+	InsertAmendment(ctx context.Context, a *syncengine.Amendment) (inserted bool, err error)
+
+	// CountPersons counts a household's persons, deleted ones included.
+	CountPersons(ctx context.Context, household string) (int, error)
+	// CountTags counts a household's tag elements: live ones, and all.
+	CountTags(ctx context.Context, household string) (live, all int, err error)
+	// CountVisits counts the visits to a household in [from, to); all of
+	// them if from and to are zero.
+	CountVisits(ctx context.Context, household string, from, to time.Time) (int, error)
+
+	// CountHouseholds counts the households of grids with id > after.
+	CountHouseholds(ctx context.Context, grids []string, after string) (int, error)
+	// HouseholdIDs lists up to limit households of grids with id > after,
+	// in id order.
+	HouseholdIDs(ctx context.Context, grids []string, after string, limit int) ([]string, error)
+
+	Category(ctx context.Context, code string) (syncengine.Category, bool, error)
+	Campaign(ctx context.Context, id string) (syncengine.Campaign, bool, error)
+	// Categories lists every category changed after feed position since.
+	Categories(ctx context.Context, since uint64) ([]syncengine.Category, error)
+	// CampaignsAbove lists the campaigns of nodes at or above any of
+	// grids, changed after feed position since.
+	CampaignsAbove(ctx context.Context, grids []string, since uint64) ([]syncengine.Campaign, error)
+}
+
+// Scopes holds the org tree's nodes and who holds which grid, and the
+// history a device's grace is judged by.
+type Scopes interface {
+	Node(ctx context.Context, id string) (OrgNode, error)
+	Worker(ctx context.Context, id string) (Worker, error)
+	// ScopeEvents lists a worker's grid changes in (after, upto], oldest
+	// first.
+	ScopeEvents(ctx context.Context, workerID string, after, upto uint64) ([]ScopeEvent, error)
+	// HouseholdMoves lists a household's moves after feed position after,
+	// oldest first.
+	HouseholdMoves(ctx context.Context, household string, after uint64) ([]Move, error)
+	// Moves lists every move in (after, upto], oldest first, with each
+	// household's grid now.
+	Moves(ctx context.Context, after, upto uint64) ([]Move, error)
+}
+
+// ScopeEvent is a grid given to (Added) or taken from a worker.
+type ScopeEvent struct {
+	Seq   uint64
+	Grid  string
+	Added bool
+}
+
+// Move is a household moved between grids by an admin.
+type Move struct {
+	Seq       uint64
+	Household string
+	From, To  string
+	// Now is the household's grid now (set by Scopes.Moves).
+	Now string
+}
+
+// Erasures records which rows had their personal data erased.
+type Erasures interface {
+	// AnyHouseholdErased reports whether any household was ever erased.
+	AnyHouseholdErased(ctx context.Context) (bool, error)
+	// HouseholdErasure is the clock of the newest erasure of any of
+	// households, 0 if none was erased.
+	HouseholdErasure(ctx context.Context, households []string) (uint64, error)
+	// RecordErasures records marks with the feed positions this
+	// transaction wrote: a pull tells a device of an erasure through
+	// those entries only.
+	RecordErasures(ctx context.Context, at time.Time, marks []ErasureMark) error
+	// ErasureAnnounced reports whether the feed entry at seq of (kind, id)
+	// was written by an erasure of it.
+	ErasureAnnounced(ctx context.Context, kind EntityKind, id string, seq uint64) (bool, error)
+}
+
+// ErasureMark is a row whose personal data a transaction erased; HLC is the
+// erasure's clock, for households.
+type ErasureMark struct {
+	Kind EntityKind
+	ID   string
+	HLC  uint64
+}
+
+// Snapshotter is a backend that can write the rows of grids, in the
+// replica's own tables, to a new SQLite file (store.Sync.Snapshot): an
+// optional capability; without it, devices bootstrap by pages.
+type Snapshotter interface {
+	// WriteSnapshot writes the file and returns its path (the caller
+	// removes it) and how many households it holds.
+	WriteSnapshot(ctx context.Context, grids []string) (path string, households int, err error)
+}
+
+// ErrNoSnapshot: the backend offers no snapshots; bootstrap by pages.
+var ErrNoSnapshot = errors.New("this server's storage offers no snapshots")

@@ -1,0 +1,330 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+var _ store.Backend = (*Store)(nil)
+
+// Update runs fn in the single writer's transaction. Feed numbers are
+// handed out in it and saved, with the commit's tag, when fn succeeds:
+// the one writer commits them in order.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return s.db.Write(ctx, func(t *sqlitex.Tx) error {
+		seq, err := s.newSeqAlloc(ctx, t)
+		if err != nil {
+			return err
+		}
+		if err := fn(&tx{Tx: t, seq: seq}); err != nil {
+			return err
+		}
+		return seq.save(ctx)
+	})
+}
+
+// View runs fn in a read transaction.
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	return s.db.Read(ctx, func(t *sqlitex.Tx) error { return fn(&tx{Tx: t}) })
+}
+
+// tx is every repository over one SQLite transaction; seq is nil in a
+// read transaction.
+type tx struct {
+	*sqlitex.Tx
+	seq *seqAlloc
+}
+
+var _ store.Tx = (*tx)(nil)
+
+func (t *tx) Head(ctx context.Context) (uint64, error) { return head(ctx, t.Tx) }
+
+func (t *tx) Position(ctx context.Context, cursor, top uint64) (uint64, error) {
+	return cursorSeq(ctx, t.Tx, cursor, top)
+}
+
+func (t *tx) Cursor(ctx context.Context, seq uint64) (uint64, error) { return cursorAt(ctx, t.Tx, seq) }
+
+func (t *tx) PositionBefore(ctx context.Context, at time.Time) (uint64, error) {
+	var seq uint64
+	if err := t.QueryRowContext(ctx, `SELECT COALESCE(MAX(last_seq), 0) FROM commits WHERE at < ?`, at.UnixMilli()).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("read commits: %w", err)
+	}
+	return seq, nil
+}
+
+func (t *tx) Touch(ctx context.Context, kind store.EntityKind, id, household, origin string) error {
+	return t.seq.touchFrom(ctx, int(kind), id, household, origin)
+}
+
+func (t *tx) Entries(ctx context.Context, q store.FeedQuery) ([]store.FeedEntry, error) {
+	return feedAfter(ctx, t.Tx, q.Grids, q.Origin, q.After, q.Upto, q.Limit)
+}
+
+func (t *tx) AppliedChanges(ctx context.Context, ids []string) (map[string]store.AppliedChange, error) {
+	applied := make(map[string]store.AppliedChange, len(ids))
+	for start := 0; start < len(ids); start += maxInList {
+		part := ids[start:min(start+maxInList, len(ids))]
+		rows, err := t.QueryContext(ctx, `SELECT change_id, credential_id, COALESCE(digest, '') FROM applied_changes WHERE change_id IN (`+sqlitex.InPlaceholders(len(part))+`)`, anys(part)...)
+		if err != nil {
+			return nil, fmt.Errorf("read applied changes: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var a store.AppliedChange
+			var d []byte
+			if err := rows.Scan(&id, &a.CredentialID, &d); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read applied changes: %w", err)
+			}
+			a.Digest = string(d)
+			applied[id] = a
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("read applied changes: %w", err)
+		}
+	}
+	return applied, nil
+}
+
+// maxInList bounds the arguments of one IN (...) list, well under SQLite's limit.
+const maxInList = 500
+
+func (t *tx) RecordApplied(ctx context.Context, changeID string, a store.AppliedChange) error {
+	var d any
+	if a.Digest != "" {
+		d = []byte(a.Digest)
+	}
+	if _, err := t.ExecContext(ctx, `INSERT INTO applied_changes (change_id, credential_id, seq, digest) VALUES (?, ?, ?, ?)`,
+		changeID, a.CredentialID, t.seq.last, d); err != nil {
+		return fmt.Errorf("record applied change: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) WasCollected(ctx context.Context, kind store.EntityKind, id string) (bool, error) {
+	return wasCollected(ctx, t.Tx, int(kind), id)
+}
+
+func (t *tx) KnownCursor(ctx context.Context, credentialID string) (uint64, error) {
+	var known uint64
+	if err := t.QueryRowContext(ctx, `SELECT known_cursor FROM credentials WHERE id = ?`, credentialID).Scan(&known); err != nil {
+		return 0, fmt.Errorf("read device: %w", err)
+	}
+	return known, nil
+}
+
+func (t *tx) RaiseKnownCursor(ctx context.Context, credentialID string, seq uint64) error {
+	_, err := t.ExecContext(ctx, `UPDATE credentials SET known_cursor = ? WHERE id = ? AND known_cursor < ?`, seq, credentialID, seq)
+	return err
+}
+
+func (t *tx) Household(ctx context.Context, id string) (syncengine.Household, bool, error) {
+	return statedb.GetHousehold(ctx, t.Tx, id)
+}
+
+func (t *tx) Households(ctx context.Context, ids []string) ([]syncengine.Household, error) {
+	return statedb.Households(ctx, t.Tx, ids)
+}
+
+func (t *tx) Persons(ctx context.Context, ids []string) ([]syncengine.Person, error) {
+	return statedb.Persons(ctx, t.Tx, ids)
+}
+
+func (t *tx) Tags(ctx context.Context, ids []string) ([]syncengine.TagElement, error) {
+	return statedb.Tags(ctx, t.Tx, ids)
+}
+
+func (t *tx) Visits(ctx context.Context, ids []string) ([]syncengine.Visit, error) {
+	return statedb.Visits(ctx, t.Tx, ids)
+}
+
+func (t *tx) Amendments(ctx context.Context, ids []string) ([]syncengine.Amendment, error) {
+	return statedb.Amendments(ctx, t.Tx, ids)
+}
+
+func (t *tx) Bundle(ctx context.Context, ids []string) (syncengine.Bundle, error) {
+	return statedb.LoadBundle(ctx, t.Tx, ids)
+}
+
+func (t *tx) PutHousehold(ctx context.Context, h *syncengine.Household) error {
+	return statedb.PutHousehold(ctx, t.Tx, h)
+}
+
+func (t *tx) PutPerson(ctx context.Context, p *syncengine.Person) error {
+	return statedb.PutPerson(ctx, t.Tx, p)
+}
+
+func (t *tx) PutTag(ctx context.Context, e *syncengine.TagElement) error {
+	return statedb.PutTag(ctx, t.Tx, e)
+}
+
+func (t *tx) InsertVisit(ctx context.Context, v *syncengine.Visit) (bool, error) {
+	return statedb.InsertVisit(ctx, t.Tx, v)
+}
+
+func (t *tx) InsertAmendment(ctx context.Context, a *syncengine.Amendment) (bool, error) {
+	return statedb.InsertAmendment(ctx, t.Tx, a)
+}
+
+func (t *tx) CountPersons(ctx context.Context, household string) (int, error) {
+	var n int
+	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM persons WHERE household_id = ?`, household).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count persons: %w", err)
+	}
+	return n, nil
+}
+
+func (t *tx) CountTags(ctx context.Context, household string) (live, all int, err error) {
+	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE NOT removed), COUNT(*) FROM tag_elements WHERE household_id = ?`, household).Scan(&live, &all); err != nil {
+		return 0, 0, fmt.Errorf("count tags: %w", err)
+	}
+	return live, all, nil
+}
+
+func (t *tx) CountVisits(ctx context.Context, household string, from, to time.Time) (int, error) {
+	var n int
+	var err error
+	if from.IsZero() && to.IsZero() {
+		// From the index alone.
+		err = t.QueryRowContext(ctx, `SELECT COUNT(*) FROM visit_households WHERE household_id = ?`, household).Scan(&n)
+	} else {
+		err = t.QueryRowContext(ctx, `SELECT COUNT(*) FROM visit_households vh JOIN visits v ON v.id = vh.visit_id
+			WHERE vh.household_id = ? AND v.visited_at >= ? AND v.visited_at < ?`, household, from.UnixMilli(), to.UnixMilli()).Scan(&n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count visits: %w", err)
+	}
+	return n, nil
+}
+
+func (t *tx) CountHouseholds(ctx context.Context, grids []string, after string) (int, error) {
+	var n int
+	if len(grids) == 0 {
+		return 0, nil
+	}
+	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`) AND id > ?`,
+		append(anys(grids), after)...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count households: %w", err)
+	}
+	return n, nil
+}
+
+func (t *tx) HouseholdIDs(ctx context.Context, grids []string, after string, limit int) ([]string, error) {
+	if len(grids) == 0 {
+		return nil, nil
+	}
+	return queryStrings(ctx, t.Tx, `SELECT id FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`) AND id > ? ORDER BY id LIMIT ?`,
+		append(anys(grids), after, limit)...)
+}
+
+func (t *tx) Category(ctx context.Context, code string) (syncengine.Category, bool, error) {
+	return statedb.GetCategory(ctx, t.Tx, code)
+}
+
+func (t *tx) Campaign(ctx context.Context, id string) (syncengine.Campaign, bool, error) {
+	return statedb.GetCampaign(ctx, t.Tx, id)
+}
+
+func (t *tx) Categories(ctx context.Context, since uint64) ([]syncengine.Category, error) {
+	return statedb.Categories(ctx, t.Tx, since)
+}
+
+func (t *tx) CampaignsAbove(ctx context.Context, grids []string, since uint64) ([]syncengine.Campaign, error) {
+	return campaignsFor(ctx, t.Tx, grids, since)
+}
+
+func (t *tx) Node(ctx context.Context, id string) (store.OrgNode, error) {
+	return getNode(ctx, t.Tx, id)
+}
+
+func (t *tx) Worker(ctx context.Context, id string) (store.Worker, error) {
+	return getWorker(ctx, t.Tx, id)
+}
+
+func (t *tx) ScopeEvents(ctx context.Context, workerID string, after, upto uint64) ([]store.ScopeEvent, error) {
+	rows, err := t.QueryContext(ctx, `SELECT seq, grid_id, added FROM scope_events WHERE worker_id = ? AND seq > ? AND seq <= ? ORDER BY seq`, workerID, after, upto)
+	if err != nil {
+		return nil, fmt.Errorf("read scope events: %w", err)
+	}
+	defer rows.Close()
+	var out []store.ScopeEvent
+	for rows.Next() {
+		var e store.ScopeEvent
+		if err := rows.Scan(&e.Seq, &e.Grid, &e.Added); err != nil {
+			return nil, fmt.Errorf("read scope events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) HouseholdMoves(ctx context.Context, household string, after uint64) ([]store.Move, error) {
+	rows, err := t.QueryContext(ctx, `SELECT seq, from_grid, to_grid FROM household_moves WHERE household_id = ? AND seq > ? ORDER BY seq`, household, after)
+	if err != nil {
+		return nil, fmt.Errorf("read moves: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Move
+	for rows.Next() {
+		m := store.Move{Household: household}
+		if err := rows.Scan(&m.Seq, &m.From, &m.To); err != nil {
+			return nil, fmt.Errorf("read moves: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) Moves(ctx context.Context, after, upto uint64) ([]store.Move, error) {
+	rows, err := t.QueryContext(ctx, `SELECT m.seq, m.household_id, m.from_grid, m.to_grid, h.grid_id FROM household_moves m
+		JOIN households h ON h.id = m.household_id WHERE m.seq > ? AND m.seq <= ? ORDER BY m.seq`, after, upto)
+	if err != nil {
+		return nil, fmt.Errorf("read moves: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Move
+	for rows.Next() {
+		var m store.Move
+		if err := rows.Scan(&m.Seq, &m.Household, &m.From, &m.To, &m.Now); err != nil {
+			return nil, fmt.Errorf("read moves: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) AnyHouseholdErased(ctx context.Context) (bool, error) {
+	var any bool
+	if err := t.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM erasures WHERE kind = ?)`, kindHousehold).Scan(&any); err != nil {
+		return false, fmt.Errorf("read erasures: %w", err)
+	}
+	return any, nil
+}
+
+func (t *tx) HouseholdErasure(ctx context.Context, households []string) (uint64, error) {
+	return erasedBefore(ctx, t.Tx, households)
+}
+
+func (t *tx) RecordErasures(ctx context.Context, at time.Time, marks []store.ErasureMark) error {
+	m := erasureMarks{at: at}
+	for _, r := range marks {
+		m.add(int(r.Kind), r.ID, r.HLC)
+	}
+	return m.save(ctx, t.Tx, t.seq)
+}
+
+func (t *tx) ErasureAnnounced(ctx context.Context, kind store.EntityKind, id string, seq uint64) (bool, error) {
+	var n int
+	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM erasures WHERE kind = ? AND entity_id = ? AND first_seq <= ? AND last_seq >= ?`,
+		kind, id, seq, seq).Scan(&n); err != nil {
+		return false, fmt.Errorf("read erasures: %w", err)
+	}
+	return n > 0, nil
+}
