@@ -19,6 +19,7 @@ import (
 	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
@@ -121,15 +122,16 @@ func buildFixture(s size) (*fixture, error) {
 	}
 	f := &fixture{Size: s, Full: filepath.Join(dir, "full.db"), Empty: filepath.Join(dir, "empty.db"),
 		WorkerName: "bench worker", base: time.Now().Add(-time.Hour).Truncate(time.Second)}
-	st, err := sqlite.Open(ctx, f.Full)
+	backend, err := sqlite.Open(ctx, f.Full)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		if st != nil {
-			st.Close()
+		if backend != nil {
+			backend.Close()
 		}
 	}()
+	st := service.New(backend)
 	admin, token, err := st.CreateAdmin(ctx, "root", "")
 	if err != nil {
 		return nil, err
@@ -181,13 +183,14 @@ func buildFixture(s size) (*fixture, error) {
 	if err := st.Close(); err != nil {
 		return nil, err
 	}
-	st = nil
+	backend = nil
 	if err := copyDB(f.Full, f.Empty); err != nil {
 		return nil, err
 	}
-	if st, err = sqlite.Open(ctx, f.Full); err != nil {
+	if backend, err = sqlite.Open(ctx, f.Full); err != nil {
 		return nil, err
 	}
+	st = service.New(backend)
 	if admin, err = st.Authenticate(ctx, token); err != nil {
 		return nil, err
 	}
@@ -207,7 +210,7 @@ func buildFixture(s size) (*fixture, error) {
 		return nil, err
 	}
 	err = st.Close()
-	st = nil
+	backend = nil
 	f.BuildTime = time.Since(began)
 	return f, err
 }

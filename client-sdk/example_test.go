@@ -20,10 +20,11 @@ import (
 // exampleServer starts a server with one grid and a worker, and returns its
 // URL, the grid and an enrolment code.
 func exampleServer(ctx context.Context, dir string) (url, grid, code string, stop func()) {
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "server.db"))
+	backend, err := sqlite.Open(ctx, filepath.Join(dir, "server.db"))
 	if err != nil {
 		log.Fatal(err)
 	}
+	st := service.New(backend)
 	admin, _, err := st.CreateAdmin(ctx, "admin", "")
 	if err != nil {
 		log.Fatal(err)
@@ -48,7 +49,7 @@ func exampleServer(ctx context.Context, dir string) (url, grid, code string, sto
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(service.New(st)).Handler())
+	srv := httptest.NewServer(server.New(st).Handler())
 	return srv.URL, parent, code, func() { srv.Close(); st.Close() }
 }
 

@@ -31,7 +31,7 @@ func twoPhones(t *testing.T) (a, b *sdk.Replica, grid string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "server.db"))
+	st, err := openService(ctx, filepath.Join(dir, "server.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func twoPhones(t *testing.T) (a, b *sdk.Replica, grid string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(service.New(st)).Handler())
+	srv := httptest.NewServer(server.New(st).Handler())
 	t.Cleanup(func() { srv.Close(); st.Close() })
 	phone := func(name string) *sdk.Replica {
 		code, err := st.CreateEnrollmentCode(ctx, admin, w.ID, time.Now().Add(time.Hour))
@@ -269,8 +269,8 @@ func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	(*s.h.Load()).ServeHTTP(w, r)
 }
 
-func (s *swapHandler) serve(st *sqlite.Store) {
-	h := server.New(service.New(st)).Handler()
+func (s *swapHandler) serve(st store.Store) {
+	h := server.New(st).Handler()
 	s.h.Store(&h)
 }
 
@@ -282,7 +282,7 @@ func TestServerStorageFull(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "server.db")
-	st, err := sqlite.Open(ctx, path)
+	st, err := openService(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestServerStorageFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err = sqlite.Open(ctx, path, sqlite.WithMaxSize(info.Size()+64<<10)); err != nil {
+	if st, err = openService(ctx, path, sqlite.WithMaxSize(info.Size()+64<<10)); err != nil {
 		t.Fatal(err)
 	}
 	sw.serve(st)
@@ -362,7 +362,7 @@ func TestServerStorageFull(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if st, err = sqlite.Open(ctx, path); err != nil {
+	if st, err = openService(ctx, path); err != nil {
 		t.Fatal(err)
 	}
 	sw.serve(st)
@@ -384,4 +384,13 @@ func TestServerStorageFull(t *testing.T) {
 	if onServer != visits {
 		t.Fatalf("%d visits on the server, want %d", onServer, visits)
 	}
+}
+
+// openService opens a SQLite server database under the server's rules.
+func openService(ctx context.Context, path string, opts ...sqlite.Option) (store.Store, error) {
+	backend, err := sqlite.Open(ctx, path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return service.New(backend), nil
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -11,7 +10,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
-	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -88,20 +86,3 @@ func revokedError(e *store.RevokedError) error {
 	}
 	return ce
 }
-
-// leaderProcedures are what a leader (a read-only admin) may call: reads
-// only. A procedure not listed is refused, so a new write cannot slip
-// through by being forgotten here.
-var leaderProcedures = map[string]bool{
-	doorbookv1connect.AdminServiceListOrgNodesProcedure:          true,
-	doorbookv1connect.AdminServiceListWorkersProcedure:           true,
-	doorbookv1connect.AdminServiceListCategoriesProcedure:        true,
-	doorbookv1connect.AdminServiceListCampaignsProcedure:         true,
-	doorbookv1connect.AdminServiceListDevicesProcedure:           true,
-	doorbookv1connect.ReportServiceGetProgressProcedure:          true,
-	doorbookv1connect.ReportServiceListReportHouseholdsProcedure: true,
-	doorbookv1connect.ReportServiceExportProcedure:               true,
-	doorbookv1connect.ReportServiceListAuditLogProcedure:         true,
-}
-
-var errLeaderWrite = errors.New("a leader's token may only read")

@@ -67,7 +67,7 @@ func seedClock(n uint16) se.Clock {
 type pushEnv struct {
 	ctx                            context.Context
 	path                           string
-	st                             *sqlite.Store
+	st                             store.Store
 	db                             *sqlitex.DB
 	sync, otherSync                doorbookv1connect.SyncServiceClient
 	raw                            *connect.Client[rawRequest, pb.PushResponse]
@@ -108,9 +108,11 @@ func newPushEnv(tb testing.TB, dir string) *pushEnv {
 	ctx := context.Background()
 	e := &pushEnv{ctx: ctx, path: filepath.Join(dir, "server.db")}
 	var err error
-	if e.st, err = sqlite.Open(ctx, e.path); err != nil {
+	backend, err := sqlite.Open(ctx, e.path)
+	if err != nil {
 		tb.Fatal(err)
 	}
+	e.st = service.New(backend)
 	tb.Cleanup(func() { e.st.Close() })
 	root, _, err := e.st.CreateAdmin(ctx, "root", "")
 	if err != nil {
@@ -151,7 +153,7 @@ func newPushEnv(tb testing.TB, dir string) *pushEnv {
 	e.them, theirToken = device("them", e.gridTheirs)
 	e.replace = map[string]string{phGridMine: e.gridMine, phGridOther: e.gridTheirs, phWorkerMe: e.me, phWorkerOther: e.them}
 
-	client := &http.Client{Transport: handlerTransport{server.New(service.New(e.st)).Handler()}}
+	client := &http.Client{Transport: handlerTransport{server.New(e.st).Handler()}}
 	const base = "http://doorbook.test"
 	e.sync = doorbookv1connect.NewSyncServiceClient(client, base, connect.WithInterceptors(bearer.Token(myToken)))
 	e.otherSync = doorbookv1connect.NewSyncServiceClient(client, base, connect.WithInterceptors(bearer.Token(theirToken)))

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/server/authz"
 	"github.com/doorbook/doorbook/server/store"
 )
 
@@ -53,8 +54,12 @@ func (s *Server) authenticate(ctx context.Context, procedure string, r *http.Req
 	if err != nil {
 		return ctx, toConnect(s.log, err)
 	}
-	if p.ReadOnly && !leaderProcedures[procedure] {
-		return ctx, connect.NewError(connect.CodePermissionDenied, errLeaderWrite)
+	action, ok := actions[procedure]
+	if !ok {
+		return ctx, connect.NewError(connect.CodePermissionDenied, errors.New("no one may call this procedure yet: it has no rule"))
+	}
+	if err := authz.Decide(p, action, authz.Anywhere); err != nil {
+		return ctx, toConnect(s.log, err)
 	}
 	return context.WithValue(ctx, principalKey{}, p), nil
 }

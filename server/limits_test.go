@@ -23,6 +23,7 @@ import (
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/service"
+	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 	se "github.com/doorbook/doorbook/syncengine"
 )
@@ -47,11 +48,11 @@ func newLimitEnv(t *testing.T) *limitEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &limitEnv{path: filepath.Join(t.TempDir(), "server.db")}
-	st, err := sqlite.Open(ctx, e.path)
+	st, err := openService(ctx, e.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(server.New(service.New(st)).Handler())
+	hs := httptest.NewServer(server.New(st).Handler())
 	t.Cleanup(func() {
 		hs.Close()
 		st.Close()
@@ -486,4 +487,13 @@ func TestChangeIDReuseOverTheWire(t *testing.T) {
 	if !named {
 		t.Errorf("the refusal does not name change %s in a RejectedChange detail", c.GetId())
 	}
+}
+
+// openService opens a SQLite server database under the server's rules.
+func openService(ctx context.Context, path string, opts ...sqlite.Option) (store.Store, error) {
+	backend, err := sqlite.Open(ctx, path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return service.New(backend), nil
 }

@@ -420,18 +420,18 @@ func openLoadServer(ctx context.Context, o loadtestOptions, dir string, hc *http
 	if o.serverProcess {
 		s.mode = "server-process"
 	}
-	st, err := sqlite.Open(ctx, s.dbPath)
+	backend, err := sqlite.Open(ctx, s.dbPath)
 	if err != nil {
 		return nil, err
 	}
-	admin, _, err := st.CreateAdmin(ctx, "admin", "")
+	svc := service.New(backend)
+	admin, _, err := svc.CreateAdmin(ctx, "admin", "")
 	if err != nil {
-		st.Close()
+		backend.Close()
 		return nil, err
 	}
-	svc := service.New(st)
 	s.st, s.seeder = svc, storeSeeder{st: svc, admin: admin}
-	s.stop = st.Close
+	s.stop = backend.Close
 	return s, nil
 }
 

@@ -49,15 +49,20 @@ func MergeCategory(ctx context.Context, q Querier, delta *syncengine.Category, s
 		cur = syncengine.Category{Code: delta.Code}
 	}
 	merged, _, changed, err = mergeRow(ctx, q, cur, ok, delta, func(ctx context.Context, q Querier, c *syncengine.Category) error {
-		_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO categories (`+categoryCols+`, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.Code, c.NameZH.Value, c.NameEN.Value, c.ParentCode.Value, c.RevisitDays.Value, c.KeyGroup.Value, c.Deleted.Value,
-			syncengine.EncodeClocks(c.Clocks()), int64(seq))
-		if err != nil {
-			return fmt.Errorf("put category %s: %w", c.Code, err)
-		}
-		return nil
+		return PutCategory(ctx, q, c, seq)
 	})
 	return merged, changed, err
+}
+
+// PutCategory writes a category whole, stamped with seq.
+func PutCategory(ctx context.Context, q Querier, c *syncengine.Category, seq uint64) error {
+	_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO categories (`+categoryCols+`, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.Code, c.NameZH.Value, c.NameEN.Value, c.ParentCode.Value, c.RevisitDays.Value, c.KeyGroup.Value, c.Deleted.Value,
+		syncengine.EncodeClocks(c.Clocks()), int64(seq))
+	if err != nil {
+		return fmt.Errorf("put category %s: %w", c.Code, err)
+	}
+	return nil
 }
 
 // Categories loads the categories changed after feed position since (all
@@ -94,15 +99,20 @@ func MergeCampaign(ctx context.Context, q Querier, delta *syncengine.Campaign, s
 		cur = syncengine.Campaign{ID: delta.ID}
 	}
 	merged, _, changed, err = mergeRow(ctx, q, cur, ok, delta, func(ctx context.Context, q Querier, c *syncengine.Campaign) error {
-		_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO campaigns (`+campaignCols+`, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.NodeID.Value, c.Name.Value, c.StartsAt.Value, c.EndsAt.Value, c.Quotas.Value, c.Questionnaire.Value,
-			c.Deleted.Value, syncengine.EncodeClocks(c.Clocks()), int64(seq))
-		if err != nil {
-			return fmt.Errorf("put campaign %s: %w", c.ID, err)
-		}
-		return nil
+		return PutCampaign(ctx, q, c, seq)
 	})
 	return merged, changed, err
+}
+
+// PutCampaign writes a campaign whole, stamped with seq.
+func PutCampaign(ctx context.Context, q Querier, c *syncengine.Campaign, seq uint64) error {
+	_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO campaigns (`+campaignCols+`, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.NodeID.Value, c.Name.Value, c.StartsAt.Value, c.EndsAt.Value, c.Quotas.Value, c.Questionnaire.Value,
+		c.Deleted.Value, syncengine.EncodeClocks(c.Clocks()), int64(seq))
+	if err != nil {
+		return fmt.Errorf("put campaign %s: %w", c.ID, err)
+	}
+	return nil
 }
 
 // Campaigns loads the campaigns changed after feed position since (all with

@@ -59,3 +59,6 @@ func New(b Backend, opts ...Option) *Service {
 	}
 	return s
 }
+
+// Close closes the backend.
+func (s *Service) Close() error { return s.db.Close() }

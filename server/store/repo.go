@@ -29,6 +29,8 @@ type Tx interface {
 	Rows
 	Scopes
 	Erasures
+	Org
+	Auth
 }
 
 // EntityKind is what a feed entry names.
@@ -146,6 +148,12 @@ type Rows interface {
 	Campaign(ctx context.Context, id string) (syncengine.Campaign, bool, error)
 	// Categories lists every category changed after feed position since.
 	Categories(ctx context.Context, since uint64) ([]syncengine.Category, error)
+	// Campaigns lists every campaign, by window and id.
+	Campaigns(ctx context.Context) ([]syncengine.Campaign, error)
+	// PutCategory and PutCampaign write a row whole, at the next feed
+	// position (devices pull reference rows changed after their cursor).
+	PutCategory(ctx context.Context, c *syncengine.Category) error
+	PutCampaign(ctx context.Context, c *syncengine.Campaign) error
 	// CampaignsAbove lists the campaigns of nodes at or above any of
 	// grids, changed after feed position since.
 	CampaignsAbove(ctx context.Context, grids []string, since uint64) ([]syncengine.Campaign, error)

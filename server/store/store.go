@@ -26,6 +26,7 @@ import (
 // concurrent writers must serialise the allocation with the commit.)
 type Store interface {
 	Sync
+	Admin
 	Legacy
 }
 
@@ -65,10 +66,9 @@ type Sync interface {
 	Scope(ctx context.Context, p Principal) (Scope, error)
 }
 
-// Legacy is the part of Store whose rules still live in the backends;
-// server/service moves them above storage one by one.
-type Legacy interface {
-
+// Admin is the admins' side of the API: credentials, the org tree,
+// workers, devices, moves, imports, categories, campaigns and items.
+type Admin interface {
 	// Authenticate resolves a bearer token.
 	Authenticate(ctx context.Context, token string) (Principal, error)
 	// Enroll spends a one-time code and creates a device.
@@ -98,12 +98,6 @@ type Legacy interface {
 	// any clock the household holds: see MoveClock).
 	MoveHousehold(ctx context.Context, p Principal, householdID, gridID string, clock func(observed syncengine.Clock) syncengine.Clock) (syncengine.Household, error)
 
-	// ErasePersonalData blanks the personal data of a household (its
-	// fields, its persons', its visits' notes) or of one person in p's
-	// subtree, under clocks from clock newer than the rows hold, so that
-	// every replica takes the blanks at its next pull.
-	ErasePersonalData(ctx context.Context, p Principal, t ErasureTarget, clock func(observed syncengine.Clock) syncengine.Clock) (Erased, error)
-
 	// Import merges ledger rows (an admin's bulk load, or demo data) as if
 	// pushed, into households of p's subtree, recording them in the feed.
 	Import(ctx context.Context, p Principal, rows syncengine.Bundle) error
@@ -124,6 +118,16 @@ type Legacy interface {
 	// UpdateItem records an item update (an amendment stamped by the
 	// server) of a visit to a household in p's subtree.
 	UpdateItem(ctx context.Context, p Principal, a syncengine.Amendment) error
+}
+
+// Legacy is the part of Store whose rules still live in the backends;
+// server/service moves them above storage one by one.
+type Legacy interface {
+	// ErasePersonalData blanks the personal data of a household (its
+	// fields, its persons', its visits' notes) or of one person in p's
+	// subtree, under clocks from clock newer than the rows hold, so that
+	// every replica takes the blanks at its next pull.
+	ErasePersonalData(ctx context.Context, p Principal, t ErasureTarget, clock func(observed syncengine.Clock) syncengine.Clock) (Erased, error)
 
 	// Analyze reads what a report of node for campaign (none if "") needs.
 	Analyze(ctx context.Context, p Principal, nodeID, campaignID string) (*Analysis, error)
@@ -229,6 +233,8 @@ type Principal struct {
 	CredentialID string
 	// Node is the root of an admin's subtree; "" means every tree.
 	Node string
+	// Path is Node and the nodes above it, Node first (nil for "").
+	Path []string
 	// ReadOnly marks a leader: an admin who may only read.
 	ReadOnly bool
 }

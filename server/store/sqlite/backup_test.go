@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
@@ -23,11 +24,12 @@ func TestBackupWhileWriting(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "s.db")
-	st, err := sqlite.Open(ctx, path)
+	backend, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer backend.Close()
+	st := service.New(backend)
 	admin, grid := newTree(t, st)
 	clock := syncengine.NewHybridClock(syncengine.NodeID("test"), 0, time.Now)
 	household := func() syncengine.Household {
@@ -98,7 +100,7 @@ func TestBackupWhileWriting(t *testing.T) {
 }
 
 // newTree makes a root admin and a district down to one grid.
-func newTree(t *testing.T, st store.Legacy) (store.Principal, string) {
+func newTree(t *testing.T, st store.Store) (store.Principal, string) {
 	t.Helper()
 	ctx := context.Background()
 	admin, _, err := st.CreateAdmin(ctx, "root", "")

@@ -69,154 +69,6 @@ func ancestors(ctx context.Context, q statedb.Querier, ids []string) (map[string
 	return out, nil
 }
 
-// requireDefiner checks that p may define installation-wide reference data:
-// an admin of every tree or of a district.
-func requireDefiner(ctx context.Context, q statedb.Querier, p store.Principal) error {
-	if err := requireAdmin(p); err != nil {
-		return err
-	}
-	if p.Node == "" {
-		return nil
-	}
-	n, err := getNode(ctx, q, p.Node)
-	if err != nil {
-		return err
-	}
-	if n.Level != store.LevelDistrict {
-		return fmt.Errorf("%w: categories are defined by district admins", syncengine.ErrOutOfScope)
-	}
-	return nil
-}
-
-// PutCategory merges a category and stamps it into the feed.
-func (s *Store) PutCategory(ctx context.Context, p store.Principal, delta syncengine.Category, onlyNew bool) (syncengine.Category, bool, error) {
-	if err := delta.Validate(); err != nil {
-		return delta, false, err
-	}
-	var merged syncengine.Category
-	applied := false
-	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
-		if err := requireDefiner(ctx, tx, p); err != nil {
-			return err
-		}
-		if onlyNew {
-			c, ok, err := statedb.GetCategory(ctx, tx, delta.Code)
-			if err != nil || ok {
-				merged = c
-				return err
-			}
-		}
-		seq, err := s.newSeqAlloc(ctx, tx)
-		if err != nil {
-			return err
-		}
-		var changed bool
-		if merged, changed, err = statedb.MergeCategory(ctx, tx, &delta, seq.next()); err != nil {
-			return err
-		}
-		if !changed {
-			return nil
-		}
-		applied = true
-		return seq.save(ctx)
-	})
-	if err != nil {
-		return merged, false, fmt.Errorf("put category: %w", err)
-	}
-	return merged, applied, nil
-}
-
-// ListCategories lists every category.
-func (s *Store) ListCategories(ctx context.Context, p store.Principal) ([]syncengine.Category, error) {
-	if err := requireAdmin(p); err != nil {
-		return nil, err
-	}
-	return statedb.Categories(ctx, s.db.R, 0)
-}
-
-// PutCampaign merges a campaign and stamps it into the feed.
-func (s *Store) PutCampaign(ctx context.Context, p store.Principal, delta syncengine.Campaign) (syncengine.Campaign, error) {
-	if err := delta.Validate(); err != nil {
-		return delta, err
-	}
-	var merged syncengine.Campaign
-	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
-		cur, ok, err := statedb.GetCampaign(ctx, tx, delta.ID)
-		if err != nil {
-			return err
-		}
-		if ok {
-			if _, err := adminNode(ctx, tx, p, cur.NodeID.Value); err != nil {
-				return err
-			}
-		} else if !delta.NodeID.Set() || delta.Name.Value == "" || !delta.StartsAt.Set() || !delta.EndsAt.Set() {
-			return fmt.Errorf("%w: a new campaign needs a node, a name and a window", syncengine.ErrInvalid)
-		}
-		if delta.NodeID.Set() {
-			if _, err := adminNode(ctx, tx, p, delta.NodeID.Value); err != nil {
-				return err
-			}
-		}
-		after := cur
-		after.Merge(delta)
-		if after.EndsAt.Value <= after.StartsAt.Value {
-			return fmt.Errorf("%w: campaign ends before it starts", syncengine.ErrInvalid)
-		}
-		seq, err := s.newSeqAlloc(ctx, tx)
-		if err != nil {
-			return err
-		}
-		var changed bool
-		if merged, changed, err = statedb.MergeCampaign(ctx, tx, &delta, seq.next()); err != nil || !changed {
-			return err
-		}
-		return seq.save(ctx)
-	})
-	if err != nil {
-		return merged, fmt.Errorf("put campaign: %w", err)
-	}
-	return merged, nil
-}
-
-// campaignVisible reports whether an admin sees the campaign of node: one of
-// their subtree or of a node above it.
-func campaignVisible(ctx context.Context, q statedb.Querier, p store.Principal, node string) (bool, error) {
-	if ok, err := inSubtree(ctx, q, p.Node, node); ok || err != nil {
-		return ok, err
-	}
-	above, err := ancestors(ctx, q, []string{p.Node})
-	return above[node], err
-}
-
-// ListCampaigns lists the campaigns of p's subtree and of the nodes above.
-func (s *Store) ListCampaigns(ctx context.Context, p store.Principal) ([]syncengine.Campaign, error) {
-	if err := requireAdmin(p); err != nil {
-		return nil, err
-	}
-	var out []syncengine.Campaign
-	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
-		all, err := statedb.Campaigns(ctx, tx, 0)
-		if err != nil {
-			return err
-		}
-		nodes, err := subtree(ctx, tx, p.Node)
-		if err != nil {
-			return err
-		}
-		above, err := ancestors(ctx, tx, []string{p.Node})
-		if err != nil {
-			return err
-		}
-		for _, c := range all {
-			if _, in := nodes[c.NodeID.Value]; in || above[c.NodeID.Value] {
-				out = append(out, c)
-			}
-		}
-		return nil
-	})
-	return out, err
-}
-
 // campaignsFor lists the campaigns relevant to a worker's grids (of a node
 // at or above one of them) changed after feed position since.
 func campaignsFor(ctx context.Context, q statedb.Querier, grids []string, since uint64) ([]syncengine.Campaign, error) {
@@ -252,70 +104,6 @@ func reference(ctx context.Context, q statedb.Querier, grids []string, since uin
 	}
 	r.Categories, r.Campaigns = cats, camps
 	return r, nil
-}
-
-// UpdateItem records an item update of a visit to p's subtree.
-func (s *Store) UpdateItem(ctx context.Context, p store.Principal, a syncengine.Amendment) error {
-	if err := requireAdmin(p); err != nil {
-		return err
-	}
-	if !a.Kind.IsItemUpdate() {
-		return fmt.Errorf("%w: not an item update", syncengine.ErrInvalid)
-	}
-	if err := a.Validate(); err != nil {
-		return err
-	}
-	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
-		vs, err := statedb.Visits(ctx, tx, []string{a.VisitID})
-		if err != nil {
-			return err
-		}
-		// An unknown visit and one outside the subtree get the same answer:
-		// an admin learns nothing of what lies outside it.
-		outside := fmt.Errorf("%w: visit %s is not in your subtree", syncengine.ErrOutOfScope, a.VisitID)
-		if len(vs) == 0 {
-			return outside
-		}
-		v := vs[0]
-		hs, err := statedb.Households(ctx, tx, v.HouseholdIDs)
-		if err != nil {
-			return err
-		}
-		inScope := false
-		for _, h := range hs {
-			if ok, err := inSubtree(ctx, tx, p.Node, h.GridID.Value); err != nil {
-				return err
-			} else if ok {
-				inScope = true
-			}
-		}
-		if !inScope {
-			return outside
-		}
-		if err := a.CheckItemUpdate(&v); err != nil {
-			return err
-		}
-		if err := a.CheckAuthority(&v, true); err != nil {
-			return err
-		}
-		if _, err := statedb.InsertAmendment(ctx, tx, &a); err != nil {
-			return err
-		}
-		seq, err := s.newSeqAlloc(ctx, tx)
-		if err != nil {
-			return err
-		}
-		for _, h := range v.HouseholdIDs {
-			if err := seq.touch(ctx, kindAmendment, a.ID, h); err != nil {
-				return err
-			}
-		}
-		return seq.save(ctx)
-	})
-	if err != nil {
-		return fmt.Errorf("update item: %w", err)
-	}
-	return nil
 }
 
 // reportNode resolves the node of a report: p's own root when id is "".
@@ -664,4 +452,14 @@ func visitedElsewhere(ctx context.Context, tx *sqlitex.Tx, an *store.Analysis, w
 		an.Fieldwork.AddVisitedElsewhere(h.visitor, h.household, h.at)
 	}
 	return nil
+}
+
+// campaignVisible reports whether an admin sees the campaign of node: one of
+// their subtree or of a node above it.
+func campaignVisible(ctx context.Context, q statedb.Querier, p store.Principal, node string) (bool, error) {
+	if ok, err := inSubtree(ctx, q, p.Node, node); ok || err != nil {
+		return ok, err
+	}
+	above, err := ancestors(ctx, q, []string{p.Node})
+	return above[node], err
 }

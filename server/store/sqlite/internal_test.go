@@ -14,6 +14,7 @@ import (
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -102,25 +103,26 @@ func TestSnapshotLetsWritesGoOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	admin, _, err := s.CreateAdmin(ctx, "root", "")
+	svc := service.New(s)
+	admin, _, err := svc.CreateAdmin(ctx, "root", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	parent := ""
 	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity, store.LevelGrid} {
-		n, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: level, Name: "n"})
+		n, err := svc.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: level, Name: "n"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		parent = n.ID
 	}
-	w, err := s.CreateWorker(ctx, admin, store.Worker{Name: "Wang", Role: 1, GridIDs: []string{parent}})
+	w, err := svc.CreateWorker(ctx, admin, store.Worker{Name: "Wang", Role: 1, GridIDs: []string{parent}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := syncengine.Household{ID: "0190b3c5-7a10-7000-8000-000000000001"}
 	h.GridID.Value = parent
-	if err := s.Import(ctx, admin, syncengine.Bundle{Households: []syncengine.Household{h}}); err != nil {
+	if err := svc.Import(ctx, admin, syncengine.Bundle{Households: []syncengine.Household{h}}); err != nil {
 		t.Fatal(err)
 	}
 	var writeErr error

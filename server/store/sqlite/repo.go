@@ -236,6 +236,18 @@ func (t *tx) Categories(ctx context.Context, since uint64) ([]syncengine.Categor
 	return statedb.Categories(ctx, t.Tx, since)
 }
 
+func (t *tx) Campaigns(ctx context.Context) ([]syncengine.Campaign, error) {
+	return statedb.Campaigns(ctx, t.Tx, 0)
+}
+
+func (t *tx) PutCategory(ctx context.Context, c *syncengine.Category) error {
+	return statedb.PutCategory(ctx, t.Tx, c, t.seq.next())
+}
+
+func (t *tx) PutCampaign(ctx context.Context, c *syncengine.Campaign) error {
+	return statedb.PutCampaign(ctx, t.Tx, c, t.seq.next())
+}
+
 func (t *tx) CampaignsAbove(ctx context.Context, grids []string, since uint64) ([]syncengine.Campaign, error) {
 	return campaignsFor(ctx, t.Tx, grids, since)
 }

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -111,7 +112,7 @@ func testAuth(t *testing.T, newStore NewStore) {
 	if ok, err := s.HasAdmin(ctx); err != nil || !ok {
 		t.Fatalf("HasAdmin after CreateAdmin = %v, %v; want true, nil", ok, err)
 	}
-	if got, err := s.Authenticate(ctx, tok); err != nil || got != root {
+	if got, err := s.Authenticate(ctx, tok); err != nil || !reflect.DeepEqual(got, root) {
 		t.Fatalf("Authenticate(admin token) = %+v, %v; want %+v", got, err, root)
 	}
 
@@ -122,7 +123,7 @@ func testAuth(t *testing.T, newStore NewStore) {
 	if second.ID == root.ID || second.CredentialID == root.CredentialID || tok2 == tok {
 		t.Fatalf("two admins share an id, credential or token: %+v %+v", root, second)
 	}
-	if got, err := s.Authenticate(ctx, tok2); err != nil || got != second {
+	if got, err := s.Authenticate(ctx, tok2); err != nil || !reflect.DeepEqual(got, second) {
 		t.Fatalf("Authenticate(second token) = %+v, %v; want %+v", got, err, second)
 	}
 
@@ -201,7 +202,7 @@ func testOrgTree(t *testing.T, newStore NewStore) {
 	if err != nil {
 		t.Fatalf("CreateAdmin over a street: %v", err)
 	}
-	if got, err := e.s.Authenticate(ctx, tok); err != nil || got != sa || got.Node != s1.ID {
+	if got, err := e.s.Authenticate(ctx, tok); err != nil || !reflect.DeepEqual(got, sa) || got.Node != s1.ID {
 		t.Fatalf("Authenticate(street admin) = %+v, %v; want %+v with Node %s", got, err, sa, s1.ID)
 	}
 	outside := []struct {

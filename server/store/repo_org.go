@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Org holds the org tree, workers and the grids they hold.
+type Org interface {
+	// NodePath is a node and the nodes above it, the node first
+	// (syncengine.ErrNotFound if there is no such node).
+	NodePath(ctx context.Context, id string) ([]string, error)
+	// Subtree lists root and the nodes under it (every node for ""), by
+	// level, name and id.
+	Subtree(ctx context.Context, root string) ([]OrgNode, error)
+	InsertNode(ctx context.Context, n OrgNode) error
+
+	// WorkerIDs lists every worker, by name and id.
+	WorkerIDs(ctx context.Context) ([]string, error)
+	// InsertWorker adds a worker (without grids), managed from node home.
+	InsertWorker(ctx context.Context, w Worker, home string, at time.Time) error
+	// WorkerHome is the node whose admin last gave the worker grids.
+	WorkerHome(ctx context.Context, id string) (string, error)
+	SetWorkerHome(ctx context.Context, id, home string) error
+	// AddWorkerGrid and RemoveWorkerGrid change a worker's grids, each
+	// recorded at the next feed position (see Scopes.ScopeEvents).
+	AddWorkerGrid(ctx context.Context, workerID, grid string) error
+	RemoveWorkerGrid(ctx context.Context, workerID, grid string) error
+	// RecordMove records a household's move at the next feed position
+	// (see Scopes.HouseholdMoves).
+	RecordMove(ctx context.Context, household, from, to string) error
+}
+
+// Auth holds credentials: admins' tokens, devices, enrolment codes.
+type Auth interface {
+	// Credential reads a credential by id.
+	Credential(ctx context.Context, id string) (Credential, bool, error)
+	HasAdmin(ctx context.Context) (bool, error)
+	// InsertAdmin adds an admin and its credential (a token's hash).
+	InsertAdmin(ctx context.Context, a Principal, secretHash []byte, at time.Time) error
+	// InsertDevice adds a worker's device and its credential; known is the
+	// feed position its grace starts from (see Feed.KnownCursor).
+	InsertDevice(ctx context.Context, d Device, secretHash []byte, known uint64) error
+	// Devices lists a worker's devices, oldest first.
+	Devices(ctx context.Context, workerID string) ([]Device, error)
+	Device(ctx context.Context, id string) (Device, bool, error)
+	// RevokeDevice revokes a device not revoked yet.
+	RevokeDevice(ctx context.Context, id string, at time.Time, reason string) error
+	InsertCode(ctx context.Context, c EnrollmentCode) error
+	Code(ctx context.Context, hash []byte) (EnrollmentCode, bool, error)
+	SpendCode(ctx context.Context, hash []byte, at time.Time) error
+}
+
+// Credential is a stored token: a device's or an admin's.
+type Credential struct {
+	ID         string
+	SecretHash []byte
+	// Worker is set for a device, Admin for an admin's token (ID, Name,
+	// Node, ReadOnly); a name is "" if its row is gone.
+	WorkerID, WorkerName string
+	Admin                Principal
+	RevokedAt            time.Time
+	RevokedReason        string
+}
+
+// EnrollmentCode is a one-time code, by the hash of its text.
+type EnrollmentCode struct {
+	Hash      []byte
+	WorkerID  string
+	CreatedBy string
+	Expires   time.Time
+	Used      bool
+}
