@@ -14,11 +14,12 @@ import (
 	"connectrpc.com/connect"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
+	"github.com/doorbook/doorbook/fieldwork"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/internal/demo"
-	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/sqlite"
@@ -277,4 +278,18 @@ func enroll(tb testing.TB, srv *child, token, worker, path string, opts ...sdk.O
 		tb.Fatal(err)
 	}
 	return r
+}
+
+// replicaMigrations is the SDK's replica schema, to make a replica file
+// directly.
+func replicaMigrations() ([]sqlitex.Migration, error) {
+	ms, err := sdk.Migrations()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sqlitex.Migration, len(ms))
+	for i, m := range ms {
+		out[i] = sqlitex.Migration{Version: m.Version, Name: m.Name, SQL: m.SQL}
+	}
+	return out, nil
 }

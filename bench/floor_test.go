@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	sdk "github.com/doorbook/doorbook/client-sdk"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/wire"
@@ -52,7 +51,7 @@ func (s *stopwatch) Stop() {
 func floorInsert(tb testing.TB, f *fixture, dir string, sw *stopwatch) (rows int) {
 	tb.Helper()
 	ctx := context.Background()
-	ms, err := sdk.Migrations()
+	ms, err := replicaMigrations()
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -159,7 +159,7 @@ func getPushTemplate(tb testing.TB, f *fixture) pushTemplate {
 	}
 	r.Close()
 	srv.Stop()
-	ms, err := sdk.Migrations()
+	ms, err := replicaMigrations()
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/fieldwork"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/syncengine"
@@ -110,7 +110,7 @@ func (r *Replica) Analyze(ctx context.Context, campaignID string, now time.Time)
 		if err != nil {
 			return err
 		}
-		if out.Analysis, err = fieldwork.Load(ctx, tx, grids, c, cats); err != nil {
+		if out.Analysis, err = fieldwork.Load(ctx, statedb.FieldRows(tx, grids), c, cats); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT household_id, visited_at FROM visited_elsewhere`)

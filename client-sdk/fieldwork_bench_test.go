@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorbook/doorbook/fieldwork"
 	"github.com/doorbook/doorbook/internal/demo"
-	"github.com/doorbook/doorbook/internal/fieldwork"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/syncengine"

@@ -28,7 +28,11 @@ func TestOpensFileOfPreviousSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	const previous = 2
-	old, err := sqlitex.Open(ctx, path, all[:previous])
+	var ms []sqlitex.Migration
+	for _, m := range all[:previous] {
+		ms = append(ms, sqlitex.Migration{Version: m.Version, Name: m.Name, SQL: m.SQL})
+	}
+	old, err := sqlitex.Open(ctx, path, ms)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,9 +43,31 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
+// Migration is one step of the replica's schema: SQL takes a file from the
+// version before to Version.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
 // Migrations is the replica schema, in order. Version 1 holds the
 // replicated tables, 2 the sync state, 3 the schema's second release.
-func Migrations() ([]sqlitex.Migration, error) {
+// Open applies those a file lacks; a tool or test may apply a prefix of
+// them to make a file of an older schema.
+func Migrations() ([]Migration, error) {
+	ms, err := migrations()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Migration, len(ms))
+	for i, m := range ms {
+		out[i] = Migration{Version: m.Version, Name: m.Name, SQL: m.SQL}
+	}
+	return out, nil
+}
+
+func migrations() ([]sqlitex.Migration, error) {
 	return statedb.Migrations(migrationFiles, "migrations")
 }
 
@@ -182,7 +204,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Replica, error) {
 		c.Transport = deadline.Wrap(base, deadline.Timeouts(r.timeouts))
 		r.http = &c
 	}
-	ms, err := Migrations()
+	ms, err := migrations()
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
-	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/fieldwork"
 )
 
 const threeYears = 3 * 365 * 24 * time.Hour

@@ -19,10 +19,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
+	"github.com/doorbook/doorbook/fieldwork"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/bearer"
-	"github.com/doorbook/doorbook/internal/fieldwork"
 	"github.com/doorbook/doorbook/syncengine"
 )
 

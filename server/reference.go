@@ -7,8 +7,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 
+	"github.com/doorbook/doorbook/fieldwork"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
-	"github.com/doorbook/doorbook/internal/fieldwork"
 	"github.com/doorbook/doorbook/internal/wire"
 	"github.com/doorbook/doorbook/syncengine"
 )

@@ -13,8 +13,8 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/doorbook/doorbook/fieldwork"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
-	"github.com/doorbook/doorbook/internal/fieldwork"
 	"github.com/doorbook/doorbook/internal/wire"
 	"github.com/doorbook/doorbook/server/export"
 	"github.com/doorbook/doorbook/server/store"

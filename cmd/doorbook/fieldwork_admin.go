@@ -13,8 +13,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/doorbook/doorbook/fieldwork"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
-	"github.com/doorbook/doorbook/internal/fieldwork"
 )
 
 func roleName(r int32) string { return enumName(pb.WorkerRole_name, "WORKER_ROLE_", r) }

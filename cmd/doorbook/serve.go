@@ -14,8 +14,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/demo"
 	"github.com/doorbook/doorbook/server/intake"
 	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"

@@ -1,7 +1,8 @@
 // Package demo generates Doorbook ledger data from a seed: households with
 // persons, must-visit tags and visits, deterministic for a given seed and
-// shape. `doorbook serve --demo` seeds a database with it; tests and
-// benchmarks use it as their fixed data set.
+// shape. It only makes rows and knows nothing of the server: server/demo
+// writes them through the store for `doorbook serve --demo`, and tests,
+// benchmarks and the load test use them as their fixed data set.
 package demo
 
 import (

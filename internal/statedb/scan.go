@@ -5,23 +5,30 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/doorbook/doorbook/fieldwork"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
-// Reads over the households of a set of grids, for reports and due lists:
-// they stream rows to a callback rather than building a bundle, so that a
-// district's worth of rows is never held at once.
-
-// HouseholdRow is a household as reports read it.
-type HouseholdRow struct {
-	ID, GridID, HeadName, Address string
-	// Categories: the codes of its present tags.
-	Categories []string
+// GridRows reads the rows the field rules need (fieldwork.Rows) about the
+// households of a set of grids from the statedb tables, in SQLite's
+// dialect, for due lists and reports: they stream rows to a callback rather
+// than building a bundle, so that a district's worth of rows is never held
+// at once.
+type GridRows struct {
+	q     Querier
+	grids []string
 }
 
-// ScanHouseholds calls fn for each undeleted household of grids, by id.
-func ScanHouseholds(ctx context.Context, q Querier, grids []string, fn func(*HouseholdRow) error) error {
+var _ fieldwork.Rows = (*GridRows)(nil)
+
+// FieldRows reads through q the rows of the households of grids, for
+// fieldwork.Load.
+func FieldRows(q Querier, grids []string) *GridRows { return &GridRows{q: q, grids: grids} }
+
+// Households calls fn for each undeleted household of the grids, by id.
+func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdRow) error) error {
+	q, grids := g.q, g.grids
 	if len(grids) == 0 {
 		return nil
 	}
@@ -51,7 +58,7 @@ func ScanHouseholds(ctx context.Context, q Querier, grids []string, fn func(*Hou
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var h HouseholdRow
+		var h fieldwork.HouseholdRow
 		if err := rows.Scan(&h.ID, &h.GridID, &h.HeadName, &h.Address); err != nil {
 			return err
 		}
@@ -63,29 +70,13 @@ func ScanHouseholds(ctx context.Context, q Querier, grids []string, fn func(*Hou
 	return rows.Err()
 }
 
-// VisitRow is a visit as seen from one household it covers. Visit lacks
-// HouseholdIDs; Tracked counts its tracked findings.
-type VisitRow struct {
-	HouseholdID string
-	Ord         int
-	Visit       syncengine.Visit
-	Tracked     int
-}
-
-// VisitAggregate sums up one visitor's plain visits to one household.
-type VisitAggregate struct {
-	HouseholdID, VisitorID string
-	Last                   time.Time
-	// InWindow counts the visits in the window asked for.
-	InWindow int
-}
-
-// ScanPlainVisits aggregates, per household and visitor, the plain visits to
-// the undeleted households of grids: those with no amendment, no details and
-// no revisit, which is what most visits are. A due list or report reads
-// their sum rather than every row; ScanSpecialVisits returns the others one
-// by one.
-func ScanPlainVisits(ctx context.Context, q Querier, grids []string, from, to time.Time, fn func(*VisitAggregate) error) error {
+// PlainVisits aggregates, per household and visitor, the plain visits to
+// the undeleted households of the grids: those with no amendment, no
+// details, no tracked finding and no revisit, which is what most visits
+// are. A due list or report reads their sum rather than every row;
+// SpecialVisits returns the others one by one.
+func (g *GridRows) PlainVisits(ctx context.Context, from, to time.Time, fn func(*fieldwork.VisitAggregate) error) error {
+	q, grids := g.q, g.grids
 	if len(grids) == 0 {
 		return nil
 	}
@@ -101,7 +92,7 @@ func ScanPlainVisits(ctx context.Context, q Querier, grids []string, from, to ti
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var a VisitAggregate
+		var a fieldwork.VisitAggregate
 		var last int64
 		if err := rows.Scan(&a.HouseholdID, &a.VisitorID, &last, &a.InWindow); err != nil {
 			return err
@@ -114,14 +105,15 @@ func ScanPlainVisits(ctx context.Context, q Querier, grids []string, from, to ti
 	return rows.Err()
 }
 
-// ScanSpecialVisits calls fn for each (household, visit) pair of the
-// undeleted households of grids whose visit ScanPlainVisits leaves out: with
-// details, a revisit, a tracked finding or an amendment. They are few, and
-// found through their own index and the amendments, not by reading every
-// visit. Details (materials, findings, revisit reasons, survey answers) are
-// read for the first household of a visit and for visits that call for a
+// SpecialVisits calls fn for each (household, visit) pair of the undeleted
+// households of the grids whose visit PlainVisits leaves out: with details,
+// a revisit, a tracked finding or an amendment. They are few, and found
+// through their own index and the amendments, not by reading every visit.
+// Details (materials, findings, revisit reasons, survey answers) are read
+// for the first household of a visit and for visits that call for a
 // revisit; other rows leave them empty.
-func ScanSpecialVisits(ctx context.Context, q Querier, grids []string, fn func(*VisitRow) error) error {
+func (g *GridRows) SpecialVisits(ctx context.Context, fn func(*fieldwork.VisitRow) error) error {
+	q, grids := g.q, g.grids
 	if len(grids) == 0 {
 		return nil
 	}
@@ -137,11 +129,11 @@ func ScanSpecialVisits(ctx context.Context, q Querier, grids []string, fn func(*
 	if err != nil {
 		return fmt.Errorf("read visits: %w", err)
 	}
-	var detailed []VisitRow
+	var detailed []fieldwork.VisitRow
 	err = func() error {
 		defer rows.Close()
 		for rows.Next() {
-			var r VisitRow
+			var r fieldwork.VisitRow
 			var at, hlc, node, due int64
 			var hasDetails bool
 			v := &r.Visit
@@ -200,9 +192,10 @@ func ScanSpecialVisits(ctx context.Context, q Querier, grids []string, fn func(*
 	return nil
 }
 
-// AmendmentsInGrids loads the amendments of visits to the undeleted
-// households of grids, by visit.
-func AmendmentsInGrids(ctx context.Context, q Querier, grids []string) (map[string][]syncengine.Amendment, error) {
+// Amendments loads the amendments of visits to the undeleted households of
+// the grids, by visit.
+func (g *GridRows) Amendments(ctx context.Context) (map[string][]syncengine.Amendment, error) {
+	q, grids := g.q, g.grids
 	out := map[string][]syncengine.Amendment{}
 	if len(grids) == 0 {
 		return out, nil
@@ -223,4 +216,9 @@ func AmendmentsInGrids(ctx context.Context, q Querier, grids []string) (map[stri
 		out[a.VisitID] = append(out[a.VisitID], a)
 	}
 	return out, rows.Err()
+}
+
+// Visits loads visits whole, by id.
+func (g *GridRows) Visits(ctx context.Context, ids []string) ([]syncengine.Visit, error) {
+	return Visits(ctx, g.q, ids)
 }

@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/fieldwork"
 	"github.com/doorbook/doorbook/syncengine"
 )
 

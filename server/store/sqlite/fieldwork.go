@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/fieldwork"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/server/store"
@@ -155,7 +155,7 @@ func (s *Store) Analyze(ctx context.Context, p store.Principal, nodeID, campaign
 			return err
 		}
 		grids := gridsOf(an.Nodes)
-		if an.Fieldwork, err = fieldwork.Load(ctx, tx, grids, an.Campaign, cats); err != nil {
+		if an.Fieldwork, err = fieldwork.Load(ctx, statedb.FieldRows(tx, grids), an.Campaign, cats); err != nil {
 			return err
 		}
 		ids, err := queryStrings(ctx, tx, `SELECT DISTINCT worker_id FROM worker_grids WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, anys(grids)...)

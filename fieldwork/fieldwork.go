@@ -1,10 +1,16 @@
 // Package fieldwork owns the field rules of DOMAIN.md: what is due for a
-// worker (revisits, categories' intervals, must-visit households, coverage),
-// a campaign's progress (coverage, key-group rate, quotas, survey rates) and
-// the state of tracked items. The rules are pure functions of the replicated
+// worker (the due list: revisits, categories' intervals, must-visit
+// households, coverage), a campaign's progress (coverage, key-group rate,
+// quotas, survey rates), the report metrics behind each figure, and the
+// state of tracked items. The rules are pure functions of the replicated
 // rows, so a phone computing its due list offline and the server computing
-// an admin's report can never disagree; Load reads those rows from the
-// statedb tables that both keep.
+// an admin's report can never disagree.
+//
+// The package is pure: it imports no SQL, no database/sql, no storage and
+// no server package, only syncengine. Load takes its rows from a Rows,
+// which each backend implements in its own dialect (statedb.FieldRows for
+// the SQLite tables of the phone and the server), and
+// fieldwork/fieldworktest holds every implementation to the same contract.
 //
 // The rules, in one place:
 //   - A visit counts as long as it is not voided, at its corrected date.

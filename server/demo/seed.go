@@ -1,3 +1,9 @@
+// Package demo seeds a server's store with the demo district that
+// `doorbook serve --demo` starts with: the org tree, workers with enrolment
+// codes, the households internal/demo generates, the default categories and
+// a running campaign, all written through store.Store as an admin would.
+// The data itself (deterministic for a seed) comes from internal/demo, which
+// knows nothing of the server.
 package demo
 
 import (
@@ -5,7 +11,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/fieldwork"
+	demodata "github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -95,9 +102,9 @@ func Seed(ctx context.Context, st store.Store, admin store.Principal, seed uint6
 			}
 		}
 	}
-	gen := NewGenerator(seed, now)
+	gen := demodata.NewGenerator(seed, now)
 	for _, g := range grids {
-		b := gen.Grid(g, DefaultShape, responsible[g], "")
+		b := gen.Grid(g, demodata.DefaultShape, responsible[g], "")
 		if err := st.Import(ctx, admin, b); err != nil {
 			return out, fmt.Errorf("seed: %w", err)
 		}

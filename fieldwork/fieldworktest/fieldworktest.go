@@ -1,20 +1,120 @@
-package fieldwork_test
+// Package fieldworktest is the conformance suite of fieldwork.Rows. Run
+// stores scenarios of households, tags, visits and amendments through the
+// backend, loads them with fieldwork.Load and holds the analysis to what
+// the Builder makes of the same rows, so that every backend (the statedb
+// tables on SQLite now, PostgreSQL later) feeds the field rules alike:
+//
+//	func TestFieldRows(t *testing.T) {
+//		fieldworktest.Run(t, func(t *testing.T, b *syncengine.Bundle, grids []string) fieldwork.Rows { ... })
+//	}
+//
+// Every subtest opens its own database and keeps its data small: backends
+// run this suite under -race.
+package fieldworktest
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/doorbook/doorbook/internal/fieldwork"
-	"github.com/doorbook/doorbook/internal/sqlitex"
-	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/fieldwork"
 	se "github.com/doorbook/doorbook/syncengine"
 )
 
-// stored is a scenario as rows of the statedb tables.
+// OpenRows stores b in a fresh database for one test and returns the rows
+// of the households of grids there; the database is closed when the test
+// ends (t.Cleanup).
+type OpenRows func(t *testing.T, b *se.Bundle, grids []string) fieldwork.Rows
+
+// Run runs the conformance suite over the rows open returns.
+func Run(t *testing.T, open OpenRows) {
+	t.Run("LoadAgreesWithBuilder", func(t *testing.T) { testLoadAgreesWithBuilder(t, open) })
+	t.Run("CallbackErrorStops", func(t *testing.T) { testCallbackErrorStops(t, open) })
+}
+
+// Fixed ids of the suite.
+const (
+	campaignID = "00000000-0000-7000-8000-00000000c001"
+	workerA    = "00000000-0000-7000-8000-00000000b001"
+	workerB    = "00000000-0000-7000-8000-00000000b002"
+	grid1      = "00000000-0000-7000-8000-00000000a001"
+	grid2      = "00000000-0000-7000-8000-00000000a002"
+	hh1        = "00000000-0000-7000-8000-000000000001"
+	hh2        = "00000000-0000-7000-8000-000000000002"
+	hh3        = "00000000-0000-7000-8000-000000000003"
+	hh4        = "00000000-0000-7000-8000-000000000004"
+	hh5        = "00000000-0000-7000-8000-000000000005"
+)
+
+// The campaign runs through April 2026: [Apr 1 00:00, May 1 00:00) UTC.
+var (
+	campStart = time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	campEnd   = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// apr is a time on day d of April 2026, at hour h UTC.
+func apr(d, h int) time.Time { return time.Date(2026, 4, d, h, 0, 0, 0, time.UTC) }
+
+// mar is a time on day d of March 2026, at hour h UTC (before the campaign).
+func mar(d, h int) time.Time { return time.Date(2026, 3, d, h, 0, 0, 0, time.UTC) }
+
+func clock(n uint64) se.Clock { return se.Clock{HLC: n, Node: 1} }
+
+// visitID is the id of the n-th visit of a test.
+func visitID(n int) string { return fmt.Sprintf("00000000-0000-7000-8000-0000000f%04d", n) }
+
+// categories is the catalogue of the suite.
+func categories() []se.Category {
+	cat := func(code, parent string, days int64, key bool) se.Category {
+		return se.Category{
+			Code:        code,
+			NameEN:      se.NewRegister(code, clock(1)),
+			ParentCode:  se.NewRegister(parent, clock(1)),
+			RevisitDays: se.NewRegister(days, clock(1)),
+			KeyGroup:    se.NewRegister(key, clock(1)),
+		}
+	}
+	return []se.Category{
+		cat("petitioner", "", 30, true),
+		cat("key_person", "", 30, true),
+		cat("drug_user", "key_person", 0, false), // inherits 30 days, key group
+		cat("vulnerable", "", 90, false),
+		cat("notable", "", 180, false),
+	}
+}
+
+var (
+	qSatisfied = se.Question{Code: "satisfied", TextEN: "Satisfied?", Scale: 5, PositiveFrom: 4}
+	qSafe      = se.Question{Code: "safe", TextEN: "Feel safe?", Scale: 10, PositiveFrom: 7}
+)
+
+// campaign is the April campaign with a questionnaire.
+func campaign(tb testing.TB, qs ...se.Question) *se.Campaign {
+	tb.Helper()
+	questionnaire, err := se.EncodeQuestionnaire(qs)
+	if err != nil {
+		tb.Fatalf("EncodeQuestionnaire: %v", err)
+	}
+	return &se.Campaign{
+		ID:            campaignID,
+		Name:          se.NewRegister("April visits", clock(1)),
+		StartsAt:      se.NewRegister(campStart.UnixMilli(), clock(1)),
+		EndsAt:        se.NewRegister(campEnd.UnixMilli(), clock(1)),
+		Quotas:        se.NewRegister(se.EncodeQuotas(nil), clock(1)),
+		Questionnaire: se.NewRegister(questionnaire, clock(1)),
+	}
+}
+
+// hh is a household of a scenario.
+type hh struct {
+	id, grid, address string
+	tags              []string
+}
+
+// stored is a scenario as a backend stores it.
 type stored struct {
 	households []hh
 	deleted    []string // households stored with their tombstone set
@@ -22,18 +122,8 @@ type stored struct {
 	amendments []se.Amendment
 }
 
-// openState opens a fresh database with the replicated tables and stores s.
-func openState(t *testing.T, s stored) *sqlitex.DB {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqlitex.Open(ctx, filepath.Join(t.TempDir(), "state.db"), []sqlitex.Migration{
-		{Version: 1, Name: "001_state.sql", SQL: statedb.SchemaV1},
-		{Version: 2, Name: "002_state.sql", SQL: statedb.SchemaV2},
-	})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
+// bundle is the scenario as replicated rows.
+func (s stored) bundle() *se.Bundle {
 	var b se.Bundle
 	for i, h := range s.households {
 		row := se.Household{
@@ -48,10 +138,7 @@ func openState(t *testing.T, s stored) *sqlitex.DB {
 		}
 	}
 	b.Visits, b.Amendments = s.visits, s.amendments
-	if err := db.Write(ctx, func(tx *sqlitex.Tx) error { return statedb.ApplyBundle(ctx, tx, &b) }); err != nil {
-		t.Fatalf("store: %v", err)
-	}
-	return db
+	return &b
 }
 
 // plain is the n-th visit of a test as stored: by workerA unless by says
@@ -105,16 +192,32 @@ func expected(c *se.Campaign, s stored, grids []string) *fieldwork.Analysis {
 	return b.Finish()
 }
 
-func TestLoadAgreesWithBuilder(t *testing.T) {
-	t.Parallel()
-	now := apr(20, 12)
-	households := []hh{
-		{id: hh1, grid: grid1, address: "1 Oak", tags: []string{"petitioner"}},
-		{id: hh2, grid: grid1, address: "2 Oak", tags: []string{"vulnerable", "drug_user"}},
-		{id: hh3, grid: grid1, address: "3 Oak"},
-		{id: hh4, grid: grid2, address: "1 Elm", tags: []string{"notable"}},
-		{id: hh5, grid: grid2, address: "2 Elm"},
+// validate fails the test on an invalid fixture.
+func (s stored) validate(tb testing.TB) {
+	tb.Helper()
+	for _, v := range s.visits {
+		if err := v.Validate(); err != nil {
+			tb.Fatalf("fixture: %v", err)
+		}
 	}
+	for _, a := range s.amendments {
+		if err := a.Validate(); err != nil {
+			tb.Fatalf("fixture: %v", err)
+		}
+	}
+}
+
+// households are the households of the scenarios.
+var households = []hh{
+	{id: hh1, grid: grid1, address: "1 Oak", tags: []string{"petitioner"}},
+	{id: hh2, grid: grid1, address: "2 Oak", tags: []string{"vulnerable", "drug_user"}},
+	{id: hh3, grid: grid1, address: "3 Oak"},
+	{id: hh4, grid: grid2, address: "1 Elm", tags: []string{"notable"}},
+	{id: hh5, grid: grid2, address: "2 Elm"},
+}
+
+func testLoadAgreesWithBuilder(t *testing.T, open OpenRows) {
+	now := apr(20, 12)
 	tests := []struct {
 		name     string
 		campaign *se.Campaign
@@ -127,7 +230,7 @@ func TestLoadAgreesWithBuilder(t *testing.T) {
 	}{
 		{
 			name:     "plain visits are summed",
-			campaign: campaign(t, nil),
+			campaign: campaign(t),
 			s: stored{households: households, visits: []se.Visit{
 				plain(1, apr(2, 10), hh1),
 				plain(2, apr(3, 10), hh1),
@@ -142,7 +245,7 @@ func TestLoadAgreesWithBuilder(t *testing.T) {
 		},
 		{
 			name:     "plain and detailed visits together",
-			campaign: campaign(t, nil, qSatisfied, qSafe),
+			campaign: campaign(t, qSatisfied, qSafe),
 			s: stored{households: households, visits: []se.Visit{
 				plain(1, apr(2, 10), hh1),
 				with(plain(2, apr(3, 10), hh1), func(v *se.Visit) {
@@ -170,7 +273,7 @@ func TestLoadAgreesWithBuilder(t *testing.T) {
 		},
 		{
 			name:     "amended plain visits are read one by one",
-			campaign: campaign(t, nil),
+			campaign: campaign(t),
 			s: stored{households: households, visits: []se.Visit{
 				plain(1, apr(2, 10), hh1),  // voided
 				plain(2, apr(3, 10), hh2),  // moved before the campaign
@@ -192,7 +295,7 @@ func TestLoadAgreesWithBuilder(t *testing.T) {
 		},
 		{
 			name:     "a group visit reaching into another grid",
-			campaign: campaign(t, nil, qSatisfied),
+			campaign: campaign(t, qSatisfied),
 			s: stored{households: households, visits: []se.Visit{
 				with(plain(1, apr(2, 10), hh1, hh4), func(v *se.Visit) {
 					v.CampaignID, v.Answers = campaignID, []se.SurveyAnswer{{Question: "satisfied", Value: 5}}
@@ -205,7 +308,7 @@ func TestLoadAgreesWithBuilder(t *testing.T) {
 		},
 		{
 			name:     "a deleted household is out of the scope",
-			campaign: campaign(t, nil),
+			campaign: campaign(t),
 			s: stored{households: households, deleted: []string{hh2}, visits: []se.Visit{
 				plain(1, apr(2, 10), hh1),
 				plain(2, apr(2, 11), hh2),
@@ -228,22 +331,19 @@ func TestLoadAgreesWithBuilder(t *testing.T) {
 			wantCampaign: map[string]int{hh1: 0, hh2: 0},
 			wantFollowUp: []string{hh2},
 		},
+		{
+			name:        "no grids",
+			campaign:    campaign(t),
+			s:           stored{households: households, visits: []se.Visit{plain(1, apr(2, 10), hh1)}},
+			wantVisited: map[string]int{workerA: 0},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			for _, v := range tt.s.visits {
-				if err := v.Validate(); err != nil {
-					t.Fatalf("fixture: %v", err)
-				}
-			}
-			for _, a := range tt.s.amendments {
-				if err := a.Validate(); err != nil {
-					t.Fatalf("fixture: %v", err)
-				}
-			}
-			db := openState(t, tt.s)
-			got, err := fieldwork.Load(context.Background(), db.R, tt.grids, tt.campaign, categories())
+			tt.s.validate(t)
+			rows := open(t, tt.s.bundle(), tt.grids)
+			got, err := fieldwork.Load(t.Context(), rows, tt.campaign, categories())
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -294,14 +394,14 @@ func TestLoadAgreesWithBuilder(t *testing.T) {
 					t.Errorf("%s: %d campaign visits, want %d", id, c, n)
 				}
 			}
-			var open []string
+			var followUps []string
 			for _, h := range got.Households {
 				if h.FollowUp != nil {
-					open = append(open, h.ID)
+					followUps = append(followUps, h.ID)
 				}
 			}
-			if !slices.Equal(open, tt.wantFollowUp) {
-				t.Errorf("follow-ups open for %v, want %v", open, tt.wantFollowUp)
+			if !slices.Equal(followUps, tt.wantFollowUp) {
+				t.Errorf("follow-ups open for %v, want %v", followUps, tt.wantFollowUp)
 			}
 			dueOf := func(a *fieldwork.Analysis) (out []string) {
 				for _, d := range a.Due(now) {
@@ -316,70 +416,42 @@ func TestLoadAgreesWithBuilder(t *testing.T) {
 	}
 }
 
-func TestAddVisitsMatchesAddVisit(t *testing.T) {
+// testCallbackErrorStops: a callback's error stops the read and comes back
+// as it was, and so out of Load.
+func testCallbackErrorStops(t *testing.T, open OpenRows) {
 	t.Parallel()
-	tests := []struct {
-		name   string
-		visits []se.VisitView // plain visits, all to hh1
+	s := stored{households: households, visits: []se.Visit{
+		plain(1, apr(2, 10), hh1),
+		plain(2, apr(2, 11), hh2),
+		with(plain(3, apr(3, 10), hh1), func(v *se.Visit) { v.Materials = []se.Material{se.MaterialOpenLetter} }),
+		with(plain(4, apr(3, 11), hh2), func(v *se.Visit) {
+			v.RevisitReasons, v.RevisitDue = []se.RevisitReason{se.RevisitImportantRequest}, apr(10, 12)
+		}),
+	}}
+	s.validate(t)
+	rows := open(t, s.bundle(), []string{grid1, grid2})
+	ctx := context.Background()
+	errStop := errors.New("stop")
+	calls := 0
+	stop := func() error { calls++; return errStop }
+	from, to := campStart, campEnd
+	for _, c := range []struct {
+		name string
+		read func() error
 	}{
-		{"none", nil},
-		{"one in the window", []se.VisitView{visit(1, hh1, apr(2, 10))}},
-		{"two in the window by two visitors", []se.VisitView{visit(1, hh1, apr(2, 10)), visit(2, hh1, apr(9, 10), by(workerB))}},
-		{"one before, one in", []se.VisitView{visit(1, hh1, mar(2, 10)), visit(2, hh1, apr(9, 10))}},
-		{"only before the window", []se.VisitView{visit(1, hh1, mar(2, 10)), visit(2, hh1, mar(9, 10))}},
-		{"at both edges", []se.VisitView{visit(1, hh1, campStart), visit(2, hh1, campEnd)}},
-	}
-	for _, tt := range tests {
-		for _, withCampaign := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/campaign=%v", tt.name, withCampaign), func(t *testing.T) {
-				t.Parallel()
-				var c *se.Campaign
-				if withCampaign {
-					c = campaign(t, nil)
-				}
-				one := fieldwork.NewBuilder(c, categories())
-				sum := fieldwork.NewBuilder(c, categories())
-				for _, b := range []*fieldwork.Builder{one, sum} {
-					b.AddHousehold(fieldwork.Household{ID: hh1, GridID: grid1}, []string{"petitioner"})
-				}
-				type agg struct {
-					last     time.Time
-					inWindow int
-				}
-				sums := map[string]*agg{}
-				for i := range tt.visits {
-					v := tt.visits[i]
-					one.AddVisit(hh1, true, &v)
-					s := sums[v.VisitorID]
-					if s == nil {
-						s = &agg{}
-						sums[v.VisitorID] = s
-					}
-					if v.VisitedAt.After(s.last) {
-						s.last = v.VisitedAt
-					}
-					if !v.VisitedAt.Before(campStart) && v.VisitedAt.Before(campEnd) {
-						s.inWindow++
-					}
-				}
-				for who, s := range sums {
-					sum.AddVisits(hh1, who, s.last, s.inWindow)
-				}
-				sum.AddVisits(hhOut, workerA, apr(2, 10), 1) // outside the scope: ignored
-				a, b := one.Finish(), sum.Finish()
-				ha, hb := household(t, a, hh1), household(t, b, hh1)
-				if !ha.LastVisit.Equal(hb.LastVisit) || ha.CampaignVisits != hb.CampaignVisits {
-					t.Errorf("summed: last %s, %d in campaign; one by one: last %s, %d", hb.LastVisit, hb.CampaignVisits, ha.LastVisit, ha.CampaignVisits)
-				}
-				if !slices.Equal(a.Visitors(), b.Visitors()) {
-					t.Errorf("summed visitors %v, one by one %v", b.Visitors(), a.Visitors())
-				}
-				for _, who := range []string{workerA, workerB} {
-					if a.VisitedBy(who) != b.VisitedBy(who) {
-						t.Errorf("VisitedBy(%s): summed %d, one by one %d", who, b.VisitedBy(who), a.VisitedBy(who))
-					}
-				}
-			})
+		{"Households", func() error {
+			return rows.Households(ctx, func(*fieldwork.HouseholdRow) error { return stop() })
+		}},
+		{"PlainVisits", func() error {
+			return rows.PlainVisits(ctx, from, to, func(*fieldwork.VisitAggregate) error { return stop() })
+		}},
+		{"SpecialVisits", func() error {
+			return rows.SpecialVisits(ctx, func(*fieldwork.VisitRow) error { return stop() })
+		}},
+	} {
+		calls = 0
+		if err := c.read(); !errors.Is(err, errStop) || calls != 1 {
+			t.Errorf("%s: %v after %d calls, want the callback's error after 1", c.name, err, calls)
 		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doorbook/doorbook/internal/fieldwork"
+	"github.com/doorbook/doorbook/fieldwork"
 	se "github.com/doorbook/doorbook/syncengine"
 )
 
