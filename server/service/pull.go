@@ -210,7 +210,7 @@ func loadEntries(ctx context.Context, tx store.Tx, b *store.PullBatch, entries [
 		return err
 	}
 	// A feed entry without its row is a tombstone collected past the
-	// horizon (see store.Legacy.Collect).
+	// horizon (see store.Collector).
 	b.PurgedPersons = missing(ids[store.EntityPerson], len(r.Persons), func(i int) string { return r.Persons[i].ID })
 	b.PurgedTags = missing(ids[store.EntityTag], len(r.Tags), func(i int) string { return r.Tags[i].AddID })
 	if err := erasedIn(ctx, tx, b, entries); err != nil {

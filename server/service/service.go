@@ -19,9 +19,6 @@ import (
 // Service is the server's rules over one backend. It is safe for
 // concurrent use.
 type Service struct {
-	// Legacy is what has not yet moved above storage: the backend still
-	// applies those methods' rules itself.
-	store.Legacy
 	db store.Backend
 	// now is the server's clock: commits are stamped with it, and scope
 	// grace and horizons are measured by it.
@@ -32,13 +29,6 @@ type Service struct {
 }
 
 var _ store.Store = (*Service)(nil)
-
-// Backend is a backend that still carries the methods not yet moved above
-// storage.
-type Backend interface {
-	store.Backend
-	store.Legacy
-}
 
 // Option tunes New.
 type Option func(*Service)
@@ -52,8 +42,8 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 func WithScopeGrace(d time.Duration) Option { return func(s *Service) { s.grace = d } }
 
 // New returns the rules over backend b.
-func New(b Backend, opts ...Option) *Service {
-	s := &Service{Legacy: b, db: b, now: time.Now, grace: store.DefaultScopeGrace}
+func New(b store.Backend, opts ...Option) *Service {
+	s := &Service{db: b, now: time.Now, grace: store.DefaultScopeGrace}
 	for _, o := range opts {
 		o(s)
 	}

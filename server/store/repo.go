@@ -20,6 +20,7 @@ type Backend interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in one read transaction: a consistent snapshot.
 	View(ctx context.Context, fn func(Tx) error) error
+	Collector
 	Close() error
 }
 
@@ -31,6 +32,7 @@ type Tx interface {
 	Erasures
 	Org
 	Auth
+	Reports
 }
 
 // EntityKind is what a feed entry names.

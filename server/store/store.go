@@ -27,7 +27,14 @@ import (
 type Store interface {
 	Sync
 	Admin
-	Legacy
+	Reporting
+
+	// Collect deletes what is kept only for devices whose feed position
+	// is older than horizon (tombstones, applied change ids, commit tags,
+	// grid changes, moves, feed entries, spent codes), in small
+	// transactions; such a device is then told to start over.
+	Collect(ctx context.Context, horizon time.Duration) (Collected, error)
+	Close() error
 }
 
 // Sync is the device's side of the API: push, pull, bootstrap.
@@ -120,9 +127,9 @@ type Admin interface {
 	UpdateItem(ctx context.Context, p Principal, a syncengine.Amendment) error
 }
 
-// Legacy is the part of Store whose rules still live in the backends;
-// server/service moves them above storage one by one.
-type Legacy interface {
+// Reporting is what offices read: reports, exports, the audit log; and
+// the erasure of personal data.
+type Reporting interface {
 	// ErasePersonalData blanks the personal data of a household (its
 	// fields, its persons', its visits' notes) or of one person in p's
 	// subtree, under clocks from clock newer than the rows hold, so that
@@ -142,13 +149,6 @@ type Legacy interface {
 	// AuditLog lists the newest entries of admins in p's subtree.
 	AuditLog(ctx context.Context, p Principal, limit int) ([]AuditEntry, error)
 
-	// Collect deletes what is kept only for devices whose feed position
-	// is older than horizon (tombstones, applied change ids, commit tags,
-	// grid changes, moves, feed entries, spent codes), in small
-	// transactions; such a device is then told to start over.
-	Collect(ctx context.Context, horizon time.Duration) (Collected, error)
-
-	Close() error
 }
 
 // DefaultHorizon is how long the server keeps what only a device that has

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/server/store"
 )
@@ -34,5 +32,3 @@ func devices(ctx context.Context, q statedb.Querier, where string, arg string) (
 	}
 	return out, rows.Err()
 }
-
-func newID() string { return uuid.Must(uuid.NewV7()).String() }

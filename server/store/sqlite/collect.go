@@ -33,7 +33,7 @@ const tombstoneQuery = `
 // before. Each one's feed entry moves to a new position rather than going:
 // devices that hold the row learn at their next pull that it was purged
 // and delete it too, so that every replica still equals the server.
-func (s *Store) collectTombstones(ctx context.Context, before uint64) (int, error) {
+func (s *Store) collectTombstones(ctx context.Context, before uint64, at time.Time) (int, error) {
 	total := 0
 	for {
 		n := 0
@@ -73,7 +73,7 @@ func (s *Store) collectTombstones(ctx context.Context, before uint64) (int, erro
 				if _, err := tx.ExecContext(ctx, del, r.id); err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO collected (kind, entity_id, at) VALUES (?, ?, ?)`, r.kind, r.id, s.now().UnixMilli()); err != nil {
+				if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO collected (kind, entity_id, at) VALUES (?, ?, ?)`, r.kind, r.id, at.UnixMilli()); err != nil {
 					return err
 				}
 				if err := seq.touch(ctx, r.kind, r.id, r.householdID); err != nil {
@@ -98,26 +98,19 @@ func (s *Store) collectTombstones(ctx context.Context, before uint64) (int, erro
 const collectChunk = 500
 
 // Collect deletes what the server keeps only for devices whose feed
-// position is older than the horizon: tombstones (removed tags, deleted
+// position is older than r.Before: tombstones (removed tags, deleted
 // persons, deleted households with their persons and tags), the change ids
 // applied before it, its commits (their tags: a cursor into them is then
 // stale, and its device starts over), grid changes, moves, feed entries and
 // spent enrolment codes. Visits stay: they are evidence. It works in small
 // transactions, so that pushes go on meanwhile, and it is safe to stop and
 // run again at any point.
-func (s *Store) Collect(ctx context.Context, horizon time.Duration) (store.Collected, error) {
+func (s *Store) Collect(ctx context.Context, r store.CollectRequest) (store.Collected, error) {
 	var c store.Collected
-	cutoff := s.now().Add(-horizon).UnixMilli()
-	var before uint64 // the last feed position committed before the horizon
-	err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
-		return tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(last_seq), 0) FROM commits WHERE at < ?`, cutoff).Scan(&before)
-	})
-	if err != nil || before == 0 {
-		return c, err
-	}
+	before := r.Before
 	// Cursors before the horizon are refused as expired from now on, and
 	// every device holding one starts over: what follows may go.
-	err = s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+	err := s.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO counters (name, value) VALUES ('collected', ?)
 			ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`, before)
 		return err
@@ -125,7 +118,7 @@ func (s *Store) Collect(ctx context.Context, horizon time.Duration) (store.Colle
 	if err != nil {
 		return c, fmt.Errorf("collect: %w", err)
 	}
-	if c.Tombstones, err = s.collectTombstones(ctx, before); err != nil {
+	if c.Tombstones, err = s.collectTombstones(ctx, before, r.At); err != nil {
 		return c, err
 	}
 	steps := []struct {
@@ -140,8 +133,8 @@ func (s *Store) Collect(ctx context.Context, horizon time.Duration) (store.Colle
 		// The commit ending at the horizon stays: a device that pulled up to
 		// it (the up-to-date device of an idle server) keeps a valid cursor.
 		{&c.Commits, `DELETE FROM commits WHERE last_seq IN (SELECT last_seq FROM commits WHERE last_seq < ? LIMIT ?)`, []any{before}},
-		{&c.Tombstones, `DELETE FROM collected WHERE (kind, entity_id) IN (SELECT kind, entity_id FROM collected WHERE at < ? LIMIT ?)`, []any{s.now().Add(-4 * horizon).UnixMilli()}},
-		{&c.Codes, `DELETE FROM enrollment_codes WHERE code_hash IN (SELECT code_hash FROM enrollment_codes WHERE expires_at < ? LIMIT ?)`, []any{s.now().Add(-horizon).Unix()}},
+		{&c.Tombstones, `DELETE FROM collected WHERE (kind, entity_id) IN (SELECT kind, entity_id FROM collected WHERE at < ? LIMIT ?)`, []any{r.ForgetBefore.UnixMilli()}},
+		{&c.Codes, `DELETE FROM enrollment_codes WHERE code_hash IN (SELECT code_hash FROM enrollment_codes WHERE expires_at < ? LIMIT ?)`, []any{r.CodesBefore.Unix()}},
 	}
 	for _, st := range steps {
 		for {

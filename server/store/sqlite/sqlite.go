@@ -14,7 +14,6 @@ import (
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
-	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -36,8 +35,6 @@ type Store struct {
 	// reads this database (tests: writes must go on meanwhile).
 	snapshotCopied func()
 }
-
-var _ store.Legacy = (*Store)(nil)
 
 // cacheKiB is each connection's page cache: a push's inserts land all over
 // the visit and feed indexes of a street's file, and with SQLite's default

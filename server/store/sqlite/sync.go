@@ -9,23 +9,6 @@ import (
 	"github.com/doorbook/doorbook/server/store"
 )
 
-// scope reads a worker's grids and their names.
-func scope(ctx context.Context, q statedb.Querier, workerID string) (store.Scope, error) {
-	w, err := getWorker(ctx, q, workerID)
-	if err != nil {
-		return store.Scope{}, err
-	}
-	sc := store.Scope{Worker: w}
-	for _, g := range w.GridIDs {
-		n, err := getNode(ctx, q, g)
-		if err != nil {
-			return sc, err
-		}
-		sc.Grids = append(sc.Grids, n)
-	}
-	return sc, nil
-}
-
 // feedAfter reads up to limit feed entries in (cursor, top] of households
 // now in grids, leaving out those of rows the device origin pushed itself.
 //

@@ -1,0 +1,335 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/doorbook/doorbook/fieldwork"
+	"github.com/doorbook/doorbook/server/authz"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// reportNode resolves the node of a report, p's own root when id is "",
+// and the nodes of its subtree by id.
+func reportNode(ctx context.Context, tx store.Tx, p store.Principal, id string) (store.OrgNode, map[string]store.OrgNode, error) {
+	if err := authz.Decide(p, authz.ReadReport, authz.Anywhere); err != nil {
+		return store.OrgNode{}, nil, err
+	}
+	if id == "" {
+		id = p.Node
+	}
+	var n store.OrgNode
+	if id != "" {
+		var err error
+		if n, err = node(ctx, tx, p, authz.ReadReport, id); err != nil {
+			return n, nil, err
+		}
+	}
+	sub, err := tx.Subtree(ctx, id)
+	if err != nil {
+		return n, nil, err
+	}
+	nodes := make(map[string]store.OrgNode, len(sub))
+	for _, x := range sub {
+		nodes[x.ID] = x
+	}
+	return n, nodes, nil
+}
+
+func gridsOf(nodes map[string]store.OrgNode) []string {
+	var grids []string
+	for id, n := range nodes {
+		if n.Level == store.LevelGrid {
+			grids = append(grids, id)
+		}
+	}
+	slices.Sort(grids)
+	return grids
+}
+
+// Analyze reads what a report on node for campaign needs, in one snapshot,
+// and runs the field rules over it.
+func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campaignID string) (*store.Analysis, error) {
+	an := &store.Analysis{}
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		var err error
+		if an.Node, an.Nodes, err = reportNode(ctx, tx, p, nodeID); err != nil {
+			return err
+		}
+		if campaignID != "" {
+			c, ok, err := tx.Campaign(ctx, campaignID)
+			if err != nil {
+				return err
+			}
+			if !ok || c.Deleted.Value {
+				return fmt.Errorf("%w: campaign %s", syncengine.ErrNotFound, campaignID)
+			}
+			path, err := tx.NodePath(ctx, c.NodeID.Value)
+			if err != nil {
+				return err
+			}
+			if authz.Decide(p, authz.ReadCampaign, authz.Node(path)) != nil {
+				return fmt.Errorf("%w: campaign %s is outside your subtree", syncengine.ErrOutOfScope, campaignID)
+			}
+			an.Campaign = &c
+		}
+		cats, err := tx.Categories(ctx, 0)
+		if err != nil {
+			return err
+		}
+		grids := gridsOf(an.Nodes)
+		if an.Fieldwork, err = fieldwork.Load(ctx, tx.FieldRows(grids), an.Campaign, cats); err != nil {
+			return err
+		}
+		ids, err := tx.WorkersOfGrids(ctx, grids)
+		if err != nil {
+			return err
+		}
+		// Visitors without grids here (a cadre, a police officer) count too.
+		for _, v := range an.Fieldwork.Visitors() {
+			if !slices.Contains(ids, v) {
+				ids = append(ids, v)
+			}
+		}
+		if err := visitedElsewhere(ctx, tx, an, ids, grids); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			w, err := tx.Worker(ctx, id)
+			if err != nil {
+				w = store.Worker{ID: id, Name: id}
+			}
+			an.Workers = append(an.Workers, w)
+		}
+		slices.SortFunc(an.Workers, func(a, b store.Worker) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("analyze: %w", err)
+	}
+	return an, nil
+}
+
+// visitedElsewhere adds to an's quotas the visits of workers to households
+// outside grids (moved away since), as the phones count them: in the
+// campaign's window once amendments are applied, voided ones left out.
+func visitedElsewhere(ctx context.Context, tx store.Tx, an *store.Analysis, workers, grids []string) error {
+	if an.Campaign == nil || len(workers) == 0 {
+		return nil
+	}
+	from, to := an.Campaign.Window()
+	inGrids := map[string]bool{}
+	for _, g := range grids {
+		inGrids[g] = true
+	}
+	visits, err := tx.VisitsBy(ctx, workers, from, to)
+	if err != nil {
+		return err
+	}
+	var amended []string
+	for _, v := range visits {
+		switch {
+		case inGrids[v.GridID]:
+		case v.Amended:
+			amended = append(amended, v.VisitID)
+		default:
+			an.Fieldwork.AddVisitedElsewhere(v.VisitorID, v.HouseholdID, v.At)
+		}
+	}
+	slices.Sort(amended)
+	amended = slices.Compact(amended)
+	for start := 0; start < len(amended); start += pageSize {
+		part := amended[start:min(start+pageSize, len(amended))]
+		vs, err := tx.Visits(ctx, part)
+		if err != nil {
+			return err
+		}
+		as, err := tx.AmendmentsOfVisits(ctx, part)
+		if err != nil {
+			return err
+		}
+		byVisit := map[string][]syncengine.Amendment{}
+		for _, a := range as {
+			byVisit[a.VisitID] = append(byVisit[a.VisitID], a)
+		}
+		for _, v := range vs {
+			view := syncengine.Effective(v, byVisit[v.ID])
+			if view.Voided {
+				continue
+			}
+			for _, h := range v.HouseholdIDs {
+				an.Fieldwork.AddVisitedElsewhere(v.VisitorID, h, view.VisitedAt)
+			}
+		}
+	}
+	return nil
+}
+
+// pageSize is how many households or visits an export reads at a time.
+const pageSize = 500
+
+// LedgerPages sends node's households whole, a page per read transaction.
+func (s *Service) LedgerPages(ctx context.Context, p store.Principal, nodeID string, fn func(syncengine.Bundle) error) error {
+	var grids []string
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		_, nodes, err := reportNode(ctx, tx, p, nodeID)
+		grids = gridsOf(nodes)
+		return err
+	})
+	if err != nil || len(grids) == 0 {
+		return err
+	}
+	after := ""
+	for {
+		var b syncengine.Bundle
+		var ids []string
+		err := s.db.View(ctx, func(tx store.Tx) error {
+			var err error
+			if ids, err = tx.LiveHouseholdIDs(ctx, grids, after, pageSize); err != nil || len(ids) == 0 {
+				return err
+			}
+			b, err = tx.Bundle(ctx, ids)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// VisitPages sends the visits to node's households, by visitor and date,
+// a page per read transaction.
+func (s *Service) VisitPages(ctx context.Context, p store.Principal, nodeID string, fn func(syncengine.Bundle) error) error {
+	var grids []string
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		_, nodes, err := reportNode(ctx, tx, p, nodeID)
+		grids = gridsOf(nodes)
+		return err
+	})
+	if err != nil || len(grids) == 0 {
+		return err
+	}
+	var after store.VisitKey
+	for {
+		var b syncengine.Bundle
+		var keys []store.VisitKey
+		err := s.db.View(ctx, func(tx store.Tx) error {
+			var err error
+			if keys, err = tx.VisitKeys(ctx, grids, after, pageSize); err != nil || len(keys) == 0 {
+				return err
+			}
+			ids := make([]string, len(keys))
+			for i, k := range keys {
+				ids[i] = k.ID
+			}
+			if b.Visits, err = tx.Visits(ctx, ids); err != nil {
+				return err
+			}
+			var hh []string
+			for _, v := range b.Visits {
+				hh = append(hh, v.HouseholdIDs...)
+			}
+			all, err := tx.Households(ctx, dedupe(hh))
+			if err != nil {
+				return err
+			}
+			// A group visit may cover households of other subtrees: the
+			// register names only the caller's.
+			for _, h := range all {
+				if slices.Contains(grids, h.GridID.Value) {
+					b.Households = append(b.Households, h)
+				}
+			}
+			b.Amendments, err = tx.AmendmentsOfVisits(ctx, ids)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("visit register: %w", err)
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		after = keys[len(keys)-1]
+		slices.SortFunc(b.Visits, func(a, b syncengine.Visit) int {
+			if c := strings.Compare(a.VisitorID, b.VisitorID); c != 0 {
+				return c
+			}
+			if c := a.VisitedAt.Compare(b.VisitedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		if err := fn(b); err != nil {
+			return err
+		}
+		if len(keys) < pageSize {
+			return nil
+		}
+	}
+}
+
+// Audit records that p read something (a report, an export).
+func (s *Service) Audit(ctx context.Context, p store.Principal, e store.AuditEntry) error {
+	if err := authz.Decide(p, authz.ReadReport, authz.Anywhere); err != nil {
+		return err
+	}
+	e.ID, e.AdminID = newID(), p.ID
+	return s.db.Update(ctx, func(tx store.Tx) error { return tx.InsertAudit(ctx, e) })
+}
+
+// AuditLog lists the newest entries of admins whose node lies in p's
+// subtree.
+func (s *Service) AuditLog(ctx context.Context, p store.Principal, limit int) ([]store.AuditEntry, error) {
+	if err := authz.Decide(p, authz.ReadReport, authz.Anywhere); err != nil {
+		return nil, err
+	}
+	limit = max(1, min(limit, 10000))
+	var out []store.AuditEntry
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		sub, err := tx.Subtree(ctx, p.Node)
+		if err != nil {
+			return err
+		}
+		nodes := map[string]bool{}
+		for _, n := range sub {
+			nodes[n.ID] = true
+		}
+		return tx.AuditEntries(ctx, func(e store.AuditEntry, adminNode string) bool {
+			if p.Node == "" || nodes[adminNode] {
+				out = append(out, e)
+			}
+			return len(out) < limit
+		})
+	})
+	return out, err
+}
+
+// Collect deletes what is kept only for devices whose feed position is
+// older than horizon on the server's clock (see store.Collector); such a
+// device is then told to start over.
+func (s *Service) Collect(ctx context.Context, horizon time.Duration) (store.Collected, error) {
+	now := s.now()
+	var before uint64
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		var err error
+		before, err = tx.PositionBefore(ctx, now.Add(-horizon))
+		return err
+	})
+	if err != nil || before == 0 {
+		return store.Collected{}, err
+	}
+	// The collected table remembers deleted tombstones for longer: a
+	// phone back after several horizons still finds its write refused.
+	return s.db.Collect(ctx, store.CollectRequest{Before: before, At: now, ForgetBefore: now.Add(-4 * horizon), CodesBefore: now.Add(-horizon)})
+}

@@ -1,0 +1,84 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/doorbook/doorbook/fieldwork"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// Reports reads what reports, exports and the audit log need, and keeps
+// the audit log.
+type Reports interface {
+	// FieldRows reads the rows of grids the field rules take, in this
+	// transaction.
+	FieldRows(grids []string) fieldwork.Rows
+	// WorkersOfGrids lists the workers holding any of grids.
+	WorkersOfGrids(ctx context.Context, grids []string) ([]string, error)
+	// VisitsBy lists, per household, the visits of workers made in [from,
+	// to) or amended (whenever made), with each household's grid.
+	VisitsBy(ctx context.Context, workers []string, from, to time.Time) ([]WorkerVisit, error)
+	// AmendmentsOfVisits loads the amendments of visits.
+	AmendmentsOfVisits(ctx context.Context, visitIDs []string) ([]syncengine.Amendment, error)
+	// LiveHouseholdIDs lists up to limit households of grids not deleted,
+	// with id > after, in id order.
+	LiveHouseholdIDs(ctx context.Context, grids []string, after string, limit int) ([]string, error)
+	// VisitKeys lists up to limit visits to households of grids not
+	// deleted, after key, in (visitor, time, id) order.
+	VisitKeys(ctx context.Context, grids []string, after VisitKey, limit int) ([]VisitKey, error)
+
+	// InsertAudit records an entry of the audit log.
+	InsertAudit(ctx context.Context, e AuditEntry) error
+	// AuditEntries calls fn with the audit log's entries, newest first,
+	// each with its admin's node, until fn returns false.
+	AuditEntries(ctx context.Context, fn func(e AuditEntry, adminNode string) bool) error
+
+	// ReplaceVisit and ReplaceAmendment overwrite an immutable row: only
+	// an erasure does.
+	ReplaceVisit(ctx context.Context, v *syncengine.Visit) error
+	ReplaceAmendment(ctx context.Context, a *syncengine.Amendment) error
+}
+
+// WorkerVisit is a visit as VisitsBy lists it: one row per household.
+type WorkerVisit struct {
+	VisitID, VisitorID string
+	At                 time.Time
+	HouseholdID        string
+	// GridID is "" if the household is gone.
+	GridID  string
+	Amended bool
+}
+
+// VisitKey orders the visit register: by visitor, time and id.
+type VisitKey struct {
+	VisitorID string
+	At        time.Time
+	ID        string
+}
+
+// Collector deletes what only devices far behind need (see
+// Store.Collect for what).
+type Collector interface {
+	// Collect deletes, in small transactions, what only a device whose
+	// cursor is at or before feed position Before needs, and refuses
+	// such cursors from now on as expired; rows of the collected table
+	// older than ForgetBefore, and enrolment codes expired before
+	// CodesBefore. At stamps what it records.
+	Collect(ctx context.Context, r CollectRequest) (Collected, error)
+}
+
+// CollectRequest says what a collection deletes (see Collector).
+type CollectRequest struct {
+	Before       uint64
+	At           time.Time
+	ForgetBefore time.Time
+	CodesBefore  time.Time
+}
+
+// Scrubber is a backend whose old values may outlive an erasure in a log
+// beside the data: Scrub rewrites it, and reports whether it could (a
+// reader holding an old snapshot may keep it until later).
+type Scrubber interface {
+	Scrub(ctx context.Context) (bool, error)
+}

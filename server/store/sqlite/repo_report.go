@@ -1,0 +1,132 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/doorbook/doorbook/fieldwork"
+	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+func (t *tx) FieldRows(grids []string) fieldwork.Rows { return statedb.FieldRows(t.Tx, grids) }
+
+func (t *tx) WorkersOfGrids(ctx context.Context, grids []string) ([]string, error) {
+	if len(grids) == 0 {
+		return nil, nil
+	}
+	return queryStrings(ctx, t.Tx, `SELECT DISTINCT worker_id FROM worker_grids WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, anys(grids)...)
+}
+
+func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time) ([]store.WorkerVisit, error) {
+	var out []store.WorkerVisit
+	for start := 0; start < len(workers); start += maxInList {
+		part := workers[start:min(start+maxInList, len(workers))]
+		rows, err := t.QueryContext(ctx, `SELECT v.id, v.visitor_id, v.visited_at, vh.household_id, COALESCE(h.grid_id, ''),
+			EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id)
+			FROM visits v JOIN visit_households vh ON vh.visit_id = v.id LEFT JOIN households h ON h.id = vh.household_id
+			WHERE v.visitor_id IN (`+sqlitex.InPlaceholders(len(part))+`)
+			AND ((v.visited_at >= ? AND v.visited_at < ?) OR EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id))`,
+			append(anys(part), from.UnixMilli(), to.UnixMilli())...)
+		if err != nil {
+			return nil, fmt.Errorf("read visits: %w", err)
+		}
+		for rows.Next() {
+			var w store.WorkerVisit
+			var at int64
+			if err := rows.Scan(&w.VisitID, &w.VisitorID, &at, &w.HouseholdID, &w.GridID, &w.Amended); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read visits: %w", err)
+			}
+			w.At = time.UnixMilli(at)
+			out = append(out, w)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("read visits: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func (t *tx) AmendmentsOfVisits(ctx context.Context, ids []string) ([]syncengine.Amendment, error) {
+	return statedb.AmendmentsOfVisits(ctx, t.Tx, ids)
+}
+
+func (t *tx) LiveHouseholdIDs(ctx context.Context, grids []string, after string, limit int) ([]string, error) {
+	if len(grids) == 0 {
+		return nil, nil
+	}
+	return queryStrings(ctx, t.Tx, `SELECT id FROM households WHERE deleted = 0 AND grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)
+		AND id > ? ORDER BY id LIMIT ?`, append(anys(grids), after, limit)...)
+}
+
+func (t *tx) VisitKeys(ctx context.Context, grids []string, after store.VisitKey, limit int) ([]store.VisitKey, error) {
+	if len(grids) == 0 {
+		return nil, nil
+	}
+	at := int64(-1 << 62)
+	if !after.At.IsZero() {
+		at = after.At.UnixMilli()
+	}
+	rows, err := t.QueryContext(ctx, `SELECT DISTINCT v.id, v.visitor_id, v.visited_at FROM visits v
+		JOIN visit_households vh ON vh.visit_id = v.id JOIN households h ON h.id = vh.household_id
+		WHERE h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)
+		AND (v.visitor_id, v.visited_at, v.id) > (?, ?, ?)
+		ORDER BY v.visitor_id, v.visited_at, v.id LIMIT ?`, append(anys(grids), after.VisitorID, at, after.ID, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("read visits: %w", err)
+	}
+	defer rows.Close()
+	var out []store.VisitKey
+	for rows.Next() {
+		var k store.VisitKey
+		var ms int64
+		if err := rows.Scan(&k.ID, &k.VisitorID, &ms); err != nil {
+			return nil, fmt.Errorf("read visits: %w", err)
+		}
+		k.At = time.UnixMilli(ms).UTC()
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) InsertAudit(ctx context.Context, e store.AuditEntry) error {
+	if _, err := t.ExecContext(ctx, `INSERT INTO audit_log (id, at, admin_id, action, node_id, campaign_id) VALUES (?, ?, ?, ?, ?, ?)`,
+		e.ID, e.At.UnixMilli(), e.AdminID, e.Action, e.NodeID, e.CampaignID); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) AuditEntries(ctx context.Context, fn func(store.AuditEntry, string) bool) error {
+	rows, err := t.QueryContext(ctx, `SELECT l.id, l.at, l.admin_id, a.name, a.node_id, l.action, l.node_id, l.campaign_id
+		FROM audit_log l JOIN admins a ON a.id = l.admin_id ORDER BY l.at DESC, l.id DESC`)
+	if err != nil {
+		return fmt.Errorf("read audit log: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e store.AuditEntry
+		var at int64
+		var adminNode string
+		if err := rows.Scan(&e.ID, &at, &e.AdminID, &e.AdminName, &adminNode, &e.Action, &e.NodeID, &e.CampaignID); err != nil {
+			return fmt.Errorf("read audit log: %w", err)
+		}
+		e.At = time.UnixMilli(at).UTC()
+		if !fn(e, adminNode) {
+			return nil
+		}
+	}
+	return rows.Err()
+}
+
+func (t *tx) ReplaceVisit(ctx context.Context, v *syncengine.Visit) error {
+	return statedb.ReplaceVisit(ctx, t.Tx, v)
+}
+
+func (t *tx) ReplaceAmendment(ctx context.Context, a *syncengine.Amendment) error {
+	return statedb.ReplaceAmendment(ctx, t.Tx, a)
+}
