@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,8 @@ import (
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/service"
+	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -85,6 +88,42 @@ func TestFailedEnrolmentsAreThrottled(t *testing.T) {
 	// The window passes; the right code works and was not spent.
 	e.now.Add(server.DefaultEnrollWindow)
 	if err := r.Enroll(ctx, e.URL, code, "phone"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}
+
+// TestEnrolmentThrottleIsShared: two server processes on one database
+// share the budget of failures, so a guesser spreading its attempts over
+// them gains nothing.
+func TestEnrolmentThrottleIsShared(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	_, code := e.worker("Li", e.Grids[0])
+	backend, err := sqlite.Open(ctx, e.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	other := httptest.NewServer(server.New(service.New(backend, service.WithClock(e.now.Now)), server.WithNow(e.now.Now)).Handler())
+	defer other.Close()
+	servers := []doorbookv1connect.EnrollmentServiceClient{
+		doorbookv1connect.NewEnrollmentServiceClient(http.DefaultClient, e.URL),
+		doorbookv1connect.NewEnrollmentServiceClient(http.DefaultClient, other.URL),
+	}
+	for i := range server.DefaultEnrollFailures {
+		_, err := servers[i%2].Enroll(ctx, &pb.EnrollRequest{Code: "AAAA-BBBB-CCC" + string(rune('A'+i)), DeviceName: "guess"})
+		if connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Fatalf("guess %d: %v, want Unauthenticated", i, err)
+		}
+	}
+	for i, s := range servers {
+		_, err := s.Enroll(ctx, &pb.EnrollRequest{Code: code, DeviceName: "guess"})
+		if connect.CodeOf(err) != connect.CodeResourceExhausted {
+			t.Fatalf("server %d after %d failures spread over both: %v, want ResourceExhausted", i, server.DefaultEnrollFailures, err)
+		}
+	}
+	e.now.Add(server.DefaultEnrollWindow)
+	if _, err := servers[1].Enroll(ctx, &pb.EnrollRequest{Code: code, DeviceName: "phone"}); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}
 }

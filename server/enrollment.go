@@ -19,13 +19,19 @@ func (s *enrollmentService) Enroll(ctx context.Context, req *pb.EnrollRequest) (
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("an enrolment needs a code (and a device name of at most 256 bytes)"))
 	}
 	peer := peerHost(peerAddr(ctx))
-	if wait, ok := s.enrollLimiter.allow(peer); !ok {
+	wait, ok, err := s.enrollLimiter.allow(ctx, peer)
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	if !ok {
 		return nil, connect.NewError(connect.CodeResourceExhausted,
 			fmt.Errorf("too many failed enrolments (limit: %s); try again in %s", s.enrollLimiter, wait.Round(time.Second)))
 	}
 	e, err := s.store.Enroll(ctx, req.GetCode(), req.GetDeviceName(), s.now())
 	if errors.Is(err, syncengine.ErrUnauthenticated) {
-		s.enrollLimiter.fail(peer)
+		if ferr := s.enrollLimiter.fail(ctx, peer); ferr != nil {
+			s.log.Error().Err(ferr).Msg("record a failed enrolment")
+		}
 	}
 	if err != nil {
 		return nil, toConnect(s.log, err)

@@ -97,7 +97,7 @@ func New(st store.Store, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.enrollLimiter = newFailureLimiter(s.enrollLimits[0], s.enrollLimits[1], DefaultEnrollWindow, s.now)
+	s.enrollLimiter = newFailureLimiter(st, s.enrollLimits[0], s.enrollLimits[1], DefaultEnrollWindow, s.now)
 	// Each server instance is a replica of its own for clock purposes, so
 	// several instances over one database never issue the same clock.
 	s.clock = syncengine.NewHybridClock(syncengine.NodeID("server:"+uuid.NewString()), 0, s.now)

@@ -189,7 +189,7 @@ func (s *syncService) sendSnapshot(ctx context.Context, stream *connect.ServerSt
 	if err != nil {
 		return toConnect(s.log, err)
 	}
-	defer os.Remove(snap.Path)
+	defer snap.Release()
 	f, err := os.Open(snap.Path)
 	if err != nil {
 		return toConnect(s.log, fmt.Errorf("snapshot: %w", err))

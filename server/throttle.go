@@ -1,15 +1,20 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net"
-	"sync"
 	"time"
+
+	"github.com/doorbook/doorbook/server/store"
 )
 
 // Enrolment throttling: a code is 60 random bits, so guessing is hopeless,
-// but a client that keeps failing is either broken or probing, and neither
-// should cost the database a write transaction per attempt.
+// but a client that keeps failing is either broken or probing. Failures
+// are counted in the database, so that every server process of an
+// installation shares one budget: a prober spreading its attempts over
+// several servers gains nothing. A refused attempt costs one read; only a
+// failure costs a write, and failures are bounded by the limits below.
 const (
 	// DefaultEnrollFailures is how many failed enrolments one address may
 	// make per DefaultEnrollWindow.
@@ -18,88 +23,39 @@ const (
 	// against guessing spread over many addresses.
 	DefaultEnrollFailuresAll = 200
 	DefaultEnrollWindow      = time.Minute
-	// maxThrottleKeys bounds the limiter's memory; past it, windows that
-	// have ended are dropped, and if none has, the oldest is.
-	maxThrottleKeys = 10_000
 )
 
-// failureLimiter counts failures per key in fixed windows.
+// failureLimiter counts failures per key over a sliding window, in the
+// store.
 type failureLimiter struct {
-	mu     sync.Mutex
+	st     store.Store
 	max    int
 	maxAll int
 	window time.Duration
 	now    func() time.Time
-	keys   map[string]*failureWindow
-	all    failureWindow
 }
 
-type failureWindow struct {
-	start time.Time
-	n     int
+func newFailureLimiter(st store.Store, max, maxAll int, window time.Duration, now func() time.Time) *failureLimiter {
+	return &failureLimiter{st: st, max: max, maxAll: maxAll, window: window, now: now}
 }
 
-func newFailureLimiter(max, maxAll int, window time.Duration, now func() time.Time) *failureLimiter {
-	return &failureLimiter{max: max, maxAll: maxAll, window: window, now: now, keys: map[string]*failureWindow{}}
-}
-
-// allow says whether key may try again, and if not, when it may.
-func (l *failureLimiter) allow(key string) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	if wait, ok := l.check(&l.all, l.maxAll, now); !ok {
-		return wait, false
+// allow says whether key may try again, and if not, within how long it
+// may (at most the window: the oldest failure in it leaves by then).
+func (l *failureLimiter) allow(ctx context.Context, key string) (time.Duration, bool, error) {
+	ofKey, all, err := l.st.Failures(ctx, key, l.now().Add(-l.window))
+	if err != nil {
+		return 0, false, err
 	}
-	if w := l.keys[key]; w != nil {
-		if wait, ok := l.check(w, l.max, now); !ok {
-			return wait, false
-		}
+	if ofKey >= l.max || all >= l.maxAll {
+		return l.window, false, nil
 	}
-	return 0, true
-}
-
-func (l *failureLimiter) check(w *failureWindow, max int, now time.Time) (time.Duration, bool) {
-	if now.Sub(w.start) >= l.window {
-		*w = failureWindow{start: now}
-	}
-	if w.n < max {
-		return 0, true
-	}
-	return w.start.Add(l.window).Sub(now), false
+	return 0, true, nil
 }
 
 // fail records a failure of key.
-func (l *failureLimiter) fail(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (l *failureLimiter) fail(ctx context.Context, key string) error {
 	now := l.now()
-	l.check(&l.all, l.maxAll, now)
-	l.all.n++
-	w := l.keys[key]
-	if w == nil {
-		if len(l.keys) >= maxThrottleKeys {
-			l.prune(now)
-		}
-		w = &failureWindow{start: now}
-		l.keys[key] = w
-	}
-	l.check(w, l.max, now)
-	w.n++
-}
-
-func (l *failureLimiter) prune(now time.Time) {
-	var oldest string
-	for k, w := range l.keys {
-		if now.Sub(w.start) >= l.window {
-			delete(l.keys, k)
-		} else if oldest == "" || w.start.Before(l.keys[oldest].start) {
-			oldest = k
-		}
-	}
-	if len(l.keys) >= maxThrottleKeys {
-		delete(l.keys, oldest)
-	}
+	return l.st.RecordFailure(ctx, key, now, now.Add(-l.window))
 }
 
 // peerHost is the address part of a peer ("host:port"): a phone behind a

@@ -276,3 +276,19 @@ func (s *Service) Enroll(ctx context.Context, code, deviceName string, now time.
 	}
 	return e, nil
 }
+
+// Failures counts the failures of a throttled action recorded since t, by
+// every server process on this database: of key, and of every key.
+func (s *Service) Failures(ctx context.Context, key string, since time.Time) (ofKey, all int, err error) {
+	err = s.db.View(ctx, func(tx store.Tx) error {
+		ofKey, all, err = tx.CountFailures(ctx, key, since)
+		return err
+	})
+	return ofKey, all, err
+}
+
+// RecordFailure records a failure of key at at, forgetting those before
+// forget.
+func (s *Service) RecordFailure(ctx context.Context, key string, at, forget time.Time) error {
+	return s.db.Update(ctx, func(tx store.Tx) error { return tx.RecordFailure(ctx, key, at, forget) })
+}

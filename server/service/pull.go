@@ -405,7 +405,7 @@ func (s *Service) Snapshot(ctx context.Context, p store.Principal) (*store.Snaps
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	if snap.Path, snap.Households, err = sn.WriteSnapshot(ctx, snap.Scope.Worker.GridIDs); err != nil {
+	if snap.Path, snap.Households, snap.Release, err = sn.WriteSnapshot(ctx, snap.Scope.Worker.GridIDs); err != nil {
 		if errors.Is(err, store.ErrNoSnapshot) {
 			return nil, err
 		}

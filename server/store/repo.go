@@ -221,9 +221,10 @@ type ErasureMark struct {
 // replica's own tables, to a new SQLite file (store.Sync.Snapshot): an
 // optional capability; without it, devices bootstrap by pages.
 type Snapshotter interface {
-	// WriteSnapshot writes the file and returns its path (the caller
-	// removes it) and how many households it holds.
-	WriteSnapshot(ctx context.Context, grids []string) (path string, households int, err error)
+	// WriteSnapshot writes the file and returns its path, how many
+	// households it holds, and release, which the caller calls when done
+	// with it (it removes the file).
+	WriteSnapshot(ctx context.Context, grids []string) (path string, households int, release func(), err error)
 }
 
 // ErrNoSnapshot: the backend offers no snapshots; bootstrap by pages.

@@ -49,6 +49,12 @@ type Auth interface {
 	InsertCode(ctx context.Context, c EnrollmentCode) error
 	Code(ctx context.Context, hash []byte) (EnrollmentCode, bool, error)
 	SpendCode(ctx context.Context, hash []byte, at time.Time) error
+	// CountFailures counts the failures recorded at or after since: of
+	// key, and of every key.
+	CountFailures(ctx context.Context, key string, since time.Time) (ofKey, all int, err error)
+	// RecordFailure records a failure of key at at, and deletes those
+	// recorded before forget.
+	RecordFailure(ctx context.Context, key string, at, forget time.Time) error
 }
 
 // Credential is a stored token: a device's or an admin's.

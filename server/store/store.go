@@ -67,7 +67,8 @@ type Sync interface {
 	Bootstrap(ctx context.Context, p Principal, req BootstrapRequest, send func(*BootstrapPage) error) error
 	// Snapshot writes p's whole scope, in the replica's own tables, to a new
 	// SQLite file: a new device copies the tables whole instead of
-	// inserting rows one by one. The caller removes the file.
+	// inserting rows one by one. The caller calls the snapshot's Release
+	// when done with it.
 	Snapshot(ctx context.Context, p Principal) (*Snapshot, error)
 	// Scope is a worker's grids.
 	Scope(ctx context.Context, p Principal) (Scope, error)
@@ -78,6 +79,12 @@ type Sync interface {
 type Admin interface {
 	// Authenticate resolves a bearer token.
 	Authenticate(ctx context.Context, token string) (Principal, error)
+	// Failures counts the failures of a throttled action recorded since
+	// t, by every server process: of key, and of every key.
+	Failures(ctx context.Context, key string, since time.Time) (ofKey, all int, err error)
+	// RecordFailure records a failure of key at at, forgetting those before
+	// forget.
+	RecordFailure(ctx context.Context, key string, at, forget time.Time) error
 	// Enroll spends a one-time code and creates a device.
 	Enroll(ctx context.Context, code, deviceName string, now time.Time) (Enrollment, error)
 	// CreateAdmin creates an admin over the subtree of node (every tree if
@@ -148,7 +155,6 @@ type Reporting interface {
 	Audit(ctx context.Context, p Principal, e AuditEntry) error
 	// AuditLog lists the newest entries of admins in p's subtree.
 	AuditLog(ctx context.Context, p Principal, limit int) ([]AuditEntry, error)
-
 }
 
 // DefaultHorizon is how long the server keeps what only a device that has
@@ -358,6 +364,8 @@ type Snapshot struct {
 	Scope      Scope
 	Reference  syncengine.Reference
 	Households int
+	// Release removes the file.
+	Release func()
 }
 
 // BootstrapPage is one page of whole households.

@@ -137,11 +137,11 @@ func TestSnapshotLetsWritesGoOn(t *testing.T) {
 		})
 		writeTook = time.Since(began)
 	}
-	path, households, err := s.WriteSnapshot(ctx, w.GridIDs)
+	_, households, release, err := s.WriteSnapshot(ctx, w.GridIDs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer removeSnapshot(path)
+	defer release()
 	if writeErr != nil {
 		t.Errorf("a write during the snapshot's copy failed after %v: %v", writeTook, writeErr)
 	}
@@ -174,5 +174,33 @@ func TestOpenRemovesLeftSnapshots(t *testing.T) {
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Errorf("another database's snapshot %s was removed: %v", filepath.Base(other), err)
+	}
+}
+
+// TestOpenLeavesLiveSnapshots: a second server process opening the same
+// database leaves alone the snapshot the first is sending.
+func TestOpenLeavesLiveSnapshots(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "s.db")
+	first, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	snap, _, release, err := first.WriteSnapshot(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if _, err := os.Stat(snap); err != nil {
+		t.Fatalf("opening the database again removed the live snapshot %s: %v", filepath.Base(snap), err)
+	}
+	release()
+	if _, err := os.Stat(snap); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a released snapshot is still there (%v)", err)
 	}
 }

@@ -240,3 +240,21 @@ func (t *tx) SpendCode(ctx context.Context, hash []byte, at time.Time) error {
 	}
 	return nil
 }
+
+func (t *tx) CountFailures(ctx context.Context, key string, since time.Time) (ofKey, all int, err error) {
+	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE key = ?), COUNT(*) FROM failures WHERE at >= ?`, key, since.UnixMilli()).
+		Scan(&ofKey, &all); err != nil {
+		return 0, 0, fmt.Errorf("count failures: %w", err)
+	}
+	return ofKey, all, nil
+}
+
+func (t *tx) RecordFailure(ctx context.Context, key string, at, forget time.Time) error {
+	if _, err := t.ExecContext(ctx, `DELETE FROM failures WHERE at < ?`, forget.UnixMilli()); err != nil {
+		return fmt.Errorf("record failure: %w", err)
+	}
+	if _, err := t.ExecContext(ctx, `INSERT INTO failures (key, at) VALUES (?, ?)`, key, at.UnixMilli()); err != nil {
+		return fmt.Errorf("record failure: %w", err)
+	}
+	return nil
+}

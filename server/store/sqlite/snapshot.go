@@ -20,20 +20,28 @@ import (
 // copies the rows from this database into the file (INSERT … SELECT across
 // an ATTACH), so no row passes through Go; the phone then copies the file's
 // tables into its own the same way.
-func (s *Store) WriteSnapshot(ctx context.Context, grids []string) (path string, households int, err error) {
+func (s *Store) WriteSnapshot(ctx context.Context, grids []string) (path string, households int, release func(), err error) {
 	f, err := os.CreateTemp(filepath.Dir(s.db.Path), filepath.Base(s.db.Path)+snapshotInfix+"*")
 	if err != nil {
-		return "", 0, err
+		return "", 0, nil, err
 	}
 	path = f.Name()
-	if err := f.Close(); err != nil {
-		return "", 0, err
+	// Held until released: another server process opening this database
+	// leaves the file alone while this one sends it.
+	if err := holdShared(f); err != nil {
+		f.Close()
+		removeSnapshot(path)
+		return "", 0, nil, err
+	}
+	release = func() {
+		removeSnapshot(path)
+		f.Close()
 	}
 	if households, err = s.writeSnapshot(ctx, path, grids); err != nil {
-		removeSnapshot(path)
-		return "", 0, err
+		release()
+		return "", 0, nil, err
 	}
-	return path, households, nil
+	return path, households, release, nil
 }
 
 var _ store.Snapshotter = (*Store)(nil)
@@ -150,13 +158,19 @@ func columns(ctx context.Context, q interface {
 const snapshotInfix = ".snapshot-"
 
 // removeSnapshots removes the snapshots a server that died while sending
-// them left beside its database.
+// them left beside its database, and only those: another process serving
+// the same file holds a lock on each of its own until it is sent.
 func removeSnapshots(dbPath string) {
-	entries, _ := os.ReadDir(filepath.Dir(dbPath))
+	dir := filepath.Dir(dbPath)
+	entries, _ := os.ReadDir(dir)
 	prefix := filepath.Base(dbPath) + snapshotInfix
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) {
-			removeSnapshot(filepath.Join(filepath.Dir(dbPath), e.Name()))
+		name := e.Name()
+		if !strings.HasPrefix(name, prefix) || strings.HasSuffix(name, "-wal") || strings.HasSuffix(name, "-shm") || strings.HasSuffix(name, "-journal") {
+			continue
+		}
+		if path := filepath.Join(dir, name); unused(path) {
+			removeSnapshot(path)
 		}
 	}
 }
