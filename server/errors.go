@@ -9,7 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
-	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -52,10 +52,10 @@ func toConnect(log zerolog.Logger, err error) error {
 		}
 	}
 	switch {
-	case errors.Is(err, sqlitex.ErrFull):
+	case errors.Is(err, store.ErrStorageFull):
 		log.Error().Err(err).Msg("storage full")
 		return connect.NewError(connect.CodeResourceExhausted, errStorageFull)
-	case errors.Is(err, sqlitex.ErrReadOnly):
+	case errors.Is(err, store.ErrStorageReadOnly):
 		log.Error().Err(err).Msg("storage read-only")
 		return connect.NewError(connect.CodeUnavailable, errStorageReadOnly)
 	case errors.Is(err, context.Canceled):
@@ -77,7 +77,7 @@ var (
 // retryable reports whether err is the server's condition rather than the
 // request's: such a push must not blame one of its changes.
 func retryable(err error) bool {
-	return errors.Is(err, sqlitex.ErrFull) || errors.Is(err, sqlitex.ErrReadOnly)
+	return errors.Is(err, store.ErrStorageFull) || errors.Is(err, store.ErrStorageReadOnly)
 }
 
 // publicError is an error with the words a caller is sent: what the

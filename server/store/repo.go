@@ -217,6 +217,16 @@ type ErasureMark struct {
 	HLC  uint64
 }
 
+// Conditions of the storage, not of the data: a write refused for one of
+// these changed nothing and succeeds later. A backend wraps its own errors
+// with them.
+var (
+	// ErrStorageFull: the disk (or the database's size limit) is full.
+	ErrStorageFull = errors.New("storage full")
+	// ErrStorageReadOnly: the storage cannot take writes now.
+	ErrStorageReadOnly = errors.New("storage read-only")
+)
+
 // Snapshotter is a backend that can write the rows of grids, in the
 // replica's own tables, to a new SQLite file (store.Sync.Snapshot): an
 // optional capability; without it, devices bootstrap by pages.

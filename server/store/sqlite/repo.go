@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,7 +18,7 @@ var _ store.Backend = (*Store)(nil)
 // handed out in it and saved, with the commit's tag, when fn succeeds:
 // the one writer commits them in order.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return s.db.Write(ctx, func(t *sqlitex.Tx) error {
+	return storageError(s.db.Write(ctx, func(t *sqlitex.Tx) error {
 		seq, err := s.newSeqAlloc(ctx, t)
 		if err != nil {
 			return err
@@ -26,12 +27,24 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 			return err
 		}
 		return seq.save(ctx)
-	})
+	}))
 }
 
 // View runs fn in a read transaction.
 func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
-	return s.db.Read(ctx, func(t *sqlitex.Tx) error { return fn(&tx{Tx: t}) })
+	return storageError(s.db.Read(ctx, func(t *sqlitex.Tx) error { return fn(&tx{Tx: t}) }))
+}
+
+// storageError marks the file's conditions as the store's (see
+// store.ErrStorageFull).
+func storageError(err error) error {
+	switch {
+	case errors.Is(err, sqlitex.ErrFull):
+		return fmt.Errorf("%w: %w", store.ErrStorageFull, err)
+	case errors.Is(err, sqlitex.ErrReadOnly):
+		return fmt.Errorf("%w: %w", store.ErrStorageReadOnly, err)
+	}
+	return err
 }
 
 // tx is every repository over one SQLite transaction; seq is nil in a
