@@ -5,6 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
@@ -16,6 +20,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
@@ -23,6 +28,9 @@ import (
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/internal/faultproxy"
 	"github.com/doorbook/doorbook/internal/wire"
+	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/service"
+	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -195,7 +203,7 @@ func TestProxyManyWorkers(t *testing.T) {
 		for _, seed := range proxySeeds() {
 			t.Run(fmt.Sprint(seed), func(t *testing.T) {
 				t.Parallel()
-				out := runProxySchedule(t, seed, *flagProxyRounds)
+				out := runProxySchedule(t, seed, *flagProxyRounds, 1)
 				mu.Lock()
 				defer mu.Unlock()
 				ran++
@@ -217,7 +225,81 @@ func TestProxyManyWorkers(t *testing.T) {
 	}
 }
 
-func runProxySchedule(t *testing.T, seed uint64, rounds int) proxyOutcome {
+// TestProxyThreeServers runs the proxy schedules against three servers on
+// one database, each phone's every call going to one picked at random:
+// servers hold nothing a phone depends on between calls, so every phone
+// converges and every visit is on the server exactly once.
+func TestProxyThreeServers(t *testing.T) {
+	t.Parallel()
+	for _, seed := range proxySeeds()[:min(2, len(proxySeeds()))] {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			runProxySchedule(t, seed, *flagProxyRounds, 3)
+		})
+	}
+}
+
+// balance starts n-1 more servers on e's database, each with its own
+// backend, rules and clock as a server process of its own has, and returns
+// the URL of a balancer that sends each call to one of the n at random.
+func balance(t testing.TB, e *env, n int, seed uint64) string {
+	t.Helper()
+	urls := []*url.URL{mustURL(t, e.URL)}
+	for range n - 1 {
+		backend, err := sqlite.Open(context.Background(), e.dbPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewUnstartedServer(server.New(service.New(backend, service.WithClock(e.now.Now)), server.WithNow(e.now.Now),
+			server.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))).Handler())
+		srv.EnableHTTP2 = true
+		srv.Start()
+		t.Cleanup(func() { srv.Close(); backend.Close() })
+		urls = append(urls, mustURL(t, srv.URL))
+	}
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(seed, 3))
+	calls := make([]int, len(urls))
+	var h2 http.Protocols
+	h2.SetUnencryptedHTTP2(true)
+	h2.SetHTTP1(true)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			mu.Lock()
+			i := rng.IntN(len(urls))
+			calls[i]++
+			mu.Unlock()
+			r.SetURL(urls[i])
+		},
+		FlushInterval: -1,
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	lb := httptest.NewUnstartedServer(rp)
+	lb.Config.Protocols = &protocols
+	lb.Start()
+	t.Cleanup(func() {
+		lb.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		if slices.Contains(calls, 0) {
+			t.Errorf("calls per server %v: the balancer left one out", calls)
+		}
+	})
+	return lb.URL
+}
+
+func mustURL(t testing.TB, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func runProxySchedule(t *testing.T, seed uint64, rounds, servers int) proxyOutcome {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("seed %d: reproduce with go test -race ./e2e -run 'TestProxyManyWorkers' -proxy.seed=%d -proxy.rounds=%d", seed, seed, rounds)
@@ -242,7 +324,19 @@ func runProxySchedule(t *testing.T, seed uint64, rounds int) proxyOutcome {
 			t.Fatal(err)
 		}
 	}
-	p := startProxy(t, e, faultproxy.Config{Seed: seed, Link: faultproxy.Link{RTT: 10 * time.Millisecond}})
+	upstream := e.URL
+	if servers > 1 {
+		upstream = balance(t, e, servers, seed)
+	}
+	p, err := faultproxy.Start(context.Background(), upstream, faultproxy.Config{Seed: seed, Link: faultproxy.Link{RTT: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("close proxy: %v", err)
+		}
+	})
 	specs := []struct {
 		name  string
 		grids []string
