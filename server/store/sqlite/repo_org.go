@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -257,4 +258,52 @@ func (t *tx) RecordFailure(ctx context.Context, key string, at, forget time.Time
 		return fmt.Errorf("record failure: %w", err)
 	}
 	return nil
+}
+
+func getNode(ctx context.Context, q statedb.Querier, id string) (store.OrgNode, error) {
+	var n store.OrgNode
+	var parent sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT id, parent_id, level, name FROM org_nodes WHERE id = ?`, id).Scan(&n.ID, &parent, &n.Level, &n.Name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return n, fmt.Errorf("%w: org node %s", syncengine.ErrNotFound, id)
+	}
+	n.ParentID = parent.String
+	return n, err
+}
+
+func getWorker(ctx context.Context, q statedb.Querier, id string) (store.Worker, error) {
+	w := store.Worker{ID: id}
+	err := q.QueryRowContext(ctx, `SELECT name, role FROM workers WHERE id = ?`, id).Scan(&w.Name, &w.Role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return w, fmt.Errorf("%w: worker %s", syncengine.ErrNotFound, id)
+	}
+	if err != nil {
+		return w, err
+	}
+	w.GridIDs, err = queryStrings(ctx, q, `SELECT grid_id FROM worker_grids WHERE worker_id = ? ORDER BY grid_id`, id)
+	return w, err
+}
+
+func devices(ctx context.Context, q statedb.Querier, where string, arg string) ([]store.Device, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, worker_id, label, created_at, revoked_at, revoked_reason
+		FROM credentials WHERE worker_id IS NOT NULL AND `+where+` ORDER BY created_at, id`, arg)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Device
+	for rows.Next() {
+		var d store.Device
+		var enrolled int64
+		var revoked sql.NullInt64
+		if err := rows.Scan(&d.ID, &d.WorkerID, &d.Name, &enrolled, &revoked, &d.RevokedReason); err != nil {
+			return nil, err
+		}
+		d.EnrolledAt = time.Unix(enrolled, 0).UTC()
+		if revoked.Valid {
+			d.RevokedAt = time.Unix(revoked.Int64, 0).UTC()
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }
