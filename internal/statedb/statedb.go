@@ -510,6 +510,12 @@ func LoadAll(ctx context.Context, q Querier) (syncengine.Bundle, error) {
 // loadIn runs query (with one %s for the IN list) over ids in chunks.
 func loadIn[T any](ctx context.Context, q Querier, query string, ids []string, scan func(scanner) (T, error)) ([]T, error) {
 	var out []T
+	if len(ids) > chunk {
+		// Chunks of sorted ids come back in order one after another: the
+		// queries order by the column the ids are of.
+		ids = slices.Clone(ids)
+		slices.Sort(ids)
+	}
 	for start := 0; start < len(ids); start += chunk {
 		part := ids[start:min(start+chunk, len(ids))]
 		rows, err := q.QueryContext(ctx, fmt.Sprintf(query, sqlitex.InPlaceholders(len(part))), toArgs(part)...)

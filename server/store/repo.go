@@ -18,7 +18,8 @@ type Backend interface {
 	// order: a reader never sees a number before every smaller one has
 	// committed (see Feed).
 	Update(ctx context.Context, fn func(Tx) error) error
-	// View runs fn in one read transaction: a consistent snapshot.
+	// View runs fn in one read transaction: a consistent snapshot. A
+	// write in it fails, or is not kept.
 	View(ctx context.Context, fn func(Tx) error) error
 	Collector
 	Close() error
@@ -55,19 +56,21 @@ type Feed interface {
 	Head(ctx context.Context) (uint64, error)
 	// Position checks that cursor is one this database issued, at or
 	// below top, and still kept (else syncengine.ErrStaleCursor or
-	// ErrCursorExpired), and returns its feed position.
+	// ErrCursorExpired), and returns its feed position (0 for cursor 0).
 	Position(ctx context.Context, cursor, top uint64) (uint64, error)
-	// Cursor is the cursor of feed position seq.
+	// Cursor is the cursor of feed position seq (0 for 0).
 	Cursor(ctx context.Context, seq uint64) (uint64, error)
 	// PositionBefore is the last position committed before t on the
 	// server's clock (0 if none).
 	PositionBefore(ctx context.Context, t time.Time) (uint64, error)
-	// Touch gives the entry of (kind, id, household) the next position.
-	// origin is the device that pushed an immutable row ("" otherwise):
-	// its own pulls leave the entry out.
+	// Touch gives the entry of (kind, id, household) the next position
+	// (touched again in one transaction, the later one; positions may
+	// then have gaps). origin is the device that pushed an immutable row
+	// ("" otherwise): its own pulls leave the entry out.
 	Touch(ctx context.Context, kind EntityKind, id, household, origin string) error
 	// Entries reads up to q.Limit entries in (q.After, q.Upto] of
-	// households now in q.Grids, leaving out q.Origin's, in feed order.
+	// households now in q.Grids, leaving out those whose origin is
+	// q.Origin (a device's credential id), in feed order.
 	Entries(ctx context.Context, q FeedQuery) ([]FeedEntry, error)
 
 	// AppliedChanges reads which of ids were applied before.
@@ -164,6 +167,7 @@ type Rows interface {
 // Scopes holds the org tree's nodes and who holds which grid, and the
 // history a device's grace is judged by.
 type Scopes interface {
+	// Node and Worker read one by id (syncengine.ErrNotFound if none).
 	Node(ctx context.Context, id string) (OrgNode, error)
 	Worker(ctx context.Context, id string) (Worker, error)
 	// ScopeEvents lists a worker's grid changes in (after, upto], oldest

@@ -61,8 +61,8 @@ type Auth interface {
 type Credential struct {
 	ID         string
 	SecretHash []byte
-	// Worker is set for a device, Admin for an admin's token (ID, Name,
-	// Node, ReadOnly); a name is "" if its row is gone.
+	// WorkerID is set for a device, Admin for an admin's token (the
+	// principal whole but for Path); a name is "" if its row is gone.
 	WorkerID, WorkerName string
 	Admin                Principal
 	RevokedAt            time.Time

@@ -61,10 +61,12 @@ type VisitKey struct {
 // Store.Collect for what).
 type Collector interface {
 	// Collect deletes, in small transactions, what only a device whose
-	// cursor is at or before feed position Before needs, and refuses
-	// such cursors from now on as expired; rows of the collected table
-	// older than ForgetBefore, and enrolment codes expired before
-	// CodesBefore. At stamps what it records.
+	// cursor is before feed position Before needs, and refuses such
+	// cursors from now on as expired; rows of the collected table older
+	// than ForgetBefore, and enrolment codes expired before CodesBefore.
+	// At stamps what it records. A collected tombstone's feed entry moves
+	// to a new position, with no row behind it: a pull then tells devices
+	// that hold the row to delete it.
 	Collect(ctx context.Context, r CollectRequest) (Collected, error)
 }
 

@@ -56,10 +56,17 @@ func (m *erasureMarks) add(kind int, id string, hlc uint64) {
 // device of an erasure only through the entries written with it, not every
 // later change of the row.
 func (m *erasureMarks) save(ctx context.Context, tx *sqlitex.Tx, seq *seqAlloc) error {
+	if len(m.rows) == 0 {
+		return nil
+	}
+	first, last := seq.first, seq.last
+	if !seq.used {
+		first = last + 1 // no entry announces it
+	}
 	for _, r := range m.rows {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO erasures (kind, entity_id, at, hlc, first_seq, last_seq) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO UPDATE SET at = excluded.at, hlc = max(hlc, excluded.hlc), first_seq = excluded.first_seq, last_seq = excluded.last_seq`,
-			r.kind, r.id, m.at.UnixMilli(), int64(r.hlc), seq.first, seq.last); err != nil {
+			r.kind, r.id, m.at.UnixMilli(), int64(r.hlc), first, last); err != nil {
 			return fmt.Errorf("record erasure: %w", err)
 		}
 	}

@@ -24,7 +24,11 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		if err != nil {
 			return err
 		}
-		if err := fn(&tx{Tx: t, seq: seq}); err != nil {
+		x := &tx{Tx: t, seq: seq}
+		if err := fn(x); err != nil {
+			return err
+		}
+		if err := x.erased.save(ctx, t, seq); err != nil {
 			return err
 		}
 		return seq.save(ctx)
@@ -53,6 +57,21 @@ func storageError(err error) error {
 type tx struct {
 	*sqlitex.Tx
 	seq *seqAlloc
+	// erased: the erasure marks recorded, saved with the transaction's
+	// positions when it commits.
+	erased erasureMarks
+}
+
+// errReadTx refuses a write that takes a feed position in a read
+// transaction.
+var errReadTx = errors.New("a write in a read transaction")
+
+// positions is the transaction's allocator, or an error in a read one.
+func (t *tx) positions() (*seqAlloc, error) {
+	if t.seq == nil {
+		return nil, errReadTx
+	}
+	return t.seq, nil
 }
 
 var _ store.Tx = (*tx)(nil)
@@ -74,7 +93,11 @@ func (t *tx) PositionBefore(ctx context.Context, at time.Time) (uint64, error) {
 }
 
 func (t *tx) Touch(ctx context.Context, kind store.EntityKind, id, household, origin string) error {
-	return t.seq.touchFrom(ctx, int(kind), id, household, origin)
+	seq, err := t.positions()
+	if err != nil {
+		return err
+	}
+	return seq.touchFrom(ctx, int(kind), id, household, origin)
 }
 
 func (t *tx) Entries(ctx context.Context, q store.FeedQuery) ([]store.FeedEntry, error) {
@@ -115,8 +138,12 @@ func (t *tx) RecordApplied(ctx context.Context, changeID string, a store.Applied
 	if a.Digest != "" {
 		d = []byte(a.Digest)
 	}
+	seq, err := t.positions()
+	if err != nil {
+		return err
+	}
 	if _, err := t.ExecContext(ctx, `INSERT INTO applied_changes (change_id, credential_id, seq, digest) VALUES (?, ?, ?, ?)`,
-		changeID, a.CredentialID, t.seq.last, d); err != nil {
+		changeID, a.CredentialID, seq.last, d); err != nil {
 		return fmt.Errorf("record applied change: %w", err)
 	}
 	return nil
@@ -255,11 +282,19 @@ func (t *tx) Campaigns(ctx context.Context) ([]syncengine.Campaign, error) {
 }
 
 func (t *tx) PutCategory(ctx context.Context, c *syncengine.Category) error {
-	return statedb.PutCategory(ctx, t.Tx, c, t.seq.next())
+	seq, err := t.positions()
+	if err != nil {
+		return err
+	}
+	return statedb.PutCategory(ctx, t.Tx, c, seq.next())
 }
 
 func (t *tx) PutCampaign(ctx context.Context, c *syncengine.Campaign) error {
-	return statedb.PutCampaign(ctx, t.Tx, c, t.seq.next())
+	seq, err := t.positions()
+	if err != nil {
+		return err
+	}
+	return statedb.PutCampaign(ctx, t.Tx, c, seq.next())
 }
 
 func (t *tx) CampaignsAbove(ctx context.Context, grids []string, since uint64) ([]syncengine.Campaign, error) {
@@ -339,11 +374,14 @@ func (t *tx) HouseholdErasure(ctx context.Context, households []string) (uint64,
 }
 
 func (t *tx) RecordErasures(ctx context.Context, at time.Time, marks []store.ErasureMark) error {
-	m := erasureMarks{at: at}
-	for _, r := range marks {
-		m.add(int(r.Kind), r.ID, r.HLC)
+	if _, err := t.positions(); err != nil {
+		return err
 	}
-	return m.save(ctx, t.Tx, t.seq)
+	t.erased.at = at
+	for _, r := range marks {
+		t.erased.add(int(r.Kind), r.ID, r.HLC)
+	}
+	return nil
 }
 
 func (t *tx) ErasureAnnounced(ctx context.Context, kind store.EntityKind, id string, seq uint64) (bool, error) {

@@ -103,28 +103,40 @@ func (t *tx) SetWorkerHome(ctx context.Context, id, home string) error {
 }
 
 func (t *tx) AddWorkerGrid(ctx context.Context, workerID, grid string) error {
+	seq, err := t.positions()
+	if err != nil {
+		return err
+	}
 	if _, err := t.ExecContext(ctx, `INSERT INTO worker_grids (worker_id, grid_id) VALUES (?, ?)`, workerID, grid); err != nil {
 		return fmt.Errorf("add grid: %w", err)
 	}
-	if _, err := t.ExecContext(ctx, `INSERT INTO scope_events (seq, worker_id, grid_id, added) VALUES (?, ?, ?, 1)`, t.seq.next(), workerID, grid); err != nil {
+	if _, err := t.ExecContext(ctx, `INSERT INTO scope_events (seq, worker_id, grid_id, added) VALUES (?, ?, ?, 1)`, seq.next(), workerID, grid); err != nil {
 		return fmt.Errorf("add grid: %w", err)
 	}
 	return nil
 }
 
 func (t *tx) RemoveWorkerGrid(ctx context.Context, workerID, grid string) error {
+	seq, err := t.positions()
+	if err != nil {
+		return err
+	}
 	if _, err := t.ExecContext(ctx, `DELETE FROM worker_grids WHERE worker_id = ? AND grid_id = ?`, workerID, grid); err != nil {
 		return fmt.Errorf("remove grid: %w", err)
 	}
-	if _, err := t.ExecContext(ctx, `INSERT INTO scope_events (seq, worker_id, grid_id, added) VALUES (?, ?, ?, 0)`, t.seq.next(), workerID, grid); err != nil {
+	if _, err := t.ExecContext(ctx, `INSERT INTO scope_events (seq, worker_id, grid_id, added) VALUES (?, ?, ?, 0)`, seq.next(), workerID, grid); err != nil {
 		return fmt.Errorf("remove grid: %w", err)
 	}
 	return nil
 }
 
 func (t *tx) RecordMove(ctx context.Context, household, from, to string) error {
+	seq, err := t.positions()
+	if err != nil {
+		return err
+	}
 	if _, err := t.ExecContext(ctx, `INSERT INTO household_moves (seq, household_id, from_grid, to_grid) VALUES (?, ?, ?, ?)`,
-		t.seq.next(), household, from, to); err != nil {
+		seq.next(), household, from, to); err != nil {
 		return fmt.Errorf("record move: %w", err)
 	}
 	return nil
