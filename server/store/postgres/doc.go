@@ -1,7 +1,10 @@
 // Package postgres is the server's PostgreSQL backend, for users who
 // outgrow one machine: several stateless server processes on one
-// database. So far it holds the change feed's sequencer and the schema's
-// migrations; the rest of the backend comes later.
+// database. DB implements store.Backend (the repositories of store.Tx
+// over one transaction, SQL only: the rules live in server/service) and
+// store.Scrubber; it offers no store.Snapshotter, so new devices bootstrap
+// by pages. It holds nothing in process memory that another process could
+// change: every read is of the database, in the transaction.
 //
 // # The feed's order
 //
@@ -82,9 +85,68 @@
 // thousand workers pushing every minute need. If it ever binds, option 3
 // replaces the counter behind the same ReadFeed.
 //
+// # Everything else that takes a position
+//
+// Grid changes, household moves, and the stamps of categories and
+// campaigns are numbered from the same counter, since the pull rules
+// compare their positions with the feed's; applied change ids record the
+// position they were applied at, and erasures the range that announced
+// them. So a write transaction only notes them (Tx's slots, in call order),
+// and the seal writes them all at their positions, in the one statement
+// that takes the numbers: they order exactly as the calls did, as the
+// SQLite backend's do. An entry touched twice, or a reference row written
+// twice, keeps its later slot, and the earlier one takes no number
+// (positions stay contiguous); a mark (RecordApplied, RecordErasures) gets
+// the last position of the slots taken before it, the previous commit's
+// last if none (TestPositionsFollowCalls).
+//
+// # Concurrent writers
+//
+// Write transactions run at READ COMMITTED, side by side, so a
+// read-modify-write must keep another's write from being lost:
+//
+//   - Rows a write transaction reads by id (households, persons, tags,
+//     categories, campaigns, a household's whole rows, an enrolment code)
+//     are read FOR UPDATE: a second writer waits, then reads the first's
+//     result. Reads never wait for these locks, which live in the rows,
+//     not in the lock table: a push of a thousand changes takes a
+//     thousand.
+//   - A row read as absent cannot be locked. Its write is an insert that
+//     does nothing if the row appeared meanwhile (two devices registering
+//     one household), and the transaction then runs again from the start
+//     and merges onto it (errConflict): optimistic, since such races are
+//     rare and locking every absent id would fill the lock table.
+//   - A device's pushes apply one after the other: the first reads the
+//     device's row FOR NO KEY UPDATE (KnownCursor), so a resend of a push
+//     still running waits and finds its change ids applied. Two devices
+//     pushing one change id at once meet at the seal's insert of it, and
+//     the second runs again and is refused as a reuse.
+//   - Visits and amendments are immutable: INSERT ... ON CONFLICT DO
+//     NOTHING waits for a concurrent insert of the id, then compares.
+//   - A grid given to a worker twice at once is given once, with one
+//     event (ON CONFLICT DO NOTHING), so that the events replay to the
+//     grids held.
+//
+// Deadlocks are resolved by PostgreSQL and the transaction runs again.
+// Read transactions (View) run at REPEATABLE READ, READ ONLY: one snapshot
+// for a pull's head, feed, scope and rows.
+//
 // # Schema
 //
 // The migrations are embedded (migrations/NNN_name.sql) and applied by
 // Migrate, each in its own transaction under an advisory lock, so servers
-// starting at once on one database apply each once.
+// starting at once on one database apply each once. 002_server.sql mirrors
+// the SQLite backend's tables and statedb's replicated ones: ids and
+// ordered text in the "C" collation (byte order, as SQLite's and Go's, for
+// keyset pages, whatever the database's locale), times as integers in the
+// units SQLite keeps (so that what is read back rounds alike), clocks as
+// syncengine.EncodeClocks bytes, visit details as statedb's JSON.
+//
+// # Erasure
+//
+// An erasure rewrites rows; PostgreSQL keeps the old versions until
+// VACUUM removes them, once no snapshot needs them. Scrub (store.Scrubber)
+// waits a while for older snapshots, then vacuums the tables an erasure
+// writes. The write-ahead log, its archives, standbys and base backups
+// keep old values beyond it: a deployment covers them by its retention.
 package postgres

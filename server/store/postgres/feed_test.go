@@ -552,8 +552,13 @@ func TestWriteRetriesDeadlock(t *testing.T) {
 	if errs[0] != nil || errs[1] != nil {
 		t.Fatal(errs)
 	}
-	if n := runs.Load(); n != 3 {
-		t.Errorf("%d runs, want 3 (one again after the deadlock)", n)
+	// At least one run again after the deadlock; maybe more: the retry
+	// may take the victim's row before the survivor, woken by the victim's
+	// rollback, gets to it (PostgreSQL queues a row's waiters only while
+	// its holder lives), and deadlock with it again. Seen under the load
+	// of the package's tests with -race.
+	if n := runs.Load(); n < 3 {
+		t.Errorf("%d runs, want 3 or more (one again after the deadlock)", n)
 	}
 	var total int
 	if err := db.pool.QueryRow(ctx, `SELECT sum(n) FROM work`).Scan(&total); err != nil || total != 4 {

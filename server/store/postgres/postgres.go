@@ -28,11 +28,20 @@ type DB struct {
 type Option func(*options)
 
 type options struct {
-	now func() time.Time
+	now      func() time.Time
+	maxConns int32
 }
 
-// WithClock sets the server's clock (default time.Now), for tests.
+// WithClock sets the server's clock (default time.Now): commits are
+// stamped with it, and the collection horizon and scope grace are
+// measured against those stamps.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithMaxConns bounds the pool's connections (default: pgxpool's, the
+// larger of 4 and the number of CPUs, or pool_max_conns in the DSN). Each
+// server process sharing the database holds its own pool: their sum must
+// stay under the server's max_connections.
+func WithMaxConns(n int) Option { return func(o *options) { o.maxConns = int32(n) } }
 
 // Open connects to the database named by dsn (a PostgreSQL URL or
 // keyword/value string; pgxpool's settings such as pool_max_conns may be
@@ -49,6 +58,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
+	}
+	if o.maxConns > 0 {
+		cfg.MaxConns = o.maxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
