@@ -19,6 +19,7 @@ import (
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/server/store/postgres"
 	"github.com/doorbook/doorbook/server/store/sqlite"
 )
 
@@ -33,8 +34,11 @@ type env struct {
 	now    *fakeNow
 	dir    string
 	dbPath string
-	addr   string
-	halt   func()
+	// pgDSN, if set, is the PostgreSQL database the server runs on
+	// instead of the SQLite file at dbPath.
+	pgDSN string
+	addr  string
+	halt  func()
 	// adminToken is the installation-wide admin's.
 	adminToken string
 }
@@ -50,7 +54,14 @@ func (f *fakeNow) Add(offset time.Duration) { f.offset.Add(int64(offset)) }
 // categories (tags of other categories are refused).
 func newEnv(t testing.TB, grids int) *env {
 	t.Helper()
-	e := newBareEnv(t, grids)
+	return newEnvOn(t, grids, "")
+}
+
+// newEnvOn is newEnv on the PostgreSQL database of pgDSN ("" for a SQLite
+// file).
+func newEnvOn(t testing.TB, grids int, pgDSN string) *env {
+	t.Helper()
+	e := newBareEnvOn(t, grids, pgDSN)
 	ctx := context.Background()
 	if _, err := e.Admin.LoadDefaultCategories(ctx, &pb.LoadDefaultCategoriesRequest{}); err != nil {
 		t.Fatal(err)
@@ -60,10 +71,16 @@ func newEnv(t testing.TB, grids int) *env {
 
 // newBareEnv is newEnv without categories.
 func newBareEnv(t testing.TB, grids int) *env {
+	return newBareEnvOn(t, grids, "")
+}
+
+// newBareEnvOn is newBareEnv on the PostgreSQL database of pgDSN ("" for
+// a SQLite file).
+func newBareEnvOn(t testing.TB, grids int, pgDSN string) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	e := &env{t: t, now: &fakeNow{}, dir: dir, dbPath: filepath.Join(dir, "server.db"), addr: "127.0.0.1:0"}
+	e := &env{t: t, now: &fakeNow{}, dir: dir, dbPath: filepath.Join(dir, "server.db"), pgDSN: pgDSN, addr: "127.0.0.1:0"}
 	e.start()
 	t.Cleanup(e.stop)
 	st := e.Store
@@ -140,11 +157,20 @@ func mustSync(t testing.TB, r *sdk.Replica) sdk.SyncReport {
 	return rep
 }
 
+// open opens a backend on the server's database, as a server process of
+// its own would.
+func (e *env) open(ctx context.Context) (store.Backend, error) {
+	if e.pgDSN != "" {
+		return postgres.Open(ctx, e.pgDSN, postgres.WithClock(e.now.Now))
+	}
+	return sqlite.Open(ctx, e.dbPath, sqlite.WithClock(e.now.Now))
+}
+
 // start opens the server's database and serves it on e.addr (a free port the
 // first time, the same one after a restart).
 func (e *env) start() {
 	e.t.Helper()
-	st, err := sqlite.Open(context.Background(), e.dbPath, sqlite.WithClock(e.now.Now))
+	st, err := e.open(context.Background())
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -171,6 +172,9 @@ func diffBundles(want, got syncengine.Bundle) string {
 func (e *env) serverState(grids ...string) syncengine.Bundle {
 	e.t.Helper()
 	ctx := context.Background()
+	if e.pgDSN != "" {
+		return e.backendState(ctx, grids)
+	}
 	db, err := sqlitex.Open(ctx, e.dbPath, nil)
 	if err != nil {
 		e.t.Fatal(err)
@@ -249,4 +253,39 @@ func (e *env) appliedChanges() map[string]bool {
 		out[id] = true
 	}
 	return out
+}
+
+// backendState is serverState read through the backend's repositories:
+// the households of grids (of every grid if none), whole.
+func (e *env) backendState(ctx context.Context, grids []string) syncengine.Bundle {
+	e.t.Helper()
+	db, err := e.open(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer db.Close()
+	var b syncengine.Bundle
+	err = db.View(ctx, func(tx store.Tx) error {
+		if grids == nil {
+			nodes, err := tx.Subtree(ctx, "")
+			if err != nil {
+				return err
+			}
+			for _, n := range nodes {
+				if n.Level == store.LevelGrid {
+					grids = append(grids, n.ID)
+				}
+			}
+		}
+		ids, err := tx.HouseholdIDs(ctx, grids, "", 1<<30)
+		if err != nil {
+			return err
+		}
+		b, err = tx.Bundle(ctx, ids)
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return canonical(b)
 }

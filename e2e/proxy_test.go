@@ -27,10 +27,10 @@ import (
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/internal/faultproxy"
+	"github.com/doorbook/doorbook/internal/pgtest"
 	"github.com/doorbook/doorbook/internal/wire"
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/service"
-	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -203,7 +203,7 @@ func TestProxyManyWorkers(t *testing.T) {
 		for _, seed := range proxySeeds() {
 			t.Run(fmt.Sprint(seed), func(t *testing.T) {
 				t.Parallel()
-				out := runProxySchedule(t, seed, *flagProxyRounds, 1)
+				out := runProxySchedule(t, seed, *flagProxyRounds, 1, "")
 				mu.Lock()
 				defer mu.Unlock()
 				ran++
@@ -231,10 +231,19 @@ func TestProxyManyWorkers(t *testing.T) {
 // converges and every visit is on the server exactly once.
 func TestProxyThreeServers(t *testing.T) {
 	t.Parallel()
-	for _, seed := range proxySeeds()[:min(2, len(proxySeeds()))] {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
 			t.Parallel()
-			runProxySchedule(t, seed, *flagProxyRounds, 3)
+			for _, seed := range proxySeeds()[:min(2, len(proxySeeds()))] {
+				t.Run(fmt.Sprint(seed), func(t *testing.T) {
+					t.Parallel()
+					pgDSN := ""
+					if db == "postgres" {
+						pgDSN = pgtest.Start(t)
+					}
+					runProxySchedule(t, seed, *flagProxyRounds, 3, pgDSN)
+				})
+			}
 		})
 	}
 }
@@ -246,7 +255,7 @@ func balance(t testing.TB, e *env, n int, seed uint64) string {
 	t.Helper()
 	urls := []*url.URL{mustURL(t, e.URL)}
 	for range n - 1 {
-		backend, err := sqlite.Open(context.Background(), e.dbPath)
+		backend, err := e.open(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +308,9 @@ func mustURL(t testing.TB, s string) *url.URL {
 	return u
 }
 
-func runProxySchedule(t *testing.T, seed uint64, rounds, servers int) proxyOutcome {
+// runProxySchedule runs one schedule against servers servers on one
+// database: a SQLite file, or the PostgreSQL database of pgDSN.
+func runProxySchedule(t *testing.T, seed uint64, rounds, servers int, pgDSN string) proxyOutcome {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("seed %d: reproduce with go test -race ./e2e -run 'TestProxyManyWorkers' -proxy.seed=%d -proxy.rounds=%d", seed, seed, rounds)
@@ -312,7 +323,7 @@ func runProxySchedule(t *testing.T, seed uint64, rounds, servers int) proxyOutco
 		phases = append(phases, fmt.Sprintf("%s %v", name, time.Since(phase).Round(time.Millisecond)))
 		phase = time.Now()
 	}
-	e := newEnv(t, 3)
+	e := newEnvOn(t, 3, pgDSN)
 	g0, g1, g2 := e.Grids[0], e.Grids[1], e.Grids[2]
 	admin, err := e.Store.Authenticate(ctx, e.adminToken)
 	if err != nil {

@@ -18,6 +18,7 @@ func (s *Service) PutCategory(ctx context.Context, p store.Principal, delta sync
 	var merged syncengine.Category
 	applied := false
 	err := s.db.Update(ctx, func(tx store.Tx) error {
+		applied = false // fn may run again (store.Backend.Update)
 		if err := authz.Decide(p, authz.DefineCategory, authz.Installation); err != nil {
 			return err
 		}

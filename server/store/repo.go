@@ -14,7 +14,10 @@ import (
 // it, in server/service, written once for every backend.
 type Backend interface {
 	// Update runs fn in one write transaction and commits it if fn returns
-	// nil. The feed entries it writes take numbers that become visible in
+	// nil. It may run fn again, from the start, when a concurrent writer
+	// made the transaction fail (fn leaves nothing behind it but its
+	// writes through tx). Rows an Update reads by id are locked until it
+	// ends. The feed entries it writes take numbers that become visible in
 	// order: a reader never sees a number before every smaller one has
 	// committed (see Feed).
 	Update(ctx context.Context, fn func(Tx) error) error

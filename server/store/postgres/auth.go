@@ -152,4 +152,22 @@ func (r *repo) SpendCode(ctx context.Context, hash []byte, at time.Time) error {
 	return nil
 }
 
+func (r *repo) CountFailures(ctx context.Context, key string, since time.Time) (ofKey, all int, err error) {
+	if err := r.q.QueryRow(ctx, `SELECT COUNT(*) FILTER (WHERE key = $1), COUNT(*) FROM failures WHERE at >= $2`, key, since.UnixMilli()).
+		Scan(&ofKey, &all); err != nil {
+		return 0, 0, fmt.Errorf("count failures: %w", err)
+	}
+	return ofKey, all, nil
+}
+
+func (r *repo) RecordFailure(ctx context.Context, key string, at, forget time.Time) error {
+	if _, err := r.q.Exec(ctx, `DELETE FROM failures WHERE at < $1`, forget.UnixMilli()); err != nil {
+		return fmt.Errorf("record failure: %w", err)
+	}
+	if _, err := r.q.Exec(ctx, `INSERT INTO failures (key, at) VALUES ($1, $2)`, key, at.UnixMilli()); err != nil {
+		return fmt.Errorf("record failure: %w", err)
+	}
+	return nil
+}
+
 var _ store.Auth = (*repo)(nil)

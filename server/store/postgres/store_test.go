@@ -34,3 +34,23 @@ func TestStore(t *testing.T) {
 		return service.New(db, rules...)
 	})
 }
+
+// TestRepos holds the backend's repositories to the repository suite.
+func TestRepos(t *testing.T) {
+	storetest.RunRepos(t, func(t *testing.T, o storetest.BackendOptions) store.Backend {
+		var opts []postgres.Option
+		if o.Now != nil {
+			opts = append(opts, postgres.WithClock(o.Now))
+		}
+		db, err := postgres.Open(t.Context(), postgres.MigratedDSN(t), opts...)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() {
+			if err := db.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return db
+	})
+}
