@@ -12,6 +12,7 @@ import (
 	sdk "github.com/doorbook/doorbook/client-sdk"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/demo"
+	"github.com/doorbook/doorbook/internal/pgtest"
 	"github.com/doorbook/doorbook/internal/wire"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -48,7 +49,19 @@ func TestConvergence(t *testing.T) {
 	for _, seed := range seeds() {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
-			runSchedule(t, seed, *flagSteps)
+			runSchedule(t, seed, *flagSteps, "")
+		})
+	}
+}
+
+// TestConvergencePostgres runs the same schedules on PostgreSQL: the
+// server's behaviour is the same on either backend.
+func TestConvergencePostgres(t *testing.T) {
+	t.Parallel()
+	for _, seed := range seeds()[:min(4, len(seeds()))] {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			runSchedule(t, seed, *flagSteps, pgtest.Start(t))
 		})
 	}
 }
@@ -91,10 +104,12 @@ func joinLines(lines []string) string {
 	return out
 }
 
-func runSchedule(t *testing.T, seed uint64, steps int) {
+// runSchedule runs one schedule on a SQLite file, or on the PostgreSQL
+// database of pgDSN.
+func runSchedule(t *testing.T, seed uint64, steps int, pgDSN string) {
 	t.Logf("seed %d (reproduce: go test ./e2e -run 'TestConvergence/%d' -e2e.seed=%d)", seed, seed, seed)
 	ctx := context.Background()
-	e := newEnv(t, 2)
+	e := newEnvOn(t, 2, pgDSN)
 	s := &schedule{t: t, ctx: ctx, e: e, rng: rand.New(rand.NewPCG(seed, seed)), m: newModel()}
 	g0, g1 := e.Grids[0], e.Grids[1]
 	for _, a := range []struct {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/server/store"
@@ -234,6 +236,26 @@ func assertSameState(t testing.TB, what string, want, got syncengine.Bundle) {
 func (e *env) appliedChanges() map[string]bool {
 	e.t.Helper()
 	ctx := context.Background()
+	if e.pgDSN != "" {
+		conn, err := pgx.Connect(ctx, e.pgDSN)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		rows, err := conn.Query(ctx, `SELECT change_id FROM applied_changes`)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, id := range ids {
+			out[id] = true
+		}
+		return out
+	}
 	db, err := sqlitex.Open(ctx, e.dbPath, nil)
 	if err != nil {
 		e.t.Fatal(err)
