@@ -2,15 +2,21 @@
 // administration over one store, with bearer-token authentication, scope
 // checks (in the store), the clock-skew bound, and one log line per call.
 // It serves Connect, gRPC and gRPC-Web on one port, with health checks and
-// reflection for off-the-shelf clients.
+// reflection for off-the-shelf clients, and for operators: Prometheus
+// metrics (/metrics, see package metrics), liveness (/healthz) and
+// readiness (/readyz), OpenTelemetry traces of every call (WithTracerProvider),
+// and a shutdown that lets calls in flight finish (Serve).
 package server
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	validatepb "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
@@ -18,15 +24,19 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"connectrpc.com/otelconnect"
 	"connectrpc.com/validate"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/compress"
 	"github.com/doorbook/doorbook/server/intake"
+	"github.com/doorbook/doorbook/server/metrics"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -43,6 +53,11 @@ const (
 	// MaxCodeTTL is the longest an enrolment code may stay valid: a code
 	// is a credential until it is used.
 	MaxCodeTTL = 90 * 24 * time.Hour
+	// DefaultDrainTimeout is how long Serve lets calls in flight finish
+	// once it is told to stop.
+	DefaultDrainTimeout = 30 * time.Second
+	// ReadyTimeout bounds the database check of /readyz.
+	ReadyTimeout = 2 * time.Second
 )
 
 // Server holds the API's dependencies.
@@ -57,6 +72,13 @@ type Server struct {
 	// enrollLimiter throttles failed enrolments.
 	enrollLimiter *failureLimiter
 	enrollLimits  [2]int
+	// metrics is nil when they are turned off.
+	metrics        *metrics.Metrics
+	metricsOff     bool
+	metricsSources []any
+	tracer         trace.TracerProvider
+	// draining is set once the server is stopping: /readyz says so.
+	draining atomic.Bool
 }
 
 // Option configures a Server.
@@ -90,6 +112,24 @@ func WithEnrollLimits(perAddress, all int) Option {
 	return func(s *Server) { s.enrollLimits = [2]int{perAddress, all} }
 }
 
+// WithMetrics turns the Prometheus metrics at /metrics on or off (default
+// on).
+func WithMetrics(on bool) Option { return func(s *Server) { s.metricsOff = !on } }
+
+// WithMetricsSources adds what the storage gauges of /metrics are read from
+// besides the store (see metrics.WithSources): each gauge comes from the
+// first of sources, then the store, that implements its interface.
+func WithMetricsSources(sources ...any) Option {
+	return func(s *Server) { s.metricsSources = append(s.metricsSources, sources...) }
+}
+
+// WithTracerProvider traces every call with tp, through otelconnect
+// (default: no tracing). The server never touches OpenTelemetry's global
+// providers or propagator: it reads W3C trace context (traceparent) from
+// requests, and links a caller's span to its own rather than trusting it
+// as a parent, since callers are phones and not the server's own services.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(s *Server) { s.tracer = tp } }
+
 // New returns a server over st.
 func New(st store.Store, opts ...Option) *Server {
 	s := &Server{store: st, log: zerolog.Nop(), now: time.Now, maxSkew: DefaultMaxClockSkew, maxBytes: DefaultMaxMessageBytes,
@@ -98,6 +138,14 @@ func New(st store.Store, opts ...Option) *Server {
 		o(s)
 	}
 	s.enrollLimiter = newFailureLimiter(st, s.enrollLimits[0], s.enrollLimits[1], DefaultEnrollWindow, s.now)
+	if !s.metricsOff {
+		s.metrics = metrics.New(
+			metrics.WithLogger(s.log),
+			metrics.WithNow(s.now),
+			metrics.WithRows(callRows),
+			metrics.WithSources(append(s.metricsSources, s.store)...),
+		)
+	}
 	// Each server instance is a replica of its own for clock purposes, so
 	// several instances over one database never issue the same clock.
 	s.clock = syncengine.NewHybridClock(syncengine.NodeID("server:"+uuid.NewString()), 0, s.now)
@@ -111,12 +159,19 @@ func (s *Server) Handler() http.Handler {
 		// requests. Callers were authenticated before their body was read
 		// (intake, below), so one without a token learns nothing of the
 		// rules and costs nothing.
+		// The metrics interceptor runs inside the log interceptor, to read
+		// the rows the handlers counted for the log line (callRows).
 		connect.WithInterceptors(
 			&logInterceptor{log: s.log, now: s.now},
+			s.metrics.Interceptor(),
 			newValidateInterceptor(),
 		),
 		connect.WithReadMaxBytes(s.maxBytes),
 	)
+	if s.tracer != nil {
+		// Outermost of all: a call's span covers its log line and metrics.
+		opts = connect.WithHandlerOptions(connect.WithInterceptors(s.newTraceInterceptor()), opts)
+	}
 	opts = connect.WithHandlerOptions(opts, compress.HandlerOptions())
 	mux := http.NewServeMux()
 	mux.Handle(doorbookv1connect.NewSyncServiceHandler(&syncService{s}, opts))
@@ -133,12 +188,96 @@ func (s *Server) Handler() http.Handler {
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	// For operators and load balancers, without a token: GETs with no body,
+	// which intake passes through as it does health checks. They tell
+	// nothing of the data: counts and the server's state.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { plain(w, http.StatusOK, "ok") })
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.metrics != nil {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	cfg := s.intake
 	cfg.MaxMessageBytes = s.maxBytes
 	cfg.Procedures = procedures()
 	cfg.Authenticate = s.authenticate
-	cfg.Refused = s.refused
+	cfg.Refused = func(r *http.Request, procedure string, err *connect.Error) {
+		s.refused(r, procedure, err)
+		if _, ok := cfg.Procedures[procedure]; !ok {
+			procedure = "" // not an RPC: no label per path a caller makes up
+		}
+		s.metrics.Refused(procedure, connect.CodeOf(err))
+	}
 	return withPeer(intake.New(mux, cfg))
+}
+
+// newTraceInterceptor traces calls with s.tracer.
+func (s *Server) newTraceInterceptor() *otelconnect.Interceptor {
+	i, err := otelconnect.NewInterceptor(
+		otelconnect.WithTracerProvider(s.tracer),
+		otelconnect.WithPropagator(propagation.TraceContext{}),
+		// Metrics are Prometheus's, above.
+		otelconnect.WithoutMetrics(),
+	)
+	if err != nil {
+		// Only creating metric instruments fails, and there are none.
+		panic(err)
+	}
+	return i
+}
+
+// callRows reads the rows a call moved from what its handler added to its
+// log line (see addStat in the sync handlers).
+func callRows(ctx context.Context) metrics.Rows {
+	st, ok := ctx.Value(statsKey{}).(*callStats)
+	if !ok {
+		return metrics.Rows{}
+	}
+	n := func(key string) int {
+		v, _ := st.fields[key].(int)
+		return v
+	}
+	return metrics.Rows{Applied: n("applied"), Duplicates: n("duplicates"), Pulled: n("rows")}
+}
+
+// Drain marks the server as stopping: /readyz answers 503 from now on, so
+// that a load balancer sends it no more calls. Serve calls it (WithDrain)
+// before it stops accepting connections.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// pinger is a store that can check its database cheaply.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// readyz answers 200 while the server takes calls and its database
+// answers within ReadyTimeout, and 503 with a short reason otherwise.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		plain(w, http.StatusServiceUnavailable, "not ready: shutting down")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
+	defer cancel()
+	var err error
+	if p, ok := s.store.(pinger); ok {
+		err = p.Ping(ctx)
+	} else {
+		// One indexed read, as the store offers no ping of its own.
+		_, err = s.store.HasAdmin(ctx)
+	}
+	if err != nil {
+		s.log.Warn().Err(err).Msg("readiness: the database does not answer")
+		plain(w, http.StatusServiceUnavailable, "not ready: the database does not answer")
+		return
+	}
+	plain(w, http.StatusOK, "ok")
+}
+
+func plain(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	fmt.Fprintln(w, msg)
 }
 
 // procedures are the API's RPCs, for intake: each takes one request
@@ -284,26 +423,75 @@ func NewHTTPServer(h http.Handler) *http.Server {
 	}
 }
 
-// Serve serves h on l until ctx ends, then shuts down gracefully.
-func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
+// ServeOption tunes Serve and ServeTLS.
+type ServeOption func(*serveConfig)
+
+type serveConfig struct {
+	drainTimeout time.Duration
+	onDrain      []func()
+}
+
+// WithDrainTimeout sets how long calls in flight (a street's bootstrap, a
+// district's export) may go on once ctx ends (default DefaultDrainTimeout).
+func WithDrainTimeout(d time.Duration) ServeOption {
+	return func(c *serveConfig) { c.drainTimeout = d }
+}
+
+// WithDrain runs f as soon as ctx ends, before the listener closes: pass
+// Server.Drain, so that /readyz turns 503 at once.
+func WithDrain(f func()) ServeOption {
+	return func(c *serveConfig) { c.onDrain = append(c.onDrain, f) }
+}
+
+// Serve serves h on l until ctx ends, then shuts down gracefully: it runs
+// the WithDrain functions, stops accepting connections (new ones are
+// refused; HTTP/2 clients are told to open no more streams on theirs),
+// closes idle connections, and lets calls in flight — unary calls and
+// server streams alike — finish within the drain timeout. Past it, the
+// calls still running have their contexts cancelled and their connections
+// closed, and Serve waits briefly for their handlers to return, so that
+// the caller may close the database after it. It returns nil after a
+// shutdown in which every call finished.
+func Serve(ctx context.Context, l net.Listener, h http.Handler, opts ...ServeOption) error {
 	srv := NewHTTPServer(h)
-	return serve(ctx, srv, func() error { return srv.Serve(l) })
+	return serve(ctx, srv, func() error { return srv.Serve(l) }, opts)
 }
 
 // ServeTLS is Serve over TLS with cert: HTTPS with HTTP/2 and HTTP/1.1.
 // Phones carry petitioners' and released prisoners' records: outside a
 // loopback demo, this is how a server is run.
-func ServeTLS(ctx context.Context, l net.Listener, h http.Handler, cert tls.Certificate) error {
+func ServeTLS(ctx context.Context, l net.Listener, h http.Handler, cert tls.Certificate, opts ...ServeOption) error {
 	srv := NewHTTPServer(h)
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
 	srv.Protocols = &protocols
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	return serve(ctx, srv, func() error { return srv.ServeTLS(l, "", "") })
+	return serve(ctx, srv, func() error { return srv.ServeTLS(l, "", "") }, opts)
 }
 
-func serve(ctx context.Context, srv *http.Server, run func() error) error {
+// handlerGrace is how long serve waits, past the drain timeout, for the
+// handlers whose calls it cut to return.
+const handlerGrace = 5 * time.Second
+
+func serve(ctx context.Context, srv *http.Server, run func() error, opts []ServeOption) error {
+	cfg := serveConfig{drainTimeout: DefaultDrainTimeout}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	// Calls run under a context of their own, not ctx: ending ctx starts
+	// the drain, and only its end cancels the calls left.
+	base, cut := context.WithCancel(context.Background())
+	defer cut()
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	var handlers sync.WaitGroup
+	next := srv.Handler
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		next.ServeHTTP(w, r)
+	})
+
 	done := make(chan error, 1)
 	go func() { done <- run() }()
 	select {
@@ -311,11 +499,29 @@ func serve(ctx context.Context, srv *http.Server, run func() error) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	for _, f := range cfg.onDrain {
+		f()
+	}
+	drain, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
 	defer cancel()
-	err := srv.Shutdown(shutdown)
+	err := srv.Shutdown(drain)
+	if err != nil {
+		err = fmt.Errorf("drain: calls still running after %v were cut: %w", cfg.drainTimeout, err)
+		cut()
+		err = errors.Join(err, srv.Close())
+	}
 	if serveErr := <-done; !errors.Is(serveErr, http.ErrServerClosed) {
 		err = errors.Join(err, serveErr)
+	}
+	returned := make(chan struct{})
+	go func() {
+		handlers.Wait()
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(handlerGrace):
+		err = errors.Join(err, errors.New("drain: handlers still running after their calls were cut"))
 	}
 	return err
 }

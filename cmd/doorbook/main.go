@@ -19,6 +19,7 @@ const usage = `doorbook: offline-first door-to-door visits
 
 Usage:
   doorbook serve  --db FILE --addr HOST:PORT [--demo] [--credentials FILE]
+                  [--metrics=false] [--tracing] [--drain-timeout 30s]
   doorbook worker --replica FILE [--json] VERB [flags]
   doorbook admin  (--server URL --token TOKEN | --credentials FILE) [--json] VERB [flags]
   doorbook loadtest [--devices N] [--duration 30s] [--server-process] [--json] [flags]

@@ -278,11 +278,18 @@ type testServer struct {
 func startServer(t *testing.T) *testServer {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "s.db")
+	return startServerOn(t, db, db+".credentials.json")
+}
+
+// startServerOn is startServer on the database db (a file or a PostgreSQL
+// URL), writing its credentials to credsPath.
+func startServerOn(t *testing.T, db, credsPath string) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	s := &testServer{db: db, stderr: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		err := run(ctx, []string{"serve", "--db", db, "--addr", "127.0.0.1:0", "--demo", "--json", "--log-format", "json"}, pw, s.stderr)
+		err := run(ctx, []string{"serve", "--db", db, "--credentials", credsPath, "--addr", "127.0.0.1:0", "--demo", "--json", "--log-format", "json"}, pw, s.stderr)
 		pw.Close()
 		s.done <- err
 	}()
@@ -322,7 +329,7 @@ func startServer(t *testing.T) *testServer {
 	}
 
 	// The credentials file is written before the summary is printed.
-	s.credsPath = db + ".credentials.json"
+	s.credsPath = credsPath
 	if s.summary.Credentials != s.credsPath {
 		t.Errorf("summary credentials = %q, want %q", s.summary.Credentials, s.credsPath)
 	}

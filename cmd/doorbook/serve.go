@@ -5,21 +5,28 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/demo"
 	"github.com/doorbook/doorbook/server/intake"
 	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
-	"github.com/doorbook/doorbook/server/store/sqlite"
 )
 
 // credentials is the file serve writes when it creates the first admin:
@@ -34,10 +41,11 @@ type credentials struct {
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
-	db := fs.String("db", "doorbook.db", "SQLite database `file` (created if missing)")
+	db := fs.String("db", "doorbook.db", "SQLite database `file` (created if missing), or a PostgreSQL URL (postgres://USER:PASSWORD@HOST/DB)")
+	pgURL := fs.String("postgres", "", "PostgreSQL database `URL`: the same as --db URL")
 	addr := fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
 	withDemo := fs.Bool("demo", false, "on an empty database, seed a demo district (12 grids, ~3,000 households, 6 workers)")
-	credsPath := fs.String("credentials", "", "where to write the admin token and demo codes (default FILE.credentials.json)")
+	credsPath := fs.String("credentials", "", "where to write the admin token and demo codes (default FILE.credentials.json, or doorbook.credentials.json for PostgreSQL)")
 	seed := fs.Uint64("seed", 1, "seed of the demo data")
 	logFormat := fs.String("log-format", "auto", "log format: auto (console on a terminal), json or console")
 	maxSkew := fs.Duration("max-clock-skew", server.DefaultMaxClockSkew, "how far ahead of the server a device clock may run")
@@ -49,14 +57,29 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	scopeGrace := fs.Duration("scope-grace", store.DefaultScopeGrace, "how long after a household or grid leaves a worker's scope the worker's phones may still push what they wrote there offline")
 	horizon := fs.Duration("horizon", store.DefaultHorizon, "history kept for phones that have not synced: deletions, change ids, feed entries older than this are collected, and a phone off longer starts over")
 	bodyRate := fs.Int("body-rate", intake.DefaultMinBodyRate, "slowest a request body may arrive after --body-grace, in `bytes/s`")
+	withMetrics := fs.Bool("metrics", true, "serve Prometheus metrics at /metrics (no token needed: keep the path off the public side of a proxy)")
+	withTracing := fs.Bool("tracing", false, "export OpenTelemetry traces of every call over OTLP, as the standard OTEL_EXPORTER_OTLP_* variables say\n(default: on when OTEL_TRACES_EXPORTER=otlp, or OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set and OTEL_TRACES_EXPORTER is not)")
+	drainTimeout := fs.Duration("drain-timeout", server.DefaultDrainTimeout, "on SIGTERM or SIGINT, how long calls in flight (bootstraps, exports) may go on before they are cut")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *credsPath == "" {
-		*credsPath = *db + ".credentials.json"
+	if *pgURL != "" {
+		if !isPostgres(*pgURL) {
+			return fmt.Errorf("%w: --postgres takes a postgres:// URL", errUsage)
+		}
+		*db = *pgURL
 	}
-	if *requestMemory <= 0 || *bodyRate <= 0 || *bodyGrace <= 0 || *scopeGrace < 0 || *horizon < *scopeGrace {
-		return fmt.Errorf("%w: --request-memory, --body-rate and --body-grace must be positive, --scope-grace not negative and not past --horizon", errUsage)
+	if *credsPath == "" {
+		*credsPath = credentialsBeside(*db)
+	}
+	if *requestMemory <= 0 || *bodyRate <= 0 || *bodyGrace <= 0 || *scopeGrace < 0 || *horizon < *scopeGrace || *drainTimeout <= 0 {
+		return fmt.Errorf("%w: --request-memory, --body-rate, --body-grace and --drain-timeout must be positive, --scope-grace not negative and not past --horizon", errUsage)
+	}
+	tracingSet := false
+	fs.Visit(func(f *flag.Flag) { tracingSet = tracingSet || f.Name == "tracing" })
+	tracingOn, err := tracingEnabled(*withTracing, tracingSet, os.Getenv)
+	if err != nil {
+		return err
 	}
 	log := newLogger(*logFormat, stderr)
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -65,6 +88,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// and garbage of finished requests would double the peak. A soft
 		// limit above the budget makes it collect sooner instead.
 		debug.SetMemoryLimit(int64(*requestMemory)<<20 + memoryHeadroom)
+	}
+
+	var tp *sdktrace.TracerProvider
+	if tracingOn {
+		if tp, err = newTracerProvider(ctx, log); err != nil {
+			return err
+		}
+		defer func() {
+			// Send the spans still batched, within a bound: a collector
+			// that went away must not hold the exit.
+			flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(flush); err != nil {
+				log.Warn().Err(err).Msg("tracing: shut down")
+			}
+		}()
 	}
 
 	var cert *tls.Certificate
@@ -79,7 +118,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cert = &c
 	}
 
-	backend, err := sqlite.Open(ctx, *db)
+	backend, err := openBackend(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -102,7 +141,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Credentials string `json:"credentials,omitempty"`
 		Demo        bool   `json:"demo_seeded"`
 		Households  int    `json:"households,omitempty"`
-	}{Server: url, DB: *db}
+	}{Server: url, DB: redactDB(*db)}
 
 	hasAdmin, err := st.HasAdmin(ctx)
 	if err != nil {
@@ -137,7 +176,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	out := output{json: *asJSON, w: stdout}
 	err = out.print(summary, func(w io.Writer) {
-		fmt.Fprintf(w, "doorbook serving %s (database %s)\n", url, *db)
+		fmt.Fprintf(w, "doorbook serving %s (database %s)\n", url, summary.DB)
 		if summary.Demo {
 			fmt.Fprintf(w, "demo district seeded: %d households, a campaign running now\n", summary.Households)
 		}
@@ -148,12 +187,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := server.New(st, server.WithLogger(log), server.WithMaxClockSkew(*maxSkew), server.WithIntake(intake.Config{
-		BudgetBytes: int64(*requestMemory) << 20,
-		BodyGrace:   *bodyGrace,
-		MinBodyRate: *bodyRate,
-	}))
-	log.Info().Str("addr", l.Addr().String()).Bool("tls", cert != nil).Msg("serving Connect, gRPC and gRPC-Web")
+	opts := []server.Option{
+		server.WithLogger(log), server.WithMaxClockSkew(*maxSkew), server.WithIntake(intake.Config{
+			BudgetBytes: int64(*requestMemory) << 20,
+			BodyGrace:   *bodyGrace,
+			MinBodyRate: *bodyRate,
+		}),
+		server.WithMetrics(*withMetrics),
+		// The backend's pool statistics, where it keeps them.
+		server.WithMetricsSources(backend),
+	}
+	if tp != nil {
+		opts = append(opts, server.WithTracerProvider(tp))
+	}
+	srv := server.New(st, opts...)
+	log.Info().Str("addr", l.Addr().String()).Bool("tls", cert != nil).Bool("metrics", *withMetrics).Bool("tracing", tracingOn).
+		Msg("serving Connect, gRPC and gRPC-Web")
 	collectCtx, stopCollect := context.WithCancel(ctx)
 	collected := make(chan struct{})
 	go func() {
@@ -164,13 +213,85 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		stopCollect()
 		<-collected
 	}()
+	serveOpts := []server.ServeOption{
+		server.WithDrainTimeout(*drainTimeout),
+		server.WithDrain(func() {
+			srv.Drain()
+			log.Info().Dur("drain_timeout", *drainTimeout).Msg("stopping: not ready, no new connections, calls in flight finishing")
+		}),
+	}
 	if cert != nil {
-		err = server.ServeTLS(ctx, l, srv.Handler(), *cert)
+		err = server.ServeTLS(ctx, l, srv.Handler(), *cert, serveOpts...)
 	} else {
-		err = server.Serve(ctx, l, srv.Handler())
+		err = server.Serve(ctx, l, srv.Handler(), serveOpts...)
 	}
 	log.Info().Msg("stopped")
 	return err
+}
+
+// tracingEnabled decides whether serve exports traces: --tracing when it is
+// given, else the standard environment: OTEL_TRACES_EXPORTER=otlp turns
+// tracing on and any other value (none, console...) leaves it off; with no
+// OTEL_TRACES_EXPORTER, an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) turns it on. OTEL_SDK_DISABLED=true
+// turns it off unless --tracing is given.
+func tracingEnabled(flagValue, flagSet bool, getenv func(string) string) (bool, error) {
+	if flagSet {
+		return flagValue, nil
+	}
+	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
+		return false, nil
+	}
+	if exporters := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); exporters != "" {
+		for e := range strings.SplitSeq(exporters, ",") {
+			if strings.TrimSpace(e) == "otlp" {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "", nil
+}
+
+// newTracerProvider makes the tracer provider of the server's spans, with
+// an OTLP exporter configured by the standard environment: the protocol
+// (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL: grpc,
+// the default, or http/protobuf), endpoint, headers, certificates,
+// compression and timeout (OTEL_EXPORTER_OTLP_*), the sampler
+// (OTEL_TRACES_SAMPLER), batching (OTEL_BSP_*) and the resource
+// (OTEL_SERVICE_NAME, default doorbook; OTEL_RESOURCE_ATTRIBUTES). It is
+// not made global: the server gets it alone.
+func newTracerProvider(ctx context.Context, log zerolog.Logger) (*sdktrace.TracerProvider, error) {
+	protocol := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if protocol == "" {
+		protocol = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	var exporter sdktrace.SpanExporter
+	var err error
+	switch protocol {
+	case "", "grpc":
+		exporter, err = otlptracegrpc.New(ctx)
+	case "http/protobuf":
+		exporter, err = otlptracehttp.New(ctx)
+	default:
+		return nil, fmt.Errorf("%w: OTEL_EXPORTER_OTLP_PROTOCOL %q: serve exports over grpc or http/protobuf", errUsage, protocol)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", "doorbook")),
+		resource.WithTelemetrySDK(),
+		resource.WithFromEnv(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	// The SDK reports a failed export only to OpenTelemetry's global error
+	// handler: route it to the server's log rather than the standard
+	// logger's stderr lines.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn().Err(err).Msg("tracing") }))
+	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res)), nil
 }
 
 // memoryHeadroom is the heap the server needs besides request bodies:

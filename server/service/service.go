@@ -11,6 +11,7 @@
 package service
 
 import (
+	"context"
 	"time"
 
 	"github.com/doorbook/doorbook/server/store"
@@ -52,3 +53,21 @@ func New(b store.Backend, opts ...Option) *Service {
 
 // Close closes the backend.
 func (s *Service) Close() error { return s.db.Close() }
+
+// FeedHead is the newest committed position of the change feed (a gauge
+// of /metrics).
+func (s *Service) FeedHead(ctx context.Context) (uint64, error) {
+	var head uint64
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		var err error
+		head, err = tx.Head(ctx)
+		return err
+	})
+	return head, err
+}
+
+// Ping fails while the database does not answer (readiness).
+func (s *Service) Ping(ctx context.Context) error {
+	_, err := s.FeedHead(ctx)
+	return err
+}

@@ -78,6 +78,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	return &Store{db: db, now: o.now}, nil
 }
 
+// DBStats is the statistics of the write and read connection pools (a
+// gauge of /metrics).
+func (s *Store) DBStats() map[string]sql.DBStats {
+	return map[string]sql.DBStats{"write": s.db.W.Stats(), "read": s.db.R.Stats()}
+}
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
