@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,6 +92,10 @@ type Options struct {
 	// ServerURL targets a running server instead, seeded through its admin
 	// API with AdminToken (its devices register their own households).
 	ServerURL, AdminToken string
+	// AlsoURLs are more servers on ServerURL's database: device i enrols
+	// with (and so syncs against) the i-th of ServerURL and AlsoURLs, in
+	// turn, as a load balancer would spread phones.
+	AlsoURLs []string
 
 	// CPUProfile, if set, is the file a CPU profile of this process during
 	// the load is written to (the server's work included, when it is in
@@ -144,6 +149,8 @@ func (o Options) check() error {
 		return fmt.Errorf("loadtest: Think is %q or %q, got %q", ThinkExp, ThinkUniform, o.Think)
 	case o.ServerURL != "" && o.AdminToken == "":
 		return errors.New("loadtest: a ServerURL needs its AdminToken")
+	case len(o.AlsoURLs) > 0 && o.ServerURL == "":
+		return errors.New("loadtest: AlsoURLs are servers beside ServerURL")
 	case o.ServerURL != "" && o.ServerProcess != nil:
 		return errors.New("loadtest: ServerProcess starts a server of its own; it does not go with ServerURL")
 	case o.ServerProcess != nil && (o.ServerProcess.Path == "" || o.ServerProcess.Args == nil):
@@ -238,7 +245,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				return err
 			}
 			d.r = r
-			if err := r.Enroll(ctx, srv.url, d.code, fmt.Sprintf("loadtest device %d", d.i)); err != nil {
+			url := srv.url
+			if n := len(o.AlsoURLs); n > 0 && d.i%(n+1) > 0 {
+				url = strings.TrimRight(o.AlsoURLs[d.i%(n+1)-1], "/")
+			}
+			if err := r.Enroll(ctx, url, d.code, fmt.Sprintf("loadtest device %d", d.i)); err != nil {
 				return err
 			}
 		}

@@ -109,6 +109,7 @@ func TestRunRefuses(t *testing.T) {
 			o.ServerURL, o.AdminToken, o.ServerProcess = "http://127.0.0.1:1", "t", &loadtest.ServerCommand{}
 		},
 		"child, no command": func(o *loadtest.Options) { o.ServerProcess = &loadtest.ServerCommand{} },
+		"also, no server":   func(o *loadtest.Options) { o.AlsoURLs = []string{"http://127.0.0.1:1"} },
 	} {
 		o := small(t)
 		change(&o)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	harness "github.com/doorbook/doorbook/loadtest"
 )
@@ -51,12 +52,16 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.SetupParallel, "setup-parallel", o.SetupParallel, "devices enrolled and bootstrapped at once")
 	fs.BoolVar(&serverProcess, "server-process", false, "run the server as a child process (doorbook serve) and measure its CPU and peak memory alone")
 	fs.StringVar(&o.ServerURL, "server", "", "target a running server at `URL` (needs --credentials)")
+	also := fs.String("also", "", "more running servers on --server's database, as comma-separated `URLs`: devices are spread over all of them in turn")
 	fs.StringVar(&credsPath, "credentials", "", "credentials `file` of the running server (doorbook serve writes it)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of this process during the load to `file` (server included, unless --server-process)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.Usage = func() { fmt.Fprint(stderr, loadtestUsage); fs.PrintDefaults() }
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *also != "" {
+		o.AlsoURLs = strings.Split(*also, ",")
 	}
 	switch {
 	case o.Devices < 1:
@@ -69,6 +74,8 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: --think is exp or uniform, got %q", errUsage, o.Think)
 	case (o.ServerURL == "") != (credsPath == ""):
 		return fmt.Errorf("%w: --server and --credentials go together", errUsage)
+	case len(o.AlsoURLs) > 0 && o.ServerURL == "":
+		return fmt.Errorf("%w: --also names servers beside --server", errUsage)
 	case o.ServerURL != "" && serverProcess:
 		return fmt.Errorf("%w: --server-process starts a server of its own; it does not go with --server", errUsage)
 	}
