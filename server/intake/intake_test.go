@@ -908,13 +908,10 @@ func TestBudget(t *testing.T) {
 		if !intake.BudgetIdle(ts.guard) {
 			t.Error("the budget is not all free once every request ended")
 		}
-		// Most of the budget, at once: nothing was left held.
-		start := time.Now()
+		// Most of the budget: nothing was left held (else it would wait
+		// out the queue and be refused).
 		if _, err := ts.push(t, grpc, bigPush(300<<10)); err != nil {
 			t.Errorf("a push of most of the budget: %v", err)
-		}
-		if took := time.Since(start); took >= wait {
-			t.Errorf("a push of most of the budget took %v: it waited for room", took)
 		}
 	})
 	t.Run("the waiter gets in when the holder ends", func(t *testing.T) {
