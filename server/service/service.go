@@ -39,7 +39,7 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 
 // WithScopeGrace sets how long, on the server's clock, a worker's devices
 // may still write a household after it or its grid left the worker's scope
-// (default store.DefaultScopeGrace). See store.Store.Push.
+// (default store.DefaultScopeGrace). See store.Sync.Push.
 func WithScopeGrace(d time.Duration) Option { return func(s *Service) { s.grace = d } }
 
 // New returns the rules over backend b.

@@ -1,9 +1,9 @@
 // Package store defines the storage contract of the Doorbook server: the
 // repositories a backend offers inside transactions (Backend, Tx: SQL and
-// transactions only, SQLite now, PostgreSQL planned), the API the server's
-// handlers call (Store, implemented by server/service over any Backend),
-// and the types that cross them. The conformance suite in storetest holds
-// every backend to the same behaviour.
+// transactions only; server/store/sqlite and server/store/postgres), the
+// API the server's handlers call (Store, implemented by server/service
+// over any Backend), and the types that cross them. The conformance suites
+// in storetest hold every backend to the same behaviour.
 package store
 
 import (
