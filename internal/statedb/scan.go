@@ -181,7 +181,7 @@ func (g *GridRows) SpecialVisits(ctx context.Context, fn func(*fieldwork.VisitRo
 			return err
 		}
 		for i := range part {
-			if err := decodeDetails(texts[part[i].Visit.ID], &part[i].Visit); err != nil {
+			if err := syncengine.DecodeDetails(texts[part[i].Visit.ID], &part[i].Visit); err != nil {
 				return fmt.Errorf("visit %s: %w", part[i].Visit.ID, err)
 			}
 			if err := fn(&part[i]); err != nil {

@@ -241,7 +241,7 @@ func scanVisit(s scanner) (syncengine.Visit, error) {
 	if err != nil {
 		return v, err
 	}
-	if err := decodeDetails(details, &v); err != nil {
+	if err := syncengine.DecodeDetails(details, &v); err != nil {
 		return v, fmt.Errorf("visit %s: %w", v.ID, err)
 	}
 	if due != 0 {
@@ -259,7 +259,7 @@ func scanVisit(s scanner) (syncengine.Visit, error) {
 // no-op (inserted false), storing other content under its id is
 // syncengine.ErrAlreadyExists.
 func InsertVisit(ctx context.Context, q Querier, v *syncengine.Visit) (inserted bool, err error) {
-	details, err := encodeDetails(v)
+	details, err := syncengine.EncodeDetails(v)
 	if err != nil {
 		return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
 	}

@@ -117,7 +117,7 @@ func (g *gridRows) SpecialVisits(ctx context.Context, fn func(*fieldwork.VisitRo
 			if due != 0 {
 				v.RevisitDue = time.UnixMilli(due).UTC()
 			}
-			if err := decodeDetails(details, v); err != nil {
+			if err := syncengine.DecodeDetails(details, v); err != nil {
 				return fmt.Errorf("visit %s: %w", v.ID, err)
 			}
 			return fn(&r)

@@ -209,7 +209,7 @@ func scanVisit(s scanner) (syncengine.Visit, error) {
 	if err := s.Scan(&v.ID, &v.VisitorID, &at, &form, &v.Notes, &hlc, &node, &details, &due, &v.HouseholdIDs); err != nil {
 		return v, err
 	}
-	if err := decodeDetails(details, &v); err != nil {
+	if err := syncengine.DecodeDetails(details, &v); err != nil {
 		return v, fmt.Errorf("visit %s: %w", v.ID, err)
 	}
 	if due != 0 {
@@ -251,7 +251,7 @@ SELECT count(*) FROM v`
 // when the id is taken read the stored copy, which must be the same. An
 // insert of an id another transaction is inserting waits for it.
 func (r *repo) InsertVisit(ctx context.Context, v *syncengine.Visit) (bool, error) {
-	details, err := encodeDetails(v)
+	details, err := syncengine.EncodeDetails(v)
 	if err != nil {
 		return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
 	}
