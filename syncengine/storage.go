@@ -32,10 +32,10 @@ type storedAnswer struct {
 func EncodeDetails(v *Visit) (string, error) {
 	d := storedDetails{Materials: v.Materials, Reasons: v.RevisitReasons, Campaign: v.CampaignID}
 	for _, f := range v.Findings {
-		d.Findings = append(d.Findings, storedFinding{f.Kind, f.Note})
+		d.Findings = append(d.Findings, storedFinding(f))
 	}
 	for _, a := range v.Answers {
-		d.Answers = append(d.Answers, storedAnswer{a.Question, a.Value})
+		d.Answers = append(d.Answers, storedAnswer(a))
 	}
 	if len(d.Materials)+len(d.Findings)+len(d.Reasons)+len(d.Answers) == 0 && d.Campaign == "" {
 		return "", nil
@@ -55,10 +55,10 @@ func DecodeDetails(text string, v *Visit) error {
 	}
 	v.Materials, v.RevisitReasons, v.CampaignID = d.Materials, d.Reasons, d.Campaign
 	for _, f := range d.Findings {
-		v.Findings = append(v.Findings, Finding{Kind: f.Kind, Note: f.Note})
+		v.Findings = append(v.Findings, Finding(f))
 	}
 	for _, a := range d.Answers {
-		v.Answers = append(v.Answers, SurveyAnswer{Question: a.Question, Value: a.Value})
+		v.Answers = append(v.Answers, SurveyAnswer(a))
 	}
 	return nil
 }
