@@ -22,7 +22,6 @@ import (
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
-	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -104,7 +103,7 @@ func getFixture(tb testing.TB, s size) *fixture {
 	if f := fixtures[s.Name]; f != nil {
 		return f
 	}
-	f, err := buildFixture(s)
+	f, err := buildFixture(tb, s)
 	if err != nil {
 		tb.Fatalf("build %s fixture: %v", s.Name, err)
 	}
@@ -114,16 +113,16 @@ func getFixture(tb testing.TB, s size) *fixture {
 	return f
 }
 
-func buildFixture(s size) (*fixture, error) {
+func buildFixture(tb testing.TB, s size) (*fixture, error) {
 	ctx := context.Background()
 	began := time.Now()
 	dir := filepath.Join(cacheDir, s.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f := &fixture{Size: s, Full: filepath.Join(dir, "full.db"), Empty: filepath.Join(dir, "empty.db"),
+	f := &fixture{Size: s, Full: newServerDB(tb, dir, s.Name+"-full"),
 		WorkerName: "bench worker", base: time.Now().Add(-time.Hour).Truncate(time.Second)}
-	backend, err := sqlite.Open(ctx, f.Full)
+	backend, err := openBackend(ctx, f.Full)
 	if err != nil {
 		return nil, err
 	}
@@ -185,10 +184,8 @@ func buildFixture(s size) (*fixture, error) {
 		return nil, err
 	}
 	backend = nil
-	if err := copyDB(f.Full, f.Empty); err != nil {
-		return nil, err
-	}
-	if backend, err = sqlite.Open(ctx, f.Full); err != nil {
+	f.Empty = copyServerDB(tb, f.Full, filepath.Join(dir, s.Name+"-empty.db"), true)
+	if backend, err = openBackend(ctx, f.Full); err != nil {
 		return nil, err
 	}
 	st = service.New(backend)

@@ -36,9 +36,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/doorbook/doorbook/internal/pgtest"
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/service"
-	"github.com/doorbook/doorbook/server/store/sqlite"
 )
 
 var flagServerProfile = flag.String("bench.server-cpuprofile", "", "write each server process's CPU profile to this path, suffixed with the process's number")
@@ -72,7 +72,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	cacheDir = dir
-	code := m.Run()
+	code := pgtest.Run(m)
 	stopAllChildren()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -190,7 +190,7 @@ func serveChild(path string) error {
 		}()
 	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, path)
+	st, err := openBackend(ctx, path)
 	if err != nil {
 		return err
 	}

@@ -49,11 +49,7 @@ const mb = 1 << 20
 // at from (so that enrolments and writes leave the fixture as it was).
 func serverCopy(tb testing.TB, from string) *child {
 	tb.Helper()
-	to := filepath.Join(tb.TempDir(), "server.db")
-	if err := copyDB(from, to); err != nil {
-		tb.Fatal(err)
-	}
-	return startServer(tb, to)
+	return startServer(tb, copyServerDB(tb, from, filepath.Join(tb.TempDir(), "server.db"), false))
 }
 
 func removeDB(path string) {
@@ -148,10 +144,7 @@ func getPushTemplate(tb testing.TB, f *fixture) pushTemplate {
 	}
 	ctx := context.Background()
 	dir := filepath.Join(cacheDir, f.Size.Name)
-	t := pushTemplate{Server: filepath.Join(dir, "push-server.db"), Replica: filepath.Join(dir, "push-replica.db")}
-	if err := copyDB(f.Empty, t.Server); err != nil {
-		tb.Fatal(err)
-	}
+	t := pushTemplate{Server: copyServerDB(tb, f.Empty, filepath.Join(dir, f.Size.Name+"-push-server.db"), true), Replica: filepath.Join(dir, "push-replica.db")}
 	srv := startServer(tb, t.Server)
 	r := enroll(tb, srv, f.AdminToken, f.Worker, t.Replica)
 	if _, err := r.Sync(ctx); err != nil {
@@ -221,9 +214,7 @@ func BenchmarkPush(b *testing.B) {
 			for range b.N {
 				dir := b.TempDir()
 				srvPath, path := filepath.Join(dir, "server.db"), filepath.Join(dir, "replica.db")
-				if err := copyDB(tmpl.Server, srvPath); err != nil {
-					b.Fatal(err)
-				}
+				srvPath = copyServerDB(b, tmpl.Server, srvPath, false)
 				if err := copyDB(tmpl.Replica, path); err != nil {
 					b.Fatal(err)
 				}

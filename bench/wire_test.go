@@ -237,9 +237,7 @@ func TestTinySync(t *testing.T) {
 	// Push: the template replica's outbox holds every row.
 	tmpl := getPushTemplate(t, f)
 	srvPath, path := filepath.Join(dir, "push-server.db"), filepath.Join(dir, "push.db")
-	if err := copyDB(tmpl.Server, srvPath); err != nil {
-		t.Fatal(err)
-	}
+	srvPath = copyServerDB(t, tmpl.Server, srvPath, false)
 	if err := copyDB(tmpl.Replica, path); err != nil {
 		t.Fatal(err)
 	}

@@ -68,12 +68,74 @@ var binary *cluster
 
 // Main runs the tests and then stops the cluster they started, if any, and
 // exits with their status. Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain that has more to do after the tests: it
+// returns their status instead of exiting.
+func Run(m *testing.M) int {
 	c := &cluster{}
 	binary = c
 	code := m.Run()
 	c.stop()
-	os.Exit(code)
+	return code
+}
+
+// Template returns a DSN for the database name on the test binary's
+// cluster, created empty if it does not exist, and kept until the cluster
+// stops: a fixture several tests clone (see Clone).
+func Template(tb testing.TB, name string) string {
+	tb.Helper()
+	c := binary
+	if c == nil {
+		tb.Fatal("pgtest: Template needs the binary's cluster (call Main or Run from TestMain)")
+	}
+	if err := c.ensure(); err != nil {
+		var miss *missingError
+		if errors.As(err, &miss) && os.Getenv(EnvRequired) != "1" {
+			tb.Skip(err.Error())
+		}
+		tb.Fatalf("pgtest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.admin(ctx, "CREATE DATABASE "+name); err != nil && !strings.Contains(err.Error(), "already exists") {
+		tb.Fatalf("pgtest: create database %s: %v", name, err)
+	}
+	return withDatabase(c.dsn, name)
+}
+
+// Clone creates a database as a copy of the one named template (no one
+// may be connected to it), for tb alone, and returns its DSN.
+func Clone(tb testing.TB, template string) string {
+	tb.Helper()
+	name := "t_" + randomHex(8)
+	dsn := Copy(tb, template, name)
+	c := binary
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.admin(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			tb.Errorf("pgtest: drop database %s: %v", name, err)
+		}
+	})
+	return dsn
+}
+
+// Copy creates the database name as a copy of the one named template (no
+// one may be connected to it), kept until the cluster stops, and returns
+// its DSN.
+func Copy(tb testing.TB, template, name string) string {
+	tb.Helper()
+	c := binary
+	if c == nil {
+		tb.Fatal("pgtest: Copy needs the binary's cluster (call Main or Run from TestMain)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.admin(ctx, "CREATE DATABASE "+name+" TEMPLATE "+template); err != nil {
+		tb.Fatalf("pgtest: copy %s: %v", template, err)
+	}
+	return withDatabase(c.dsn, name)
 }
 
 // Start creates a fresh, empty database on the test binary's cluster
