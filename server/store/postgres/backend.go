@@ -161,6 +161,10 @@ func dbError(err error) error {
 			// PostgreSQL's text holds no NUL character, which UTF-8 (and
 			// so syncengine) allows.
 			return fmt.Errorf("%w: text PostgreSQL cannot store (a NUL character?): %w", syncengine.ErrInvalid, err)
+		case "53100": // disk_full
+			return fmt.Errorf("%w: %w", store.ErrStorageFull, err)
+		case "25006": // read_only_sql_transaction: a standby, or a read-only database
+			return fmt.Errorf("%w: %w", store.ErrStorageReadOnly, err)
 		}
 	}
 	return err
