@@ -395,9 +395,17 @@ func (h *hostileServer) attack(t *testing.T, proto, token string, b bomb) {
 	if token == "" {
 		want = connect.CodeUnauthenticated
 	}
-	if got := connect.CodeOf(err); got != want {
+	if got := connect.CodeOf(err); got != want && !(token == "" && refusedMidBody(err)) {
 		t.Errorf("%s over %s (token: %v): %v, want %v", b.name, proto, token != "", err, want)
 	}
+}
+
+// refusedMidBody reports whether a call failed because the server closed
+// the connection while the client was still sending its body: the server
+// answered a caller without a token at once and read no more of it, and
+// over HTTP/1.1 the client may hit the closed socket before it reads why.
+func refusedMidBody(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // slowBody sends a push a byte every 200 ms. Without a token it must be
