@@ -11,15 +11,14 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"path"
 	"runtime"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/doorbook/doorbook/internal/migration"
 )
 
 // DB is a SQLite file with one writer and a pool of readers. Writes through
@@ -300,43 +299,10 @@ func classify(err error) error {
 }
 
 // Migration is one numbered schema step.
-type Migration struct {
-	Version int
-	Name    string
-	SQL     string
-}
+type Migration = migration.Migration
 
 // LoadMigrations reads the NNN_name.sql files of dir, in version order.
-func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
-	entries, err := fs.ReadDir(fsys, dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []Migration
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".sql") {
-			continue
-		}
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive number and '_'", name)
-		}
-		body, err := fs.ReadFile(fsys, path.Join(dir, name))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Migration{Version: v, Name: name, SQL: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
-	for i := 1; i < len(out); i++ {
-		if out[i].Version == out[i-1].Version {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", out[i-1].Name, out[i].Name, out[i].Version)
-		}
-	}
-	return out, nil
-}
+func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) { return migration.Load(fsys, dir) }
 
 // ErrNewerSchema means the file was written by a newer program.
 var ErrNewerSchema = errors.New("database schema is newer than this program")

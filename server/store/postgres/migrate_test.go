@@ -53,8 +53,8 @@ func TestLoadMigrations(t *testing.T) {
 var testMigrations = []Migration{
 	// Neither may run twice: CREATE TABLE without IF NOT EXISTS, and a row
 	// counted below.
-	{1, "001_a.sql", `CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1);`},
-	{2, "002_b.sql", `CREATE TABLE b (id int); INSERT INTO a VALUES (2);`},
+	{Version: 1, Name: "001_a.sql", SQL: `CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1);`},
+	{Version: 2, Name: "002_b.sql", SQL: `CREATE TABLE b (id int); INSERT INTO a VALUES (2);`},
 }
 
 // Servers starting at once on a new database apply each migration once.
@@ -97,7 +97,7 @@ func TestMigrateFailures(t *testing.T) {
 	if v, err := SchemaVersion(t.Context(), p); err != nil || v != 0 {
 		t.Fatalf("new database: version %d, %v", v, err)
 	}
-	bad := append(testMigrations[:1:1], Migration{2, "002_bad.sql", `CREATE TABLE half (id int); SELECT * FROM missing;`})
+	bad := append(testMigrations[:1:1], Migration{Version: 2, Name: "002_bad.sql", SQL: `CREATE TABLE half (id int); SELECT * FROM missing;`})
 	err := Migrate(t.Context(), p, bad)
 	if err == nil || !strings.Contains(err.Error(), "002_bad.sql") {
 		t.Fatalf("got %v, want the failing migration named", err)
