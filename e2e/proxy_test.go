@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
@@ -29,8 +28,6 @@ import (
 	"github.com/doorbook/doorbook/internal/faultproxy"
 	"github.com/doorbook/doorbook/internal/pgtest"
 	"github.com/doorbook/doorbook/internal/wire"
-	"github.com/doorbook/doorbook/server"
-	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -225,10 +222,10 @@ func TestProxyManyWorkers(t *testing.T) {
 	}
 }
 
-// TestProxyThreeServers runs the proxy schedules against three servers on
-// one database, each phone's every call going to one picked at random:
-// servers hold nothing a phone depends on between calls, so every phone
-// converges and every visit is on the server exactly once.
+// TestProxyThreeServers runs the proxy schedules against three `doorbook
+// serve` processes on one database, each phone's every call going to one
+// picked at random: servers hold nothing a phone depends on between calls,
+// so every phone converges and every visit is on the server exactly once.
 func TestProxyThreeServers(t *testing.T) {
 	t.Parallel()
 	for _, db := range []string{"sqlite", "postgres"} {
@@ -248,23 +245,17 @@ func TestProxyThreeServers(t *testing.T) {
 	}
 }
 
-// balance starts n-1 more servers on e's database, each with its own
-// backend, rules and clock as a server process of its own has, and returns
-// the URL of a balancer that sends each call to one of the n at random.
+// balance starts n server processes (the doorbook binary's serve, each
+// with its own pool, rules and clock) on e's database, and returns the URL
+// of a balancer that sends each call to one of them at random. e's own
+// server, in the test's process, takes none of them: it is there to set
+// the world up and read it back.
 func balance(t testing.TB, e *env, n int, seed uint64) string {
 	t.Helper()
-	urls := []*url.URL{mustURL(t, e.URL)}
-	for range n - 1 {
-		backend, err := e.open(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewUnstartedServer(server.New(service.New(backend, service.WithClock(e.now.Now)), server.WithNow(e.now.Now),
-			server.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))).Handler())
-		srv.EnableHTTP2 = true
-		srv.Start()
-		t.Cleanup(func() { srv.Close(); backend.Close() })
-		urls = append(urls, mustURL(t, srv.URL))
+	bin, db := buildDoorbook(t), e.serveDB(t)
+	var urls []*url.URL
+	for range n {
+		urls = append(urls, startServe(t, bin, db))
 	}
 	var mu sync.Mutex
 	rng := rand.New(rand.NewPCG(seed, 3))

@@ -74,6 +74,9 @@ func deviceToProto(d store.Device) *pb.Device {
 	if !d.RevokedAt.IsZero() {
 		out.RevokedAt = timestamppb.New(d.RevokedAt)
 	}
+	if !d.LastSeen.IsZero() {
+		out.LastSeenAt = timestamppb.New(d.LastSeen)
+	}
 	return out
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -36,6 +38,21 @@ func TestServePostgres(t *testing.T) {
 	}
 	if got := r.status(); got.Pending != 0 {
 		t.Errorf("%d changes pending after a sync", got.Pending)
+	}
+	// The storage gauges come from PostgreSQL: the device seen, the pool.
+	res, err := http.Get(srv.summary.Server + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d, %v", res.StatusCode, err)
+	}
+	for _, want := range []string{"doorbook_devices_seen 1\n", `doorbook_db_open_connections{pool="pool"} `, "doorbook_feed_head "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics on PostgreSQL lacks %q", want)
+		}
 	}
 	if err := srv.stop(t); err != nil {
 		t.Errorf("serve on PostgreSQL stopped with %v", err)

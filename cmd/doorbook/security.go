@@ -15,12 +15,16 @@ type deviceJSON struct {
 	EnrolledAt    string `json:"enrolled_at"`
 	RevokedAt     string `json:"revoked_at,omitempty"`
 	RevokedReason string `json:"revoked_reason,omitempty"`
+	LastSeenAt    string `json:"last_seen_at,omitempty"`
 }
 
 func deviceOut(d *pb.Device) deviceJSON {
 	out := deviceJSON{ID: d.GetId(), WorkerID: d.GetWorkerId(), Name: d.GetName(), EnrolledAt: d.GetEnrolledAt().AsTime().Format(time.RFC3339)}
 	if d.GetRevokedAt() != nil {
 		out.RevokedAt, out.RevokedReason = d.GetRevokedAt().AsTime().Format(time.RFC3339), d.GetRevokedReason()
+	}
+	if d.GetLastSeenAt() != nil {
+		out.LastSeenAt = d.GetLastSeenAt().AsTime().Format(time.RFC3339)
 	}
 	return out
 }
@@ -40,13 +44,16 @@ func (c *adminCmd) deviceList(args []string) error {
 		out = append(out, deviceOut(d))
 	}
 	return c.out.print(out, func(w io.Writer) {
-		fmt.Fprintln(w, "ID\tWORKER\tNAME\tENROLLED\tREVOKED")
+		fmt.Fprintln(w, "ID\tWORKER\tNAME\tENROLLED\tLAST SEEN\tREVOKED")
 		for _, d := range out {
-			revoked := "-"
+			seen, revoked := "-", "-"
+			if d.LastSeenAt != "" {
+				seen = d.LastSeenAt
+			}
 			if d.RevokedAt != "" {
 				revoked = d.RevokedAt + " (" + d.RevokedReason + ")"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.WorkerID, d.Name, d.EnrolledAt, revoked)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.WorkerID, d.Name, d.EnrolledAt, seen, revoked)
 		}
 	})
 }

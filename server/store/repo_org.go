@@ -46,6 +46,11 @@ type Auth interface {
 	Device(ctx context.Context, id string) (Device, bool, error)
 	// RevokeDevice revokes a device not revoked yet.
 	RevokeDevice(ctx context.Context, id string, at time.Time, reason string) error
+	// SeeCredential records that a credential called the server at at.
+	SeeCredential(ctx context.Context, id string, at time.Time) error
+	// CountDevicesSeen counts the devices, revoked or not, seen at or
+	// after since.
+	CountDevicesSeen(ctx context.Context, since time.Time) (int, error)
 	InsertCode(ctx context.Context, c EnrollmentCode) error
 	Code(ctx context.Context, hash []byte) (EnrollmentCode, bool, error)
 	SpendCode(ctx context.Context, hash []byte, at time.Time) error
@@ -67,6 +72,9 @@ type Credential struct {
 	Admin                Principal
 	RevokedAt            time.Time
 	RevokedReason        string
+	// LastSeen is when the credential last called the server (zero if
+	// never), as recorded by SeeCredential.
+	LastSeen time.Time
 }
 
 // EnrollmentCode is a one-time code, by the hash of its text.

@@ -252,6 +252,9 @@ type Device struct {
 	// RevokedAt is zero while the device may sync.
 	RevokedAt     time.Time
 	RevokedReason string
+	// LastSeen is when the device last called the server (zero if never),
+	// to within service.SeenResolution.
+	LastSeen time.Time
 }
 
 // RevokedError refuses a revoked device. It is an ErrUnauthenticated; the

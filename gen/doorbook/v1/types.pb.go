@@ -1741,6 +1741,9 @@ type Device struct {
 	// Unset while the device may sync.
 	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
 	RevokedReason string                 `protobuf:"bytes,6,opt,name=revoked_reason,json=revokedReason,proto3" json:"revoked_reason,omitempty"`
+	// When the device last called the server, to within ten minutes; unset
+	// if it never has since it enrolled.
+	LastSeenAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1815,6 +1818,13 @@ func (x *Device) GetRevokedReason() string {
 		return x.RevokedReason
 	}
 	return ""
+}
+
+func (x *Device) GetLastSeenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeenAt
+	}
+	return nil
 }
 
 // Scope is what a worker's device replicates: the worker and their grids.
@@ -2439,7 +2449,7 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12+\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x17.doorbook.v1.WorkerRoleR\x04role\x12\x19\n" +
-	"\bgrid_ids\x18\x04 \x03(\tR\agridIds\"\xe8\x01\n" +
+	"\bgrid_ids\x18\x04 \x03(\tR\agridIds\"\xa6\x02\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x12\n" +
@@ -2448,7 +2458,9 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"enrolledAt\x129\n" +
 	"\n" +
 	"revoked_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12%\n" +
-	"\x0erevoked_reason\x18\x06 \x01(\tR\rrevokedReason\"`\n" +
+	"\x0erevoked_reason\x18\x06 \x01(\tR\rrevokedReason\x12<\n" +
+	"\flast_seen_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastSeenAt\"`\n" +
 	"\x05Scope\x12+\n" +
 	"\x06worker\x18\x01 \x01(\v2\x13.doorbook.v1.WorkerR\x06worker\x12*\n" +
 	"\x05grids\x18\x02 \x03(\v2\x14.doorbook.v1.OrgNodeR\x05grids\"\xe2\x02\n" +
@@ -2635,31 +2647,32 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	6,  // 44: doorbook.v1.Worker.role:type_name -> doorbook.v1.WorkerRole
 	30, // 45: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
 	30, // 46: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
-	21, // 47: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
-	20, // 48: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
-	9,  // 49: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
-	9,  // 50: doorbook.v1.Category.name_en:type_name -> doorbook.v1.StringField
-	9,  // 51: doorbook.v1.Category.parent_code:type_name -> doorbook.v1.StringField
-	10, // 52: doorbook.v1.Category.revisit_days:type_name -> doorbook.v1.Int64Field
-	11, // 53: doorbook.v1.Category.key_group:type_name -> doorbook.v1.BoolField
-	11, // 54: doorbook.v1.Category.deleted:type_name -> doorbook.v1.BoolField
-	6,  // 55: doorbook.v1.Quota.role:type_name -> doorbook.v1.WorkerRole
-	25, // 56: doorbook.v1.QuotasField.quotas:type_name -> doorbook.v1.Quota
-	8,  // 57: doorbook.v1.QuotasField.clock:type_name -> doorbook.v1.Clock
-	27, // 58: doorbook.v1.QuestionnaireField.questions:type_name -> doorbook.v1.Question
-	8,  // 59: doorbook.v1.QuestionnaireField.clock:type_name -> doorbook.v1.Clock
-	9,  // 60: doorbook.v1.Campaign.node_id:type_name -> doorbook.v1.StringField
-	9,  // 61: doorbook.v1.Campaign.name:type_name -> doorbook.v1.StringField
-	10, // 62: doorbook.v1.Campaign.starts_at:type_name -> doorbook.v1.Int64Field
-	10, // 63: doorbook.v1.Campaign.ends_at:type_name -> doorbook.v1.Int64Field
-	26, // 64: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
-	28, // 65: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
-	11, // 66: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
-	67, // [67:67] is the sub-list for method output_type
-	67, // [67:67] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	30, // 47: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
+	21, // 48: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
+	20, // 49: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
+	9,  // 50: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
+	9,  // 51: doorbook.v1.Category.name_en:type_name -> doorbook.v1.StringField
+	9,  // 52: doorbook.v1.Category.parent_code:type_name -> doorbook.v1.StringField
+	10, // 53: doorbook.v1.Category.revisit_days:type_name -> doorbook.v1.Int64Field
+	11, // 54: doorbook.v1.Category.key_group:type_name -> doorbook.v1.BoolField
+	11, // 55: doorbook.v1.Category.deleted:type_name -> doorbook.v1.BoolField
+	6,  // 56: doorbook.v1.Quota.role:type_name -> doorbook.v1.WorkerRole
+	25, // 57: doorbook.v1.QuotasField.quotas:type_name -> doorbook.v1.Quota
+	8,  // 58: doorbook.v1.QuotasField.clock:type_name -> doorbook.v1.Clock
+	27, // 59: doorbook.v1.QuestionnaireField.questions:type_name -> doorbook.v1.Question
+	8,  // 60: doorbook.v1.QuestionnaireField.clock:type_name -> doorbook.v1.Clock
+	9,  // 61: doorbook.v1.Campaign.node_id:type_name -> doorbook.v1.StringField
+	9,  // 62: doorbook.v1.Campaign.name:type_name -> doorbook.v1.StringField
+	10, // 63: doorbook.v1.Campaign.starts_at:type_name -> doorbook.v1.Int64Field
+	10, // 64: doorbook.v1.Campaign.ends_at:type_name -> doorbook.v1.Int64Field
+	26, // 65: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
+	28, // 66: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
+	11, // 67: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
+	68, // [68:68] is the sub-list for method output_type
+	68, // [68:68] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_types_proto_init() }

@@ -18,12 +18,13 @@ func (r *repo) Credential(ctx context.Context, id string) (store.Credential, boo
 		workerName, adminName *string
 		adminNode             *string
 		adminReadOnly         *bool
+		seen                  *int64
 	)
-	err := r.q.QueryRow(ctx, `SELECT c.secret_hash, c.worker_id, c.admin_id, c.revoked_at, c.revoked_reason,
+	err := r.q.QueryRow(ctx, `SELECT c.secret_hash, c.worker_id, c.admin_id, c.revoked_at, c.revoked_reason, c.last_seen_at,
 			w.name, a.name, a.node_id, a.read_only
 			FROM credentials c LEFT JOIN workers w ON w.id = c.worker_id LEFT JOIN admins a ON a.id = c.admin_id
 			WHERE c.id = $1`, id).
-		Scan(&c.SecretHash, &workerID, &adminID, &revoked, &c.RevokedReason, &workerName, &adminName, &adminNode, &adminReadOnly)
+		Scan(&c.SecretHash, &workerID, &adminID, &revoked, &c.RevokedReason, &seen, &workerName, &adminName, &adminNode, &adminReadOnly)
 	if noRows(err) {
 		return c, false, nil
 	}
@@ -37,6 +38,9 @@ func (r *repo) Credential(ctx context.Context, id string) (store.Credential, boo
 	}
 	if revoked != nil {
 		c.RevokedAt = time.Unix(*revoked, 0).UTC()
+	}
+	if seen != nil {
+		c.LastSeen = time.Unix(*seen, 0).UTC()
 	}
 	return c, true, nil
 }
@@ -76,18 +80,21 @@ func (r *repo) InsertDevice(ctx context.Context, d store.Device, hash []byte, kn
 	return nil
 }
 
-const deviceQuery = `SELECT id, worker_id, label, created_at, revoked_at, revoked_reason FROM credentials WHERE worker_id IS NOT NULL AND `
+const deviceQuery = `SELECT id, worker_id, label, created_at, revoked_at, revoked_reason, last_seen_at FROM credentials WHERE worker_id IS NOT NULL AND `
 
 func scanDevice(s scanner) (store.Device, error) {
 	var d store.Device
 	var enrolled int64
-	var revoked *int64
-	if err := s.Scan(&d.ID, &d.WorkerID, &d.Name, &enrolled, &revoked, &d.RevokedReason); err != nil {
+	var revoked, seen *int64
+	if err := s.Scan(&d.ID, &d.WorkerID, &d.Name, &enrolled, &revoked, &d.RevokedReason, &seen); err != nil {
 		return d, err
 	}
 	d.EnrolledAt = time.Unix(enrolled, 0).UTC()
 	if revoked != nil {
 		d.RevokedAt = time.Unix(*revoked, 0).UTC()
+	}
+	if seen != nil {
+		d.LastSeen = time.Unix(*seen, 0).UTC()
 	}
 	return d, nil
 }
@@ -117,6 +124,23 @@ func (r *repo) RevokeDevice(ctx context.Context, id string, at time.Time, reason
 		return fmt.Errorf("revoke device: %w", err)
 	}
 	return nil
+}
+
+func (r *repo) SeeCredential(ctx context.Context, id string, at time.Time) error {
+	if _, err := r.q.Exec(ctx, `UPDATE credentials SET last_seen_at = greatest(last_seen_at, $1) WHERE id = $2`,
+		at.Unix(), id); err != nil {
+		return fmt.Errorf("record credential seen: %w", err)
+	}
+	return nil
+}
+
+func (r *repo) CountDevicesSeen(ctx context.Context, since time.Time) (int, error) {
+	var n int
+	if err := r.q.QueryRow(ctx, `SELECT COUNT(*) FROM credentials WHERE worker_id IS NOT NULL AND last_seen_at >= $1`,
+		since.Unix()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count devices seen: %w", err)
+	}
+	return n, nil
 }
 
 func (r *repo) InsertCode(ctx context.Context, c store.EnrollmentCode) error {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"time"
@@ -78,4 +79,21 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 func (db *DB) Close() error {
 	db.pool.Close() // idempotent
 	return nil
+}
+
+// DBStats is the statistics of the connection pool, named "pool", in
+// database/sql's terms (the metrics' one vocabulary for pools): a wait is
+// an acquire that found no idle connection.
+func (db *DB) DBStats() map[string]sql.DBStats {
+	s := db.pool.Stat()
+	return map[string]sql.DBStats{"pool": {
+		MaxOpenConnections: int(s.MaxConns()),
+		OpenConnections:    int(s.TotalConns()),
+		InUse:              int(s.AcquiredConns()),
+		Idle:               int(s.IdleConns()),
+		WaitCount:          s.EmptyAcquireCount(),
+		WaitDuration:       s.EmptyAcquireWaitTime(),
+		MaxIdleTimeClosed:  s.MaxIdleDestroyCount(),
+		MaxLifetimeClosed:  s.MaxLifetimeDestroyCount(),
+	}}
 }

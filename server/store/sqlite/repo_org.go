@@ -150,14 +150,15 @@ func (t *tx) Credential(ctx context.Context, id string) (store.Credential, bool,
 		workerName, adminName sql.NullString
 		adminNode             sql.NullString
 		adminReadOnly         sql.NullBool
+		seen                  sql.NullInt64
 	)
 	// Every request comes through here: one statement, prepared once per
 	// connection, not two parsed per call.
-	err := t.QueryRowContext(ctx, `SELECT c.secret_hash, c.worker_id, c.admin_id, c.revoked_at, c.revoked_reason,
+	err := t.QueryRowContext(ctx, `SELECT c.secret_hash, c.worker_id, c.admin_id, c.revoked_at, c.revoked_reason, c.last_seen_at,
 			w.name, a.name, a.node_id, a.read_only
 			FROM credentials c LEFT JOIN workers w ON w.id = c.worker_id LEFT JOIN admins a ON a.id = c.admin_id
 			WHERE c.id = ?`, id).
-		Scan(&c.SecretHash, &workerID, &adminID, &revoked, &c.RevokedReason, &workerName, &adminName, &adminNode, &adminReadOnly)
+		Scan(&c.SecretHash, &workerID, &adminID, &revoked, &c.RevokedReason, &seen, &workerName, &adminName, &adminNode, &adminReadOnly)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, false, nil
 	}
@@ -171,6 +172,9 @@ func (t *tx) Credential(ctx context.Context, id string) (store.Credential, bool,
 	}
 	if revoked.Valid {
 		c.RevokedAt = time.Unix(revoked.Int64, 0).UTC()
+	}
+	if seen.Valid {
+		c.LastSeen = time.Unix(seen.Int64, 0).UTC()
 	}
 	return c, true, nil
 }
@@ -221,6 +225,23 @@ func (t *tx) RevokeDevice(ctx context.Context, id string, at time.Time, reason s
 		return fmt.Errorf("revoke device: %w", err)
 	}
 	return nil
+}
+
+func (t *tx) SeeCredential(ctx context.Context, id string, at time.Time) error {
+	if _, err := t.ExecContext(ctx, `UPDATE credentials SET last_seen_at = max(coalesce(last_seen_at, 0), ?) WHERE id = ?`,
+		at.Unix(), id); err != nil {
+		return fmt.Errorf("record credential seen: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) CountDevicesSeen(ctx context.Context, since time.Time) (int, error) {
+	var n int
+	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM credentials WHERE worker_id IS NOT NULL AND last_seen_at >= ?`,
+		since.Unix()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count devices seen: %w", err)
+	}
+	return n, nil
 }
 
 func (t *tx) InsertCode(ctx context.Context, c store.EnrollmentCode) error {
@@ -297,7 +318,7 @@ func getWorker(ctx context.Context, q statedb.Querier, id string) (store.Worker,
 }
 
 func devices(ctx context.Context, q statedb.Querier, where string, arg string) ([]store.Device, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, worker_id, label, created_at, revoked_at, revoked_reason
+	rows, err := q.QueryContext(ctx, `SELECT id, worker_id, label, created_at, revoked_at, revoked_reason, last_seen_at
 		FROM credentials WHERE worker_id IS NOT NULL AND `+where+` ORDER BY created_at, id`, arg)
 	if err != nil {
 		return nil, err
@@ -307,13 +328,16 @@ func devices(ctx context.Context, q statedb.Querier, where string, arg string) (
 	for rows.Next() {
 		var d store.Device
 		var enrolled int64
-		var revoked sql.NullInt64
-		if err := rows.Scan(&d.ID, &d.WorkerID, &d.Name, &enrolled, &revoked, &d.RevokedReason); err != nil {
+		var revoked, seen sql.NullInt64
+		if err := rows.Scan(&d.ID, &d.WorkerID, &d.Name, &enrolled, &revoked, &d.RevokedReason, &seen); err != nil {
 			return nil, err
 		}
 		d.EnrolledAt = time.Unix(enrolled, 0).UTC()
 		if revoked.Valid {
 			d.RevokedAt = time.Unix(revoked.Int64, 0).UTC()
+		}
+		if seen.Valid {
+			d.LastSeen = time.Unix(seen.Int64, 0).UTC()
 		}
 		out = append(out, d)
 	}

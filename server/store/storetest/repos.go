@@ -1275,6 +1275,43 @@ func testReposAuth(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		t.Errorf("Devices after a revocation = %+v; want %+v", got, []store.Device{wantRevoked, d2})
 	}
 
+	// Being seen: the newest time is kept (two servers may record out of
+	// order), admins' tokens are not devices, and revoked devices count.
+	seenCount := func(since time.Time) int {
+		t.Helper()
+		return inView(e, "CountDevicesSeen", func(tx store.Tx) (int, error) { return tx.CountDevicesSeen(ctx, since) })
+	}
+	if n := seenCount(time.Time{}); n != 0 {
+		t.Errorf("CountDevicesSeen before any was seen = %d; want 0", n)
+	}
+	seen := at.Add(3 * time.Hour)
+	for _, s := range []struct {
+		id string
+		at time.Time
+	}{{d1.ID, seen}, {d2.ID, seen.Add(time.Hour)}, {d2.ID, seen}, {root.CredentialID, seen.Add(2 * time.Hour)}} {
+		e.update("SeeCredential", func(tx store.Tx) error { return tx.SeeCredential(ctx, s.id, s.at) })
+	}
+	if got, ok := device(d2.ID); !ok || !got.LastSeen.Equal(seen.Add(time.Hour)) {
+		t.Errorf("Device seen at +1h then at +0h: LastSeen = %v; want the newer, %v", got.LastSeen, seen.Add(time.Hour))
+	}
+	if got, ok := e.credential(d1.ID); !ok || !got.LastSeen.Equal(seen) {
+		t.Errorf("Credential(device seen).LastSeen = %v; want %v", got.LastSeen, seen)
+	}
+	if got, ok := e.credential(root.CredentialID); !ok || !got.LastSeen.Equal(seen.Add(2*time.Hour)) {
+		t.Errorf("Credential(admin seen).LastSeen = %v; want %v", got.LastSeen, seen.Add(2*time.Hour))
+	}
+	if got, ok := device(d3.ID); !ok || !got.LastSeen.IsZero() {
+		t.Errorf("Device never seen: LastSeen = %v; want zero", got.LastSeen)
+	}
+	for _, c := range []struct {
+		since time.Time
+		want  int
+	}{{time.Time{}, 2}, {seen, 2}, {seen.Add(time.Second), 1}, {seen.Add(time.Hour), 1}, {seen.Add(time.Hour + time.Second), 0}} {
+		if n := seenCount(c.since); n != c.want {
+			t.Errorf("CountDevicesSeen(%v) = %d; want %d (devices only, at or after since)", c.since.Sub(seen), n, c.want)
+		}
+	}
+
 	// Enrolment codes.
 	code := store.EnrollmentCode{Hash: []byte("code hash"), WorkerID: w.ID, CreatedBy: root.ID, Expires: at.Add(48 * time.Hour)}
 	e.update("InsertCode", func(tx store.Tx) error { return tx.InsertCode(ctx, code) })
@@ -2052,6 +2089,7 @@ func normDevices(ds []store.Device) []store.Device {
 	for i := range out {
 		out[i].EnrolledAt = utc(out[i].EnrolledAt)
 		out[i].RevokedAt = utc(out[i].RevokedAt)
+		out[i].LastSeen = utc(out[i].LastSeen)
 	}
 	return out
 }
@@ -2461,6 +2499,16 @@ func (r *recordingTx) Devices(ctx context.Context, workerID string) ([]store.Dev
 func (r *recordingTx) Device(ctx context.Context, id string) (store.Device, bool, error) {
 	r.use("Device")
 	return r.Tx.Device(ctx, id)
+}
+
+func (r *recordingTx) SeeCredential(ctx context.Context, id string, at time.Time) error {
+	r.use("SeeCredential")
+	return r.Tx.SeeCredential(ctx, id, at)
+}
+
+func (r *recordingTx) CountDevicesSeen(ctx context.Context, since time.Time) (int, error) {
+	r.use("CountDevicesSeen")
+	return r.Tx.CountDevicesSeen(ctx, since)
 }
 
 func (r *recordingTx) RevokeDevice(ctx context.Context, id string, at time.Time, reason string) error {

@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OrgTree", testOrgTree},
 		{"Workers", testWorkers},
 		{"Enrollment", testEnrollment},
+		{"LastSeen", testLastSeen},
 		{"PushPull", testPushPull},
 		{"PullLeavesOutOwnRows", testPullLeavesOutOwnRows},
 		{"PullPages", testPullPages},
@@ -397,6 +398,83 @@ func testEnrollment(t *testing.T, newStore NewStore) {
 	}
 	if p, err := e.s.Authenticate(ctx, en.Token); err != nil || p.CredentialID != en.DeviceID {
 		t.Errorf("Authenticate(first device) after a second enrolment = %+v, %v", p, err)
+	}
+}
+
+// seenResolution is service.SeenResolution: how precisely a device's
+// last call is recorded.
+const seenResolution = 10 * time.Minute
+
+// testLastSeen: an authenticated call records when its device was seen, at
+// most once per seenResolution, for the device list and the count of
+// devices seen (the metrics' doorbook_devices_seen).
+func testLastSeen(t *testing.T, newStore NewStore) {
+	clk := &fakeClock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	e := newEnvWith(t, newStore, Options{Now: clk.Now})
+	ctx := e.ctx
+	counter, ok := e.s.(interface {
+		DevicesSeenSince(ctx context.Context, t time.Time) (int, error)
+	})
+	if !ok {
+		t.Fatalf("%T does not count the devices seen", e.s)
+	}
+	w, err := e.s.CreateWorker(ctx, e.root, store.Worker{Name: "Wang", Role: 1, GridIDs: []string{e.g1.ID}})
+	if err != nil {
+		t.Fatalf("CreateWorker: %v", err)
+	}
+	en, err := e.s.Enroll(ctx, e.code(w.ID, clk.Now().Add(time.Hour)), "phone", clk.Now())
+	if err != nil {
+		t.Fatalf("Enroll: %v", err)
+	}
+	lastSeen := func() time.Time {
+		t.Helper()
+		ds, err := e.s.ListDevices(ctx, e.root, w.ID)
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("ListDevices = %+v, %v; want the one device", ds, err)
+		}
+		return ds[0].LastSeen
+	}
+	seen := func() int {
+		t.Helper()
+		n, err := counter.DevicesSeenSince(ctx, clk.Now().Add(-24*time.Hour))
+		if err != nil {
+			t.Fatalf("DevicesSeenSince: %v", err)
+		}
+		return n
+	}
+	call := func() {
+		t.Helper()
+		if _, err := e.s.Authenticate(ctx, en.Token); err != nil {
+			t.Fatalf("Authenticate: %v", err)
+		}
+	}
+	if got := lastSeen(); !got.IsZero() {
+		t.Errorf("LastSeen of a device that never called = %v; want zero", got)
+	}
+	if n := seen(); n != 0 {
+		t.Errorf("devices seen before any call = %d; want 0", n)
+	}
+	first := clk.Now()
+	call()
+	if got := lastSeen(); !got.Equal(first) {
+		t.Errorf("LastSeen after a call = %v; want %v", got, first)
+	}
+	if n := seen(); n != 1 {
+		t.Errorf("devices seen after a call = %d; want 1", n)
+	}
+	clk.Advance(seenResolution - time.Second)
+	call()
+	if got := lastSeen(); !got.Equal(first) {
+		t.Errorf("LastSeen after a call within the resolution = %v; want it unwritten, %v", got, first)
+	}
+	clk.Advance(time.Second)
+	call()
+	if got := lastSeen(); !got.Equal(clk.Now()) {
+		t.Errorf("LastSeen after a call one resolution later = %v; want %v", got, clk.Now())
+	}
+	clk.Advance(24*time.Hour + time.Second)
+	if n := seen(); n != 0 {
+		t.Errorf("devices seen in the last day, a day after the last call = %d; want 0", n)
 	}
 }
 
