@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql's driver "pgx", to read the server's PostgreSQL database
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -446,11 +447,15 @@ func (k *authzCaller) leaks(msgs []proto.Message) []string {
 type authzSetup struct {
 	t *testing.T
 	e *env
-	// db is a read-only connection to the server's database.
+	// db is a connection to the server's database (read-only on SQLite).
 	db *sql.Conn
-	// version is db's PRAGMA data_version at the last snapshot, last.
-	version int64
-	last    authzSnapshot
+	// versionQuery reads a number that changes when the server commits;
+	// version is its value at the last snapshot, last.
+	versionQuery string
+	version      int64
+	last         authzSnapshot
+	// tablesQuery lists the database's tables.
+	tablesQuery string
 
 	district, street, community, g0, g1 string // this street, S
 	street2, community2, h0grid         string // the other street, S2, and its grid H0
@@ -611,23 +616,40 @@ func newAuthzSetup(t *testing.T) *authzSetup {
 		k.connectClients(e.URL)
 	}
 
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: e.dbPath}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if s.db, err = db.Conn(ctx); err != nil {
-		t.Fatal(err)
+	if e.pgDSN != "" {
+		db, err := sql.Open("pgx", e.pgDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if s.db, err = db.Conn(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Every commit writes to the write-ahead log; a read-only
+		// transaction does not.
+		s.versionQuery = `SELECT pg_current_wal_insert_lsn() - '0/0'`
+		s.tablesQuery = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`
+	} else {
+		db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: e.dbPath}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if s.db, err = db.Conn(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s.versionQuery = `PRAGMA data_version`
+		s.tablesQuery = `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`
 	}
 	t.Cleanup(func() { s.db.Close() })
-	// The snapshot reads the tables again only when data_version says
+	// The snapshot reads the tables again only when the version says
 	// that the server committed something: check that it does.
 	v := s.dataVersion()
 	if _, err := e.Admin.CreateEnrollmentCode(ctx, &pb.CreateEnrollmentCodeRequest{WorkerId: s.wV}); err != nil {
 		t.Fatal(err)
 	}
 	if s.dataVersion() == v {
-		t.Fatal("PRAGMA data_version did not change over a write of the server")
+		t.Fatalf("%s did not change over a write of the server", s.versionQuery)
 	}
 	return s
 }
@@ -635,7 +657,7 @@ func newAuthzSetup(t *testing.T) *authzSetup {
 func (s *authzSetup) dataVersion() int64 {
 	s.t.Helper()
 	var v int64
-	if err := s.db.QueryRowContext(context.Background(), `PRAGMA data_version`).Scan(&v); err != nil {
+	if err := s.db.QueryRowContext(context.Background(), s.versionQuery).Scan(&v); err != nil {
 		s.t.Fatal(err)
 	}
 	return v
@@ -664,7 +686,7 @@ func (s *authzSetup) snapshot() authzSnapshot {
 	}
 	defer tx.Rollback()
 	var tables []string
-	rows, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	rows, err := tx.QueryContext(ctx, s.tablesQuery)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -704,7 +726,9 @@ func (s *authzSetup) snapshot() authzSnapshot {
 			if name == "credentials" && seen >= 0 {
 				vals[seen] = nil
 			}
-			lines = append(lines, fmt.Sprintf("%q", vals))
+			// %#v, not %q: %q prints an integer as a character, the same
+			// for every one past Unicode (every clock and cursor).
+			lines = append(lines, fmt.Sprintf("%#v", vals))
 		}
 		if err := rows.Close(); err != nil {
 			s.t.Fatal(err)
@@ -721,7 +745,7 @@ func (s *authzSetup) snapshot() authzSnapshot {
 		snap[name] = tab
 	}
 	if _, ok := snap["feed"]; !ok || len(snap) < 10 {
-		s.t.Fatalf("snapshot of %s: tables %d, feed missing: not the server's database?", s.e.dbPath, len(snap))
+		s.t.Fatalf("snapshot: tables %d, feed missing: not the server's database?", len(snap))
 	}
 	s.last, s.version = snap, v
 	return snap

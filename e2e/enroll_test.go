@@ -16,7 +16,6 @@ import (
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/service"
-	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -33,7 +32,7 @@ func TestEnrolmentCodesAreSingleUseAndExpire(t *testing.T) {
 	// secret is anywhere in its files.
 	_, secret, _ := strings.Cut(res.GetToken(), ".")
 	for _, s := range []string{secret, code, strings.ReplaceAll(code, "-", ""), e.adminToken[strings.Index(e.adminToken, ".")+1:]} {
-		if len(s) < 12 || fileHolds(t, e.dbPath, s) {
+		if len(s) < 12 || e.serverHolds(t, s) {
 			t.Fatalf("the server's database holds a secret in the clear (or the secret is too short): %q", s)
 		}
 	}
@@ -99,7 +98,7 @@ func TestEnrolmentThrottleIsShared(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, 1)
 	_, code := e.worker("Li", e.Grids[0])
-	backend, err := sqlite.Open(ctx, e.dbPath)
+	backend, err := e.open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,9 @@ func TestErasePersonalData(t *testing.T) {
 	}
 	mustSync(t, a)
 	mustSync(t, b)
+	if !e.serverHolds(t, marker) || !e.serverHolds(t, "Gone-Resident-11") {
+		t.Fatal("the markers are not in the server's database: the test cannot see an erasure")
+	}
 	for _, r := range []*sdk.Replica{a, b} {
 		if !fileHolds(t, r.Path(), marker) {
 			t.Fatal("the marker is not in the replica's files: the test cannot see an erasure")
@@ -72,7 +75,7 @@ func TestErasePersonalData(t *testing.T) {
 	if _, err := e.Admin.ErasePersonalData(ctx, &pb.ErasePersonalDataRequest{Target: &pb.ErasePersonalDataRequest_PersonId{PersonId: gone}, Reason: "申请删除 2026-13"}); err != nil {
 		t.Fatal(err)
 	}
-	if fileHolds(t, e.dbPath, marker) || fileHolds(t, e.dbPath, "Gone-Resident-11") {
+	if e.serverHolds(t, marker) || e.serverHolds(t, "Gone-Resident-11") {
 		t.Error("the erased words are still in the server's files")
 	}
 	for name, r := range map[string]*sdk.Replica{"li": a, "wang": b} {
@@ -148,7 +151,7 @@ func TestErasureReachesWorkMadeBefore(t *testing.T) {
 	}
 	mustSync(t, a)
 	mustSync(t, a)
-	if fileHolds(t, e.dbPath, marker) {
+	if e.serverHolds(t, marker) {
 		t.Error("work made before the erasure and pushed after it holds the erased words on the server")
 	}
 	if fileHolds(t, a.Path(), marker) {
@@ -167,7 +170,7 @@ func TestErasureReachesWorkMadeBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSync(t, a)
-	if !fileHolds(t, e.dbPath, "after the erasure") {
+	if !e.serverHolds(t, "after the erasure") {
 		t.Error("a visit recorded after the erasure lost its notes")
 	}
 	assertSameState(t, "li vs the server", e.serverState(e.Grids[0]), dump(t, a))

@@ -16,6 +16,7 @@ import (
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/bearer"
+	"github.com/doorbook/doorbook/internal/pgtest"
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
@@ -80,6 +81,9 @@ func newBareEnvOn(t testing.TB, grids int, pgDSN string) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
+	if pgDSN == "" && *flagDB == "postgres" {
+		pgDSN = pgtest.Start(t)
+	}
 	e := &env{t: t, now: &fakeNow{}, dir: dir, dbPath: filepath.Join(dir, "server.db"), pgDSN: pgDSN, addr: "127.0.0.1:0"}
 	e.start()
 	t.Cleanup(e.stop)

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -14,7 +13,6 @@ import (
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
-	"github.com/doorbook/doorbook/server/store/sqlite"
 )
 
 var (
@@ -93,7 +91,6 @@ func TestRestoreUnderRunningFleet(t *testing.T) {
 		syncAll()
 	}
 	// The backup runs while the phones sync.
-	backup := filepath.Join(e.dir, "drill-backup.db")
 	work("during the backup", 5)
 	var wg sync.WaitGroup
 	for _, ph := range phones {
@@ -103,9 +100,7 @@ func TestRestoreUnderRunningFleet(t *testing.T) {
 			}
 		})
 	}
-	if err := sqlite.Backup(ctx, e.dbPath, backup); err != nil {
-		t.Fatal(err)
-	}
+	backup := e.backup(t, "drill-backup")
 	wg.Wait()
 	// A phone enrolled after the backup: the restored server will not
 	// know it, and it enrols again, keeping its work.

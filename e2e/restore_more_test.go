@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
-	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/pgtest"
+	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -15,17 +16,24 @@ import (
 // function that restores it (stopping and restarting the server).
 func backupAndRestore(t *testing.T, e *env) func() {
 	t.Helper()
-	ctx := context.Background()
-	backup := filepath.Join(e.dir, "backup.db")
-	db, err := sqlitex.Open(ctx, e.dbPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.W.ExecContext(ctx, `VACUUM INTO ?`, backup); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	backup := e.backup(t, "backup")
 	return func() { restoreFrom(t, e, backup) }
+}
+
+// backup backs the server's database up, as its operator would while the
+// server runs, into a file of e's directory named name: SQLite's online
+// backup of the file, or pg_dump of the PostgreSQL database.
+func (e *env) backup(t *testing.T, name string) string {
+	t.Helper()
+	path := filepath.Join(e.dir, name)
+	if e.pgDSN != "" {
+		pgtest.Backup(t, e.pgDSN, path)
+		return path
+	}
+	if err := sqlite.Backup(context.Background(), e.dbPath, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // restoreFrom stops the server, puts the backup in place of its database
@@ -33,11 +41,15 @@ func backupAndRestore(t *testing.T, e *env) func() {
 func restoreFrom(t *testing.T, e *env, backup string) {
 	t.Helper()
 	e.stop()
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(e.dbPath + suffix)
-	}
-	if err := os.Rename(backup, e.dbPath); err != nil {
-		t.Fatal(err)
+	if e.pgDSN != "" {
+		pgtest.Restore(t, e.pgDSN, backup)
+	} else {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(e.dbPath + suffix)
+		}
+		if err := os.Rename(backup, e.dbPath); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.start()
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"net/http"
 	"os"
@@ -16,6 +17,52 @@ import (
 	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/syncengine"
 )
+
+// serverHolds reports whether the server's database holds marker. On
+// SQLite that is anywhere in the bytes of its file and write-ahead log,
+// live or free. On PostgreSQL it is any live row of any table, as text:
+// row versions that an update or a delete left behind are VACUUM's to
+// reclaim, and its write-ahead log and backups the operator's.
+func (e *env) serverHolds(t *testing.T, marker string) bool {
+	t.Helper()
+	if e.pgDSN == "" {
+		return fileHolds(t, e.dbPath, marker)
+	}
+	ctx := context.Background()
+	db, err := sql.Open("pgx", e.pgDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(tables) < 10 {
+		t.Fatalf("the server's database has %d tables: not the server's?", len(tables))
+	}
+	for _, table := range tables {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM "`+table+`" r WHERE strpos(r::text, $1) > 0`, marker).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // fileHolds reports whether the replica's files (the database and its
 // write-ahead log) contain marker anywhere, in any page, live or free.

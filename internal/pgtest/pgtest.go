@@ -36,6 +36,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -138,6 +140,62 @@ func Copy(tb testing.TB, template, name string) string {
 	return withDatabase(c.dsn, name)
 }
 
+// Backup writes the database of dsn to file with pg_dump, in its custom
+// format, as an operator's backup would: one consistent snapshot, taken
+// while others may be writing.
+func Backup(tb testing.TB, dsn, file string) {
+	tb.Helper()
+	tool(tb, "pg_dump", "--format=custom", "--file="+file, "--dbname="+dsn)
+}
+
+// Restore replaces the database of dsn with the backup in file (see
+// Backup): it ends every connection to it, drops it, creates it empty and
+// restores the backup into it with pg_restore.
+func Restore(tb testing.TB, dsn, file string) {
+	tb.Helper()
+	c := binary
+	if c == nil {
+		tb.Fatal("pgtest: Restore needs the binary's cluster (call Main or Run from TestMain)")
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		tb.Fatalf("pgtest: restore: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := pgx.Identifier{cfg.Database}.Sanitize()
+	if err := c.admin(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		tb.Fatalf("pgtest: restore: %v", err)
+	}
+	if err := c.admin(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatalf("pgtest: restore: %v", err)
+	}
+	tool(tb, "pg_restore", "--exit-on-error", "--no-owner", "--dbname="+dsn, file)
+}
+
+// tool runs one of PostgreSQL's client programs, from the binaries the
+// cluster was started from (else as Start finds them), failing tb with its
+// output if it fails.
+func tool(tb testing.TB, name string, args ...string) {
+	tb.Helper()
+	c := binary
+	if c == nil {
+		tb.Fatalf("pgtest: %s needs the binary's cluster (call Main or Run from TestMain)", name)
+	}
+	bin := c.bin
+	if bin == "" {
+		var err error
+		if bin, err = findBin(os.Getenv(EnvBin), binRoots, lookPath); err != nil {
+			tb.Fatalf("pgtest: %s: %v", name, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, filepath.Join(bin, name), args...).CombinedOutput(); err != nil {
+		tb.Fatalf("pgtest: %s: %v\n%s", name, err, out)
+	}
+}
+
 // Start creates a fresh, empty database on the test binary's cluster
 // (starting the cluster on first use) and returns a DSN for it, in
 // PostgreSQL's keyword/value form; pgxpool settings such as pool_max_conns
@@ -192,6 +250,9 @@ type cluster struct {
 	srv *server
 	// findBin finds the binaries (nil: in EnvBin, binRoots, $PATH).
 	findBin func() (string, error)
+	// bin is the directory of the binaries the server was started from
+	// ("" for EnvDSN's server).
+	bin string
 }
 
 func (c *cluster) ensure() error {
@@ -209,6 +270,7 @@ func (c *cluster) ensure() error {
 			c.err = err
 			return
 		}
+		c.bin = bin
 		c.srv, c.err = startServer(bin)
 		if c.err == nil {
 			c.dsn = c.srv.dsn("postgres")
