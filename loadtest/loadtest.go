@@ -24,7 +24,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"sync"
 	"time"
 
@@ -81,6 +80,11 @@ type Options struct {
 	// SetupParallel is how many devices are enrolled and bootstrapped at
 	// once.
 	SetupParallel int
+	// Replay makes the devices API clients with no replica: each pushes
+	// visits built in memory and pulls from its cursor, so that the load's
+	// CPU is the server's (see replay.go). It needs a server the load
+	// seeds (in this process, or ServerProcess).
+	Replay bool
 
 	// The server is, unless one of these is set, served in this process
 	// over a fresh SQLite file in Dir: its CPU and memory figures then
@@ -153,6 +157,8 @@ func (o Options) check() error {
 		return errors.New("loadtest: AlsoURLs are servers beside ServerURL")
 	case o.ServerURL != "" && o.ServerProcess != nil:
 		return errors.New("loadtest: ServerProcess starts a server of its own; it does not go with ServerURL")
+	case o.Replay && o.ServerURL != "":
+		return errors.New("loadtest: Replay needs a server the load seeds (in this process, or ServerProcess), not ServerURL")
 	case o.ServerProcess != nil && (o.ServerProcess.Path == "" || o.ServerProcess.Args == nil):
 		return errors.New("loadtest: ServerProcess needs a Path and Args")
 	}
@@ -185,7 +191,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, fmt.Errorf("%s: %w", dir, ErrDirNotEmpty)
 		}
 	}
-	if err := raiseFileLimit(o.Devices); err != nil {
+	if err := raiseFileLimit(o.Devices, !o.Replay); err != nil {
 		return nil, err
 	}
 	progress := func(format string, args ...any) {
@@ -239,17 +245,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}()
 	setup := func(d *device) error {
+		if o.Replay {
+			return d.setupReplay(ctx, deviceURL(o, srv.url, d.i), hc)
+		}
 		if d.r == nil {
 			r, err := sdk.Open(ctx, filepath.Join(dir, fmt.Sprintf("device-%04d.db", d.i)), sdk.WithHTTPClient(hc))
 			if err != nil {
 				return err
 			}
 			d.r = r
-			url := srv.url
-			if n := len(o.AlsoURLs); n > 0 && d.i%(n+1) > 0 {
-				url = strings.TrimRight(o.AlsoURLs[d.i%(n+1)-1], "/")
-			}
-			if err := r.Enroll(ctx, url, d.code, fmt.Sprintf("loadtest device %d", d.i)); err != nil {
+			if err := r.Enroll(ctx, deviceURL(o, srv.url, d.i), d.code, fmt.Sprintf("loadtest device %d", d.i)); err != nil {
 				return err
 			}
 		}
@@ -292,7 +297,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep := &Report{
 		Mode: srv.mode, Server: srv.url, Devices: len(devices), Workers: workers,
-		HouseholdsPerGrid: o.Households, VisitsPerSync: o.Visits, IntervalMS: float64(o.Interval) / 1e6, Seed: o.Seed,
+		HouseholdsPerGrid: o.Households, VisitsPerSync: o.Visits, IntervalMS: float64(o.Interval) / 1e6, Seed: o.Seed, Replay: o.Replay,
 		Machine:      fmt.Sprintf("%d CPUs (GOMAXPROCS %d), %s/%s, %s", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version()),
 		SetupSeconds: time.Since(setupStart).Seconds(),
 		ErrorSamples: []string{},
@@ -321,7 +326,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	end := start.Add(o.Duration)
 	var wg sync.WaitGroup
 	for _, d := range devices {
-		wg.Go(func() { d.run(ctx, o, end, &errs) })
+		if o.Replay {
+			wg.Go(func() { d.replay(ctx, o, end, &errs) })
+		} else {
+			wg.Go(func() { d.run(ctx, o, end, &errs) })
+		}
 	}
 	wg.Wait()
 	loadEnd := time.Now()
@@ -342,6 +351,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// The final sync: every visit recorded reaches the server.
 	progress("load done; final sync of every device")
 	err = forEach(devices, o.SetupParallel, func(d *device) error {
+		if o.Replay {
+			d.resend(ctx, &errs)
+			return nil
+		}
 		res, err := d.r.Sync(ctx)
 		if err != nil {
 			errs.add(fmt.Errorf("device %d: final sync: %w", d.i, err))
@@ -380,6 +393,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.ServerCPUSeconds = (serverCPU1 - serverCPU0).Seconds()
 	rep.ServerCPUCores = rep.ServerCPUSeconds / rep.LoadSeconds
 	rep.ServerPeakMB = float64(srv.peakRSS()) / (1 << 20)
+	if rep.VisitsAccepted > 0 {
+		rep.ServerCPUMsPerVisit = rep.ServerCPUSeconds * 1000 / float64(rep.VisitsAccepted)
+	}
 	rep.ClientCPUSeconds = (clientCPU1 - clientCPU0).Seconds()
 	rep.ClientPeakMB = float64(procPeakRSS("self")) / (1 << 20)
 	rep.VisitsOnServer = -1
@@ -399,8 +415,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.ErrorSamples = append(rep.ErrorSamples, errs.samples...)
 
 	for _, d := range devices {
-		d.r.Close()
-		d.r = nil
+		if d.r != nil {
+			d.r.Close()
+			d.r = nil
+		}
 	}
 	stopped = true
 	if err := srv.stop(); err != nil && srv.mode != ModeServerProcess {
@@ -418,6 +436,8 @@ type device struct {
 	grid       string
 	households []string
 	rng        *rand.Rand
+	// rp is the device of a replay load (and r nil).
+	rp *replayer
 
 	syncs, recorded, accepted, drained, duplicates, pulled int
 	latencies                                              []time.Duration
@@ -442,19 +462,8 @@ func (d *device) run(ctx context.Context, o Options, end time.Time, errs *loadEr
 			}
 			d.recorded++
 		}
-		var wait time.Duration
-		if o.Think == ThinkUniform {
-			wait = time.Duration(d.rng.Float64() * 2 * float64(o.Interval))
-		} else {
-			wait = time.Duration(d.rng.ExpFloat64() * float64(o.Interval))
-		}
-		if time.Now().Add(wait).After(end) {
+		if !d.think(ctx, o, end) {
 			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
 		}
 		sctx, cancel := context.WithTimeout(ctx, o.SyncTimeout)
 		t0 := time.Now()
@@ -472,6 +481,31 @@ func (d *device) run(ctx context.Context, o Options, end time.Time, errs *loadEr
 		d.accepted += res.Pushed
 		d.duplicates += res.Duplicates
 		d.pulled += res.Pulled
+	}
+}
+
+// think waits a think time drawn as o says, and reports whether the load
+// goes on: not if the wait would end past end, or ctx ends first.
+func (d *device) think(ctx context.Context, o Options, end time.Time) bool {
+	var wait time.Duration
+	if o.Think == ThinkUniform {
+		wait = time.Duration(d.rng.Float64() * 2 * float64(o.Interval))
+	} else {
+		wait = time.Duration(d.rng.ExpFloat64() * float64(o.Interval))
+	}
+	if time.Now().Add(wait).After(end) {
+		return false
+	}
+	if wait == 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

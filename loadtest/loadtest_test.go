@@ -95,6 +95,35 @@ func TestRunServerProcess(t *testing.T) {
 	}
 }
 
+// TestRunReplay: the replay load's devices are API clients, with no
+// replica file, and every visit they pushed is on the server once.
+func TestRunReplay(t *testing.T) {
+	t.Parallel()
+	o := small(t)
+	o.Replay = true
+	o.Interval = 10 * time.Millisecond
+	rep, err := loadtest.Run(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); err != nil {
+		t.Fatalf("%v: %q", err, rep.ErrorSamples)
+	}
+	if !rep.Replay || rep.Syncs == 0 || rep.VisitsAccepted == 0 || rep.PushRTT.N == 0 || rep.PullRTT.N == 0 {
+		t.Errorf("replay %v, %d syncs, %d visits accepted, %d pushes, %d pulls: want a load", rep.Replay, rep.Syncs, rep.VisitsAccepted, rep.PushRTT.N, rep.PullRTT.N)
+	}
+	if rep.VisitsOnServer != rep.VisitsRecorded || rep.ExactlyOnce == nil || !*rep.ExactlyOnce {
+		t.Errorf("%d visits pushed, %d on the server, exactly once %v", rep.VisitsRecorded, rep.VisitsOnServer, rep.ExactlyOnce)
+	}
+	if rep.ServerCPUMsPerVisit <= 0 {
+		t.Errorf("server CPU per visit %v", rep.ServerCPUMsPerVisit)
+	}
+	files, err := filepath.Glob(filepath.Join(o.Dir, "device-*"))
+	if err != nil || len(files) > 0 {
+		t.Errorf("replica files of a replay load: %v, %v", files, err)
+	}
+}
+
 // TestRunRefuses: options no load runs with, and a directory in use, are
 // refused before anything is written.
 func TestRunRefuses(t *testing.T) {
@@ -110,6 +139,9 @@ func TestRunRefuses(t *testing.T) {
 		},
 		"child, no command": func(o *loadtest.Options) { o.ServerProcess = &loadtest.ServerCommand{} },
 		"also, no server":   func(o *loadtest.Options) { o.AlsoURLs = []string{"http://127.0.0.1:1"} },
+		"replay, remote": func(o *loadtest.Options) {
+			o.ServerURL, o.AdminToken, o.Replay = "http://127.0.0.1:1", "t", true
+		},
 	} {
 		o := small(t)
 		change(&o)

@@ -20,8 +20,11 @@ type Report struct {
 	VisitsPerSync     int     `json:"max_visits_per_sync"`
 	IntervalMS        float64 `json:"mean_interval_ms"`
 	Seed              uint64  `json:"seed"`
-	Machine           string  `json:"machine"`
-	SetupSeconds      float64 `json:"setup_s"`
+	// Replay says the devices were API clients with no replica (see
+	// Options.Replay).
+	Replay       bool    `json:"replay"`
+	Machine      string  `json:"machine"`
+	SetupSeconds float64 `json:"setup_s"`
 	// LoadSeconds is the measured window: from the start until the last
 	// sync begun within Options.Duration ended.
 	LoadSeconds float64 `json:"load_s"`
@@ -54,6 +57,9 @@ type Report struct {
 	ServerCPUSeconds float64 `json:"server_cpu_s"`
 	ServerCPUCores   float64 `json:"server_cpu_cores"`
 	ServerPeakMB     float64 `json:"server_peak_rss_mb"`
+	// ServerCPUMsPerVisit is the server's CPU over the visits it accepted
+	// in the window (pulls included).
+	ServerCPUMsPerVisit float64 `json:"server_cpu_ms_per_visit"`
 	// ServerScope says what the server figures cover.
 	ServerScope      string  `json:"server_scope"`
 	ClientCPUSeconds float64 `json:"client_cpu_s"`
@@ -103,7 +109,11 @@ func (r *Report) Err() error {
 func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "server\t%s (%s)\n", r.Server, r.Mode)
 	fmt.Fprintf(w, "devices\t%d (%d workers, %d households per grid)\n", r.Devices, r.Workers, r.HouseholdsPerGrid)
-	fmt.Fprintf(w, "schedule\t1..%d visits, then think %.0f ms (mean), then sync; seed %d\n", r.VisitsPerSync, r.IntervalMS, r.Seed)
+	if r.Replay {
+		fmt.Fprintf(w, "schedule\treplay: think %.0f ms (mean), then push 1..%d visits and pull, with no replica; seed %d\n", r.IntervalMS, r.VisitsPerSync, r.Seed)
+	} else {
+		fmt.Fprintf(w, "schedule\t1..%d visits, then think %.0f ms (mean), then sync; seed %d\n", r.VisitsPerSync, r.IntervalMS, r.Seed)
+	}
 	fmt.Fprintf(w, "machine\t%s\n", r.Machine)
 	fmt.Fprintf(w, "setup\t%.1f s\n", r.SetupSeconds)
 	fmt.Fprintf(w, "load\t%.1f s\n", r.LoadSeconds)
@@ -133,7 +143,7 @@ func (r *Report) WriteText(w io.Writer) {
 	for _, e := range r.ErrorSamples {
 		fmt.Fprintf(w, "\t%s\n", e)
 	}
-	fmt.Fprintf(w, "server CPU\t%.1f s (%.2f cores) — %s\n", r.ServerCPUSeconds, r.ServerCPUCores, r.ServerScope)
+	fmt.Fprintf(w, "server CPU\t%.1f s (%.2f cores, %.3f ms per visit accepted) — %s\n", r.ServerCPUSeconds, r.ServerCPUCores, r.ServerCPUMsPerVisit, r.ServerScope)
 	fmt.Fprintf(w, "server peak memory\t%.0f MB\n", r.ServerPeakMB)
 	fmt.Fprintf(w, "client CPU\t%.1f s\n", r.ClientCPUSeconds)
 	fmt.Fprintf(w, "client peak memory\t%.0f MB\n", r.ClientPeakMB)

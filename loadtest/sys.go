@@ -13,9 +13,14 @@ import (
 // raiseFileLimit raises the soft limit of open files to what the devices
 // need: each replica holds a writer and up to max(2, GOMAXPROCS) readers,
 // each with the database, its WAL and its shared-memory file open, and a
-// connection to the server (and, in process, the server's end of it).
-func raiseFileLimit(devices int) error {
-	need := uint64(devices*(3*(1+max(2, runtime.GOMAXPROCS(0)))+2) + 256)
+// connection to the server (and, in process, the server's end of it). A
+// device with no replica (a replay load's) holds only the connection.
+func raiseFileLimit(devices int, replicas bool) error {
+	perDevice := 2
+	if replicas {
+		perDevice += 3 * (1 + max(2, runtime.GOMAXPROCS(0)))
+	}
+	need := uint64(devices*perDevice + 256)
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return nil // not knowable here: try anyway

@@ -24,6 +24,11 @@ fresh SQLite file (its CPU and memory figures then include the clients);
 memory are measured alone; --server URL --credentials FILE targets a running
 server (an org tree is added to it; devices register their own households).
 
+--replay makes the phones plain API clients with no replica file: each pushes
+1..K visits built in memory and pulls from its cursor, so that the CPU the
+load costs is the server's, not the simulated phones' SQLite (with
+--server-process, the server's ceiling: try --interval 0).
+
 Flags:
 `
 
@@ -50,6 +55,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the data, the schedules and the visits")
 	fs.StringVar(&o.Dir, "dir", "", "`directory` for the replica files and the server database, kept afterwards (default: a temporary one, removed)")
 	fs.IntVar(&o.SetupParallel, "setup-parallel", o.SetupParallel, "devices enrolled and bootstrapped at once")
+	fs.BoolVar(&o.Replay, "replay", false, "phones as API clients with no replica: push visits built in memory, then pull (not with --server)")
 	fs.BoolVar(&serverProcess, "server-process", false, "run the server as a child process (doorbook serve) and measure its CPU and peak memory alone")
 	fs.StringVar(&o.ServerURL, "server", "", "target a running server at `URL` (needs --credentials)")
 	also := fs.String("also", "", "more running servers on --server's database, as comma-separated `URLs`: devices are spread over all of them in turn")
@@ -76,6 +82,8 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: --server and --credentials go together", errUsage)
 	case len(o.AlsoURLs) > 0 && o.ServerURL == "":
 		return fmt.Errorf("%w: --also names servers beside --server", errUsage)
+	case o.ServerURL != "" && o.Replay:
+		return fmt.Errorf("%w: --replay seeds its households through a server of its own; it does not go with --server", errUsage)
 	case o.ServerURL != "" && serverProcess:
 		return fmt.Errorf("%w: --server-process starts a server of its own; it does not go with --server", errUsage)
 	}
