@@ -30,6 +30,8 @@ type DB struct {
 	Path string
 	// Statements prepared once per pool, reused by every transaction.
 	wstmts, rstmts *stmtCache
+	// group queues the writes of WriteGrouped.
+	group group
 }
 
 // BusyTimeout is how long a connection waits for a lock held by another
@@ -374,6 +376,17 @@ type Tx struct {
 	cache *stmtCache
 	// misses are the statements this transaction prepared itself.
 	misses []string
+	// detached: statements run without their context's cancellation (a
+	// grouped write's; see WriteGrouped).
+	detached bool
+}
+
+// ctx is the context a statement runs with.
+func (c *Tx) ctx(ctx context.Context) context.Context {
+	if c.detached {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 func (c *Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -396,6 +409,7 @@ func (c *Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // ExecContext runs a statement, prepared once per transaction.
 func (c *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = c.ctx(ctx)
 	s, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -405,6 +419,7 @@ func (c *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Re
 
 // QueryContext runs a query, prepared once per transaction.
 func (c *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = c.ctx(ctx)
 	s, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -414,6 +429,7 @@ func (c *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 
 // QueryRowContext runs a one-row query, prepared once per transaction.
 func (c *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = c.ctx(ctx)
 	s, err := c.stmt(ctx, query)
 	if err != nil {
 		// The unprepared query fails the same way and carries the error.

@@ -15,11 +15,13 @@ import (
 
 var _ store.Backend = (*Store)(nil)
 
-// Update runs fn in the single writer's transaction. Feed numbers are
-// handed out in it and saved, with the commit's tag, when fn succeeds:
-// the one writer commits them in order.
+// Update runs fn in the single writer's transaction, together with the
+// other updates waiting for the writer (sqlitex.DB.WriteGrouped: each in a
+// savepoint of its own, all or nothing, returning once the group has
+// committed). Feed numbers are handed out in it and saved, with a tag of
+// its own, when fn succeeds: the one writer commits them in order.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return storageError(s.db.Write(ctx, func(t *sqlitex.Tx) error {
+	return storageError(s.db.WriteGrouped(ctx, func(t *sqlitex.Tx) error {
 		seq, err := s.newSeqAlloc(ctx, t)
 		if err != nil {
 			return err

@@ -1,0 +1,193 @@
+package sqlitex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openGroupDB(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(t.Context(), filepath.Join(t.TempDir(), "g.db"), []Migration{{Version: 1, Name: "001_t.sql", SQL: `CREATE TABLE t (id INTEGER PRIMARY KEY)`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func groupRows(t *testing.T, db *DB) []int {
+	t.Helper()
+	var ids []int
+	err := db.Read(t.Context(), func(tx *Tx) error {
+		rows, err := tx.QueryContext(t.Context(), `SELECT id FROM t ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func (g *group) counts() (pending, commits, writes int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.pending), g.commits, g.writes
+}
+
+func (g *group) isLeading() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.leading
+}
+
+// TestWriteGroupedSavepoints: writes that queue while the writer is busy
+// commit in one transaction; one that fails there, or whose context ended
+// while it waited, leaves nothing, and the others keep what they wrote.
+func TestWriteGroupedSavepoints(t *testing.T) {
+	db := openGroupDB(t)
+	ctx := t.Context()
+	insert := func(id int) func(*Tx) error {
+		return func(tx *Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO t (id) VALUES (?)`, id)
+			return err
+		}
+	}
+	release := make(chan struct{})
+	results := make([]chan error, 6)
+	for i := range results {
+		results[i] = make(chan error, 1)
+	}
+	// Write 1 holds the writer until the others have queued.
+	go func() {
+		results[1] <- db.WriteGrouped(ctx, func(tx *Tx) error {
+			<-release
+			return insert(1)(tx)
+		})
+	}()
+	for {
+		if db.group.isLeading() {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	refused := errors.New("refused after its insert")
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	go func() { results[2] <- db.WriteGrouped(ctx, insert(2)) }()
+	waitPending(t, db, 1)
+	go func() {
+		results[3] <- db.WriteGrouped(ctx, func(tx *Tx) error {
+			if err := insert(3)(tx); err != nil {
+				return err
+			}
+			return refused
+		})
+	}()
+	waitPending(t, db, 2)
+	go func() { results[4] <- db.WriteGrouped(cancelled, insert(4)) }()
+	waitPending(t, db, 3)
+	go func() { results[5] <- db.WriteGrouped(ctx, insert(5)) }()
+	waitPending(t, db, 4)
+	// A duplicate key fails in SQLite itself: still only this write.
+	go func() { results[0] <- db.WriteGrouped(ctx, insert(2)) }()
+	waitPending(t, db, 5)
+	close(release)
+
+	for i, want := range []error{errAny, nil, nil, refused, context.Canceled, nil} {
+		err := <-results[i]
+		switch {
+		case want == nil && err != nil:
+			t.Errorf("write %d: %v, want success", i, err)
+		case want == errAny && err == nil:
+			t.Errorf("write %d (a duplicate key): success, want an error", i)
+		case want != nil && want != errAny && !errors.Is(err, want):
+			t.Errorf("write %d: %v, want %v", i, err, want)
+		}
+	}
+	if got := groupRows(t, db); !slices.Equal(got, []int{1, 2, 5}) {
+		t.Errorf("rows %v, want 1, 2, 5: the failed and cancelled writes rolled back alone", got)
+	}
+	if _, commits, writes := db.group.counts(); commits != 2 || writes != 6 {
+		t.Errorf("%d groups of %d writes in all, want 2 groups (the first write's, then the five that queued)", commits, writes)
+	}
+}
+
+var errAny = errors.New("any error")
+
+func waitPending(t *testing.T, db *DB, n int) {
+	t.Helper()
+	for {
+		if pending, _, _ := db.group.counts(); pending >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestWriteGroupedConcurrent: many writers at once, some failing after
+// they wrote: every write is all or nothing, whatever group it lands in.
+func TestWriteGroupedConcurrent(t *testing.T) {
+	db := openGroupDB(t)
+	ctx := t.Context()
+	const writers, rows = 64, 3
+	rng := rand.New(rand.NewPCG(1, 2))
+	fails := make([]bool, writers)
+	for i := range fails {
+		fails[i] = rng.IntN(4) == 0
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			errs[i] = db.WriteGrouped(ctx, func(tx *Tx) error {
+				for r := range rows {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO t (id) VALUES (?)`, i*rows+r); err != nil {
+						return err
+					}
+				}
+				if fails[i] {
+					return fmt.Errorf("writer %d fails", i)
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	var want []int
+	for i := range writers {
+		if (errs[i] != nil) != fails[i] {
+			t.Errorf("writer %d: %v, fails %v", i, errs[i], fails[i])
+		}
+		if !fails[i] {
+			for r := range rows {
+				want = append(want, i*rows+r)
+			}
+		}
+	}
+	if got := groupRows(t, db); !slices.Equal(got, want) {
+		t.Errorf("rows %v\nwant %v", got, want)
+	}
+	_, commits, writes := db.group.counts()
+	if writes != writers || commits < 1 || commits > writers {
+		t.Errorf("%d writes in %d groups, want %d writes", writes, commits, writers)
+	}
+	t.Logf("%d writes in %d groups", writes, commits)
+}
