@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 )
 
@@ -115,7 +116,7 @@ func (db *DB) commitGroup(batch []*groupWrite) {
 			failAll(classify(fmt.Errorf("savepoint: %w", err)))
 			return
 		}
-		if err := w.fn(t); err != nil {
+		if err := run(w.fn, t); err != nil {
 			results[i] = classify(err)
 			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO write`); rerr != nil {
 				// SQLite rolled the whole transaction back itself (a full
@@ -144,4 +145,17 @@ func (db *DB) commitGroup(batch []*groupWrite) {
 		return
 	}
 	deliver()
+}
+
+// run runs a write's fn. It runs on whichever caller leads the group: a
+// panic there would leave the others waiting forever for their results,
+// and the writer's lead never given up, so it is the write's error instead
+// (with its stack, for the log).
+func run(fn func(*Tx) error, t *Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sqlitex: a grouped write panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn(t)
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,4 +191,31 @@ func TestWriteGroupedConcurrent(t *testing.T) {
 		t.Errorf("%d writes in %d groups, want %d writes", writes, commits, writers)
 	}
 	t.Logf("%d writes in %d groups", writes, commits)
+}
+
+// TestWriteGroupedPanic: a write that panics fails alone, and the writer
+// goes on taking writes.
+func TestWriteGroupedPanic(t *testing.T) {
+	db := openGroupDB(t)
+	ctx := t.Context()
+	err := db.WriteGrouped(ctx, func(tx *Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO t (id) VALUES (1)`); err != nil {
+			return err
+		}
+		var m map[string]int
+		m["boom"]++ // a nil map: panics
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("a write that panics: %v, want its panic as an error", err)
+	}
+	if err := db.WriteGrouped(ctx, func(tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO t (id) VALUES (2)`)
+		return err
+	}); err != nil {
+		t.Fatalf("the next write: %v", err)
+	}
+	if got := groupRows(t, db); !slices.Equal(got, []int{2}) {
+		t.Errorf("rows %v, want only the next write's", got)
+	}
 }
