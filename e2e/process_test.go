@@ -4,16 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/doorbook/doorbook/internal/pgtest"
 )
 
 // buildDoorbook builds the doorbook binary into a test's directory (after
@@ -89,23 +89,11 @@ func lastBytes(s string, n int) string {
 }
 
 // serveDB is e's database as serve's --db names it: the SQLite file, or
-// the PostgreSQL database as a URL (pgtest gives keyword=value pairs).
+// the PostgreSQL database's URL.
 func (e *env) serveDB(t testing.TB) string {
 	t.Helper()
 	if e.pgDSN == "" {
 		return e.dbPath
 	}
-	kv := map[string]string{}
-	for _, f := range strings.Fields(e.pgDSN) {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			t.Fatalf("DSN field %q", f)
-		}
-		kv[k] = strings.Trim(v, "'")
-	}
-	q := url.Values{"host": {kv["host"]}, "port": {kv["port"]}, "sslmode": {"disable"}}
-	if p := kv["password"]; p != "" {
-		return fmt.Sprintf("postgres://%s:%s@/%s?%s", url.PathEscape(kv["user"]), url.PathEscape(p), kv["dbname"], q.Encode())
-	}
-	return fmt.Sprintf("postgres://%s@/%s?%s", url.PathEscape(kv["user"]), kv["dbname"], q.Encode())
+	return pgtest.URL(t, e.pgDSN)
 }

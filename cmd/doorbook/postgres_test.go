@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -59,18 +58,14 @@ func TestServePostgres(t *testing.T) {
 	}
 }
 
-// pgURL turns pgtest's keyword DSN (host=DIR port=N user=U dbname=D ...)
-// into the URL serve takes, with a password that must not be printed.
+// pgURL is pgtest's database as the URL serve takes, with a password that
+// must not be printed.
 func pgURL(t *testing.T, dsn string) string {
 	t.Helper()
-	kv := map[string]string{}
-	for _, f := range strings.Fields(dsn) {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			t.Fatalf("DSN field %q", f)
-		}
-		kv[k] = strings.Trim(v, "'")
+	u, err := url.Parse(pgtest.URL(t, dsn))
+	if err != nil {
+		t.Fatal(err)
 	}
-	q := url.Values{"host": {kv["host"]}, "port": {kv["port"]}, "sslmode": {"disable"}}
-	return fmt.Sprintf("postgres://%s:secret@/%s?%s", kv["user"], kv["dbname"], q.Encode())
+	u.User = url.UserPassword(u.User.Username(), "secret")
+	return u.String()
 }

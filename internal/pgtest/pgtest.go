@@ -38,6 +38,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -138,6 +139,22 @@ func Copy(tb testing.TB, template, name string) string {
 		tb.Fatalf("pgtest: copy %s: %v", template, err)
 	}
 	return withDatabase(c.dsn, name)
+}
+
+// URL returns dsn (a keyword/value DSN, as Start gives) as a
+// postgres:// URL, the form `doorbook serve --db` takes.
+func URL(tb testing.TB, dsn string) string {
+	tb.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	user := url.User(cfg.User)
+	if cfg.Password != "" {
+		user = url.UserPassword(cfg.User, cfg.Password)
+	}
+	q := url.Values{"host": {cfg.Host}, "port": {strconv.Itoa(int(cfg.Port))}, "sslmode": {"disable"}}
+	return (&url.URL{Scheme: "postgres", User: user, Path: "/" + cfg.Database, RawQuery: q.Encode()}).String()
 }
 
 // Backup writes the database of dsn to file with pg_dump, in its custom
