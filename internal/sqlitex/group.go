@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 )
 
@@ -41,8 +42,8 @@ type groupWrite struct {
 //
 // Statements of fn run with ctx's values but without its cancellation:
 // SQLite answers an interrupted write by rolling back the whole
-// transaction, the others' writes with it. A write whose ctx has ended
-// before its turn is not run, and returns ctx's error.
+// transaction, the others' writes with it. A write whose ctx ends while it
+// waits for its turn is not run, and returns ctx's error.
 func (db *DB) WriteGrouped(ctx context.Context, fn func(*Tx) error) error {
 	w := &groupWrite{ctx: ctx, fn: fn, done: make(chan error, 1), lead: make(chan struct{})}
 	g := &db.group
@@ -56,6 +57,22 @@ func (db *DB) WriteGrouped(ctx context.Context, fn func(*Tx) error) error {
 		case err := <-w.done:
 			return err
 		case <-w.lead:
+		case <-ctx.Done():
+			// Still waiting, and not yet made the leader: it leaves the
+			// queue (as Write would stop waiting for the connection).
+			// Otherwise its turn has come, and it is seen through.
+			g.mu.Lock()
+			if i := slices.Index(g.pending, w); i >= 0 && !closed(w.lead) {
+				g.pending = slices.Delete(g.pending, i, i+1)
+				g.mu.Unlock()
+				return ctx.Err()
+			}
+			g.mu.Unlock()
+			select {
+			case err := <-w.done:
+				return err
+			case <-w.lead:
+			}
 		}
 	}
 	// The lead passes only to the first write waiting, so this write is
@@ -76,6 +93,15 @@ func (db *DB) WriteGrouped(ctx context.Context, fn func(*Tx) error) error {
 	}
 	g.mu.Unlock()
 	return <-w.done
+}
+
+func closed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // commitGroup runs the writes of batch in one transaction and sends each

@@ -103,14 +103,17 @@ func TestWriteGroupedSavepoints(t *testing.T) {
 		})
 	}()
 	waitPending(t, db, 2)
-	go func() { results[4] <- db.WriteGrouped(cancelled, insert(4)) }()
-	waitPending(t, db, 3)
+	// A write whose context has ended leaves the queue without running.
+	if err := db.WriteGrouped(cancelled, insert(4)); !errors.Is(err, context.Canceled) {
+		t.Errorf("a write with its context ended: %v, want context.Canceled", err)
+	}
 	go func() { results[5] <- db.WriteGrouped(ctx, insert(5)) }()
-	waitPending(t, db, 4)
+	waitPending(t, db, 3)
 	// A duplicate key fails in SQLite itself: still only this write.
 	go func() { results[0] <- db.WriteGrouped(ctx, insert(2)) }()
-	waitPending(t, db, 5)
+	waitPending(t, db, 4)
 	close(release)
+	results[4] <- context.Canceled
 
 	for i, want := range []error{errAny, nil, nil, refused, context.Canceled, nil} {
 		err := <-results[i]
@@ -126,8 +129,8 @@ func TestWriteGroupedSavepoints(t *testing.T) {
 	if got := groupRows(t, db); !slices.Equal(got, []int{1, 2, 5}) {
 		t.Errorf("rows %v, want 1, 2, 5: the failed and cancelled writes rolled back alone", got)
 	}
-	if _, commits, writes := db.group.counts(); commits != 2 || writes != 6 {
-		t.Errorf("%d groups of %d writes in all, want 2 groups (the first write's, then the five that queued)", commits, writes)
+	if _, commits, writes := db.group.counts(); commits != 2 || writes != 5 {
+		t.Errorf("%d groups of %d writes in all, want 2 groups (the first write's, then the four that queued)", commits, writes)
 	}
 }
 
@@ -215,5 +218,48 @@ func TestWriteGroupedPanic(t *testing.T) {
 	}
 	if got := groupRows(t, db); !slices.Equal(got, []int{2}) {
 		t.Errorf("rows %v, want only the next write's", got)
+	}
+}
+
+// TestWriteGroupedWaitEndsWithContext: a write queued behind a busy
+// writer stops waiting when its context ends, and is never run.
+func TestWriteGroupedWaitEndsWithContext(t *testing.T) {
+	db := openGroupDB(t)
+	ctx := t.Context()
+	release := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- db.WriteGrouped(ctx, func(tx *Tx) error {
+			<-release
+			_, err := tx.ExecContext(ctx, `INSERT INTO t (id) VALUES (1)`)
+			return err
+		})
+	}()
+	for !db.group.isLeading() {
+		time.Sleep(time.Millisecond)
+	}
+	waiting, cancel := context.WithCancel(ctx)
+	queued := make(chan error, 1)
+	go func() {
+		queued <- db.WriteGrouped(waiting, func(tx *Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO t (id) VALUES (2)`)
+			return err
+		})
+	}()
+	waitPending(t, db, 1)
+	cancel()
+	// The writer is still held: only giving up the wait returns this.
+	if err := <-queued; !errors.Is(err, context.Canceled) {
+		t.Errorf("a queued write whose context ended: %v, want context.Canceled", err)
+	}
+	if pending, _, _ := db.group.counts(); pending != 0 {
+		t.Errorf("%d writes still queued, want the cancelled one gone", pending)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if got := groupRows(t, db); !slices.Equal(got, []int{1}) {
+		t.Errorf("rows %v, want only the first write's", got)
 	}
 }
