@@ -47,11 +47,11 @@ func revokedDetail(err error) *pb.DeviceRevoked {
 	return nil
 }
 
-// serverTables hold what the server sent: what a reset drops and fetches
-// again.
+// serverTables hold what the server sent, and the sums the replica keeps of
+// it: what a reset drops and fetches again.
 var serverTables = []string{
 	"households", "persons", "tag_elements", "visits", "visit_households", "visit_amendments",
-	"categories", "campaigns", "pending_bootstraps",
+	"categories", "campaigns", "pending_bootstraps", "visit_sums", "visit_sum_windows",
 }
 
 // dataTables hold everything of the worker's scope on the phone: what a

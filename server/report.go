@@ -385,7 +385,7 @@ func (ex *exporter) ledger(ctx context.Context, w export.Writer) error {
 	if err := w.Sheet(ex.l.pick("台账", "ledger"), ex.l.ledgerHeader()); err != nil {
 		return err
 	}
-	return ex.s.store.LedgerPages(ctx, ex.p, ex.node, func(b syncengine.Bundle) error {
+	return ex.s.store.LedgerPages(ctx, ex.p, ex.node, func(b store.LedgerPage) error {
 		persons := map[string][]string{}
 		for _, p := range b.Persons {
 			if !p.Deleted.Value {
@@ -395,22 +395,6 @@ func (ex *exporter) ledger(ctx context.Context, w export.Writer) error {
 		tags := map[string][]syncengine.TagElement{}
 		for _, t := range b.Tags {
 			tags[t.HouseholdID] = append(tags[t.HouseholdID], t)
-		}
-		amendments := map[string][]syncengine.Amendment{}
-		for _, a := range b.Amendments {
-			amendments[a.VisitID] = append(amendments[a.VisitID], a)
-		}
-		last := map[string]time.Time{}
-		for _, v := range b.Visits {
-			view := syncengine.Effective(v, amendments[v.ID])
-			if view.Voided {
-				continue
-			}
-			for _, h := range v.HouseholdIDs {
-				if view.VisitedAt.After(last[h]) {
-					last[h] = view.VisitedAt
-				}
-			}
 		}
 		for _, h := range b.Households {
 			var cats []string
@@ -423,7 +407,7 @@ func (ex *exporter) ledger(ctx context.Context, w export.Writer) error {
 			}
 			err := w.Row(h.ID, ex.nodes[h.GridID.Value].Name, h.HeadName.Value, h.Address.Value, h.PhoneMobile.Value, h.PhoneLandline.Value,
 				h.ResponsibleWorker.Value, h.ResponsibleLeader.Value, h.ResponsibleUnit.Value, h.MemberCount.Value,
-				strings.Join(persons[h.ID], "、"), strings.Join(cats, "、"), last[h.ID])
+				strings.Join(persons[h.ID], "、"), strings.Join(cats, "、"), b.LastVisit[h.ID])
 			if err != nil {
 				return err
 			}

@@ -92,6 +92,18 @@ var (
 )
 
 // campaign is the April campaign with a questionnaire.
+// Campaign is a campaign with the window of the suite's: a backend that
+// keeps sums per campaign window stores it, to be held to the contract
+// with its sums as well as without them.
+func Campaign() se.Campaign {
+	return se.Campaign{
+		ID:       "00000000-0000-7000-8000-00000000c0ff",
+		Name:     se.NewRegister("April", clock(1)),
+		StartsAt: se.NewRegister(campStart.UnixMilli(), clock(1)),
+		EndsAt:   se.NewRegister(campEnd.UnixMilli(), clock(1)),
+	}
+}
+
 func campaign(tb testing.TB, qs ...se.Question) *se.Campaign {
 	tb.Helper()
 	questionnaire, err := se.EncodeQuestionnaire(qs)

@@ -11,20 +11,31 @@ import (
 )
 
 // GridRows reads the rows the field rules need (fieldwork.Rows) about the
-// households of a set of grids from the statedb tables, in SQLite's
+// households of a set of grids (or a set of households) from the statedb tables, in SQLite's
 // dialect, for due lists and reports: they stream rows to a callback rather
 // than building a bundle, so that a district's worth of rows is never held
 // at once.
 type GridRows struct {
-	q     Querier
+	q Querier
+	// grids are the keys of col ("grid_id", or "id" for households).
 	grids []string
+	col   string
 }
 
 var _ fieldwork.Rows = (*GridRows)(nil)
 
 // FieldRows reads through q the rows of the households of grids, for
 // fieldwork.Load.
-func FieldRows(q Querier, grids []string) *GridRows { return &GridRows{q: q, grids: grids} }
+func FieldRows(q Querier, grids []string) *GridRows {
+	return &GridRows{q: q, grids: grids, col: "grid_id"}
+}
+
+// FieldRowsOf reads through q the rows of the given households (at most
+// some thousands: they are bound as parameters of each statement), as
+// FieldRows does those of grids.
+func FieldRowsOf(q Querier, households []string) *GridRows {
+	return &GridRows{q: q, grids: households, col: "id"}
+}
 
 // Households calls fn for each undeleted household of the grids, by id.
 func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdRow) error) error {
@@ -36,7 +47,7 @@ func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 	tags := map[string][]string{}
 	rows, err := q.QueryContext(ctx, `SELECT DISTINCT t.household_id, t.category FROM tag_elements t
 		JOIN households h ON h.id = t.household_id
-		WHERE t.removed = 0 AND h.deleted = 0 AND h.grid_id IN (`+in+`)`, toArgs(grids)...)
+		WHERE t.removed = 0 AND h.deleted = 0 AND h.`+g.col+` IN (`+in+`)`, toArgs(grids)...)
 	if err != nil {
 		return fmt.Errorf("read tags: %w", err)
 	}
@@ -52,7 +63,7 @@ func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 		return err
 	}
 	rows, err = q.QueryContext(ctx, `SELECT id, grid_id, head_name, address FROM households
-		WHERE deleted = 0 AND grid_id IN (`+in+`) ORDER BY id`, toArgs(grids)...)
+		WHERE deleted = 0 AND `+g.col+` IN (`+in+`) ORDER BY id`, toArgs(grids)...)
 	if err != nil {
 		return fmt.Errorf("read households: %w", err)
 	}
@@ -73,20 +84,40 @@ func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 // PlainVisits aggregates, per household and visitor, the plain visits to
 // the undeleted households of the grids: those with no amendment, no
 // details, no tracked finding and no revisit, which is what most visits
-// are. A due list or report reads their sum rather than every row;
-// SpecialVisits returns the others one by one.
+// are. A due list or report reads their sums (visit_sums) rather than every
+// row, unless the window is one no campaign here has; SpecialVisits
+// returns the others one by one.
 func (g *GridRows) PlainVisits(ctx context.Context, from, to time.Time, fn func(*fieldwork.VisitAggregate) error) error {
 	q, grids := g.q, g.grids
 	if len(grids) == 0 {
 		return nil
 	}
-	args := append([]any{from.UnixMilli(), to.UnixMilli()}, toArgs(grids)...)
-	rows, err := q.QueryContext(ctx, `SELECT vh.household_id, v.visitor_id, MAX(v.visited_at), SUM(v.visited_at >= ? AND v.visited_at < ?)
-		FROM households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v INDEXED BY visits_scan ON v.id = vh.visit_id
-		WHERE h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)
+	winFrom, winTo := from.UnixMilli(), to.UnixMilli()
+	in := sqlitex.InPlaceholders(len(grids))
+	args := append([]any{winFrom, winTo}, toArgs(grids)...)
+	// The all-time sums, and those of the window when it is kept (none
+	// with no window, as without a campaign).
+	allTime := fmt.Sprintf("a.win_from = %d AND a.win_to = %d", int64(allTimeFrom), int64(allTimeTo))
+	query := `SELECT a.household_id, a.visitor_id, a.last, coalesce(w.n, 0)
+		FROM households h JOIN visit_sums a ON a.household_id = h.id AND ` + allTime + `
+			LEFT JOIN visit_sums w ON w.household_id = a.household_id AND w.win_from = ?1 AND w.win_to = ?2 AND w.visitor_id = a.visitor_id
+		WHERE h.deleted = 0 AND h.` + g.col + ` IN (` + in + `)`
+	kept := winFrom >= winTo
+	if !kept {
+		var err error
+		if kept, err = windowKept(ctx, q, winFrom, winTo); err != nil {
+			return fmt.Errorf("read visits: %w", err)
+		}
+	}
+	if !kept {
+		query = `SELECT vh.household_id, v.visitor_id, MAX(v.visited_at), SUM(v.visited_at >= ?1 AND v.visited_at < ?2)
+		FROM households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v ON v.id = vh.visit_id
+		WHERE h.deleted = 0 AND h.` + g.col + ` IN (` + in + `)
 			AND v.revisit_due = 0 AND v.tracked = 0 AND NOT (v.details != '')
 			AND v.id NOT IN (SELECT visit_id FROM visit_amendments)
-		GROUP BY vh.household_id, v.visitor_id`, args...)
+		GROUP BY vh.household_id, v.visitor_id`
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("read visits: %w", err)
 	}
@@ -117,79 +148,72 @@ func (g *GridRows) SpecialVisits(ctx context.Context, fn func(*fieldwork.VisitRo
 	if len(grids) == 0 {
 		return nil
 	}
-	// The rows come from the covering index visits_scan; the few with
-	// details have them read in a second pass, by id.
-	rows, err := q.QueryContext(ctx, `SELECT vh.household_id, vh.ord, v.id, v.visitor_id, v.visited_at, v.form, v.hlc, v.node,
-			v.revisit_due, v.tracked, v.details != ''
-		FROM (SELECT id FROM visits INDEXED BY visits_special WHERE revisit_due != 0 OR tracked != 0 OR details != ''
-				UNION SELECT visit_id FROM visit_amendments) s
-			JOIN visit_households vh ON vh.visit_id = s.id JOIN households h ON h.id = vh.household_id
-			JOIN visits v INDEXED BY visits_scan ON v.id = s.id
-		WHERE h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, toArgs(grids)...)
+	// Walk the special visits and keep those of the scope when they are
+	// fewer than its households' visit links (always so on a phone, which
+	// holds its scope alone); else walk the scope's links. SQLite, with no
+	// statistics, walks the links either way.
+	join, grid := "JOIN", "h."+g.col
+	if few, err := g.fewSpecial(ctx); err != nil {
+		return err
+	} else if few {
+		// Each household by id, then its grid checked: not the grids'
+		// index probed once per grid.
+		join, grid = "CROSS JOIN", "+h."+g.col
+	}
+	// The special visits come from their covering index, details included;
+	// plain visits with amendments from the table.
+	in := sqlitex.InPlaceholders(len(grids))
+	const cols = `SELECT vh.household_id, vh.ord, v.id, v.visitor_id, v.visited_at, v.form, v.hlc, v.node, v.revisit_due, v.tracked, v.details`
+	const special = `(v.revisit_due != 0 OR v.tracked != 0 OR v.details != '')`
+	rows, err := q.QueryContext(ctx, cols+`
+		FROM visits v INDEXED BY visits_special `+join+` visit_households vh ON vh.visit_id = v.id `+join+` households h ON h.id = vh.household_id
+		WHERE `+special+` AND h.deleted = 0 AND `+grid+` IN (`+in+`)
+		UNION ALL `+cols+`
+		FROM (SELECT DISTINCT visit_id FROM visit_amendments) s `+join+` visits v ON v.id = s.visit_id
+			`+join+` visit_households vh ON vh.visit_id = v.id `+join+` households h ON h.id = vh.household_id
+		WHERE NOT `+special+` AND h.deleted = 0 AND `+grid+` IN (`+in+`)`, append(toArgs(grids), toArgs(grids)...)...)
 	if err != nil {
 		return fmt.Errorf("read visits: %w", err)
 	}
-	var detailed []fieldwork.VisitRow
-	err = func() error {
-		defer rows.Close()
-		for rows.Next() {
-			var r fieldwork.VisitRow
-			var at, hlc, node, due int64
-			var hasDetails bool
-			v := &r.Visit
-			if err := rows.Scan(&r.HouseholdID, &r.Ord, &v.ID, &v.VisitorID, &at, &v.Form, &hlc, &node, &due, &r.Tracked, &hasDetails); err != nil {
-				return err
-			}
-			v.VisitedAt = time.UnixMilli(at).UTC()
-			v.Clock = syncengine.Clock{HLC: uint64(hlc), Node: uint64(node)}
-			if due != 0 {
-				v.RevisitDue = time.UnixMilli(due).UTC()
-			}
-			if hasDetails && (r.Ord == 0 || due != 0) {
-				detailed = append(detailed, r)
-				continue
-			}
-			if err := fn(&r); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	}()
-	if err != nil {
-		return err
-	}
-	for start := 0; start < len(detailed); start += chunk {
-		part := detailed[start:min(start+chunk, len(detailed))]
-		ids := make([]string, len(part))
-		for i := range part {
-			ids[i] = part[i].Visit.ID
-		}
-		texts := map[string]string{}
-		rows, err := q.QueryContext(ctx, `SELECT id, details FROM visits WHERE id IN (`+sqlitex.InPlaceholders(len(ids))+`)`, toArgs(ids)...)
-		if err != nil {
-			return fmt.Errorf("read visit details: %w", err)
-		}
-		for rows.Next() {
-			var id, text string
-			if err := rows.Scan(&id, &text); err != nil {
-				rows.Close()
-				return err
-			}
-			texts[id] = text
-		}
-		if err := rows.Close(); err != nil {
+	defer rows.Close()
+	for rows.Next() {
+		var r fieldwork.VisitRow
+		var at, hlc, node, due int64
+		var details string
+		v := &r.Visit
+		if err := rows.Scan(&r.HouseholdID, &r.Ord, &v.ID, &v.VisitorID, &at, &v.Form, &hlc, &node, &due, &r.Tracked, &details); err != nil {
 			return err
 		}
-		for i := range part {
-			if err := syncengine.DecodeDetails(texts[part[i].Visit.ID], &part[i].Visit); err != nil {
-				return fmt.Errorf("visit %s: %w", part[i].Visit.ID, err)
-			}
-			if err := fn(&part[i]); err != nil {
-				return err
+		v.VisitedAt = time.UnixMilli(at).UTC()
+		v.Clock = syncengine.Clock{HLC: uint64(hlc), Node: uint64(node)}
+		if due != 0 {
+			v.RevisitDue = time.UnixMilli(due).UTC()
+		}
+		if details != "" && (r.Ord == 0 || due != 0) {
+			if err := syncengine.DecodeDetails(details, v); err != nil {
+				return fmt.Errorf("visit %s: %w", v.ID, err)
 			}
 		}
+		if err := fn(&r); err != nil {
+			return err
+		}
 	}
-	return nil
+	return rows.Err()
+}
+
+// fewSpecial reports whether the database's special visits (and amended
+// ones) number fewer than ten per household of the scope: a visit link
+// costs about as much to walk as a special visit to look up, and a
+// household has ten to twenty links.
+func (g *GridRows) fewSpecial(ctx context.Context) (bool, error) {
+	var special, households int64
+	err := g.q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM visits INDEXED BY visits_special WHERE revisit_due != 0 OR tracked != 0 OR details != '')
+		+ (SELECT count(*) FROM visit_amendments),
+		(SELECT count(*) FROM households WHERE `+g.col+` IN (`+sqlitex.InPlaceholders(len(g.grids))+`))`, toArgs(g.grids)...).Scan(&special, &households)
+	if err != nil {
+		return false, fmt.Errorf("read visits: %w", err)
+	}
+	return special < 10*households, nil
 }
 
 // Amendments loads the amendments of visits to the undeleted households of
@@ -203,7 +227,7 @@ func (g *GridRows) Amendments(ctx context.Context) (map[string][]syncengine.Amen
 	// Amendments are few: walk them and keep those of the scope.
 	rows, err := q.QueryContext(ctx, `SELECT `+amendmentCols+` FROM visit_amendments a WHERE EXISTS (
 			SELECT 1 FROM visit_households vh JOIN households h ON h.id = vh.household_id
-			WHERE vh.visit_id = a.visit_id AND h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`))`, toArgs(grids)...)
+			WHERE vh.visit_id = a.visit_id AND h.deleted = 0 AND h.`+g.col+` IN (`+sqlitex.InPlaceholders(len(grids))+`))`, toArgs(grids)...)
 	if err != nil {
 		return nil, fmt.Errorf("read amendments: %w", err)
 	}

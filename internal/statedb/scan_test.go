@@ -2,6 +2,7 @@ package statedb_test
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/doorbook/doorbook/fieldwork"
@@ -12,23 +13,60 @@ import (
 )
 
 // TestFieldRows holds FieldRows over the replicated tables to the contract
-// of fieldwork.Rows.
+// of fieldwork.Rows: with the suite's campaign window summed (a campaign
+// of that window stored), and without (summed from the visits per call);
+// and FieldRowsOf, given the households of the grids.
 func TestFieldRows(t *testing.T) {
 	t.Parallel()
-	fieldworktest.Run(t, func(t *testing.T, b *syncengine.Bundle, grids []string) fieldwork.Rows {
-		t.Helper()
-		ctx := t.Context()
-		db, err := sqlitex.Open(ctx, filepath.Join(t.TempDir(), "state.db"), []sqlitex.Migration{
-			{Version: 1, Name: "001_state.sql", SQL: statedb.SchemaV1},
-			{Version: 2, Name: "002_state.sql", SQL: statedb.SchemaV2},
+	for _, c := range []struct {
+		name       string
+		summed, of bool
+	}{{"Summed", true, false}, {"Unsummed", false, false}, {"OfHouseholds", true, true}} {
+		summed := c.summed
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fieldworktest.Run(t, func(t *testing.T, b *syncengine.Bundle, grids []string) fieldwork.Rows {
+				t.Helper()
+				ctx := t.Context()
+				db := openState(t)
+				err := db.Write(ctx, func(tx *sqlitex.Tx) error {
+					if summed {
+						c := fieldworktest.Campaign()
+						if _, _, err := statedb.MergeCampaign(ctx, tx, &c, 0); err != nil {
+							return err
+						}
+					}
+					return statedb.ApplyBundle(ctx, tx, b)
+				})
+				if err != nil {
+					t.Fatalf("store: %v", err)
+				}
+				if c.of {
+					var ids []string
+					for _, h := range b.Households {
+						if slices.Contains(grids, h.GridID.Value) {
+							ids = append(ids, h.ID)
+						}
+					}
+					return statedb.FieldRowsOf(db.R, ids)
+				}
+				return statedb.FieldRows(db.R, grids)
+			})
 		})
-		if err != nil {
-			t.Fatalf("open: %v", err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if err := db.Write(ctx, func(tx *sqlitex.Tx) error { return statedb.ApplyBundle(ctx, tx, b) }); err != nil {
-			t.Fatalf("store: %v", err)
-		}
-		return statedb.FieldRows(db.R, grids)
+	}
+}
+
+// openState opens a database of the replicated tables alone.
+func openState(t testing.TB) *sqlitex.DB {
+	t.Helper()
+	db, err := sqlitex.Open(t.Context(), filepath.Join(t.TempDir(), "state.db"), []sqlitex.Migration{
+		{Version: 1, Name: "001_state.sql", SQL: statedb.SchemaV1},
+		{Version: 2, Name: "002_state.sql", SQL: statedb.SchemaV2},
+		{Version: 3, Name: "003_state.sql", SQL: statedb.SchemaV3},
 	})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

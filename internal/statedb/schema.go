@@ -55,7 +55,7 @@ func ReplicatedTables() []string {
 }
 
 // shared are the versions after 1 of the replicated tables, by name.
-var shared = map[string]string{"SchemaV2": SchemaV2}
+var shared = map[string]string{"SchemaV2": SchemaV2, "SchemaV3": SchemaV3}
 
 // SchemaV1 creates the replicated tables. Released schemas never change:
 // a later change is a new migration of each database that embeds this one.

@@ -380,8 +380,9 @@ func AmendmentsOfVisits(ctx context.Context, q Querier, visitIDs []string) ([]sy
 	return loadIn(ctx, q, `SELECT `+amendmentCols+` FROM visit_amendments WHERE visit_id IN (%s) ORDER BY visit_id, id`, visitIDs, scanAmendment)
 }
 
-// LoadBundle loads whole households by id.
-func LoadBundle(ctx context.Context, q Querier, householdIDs []string) (syncengine.Bundle, error) {
+// LoadLedgers loads households by id with their persons and tags: a
+// bundle without visits.
+func LoadLedgers(ctx context.Context, q Querier, householdIDs []string) (syncengine.Bundle, error) {
 	var b syncengine.Bundle
 	var err error
 	if b.Households, err = Households(ctx, q, householdIDs); err != nil {
@@ -390,7 +391,14 @@ func LoadBundle(ctx context.Context, q Querier, householdIDs []string) (syncengi
 	if b.Persons, err = PersonsOf(ctx, q, householdIDs); err != nil {
 		return b, err
 	}
-	if b.Tags, err = TagsOf(ctx, q, householdIDs); err != nil {
+	b.Tags, err = TagsOf(ctx, q, householdIDs)
+	return b, err
+}
+
+// LoadBundle loads whole households by id.
+func LoadBundle(ctx context.Context, q Querier, householdIDs []string) (syncengine.Bundle, error) {
+	b, err := LoadLedgers(ctx, q, householdIDs)
+	if err != nil {
 		return b, err
 	}
 	if b.Visits, err = VisitsOf(ctx, q, householdIDs); err != nil {

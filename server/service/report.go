@@ -122,21 +122,15 @@ func visitedElsewhere(ctx context.Context, tx store.Tx, an *store.Analysis, work
 		return nil
 	}
 	from, to := an.Campaign.Window()
-	inGrids := map[string]bool{}
-	for _, g := range grids {
-		inGrids[g] = true
-	}
-	visits, err := tx.VisitsBy(ctx, workers, from, to)
+	visits, err := tx.VisitsBy(ctx, workers, from, to, grids)
 	if err != nil {
 		return err
 	}
 	var amended []string
 	for _, v := range visits {
-		switch {
-		case inGrids[v.GridID]:
-		case v.Amended:
+		if v.Amended {
 			amended = append(amended, v.VisitID)
-		default:
+		} else {
 			an.Fieldwork.AddVisitedElsewhere(v.VisitorID, v.HouseholdID, v.At)
 		}
 	}
@@ -172,8 +166,11 @@ func visitedElsewhere(ctx context.Context, tx store.Tx, an *store.Analysis, work
 // pageSize is how many households or visits an export reads at a time.
 const pageSize = 500
 
-// LedgerPages sends node's households whole, a page per read transaction.
-func (s *Service) LedgerPages(ctx context.Context, p store.Principal, nodeID string, fn func(syncengine.Bundle) error) error {
+// LedgerPages sends node's households but their visits, with when each was
+// last visited, a page per read transaction. The last visits come from the
+// field rules over the page's rows (fieldwork.Load), which read a sum per
+// household and visitor rather than every visit.
+func (s *Service) LedgerPages(ctx context.Context, p store.Principal, nodeID string, fn func(store.LedgerPage) error) error {
 	var grids []string
 	err := s.db.View(ctx, func(tx store.Tx) error {
 		_, nodes, err := reportNode(ctx, tx, p, nodeID)
@@ -185,15 +182,27 @@ func (s *Service) LedgerPages(ctx context.Context, p store.Principal, nodeID str
 	}
 	after := ""
 	for {
-		var b syncengine.Bundle
+		var page store.LedgerPage
 		var ids []string
 		err := s.db.View(ctx, func(tx store.Tx) error {
 			var err error
 			if ids, err = tx.LiveHouseholdIDs(ctx, grids, after, pageSize); err != nil || len(ids) == 0 {
 				return err
 			}
-			b, err = tx.Bundle(ctx, ids)
-			return err
+			if page.Bundle, err = tx.Ledgers(ctx, ids); err != nil {
+				return err
+			}
+			an, err := fieldwork.Load(ctx, tx.HouseholdRows(ids), nil, nil)
+			if err != nil {
+				return err
+			}
+			page.LastVisit = make(map[string]time.Time, len(an.Households))
+			for _, h := range an.Households {
+				if !h.LastVisit.IsZero() {
+					page.LastVisit[h.ID] = h.LastVisit
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("ledger: %w", err)
@@ -201,7 +210,7 @@ func (s *Service) LedgerPages(ctx context.Context, p store.Principal, nodeID str
 		if len(ids) == 0 {
 			return nil
 		}
-		if err := fn(b); err != nil {
+		if err := fn(page); err != nil {
 			return err
 		}
 		after = ids[len(ids)-1]

@@ -128,6 +128,9 @@ type Rows interface {
 	// Bundle loads whole households: each with its persons, tags, visits
 	// and the visits' amendments.
 	Bundle(ctx context.Context, householdIDs []string) (syncengine.Bundle, error)
+	// Ledgers loads households with their persons and tags: a Bundle
+	// without visits.
+	Ledgers(ctx context.Context, householdIDs []string) (syncengine.Bundle, error)
 
 	PutHousehold(ctx context.Context, h *syncengine.Household) error
 	PutPerson(ctx context.Context, p *syncengine.Person) error

@@ -14,11 +14,15 @@ type Reports interface {
 	// FieldRows reads the rows of grids the field rules take, in this
 	// transaction.
 	FieldRows(grids []string) fieldwork.Rows
+	// HouseholdRows reads the rows of the given households (a page of
+	// them) the field rules take, in this transaction.
+	HouseholdRows(householdIDs []string) fieldwork.Rows
 	// WorkersOfGrids lists the workers holding any of grids.
 	WorkersOfGrids(ctx context.Context, grids []string) ([]string, error)
 	// VisitsBy lists, per household, the visits of workers made in [from,
-	// to) or amended (whenever made), with each household's grid.
-	VisitsBy(ctx context.Context, workers []string, from, to time.Time) ([]WorkerVisit, error)
+	// to) or amended (whenever made), with each household's grid, leaving
+	// out those to households now in one of the grids of except.
+	VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string) ([]WorkerVisit, error)
 	// AmendmentsOfVisits loads the amendments of visits.
 	AmendmentsOfVisits(ctx context.Context, visitIDs []string) ([]syncengine.Amendment, error)
 	// LiveHouseholdIDs lists up to limit households of grids not deleted,

@@ -145,9 +145,9 @@ type Reporting interface {
 
 	// Analyze reads what a report of node for campaign (none if "") needs.
 	Analyze(ctx context.Context, p Principal, nodeID, campaignID string) (*Analysis, error)
-	// LedgerPages calls fn with pages of whole households of node's grids,
-	// in id order, each read in its own transaction.
-	LedgerPages(ctx context.Context, p Principal, nodeID string, fn func(syncengine.Bundle) error) error
+	// LedgerPages calls fn with pages of the ledger of node's grids, in
+	// household id order, each read in its own transaction.
+	LedgerPages(ctx context.Context, p Principal, nodeID string, fn func(LedgerPage) error) error
 	// VisitPages calls fn with pages of the visits to households of node's
 	// grids, by visitor and date, with their amendments and households.
 	VisitPages(ctx context.Context, p Principal, nodeID string, fn func(syncengine.Bundle) error) error
@@ -186,6 +186,14 @@ type Collected struct {
 // Total is every row deleted.
 func (c Collected) Total() int {
 	return c.Tombstones + c.AppliedChanges + c.Feed + c.ScopeEvents + c.Moves + c.Commits + c.Codes
+}
+
+// LedgerPage is a page of the ledger: households whole but for their
+// visits, and when each was last visited under the field rules (absent if
+// never).
+type LedgerPage struct {
+	syncengine.Bundle
+	LastVisit map[string]time.Time
 }
 
 // Analysis is what a report on an org node needs.

@@ -19,8 +19,10 @@ import (
 // used (the visit's first household, or a revisit), which TOAST keeps out
 // of the way of the rest.
 type gridRows struct {
-	q     querier
+	q querier
+	// grids are the keys of col (h.grid_id, or h.id for households).
 	grids []string
+	col   string
 }
 
 var _ fieldwork.Rows = (*gridRows)(nil)
@@ -28,7 +30,15 @@ var _ fieldwork.Rows = (*gridRows)(nil)
 // FieldRows reads the rows of grids in this transaction. Its callbacks
 // must not run statements of their own on it (none do: fieldwork.Load's
 // collect what they are given).
-func (r *repo) FieldRows(grids []string) fieldwork.Rows { return &gridRows{q: r.q, grids: grids} }
+func (r *repo) FieldRows(grids []string) fieldwork.Rows {
+	return &gridRows{q: r.q, grids: grids, col: "h.grid_id"}
+}
+
+// HouseholdRows reads the rows of the given households, as FieldRows does
+// those of grids.
+func (r *repo) HouseholdRows(households []string) fieldwork.Rows {
+	return &gridRows{q: r.q, grids: households, col: "h.id"}
+}
 
 // forEach runs a query and calls fn with each row, scanned into dest, until
 // it returns an error.
@@ -50,7 +60,7 @@ func (g *gridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 	var h fieldwork.HouseholdRow
 	err := forEach(ctx, g.q, `SELECT h.id, h.grid_id, h.head_name, h.address,
 			(SELECT array_agg(DISTINCT t.category ORDER BY t.category) FROM tag_elements t WHERE t.household_id = h.id AND NOT t.removed)
-		FROM households h WHERE NOT h.deleted AND h.grid_id = ANY($1) ORDER BY h.id`, []any{g.grids},
+		FROM households h WHERE NOT h.deleted AND `+g.col+` = ANY($1) ORDER BY h.id`, []any{g.grids},
 		[]any{&h.ID, &h.GridID, &h.HeadName, &h.Address, &h.Categories}, func() error {
 			row := h
 			return fn(&row)
@@ -76,7 +86,7 @@ func (g *gridRows) PlainVisits(ctx context.Context, from, to time.Time, fn func(
 	err := forEach(ctx, g.q, `SELECT vh.household_id, v.visitor_id, max(v.visited_at),
 			count(*) FILTER (WHERE v.visited_at >= $1 AND v.visited_at < $2)
 		FROM households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v ON v.id = vh.visit_id
-		WHERE NOT h.deleted AND h.grid_id = ANY($3) AND `+plainVisit+`
+		WHERE NOT h.deleted AND `+g.col+` = ANY($3) AND `+plainVisit+`
 		GROUP BY vh.household_id, v.visitor_id`, []any{from.UnixMilli(), to.UnixMilli(), g.grids},
 		[]any{&a.HouseholdID, &a.VisitorID, &last, &a.InWindow}, func() error {
 			row := a
@@ -107,7 +117,7 @@ func (g *gridRows) SpecialVisits(ctx context.Context, fn func(*fieldwork.VisitRo
 	err := forEach(ctx, g.q, `SELECT vh.household_id, vh.ord, v.id, v.visitor_id, v.visited_at, v.form, v.hlc, v.node,
 			v.revisit_due, v.tracked, CASE WHEN vh.ord = 0 OR v.revisit_due <> 0 THEN v.details ELSE '' END
 		FROM visits v JOIN visit_households vh ON vh.visit_id = v.id JOIN households h ON h.id = vh.household_id
-		WHERE NOT h.deleted AND h.grid_id = ANY($1) AND NOT (`+plainVisit+`)`, []any{g.grids},
+		WHERE NOT h.deleted AND `+g.col+` = ANY($1) AND NOT (`+plainVisit+`)`, []any{g.grids},
 		[]any{&household, &ord, &visitID, &who, &at, &form, &hlc, &node, &due, &tracked, &details}, func() error {
 			r = fieldwork.VisitRow{HouseholdID: household, Ord: ord, Tracked: tracked}
 			v := &r.Visit
@@ -137,7 +147,7 @@ func (g *gridRows) Amendments(ctx context.Context) (map[string][]syncengine.Amen
 	}
 	as, err := queryAll(ctx, g.q, `SELECT `+amendmentCols+` FROM visit_amendments a WHERE EXISTS (
 			SELECT 1 FROM visit_households vh JOIN households h ON h.id = vh.household_id
-			WHERE vh.visit_id = a.visit_id AND NOT h.deleted AND h.grid_id = ANY($1))
+			WHERE vh.visit_id = a.visit_id AND NOT h.deleted AND `+g.col+` = ANY($1))
 		ORDER BY a.visit_id, a.id`, scanAmendment, g.grids)
 	if err != nil {
 		return nil, fmt.Errorf("read amendments: %w", err)

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/doorbook/doorbook/fieldwork"
@@ -9,9 +10,15 @@ import (
 	"github.com/doorbook/doorbook/syncengine"
 )
 
-// TestFieldRows holds FieldRows to the contract of fieldwork.Rows.
+// TestFieldRows holds FieldRows, and HouseholdRows given the households of
+// the grids, to the contract of fieldwork.Rows.
 func TestFieldRows(t *testing.T) {
 	t.Parallel()
+	t.Run("Grids", func(t *testing.T) { t.Parallel(); testFieldRows(t, false) })
+	t.Run("Households", func(t *testing.T) { t.Parallel(); testFieldRows(t, true) })
+}
+
+func testFieldRows(t *testing.T, households bool) {
 	fieldworktest.Run(t, func(t *testing.T, b *syncengine.Bundle, grids []string) fieldwork.Rows {
 		t.Helper()
 		db, _ := open(t, "")
@@ -48,6 +55,15 @@ func TestFieldRows(t *testing.T) {
 			t.Fatalf("store: %v", err)
 		}
 		// Outside a transaction: each read on a connection of the pool.
+		if households {
+			var ids []string
+			for _, h := range b.Households {
+				if slices.Contains(grids, h.GridID.Value) {
+					ids = append(ids, h.ID)
+				}
+			}
+			return (&repo{q: db.pool}).HouseholdRows(ids)
+		}
 		return (&repo{q: db.pool}).FieldRows(grids)
 	})
 }

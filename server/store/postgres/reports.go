@@ -11,7 +11,7 @@ import (
 
 // VisitsBy lists, per household, the visits of workers made in [from, to)
 // or amended.
-func (r *repo) VisitsBy(ctx context.Context, workers []string, from, to time.Time) ([]store.WorkerVisit, error) {
+func (r *repo) VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string) ([]store.WorkerVisit, error) {
 	if len(workers) == 0 {
 		return nil, nil
 	}
@@ -19,14 +19,15 @@ func (r *repo) VisitsBy(ctx context.Context, workers []string, from, to time.Tim
 			EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id)
 		FROM visits v JOIN visit_households vh ON vh.visit_id = v.id LEFT JOIN households h ON h.id = vh.household_id
 		WHERE v.visitor_id = ANY($1)
-		AND ((v.visited_at >= $2 AND v.visited_at < $3) OR EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id))`,
+		AND ((v.visited_at >= $2 AND v.visited_at < $3) OR EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id))
+		AND (h.grid_id IS NULL OR NOT (h.grid_id = ANY($4)))`,
 		func(s scanner) (store.WorkerVisit, error) {
 			var w store.WorkerVisit
 			var at int64
 			err := s.Scan(&w.VisitID, &w.VisitorID, &at, &w.HouseholdID, &w.GridID, &w.Amended)
 			w.At = time.UnixMilli(at)
 			return w, err
-		}, workers, from.UnixMilli(), to.UnixMilli())
+		}, workers, from.UnixMilli(), to.UnixMilli(), append([]string{}, except...))
 	if err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
 	}
@@ -64,10 +65,11 @@ func (r *repo) VisitKeys(ctx context.Context, grids []string, after store.VisitK
 	if !after.At.IsZero() {
 		at = after.At.UnixMilli()
 	}
-	out, err := queryAll(ctx, r.q, `SELECT DISTINCT v.id, v.visitor_id, v.visited_at FROM visits v
-		JOIN visit_households vh ON vh.visit_id = v.id JOIN households h ON h.id = vh.household_id
-		WHERE NOT h.deleted AND h.grid_id = ANY($1)
-		AND (v.visitor_id, v.visited_at, v.id) > ($2::text, $3::bigint, $4::text)
+	// As on SQLite: the register's index walked from the page's start.
+	out, err := queryAll(ctx, r.q, `SELECT v.id, v.visitor_id, v.visited_at FROM visits v
+		WHERE (v.visitor_id, v.visited_at, v.id) > ($2::text, $3::bigint, $4::text)
+			AND EXISTS (SELECT 1 FROM visit_households vh JOIN households h ON h.id = vh.household_id
+				WHERE vh.visit_id = v.id AND NOT h.deleted AND h.grid_id = ANY($1))
 		ORDER BY v.visitor_id, v.visited_at, v.id LIMIT $5`,
 		func(s scanner) (store.VisitKey, error) {
 			var k store.VisitKey

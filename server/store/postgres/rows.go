@@ -380,6 +380,38 @@ func (r *repo) Bundle(ctx context.Context, households []string) (syncengine.Bund
 	return b, nil
 }
 
+// Ledgers loads households with their persons and tags in one round trip.
+func (r *repo) Ledgers(ctx context.Context, households []string) (syncengine.Bundle, error) {
+	var b syncengine.Bundle
+	if len(households) == 0 {
+		return b, nil
+	}
+	lock := r.lock()
+	batch := &pgx.Batch{}
+	batch.Queue(`SELECT `+householdCols+` FROM households WHERE id = ANY($1) ORDER BY id`+lock, households)
+	batch.Queue(`SELECT `+personCols+` FROM persons WHERE household_id = ANY($1) ORDER BY household_id, id`+lock, households)
+	batch.Queue(`SELECT `+tagCols+` FROM tag_elements WHERE household_id = ANY($1) ORDER BY household_id, add_id`+lock, households)
+	br := r.q.SendBatch(ctx, batch)
+	err := func() error {
+		var err error
+		if b.Households, err = batchAll(br, scanHousehold); err != nil {
+			return err
+		}
+		if b.Persons, err = batchAll(br, scanPerson); err != nil {
+			return err
+		}
+		b.Tags, err = batchAll(br, scanTag)
+		return err
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return syncengine.Bundle{}, fmt.Errorf("read households: %w", err)
+	}
+	return b, nil
+}
+
 func (r *repo) CountPersons(ctx context.Context, household string) (int, error) {
 	var n int
 	if err := r.q.QueryRow(ctx, `SELECT count(*) FROM persons WHERE household_id = $1`, household).Scan(&n); err != nil {

@@ -196,6 +196,10 @@ func (t *tx) Bundle(ctx context.Context, ids []string) (syncengine.Bundle, error
 	return statedb.LoadBundle(ctx, t.Tx, ids)
 }
 
+func (t *tx) Ledgers(ctx context.Context, ids []string) (syncengine.Bundle, error) {
+	return statedb.LoadLedgers(ctx, t.Tx, ids)
+}
+
 func (t *tx) PutHousehold(ctx context.Context, h *syncengine.Household) error {
 	return statedb.PutHousehold(ctx, t.Tx, h)
 }

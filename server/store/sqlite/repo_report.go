@@ -14,6 +14,8 @@ import (
 
 func (t *tx) FieldRows(grids []string) fieldwork.Rows { return statedb.FieldRows(t.Tx, grids) }
 
+func (t *tx) HouseholdRows(ids []string) fieldwork.Rows { return statedb.FieldRowsOf(t.Tx, ids) }
+
 func (t *tx) WorkersOfGrids(ctx context.Context, grids []string) ([]string, error) {
 	if len(grids) == 0 {
 		return nil, nil
@@ -21,16 +23,21 @@ func (t *tx) WorkersOfGrids(ctx context.Context, grids []string) ([]string, erro
 	return queryStrings(ctx, t.Tx, `SELECT DISTINCT worker_id FROM worker_grids WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, anys(grids)...)
 }
 
-func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time) ([]store.WorkerVisit, error) {
+func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string) ([]store.WorkerVisit, error) {
 	var out []store.WorkerVisit
 	for start := 0; start < len(workers); start += maxInList {
 		part := workers[start:min(start+maxInList, len(workers))]
+		// The window's visits through the visitors' index, then the few
+		// amended ones outside it: one OR over both would read every visit
+		// of each visitor.
 		rows, err := t.QueryContext(ctx, `SELECT v.id, v.visitor_id, v.visited_at, vh.household_id, COALESCE(h.grid_id, ''),
 			EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id)
-			FROM visits v JOIN visit_households vh ON vh.visit_id = v.id LEFT JOIN households h ON h.id = vh.household_id
-			WHERE v.visitor_id IN (`+sqlitex.InPlaceholders(len(part))+`)
-			AND ((v.visited_at >= ? AND v.visited_at < ?) OR EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id))`,
-			append(anys(part), from.UnixMilli(), to.UnixMilli())...)
+			FROM (SELECT id FROM visits WHERE visited_at >= ?1 AND visited_at < ?2 AND visitor_id IN (`+sqlitex.InPlaceholders(len(part))+`)
+				UNION ALL SELECT v.id FROM (SELECT DISTINCT visit_id FROM visit_amendments) a CROSS JOIN visits v ON v.id = a.visit_id
+				WHERE v.visitor_id IN (`+sqlitex.InPlaceholders(len(part))+`) AND NOT (v.visited_at >= ?1 AND v.visited_at < ?2)) s
+			CROSS JOIN visits v ON v.id = s.id CROSS JOIN visit_households vh ON vh.visit_id = v.id LEFT JOIN households h ON h.id = vh.household_id
+			WHERE h.grid_id IS NULL OR h.grid_id NOT IN (`+sqlitex.InPlaceholders(len(except))+`)`,
+			append(append(append([]any{from.UnixMilli(), to.UnixMilli()}, anys(part)...), anys(part)...), anys(except)...)...)
 		if err != nil {
 			return nil, fmt.Errorf("read visits: %w", err)
 		}
@@ -71,11 +78,14 @@ func (t *tx) VisitKeys(ctx context.Context, grids []string, after store.VisitKey
 	if !after.At.IsZero() {
 		at = after.At.UnixMilli()
 	}
-	rows, err := t.QueryContext(ctx, `SELECT DISTINCT v.id, v.visitor_id, v.visited_at FROM visits v
-		JOIN visit_households vh ON vh.visit_id = v.id JOIN households h ON h.id = vh.household_id
-		WHERE h.deleted = 0 AND h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)
-		AND (v.visitor_id, v.visited_at, v.id) > (?, ?, ?)
-		ORDER BY v.visitor_id, v.visited_at, v.id LIMIT ?`, append(anys(grids), after.VisitorID, at, after.ID, limit)...)
+	// Walk the register's index from the page's start and keep the visits
+	// of the grids, until the page is full: each page costs what it skips
+	// and returns, not the whole scope sorted again.
+	rows, err := t.QueryContext(ctx, `SELECT v.id, v.visitor_id, v.visited_at FROM visits v INDEXED BY visits_visitor
+		WHERE (v.visitor_id, v.visited_at, v.id) > (?, ?, ?)
+			AND EXISTS (SELECT 1 FROM visit_households vh CROSS JOIN households h ON h.id = vh.household_id
+				WHERE vh.visit_id = v.id AND h.deleted = 0 AND +h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`))
+		ORDER BY v.visitor_id, v.visited_at, v.id LIMIT ?`, append(append([]any{after.VisitorID, at, after.ID}, anys(grids)...), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
 	}

@@ -593,6 +593,12 @@ func testReposRows(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 			return err
 		}
 		wantBundle(t, "Bundle(an unknown household)", b, syncengine.Bundle{})
+		b, err = tx.Ledgers(ctx, []string{hC.ID, unknown, hA.ID})
+		if err != nil {
+			return err
+		}
+		wantBundle(t, "Ledgers(two households and an unknown one)", b, bundleOf([]*syncengine.Household{hA, hC}, persons,
+			[]*syncengine.TagElement{tA1, tA2, tC}, nil, nil))
 		return nil
 	})
 
@@ -1438,6 +1444,27 @@ func testReposReports(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		wantRows(t, "FieldRows.Visits", vs, []syncengine.Visit{*v3}, vid, visitEqual)
 		return nil
 	})
+	// HouseholdRows: the rows of a page of households, here as a whole
+	// analysis: h1's newest visit that counts is v3 (v1 corrected to an
+	// hour earlier, v2 voided); h2 is deleted; gone has no row.
+	e.view("HouseholdRows", func(tx store.Tx) error {
+		a, err := fieldwork.Load(ctx, tx.HouseholdRows([]string{h1.ID, h2.ID, h4.ID, gone}), nil, nil)
+		if err != nil {
+			return fmt.Errorf("HouseholdRows: %w", err)
+		}
+		var live []string
+		for _, h := range a.Households {
+			live = append(live, h.ID)
+		}
+		sameSet(t, "HouseholdRows(h1, h2, h4, gone): the live households", live, []string{h1.ID, h4.ID})
+		if h := a.Household(h1.ID); h == nil || !h.LastVisit.Equal(v3.VisitedAt) {
+			t.Errorf("HouseholdRows: h1 last visited %v, want %v", h, v3.VisitedAt)
+		}
+		if h := a.Household(h4.ID); h == nil || !h.LastVisit.Equal(v6.VisitedAt) {
+			t.Errorf("HouseholdRows: h4 last visited %v, want %v", h, v6.VisitedAt)
+		}
+		return nil
+	})
 
 	for _, c := range []struct {
 		grids []string
@@ -1460,7 +1487,7 @@ func testReposReports(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 	}
 	slices.SortFunc(wantVisits, byVisit)
 	got := inView(e, "VisitsBy", func(tx store.Tx) ([]store.WorkerVisit, error) {
-		return tx.VisitsBy(ctx, []string{wA.ID, wB.ID}, t0, t0.Add(2*time.Hour))
+		return tx.VisitsBy(ctx, []string{wA.ID, wB.ID}, t0, t0.Add(2*time.Hour), nil)
 	})
 	for i := range got {
 		got[i].At = got[i].At.UTC()
@@ -1468,8 +1495,20 @@ func testReposReports(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 	if slices.SortFunc(got, byVisit); !slices.Equal(got, wantVisits) {
 		t.Errorf("VisitsBy(A and B, [t0, t0+2h)) = %+v; want %+v", got, wantVisits)
 	}
+	// Except g1: the rows of households now in g1 left out, those of gone
+	// households kept.
+	got = inView(e, "VisitsBy", func(tx store.Tx) ([]store.WorkerVisit, error) {
+		return tx.VisitsBy(ctx, []string{wA.ID, wB.ID}, t0, t0.Add(2*time.Hour), []string{g1})
+	})
+	for i := range got {
+		got[i].At = got[i].At.UTC()
+	}
+	wantOutside := slices.DeleteFunc(slices.Clone(wantVisits), func(w store.WorkerVisit) bool { return w.GridID == g1 })
+	if slices.SortFunc(got, byVisit); !slices.Equal(got, wantOutside) {
+		t.Errorf("VisitsBy(A and B, [t0, t0+2h), except g1) = %+v; want %+v", got, wantOutside)
+	}
 	if got := inView(e, "VisitsBy", func(tx store.Tx) ([]store.WorkerVisit, error) {
-		return tx.VisitsBy(ctx, nil, t0, t0.Add(2*time.Hour))
+		return tx.VisitsBy(ctx, nil, t0, t0.Add(2*time.Hour), nil)
 	}); len(got) != 0 {
 		t.Errorf("VisitsBy(no workers) = %+v; want none", got)
 	}
@@ -2283,6 +2322,11 @@ func (r *recordingTx) Bundle(ctx context.Context, householdIDs []string) (syncen
 	return r.Tx.Bundle(ctx, householdIDs)
 }
 
+func (r *recordingTx) Ledgers(ctx context.Context, householdIDs []string) (syncengine.Bundle, error) {
+	r.use("Ledgers")
+	return r.Tx.Ledgers(ctx, householdIDs)
+}
+
 func (r *recordingTx) PutHousehold(ctx context.Context, h *syncengine.Household) error {
 	r.use("PutHousehold")
 	return r.Tx.PutHousehold(ctx, h)
@@ -2548,14 +2592,19 @@ func (r *recordingTx) FieldRows(grids []string) fieldwork.Rows {
 	return r.Tx.FieldRows(grids)
 }
 
+func (r *recordingTx) HouseholdRows(ids []string) fieldwork.Rows {
+	r.use("HouseholdRows")
+	return r.Tx.HouseholdRows(ids)
+}
+
 func (r *recordingTx) WorkersOfGrids(ctx context.Context, grids []string) ([]string, error) {
 	r.use("WorkersOfGrids")
 	return r.Tx.WorkersOfGrids(ctx, grids)
 }
 
-func (r *recordingTx) VisitsBy(ctx context.Context, workers []string, from, to time.Time) ([]store.WorkerVisit, error) {
+func (r *recordingTx) VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string) ([]store.WorkerVisit, error) {
 	r.use("VisitsBy")
-	return r.Tx.VisitsBy(ctx, workers, from, to)
+	return r.Tx.VisitsBy(ctx, workers, from, to, except)
 }
 
 func (r *recordingTx) AmendmentsOfVisits(ctx context.Context, visitIDs []string) ([]syncengine.Amendment, error) {

@@ -1,0 +1,7 @@
+package statedb
+
+// The all-time window, for tests that recompute the sums.
+const (
+	AllTimeFrom = allTimeFrom
+	AllTimeTo   = allTimeTo
+)

@@ -1,0 +1,218 @@
+package statedb
+
+import (
+	"context"
+	"fmt"
+)
+
+// Visit sums. A due list or a report reads, per household and visitor, the
+// newest of their plain visits and how many fall in the campaign's window
+// (fieldwork.Rows.PlainVisits). Summing them per call reads every visit of
+// the scope; visit_sums keeps the sums instead, so that a call reads a row
+// per household and visitor. Triggers keep them in the statement that
+// writes the rows they sum, whichever code writes them (a merge, a pull, a
+// snapshot copied in, an erasure), at no round trip of its own. One
+// invariant holds after every statement, which the tests hold over
+// randomised histories: visit_sums is what sumsSelect computes from the
+// raw rows.
+//
+// A sum is kept over all time and over each campaign window in
+// visit_sum_windows: the distinct windows of the undeleted campaigns, kept
+// by syncWindows whenever a campaign is written. A window asked for that is
+// not kept (a campaign the database does not hold) is summed from the raw
+// rows, as before there were sums.
+
+// The all-time window, in SQL and in Go (a test keeps them equal). One less
+// than the smallest int64, because SQLite reads the smallest as a real.
+const (
+	allTimeSQL  = `-9223372036854775807 AS win_from, 9223372036854775807 AS win_to`
+	allTimeFrom = -9223372036854775807
+	allTimeTo   = 9223372036854775807
+)
+
+// plainVisit is the SQL of fieldwork.Rows' plain visit, of v.
+const plainVisit = `v.revisit_due = 0 AND v.tracked = 0 AND NOT (v.details != '')
+	AND NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id)`
+
+// sumsSelect computes visit_sums' rows from the raw rows, for the windows
+// windows selects (win_from, win_to) and the household links filter
+// accepts (SQL of vh).
+func sumsSelect(windows, filter string) string {
+	return sumsHead + windows + sumsMid + " AND " + filter + sumsTail
+}
+
+// The parts of sumsSelect: SchemaV3 builds the first sums with them too.
+const (
+	sumsHead = `SELECT vh.household_id, w.win_from, w.win_to, v.visitor_id, MAX(v.visited_at), COUNT(*) FROM (`
+	sumsMid  = `) w JOIN visit_households vh JOIN visits v ON v.id = vh.visit_id
+		AND v.visited_at >= w.win_from AND v.visited_at < w.win_to
+	WHERE ` + plainVisit
+	sumsTail = `
+	GROUP BY vh.household_id, w.win_from, w.win_to, v.visitor_id`
+)
+
+// everyWindow selects the all-time window and the kept ones.
+const everyWindow = `SELECT ` + allTimeSQL + ` UNION ALL SELECT win_from, win_to FROM visit_sum_windows`
+
+// campaignWindows selects the windows to keep: those of the undeleted
+// campaigns, a window being [starts_at, ends_at).
+const campaignWindows = `SELECT DISTINCT starts_at, ends_at FROM campaigns WHERE deleted = 0 AND ends_at > starts_at`
+
+// resumOf computes again the sums of the households the SQL set selects.
+func resumOf(set string) string {
+	return `DELETE FROM visit_sums WHERE household_id IN (` + set + `);
+	INSERT INTO visit_sums ` + sumsSelect(everyWindow, "vh.household_id IN ("+set+")") + `;`
+}
+
+// upsertSum adds a visit to its sums.
+const upsertSum = ` ON CONFLICT DO UPDATE SET last = max(last, excluded.last), n = n + 1;`
+
+// sumTriggers keep visit_sums. A visit reaches its sums when both its row
+// and a link to a household are in, whichever comes first: a merge inserts
+// the visit then its links, a snapshot copies the links then the visits.
+// The first amendment of a visit, and any deletion, has the households it
+// touches summed again.
+var sumTriggers = `
+CREATE TRIGGER visit_households_sum AFTER INSERT ON visit_households BEGIN
+	INSERT INTO visit_sums (household_id, win_from, win_to, visitor_id, last, n)
+	SELECT NEW.household_id, w.win_from, w.win_to, v.visitor_id, v.visited_at, 1
+	FROM visits v JOIN (` + everyWindow + `) w ON v.visited_at >= w.win_from AND v.visited_at < w.win_to
+	WHERE v.id = NEW.visit_id AND ` + plainVisit + upsertSum + `
+END;
+CREATE TRIGGER visits_sum AFTER INSERT ON visits
+WHEN NEW.revisit_due = 0 AND NEW.tracked = 0 AND NEW.details = ''
+	AND NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = NEW.id) BEGIN
+	INSERT INTO visit_sums (household_id, win_from, win_to, visitor_id, last, n)
+	SELECT vh.household_id, w.win_from, w.win_to, NEW.visitor_id, NEW.visited_at, 1
+	FROM visit_households vh JOIN (` + everyWindow + `) w ON NEW.visited_at >= w.win_from AND NEW.visited_at < w.win_to
+	WHERE vh.visit_id = NEW.id` + upsertSum + `
+END;
+CREATE TRIGGER visit_amendments_sum AFTER INSERT ON visit_amendments
+WHEN NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = NEW.visit_id AND a.id != NEW.id) BEGIN
+	` + resumOfVisit("NEW.visit_id") + `
+END;
+CREATE TRIGGER visit_amendments_unsum AFTER DELETE ON visit_amendments
+WHEN NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = OLD.visit_id) BEGIN
+	` + resumOfVisit("OLD.visit_id") + `
+END;
+CREATE TRIGGER visits_unsum AFTER DELETE ON visits BEGIN
+	` + resumOfVisit("OLD.id") + `
+END;
+CREATE TRIGGER visits_resum AFTER UPDATE OF visitor_id, visited_at, revisit_due, tracked, details ON visits BEGIN
+	` + resumOfVisit("NEW.id") + `
+END;
+CREATE TRIGGER visit_households_unsum AFTER DELETE ON visit_households BEGIN
+	DELETE FROM visit_sums WHERE household_id = OLD.household_id;
+	INSERT INTO visit_sums ` + sumsHead + everyWindow + sumsMid + ` AND vh.household_id = OLD.household_id` + sumsTail + `;
+END;
+CREATE TRIGGER visit_households_resum AFTER UPDATE ON visit_households BEGIN
+	` + resumOfPair + `
+END;
+`
+
+// resumOfVisit sums again the households of the visit with the given id.
+func resumOfVisit(id string) string {
+	return resumOf(`SELECT household_id FROM visit_households WHERE visit_id = ` + id)
+}
+
+// resumOfPair sums again the households a link moved between.
+var resumOfPair = resumOf(`SELECT OLD.household_id UNION SELECT NEW.household_id`)
+
+// SchemaV3 adds the visit sums, built from the rows a database already
+// holds, and trades the index that let due lists read every visit cheaply
+// (visits_scan, written for every visit) for one that covers the few
+// special visits whole.
+var SchemaV3 = `
+DROP INDEX visits_scan;
+DROP INDEX visits_special;
+CREATE INDEX visits_special ON visits(id, visitor_id, visited_at, form, hlc, node, revisit_due, tracked, details)
+	WHERE revisit_due != 0 OR tracked != 0 OR details != '';
+-- The visit register's order, walked a page at a time.
+DROP INDEX visits_visitor;
+CREATE INDEX visits_visitor ON visits(visitor_id, visited_at, id);
+-- A visit's households in order, without reading the links' table.
+DROP INDEX visit_households_visit;
+CREATE INDEX visit_households_visit ON visit_households(visit_id, ord);
+
+-- Plain visits summed per household and visitor (see statedb's sums.go):
+-- over all time, and over each window of visit_sum_windows.
+CREATE TABLE visit_sums (
+	household_id TEXT NOT NULL,
+	win_from     INTEGER NOT NULL,
+	win_to       INTEGER NOT NULL,
+	visitor_id   TEXT NOT NULL,
+	last         INTEGER NOT NULL,
+	n            INTEGER NOT NULL,
+	PRIMARY KEY (household_id, win_from, win_to, visitor_id)
+) WITHOUT ROWID;
+CREATE TABLE visit_sum_windows (
+	win_from INTEGER NOT NULL,
+	win_to   INTEGER NOT NULL,
+	PRIMARY KEY (win_from, win_to)
+) WITHOUT ROWID;
+INSERT INTO visit_sum_windows ` + campaignWindows + `;
+INSERT INTO visit_sums ` + sumsHead + everyWindow + sumsMid + sumsTail + `;
+` + sumTriggers
+
+// syncWindows keeps visit_sum_windows the windows of the undeleted
+// campaigns: it sums the visits of a window new there (reading every visit
+// once, as a campaign is created or moved) and drops the sums of a window
+// no campaign has any more.
+func syncWindows(ctx context.Context, q Querier) error {
+	type window struct{ from, to int64 }
+	read := func(query string) (map[window]bool, error) {
+		rows, err := q.QueryContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := map[window]bool{}
+		for rows.Next() {
+			var w window
+			if err := rows.Scan(&w.from, &w.to); err != nil {
+				return nil, err
+			}
+			out[w] = true
+		}
+		return out, rows.Err()
+	}
+	want, err := read(campaignWindows)
+	if err != nil {
+		return fmt.Errorf("campaign windows: %w", err)
+	}
+	have, err := read(`SELECT win_from, win_to FROM visit_sum_windows`)
+	if err != nil {
+		return fmt.Errorf("campaign windows: %w", err)
+	}
+	for w := range have {
+		if want[w] {
+			continue
+		}
+		for _, stmt := range []string{`DELETE FROM visit_sum_windows WHERE win_from = ?1 AND win_to = ?2`,
+			`DELETE FROM visit_sums WHERE win_from = ?1 AND win_to = ?2`} {
+			if _, err := q.ExecContext(ctx, stmt, w.from, w.to); err != nil {
+				return fmt.Errorf("drop window: %w", err)
+			}
+		}
+	}
+	for w := range want {
+		if have[w] {
+			continue
+		}
+		if _, err := q.ExecContext(ctx, `INSERT INTO visit_sum_windows (win_from, win_to) VALUES (?, ?)`, w.from, w.to); err != nil {
+			return fmt.Errorf("add window: %w", err)
+		}
+		_, err := q.ExecContext(ctx, `INSERT INTO visit_sums `+sumsSelect(`SELECT ?1 AS win_from, ?2 AS win_to`, "1"), w.from, w.to)
+		if err != nil {
+			return fmt.Errorf("add window: %w", err)
+		}
+	}
+	return nil
+}
+
+// windowKept reports whether [from, to) has sums.
+func windowKept(ctx context.Context, q Querier, from, to int64) (bool, error) {
+	var kept bool
+	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM visit_sum_windows WHERE win_from = ? AND win_to = ?)`, from, to).Scan(&kept)
+	return kept, err
+}

@@ -1,0 +1,438 @@
+package statedb_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
+	se "github.com/doorbook/doorbook/syncengine"
+)
+
+var (
+	sumSeeds = flag.Int("statedb.sum-seeds", 40, "random histories TestSumsFollowRows runs")
+	sumSteps = flag.Int("statedb.sum-steps", 60, "writes per history of TestSumsFollowRows")
+)
+
+// TestSumsFollowRows holds the visit sums to their invariant over random
+// histories: after every write (plain, detailed, revisit and tracked
+// visits, group visits, visits stored again, amendments before and after
+// their visit, corrections and voids, replaced and deleted visits and
+// amendments, households leaving and coming back, campaigns created, moved
+// and deleted), visit_sums is what a recomputation in Go from the raw rows
+// gives, and visit_sum_windows the windows of the undeleted campaigns.
+func TestSumsFollowRows(t *testing.T) {
+	t.Parallel()
+	for seed := range *sumSeeds {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			t.Parallel()
+			h := newHistory(t, uint64(seed))
+			for step := range *sumSteps {
+				what := h.step()
+				if t.Failed() {
+					t.Fatalf("step %d (%s) failed", step, what)
+				}
+				if diff := h.check(); diff != "" {
+					t.Fatalf("seed %d, after step %d (%s): %s", seed, step, what, diff)
+				}
+			}
+		})
+	}
+}
+
+// history writes random rows through statedb into one database.
+type history struct {
+	t      *testing.T
+	db     *sqlitex.DB
+	rng    *rand.Rand
+	n      int
+	visits []se.Visit // every visit written (some since deleted)
+	amends []se.Amendment
+	camps  []se.Campaign
+}
+
+var (
+	sumHouseholds = []string{"h0", "h1", "h2", "h3", "h4", "h5"}
+	sumVisitors   = []string{"w0", "w1", "w2"}
+	sumEpoch      = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func newHistory(t *testing.T, seed uint64) *history {
+	return &history{t: t, db: openState(t), rng: rand.New(rand.NewPCG(seed, 1))}
+}
+
+func (h *history) id(kind string) string { h.n++; return fmt.Sprintf("%s%04d", kind, h.n) }
+
+func (h *history) clock() se.Clock { return se.Clock{HLC: uint64(h.n + 1), Node: 1} }
+
+// at is a time in a 90-day span, sometimes on a window's edge.
+func (h *history) at() time.Time {
+	if h.rng.IntN(4) == 0 && len(h.camps) > 0 {
+		c := h.camps[h.rng.IntN(len(h.camps))]
+		edge := []int64{c.StartsAt.Value, c.EndsAt.Value, c.EndsAt.Value - 1}[h.rng.IntN(3)]
+		return time.UnixMilli(edge).UTC()
+	}
+	return sumEpoch.Add(time.Duration(h.rng.Int64N(int64(90 * 24 * time.Hour)))).Truncate(time.Millisecond)
+}
+
+func (h *history) write(fn func(tx *sqlitex.Tx) error) {
+	h.t.Helper()
+	if err := h.db.Write(context.Background(), fn); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// step makes one random write and says what it was.
+func (h *history) step() string {
+	ctx := context.Background()
+	r := h.rng
+	switch k := r.IntN(100); {
+	case k < 40: // a new visit
+		v := se.Visit{ID: h.id("v"), VisitorID: sumVisitors[r.IntN(len(sumVisitors))], VisitedAt: h.at(),
+			Form: se.VisitForm(1), Clock: h.clock()}
+		perm := r.Perm(len(sumHouseholds))
+		for _, i := range perm[:1+r.IntN(3)*r.IntN(2)] {
+			v.HouseholdIDs = append(v.HouseholdIDs, sumHouseholds[i])
+		}
+		switch r.IntN(6) {
+		case 0:
+			v.Materials = []se.Material{se.MaterialOpenLetter}
+		case 1:
+			v.RevisitReasons, v.RevisitDue = []se.RevisitReason{se.RevisitUnstableMood}, v.VisitedAt.AddDate(0, 0, 7)
+		case 2:
+			v.Findings = []se.Finding{{Kind: se.FindingHazard, Note: "堆物"}}
+		}
+		h.visits = append(h.visits, v)
+		h.write(func(tx *sqlitex.Tx) error { _, err := statedb.InsertVisit(ctx, tx, &v); return err })
+		return "visit " + v.ID
+	case k < 48: // a visit stored again, as a retried push or a pull would
+		if len(h.visits) == 0 {
+			return "nothing"
+		}
+		v := h.visits[r.IntN(len(h.visits))]
+		h.write(func(tx *sqlitex.Tx) error { _, err := statedb.InsertVisit(ctx, tx, &v); return err })
+		return "visit again " + v.ID
+	case k < 62: // an amendment, sometimes of a visit not stored yet
+		if len(h.visits) == 0 {
+			return "nothing"
+		}
+		v := h.visits[r.IntN(len(h.visits))]
+		a := se.Amendment{ID: h.id("a"), VisitID: v.ID, AuthorID: v.VisitorID, Kind: se.AmendCorrect, Reason: "r", Clock: h.clock()}
+		switch r.IntN(3) {
+		case 0:
+			a.Kind = se.AmendVoid
+		case 1:
+			a.VisitedAt = h.at()
+		}
+		if r.IntN(5) == 0 {
+			// Of a visit yet to come.
+			future := se.Visit{ID: h.id("v"), VisitorID: v.VisitorID, VisitedAt: h.at(), Form: se.VisitForm(1),
+				HouseholdIDs: []string{sumHouseholds[r.IntN(len(sumHouseholds))]}, Clock: h.clock()}
+			h.visits = append(h.visits, future)
+			a.VisitID = future.ID
+		}
+		h.amends = append(h.amends, a)
+		h.write(func(tx *sqlitex.Tx) error { _, err := statedb.InsertAmendment(ctx, tx, &a); return err })
+		return "amend " + a.VisitID
+	case k < 68: // a visit replaced (an erasure)
+		if len(h.visits) == 0 {
+			return "nothing"
+		}
+		i := r.IntN(len(h.visits))
+		v := h.visits[i]
+		v.Notes, v.Materials = "", nil
+		h.visits[i] = v
+		h.write(func(tx *sqlitex.Tx) error { return statedb.ReplaceVisit(ctx, tx, &v) })
+		return "replace " + v.ID
+	case k < 72: // visits deleted
+		if len(h.visits) == 0 {
+			return "nothing"
+		}
+		ids := []string{h.visits[r.IntN(len(h.visits))].ID, h.visits[r.IntN(len(h.visits))].ID}
+		h.write(func(tx *sqlitex.Tx) error { return statedb.DeleteVisits(ctx, tx, ids) })
+		return fmt.Sprint("delete visits ", ids)
+	case k < 78: // amendments replaced or deleted
+		if len(h.amends) == 0 {
+			return "nothing"
+		}
+		a := h.amends[r.IntN(len(h.amends))]
+		if r.IntN(2) == 0 {
+			h.write(func(tx *sqlitex.Tx) error { return statedb.ReplaceAmendment(ctx, tx, &a) })
+			return "replace amendment " + a.ID
+		}
+		h.write(func(tx *sqlitex.Tx) error { return statedb.DeleteAmendments(ctx, tx, []string{a.ID, "a-none"}) })
+		return "delete amendment " + a.ID
+	case k < 84: // households leave the replica
+		ids := []string{sumHouseholds[r.IntN(len(sumHouseholds))], sumHouseholds[r.IntN(len(sumHouseholds))]}
+		h.write(func(tx *sqlitex.Tx) error { return statedb.DeleteHouseholds(ctx, tx, ids) })
+		return fmt.Sprint("delete households ", ids)
+	case k < 90: // a household comes back with its visits, as a pull brings it
+		hh := sumHouseholds[r.IntN(len(sumHouseholds))]
+		b := se.Bundle{Households: []se.Household{{ID: hh, GridID: se.NewRegister("g", h.clock())}}}
+		for _, v := range h.visits {
+			if slices.Contains(v.HouseholdIDs, hh) {
+				b.Visits = append(b.Visits, v)
+			}
+		}
+		for _, a := range h.amends {
+			if slices.ContainsFunc(b.Visits, func(v se.Visit) bool { return v.ID == a.VisitID }) {
+				b.Amendments = append(b.Amendments, a)
+			}
+		}
+		h.write(func(tx *sqlitex.Tx) error { return statedb.ApplyBundle(ctx, tx, &b) })
+		return "household back " + hh
+	default: // a campaign created, moved or deleted
+		var c se.Campaign
+		if len(h.camps) == 0 || r.IntN(3) == 0 {
+			c = se.Campaign{ID: h.id("c")}
+		} else {
+			c = h.camps[r.IntN(len(h.camps))]
+		}
+		clock := se.Clock{HLC: uint64(1000 + h.n), Node: 1}
+		h.n++
+		from := h.at()
+		to := from.Add(time.Duration(r.IntN(40)-5) * 24 * time.Hour) // some empty
+		c.StartsAt = se.NewRegister(from.UnixMilli(), clock)
+		c.EndsAt = se.NewRegister(to.UnixMilli(), clock)
+		c.Deleted = se.NewRegister(r.IntN(4) == 0, clock)
+		if i := slices.IndexFunc(h.camps, func(o se.Campaign) bool { return o.ID == c.ID }); i >= 0 {
+			h.camps[i] = c
+		} else {
+			h.camps = append(h.camps, c)
+		}
+		h.write(func(tx *sqlitex.Tx) error { _, _, err := statedb.MergeCampaign(ctx, tx, &c, 0); return err })
+		return "campaign " + c.ID
+	}
+}
+
+type sumKey struct {
+	household      string
+	winFrom, winTo int64
+	visitor        string
+}
+
+type sum struct{ last, n int64 }
+
+// check recomputes the sums in Go from the raw rows and compares.
+func (h *history) check() string {
+	ctx := context.Background()
+	q := h.db.R
+	type visit struct {
+		visitor string
+		at      int64
+		plain   bool
+	}
+	visits := map[string]visit{}
+	rows, err := q.QueryContext(ctx, `SELECT id, visitor_id, visited_at, revisit_due = 0 AND tracked = 0 AND details = '' FROM visits`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		var v visit
+		if err := rows.Scan(&id, &v.visitor, &v.at, &v.plain); err != nil {
+			h.t.Fatal(err)
+		}
+		visits[id] = v
+	}
+	rows.Close()
+	amended := map[string]bool{}
+	for _, id := range column(h.t, q, `SELECT visit_id FROM visit_amendments`) {
+		amended[id] = true
+	}
+	type window struct{ from, to int64 }
+	windows := map[window]bool{}
+	rows, err = q.QueryContext(ctx, `SELECT starts_at, ends_at, deleted FROM campaigns`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for rows.Next() {
+		var w window
+		var deleted bool
+		if err := rows.Scan(&w.from, &w.to, &deleted); err != nil {
+			h.t.Fatal(err)
+		}
+		if !deleted && w.to > w.from {
+			windows[w] = true
+		}
+	}
+	rows.Close()
+	kept := map[window]bool{}
+	rows, err = q.QueryContext(ctx, `SELECT win_from, win_to FROM visit_sum_windows`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for rows.Next() {
+		var w window
+		if err := rows.Scan(&w.from, &w.to); err != nil {
+			h.t.Fatal(err)
+		}
+		kept[w] = true
+	}
+	rows.Close()
+	if !maps.Equal(kept, windows) {
+		return fmt.Sprintf("windows kept %v, campaigns' %v", kept, windows)
+	}
+	windows[window{statedb.AllTimeFrom, statedb.AllTimeTo}] = true
+
+	want := map[sumKey]sum{}
+	rows, err = q.QueryContext(ctx, `SELECT household_id, visit_id FROM visit_households`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for rows.Next() {
+		var hh, id string
+		if err := rows.Scan(&hh, &id); err != nil {
+			h.t.Fatal(err)
+		}
+		v, ok := visits[id]
+		if !ok || !v.plain || amended[id] {
+			continue
+		}
+		for w := range windows {
+			if v.at < w.from || v.at >= w.to {
+				continue
+			}
+			k := sumKey{hh, w.from, w.to, v.visitor}
+			s := want[k]
+			want[k] = sum{max(s.last, v.at), s.n + 1}
+		}
+	}
+	rows.Close()
+	got := map[sumKey]sum{}
+	rows, err = q.QueryContext(ctx, `SELECT household_id, win_from, win_to, visitor_id, last, n FROM visit_sums`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for rows.Next() {
+		var k sumKey
+		var s sum
+		if err := rows.Scan(&k.household, &k.winFrom, &k.winTo, &k.visitor, &s.last, &s.n); err != nil {
+			h.t.Fatal(err)
+		}
+		got[k] = s
+	}
+	rows.Close()
+	for k, w := range want {
+		if g, ok := got[k]; !ok || g != w {
+			return fmt.Sprintf("sum %+v: %+v (held %v), want %+v", k, g, ok, w)
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok {
+			return fmt.Sprintf("sum %+v: %+v held, want none", k, g)
+		}
+	}
+	return ""
+}
+
+func column(t *testing.T, q statedb.Querier, query string) []string {
+	t.Helper()
+	rows, err := q.QueryContext(context.Background(), query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestSchemaV3SumsWhatIsThere: a database written before there were sums
+// has them built by the migration that adds them.
+func TestSchemaV3SumsWhatIsThere(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	v2 := []sqlitex.Migration{
+		{Version: 1, Name: "001_state.sql", SQL: statedb.SchemaV1},
+		{Version: 2, Name: "002_state.sql", SQL: statedb.SchemaV2},
+	}
+	old, err := sqlitex.Open(ctx, path, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apr := func(d int) int64 { return time.Date(2026, 4, d, 10, 0, 0, 0, time.UTC).UnixMilli() }
+	err = old.Write(ctx, func(tx *sqlitex.Tx) error {
+		for _, stmt := range []string{
+			`INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node) VALUES
+				('v1', 'w1', ` + fmt.Sprint(apr(2)) + `, 1, '', 1, 1), ('v2', 'w1', ` + fmt.Sprint(apr(20)) + `, 1, '', 2, 1),
+				('v3', 'w2', ` + fmt.Sprint(apr(3)) + `, 1, '', 3, 1), ('v4', 'w2', ` + fmt.Sprint(apr(4)) + `, 1, '', 4, 1)`,
+			`UPDATE visits SET revisit_due = ` + fmt.Sprint(apr(11)) + `, details = '{"r":[1]}' WHERE id = 'v3'`,
+			`INSERT INTO visit_households (household_id, visit_id, ord) VALUES
+				('h1', 'v1', 0), ('h2', 'v1', 1), ('h1', 'v2', 0), ('h2', 'v3', 0), ('h3', 'v4', 0)`,
+			`INSERT INTO visit_amendments (id, visit_id, author_id, kind, reason, hlc, node) VALUES ('a1', 'v4', 'w2', 2, 'wrong door', 5, 1)`,
+			`INSERT INTO campaigns (id, starts_at, ends_at, clocks) VALUES
+				('c1', ` + fmt.Sprint(apr(1)) + `, ` + fmt.Sprint(apr(10)) + `, x''), ('c2', 0, 0, x'')`,
+		} {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	db, err := sqlitex.Open(ctx, path, append(v2, sqlitex.Migration{Version: 3, Name: "003_state.sql", SQL: statedb.SchemaV3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h := &history{t: t, db: db}
+	if diff := h.check(); diff != "" {
+		t.Fatal(diff)
+	}
+	var n int
+	if err := db.R.QueryRowContext(ctx, `SELECT count(*) FROM visit_sums`).Scan(&n); err != nil || n != 4 {
+		// h1: w1 all time, w1 in April 1-10; h2: w1 both (v1; v3 is
+		// special); h3: none (v4 is voided).
+		t.Fatalf("%d sums (%v), want 4", n, err)
+	}
+}
+
+// BenchmarkInsertVisit measures storing a plain visit to one household,
+// sums included, with a campaign window over it.
+func BenchmarkInsertVisit(b *testing.B) {
+	ctx := context.Background()
+	db := openState(b)
+	at := time.Date(2026, 4, 10, 10, 0, 0, 0, time.UTC)
+	c := se.Campaign{ID: "c", StartsAt: se.NewRegister(at.AddDate(0, 0, -30).UnixMilli(), se.Clock{HLC: 1, Node: 1}),
+		EndsAt: se.NewRegister(at.AddDate(0, 0, 30).UnixMilli(), se.Clock{HLC: 1, Node: 1})}
+	if err := db.Write(ctx, func(tx *sqlitex.Tx) error { _, _, err := statedb.MergeCampaign(ctx, tx, &c, 0); return err }); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 500
+	n := 0
+	for b.Loop() {
+		err := db.Write(ctx, func(tx *sqlitex.Tx) error {
+			for range batch {
+				n++
+				v := se.Visit{ID: fmt.Sprintf("v%08d", n), HouseholdIDs: []string{fmt.Sprintf("h%05d", n%5000)}, VisitorID: "w",
+					VisitedAt: at.Add(time.Duration(n) * time.Second), Form: se.VisitForm(1), Notes: "notes", Clock: se.Clock{HLC: uint64(n), Node: 1}}
+				if _, err := statedb.InsertVisit(ctx, tx, &v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "visits/s")
+}

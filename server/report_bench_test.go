@@ -1,0 +1,235 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
+	"github.com/doorbook/doorbook/internal/bearer"
+	"github.com/doorbook/doorbook/internal/demo"
+	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+var (
+	reportHouseholds = flag.Int("report.households", 1000, "households of the report benchmarks' street (250 per grid)")
+	reportVisits     = flag.Float64("report.visits", 10, "visits per household of the report benchmarks (200 bytes of notes each)")
+	reportDB         = flag.String("report.db", "", "database file of the report benchmarks: built there once and reused (default: a new one per run)")
+)
+
+// reportEnv is a server on loopback over a street of households, with
+// visits over the last 60 days and a campaign over the last 30, and an
+// admin's report client.
+type reportEnv struct {
+	reports            doorbookv1connect.ReportServiceClient
+	street, campaignID string
+}
+
+// newReportEnv builds (or reopens, with -report.db) the street of the
+// report benchmarks. A street of 50,000 households and 500,000 visits
+// takes minutes to build: build it once with -report.db.
+func newReportEnv(b *testing.B) *reportEnv {
+	b.Helper()
+	ctx := context.Background()
+	path := *reportDB
+	if path == "" {
+		path = filepath.Join(b.TempDir(), "server.db")
+	}
+	_, statErr := os.Stat(path)
+	st, err := openService(ctx, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(server.New(st).Handler())
+	b.Cleanup(func() {
+		hs.Close()
+		st.Close()
+	})
+	env := &reportEnv{}
+	var admin store.Principal
+	var token string
+	if errors.Is(statErr, os.ErrNotExist) {
+		admin, token, err = st.CreateAdmin(ctx, "root", "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(path+".token", []byte(token), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		if err := buildStreet(ctx, st, admin); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		t, err := os.ReadFile(path + ".token")
+		if err != nil {
+			b.Fatal(err)
+		}
+		token = string(t)
+	}
+	env.reports = doorbookv1connect.NewReportServiceClient(hs.Client(), hs.URL, connect.WithInterceptors(bearer.Token(token)))
+	adminClient := doorbookv1connect.NewAdminServiceClient(hs.Client(), hs.URL, connect.WithInterceptors(bearer.Token(token)))
+	nodes, err := adminClient.ListOrgNodes(ctx, &pb.ListOrgNodesRequest{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range nodes.GetNodes() {
+		if n.GetLevel() == pb.OrgLevel_ORG_LEVEL_STREET {
+			env.street = n.GetId()
+		}
+	}
+	cs, err := adminClient.ListCampaigns(ctx, &pb.ListCampaignsRequest{})
+	if err != nil || len(cs.GetCampaigns()) == 0 {
+		b.Fatalf("campaigns: %v", err)
+	}
+	env.campaignID = cs.GetCampaigns()[0].GetId()
+	return env
+}
+
+// buildStreet imports the street: communities of four grids of 250
+// households, each with visits by its grid's worker.
+func buildStreet(ctx context.Context, st store.Store, admin store.Principal) error {
+	now := time.Now()
+	mk := func(parent string, level store.OrgLevel, name string) (string, error) {
+		n, err := st.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: level, Name: name})
+		return n.ID, err
+	}
+	district, err := mk("", store.LevelDistrict, "芙蓉区")
+	if err != nil {
+		return err
+	}
+	street, err := mk(district, store.LevelStreet, "东风街道")
+	if err != nil {
+		return err
+	}
+	gen := demo.NewGenerator(7, now)
+	shape := demo.Shape{HouseholdsPerGrid: 250, PersonsPerHousehold: 3, VisitsPerHousehold: *reportVisits, NotesBytes: 200}
+	var community string
+	for g := 0; g*shape.HouseholdsPerGrid < *reportHouseholds; g++ {
+		if g%4 == 0 {
+			if community, err = mk(street, store.LevelCommunity, fmt.Sprintf("第%d社区", g/4+1)); err != nil {
+				return err
+			}
+		}
+		grid, err := mk(community, store.LevelGrid, fmt.Sprintf("第%d网格", g+1))
+		if err != nil {
+			return err
+		}
+		w, err := st.CreateWorker(ctx, admin, store.Worker{Name: fmt.Sprintf("网格员%d", g+1), Role: 1, GridIDs: []string{grid}})
+		if err != nil {
+			return err
+		}
+		bundle := gen.Grid(grid, shape, w.Name, w.ID)
+		// A visit in 50 calls for a revisit, one in 100 finds a hazard.
+		for i := range bundle.Visits {
+			v := &bundle.Visits[i]
+			switch i % 100 {
+			case 7, 57:
+				v.RevisitReasons, v.RevisitDue = []syncengine.RevisitReason{syncengine.RevisitUnstableMood}, v.VisitedAt.AddDate(0, 0, 7)
+			case 33:
+				v.Findings = []syncengine.Finding{{Kind: syncengine.FindingHazard, Note: "楼道堆物"}}
+			}
+		}
+		if err := st.Import(ctx, admin, bundle); err != nil {
+			return fmt.Errorf("import grid %d: %w", g, err)
+		}
+	}
+	clock := gen.Clock()
+	_, err = st.PutCampaign(ctx, admin, syncengine.Campaign{ID: gen.ID(), NodeID: syncengine.NewRegister(street, clock),
+		Name:     syncengine.NewRegister("冬季走访", clock),
+		StartsAt: syncengine.NewRegister(now.AddDate(0, 0, -30).UnixMilli(), clock),
+		EndsAt:   syncengine.NewRegister(now.AddDate(0, 0, 30).UnixMilli(), clock),
+		Quotas:   syncengine.NewRegister(syncengine.EncodeQuotas(map[int32]uint32{1: 200}), clock)})
+	return err
+}
+
+// BenchmarkStreetReport measures a street's progress report (GetProgress
+// over every grid of the street), through the API.
+func BenchmarkStreetReport(b *testing.B) {
+	env := newReportEnv(b)
+	ctx := context.Background()
+	for b.Loop() {
+		res, err := env.reports.GetProgress(ctx, &pb.GetProgressRequest{NodeId: env.street, CampaignId: env.campaignID})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.GetReport().GetTotal().GetHouseholds() == 0 {
+			b.Fatal("an empty report")
+		}
+	}
+}
+
+// BenchmarkExport measures the street's exports through the API, each
+// streamed to the client and counted, with the server process's peak heap
+// while it ran.
+func BenchmarkExport(b *testing.B) {
+	env := newReportEnv(b)
+	ctx := context.Background()
+	for _, kind := range []pb.ExportKind{pb.ExportKind_EXPORT_KIND_LEDGER, pb.ExportKind_EXPORT_KIND_VISITS} {
+		for _, format := range []pb.ExportFormat{pb.ExportFormat_EXPORT_FORMAT_CSV, pb.ExportFormat_EXPORT_FORMAT_XLSX} {
+			b.Run(kind.String()+"/"+format.String(), func(b *testing.B) {
+				peak := watchHeap(b)
+				var bytes int
+				for b.Loop() {
+					stream, err := env.reports.Export(ctx, &pb.ExportRequest{NodeId: env.street, CampaignId: env.campaignID, Kind: kind, Format: format})
+					if err != nil {
+						b.Fatal(err)
+					}
+					for stream.Receive() {
+						bytes += len(stream.Msg().GetData())
+					}
+					if err := stream.Err(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(bytes)/float64(b.N)/(1<<20), "MiB/op")
+				b.ReportMetric(peak()/(1<<20), "peak-heap-MiB")
+			})
+		}
+	}
+}
+
+// watchHeap samples the heap until the benchmark ends and returns the
+// peak seen.
+func watchHeap(b *testing.B) func() float64 {
+	var mu sync.Mutex
+	var peak uint64
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(sample)
+			mu.Lock()
+			peak = max(peak, sample[0].Value.Uint64())
+			mu.Unlock()
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() float64 {
+		close(done)
+		<-stopped
+		mu.Lock()
+		defer mu.Unlock()
+		return float64(peak)
+	}
+}

@@ -1,0 +1,3 @@
+-- Plain visits summed per household and visitor, so that reports read a row
+-- per household rather than every visit (statedb's sums.go).
+-- statedb: SchemaV3
