@@ -195,7 +195,7 @@ func (e *env) start() {
 		if err := <-done; err != nil {
 			e.t.Errorf("server shutdown: %v", err)
 		}
-		st.Close()
+		svc.Close()
 	}
 }
 

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/internal/faultproxy"
+	"github.com/doorbook/doorbook/server/store"
 )
 
 // TestSnapshotBootstrapEqualsRows: a new phone that takes its scope as a
@@ -176,4 +178,89 @@ func TestSnapshotCutStartsOver(t *testing.T) {
 	}
 	assertSameState(t, "phone after the cut and a whole snapshot", want, dump(t, cut))
 	assertSameState(t, "phone with a whole snapshot", want, dump(t, whole))
+}
+
+// TestSnapshotReused: a second new device of the same scope, a little
+// later, is given the file written for the first (one copy of the rows,
+// not two), with that file's cursor: what changed since (a visit, an
+// edit) reaches it through the feed, and it ends equal to the server. A
+// device of another scope, or one after an erasure, gets a file of its
+// own.
+func TestSnapshotReused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 2)
+	admin, err := e.Store.Authenticate(ctx, e.adminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, _ := e.worker("li", e.Grids[0])
+	other, _ := e.worker("wang", e.Grids...)
+	gen := demo.NewGenerator(11, time.Now().Add(-time.Hour))
+	b := gen.Grid(e.Grids[0], demo.Shape{HouseholdsPerGrid: 20, PersonsPerHousehold: 2, VisitsPerHousehold: 2, NotesBytes: 50}, "li", worker)
+	if err := e.Store.Import(ctx, admin, b); err != nil {
+		t.Fatal(err)
+	}
+	li := store.Principal{Kind: store.KindWorker, ID: worker}
+	first, err := e.Store.Snapshot(ctx, li)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Reused {
+		t.Fatal("the first snapshot of a scope was reused")
+	}
+	first.Release()
+
+	// The scope changes after the file was written.
+	writer := e.device("li-writer", worker)
+	mustSync(t, writer)
+	h := b.Households[0].ID
+	if _, err := writer.RecordVisit(ctx, sdkVisit(h)); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.EditHousehold(ctx, h, map[string]string{"phone_mobile": "13900000000"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, writer)
+
+	again, err := e.Store.Snapshot(ctx, li)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Reused || again.Path != first.Path || again.Cursor != first.Cursor {
+		t.Errorf("second snapshot of the scope: reused %v, %s at %d; want %s at %d again", again.Reused, again.Path, again.Cursor, first.Path, first.Cursor)
+	}
+	again.Release()
+	if _, err := os.Stat(first.Path); err != nil {
+		t.Errorf("the kept snapshot is gone once sent: %v", err)
+	}
+	theirs, err := e.Store.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if theirs.Reused || theirs.Path == first.Path {
+		t.Errorf("another scope's snapshot: reused %v, %s", theirs.Reused, theirs.Path)
+	}
+	theirs.Release()
+
+	// A phone bootstrapping from the reused file ends as the server is.
+	phone := e.device("li-phone", worker, sdk.WithSnapshotBootstrap())
+	mustSync(t, phone)
+	assertSameState(t, "phone from a reused snapshot", e.serverState(e.Grids[0]), dump(t, phone))
+
+	// An erasure: the kept files go, and the next device's is new.
+	if _, err := e.Admin.ErasePersonalData(ctx, &pb.ErasePersonalDataRequest{Target: &pb.ErasePersonalDataRequest_HouseholdId{HouseholdId: h}, Reason: "request"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(first.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a snapshot holding erased data is kept after the erasure (%v)", err)
+	}
+	after, err := e.Store.Snapshot(ctx, li)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Release()
+	if after.Reused {
+		t.Error("a snapshot written before an erasure was given after it")
+	}
 }

@@ -231,6 +231,7 @@ func (s *syncService) sendSnapshot(ctx context.Context, stream *connect.ServerSt
 	}
 	addStat(ctx, "households", snap.Households)
 	addStat(ctx, "snapshot_bytes", int(size))
+	addStat(ctx, "snapshot_reused", snap.Reused)
 	return nil
 }
 

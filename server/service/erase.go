@@ -151,6 +151,9 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 	if err != nil {
 		return out, fmt.Errorf("erase personal data: %w", err)
 	}
+	// The snapshots kept for reuse hold what was erased: no new device
+	// gets them, and each goes once sent.
+	s.snapshots.close()
 	if sc, ok := s.db.(store.Scrubber); ok {
 		if out.Scrubbed, err = sc.Scrub(ctx); err != nil {
 			return out, fmt.Errorf("erase personal data: %w", err)

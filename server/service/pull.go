@@ -374,7 +374,8 @@ func dedupe(ids []string) []string {
 
 // Snapshot writes p's whole scope to a file, where the backend offers it
 // (store.Snapshotter); else it is store.ErrNoSnapshot and the device
-// bootstraps by pages.
+// bootstraps by pages. A file written for the same scope a little earlier
+// is given again (see snapshotCache), with its own cursor.
 //
 // The cursor, scope and reference data are read first and the rows after,
 // as Bootstrap's pages are: rows newer than the cursor come again through
@@ -388,9 +389,10 @@ func (s *Service) Snapshot(ctx context.Context, p store.Principal) (*store.Snaps
 		return nil, store.ErrNoSnapshot
 	}
 	snap := &store.Snapshot{}
+	var top uint64
 	err := s.db.View(ctx, func(tx store.Tx) error {
-		top, err := tx.Head(ctx)
-		if err != nil {
+		var err error
+		if top, err = tx.Head(ctx); err != nil {
 			return err
 		}
 		if snap.Cursor, err = tx.Cursor(ctx, top); err != nil {
@@ -405,11 +407,21 @@ func (s *Service) Snapshot(ctx context.Context, p store.Principal) (*store.Snaps
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	if snap.Path, snap.Households, snap.Release, err = sn.WriteSnapshot(ctx, snap.Scope.Worker.GridIDs); err != nil {
+	key, now := scopeKey(snap.Scope.Worker.GridIDs), s.now()
+	if e := s.snapshots.take(key, top, now); e != nil {
+		snap.Path, snap.Cursor, snap.Households, snap.Reused = e.path, e.cursor, e.households, true
+		snap.Release = func() { s.snapshots.done(e) }
+		return snap, nil
+	}
+	e := &cachedSnapshot{cursor: snap.Cursor, head: top, built: now}
+	if e.path, e.households, e.release, err = sn.WriteSnapshot(ctx, snap.Scope.Worker.GridIDs); err != nil {
 		if errors.Is(err, store.ErrNoSnapshot) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
+	s.snapshots.put(key, e)
+	snap.Path, snap.Households = e.path, e.households
+	snap.Release = func() { s.snapshots.done(e) }
 	return snap, nil
 }

@@ -27,6 +27,9 @@ type Service struct {
 	// grace is how long after a household or grid leaves a worker's scope,
 	// on the server's clock, the worker's devices may still write there.
 	grace time.Duration
+	// snapshots are the recent snapshot files, given to new devices of the
+	// same scope.
+	snapshots snapshotCache
 }
 
 var _ store.Store = (*Service)(nil)
@@ -51,8 +54,12 @@ func New(b store.Backend, opts ...Option) *Service {
 	return s
 }
 
-// Close closes the backend.
-func (s *Service) Close() error { return s.db.Close() }
+// Close removes the snapshots kept for reuse (once sent) and closes the
+// backend.
+func (s *Service) Close() error {
+	s.snapshots.close()
+	return s.db.Close()
+}
 
 // FeedHead is the newest committed position of the change feed (a gauge
 // of /metrics).

@@ -375,7 +375,11 @@ type Snapshot struct {
 	Scope      Scope
 	Reference  syncengine.Reference
 	Households int
-	// Release removes the file.
+	// Reused: the file was written for an earlier bootstrap of the same
+	// scope (Cursor is its own).
+	Reused bool
+	// Release ends the sending of the file, which the store removes when
+	// it no longer gives it.
 	Release func()
 }
 

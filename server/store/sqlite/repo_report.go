@@ -30,12 +30,13 @@ func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time,
 		// The window's visits through the visitors' index, then the few
 		// amended ones outside it: one OR over both would read every visit
 		// of each visitor.
-		rows, err := t.QueryContext(ctx, `SELECT v.id, v.visitor_id, v.visited_at, vh.household_id, COALESCE(h.grid_id, ''),
-			EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id)
-			FROM (SELECT id FROM visits WHERE visited_at >= ?1 AND visited_at < ?2 AND visitor_id IN (`+sqlitex.InPlaceholders(len(part))+`)
-				UNION ALL SELECT v.id FROM (SELECT DISTINCT visit_id FROM visit_amendments) a CROSS JOIN visits v ON v.id = a.visit_id
+		// The window's part reads the visitors' covering index alone.
+		rows, err := t.QueryContext(ctx, `SELECT s.id, s.visitor_id, s.visited_at, vh.household_id, COALESCE(h.grid_id, ''),
+			EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = s.id)
+			FROM (SELECT id, visitor_id, visited_at FROM visits WHERE visited_at >= ?1 AND visited_at < ?2 AND visitor_id IN (`+sqlitex.InPlaceholders(len(part))+`)
+				UNION ALL SELECT v.id, v.visitor_id, v.visited_at FROM (SELECT DISTINCT visit_id FROM visit_amendments) a CROSS JOIN visits v ON v.id = a.visit_id
 				WHERE v.visitor_id IN (`+sqlitex.InPlaceholders(len(part))+`) AND NOT (v.visited_at >= ?1 AND v.visited_at < ?2)) s
-			CROSS JOIN visits v ON v.id = s.id CROSS JOIN visit_households vh ON vh.visit_id = v.id LEFT JOIN households h ON h.id = vh.household_id
+			CROSS JOIN visit_households vh ON vh.visit_id = s.id LEFT JOIN households h ON h.id = vh.household_id
 			WHERE h.grid_id IS NULL OR h.grid_id NOT IN (`+sqlitex.InPlaceholders(len(except))+`)`,
 			append(append(append([]any{from.UnixMilli(), to.UnixMilli()}, anys(part)...), anys(part)...), anys(except)...)...)
 		if err != nil {
