@@ -103,13 +103,19 @@ func (r *Replica) receiveSnapshot(ctx context.Context, stream *connect.ServerStr
 func (r *Replica) applySnapshot(ctx context.Context, path string, first *pb.BootstrapResponse, key string) error {
 	apply := func(tx *sqlitex.Tx) error {
 		if path != "" {
-			for _, table := range statedb.ReplicatedTables() {
-				if err := sameColumns(ctx, tx, table); err != nil {
-					return err
+			err := statedb.CopyIn(ctx, tx, func() error {
+				for _, table := range statedb.ReplicatedTables() {
+					if err := sameColumns(ctx, tx, table); err != nil {
+						return err
+					}
+					if _, err := tx.ExecContext(ctx, `INSERT INTO main.`+table+` SELECT * FROM snap.`+table); err != nil {
+						return fmt.Errorf("copy %s: %w", table, err)
+					}
 				}
-				if _, err := tx.ExecContext(ctx, `INSERT INTO main.`+table+` SELECT * FROM snap.`+table); err != nil {
-					return fmt.Errorf("copy %s: %w", table, err)
-				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			newest, err := statedb.NewestHLC(ctx, tx)
 			if err != nil {

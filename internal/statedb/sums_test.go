@@ -436,3 +436,55 @@ func BenchmarkInsertVisit(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "visits/s")
 }
+
+// TestCopyIn: rows written in bulk with the triggers set aside are summed
+// as if written one by one, and the triggers are back after.
+func TestCopyIn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHistory(t, 99)
+	for range 80 {
+		h.step()
+	}
+	if diff := h.check(); diff != "" {
+		t.Fatal(diff)
+	}
+	// A second database takes the first's rows in bulk.
+	other := &history{t: t, db: openState(t)}
+	err := other.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		if _, err := tx.ExecContext(ctx, `ATTACH DATABASE ? AS src`, h.db.Path); err != nil {
+			return err
+		}
+		return statedb.CopyIn(ctx, tx, func() error {
+			for _, table := range []string{"campaigns", "visit_households", "visits", "visit_amendments"} {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO main.`+table+` SELECT * FROM src.`+table); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The campaigns came in without syncWindows: one more write of one
+	// keeps them.
+	if len(h.camps) > 0 {
+		c := h.camps[0]
+		if err := other.db.Write(ctx, func(tx *sqlitex.Tx) error { return statedb.PutCampaign(ctx, tx, &c, 0) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := other.check(); diff != "" {
+		t.Fatalf("after the bulk copy: %s", diff)
+	}
+	// The triggers sum the next write.
+	other.rng, other.n = h.rng, h.n
+	other.visits, other.amends, other.camps = h.visits, h.amends, h.camps
+	for range 20 {
+		other.step()
+		if diff := other.check(); diff != "" {
+			t.Fatalf("a write after the bulk copy: %s", diff)
+		}
+	}
+}
