@@ -250,6 +250,9 @@ func integrityOK(tb testing.TB, r *Replica) {
 	if err := r.db.R.QueryRowContext(context.Background(), `PRAGMA integrity_check`).Scan(&res); err != nil || res != "ok" {
 		tb.Fatalf("PRAGMA integrity_check = %q, %v", res, err)
 	}
+	if err := statedb.CheckSums(context.Background(), r.db.R); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // checkApplied checks that the replica holds every row of an applied batch

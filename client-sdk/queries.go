@@ -224,6 +224,23 @@ func (r *Replica) Dump(ctx context.Context) (syncengine.Bundle, error) {
 	return b, err
 }
 
+// Check verifies the replica's file (SQLite's integrity check) and that
+// what it derives from its rows (the visit sums behind the due list) is
+// what the rows give, in one snapshot: for tests and for an app's
+// diagnostics.
+func (r *Replica) Check(ctx context.Context) error {
+	return r.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		var res string
+		if err := tx.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res); err != nil {
+			return fmt.Errorf("check: %w", err)
+		}
+		if res != "ok" {
+			return fmt.Errorf("check: the file is damaged: %s", res)
+		}
+		return statedb.CheckSums(ctx, tx)
+	})
+}
+
 // Outbox lists the changes waiting to be pushed, oldest first: what an app
 // shows as "not yet sent".
 func (r *Replica) Outbox(ctx context.Context) ([]syncengine.Change, error) {

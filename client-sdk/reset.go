@@ -36,10 +36,16 @@ func (r *Replica) resetReplica(ctx context.Context, requeue bool) error {
 				return err
 			}
 		}
-		for _, table := range serverTables {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
-				return err
+		err := statedb.InBulk(ctx, tx, func() error {
+			for _, table := range serverTables {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		entries, err := readOutbox(ctx, tx, 0)
 		if err != nil {

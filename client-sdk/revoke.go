@@ -11,6 +11,7 @@ import (
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
 )
 
 // ErrDeviceRevoked: an admin revoked this device (a lost phone). Its
@@ -65,12 +66,18 @@ var dataTables = append(slices.Clone(serverTables), "outbox", "pushed", "rejecte
 func (r *Replica) wipe(ctx context.Context, d *pb.DeviceRevoked) error {
 	at := d.GetRevokedAt().AsTime()
 	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
-		for _, table := range dataTables {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
-				return err
+		err := statedb.InBulk(ctx, tx, func() error {
+			for _, table := range dataTables {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE sync_state SET token = '', cursor = 0, revoked_at = ?, revoked_reason = ? WHERE id = 1`,
+		_, err = tx.ExecContext(ctx, `UPDATE sync_state SET token = '', cursor = 0, revoked_at = ?, revoked_reason = ? WHERE id = 1`,
 			at.UnixMilli(), d.GetReason())
 		return err
 	})

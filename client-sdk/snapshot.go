@@ -103,7 +103,7 @@ func (r *Replica) receiveSnapshot(ctx context.Context, stream *connect.ServerStr
 func (r *Replica) applySnapshot(ctx context.Context, path string, first *pb.BootstrapResponse, key string) error {
 	apply := func(tx *sqlitex.Tx) error {
 		if path != "" {
-			err := statedb.CopyIn(ctx, tx, func() error {
+			err := statedb.InBulk(ctx, tx, func() error {
 				for _, table := range statedb.ReplicatedTables() {
 					if err := sameColumns(ctx, tx, table); err != nil {
 						return err

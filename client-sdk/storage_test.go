@@ -18,6 +18,7 @@ import (
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
 	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
@@ -82,6 +83,9 @@ func integrityOK(t *testing.T, r *sdk.Replica) {
 	var res string
 	if err := sdk.WriterDB(r).QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil || res != "ok" {
 		t.Fatalf("integrity_check: %q, %v", res, err)
+	}
+	if err := statedb.CheckSums(context.Background(), sdk.WriterDB(r)); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -266,6 +266,9 @@ func dump(t testing.TB, r *sdk.Replica) syncengine.Bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := r.Check(context.Background()); err != nil {
+		t.Fatalf("%s: %v", r.Path(), err)
+	}
 	return canonical(b)
 }
 

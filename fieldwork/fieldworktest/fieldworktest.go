@@ -91,7 +91,6 @@ var (
 	qSafe      = se.Question{Code: "safe", TextEN: "Feel safe?", Scale: 10, PositiveFrom: 7}
 )
 
-// campaign is the April campaign with a questionnaire.
 // Campaign is a campaign with the window of the suite's: a backend that
 // keeps sums per campaign window stores it, to be held to the contract
 // with its sums as well as without them.
@@ -104,6 +103,7 @@ func Campaign() se.Campaign {
 	}
 }
 
+// campaign is the April campaign with a questionnaire.
 func campaign(tb testing.TB, qs ...se.Question) *se.Campaign {
 	tb.Helper()
 	questionnaire, err := se.EncodeQuestionnaire(qs)

@@ -19,9 +19,9 @@ import (
 func TestFieldRows(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		name       string
-		summed, of bool
-	}{{"Summed", true, false}, {"Unsummed", false, false}, {"OfHouseholds", true, true}} {
+		name              string
+		summed, of, links bool
+	}{{"Summed", true, false, false}, {"Unsummed", false, false, false}, {"OfHouseholds", true, true, false}, {"WalkingLinks", true, false, true}} {
 		summed := c.summed
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -49,6 +49,9 @@ func TestFieldRows(t *testing.T) {
 						}
 					}
 					return statedb.FieldRowsOf(db.R, ids)
+				}
+				if c.links {
+					return statedb.FieldRowsWalkingLinks(db.R, grids)
 				}
 				return statedb.FieldRows(db.R, grids)
 			})

@@ -44,6 +44,7 @@ func SnapshotMigrations() []sqlitex.Migration {
 	return []sqlitex.Migration{
 		{Version: 1, Name: "001_state.sql", SQL: SchemaV1},
 		{Version: 2, Name: "002_state.sql", SQL: SchemaV2},
+		{Version: 3, Name: "003_indexes.sql", SQL: schemaV3Indexes},
 	}
 }
 

@@ -98,7 +98,8 @@ END;
 CREATE TRIGGER visits_unsum AFTER DELETE ON visits BEGIN
 	` + resumOfVisit("OLD.id") + `
 END;
-CREATE TRIGGER visits_resum AFTER UPDATE OF visitor_id, visited_at, revisit_due, tracked, details ON visits BEGIN
+CREATE TRIGGER visits_resum AFTER UPDATE OF id, visitor_id, visited_at, revisit_due, tracked, details ON visits BEGIN
+	` + resumOfVisit("OLD.id") + `
 	` + resumOfVisit("NEW.id") + `
 END;
 CREATE TRIGGER visit_households_unsum AFTER DELETE ON visit_households BEGIN
@@ -108,21 +109,28 @@ END;
 CREATE TRIGGER visit_households_resum AFTER UPDATE ON visit_households BEGIN
 	` + resumOfPair + `
 END;
+CREATE TRIGGER visit_amendments_resum AFTER UPDATE OF visit_id ON visit_amendments BEGIN
+	` + resumOfVisit("OLD.visit_id") + `
+	` + resumOfVisit("NEW.visit_id") + `
+END;
 `
 
 // sumTriggerNames are the triggers sumTriggers creates.
 var sumTriggerNames = []string{"visit_households_sum", "visits_sum", "visit_amendments_sum", "visit_amendments_unsum",
-	"visits_unsum", "visits_resum", "visit_households_unsum", "visit_households_resum"}
+	"visits_unsum", "visits_resum", "visit_households_unsum", "visit_households_resum", "visit_amendments_resum"}
 
-// CopyIn runs fn, which writes many replicated rows at once (a snapshot's
-// tables copied into a new replica), with the sums' triggers set aside,
-// then sums every household from its rows and puts the triggers back: one
-// pass over the rows rather than an upsert per row. q must be a
-// transaction, so that no other write runs without the triggers.
-func CopyIn(ctx context.Context, q Querier, fn func() error) error {
+// InBulk runs fn, which writes or deletes many replicated rows at once (a
+// snapshot's tables copied into a new replica, a replica emptied for a
+// reset or a wipe), with the sums' triggers set aside, then sums every
+// household from its rows and puts the triggers back: one pass over the
+// rows rather than a trigger per row (a deleted visit has its household
+// summed again, so deleting a household's visits one by one is
+// quadratic). q must be a transaction, so that no other write runs
+// without the triggers.
+func InBulk(ctx context.Context, q Querier, fn func() error) error {
 	for _, name := range sumTriggerNames {
 		if _, err := q.ExecContext(ctx, `DROP TRIGGER `+name); err != nil {
-			return fmt.Errorf("copy in: %w", err)
+			return fmt.Errorf("bulk write: %w", err)
 		}
 	}
 	if err := fn(); err != nil {
@@ -130,7 +138,7 @@ func CopyIn(ctx context.Context, q Querier, fn func() error) error {
 	}
 	for _, stmt := range []string{`DELETE FROM visit_sums`, `INSERT INTO visit_sums ` + sumsSelect(everyWindow, "1"), sumTriggers} {
 		if _, err := q.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("copy in: %w", err)
+			return fmt.Errorf("bulk write: %w", err)
 		}
 	}
 	return nil
@@ -148,7 +156,12 @@ var resumOfPair = resumOf(`SELECT OLD.household_id UNION SELECT NEW.household_id
 // holds, and trades the index that let due lists read every visit cheaply
 // (visits_scan, written for every visit) for one that covers the few
 // special visits whole.
-var SchemaV3 = `
+var SchemaV3 = schemaV3Indexes + schemaV3Sums
+
+// schemaV3Indexes is what a snapshot file takes of SchemaV3: its tables
+// then carry the replica's indexes, so that SQLite copies each whole into
+// a new replica.
+const schemaV3Indexes = `
 DROP INDEX visits_scan;
 DROP INDEX visits_special;
 CREATE INDEX visits_special ON visits(id, visitor_id, visited_at, form, hlc, node, revisit_due, tracked, details)
@@ -159,7 +172,9 @@ CREATE INDEX visits_visitor ON visits(visitor_id, visited_at, id);
 -- A visit's households in order, without reading the links' table.
 DROP INDEX visit_households_visit;
 CREATE INDEX visit_households_visit ON visit_households(visit_id, ord);
+`
 
+var schemaV3Sums = `
 -- Plain visits summed per household and visitor (see statedb's sums.go):
 -- over all time, and over each window of visit_sum_windows.
 CREATE TABLE visit_sums (
@@ -232,6 +247,27 @@ func syncWindows(ctx context.Context, q Querier) error {
 		if err != nil {
 			return fmt.Errorf("add window: %w", err)
 		}
+	}
+	return nil
+}
+
+// CheckSums reports how visit_sums and visit_sum_windows differ from a
+// recomputation from the rows and the campaigns (nil when they do not): a
+// check for tests and for diagnosing a replica.
+func CheckSums(ctx context.Context, q Querier) error {
+	const kept = `SELECT household_id, win_from, win_to, visitor_id, last, n FROM visit_sums`
+	const windows = `SELECT win_from, win_to FROM visit_sum_windows`
+	var extra, missing, extraWindows, missingWindows int
+	err := q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM (`+kept+` EXCEPT `+sumsSelect(everyWindow, "1")+`)),
+		(SELECT count(*) FROM (`+sumsSelect(everyWindow, "1")+` EXCEPT `+kept+`)),
+		(SELECT count(*) FROM (`+windows+` EXCEPT `+campaignWindows+`)),
+		(SELECT count(*) FROM (`+campaignWindows+` EXCEPT `+windows+`))`).Scan(&extra, &missing, &extraWindows, &missingWindows)
+	if err != nil {
+		return fmt.Errorf("check sums: %w", err)
+	}
+	if extra+missing+extraWindows+missingWindows > 0 {
+		return fmt.Errorf("check sums: %d sums held that the rows do not give, %d missing; %d windows kept that no campaign has, %d missing",
+			extra, missing, extraWindows, missingWindows)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,5 +204,91 @@ func TestOpenLeavesLiveSnapshots(t *testing.T) {
 	release()
 	if _, err := os.Stat(snap); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a released snapshot is still there (%v)", err)
+	}
+}
+
+// TestVisitKeyPlansAgree: VisitKeys sorts the scope's visits or walks the
+// register's index by the scope's size; paging through either must give
+// the same visits in the same order, each once, deleted households' left
+// out and a group visit counted once.
+func TestVisitKeyPlansAgree(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(20261203, 7))
+	grids := []string{"g0", "g1", "g2", "g3"}
+	visitors := []string{"w0", "w1", "w2"}
+	const households, visits = 60, 400
+	base := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	err = s.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		for i := range households {
+			h := syncengine.Household{ID: fmt.Sprintf("h%03d", i)}
+			h.GridID.Value = grids[rng.IntN(len(grids))]
+			h.Deleted.Value = rng.IntN(10) == 0
+			if err := statedb.PutHousehold(ctx, tx, &h); err != nil {
+				return err
+			}
+		}
+		for i := range visits {
+			v := syncengine.Visit{ID: fmt.Sprintf("v%04d", i), VisitorID: visitors[rng.IntN(len(visitors))], Form: syncengine.FormInPerson,
+				// Few distinct times: ties broken by id.
+				VisitedAt: base.Add(time.Duration(rng.IntN(50)) * time.Hour), Clock: syncengine.Clock{HLC: uint64(i + 1), Node: 1}}
+			for range 1 + rng.IntN(2) {
+				v.HouseholdIDs = append(v.HouseholdIDs, fmt.Sprintf("h%03d", rng.IntN(households)))
+			}
+			v.HouseholdIDs = slices.Compact(v.HouseholdIDs)
+			if _, err := statedb.InsertVisit(ctx, tx, &v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		scope := slices.Clone(grids)
+		rng.Shuffle(len(scope), func(a, b int) { scope[a], scope[b] = scope[b], scope[a] })
+		scope = scope[:1+rng.IntN(len(scope))]
+		limit := 1 + rng.IntN(60)
+		var pages [2][]store.VisitKey
+		for p, byScope := range []bool{true, false} {
+			var after store.VisitKey
+			for {
+				var page []store.VisitKey
+				err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+					var err error
+					page, err = visitKeys(ctx, tx, scope, after, limit, byScope)
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(page) == 0 {
+					break
+				}
+				pages[p] = append(pages[p], page...)
+				after = page[len(page)-1]
+			}
+		}
+		if !slices.Equal(pages[0], pages[1]) || len(pages[0]) == 0 {
+			t.Fatalf("case %d (grids %v, pages of %d): sorting the scope gives %d visits, walking the index %d", i, scope, limit, len(pages[0]), len(pages[1]))
+		}
+		seen := map[string]bool{}
+		for j, k := range pages[0] {
+			if seen[k.ID] {
+				t.Fatalf("case %d: visit %s twice", i, k.ID)
+			}
+			seen[k.ID] = true
+			if j > 0 {
+				p := pages[0][j-1]
+				if c := cmp.Or(strings.Compare(p.VisitorID, k.VisitorID), p.At.Compare(k.At), strings.Compare(p.ID, k.ID)); c >= 0 {
+					t.Fatalf("case %d: %v after %v, out of order", i, k, p)
+				}
+			}
+		}
 	}
 }

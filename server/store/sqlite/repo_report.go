@@ -75,18 +75,42 @@ func (t *tx) VisitKeys(ctx context.Context, grids []string, after store.VisitKey
 	if len(grids) == 0 {
 		return nil, nil
 	}
+	var scope, all int64
+	err := t.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)),
+		(SELECT coalesce(max(rowid), 0) FROM households)`, anys(grids)...).Scan(&scope, &all)
+	if err != nil {
+		return nil, fmt.Errorf("read visits: %w", err)
+	}
+	// A page sorted from the scope's visits costs the scope's visits; one
+	// walked along the register's index costs the visits it skips, about
+	// all/scope per visit it keeps. Sorting the scope per page is cheaper
+	// while the scope is under about 7·√all households.
+	return visitKeys(ctx, t.Tx, grids, after, limit, scope*scope < 50*all)
+}
+
+// visitKeys reads a page of the visit register, from the scope's visits
+// sorted (byScope) or by walking the register's index.
+func visitKeys(ctx context.Context, q *sqlitex.Tx, grids []string, after store.VisitKey, limit int, byScope bool) ([]store.VisitKey, error) {
 	at := int64(-1 << 62)
 	if !after.At.IsZero() {
 		at = after.At.UnixMilli()
 	}
+	in := sqlitex.InPlaceholders(len(grids))
 	// Walk the register's index from the page's start and keep the visits
 	// of the grids, until the page is full: each page costs what it skips
 	// and returns, not the whole scope sorted again.
-	rows, err := t.QueryContext(ctx, `SELECT v.id, v.visitor_id, v.visited_at FROM visits v INDEXED BY visits_visitor
+	query := `SELECT v.id, v.visitor_id, v.visited_at FROM visits v INDEXED BY visits_visitor
 		WHERE (v.visitor_id, v.visited_at, v.id) > (?, ?, ?)
 			AND EXISTS (SELECT 1 FROM visit_households vh CROSS JOIN households h ON h.id = vh.household_id
-				WHERE vh.visit_id = v.id AND h.deleted = 0 AND +h.grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`))
-		ORDER BY v.visitor_id, v.visited_at, v.id LIMIT ?`, append(append([]any{after.VisitorID, at, after.ID}, anys(grids)...), limit)...)
+				WHERE vh.visit_id = v.id AND h.deleted = 0 AND +h.grid_id IN (` + in + `))
+		ORDER BY v.visitor_id, v.visited_at, v.id LIMIT ?`
+	if byScope {
+		query = `SELECT DISTINCT v.id, v.visitor_id, v.visited_at FROM households h
+			JOIN visit_households vh ON vh.household_id = h.id JOIN visits v ON v.id = vh.visit_id
+			WHERE (v.visitor_id, v.visited_at, v.id) > (?, ?, ?) AND h.deleted = 0 AND h.grid_id IN (` + in + `)
+			ORDER BY v.visitor_id, v.visited_at, v.id LIMIT ?`
+	}
+	rows, err := q.QueryContext(ctx, query, append(append([]any{after.VisitorID, at, after.ID}, anys(grids)...), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
 	}
