@@ -91,6 +91,10 @@ type Replica struct {
 	noCompression bool
 	// snapshots: a first bootstrap asks for the scope as a file.
 	snapshots bool
+	// partial is a snapshot download that was cut, kept beside the
+	// replica (snapshotPath) for the next bootstrap to resume; guarded by
+	// syncMu, and gone with the process (Open removes the file).
+	partial partialSnapshot
 
 	syncMu sync.Mutex
 	closed sync.Once

@@ -85,6 +85,7 @@ func (r *Replica) wipe(ctx context.Context, d *pb.DeviceRevoked) error {
 		return fmt.Errorf("wipe revoked replica: %w", err)
 	}
 	r.removeSnapshotFile()
+	r.partial = partialSnapshot{}
 	if _, err := r.db.W.ExecContext(ctx, `VACUUM`); err != nil {
 		return fmt.Errorf("wipe revoked replica: vacuum: %w", err)
 	}

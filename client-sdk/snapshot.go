@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"connectrpc.com/connect"
@@ -51,21 +52,52 @@ func (r *Replica) removeSnapshotFile() {
 // go through the wire format, still work.
 var errSnapshotSchema = errors.New("snapshot schema differs from the replica's")
 
+// partialSnapshot is how much of which snapshot a cut download holds.
+type partialSnapshot struct {
+	id  string
+	got uint64
+}
+
 // receiveSnapshot takes a snapshot answer whose first message the stream
-// holds: it writes the rest to a file and copies its tables in.
+// holds: it writes the rest to a file and copies its tables in. A download
+// cut short keeps what it got for the next bootstrap to go on from, if the
+// server named the file.
 func (r *Replica) receiveSnapshot(ctx context.Context, stream *connect.ServerStreamForClient[pb.BootstrapResponse], key string, rep *SyncReport) error {
 	first := stream.Msg()
 	r.observe(first.GetServerHlc())
-	size := first.GetSnapshotBytes()
+	size, offset := first.GetSnapshotBytes(), first.GetSnapshotOffset()
+	partial := r.partial
+	r.partial = partialSnapshot{}
+	if offset > 0 && (first.GetSnapshotId() != partial.id || offset != partial.got || offset > size) {
+		r.removeSnapshotFile()
+		return fmt.Errorf("server resumed snapshot %q at %d bytes; this replica holds %d of %q", first.GetSnapshotId(), offset, partial.got, partial.id)
+	}
 	path := ""
 	if size > 0 {
 		path = r.snapshotPath()
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		flags := os.O_CREATE | os.O_WRONLY
+		if offset == 0 {
+			flags |= os.O_TRUNC
+		}
+		f, err := os.OpenFile(path, flags, 0o600)
 		if err != nil {
 			return err
 		}
-		defer r.removeSnapshotFile()
-		got := uint64(0)
+		keep := false
+		defer func() {
+			if !keep {
+				r.removeSnapshotFile()
+			}
+		}()
+		if err := f.Truncate(int64(offset)); err != nil {
+			f.Close()
+			return err
+		}
+		if _, err := f.Seek(int64(offset), io.SeekStart); err != nil {
+			f.Close()
+			return err
+		}
+		got := offset
 		for got < size && stream.Receive() {
 			chunk := stream.Msg().GetSnapshotChunk()
 			if got+uint64(len(chunk)) > size {
@@ -83,6 +115,9 @@ func (r *Replica) receiveSnapshot(ctx context.Context, stream *connect.ServerStr
 			return err
 		}
 		if got < size {
+			if id := first.GetSnapshotId(); id != "" {
+				keep, r.partial = true, partialSnapshot{id: id, got: got}
+			}
 			if err := stream.Err(); err != nil {
 				return fromConnect(err)
 			}

@@ -550,6 +550,9 @@ func (r *Replica) bootstrapFrom(ctx context.Context, c clients, key, after strin
 			return err
 		}
 		req.Snapshot = empty
+		if empty && r.partial.id != "" {
+			req.ResumeSnapshotId, req.ResumeSnapshotOffset = r.partial.id, r.partial.got
+		}
 	}
 	stream, err := c.sync.Bootstrap(ctx, req)
 	if err != nil {

@@ -126,10 +126,12 @@ func TestSnapshotBootstrapEqualsRows(t *testing.T) {
 	assertSameState(t, "snapshot replica at the end", e.serverState(mine...), dump(t, snap))
 }
 
-// TestSnapshotCutStartsOver: a snapshot download cut half way applies
-// nothing and leaves no file behind; the next sync fetches it whole, and
-// the phone ends equal to the server.
-func TestSnapshotCutStartsOver(t *testing.T) {
+// TestSnapshotCutResumes: a snapshot download cut half way applies
+// nothing; the next sync fetches only the rest of the same file (the part
+// held beside the replica meanwhile), and the phone ends equal to the
+// server. Reopened, the replica drops a part it held
+// (TestOpenRemovesAnUnfinishedSnapshot).
+func TestSnapshotCutResumes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, 2)
@@ -165,13 +167,20 @@ func TestSnapshotCutStartsOver(t *testing.T) {
 	if st.Households != 0 || !st.Bootstrapping {
 		t.Errorf("after the cut: %d households, bootstrapping=%v; want none applied and the bootstrap still to do", st.Households, st.Bootstrapping)
 	}
-	if _, err := os.Stat(cut.Path() + ".snapshot"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the cut download is still beside the replica (%v)", err)
+	if info, err := os.Stat(cut.Path() + ".snapshot"); err != nil || info.Size() == 0 {
+		t.Errorf("the cut download's part beside the replica: %v, %v; want what it got", info, err)
 	}
 	if err := p.SetFaults(faultproxy.Faults{}); err != nil {
 		t.Fatal(err)
 	}
+	before = p.Stats()
 	rep := mustSync(t, cut)
+	if rest := p.Stats().Sub(before).Procedures["Bootstrap"].BytesDown; rest > full*3/4 {
+		t.Errorf("the resumed download took %d bytes of the %d of a whole one, want about half", rest, full)
+	}
+	if _, err := os.Stat(cut.Path() + ".snapshot"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the finished download is still beside the replica (%v)", err)
+	}
 	want := e.serverState(e.Grids...)
 	if rep.Bootstrapped != len(want.Households) {
 		t.Errorf("second sync bootstrapped %d households, want %d", rep.Bootstrapped, len(want.Households))

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"connectrpc.com/connect"
@@ -135,7 +136,7 @@ func (s *syncService) Bootstrap(ctx context.Context, req *pb.BootstrapRequest, s
 	if req.GetSnapshot() && len(req.GetGridIds()) == 0 && req.GetAfterHouseholdId() == "" {
 		// A backend without snapshots answers with pages, which every
 		// device takes too.
-		if err := s.sendSnapshot(ctx, stream); !errors.Is(err, store.ErrNoSnapshot) {
+		if err := s.sendSnapshot(ctx, req, stream); !errors.Is(err, store.ErrNoSnapshot) {
 			return err
 		}
 	}
@@ -176,12 +177,15 @@ func (s *syncService) Bootstrap(ctx context.Context, req *pb.BootstrapRequest, s
 	return toConnect(s.log, err)
 }
 
-// snapshotChunk is how much of a snapshot file one message carries.
-const snapshotChunk = 1 << 20
+// snapshotChunk is how much of a snapshot file one message carries: what a
+// download cut mid-message loses, and resumes from the start of.
+const snapshotChunk = 64 << 10
 
 // sendSnapshot answers a bootstrap with a file of the whole scope: a first
-// message with the cursor, scope and reference data, then the file's bytes.
-func (s *syncService) sendSnapshot(ctx context.Context, stream *connect.ServerStream[pb.BootstrapResponse]) error {
+// message with the cursor, scope and reference data, then the file's bytes,
+// from where a cut download stopped if the device resumes the file it is
+// given.
+func (s *syncService) sendSnapshot(ctx context.Context, req *pb.BootstrapRequest, stream *connect.ServerStream[pb.BootstrapResponse]) error {
 	snap, err := s.store.Snapshot(ctx, principal(ctx))
 	if errors.Is(err, store.ErrNoSnapshot) {
 		return err
@@ -203,6 +207,13 @@ func (s *syncService) sendSnapshot(ctx context.Context, stream *connect.ServerSt
 	if snap.Households == 0 {
 		size = 0 // nothing to copy: the device needs the cursor and scope only
 	}
+	var offset int64
+	if id := req.GetResumeSnapshotId(); id != "" && id == snap.ID && req.GetResumeSnapshotOffset() <= uint64(size) {
+		offset = int64(req.GetResumeSnapshotOffset())
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			return toConnect(s.log, fmt.Errorf("snapshot: %w", err))
+		}
+	}
 	cats, camps := wire.ReferenceToProto(&snap.Reference)
 	if err := stream.Send(&pb.BootstrapResponse{
 		Cursor:          snap.Cursor,
@@ -213,11 +224,13 @@ func (s *syncService) sendSnapshot(ctx context.Context, stream *connect.ServerSt
 		Campaigns:       camps,
 		Snapshot:        true,
 		SnapshotBytes:   uint64(size),
+		SnapshotId:      snap.ID,
+		SnapshotOffset:  uint64(offset),
 	}); err != nil {
 		return err
 	}
 	buf := make([]byte, snapshotChunk)
-	for sent := int64(0); sent < size; {
+	for sent := offset; sent < size; {
 		n, err := f.Read(buf)
 		if n > 0 {
 			if err := stream.Send(&pb.BootstrapResponse{Cursor: snap.Cursor, SnapshotChunk: buf[:n]}); err != nil {
@@ -232,6 +245,7 @@ func (s *syncService) sendSnapshot(ctx context.Context, stream *connect.ServerSt
 	addStat(ctx, "households", snap.Households)
 	addStat(ctx, "snapshot_bytes", int(size))
 	addStat(ctx, "snapshot_reused", snap.Reused)
+	addStat(ctx, "snapshot_offset", offset)
 	return nil
 }
 

@@ -409,11 +409,11 @@ func (s *Service) Snapshot(ctx context.Context, p store.Principal) (*store.Snaps
 	}
 	key, now := scopeKey(snap.Scope.Worker.GridIDs), s.now()
 	if e := s.snapshots.take(key, top, now); e != nil {
-		snap.Path, snap.Cursor, snap.Households, snap.Reused = e.path, e.cursor, e.households, true
+		snap.ID, snap.Path, snap.Cursor, snap.Households, snap.Reused = e.id, e.path, e.cursor, e.households, true
 		snap.Release = func() { s.snapshots.done(e) }
 		return snap, nil
 	}
-	e := &cachedSnapshot{cursor: snap.Cursor, head: top, built: now}
+	e := &cachedSnapshot{id: newSnapshotID(), cursor: snap.Cursor, head: top, built: now}
 	if e.path, e.households, e.release, err = sn.WriteSnapshot(ctx, snap.Scope.Worker.GridIDs); err != nil {
 		if errors.Is(err, store.ErrNoSnapshot) {
 			return nil, err
@@ -421,7 +421,7 @@ func (s *Service) Snapshot(ctx context.Context, p store.Principal) (*store.Snaps
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	s.snapshots.put(key, e)
-	snap.Path, snap.Households = e.path, e.households
+	snap.ID, snap.Path, snap.Households = e.id, e.path, e.households
 	snap.Release = func() { s.snapshots.done(e) }
 	return snap, nil
 }

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"crypto/rand"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +32,8 @@ type snapshotCache struct {
 }
 
 type cachedSnapshot struct {
+	// id names the file to devices resuming a cut download.
+	id           string
 	path         string
 	cursor, head uint64
 	households   int
@@ -41,6 +44,9 @@ type cachedSnapshot struct {
 	evicted bool
 	release func()
 }
+
+// newSnapshotID names a new snapshot file.
+func newSnapshotID() string { return rand.Text() }
 
 // scopeKey names a scope by its grids.
 func scopeKey(grids []string) string {

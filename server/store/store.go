@@ -367,6 +367,9 @@ type BootstrapRequest struct {
 
 // Snapshot is a file of a worker's whole scope (see Store.Snapshot).
 type Snapshot struct {
+	// ID names the file: a device whose download was cut asks for the rest
+	// of it by this name.
+	ID string
 	// Path is the SQLite file, holding the replicated tables only.
 	Path string
 	// Cursor is the feed position read before the file was written: what

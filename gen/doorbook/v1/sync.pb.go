@@ -641,9 +641,14 @@ type BootstrapRequest struct {
 	// (only with no grid_ids and no after_household_id): a new replica copies
 	// its tables from the file instead of inserting row by row. A server that
 	// cannot answers with pages of rows, which the device must accept too.
-	Snapshot      bool `protobuf:"varint,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Snapshot bool `protobuf:"varint,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// A snapshot whose download was cut: its id (from its first message) and
+	// the bytes of it the device holds. The server sends the rest if it still
+	// gives that file to this scope; else a whole file, which may be another.
+	ResumeSnapshotId     string `protobuf:"bytes,5,opt,name=resume_snapshot_id,json=resumeSnapshotId,proto3" json:"resume_snapshot_id,omitempty"`
+	ResumeSnapshotOffset uint64 `protobuf:"varint,6,opt,name=resume_snapshot_offset,json=resumeSnapshotOffset,proto3" json:"resume_snapshot_offset,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *BootstrapRequest) Reset() {
@@ -704,6 +709,20 @@ func (x *BootstrapRequest) GetSnapshot() bool {
 	return false
 }
 
+func (x *BootstrapRequest) GetResumeSnapshotId() string {
+	if x != nil {
+		return x.ResumeSnapshotId
+	}
+	return ""
+}
+
+func (x *BootstrapRequest) GetResumeSnapshotOffset() uint64 {
+	if x != nil {
+		return x.ResumeSnapshotOffset
+	}
+	return 0
+}
+
 // BootstrapResponse is one page of whole households, each with its persons,
 // tags, visits and amendments.
 type BootstrapResponse struct {
@@ -732,9 +751,15 @@ type BootstrapResponse struct {
 	// The next piece of the snapshot file, in order, after the first message.
 	SnapshotChunk []byte `protobuf:"bytes,14,opt,name=snapshot_chunk,json=snapshotChunk,proto3" json:"snapshot_chunk,omitempty"`
 	// This is a snapshot answer; set on its first message.
-	Snapshot      bool `protobuf:"varint,15,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Snapshot bool `protobuf:"varint,15,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// The snapshot's id, on its first message: what a device whose download
+	// is cut asks to resume.
+	SnapshotId string `protobuf:"bytes,16,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	// Where in the file this answer's chunks start: 0, or the offset a
+	// resumed download asked for.
+	SnapshotOffset uint64 `protobuf:"varint,17,opt,name=snapshot_offset,json=snapshotOffset,proto3" json:"snapshot_offset,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *BootstrapResponse) Reset() {
@@ -872,6 +897,20 @@ func (x *BootstrapResponse) GetSnapshot() bool {
 	return false
 }
 
+func (x *BootstrapResponse) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *BootstrapResponse) GetSnapshotOffset() uint64 {
+	if x != nil {
+		return x.SnapshotOffset
+	}
+	return 0
+}
+
 var File_doorbook_v1_sync_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_sync_proto_rawDesc = "" +
@@ -929,13 +968,15 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\x14erased_household_ids\x18\x11 \x03(\tR\x12erasedHouseholdIds\x12*\n" +
 	"\x11erased_person_ids\x18\x12 \x03(\tR\x0ferasedPersonIds\x12,\n" +
 	"\x12replaced_visit_ids\x18\x13 \x03(\tR\x10replacedVisitIds\x124\n" +
-	"\x16replaced_amendment_ids\x18\x14 \x03(\tR\x14replacedAmendmentIds\"\xb0\x01\n" +
+	"\x16replaced_amendment_ids\x18\x14 \x03(\tR\x14replacedAmendmentIds\"\x9d\x02\n" +
 	"\x10BootstrapRequest\x12(\n" +
 	"\bgrid_ids\x18\x01 \x03(\tB\r\xbaH\n" +
 	"\x92\x01\a\"\x05r\x03\xb0\x01\x01R\agridIds\x129\n" +
 	"\x12after_household_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x10afterHouseholdId\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1a\n" +
-	"\bsnapshot\x18\x04 \x01(\bR\bsnapshot\"\xa9\x05\n" +
+	"\bsnapshot\x18\x04 \x01(\bR\bsnapshot\x125\n" +
+	"\x12resume_snapshot_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x10resumeSnapshotId\x124\n" +
+	"\x16resume_snapshot_offset\x18\x06 \x01(\x04R\x14resumeSnapshotOffset\"\xf3\x05\n" +
 	"\x11BootstrapResponse\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x126\n" +
 	"\n" +
@@ -957,7 +998,10 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\tcampaigns\x18\f \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\x12%\n" +
 	"\x0esnapshot_bytes\x18\r \x01(\x04R\rsnapshotBytes\x12%\n" +
 	"\x0esnapshot_chunk\x18\x0e \x01(\fR\rsnapshotChunk\x12\x1a\n" +
-	"\bsnapshot\x18\x0f \x01(\bR\bsnapshot2\xe1\x01\n" +
+	"\bsnapshot\x18\x0f \x01(\bR\bsnapshot\x12\x1f\n" +
+	"\vsnapshot_id\x18\x10 \x01(\tR\n" +
+	"snapshotId\x12'\n" +
+	"\x0fsnapshot_offset\x18\x11 \x01(\x04R\x0esnapshotOffset2\xe1\x01\n" +
 	"\vSyncService\x12=\n" +
 	"\x04Push\x12\x18.doorbook.v1.PushRequest\x1a\x19.doorbook.v1.PushResponse\"\x00\x12@\n" +
 	"\x04Pull\x12\x18.doorbook.v1.PullRequest\x1a\x19.doorbook.v1.PullResponse\"\x03\x90\x02\x02\x12Q\n" +
