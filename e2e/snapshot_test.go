@@ -147,6 +147,14 @@ func TestSnapshotCutResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	snap, err := e.Store.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: worker})
+	if errors.Is(err, store.ErrNoSnapshot) {
+		t.Skip("this backend offers no snapshots: a cut bootstrap by pages resumes by pages (TestBootstrapCutMidStreamResumes)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
 	p := startProxy(t, e, faultproxy.Config{Seed: 7})
 	whole := enrollVia(t, e, p, "whole", worker, sdk.WithSnapshotBootstrap())
 	before := p.Stats()
@@ -212,6 +220,9 @@ func TestSnapshotReused(t *testing.T) {
 	}
 	li := store.Principal{Kind: store.KindWorker, ID: worker}
 	first, err := e.Store.Snapshot(ctx, li)
+	if errors.Is(err, store.ErrNoSnapshot) {
+		t.Skip("this backend offers no snapshots: phones bootstrap by pages")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
