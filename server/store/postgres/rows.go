@@ -345,24 +345,15 @@ func (r *repo) Bundle(ctx context.Context, households []string) (syncengine.Bund
 	if len(households) == 0 {
 		return b, nil
 	}
-	lock := r.lock()
 	const ofHouseholds = `(SELECT visit_id FROM visit_households WHERE household_id = ANY($1))`
 	batch := &pgx.Batch{}
-	batch.Queue(`SELECT `+householdCols+` FROM households WHERE id = ANY($1) ORDER BY id`+lock, households)
-	batch.Queue(`SELECT `+personCols+` FROM persons WHERE household_id = ANY($1) ORDER BY household_id, id`+lock, households)
-	batch.Queue(`SELECT `+tagCols+` FROM tag_elements WHERE household_id = ANY($1) ORDER BY household_id, add_id`+lock, households)
+	queueLedgers(batch, households, r.lock())
 	batch.Queue(`SELECT `+visitCols+` FROM visits v WHERE v.id IN `+ofHouseholds+` ORDER BY v.id`, households)
 	batch.Queue(`SELECT `+amendmentCols+` FROM visit_amendments WHERE visit_id IN `+ofHouseholds+` ORDER BY visit_id, id`, households)
 	br := r.q.SendBatch(ctx, batch)
 	err := func() error {
-		var err error
-		if b.Households, err = batchAll(br, scanHousehold); err != nil {
-			return err
-		}
-		if b.Persons, err = batchAll(br, scanPerson); err != nil {
-			return err
-		}
-		if b.Tags, err = batchAll(br, scanTag); err != nil {
+		err := readLedgers(br, &b)
+		if err != nil {
 			return err
 		}
 		if b.Visits, err = batchAll(br, scanVisit); err != nil {
@@ -386,23 +377,10 @@ func (r *repo) Ledgers(ctx context.Context, households []string) (syncengine.Bun
 	if len(households) == 0 {
 		return b, nil
 	}
-	lock := r.lock()
 	batch := &pgx.Batch{}
-	batch.Queue(`SELECT `+householdCols+` FROM households WHERE id = ANY($1) ORDER BY id`+lock, households)
-	batch.Queue(`SELECT `+personCols+` FROM persons WHERE household_id = ANY($1) ORDER BY household_id, id`+lock, households)
-	batch.Queue(`SELECT `+tagCols+` FROM tag_elements WHERE household_id = ANY($1) ORDER BY household_id, add_id`+lock, households)
+	queueLedgers(batch, households, r.lock())
 	br := r.q.SendBatch(ctx, batch)
-	err := func() error {
-		var err error
-		if b.Households, err = batchAll(br, scanHousehold); err != nil {
-			return err
-		}
-		if b.Persons, err = batchAll(br, scanPerson); err != nil {
-			return err
-		}
-		b.Tags, err = batchAll(br, scanTag)
-		return err
-	}()
+	err := readLedgers(br, &b)
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
@@ -410,6 +388,27 @@ func (r *repo) Ledgers(ctx context.Context, households []string) (syncengine.Bun
 		return syncengine.Bundle{}, fmt.Errorf("read households: %w", err)
 	}
 	return b, nil
+}
+
+// queueLedgers queues the reads of households with their persons and tags
+// (lock: the rows' lock clause, if any).
+func queueLedgers(batch *pgx.Batch, households []string, lock string) {
+	batch.Queue(`SELECT `+householdCols+` FROM households WHERE id = ANY($1) ORDER BY id`+lock, households)
+	batch.Queue(`SELECT `+personCols+` FROM persons WHERE household_id = ANY($1) ORDER BY household_id, id`+lock, households)
+	batch.Queue(`SELECT `+tagCols+` FROM tag_elements WHERE household_id = ANY($1) ORDER BY household_id, add_id`+lock, households)
+}
+
+// readLedgers reads what queueLedgers queued into b.
+func readLedgers(br pgx.BatchResults, b *syncengine.Bundle) error {
+	var err error
+	if b.Households, err = batchAll(br, scanHousehold); err != nil {
+		return err
+	}
+	if b.Persons, err = batchAll(br, scanPerson); err != nil {
+		return err
+	}
+	b.Tags, err = batchAll(br, scanTag)
+	return err
 }
 
 func (r *repo) CountPersons(ctx context.Context, household string) (int, error) {
