@@ -22,13 +22,13 @@ import (
 )
 
 // compressions are the two ways a replica can talk: the SDK's default
-// (zstd both ways) and sdk.WithoutCompression.
+// (zstd both ways) and sdk.WithoutCompression, each bootstrapping by rows.
 var compressions = []struct {
 	name string
 	opts []sdk.Option
 }{
-	{"zstd", nil},
-	{"none", []sdk.Option{sdk.WithoutCompression()}},
+	{"zstd", []sdk.Option{sdk.WithRowBootstrap()}},
+	{"none", []sdk.Option{sdk.WithRowBootstrap(), sdk.WithoutCompression()}},
 }
 
 // bootstrapModes are compressions with rows, and the same with a snapshot
@@ -37,8 +37,8 @@ var bootstrapModes = []struct {
 	name string
 	opts []sdk.Option
 }{
-	{"zstd", nil},
-	{"none", []sdk.Option{sdk.WithoutCompression()}},
+	{"zstd", []sdk.Option{sdk.WithRowBootstrap()}},
+	{"none", []sdk.Option{sdk.WithRowBootstrap(), sdk.WithoutCompression()}},
 	{"snapshot-zstd", []sdk.Option{sdk.WithSnapshotBootstrap()}},
 	{"snapshot-none", []sdk.Option{sdk.WithSnapshotBootstrap(), sdk.WithoutCompression()}},
 }

@@ -89,8 +89,9 @@ type Replica struct {
 	progress   func(Progress)
 	// noCompression: ask for, and send, uncompressed messages.
 	noCompression bool
-	// snapshots: a first bootstrap asks for the scope as a file.
-	snapshots bool
+	// snapshotMin: a first bootstrap asks for the scope as a file if it
+	// has at least this many households (0: whatever its size; -1: never).
+	snapshotMin int
 	// partial is a snapshot download that was cut, kept beside the
 	// replica (snapshotPath) for the next bootstrap to resume; guarded by
 	// syncMu, and gone with the process (Open removes the file).
@@ -165,13 +166,28 @@ var ErrNoReplica = errors.New("no replica file")
 // time than the bytes it saves. By default both ways use zstd.
 func WithoutCompression() Option { return func(r *Replica) { r.noCompression = true } }
 
+// DefaultSnapshotHouseholds is the size of scope, in households, from which
+// a new replica's first bootstrap takes its scope as a SQLite file by
+// default: a community's. Below it pages of rows cost less than a file.
+const DefaultSnapshotHouseholds = 2000
+
 // WithSnapshotBootstrap makes a new replica's first bootstrap ask for its
 // whole scope as a SQLite file, whose tables it copies into its own, rather
-// than for pages of rows that it inserts one by one. It is faster for large
-// scopes, but a download cut short starts over, where pages resume from the
-// last household received: use it on good links. A server that cannot make
-// snapshots answers with pages.
-func WithSnapshotBootstrap() Option { return func(r *Replica) { r.snapshots = true } }
+// than for pages of rows that it inserts one by one, whatever the scope's
+// size (by default only from DefaultSnapshotHouseholds). A download cut
+// short goes on from where it stopped while the program runs; pages also
+// resume after a restart. A server that cannot make snapshots answers with
+// pages.
+func WithSnapshotBootstrap() Option { return WithSnapshotBootstrapFrom(0) }
+
+// WithSnapshotBootstrapFrom makes a new replica's first bootstrap take its
+// scope as a SQLite file if it has at least n households, as pages of rows
+// if fewer (see WithSnapshotBootstrap).
+func WithSnapshotBootstrapFrom(n int) Option { return func(r *Replica) { r.snapshotMin = max(n, 0) } }
+
+// WithRowBootstrap makes a new replica's first bootstrap take pages of rows
+// whatever the scope's size.
+func WithRowBootstrap() Option { return func(r *Replica) { r.snapshotMin = -1 } }
 
 // WithProgress sets a callback for sync progress. It runs on the syncing
 // goroutine and should return quickly.
@@ -188,7 +204,7 @@ type Progress struct {
 
 // Open opens (creating if needed) a replica file, migrating an older schema.
 func Open(ctx context.Context, path string, opts ...Option) (*Replica, error) {
-	r := &Replica{log: zerolog.Nop(), now: time.Now, keepPushed: DefaultPushedRetention}
+	r := &Replica{log: zerolog.Nop(), now: time.Now, keepPushed: DefaultPushedRetention, snapshotMin: DefaultSnapshotHouseholds}
 	for _, o := range opts {
 		o(r)
 	}

@@ -128,6 +128,7 @@ func (r *Replica) receiveSnapshot(ctx context.Context, stream *connect.ServerStr
 		return err
 	}
 	rep.Bootstrapped += int(first.GetTotalHouseholds())
+	rep.Snapshot = true
 	r.report("bootstrap", int(first.GetTotalHouseholds()), int(first.GetTotalHouseholds()))
 	return nil
 }

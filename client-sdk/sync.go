@@ -42,6 +42,8 @@ type SyncReport struct {
 	Pulled     int
 	// Bootstrapped counts households received whole.
 	Bootstrapped int
+	// Snapshot: they came as one file of the scope.
+	Snapshot bool
 	Evicted      int
 	// Restamped counts unsent changes given new clocks because the phone's
 	// clock ran ahead of the server's.
@@ -529,7 +531,7 @@ func (r *Replica) bootstraps(ctx context.Context, c clients, rep *SyncReport) er
 // bootstrap streams whole households of one pending bootstrap, committing
 // each page with the position to resume from.
 func (r *Replica) bootstrap(ctx context.Context, c clients, key, after string, rep *SyncReport) error {
-	err := r.bootstrapFrom(ctx, c, key, after, r.snapshots, rep)
+	err := r.bootstrapFrom(ctx, c, key, after, r.snapshotMin >= 0, rep)
 	if errors.Is(err, errSnapshotSchema) {
 		r.log.Warn().Err(err).Msg("bootstrap: taking rows instead of the server's snapshot")
 		err = r.bootstrapFrom(ctx, c, key, after, false, rep)
@@ -549,7 +551,7 @@ func (r *Replica) bootstrapFrom(ctx context.Context, c clients, key, after strin
 		if err != nil {
 			return err
 		}
-		req.Snapshot = empty
+		req.Snapshot, req.SnapshotMinHouseholds = empty, uint32(r.snapshotMin)
 		if empty && r.partial.id != "" {
 			req.ResumeSnapshotId, req.ResumeSnapshotOffset = r.partial.id, r.partial.got
 		}

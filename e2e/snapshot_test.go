@@ -147,7 +147,7 @@ func TestSnapshotCutResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	snap, err := e.Store.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: worker})
+	snap, err := e.Store.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: worker}, 0)
 	if errors.Is(err, store.ErrNoSnapshot) {
 		t.Skip("this backend offers no snapshots: a cut bootstrap by pages resumes by pages (TestBootstrapCutMidStreamResumes)")
 	}
@@ -219,7 +219,7 @@ func TestSnapshotReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	li := store.Principal{Kind: store.KindWorker, ID: worker}
-	first, err := e.Store.Snapshot(ctx, li)
+	first, err := e.Store.Snapshot(ctx, li, 0)
 	if errors.Is(err, store.ErrNoSnapshot) {
 		t.Skip("this backend offers no snapshots: phones bootstrap by pages")
 	}
@@ -243,7 +243,7 @@ func TestSnapshotReused(t *testing.T) {
 	}
 	mustSync(t, writer)
 
-	again, err := e.Store.Snapshot(ctx, li)
+	again, err := e.Store.Snapshot(ctx, li, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestSnapshotReused(t *testing.T) {
 	if _, err := os.Stat(first.Path); err != nil {
 		t.Errorf("the kept snapshot is gone once sent: %v", err)
 	}
-	theirs, err := e.Store.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: other})
+	theirs, err := e.Store.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: other}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,12 +275,55 @@ func TestSnapshotReused(t *testing.T) {
 	if _, err := os.Stat(first.Path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a snapshot holding erased data is kept after the erasure (%v)", err)
 	}
-	after, err := e.Store.Snapshot(ctx, li)
+	after, err := e.Store.Snapshot(ctx, li, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer after.Release()
 	if after.Reused {
 		t.Error("a snapshot written before an erasure was given after it")
+	}
+}
+
+// TestSnapshotFromSize: by default a new phone takes its scope as a file
+// only from sdk.DefaultSnapshotHouseholds households; below the size it
+// asks for (sdk.WithSnapshotBootstrapFrom) it gets pages of rows, from it
+// a file; either way it ends as the server is.
+func TestSnapshotFromSize(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	admin, err := e.Store.Authenticate(ctx, e.adminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, _ := e.worker("li", e.Grids[0])
+	gen := demo.NewGenerator(5, time.Now().Add(-time.Hour))
+	if err := e.Store.Import(ctx, admin, gen.Grid(e.Grids[0], demo.Shape{HouseholdsPerGrid: 60, PersonsPerHousehold: 1, VisitsPerHousehold: 1}, "li", worker)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: worker}, 0); errors.Is(err, store.ErrNoSnapshot) {
+		t.Skip("this backend offers no snapshots: phones bootstrap by pages")
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	want := e.serverState(e.Grids[0])
+	for _, c := range []struct {
+		name string
+		opts []sdk.Option
+		file bool
+	}{
+		{"default", nil, false},
+		{"from 61", []sdk.Option{sdk.WithSnapshotBootstrapFrom(61)}, false},
+		{"from 60", []sdk.Option{sdk.WithSnapshotBootstrapFrom(60)}, true},
+		{"always", []sdk.Option{sdk.WithSnapshotBootstrap()}, true},
+		{"rows", []sdk.Option{sdk.WithRowBootstrap()}, false},
+	} {
+		r := e.device("li "+c.name, worker, c.opts...)
+		rep := mustSync(t, r)
+		if rep.Snapshot != c.file || rep.Bootstrapped != 60 {
+			t.Errorf("%s: a file: %v, %d households; want %v, 60", c.name, rep.Snapshot, rep.Bootstrapped, c.file)
+		}
+		assertSameState(t, c.name, want, dump(t, r))
 	}
 }

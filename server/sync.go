@@ -186,7 +186,7 @@ const snapshotChunk = 64 << 10
 // from where a cut download stopped if the device resumes the file it is
 // given.
 func (s *syncService) sendSnapshot(ctx context.Context, req *pb.BootstrapRequest, stream *connect.ServerStream[pb.BootstrapResponse]) error {
-	snap, err := s.store.Snapshot(ctx, principal(ctx))
+	snap, err := s.store.Snapshot(ctx, principal(ctx), int(req.GetSnapshotMinHouseholds()))
 	if errors.Is(err, store.ErrNoSnapshot) {
 		return err
 	}

@@ -86,7 +86,8 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	timeouts := timeoutFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	caFile := fs.String("ca", "", "also trust the CA certificates of this PEM `file` for an HTTPS server")
-	snapshot := fs.Bool("snapshot", false, "on a new replica's first sync, fetch the whole scope as one SQLite file (faster for large scopes; a cut download starts over)")
+	snapshot := fs.Bool("snapshot", false, "on a new replica's first sync, fetch the whole scope as one SQLite file whatever its size (by default only from 2,000 households)")
+	rows := fs.Bool("rows", false, "on a new replica's first sync, fetch the scope as pages of rows whatever its size")
 	rest, err := parseVerb(fs, args, workerUsage, stderr)
 	if err != nil || rest == nil {
 		return err
@@ -98,9 +99,15 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if *snapshot && *rows {
+		return fmt.Errorf("%w: --snapshot and --rows: choose one", errUsage)
+	}
 	opts := []sdk.Option{sdk.WithHTTPClient(hc), sdk.WithTimeouts(*timeouts)}
-	if *snapshot {
+	switch {
+	case *snapshot:
 		opts = append(opts, sdk.WithSnapshotBootstrap())
+	case *rows:
+		opts = append(opts, sdk.WithRowBootstrap())
 	}
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) && !*asJSON {
 		opts = append(opts, sdk.WithProgress(progressBar(stderr)))

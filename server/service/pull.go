@@ -380,7 +380,7 @@ func dedupe(ids []string) []string {
 // The cursor, scope and reference data are read first and the rows after,
 // as Bootstrap's pages are: rows newer than the cursor come again through
 // the feed, and merging them twice changes nothing.
-func (s *Service) Snapshot(ctx context.Context, p store.Principal) (*store.Snapshot, error) {
+func (s *Service) Snapshot(ctx context.Context, p store.Principal, minHouseholds int) (*store.Snapshot, error) {
 	if err := requireWorker(p); err != nil {
 		return nil, err
 	}
@@ -401,9 +401,21 @@ func (s *Service) Snapshot(ctx context.Context, p store.Principal) (*store.Snaps
 		if snap.Scope, err = scope(ctx, tx, p.ID); err != nil {
 			return err
 		}
+		if minHouseholds > 0 {
+			ids, err := tx.LiveHouseholdIDs(ctx, snap.Scope.Worker.GridIDs, "", minHouseholds)
+			if err != nil {
+				return err
+			}
+			if len(ids) < minHouseholds {
+				return store.ErrNoSnapshot
+			}
+		}
 		snap.Reference, err = reference(ctx, tx, snap.Scope.Worker.GridIDs, 0)
 		return err
 	})
+	if errors.Is(err, store.ErrNoSnapshot) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}

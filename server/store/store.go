@@ -67,9 +67,10 @@ type Sync interface {
 	Bootstrap(ctx context.Context, p Principal, req BootstrapRequest, send func(*BootstrapPage) error) error
 	// Snapshot writes p's whole scope, in the replica's own tables, to a new
 	// SQLite file: a new device copies the tables whole instead of
-	// inserting rows one by one. The caller calls the snapshot's Release
-	// when done with it.
-	Snapshot(ctx context.Context, p Principal) (*Snapshot, error)
+	// inserting rows one by one. A scope of fewer than minHouseholds
+	// households gets ErrNoSnapshot (pages suit it better). The caller calls
+	// the snapshot's Release when done with it.
+	Snapshot(ctx context.Context, p Principal, minHouseholds int) (*Snapshot, error)
 	// Scope is a worker's grids.
 	Scope(ctx context.Context, p Principal) (Scope, error)
 }

@@ -647,8 +647,11 @@ type BootstrapRequest struct {
 	// gives that file to this scope; else a whole file, which may be another.
 	ResumeSnapshotId     string `protobuf:"bytes,5,opt,name=resume_snapshot_id,json=resumeSnapshotId,proto3" json:"resume_snapshot_id,omitempty"`
 	ResumeSnapshotOffset uint64 `protobuf:"varint,6,opt,name=resume_snapshot_offset,json=resumeSnapshotOffset,proto3" json:"resume_snapshot_offset,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// With snapshot: a scope of fewer households than this is sent as pages
+	// of rows instead (0: a file whatever its size).
+	SnapshotMinHouseholds uint32 `protobuf:"varint,7,opt,name=snapshot_min_households,json=snapshotMinHouseholds,proto3" json:"snapshot_min_households,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *BootstrapRequest) Reset() {
@@ -719,6 +722,13 @@ func (x *BootstrapRequest) GetResumeSnapshotId() string {
 func (x *BootstrapRequest) GetResumeSnapshotOffset() uint64 {
 	if x != nil {
 		return x.ResumeSnapshotOffset
+	}
+	return 0
+}
+
+func (x *BootstrapRequest) GetSnapshotMinHouseholds() uint32 {
+	if x != nil {
+		return x.SnapshotMinHouseholds
 	}
 	return 0
 }
@@ -968,7 +978,7 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\x14erased_household_ids\x18\x11 \x03(\tR\x12erasedHouseholdIds\x12*\n" +
 	"\x11erased_person_ids\x18\x12 \x03(\tR\x0ferasedPersonIds\x12,\n" +
 	"\x12replaced_visit_ids\x18\x13 \x03(\tR\x10replacedVisitIds\x124\n" +
-	"\x16replaced_amendment_ids\x18\x14 \x03(\tR\x14replacedAmendmentIds\"\x9d\x02\n" +
+	"\x16replaced_amendment_ids\x18\x14 \x03(\tR\x14replacedAmendmentIds\"\xd5\x02\n" +
 	"\x10BootstrapRequest\x12(\n" +
 	"\bgrid_ids\x18\x01 \x03(\tB\r\xbaH\n" +
 	"\x92\x01\a\"\x05r\x03\xb0\x01\x01R\agridIds\x129\n" +
@@ -976,7 +986,8 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1a\n" +
 	"\bsnapshot\x18\x04 \x01(\bR\bsnapshot\x125\n" +
 	"\x12resume_snapshot_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x10resumeSnapshotId\x124\n" +
-	"\x16resume_snapshot_offset\x18\x06 \x01(\x04R\x14resumeSnapshotOffset\"\xf3\x05\n" +
+	"\x16resume_snapshot_offset\x18\x06 \x01(\x04R\x14resumeSnapshotOffset\x126\n" +
+	"\x17snapshot_min_households\x18\a \x01(\rR\x15snapshotMinHouseholds\"\xf3\x05\n" +
 	"\x11BootstrapResponse\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x126\n" +
 	"\n" +
