@@ -44,7 +44,7 @@ type SyncReport struct {
 	Bootstrapped int
 	// Snapshot: they came as one file of the scope.
 	Snapshot bool
-	Evicted      int
+	Evicted  int
 	// Restamped counts unsent changes given new clocks because the phone's
 	// clock ran ahead of the server's.
 	Restamped int
