@@ -570,6 +570,11 @@ func (r *Replica) bootstrapFrom(ctx context.Context, c clients, key, after strin
 			}
 			return nil
 		}
+		if r.partial.id != "" {
+			// Pages instead: the part of a file kept to resume goes.
+			r.removeSnapshotFile()
+			r.partial = partialSnapshot{}
+		}
 		if total == 0 {
 			total = int(msg.GetTotalHouseholds())
 		}
