@@ -276,14 +276,8 @@ func TestBootstrapCutMidStreamResumes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, 1)
-	admin, err := e.Store.Authenticate(ctx, e.adminToken)
-	if err != nil {
-		t.Fatal(err)
-	}
 	gen := demo.NewGenerator(7, time.Now().Add(-time.Hour))
-	if err := e.Store.Import(ctx, admin, gen.Grid(e.Grids[0], demo.Shape{HouseholdsPerGrid: 300, PersonsPerHousehold: 1}, "", "")); err != nil {
-		t.Fatal(err)
-	}
+	e.importRows(gen.Grid(e.Grids[0], demo.Shape{HouseholdsPerGrid: 300, PersonsPerHousehold: 1}, "", ""))
 	w, code := e.worker("li", e.Grids[0])
 	_ = w
 	ft := &faultTransport{base: http.DefaultTransport, cutAfter: 1}

@@ -22,6 +22,7 @@ import (
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/postgres"
 	"github.com/doorbook/doorbook/server/store/sqlite"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 // env is a running server with an admin and an org tree: one district, one
@@ -196,6 +197,19 @@ func (e *env) start() {
 			e.t.Errorf("server shutdown: %v", err)
 		}
 		svc.Close()
+	}
+}
+
+// importRows loads b through the store as the admin, as a bulk import does.
+func (e *env) importRows(b syncengine.Bundle) {
+	e.t.Helper()
+	ctx := context.Background()
+	admin, err := e.Store.Authenticate(ctx, e.adminToken)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.Store.Import(ctx, admin, b); err != nil {
+		e.t.Fatal(err)
 	}
 }
 

@@ -135,17 +135,11 @@ func TestSnapshotCutResumes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, 2)
-	admin, err := e.Store.Authenticate(ctx, e.adminToken)
-	if err != nil {
-		t.Fatal(err)
-	}
 	worker, _ := e.worker("li", e.Grids...)
 	gen := demo.NewGenerator(7, time.Now().Add(-time.Hour))
 	for _, g := range e.Grids {
 		b := gen.Grid(g, demo.Shape{HouseholdsPerGrid: 60, PersonsPerHousehold: 2, VisitsPerHousehold: 2, NotesBytes: 300}, "li", worker)
-		if err := e.Store.Import(ctx, admin, b); err != nil {
-			t.Fatal(err)
-		}
+		e.importRows(b)
 	}
 	snap, err := e.Store.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: worker}, 0)
 	if errors.Is(err, store.ErrNoSnapshot) {
@@ -207,17 +201,11 @@ func TestSnapshotReused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, 2)
-	admin, err := e.Store.Authenticate(ctx, e.adminToken)
-	if err != nil {
-		t.Fatal(err)
-	}
 	worker, _ := e.worker("li", e.Grids[0])
 	other, _ := e.worker("wang", e.Grids...)
 	gen := demo.NewGenerator(11, time.Now().Add(-time.Hour))
 	b := gen.Grid(e.Grids[0], demo.Shape{HouseholdsPerGrid: 20, PersonsPerHousehold: 2, VisitsPerHousehold: 2, NotesBytes: 50}, "li", worker)
-	if err := e.Store.Import(ctx, admin, b); err != nil {
-		t.Fatal(err)
-	}
+	e.importRows(b)
 	li := store.Principal{Kind: store.KindWorker, ID: worker}
 	first, err := e.Store.Snapshot(ctx, li, 0)
 	if errors.Is(err, store.ErrNoSnapshot) {
@@ -293,15 +281,9 @@ func TestSnapshotFromSize(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, 1)
-	admin, err := e.Store.Authenticate(ctx, e.adminToken)
-	if err != nil {
-		t.Fatal(err)
-	}
 	worker, _ := e.worker("li", e.Grids[0])
 	gen := demo.NewGenerator(5, time.Now().Add(-time.Hour))
-	if err := e.Store.Import(ctx, admin, gen.Grid(e.Grids[0], demo.Shape{HouseholdsPerGrid: 60, PersonsPerHousehold: 1, VisitsPerHousehold: 1}, "li", worker)); err != nil {
-		t.Fatal(err)
-	}
+	e.importRows(gen.Grid(e.Grids[0], demo.Shape{HouseholdsPerGrid: 60, PersonsPerHousehold: 1, VisitsPerHousehold: 1}, "li", worker))
 	if _, err := e.Store.Snapshot(ctx, store.Principal{Kind: store.KindWorker, ID: worker}, 0); errors.Is(err, store.ErrNoSnapshot) {
 		t.Skip("this backend offers no snapshots: phones bootstrap by pages")
 	} else if err != nil {

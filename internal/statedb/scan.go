@@ -209,14 +209,22 @@ func (g *GridRows) SpecialVisits(ctx context.Context, fn func(*fieldwork.VisitRo
 // costs about as much to walk as a special visit to look up, and a
 // household has ten to twenty links.
 func (g *GridRows) fewSpecial(ctx context.Context) (bool, error) {
-	var special, households int64
-	err := g.q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM visits INDEXED BY visits_special WHERE revisit_due != 0 OR tracked != 0 OR details != '')
-		+ (SELECT count(*) FROM visit_amendments),
-		(SELECT count(*) FROM households WHERE `+g.col+` IN (`+sqlitex.InPlaceholders(len(g.grids))+`))`, toArgs(g.grids)...).Scan(&special, &households)
+	var households int64
+	err := g.q.QueryRowContext(ctx, `SELECT count(*) FROM households WHERE `+g.col+` IN (`+sqlitex.InPlaceholders(len(g.grids))+`)`,
+		toArgs(g.grids)...).Scan(&households)
 	if err != nil {
 		return false, fmt.Errorf("read visits: %w", err)
 	}
-	return special < 10*households, nil
+	// Counted only up to the bound: a page of an export in a large
+	// database must not count every special visit of it.
+	bound := 10 * households
+	var special int64
+	err = g.q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM visits INDEXED BY visits_special WHERE revisit_due != 0 OR tracked != 0 OR details != ''
+		UNION ALL SELECT 1 FROM visit_amendments LIMIT ?)`, bound).Scan(&special)
+	if err != nil {
+		return false, fmt.Errorf("read visits: %w", err)
+	}
+	return special < bound, nil
 }
 
 // Amendments loads the amendments of visits to the undeleted households of
