@@ -44,7 +44,11 @@ type SyncReport struct {
 	Bootstrapped int
 	// Snapshot: they came as one file of the scope.
 	Snapshot bool
-	Evicted  int
+	// Adopted: that file became the replica's database whole. It is not
+	// when the replica held rows already or the file is of another
+	// release's schema; its rows are copied in then.
+	Adopted bool
+	Evicted int
 	// Restamped counts unsent changes given new clocks because the phone's
 	// clock ran ahead of the server's.
 	Restamped int

@@ -13,6 +13,8 @@ import (
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/internal/faultproxy"
 	"github.com/doorbook/doorbook/server/store"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // TestSnapshotBootstrapEqualsRows: a new phone that takes its scope as a
@@ -84,15 +86,36 @@ func TestSnapshotBootstrapEqualsRows(t *testing.T) {
 	}
 	mustSync(t, b)
 
+	// Two campaigns of the scope, of two windows: the file carries the
+	// visits summed over each (Check, in dump, compares them with a
+	// recomputation on the phone).
+	for _, win := range [][2]time.Duration{{-24 * time.Hour, 30 * 24 * time.Hour}, {-60 * 24 * time.Hour, -30 * 24 * time.Hour}} {
+		now := time.Now()
+		if _, err := e.Admin.PutCampaign(ctx, &pb.PutCampaignRequest{NodeId: proto.String(e.Grids[0]), Name: proto.String("campaign"),
+			StartsAt: timestamppb.New(now.Add(win[0])), EndsAt: timestamppb.New(now.Add(win[1]))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	e.now.Set(0)
 	e.stop()
 	e.start()
 	rows := e.device("li-rows", w)
 	snap := e.device("li-snapshot", w, sdk.WithSnapshotBootstrap())
-	mustSync(t, rows)
+	if rep := mustSync(t, rows); rep.Snapshot || rep.Adopted {
+		t.Errorf("a phone bootstrapping by rows reports snapshot %v, adopted %v", rep.Snapshot, rep.Adopted)
+	}
 	rep := mustSync(t, snap)
 	if rep.Bootstrapped != len(hs) {
 		t.Errorf("snapshot bootstrap reported %d households, want %d", rep.Bootstrapped, len(hs))
+	}
+	// A new replica takes the file as its database (on a backend that
+	// writes files).
+	if !rep.Snapshot || !rep.Adopted {
+		t.Errorf("a new phone's snapshot bootstrap: snapshot %v, adopted %v; want both", rep.Snapshot, rep.Adopted)
+	}
+	if cs, err := snap.Campaigns(ctx); err != nil || len(cs) != 2 {
+		t.Errorf("campaigns on the snapshot phone: %d (%v), want 2", len(cs), err)
 	}
 	server := e.serverState(mine...)
 	assertSameState(t, "row bootstrap vs server", server, dump(t, rows))

@@ -112,7 +112,7 @@ func PutCampaign(ctx context.Context, q Querier, c *syncengine.Campaign, seq uin
 	if err != nil {
 		return fmt.Errorf("put campaign %s: %w", c.ID, err)
 	}
-	return syncWindows(ctx, q)
+	return SyncWindows(ctx, q)
 }
 
 // Campaigns loads the campaigns changed after feed position since (all with

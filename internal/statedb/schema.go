@@ -37,15 +37,37 @@ func Migrations(own fs.FS, dir string) ([]sqlitex.Migration, error) {
 	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: SchemaV1}}, ms...), nil
 }
 
-// SnapshotMigrations create the replicated tables alone, exactly as every
-// database that embeds them has them: a snapshot file of a scope, whose
-// tables a new replica copies whole.
+// SnapshotMigrations create the replicated tables, exactly as every
+// database that embeds them has them, and the visit sums' tables: a
+// snapshot file of a scope, which a new replica adopts as its database or
+// whose tables it copies whole.
 func SnapshotMigrations() []sqlitex.Migration {
 	return []sqlitex.Migration{
 		{Version: 1, Name: "001_state.sql", SQL: SchemaV1},
 		{Version: 2, Name: "002_state.sql", SQL: SchemaV2},
 		{Version: 3, Name: "003_indexes.sql", SQL: schemaV3Indexes},
+		{Version: 4, Name: "004_sums.sql", SQL: schemaV3SumTables},
 	}
+}
+
+// OverSnapshot is Migrations(own, dir) for a snapshot file
+// (SnapshotMigrations) that is to become a database of own's schema: the
+// parts of the shared schemas a snapshot already holds are left out, so
+// that once its schema_migrations rows are cleared and these applied, the
+// file has the schema that Migrations gives a new file. A caller compares
+// the two (sqlitex.Schema) before trusting that.
+func OverSnapshot(own fs.FS, dir string) ([]sqlitex.Migration, error) {
+	ms, err := sqlitex.LoadMigrations(own, dir)
+	if err != nil {
+		return nil, err
+	}
+	inSnapshot := map[string]string{"SchemaV2": "", "SchemaV3": sumTriggers}
+	for i := range ms {
+		for name, sql := range inSnapshot {
+			ms[i].SQL = strings.ReplaceAll(ms[i].SQL, "-- statedb: "+name+"\n", sql)
+		}
+	}
+	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: "SELECT 1"}}, ms...), nil
 }
 
 // ReplicatedTables are the tables of a scope's rows, the ones a snapshot

@@ -3,6 +3,7 @@ package statedb
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // Visit sums. A due list or a report reads, per household and visitor, the
@@ -18,7 +19,7 @@ import (
 //
 // A sum is kept over all time and over each campaign window in
 // visit_sum_windows: the distinct windows of the undeleted campaigns, kept
-// by syncWindows whenever a campaign is written. A window asked for that is
+// by SyncWindows whenever a campaign is written. A window asked for that is
 // not kept (a campaign the database does not hold) is summed from the raw
 // rows, as before there were sums.
 
@@ -174,7 +175,14 @@ DROP INDEX visit_households_visit;
 CREATE INDEX visit_households_visit ON visit_households(visit_id, ord);
 `
 
-var schemaV3Sums = `
+var schemaV3Sums = schemaV3SumTables + `
+INSERT INTO visit_sum_windows ` + campaignWindows + `;
+INSERT INTO visit_sums ` + sumsHead + everyWindow + sumsMid + sumsTail + `;
+` + sumTriggers
+
+// schemaV3SumTables is what a snapshot file takes of SchemaV3's sums: the
+// tables, which its writer fills (CopySums), without the triggers.
+const schemaV3SumTables = `
 -- Plain visits summed per household and visitor (see statedb's sums.go):
 -- over all time, and over each window of visit_sum_windows.
 CREATE TABLE visit_sums (
@@ -191,15 +199,49 @@ CREATE TABLE visit_sum_windows (
 	win_to   INTEGER NOT NULL,
 	PRIMARY KEY (win_from, win_to)
 ) WITHOUT ROWID;
-INSERT INTO visit_sum_windows ` + campaignWindows + `;
-INSERT INTO visit_sums ` + sumsHead + everyWindow + sumsMid + sumsTail + `;
-` + sumTriggers
+`
 
-// syncWindows keeps visit_sum_windows the windows of the undeleted
-// campaigns: it sums the visits of a window new there (reading every visit
+// CopySums fills the empty sums of a snapshot file, the main schema of q,
+// from those of the database attached as schema from, whose rows the file
+// took in the same read of from: the windows of the file's campaigns and
+// the sums of its households. Copying keeps a new replica from summing
+// every visit of its scope again; the sums of a household are the same
+// wherever its rows are, since all of its visits come with it. A household
+// outside the file that a group visit links to has only that visit there,
+// so its sums are made from the file's rows.
+func CopySums(ctx context.Context, q Querier, from string) error {
+	stmts := []string{
+		`INSERT INTO main.visit_sum_windows (win_from, win_to)
+		SELECT w.win_from, w.win_to FROM ` + from + `.visit_sum_windows w
+		WHERE (w.win_from, w.win_to) IN (` + strings.Replace(campaignWindows, "FROM campaigns", "FROM main.campaigns", 1) + `)
+		ORDER BY w.win_from, w.win_to`,
+		`INSERT INTO main.visit_sums (household_id, win_from, win_to, visitor_id, last, n)
+		SELECT s.household_id, s.win_from, s.win_to, s.visitor_id, s.last, s.n
+		FROM main.households h JOIN ` + from + `.visit_sums s ON s.household_id = h.id
+		WHERE (s.win_from = ?1 AND s.win_to = ?2)
+			OR (s.win_from, s.win_to) IN (SELECT win_from, win_to FROM main.visit_sum_windows)
+		ORDER BY s.household_id, s.win_from, s.win_to, s.visitor_id`,
+		`INSERT INTO main.visit_sums ` + sumsSelect(everyWindow,
+			`vh.household_id IN (SELECT household_id FROM main.visit_households EXCEPT SELECT id FROM main.households)`),
+	}
+	for i, stmt := range stmts {
+		var args []any
+		if i == 1 {
+			args = []any{int64(allTimeFrom), int64(allTimeTo)}
+		}
+		if _, err := q.ExecContext(ctx, stmt, args...); err != nil {
+			return fmt.Errorf("copy sums: %w", err)
+		}
+	}
+	return nil
+}
+
+// SyncWindows keeps visit_sum_windows the windows of the undeleted
+// campaigns (PutCampaign calls it; so does a write of the campaigns table
+// that bypasses it): it sums the visits of a window new there (reading every visit
 // once, as a campaign is created or moved) and drops the sums of a window
 // no campaign has any more.
-func syncWindows(ctx context.Context, q Querier) error {
+func SyncWindows(ctx context.Context, q Querier) error {
 	type window struct{ from, to int64 }
 	read := func(query string) (map[window]bool, error) {
 		rows, err := q.QueryContext(ctx, query)

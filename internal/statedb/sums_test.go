@@ -537,7 +537,7 @@ func TestInBulk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The campaigns came in without syncWindows: one more write of one
+	// The campaigns came in without SyncWindows: one more write of one
 	// keeps them.
 	if len(h.camps) > 0 {
 		c := h.camps[0]

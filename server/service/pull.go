@@ -426,7 +426,11 @@ func (s *Service) Snapshot(ctx context.Context, p store.Principal, minHouseholds
 		return snap, nil
 	}
 	e := &cachedSnapshot{id: newSnapshotID(), cursor: snap.Cursor, head: top, built: now}
-	if e.path, e.households, e.release, err = sn.WriteSnapshot(ctx, snap.Scope.Worker.GridIDs); err != nil {
+	campaigns := make([]string, len(snap.Reference.Campaigns))
+	for i, c := range snap.Reference.Campaigns {
+		campaigns[i] = c.ID
+	}
+	if e.path, e.households, e.release, err = sn.WriteSnapshot(ctx, snap.Scope.Worker.GridIDs, campaigns); err != nil {
 		if errors.Is(err, store.ErrNoSnapshot) {
 			return nil, err
 		}

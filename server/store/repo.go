@@ -241,10 +241,11 @@ var (
 // replica's own tables, to a new SQLite file (store.Sync.Snapshot): an
 // optional capability; without it, devices bootstrap by pages.
 type Snapshotter interface {
-	// WriteSnapshot writes the file and returns its path, how many
+	// WriteSnapshot writes the file, with the campaigns of the given ids
+	// and the visit sums of their windows, and returns its path, how many
 	// households it holds, and release, which the caller calls when done
 	// with it (it removes the file).
-	WriteSnapshot(ctx context.Context, grids []string) (path string, households int, release func(), err error)
+	WriteSnapshot(ctx context.Context, grids, campaigns []string) (path string, households int, release func(), err error)
 }
 
 // ErrNoSnapshot: the backend offers no snapshots; bootstrap by pages.

@@ -139,7 +139,7 @@ func TestSnapshotLetsWritesGoOn(t *testing.T) {
 		})
 		writeTook = time.Since(began)
 	}
-	_, households, release, err := s.WriteSnapshot(ctx, w.GridIDs)
+	_, households, release, err := s.WriteSnapshot(ctx, w.GridIDs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestOpenLeavesLiveSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	snap, _, release, err := first.WriteSnapshot(ctx, nil)
+	snap, _, release, err := first.WriteSnapshot(ctx, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +19,7 @@ import (
 // copies the rows from this database into the file (INSERT … SELECT across
 // an ATTACH), so no row passes through Go; the phone then copies the file's
 // tables into its own the same way.
-func (s *Store) WriteSnapshot(ctx context.Context, grids []string) (path string, households int, release func(), err error) {
+func (s *Store) WriteSnapshot(ctx context.Context, grids, campaigns []string) (path string, households int, release func(), err error) {
 	f, err := os.CreateTemp(filepath.Dir(s.db.Path), filepath.Base(s.db.Path)+snapshotInfix+"*")
 	if err != nil {
 		return "", 0, nil, err
@@ -37,7 +36,7 @@ func (s *Store) WriteSnapshot(ctx context.Context, grids []string) (path string,
 		removeSnapshot(path)
 		f.Close()
 	}
-	if households, err = s.writeSnapshot(ctx, path, grids); err != nil {
+	if households, err = s.writeSnapshot(ctx, path, grids, campaigns); err != nil {
 		release()
 		return "", 0, nil, err
 	}
@@ -46,9 +45,10 @@ func (s *Store) WriteSnapshot(ctx context.Context, grids []string) (path string,
 
 var _ store.Snapshotter = (*Store)(nil)
 
-// writeSnapshot fills the file at path with the rows of grids and leaves it
-// whole in one file (no write-ahead log beside it).
-func (s *Store) writeSnapshot(ctx context.Context, path string, grids []string) (households int, err error) {
+// writeSnapshot fills the file at path with the rows of grids, the
+// campaigns and the sums of their windows, and leaves it whole in one file
+// (no write-ahead log beside it).
+func (s *Store) writeSnapshot(ctx context.Context, path string, grids, campaigns []string) (households int, err error) {
 	db, err := sqlitex.Open(ctx, path, statedb.SnapshotMigrations())
 	if err != nil {
 		return 0, err
@@ -61,7 +61,7 @@ func (s *Store) writeSnapshot(ctx context.Context, path string, grids []string) 
 	defer conn.Close()
 	// Read-only: the copy must never hold a lock that keeps the server's
 	// own writer waiting.
-	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS src`, readOnlyURI(s.db.Path)); err != nil {
+	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS src`, sqlitex.ReadOnlyURI(s.db.Path)); err != nil {
 		return 0, fmt.Errorf("attach: %w", err)
 	}
 	// Detached on every path, so the connection goes back to the pool clean.
@@ -114,6 +114,19 @@ func (s *Store) writeSnapshot(ctx context.Context, path string, grids []string) 
 		if _, err := conn.ExecContext(ctx, q, args...); err != nil {
 			return 0, fmt.Errorf("copy %s: %w", table, err)
 		}
+	}
+	if len(campaigns) > 0 {
+		cols, err := columns(ctx, conn, "campaigns")
+		if err != nil {
+			return 0, err
+		}
+		q := `INSERT INTO main.campaigns (` + cols + `) SELECT ` + cols + ` FROM src.campaigns WHERE id IN (` + sqlitex.InPlaceholders(len(campaigns)) + `) ORDER BY id`
+		if _, err := conn.ExecContext(ctx, q, anys(campaigns)...); err != nil {
+			return 0, fmt.Errorf("copy campaigns: %w", err)
+		}
+	}
+	if err := statedb.CopySums(ctx, conn, "src"); err != nil {
+		return 0, err
 	}
 	if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM main.households`).Scan(&households); err != nil {
 		return 0, err
@@ -173,11 +186,6 @@ func removeSnapshots(dbPath string) {
 			removeSnapshot(path)
 		}
 	}
-}
-
-// readOnlyURI names the file at path, opened read-only, for ATTACH.
-func readOnlyURI(path string) string {
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=ro"
 }
 
 // removeSnapshot removes a snapshot file and anything SQLite left beside it.
