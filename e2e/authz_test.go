@@ -46,6 +46,7 @@ func TestAuthzMatrix(t *testing.T) {
 		OK = authzWant(iota)
 		UN
 		PD
+		IA
 	)
 	// What a successful call may change: nothing (a read), the audit log
 	// (a report read, which must add one entry), the calling device's
@@ -129,6 +130,12 @@ func TestAuthzMatrix(t *testing.T) {
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "Export·visits", audited, s.exportVisits},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "Export·progress", audited, s.exportProgress},
 		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "ListAuditLog", read, s.listAuditLog},
+		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "GetHousehold", audited, s.getHousehold},
+		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "ListItems", audited, s.listItems},
+		// A wrong password fails whoever asks; signing out is for a
+		// session, and every admin here calls with its own token.
+		{w{UN, UN, UN, UN, UN, UN, UN, UN, UN, UN, UN}, "SignIn·wrong", public, s.signInWrong},
+		{w{UN, UN, UN, UN, PD, PD, IA, IA, PD, IA, IA}, "SignOut·token", read, s.signOut},
 	}
 
 	// Each row names a method of the API; every procedure has a row. (Each
@@ -322,7 +329,7 @@ func authzRevokedDetail(err error) bool {
 }
 
 func (w authzWant) code() connect.Code {
-	return [...]connect.Code{0, connect.CodeUnauthenticated, connect.CodePermissionDenied}[w]
+	return [...]connect.Code{0, connect.CodeUnauthenticated, connect.CodePermissionDenied, connect.CodeInvalidArgument}[w]
 }
 
 func authzCodeName(c connect.Code) string {
@@ -363,7 +370,7 @@ func authzProcedures(t *testing.T) []string {
 	})
 	// The generated files are linked in: the registry must know them.
 	for _, fd := range []protoreflect.FileDescriptor{pb.File_doorbook_v1_sync_proto, pb.File_doorbook_v1_enrollment_proto,
-		pb.File_doorbook_v1_admin_proto, pb.File_doorbook_v1_report_proto} {
+		pb.File_doorbook_v1_admin_proto, pb.File_doorbook_v1_report_proto, pb.File_doorbook_v1_session_proto} {
 		if fd.Services().Len() == 0 {
 			t.Fatalf("%s declares no service", fd.Path())
 		}
@@ -389,10 +396,11 @@ type authzCaller struct {
 	// labels.
 	hidden map[string]string
 
-	sync   doorbookv1connect.SyncServiceClient
-	admin  doorbookv1connect.AdminServiceClient
-	report doorbookv1connect.ReportServiceClient
-	enroll doorbookv1connect.EnrollmentServiceClient
+	sync    doorbookv1connect.SyncServiceClient
+	admin   doorbookv1connect.AdminServiceClient
+	report  doorbookv1connect.ReportServiceClient
+	enroll  doorbookv1connect.EnrollmentServiceClient
+	session doorbookv1connect.SessionServiceClient
 	// procedure is the last procedure called.
 	procedure string
 }
@@ -424,6 +432,7 @@ func (k *authzCaller) connectClients(url string) {
 	k.admin = doorbookv1connect.NewAdminServiceClient(http.DefaultClient, url, opts...)
 	k.report = doorbookv1connect.NewReportServiceClient(http.DefaultClient, url, opts...)
 	k.enroll = doorbookv1connect.NewEnrollmentServiceClient(http.DefaultClient, url, opts...)
+	k.session = doorbookv1connect.NewSessionServiceClient(http.DefaultClient, url, opts...)
 }
 
 // leaks lists the hidden ids that msgs show.
@@ -975,6 +984,22 @@ func (s *authzSetup) exportVisits(k *authzCaller) ([]proto.Message, error) {
 // subtree.
 func (s *authzSetup) exportProgress(k *authzCaller) ([]proto.Message, error) {
 	return s.export(k, &pb.ExportRequest{CampaignId: s.camp, Kind: pb.ExportKind_EXPORT_KIND_PROGRESS, Format: pb.ExportFormat_EXPORT_FORMAT_CSV})
+}
+
+func (s *authzSetup) getHousehold(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.report.GetHousehold(context.Background(), &pb.GetHouseholdRequest{HouseholdId: s.hh0}))
+}
+
+func (s *authzSetup) listItems(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.report.ListItems(context.Background(), &pb.ListItemsRequest{NodeId: s.street}))
+}
+
+func (s *authzSetup) signInWrong(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.session.SignIn(context.Background(), &pb.SignInRequest{Name: "admin " + k.name, Password: "not the password of " + k.name}))
+}
+
+func (s *authzSetup) signOut(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.session.SignOut(context.Background(), &pb.SignOutRequest{}))
 }
 
 func (s *authzSetup) listAuditLog(k *authzCaller) ([]proto.Message, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/internal/pgtest"
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/console"
 	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/store/postgres"
@@ -190,7 +191,7 @@ func (e *env) start() {
 	e.Store = svc
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.Serve(ctx, l, srv.Handler()) }()
+	go func() { done <- server.Serve(ctx, l, console.Mount(srv.Handler())) }()
 	e.halt = func() {
 		cancel()
 		if err := <-done; err != nil {

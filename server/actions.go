@@ -37,4 +37,8 @@ var actions = map[string]authz.Action{
 	doorbookv1connect.ReportServiceListReportHouseholdsProcedure: authz.ReadReport,
 	doorbookv1connect.ReportServiceExportProcedure:               authz.ReadReport,
 	doorbookv1connect.ReportServiceListAuditLogProcedure:         authz.ReadReport,
+	doorbookv1connect.ReportServiceGetHouseholdProcedure:         authz.ReadReport,
+	doorbookv1connect.ReportServiceListItemsProcedure:            authz.ReadReport,
+
+	doorbookv1connect.SessionServiceSignOutProcedure: authz.SignOut,
 }

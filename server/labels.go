@@ -1,7 +1,7 @@
 package server
 
 import (
-	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/server/words"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -18,64 +18,22 @@ func (l labels) pick(zh, en string) string {
 	return en
 }
 
-var roleNames = map[pb.WorkerRole][2]string{
-	pb.WorkerRole_WORKER_ROLE_GRID_WORKER:      {"网格员", "grid worker"},
-	pb.WorkerRole_WORKER_ROLE_COMMUNITY_WORKER: {"社区工作者", "community worker"},
-	pb.WorkerRole_WORKER_ROLE_CADRE:            {"干部", "cadre"},
-	pb.WorkerRole_WORKER_ROLE_POLICE_OFFICER:   {"社区民警", "police officer"},
-	pb.WorkerRole_WORKER_ROLE_LEADER:           {"领导", "leader"},
-	pb.WorkerRole_WORKER_ROLE_TEACHER:          {"教师", "teacher"},
-}
-
-func (l labels) role(r int32) string {
-	if n, ok := roleNames[pb.WorkerRole(r)]; ok {
-		return l.pick(n[0], n[1])
-	}
-	return ""
-}
-
-var formNames = map[syncengine.VisitForm][2]string{
-	syncengine.FormInPerson:       {"上门个访", "in person"},
-	syncengine.FormPhone:          {"电话", "phone"},
-	syncengine.FormTalk:           {"恳谈会", "talk"},
-	syncengine.FormOpinionMeeting: {"意见征求会", "opinion meeting"},
-	syncengine.FormQASession:      {"疑难解答会", "Q&A session"},
-}
+func (l labels) role(r int32) string { return words.Of(words.Role, r, l.zh) }
 
 func (l labels) form(f syncengine.VisitForm) string {
-	if n, ok := formNames[f]; ok {
-		return l.pick(n[0], n[1])
+	if n := words.Of(words.Form, f, l.zh); n != "" {
+		return n
 	}
 	return f.String()
 }
 
-var materialNames = map[syncengine.Material][2]string{
-	syncengine.MaterialOpenLetter:     {"公开信", "open letter"},
-	syncengine.MaterialSafetyCalendar: {"平安历书", "safety calendar"},
-	syncengine.MaterialPledgeForm:     {"承诺书", "pledge form"},
-}
+var (
+	materialNames = words.Material
+	findingNames  = words.Finding
+	reasonNames   = words.Reason
+)
 
-var findingNames = map[syncengine.FindingKind][2]string{
-	syncengine.FindingDispute:         {"矛盾纠纷", "dispute"},
-	syncengine.FindingPetitionBacklog: {"信访积案", "petition backlog"},
-	syncengine.FindingHazard:          {"治安隐患", "public-safety hazard"},
-	syncengine.FindingHardship:        {"困难群众", "hardship"},
-	syncengine.FindingHelpRequest:     {"民生实事", "request for help"},
-}
-
-var reasonNames = map[syncengine.RevisitReason][2]string{
-	syncengine.RevisitSpecialDifficulty: {"特殊困难", "special difficulty"},
-	syncengine.RevisitImportantRequest:  {"重要诉求", "important request"},
-	syncengine.RevisitUnstableMood:      {"情绪不稳", "unstable mood"},
-	syncengine.RevisitStrongComplaint:   {"强烈不满", "strong complaint"},
-}
-
-func name[K comparable](l labels, names map[K][2]string, k K) string {
-	if n, ok := names[k]; ok {
-		return l.pick(n[0], n[1])
-	}
-	return ""
-}
+func name[K comparable](l labels, names map[K][2]string, k K) string { return words.Of(names, k, l.zh) }
 
 func (l labels) ledgerHeader() []string {
 	if l.zh {
@@ -116,10 +74,4 @@ func (l labels) surveyHeader() []string {
 	return []string{"node", "question", "answered", "positive", "rate"}
 }
 
-func (l labels) level(lv int32) string {
-	names := [][2]string{{"", ""}, {"区", "district"}, {"街道", "street"}, {"社区", "community"}, {"网格", "grid"}}
-	if lv >= 0 && int(lv) < len(names) {
-		return l.pick(names[lv][0], names[lv][1])
-	}
-	return ""
-}
+func (l labels) level(lv int32) string { return words.Of(words.Level, lv, l.zh) }

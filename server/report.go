@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -168,6 +169,113 @@ func (s *reportService) ListReportHouseholds(ctx context.Context, req *pb.ListRe
 		}
 	}
 	return res, nil
+}
+
+func (s *reportService) GetHousehold(ctx context.Context, req *pb.GetHouseholdRequest) (*pb.GetHouseholdResponse, error) {
+	v, err := s.store.Household(ctx, principal(ctx), req.GetHouseholdId())
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	if err := s.audit(ctx, "household "+req.GetHouseholdId(), v.Grid.ID, ""); err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	slices.SortFunc(v.Bundle.Visits, func(a, b syncengine.Visit) int {
+		return cmp.Or(a.VisitedAt.Compare(b.VisitedAt), strings.Compare(a.ID, b.ID))
+	})
+	rows := wire.BundleToProto(&v.Bundle)
+	res := &pb.GetHouseholdResponse{Household: rows.Households[0], Persons: rows.Persons, Tags: rows.Tags,
+		Visits: rows.Visits, Amendments: rows.Amendments, Grid: nodeToProto(v.Grid)}
+	fw, now := &v.Fieldwork, s.now()
+	if due := fw.NextDue(); !due.IsZero() {
+		res.NextDue = timestamppb.New(due)
+	}
+	res.PastDue = fw.PastInterval(now)
+	if fw.FollowUp != nil {
+		res.RevisitDue = timestamppb.New(fw.FollowUp.Due)
+	}
+	for _, it := range fw.Items {
+		res.Items = append(res.Items, itemToProto(&it, now))
+	}
+	return res, nil
+}
+
+func itemToProto(it *syncengine.Item, now time.Time) *pb.TrackedItem {
+	item := &pb.TrackedItem{VisitId: it.VisitID, Finding: it.Finding, Kind: pb.FindingKind(it.Kind), Note: it.Note,
+		ReportedAt: timestamppb.New(it.ReportedAt), State: pb.ItemState(it.State), Unit: it.Unit, StateNote: it.StateNote,
+		Overdue: it.Overdue(now)}
+	if !it.Deadline.IsZero() {
+		item.Deadline = timestamppb.New(it.Deadline)
+	}
+	return item
+}
+
+func (s *reportService) ListItems(ctx context.Context, req *pb.ListItemsRequest) (*pb.ListItemsResponse, error) {
+	if err := checkIDs(map[string]string{"node_id": req.GetNodeId()}); err != nil {
+		return nil, err
+	}
+	an, err := s.store.Analyze(ctx, principal(ctx), req.GetNodeId(), "")
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	if err := s.audit(ctx, "items", req.GetNodeId(), ""); err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	states := map[syncengine.ItemState]bool{}
+	for _, st := range req.GetStates() {
+		states[syncengine.ItemState(st)] = true
+	}
+	now := s.now()
+	type listed struct {
+		item *syncengine.Item
+		h    *fieldwork.Household
+	}
+	var matched []listed
+	seen := map[string]bool{}
+	for _, h := range an.Fieldwork.Households {
+		for i := range h.Items {
+			it := &h.Items[i]
+			key := it.VisitID + "/" + strconv.Itoa(int(it.Finding))
+			if seen[key] || (len(states) > 0 && !states[it.State]) || (req.GetUnit() != "" && it.Unit != req.GetUnit()) ||
+				(req.GetOverdueOnly() && !it.Overdue(now)) {
+				continue
+			}
+			seen[key] = true
+			matched = append(matched, listed{it, h})
+		}
+	}
+	// Open first; then the nearest deadline (none last); then the oldest.
+	slices.SortFunc(matched, func(a, b listed) int {
+		x, y := a.item, b.item
+		if c := cmp.Compare(boolRank(!x.State.Open()), boolRank(!y.State.Open())); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(boolRank(x.Deadline.IsZero()), boolRank(y.Deadline.IsZero())); c != 0 {
+			return c
+		}
+		return cmp.Or(x.Deadline.Compare(y.Deadline), x.ReportedAt.Compare(y.ReportedAt),
+			strings.Compare(x.VisitID, y.VisitID), cmp.Compare(x.Finding, y.Finding))
+	})
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	res := &pb.ListItemsResponse{Total: uint32(len(matched))}
+	for _, m := range matched[min(int(req.GetOffset()), len(matched)):] {
+		if len(res.Items) == limit {
+			break
+		}
+		res.Items = append(res.Items, &pb.ListedItem{Item: itemToProto(m.item, now), HouseholdId: m.h.ID,
+			HeadName: m.h.HeadName, Address: m.h.Address, GridId: m.h.GridID})
+	}
+	return res, nil
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (s *reportService) ListAuditLog(ctx context.Context, req *pb.ListAuditLogRequest) (*pb.ListAuditLogResponse, error) {

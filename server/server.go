@@ -69,9 +69,11 @@ type Server struct {
 	maxSkew  time.Duration
 	maxBytes int
 	intake   intake.Config
-	// enrollLimiter throttles failed enrolments.
-	enrollLimiter *failureLimiter
-	enrollLimits  [2]int
+	// enrollLimiter throttles failed enrolments; the sign-in limiters
+	// failed sign-ins per name and per address.
+	enrollLimiter              *failureLimiter
+	enrollLimits               [2]int
+	signInByName, signInByAddr *failureLimiter
 	// metrics is nil when they are turned off.
 	metrics        *metrics.Metrics
 	metricsOff     bool
@@ -138,6 +140,8 @@ func New(st store.Store, opts ...Option) *Server {
 		o(s)
 	}
 	s.enrollLimiter = newFailureLimiter(st, s.enrollLimits[0], s.enrollLimits[1], DefaultEnrollWindow, s.now)
+	s.signInByName = newFailureLimiter(st, DefaultSignInFailures, DefaultSignInFailuresAll, DefaultSignInWindow, s.now)
+	s.signInByAddr = newFailureLimiter(st, DefaultSignInFailuresPerAddr, DefaultSignInFailuresAll, DefaultSignInWindow, s.now)
 	if !s.metricsOff {
 		s.metrics = metrics.New(
 			metrics.WithLogger(s.log),
@@ -178,11 +182,13 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(doorbookv1connect.NewEnrollmentServiceHandler(&enrollmentService{s}, opts))
 	mux.Handle(doorbookv1connect.NewAdminServiceHandler(&adminService{s}, opts))
 	mux.Handle(doorbookv1connect.NewReportServiceHandler(&reportService{s}, opts))
+	mux.Handle(doorbookv1connect.NewSessionServiceHandler(&sessionService{s}, opts))
 	names := []string{
 		doorbookv1connect.SyncServiceName,
 		doorbookv1connect.EnrollmentServiceName,
 		doorbookv1connect.AdminServiceName,
 		doorbookv1connect.ReportServiceName,
+		doorbookv1connect.SessionServiceName,
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)
@@ -288,7 +294,7 @@ func procedures() map[string]intake.Procedure {
 	out := map[string]intake.Procedure{}
 	for _, f := range []protoreflect.FileDescriptor{
 		pb.File_doorbook_v1_sync_proto, pb.File_doorbook_v1_enrollment_proto,
-		pb.File_doorbook_v1_admin_proto, pb.File_doorbook_v1_report_proto,
+		pb.File_doorbook_v1_admin_proto, pb.File_doorbook_v1_report_proto, pb.File_doorbook_v1_session_proto,
 	} {
 		for i := range f.Services().Len() {
 			svc := f.Services().Get(i)

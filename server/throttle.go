@@ -25,6 +25,17 @@ const (
 	DefaultEnrollWindow      = time.Minute
 )
 
+// Sign-in throttling: a password is guessed offline only from its hash,
+// which never leaves the database, so the limits bound online guessing
+// of one name and from one address. Locking a name out is the price: an
+// office whose admin is locked out waits a quarter of an hour.
+const (
+	DefaultSignInFailures        = 10
+	DefaultSignInFailuresPerAddr = 30
+	DefaultSignInFailuresAll     = 1000
+	DefaultSignInWindow          = 15 * time.Minute
+)
+
 // failureLimiter counts failures per key over a sliding window, in the
 // store.
 type failureLimiter struct {
@@ -52,10 +63,15 @@ func (l *failureLimiter) allow(ctx context.Context, key string) (time.Duration, 
 	return 0, true, nil
 }
 
+// forgetFailures is how long failures are kept: at least every limiter's
+// window, since one table holds them all and each failure recorded
+// deletes the old ones of every key.
+const forgetFailures = time.Hour
+
 // fail records a failure of key.
 func (l *failureLimiter) fail(ctx context.Context, key string) error {
 	now := l.now()
-	return l.st.RecordFailure(ctx, key, now, now.Add(-l.window))
+	return l.st.RecordFailure(ctx, key, now, now.Add(-max(forgetFailures, l.window)))
 }
 
 // peerHost is the address part of a peer ("host:port"): a phone behind a

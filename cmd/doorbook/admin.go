@@ -17,6 +17,9 @@ import (
 )
 
 const adminUsage = `Usage: doorbook admin (--server URL --token TOKEN | --credentials FILE) [--json] VERB [flags]
+       doorbook admin passwd --db FILE|URL --name NAME [--password-file FILE] [--json]
+         sets an admin's password for the web console, on the database itself (no token);
+         without --password-file it makes one up and prints it
 
 Verbs:
   org create  --level district|street|community|grid --name NAME [--parent ID]
@@ -65,6 +68,9 @@ type adminCmd struct {
 }
 
 func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "passwd" {
+		return adminPasswd(ctx, args[1:], stdout, stderr)
+	}
 	fs := newFlags("admin", stderr)
 	serverURL := fs.String("server", "", "server `URL`")
 	token := fs.String("token", "", "admin `token`")

@@ -19,6 +19,10 @@ import (
 	"time"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
+
+	"connectrpc.com/connect"
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 )
 
 // The tests drive the binary in-process through run, with --json outputs
@@ -34,9 +38,11 @@ type serveSummary struct {
 }
 
 type credsFile struct {
-	Server     string `json:"server"`
-	AdminToken string `json:"admin_token"`
-	Workers    []struct {
+	Server        string `json:"server"`
+	AdminToken    string `json:"admin_token"`
+	AdminName     string `json:"admin_name"`
+	AdminPassword string `json:"admin_password"`
+	Workers       []struct {
 		ID             string   `json:"id"`
 		Name           string   `json:"name"`
 		GridIDs        []string `json:"grid_ids"`
@@ -412,6 +418,45 @@ func TestServeDemoWalkThrough(t *testing.T) {
 		}
 		if matches, _ := filepath.Glob(r.path + "*"); len(matches) > 0 {
 			t.Errorf("a refused enrolment left %v", matches)
+		}
+	})
+	t.Run("the first admin signs in; admin passwd sets another password", func(t *testing.T) {
+		sessions := doorbookv1connect.NewSessionServiceClient(http.DefaultClient, url)
+		signIn := func(password string) error {
+			_, err := sessions.SignIn(t.Context(), &pb.SignInRequest{Name: creds.AdminName, Password: password})
+			return err
+		}
+		if creds.AdminName != "admin" || len(creds.AdminPassword) < 10 {
+			t.Fatalf("credentials name the first admin %q with password %q", creds.AdminName, creds.AdminPassword)
+		}
+		if err := signIn(creds.AdminPassword); err != nil {
+			t.Fatalf("signing in with the credentials file's password: %v", err)
+		}
+		file := filepath.Join(t.TempDir(), "password")
+		if err := os.WriteFile(file, []byte("the office's own password\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stdout, _, err := doorbook(t, "admin", "passwd", "--db", srv.db, "--name", "admin", "--password-file", file)
+		if err != nil || stdout != "password of admin admin set\n" {
+			t.Fatalf("admin passwd: %q, %v", stdout, err)
+		}
+		if err := signIn("the office's own password"); err != nil {
+			t.Errorf("signing in with the password set: %v", err)
+		}
+		if err := signIn(creds.AdminPassword); connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Errorf("signing in with the replaced password: %v, want unauthenticated", err)
+		}
+		stdout, _, err = doorbook(t, "admin", "passwd", "--db", srv.db, "--name", "admin")
+		made, ok := strings.CutPrefix(stdout, "password of admin admin set\npassword: ")
+		if err != nil || !ok {
+			t.Fatalf("admin passwd without a file: %q, %v", stdout, err)
+		}
+		if err := signIn(strings.TrimSpace(made)); err != nil {
+			t.Errorf("signing in with the password made up: %v", err)
+		}
+		_, _, err = doorbook(t, "admin", "passwd", "--db", srv.db, "--name", "nobody")
+		if err == nil || !strings.Contains(err.Error(), `no admin is named "nobody"`) {
+			t.Errorf("admin passwd for nobody: %v", err)
 		}
 	})
 	t.Run("backup of the serving database", func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/console"
 	"github.com/doorbook/doorbook/server/demo"
 	"github.com/doorbook/doorbook/server/intake"
 	"github.com/doorbook/doorbook/server/service"
@@ -32,9 +34,12 @@ import (
 // credentials is the file serve writes when it creates the first admin:
 // everything needed to start using a new server.
 type credentials struct {
-	Server     string              `json:"server"`
-	AdminToken string              `json:"admin_token"`
-	Workers    []demo.SeededWorker `json:"workers"`
+	Server     string `json:"server"`
+	AdminToken string `json:"admin_token"`
+	// The first admin's name and password, to sign in to the console.
+	AdminName     string              `json:"admin_name,omitempty"`
+	AdminPassword string              `json:"admin_password,omitempty"`
+	Workers       []demo.SeededWorker `json:"workers"`
 	// CampaignID is the demo's campaign, running now.
 	CampaignID string `json:"campaign_id,omitempty"`
 }
@@ -152,7 +157,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		creds := credentials{Server: url, AdminToken: token, Workers: []demo.SeededWorker{}}
+		password := rand.Text()
+		if err := st.SetAdminPassword(ctx, admin.Name, password); err != nil {
+			return err
+		}
+		creds := credentials{Server: url, AdminToken: token, AdminName: admin.Name, AdminPassword: password, Workers: []demo.SeededWorker{}}
 		if *withDemo {
 			seeded, err := demo.Seed(ctx, st, admin, *seed, time.Now(), 30*24*time.Hour)
 			if err != nil {
@@ -220,10 +229,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			log.Info().Dur("drain_timeout", *drainTimeout).Msg("stopping: not ready, no new connections, calls in flight finishing")
 		}),
 	}
+	// The web console on the API's port, calling the API in process.
+	h := console.Mount(srv.Handler())
 	if cert != nil {
-		err = server.ServeTLS(ctx, l, srv.Handler(), *cert, serveOpts...)
+		err = server.ServeTLS(ctx, l, h, *cert, serveOpts...)
 	} else {
-		err = server.Serve(ctx, l, srv.Handler(), serveOpts...)
+		err = server.Serve(ctx, l, h, serveOpts...)
 	}
 	log.Info().Msg("stopped")
 	return err

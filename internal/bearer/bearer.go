@@ -37,3 +37,35 @@ func (t Token) WrapStreamingClient(next connect.StreamingClientFunc) connect.Str
 func (t Token) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return next
 }
+
+// FromContext is a client interceptor that sends, with each call, the
+// token that tokenOf finds in the call's context (none if ""): one client
+// for callers with different tokens, such as the web console's sessions.
+func FromContext(tokenOf func(context.Context) string) connect.Interceptor {
+	return fromContext(tokenOf)
+}
+
+type fromContext func(context.Context) string
+
+func (f fromContext) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if t := f(ctx); t != "" {
+			req.Header().Set("Authorization", Token(t).header())
+		}
+		return next(ctx, req)
+	}
+}
+
+func (f fromContext) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		if t := f(ctx); t != "" {
+			conn.RequestHeader().Set("Authorization", Token(t).header())
+		}
+		return conn
+	}
+}
+
+func (f fromContext) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}

@@ -45,12 +45,16 @@ const (
 	UpdateItem
 	// Erase: erase a household's or a person's personal data.
 	Erase
+	// SignOut: end one's own console session (a leader too: it changes
+	// nothing but the session).
+	SignOut
 )
 
 var names = map[Action]string{
 	Sync: "sync", ReadOrg: "read the org tree", ReadCampaign: "read campaigns", ReadReport: "read reports",
 	ManageOrg: "manage the org tree", ManageDevices: "manage devices", AddAdmin: "add admins",
 	DefineCategory: "define categories", ManageCampaign: "manage campaigns", UpdateItem: "update items", Erase: "erase personal data",
+	SignOut: "sign out",
 }
 
 func (a Action) String() string {

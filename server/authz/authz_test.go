@@ -55,22 +55,24 @@ var allowed = map[string]map[authz.Action]string{
 	"root": {
 		authz.ReadOrg: "*", authz.ReadCampaign: "*", authz.ReadReport: "*", authz.ManageOrg: "*", authz.ManageDevices: "*",
 		authz.AddAdmin: "*", authz.DefineCategory: "*", authz.ManageCampaign: "*", authz.UpdateItem: "*", authz.Erase: "*",
+		authz.SignOut: "*",
 	},
-	"root leader": {authz.ReadOrg: "*", authz.ReadCampaign: "*", authz.ReadReport: "*"},
+	// A leader signs out: that changes nothing but its own session.
+	"root leader": {authz.ReadOrg: "*", authz.ReadCampaign: "*", authz.ReadReport: "*", authz.SignOut: "*"},
 	"district admin": {
 		authz.ReadOrg: "D", authz.ReadCampaign: "D", authz.ReadReport: "D", authz.ManageOrg: "D", authz.ManageDevices: "D",
-		authz.AddAdmin: "D", authz.ManageCampaign: "D", authz.UpdateItem: "D", authz.Erase: "D",
+		authz.AddAdmin: "D", authz.ManageCampaign: "D", authz.UpdateItem: "D", authz.Erase: "D", authz.SignOut: "D",
 		// A district admin defines the categories, for every tree.
 		authz.DefineCategory: "*",
 	},
 	"street1 admin": {
 		authz.ReadOrg: "S1", authz.ReadReport: "S1", authz.ManageOrg: "S1", authz.ManageDevices: "S1",
-		authz.AddAdmin: "S1", authz.ManageCampaign: "S1", authz.UpdateItem: "S1", authz.Erase: "S1",
+		authz.AddAdmin: "S1", authz.ManageCampaign: "S1", authz.UpdateItem: "S1", authz.Erase: "S1", authz.SignOut: "S1",
 		// Campaigns of the district above apply to the street.
 		authz.ReadCampaign:   "anywhere district street1 grid1",
 		authz.DefineCategory: "anywhere",
 	},
-	"street1 leader": {authz.ReadOrg: "S1", authz.ReadReport: "S1", authz.ReadCampaign: "anywhere district street1 grid1"},
+	"street1 leader": {authz.ReadOrg: "S1", authz.ReadReport: "S1", authz.ReadCampaign: "anywhere district street1 grid1", authz.SignOut: "S1"},
 }
 
 // expand turns the shorthand of allowed into resource names: "*" is every

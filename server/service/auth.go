@@ -60,6 +60,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (store.Princip
 		if subtle.ConstantTimeCompare(sum[:], c.SecretHash) != 1 {
 			return errBadToken
 		}
+		if !c.ExpiresAt.IsZero() && !s.now().Before(c.ExpiresAt) {
+			return errBadToken // a session that ended
+		}
 		if !c.RevokedAt.IsZero() {
 			// Only the holder of the secret learns that (and why) it was
 			// revoked: the device needs it to wipe its replica.

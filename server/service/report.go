@@ -342,3 +342,41 @@ func (s *Service) Collect(ctx context.Context, horizon time.Duration) (store.Col
 	// phone back after several horizons still finds its write refused.
 	return s.db.Collect(ctx, store.CollectRequest{Before: before, At: now, ForgetBefore: now.Add(-4 * horizon), CodesBefore: now.Add(-horizon)})
 }
+
+// Household reads one household whole, with the field rules' reading of
+// it, if p may read reports of its grid.
+func (s *Service) Household(ctx context.Context, p store.Principal, id string) (*store.HouseholdView, error) {
+	if err := authz.Decide(p, authz.ReadReport, authz.Anywhere); err != nil {
+		return nil, err
+	}
+	v := &store.HouseholdView{}
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		b, err := tx.Bundle(ctx, []string{id})
+		if err != nil {
+			return err
+		}
+		if len(b.Households) == 0 || b.Households[0].Deleted.Value {
+			return fmt.Errorf("%w: household %s", syncengine.ErrNotFound, id)
+		}
+		if v.Grid, err = node(ctx, tx, p, authz.ReadReport, b.Households[0].GridID.Value); err != nil {
+			return err
+		}
+		cats, err := tx.Categories(ctx, 0)
+		if err != nil {
+			return err
+		}
+		an, err := fieldwork.Load(ctx, tx.HouseholdRows([]string{id}), nil, cats)
+		if err != nil {
+			return err
+		}
+		if len(an.Households) == 1 {
+			v.Fieldwork = *an.Households[0]
+		}
+		v.Bundle = b
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("household: %w", err)
+	}
+	return v, nil
+}

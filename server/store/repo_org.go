@@ -46,6 +46,17 @@ type Auth interface {
 	Device(ctx context.Context, id string) (Device, bool, error)
 	// RevokeDevice revokes a device not revoked yet.
 	RevokeDevice(ctx context.Context, id string, at time.Time, reason string) error
+	// AdminsNamed lists the admins of a name, each with its password's
+	// hash ("" for none): names are not unique, passwords are per admin.
+	AdminsNamed(ctx context.Context, name string) ([]AdminLogin, error)
+	// SetAdminPassword sets an admin's password hash.
+	SetAdminPassword(ctx context.Context, adminID, hash string) error
+	// InsertSession adds a session: an admin's credential that expires.
+	// Sessions expired before its creation are deleted.
+	InsertSession(ctx context.Context, s Session) error
+	// EndSession deletes a session; a credential that is not a session
+	// stays.
+	EndSession(ctx context.Context, credentialID string) error
 	// SeeCredential records that a credential called the server at at.
 	SeeCredential(ctx context.Context, id string, at time.Time) error
 	// CountDevicesSeen counts the devices, revoked or not, seen at or
@@ -75,6 +86,23 @@ type Credential struct {
 	// LastSeen is when the credential last called the server (zero if
 	// never), as recorded by SeeCredential.
 	LastSeen time.Time
+	// ExpiresAt is when a session ends (zero for a token or a device).
+	ExpiresAt time.Time
+}
+
+// AdminLogin is an admin with its password's hash.
+type AdminLogin struct {
+	Admin        Principal
+	PasswordHash string
+}
+
+// Session is an admin's signed-in session: a credential that expires.
+type Session struct {
+	CredentialID string
+	AdminID      string
+	SecretHash   []byte
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
 }
 
 // EnrollmentCode is a one-time code, by the hash of its text.

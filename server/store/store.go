@@ -93,6 +93,14 @@ type Admin interface {
 	CreateAdmin(ctx context.Context, name, node string) (Principal, string, error)
 	// HasAdmin reports whether any admin exists.
 	HasAdmin(ctx context.Context) (bool, error)
+	// SetAdminPassword sets the password of the one admin named name, for
+	// the installation's operator.
+	SetAdminPassword(ctx context.Context, name, password string) error
+	// SignIn opens a session for the admin of name whose password this is:
+	// the admin, the session's token and when it expires.
+	SignIn(ctx context.Context, name, password string) (Principal, string, time.Time, error)
+	// SignOut ends p's session.
+	SignOut(ctx context.Context, p Principal) error
 	// AddAdmin creates an admin (or, readOnly, a leader) over node, which
 	// must lie in p's subtree, and returns its token.
 	AddAdmin(ctx context.Context, p Principal, name, node string, readOnly bool) (Principal, string, error)
@@ -146,6 +154,9 @@ type Reporting interface {
 
 	// Analyze reads what a report of node for campaign (none if "") needs.
 	Analyze(ctx context.Context, p Principal, nodeID, campaignID string) (*Analysis, error)
+	// Household reads one household whole, if p may read reports of its
+	// grid.
+	Household(ctx context.Context, p Principal, id string) (*HouseholdView, error)
 	// LedgerPages calls fn with pages of the ledger of node's grids, in
 	// household id order, each read in its own transaction.
 	LedgerPages(ctx context.Context, p Principal, nodeID string, fn func(LedgerPage) error) error
@@ -206,6 +217,15 @@ type Analysis struct {
 	Workers []Worker
 	// Fieldwork is the households of the node's grids under the rules.
 	Fieldwork *fieldwork.Analysis
+}
+
+// HouseholdView is one household whole, with the field rules' reading.
+type HouseholdView struct {
+	// Bundle holds the household, its persons and tags, and every visit
+	// to it with its amendments.
+	Bundle    syncengine.Bundle
+	Grid      OrgNode
+	Fieldwork fieldwork.Household
 }
 
 // AuditEntry is one read of sensitive data.

@@ -246,6 +246,65 @@ func (Language) EnumDescriptor() ([]byte, []int) {
 	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{3}
 }
 
+type ItemState int32
+
+const (
+	ItemState_ITEM_STATE_UNSPECIFIED ItemState = 0
+	// 登记
+	ItemState_ITEM_STATE_REPORTED ItemState = 1
+	// 挂牌督办: a unit answers for it by a deadline.
+	ItemState_ITEM_STATE_ASSIGNED ItemState = 2
+	// 解决
+	ItemState_ITEM_STATE_RESOLVED ItemState = 3
+	// 销号
+	ItemState_ITEM_STATE_CLOSED ItemState = 4
+)
+
+// Enum value maps for ItemState.
+var (
+	ItemState_name = map[int32]string{
+		0: "ITEM_STATE_UNSPECIFIED",
+		1: "ITEM_STATE_REPORTED",
+		2: "ITEM_STATE_ASSIGNED",
+		3: "ITEM_STATE_RESOLVED",
+		4: "ITEM_STATE_CLOSED",
+	}
+	ItemState_value = map[string]int32{
+		"ITEM_STATE_UNSPECIFIED": 0,
+		"ITEM_STATE_REPORTED":    1,
+		"ITEM_STATE_ASSIGNED":    2,
+		"ITEM_STATE_RESOLVED":    3,
+		"ITEM_STATE_CLOSED":      4,
+	}
+)
+
+func (x ItemState) Enum() *ItemState {
+	p := new(ItemState)
+	*p = x
+	return p
+}
+
+func (x ItemState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ItemState) Descriptor() protoreflect.EnumDescriptor {
+	return file_doorbook_v1_report_proto_enumTypes[4].Descriptor()
+}
+
+func (ItemState) Type() protoreflect.EnumType {
+	return &file_doorbook_v1_report_proto_enumTypes[4]
+}
+
+func (x ItemState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ItemState.Descriptor instead.
+func (ItemState) EnumDescriptor() ([]byte, []int) {
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{4}
+}
+
 type GetProgressRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty for the caller's whole subtree.
@@ -1248,6 +1307,512 @@ func (x *ListAuditLogResponse) GetEntries() []*AuditEntry {
 	return nil
 }
 
+type GetHouseholdRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HouseholdId   string                 `protobuf:"bytes,1,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHouseholdRequest) Reset() {
+	*x = GetHouseholdRequest{}
+	mi := &file_doorbook_v1_report_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHouseholdRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHouseholdRequest) ProtoMessage() {}
+
+func (x *GetHouseholdRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_report_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHouseholdRequest.ProtoReflect.Descriptor instead.
+func (*GetHouseholdRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetHouseholdRequest) GetHouseholdId() string {
+	if x != nil {
+		return x.HouseholdId
+	}
+	return ""
+}
+
+type GetHouseholdResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Household *Household             `protobuf:"bytes,1,opt,name=household,proto3" json:"household,omitempty"`
+	Persons   []*Person              `protobuf:"bytes,2,rep,name=persons,proto3" json:"persons,omitempty"`
+	Tags      []*TagElement          `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Oldest first; a group visit is here whole, with its other households.
+	Visits     []*Visit          `protobuf:"bytes,4,rep,name=visits,proto3" json:"visits,omitempty"`
+	Amendments []*VisitAmendment `protobuf:"bytes,5,rep,name=amendments,proto3" json:"amendments,omitempty"`
+	// The household's grid.
+	Grid *OrgNode `protobuf:"bytes,6,opt,name=grid,proto3" json:"grid,omitempty"`
+	// When its must-visit interval lapses; unset if its categories have
+	// none.
+	NextDue *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_due,json=nextDue,proto3" json:"next_due,omitempty"`
+	// The revisit a visit asked for and no later visit made; unset if none.
+	RevisitDue *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revisit_due,json=revisitDue,proto3" json:"revisit_due,omitempty"`
+	// The tracked items of its visits' findings, open or not.
+	Items []*TrackedItem `protobuf:"bytes,9,rep,name=items,proto3" json:"items,omitempty"`
+	// Its must-visit interval has lapsed (at the server's now).
+	PastDue       bool `protobuf:"varint,10,opt,name=past_due,json=pastDue,proto3" json:"past_due,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHouseholdResponse) Reset() {
+	*x = GetHouseholdResponse{}
+	mi := &file_doorbook_v1_report_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHouseholdResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHouseholdResponse) ProtoMessage() {}
+
+func (x *GetHouseholdResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_report_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHouseholdResponse.ProtoReflect.Descriptor instead.
+func (*GetHouseholdResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetHouseholdResponse) GetHousehold() *Household {
+	if x != nil {
+		return x.Household
+	}
+	return nil
+}
+
+func (x *GetHouseholdResponse) GetPersons() []*Person {
+	if x != nil {
+		return x.Persons
+	}
+	return nil
+}
+
+func (x *GetHouseholdResponse) GetTags() []*TagElement {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *GetHouseholdResponse) GetVisits() []*Visit {
+	if x != nil {
+		return x.Visits
+	}
+	return nil
+}
+
+func (x *GetHouseholdResponse) GetAmendments() []*VisitAmendment {
+	if x != nil {
+		return x.Amendments
+	}
+	return nil
+}
+
+func (x *GetHouseholdResponse) GetGrid() *OrgNode {
+	if x != nil {
+		return x.Grid
+	}
+	return nil
+}
+
+func (x *GetHouseholdResponse) GetNextDue() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextDue
+	}
+	return nil
+}
+
+func (x *GetHouseholdResponse) GetRevisitDue() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevisitDue
+	}
+	return nil
+}
+
+func (x *GetHouseholdResponse) GetItems() []*TrackedItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *GetHouseholdResponse) GetPastDue() bool {
+	if x != nil {
+		return x.PastDue
+	}
+	return false
+}
+
+type TrackedItem struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	VisitId string                 `protobuf:"bytes,1,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// The finding's index in the visit.
+	Finding    uint32                 `protobuf:"varint,2,opt,name=finding,proto3" json:"finding,omitempty"`
+	Kind       FindingKind            `protobuf:"varint,3,opt,name=kind,proto3,enum=doorbook.v1.FindingKind" json:"kind,omitempty"`
+	Note       string                 `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	ReportedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=reported_at,json=reportedAt,proto3" json:"reported_at,omitempty"`
+	State      ItemState              `protobuf:"varint,6,opt,name=state,proto3,enum=doorbook.v1.ItemState" json:"state,omitempty"`
+	Unit       string                 `protobuf:"bytes,7,opt,name=unit,proto3" json:"unit,omitempty"`
+	// Unset when never assigned.
+	Deadline *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	// The note of the update that set the state.
+	StateNote string `protobuf:"bytes,9,opt,name=state_note,json=stateNote,proto3" json:"state_note,omitempty"`
+	// Still open past its deadline (at the server's now).
+	Overdue       bool `protobuf:"varint,10,opt,name=overdue,proto3" json:"overdue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackedItem) Reset() {
+	*x = TrackedItem{}
+	mi := &file_doorbook_v1_report_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackedItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackedItem) ProtoMessage() {}
+
+func (x *TrackedItem) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_report_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackedItem.ProtoReflect.Descriptor instead.
+func (*TrackedItem) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *TrackedItem) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *TrackedItem) GetFinding() uint32 {
+	if x != nil {
+		return x.Finding
+	}
+	return 0
+}
+
+func (x *TrackedItem) GetKind() FindingKind {
+	if x != nil {
+		return x.Kind
+	}
+	return FindingKind_FINDING_KIND_UNSPECIFIED
+}
+
+func (x *TrackedItem) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *TrackedItem) GetReportedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReportedAt
+	}
+	return nil
+}
+
+func (x *TrackedItem) GetState() ItemState {
+	if x != nil {
+		return x.State
+	}
+	return ItemState_ITEM_STATE_UNSPECIFIED
+}
+
+func (x *TrackedItem) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *TrackedItem) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+func (x *TrackedItem) GetStateNote() string {
+	if x != nil {
+		return x.StateNote
+	}
+	return ""
+}
+
+func (x *TrackedItem) GetOverdue() bool {
+	if x != nil {
+		return x.Overdue
+	}
+	return false
+}
+
+type ListItemsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty for the caller's whole subtree.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Only items in these states; every state if empty.
+	States []ItemState `protobuf:"varint,2,rep,packed,name=states,proto3,enum=doorbook.v1.ItemState" json:"states,omitempty"`
+	// Only items assigned to this unit; any if empty.
+	Unit string `protobuf:"bytes,3,opt,name=unit,proto3" json:"unit,omitempty"`
+	// Only open items past their deadline.
+	OverdueOnly bool `protobuf:"varint,4,opt,name=overdue_only,json=overdueOnly,proto3" json:"overdue_only,omitempty"`
+	// At most 1,000; 100 if 0.
+	Limit         uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	Offset        uint32 `protobuf:"varint,6,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListItemsRequest) Reset() {
+	*x = ListItemsRequest{}
+	mi := &file_doorbook_v1_report_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListItemsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListItemsRequest) ProtoMessage() {}
+
+func (x *ListItemsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_report_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListItemsRequest.ProtoReflect.Descriptor instead.
+func (*ListItemsRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListItemsRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ListItemsRequest) GetStates() []ItemState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *ListItemsRequest) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *ListItemsRequest) GetOverdueOnly() bool {
+	if x != nil {
+		return x.OverdueOnly
+	}
+	return false
+}
+
+func (x *ListItemsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListItemsRequest) GetOffset() uint32 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type ListItemsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Items []*ListedItem          `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// How many items the filters match.
+	Total         uint32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListItemsResponse) Reset() {
+	*x = ListItemsResponse{}
+	mi := &file_doorbook_v1_report_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListItemsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListItemsResponse) ProtoMessage() {}
+
+func (x *ListItemsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_report_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListItemsResponse.ProtoReflect.Descriptor instead.
+func (*ListItemsResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListItemsResponse) GetItems() []*ListedItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ListItemsResponse) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+type ListedItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Item  *TrackedItem           `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
+	// The household of the finding (the first, for a group visit's).
+	HouseholdId   string `protobuf:"bytes,2,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
+	HeadName      string `protobuf:"bytes,3,opt,name=head_name,json=headName,proto3" json:"head_name,omitempty"`
+	Address       string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	GridId        string `protobuf:"bytes,5,opt,name=grid_id,json=gridId,proto3" json:"grid_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListedItem) Reset() {
+	*x = ListedItem{}
+	mi := &file_doorbook_v1_report_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListedItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListedItem) ProtoMessage() {}
+
+func (x *ListedItem) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_report_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListedItem.ProtoReflect.Descriptor instead.
+func (*ListedItem) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListedItem) GetItem() *TrackedItem {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *ListedItem) GetHouseholdId() string {
+	if x != nil {
+		return x.HouseholdId
+	}
+	return ""
+}
+
+func (x *ListedItem) GetHeadName() string {
+	if x != nil {
+		return x.HeadName
+	}
+	return ""
+}
+
+func (x *ListedItem) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ListedItem) GetGridId() string {
+	if x != nil {
+		return x.GridId
+	}
+	return ""
+}
+
 var File_doorbook_v1_report_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_report_proto_rawDesc = "" +
@@ -1343,7 +1908,55 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\vcampaign_id\x18\a \x01(\tR\n" +
 	"campaignId\"I\n" +
 	"\x14ListAuditLogResponse\x121\n" +
-	"\aentries\x18\x01 \x03(\v2\x17.doorbook.v1.AuditEntryR\aentries*\xba\x02\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.doorbook.v1.AuditEntryR\aentries\"B\n" +
+	"\x13GetHouseholdRequest\x12+\n" +
+	"\fhousehold_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vhouseholdId\"\xfa\x03\n" +
+	"\x14GetHouseholdResponse\x124\n" +
+	"\thousehold\x18\x01 \x01(\v2\x16.doorbook.v1.HouseholdR\thousehold\x12-\n" +
+	"\apersons\x18\x02 \x03(\v2\x13.doorbook.v1.PersonR\apersons\x12+\n" +
+	"\x04tags\x18\x03 \x03(\v2\x17.doorbook.v1.TagElementR\x04tags\x12*\n" +
+	"\x06visits\x18\x04 \x03(\v2\x12.doorbook.v1.VisitR\x06visits\x12;\n" +
+	"\n" +
+	"amendments\x18\x05 \x03(\v2\x1b.doorbook.v1.VisitAmendmentR\n" +
+	"amendments\x12(\n" +
+	"\x04grid\x18\x06 \x01(\v2\x14.doorbook.v1.OrgNodeR\x04grid\x125\n" +
+	"\bnext_due\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\anextDue\x12;\n" +
+	"\vrevisit_due\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revisitDue\x12.\n" +
+	"\x05items\x18\t \x03(\v2\x18.doorbook.v1.TrackedItemR\x05items\x12\x19\n" +
+	"\bpast_due\x18\n" +
+	" \x01(\bR\apastDue\"\xf4\x02\n" +
+	"\vTrackedItem\x12\x19\n" +
+	"\bvisit_id\x18\x01 \x01(\tR\avisitId\x12\x18\n" +
+	"\afinding\x18\x02 \x01(\rR\afinding\x12,\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x18.doorbook.v1.FindingKindR\x04kind\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\x12;\n" +
+	"\vreported_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"reportedAt\x12,\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x16.doorbook.v1.ItemStateR\x05state\x12\x12\n" +
+	"\x04unit\x18\a \x01(\tR\x04unit\x126\n" +
+	"\bdeadline\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x1d\n" +
+	"\n" +
+	"state_note\x18\t \x01(\tR\tstateNote\x12\x18\n" +
+	"\aoverdue\x18\n" +
+	" \x01(\bR\aoverdue\"\xec\x01\n" +
+	"\x10ListItemsRequest\x12$\n" +
+	"\anode_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06nodeId\x12C\n" +
+	"\x06states\x18\x02 \x03(\x0e2\x16.doorbook.v1.ItemStateB\x13\xbaH\x10\x92\x01\r\x10\x04\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x06states\x12\x1c\n" +
+	"\x04unit\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x04unit\x12!\n" +
+	"\foverdue_only\x18\x04 \x01(\bR\voverdueOnly\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x16\n" +
+	"\x06offset\x18\x06 \x01(\rR\x06offset\"X\n" +
+	"\x11ListItemsResponse\x12-\n" +
+	"\x05items\x18\x01 \x03(\v2\x17.doorbook.v1.ListedItemR\x05items\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\rR\x05total\"\xad\x01\n" +
+	"\n" +
+	"ListedItem\x12,\n" +
+	"\x04item\x18\x01 \x01(\v2\x18.doorbook.v1.TrackedItemR\x04item\x12!\n" +
+	"\fhousehold_id\x18\x02 \x01(\tR\vhouseholdId\x12\x1b\n" +
+	"\thead_name\x18\x03 \x01(\tR\bheadName\x12\x18\n" +
+	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\x17\n" +
+	"\agrid_id\x18\x05 \x01(\tR\x06gridId*\xba\x02\n" +
 	"\fReportMetric\x12\x1d\n" +
 	"\x19REPORT_METRIC_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19REPORT_METRIC_NOT_VISITED\x10\x01\x12\x19\n" +
@@ -1368,10 +1981,18 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\bLanguage\x12\x18\n" +
 	"\x14LANGUAGE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vLANGUAGE_ZH\x10\x01\x12\x0f\n" +
-	"\vLANGUAGE_EN\x10\x022\xf3\x02\n" +
+	"\vLANGUAGE_EN\x10\x02*\x89\x01\n" +
+	"\tItemState\x12\x1a\n" +
+	"\x16ITEM_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13ITEM_STATE_REPORTED\x10\x01\x12\x17\n" +
+	"\x13ITEM_STATE_ASSIGNED\x10\x02\x12\x17\n" +
+	"\x13ITEM_STATE_RESOLVED\x10\x03\x12\x15\n" +
+	"\x11ITEM_STATE_CLOSED\x10\x042\x98\x04\n" +
 	"\rReportService\x12R\n" +
 	"\vGetProgress\x12\x1f.doorbook.v1.GetProgressRequest\x1a .doorbook.v1.GetProgressResponse\"\x00\x12m\n" +
-	"\x14ListReportHouseholds\x12(.doorbook.v1.ListReportHouseholdsRequest\x1a).doorbook.v1.ListReportHouseholdsResponse\"\x00\x12E\n" +
+	"\x14ListReportHouseholds\x12(.doorbook.v1.ListReportHouseholdsRequest\x1a).doorbook.v1.ListReportHouseholdsResponse\"\x00\x12U\n" +
+	"\fGetHousehold\x12 .doorbook.v1.GetHouseholdRequest\x1a!.doorbook.v1.GetHouseholdResponse\"\x00\x12L\n" +
+	"\tListItems\x12\x1d.doorbook.v1.ListItemsRequest\x1a\x1e.doorbook.v1.ListItemsResponse\"\x00\x12E\n" +
 	"\x06Export\x12\x1a.doorbook.v1.ExportRequest\x1a\x1b.doorbook.v1.ExportResponse\"\x000\x01\x12X\n" +
 	"\fListAuditLog\x12 .doorbook.v1.ListAuditLogRequest\x1a!.doorbook.v1.ListAuditLogResponse\"\x03\x90\x02\x01B9Z7github.com/doorbook/doorbook/gen/doorbook/v1;doorbookv1b\x06proto3"
 
@@ -1387,65 +2008,98 @@ func file_doorbook_v1_report_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_report_proto_rawDescData
 }
 
-var file_doorbook_v1_report_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_doorbook_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_doorbook_v1_report_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_doorbook_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_doorbook_v1_report_proto_goTypes = []any{
 	(ReportMetric)(0),                    // 0: doorbook.v1.ReportMetric
 	(ExportKind)(0),                      // 1: doorbook.v1.ExportKind
 	(ExportFormat)(0),                    // 2: doorbook.v1.ExportFormat
 	(Language)(0),                        // 3: doorbook.v1.Language
-	(*GetProgressRequest)(nil),           // 4: doorbook.v1.GetProgressRequest
-	(*GetProgressResponse)(nil),          // 5: doorbook.v1.GetProgressResponse
-	(*SurveyRate)(nil),                   // 6: doorbook.v1.SurveyRate
-	(*PersonQuota)(nil),                  // 7: doorbook.v1.PersonQuota
-	(*ProgressFigures)(nil),              // 8: doorbook.v1.ProgressFigures
-	(*ProgressReport)(nil),               // 9: doorbook.v1.ProgressReport
-	(*ListReportHouseholdsRequest)(nil),  // 10: doorbook.v1.ListReportHouseholdsRequest
-	(*ReportHousehold)(nil),              // 11: doorbook.v1.ReportHousehold
-	(*ListReportHouseholdsResponse)(nil), // 12: doorbook.v1.ListReportHouseholdsResponse
-	(*ExportRequest)(nil),                // 13: doorbook.v1.ExportRequest
-	(*ExportResponse)(nil),               // 14: doorbook.v1.ExportResponse
-	(*ListAuditLogRequest)(nil),          // 15: doorbook.v1.ListAuditLogRequest
-	(*AuditEntry)(nil),                   // 16: doorbook.v1.AuditEntry
-	(*ListAuditLogResponse)(nil),         // 17: doorbook.v1.ListAuditLogResponse
-	(*timestamppb.Timestamp)(nil),        // 18: google.protobuf.Timestamp
-	(WorkerRole)(0),                      // 19: doorbook.v1.WorkerRole
-	(*OrgNode)(nil),                      // 20: doorbook.v1.OrgNode
-	(*Campaign)(nil),                     // 21: doorbook.v1.Campaign
+	(ItemState)(0),                       // 4: doorbook.v1.ItemState
+	(*GetProgressRequest)(nil),           // 5: doorbook.v1.GetProgressRequest
+	(*GetProgressResponse)(nil),          // 6: doorbook.v1.GetProgressResponse
+	(*SurveyRate)(nil),                   // 7: doorbook.v1.SurveyRate
+	(*PersonQuota)(nil),                  // 8: doorbook.v1.PersonQuota
+	(*ProgressFigures)(nil),              // 9: doorbook.v1.ProgressFigures
+	(*ProgressReport)(nil),               // 10: doorbook.v1.ProgressReport
+	(*ListReportHouseholdsRequest)(nil),  // 11: doorbook.v1.ListReportHouseholdsRequest
+	(*ReportHousehold)(nil),              // 12: doorbook.v1.ReportHousehold
+	(*ListReportHouseholdsResponse)(nil), // 13: doorbook.v1.ListReportHouseholdsResponse
+	(*ExportRequest)(nil),                // 14: doorbook.v1.ExportRequest
+	(*ExportResponse)(nil),               // 15: doorbook.v1.ExportResponse
+	(*ListAuditLogRequest)(nil),          // 16: doorbook.v1.ListAuditLogRequest
+	(*AuditEntry)(nil),                   // 17: doorbook.v1.AuditEntry
+	(*ListAuditLogResponse)(nil),         // 18: doorbook.v1.ListAuditLogResponse
+	(*GetHouseholdRequest)(nil),          // 19: doorbook.v1.GetHouseholdRequest
+	(*GetHouseholdResponse)(nil),         // 20: doorbook.v1.GetHouseholdResponse
+	(*TrackedItem)(nil),                  // 21: doorbook.v1.TrackedItem
+	(*ListItemsRequest)(nil),             // 22: doorbook.v1.ListItemsRequest
+	(*ListItemsResponse)(nil),            // 23: doorbook.v1.ListItemsResponse
+	(*ListedItem)(nil),                   // 24: doorbook.v1.ListedItem
+	(*timestamppb.Timestamp)(nil),        // 25: google.protobuf.Timestamp
+	(WorkerRole)(0),                      // 26: doorbook.v1.WorkerRole
+	(*OrgNode)(nil),                      // 27: doorbook.v1.OrgNode
+	(*Campaign)(nil),                     // 28: doorbook.v1.Campaign
+	(*Household)(nil),                    // 29: doorbook.v1.Household
+	(*Person)(nil),                       // 30: doorbook.v1.Person
+	(*TagElement)(nil),                   // 31: doorbook.v1.TagElement
+	(*Visit)(nil),                        // 32: doorbook.v1.Visit
+	(*VisitAmendment)(nil),               // 33: doorbook.v1.VisitAmendment
+	(FindingKind)(0),                     // 34: doorbook.v1.FindingKind
 }
 var file_doorbook_v1_report_proto_depIdxs = []int32{
-	18, // 0: doorbook.v1.GetProgressRequest.at:type_name -> google.protobuf.Timestamp
-	9,  // 1: doorbook.v1.GetProgressResponse.report:type_name -> doorbook.v1.ProgressReport
-	19, // 2: doorbook.v1.PersonQuota.role:type_name -> doorbook.v1.WorkerRole
-	20, // 3: doorbook.v1.ProgressFigures.node:type_name -> doorbook.v1.OrgNode
-	6,  // 4: doorbook.v1.ProgressFigures.survey:type_name -> doorbook.v1.SurveyRate
-	21, // 5: doorbook.v1.ProgressReport.campaign:type_name -> doorbook.v1.Campaign
-	18, // 6: doorbook.v1.ProgressReport.at:type_name -> google.protobuf.Timestamp
-	8,  // 7: doorbook.v1.ProgressReport.total:type_name -> doorbook.v1.ProgressFigures
-	8,  // 8: doorbook.v1.ProgressReport.communities:type_name -> doorbook.v1.ProgressFigures
-	7,  // 9: doorbook.v1.ProgressReport.quotas:type_name -> doorbook.v1.PersonQuota
+	25, // 0: doorbook.v1.GetProgressRequest.at:type_name -> google.protobuf.Timestamp
+	10, // 1: doorbook.v1.GetProgressResponse.report:type_name -> doorbook.v1.ProgressReport
+	26, // 2: doorbook.v1.PersonQuota.role:type_name -> doorbook.v1.WorkerRole
+	27, // 3: doorbook.v1.ProgressFigures.node:type_name -> doorbook.v1.OrgNode
+	7,  // 4: doorbook.v1.ProgressFigures.survey:type_name -> doorbook.v1.SurveyRate
+	28, // 5: doorbook.v1.ProgressReport.campaign:type_name -> doorbook.v1.Campaign
+	25, // 6: doorbook.v1.ProgressReport.at:type_name -> google.protobuf.Timestamp
+	9,  // 7: doorbook.v1.ProgressReport.total:type_name -> doorbook.v1.ProgressFigures
+	9,  // 8: doorbook.v1.ProgressReport.communities:type_name -> doorbook.v1.ProgressFigures
+	8,  // 9: doorbook.v1.ProgressReport.quotas:type_name -> doorbook.v1.PersonQuota
 	0,  // 10: doorbook.v1.ListReportHouseholdsRequest.metric:type_name -> doorbook.v1.ReportMetric
-	18, // 11: doorbook.v1.ListReportHouseholdsRequest.at:type_name -> google.protobuf.Timestamp
-	11, // 12: doorbook.v1.ListReportHouseholdsResponse.households:type_name -> doorbook.v1.ReportHousehold
+	25, // 11: doorbook.v1.ListReportHouseholdsRequest.at:type_name -> google.protobuf.Timestamp
+	12, // 12: doorbook.v1.ListReportHouseholdsResponse.households:type_name -> doorbook.v1.ReportHousehold
 	1,  // 13: doorbook.v1.ExportRequest.kind:type_name -> doorbook.v1.ExportKind
 	2,  // 14: doorbook.v1.ExportRequest.format:type_name -> doorbook.v1.ExportFormat
 	3,  // 15: doorbook.v1.ExportRequest.language:type_name -> doorbook.v1.Language
-	18, // 16: doorbook.v1.ExportRequest.at:type_name -> google.protobuf.Timestamp
-	18, // 17: doorbook.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	16, // 18: doorbook.v1.ListAuditLogResponse.entries:type_name -> doorbook.v1.AuditEntry
-	4,  // 19: doorbook.v1.ReportService.GetProgress:input_type -> doorbook.v1.GetProgressRequest
-	10, // 20: doorbook.v1.ReportService.ListReportHouseholds:input_type -> doorbook.v1.ListReportHouseholdsRequest
-	13, // 21: doorbook.v1.ReportService.Export:input_type -> doorbook.v1.ExportRequest
-	15, // 22: doorbook.v1.ReportService.ListAuditLog:input_type -> doorbook.v1.ListAuditLogRequest
-	5,  // 23: doorbook.v1.ReportService.GetProgress:output_type -> doorbook.v1.GetProgressResponse
-	12, // 24: doorbook.v1.ReportService.ListReportHouseholds:output_type -> doorbook.v1.ListReportHouseholdsResponse
-	14, // 25: doorbook.v1.ReportService.Export:output_type -> doorbook.v1.ExportResponse
-	17, // 26: doorbook.v1.ReportService.ListAuditLog:output_type -> doorbook.v1.ListAuditLogResponse
-	23, // [23:27] is the sub-list for method output_type
-	19, // [19:23] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	25, // 16: doorbook.v1.ExportRequest.at:type_name -> google.protobuf.Timestamp
+	25, // 17: doorbook.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	17, // 18: doorbook.v1.ListAuditLogResponse.entries:type_name -> doorbook.v1.AuditEntry
+	29, // 19: doorbook.v1.GetHouseholdResponse.household:type_name -> doorbook.v1.Household
+	30, // 20: doorbook.v1.GetHouseholdResponse.persons:type_name -> doorbook.v1.Person
+	31, // 21: doorbook.v1.GetHouseholdResponse.tags:type_name -> doorbook.v1.TagElement
+	32, // 22: doorbook.v1.GetHouseholdResponse.visits:type_name -> doorbook.v1.Visit
+	33, // 23: doorbook.v1.GetHouseholdResponse.amendments:type_name -> doorbook.v1.VisitAmendment
+	27, // 24: doorbook.v1.GetHouseholdResponse.grid:type_name -> doorbook.v1.OrgNode
+	25, // 25: doorbook.v1.GetHouseholdResponse.next_due:type_name -> google.protobuf.Timestamp
+	25, // 26: doorbook.v1.GetHouseholdResponse.revisit_due:type_name -> google.protobuf.Timestamp
+	21, // 27: doorbook.v1.GetHouseholdResponse.items:type_name -> doorbook.v1.TrackedItem
+	34, // 28: doorbook.v1.TrackedItem.kind:type_name -> doorbook.v1.FindingKind
+	25, // 29: doorbook.v1.TrackedItem.reported_at:type_name -> google.protobuf.Timestamp
+	4,  // 30: doorbook.v1.TrackedItem.state:type_name -> doorbook.v1.ItemState
+	25, // 31: doorbook.v1.TrackedItem.deadline:type_name -> google.protobuf.Timestamp
+	4,  // 32: doorbook.v1.ListItemsRequest.states:type_name -> doorbook.v1.ItemState
+	24, // 33: doorbook.v1.ListItemsResponse.items:type_name -> doorbook.v1.ListedItem
+	21, // 34: doorbook.v1.ListedItem.item:type_name -> doorbook.v1.TrackedItem
+	5,  // 35: doorbook.v1.ReportService.GetProgress:input_type -> doorbook.v1.GetProgressRequest
+	11, // 36: doorbook.v1.ReportService.ListReportHouseholds:input_type -> doorbook.v1.ListReportHouseholdsRequest
+	19, // 37: doorbook.v1.ReportService.GetHousehold:input_type -> doorbook.v1.GetHouseholdRequest
+	22, // 38: doorbook.v1.ReportService.ListItems:input_type -> doorbook.v1.ListItemsRequest
+	14, // 39: doorbook.v1.ReportService.Export:input_type -> doorbook.v1.ExportRequest
+	16, // 40: doorbook.v1.ReportService.ListAuditLog:input_type -> doorbook.v1.ListAuditLogRequest
+	6,  // 41: doorbook.v1.ReportService.GetProgress:output_type -> doorbook.v1.GetProgressResponse
+	13, // 42: doorbook.v1.ReportService.ListReportHouseholds:output_type -> doorbook.v1.ListReportHouseholdsResponse
+	20, // 43: doorbook.v1.ReportService.GetHousehold:output_type -> doorbook.v1.GetHouseholdResponse
+	23, // 44: doorbook.v1.ReportService.ListItems:output_type -> doorbook.v1.ListItemsResponse
+	15, // 45: doorbook.v1.ReportService.Export:output_type -> doorbook.v1.ExportResponse
+	18, // 46: doorbook.v1.ReportService.ListAuditLog:output_type -> doorbook.v1.ListAuditLogResponse
+	41, // [41:47] is the sub-list for method output_type
+	35, // [35:41] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_report_proto_init() }
@@ -1459,8 +2113,8 @@ func file_doorbook_v1_report_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_report_proto_rawDesc), len(file_doorbook_v1_report_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   14,
+			NumEnums:      5,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

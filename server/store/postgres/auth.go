@@ -18,13 +18,13 @@ func (r *repo) Credential(ctx context.Context, id string) (store.Credential, boo
 		workerName, adminName *string
 		adminNode             *string
 		adminReadOnly         *bool
-		seen                  *int64
+		seen, expires         *int64
 	)
-	err := r.q.QueryRow(ctx, `SELECT c.secret_hash, c.worker_id, c.admin_id, c.revoked_at, c.revoked_reason, c.last_seen_at,
+	err := r.q.QueryRow(ctx, `SELECT c.secret_hash, c.worker_id, c.admin_id, c.revoked_at, c.revoked_reason, c.last_seen_at, c.expires_at,
 			w.name, a.name, a.node_id, a.read_only
 			FROM credentials c LEFT JOIN workers w ON w.id = c.worker_id LEFT JOIN admins a ON a.id = c.admin_id
 			WHERE c.id = $1`, id).
-		Scan(&c.SecretHash, &workerID, &adminID, &revoked, &c.RevokedReason, &seen, &workerName, &adminName, &adminNode, &adminReadOnly)
+		Scan(&c.SecretHash, &workerID, &adminID, &revoked, &c.RevokedReason, &seen, &expires, &workerName, &adminName, &adminNode, &adminReadOnly)
 	if noRows(err) {
 		return c, false, nil
 	}
@@ -42,7 +42,48 @@ func (r *repo) Credential(ctx context.Context, id string) (store.Credential, boo
 	if seen != nil {
 		c.LastSeen = time.Unix(*seen, 0).UTC()
 	}
+	if expires != nil {
+		c.ExpiresAt = time.Unix(*expires, 0).UTC()
+	}
 	return c, true, nil
+}
+
+func (r *repo) AdminsNamed(ctx context.Context, name string) ([]store.AdminLogin, error) {
+	out, err := queryAll(ctx, r.q, `SELECT id, name, node_id, read_only, password_hash FROM admins WHERE name = $1 ORDER BY id`,
+		func(s scanner) (store.AdminLogin, error) {
+			a := store.AdminLogin{Admin: store.Principal{Kind: store.KindAdmin}}
+			err := s.Scan(&a.Admin.ID, &a.Admin.Name, &a.Admin.Node, &a.Admin.ReadOnly, &a.PasswordHash)
+			return a, err
+		}, name)
+	if err != nil {
+		return nil, fmt.Errorf("read admins: %w", err)
+	}
+	return out, nil
+}
+
+func (r *repo) SetAdminPassword(ctx context.Context, adminID, hash string) error {
+	if _, err := r.q.Exec(ctx, `UPDATE admins SET password_hash = $1 WHERE id = $2`, hash, adminID); err != nil {
+		return fmt.Errorf("set admin password: %w", err)
+	}
+	return nil
+}
+
+func (r *repo) InsertSession(ctx context.Context, s store.Session) error {
+	if _, err := r.q.Exec(ctx, `DELETE FROM credentials WHERE expires_at < $1`, s.CreatedAt.Unix()); err != nil {
+		return fmt.Errorf("insert session: %w", err)
+	}
+	if _, err := r.q.Exec(ctx, `INSERT INTO credentials (id, admin_id, label, secret_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		s.CredentialID, s.AdminID, "console session", s.SecretHash, s.CreatedAt.Unix(), s.ExpiresAt.Unix()); err != nil {
+		return fmt.Errorf("insert session: %w", err)
+	}
+	return nil
+}
+
+func (r *repo) EndSession(ctx context.Context, credentialID string) error {
+	if _, err := r.q.Exec(ctx, `DELETE FROM credentials WHERE id = $1 AND expires_at IS NOT NULL`, credentialID); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
 }
 
 func deref(s *string) string {

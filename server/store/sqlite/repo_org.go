@@ -150,15 +150,15 @@ func (t *tx) Credential(ctx context.Context, id string) (store.Credential, bool,
 		workerName, adminName sql.NullString
 		adminNode             sql.NullString
 		adminReadOnly         sql.NullBool
-		seen                  sql.NullInt64
+		seen, expires         sql.NullInt64
 	)
 	// Every request comes through here: one statement, prepared once per
 	// connection, not two parsed per call.
-	err := t.QueryRowContext(ctx, `SELECT c.secret_hash, c.worker_id, c.admin_id, c.revoked_at, c.revoked_reason, c.last_seen_at,
+	err := t.QueryRowContext(ctx, `SELECT c.secret_hash, c.worker_id, c.admin_id, c.revoked_at, c.revoked_reason, c.last_seen_at, c.expires_at,
 			w.name, a.name, a.node_id, a.read_only
 			FROM credentials c LEFT JOIN workers w ON w.id = c.worker_id LEFT JOIN admins a ON a.id = c.admin_id
 			WHERE c.id = ?`, id).
-		Scan(&c.SecretHash, &workerID, &adminID, &revoked, &c.RevokedReason, &seen, &workerName, &adminName, &adminNode, &adminReadOnly)
+		Scan(&c.SecretHash, &workerID, &adminID, &revoked, &c.RevokedReason, &seen, &expires, &workerName, &adminName, &adminNode, &adminReadOnly)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, false, nil
 	}
@@ -176,7 +176,55 @@ func (t *tx) Credential(ctx context.Context, id string) (store.Credential, bool,
 	if seen.Valid {
 		c.LastSeen = time.Unix(seen.Int64, 0).UTC()
 	}
+	if expires.Valid {
+		c.ExpiresAt = time.Unix(expires.Int64, 0).UTC()
+	}
 	return c, true, nil
+}
+
+func (t *tx) AdminsNamed(ctx context.Context, name string) ([]store.AdminLogin, error) {
+	rows, err := t.QueryContext(ctx, `SELECT id, name, node_id, read_only, password_hash FROM admins WHERE name = ? ORDER BY id`, name)
+	if err != nil {
+		return nil, fmt.Errorf("read admins: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AdminLogin
+	for rows.Next() {
+		a := store.AdminLogin{Admin: store.Principal{Kind: store.KindAdmin}}
+		if err := rows.Scan(&a.Admin.ID, &a.Admin.Name, &a.Admin.Node, &a.Admin.ReadOnly, &a.PasswordHash); err != nil {
+			return nil, fmt.Errorf("read admins: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read admins: %w", err)
+	}
+	return out, nil
+}
+
+func (t *tx) SetAdminPassword(ctx context.Context, adminID, hash string) error {
+	if _, err := t.ExecContext(ctx, `UPDATE admins SET password_hash = ? WHERE id = ?`, hash, adminID); err != nil {
+		return fmt.Errorf("set admin password: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) InsertSession(ctx context.Context, s store.Session) error {
+	if _, err := t.ExecContext(ctx, `DELETE FROM credentials WHERE expires_at < ?`, s.CreatedAt.Unix()); err != nil {
+		return fmt.Errorf("insert session: %w", err)
+	}
+	if _, err := t.ExecContext(ctx, `INSERT INTO credentials (id, admin_id, label, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		s.CredentialID, s.AdminID, "console session", s.SecretHash, s.CreatedAt.Unix(), s.ExpiresAt.Unix()); err != nil {
+		return fmt.Errorf("insert session: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) EndSession(ctx context.Context, credentialID string) error {
+	if _, err := t.ExecContext(ctx, `DELETE FROM credentials WHERE id = ? AND expires_at IS NOT NULL`, credentialID); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
 }
 
 func (t *tx) HasAdmin(ctx context.Context) (bool, error) {

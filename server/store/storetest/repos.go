@@ -1220,6 +1220,48 @@ func testReposAuth(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		t.Errorf("Credential(unknown) = %+v; want not found", got)
 	}
 
+	// Passwords and sessions: a second admin of the same name keeps its
+	// own; a session expires, an expired one goes when the next is
+	// opened, and ending a session leaves the admin's token alone.
+	twin := store.Principal{Kind: store.KindAdmin, ID: newID(), Name: "root", CredentialID: newID()}
+	e.update("InsertAdmin", func(tx store.Tx) error { return tx.InsertAdmin(ctx, twin, []byte("twin"), at) })
+	e.update("SetAdminPassword", func(tx store.Tx) error { return tx.SetAdminPassword(ctx, twin.ID, "$argon2id$twin") })
+	named := inView(e, "AdminsNamed", func(tx store.Tx) ([]store.AdminLogin, error) { return tx.AdminsNamed(ctx, "root") })
+	wantNamed := []store.AdminLogin{{Admin: store.Principal{Kind: store.KindAdmin, ID: root.ID, Name: "root"}},
+		{Admin: store.Principal{Kind: store.KindAdmin, ID: twin.ID, Name: "root"}, PasswordHash: "$argon2id$twin"}}
+	slices.SortFunc(wantNamed, func(a, b store.AdminLogin) int { return strings.Compare(a.Admin.ID, b.Admin.ID) })
+	if !slices.EqualFunc(named, wantNamed, func(a, b store.AdminLogin) bool {
+		return a.Admin.ID == b.Admin.ID && a.Admin.Name == b.Admin.Name && a.Admin.Kind == b.Admin.Kind &&
+			a.Admin.Node == b.Admin.Node && a.Admin.ReadOnly == b.Admin.ReadOnly && a.PasswordHash == b.PasswordHash
+	}) {
+		t.Errorf("AdminsNamed(root) = %+v; want %+v", named, wantNamed)
+	}
+	if got := inView(e, "AdminsNamed", func(tx store.Tx) ([]store.AdminLogin, error) { return tx.AdminsNamed(ctx, "nobody") }); len(got) != 0 {
+		t.Errorf("AdminsNamed(nobody) = %+v; want none", got)
+	}
+	old := store.Session{CredentialID: newID(), AdminID: twin.ID, SecretHash: []byte("old"), CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
+	e.update("InsertSession", func(tx store.Tx) error { return tx.InsertSession(ctx, old) })
+	if got, ok := e.credential(old.CredentialID); !ok || !got.ExpiresAt.Equal(old.ExpiresAt) || got.Admin.ID != twin.ID || !bytes.Equal(got.SecretHash, old.SecretHash) {
+		t.Errorf("Credential(session) = %+v, %v; want twin's, expiring at %v", got, ok, old.ExpiresAt)
+	}
+	if got, _ := e.credential(twin.CredentialID); !got.ExpiresAt.IsZero() {
+		t.Errorf("an admin token expires at %v; want never", got.ExpiresAt)
+	}
+	later := store.Session{CredentialID: newID(), AdminID: twin.ID, SecretHash: []byte("later"), CreatedAt: at.Add(2 * time.Hour), ExpiresAt: at.Add(3 * time.Hour)}
+	e.update("InsertSession", func(tx store.Tx) error { return tx.InsertSession(ctx, later) })
+	if got, ok := e.credential(old.CredentialID); ok {
+		t.Errorf("an expired session is still there after the next was opened: %+v", got)
+	}
+	e.update("EndSession", func(tx store.Tx) error {
+		return errors.Join(tx.EndSession(ctx, later.CredentialID), tx.EndSession(ctx, twin.CredentialID))
+	})
+	if got, ok := e.credential(later.CredentialID); ok {
+		t.Errorf("an ended session is still there: %+v", got)
+	}
+	if _, ok := e.credential(twin.CredentialID); !ok {
+		t.Errorf("EndSession of an admin token deleted it")
+	}
+
 	w, other := e.worker("Li Na", tr.s1.ID), e.worker("Zhao Lei", tr.s1.ID)
 	// Enrolled later, yet with the smaller id: devices come oldest first.
 	late, early := newID(), newID()
@@ -2528,6 +2570,26 @@ func (r *recordingTx) HasAdmin(ctx context.Context) (bool, error) {
 func (r *recordingTx) InsertAdmin(ctx context.Context, a store.Principal, secretHash []byte, at time.Time) error {
 	r.use("InsertAdmin")
 	return r.Tx.InsertAdmin(ctx, a, secretHash, at)
+}
+
+func (r *recordingTx) AdminsNamed(ctx context.Context, name string) ([]store.AdminLogin, error) {
+	r.use("AdminsNamed")
+	return r.Tx.AdminsNamed(ctx, name)
+}
+
+func (r *recordingTx) SetAdminPassword(ctx context.Context, adminID, hash string) error {
+	r.use("SetAdminPassword")
+	return r.Tx.SetAdminPassword(ctx, adminID, hash)
+}
+
+func (r *recordingTx) InsertSession(ctx context.Context, s store.Session) error {
+	r.use("InsertSession")
+	return r.Tx.InsertSession(ctx, s)
+}
+
+func (r *recordingTx) EndSession(ctx context.Context, credentialID string) error {
+	r.use("EndSession")
+	return r.Tx.EndSession(ctx, credentialID)
 }
 
 func (r *recordingTx) InsertDevice(ctx context.Context, d store.Device, secretHash []byte, known uint64) error {

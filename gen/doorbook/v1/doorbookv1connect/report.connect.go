@@ -39,6 +39,11 @@ const (
 	// ReportServiceListReportHouseholdsProcedure is the fully-qualified name of the ReportService's
 	// ListReportHouseholds RPC.
 	ReportServiceListReportHouseholdsProcedure = "/doorbook.v1.ReportService/ListReportHouseholds"
+	// ReportServiceGetHouseholdProcedure is the fully-qualified name of the ReportService's
+	// GetHousehold RPC.
+	ReportServiceGetHouseholdProcedure = "/doorbook.v1.ReportService/GetHousehold"
+	// ReportServiceListItemsProcedure is the fully-qualified name of the ReportService's ListItems RPC.
+	ReportServiceListItemsProcedure = "/doorbook.v1.ReportService/ListItems"
 	// ReportServiceExportProcedure is the fully-qualified name of the ReportService's Export RPC.
 	ReportServiceExportProcedure = "/doorbook.v1.ReportService/Export"
 	// ReportServiceListAuditLogProcedure is the fully-qualified name of the ReportService's
@@ -51,6 +56,15 @@ type ReportServiceClient interface {
 	GetProgress(context.Context, *v1.GetProgressRequest) (*v1.GetProgressResponse, error)
 	// ListReportHouseholds lists the households behind one figure.
 	ListReportHouseholds(context.Context, *v1.ListReportHouseholdsRequest) (*v1.ListReportHouseholdsResponse, error)
+	// One household whole: its ledger fields, persons, category tags, and
+	// every visit to it with every amendment (a correction or a void is shown
+	// as such: the register is evidence), with the field rules' reading of
+	// it. Audited as a report is.
+	GetHousehold(context.Context, *v1.GetHouseholdRequest) (*v1.GetHouseholdResponse, error)
+	// The tracked items register (挂牌督办台账) of a node's households:
+	// every tracked finding with its household, open ones first, then by
+	// deadline. Audited as a report is.
+	ListItems(context.Context, *v1.ListItemsRequest) (*v1.ListItemsResponse, error)
 	// Export streams a ledger file in chunks.
 	Export(context.Context, *v1.ExportRequest) (*connect.ServerStreamForClient[v1.ExportResponse], error)
 	ListAuditLog(context.Context, *v1.ListAuditLogRequest) (*v1.ListAuditLogResponse, error)
@@ -79,6 +93,18 @@ func NewReportServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(reportServiceMethods.ByName("ListReportHouseholds")),
 			connect.WithClientOptions(opts...),
 		),
+		getHousehold: connect.NewClient[v1.GetHouseholdRequest, v1.GetHouseholdResponse](
+			httpClient,
+			baseURL+ReportServiceGetHouseholdProcedure,
+			connect.WithSchema(reportServiceMethods.ByName("GetHousehold")),
+			connect.WithClientOptions(opts...),
+		),
+		listItems: connect.NewClient[v1.ListItemsRequest, v1.ListItemsResponse](
+			httpClient,
+			baseURL+ReportServiceListItemsProcedure,
+			connect.WithSchema(reportServiceMethods.ByName("ListItems")),
+			connect.WithClientOptions(opts...),
+		),
 		export: connect.NewClient[v1.ExportRequest, v1.ExportResponse](
 			httpClient,
 			baseURL+ReportServiceExportProcedure,
@@ -99,6 +125,8 @@ func NewReportServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 type reportServiceClient struct {
 	getProgress          *connect.Client[v1.GetProgressRequest, v1.GetProgressResponse]
 	listReportHouseholds *connect.Client[v1.ListReportHouseholdsRequest, v1.ListReportHouseholdsResponse]
+	getHousehold         *connect.Client[v1.GetHouseholdRequest, v1.GetHouseholdResponse]
+	listItems            *connect.Client[v1.ListItemsRequest, v1.ListItemsResponse]
 	export               *connect.Client[v1.ExportRequest, v1.ExportResponse]
 	listAuditLog         *connect.Client[v1.ListAuditLogRequest, v1.ListAuditLogResponse]
 }
@@ -115,6 +143,24 @@ func (c *reportServiceClient) GetProgress(ctx context.Context, req *v1.GetProgre
 // ListReportHouseholds calls doorbook.v1.ReportService.ListReportHouseholds.
 func (c *reportServiceClient) ListReportHouseholds(ctx context.Context, req *v1.ListReportHouseholdsRequest) (*v1.ListReportHouseholdsResponse, error) {
 	response, err := c.listReportHouseholds.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// GetHousehold calls doorbook.v1.ReportService.GetHousehold.
+func (c *reportServiceClient) GetHousehold(ctx context.Context, req *v1.GetHouseholdRequest) (*v1.GetHouseholdResponse, error) {
+	response, err := c.getHousehold.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListItems calls doorbook.v1.ReportService.ListItems.
+func (c *reportServiceClient) ListItems(ctx context.Context, req *v1.ListItemsRequest) (*v1.ListItemsResponse, error) {
+	response, err := c.listItems.CallUnary(ctx, connect.NewRequest(req))
 	if response != nil {
 		return response.Msg, err
 	}
@@ -140,6 +186,15 @@ type ReportServiceHandler interface {
 	GetProgress(context.Context, *v1.GetProgressRequest) (*v1.GetProgressResponse, error)
 	// ListReportHouseholds lists the households behind one figure.
 	ListReportHouseholds(context.Context, *v1.ListReportHouseholdsRequest) (*v1.ListReportHouseholdsResponse, error)
+	// One household whole: its ledger fields, persons, category tags, and
+	// every visit to it with every amendment (a correction or a void is shown
+	// as such: the register is evidence), with the field rules' reading of
+	// it. Audited as a report is.
+	GetHousehold(context.Context, *v1.GetHouseholdRequest) (*v1.GetHouseholdResponse, error)
+	// The tracked items register (挂牌督办台账) of a node's households:
+	// every tracked finding with its household, open ones first, then by
+	// deadline. Audited as a report is.
+	ListItems(context.Context, *v1.ListItemsRequest) (*v1.ListItemsResponse, error)
 	// Export streams a ledger file in chunks.
 	Export(context.Context, *v1.ExportRequest, *connect.ServerStream[v1.ExportResponse]) error
 	ListAuditLog(context.Context, *v1.ListAuditLogRequest) (*v1.ListAuditLogResponse, error)
@@ -164,6 +219,18 @@ func NewReportServiceHandler(svc ReportServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(reportServiceMethods.ByName("ListReportHouseholds")),
 		connect.WithHandlerOptions(opts...),
 	)
+	reportServiceGetHouseholdHandler := connect.NewUnaryHandlerSimple(
+		ReportServiceGetHouseholdProcedure,
+		svc.GetHousehold,
+		connect.WithSchema(reportServiceMethods.ByName("GetHousehold")),
+		connect.WithHandlerOptions(opts...),
+	)
+	reportServiceListItemsHandler := connect.NewUnaryHandlerSimple(
+		ReportServiceListItemsProcedure,
+		svc.ListItems,
+		connect.WithSchema(reportServiceMethods.ByName("ListItems")),
+		connect.WithHandlerOptions(opts...),
+	)
 	reportServiceExportHandler := connect.NewServerStreamHandlerSimple(
 		ReportServiceExportProcedure,
 		svc.Export,
@@ -183,6 +250,10 @@ func NewReportServiceHandler(svc ReportServiceHandler, opts ...connect.HandlerOp
 			reportServiceGetProgressHandler.ServeHTTP(w, r)
 		case ReportServiceListReportHouseholdsProcedure:
 			reportServiceListReportHouseholdsHandler.ServeHTTP(w, r)
+		case ReportServiceGetHouseholdProcedure:
+			reportServiceGetHouseholdHandler.ServeHTTP(w, r)
+		case ReportServiceListItemsProcedure:
+			reportServiceListItemsHandler.ServeHTTP(w, r)
 		case ReportServiceExportProcedure:
 			reportServiceExportHandler.ServeHTTP(w, r)
 		case ReportServiceListAuditLogProcedure:
@@ -202,6 +273,14 @@ func (UnimplementedReportServiceHandler) GetProgress(context.Context, *v1.GetPro
 
 func (UnimplementedReportServiceHandler) ListReportHouseholds(context.Context, *v1.ListReportHouseholdsRequest) (*v1.ListReportHouseholdsResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.ReportService.ListReportHouseholds is not implemented"))
+}
+
+func (UnimplementedReportServiceHandler) GetHousehold(context.Context, *v1.GetHouseholdRequest) (*v1.GetHouseholdResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.ReportService.GetHousehold is not implemented"))
+}
+
+func (UnimplementedReportServiceHandler) ListItems(context.Context, *v1.ListItemsRequest) (*v1.ListItemsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.ReportService.ListItems is not implemented"))
 }
 
 func (UnimplementedReportServiceHandler) Export(context.Context, *v1.ExportRequest, *connect.ServerStream[v1.ExportResponse]) error {

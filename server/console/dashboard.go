@@ -1,0 +1,119 @@
+package console
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+)
+
+// campaignOption is a campaign in the campaign picker.
+type campaignOption struct {
+	ID, Name, From, Until string
+	Selected              bool
+	starts                time.Time
+}
+
+// nodeOption is a node of the caller's subtree in the node picker,
+// indented by its depth.
+type nodeOption struct {
+	ID, Label string
+	Selected  bool
+}
+
+// dashboard shows a node's progress in a campaign: the figures of the
+// whole node, its communities ranked, and each person's quota. The node
+// and campaign are picked from the caller's subtree and the campaigns it
+// may read.
+func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, s session) {
+	ctx := r.Context()
+	nodes, err := c.api.admin.ListOrgNodes(ctx, &pb.ListOrgNodesRequest{})
+	if err != nil {
+		c.apiError(w, r, err)
+		return
+	}
+	camps, err := c.api.admin.ListCampaigns(ctx, &pb.ListCampaignsRequest{})
+	if err != nil {
+		c.apiError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	node, campaign := q.Get("node"), q.Get("campaign")
+	var campaigns []campaignOption
+	for _, c := range camps.GetCampaigns() {
+		if c.GetDeleted().GetValue() {
+			continue
+		}
+		from := time.UnixMilli(c.GetStartsAt().GetValue()).In(chinaTime)
+		// ends_at is exclusive: the last day is the one before.
+		until := time.UnixMilli(c.GetEndsAt().GetValue()).In(chinaTime).Add(-time.Millisecond)
+		campaigns = append(campaigns, campaignOption{ID: c.GetId(), Name: c.GetName().GetValue(),
+			From: from.Format("2006-01-02"), Until: until.Format("2006-01-02"), starts: from})
+	}
+	// The latest campaign, if none is picked: the one an office works on.
+	slices.SortFunc(campaigns, func(a, b campaignOption) int { return b.starts.Compare(a.starts) })
+	if campaign == "" && len(campaigns) > 0 {
+		campaign = campaigns[0].ID
+	}
+	for i := range campaigns {
+		campaigns[i].Selected = campaigns[i].ID == campaign
+	}
+	data := map[string]any{
+		"CSRF":      s.csrf,
+		"Nodes":     nodeOptions(nodes.GetNodes(), node),
+		"Campaigns": campaigns,
+		"Campaign":  campaign,
+		"Node":      node,
+	}
+	if campaign != "" {
+		res, err := c.api.report.GetProgress(ctx, &pb.GetProgressRequest{NodeId: node, CampaignId: campaign})
+		if err != nil {
+			c.apiError(w, r, err)
+			return
+		}
+		rep := res.GetReport()
+		data["Report"] = rep
+		data["At"] = rep.GetAt().AsTime().In(chinaTime).Format("2006-01-02 15:04")
+		var most uint32
+		for _, f := range rep.GetCommunities() {
+			most = max(most, f.GetHouseholds())
+		}
+		data["MostHouseholds"] = most
+	}
+	c.render(w, r, http.StatusOK, "dashboard", data)
+}
+
+// chinaTime is the offices' time zone (UTC+8, no daylight saving), fixed
+// so that the console needs no time zone database.
+var chinaTime = time.FixedZone("CST", 8*3600)
+
+// nodeOptions orders nodes as a tree (each after its parent, by name)
+// and labels each with its depth.
+func nodeOptions(nodes []*pb.OrgNode, selected string) []nodeOption {
+	children := map[string][]*pb.OrgNode{}
+	ids := map[string]bool{}
+	for _, n := range nodes {
+		ids[n.GetId()] = true
+	}
+	for _, n := range nodes {
+		parent := n.GetParentId()
+		if !ids[parent] {
+			parent = "" // a root of the caller's subtree
+		}
+		children[parent] = append(children[parent], n)
+	}
+	var out []nodeOption
+	var walk func(parent string, depth int)
+	walk = func(parent string, depth int) {
+		kids := children[parent]
+		slices.SortFunc(kids, func(a, b *pb.OrgNode) int { return strings.Compare(a.GetName(), b.GetName()) })
+		for _, n := range kids {
+			out = append(out, nodeOption{ID: n.GetId(), Label: strings.Repeat("\u3000", depth) + n.GetName(), Selected: n.GetId() == selected})
+			walk(n.GetId(), depth+1)
+		}
+	}
+	walk("", 0)
+	return out
+}
