@@ -499,6 +499,11 @@ func TestConsoleExport(t *testing.T) {
 	if exports != 2 {
 		t.Errorf("%d exports by the admin in the audit log, want 2", exports)
 	}
+	// The console's own audit page shows them, by name.
+	_, _, page = b.get("/console/audit")
+	if strings.Count(page, `class="audit-action">export`) != 2 || !strings.Contains(page, "平安大走访") || !strings.Contains(page, streetAdmin) {
+		t.Errorf("the audit page:\n%s", page)
+	}
 }
 
 // decodeQR reads the QR code of a page's data: image.

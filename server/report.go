@@ -457,6 +457,9 @@ func (ex *exporter) filename(kind, format string) string {
 }
 
 func (ex *exporter) write(ctx context.Context, w export.Writer, kind pb.ExportKind) error {
+	if t, ok := w.(export.Titled); ok {
+		t.Title(ex.title())
+	}
 	all := kind == pb.ExportKind_EXPORT_KIND_ALL
 	if all || kind == pb.ExportKind_EXPORT_KIND_LEDGER {
 		if err := ex.ledger(ctx, w); err != nil {
@@ -472,6 +475,20 @@ func (ex *exporter) write(ctx context.Context, w export.Writer, kind pb.ExportKi
 		return ex.progress(w)
 	}
 	return nil
+}
+
+// title heads each sheet of a workbook: the node, the campaign, the
+// date, as an office writes them on what it hands upward.
+func (ex *exporter) title() string {
+	parts := []string{ex.l.pick("全部", "all")}
+	if n, ok := ex.nodes[ex.node]; ok {
+		parts[0] = n.Name
+	}
+	if ex.campaign != nil {
+		parts = append(parts, ex.campaign.Name.Value)
+	}
+	parts = append(parts, ex.l.pick("截至 ", "as of ")+ex.at.In(chinaTime).Format("2006-01-02 15:04"))
+	return strings.Join(parts, " · ")
 }
 
 func (ex *exporter) lang() string {
@@ -582,12 +599,17 @@ func (ex *exporter) visits(ctx context.Context, w export.Writer) error {
 	})
 }
 
-func percent(n, d int) float64 {
+// percent is n of d as a share, shown as a percentage (none of none is
+// 0%).
+func percent(n, d int) export.Percent {
 	if d == 0 {
 		return 0
 	}
-	return math.Round(1000*float64(n)/float64(d)) / 10
+	return export.Percent(math.Round(1000*float64(n)/float64(d)) / 1000)
 }
+
+// chinaTime is the offices' time zone (UTC+8, no daylight saving).
+var chinaTime = time.FixedZone("CST", 8*3600)
 
 // progress writes the progress report: the node and its communities
 // ranked, the quotas per person, the survey rates.

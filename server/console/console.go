@@ -104,6 +104,7 @@ func New(api http.Handler) *Console {
 	c.mux.HandleFunc("GET /console/items", c.withSession(c.items))
 	c.mux.HandleFunc("GET /console/export", c.withSession(c.export))
 	c.mux.HandleFunc("GET /console/workers", c.withSession(c.workers))
+	c.mux.HandleFunc("GET /console/audit", c.withSession(c.audit))
 	c.mux.HandleFunc("POST /console/workers/code", c.withSession(c.enrolCode))
 	c.mux.HandleFunc("POST /console/workers/revoke", c.withSession(c.revokeDevice))
 	c.mux.HandleFunc("POST /console/items/update", c.withSession(c.updateItem))
@@ -301,7 +302,7 @@ func parsePages() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"signin", "dashboard", "households", "household", "items", "workers", "code", "error"} {
+	for _, page := range []string{"signin", "dashboard", "households", "household", "items", "workers", "code", "audit", "error"} {
 		t := template.Must(template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html"))
 		out[page] = t
 	}

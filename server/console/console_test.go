@@ -1,8 +1,11 @@
 package console
 
 import (
+	"io"
 	"io/fs"
+	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -61,6 +64,29 @@ func TestLocalPath(t *testing.T) {
 	} {
 		if got := localPath(c.back, "/def"); got != c.want {
 			t.Errorf("localPath(%q) = %q, want %q", c.back, got, c.want)
+		}
+	}
+}
+
+// TestLoopbackSurvivesAPanic: a panic in the API's handler fails the call
+// instead of the process, before or after the headers.
+func TestLoopbackSurvivesAPanic(t *testing.T) {
+	for _, after := range []bool{false, true} {
+		api := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if after {
+				w.WriteHeader(http.StatusOK)
+				w.Write([]byte("partial"))
+			}
+			panic("boom")
+		})
+		hc := &http.Client{Transport: loopback{api: api}}
+		res, err := hc.Get("http://console.invalid/x")
+		if err == nil {
+			_, err = io.ReadAll(res.Body)
+			res.Body.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "boom") {
+			t.Errorf("a handler panicking (after its headers: %v): %v, want the call to fail", after, err)
 		}
 	}
 }

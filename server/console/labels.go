@@ -35,6 +35,8 @@ var labels = map[string]map[string]string{
 		"last_sync": "最近同步", "never": "从未", "revoked": "已停用", "revoke_reason": "停用原因（如：手机丢失）",
 		"revoke": "停用", "no_devices": "尚无设备", "make_code": "生成登记码", "scan_code": "请用手机上的走访应用扫描此码，或输入下方登记码。",
 		"code": "登记码", "code_expires": "有效期至",
+		"audit": "查阅记录", "audit_note": "谁在何时查阅了哪些报表、导出和住户信息（最近 500 条）。", "audit_at": "时间",
+		"audit_who": "查阅人", "audit_what": "查阅内容",
 	},
 	"en": {
 		"app": "Doorbook", "other_lang": "中文", "sign_in": "Sign in", "sign_out": "Sign out",
@@ -69,5 +71,7 @@ var labels = map[string]map[string]string{
 		"last_sync": "last sync", "never": "never", "revoked": "revoked", "revoke_reason": "why (e.g. phone lost)",
 		"revoke": "Revoke", "no_devices": "no device yet", "make_code": "Make an enrolment code", "scan_code": "Scan this code with the visiting app on the phone, or type the code below.",
 		"code": "Code", "code_expires": "valid until",
+		"audit": "Audit log", "audit_note": "Who read which report, export or household, and when (the latest 500).", "audit_at": "When",
+		"audit_who": "Who", "audit_what": "What",
 	},
 }

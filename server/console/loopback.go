@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -34,6 +35,15 @@ func (l loopback) RoundTrip(req *http.Request) (*http.Response, error) {
 	w := &pipeWriter{header: http.Header{}, body: pw, headed: make(chan struct{})}
 	go func() {
 		defer func() {
+			// net/http recovers a handler's panic on its own goroutines;
+			// this one is the console's, so it does the same: the call
+			// fails, the process goes on.
+			if p := recover(); p != nil {
+				err := fmt.Errorf("the API's handler stopped: %v", p)
+				w.fail(err)
+				pw.CloseWithError(err)
+				return
+			}
 			w.WriteHeader(http.StatusOK) // a handler that wrote nothing
 			pw.Close()
 		}()
@@ -41,6 +51,9 @@ func (l loopback) RoundTrip(req *http.Request) (*http.Response, error) {
 	}()
 	select {
 	case <-w.headed:
+		if w.err != nil {
+			return nil, w.err
+		}
 	case <-req.Context().Done():
 		pr.CloseWithError(req.Context().Err())
 		return nil, req.Context().Err()
@@ -60,6 +73,16 @@ type pipeWriter struct {
 	body   *io.PipeWriter
 	once   sync.Once
 	headed chan struct{}
+	// err is why the handler stopped before its headers, if it did.
+	err error
+}
+
+// fail ends a call whose handler stopped before writing its headers.
+func (w *pipeWriter) fail(err error) {
+	w.once.Do(func() {
+		w.err = err
+		close(w.headed)
+	})
 }
 
 func (w *pipeWriter) Header() http.Header { return w.header }

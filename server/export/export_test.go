@@ -60,7 +60,7 @@ func hostileSheets() []hostileSheet {
 			{txt(`'+cmd|' /C calc'!A0`), txt("和平路1号3单元"), num("2.5")},
 			{txt("'-2+3"), txt("'@SUM(1)"), num("9")},
 			{txt("' =1"), txt("'\n=1"), num("4")},
-			{txt("ab"), txt("张伟gpj.exe"), txt("2024-05-01")},
+			{txt("ab"), txt("张伟gpj.exe"), num("2024-05-01")}, // a date: a number shown as one
 			{txt("'=1"), txt("第一行\n第二行"), txt("")},
 			{txt("'+8613800000000"), txt("_x0007_"), txt("NaN")},
 			{txt("x"), txt("a b"), txt("")},
