@@ -509,12 +509,10 @@ func TestConsoleExport(t *testing.T) {
 // decodeQR reads the QR code of a page's data: image.
 func decodeQR(t *testing.T, page string) string {
 	t.Helper()
-	m := regexp.MustCompile(`id="qr"|src="data:image/png;base64,([^"]+)"`).FindAllStringSubmatch(page, -1)
-	var b64 string
-	for _, x := range m {
-		if x[1] != "" {
-			b64 = x[1]
-		}
+	m := regexp.MustCompile(`src="data:image/png;base64,([^"]+)"`).FindStringSubmatch(page)
+	b64 := ""
+	if m != nil {
+		b64 = m[1]
 	}
 	raw, err := base64.StdEncoding.DecodeString(html.UnescapeString(b64))
 	if err != nil || b64 == "" {

@@ -27,14 +27,6 @@ func (l labels) form(f syncengine.VisitForm) string {
 	return f.String()
 }
 
-var (
-	materialNames = words.Material
-	findingNames  = words.Finding
-	reasonNames   = words.Reason
-)
-
-func name[K comparable](l labels, names map[K][2]string, k K) string { return words.Of(names, k, l.zh) }
-
 func (l labels) ledgerHeader() []string {
 	if l.zh {
 		return []string{"户编号", "网格", "户主姓名", "地址", "手机", "固定电话", "包户责任人", "包户领导", "包户单位", "人口数", "家庭成员", "五必访类别", "最近走访"}

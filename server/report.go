@@ -19,6 +19,7 @@ import (
 	"github.com/doorbook/doorbook/internal/wire"
 	"github.com/doorbook/doorbook/server/export"
 	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/server/words"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -569,17 +570,17 @@ func (ex *exporter) visits(ctx context.Context, w export.Writer) error {
 				}
 			}
 			for _, m := range v.Materials {
-				mats = append(mats, name(ex.l, materialNames, m))
+				mats = append(mats, words.Of(words.Material, m, ex.l.zh))
 			}
 			for _, f := range v.Findings {
-				s := name(ex.l, findingNames, f.Kind)
+				s := words.Of(words.Finding, f.Kind, ex.l.zh)
 				if f.Note != "" {
 					s += ": " + f.Note
 				}
 				finds = append(finds, s)
 			}
 			for _, r := range v.RevisitReasons {
-				reasons = append(reasons, name(ex.l, reasonNames, r))
+				reasons = append(reasons, words.Of(words.Reason, r, ex.l.zh))
 			}
 			revisit := ""
 			if len(reasons) > 0 {
