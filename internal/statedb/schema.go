@@ -25,16 +25,22 @@ import (
 //
 // so that each database decides where it falls in its history.
 func Migrations(own fs.FS, dir string) ([]sqlitex.Migration, error) {
+	return withShared(own, dir, SchemaV1, shared)
+}
+
+// withShared is own's migrations after version 1 (v1), each line naming a
+// shared schema replaced by parts' SQL for it.
+func withShared(own fs.FS, dir, v1 string, parts map[string]string) ([]sqlitex.Migration, error) {
 	ms, err := sqlitex.LoadMigrations(own, dir)
 	if err != nil {
 		return nil, err
 	}
 	for i := range ms {
-		for name, sql := range shared {
+		for name, sql := range parts {
 			ms[i].SQL = strings.ReplaceAll(ms[i].SQL, "-- statedb: "+name+"\n", sql)
 		}
 	}
-	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: SchemaV1}}, ms...), nil
+	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: v1}}, ms...), nil
 }
 
 // SnapshotMigrations create the replicated tables, exactly as every
@@ -57,17 +63,7 @@ func SnapshotMigrations() []sqlitex.Migration {
 // file has the schema that Migrations gives a new file. A caller compares
 // the two (sqlitex.Schema) before trusting that.
 func OverSnapshot(own fs.FS, dir string) ([]sqlitex.Migration, error) {
-	ms, err := sqlitex.LoadMigrations(own, dir)
-	if err != nil {
-		return nil, err
-	}
-	inSnapshot := map[string]string{"SchemaV2": "", "SchemaV3": sumTriggers}
-	for i := range ms {
-		for name, sql := range inSnapshot {
-			ms[i].SQL = strings.ReplaceAll(ms[i].SQL, "-- statedb: "+name+"\n", sql)
-		}
-	}
-	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: "SELECT 1"}}, ms...), nil
+	return withShared(own, dir, "SELECT 1", map[string]string{"SchemaV2": "", "SchemaV3": sumTriggers})
 }
 
 // ReplicatedTables are the tables of a scope's rows, the ones a snapshot
