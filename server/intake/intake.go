@@ -39,7 +39,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -119,9 +118,9 @@ type Config struct {
 type Guard struct {
 	cfg    Config
 	next   http.Handler
-	budget *semaphore.Weighted
+	budget *budget
 	// public is the budget of callers without a token.
-	public *semaphore.Weighted
+	public *budget
 	errs   *connect.ErrorWriter
 	limits *limitCache
 }
@@ -143,8 +142,8 @@ func New(next http.Handler, cfg Config) *Guard {
 	return &Guard{
 		cfg:    cfg,
 		next:   next,
-		budget: semaphore.NewWeighted(cfg.BudgetBytes),
-		public: semaphore.NewWeighted(cfg.PublicBudgetBytes),
+		budget: newBudget(cfg.BudgetBytes, cfg.now),
+		public: newBudget(cfg.PublicBudgetBytes, cfg.now),
 		errs:   connect.NewErrorWriter(),
 		limits: newLimitCache(),
 	}
@@ -224,9 +223,9 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.next.ServeHTTP(w, r)
 		return
 	}
-	acct := &account{budget: g.budget, size: g.cfg.BudgetBytes}
+	acct := g.budget.account()
 	if proc.Public {
-		acct = &account{budget: g.public, size: g.cfg.PublicBudgetBytes}
+		acct = g.public.account()
 	}
 	defer acct.releaseAll()
 	body, err := g.intake(ctx, w, r, p, proc, acct)
@@ -256,7 +255,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // slow-body rules), and in memory (the public budget holds its whole size
 // while it runs).
 func (g *Guard) passthrough(w http.ResponseWriter, r *http.Request) {
-	acct := &account{budget: g.public, size: g.cfg.PublicBudgetBytes}
+	acct := g.public.account()
 	defer acct.releaseAll()
 	if err := acct.grow(r.Context(), int64(g.cfg.PassthroughBytes), g.cfg.QueueWait); err != nil {
 		var ce *connect.Error
@@ -265,7 +264,7 @@ func (g *Guard) passthrough(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	br := g.bodyReader(w, http.MaxBytesReader(w, r.Body, int64(g.cfg.PassthroughBytes)))
+	br := g.bodyReader(w, http.MaxBytesReader(w, r.Body, int64(g.cfg.PassthroughBytes)), acct)
 	r.Body = struct {
 		io.Reader
 		io.Closer
@@ -311,7 +310,7 @@ func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if encoding != "" && !supported(encoding) {
 		return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("unknown compression %q: this server accepts gzip and zstd", encoding))
 	}
-	br := g.bodyReader(w, r.Body)
+	br := g.bodyReader(w, r.Body, acct)
 	defer br.done()
 	wait := g.cfg.QueueWait
 	if !p.enveloped {
@@ -479,46 +478,15 @@ func bodyError(err error, what string) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// account is what one request holds of the budget.
-type account struct {
-	budget *semaphore.Weighted
-	size   int64
-	held   int64
-}
-
-// grow takes n more bytes of the budget, waiting at most wait for room.
-func (a *account) grow(ctx context.Context, n int64, wait time.Duration) error {
-	if n <= 0 {
-		return nil
-	}
-	if a.budget.TryAcquire(n) {
-		a.held += n
-		return nil
-	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	if err := a.budget.Acquire(wctx, n); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return connect.NewError(connect.CodeResourceExhausted,
-			fmt.Errorf("the server is busy: its %d MiB for request bodies are in use; try again shortly", a.size>>20))
-	}
-	a.held += n
-	return nil
-}
-
-func (a *account) releaseAll() {
-	if a.held > 0 {
-		a.budget.Release(a.held)
-		a.held = 0
-	}
-}
-
 // bodyReader reads body under the guard's slow-body rules.
-func (g *Guard) bodyReader(w http.ResponseWriter, body io.Reader) *bodyReader {
-	return &bodyReader{body: body, rc: http.NewResponseController(w), start: g.cfg.now(), now: g.cfg.now,
+func (g *Guard) bodyReader(w http.ResponseWriter, body io.Reader, acct *account) *bodyReader {
+	b := &bodyReader{body: body, rc: http.NewResponseController(w), start: g.cfg.now(), now: g.cfg.now, acct: acct,
 		grace: g.cfg.BodyGrace, rate: g.cfg.MinBodyRate, idle: g.cfg.BodyIdle}
+	// A deadline left set while the request waits for room would cut the
+	// body (HTTP/2 closes the stream when it passes): the next read sets
+	// a new one.
+	acct.beforeWait = b.done
+	return b
 }
 
 // bodyReader cuts a body that arrives too slowly: every read must come
@@ -533,6 +501,9 @@ type bodyReader struct {
 	rate  int
 	idle  time.Duration
 	read  int64
+	// acct is the request's account: time it spent waiting for room is the
+	// server's, not the sender's.
+	acct *account
 	// unsupported: the connection cannot take deadlines (a test recorder).
 	unsupported bool
 }
@@ -540,7 +511,7 @@ type bodyReader struct {
 func (b *bodyReader) Read(p []byte) (int, error) {
 	if !b.unsupported {
 		now := b.now()
-		due := b.start.Add(b.grace + time.Duration(b.read)*time.Second/time.Duration(b.rate))
+		due := b.start.Add(b.acct.waited + b.grace + time.Duration(b.read)*time.Second/time.Duration(b.rate))
 		if idle := now.Add(b.idle); idle.Before(due) {
 			due = idle
 		}

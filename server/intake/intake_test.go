@@ -976,7 +976,11 @@ func TestBudget(t *testing.T) {
 	})
 	t.Run("many at once queue and all pass", func(t *testing.T) {
 		t.Parallel()
-		ts := newServer(t, intake.Config{BudgetBytes: 2 << 20, QueueWait: time.Minute})
+		// Each request holds part of the budget as its body arrives; a
+		// burst where each waits for more must not deadlock. A queue wait
+		// longer than the client's: a deadlock shows as the client's
+		// deadline, not as a refusal.
+		ts := newServer(t, intake.Config{BudgetBytes: 2 << 20, QueueWait: time.Hour})
 		var wg sync.WaitGroup
 		for i := range 32 {
 			p := protocols()[i%3]
@@ -995,6 +999,67 @@ func TestBudget(t *testing.T) {
 			t.Error("the budget is not all free once every request ended")
 		}
 	})
+}
+
+// TestWaitingForRoomIsNotSlowness: the time a request waits for room in
+// the budget is the server's, not the sender's: its body is not cut as too
+// slow for it.
+func TestWaitingForRoomIsNotSlowness(t *testing.T) {
+	t.Parallel()
+	for _, p := range protocols() {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			clock := &fakeClock{t: time.Now()}
+			ts := newServer(t, intake.WithClock(intake.Config{BudgetBytes: 1 << 20, QueueWait: time.Hour,
+				BodyGrace: 300 * time.Millisecond, MinBodyRate: 512, BodyIdle: 10 * time.Second}, clock.Now))
+			first := make(chan error, 1)
+			go func() {
+				_, err := ts.push(t, protocols()[1], holdPush(256<<10))
+				first <- err
+			}()
+			<-ts.sync.held
+			second := make(chan error, 1)
+			go func() {
+				_, err := ts.push(t, p, bigPush(256<<10))
+				second <- err
+			}()
+			for intake.BudgetWaiting(ts.guard) == 0 {
+				select {
+				case err := <-second:
+					t.Fatalf("the second push did not wait for room: %v", err)
+				default:
+					runtime.Gosched()
+				}
+			}
+			// Far past the grace and what its bytes so far may take at the
+			// minimum rate.
+			clock.Advance(time.Hour)
+			ts.release()
+			if err := <-first; err != nil {
+				t.Errorf("the held push: %v", err)
+			}
+			if err := <-second; err != nil {
+				t.Errorf("the push that waited for room: %v", err)
+			}
+		})
+	}
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // pacing is how a sender sends a body: chunk bytes at a time, every pace,

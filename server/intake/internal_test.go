@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -20,22 +21,23 @@ import (
 
 // BudgetIdle reports whether all of g's budget is free: no request holds
 // any of it. Call it only when no request is in flight.
-func BudgetIdle(g *Guard) bool {
-	if !g.budget.TryAcquire(g.cfg.BudgetBytes) {
-		return false
-	}
-	g.budget.Release(g.cfg.BudgetBytes)
-	return true
-}
+func BudgetIdle(g *Guard) bool { return g.budget.idle() }
 
 // PublicBudgetFull reports whether the public budget has no room for n
 // more bytes.
-func PublicBudgetFull(g *Guard, n int64) bool {
-	if g.public.TryAcquire(n) {
-		g.public.Release(n)
-		return false
-	}
-	return true
+func PublicBudgetFull(g *Guard, n int64) bool { return g.public.free() < n }
+
+// BudgetWaiting is how many requests wait for room in g's budget.
+func BudgetWaiting(g *Guard) int {
+	g.budget.mu.Lock()
+	defer g.budget.mu.Unlock()
+	return len(g.budget.holders) + len(g.budget.newcomers)
+}
+
+// WithClock is cfg with body deadlines and waits measured by now.
+func WithClock(cfg Config, now func() time.Time) Config {
+	cfg.now = now
+	return cfg
 }
 
 func descriptor(m proto.Message) protoreflect.MessageDescriptor { return m.ProtoReflect().Descriptor() }
