@@ -136,6 +136,7 @@ func TestAuthzMatrix(t *testing.T) {
 		// session, and every admin here calls with its own token.
 		{w{UN, UN, UN, UN, UN, UN, UN, UN, UN, UN, UN}, "SignIn·wrong", public, s.signInWrong},
 		{w{UN, UN, UN, UN, PD, PD, IA, IA, PD, IA, IA}, "SignOut·token", read, s.signOut},
+		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "GetSession", read, s.getSession},
 	}
 
 	// Each row names a method of the API; every procedure has a row. (Each
@@ -236,10 +237,11 @@ func TestAuthzMatrix(t *testing.T) {
 	}
 	// The leak check is not vacuous: where the other street's admin gets
 	// an answer, the installation-wide admin's answer to the same request
-	// shows ids hidden from them (categories carry no ids).
+	// shows ids hidden from them (categories carry no ids; a session,
+	// only its own admin's).
 	for i, r := range rows {
 		a, root := results[i][slices.Index(callers, s.aStreet)], results[i][slices.Index(callers, s.root)]
-		if r.kind == public || a.got != 0 || root.got != 0 || r.name == "ListCategories" {
+		if r.kind == public || a.got != 0 || root.got != 0 || r.name == "ListCategories" || r.name == "GetSession" {
 			continue
 		}
 		if len(s.aStreet.leaks(root.msgs)) == 0 {
@@ -1000,6 +1002,10 @@ func (s *authzSetup) signInWrong(k *authzCaller) ([]proto.Message, error) {
 
 func (s *authzSetup) signOut(k *authzCaller) ([]proto.Message, error) {
 	return authzOne(k.session.SignOut(context.Background(), &pb.SignOutRequest{}))
+}
+
+func (s *authzSetup) getSession(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.session.GetSession(context.Background(), &pb.GetSessionRequest{}))
 }
 
 func (s *authzSetup) listAuditLog(k *authzCaller) ([]proto.Message, error) {

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/xuri/excelize/v2"
 )
 
 var screenshots = flag.String("e2e.screenshots", "", "write screenshots of the console's pages (Chinese, 1366×768) to this `directory`")
@@ -224,4 +226,141 @@ func decodePNG(t *testing.T, b []byte) string {
 		t.Fatalf("the QR code does not decode: %v", err)
 	}
 	return res.GetText()
+}
+
+// TestBrowserExportConfigAndRoles: the street's admin downloads the ledger
+// from the dashboard and the workbook opens in excelize as an office
+// ledger; sets up a campaign with a quota on the configuration page; a
+// form whose CSRF token was taken out of the page is refused. The street's
+// leader is offered no form that changes anything, and the other street's
+// admin sees nothing of this street.
+func TestBrowserExportConfigAndRoles(t *testing.T) {
+	t.Parallel()
+	ctx := newBrowser(t)
+	e := newConsoleEnv(t)
+	dir := t.TempDir()
+	progress := chromedp.Events(ctx, cdpbrowser.DownloadProgress)
+	var campaigns, csrfPage, leaderForms, leaderItems, otherDash, otherHousehold string
+	err := chromedp.Do(ctx,
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+				Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: new(true)})
+			return err
+		}),
+		chromedp.Navigate(e.URL+"/console/"),
+		chromedp.WaitVisible(chromedp.ID("signin")),
+		chromedp.SendKeys(chromedp.ID("name"), streetAdmin),
+		chromedp.SendKeys(chromedp.ID("password"), streetAdminPass),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("download")),
+		chromedp.Click(chromedp.ID("download")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file string
+	for ev, err := range progress {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.State == cdpbrowser.DownloadProgressStateCanceled {
+			t.Fatal("the download was cancelled")
+		}
+		if ev.State == cdpbrowser.DownloadProgressStateCompleted {
+			file = filepath.Join(dir, ev.GUID)
+			break
+		}
+	}
+	x, err := excelize.OpenFile(file)
+	if err != nil {
+		t.Fatalf("the downloaded ledger does not open: %v", err)
+	}
+	defer x.Close()
+	sheet := x.GetSheetName(0)
+	top, _ := x.GetCellValue(sheet, "A1")
+	header, _ := x.GetCellValue(sheet, "A2")
+	panes, _ := x.GetPanes(sheet)
+	if !strings.Contains(top, "平安大走访") || !strings.Contains(top, "截至") || header == "" || !panes.Freeze {
+		t.Errorf("the downloaded ledger: title %q, first header %q, frozen %v", top, header, panes.Freeze)
+	}
+	rows, _ := x.GetRows(sheet)
+	if len(rows) != 2+len(e.households) {
+		t.Errorf("the downloaded ledger has %d rows, want a title, a header and %d households", len(rows), len(e.households))
+	}
+
+	err = chromedp.Do(ctx,
+		// A campaign set up on the configuration page.
+		chromedp.Click(chromedp.ID("nav-config")),
+		chromedp.WaitVisible(chromedp.ID("new-campaign")),
+		shoot("config"),
+		chromedp.Click(chromedp.ID("new-campaign")),
+		chromedp.WaitVisible(chromedp.ID("campaign-form")),
+		chromedp.SendKeys(chromedp.ID("campaign-name"), "冬季走访"),
+		chromedp.SetValue(chromedp.ID("campaign-from"), "2026-12-01"),
+		chromedp.SetValue(chromedp.ID("campaign-until"), "2027-02-28"),
+		chromedp.SendKeys(chromedp.CSS(".quota-1"), "80"),
+		shoot("campaign"),
+		chromedp.Click(chromedp.ID("save-campaign")),
+		chromedp.WaitVisible(chromedp.ID("campaign-list")),
+		into(&campaigns, chromedp.Text(chromedp.ID("campaign-list"))),
+		// The register's assign form, its CSRF token taken out.
+		chromedp.Navigate(e.URL+"/console/items?state=open"),
+		chromedp.WaitVisible(chromedp.CSS("form.assign .unit")),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("form.assign input[name=csrf]").remove()`),
+		chromedp.SendKeys(chromedp.CSS("form.assign .unit"), "城管科"),
+		chromedp.SetValue(chromedp.CSS("form.assign .deadline"), "2030-01-31"),
+		chromedp.Click(chromedp.CSS(".do-assign")),
+		chromedp.WaitVisible(chromedp.ID("problem")),
+		into(&csrfPage, chromedp.Text(chromedp.ID("problem"))),
+		chromedp.Navigate(e.URL+"/console/"),
+		chromedp.WaitVisible(chromedp.ID("signout")),
+		chromedp.Click(chromedp.ID("signout")),
+		chromedp.WaitVisible(chromedp.ID("signin")),
+		// The leader: every page read, no form but signing out.
+		chromedp.SendKeys(chromedp.ID("name"), streetLeader),
+		chromedp.SendKeys(chromedp.ID("password"), leaderPass),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("coverage")),
+		chromedp.Navigate(e.URL+"/console/items?state=open"),
+		chromedp.WaitVisible(chromedp.CSS(".item-state")),
+		into(&leaderItems, chromedp.Text(chromedp.ID("items"))),
+		shoot("items-leader"),
+		chromedp.Navigate(e.URL+"/console/config"),
+		chromedp.WaitVisible(chromedp.ID("campaign-list")),
+		into(&leaderForms, chromedp.Evaluate[string](`[...document.querySelectorAll("form[method=post]")].map(f => f.getAttribute("action")).join(" ")`)),
+		chromedp.Click(chromedp.ID("signout")),
+		chromedp.WaitVisible(chromedp.ID("signin")),
+		// The other street's admin.
+		chromedp.SendKeys(chromedp.ID("name"), otherAdmin),
+		chromedp.SendKeys(chromedp.ID("password"), otherAdminPass),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("signout")),
+		into(&otherDash, chromedp.Text(chromedp.CSS("main"))),
+		chromedp.Navigate(e.URL+"/console/household/"+e.households[0]),
+		chromedp.WaitVisible(chromedp.ID("problem")),
+		into(&otherHousehold, chromedp.Text(chromedp.CSS("main"))),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(campaigns, "冬季走访") || !strings.Contains(campaigns, "网格员 80") {
+		t.Errorf("the campaigns after saving one: %q", campaigns)
+	}
+	if !strings.Contains(csrfPage, "表单已过期") {
+		t.Errorf("a form without its CSRF token: %q", csrfPage)
+	}
+	if !strings.Contains(leaderItems, "楼道堆物") {
+		t.Errorf("the leader's register: %q", leaderItems)
+	}
+	if leaderForms != "/console/signout" {
+		t.Errorf("the leader's configuration page offers forms to %q, want only signing out", leaderForms)
+	}
+	for _, secret := range []string{"平安大走访", "幸福路", "户主"} {
+		if strings.Contains(otherDash, secret) || strings.Contains(otherHousehold, secret) {
+			t.Errorf("the other street's admin sees %q", secret)
+		}
+	}
+	if !strings.Contains(otherHousehold, "无权") {
+		t.Errorf("the other street's admin opening this street's household: %q", otherHousehold)
+	}
 }

@@ -96,8 +96,16 @@ func TestSessions(t *testing.T) {
 	if _, err := admin(s.GetToken()).CreateOrgNode(ctx, &pb.CreateOrgNodeRequest{ParentId: street, Level: pb.OrgLevel_ORG_LEVEL_COMMUNITY, Name: "新社区"}); err != nil {
 		t.Errorf("the admin's session could not write in its street: %v", err)
 	}
-	// Signing out ends the session at once; doing it again is refused.
+	// The session says whose it is.
 	so := doorbookv1connect.NewSessionServiceClient(http.DefaultClient, e.URL, connect.WithInterceptors(bearer.Token(s.GetToken())))
+	who, err := so.GetSession(ctx, &pb.GetSessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if who.GetAdminId() != s.GetAdminId() || who.GetAdminName() != "王街道" || who.GetNodeId() != street || who.GetReadOnly() {
+		t.Errorf("the session says it is %+v; want the street's admin", who)
+	}
+	// Signing out ends the session at once; doing it again is refused.
 	if _, err := so.SignOut(ctx, &pb.SignOutRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +121,10 @@ func TestSessions(t *testing.T) {
 	}
 	if !l.GetReadOnly() {
 		t.Errorf("the leader signed in as %+v, want read-only", l)
+	}
+	lso := doorbookv1connect.NewSessionServiceClient(http.DefaultClient, e.URL, connect.WithInterceptors(bearer.Token(l.GetToken())))
+	if who, err := lso.GetSession(ctx, &pb.GetSessionRequest{}); err != nil || !who.GetReadOnly() || who.GetAdminName() != "李领导" {
+		t.Errorf("the leader's session says %+v (%v); want the leader, read-only", who, err)
 	}
 	if _, err := admin(l.GetToken()).ListWorkers(ctx, &pb.ListWorkersRequest{}); err != nil {
 		t.Errorf("the leader's session could not read: %v", err)

@@ -40,5 +40,6 @@ var actions = map[string]authz.Action{
 	doorbookv1connect.ReportServiceGetHouseholdProcedure:         authz.ReadReport,
 	doorbookv1connect.ReportServiceListItemsProcedure:            authz.ReadReport,
 
-	doorbookv1connect.SessionServiceSignOutProcedure: authz.SignOut,
+	doorbookv1connect.SessionServiceSignOutProcedure:    authz.OwnSession,
+	doorbookv1connect.SessionServiceGetSessionProcedure: authz.OwnSession,
 }

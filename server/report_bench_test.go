@@ -5,7 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/metrics"
@@ -20,6 +23,7 @@ import (
 	"github.com/doorbook/doorbook/internal/bearer"
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/server"
+	"github.com/doorbook/doorbook/server/console"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -36,6 +40,9 @@ var (
 type reportEnv struct {
 	reports            doorbookv1connect.ReportServiceClient
 	street, campaignID string
+	// url serves the API and the console; session is a console session
+	// of the installation's admin.
+	url, session string
 }
 
 // newReportEnv builds (or reopens, with -report.db) the street of the
@@ -53,7 +60,7 @@ func newReportEnv(b *testing.B) *reportEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hs := httptest.NewServer(server.New(st).Handler())
+	hs := httptest.NewServer(console.Mount(server.New(st).Handler()))
 	b.Cleanup(func() {
 		hs.Close()
 		st.Close()
@@ -95,8 +102,20 @@ func newReportEnv(b *testing.B) *reportEnv {
 		b.Fatalf("campaigns: %v", err)
 	}
 	env.campaignID = cs.GetCampaigns()[0].GetId()
+	env.url = hs.URL
+	if err := st.SetAdminPassword(ctx, "root", benchPassword); err != nil {
+		b.Fatal(err)
+	}
+	sessions := doorbookv1connect.NewSessionServiceClient(hs.Client(), hs.URL)
+	signed, err := sessions.SignIn(ctx, &pb.SignInRequest{Name: "root", Password: benchPassword})
+	if err != nil {
+		b.Fatal(err)
+	}
+	env.session = signed.GetToken()
 	return env
 }
+
+const benchPassword = "the report benchmark's password"
 
 // buildStreet imports the street: communities of four grids of 250
 // households, each with visits by its grid's worker.
@@ -198,6 +217,47 @@ func BenchmarkExport(b *testing.B) {
 				b.ReportMetric(peak()/(1<<20), "peak-heap-MiB")
 			})
 		}
+	}
+}
+
+// BenchmarkConsolePages measures the console's pages over the street, each
+// fetched whole by a browser's GET with the session's cookie: what an
+// office waits for.
+func BenchmarkConsolePages(b *testing.B) {
+	env := newReportEnv(b)
+	ctx := context.Background()
+	hh, err := env.reports.ListReportHouseholds(ctx, &pb.ListReportHouseholdsRequest{NodeId: env.street, CampaignId: env.campaignID,
+		Metric: pb.ReportMetric_REPORT_METRIC_VISITED, Limit: 1})
+	if err != nil || len(hh.GetHouseholds()) == 0 {
+		b.Fatalf("a household visited: %v", err)
+	}
+	q := url.Values{"node": {env.street}, "campaign": {env.campaignID}}.Encode()
+	for _, page := range []struct{ name, path string }{
+		{"dashboard", "/console/?" + q},
+		{"households-not-visited", "/console/households?metric=not_visited&" + q},
+		{"household", "/console/household/" + hh.GetHouseholds()[0].GetHouseholdId()},
+		{"items-open", "/console/items?state=open&node=" + env.street},
+		{"workers", "/console/workers"},
+		{"config", "/console/config"},
+	} {
+		b.Run(page.name, func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, env.url+page.path, nil)
+				req.AddCookie(&http.Cookie{Name: "doorbook_session", Value: env.session})
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err != nil || res.StatusCode != http.StatusOK {
+					b.Fatalf("%s: %d %v\n%s", page.path, res.StatusCode, err, body)
+				}
+				size = len(body)
+			}
+			b.ReportMetric(float64(size)/1024, "KiB/page")
+		})
 	}
 }
 

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/server/authz"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -54,4 +56,17 @@ func (s *sessionService) SignOut(ctx context.Context, _ *pb.SignOutRequest) (*pb
 		return nil, toConnect(s.log, err)
 	}
 	return &pb.SignOutResponse{}, nil
+}
+
+func (s *sessionService) GetSession(ctx context.Context, _ *pb.GetSessionRequest) (*pb.GetSessionResponse, error) {
+	p := principal(ctx)
+	home := authz.Home(p)
+	var procs []string
+	for proc, a := range actions {
+		if slices.Contains(home, a) {
+			procs = append(procs, proc)
+		}
+	}
+	slices.Sort(procs)
+	return &pb.GetSessionResponse{AdminId: p.ID, AdminName: p.Name, NodeId: p.Node, ReadOnly: p.ReadOnly, Procedures: procs}, nil
 }

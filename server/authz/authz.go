@@ -45,16 +45,16 @@ const (
 	UpdateItem
 	// Erase: erase a household's or a person's personal data.
 	Erase
-	// SignOut: end one's own console session (a leader too: it changes
-	// nothing but the session).
-	SignOut
+	// OwnSession: read who one is, or end one's own console session (a
+	// leader too: it changes nothing but the session).
+	OwnSession
 )
 
 var names = map[Action]string{
 	Sync: "sync", ReadOrg: "read the org tree", ReadCampaign: "read campaigns", ReadReport: "read reports",
 	ManageOrg: "manage the org tree", ManageDevices: "manage devices", AddAdmin: "add admins",
 	DefineCategory: "define categories", ManageCampaign: "manage campaigns", UpdateItem: "update items", Erase: "erase personal data",
-	SignOut: "sign out",
+	OwnSession: "read or end one's own session",
 }
 
 func (a Action) String() string {
@@ -157,4 +157,24 @@ func Decide(p store.Principal, a Action, r Resource) error {
 		return nil
 	}
 	return fmt.Errorf("%w: org node %s is outside your subtree", syncengine.ErrOutOfScope, r.Path[0])
+}
+
+// Home lists the actions p may take at its own node (the categories, which
+// are the installation's, at the installation): what a console offers it.
+func Home(p store.Principal) []Action {
+	home := Node(p.Path)
+	if p.Node == "" {
+		home = Installation
+	}
+	var out []Action
+	for _, a := range Actions() {
+		r := home
+		if a == DefineCategory {
+			r = Installation
+		}
+		if Decide(p, a, r) == nil {
+			out = append(out, a)
+		}
+	}
+	return out
 }

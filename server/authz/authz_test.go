@@ -55,24 +55,24 @@ var allowed = map[string]map[authz.Action]string{
 	"root": {
 		authz.ReadOrg: "*", authz.ReadCampaign: "*", authz.ReadReport: "*", authz.ManageOrg: "*", authz.ManageDevices: "*",
 		authz.AddAdmin: "*", authz.DefineCategory: "*", authz.ManageCampaign: "*", authz.UpdateItem: "*", authz.Erase: "*",
-		authz.SignOut: "*",
+		authz.OwnSession: "*",
 	},
 	// A leader signs out: that changes nothing but its own session.
-	"root leader": {authz.ReadOrg: "*", authz.ReadCampaign: "*", authz.ReadReport: "*", authz.SignOut: "*"},
+	"root leader": {authz.ReadOrg: "*", authz.ReadCampaign: "*", authz.ReadReport: "*", authz.OwnSession: "*"},
 	"district admin": {
 		authz.ReadOrg: "D", authz.ReadCampaign: "D", authz.ReadReport: "D", authz.ManageOrg: "D", authz.ManageDevices: "D",
-		authz.AddAdmin: "D", authz.ManageCampaign: "D", authz.UpdateItem: "D", authz.Erase: "D", authz.SignOut: "D",
+		authz.AddAdmin: "D", authz.ManageCampaign: "D", authz.UpdateItem: "D", authz.Erase: "D", authz.OwnSession: "D",
 		// A district admin defines the categories, for every tree.
 		authz.DefineCategory: "*",
 	},
 	"street1 admin": {
 		authz.ReadOrg: "S1", authz.ReadReport: "S1", authz.ManageOrg: "S1", authz.ManageDevices: "S1",
-		authz.AddAdmin: "S1", authz.ManageCampaign: "S1", authz.UpdateItem: "S1", authz.Erase: "S1", authz.SignOut: "S1",
+		authz.AddAdmin: "S1", authz.ManageCampaign: "S1", authz.UpdateItem: "S1", authz.Erase: "S1", authz.OwnSession: "S1",
 		// Campaigns of the district above apply to the street.
 		authz.ReadCampaign:   "anywhere district street1 grid1",
 		authz.DefineCategory: "anywhere",
 	},
-	"street1 leader": {authz.ReadOrg: "S1", authz.ReadReport: "S1", authz.ReadCampaign: "anywhere district street1 grid1", authz.SignOut: "S1"},
+	"street1 leader": {authz.ReadOrg: "S1", authz.ReadReport: "S1", authz.ReadCampaign: "anywhere district street1 grid1", authz.OwnSession: "S1"},
 }
 
 // expand turns the shorthand of allowed into resource names: "*" is every
@@ -143,4 +143,31 @@ func ExampleDecide() {
 	// Output:
 	// <nil>
 	// out of scope: a leader's token may only read
+}
+
+// TestHome: what a console offers each principal at its own node.
+func TestHome(t *testing.T) {
+	t.Parallel()
+	reads := "read the org tree, read campaigns, read reports"
+	writes := "manage the org tree, manage devices, add admins, manage campaigns, update items, erase personal data"
+	all := strings.Replace(writes, "manage campaigns", "define categories, manage campaigns", 1)
+	own := ", read or end one's own session"
+	want := map[string]string{
+		"nobody":         "",
+		"worker":         "sync",
+		"root":           reads + ", " + all + own,
+		"root leader":    reads + own,
+		"district admin": reads + ", " + all + own,
+		"street1 admin":  reads + ", " + writes + own,
+		"street1 leader": reads + own,
+	}
+	for _, pr := range principals {
+		var got []string
+		for _, a := range authz.Home(pr.p) {
+			got = append(got, a.String())
+		}
+		if g := strings.Join(got, ", "); g != want[pr.name] {
+			t.Errorf("%s: home offers %q,\nwant %q", pr.name, g, want[pr.name])
+		}
+	}
 }

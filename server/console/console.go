@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 
 	"connectrpc.com/connect"
 
@@ -108,6 +109,11 @@ func New(api http.Handler) *Console {
 	c.mux.HandleFunc("POST /console/workers/code", c.withSession(c.enrolCode))
 	c.mux.HandleFunc("POST /console/workers/revoke", c.withSession(c.revokeDevice))
 	c.mux.HandleFunc("POST /console/items/update", c.withSession(c.updateItem))
+	c.mux.HandleFunc("GET /console/config", c.withSession(c.config))
+	c.mux.HandleFunc("POST /console/config/node", c.withSession(c.createNode))
+	c.mux.HandleFunc("POST /console/config/category", c.withSession(c.putCategory))
+	c.mux.HandleFunc("GET /console/campaign", c.withSession(c.campaign))
+	c.mux.HandleFunc("POST /console/campaign", c.withSession(c.putCampaign))
 	return c
 }
 
@@ -130,12 +136,19 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type langKey struct{}
 
-// session is a signed-in request's: the token, and the CSRF token its
-// forms carry.
+// session is a signed-in request's: the token, the CSRF token its forms
+// carry, who signed in and what the API lets them do at their node (by
+// method name: forms are offered for these alone).
 type session struct {
 	token string
 	csrf  string
+	name  string
+	// root: an installation-wide admin, over every tree.
+	root bool
+	may  map[string]bool
 }
+
+type sessionKey struct{}
 
 // csrfOf derives a session's CSRF token from its (secret, HttpOnly)
 // session token: another site's page can neither read it nor make it, and
@@ -146,9 +159,10 @@ func csrfOf(token string) string {
 }
 
 // withSession runs h for a request with a session cookie, whose calls
-// carry its token; without one it sends the browser to sign in. A POST
-// must carry the session's CSRF token.
-func (c *Console) withSession(h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
+// carry its token; without one, or with one the API no longer accepts, it
+// sends the browser to sign in. A POST must carry the session's CSRF
+// token. The page learns who signed in and what the API lets them do.
+func (c *Console) withSession(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ck, err := r.Cookie(sessionCookie)
 		if err != nil || ck.Value == "" {
@@ -164,7 +178,16 @@ func (c *Console) withSession(h func(http.ResponseWriter, *http.Request, session
 			}
 		}
 		ctx := context.WithValue(withRemote(r.Context(), r.RemoteAddr), tokenKey{}, s.token)
-		h(w, r.WithContext(ctx), s)
+		who, err := c.api.session.GetSession(ctx, &pb.GetSessionRequest{})
+		if err != nil {
+			c.apiError(w, r, err)
+			return
+		}
+		s.name, s.root, s.may = who.GetAdminName(), who.GetNodeId() == "", map[string]bool{}
+		for _, p := range who.GetProcedures() {
+			s.may[path.Base(p)] = true
+		}
+		h(w, r.WithContext(context.WithValue(ctx, sessionKey{}, s)))
 	}
 }
 
@@ -231,7 +254,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/console/", http.StatusSeeOther)
 }
 
-func (c *Console) signOut(w http.ResponseWriter, r *http.Request, _ session) {
+func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 	if _, err := c.api.session.SignOut(r.Context(), &pb.SignOutRequest{}); err != nil && connect.CodeOf(err) != connect.CodeUnauthenticated {
 		c.apiError(w, r, err)
 		return
@@ -259,6 +282,9 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, what 
 // the request's language and the link to switch it.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
 	l := lang(r)
+	if s, ok := r.Context().Value(sessionKey{}).(session); ok {
+		data["CSRF"], data["Me"], data["May"], data["Root"] = s.csrf, s.name, s.may, s.root
+	}
 	data["L"] = labels[l]
 	data["Lang"] = l
 	other := url.Values{}
@@ -302,7 +328,7 @@ func parsePages() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"signin", "dashboard", "households", "household", "items", "workers", "code", "audit", "error"} {
+	for _, page := range []string{"signin", "dashboard", "households", "household", "items", "workers", "code", "audit", "config", "campaign", "error"} {
 		t := template.Must(template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html"))
 		out[page] = t
 	}

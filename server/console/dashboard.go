@@ -27,7 +27,7 @@ type nodeOption struct {
 // whole node, its communities ranked, and each person's quota. The node
 // and campaign are picked from the caller's subtree and the campaigns it
 // may read.
-func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, s session) {
+func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	nodes, err := c.api.admin.ListOrgNodes(ctx, &pb.ListOrgNodesRequest{})
 	if err != nil {
@@ -61,7 +61,6 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, s session) {
 		campaigns[i].Selected = campaigns[i].ID == campaign
 	}
 	data := map[string]any{
-		"CSRF":      s.csrf,
 		"Nodes":     nodeOptions(nodes.GetNodes(), node),
 		"Campaigns": campaigns,
 		"Campaign":  campaign,

@@ -17,7 +17,7 @@ var (
 
 // export streams one of the API's exports to the browser as a download,
 // as the API writes it: the file is never whole in the console's memory.
-func (c *Console) export(w http.ResponseWriter, r *http.Request, _ session) {
+func (c *Console) export(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	kind, ok1 := exportKinds[q.Get("kind")]
 	format, ok2 := exportFormats[q.Get("format")]

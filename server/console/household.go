@@ -50,7 +50,7 @@ func minute(t time.Time) string { return t.In(chinaTime).Format("2006-01-02 15:0
 // household shows one household whole: its ledger, persons and
 // categories, its open revisit and items, and every visit with every
 // amendment, a voided one struck through.
-func (c *Console) household(w http.ResponseWriter, r *http.Request, s session) {
+func (c *Console) household(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	res, err := c.api.report.GetHousehold(ctx, &pb.GetHouseholdRequest{HouseholdId: r.PathValue("id")})
 	if err != nil {
@@ -151,7 +151,7 @@ func (c *Console) household(w http.ResponseWriter, r *http.Request, s session) {
 		items = append(items, iv)
 	}
 	data := map[string]any{
-		"CSRF": s.csrf, "Head": h.GetHeadName().GetValue(), "Fields": fields, "Categories": catLabels,
+		"Head": h.GetHeadName().GetValue(), "Fields": fields, "Categories": catLabels,
 		"Persons": persons, "Visits": visits, "Items": items,
 	}
 	if d := res.GetNextDue(); d != nil {

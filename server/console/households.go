@@ -29,7 +29,7 @@ const householdsPage = 100
 
 // households lists the households behind a figure of the dashboard, a
 // page at a time.
-func (c *Console) households(w http.ResponseWriter, r *http.Request, s session) {
+func (c *Console) households(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	m, ok := metrics[q.Get("metric")]
 	if !ok {
@@ -46,7 +46,7 @@ func (c *Console) households(w http.ResponseWriter, r *http.Request, s session) 
 		return
 	}
 	data := map[string]any{
-		"CSRF": s.csrf, "Households": res.GetHouseholds(), "Total": res.GetTotal(),
+		"Households": res.GetHouseholds(), "Total": res.GetTotal(),
 		"Metric": m.label, "From": offset + 1, "To": offset + uint64(len(res.GetHouseholds())),
 		"Back": "/console/?" + url.Values{"node": {q.Get("node")}, "campaign": {q.Get("campaign")}}.Encode(),
 	}

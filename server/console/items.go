@@ -36,7 +36,7 @@ type listedItemView struct {
 // items is the tracked items register (挂牌督办台账) of a node, filtered
 // by state, unit and overdue, with a form on each open item to assign
 // it, resolve it or close it off.
-func (c *Console) items(w http.ResponseWriter, r *http.Request, s session) {
+func (c *Console) items(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	req := &pb.ListItemsRequest{NodeId: q.Get("node"), Unit: q.Get("unit"), OverdueOnly: q.Get("overdue") == "1", Limit: 200}
 	if st, ok := itemStates[q.Get("state")]; ok {
@@ -66,14 +66,14 @@ func (c *Console) items(w http.ResponseWriter, r *http.Request, s session) {
 		items = append(items, v)
 	}
 	c.render(w, r, http.StatusOK, "items", map[string]any{
-		"CSRF": s.csrf, "Items": items, "Total": res.GetTotal(), "State": q.Get("state"), "Unit": q.Get("unit"),
+		"Items": items, "Total": res.GetTotal(), "State": q.Get("state"), "Unit": q.Get("unit"),
 		"Overdue": req.GetOverdueOnly(), "Node": q.Get("node"), "Back": r.URL.RequestURI(),
 	})
 }
 
 // updateItem assigns, resolves or closes off an item, then returns to the
 // page the form was on.
-func (c *Console) updateItem(w http.ResponseWriter, r *http.Request, _ session) {
+func (c *Console) updateItem(w http.ResponseWriter, r *http.Request) {
 	f := r.PostForm
 	kind, ok := itemUpdates[f.Get("do")]
 	finding, err := strconv.ParseUint(f.Get("finding"), 10, 32)

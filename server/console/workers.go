@@ -28,7 +28,7 @@ type workerView struct {
 // workers lists the workers of the admin's subtree with their grids and
 // devices: when each last synced, and a form to revoke one with a reason
 // and to give a worker an enrolment code.
-func (c *Console) workers(w http.ResponseWriter, r *http.Request, s session) {
+func (c *Console) workers(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ws, err := c.api.admin.ListWorkers(ctx, &pb.ListWorkersRequest{})
 	if err != nil {
@@ -71,7 +71,7 @@ func (c *Console) workers(w http.ResponseWriter, r *http.Request, s session) {
 		out = append(out, v)
 	}
 	slices.SortFunc(out, func(a, b workerView) int { return strings.Compare(a.Name, b.Name) })
-	c.render(w, r, http.StatusOK, "workers", map[string]any{"CSRF": s.csrf, "Workers": out})
+	c.render(w, r, http.StatusOK, "workers", map[string]any{"Workers": out})
 }
 
 // enrolTTL is how long a code made in the console stays valid: long
@@ -81,7 +81,7 @@ const enrolTTL = 72 * time.Hour
 // enrolCode gives a worker a one-time enrolment code and shows it as text
 // and as a QR code a phone scans: a doorbook:// link with the server's
 // address and the code. It is shown once and never stored by the console.
-func (c *Console) enrolCode(w http.ResponseWriter, r *http.Request, s session) {
+func (c *Console) enrolCode(w http.ResponseWriter, r *http.Request) {
 	res, err := c.api.admin.CreateEnrollmentCode(r.Context(), &pb.CreateEnrollmentCodeRequest{
 		WorkerId: r.PostForm.Get("worker"), TtlSeconds: uint32(enrolTTL / time.Second)})
 	if err != nil {
@@ -99,7 +99,7 @@ func (c *Console) enrolCode(w http.ResponseWriter, r *http.Request, s session) {
 		return
 	}
 	c.render(w, r, http.StatusOK, "code", map[string]any{
-		"CSRF": s.csrf, "Code": res.GetCode(), "Link": link, "Worker": r.PostForm.Get("name"),
+		"Code": res.GetCode(), "Link": link, "Worker": r.PostForm.Get("name"),
 		"Expires": minute(time.Unix(int64(res.GetExpiresAtUnix()), 0)),
 		// A data: URL the page's policy allows for images, and only them.
 		"QR": template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
@@ -114,7 +114,7 @@ func EnrolLink(server, code string) string {
 
 // revokeDevice revokes a device with the reason given, then returns to
 // the workers' page.
-func (c *Console) revokeDevice(w http.ResponseWriter, r *http.Request, _ session) {
+func (c *Console) revokeDevice(w http.ResponseWriter, r *http.Request) {
 	_, err := c.api.admin.RevokeDevice(r.Context(), &pb.RevokeDeviceRequest{DeviceId: r.PostForm.Get("device"),
 		Reason: strings.TrimSpace(r.PostForm.Get("reason"))})
 	if err != nil {

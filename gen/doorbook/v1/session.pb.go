@@ -234,6 +234,124 @@ func (*SignOutResponse) Descriptor() ([]byte, []int) {
 	return file_doorbook_v1_session_proto_rawDescGZIP(), []int{3}
 }
 
+type GetSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSessionRequest) Reset() {
+	*x = GetSessionRequest{}
+	mi := &file_doorbook_v1_session_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSessionRequest) ProtoMessage() {}
+
+func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_session_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSessionRequest.ProtoReflect.Descriptor instead.
+func (*GetSessionRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_session_proto_rawDescGZIP(), []int{4}
+}
+
+type GetSessionResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AdminId   string                 `protobuf:"bytes,1,opt,name=admin_id,json=adminId,proto3" json:"admin_id,omitempty"`
+	AdminName string                 `protobuf:"bytes,2,opt,name=admin_name,json=adminName,proto3" json:"admin_name,omitempty"`
+	// node_id is the root of the admin's subtree; empty for an
+	// installation-wide admin.
+	NodeId string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// read_only marks a leader, who may only read.
+	ReadOnly bool `protobuf:"varint,4,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// procedures are the API's procedures (full paths) the caller may call
+	// at its own node (the categories: for the installation), from the
+	// same rules every call is checked by.
+	Procedures    []string `protobuf:"bytes,5,rep,name=procedures,proto3" json:"procedures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSessionResponse) Reset() {
+	*x = GetSessionResponse{}
+	mi := &file_doorbook_v1_session_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSessionResponse) ProtoMessage() {}
+
+func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_session_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSessionResponse.ProtoReflect.Descriptor instead.
+func (*GetSessionResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_session_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetSessionResponse) GetAdminId() string {
+	if x != nil {
+		return x.AdminId
+	}
+	return ""
+}
+
+func (x *GetSessionResponse) GetAdminName() string {
+	if x != nil {
+		return x.AdminName
+	}
+	return ""
+}
+
+func (x *GetSessionResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *GetSessionResponse) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *GetSessionResponse) GetProcedures() []string {
+	if x != nil {
+		return x.Procedures
+	}
+	return nil
+}
+
 var File_doorbook_v1_session_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_session_proto_rawDesc = "" +
@@ -253,10 +371,22 @@ const file_doorbook_v1_session_proto_rawDesc = "" +
 	"\anode_id\x18\x05 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\tread_only\x18\x06 \x01(\bR\breadOnly\"\x10\n" +
 	"\x0eSignOutRequest\"\x11\n" +
-	"\x0fSignOutResponse2\x9d\x01\n" +
+	"\x0fSignOutResponse\"\x13\n" +
+	"\x11GetSessionRequest\"\xa4\x01\n" +
+	"\x12GetSessionResponse\x12\x19\n" +
+	"\badmin_id\x18\x01 \x01(\tR\aadminId\x12\x1d\n" +
+	"\n" +
+	"admin_name\x18\x02 \x01(\tR\tadminName\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tread_only\x18\x04 \x01(\bR\breadOnly\x12\x1e\n" +
+	"\n" +
+	"procedures\x18\x05 \x03(\tR\n" +
+	"procedures2\xf1\x01\n" +
 	"\x0eSessionService\x12C\n" +
 	"\x06SignIn\x12\x1a.doorbook.v1.SignInRequest\x1a\x1b.doorbook.v1.SignInResponse\"\x00\x12F\n" +
-	"\aSignOut\x12\x1b.doorbook.v1.SignOutRequest\x1a\x1c.doorbook.v1.SignOutResponse\"\x00B9Z7github.com/doorbook/doorbook/gen/doorbook/v1;doorbookv1b\x06proto3"
+	"\aSignOut\x12\x1b.doorbook.v1.SignOutRequest\x1a\x1c.doorbook.v1.SignOutResponse\"\x00\x12R\n" +
+	"\n" +
+	"GetSession\x12\x1e.doorbook.v1.GetSessionRequest\x1a\x1f.doorbook.v1.GetSessionResponse\"\x03\x90\x02\x01B9Z7github.com/doorbook/doorbook/gen/doorbook/v1;doorbookv1b\x06proto3"
 
 var (
 	file_doorbook_v1_session_proto_rawDescOnce sync.Once
@@ -270,22 +400,26 @@ func file_doorbook_v1_session_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_session_proto_rawDescData
 }
 
-var file_doorbook_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_doorbook_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_doorbook_v1_session_proto_goTypes = []any{
 	(*SignInRequest)(nil),         // 0: doorbook.v1.SignInRequest
 	(*SignInResponse)(nil),        // 1: doorbook.v1.SignInResponse
 	(*SignOutRequest)(nil),        // 2: doorbook.v1.SignOutRequest
 	(*SignOutResponse)(nil),       // 3: doorbook.v1.SignOutResponse
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*GetSessionRequest)(nil),     // 4: doorbook.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),    // 5: doorbook.v1.GetSessionResponse
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_doorbook_v1_session_proto_depIdxs = []int32{
-	4, // 0: doorbook.v1.SignInResponse.expires_at:type_name -> google.protobuf.Timestamp
+	6, // 0: doorbook.v1.SignInResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0, // 1: doorbook.v1.SessionService.SignIn:input_type -> doorbook.v1.SignInRequest
 	2, // 2: doorbook.v1.SessionService.SignOut:input_type -> doorbook.v1.SignOutRequest
-	1, // 3: doorbook.v1.SessionService.SignIn:output_type -> doorbook.v1.SignInResponse
-	3, // 4: doorbook.v1.SessionService.SignOut:output_type -> doorbook.v1.SignOutResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
+	4, // 3: doorbook.v1.SessionService.GetSession:input_type -> doorbook.v1.GetSessionRequest
+	1, // 4: doorbook.v1.SessionService.SignIn:output_type -> doorbook.v1.SignInResponse
+	3, // 5: doorbook.v1.SessionService.SignOut:output_type -> doorbook.v1.SignOutResponse
+	5, // 6: doorbook.v1.SessionService.GetSession:output_type -> doorbook.v1.GetSessionResponse
+	4, // [4:7] is the sub-list for method output_type
+	1, // [1:4] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -302,7 +436,7 @@ func file_doorbook_v1_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_session_proto_rawDesc), len(file_doorbook_v1_session_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

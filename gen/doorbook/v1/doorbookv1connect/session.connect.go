@@ -37,6 +37,9 @@ const (
 	SessionServiceSignInProcedure = "/doorbook.v1.SessionService/SignIn"
 	// SessionServiceSignOutProcedure is the fully-qualified name of the SessionService's SignOut RPC.
 	SessionServiceSignOutProcedure = "/doorbook.v1.SessionService/SignOut"
+	// SessionServiceGetSessionProcedure is the fully-qualified name of the SessionService's GetSession
+	// RPC.
+	SessionServiceGetSessionProcedure = "/doorbook.v1.SessionService/GetSession"
 )
 
 // SessionServiceClient is a client for the doorbook.v1.SessionService service.
@@ -49,6 +52,10 @@ type SessionServiceClient interface {
 	// the token stops working at once. A call with an admin's own token
 	// (not a session) is refused with InvalidArgument.
 	SignOut(context.Context, *v1.SignOutRequest) (*v1.SignOutResponse, error)
+	// GetSession says who the caller is (an admin's session or own token):
+	// the console asks it on each page to offer only what the caller may do.
+	// Authorisation does not rest on it: every call is checked on its own.
+	GetSession(context.Context, *v1.GetSessionRequest) (*v1.GetSessionResponse, error)
 }
 
 // NewSessionServiceClient constructs a client for the doorbook.v1.SessionService service. By
@@ -74,13 +81,21 @@ func NewSessionServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(sessionServiceMethods.ByName("SignOut")),
 			connect.WithClientOptions(opts...),
 		),
+		getSession: connect.NewClient[v1.GetSessionRequest, v1.GetSessionResponse](
+			httpClient,
+			baseURL+SessionServiceGetSessionProcedure,
+			connect.WithSchema(sessionServiceMethods.ByName("GetSession")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // sessionServiceClient implements SessionServiceClient.
 type sessionServiceClient struct {
-	signIn  *connect.Client[v1.SignInRequest, v1.SignInResponse]
-	signOut *connect.Client[v1.SignOutRequest, v1.SignOutResponse]
+	signIn     *connect.Client[v1.SignInRequest, v1.SignInResponse]
+	signOut    *connect.Client[v1.SignOutRequest, v1.SignOutResponse]
+	getSession *connect.Client[v1.GetSessionRequest, v1.GetSessionResponse]
 }
 
 // SignIn calls doorbook.v1.SessionService.SignIn.
@@ -101,6 +116,15 @@ func (c *sessionServiceClient) SignOut(ctx context.Context, req *v1.SignOutReque
 	return nil, err
 }
 
+// GetSession calls doorbook.v1.SessionService.GetSession.
+func (c *sessionServiceClient) GetSession(ctx context.Context, req *v1.GetSessionRequest) (*v1.GetSessionResponse, error) {
+	response, err := c.getSession.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // SessionServiceHandler is an implementation of the doorbook.v1.SessionService service.
 type SessionServiceHandler interface {
 	// SignIn needs no token. Failed sign-ins are throttled per name and per
@@ -111,6 +135,10 @@ type SessionServiceHandler interface {
 	// the token stops working at once. A call with an admin's own token
 	// (not a session) is refused with InvalidArgument.
 	SignOut(context.Context, *v1.SignOutRequest) (*v1.SignOutResponse, error)
+	// GetSession says who the caller is (an admin's session or own token):
+	// the console asks it on each page to offer only what the caller may do.
+	// Authorisation does not rest on it: every call is checked on its own.
+	GetSession(context.Context, *v1.GetSessionRequest) (*v1.GetSessionResponse, error)
 }
 
 // NewSessionServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -132,12 +160,21 @@ func NewSessionServiceHandler(svc SessionServiceHandler, opts ...connect.Handler
 		connect.WithSchema(sessionServiceMethods.ByName("SignOut")),
 		connect.WithHandlerOptions(opts...),
 	)
+	sessionServiceGetSessionHandler := connect.NewUnaryHandlerSimple(
+		SessionServiceGetSessionProcedure,
+		svc.GetSession,
+		connect.WithSchema(sessionServiceMethods.ByName("GetSession")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/doorbook.v1.SessionService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SessionServiceSignInProcedure:
 			sessionServiceSignInHandler.ServeHTTP(w, r)
 		case SessionServiceSignOutProcedure:
 			sessionServiceSignOutHandler.ServeHTTP(w, r)
+		case SessionServiceGetSessionProcedure:
+			sessionServiceGetSessionHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -153,4 +190,8 @@ func (UnimplementedSessionServiceHandler) SignIn(context.Context, *v1.SignInRequ
 
 func (UnimplementedSessionServiceHandler) SignOut(context.Context, *v1.SignOutRequest) (*v1.SignOutResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.SessionService.SignOut is not implemented"))
+}
+
+func (UnimplementedSessionServiceHandler) GetSession(context.Context, *v1.GetSessionRequest) (*v1.GetSessionResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.SessionService.GetSession is not implemented"))
 }
