@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 )
 
@@ -116,6 +119,17 @@ func TestConsoleConfig(t *testing.T) {
 		if n.GetLevel() == pb.OrgLevel_ORG_LEVEL_DISTRICT {
 			district = n.GetId()
 		}
+	}
+	// A campaign of the district: the street's admin reads it, and is not
+	// offered to change it.
+	dc, err := e.Admin.PutCampaign(ctx, &pb.PutCampaignRequest{NodeId: proto.String(district), Name: proto.String("全区大走访"),
+		StartsAt: timestamppb.New(e.now.Now()), EndsAt: timestamppb.New(e.now.Now().Add(90 * 24 * time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, page = admin.get("/console/campaign?id=" + dc.GetCampaign().GetId()); !strings.Contains(page, "全区大走访") ||
+		strings.Contains(page, "save-campaign") || strings.Contains(page, "delete-campaign") || !strings.Contains(page, "<fieldset disabled>") {
+		t.Errorf("the street admin is offered to change the district's campaign:\n%s", page)
 	}
 	if _, err := e.Admin.CreateAdmin(ctx, &pb.CreateAdminRequest{Name: "区管理员", NodeId: district, Role: pb.AdminRole_ADMIN_ROLE_ADMIN}); err != nil {
 		t.Fatal(err)

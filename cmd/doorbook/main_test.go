@@ -35,6 +35,8 @@ type serveSummary struct {
 	Credentials string `json:"credentials"`
 	Demo        bool   `json:"demo_seeded"`
 	Households  int    `json:"households"`
+	Console     string `json:"console"`
+	FirstAdmin  string `json:"first_admin"`
 }
 
 type credsFile struct {
@@ -515,6 +517,11 @@ func TestServeDemoWalkThrough(t *testing.T) {
 		}
 		if creds.Server != url || creds.AdminToken == "" {
 			t.Errorf("credentials server=%q admin_token=%q, want %q and a token", creds.Server, creds.AdminToken, url)
+		}
+		// The console's address and who signs in there first (with the
+		// credentials' password: see the sign-in subtest).
+		if sum.Console != url+"/console/" || sum.FirstAdmin != creds.AdminName || creds.AdminName == "" {
+			t.Errorf("summary console=%q first_admin=%q, want %s/console/ and %q", sum.Console, sum.FirstAdmin, url, creds.AdminName)
 		}
 		if len(creds.Workers) != 6 {
 			t.Fatalf("credentials hold %d workers, want 6", len(creds.Workers))

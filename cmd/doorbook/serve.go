@@ -146,7 +146,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Credentials string `json:"credentials,omitempty"`
 		Demo        bool   `json:"demo_seeded"`
 		Households  int    `json:"households,omitempty"`
-	}{Server: url, DB: redactDB(*db)}
+		Console     string `json:"console"`
+		// FirstAdmin is the admin created on this start, who signs in to
+		// the console with the password in the credentials file.
+		FirstAdmin string `json:"first_admin,omitempty"`
+	}{Server: url, DB: redactDB(*db), Console: url + "/console/"}
 
 	hasAdmin, err := st.HasAdmin(ctx)
 	if err != nil {
@@ -173,7 +177,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := writeCredentials(*credsPath, creds); err != nil {
 			return err
 		}
-		summary.Credentials = *credsPath
+		summary.Credentials, summary.FirstAdmin = *credsPath, admin.Name
 	} else {
 		if *withDemo {
 			log.Warn().Msg("database already initialised: --demo adds nothing")
@@ -191,6 +195,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		if summary.Credentials != "" {
 			fmt.Fprintf(w, "credentials: %s\n", summary.Credentials)
+		}
+		if summary.FirstAdmin != "" {
+			fmt.Fprintf(w, "web console: %s (sign in as %s, with admin_password from the credentials)\n", summary.Console, summary.FirstAdmin)
+		} else {
+			fmt.Fprintf(w, "web console: %s\n", summary.Console)
 		}
 	})
 	if err != nil {

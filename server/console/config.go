@@ -262,14 +262,13 @@ func (c *Console) campaign(w http.ResponseWriter, r *http.Request) {
 		quotaRows = append(quotaRows, quotaRow{Role: o.Value, Label: o.Label, Value: v})
 	}
 	from, until := campaignDays(k)
-	var tree []nodeOption
-	for _, n := range orgTree(nodes.GetNodes(), zh) {
-		tree = append(tree, nodeOption{ID: n.ID, Label: strings.Repeat("　", n.Depth) + n.Name,
-			Selected: n.ID == k.GetNodeId().GetValue()})
-	}
+	tree := nodeOptions(nodes.GetNodes(), k.GetNodeId().GetValue())
+	// A campaign of a node above the caller's is theirs to read, not to
+	// change: its node is not in their tree.
+	own := k == nil || slices.ContainsFunc(tree, func(n nodeOption) bool { return n.Selected })
 	c.render(w, r, http.StatusOK, "campaign", map[string]any{
 		"ID": id, "Name": k.GetName().GetValue(), "From": from, "Until": until, "Nodes": tree,
-		"Quotas": quotaRows, "Questions": questions,
+		"Quotas": quotaRows, "Questions": questions, "Editable": own && sessionOf(r).may["PutCampaign"],
 	})
 }
 

@@ -150,6 +150,12 @@ type session struct {
 
 type sessionKey struct{}
 
+// sessionOf is the session of a request withSession let through.
+func sessionOf(r *http.Request) session {
+	s, _ := r.Context().Value(sessionKey{}).(session)
+	return s
+}
+
 // csrfOf derives a session's CSRF token from its (secret, HttpOnly)
 // session token: another site's page can neither read it nor make it, and
 // every server process derives the same one.

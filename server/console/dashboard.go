@@ -13,7 +13,6 @@ import (
 type campaignOption struct {
 	ID, Name, From, Until string
 	Selected              bool
-	starts                time.Time
 }
 
 // nodeOption is a node of the caller's subtree in the node picker,
@@ -46,14 +45,11 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 		if c.GetDeleted().GetValue() {
 			continue
 		}
-		from := time.UnixMilli(c.GetStartsAt().GetValue()).In(chinaTime)
-		// ends_at is exclusive: the last day is the one before.
-		until := time.UnixMilli(c.GetEndsAt().GetValue()).In(chinaTime).Add(-time.Millisecond)
-		campaigns = append(campaigns, campaignOption{ID: c.GetId(), Name: c.GetName().GetValue(),
-			From: from.Format("2006-01-02"), Until: until.Format("2006-01-02"), starts: from})
+		from, until := campaignDays(c)
+		campaigns = append(campaigns, campaignOption{ID: c.GetId(), Name: c.GetName().GetValue(), From: from, Until: until})
 	}
 	// The latest campaign, if none is picked: the one an office works on.
-	slices.SortFunc(campaigns, func(a, b campaignOption) int { return b.starts.Compare(a.starts) })
+	slices.SortFunc(campaigns, func(a, b campaignOption) int { return strings.Compare(b.From, a.From) })
 	if campaign == "" && len(campaigns) > 0 {
 		campaign = campaigns[0].ID
 	}
@@ -91,28 +87,9 @@ var chinaTime = time.FixedZone("CST", 8*3600)
 // nodeOptions orders nodes as a tree (each after its parent, by name)
 // and labels each with its depth.
 func nodeOptions(nodes []*pb.OrgNode, selected string) []nodeOption {
-	children := map[string][]*pb.OrgNode{}
-	ids := map[string]bool{}
-	for _, n := range nodes {
-		ids[n.GetId()] = true
-	}
-	for _, n := range nodes {
-		parent := n.GetParentId()
-		if !ids[parent] {
-			parent = "" // a root of the caller's subtree
-		}
-		children[parent] = append(children[parent], n)
-	}
 	var out []nodeOption
-	var walk func(parent string, depth int)
-	walk = func(parent string, depth int) {
-		kids := children[parent]
-		slices.SortFunc(kids, func(a, b *pb.OrgNode) int { return strings.Compare(a.GetName(), b.GetName()) })
-		for _, n := range kids {
-			out = append(out, nodeOption{ID: n.GetId(), Label: strings.Repeat("\u3000", depth) + n.GetName(), Selected: n.GetId() == selected})
-			walk(n.GetId(), depth+1)
-		}
+	for _, n := range orgTree(nodes, true) {
+		out = append(out, nodeOption{ID: n.ID, Label: strings.Repeat("\u3000", n.Depth) + n.Name, Selected: n.ID == selected})
 	}
-	walk("", 0)
 	return out
 }

@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -92,7 +93,7 @@ func (a *account) grow(ctx context.Context, n int64, wait time.Duration) error {
 	w := &waiter{acct: a, need: n, ready: make(chan struct{})}
 	if a.seq != 0 {
 		b.running--
-		i, _ := slices.BinarySearchFunc(b.holders, a.seq, func(w *waiter, seq uint64) int { return cmpSeq(w.acct.seq, seq) })
+		i, _ := slices.BinarySearchFunc(b.holders, a.seq, func(w *waiter, seq uint64) int { return cmp.Compare(w.acct.seq, seq) })
 		b.holders = slices.Insert(b.holders, i, w)
 	} else {
 		b.newcomers = append(b.newcomers, w)
@@ -130,16 +131,6 @@ func (a *account) grow(ctx context.Context, n int64, wait time.Duration) error {
 	// The head of a queue leaving may let those behind it in.
 	b.settle()
 	return err
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // grant gives a n bytes within the size. Call with b.mu held.
