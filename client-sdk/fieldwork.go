@@ -17,6 +17,9 @@ import (
 
 // Categories lists the must-visit categories the admins defined.
 func (r *Replica) Categories(ctx context.Context) ([]syncengine.Category, error) {
+	if err := r.unlocked(ctx); err != nil {
+		return nil, err
+	}
 	cats, err := statedb.Categories(ctx, r.db.R, 0)
 	if err != nil {
 		return nil, fmt.Errorf("categories: %w", err)
@@ -32,6 +35,9 @@ func (r *Replica) Categories(ctx context.Context) ([]syncengine.Category, error)
 
 // Campaigns lists the campaigns of the worker's nodes, by start.
 func (r *Replica) Campaigns(ctx context.Context) ([]syncengine.Campaign, error) {
+	if err := r.unlocked(ctx); err != nil {
+		return nil, err
+	}
 	cs, err := statedb.Campaigns(ctx, r.db.R, 0)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: %w", err)
@@ -93,6 +99,9 @@ type Analysis struct {
 // campaign with the given id ("" for the one running at now, if any), in one
 // snapshot.
 func (r *Replica) Analyze(ctx context.Context, campaignID string, now time.Time) (*Analysis, error) {
+	if err := r.unlocked(ctx); err != nil {
+		return nil, err
+	}
 	out := &Analysis{At: now}
 	err := r.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT worker_id, worker_role FROM sync_state WHERE id = 1`).Scan(&out.WorkerID, &out.Role); err != nil {

@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -21,6 +22,13 @@ type Grid struct {
 
 // Grids lists the worker's grids as of the last sync.
 func (r *Replica) Grids(ctx context.Context) ([]Grid, error) {
+	if err := r.unlocked(ctx); err != nil {
+		return nil, err
+	}
+	return r.grids(ctx)
+}
+
+func (r *Replica) grids(ctx context.Context) ([]Grid, error) {
 	rows, err := r.db.R.QueryContext(ctx, `SELECT grid_id, name FROM my_grids ORDER BY name, grid_id`)
 	if err != nil {
 		return nil, fmt.Errorf("grids: %w", err)
@@ -85,6 +93,9 @@ func scanSummaries(rows *sql.Rows) ([]HouseholdSummary, error) {
 // name. (A visit's date corrected by an amendment shows in Household, not in
 // LastVisit here.)
 func (r *Replica) Households(ctx context.Context) ([]HouseholdSummary, error) {
+	if err := r.unlocked(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := r.db.R.QueryContext(ctx, summaryQuery+` AND h.grid_id IN (SELECT grid_id FROM my_grids) ORDER BY h.grid_id, h.head_name, h.id`)
 	if err != nil {
 		return nil, fmt.Errorf("households: %w", err)
@@ -94,6 +105,9 @@ func (r *Replica) Households(ctx context.Context) ([]HouseholdSummary, error) {
 
 // CategoryMembers lists the households that carry a must-visit category.
 func (r *Replica) CategoryMembers(ctx context.Context, category string) ([]HouseholdSummary, error) {
+	if err := r.unlocked(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := r.db.R.QueryContext(ctx, summaryQuery+` AND h.id IN (SELECT household_id FROM tag_elements WHERE category = ? AND removed = 0)
 		ORDER BY h.grid_id, h.head_name, h.id`, category)
 	if err != nil {
@@ -113,6 +127,9 @@ type HouseholdDetail struct {
 
 // Household loads one household whole.
 func (r *Replica) Household(ctx context.Context, id string) (HouseholdDetail, error) {
+	if err := r.unlocked(ctx); err != nil {
+		return HouseholdDetail{}, err
+	}
 	var d HouseholdDetail
 	err := r.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		b, err := statedb.LoadBundle(ctx, tx, []string{id})
@@ -173,8 +190,12 @@ type Status struct {
 	Bootstrapping bool
 	SchemaVersion int
 	ClockOffset   time.Duration
-	// Revoked is set when an admin revoked this device: its data is gone.
+	// Revoked is set when an admin revoked this device, or the lost-phone
+	// policy wiped it: its data is gone.
 	Revoked *RevokedError
+	// Locked is set while the lost-phone policy locks the replica (see
+	// ErrLocked): reads fail until a sync succeeds.
+	Locked *LockedError
 }
 
 // Status reads the replica's sync state.
@@ -191,14 +212,25 @@ func (r *Replica) Status(ctx context.Context) (Status, error) {
 	if s.LastSyncAt > 0 {
 		st.LastSync = time.UnixMilli(s.LastSyncAt).UTC()
 	}
-	if s.RevokedAt != 0 {
-		st.Revoked = s.revoked()
-	}
 	if st.Pending, err = r.Pending(ctx); err != nil {
 		return st, err
 	}
-	if st.Grids, err = r.Grids(ctx); err != nil {
+	switch err := r.unlocked(ctx); {
+	case errors.As(err, &st.Locked):
+	case errors.As(err, &st.Revoked):
+		s.RevokedAt = 0 // wiped just now: said below
+	case err != nil:
 		return st, err
+	default:
+		if st.Grids, err = r.grids(ctx); err != nil {
+			return st, err
+		}
+	}
+	if s.RevokedAt != 0 {
+		st.Revoked = s.revoked()
+	}
+	if st.Revoked != nil {
+		st.Enrolled = false
 	}
 	if st.Bootstrapping, err = r.hasPendingBootstraps(ctx); err != nil {
 		return st, err
@@ -215,6 +247,9 @@ func (r *Replica) Status(ctx context.Context) (Status, error) {
 
 // Dump returns every replicated row in id order: for comparing replicas.
 func (r *Replica) Dump(ctx context.Context) (syncengine.Bundle, error) {
+	if err := r.unlocked(ctx); err != nil {
+		return syncengine.Bundle{}, err
+	}
 	var b syncengine.Bundle
 	err := r.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		var err error
@@ -244,6 +279,9 @@ func (r *Replica) Check(ctx context.Context) error {
 // Outbox lists the changes waiting to be pushed, oldest first: what an app
 // shows as "not yet sent".
 func (r *Replica) Outbox(ctx context.Context) ([]syncengine.Change, error) {
+	if err := r.unlocked(ctx); err != nil {
+		return nil, err
+	}
 	entries, err := readOutbox(ctx, r.db.R, 0)
 	if err != nil {
 		return nil, err

@@ -121,6 +121,9 @@ type RejectedChange struct {
 // Rejected lists the changes the server refused for good, oldest first:
 // what an app shows as "not accepted", with why.
 func (r *Replica) Rejected(ctx context.Context) ([]RejectedChange, error) {
+	if err := r.unlocked(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := r.db.R.QueryContext(ctx, `SELECT payload, reason, rejected_at FROM rejected_changes ORDER BY rejected_at, change_id`)
 	if err != nil {
 		return nil, fmt.Errorf("rejected changes: %w", err)

@@ -718,6 +718,9 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 			if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET cursor = ? WHERE id = 1`, res.GetCursor()); err != nil {
 				return err
 			}
+			if err := r.notePolicy(ctx, tx, res); err != nil {
+				return err
+			}
 			return r.saveClock(ctx, tx)
 		})
 		if err != nil {

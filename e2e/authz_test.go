@@ -123,6 +123,8 @@ func TestAuthzMatrix(t *testing.T) {
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "ListDevices·worker", read, s.listDevicesOf},
 		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "ListDevices·all", read, s.listDevices},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "RevokeDevice", write, s.revokeDevice},
+		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, PD, OK}, "SetDevicePolicy", write, s.setDevicePolicy},
+		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "GetDevicePolicy", read, s.getDevicePolicy},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "GetProgress", audited, s.getProgress},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "GetProgress·campaign", audited, s.getProgressOfCampaign},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "ListReportHouseholds", audited, s.listReportHouseholds},
@@ -241,7 +243,8 @@ func TestAuthzMatrix(t *testing.T) {
 	// only its own admin's).
 	for i, r := range rows {
 		a, root := results[i][slices.Index(callers, s.aStreet)], results[i][slices.Index(callers, s.root)]
-		if r.kind == public || a.got != 0 || root.got != 0 || r.name == "ListCategories" || r.name == "GetSession" {
+		if r.kind == public || a.got != 0 || root.got != 0 || r.name == "ListCategories" || r.name == "GetSession" ||
+			r.name == "GetDevicePolicy" {
 			continue
 		}
 		if len(s.aStreet.leaks(root.msgs)) == 0 {
@@ -1002,6 +1005,14 @@ func (s *authzSetup) signInWrong(k *authzCaller) ([]proto.Message, error) {
 
 func (s *authzSetup) signOut(k *authzCaller) ([]proto.Message, error) {
 	return authzOne(k.session.SignOut(context.Background(), &pb.SignOutRequest{}))
+}
+
+func (s *authzSetup) setDevicePolicy(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.admin.SetDevicePolicy(context.Background(), &pb.SetDevicePolicyRequest{Policy: &pb.DevicePolicy{LockAfterDays: 30, WipeAfterDays: 90}}))
+}
+
+func (s *authzSetup) getDevicePolicy(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.admin.GetDevicePolicy(context.Background(), &pb.GetDevicePolicyRequest{}))
 }
 
 func (s *authzSetup) getSession(k *authzCaller) ([]proto.Message, error) {

@@ -32,6 +32,8 @@ var actions = map[string]authz.Action{
 	doorbookv1connect.AdminServicePutCampaignProcedure:           authz.ManageCampaign,
 	doorbookv1connect.AdminServiceUpdateItemProcedure:            authz.UpdateItem,
 	doorbookv1connect.AdminServiceErasePersonalDataProcedure:     authz.Erase,
+	doorbookv1connect.AdminServiceSetDevicePolicyProcedure:       authz.SetPolicy,
+	doorbookv1connect.AdminServiceGetDevicePolicyProcedure:       authz.ReadOrg,
 
 	doorbookv1connect.ReportServiceGetProgressProcedure:          authz.ReadReport,
 	doorbookv1connect.ReportServiceListReportHouseholdsProcedure: authz.ReadReport,

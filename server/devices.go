@@ -89,3 +89,24 @@ func revokedError(e *store.RevokedError) error {
 	}
 	return ce
 }
+
+func (s *adminService) SetDevicePolicy(ctx context.Context, req *pb.SetDevicePolicyRequest) (*pb.SetDevicePolicyResponse, error) {
+	p, err := s.store.SetDevicePolicy(ctx, principal(ctx), store.DevicePolicy{
+		LockAfterDays: req.GetPolicy().GetLockAfterDays(), WipeAfterDays: req.GetPolicy().GetWipeAfterDays()})
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	return &pb.SetDevicePolicyResponse{Policy: policyToProto(p)}, nil
+}
+
+func (s *adminService) GetDevicePolicy(ctx context.Context, _ *pb.GetDevicePolicyRequest) (*pb.GetDevicePolicyResponse, error) {
+	p, err := s.store.DevicePolicy(ctx, principal(ctx))
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	return &pb.GetDevicePolicyResponse{Policy: policyToProto(p)}, nil
+}
+
+func policyToProto(p store.DevicePolicy) *pb.DevicePolicy {
+	return &pb.DevicePolicy{LockAfterDays: p.LockAfterDays, WipeAfterDays: p.WipeAfterDays}
+}

@@ -101,6 +101,7 @@ func (s *syncService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullRe
 	addStat(ctx, "cursor", b.Cursor)
 	cats, camps := wire.ReferenceToProto(&b.Reference)
 	return &pb.PullResponse{
+		DevicePolicy:         policyToProto(b.Policy),
 		Categories:           cats,
 		Campaigns:            camps,
 		EvictedHouseholdIds:  b.EvictedHouseholds,

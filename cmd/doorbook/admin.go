@@ -44,6 +44,7 @@ Verbs:
   audit  [--limit N]                           who read which report or export
   device list   [--worker ID]                  enrolled phones, revoked ones too
   device revoke --device ID [--reason TEXT]    a lost phone: refused at its next request, which wipes it
+  device policy [--lock-days N --wipe-days N]  the lost-phone policy: shown, or set (installation-wide admins)
   admin create  --name NAME [--node ID] [--leader]   another admin, or a leader who may only read
 
 METRIC: not_visited, visited, key_group_not_visited, must_visit_overdue, revisits_open, revisits_overdue,
@@ -158,6 +159,8 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.deviceList(vargs)
 	case "device revoke":
 		return c.deviceRevoke(vargs)
+	case "device policy":
+		return c.devicePolicy(vargs)
 	case "admin create":
 		return c.adminCreate(vargs)
 	}

@@ -830,6 +830,28 @@ func TestServeDemoWalkThrough(t *testing.T) {
 			if _, _, err := doorbook(t, "admin", "--server", url, "--token", "not-the-token", "--json", "org", "list"); err == nil {
 				t.Error("admin with a wrong token succeeded")
 			}
+			// The lost-phone policy: none, set, one flag changed, and a wipe
+			// before the lock refused, saying so.
+			type policy struct {
+				Lock uint32 `json:"lock_after_days"`
+				Wipe uint32 `json:"wipe_after_days"`
+			}
+			if p := doorbookJSON[policy](t, srv.admin("device", "policy")...); p != (policy{}) {
+				t.Errorf("device policy before any: %+v", p)
+			}
+			if p := doorbookJSON[policy](t, srv.admin("device", "policy", "--lock-days", "14", "--wipe-days", "60")...); p != (policy{14, 60}) {
+				t.Errorf("device policy set: %+v", p)
+			}
+			if p := doorbookJSON[policy](t, srv.admin("device", "policy", "--wipe-days", "30")...); p != (policy{14, 30}) {
+				t.Errorf("device policy with the wipe changed: %+v", p)
+			}
+			args := srv.admin("device", "policy", "--wipe-days", "7")
+			if _, _, err := doorbook(t, args...); err == nil || !strings.Contains(err.Error(), "only after it locks") {
+				t.Errorf("a wipe before the lock: %v", err)
+			}
+			if p := doorbookJSON[policy](t, srv.admin("device", "policy", "--lock-days", "0", "--wipe-days", "0")...); p != (policy{}) {
+				t.Errorf("device policy cleared: %+v", p)
+			}
 		}},
 		{"move", func(t *testing.T) {
 			li.t, wang.t, zhang.t = t, t, t

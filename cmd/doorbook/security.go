@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -99,5 +100,53 @@ func (c *adminCmd) adminCreate(args []string) error {
 	}
 	return c.out.print(map[string]string{"admin_id": res.GetAdminId(), "token": res.GetToken()}, func(w io.Writer) {
 		fmt.Fprintf(w, "created %s %s; token (shown once): %s\n", map[bool]string{false: "admin", true: "leader"}[*leader], res.GetAdminId(), res.GetToken())
+	})
+}
+
+// policyOut is the lost-phone policy as the CLI prints it.
+type policyOut struct {
+	LockAfterDays uint32 `json:"lock_after_days"`
+	WipeAfterDays uint32 `json:"wipe_after_days"`
+}
+
+// devicePolicy shows the lost-phone policy, or sets it when a flag is
+// given (the other keeps its value).
+func (c *adminCmd) devicePolicy(args []string) error {
+	fs := c.flags("device policy")
+	lock := fs.Uint("lock-days", 0, "days without a successful sync after which a phone refuses reads until it syncs (0: never)")
+	wipe := fs.Uint("wipe-days", 0, "days without a successful sync after which a phone wipes itself (0: never)")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	cur, err := c.client.GetDevicePolicy(c.ctx, &pb.GetDevicePolicyRequest{})
+	if err != nil {
+		return err
+	}
+	p := cur.GetPolicy()
+	if set["lock-days"] || set["wipe-days"] {
+		next := &pb.DevicePolicy{LockAfterDays: p.GetLockAfterDays(), WipeAfterDays: p.GetWipeAfterDays()}
+		if set["lock-days"] {
+			next.LockAfterDays = uint32(min(*lock, 1<<31))
+		}
+		if set["wipe-days"] {
+			next.WipeAfterDays = uint32(min(*wipe, 1<<31))
+		}
+		res, err := c.client.SetDevicePolicy(c.ctx, &pb.SetDevicePolicyRequest{Policy: next})
+		if err != nil {
+			return err
+		}
+		p = res.GetPolicy()
+	}
+	out := policyOut{LockAfterDays: p.GetLockAfterDays(), WipeAfterDays: p.GetWipeAfterDays()}
+	days := func(n uint32) string {
+		if n == 0 {
+			return "never"
+		}
+		return fmt.Sprintf("after %d days without a sync", n)
+	}
+	return c.out.print(out, func(w io.Writer) {
+		fmt.Fprintf(w, "lock\t%s\nwipe\t%s\n", days(out.LockAfterDays), days(out.WipeAfterDays))
 	})
 }

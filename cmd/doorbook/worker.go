@@ -683,6 +683,9 @@ func statusJSON(st sdk.Status) map[string]any {
 	if st.Revoked != nil {
 		m["revoked"] = map[string]string{"at": st.Revoked.At.Format(time.RFC3339), "reason": st.Revoked.Reason}
 	}
+	if st.Locked != nil {
+		m["locked"] = st.Locked.Error()
+	}
 	return m
 }
 
@@ -718,6 +721,9 @@ func (c *workerCmd) status(args []string) error {
 		fmt.Fprintf(w, "pending changes\t%d\n", st.Pending)
 		fmt.Fprintf(w, "cursor\t%d\n", st.Cursor)
 		fmt.Fprintf(w, "last sync\t%s\n", last)
+		if st.Locked != nil {
+			fmt.Fprintf(w, "locked\t%s\n", st.Locked)
+		}
 		if st.Bootstrapping {
 			fmt.Fprintf(w, "bootstrap\tnot finished: sync again\n")
 		}

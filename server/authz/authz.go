@@ -48,13 +48,16 @@ const (
 	// OwnSession: read who one is, or end one's own console session (a
 	// leader too: it changes nothing but the session).
 	OwnSession
+	// SetPolicy: set the installation's lost-phone policy (acted on the
+	// installation: its installation-wide admins only).
+	SetPolicy
 )
 
 var names = map[Action]string{
 	Sync: "sync", ReadOrg: "read the org tree", ReadCampaign: "read campaigns", ReadReport: "read reports",
 	ManageOrg: "manage the org tree", ManageDevices: "manage devices", AddAdmin: "add admins",
 	DefineCategory: "define categories", ManageCampaign: "manage campaigns", UpdateItem: "update items", Erase: "erase personal data",
-	OwnSession: "read or end one's own session",
+	OwnSession: "read or end one's own session", SetPolicy: "set the lost-phone policy",
 }
 
 func (a Action) String() string {
@@ -78,7 +81,7 @@ func Actions() []Action {
 // admin) may take none of them.
 var writes = map[Action]bool{
 	ManageOrg: true, ManageDevices: true, AddAdmin: true, DefineCategory: true,
-	ManageCampaign: true, UpdateItem: true, Erase: true,
+	ManageCampaign: true, UpdateItem: true, Erase: true, SetPolicy: true,
 }
 
 // Resource is the part of the org tree an action touches.
@@ -159,8 +162,9 @@ func Decide(p store.Principal, a Action, r Resource) error {
 	return fmt.Errorf("%w: org node %s is outside your subtree", syncengine.ErrOutOfScope, r.Path[0])
 }
 
-// Home lists the actions p may take at its own node (the categories, which
-// are the installation's, at the installation): what a console offers it.
+// Home lists the actions p may take at its own node (the categories and
+// the lost-phone policy, which are the installation's, at the
+// installation): what a console offers it.
 func Home(p store.Principal) []Action {
 	home := Node(p.Path)
 	if p.Node == "" {
@@ -169,7 +173,7 @@ func Home(p store.Principal) []Action {
 	var out []Action
 	for _, a := range Actions() {
 		r := home
-		if a == DefineCategory {
+		if a == DefineCategory || a == SetPolicy {
 			r = Installation
 		}
 		if Decide(p, a, r) == nil {

@@ -55,19 +55,21 @@ var allowed = map[string]map[authz.Action]string{
 	"root": {
 		authz.ReadOrg: "*", authz.ReadCampaign: "*", authz.ReadReport: "*", authz.ManageOrg: "*", authz.ManageDevices: "*",
 		authz.AddAdmin: "*", authz.DefineCategory: "*", authz.ManageCampaign: "*", authz.UpdateItem: "*", authz.Erase: "*",
-		authz.OwnSession: "*",
+		authz.OwnSession: "*", authz.SetPolicy: "*",
 	},
 	// A leader signs out: that changes nothing but its own session.
 	"root leader": {authz.ReadOrg: "*", authz.ReadCampaign: "*", authz.ReadReport: "*", authz.OwnSession: "*"},
 	"district admin": {
 		authz.ReadOrg: "D", authz.ReadCampaign: "D", authz.ReadReport: "D", authz.ManageOrg: "D", authz.ManageDevices: "D",
 		authz.AddAdmin: "D", authz.ManageCampaign: "D", authz.UpdateItem: "D", authz.Erase: "D", authz.OwnSession: "D",
+		authz.SetPolicy: "D",
 		// A district admin defines the categories, for every tree.
 		authz.DefineCategory: "*",
 	},
 	"street1 admin": {
 		authz.ReadOrg: "S1", authz.ReadReport: "S1", authz.ManageOrg: "S1", authz.ManageDevices: "S1",
 		authz.AddAdmin: "S1", authz.ManageCampaign: "S1", authz.UpdateItem: "S1", authz.Erase: "S1", authz.OwnSession: "S1",
+		authz.SetPolicy: "S1",
 		// Campaigns of the district above apply to the street.
 		authz.ReadCampaign:   "anywhere district street1 grid1",
 		authz.DefineCategory: "anywhere",
@@ -155,7 +157,7 @@ func TestHome(t *testing.T) {
 	want := map[string]string{
 		"nobody":         "",
 		"worker":         "sync",
-		"root":           reads + ", " + all + own,
+		"root":           reads + ", " + all + own + ", set the lost-phone policy",
 		"root leader":    reads + own,
 		"district admin": reads + ", " + all + own,
 		"street1 admin":  reads + ", " + writes + own,

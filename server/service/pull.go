@@ -73,6 +73,9 @@ func (s *Service) Pull(ctx context.Context, p store.Principal, cursor uint64, li
 		if b.Scope, err = scope(ctx, tx, p.ID); err != nil {
 			return err
 		}
+		if b.Policy, err = tx.DevicePolicy(ctx); err != nil {
+			return err
+		}
 		mine := map[string]bool{}
 		for _, g := range b.Scope.Worker.GridIDs {
 			mine[g] = true

@@ -29,6 +29,18 @@ type Org interface {
 	// RecordMove records a household's move at the next feed position
 	// (see Scopes.HouseholdMoves).
 	RecordMove(ctx context.Context, household, from, to string) error
+
+	// DevicePolicy reads the installation's lost-phone policy (zero if
+	// never set).
+	DevicePolicy(ctx context.Context) (DevicePolicy, error)
+	PutDevicePolicy(ctx context.Context, p DevicePolicy) error
+}
+
+// DevicePolicy is what a phone that has not synced for long does: after
+// LockAfterDays it refuses reads until it syncs, after WipeAfterDays it
+// wipes itself (0: never).
+type DevicePolicy struct {
+	LockAfterDays, WipeAfterDays uint32
 }
 
 // Auth holds credentials: admins' tokens, devices, enrolment codes.

@@ -110,6 +110,10 @@ type Admin interface {
 	// RevokeDevice revokes a device of a worker p manages: its token stops
 	// working at once. Revoking a revoked device keeps the first record.
 	RevokeDevice(ctx context.Context, p Principal, deviceID, reason string, now time.Time) (Device, error)
+	// SetDevicePolicy sets the installation's lost-phone policy;
+	// DevicePolicy reads it.
+	SetDevicePolicy(ctx context.Context, p Principal, policy DevicePolicy) (DevicePolicy, error)
+	DevicePolicy(ctx context.Context, p Principal) (DevicePolicy, error)
 
 	CreateOrgNode(ctx context.Context, p Principal, n OrgNode) (OrgNode, error)
 	ListOrgNodes(ctx context.Context, p Principal) ([]OrgNode, error)
@@ -362,6 +366,8 @@ type PushResult struct {
 // PullBatch is one batch of the feed, to be applied in the order of its
 // fields: evictions, rows, then bootstraps of added grids.
 type PullBatch struct {
+	// Policy is the installation's lost-phone policy, sent with every pull.
+	Policy            DevicePolicy
 	EvictedHouseholds []string
 	EvictedGrids      []string
 	// Tombstones collected past the horizon: the device deletes them.

@@ -1838,6 +1838,174 @@ func (x *RevokeDeviceResponse) GetDevice() *Device {
 	return nil
 }
 
+type SetDevicePolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *DevicePolicy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDevicePolicyRequest) Reset() {
+	*x = SetDevicePolicyRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDevicePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDevicePolicyRequest) ProtoMessage() {}
+
+func (x *SetDevicePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDevicePolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetDevicePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SetDevicePolicyRequest) GetPolicy() *DevicePolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type SetDevicePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *DevicePolicy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDevicePolicyResponse) Reset() {
+	*x = SetDevicePolicyResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDevicePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDevicePolicyResponse) ProtoMessage() {}
+
+func (x *SetDevicePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDevicePolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetDevicePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SetDevicePolicyResponse) GetPolicy() *DevicePolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type GetDevicePolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDevicePolicyRequest) Reset() {
+	*x = GetDevicePolicyRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDevicePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDevicePolicyRequest) ProtoMessage() {}
+
+func (x *GetDevicePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDevicePolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetDevicePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+type GetDevicePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *DevicePolicy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDevicePolicyResponse) Reset() {
+	*x = GetDevicePolicyResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDevicePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDevicePolicyResponse) ProtoMessage() {}
+
+func (x *GetDevicePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDevicePolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetDevicePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *GetDevicePolicyResponse) GetPolicy() *DevicePolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
 var File_doorbook_v1_admin_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_admin_proto_rawDesc = "" +
@@ -1982,7 +2150,14 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\tdevice_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bdeviceId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"C\n" +
 	"\x14RevokeDeviceResponse\x12+\n" +
-	"\x06device\x18\x01 \x01(\v2\x13.doorbook.v1.DeviceR\x06device2\xa6\f\n" +
+	"\x06device\x18\x01 \x01(\v2\x13.doorbook.v1.DeviceR\x06device\"S\n" +
+	"\x16SetDevicePolicyRequest\x129\n" +
+	"\x06policy\x18\x01 \x01(\v2\x19.doorbook.v1.DevicePolicyB\x06\xbaH\x03\xc8\x01\x01R\x06policy\"L\n" +
+	"\x17SetDevicePolicyResponse\x121\n" +
+	"\x06policy\x18\x01 \x01(\v2\x19.doorbook.v1.DevicePolicyR\x06policy\"\x18\n" +
+	"\x16GetDevicePolicyRequest\"L\n" +
+	"\x17GetDevicePolicyResponse\x121\n" +
+	"\x06policy\x18\x01 \x01(\v2\x19.doorbook.v1.DevicePolicyR\x06policy2\xe9\r\n" +
 	"\fAdminService\x12X\n" +
 	"\rCreateOrgNode\x12!.doorbook.v1.CreateOrgNodeRequest\x1a\".doorbook.v1.CreateOrgNodeResponse\"\x00\x12X\n" +
 	"\fListOrgNodes\x12 .doorbook.v1.ListOrgNodesRequest\x1a!.doorbook.v1.ListOrgNodesResponse\"\x03\x90\x02\x01\x12U\n" +
@@ -2001,7 +2176,9 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"UpdateItem\x12\x1e.doorbook.v1.UpdateItemRequest\x1a\x1f.doorbook.v1.UpdateItemResponse\"\x00\x12R\n" +
 	"\vCreateAdmin\x12\x1f.doorbook.v1.CreateAdminRequest\x1a .doorbook.v1.CreateAdminResponse\"\x00\x12U\n" +
 	"\vListDevices\x12\x1f.doorbook.v1.ListDevicesRequest\x1a .doorbook.v1.ListDevicesResponse\"\x03\x90\x02\x01\x12U\n" +
-	"\fRevokeDevice\x12 .doorbook.v1.RevokeDeviceRequest\x1a!.doorbook.v1.RevokeDeviceResponse\"\x00B9Z7github.com/doorbook/doorbook/gen/doorbook/v1;doorbookv1b\x06proto3"
+	"\fRevokeDevice\x12 .doorbook.v1.RevokeDeviceRequest\x1a!.doorbook.v1.RevokeDeviceResponse\"\x00\x12^\n" +
+	"\x0fSetDevicePolicy\x12#.doorbook.v1.SetDevicePolicyRequest\x1a$.doorbook.v1.SetDevicePolicyResponse\"\x00\x12a\n" +
+	"\x0fGetDevicePolicy\x12#.doorbook.v1.GetDevicePolicyRequest\x1a$.doorbook.v1.GetDevicePolicyResponse\"\x03\x90\x02\x01B9Z7github.com/doorbook/doorbook/gen/doorbook/v1;doorbookv1b\x06proto3"
 
 var (
 	file_doorbook_v1_admin_proto_rawDescOnce sync.Once
@@ -2015,7 +2192,7 @@ func file_doorbook_v1_admin_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_admin_proto_rawDescData
 }
 
-var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_doorbook_v1_admin_proto_goTypes = []any{
 	(*CreateOrgNodeRequest)(nil),          // 0: doorbook.v1.CreateOrgNodeRequest
 	(*CreateOrgNodeResponse)(nil),         // 1: doorbook.v1.CreateOrgNodeResponse
@@ -2051,84 +2228,96 @@ var file_doorbook_v1_admin_proto_goTypes = []any{
 	(*ListDevicesResponse)(nil),           // 31: doorbook.v1.ListDevicesResponse
 	(*RevokeDeviceRequest)(nil),           // 32: doorbook.v1.RevokeDeviceRequest
 	(*RevokeDeviceResponse)(nil),          // 33: doorbook.v1.RevokeDeviceResponse
-	(OrgLevel)(0),                         // 34: doorbook.v1.OrgLevel
-	(*OrgNode)(nil),                       // 35: doorbook.v1.OrgNode
-	(WorkerRole)(0),                       // 36: doorbook.v1.WorkerRole
-	(*Worker)(nil),                        // 37: doorbook.v1.Worker
-	(*Household)(nil),                     // 38: doorbook.v1.Household
-	(*Category)(nil),                      // 39: doorbook.v1.Category
-	(*timestamppb.Timestamp)(nil),         // 40: google.protobuf.Timestamp
-	(*Quota)(nil),                         // 41: doorbook.v1.Quota
-	(*Question)(nil),                      // 42: doorbook.v1.Question
-	(*Campaign)(nil),                      // 43: doorbook.v1.Campaign
-	(AmendmentKind)(0),                    // 44: doorbook.v1.AmendmentKind
-	(*VisitAmendment)(nil),                // 45: doorbook.v1.VisitAmendment
-	(AdminRole)(0),                        // 46: doorbook.v1.AdminRole
-	(*Device)(nil),                        // 47: doorbook.v1.Device
+	(*SetDevicePolicyRequest)(nil),        // 34: doorbook.v1.SetDevicePolicyRequest
+	(*SetDevicePolicyResponse)(nil),       // 35: doorbook.v1.SetDevicePolicyResponse
+	(*GetDevicePolicyRequest)(nil),        // 36: doorbook.v1.GetDevicePolicyRequest
+	(*GetDevicePolicyResponse)(nil),       // 37: doorbook.v1.GetDevicePolicyResponse
+	(OrgLevel)(0),                         // 38: doorbook.v1.OrgLevel
+	(*OrgNode)(nil),                       // 39: doorbook.v1.OrgNode
+	(WorkerRole)(0),                       // 40: doorbook.v1.WorkerRole
+	(*Worker)(nil),                        // 41: doorbook.v1.Worker
+	(*Household)(nil),                     // 42: doorbook.v1.Household
+	(*Category)(nil),                      // 43: doorbook.v1.Category
+	(*timestamppb.Timestamp)(nil),         // 44: google.protobuf.Timestamp
+	(*Quota)(nil),                         // 45: doorbook.v1.Quota
+	(*Question)(nil),                      // 46: doorbook.v1.Question
+	(*Campaign)(nil),                      // 47: doorbook.v1.Campaign
+	(AmendmentKind)(0),                    // 48: doorbook.v1.AmendmentKind
+	(*VisitAmendment)(nil),                // 49: doorbook.v1.VisitAmendment
+	(AdminRole)(0),                        // 50: doorbook.v1.AdminRole
+	(*Device)(nil),                        // 51: doorbook.v1.Device
+	(*DevicePolicy)(nil),                  // 52: doorbook.v1.DevicePolicy
 }
 var file_doorbook_v1_admin_proto_depIdxs = []int32{
-	34, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
-	35, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
-	35, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
-	36, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
-	37, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
-	37, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
-	37, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
-	38, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
-	39, // 8: doorbook.v1.PutCategoryResponse.category:type_name -> doorbook.v1.Category
-	39, // 9: doorbook.v1.ListCategoriesResponse.categories:type_name -> doorbook.v1.Category
-	39, // 10: doorbook.v1.LoadDefaultCategoriesResponse.categories:type_name -> doorbook.v1.Category
-	40, // 11: doorbook.v1.PutCampaignRequest.starts_at:type_name -> google.protobuf.Timestamp
-	40, // 12: doorbook.v1.PutCampaignRequest.ends_at:type_name -> google.protobuf.Timestamp
-	41, // 13: doorbook.v1.PutCampaignRequest.quotas:type_name -> doorbook.v1.Quota
-	42, // 14: doorbook.v1.PutCampaignRequest.questions:type_name -> doorbook.v1.Question
-	43, // 15: doorbook.v1.PutCampaignResponse.campaign:type_name -> doorbook.v1.Campaign
-	43, // 16: doorbook.v1.ListCampaignsResponse.campaigns:type_name -> doorbook.v1.Campaign
-	44, // 17: doorbook.v1.UpdateItemRequest.kind:type_name -> doorbook.v1.AmendmentKind
-	40, // 18: doorbook.v1.UpdateItemRequest.deadline:type_name -> google.protobuf.Timestamp
-	45, // 19: doorbook.v1.UpdateItemResponse.amendment:type_name -> doorbook.v1.VisitAmendment
-	46, // 20: doorbook.v1.CreateAdminRequest.role:type_name -> doorbook.v1.AdminRole
-	47, // 21: doorbook.v1.ListDevicesResponse.devices:type_name -> doorbook.v1.Device
-	47, // 22: doorbook.v1.RevokeDeviceResponse.device:type_name -> doorbook.v1.Device
-	0,  // 23: doorbook.v1.AdminService.CreateOrgNode:input_type -> doorbook.v1.CreateOrgNodeRequest
-	2,  // 24: doorbook.v1.AdminService.ListOrgNodes:input_type -> doorbook.v1.ListOrgNodesRequest
-	4,  // 25: doorbook.v1.AdminService.CreateWorker:input_type -> doorbook.v1.CreateWorkerRequest
-	6,  // 26: doorbook.v1.AdminService.ListWorkers:input_type -> doorbook.v1.ListWorkersRequest
-	8,  // 27: doorbook.v1.AdminService.SetWorkerGrids:input_type -> doorbook.v1.SetWorkerGridsRequest
-	10, // 28: doorbook.v1.AdminService.CreateEnrollmentCode:input_type -> doorbook.v1.CreateEnrollmentCodeRequest
-	12, // 29: doorbook.v1.AdminService.MoveHousehold:input_type -> doorbook.v1.MoveHouseholdRequest
-	14, // 30: doorbook.v1.AdminService.ErasePersonalData:input_type -> doorbook.v1.ErasePersonalDataRequest
-	16, // 31: doorbook.v1.AdminService.PutCategory:input_type -> doorbook.v1.PutCategoryRequest
-	18, // 32: doorbook.v1.AdminService.ListCategories:input_type -> doorbook.v1.ListCategoriesRequest
-	20, // 33: doorbook.v1.AdminService.LoadDefaultCategories:input_type -> doorbook.v1.LoadDefaultCategoriesRequest
-	22, // 34: doorbook.v1.AdminService.PutCampaign:input_type -> doorbook.v1.PutCampaignRequest
-	24, // 35: doorbook.v1.AdminService.ListCampaigns:input_type -> doorbook.v1.ListCampaignsRequest
-	26, // 36: doorbook.v1.AdminService.UpdateItem:input_type -> doorbook.v1.UpdateItemRequest
-	28, // 37: doorbook.v1.AdminService.CreateAdmin:input_type -> doorbook.v1.CreateAdminRequest
-	30, // 38: doorbook.v1.AdminService.ListDevices:input_type -> doorbook.v1.ListDevicesRequest
-	32, // 39: doorbook.v1.AdminService.RevokeDevice:input_type -> doorbook.v1.RevokeDeviceRequest
-	1,  // 40: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
-	3,  // 41: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
-	5,  // 42: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
-	7,  // 43: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
-	9,  // 44: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
-	11, // 45: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
-	13, // 46: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
-	15, // 47: doorbook.v1.AdminService.ErasePersonalData:output_type -> doorbook.v1.ErasePersonalDataResponse
-	17, // 48: doorbook.v1.AdminService.PutCategory:output_type -> doorbook.v1.PutCategoryResponse
-	19, // 49: doorbook.v1.AdminService.ListCategories:output_type -> doorbook.v1.ListCategoriesResponse
-	21, // 50: doorbook.v1.AdminService.LoadDefaultCategories:output_type -> doorbook.v1.LoadDefaultCategoriesResponse
-	23, // 51: doorbook.v1.AdminService.PutCampaign:output_type -> doorbook.v1.PutCampaignResponse
-	25, // 52: doorbook.v1.AdminService.ListCampaigns:output_type -> doorbook.v1.ListCampaignsResponse
-	27, // 53: doorbook.v1.AdminService.UpdateItem:output_type -> doorbook.v1.UpdateItemResponse
-	29, // 54: doorbook.v1.AdminService.CreateAdmin:output_type -> doorbook.v1.CreateAdminResponse
-	31, // 55: doorbook.v1.AdminService.ListDevices:output_type -> doorbook.v1.ListDevicesResponse
-	33, // 56: doorbook.v1.AdminService.RevokeDevice:output_type -> doorbook.v1.RevokeDeviceResponse
-	40, // [40:57] is the sub-list for method output_type
-	23, // [23:40] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	38, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
+	39, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
+	39, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
+	40, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
+	41, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
+	41, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
+	41, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
+	42, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
+	43, // 8: doorbook.v1.PutCategoryResponse.category:type_name -> doorbook.v1.Category
+	43, // 9: doorbook.v1.ListCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	43, // 10: doorbook.v1.LoadDefaultCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	44, // 11: doorbook.v1.PutCampaignRequest.starts_at:type_name -> google.protobuf.Timestamp
+	44, // 12: doorbook.v1.PutCampaignRequest.ends_at:type_name -> google.protobuf.Timestamp
+	45, // 13: doorbook.v1.PutCampaignRequest.quotas:type_name -> doorbook.v1.Quota
+	46, // 14: doorbook.v1.PutCampaignRequest.questions:type_name -> doorbook.v1.Question
+	47, // 15: doorbook.v1.PutCampaignResponse.campaign:type_name -> doorbook.v1.Campaign
+	47, // 16: doorbook.v1.ListCampaignsResponse.campaigns:type_name -> doorbook.v1.Campaign
+	48, // 17: doorbook.v1.UpdateItemRequest.kind:type_name -> doorbook.v1.AmendmentKind
+	44, // 18: doorbook.v1.UpdateItemRequest.deadline:type_name -> google.protobuf.Timestamp
+	49, // 19: doorbook.v1.UpdateItemResponse.amendment:type_name -> doorbook.v1.VisitAmendment
+	50, // 20: doorbook.v1.CreateAdminRequest.role:type_name -> doorbook.v1.AdminRole
+	51, // 21: doorbook.v1.ListDevicesResponse.devices:type_name -> doorbook.v1.Device
+	51, // 22: doorbook.v1.RevokeDeviceResponse.device:type_name -> doorbook.v1.Device
+	52, // 23: doorbook.v1.SetDevicePolicyRequest.policy:type_name -> doorbook.v1.DevicePolicy
+	52, // 24: doorbook.v1.SetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
+	52, // 25: doorbook.v1.GetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
+	0,  // 26: doorbook.v1.AdminService.CreateOrgNode:input_type -> doorbook.v1.CreateOrgNodeRequest
+	2,  // 27: doorbook.v1.AdminService.ListOrgNodes:input_type -> doorbook.v1.ListOrgNodesRequest
+	4,  // 28: doorbook.v1.AdminService.CreateWorker:input_type -> doorbook.v1.CreateWorkerRequest
+	6,  // 29: doorbook.v1.AdminService.ListWorkers:input_type -> doorbook.v1.ListWorkersRequest
+	8,  // 30: doorbook.v1.AdminService.SetWorkerGrids:input_type -> doorbook.v1.SetWorkerGridsRequest
+	10, // 31: doorbook.v1.AdminService.CreateEnrollmentCode:input_type -> doorbook.v1.CreateEnrollmentCodeRequest
+	12, // 32: doorbook.v1.AdminService.MoveHousehold:input_type -> doorbook.v1.MoveHouseholdRequest
+	14, // 33: doorbook.v1.AdminService.ErasePersonalData:input_type -> doorbook.v1.ErasePersonalDataRequest
+	16, // 34: doorbook.v1.AdminService.PutCategory:input_type -> doorbook.v1.PutCategoryRequest
+	18, // 35: doorbook.v1.AdminService.ListCategories:input_type -> doorbook.v1.ListCategoriesRequest
+	20, // 36: doorbook.v1.AdminService.LoadDefaultCategories:input_type -> doorbook.v1.LoadDefaultCategoriesRequest
+	22, // 37: doorbook.v1.AdminService.PutCampaign:input_type -> doorbook.v1.PutCampaignRequest
+	24, // 38: doorbook.v1.AdminService.ListCampaigns:input_type -> doorbook.v1.ListCampaignsRequest
+	26, // 39: doorbook.v1.AdminService.UpdateItem:input_type -> doorbook.v1.UpdateItemRequest
+	28, // 40: doorbook.v1.AdminService.CreateAdmin:input_type -> doorbook.v1.CreateAdminRequest
+	30, // 41: doorbook.v1.AdminService.ListDevices:input_type -> doorbook.v1.ListDevicesRequest
+	32, // 42: doorbook.v1.AdminService.RevokeDevice:input_type -> doorbook.v1.RevokeDeviceRequest
+	34, // 43: doorbook.v1.AdminService.SetDevicePolicy:input_type -> doorbook.v1.SetDevicePolicyRequest
+	36, // 44: doorbook.v1.AdminService.GetDevicePolicy:input_type -> doorbook.v1.GetDevicePolicyRequest
+	1,  // 45: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
+	3,  // 46: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
+	5,  // 47: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
+	7,  // 48: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
+	9,  // 49: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
+	11, // 50: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
+	13, // 51: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
+	15, // 52: doorbook.v1.AdminService.ErasePersonalData:output_type -> doorbook.v1.ErasePersonalDataResponse
+	17, // 53: doorbook.v1.AdminService.PutCategory:output_type -> doorbook.v1.PutCategoryResponse
+	19, // 54: doorbook.v1.AdminService.ListCategories:output_type -> doorbook.v1.ListCategoriesResponse
+	21, // 55: doorbook.v1.AdminService.LoadDefaultCategories:output_type -> doorbook.v1.LoadDefaultCategoriesResponse
+	23, // 56: doorbook.v1.AdminService.PutCampaign:output_type -> doorbook.v1.PutCampaignResponse
+	25, // 57: doorbook.v1.AdminService.ListCampaigns:output_type -> doorbook.v1.ListCampaignsResponse
+	27, // 58: doorbook.v1.AdminService.UpdateItem:output_type -> doorbook.v1.UpdateItemResponse
+	29, // 59: doorbook.v1.AdminService.CreateAdmin:output_type -> doorbook.v1.CreateAdminResponse
+	31, // 60: doorbook.v1.AdminService.ListDevices:output_type -> doorbook.v1.ListDevicesResponse
+	33, // 61: doorbook.v1.AdminService.RevokeDevice:output_type -> doorbook.v1.RevokeDeviceResponse
+	35, // 62: doorbook.v1.AdminService.SetDevicePolicy:output_type -> doorbook.v1.SetDevicePolicyResponse
+	37, // 63: doorbook.v1.AdminService.GetDevicePolicy:output_type -> doorbook.v1.GetDevicePolicyResponse
+	45, // [45:64] is the sub-list for method output_type
+	26, // [26:45] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_admin_proto_init() }
@@ -2149,7 +2338,7 @@ func file_doorbook_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_admin_proto_rawDesc), len(file_doorbook_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -454,8 +454,11 @@ type PullResponse struct {
 	ErasedPersonIds      []string `protobuf:"bytes,18,rep,name=erased_person_ids,json=erasedPersonIds,proto3" json:"erased_person_ids,omitempty"`
 	ReplacedVisitIds     []string `protobuf:"bytes,19,rep,name=replaced_visit_ids,json=replacedVisitIds,proto3" json:"replaced_visit_ids,omitempty"`
 	ReplacedAmendmentIds []string `protobuf:"bytes,20,rep,name=replaced_amendment_ids,json=replacedAmendmentIds,proto3" json:"replaced_amendment_ids,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// device_policy is the installation's lost-phone policy, on every pull:
+	// the phone enforces it offline from its last successful sync.
+	DevicePolicy  *DevicePolicy `protobuf:"bytes,21,opt,name=device_policy,json=devicePolicy,proto3" json:"device_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PullResponse) Reset() {
@@ -624,6 +627,13 @@ func (x *PullResponse) GetReplacedVisitIds() []string {
 func (x *PullResponse) GetReplacedAmendmentIds() []string {
 	if x != nil {
 		return x.ReplacedAmendmentIds
+	}
+	return nil
+}
+
+func (x *PullResponse) GetDevicePolicy() *DevicePolicy {
+	if x != nil {
+		return x.DevicePolicy
 	}
 	return nil
 }
@@ -951,7 +961,7 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\";\n" +
 	"\vPullRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\rR\x05limit\"\x8f\a\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"\xcf\a\n" +
 	"\fPullResponse\x122\n" +
 	"\x15evicted_household_ids\x18\x01 \x03(\tR\x13evictedHouseholdIds\x12(\n" +
 	"\x10evicted_grid_ids\x18\x02 \x03(\tR\x0eevictedGridIds\x126\n" +
@@ -978,7 +988,8 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\x14erased_household_ids\x18\x11 \x03(\tR\x12erasedHouseholdIds\x12*\n" +
 	"\x11erased_person_ids\x18\x12 \x03(\tR\x0ferasedPersonIds\x12,\n" +
 	"\x12replaced_visit_ids\x18\x13 \x03(\tR\x10replacedVisitIds\x124\n" +
-	"\x16replaced_amendment_ids\x18\x14 \x03(\tR\x14replacedAmendmentIds\"\xd5\x02\n" +
+	"\x16replaced_amendment_ids\x18\x14 \x03(\tR\x14replacedAmendmentIds\x12>\n" +
+	"\rdevice_policy\x18\x15 \x01(\v2\x19.doorbook.v1.DevicePolicyR\fdevicePolicy\"\xd5\x02\n" +
 	"\x10BootstrapRequest\x12(\n" +
 	"\bgrid_ids\x18\x01 \x03(\tB\r\xbaH\n" +
 	"\x92\x01\a\"\x05r\x03\xb0\x01\x01R\agridIds\x129\n" +
@@ -1052,6 +1063,7 @@ var file_doorbook_v1_sync_proto_goTypes = []any{
 	(*Scope)(nil),                 // 17: doorbook.v1.Scope
 	(*Category)(nil),              // 18: doorbook.v1.Category
 	(*Campaign)(nil),              // 19: doorbook.v1.Campaign
+	(*DevicePolicy)(nil),          // 20: doorbook.v1.DevicePolicy
 }
 var file_doorbook_v1_sync_proto_depIdxs = []int32{
 	10, // 0: doorbook.v1.PushRequest.changes:type_name -> doorbook.v1.Change
@@ -1064,25 +1076,26 @@ var file_doorbook_v1_sync_proto_depIdxs = []int32{
 	17, // 7: doorbook.v1.PullResponse.scope:type_name -> doorbook.v1.Scope
 	18, // 8: doorbook.v1.PullResponse.categories:type_name -> doorbook.v1.Category
 	19, // 9: doorbook.v1.PullResponse.campaigns:type_name -> doorbook.v1.Campaign
-	12, // 10: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
-	13, // 11: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
-	14, // 12: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
-	15, // 13: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
-	16, // 14: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
-	17, // 15: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
-	18, // 16: doorbook.v1.BootstrapResponse.categories:type_name -> doorbook.v1.Category
-	19, // 17: doorbook.v1.BootstrapResponse.campaigns:type_name -> doorbook.v1.Campaign
-	0,  // 18: doorbook.v1.SyncService.Push:input_type -> doorbook.v1.PushRequest
-	6,  // 19: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
-	8,  // 20: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
-	1,  // 21: doorbook.v1.SyncService.Push:output_type -> doorbook.v1.PushResponse
-	7,  // 22: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
-	9,  // 23: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
-	21, // [21:24] is the sub-list for method output_type
-	18, // [18:21] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	20, // 10: doorbook.v1.PullResponse.device_policy:type_name -> doorbook.v1.DevicePolicy
+	12, // 11: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
+	13, // 12: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
+	14, // 13: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
+	15, // 14: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
+	16, // 15: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
+	17, // 16: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
+	18, // 17: doorbook.v1.BootstrapResponse.categories:type_name -> doorbook.v1.Category
+	19, // 18: doorbook.v1.BootstrapResponse.campaigns:type_name -> doorbook.v1.Campaign
+	0,  // 19: doorbook.v1.SyncService.Push:input_type -> doorbook.v1.PushRequest
+	6,  // 20: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
+	8,  // 21: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
+	1,  // 22: doorbook.v1.SyncService.Push:output_type -> doorbook.v1.PushResponse
+	7,  // 23: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
+	9,  // 24: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
+	22, // [22:25] is the sub-list for method output_type
+	19, // [19:22] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_sync_proto_init() }

@@ -2317,6 +2317,66 @@ func (x *Campaign) GetDeleted() *BoolField {
 	return nil
 }
 
+// DevicePolicy is what a phone does when it has not synced for long: a
+// lost phone that never calls in must not keep every household readable.
+// Days count from the phone's last successful sync, on the server's clock;
+// 0 means never. A phone that wipes itself must enrol again.
+type DevicePolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// lock_after_days: the replica refuses reads until it syncs again. Its
+	// pending writes are kept.
+	LockAfterDays uint32 `protobuf:"varint,1,opt,name=lock_after_days,json=lockAfterDays,proto3" json:"lock_after_days,omitempty"`
+	// wipe_after_days: the replica deletes its data and its token, as a
+	// revoked one does. When both are set, it is later than the lock.
+	WipeAfterDays uint32 `protobuf:"varint,2,opt,name=wipe_after_days,json=wipeAfterDays,proto3" json:"wipe_after_days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DevicePolicy) Reset() {
+	*x = DevicePolicy{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicePolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicePolicy) ProtoMessage() {}
+
+func (x *DevicePolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicePolicy.ProtoReflect.Descriptor instead.
+func (*DevicePolicy) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DevicePolicy) GetLockAfterDays() uint32 {
+	if x != nil {
+		return x.LockAfterDays
+	}
+	return 0
+}
+
+func (x *DevicePolicy) GetWipeAfterDays() uint32 {
+	if x != nil {
+		return x.WipeAfterDays
+	}
+	return 0
+}
+
 var File_doorbook_v1_types_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_types_proto_rawDesc = "" +
@@ -2499,7 +2559,10 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\aends_at\x18\x05 \x01(\v2\x17.doorbook.v1.Int64FieldR\x06endsAt\x120\n" +
 	"\x06quotas\x18\x06 \x01(\v2\x18.doorbook.v1.QuotasFieldR\x06quotas\x12E\n" +
 	"\rquestionnaire\x18\a \x01(\v2\x1f.doorbook.v1.QuestionnaireFieldR\rquestionnaire\x120\n" +
-	"\adeleted\x18\b \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted*\xa7\x01\n" +
+	"\adeleted\x18\b \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"r\n" +
+	"\fDevicePolicy\x120\n" +
+	"\x0flock_after_days\x18\x01 \x01(\rB\b\xbaH\x05*\x03\x18\xc2\x1cR\rlockAfterDays\x120\n" +
+	"\x0fwipe_after_days\x18\x02 \x01(\rB\b\xbaH\x05*\x03\x18\xc2\x1cR\rwipeAfterDays*\xa7\x01\n" +
 	"\tVisitForm\x12\x1a\n" +
 	"\x16VISIT_FORM_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14VISIT_FORM_IN_PERSON\x10\x01\x12\x14\n" +
@@ -2565,7 +2628,7 @@ func file_doorbook_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_doorbook_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_doorbook_v1_types_proto_goTypes = []any{
 	(VisitForm)(0),                // 0: doorbook.v1.VisitForm
 	(Material)(0),                 // 1: doorbook.v1.Material
@@ -2597,7 +2660,8 @@ var file_doorbook_v1_types_proto_goTypes = []any{
 	(*Question)(nil),              // 27: doorbook.v1.Question
 	(*QuestionnaireField)(nil),    // 28: doorbook.v1.QuestionnaireField
 	(*Campaign)(nil),              // 29: doorbook.v1.Campaign
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*DevicePolicy)(nil),          // 30: doorbook.v1.DevicePolicy
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
 }
 var file_doorbook_v1_types_proto_depIdxs = []int32{
 	8,  // 0: doorbook.v1.StringField.clock:type_name -> doorbook.v1.Clock
@@ -2625,19 +2689,19 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	11, // 22: doorbook.v1.Person.deleted:type_name -> doorbook.v1.BoolField
 	8,  // 23: doorbook.v1.TagElement.clock:type_name -> doorbook.v1.Clock
 	2,  // 24: doorbook.v1.Finding.kind:type_name -> doorbook.v1.FindingKind
-	30, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
+	31, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
 	0,  // 26: doorbook.v1.Visit.form:type_name -> doorbook.v1.VisitForm
 	8,  // 27: doorbook.v1.Visit.clock:type_name -> doorbook.v1.Clock
 	1,  // 28: doorbook.v1.Visit.materials:type_name -> doorbook.v1.Material
 	15, // 29: doorbook.v1.Visit.findings:type_name -> doorbook.v1.Finding
 	3,  // 30: doorbook.v1.Visit.revisit_reasons:type_name -> doorbook.v1.RevisitReason
-	30, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
+	31, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
 	16, // 32: doorbook.v1.Visit.answers:type_name -> doorbook.v1.SurveyAnswer
 	4,  // 33: doorbook.v1.VisitAmendment.kind:type_name -> doorbook.v1.AmendmentKind
 	0,  // 34: doorbook.v1.VisitAmendment.form:type_name -> doorbook.v1.VisitForm
-	30, // 35: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
+	31, // 35: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
 	8,  // 36: doorbook.v1.VisitAmendment.clock:type_name -> doorbook.v1.Clock
-	30, // 37: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
+	31, // 37: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
 	12, // 38: doorbook.v1.Change.household:type_name -> doorbook.v1.Household
 	13, // 39: doorbook.v1.Change.person:type_name -> doorbook.v1.Person
 	14, // 40: doorbook.v1.Change.tag:type_name -> doorbook.v1.TagElement
@@ -2645,9 +2709,9 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	18, // 42: doorbook.v1.Change.visit_amendment:type_name -> doorbook.v1.VisitAmendment
 	5,  // 43: doorbook.v1.OrgNode.level:type_name -> doorbook.v1.OrgLevel
 	6,  // 44: doorbook.v1.Worker.role:type_name -> doorbook.v1.WorkerRole
-	30, // 45: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
-	30, // 46: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
-	30, // 47: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
+	31, // 45: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
+	31, // 46: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
+	31, // 47: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
 	21, // 48: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
 	20, // 49: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
 	9,  // 50: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
@@ -2694,7 +2758,7 @@ func file_doorbook_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_types_proto_rawDesc), len(file_doorbook_v1_types_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
+	"github.com/jackc/pgx/v5"
 )
 
 func (r *repo) Node(ctx context.Context, id string) (store.OrgNode, error) {
@@ -229,3 +231,22 @@ var (
 	_ store.Scopes = (*repo)(nil)
 	_ store.Org    = (*repo)(nil)
 )
+
+func (r *repo) DevicePolicy(ctx context.Context) (store.DevicePolicy, error) {
+	var p store.DevicePolicy
+	err := r.q.QueryRow(ctx, `SELECT lock_after_days, wipe_after_days FROM device_policy WHERE id = 1`).Scan(&p.LockAfterDays, &p.WipeAfterDays)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return p, fmt.Errorf("read the device policy: %w", err)
+	}
+	return p, nil
+}
+
+func (r *repo) PutDevicePolicy(ctx context.Context, p store.DevicePolicy) error {
+	_, err := r.q.Exec(ctx, `INSERT INTO device_policy (id, lock_after_days, wipe_after_days) VALUES (1, $1, $2)
+		ON CONFLICT (id) DO UPDATE SET lock_after_days = excluded.lock_after_days, wipe_after_days = excluded.wipe_after_days`,
+		int64(p.LockAfterDays), int64(p.WipeAfterDays))
+	if err != nil {
+		return fmt.Errorf("set the device policy: %w", err)
+	}
+	return nil
+}

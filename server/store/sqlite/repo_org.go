@@ -391,3 +391,22 @@ func devices(ctx context.Context, q statedb.Querier, where string, arg string) (
 	}
 	return out, rows.Err()
 }
+
+func (t *tx) DevicePolicy(ctx context.Context) (store.DevicePolicy, error) {
+	var p store.DevicePolicy
+	err := t.QueryRowContext(ctx, `SELECT lock_after_days, wipe_after_days FROM device_policy WHERE id = 1`).Scan(&p.LockAfterDays, &p.WipeAfterDays)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("read the device policy: %w", err)
+	}
+	return p, nil
+}
+
+func (t *tx) PutDevicePolicy(ctx context.Context, p store.DevicePolicy) error {
+	_, err := t.ExecContext(ctx, `INSERT INTO device_policy (id, lock_after_days, wipe_after_days) VALUES (1, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET lock_after_days = excluded.lock_after_days, wipe_after_days = excluded.wipe_after_days`,
+		p.LockAfterDays, p.WipeAfterDays)
+	if err != nil {
+		return fmt.Errorf("set the device policy: %w", err)
+	}
+	return nil
+}

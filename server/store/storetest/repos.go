@@ -1220,6 +1220,17 @@ func testReposAuth(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		t.Errorf("Credential(unknown) = %+v; want not found", got)
 	}
 
+	// The device policy: none until set, then the last one set.
+	if got := inView(e, "DevicePolicy", func(tx store.Tx) (store.DevicePolicy, error) { return tx.DevicePolicy(ctx) }); got != (store.DevicePolicy{}) {
+		t.Errorf("DevicePolicy before any = %+v; want none", got)
+	}
+	for _, p := range []store.DevicePolicy{{LockAfterDays: 14, WipeAfterDays: 60}, {LockAfterDays: 7}} {
+		e.update("PutDevicePolicy", func(tx store.Tx) error { return tx.PutDevicePolicy(ctx, p) })
+		if got := inView(e, "DevicePolicy", func(tx store.Tx) (store.DevicePolicy, error) { return tx.DevicePolicy(ctx) }); got != p {
+			t.Errorf("DevicePolicy = %+v; want %+v", got, p)
+		}
+	}
+
 	// Passwords and sessions: a second admin of the same name keeps its
 	// own; a session expires, an expired one goes when the next is
 	// opened, and ending a session leaves the admin's token alone.
@@ -2553,6 +2564,16 @@ func (r *recordingTx) RemoveWorkerGrid(ctx context.Context, workerID, grid strin
 func (r *recordingTx) RecordMove(ctx context.Context, household, from, to string) error {
 	r.use("RecordMove")
 	return r.Tx.RecordMove(ctx, household, from, to)
+}
+
+func (r *recordingTx) DevicePolicy(ctx context.Context) (store.DevicePolicy, error) {
+	r.use("DevicePolicy")
+	return r.Tx.DevicePolicy(ctx)
+}
+
+func (r *recordingTx) PutDevicePolicy(ctx context.Context, p store.DevicePolicy) error {
+	r.use("PutDevicePolicy")
+	return r.Tx.PutDevicePolicy(ctx, p)
 }
 
 // store.Auth

@@ -83,6 +83,12 @@ const (
 	// AdminServiceRevokeDeviceProcedure is the fully-qualified name of the AdminService's RevokeDevice
 	// RPC.
 	AdminServiceRevokeDeviceProcedure = "/doorbook.v1.AdminService/RevokeDevice"
+	// AdminServiceSetDevicePolicyProcedure is the fully-qualified name of the AdminService's
+	// SetDevicePolicy RPC.
+	AdminServiceSetDevicePolicyProcedure = "/doorbook.v1.AdminService/SetDevicePolicy"
+	// AdminServiceGetDevicePolicyProcedure is the fully-qualified name of the AdminService's
+	// GetDevicePolicy RPC.
+	AdminServiceGetDevicePolicyProcedure = "/doorbook.v1.AdminService/GetDevicePolicy"
 )
 
 // AdminServiceClient is a client for the doorbook.v1.AdminService service.
@@ -126,6 +132,13 @@ type AdminServiceClient interface {
 	// RevokeDevice stops a device (a lost phone) at its next request. The
 	// SDK then wipes the device's replica and pushes nothing more.
 	RevokeDevice(context.Context, *v1.RevokeDeviceRequest) (*v1.RevokeDeviceResponse, error)
+	// SetDevicePolicy sets the lost-phone policy of the installation (its
+	// installation-wide admins only): after how many days without a
+	// successful sync a phone refuses to show its data until it syncs, and
+	// after how many it wipes itself. Phones learn it at their next pull.
+	SetDevicePolicy(context.Context, *v1.SetDevicePolicyRequest) (*v1.SetDevicePolicyResponse, error)
+	// GetDevicePolicy reads it.
+	GetDevicePolicy(context.Context, *v1.GetDevicePolicyRequest) (*v1.GetDevicePolicyResponse, error)
 }
 
 // NewAdminServiceClient constructs a client for the doorbook.v1.AdminService service. By default,
@@ -246,6 +259,19 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("RevokeDevice")),
 			connect.WithClientOptions(opts...),
 		),
+		setDevicePolicy: connect.NewClient[v1.SetDevicePolicyRequest, v1.SetDevicePolicyResponse](
+			httpClient,
+			baseURL+AdminServiceSetDevicePolicyProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("SetDevicePolicy")),
+			connect.WithClientOptions(opts...),
+		),
+		getDevicePolicy: connect.NewClient[v1.GetDevicePolicyRequest, v1.GetDevicePolicyResponse](
+			httpClient,
+			baseURL+AdminServiceGetDevicePolicyProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("GetDevicePolicy")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -268,6 +294,8 @@ type adminServiceClient struct {
 	createAdmin           *connect.Client[v1.CreateAdminRequest, v1.CreateAdminResponse]
 	listDevices           *connect.Client[v1.ListDevicesRequest, v1.ListDevicesResponse]
 	revokeDevice          *connect.Client[v1.RevokeDeviceRequest, v1.RevokeDeviceResponse]
+	setDevicePolicy       *connect.Client[v1.SetDevicePolicyRequest, v1.SetDevicePolicyResponse]
+	getDevicePolicy       *connect.Client[v1.GetDevicePolicyRequest, v1.GetDevicePolicyResponse]
 }
 
 // CreateOrgNode calls doorbook.v1.AdminService.CreateOrgNode.
@@ -423,6 +451,24 @@ func (c *adminServiceClient) RevokeDevice(ctx context.Context, req *v1.RevokeDev
 	return nil, err
 }
 
+// SetDevicePolicy calls doorbook.v1.AdminService.SetDevicePolicy.
+func (c *adminServiceClient) SetDevicePolicy(ctx context.Context, req *v1.SetDevicePolicyRequest) (*v1.SetDevicePolicyResponse, error) {
+	response, err := c.setDevicePolicy.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// GetDevicePolicy calls doorbook.v1.AdminService.GetDevicePolicy.
+func (c *adminServiceClient) GetDevicePolicy(ctx context.Context, req *v1.GetDevicePolicyRequest) (*v1.GetDevicePolicyResponse, error) {
+	response, err := c.getDevicePolicy.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // AdminServiceHandler is an implementation of the doorbook.v1.AdminService service.
 type AdminServiceHandler interface {
 	CreateOrgNode(context.Context, *v1.CreateOrgNodeRequest) (*v1.CreateOrgNodeResponse, error)
@@ -464,6 +510,13 @@ type AdminServiceHandler interface {
 	// RevokeDevice stops a device (a lost phone) at its next request. The
 	// SDK then wipes the device's replica and pushes nothing more.
 	RevokeDevice(context.Context, *v1.RevokeDeviceRequest) (*v1.RevokeDeviceResponse, error)
+	// SetDevicePolicy sets the lost-phone policy of the installation (its
+	// installation-wide admins only): after how many days without a
+	// successful sync a phone refuses to show its data until it syncs, and
+	// after how many it wipes itself. Phones learn it at their next pull.
+	SetDevicePolicy(context.Context, *v1.SetDevicePolicyRequest) (*v1.SetDevicePolicyResponse, error)
+	// GetDevicePolicy reads it.
+	GetDevicePolicy(context.Context, *v1.GetDevicePolicyRequest) (*v1.GetDevicePolicyResponse, error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -580,6 +633,19 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("RevokeDevice")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceSetDevicePolicyHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceSetDevicePolicyProcedure,
+		svc.SetDevicePolicy,
+		connect.WithSchema(adminServiceMethods.ByName("SetDevicePolicy")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceGetDevicePolicyHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceGetDevicePolicyProcedure,
+		svc.GetDevicePolicy,
+		connect.WithSchema(adminServiceMethods.ByName("GetDevicePolicy")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/doorbook.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceCreateOrgNodeProcedure:
@@ -616,6 +682,10 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceListDevicesHandler.ServeHTTP(w, r)
 		case AdminServiceRevokeDeviceProcedure:
 			adminServiceRevokeDeviceHandler.ServeHTTP(w, r)
+		case AdminServiceSetDevicePolicyProcedure:
+			adminServiceSetDevicePolicyHandler.ServeHTTP(w, r)
+		case AdminServiceGetDevicePolicyProcedure:
+			adminServiceGetDevicePolicyHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -691,4 +761,12 @@ func (UnimplementedAdminServiceHandler) ListDevices(context.Context, *v1.ListDev
 
 func (UnimplementedAdminServiceHandler) RevokeDevice(context.Context, *v1.RevokeDeviceRequest) (*v1.RevokeDeviceResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.RevokeDevice is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) SetDevicePolicy(context.Context, *v1.SetDevicePolicyRequest) (*v1.SetDevicePolicyResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.SetDevicePolicy is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) GetDevicePolicy(context.Context, *v1.GetDevicePolicyRequest) (*v1.GetDevicePolicyResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.GetDevicePolicy is not implemented"))
 }
