@@ -1,0 +1,338 @@
+// Package mobile is the SDK as a phone app calls it: a facade that
+// `gomobile bind` (and gobind) turns into a Java/Kotlin and an
+// Objective-C/Swift library.
+//
+// gobind passes only numbers, strings, booleans, byte slices, structs of
+// those and interfaces, so structured values cross as JSON: the SDK's own
+// Go types (sdk.VisitInput, sdk.HouseholdSummary, fieldwork.DueItem, ...)
+// as encoding/json writes and reads them, field names as in Go, times in
+// RFC 3339, enums as the API's numbers. Every call blocks until done; an
+// app calls from a background thread. Errors carry a stable code first
+// ("locked: ..."): see the Code constants and ErrorCode.
+package mobile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sdk "github.com/doorbook/doorbook/client-sdk"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// SyncListener hears from the background sync loop (StartSync) and from
+// every sync's progress. Its methods run on the SDK's goroutines: an app
+// hands the news to its UI thread.
+type SyncListener interface {
+	// OnSync follows each sync: its report as JSON (sdk.SyncReport), and
+	// on failure the error's code and message ("" when it succeeded).
+	OnSync(reportJSON, errorCode, errorMessage string)
+	// OnProgress reports a sync's phase ("push", "bootstrap", "pull") and
+	// how far it is (total 0 when unknown).
+	OnProgress(phase string, done, total int64)
+}
+
+// Replica is a worker's replica on the phone.
+type Replica struct {
+	r        *sdk.Replica
+	listener atomic.Pointer[listenerBox]
+
+	mu      sync.Mutex
+	stop    context.CancelFunc
+	stopped chan struct{}
+	trigger chan struct{}
+}
+
+type listenerBox struct{ l SyncListener }
+
+// Open opens (or creates) the replica in the file at path, in the app's
+// private storage.
+func Open(path string) (*Replica, error) {
+	m := &Replica{}
+	r, err := sdk.Open(context.Background(), path, sdk.WithProgress(func(p sdk.Progress) {
+		if b := m.listener.Load(); b != nil {
+			b.l.OnProgress(p.Phase, int64(p.Done), int64(p.Total))
+		}
+	}))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	m.r = r
+	return m, nil
+}
+
+// SetListener sets (or, with nil, clears) the listener of progress and of
+// the background loop's syncs.
+func (m *Replica) SetListener(l SyncListener) {
+	if l == nil {
+		m.listener.Store(nil)
+		return
+	}
+	m.listener.Store(&listenerBox{l: l})
+}
+
+// Close stops the background loop and closes the replica.
+func (m *Replica) Close() error {
+	m.StopSync()
+	return wrap(m.r.Close())
+}
+
+// Enroll enrols the phone with a code an admin gave (or the QR code's
+// link's parts).
+func (m *Replica) Enroll(serverURL, code, deviceName string) error {
+	return wrap(m.r.Enroll(context.Background(), serverURL, code, deviceName))
+}
+
+// Sync pushes, bootstraps and pulls once, and returns the report as JSON.
+func (m *Replica) Sync() (string, error) {
+	rep, err := m.r.Sync(context.Background())
+	if err != nil {
+		return "", wrap(err)
+	}
+	return toJSON(rep)
+}
+
+// StartSync syncs in the background every intervalSeconds while syncs
+// succeed, backing off after failures, until StopSync or Close. A second
+// call restarts the loop with the new interval.
+func (m *Replica) StartSync(intervalSeconds int64) {
+	m.StopSync()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stop, m.stopped, m.trigger = cancel, make(chan struct{}), make(chan struct{}, 1)
+	stopped, trigger := m.stopped, m.trigger
+	go func() {
+		defer close(stopped)
+		_ = m.r.RunSync(ctx, sdk.LoopOptions{
+			Interval: time.Duration(intervalSeconds) * time.Second,
+			Trigger:  trigger,
+			OnResult: func(rep sdk.SyncReport, err error) {
+				b := m.listener.Load()
+				if b == nil {
+					return
+				}
+				report, _ := toJSON(rep)
+				if err != nil {
+					b.l.OnSync(report, ErrorCode(wrap(err)), err.Error())
+					return
+				}
+				b.l.OnSync(report, "", "")
+			},
+		})
+	}()
+}
+
+// SyncNow asks the background loop to sync at once (after a write, or when
+// the network comes back); without a loop it does nothing.
+func (m *Replica) SyncNow() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.trigger != nil {
+		select {
+		case m.trigger <- struct{}{}:
+		default: // one is asked already
+		}
+	}
+}
+
+// StopSync stops the background loop and waits for a sync in flight to
+// end.
+func (m *Replica) StopSync() {
+	m.mu.Lock()
+	stop, stopped := m.stop, m.stopped
+	m.stop, m.stopped, m.trigger = nil, nil, nil
+	m.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-stopped
+	}
+}
+
+// Status is the replica's state as JSON (sdk.Status): enrolled, pending
+// changes, last sync, locked or revoked.
+func (m *Replica) Status() (string, error) {
+	st, err := m.r.Status(context.Background())
+	if err != nil {
+		return "", wrap(err)
+	}
+	return toJSON(st)
+}
+
+// RegisterHousehold registers a household in a grid of the worker's; the
+// ledger fields are a JSON object of strings ({"head_name": "...", ...}).
+func (m *Replica) RegisterHousehold(gridID, fieldsJSON string) (string, error) {
+	fields, err := fieldsOf(fieldsJSON)
+	if err != nil {
+		return "", err
+	}
+	id, err := m.r.RegisterHousehold(context.Background(), gridID, fields)
+	return id, wrap(err)
+}
+
+// EditHousehold changes the ledger fields given.
+func (m *Replica) EditHousehold(id, fieldsJSON string) error {
+	fields, err := fieldsOf(fieldsJSON)
+	if err != nil {
+		return err
+	}
+	return wrap(m.r.EditHousehold(context.Background(), id, fields))
+}
+
+// DeleteHousehold deletes a household registered by mistake.
+func (m *Replica) DeleteHousehold(id string) error {
+	return wrap(m.r.DeleteHousehold(context.Background(), id))
+}
+
+// AddPerson adds a person to a household and returns the person's id.
+func (m *Replica) AddPerson(householdID, fieldsJSON string) (string, error) {
+	fields, err := fieldsOf(fieldsJSON)
+	if err != nil {
+		return "", err
+	}
+	id, err := m.r.AddPerson(context.Background(), householdID, fields)
+	return id, wrap(err)
+}
+
+// EditPerson changes a person's fields given.
+func (m *Replica) EditPerson(id, fieldsJSON string) error {
+	fields, err := fieldsOf(fieldsJSON)
+	if err != nil {
+		return err
+	}
+	return wrap(m.r.EditPerson(context.Background(), id, fields))
+}
+
+// AddTag puts a household in a must-visit category; RemoveTag takes it out.
+func (m *Replica) AddTag(householdID, category string) error {
+	return wrap(m.r.AddTag(context.Background(), householdID, category))
+}
+
+// RemoveTag takes a household out of a must-visit category.
+func (m *Replica) RemoveTag(householdID, category string) error {
+	return wrap(m.r.RemoveTag(context.Background(), householdID, category))
+}
+
+// RecordVisit records a visit (an sdk.VisitInput as JSON) and returns its
+// id.
+func (m *Replica) RecordVisit(visitJSON string) (string, error) {
+	var in sdk.VisitInput
+	if err := fromJSON(visitJSON, &in); err != nil {
+		return "", err
+	}
+	id, err := m.r.RecordVisit(context.Background(), in)
+	return id, wrap(err)
+}
+
+// AmendVisit corrects a visit (an sdk.Correction as JSON), with a reason;
+// the original record stays.
+func (m *Replica) AmendVisit(visitID, reason, correctionJSON string) (string, error) {
+	var c sdk.Correction
+	if err := fromJSON(correctionJSON, &c); err != nil {
+		return "", err
+	}
+	id, err := m.r.AmendVisit(context.Background(), visitID, reason, c)
+	return id, wrap(err)
+}
+
+// VoidVisit voids a visit recorded by mistake, with a reason.
+func (m *Replica) VoidVisit(visitID, reason string) (string, error) {
+	id, err := m.r.VoidVisit(context.Background(), visitID, reason)
+	return id, wrap(err)
+}
+
+// UpdateItem moves a tracked item forward: kind is the API's amendment
+// kind (assign, resolve, close); deadlineUnixMillis 0 for none.
+func (m *Replica) UpdateItem(visitID string, finding int32, kind int32, note, unit string, deadlineUnixMillis int64) (string, error) {
+	var deadline time.Time
+	if deadlineUnixMillis != 0 {
+		deadline = time.UnixMilli(deadlineUnixMillis)
+	}
+	if finding < 0 {
+		return "", &Error{Code: CodeInvalid, err: errors.New("a finding's number is not negative")}
+	}
+	id, err := m.r.UpdateItem(context.Background(), visitID, uint32(finding), syncengine.AmendmentKind(kind), note, unit, deadline)
+	return id, wrap(err)
+}
+
+// Grids are the worker's grids, as JSON.
+func (m *Replica) Grids() (string, error) { return query(m.r.Grids(context.Background())) }
+
+// Households are the households of the worker's grids, as JSON.
+func (m *Replica) Households() (string, error) { return query(m.r.Households(context.Background())) }
+
+// CategoryMembers are the households of a must-visit category, as JSON.
+func (m *Replica) CategoryMembers(category string) (string, error) {
+	return query(m.r.CategoryMembers(context.Background(), category))
+}
+
+// Household is one household whole (ledger, persons, categories, visits,
+// amendments), as JSON.
+func (m *Replica) Household(id string) (string, error) {
+	return query(m.r.Household(context.Background(), id))
+}
+
+// Due is the worker's due list now for a campaign ("" for none), as JSON.
+func (m *Replica) Due(campaignID string) (string, error) {
+	return query(m.r.Due(context.Background(), campaignID, time.Now()))
+}
+
+// Progress is the worker's progress in a campaign now, as JSON.
+func (m *Replica) Progress(campaignID string) (string, error) {
+	p, c, err := m.r.Progress(context.Background(), campaignID, time.Now())
+	return query(struct {
+		Progress any
+		Campaign *syncengine.Campaign
+	}{p, c}, err)
+}
+
+// Items are the tracked items of the worker's households, as JSON.
+func (m *Replica) Items() (string, error) {
+	return query(m.r.Items(context.Background(), time.Now()))
+}
+
+// Categories are the must-visit categories, as JSON.
+func (m *Replica) Categories() (string, error) { return query(m.r.Categories(context.Background())) }
+
+// Campaigns are the campaigns of the worker's grids, as JSON.
+func (m *Replica) Campaigns() (string, error) { return query(m.r.Campaigns(context.Background())) }
+
+// Pending counts the changes not yet sent.
+func (m *Replica) Pending() (int64, error) {
+	n, err := m.r.Pending(context.Background())
+	return int64(n), wrap(err)
+}
+
+func query[T any](v T, err error) (string, error) {
+	if err != nil {
+		return "", wrap(err)
+	}
+	return toJSON(v)
+}
+
+func toJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", &Error{Code: CodeInternal, err: fmt.Errorf("encode the answer: %w", err)}
+	}
+	return string(b), nil
+}
+
+func fromJSON(s string, v any) error {
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		return &Error{Code: CodeInvalid, err: fmt.Errorf("read the JSON given: %w", err)}
+	}
+	return nil
+}
+
+func fieldsOf(s string) (map[string]string, error) {
+	var fields map[string]string
+	if err := fromJSON(s, &fields); err != nil {
+		return nil, err
+	}
+	return fields, nil
+}
