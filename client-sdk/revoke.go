@@ -77,8 +77,10 @@ func (r *Replica) wipe(ctx context.Context, d *pb.DeviceRevoked) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE sync_state SET token = '', cursor = 0, revoked_at = ?, revoked_reason = ? WHERE id = 1`,
-			at.UnixMilli(), d.GetReason())
+		// The lost-phone policy counts from a sync no longer: with nothing
+		// left to lock, reads must not wipe again.
+		_, err = tx.ExecContext(ctx, `UPDATE sync_state SET token = '', cursor = 0, revoked_at = ?, revoked_reason = ?,
+			synced_server_at = 0, seen_at = 0 WHERE id = 1`, at.UnixMilli(), d.GetReason())
 		return err
 	})
 	if err != nil {

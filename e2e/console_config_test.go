@@ -173,6 +173,30 @@ func TestConsoleConfig(t *testing.T) {
 	if _, _, page = dist.get("/console/config"); !strings.Contains(page, "低洼易涝户 <span class=\"badge\">已删除</span>") {
 		t.Errorf("the deleted category is not shown as deleted:\n%s", page)
 	}
+
+	// The lost-phone policy: shown to the district's admin, set by the
+	// installation's only.
+	if strings.Contains(page, `id="set-policy"`) || figure(page, "lock-days") != "不设" {
+		t.Errorf("the district admin's policy section:\n%s", page)
+	}
+	if err := e.Store.SetAdminPassword(ctx, "root", "the installation's password"); err != nil {
+		t.Fatal(err)
+	}
+	root := e.browser()
+	root.signIn("root", "the installation's password")
+	_, _, page = root.get("/console/config")
+	if !strings.Contains(page, `id="set-policy"`) {
+		t.Fatalf("the installation's admin is not offered the policy form:\n%s", page)
+	}
+	if status, _, _ := root.post("/console/config/policy", url.Values{"csrf": {root.csrf(page)}, "lock_days": {"14"}, "wipe_days": {"30"}}); status != http.StatusSeeOther {
+		t.Fatalf("setting the policy: %d", status)
+	}
+	if status, _, _ := root.post("/console/config/policy", url.Values{"csrf": {root.csrf(page)}, "lock_days": {"14"}, "wipe_days": {"7"}}); status != http.StatusBadRequest {
+		t.Errorf("a wipe before the lock: %d, want 400", status)
+	}
+	if _, _, page = dist.get("/console/config"); figure(page, "lock-days") != "14 天" || figure(page, "wipe-days") != "30 天" {
+		t.Errorf("the policy after setting it:\n%s", page)
+	}
 }
 
 // TestConsoleLeaderOffersNothing: a leader's pages read everything of the

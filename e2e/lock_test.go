@@ -119,6 +119,10 @@ func TestLostPhoneLocksAndWipes(t *testing.T) {
 	if fileHolds(t, phone.Path(), marker) {
 		t.Error("the wiped replica's files still hold the household")
 	}
+	// Wiped once: later reads find nothing, and wipe nothing again.
+	if got, err := phone.Households(ctx); err != nil || len(got) != 0 {
+		t.Errorf("a read after the wipe: %v, %v; want nothing, no error", got, err)
+	}
 	if _, err := phone.Sync(ctx); !errors.Is(err, sdk.ErrDeviceRevoked) {
 		t.Errorf("a sync after the wipe: %v, want ErrDeviceRevoked (enrol again)", err)
 	}

@@ -51,6 +51,11 @@ func (c *Console) config(w http.ResponseWriter, r *http.Request) {
 		c.apiError(w, r, err)
 		return
 	}
+	policy, err := c.api.admin.GetDevicePolicy(ctx, &pb.GetDevicePolicyRequest{})
+	if err != nil {
+		c.apiError(w, r, err)
+		return
+	}
 	zh := lang(r) == "zh"
 	tree := orgTree(nodes.GetNodes(), zh)
 	names := map[string]string{}
@@ -86,7 +91,32 @@ func (c *Console) config(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(campaigns, func(a, b campaignView) int { return strings.Compare(b.From, a.From) })
 	c.render(w, r, http.StatusOK, "config", map[string]any{
 		"Tree": tree, "Levels": options(words.Level, zh), "Categories": categories, "Campaigns": campaigns,
+		"Policy": policy.GetPolicy(),
 	})
+}
+
+// setPolicy sets the installation's lost-phone policy.
+func (c *Console) setPolicy(w http.ResponseWriter, r *http.Request) {
+	days := func(k string) (uint32, bool) {
+		v := strings.TrimSpace(r.PostForm.Get(k))
+		if v == "" {
+			return 0, true
+		}
+		n, err := strconv.ParseUint(v, 10, 32)
+		return uint32(n), err == nil
+	}
+	lock, ok1 := days("lock_days")
+	wipe, ok2 := days("wipe_days")
+	if !ok1 || !ok2 {
+		c.fail(w, r, http.StatusBadRequest, "bad request")
+		return
+	}
+	_, err := c.api.admin.SetDevicePolicy(r.Context(), &pb.SetDevicePolicyRequest{Policy: &pb.DevicePolicy{LockAfterDays: lock, WipeAfterDays: wipe}})
+	if err != nil {
+		c.apiError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/console/config#policy", http.StatusSeeOther)
 }
 
 // option is a value of a select.

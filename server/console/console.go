@@ -112,6 +112,7 @@ func New(api http.Handler) *Console {
 	c.mux.HandleFunc("GET /console/config", c.withSession(c.config))
 	c.mux.HandleFunc("POST /console/config/node", c.withSession(c.createNode))
 	c.mux.HandleFunc("POST /console/config/category", c.withSession(c.putCategory))
+	c.mux.HandleFunc("POST /console/config/policy", c.withSession(c.setPolicy))
 	c.mux.HandleFunc("GET /console/campaign", c.withSession(c.campaign))
 	c.mux.HandleFunc("POST /console/campaign", c.withSession(c.putCampaign))
 	return c

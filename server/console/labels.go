@@ -45,7 +45,8 @@ var labels = map[string]map[string]string{
 		"from": "开始日期", "until": "结束日期", "quotas_col": "走访任务", "questions": "满意度问卷",
 		"new_campaign": "新建走访活动", "quota_note": "每人在活动期间应走访的户数，按角色设置；留空为不设任务。",
 		"question_note": "每行一题：代码、题目、分值档数与“满意”起始档；代码留空的行不保存。",
-		"q_code":        "代码", "q_text_zh": "题目（中文）", "q_text_en": "题目（英文）", "q_scale": "档数", "q_positive": "满意起始档", "save": "保存", "delete_campaign": "删除此活动",
+		"q_code":        "代码", "q_text_zh": "题目（中文）", "q_text_en": "题目（英文）", "q_scale": "档数", "q_positive": "满意起始档", "save": "保存", "policy": "手机丢失策略", "policy_note": "手机多日未同步时的处理：到期后锁定数据，直到再次同步；再到期则清除手机上的数据（须重新登记）。留空为不设。",
+		"lock_days": "未同步锁定（天）", "wipe_days": "未同步清除（天）", "days": "天", "never_policy": "不设", "delete_campaign": "删除此活动",
 	},
 	"en": {
 		"app": "Doorbook", "other_lang": "中文", "sign_in": "Sign in", "sign_out": "Sign out",
@@ -90,6 +91,7 @@ var labels = map[string]map[string]string{
 		"from": "From", "until": "Until", "quotas_col": "Quotas", "questions": "Questionnaire",
 		"new_campaign": "New campaign", "quota_note": "Households each person should visit during the campaign, by role; blank for none.",
 		"question_note": "One question a row: code, text, points of its scale and the first satisfied point; rows without a code are not saved.",
-		"q_code":        "Code", "q_text_zh": "Question (Chinese)", "q_text_en": "Question (English)", "q_scale": "Points", "q_positive": "Satisfied from", "save": "Save", "delete_campaign": "Delete this campaign",
+		"q_code":        "Code", "q_text_zh": "Question (Chinese)", "q_text_en": "Question (English)", "q_scale": "Points", "q_positive": "Satisfied from", "save": "Save", "policy": "Lost-phone policy", "policy_note": "What a phone does when it has not synced for days: lock its data until it syncs again, then wipe it (it must enrol again). Blank for never.",
+		"lock_days": "Lock after (days)", "wipe_days": "Wipe after (days)", "days": "days", "never_policy": "never", "delete_campaign": "Delete this campaign",
 	},
 }
