@@ -270,6 +270,9 @@ type VisitInput struct {
 	// Answers to the questionnaire of campaign CampaignID.
 	CampaignID string
 	Answers    []syncengine.SurveyAnswer
+	// Position is the phone's fix when the app has one; nil otherwise
+	// (never required, never to be made up).
+	Position *syncengine.Position
 }
 
 // DefaultRevisitDays is when a follow-up is due if the visit sets no date.
@@ -301,7 +304,13 @@ func (r *Replica) RecordVisit(ctx context.Context, in VisitInput) (string, error
 			ID: w.newID(), HouseholdIDs: in.HouseholdIDs, VisitorID: w.worker,
 			VisitedAt: at, Form: in.Form, Notes: in.Notes, Clock: c,
 			Materials: in.Materials, Findings: in.Findings, RevisitReasons: in.RevisitReasons, RevisitDue: due,
-			CampaignID: in.CampaignID, Answers: in.Answers,
+			CampaignID: in.CampaignID, Answers: in.Answers, Position: in.Position,
+		}
+		if p := v.Position; p != nil {
+			// Stored to the millisecond, as every copy of the visit is.
+			fix := *p
+			fix.FixedAt = fix.FixedAt.UTC().Truncate(time.Millisecond)
+			v.Position = &fix
 		}
 		if v.CampaignID != "" {
 			if err := checkAnswers(ctx, w.tx, &v); err != nil {

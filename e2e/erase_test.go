@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
@@ -33,8 +34,11 @@ func TestErasePersonalData(t *testing.T) {
 	if _, err := a.AddPerson(ctx, h, map[string]string{"name": marker + " resident", "id_number": "110101199001011234"}); err != nil {
 		t.Fatal(err)
 	}
+	// Where the phone stood is where the household lives: erased too.
+	const place = "31.2345678"
 	v, err := a.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, Notes: "notes about " + marker,
-		Findings: []syncengine.Finding{{Kind: syncengine.FindingDispute, Note: marker + " dispute"}}})
+		Findings: []syncengine.Finding{{Kind: syncengine.FindingDispute, Note: marker + " dispute"}},
+		Position: &syncengine.Position{Latitude: 31.2345678, Longitude: 121.8765432, FixedAt: time.Now()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +60,7 @@ func TestErasePersonalData(t *testing.T) {
 	}
 	mustSync(t, a)
 	mustSync(t, b)
-	if !e.serverHolds(t, marker) || !e.serverHolds(t, "Gone-Resident-11") {
+	if !e.serverHolds(t, marker) || !e.serverHolds(t, "Gone-Resident-11") || !e.serverHolds(t, place) {
 		t.Fatal("the markers are not in the server's database: the test cannot see an erasure")
 	}
 	for _, r := range []*sdk.Replica{a, b} {
@@ -75,7 +79,7 @@ func TestErasePersonalData(t *testing.T) {
 	if _, err := e.Admin.ErasePersonalData(ctx, &pb.ErasePersonalDataRequest{Target: &pb.ErasePersonalDataRequest_PersonId{PersonId: gone}, Reason: "申请删除 2026-13"}); err != nil {
 		t.Fatal(err)
 	}
-	if e.serverHolds(t, marker) || e.serverHolds(t, "Gone-Resident-11") {
+	if e.serverHolds(t, marker) || e.serverHolds(t, "Gone-Resident-11") || e.serverHolds(t, place) {
 		t.Error("the erased words are still in the server's files")
 	}
 	for name, r := range map[string]*sdk.Replica{"li": a, "wang": b} {
@@ -90,10 +94,11 @@ func TestErasePersonalData(t *testing.T) {
 		if len(d.Persons) != 1 || d.Persons[0].Name.Value != "" || d.Persons[0].IDNumber.Value != "" {
 			t.Errorf("%s: persons after the erasure %+v; want one, blank", name, d.Persons)
 		}
-		if len(d.Visits) != 1 || d.Visits[0].Notes != "" || d.Visits[0].Findings[0].Note != "" || d.Visits[0].Form != syncengine.FormInPerson {
+		if len(d.Visits) != 1 || d.Visits[0].Notes != "" || d.Visits[0].Findings[0].Note != "" || d.Visits[0].Form != syncengine.FormInPerson ||
+			d.Visits[0].Position != nil {
 			t.Errorf("%s: visits after the erasure %+v; want the visit kept, its notes blank", name, d.Visits)
 		}
-		if fileHolds(t, r.Path(), marker) || fileHolds(t, r.Path(), "Gone-Resident-11") {
+		if fileHolds(t, r.Path(), marker) || fileHolds(t, r.Path(), "Gone-Resident-11") || fileHolds(t, r.Path(), place) {
 			t.Errorf("%s: the erased words are still in the replica's files", name)
 		}
 		n, err := r.Household(ctx, other)
@@ -140,7 +145,8 @@ func TestErasureReachesWorkMadeBefore(t *testing.T) {
 	}
 	mustSync(t, a)
 	const marker = "Late-Marker-5b1d"
-	if _, err := a.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, Notes: "talked to " + marker}); err != nil {
+	if _, err := a.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, Notes: "talked to " + marker,
+		Position: &syncengine.Position{Latitude: 30.5, Longitude: 114.25, FixedAt: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.AddPerson(ctx, h, map[string]string{"name": marker + " resident"}); err != nil {
@@ -161,7 +167,7 @@ func TestErasureReachesWorkMadeBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Visits) != 1 || d.Visits[0].Notes != "" || len(d.Persons) != 1 || d.Persons[0].Name.Value != "" {
+	if len(d.Visits) != 1 || d.Visits[0].Notes != "" || d.Visits[0].Position != nil || len(d.Persons) != 1 || d.Persons[0].Name.Value != "" {
 		t.Errorf("after the sync: visits %+v, persons %+v; want one of each, blank", d.Visits, d.Persons)
 	}
 

@@ -592,12 +592,26 @@ func (ex *exporter) visits(ctx context.Context, w export.Writer) error {
 			}
 			visitor, role := ex.workerName(v.VisitorID)
 			if err := w.Row(visitor, ex.l.role(role), view.VisitedAt, ex.l.form(view.Form), len(v.HouseholdIDs), strings.Join(heads, "、"),
-				strings.Join(addrs, "、"), strings.Join(mats, "、"), strings.Join(finds, "；"), revisit, view.Notes, status); err != nil {
+				strings.Join(addrs, "、"), strings.Join(mats, "、"), strings.Join(finds, "；"), revisit, view.Notes, status,
+				positionText(v.Position)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// positionText is a visit's place as a clerk reads it and a map takes it:
+// "latitude, longitude ±accuracy m" ("" when the phone had no fix).
+func positionText(p *syncengine.Position) string {
+	if p == nil {
+		return ""
+	}
+	s := strconv.FormatFloat(p.Latitude, 'f', 6, 64) + ", " + strconv.FormatFloat(p.Longitude, 'f', 6, 64)
+	if p.AccuracyMeters > 0 {
+		s += " ±" + strconv.FormatFloat(math.Round(p.AccuracyMeters), 'f', 0, 64) + " m"
+	}
+	return s
 }
 
 // percent is n of d as a share, shown as a percentage (none of none is

@@ -74,6 +74,8 @@ type Visit struct {
 	// Answers follow the questionnaire of campaign CampaignID.
 	CampaignID string
 	Answers    []SurveyAnswer
+	// Position is where the phone was, if it knew (nil otherwise).
+	Position *Position
 }
 
 // Equal reports whether two records of the same visit agree; a visit sent
@@ -81,7 +83,7 @@ type Visit struct {
 func (v *Visit) Equal(o *Visit) bool {
 	return v.ID == o.ID && slices.Equal(v.HouseholdIDs, o.HouseholdIDs) && v.VisitorID == o.VisitorID &&
 		v.VisitedAt.Equal(o.VisitedAt) && v.Form == o.Form && v.Notes == o.Notes && v.Clock == o.Clock &&
-		v.detailsEqual(o)
+		v.detailsEqual(o) && v.Position.equal(o.Position)
 }
 
 // Sane visit dates: nothing before the system could exist, nothing far in the
@@ -129,6 +131,9 @@ func (v *Visit) Validate() error {
 		return fmt.Errorf("%w: visit %s has no clock", ErrInvalid, v.ID)
 	}
 	if err := checkText("notes", v.Notes, maxTextLen); err != nil {
+		return err
+	}
+	if err := v.Position.validate(); err != nil {
 		return err
 	}
 	return v.validateDetails()

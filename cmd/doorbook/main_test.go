@@ -954,6 +954,8 @@ func TestCommandLineErrors(t *testing.T) {
 		{"visit without household", []string{"worker", "--replica", fresh, "visit", "--notes", "n"}, true, "--household is required"},
 		{"visit bad form", []string{"worker", "--replica", fresh, "visit", "--household", "h", "--form", "telepathy"}, true, "telepathy"},
 		{"visit bad time", []string{"worker", "--replica", fresh, "visit", "--household", "h", "--at", "yesterday"}, true, "yesterday"},
+		{"visit bad position", []string{"worker", "--replica", fresh, "visit", "--household", "h", "--position", "28.19"}, true, "LAT,LNG"},
+		{"visit position not numbers", []string{"worker", "--replica", fresh, "visit", "--household", "h", "--position", "north,east"}, true, `"north" is not a number`},
 		{"void without reason", []string{"worker", "--replica", fresh, "visit", "void", "--visit", "v"}, true, "--reason is required"},
 		{"tag without verb", []string{"worker", "--replica", fresh, "tag"}, true, "tag add|remove"},
 		{"enroll without code", []string{"worker", "--replica", fresh, "enroll", "--server", "http://127.0.0.1:1"}, true, "--code is required"},

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -559,6 +560,7 @@ func (c *workerCmd) visit(args []string) error {
 	form := fs.String("form", "in_person", "visit `form`: in_person, phone, talk, meeting, qa")
 	notes := fs.String("notes", "", "what was found (民情日记)")
 	at := fs.String("at", "", "when (default now)")
+	position := fs.String("position", "", "where the phone was: `LAT,LNG[,ACCURACY_M]` (WGS 84 degrees; fixed now)")
 	var details visitDetails
 	details.flags(fs)
 	if err := c.parse(fs, args); err != nil {
@@ -566,6 +568,10 @@ func (c *workerCmd) visit(args []string) error {
 	}
 	if len(households) == 0 {
 		return fmt.Errorf("%w: --household is required", errUsage)
+	}
+	fix, err := parsePosition(*position)
+	if err != nil {
+		return err
 	}
 	f, err := syncengine.ParseVisitForm(*form)
 	if err != nil {
@@ -575,7 +581,7 @@ func (c *workerCmd) visit(args []string) error {
 	if err != nil {
 		return err
 	}
-	in := sdk.VisitInput{HouseholdIDs: households, Form: f, Notes: *notes, VisitedAt: when}
+	in := sdk.VisitInput{HouseholdIDs: households, Form: f, Notes: *notes, VisitedAt: when, Position: fix}
 	if err := c.ready(); err != nil {
 		return err
 	}
@@ -587,6 +593,27 @@ func (c *workerCmd) visit(args []string) error {
 		return err
 	}
 	return c.done("recorded visit", id)
+}
+
+// parsePosition reads --position: "LAT,LNG" or "LAT,LNG,ACCURACY_M", fixed
+// now (nil for ""). Whether it lies on the globe is the SDK's to say.
+func parsePosition(s string) (*syncengine.Position, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) < 2 || len(parts) > 3 {
+		return nil, fmt.Errorf("%w: --position %q: want LAT,LNG or LAT,LNG,ACCURACY_M", errUsage, s)
+	}
+	var xs [3]float64
+	for i, p := range parts {
+		x, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --position %q: %q is not a number", errUsage, s, p)
+		}
+		xs[i] = x
+	}
+	return &syncengine.Position{Latitude: xs[0], Longitude: xs[1], AccuracyMeters: xs[2], FixedAt: time.Now()}, nil
 }
 
 func (c *workerCmd) amend(kind string, args []string) error {

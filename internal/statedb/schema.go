@@ -53,6 +53,7 @@ func SnapshotMigrations() []sqlitex.Migration {
 		{Version: 2, Name: "002_state.sql", SQL: SchemaV2},
 		{Version: 3, Name: "003_indexes.sql", SQL: schemaV3Indexes},
 		{Version: 4, Name: "004_sums.sql", SQL: schemaV3SumTables},
+		{Version: 5, Name: "005_position.sql", SQL: SchemaV4},
 	}
 }
 
@@ -63,7 +64,7 @@ func SnapshotMigrations() []sqlitex.Migration {
 // file has the schema that Migrations gives a new file. A caller compares
 // the two (sqlitex.Schema) before trusting that.
 func OverSnapshot(own fs.FS, dir string) ([]sqlitex.Migration, error) {
-	return withShared(own, dir, "SELECT 1", map[string]string{"SchemaV2": "", "SchemaV3": sumTriggers})
+	return withShared(own, dir, "SELECT 1", map[string]string{"SchemaV2": "", "SchemaV3": sumTriggers, "SchemaV4": ""})
 }
 
 // ReplicatedTables are the tables of a scope's rows, the ones a snapshot
@@ -74,7 +75,14 @@ func ReplicatedTables() []string {
 }
 
 // shared are the versions after 1 of the replicated tables, by name.
-var shared = map[string]string{"SchemaV2": SchemaV2, "SchemaV3": SchemaV3}
+var shared = map[string]string{"SchemaV2": SchemaV2, "SchemaV3": SchemaV3, "SchemaV4": SchemaV4}
+
+// SchemaV4 adds where the phone was when a visit was recorded
+// (syncengine.EncodePosition; empty for nowhere known). No index reads it:
+// the due list and the sums never do.
+const SchemaV4 = `
+ALTER TABLE visits ADD COLUMN position TEXT NOT NULL DEFAULT '';
+`
 
 // SchemaV1 creates the replicated tables. Released schemas never change:
 // a later change is a new migration of each database that embeds this one.

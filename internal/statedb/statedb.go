@@ -229,19 +229,22 @@ func TagsOf(ctx context.Context, q Querier, householdIDs []string) ([]syncengine
 	return loadIn(ctx, q, `SELECT `+tagCols+` FROM tag_elements WHERE household_id IN (%s) ORDER BY household_id, add_id`, householdIDs, scanTag)
 }
 
-const visitCols = `v.id, v.visitor_id, v.visited_at, v.form, v.notes, v.hlc, v.node, v.details, v.revisit_due,
+const visitCols = `v.id, v.visitor_id, v.visited_at, v.form, v.notes, v.hlc, v.node, v.details, v.revisit_due, v.position,
 	(SELECT group_concat(household_id, ',') FROM (SELECT household_id FROM visit_households vh WHERE vh.visit_id = v.id ORDER BY ord))`
 
 func scanVisit(s scanner) (syncengine.Visit, error) {
 	var v syncengine.Visit
 	var at, hlc, node, due int64
 	var hh sql.NullString
-	var details string
-	err := s.Scan(&v.ID, &v.VisitorID, &at, &v.Form, &v.Notes, &hlc, &node, &details, &due, &hh)
+	var details, position string
+	err := s.Scan(&v.ID, &v.VisitorID, &at, &v.Form, &v.Notes, &hlc, &node, &details, &due, &position, &hh)
 	if err != nil {
 		return v, err
 	}
 	if err := syncengine.DecodeDetails(details, &v); err != nil {
+		return v, fmt.Errorf("visit %s: %w", v.ID, err)
+	}
+	if v.Position, err = syncengine.DecodePosition(position); err != nil {
 		return v, fmt.Errorf("visit %s: %w", v.ID, err)
 	}
 	if due != 0 {
@@ -275,9 +278,10 @@ func InsertVisit(ctx context.Context, q Querier, v *syncengine.Visit) (inserted 
 	}
 	// Most visits are new: insert first, and only when the id is taken read
 	// the stored copy, which must be the same (a visit never changes).
-	res, err := q.ExecContext(ctx, `INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node, details, revisit_due, tracked)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		v.ID, v.VisitorID, v.VisitedAt.UnixMilli(), v.Form, v.Notes, int64(v.Clock.HLC), int64(v.Clock.Node), details, due, tracked)
+	res, err := q.ExecContext(ctx, `INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node, details, revisit_due, tracked, position)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		v.ID, v.VisitorID, v.VisitedAt.UnixMilli(), v.Form, v.Notes, int64(v.Clock.HLC), int64(v.Clock.Node), details, due, tracked,
+		syncengine.EncodePosition(v.Position))
 	if err != nil {
 		return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
 	}

@@ -185,7 +185,25 @@ func VisitToProto(v *syncengine.Visit) *pb.Visit {
 		RevisitDue:     timeToProto(v.RevisitDue),
 		CampaignId:     v.CampaignID,
 		Answers:        answersToProto(v.Answers),
+		Position:       positionToProto(v.Position),
 	}
+}
+
+func positionToProto(p *syncengine.Position) *pb.Position {
+	if p == nil {
+		return nil
+	}
+	return &pb.Position{Latitude: p.Latitude, Longitude: p.Longitude, AccuracyMeters: p.AccuracyMeters, FixedAt: timeToProto(p.FixedAt)}
+}
+
+// positionFromProto keeps the fix's time to the millisecond, as the
+// databases store it.
+func positionFromProto(p *pb.Position) *syncengine.Position {
+	if p == nil {
+		return nil
+	}
+	return &syncengine.Position{Latitude: p.GetLatitude(), Longitude: p.GetLongitude(), AccuracyMeters: p.GetAccuracyMeters(),
+		FixedAt: timeFromProto(p.GetFixedAt()).Truncate(time.Millisecond)}
 }
 
 // VisitFromProto converts a visit. Times are kept to the millisecond, the
@@ -205,6 +223,7 @@ func VisitFromProto(v *pb.Visit) syncengine.Visit {
 		RevisitDue:     timeFromProto(v.GetRevisitDue()).Truncate(time.Millisecond),
 		CampaignID:     v.GetCampaignId(),
 		Answers:        answersFromProto(v.GetAnswers()),
+		Position:       positionFromProto(v.GetPosition()),
 	}
 }
 

@@ -108,7 +108,8 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 		}
 		for i := range b.Visits {
 			v := b.Visits[i]
-			v.Notes = ""
+			// Where the phone stood is where the household lives.
+			v.Notes, v.Position = "", nil
 			for j := range v.Findings {
 				v.Findings[j].Note = ""
 			}

@@ -268,13 +268,13 @@ func admitVisit(ctx context.Context, tx store.Tx, ps *pushScope, p store.Princip
 		}
 	}
 	// A visit made before its household was erased, pushed after, keeps
-	// its facts and loses its notes, as the erased ones did; its author's
+	// its facts and loses its notes and place, as the erased ones did; its author's
 	// phone gets the blank copy back (origin "").
 	origin := p.CredentialID
 	if h, err := ps.erasedBefore(ctx, v.HouseholdIDs); err != nil {
 		return err
 	} else if h > 0 && v.Clock.HLC < h {
-		v.Notes = ""
+		v.Notes, v.Position = "", nil
 		for i := range v.Findings {
 			v.Findings[i].Note = ""
 		}

@@ -1188,7 +1188,10 @@ type Visit struct {
 	// The campaign whose questionnaire the answers follow; empty for none.
 	CampaignId string `protobuf:"bytes,12,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	// At most syncengine.MaxAnswers.
-	Answers       []*SurveyAnswer `protobuf:"bytes,13,rep,name=answers,proto3" json:"answers,omitempty"`
+	Answers []*SurveyAnswer `protobuf:"bytes,13,rep,name=answers,proto3" json:"answers,omitempty"`
+	// Where the phone was, when its location service had a fix: never
+	// required, never invented.
+	Position      *Position `protobuf:"bytes,14,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1314,6 +1317,85 @@ func (x *Visit) GetAnswers() []*SurveyAnswer {
 	return nil
 }
 
+func (x *Visit) GetPosition() *Position {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
+// Position is a phone's fix, as its location service reported it.
+type Position struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// WGS 84 degrees.
+	Latitude  float64 `protobuf:"fixed64,1,opt,name=latitude,proto3" json:"latitude,omitempty"`
+	Longitude float64 `protobuf:"fixed64,2,opt,name=longitude,proto3" json:"longitude,omitempty"`
+	// The radius of the fix's uncertainty in metres (0: unknown); at most
+	// syncengine.MaxAccuracyMeters.
+	AccuracyMeters float64                `protobuf:"fixed64,3,opt,name=accuracy_meters,json=accuracyMeters,proto3" json:"accuracy_meters,omitempty"`
+	FixedAt        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=fixed_at,json=fixedAt,proto3" json:"fixed_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Position) Reset() {
+	*x = Position{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Position) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Position) ProtoMessage() {}
+
+func (x *Position) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Position.ProtoReflect.Descriptor instead.
+func (*Position) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Position) GetLatitude() float64 {
+	if x != nil {
+		return x.Latitude
+	}
+	return 0
+}
+
+func (x *Position) GetLongitude() float64 {
+	if x != nil {
+		return x.Longitude
+	}
+	return 0
+}
+
+func (x *Position) GetAccuracyMeters() float64 {
+	if x != nil {
+		return x.AccuracyMeters
+	}
+	return 0
+}
+
+func (x *Position) GetFixedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FixedAt
+	}
+	return nil
+}
+
 // VisitAmendment corrects or voids a visit, with a reason; the original
 // record stays as evidence. Fields left unset are not corrected.
 type VisitAmendment struct {
@@ -1342,7 +1424,7 @@ type VisitAmendment struct {
 
 func (x *VisitAmendment) Reset() {
 	*x = VisitAmendment{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[10]
+	mi := &file_doorbook_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1436,7 @@ func (x *VisitAmendment) String() string {
 func (*VisitAmendment) ProtoMessage() {}
 
 func (x *VisitAmendment) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[10]
+	mi := &file_doorbook_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1449,7 @@ func (x *VisitAmendment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VisitAmendment.ProtoReflect.Descriptor instead.
 func (*VisitAmendment) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *VisitAmendment) GetId() string {
@@ -1472,7 +1554,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[11]
+	mi := &file_doorbook_v1_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1566,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[11]
+	mi := &file_doorbook_v1_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1579,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{11}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Change) GetId() string {
@@ -1606,7 +1688,7 @@ type OrgNode struct {
 
 func (x *OrgNode) Reset() {
 	*x = OrgNode{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[12]
+	mi := &file_doorbook_v1_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1700,7 @@ func (x *OrgNode) String() string {
 func (*OrgNode) ProtoMessage() {}
 
 func (x *OrgNode) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[12]
+	mi := &file_doorbook_v1_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1713,7 @@ func (x *OrgNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgNode.ProtoReflect.Descriptor instead.
 func (*OrgNode) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{12}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OrgNode) GetId() string {
@@ -1675,7 +1757,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[13]
+	mi := &file_doorbook_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1687,7 +1769,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[13]
+	mi := &file_doorbook_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1700,7 +1782,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Worker) GetId() string {
@@ -1750,7 +1832,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[14]
+	mi := &file_doorbook_v1_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +1844,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[14]
+	mi := &file_doorbook_v1_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +1857,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Device) GetId() string {
@@ -1838,7 +1920,7 @@ type Scope struct {
 
 func (x *Scope) Reset() {
 	*x = Scope{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[15]
+	mi := &file_doorbook_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1850,7 +1932,7 @@ func (x *Scope) String() string {
 func (*Scope) ProtoMessage() {}
 
 func (x *Scope) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[15]
+	mi := &file_doorbook_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1863,7 +1945,7 @@ func (x *Scope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scope.ProtoReflect.Descriptor instead.
 func (*Scope) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{15}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Scope) GetWorker() *Worker {
@@ -1901,7 +1983,7 @@ type Category struct {
 
 func (x *Category) Reset() {
 	*x = Category{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[16]
+	mi := &file_doorbook_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +1995,7 @@ func (x *Category) String() string {
 func (*Category) ProtoMessage() {}
 
 func (x *Category) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[16]
+	mi := &file_doorbook_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2008,7 @@ func (x *Category) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Category.ProtoReflect.Descriptor instead.
 func (*Category) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{16}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Category) GetCode() string {
@@ -1989,7 +2071,7 @@ type Quota struct {
 
 func (x *Quota) Reset() {
 	*x = Quota{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[17]
+	mi := &file_doorbook_v1_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2083,7 @@ func (x *Quota) String() string {
 func (*Quota) ProtoMessage() {}
 
 func (x *Quota) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[17]
+	mi := &file_doorbook_v1_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2096,7 @@ func (x *Quota) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quota.ProtoReflect.Descriptor instead.
 func (*Quota) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{17}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Quota) GetRole() WorkerRole {
@@ -2041,7 +2123,7 @@ type QuotasField struct {
 
 func (x *QuotasField) Reset() {
 	*x = QuotasField{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[18]
+	mi := &file_doorbook_v1_types_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2135,7 @@ func (x *QuotasField) String() string {
 func (*QuotasField) ProtoMessage() {}
 
 func (x *QuotasField) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[18]
+	mi := &file_doorbook_v1_types_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2148,7 @@ func (x *QuotasField) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuotasField.ProtoReflect.Descriptor instead.
 func (*QuotasField) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{18}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *QuotasField) GetQuotas() []*Quota {
@@ -2100,7 +2182,7 @@ type Question struct {
 
 func (x *Question) Reset() {
 	*x = Question{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[19]
+	mi := &file_doorbook_v1_types_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2194,7 @@ func (x *Question) String() string {
 func (*Question) ProtoMessage() {}
 
 func (x *Question) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[19]
+	mi := &file_doorbook_v1_types_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2207,7 @@ func (x *Question) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Question.ProtoReflect.Descriptor instead.
 func (*Question) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{19}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Question) GetCode() string {
@@ -2173,7 +2255,7 @@ type QuestionnaireField struct {
 
 func (x *QuestionnaireField) Reset() {
 	*x = QuestionnaireField{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[20]
+	mi := &file_doorbook_v1_types_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2267,7 @@ func (x *QuestionnaireField) String() string {
 func (*QuestionnaireField) ProtoMessage() {}
 
 func (x *QuestionnaireField) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[20]
+	mi := &file_doorbook_v1_types_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2280,7 @@ func (x *QuestionnaireField) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuestionnaireField.ProtoReflect.Descriptor instead.
 func (*QuestionnaireField) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{20}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *QuestionnaireField) GetQuestions() []*Question {
@@ -2233,7 +2315,7 @@ type Campaign struct {
 
 func (x *Campaign) Reset() {
 	*x = Campaign{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[21]
+	mi := &file_doorbook_v1_types_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2245,7 +2327,7 @@ func (x *Campaign) String() string {
 func (*Campaign) ProtoMessage() {}
 
 func (x *Campaign) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[21]
+	mi := &file_doorbook_v1_types_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2258,7 +2340,7 @@ func (x *Campaign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Campaign.ProtoReflect.Descriptor instead.
 func (*Campaign) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{21}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Campaign) GetId() string {
@@ -2335,7 +2417,7 @@ type DevicePolicy struct {
 
 func (x *DevicePolicy) Reset() {
 	*x = DevicePolicy{}
-	mi := &file_doorbook_v1_types_proto_msgTypes[22]
+	mi := &file_doorbook_v1_types_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2347,7 +2429,7 @@ func (x *DevicePolicy) String() string {
 func (*DevicePolicy) ProtoMessage() {}
 
 func (x *DevicePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_types_proto_msgTypes[22]
+	mi := &file_doorbook_v1_types_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2360,7 +2442,7 @@ func (x *DevicePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicePolicy.ProtoReflect.Descriptor instead.
 func (*DevicePolicy) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{22}
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DevicePolicy) GetLockAfterDays() uint32 {
@@ -2454,7 +2536,7 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\fSurveyAnswer\x129\n" +
 	"\bquestion\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_.-]{1,64}$R\bquestion\x12\x1f\n" +
 	"\x05value\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\n" +
-	"(\x01R\x05value\"\xf3\x05\n" +
+	"(\x01R\x05value\"\xa6\x06\n" +
 	"\x05Visit\x12\x18\n" +
 	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\x129\n" +
 	"\rhousehold_ids\x18\x02 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\b\x01\x10\xf4\x03\x18\x01\"\x05r\x03\xb0\x01\x01R\fhouseholdIds\x12'\n" +
@@ -2474,7 +2556,13 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"revisitDue\x12,\n" +
 	"\vcampaign_id\x18\f \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\n" +
 	"campaignId\x12=\n" +
-	"\aanswers\x18\r \x03(\v2\x19.doorbook.v1.SurveyAnswerB\b\xbaH\x05\x92\x01\x02\x102R\aanswers\"\xc7\x04\n" +
+	"\aanswers\x18\r \x03(\v2\x19.doorbook.v1.SurveyAnswerB\b\xbaH\x05\x92\x01\x02\x102R\aanswers\x121\n" +
+	"\bposition\x18\x0e \x01(\v2\x15.doorbook.v1.PositionR\bposition\"\xf7\x01\n" +
+	"\bPosition\x123\n" +
+	"\blatitude\x18\x01 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x80V@)\x00\x00\x00\x00\x00\x80V\xc0R\blatitude\x125\n" +
+	"\tlongitude\x18\x02 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x80f@)\x00\x00\x00\x00\x00\x80f\xc0R\tlongitude\x12@\n" +
+	"\x0faccuracy_meters\x18\x03 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00j\xf8@)\x00\x00\x00\x00\x00\x00\x00\x00R\x0eaccuracyMeters\x12=\n" +
+	"\bfixed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\afixedAt\"\xc7\x04\n" +
 	"\x0eVisitAmendment\x12\x18\n" +
 	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\x12#\n" +
 	"\bvisit_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\avisitId\x12%\n" +
@@ -2628,7 +2716,7 @@ func file_doorbook_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_doorbook_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_doorbook_v1_types_proto_goTypes = []any{
 	(VisitForm)(0),                // 0: doorbook.v1.VisitForm
 	(Material)(0),                 // 1: doorbook.v1.Material
@@ -2648,20 +2736,21 @@ var file_doorbook_v1_types_proto_goTypes = []any{
 	(*Finding)(nil),               // 15: doorbook.v1.Finding
 	(*SurveyAnswer)(nil),          // 16: doorbook.v1.SurveyAnswer
 	(*Visit)(nil),                 // 17: doorbook.v1.Visit
-	(*VisitAmendment)(nil),        // 18: doorbook.v1.VisitAmendment
-	(*Change)(nil),                // 19: doorbook.v1.Change
-	(*OrgNode)(nil),               // 20: doorbook.v1.OrgNode
-	(*Worker)(nil),                // 21: doorbook.v1.Worker
-	(*Device)(nil),                // 22: doorbook.v1.Device
-	(*Scope)(nil),                 // 23: doorbook.v1.Scope
-	(*Category)(nil),              // 24: doorbook.v1.Category
-	(*Quota)(nil),                 // 25: doorbook.v1.Quota
-	(*QuotasField)(nil),           // 26: doorbook.v1.QuotasField
-	(*Question)(nil),              // 27: doorbook.v1.Question
-	(*QuestionnaireField)(nil),    // 28: doorbook.v1.QuestionnaireField
-	(*Campaign)(nil),              // 29: doorbook.v1.Campaign
-	(*DevicePolicy)(nil),          // 30: doorbook.v1.DevicePolicy
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*Position)(nil),              // 18: doorbook.v1.Position
+	(*VisitAmendment)(nil),        // 19: doorbook.v1.VisitAmendment
+	(*Change)(nil),                // 20: doorbook.v1.Change
+	(*OrgNode)(nil),               // 21: doorbook.v1.OrgNode
+	(*Worker)(nil),                // 22: doorbook.v1.Worker
+	(*Device)(nil),                // 23: doorbook.v1.Device
+	(*Scope)(nil),                 // 24: doorbook.v1.Scope
+	(*Category)(nil),              // 25: doorbook.v1.Category
+	(*Quota)(nil),                 // 26: doorbook.v1.Quota
+	(*QuotasField)(nil),           // 27: doorbook.v1.QuotasField
+	(*Question)(nil),              // 28: doorbook.v1.Question
+	(*QuestionnaireField)(nil),    // 29: doorbook.v1.QuestionnaireField
+	(*Campaign)(nil),              // 30: doorbook.v1.Campaign
+	(*DevicePolicy)(nil),          // 31: doorbook.v1.DevicePolicy
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
 }
 var file_doorbook_v1_types_proto_depIdxs = []int32{
 	8,  // 0: doorbook.v1.StringField.clock:type_name -> doorbook.v1.Clock
@@ -2689,54 +2778,56 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	11, // 22: doorbook.v1.Person.deleted:type_name -> doorbook.v1.BoolField
 	8,  // 23: doorbook.v1.TagElement.clock:type_name -> doorbook.v1.Clock
 	2,  // 24: doorbook.v1.Finding.kind:type_name -> doorbook.v1.FindingKind
-	31, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
+	32, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
 	0,  // 26: doorbook.v1.Visit.form:type_name -> doorbook.v1.VisitForm
 	8,  // 27: doorbook.v1.Visit.clock:type_name -> doorbook.v1.Clock
 	1,  // 28: doorbook.v1.Visit.materials:type_name -> doorbook.v1.Material
 	15, // 29: doorbook.v1.Visit.findings:type_name -> doorbook.v1.Finding
 	3,  // 30: doorbook.v1.Visit.revisit_reasons:type_name -> doorbook.v1.RevisitReason
-	31, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
+	32, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
 	16, // 32: doorbook.v1.Visit.answers:type_name -> doorbook.v1.SurveyAnswer
-	4,  // 33: doorbook.v1.VisitAmendment.kind:type_name -> doorbook.v1.AmendmentKind
-	0,  // 34: doorbook.v1.VisitAmendment.form:type_name -> doorbook.v1.VisitForm
-	31, // 35: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
-	8,  // 36: doorbook.v1.VisitAmendment.clock:type_name -> doorbook.v1.Clock
-	31, // 37: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
-	12, // 38: doorbook.v1.Change.household:type_name -> doorbook.v1.Household
-	13, // 39: doorbook.v1.Change.person:type_name -> doorbook.v1.Person
-	14, // 40: doorbook.v1.Change.tag:type_name -> doorbook.v1.TagElement
-	17, // 41: doorbook.v1.Change.visit:type_name -> doorbook.v1.Visit
-	18, // 42: doorbook.v1.Change.visit_amendment:type_name -> doorbook.v1.VisitAmendment
-	5,  // 43: doorbook.v1.OrgNode.level:type_name -> doorbook.v1.OrgLevel
-	6,  // 44: doorbook.v1.Worker.role:type_name -> doorbook.v1.WorkerRole
-	31, // 45: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
-	31, // 46: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
-	31, // 47: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
-	21, // 48: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
-	20, // 49: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
-	9,  // 50: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
-	9,  // 51: doorbook.v1.Category.name_en:type_name -> doorbook.v1.StringField
-	9,  // 52: doorbook.v1.Category.parent_code:type_name -> doorbook.v1.StringField
-	10, // 53: doorbook.v1.Category.revisit_days:type_name -> doorbook.v1.Int64Field
-	11, // 54: doorbook.v1.Category.key_group:type_name -> doorbook.v1.BoolField
-	11, // 55: doorbook.v1.Category.deleted:type_name -> doorbook.v1.BoolField
-	6,  // 56: doorbook.v1.Quota.role:type_name -> doorbook.v1.WorkerRole
-	25, // 57: doorbook.v1.QuotasField.quotas:type_name -> doorbook.v1.Quota
-	8,  // 58: doorbook.v1.QuotasField.clock:type_name -> doorbook.v1.Clock
-	27, // 59: doorbook.v1.QuestionnaireField.questions:type_name -> doorbook.v1.Question
-	8,  // 60: doorbook.v1.QuestionnaireField.clock:type_name -> doorbook.v1.Clock
-	9,  // 61: doorbook.v1.Campaign.node_id:type_name -> doorbook.v1.StringField
-	9,  // 62: doorbook.v1.Campaign.name:type_name -> doorbook.v1.StringField
-	10, // 63: doorbook.v1.Campaign.starts_at:type_name -> doorbook.v1.Int64Field
-	10, // 64: doorbook.v1.Campaign.ends_at:type_name -> doorbook.v1.Int64Field
-	26, // 65: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
-	28, // 66: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
-	11, // 67: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
-	68, // [68:68] is the sub-list for method output_type
-	68, // [68:68] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	18, // 33: doorbook.v1.Visit.position:type_name -> doorbook.v1.Position
+	32, // 34: doorbook.v1.Position.fixed_at:type_name -> google.protobuf.Timestamp
+	4,  // 35: doorbook.v1.VisitAmendment.kind:type_name -> doorbook.v1.AmendmentKind
+	0,  // 36: doorbook.v1.VisitAmendment.form:type_name -> doorbook.v1.VisitForm
+	32, // 37: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
+	8,  // 38: doorbook.v1.VisitAmendment.clock:type_name -> doorbook.v1.Clock
+	32, // 39: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
+	12, // 40: doorbook.v1.Change.household:type_name -> doorbook.v1.Household
+	13, // 41: doorbook.v1.Change.person:type_name -> doorbook.v1.Person
+	14, // 42: doorbook.v1.Change.tag:type_name -> doorbook.v1.TagElement
+	17, // 43: doorbook.v1.Change.visit:type_name -> doorbook.v1.Visit
+	19, // 44: doorbook.v1.Change.visit_amendment:type_name -> doorbook.v1.VisitAmendment
+	5,  // 45: doorbook.v1.OrgNode.level:type_name -> doorbook.v1.OrgLevel
+	6,  // 46: doorbook.v1.Worker.role:type_name -> doorbook.v1.WorkerRole
+	32, // 47: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
+	32, // 48: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
+	32, // 49: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
+	22, // 50: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
+	21, // 51: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
+	9,  // 52: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
+	9,  // 53: doorbook.v1.Category.name_en:type_name -> doorbook.v1.StringField
+	9,  // 54: doorbook.v1.Category.parent_code:type_name -> doorbook.v1.StringField
+	10, // 55: doorbook.v1.Category.revisit_days:type_name -> doorbook.v1.Int64Field
+	11, // 56: doorbook.v1.Category.key_group:type_name -> doorbook.v1.BoolField
+	11, // 57: doorbook.v1.Category.deleted:type_name -> doorbook.v1.BoolField
+	6,  // 58: doorbook.v1.Quota.role:type_name -> doorbook.v1.WorkerRole
+	26, // 59: doorbook.v1.QuotasField.quotas:type_name -> doorbook.v1.Quota
+	8,  // 60: doorbook.v1.QuotasField.clock:type_name -> doorbook.v1.Clock
+	28, // 61: doorbook.v1.QuestionnaireField.questions:type_name -> doorbook.v1.Question
+	8,  // 62: doorbook.v1.QuestionnaireField.clock:type_name -> doorbook.v1.Clock
+	9,  // 63: doorbook.v1.Campaign.node_id:type_name -> doorbook.v1.StringField
+	9,  // 64: doorbook.v1.Campaign.name:type_name -> doorbook.v1.StringField
+	10, // 65: doorbook.v1.Campaign.starts_at:type_name -> doorbook.v1.Int64Field
+	10, // 66: doorbook.v1.Campaign.ends_at:type_name -> doorbook.v1.Int64Field
+	27, // 67: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
+	29, // 68: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
+	11, // 69: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
+	70, // [70:70] is the sub-list for method output_type
+	70, // [70:70] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_types_proto_init() }
@@ -2744,8 +2835,8 @@ func file_doorbook_v1_types_proto_init() {
 	if File_doorbook_v1_types_proto != nil {
 		return
 	}
-	file_doorbook_v1_types_proto_msgTypes[10].OneofWrappers = []any{}
-	file_doorbook_v1_types_proto_msgTypes[11].OneofWrappers = []any{
+	file_doorbook_v1_types_proto_msgTypes[11].OneofWrappers = []any{}
+	file_doorbook_v1_types_proto_msgTypes[12].OneofWrappers = []any{
 		(*Change_Household)(nil),
 		(*Change_Person)(nil),
 		(*Change_Tag)(nil),
@@ -2758,7 +2849,7 @@ func file_doorbook_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_types_proto_rawDesc), len(file_doorbook_v1_types_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

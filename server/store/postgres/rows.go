@@ -198,18 +198,22 @@ func (r *repo) PutTag(ctx context.Context, t *syncengine.TagElement) error {
 }
 
 // visitCols reads a visit with its households, in their order.
-const visitCols = `v.id, v.visitor_id, v.visited_at, v.form, v.notes, v.hlc, v.node, v.details, v.revisit_due,
+const visitCols = `v.id, v.visitor_id, v.visited_at, v.form, v.notes, v.hlc, v.node, v.details, v.revisit_due, v.position,
 	(SELECT array_agg(vh.household_id ORDER BY vh.ord) FROM visit_households vh WHERE vh.visit_id = v.id)`
 
 func scanVisit(s scanner) (syncengine.Visit, error) {
 	var v syncengine.Visit
 	var at, hlc, node, due int64
 	var form int32
-	var details string
-	if err := s.Scan(&v.ID, &v.VisitorID, &at, &form, &v.Notes, &hlc, &node, &details, &due, &v.HouseholdIDs); err != nil {
+	var details, position string
+	if err := s.Scan(&v.ID, &v.VisitorID, &at, &form, &v.Notes, &hlc, &node, &details, &due, &position, &v.HouseholdIDs); err != nil {
 		return v, err
 	}
 	if err := syncengine.DecodeDetails(details, &v); err != nil {
+		return v, fmt.Errorf("visit %s: %w", v.ID, err)
+	}
+	var err error
+	if v.Position, err = syncengine.DecodePosition(position); err != nil {
 		return v, fmt.Errorf("visit %s: %w", v.ID, err)
 	}
 	if due != 0 {
@@ -239,8 +243,8 @@ func visits(ctx context.Context, q querier, want []string) ([]syncengine.Visit, 
 // insertVisitSQL inserts a visit unless its id is taken, and then its
 // households, in one statement; it answers whether it inserted.
 const insertVisitSQL = `WITH v AS (
-	INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node, details, revisit_due, tracked)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING RETURNING id
+	INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node, details, revisit_due, tracked, position)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12) ON CONFLICT (id) DO NOTHING RETURNING id
 ), vh AS (
 	INSERT INTO visit_households (household_id, visit_id, ord)
 	SELECT x.household_id, v.id, x.n - 1 FROM v, unnest($11::text[]) WITH ORDINALITY AS x(household_id, n)
@@ -261,7 +265,7 @@ func (r *repo) InsertVisit(ctx context.Context, v *syncengine.Visit) (bool, erro
 	}
 	var n int
 	err = r.q.QueryRow(ctx, insertVisitSQL, v.ID, v.VisitorID, v.VisitedAt.UnixMilli(), int32(v.Form), v.Notes,
-		int64(v.Clock.HLC), int64(v.Clock.Node), details, due, tracked(v), v.HouseholdIDs).Scan(&n)
+		int64(v.Clock.HLC), int64(v.Clock.Node), details, due, tracked(v), v.HouseholdIDs, syncengine.EncodePosition(v.Position)).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
 	}

@@ -1,0 +1,2 @@
+-- Where the phone was when a visit was recorded.
+-- statedb: SchemaV4
