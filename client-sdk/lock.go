@@ -63,48 +63,109 @@ type lockState struct {
 // returns a *RevokedError. Reads call it before they read.
 //
 // The time counts from the last pull on the server's clock, so a phone
-// whose clock is wrong counts right. Setting the clock back cannot extend
-// the time: the replica keeps the highest time it has seen, and a clock
-// found more than clockTolerance behind it locks the replica until the
-// clock is right again or a sync learns the server's time again.
+// whose clock is wrong counts right. Setting the clock back does not
+// extend the time once the replica has seen it move on: it keeps the
+// highest time it has seen (on every read, and every tick of RunSync), and
+// a clock found more than clockTolerance behind that locks the replica
+// until the clock is right again or a sync learns the server's time. What
+// no phone can tell offline is a clock set back before the app ran again:
+// the lock then counts from the highest time the app saw.
 func (r *Replica) unlocked(ctx context.Context) error {
+	wipe, err := r.judgeLock(ctx)
+	if err != nil || !wipe {
+		return err
+	}
+	// The wipe takes the sync's lock. A read must not wait for it: a sync
+	// in flight may be the one calling (its progress callback), and may
+	// unlock the replica. Until it ends, the data stays locked.
+	if !r.syncMu.TryLock() {
+		st, err := r.readLock(ctx)
+		if err != nil {
+			return err
+		}
+		return &LockedError{LastSync: time.UnixMilli(st.syncedAt), Days: int(st.lockDays)}
+	}
+	defer r.syncMu.Unlock()
+	// Judged again under the lock: a sync may have just succeeded.
+	if wipe, err = r.judgeLock(ctx); err != nil || !wipe {
+		return err
+	}
+	st, err := r.readLock(ctx)
+	if err != nil {
+		return err
+	}
+	now := max(r.now().UnixMilli()+st.skew, st.seenAt)
+	d := &pb.DeviceRevoked{RevokedAt: timestamppb.New(time.UnixMilli(now)),
+		Reason: fmt.Sprintf("it had not synced for %d days: wiped under the lost-phone policy", st.wipeDays)}
+	if err := r.wipe(ctx, d); err != nil {
+		return err
+	}
+	return &RevokedError{At: d.GetRevokedAt().AsTime().UTC(), Reason: d.GetReason()}
+}
+
+func (r *Replica) readLock(ctx context.Context) (lockState, error) {
 	var s lockState
 	err := r.db.R.QueryRowContext(ctx, `SELECT lock_after_days, wipe_after_days, synced_server_at, seen_at, clock_skew_ms
 		FROM sync_state WHERE id = 1`).Scan(&s.lockDays, &s.wipeDays, &s.syncedAt, &s.seenAt, &s.skew)
 	if err != nil {
-		return fmt.Errorf("read the lock state: %w", err)
+		return s, fmt.Errorf("read the lock state: %w", err)
+	}
+	return s, nil
+}
+
+// judgeLock reads the lock state, records the time seen, and says whether
+// the replica is past its wipe; a lock is its error.
+func (r *Replica) judgeLock(ctx context.Context) (wipe bool, err error) {
+	s, err := r.readLock(ctx)
+	if err != nil {
+		return false, err
 	}
 	if s.syncedAt == 0 || (s.lockDays == 0 && s.wipeDays == 0) {
-		return nil // never pulled, or no policy
+		return false, nil // never pulled, or no policy
 	}
 	now := r.now().UnixMilli() + s.skew
 	if now < s.seenAt-clockTolerance.Milliseconds() {
-		return &LockedError{LastSync: time.UnixMilli(s.syncedAt), ClockSetBack: true}
+		return false, &LockedError{LastSync: time.UnixMilli(s.syncedAt), ClockSetBack: true}
 	}
-	if now > s.seenAt+seenStep.Milliseconds() {
-		err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE sync_state SET seen_at = max(seen_at, ?) WHERE id = 1`, now)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("record the time: %w", err)
-		}
+	if err := r.noteSeen(ctx, s, now); err != nil {
+		return false, err
 	}
 	idle := time.Duration(max(now, s.seenAt)-s.syncedAt) * time.Millisecond
 	if s.wipeDays > 0 && idle >= time.Duration(s.wipeDays)*day {
-		d := &pb.DeviceRevoked{RevokedAt: timestamppb.New(time.UnixMilli(max(now, s.seenAt))),
-			Reason: fmt.Sprintf("it had not synced for %d days: wiped under the lost-phone policy", s.wipeDays)}
-		r.syncMu.Lock()
-		defer r.syncMu.Unlock()
-		if err := r.wipe(ctx, d); err != nil {
-			return err
-		}
-		return &RevokedError{At: d.GetRevokedAt().AsTime().UTC(), Reason: d.GetReason()}
+		return true, nil
 	}
 	if s.lockDays > 0 && idle >= time.Duration(s.lockDays)*day {
-		return &LockedError{LastSync: time.UnixMilli(s.syncedAt), Days: int(s.lockDays)}
+		return false, &LockedError{LastSync: time.UnixMilli(s.syncedAt), Days: int(s.lockDays)}
+	}
+	return false, nil
+}
+
+// noteSeen records now as the highest time seen, at most every seenStep.
+func (r *Replica) noteSeen(ctx context.Context, s lockState, now int64) error {
+	if now <= s.seenAt+seenStep.Milliseconds() {
+		return nil
+	}
+	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE sync_state SET seen_at = max(seen_at, ?) WHERE id = 1`, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record the time: %w", err)
 	}
 	return nil
+}
+
+// seeTime records the time as seen, for a replica with a policy: the sync
+// loop calls it on every tick, so that an app left running keeps the
+// highest time even while no one reads.
+func (r *Replica) seeTime(ctx context.Context) {
+	s, err := r.readLock(ctx)
+	if err != nil || s.syncedAt == 0 || (s.lockDays == 0 && s.wipeDays == 0) {
+		return
+	}
+	if now := r.now().UnixMilli() + s.skew; now >= s.seenAt-clockTolerance.Milliseconds() {
+		_ = r.noteSeen(ctx, s, now)
+	}
 }
 
 // notePolicy records, with an applied pull, the policy it carried and the

@@ -46,6 +46,9 @@ func (r *Replica) RunSync(ctx context.Context, o LoopOptions) error {
 				}
 			}
 		}
+		// Offline too, the app running keeps the highest time seen (the
+		// lost-phone policy counts by it).
+		r.seeTime(ctx)
 		rep, err := r.Sync(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()

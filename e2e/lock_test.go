@@ -127,3 +127,49 @@ func TestLostPhoneLocksAndWipes(t *testing.T) {
 		t.Errorf("a sync after the wipe: %v, want ErrDeviceRevoked (enrol again)", err)
 	}
 }
+
+// TestLockedReadDuringSync: a read from a sync's progress callback, on a
+// replica past its wipe, neither waits for the sync (which holds the
+// sync's lock) nor wipes what that sync is about to unlock: it is refused
+// as locked, and the sync's success unlocks the replica whole.
+func TestLockedReadDuringSync(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	if _, err := e.Admin.SetDevicePolicy(ctx, &pb.SetDevicePolicyRequest{Policy: &pb.DevicePolicy{LockAfterDays: 7, WipeAfterDays: 14}}); err != nil {
+		t.Fatal(err)
+	}
+	phoneClock := &fakeNow{}
+	var phone *sdk.Replica
+	var during []error
+	worker, _ := e.worker("李明", e.Grids[0])
+	phone = e.device("li-phone", worker, sdk.WithNow(phoneClock.Now), sdk.WithProgress(func(p sdk.Progress) {
+		if phone != nil && p.Phase == "push" {
+			_, err := phone.Households(ctx)
+			during = append(during, err)
+		}
+	}))
+	h, err := phone.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "张伟", "address": "幸福路 1 号"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, phone)
+	e.now.Add(15 * 24 * time.Hour)
+	phoneClock.Add(15 * 24 * time.Hour)
+	if _, err := phone.RecordVisit(ctx, sdk.VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson}); err != nil {
+		t.Fatal(err)
+	}
+	during = nil
+	mustSync(t, phone)
+	if len(during) == 0 {
+		t.Fatal("the sync reported no push progress: the test read nothing during it")
+	}
+	for _, err := range during {
+		if !errors.Is(err, sdk.ErrLocked) {
+			t.Errorf("a read during the sync, past the wipe: %v, want ErrLocked", err)
+		}
+	}
+	if got, err := phone.Households(ctx); err != nil || len(got) != 1 {
+		t.Errorf("after the sync: %d households, %v; want the household, unlocked", len(got), err)
+	}
+}

@@ -17,6 +17,15 @@ const (
 	// CodeOffline: the server could not be reached, or did not answer in
 	// time. Nothing is lost; sync again later.
 	CodeOffline = "offline"
+	// CodeBusy: the server is busy (or this phone over its limits for
+	// now); sync again later.
+	CodeBusy = "busy"
+	// CodeClock: the phone's clock is too far from the server's; the user
+	// sets it right (the SDK re-stamps what it can on its own).
+	CodeClock = "clock"
+	// CodeUnauthenticated: the server does not know this phone's token
+	// (not revoked: a server restored from an old backup); enrol again.
+	CodeUnauthenticated = "unauthenticated"
 	// CodeRevoked: an admin revoked the phone, or the lost-phone policy
 	// wiped it. Its data is gone; it must enrol again.
 	CodeRevoked = "revoked"
@@ -89,13 +98,20 @@ func codeOf(err error) string {
 		return CodeStorageFull
 	case errors.Is(err, sdk.ErrReadOnly):
 		return CodeReadOnly
-	case errors.Is(err, sdk.ErrTimeout), connect.CodeOf(err) == connect.CodeUnavailable, errors.As(err, &netErr):
+	case errors.Is(err, sdk.ErrTimeout), errors.As(err, &netErr),
+		connect.CodeOf(err) == connect.CodeUnavailable, connect.CodeOf(err) == connect.CodeDeadlineExceeded:
 		return CodeOffline
+	case errors.Is(err, syncengine.ErrClockSkew):
+		return CodeClock
+	case connect.CodeOf(err) == connect.CodeResourceExhausted:
+		return CodeBusy
+	case errors.Is(err, syncengine.ErrUnauthenticated):
+		return CodeUnauthenticated
 	case errors.Is(err, syncengine.ErrNotFound):
 		return CodeNotFound
 	case errors.Is(err, syncengine.ErrOutOfScope):
 		return CodeOutOfScope
-	case errors.Is(err, syncengine.ErrInvalid):
+	case errors.Is(err, syncengine.ErrInvalid), errors.Is(err, syncengine.ErrLimit):
 		// Refused by the server (its code is in the chain) or here.
 		if connect.CodeOf(err) == connect.CodeInvalidArgument && strings.Contains(err.Error(), "invalid_argument") {
 			return CodeRejected

@@ -25,8 +25,10 @@ import (
 )
 
 // SyncListener hears from the background sync loop (StartSync) and from
-// every sync's progress. Its methods run on the SDK's goroutines: an app
-// hands the news to its UI thread.
+// every sync's progress. Its methods run one at a time on a goroutine of
+// their own, never on the one syncing: a listener may call any method of
+// the Replica (StopSync, Close) without waiting on itself. An app hands the
+// news to its UI thread.
 type SyncListener interface {
 	// OnSync follows each sync: its report as JSON (sdk.SyncReport), and
 	// on failure the error's code and message ("" when it succeeded).
@@ -42,27 +44,59 @@ type Replica struct {
 	listener atomic.Pointer[listenerBox]
 
 	mu      sync.Mutex
+	closed  bool
 	stop    context.CancelFunc
 	stopped chan struct{}
 	trigger chan struct{}
+	// events carries the listener's calls to the goroutine that makes
+	// them (see dispatch).
+	events chan func()
 }
+
+// eventBacklog is how many calls to the listener may wait; past it, more
+// progress is dropped rather than held up the sync.
+const eventBacklog = 64
 
 type listenerBox struct{ l SyncListener }
 
 // Open opens (or creates) the replica in the file at path, in the app's
 // private storage.
 func Open(path string) (*Replica, error) {
-	m := &Replica{}
+	m := &Replica{events: make(chan func(), eventBacklog)}
 	r, err := sdk.Open(context.Background(), path, sdk.WithProgress(func(p sdk.Progress) {
-		if b := m.listener.Load(); b != nil {
-			b.l.OnProgress(p.Phase, int64(p.Done), int64(p.Total))
-		}
+		m.send(func(l SyncListener) { l.OnProgress(p.Phase, int64(p.Done), int64(p.Total)) })
 	}))
 	if err != nil {
 		return nil, wrap(err)
 	}
 	m.r = r
+	go m.dispatch()
 	return m, nil
+}
+
+// dispatch calls the listener, one call at a time, until Close.
+func (m *Replica) dispatch() {
+	for f := range m.events {
+		f()
+	}
+}
+
+// send queues a call to the listener set when it runs, or drops it when the
+// listener is too slow: a sync never waits on the app.
+func (m *Replica) send(call func(SyncListener)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	select {
+	case m.events <- func() {
+		if b := m.listener.Load(); b != nil {
+			call(b.l)
+		}
+	}:
+	default:
+	}
 }
 
 // SetListener sets (or, with nil, clears) the listener of progress and of
@@ -75,9 +109,18 @@ func (m *Replica) SetListener(l SyncListener) {
 	m.listener.Store(&listenerBox{l: l})
 }
 
-// Close stops the background loop and closes the replica.
+// Close stops the background loop and closes the replica. Calls after it
+// fail; StartSync does nothing.
 func (m *Replica) Close() error {
 	m.StopSync()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	close(m.events)
+	m.mu.Unlock()
 	return wrap(m.r.Close())
 }
 
@@ -100,28 +143,35 @@ func (m *Replica) Sync() (string, error) {
 // succeed, backing off after failures, until StopSync or Close. A second
 // call restarts the loop with the new interval.
 func (m *Replica) StartSync(intervalSeconds int64) {
-	m.StopSync()
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
-	m.stop, m.stopped, m.trigger = cancel, make(chan struct{}), make(chan struct{}, 1)
-	stopped, trigger := m.stopped, m.trigger
+	stopped, trigger := make(chan struct{}), make(chan struct{}, 1)
+	// The old loop, if any, is swapped for the new one in one step: two
+	// calls at once leave one loop, not an orphan.
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		cancel()
+		return
+	}
+	oldStop, oldStopped := m.stop, m.stopped
+	m.stop, m.stopped, m.trigger = cancel, stopped, trigger
+	m.mu.Unlock()
+	if oldStop != nil {
+		oldStop()
+		<-oldStopped
+	}
 	go func() {
 		defer close(stopped)
 		_ = m.r.RunSync(ctx, sdk.LoopOptions{
 			Interval: time.Duration(intervalSeconds) * time.Second,
 			Trigger:  trigger,
 			OnResult: func(rep sdk.SyncReport, err error) {
-				b := m.listener.Load()
-				if b == nil {
-					return
-				}
 				report, _ := toJSON(rep)
+				code, msg := "", ""
 				if err != nil {
-					b.l.OnSync(report, ErrorCode(wrap(err)), err.Error())
-					return
+					code, msg = ErrorCode(wrap(err)), err.Error()
 				}
-				b.l.OnSync(report, "", "")
+				m.send(func(l SyncListener) { l.OnSync(report, code, msg) })
 			},
 		})
 	}()

@@ -163,6 +163,43 @@ func TestFacade(t *testing.T) {
 	}
 }
 
+// stopper stops the loop and closes the replica from its own callback.
+type stopper struct {
+	r    *mobile.Replica
+	done chan error
+}
+
+func (s *stopper) OnSync(_, _, _ string) {
+	s.r.StopSync()
+	s.done <- s.r.Close()
+}
+
+func (s *stopper) OnProgress(string, int64, int64) {}
+
+// TestListenerMayStop: a listener that stops the loop and closes the
+// replica from its callback does not wait on itself.
+func TestListenerMayStop(t *testing.T) {
+	t.Parallel()
+	url, _, code := newServer(t)
+	r, err := mobile.Open(filepath.Join(t.TempDir(), "phone.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Enroll(url, code, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	s := &stopper{r: r, done: make(chan error, 1)}
+	r.SetListener(s)
+	r.StartSync(3600)
+	if err := <-s.done; err != nil {
+		t.Errorf("closing from the listener: %v", err)
+	}
+	r.StartSync(1) // after Close: nothing
+	if _, err := r.Households(); err == nil {
+		t.Error("a read after Close succeeded")
+	}
+}
+
 // TestFacadeOffline: a server that cannot be reached is "offline".
 func TestFacadeOffline(t *testing.T) {
 	t.Parallel()

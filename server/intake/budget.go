@@ -35,8 +35,10 @@ type budget struct {
 	used int64
 	// over is the one request allowed past the size, or nil.
 	over *account
-	// running counts the requests that hold some of the budget and are not
-	// waiting for more: while one runs, room may yet free up.
+	// running counts the requests that hold some of the budget, are still
+	// reading their body and are not waiting for more: while one runs, room
+	// may yet free up without the lane. A request whose body is read (in its
+	// handler, perhaps streaming an answer for minutes) is not counted.
 	running int
 	// holders wait for more, oldest first; newcomers wait for their first
 	// bytes, first come first served.
@@ -67,6 +69,8 @@ type account struct {
 	waited time.Duration
 	// beforeWait, if set, runs before the request waits for room.
 	beforeWait func()
+	// read: the body is read whole (see bodyRead).
+	read bool
 }
 
 func (b *budget) account() *account { return &account{b: b} }
@@ -80,6 +84,12 @@ func (a *account) grow(ctx context.Context, n int64, wait time.Duration) error {
 	// Read before joining the queue: a waiter is seen waiting from then.
 	start := b.now()
 	b.mu.Lock()
+	if a.read {
+		// Charged again after its body: reading again, as far as the lane
+		// is concerned.
+		a.read = false
+		b.running++
+	}
 	switch {
 	case b.over == a:
 		a.over += n
@@ -153,10 +163,11 @@ func (b *budget) settle() {
 			switch {
 			case b.used+w.need <= b.size:
 				b.grant(w.acct, w.need)
-			case b.running == 0:
-				// Every holder waits: none would ever finish. The oldest
-				// goes past the size; no one else can be past it, for
-				// that one would be running.
+			case b.running == 0 && b.over == nil:
+				// Every holder still reading waits: none would ever
+				// finish its body. The oldest goes past the size, one
+				// request at a time (the one past it may be in its
+				// handler by now, no longer running but holding).
 				b.over = w.acct
 				w.acct.over += w.need
 			default:
@@ -179,6 +190,22 @@ func (b *budget) settle() {
 	}
 }
 
+// bodyRead marks a's body as read whole: it keeps what it holds until
+// releaseAll, but no longer counts as a request that may yet free room by
+// reading on, so that requests waiting for room are not left waiting on a
+// handler that streams for minutes.
+func (a *account) bodyRead() {
+	b := a.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a.seq == 0 || a.read {
+		return
+	}
+	a.read = true
+	b.running--
+	b.settle()
+}
+
 // releaseAll gives back all a holds.
 func (a *account) releaseAll() {
 	b := a.b
@@ -193,7 +220,10 @@ func (a *account) releaseAll() {
 		b.over = nil
 	}
 	a.seq = 0
-	b.running--
+	if !a.read {
+		b.running--
+	}
+	a.read = false
 	b.settle()
 }
 

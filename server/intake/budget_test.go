@@ -54,6 +54,39 @@ func TestBudgetHoldersWaitingOnEachOther(t *testing.T) {
 	}
 }
 
+// TestBudgetHandlerDoesNotHoldTheLaneShut: a request in its handler (its
+// body read, perhaps streaming an answer for minutes) holds its bytes but
+// does not keep holders that wait on each other from the lane.
+func TestBudgetHandlerDoesNotHoldTheLaneShut(t *testing.T) {
+	t.Parallel()
+	b := newBudget(1000, time.Now)
+	handler, first, second := b.account(), b.account(), b.account()
+	for _, g := range []struct {
+		a *account
+		n int64
+	}{{handler, 10}, {first, 490}, {second, 490}} {
+		if err := g.a.grow(t.Context(), g.n, patience); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handler.bodyRead()
+	secondDone := make(chan error, 1)
+	go func() { secondDone <- second.grow(t.Context(), 400, patience) }()
+	waitFor(t, b, func() bool { return len(b.holders) == 1 })
+	if err := first.grow(t.Context(), 400, patience); err != nil {
+		t.Fatalf("the oldest holder, beside a request in its handler: %v", err)
+	}
+	first.releaseAll()
+	if err := <-secondDone; err != nil {
+		t.Fatalf("the second holder: %v", err)
+	}
+	second.releaseAll()
+	handler.releaseAll()
+	if !b.idle() {
+		t.Error("the budget is not idle")
+	}
+}
+
 // TestBudgetHoldersFirst: room that frees goes to a request already
 // holding some before one that holds none, even one that came first.
 func TestBudgetHoldersFirst(t *testing.T) {
@@ -149,6 +182,13 @@ func TestBudgetSchedules(t *testing.T) {
 			wg.Go(func() {
 				a := b.account()
 				defer a.releaseAll()
+				// Some then sit in their handler a while, holding.
+				defer func() {
+					if len(steps)%2 == 0 {
+						a.bodyRead()
+						runtime.Gosched()
+					}
+				}()
 				for _, n := range steps {
 					if err := a.grow(t.Context(), n, patience); err != nil {
 						errs <- err

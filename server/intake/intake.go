@@ -238,6 +238,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, ce)
 		return
 	}
+	acct.bodyRead()
 	r.Header.Del(p.encodingHeader)
 	size := 0
 	for _, b := range body {
@@ -264,6 +265,8 @@ func (g *Guard) passthrough(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	// Charged whole at once: it never waits for more.
+	acct.bodyRead()
 	br := g.bodyReader(w, http.MaxBytesReader(w, r.Body, int64(g.cfg.PassthroughBytes)), acct)
 	r.Body = struct {
 		io.Reader

@@ -869,18 +869,24 @@ func TestBudget(t *testing.T) {
 	// Over gRPC a message of m bytes holds about 3m of the budget (its
 	// raw bytes, the message, the body handed to Connect).
 	grpc := protocols()[1]
-	t.Run("a second request waits, then is refused", func(t *testing.T) {
+	t.Run("a third request waits, then is refused", func(t *testing.T) {
 		t.Parallel()
 		ts := newServer(t, intake.Config{BudgetBytes: budget, QueueWait: wait})
-		first := make(chan error, 1)
-		go func() {
-			_, err := ts.push(t, grpc, holdPush(256<<10))
-			first <- err
-		}()
-		select {
-		case <-ts.sync.held:
-		case err := <-first:
-			t.Fatalf("the first push ended before the handler held it: %v", err)
+		// The first fills most of the budget and stays in its handler; the
+		// second, reading while no other request reads, goes past the
+		// budget (the lane) and stays in its handler too. A third must wait
+		// for room, and is refused.
+		first, second := make(chan error, 1), make(chan error, 1)
+		for _, done := range []chan error{first, second} {
+			go func() {
+				_, err := ts.push(t, grpc, holdPush(256<<10))
+				done <- err
+			}()
+			select {
+			case <-ts.sync.held:
+			case err := <-done:
+				t.Fatalf("a held push ended before the handler held it: %v", err)
+			}
 		}
 		for _, p := range protocols() {
 			start := time.Now()
@@ -890,13 +896,15 @@ func TestBudget(t *testing.T) {
 				t.Errorf("%s: refused after %v, before the queue wait of %v", p.name, took, wait)
 			}
 		}
-		// A small request fits beside the first.
+		// A small request fits beside them.
 		if _, err := ts.push(t, grpc, emptyChanges(10)); err != nil {
-			t.Errorf("a small push beside the held one: %v", err)
+			t.Errorf("a small push beside the held ones: %v", err)
 		}
 		ts.release()
-		if err := <-first; err != nil {
-			t.Fatalf("the held push: %v", err)
+		for _, done := range []chan error{first, second} {
+			if err := <-done; err != nil {
+				t.Fatalf("a held push: %v", err)
+			}
 		}
 		ts.quiesce()
 		for _, p := range protocols() {
@@ -916,28 +924,37 @@ func TestBudget(t *testing.T) {
 	})
 	t.Run("the waiter gets in when the holder ends", func(t *testing.T) {
 		t.Parallel()
-		ts := newServer(t, intake.Config{BudgetBytes: budget, QueueWait: 5 * time.Second})
-		first := make(chan error, 1)
-		go func() {
-			_, err := ts.push(t, grpc, holdPush(256<<10))
-			first <- err
-		}()
-		<-ts.sync.held
-		second := make(chan error, 1)
+		ts := newServer(t, intake.Config{BudgetBytes: budget, QueueWait: time.Minute})
+		// Two held in their handlers, the second past the budget: a third
+		// waits for room until they end.
+		held := []chan error{make(chan error, 1), make(chan error, 1)}
+		for _, done := range held {
+			go func() {
+				_, err := ts.push(t, grpc, holdPush(256<<10))
+				done <- err
+			}()
+			<-ts.sync.held
+		}
+		third := make(chan error, 1)
 		go func() {
 			_, err := ts.push(t, grpc, bigPush(256<<10))
-			second <- err
+			third <- err
 		}()
-		select {
-		case err := <-second:
-			t.Fatalf("the second push did not wait for room: %v", err)
-		case <-time.After(wait): // it is waiting: let the first end
+		for intake.BudgetWaiting(ts.guard) == 0 {
+			select {
+			case err := <-third:
+				t.Fatalf("the third push did not wait for room: %v", err)
+			default:
+				runtime.Gosched()
+			}
 		}
 		ts.release()
-		if err := <-first; err != nil {
-			t.Errorf("the held push: %v", err)
+		for _, done := range held {
+			if err := <-done; err != nil {
+				t.Errorf("a held push: %v", err)
+			}
 		}
-		if err := <-second; err != nil {
+		if err := <-third; err != nil {
 			t.Errorf("the waiting push: %v", err)
 		}
 		ts.quiesce()
@@ -1012,12 +1029,16 @@ func TestWaitingForRoomIsNotSlowness(t *testing.T) {
 			clock := &fakeClock{t: time.Now()}
 			ts := newServer(t, intake.WithClock(intake.Config{BudgetBytes: 1 << 20, QueueWait: time.Hour,
 				BodyGrace: 300 * time.Millisecond, MinBodyRate: 512, BodyIdle: 10 * time.Second}, clock.Now))
-			first := make(chan error, 1)
-			go func() {
-				_, err := ts.push(t, protocols()[1], holdPush(256<<10))
-				first <- err
-			}()
-			<-ts.sync.held
+			// Two held in their handlers (the second past the budget): the
+			// next waits for room.
+			held := []chan error{make(chan error, 1), make(chan error, 1)}
+			for _, done := range held {
+				go func() {
+					_, err := ts.push(t, protocols()[1], holdPush(256<<10))
+					done <- err
+				}()
+				<-ts.sync.held
+			}
 			second := make(chan error, 1)
 			go func() {
 				_, err := ts.push(t, p, bigPush(256<<10))
@@ -1035,8 +1056,10 @@ func TestWaitingForRoomIsNotSlowness(t *testing.T) {
 			// minimum rate.
 			clock.Advance(time.Hour)
 			ts.release()
-			if err := <-first; err != nil {
-				t.Errorf("the held push: %v", err)
+			for _, done := range held {
+				if err := <-done; err != nil {
+					t.Errorf("a held push: %v", err)
+				}
 			}
 			if err := <-second; err != nil {
 				t.Errorf("the push that waited for room: %v", err)
