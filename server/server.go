@@ -79,6 +79,8 @@ type Server struct {
 	metricsOff     bool
 	metricsSources []any
 	tracer         trace.TracerProvider
+	// corsOrigins may call from a browser (see WithCORS).
+	corsOrigins []string
 	// draining is set once the server is stopping: /readyz says so.
 	draining atomic.Bool
 }
@@ -213,7 +215,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.metrics.Refused(procedure, connect.CodeOf(err))
 	}
-	return withPeer(intake.New(mux, cfg))
+	return s.withCORS(withPeer(intake.New(mux, cfg)))
 }
 
 // newTraceInterceptor traces calls with s.tracer.

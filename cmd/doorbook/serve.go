@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -65,8 +66,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	withMetrics := fs.Bool("metrics", true, "serve Prometheus metrics at /metrics (no token needed: keep the path off the public side of a proxy)")
 	withTracing := fs.Bool("tracing", false, "export OpenTelemetry traces of every call over OTLP, as the standard OTEL_EXPORTER_OTLP_* variables say\n(default: on when OTEL_TRACES_EXPORTER=otlp, or OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set and OTEL_TRACES_EXPORTER is not)")
 	drainTimeout := fs.Duration("drain-timeout", server.DefaultDrainTimeout, "on SIGTERM or SIGINT, how long calls in flight (bootstraps, exports) may go on before they are cut")
+	var corsOrigins multi
+	fs.Var(&corsOrigins, "cors-origin", "let web pages of this `origin` (https://app.example) call the API from a browser; repeat for more (default: none)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	for _, o := range corsOrigins {
+		if err := checkOrigin(o); err != nil {
+			return err
+		}
 	}
 	if *pgURL != "" {
 		if !isPostgres(*pgURL) {
@@ -212,6 +220,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			MinBodyRate: *bodyRate,
 		}),
 		server.WithMetrics(*withMetrics),
+		server.WithCORS(corsOrigins...),
 		// The backend's pool statistics, where it keeps them.
 		server.WithMetricsSources(backend),
 	}
@@ -362,4 +371,16 @@ func newLogger(format string, w io.Writer) zerolog.Logger {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
 	return zerolog.New(w).With().Timestamp().Logger()
+}
+
+// checkOrigin refuses a --cors-origin that is not one web origin: a scheme,
+// a host and perhaps a port, and nothing else ("*" would let any site's
+// page use a token it got hold of).
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "/") {
+		return fmt.Errorf("%w: --cors-origin %q: want one origin, such as https://app.example or http://localhost:5173", errUsage, o)
+	}
+	return nil
 }
