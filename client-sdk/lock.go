@@ -71,7 +71,7 @@ type lockState struct {
 // no phone can tell offline is a clock set back before the app ran again:
 // the lock then counts from the highest time the app saw.
 func (r *Replica) unlocked(ctx context.Context) error {
-	wipe, err := r.judgeLock(ctx)
+	st, wipe, err := r.judgeLock(ctx)
 	if err != nil || !wipe {
 		return err
 	}
@@ -79,19 +79,11 @@ func (r *Replica) unlocked(ctx context.Context) error {
 	// in flight may be the one calling (its progress callback), and may
 	// unlock the replica. Until it ends, the data stays locked.
 	if !r.syncMu.TryLock() {
-		st, err := r.readLock(ctx)
-		if err != nil {
-			return err
-		}
 		return &LockedError{LastSync: time.UnixMilli(st.syncedAt), Days: int(st.lockDays)}
 	}
 	defer r.syncMu.Unlock()
 	// Judged again under the lock: a sync may have just succeeded.
-	if wipe, err = r.judgeLock(ctx); err != nil || !wipe {
-		return err
-	}
-	st, err := r.readLock(ctx)
-	if err != nil {
+	if st, wipe, err = r.judgeLock(ctx); err != nil || !wipe {
 		return err
 	}
 	now := max(r.now().UnixMilli()+st.skew, st.seenAt)
@@ -115,29 +107,28 @@ func (r *Replica) readLock(ctx context.Context) (lockState, error) {
 
 // judgeLock reads the lock state, records the time seen, and says whether
 // the replica is past its wipe; a lock is its error.
-func (r *Replica) judgeLock(ctx context.Context) (wipe bool, err error) {
-	s, err := r.readLock(ctx)
-	if err != nil {
-		return false, err
+func (r *Replica) judgeLock(ctx context.Context) (s lockState, wipe bool, err error) {
+	if s, err = r.readLock(ctx); err != nil {
+		return s, false, err
 	}
 	if s.syncedAt == 0 || (s.lockDays == 0 && s.wipeDays == 0) {
-		return false, nil // never pulled, or no policy
+		return s, false, nil // never pulled, or no policy
 	}
 	now := r.now().UnixMilli() + s.skew
 	if now < s.seenAt-clockTolerance.Milliseconds() {
-		return false, &LockedError{LastSync: time.UnixMilli(s.syncedAt), ClockSetBack: true}
+		return s, false, &LockedError{LastSync: time.UnixMilli(s.syncedAt), ClockSetBack: true}
 	}
 	if err := r.noteSeen(ctx, s, now); err != nil {
-		return false, err
+		return s, false, err
 	}
 	idle := time.Duration(max(now, s.seenAt)-s.syncedAt) * time.Millisecond
 	if s.wipeDays > 0 && idle >= time.Duration(s.wipeDays)*day {
-		return true, nil
+		return s, true, nil
 	}
 	if s.lockDays > 0 && idle >= time.Duration(s.lockDays)*day {
-		return false, &LockedError{LastSync: time.UnixMilli(s.syncedAt), Days: int(s.lockDays)}
+		return s, false, &LockedError{LastSync: time.UnixMilli(s.syncedAt), Days: int(s.lockDays)}
 	}
-	return false, nil
+	return s, false, nil
 }
 
 // noteSeen records now as the highest time seen, at most every seenStep.

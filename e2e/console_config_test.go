@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 // TestConsoleConfig: the configuration page shows a street's admin its
@@ -244,6 +245,4 @@ func campaignDaysOf(k *pb.Campaign) (string, string) {
 	return from.Format("2006-01-02"), until.Format("2006-01-02")
 }
 
-var chinaTime = time.FixedZone("CST", 8*3600)
-
-func timeOfMillis(ms int64) time.Time { return time.UnixMilli(ms).In(chinaTime) }
+func timeOfMillis(ms int64) time.Time { return time.UnixMilli(ms).In(syncengine.ChinaTime) }

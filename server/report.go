@@ -488,7 +488,7 @@ func (ex *exporter) title() string {
 	if ex.campaign != nil {
 		parts = append(parts, ex.campaign.Name.Value)
 	}
-	parts = append(parts, ex.l.pick("截至 ", "as of ")+ex.at.In(chinaTime).Format("2006-01-02 15:04"))
+	parts = append(parts, ex.l.pick("截至 ", "as of ")+ex.at.In(syncengine.ChinaTime).Format("2006-01-02 15:04"))
 	return strings.Join(parts, " · ")
 }
 
@@ -622,9 +622,6 @@ func percent(n, d int) export.Percent {
 	}
 	return export.Percent(math.Round(1000*float64(n)/float64(d)) / 1000)
 }
-
-// chinaTime is the offices' time zone (UTC+8, no daylight saving).
-var chinaTime = time.FixedZone("CST", 8*3600)
 
 // progress writes the progress report: the node and its communities
 // ranked, the quotas per person, the survey rates.

@@ -23,14 +23,15 @@ const (
 	MaxVisitsPerHouseholdPerDay = 100
 )
 
-// beijing is the day visits are counted in: the offices and the workers
-// keep China Standard Time, with no daylight saving.
-var beijing = time.FixedZone("CST", 8*60*60)
+// ChinaTime is the time zone of the offices and the workers: China
+// Standard Time, no daylight saving. Days (of visits, deadlines, campaigns
+// in the console and exports) are counted in it.
+var ChinaTime = time.FixedZone("CST", 8*60*60)
 
 // VisitDay is the day, Beijing time, that t falls on: [start, end).
 func VisitDay(t time.Time) (start, end time.Time) {
-	y, m, d := t.In(beijing).Date()
-	start = time.Date(y, m, d, 0, 0, 0, 0, beijing)
+	y, m, d := t.In(ChinaTime).Date()
+	start = time.Date(y, m, d, 0, 0, 0, 0, ChinaTime)
 	return start, start.AddDate(0, 0, 1)
 }
 

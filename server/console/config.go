@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/server/words"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 // treeNode is a node of the org tree as the configuration page lists it:
@@ -170,10 +171,10 @@ func orgTree(nodes []*pb.OrgNode, zh bool) []treeNode {
 // (its end is exclusive: the last day is the one before).
 func campaignDays(k *pb.Campaign) (from, until string) {
 	if k.GetStartsAt() != nil {
-		from = time.UnixMilli(k.GetStartsAt().GetValue()).In(chinaTime).Format("2006-01-02")
+		from = time.UnixMilli(k.GetStartsAt().GetValue()).In(syncengine.ChinaTime).Format("2006-01-02")
 	}
 	if k.GetEndsAt() != nil {
-		until = time.UnixMilli(k.GetEndsAt().GetValue()).In(chinaTime).Add(-time.Millisecond).Format("2006-01-02")
+		until = time.UnixMilli(k.GetEndsAt().GetValue()).In(syncengine.ChinaTime).Add(-time.Millisecond).Format("2006-01-02")
 	}
 	return from, until
 }
@@ -330,8 +331,8 @@ func campaignForm(f map[string][]string, req *pb.PutCampaignRequest) bool {
 		return ""
 	}
 	req.NodeId, req.Name = proto.String(get("node")), proto.String(get("name"))
-	from, err1 := time.ParseInLocation("2006-01-02", get("from"), chinaTime)
-	until, err2 := time.ParseInLocation("2006-01-02", get("until"), chinaTime)
+	from, err1 := time.ParseInLocation("2006-01-02", get("from"), syncengine.ChinaTime)
+	until, err2 := time.ParseInLocation("2006-01-02", get("until"), syncengine.ChinaTime)
 	if err1 != nil || err2 != nil {
 		return false
 	}

@@ -4,9 +4,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 // campaignOption is a campaign in the campaign picker.
@@ -70,7 +70,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 		}
 		rep := res.GetReport()
 		data["Report"] = rep
-		data["At"] = rep.GetAt().AsTime().In(chinaTime).Format("2006-01-02 15:04")
+		data["At"] = rep.GetAt().AsTime().In(syncengine.ChinaTime).Format("2006-01-02 15:04")
 		var most uint32
 		for _, f := range rep.GetCommunities() {
 			most = max(most, f.GetHouseholds())
@@ -79,10 +79,6 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	c.render(w, r, http.StatusOK, "dashboard", data)
 }
-
-// chinaTime is the offices' time zone (UTC+8, no daylight saving), fixed
-// so that the console needs no time zone database.
-var chinaTime = time.FixedZone("CST", 8*3600)
 
 // nodeOptions orders nodes as a tree (each after its parent, by name)
 // and labels each with its depth.

@@ -42,10 +42,10 @@ type (
 )
 
 // day formats a time as the date an office writes, in China's time.
-func day(t time.Time) string { return t.In(chinaTime).Format("2006-01-02") }
+func day(t time.Time) string { return t.In(syncengine.ChinaTime).Format("2006-01-02") }
 
 // minute is day with the time of day.
-func minute(t time.Time) string { return t.In(chinaTime).Format("2006-01-02 15:04") }
+func minute(t time.Time) string { return t.In(syncengine.ChinaTime).Format("2006-01-02 15:04") }
 
 // household shows one household whole: its ledger, persons and
 // categories, its open revisit and items, and every visit with every

@@ -84,7 +84,7 @@ func (c *Console) updateItem(w http.ResponseWriter, r *http.Request) {
 	req := &pb.UpdateItemRequest{VisitId: f.Get("visit"), Finding: uint32(finding), Kind: kind,
 		Unit: strings.TrimSpace(f.Get("unit")), Note: strings.TrimSpace(f.Get("note"))}
 	if d := f.Get("deadline"); d != "" {
-		t, err := time.ParseInLocation("2006-01-02", d, chinaTime)
+		t, err := time.ParseInLocation("2006-01-02", d, syncengine.ChinaTime)
 		if err != nil {
 			c.fail(w, r, http.StatusBadRequest, "bad request")
 			return
