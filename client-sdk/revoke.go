@@ -57,7 +57,7 @@ var serverTables = []string{
 
 // dataTables hold everything of the worker's scope on the phone: what a
 // revoked device must lose. sync_state keeps the replica's identity.
-var dataTables = append(slices.Clone(serverTables), "outbox", "pushed", "rejected_changes", "my_grids", "visited_elsewhere")
+var dataTables = append(slices.Clone(serverTables), "outbox", "pushed", "rejected_changes", "my_grids", "visited_elsewhere", "attachments")
 
 // wipe empties the replica after the server refused it as revoked: every
 // row of the scope goes, unsent changes too (they must not leave a lost
@@ -88,6 +88,9 @@ func (r *Replica) wipe(ctx context.Context, d *pb.DeviceRevoked) error {
 	}
 	r.removeSnapshotFile()
 	r.partial = partialSnapshot{}
+	if err := r.removeFiles(); err != nil {
+		return fmt.Errorf("wipe revoked replica: %w", err)
+	}
 	if _, err := r.db.W.ExecContext(ctx, `VACUUM`); err != nil {
 		return fmt.Errorf("wipe revoked replica: vacuum: %w", err)
 	}

@@ -60,6 +60,8 @@ type SyncReport struct {
 	// from a backup), or it refused a change whose effect had to be undone.
 	Reset  bool
 	Cursor uint64
+	// Attachments is what the upload lane did after the rows.
+	Attachments AttachmentReport
 }
 
 type clients struct {
@@ -177,6 +179,9 @@ func (r *Replica) Sync(ctx context.Context) (SyncReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("sync: %w", err)
 	}
+	// The files go once the rows have: a slow upload must not hold up the
+	// ledger, nor count against the sync that succeeded.
+	r.uploadAttachments(ctx, &rep.Attachments)
 	return rep, nil
 }
 

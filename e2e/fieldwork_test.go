@@ -526,7 +526,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 	}
 
 	visitSheet := rows("入户下访登记表")
-	visitHeader := []string{"走访人", "角色", "走访日期", "走访形式", "户数", "走访户", "地址", "发放资料", "发现问题", "回访", "民情日记", "状态", "走访定位"}
+	visitHeader := []string{"走访人", "角色", "走访日期", "走访形式", "户数", "走访户", "地址", "发放资料", "发现问题", "回访", "民情日记", "状态", "走访定位", "附件"}
 	if len(visitSheet) != 1+5 || !slices.Equal(visitSheet[0], visitHeader) {
 		t.Fatalf("入户下访登记表: %d rows, header %q; want 6 rows under %q", len(visitSheet), visitSheet[0], visitHeader)
 	}

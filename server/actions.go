@@ -15,6 +15,10 @@ var actions = map[string]authz.Action{
 	doorbookv1connect.SyncServicePullProcedure:      authz.Sync,
 	doorbookv1connect.SyncServiceBootstrapProcedure: authz.Sync,
 
+	doorbookv1connect.AttachmentServiceUploadAttachmentProcedure:   authz.Sync,
+	doorbookv1connect.AttachmentServiceListAttachmentsProcedure:    authz.ReadAttachment,
+	doorbookv1connect.AttachmentServiceDownloadAttachmentProcedure: authz.ReadAttachment,
+
 	doorbookv1connect.AdminServiceListOrgNodesProcedure:          authz.ReadOrg,
 	doorbookv1connect.AdminServiceListWorkersProcedure:           authz.ReadOrg,
 	doorbookv1connect.AdminServiceListCategoriesProcedure:        authz.ReadOrg,

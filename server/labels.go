@@ -37,10 +37,10 @@ func (l labels) ledgerHeader() []string {
 
 func (l labels) visitHeader() []string {
 	if l.zh {
-		return []string{"走访人", "角色", "走访日期", "走访形式", "户数", "走访户", "地址", "发放资料", "发现问题", "回访", "民情日记", "状态", "走访定位"}
+		return []string{"走访人", "角色", "走访日期", "走访形式", "户数", "走访户", "地址", "发放资料", "发现问题", "回访", "民情日记", "状态", "走访定位", "附件"}
 	}
 	return []string{"visitor", "role", "date", "form", "households", "heads of household", "addresses", "materials",
-		"findings", "revisit", "notes", "status", "position"}
+		"findings", "revisit", "notes", "status", "position", "attachments"}
 }
 
 func (l labels) figuresHeader() []string {

@@ -557,6 +557,10 @@ func (ex *exporter) visits(ctx context.Context, w export.Writer) error {
 		for _, h := range b.Households {
 			households[h.ID] = h
 		}
+		files, err := ex.files(ctx, b.Visits)
+		if err != nil {
+			return err
+		}
 		for _, v := range b.Visits {
 			view := syncengine.Effective(v, amendments[v.ID])
 			if ex.campaign != nil && !ex.campaign.In(view.VisitedAt) {
@@ -593,12 +597,33 @@ func (ex *exporter) visits(ctx context.Context, w export.Writer) error {
 			visitor, role := ex.workerName(v.VisitorID)
 			if err := w.Row(visitor, ex.l.role(role), view.VisitedAt, ex.l.form(view.Form), len(v.HouseholdIDs), strings.Join(heads, "、"),
 				strings.Join(addrs, "、"), strings.Join(mats, "、"), strings.Join(finds, "；"), revisit, view.Notes, status,
-				positionText(v.Position)); err != nil {
+				positionText(v.Position), strings.Join(files[v.ID], "\n")); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// files names each visit's files: its name and the SHA-256 that fetches
+// it (doorbook admin attachment get, or the console's household page).
+func (ex *exporter) files(ctx context.Context, vs []syncengine.Visit) (map[string][]string, error) {
+	if len(vs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(vs))
+	for i, v := range vs {
+		ids[i] = v.ID
+	}
+	as, err := ex.s.store.ListAttachments(ctx, ex.p, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, a := range as {
+		out[a.VisitID] = append(out[a.VisitID], a.Name+" "+a.SHA256)
+	}
+	return out, nil
 }
 
 // positionText is a visit's place as a clerk reads it and a map takes it:

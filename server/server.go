@@ -185,12 +185,14 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(doorbookv1connect.NewAdminServiceHandler(&adminService{s}, opts))
 	mux.Handle(doorbookv1connect.NewReportServiceHandler(&reportService{s}, opts))
 	mux.Handle(doorbookv1connect.NewSessionServiceHandler(&sessionService{s}, opts))
+	mux.Handle(doorbookv1connect.NewAttachmentServiceHandler(&attachmentService{s}, opts))
 	names := []string{
 		doorbookv1connect.SyncServiceName,
 		doorbookv1connect.EnrollmentServiceName,
 		doorbookv1connect.AdminServiceName,
 		doorbookv1connect.ReportServiceName,
 		doorbookv1connect.SessionServiceName,
+		doorbookv1connect.AttachmentServiceName,
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)
@@ -297,6 +299,7 @@ func procedures() map[string]intake.Procedure {
 	for _, f := range []protoreflect.FileDescriptor{
 		pb.File_doorbook_v1_sync_proto, pb.File_doorbook_v1_enrollment_proto,
 		pb.File_doorbook_v1_admin_proto, pb.File_doorbook_v1_report_proto, pb.File_doorbook_v1_session_proto,
+		pb.File_doorbook_v1_attachment_proto,
 	} {
 		for i := range f.Services().Len() {
 			svc := f.Services().Get(i)

@@ -51,6 +51,10 @@ const (
 	// SetPolicy: set the installation's lost-phone policy (acted on the
 	// installation: its installation-wide admins only).
 	SetPolicy
+	// ReadAttachment: list and download visits' files, by a worker's
+	// device (which visits: the sync rules' scope, in server/service) or
+	// an admin (of its subtree).
+	ReadAttachment
 )
 
 var names = map[Action]string{
@@ -58,6 +62,7 @@ var names = map[Action]string{
 	ManageOrg: "manage the org tree", ManageDevices: "manage devices", AddAdmin: "add admins",
 	DefineCategory: "define categories", ManageCampaign: "manage campaigns", UpdateItem: "update items", Erase: "erase personal data",
 	OwnSession: "read or end one's own session", SetPolicy: "set the lost-phone policy",
+	ReadAttachment: "read visits' files",
 }
 
 func (a Action) String() string {
@@ -119,7 +124,8 @@ var (
 // a principal).
 //
 // The rules:
-//   - Sync is for workers' devices; every other action is for admins.
+//   - Sync is for workers' devices; so is ReadAttachment, which admins
+//     take too; every other action is for admins.
 //   - A leader (a read-only admin) only reads.
 //   - An admin acts in the subtree of their node; an installation-wide
 //     admin (node "") everywhere. Campaigns of the nodes above an admin's
@@ -135,6 +141,8 @@ func Decide(p store.Principal, a Action, r Resource) error {
 		if p.Kind != store.KindWorker {
 			return errWorkersOnly
 		}
+		return nil
+	case a == ReadAttachment && p.Kind == store.KindWorker:
 		return nil
 	case p.Kind != store.KindAdmin:
 		return errAdminsOnly

@@ -51,30 +51,32 @@ var principals = []struct {
 // resources (by name) on which Decide says yes. Every other cell is no.
 var allowed = map[string]map[authz.Action]string{
 	"nobody": {},
-	"worker": {authz.Sync: "anywhere installation district street1 street2 grid1 district2"},
+	// Which visits' files a worker's device reads is the sync rules' scope.
+	"worker": {authz.Sync: "*", authz.ReadAttachment: "*"},
 	"root": {
 		authz.ReadOrg: "*", authz.ReadCampaign: "*", authz.ReadReport: "*", authz.ManageOrg: "*", authz.ManageDevices: "*",
 		authz.AddAdmin: "*", authz.DefineCategory: "*", authz.ManageCampaign: "*", authz.UpdateItem: "*", authz.Erase: "*",
-		authz.OwnSession: "*", authz.SetPolicy: "*",
+		authz.OwnSession: "*", authz.SetPolicy: "*", authz.ReadAttachment: "*",
 	},
 	// A leader signs out: that changes nothing but its own session.
-	"root leader": {authz.ReadOrg: "*", authz.ReadCampaign: "*", authz.ReadReport: "*", authz.OwnSession: "*"},
+	"root leader": {authz.ReadOrg: "*", authz.ReadCampaign: "*", authz.ReadReport: "*", authz.OwnSession: "*", authz.ReadAttachment: "*"},
 	"district admin": {
 		authz.ReadOrg: "D", authz.ReadCampaign: "D", authz.ReadReport: "D", authz.ManageOrg: "D", authz.ManageDevices: "D",
 		authz.AddAdmin: "D", authz.ManageCampaign: "D", authz.UpdateItem: "D", authz.Erase: "D", authz.OwnSession: "D",
-		authz.SetPolicy: "D",
+		authz.SetPolicy: "D", authz.ReadAttachment: "D",
 		// A district admin defines the categories, for every tree.
 		authz.DefineCategory: "*",
 	},
 	"street1 admin": {
 		authz.ReadOrg: "S1", authz.ReadReport: "S1", authz.ManageOrg: "S1", authz.ManageDevices: "S1",
 		authz.AddAdmin: "S1", authz.ManageCampaign: "S1", authz.UpdateItem: "S1", authz.Erase: "S1", authz.OwnSession: "S1",
-		authz.SetPolicy: "S1",
+		authz.SetPolicy: "S1", authz.ReadAttachment: "S1",
 		// Campaigns of the district above apply to the street.
 		authz.ReadCampaign:   "anywhere district street1 grid1",
 		authz.DefineCategory: "anywhere",
 	},
-	"street1 leader": {authz.ReadOrg: "S1", authz.ReadReport: "S1", authz.ReadCampaign: "anywhere district street1 grid1", authz.OwnSession: "S1"},
+	"street1 leader": {authz.ReadOrg: "S1", authz.ReadReport: "S1", authz.ReadCampaign: "anywhere district street1 grid1", authz.OwnSession: "S1",
+		authz.ReadAttachment: "S1"},
 }
 
 // expand turns the shorthand of allowed into resource names: "*" is every
@@ -154,14 +156,15 @@ func TestHome(t *testing.T) {
 	writes := "manage the org tree, manage devices, add admins, manage campaigns, update items, erase personal data"
 	all := strings.Replace(writes, "manage campaigns", "define categories, manage campaigns", 1)
 	own := ", read or end one's own session"
+	files := ", read visits' files"
 	want := map[string]string{
 		"nobody":         "",
-		"worker":         "sync",
-		"root":           reads + ", " + all + own + ", set the lost-phone policy",
-		"root leader":    reads + own,
-		"district admin": reads + ", " + all + own,
-		"street1 admin":  reads + ", " + writes + own,
-		"street1 leader": reads + own,
+		"worker":         "sync" + files,
+		"root":           reads + ", " + all + own + ", set the lost-phone policy" + files,
+		"root leader":    reads + own + files,
+		"district admin": reads + ", " + all + own + files,
+		"street1 admin":  reads + ", " + writes + own + files,
+		"street1 leader": reads + own + files,
 	}
 	for _, pr := range principals {
 		var got []string

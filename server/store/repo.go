@@ -37,6 +37,7 @@ type Tx interface {
 	Org
 	Auth
 	Reports
+	Files
 }
 
 // EntityKind is what a feed entry names.

@@ -28,6 +28,7 @@ type Store interface {
 	Sync
 	Admin
 	Reporting
+	Attachments
 
 	// Collect deletes what is kept only for devices whose feed position
 	// is older than horizon (tombstones, applied change ids, commit tags,
@@ -73,6 +74,20 @@ type Sync interface {
 	Snapshot(ctx context.Context, p Principal, minHouseholds int) (*Snapshot, error)
 	// Scope is a worker's grids.
 	Scope(ctx context.Context, p Principal) (Scope, error)
+}
+
+// Attachments is the visits' files: phones upload their own, phones and
+// admins download those they may read.
+type Attachments interface {
+	// UploadAttachment keeps the part of a visit's file at offset (none:
+	// a question) and says how much of the file the store holds and
+	// whether it is whole and checked.
+	UploadAttachment(ctx context.Context, p Principal, visitID string, a syncengine.Attachment, offset int64, data []byte) (received int64, complete bool, err error)
+	// ListAttachments lists the whole files of visits p may read.
+	ListAttachments(ctx context.Context, p Principal, visitIDs []string) ([]VisitAttachment, error)
+	// DownloadAttachment sends a whole file p may read from offset, piece
+	// by piece, until done or send fails.
+	DownloadAttachment(ctx context.Context, p Principal, sha string, offset int64, send func(size, at int64, data []byte) error) error
 }
 
 // Admin is the admins' side of the API: credentials, the org tree,

@@ -62,6 +62,7 @@ func RunRepos(t *testing.T, open OpenBackend) {
 		{"Auth", testReposAuth},
 		{"Reports", testReposReports},
 		{"Collect", testReposCollect},
+		{"Files", testReposFiles},
 	}
 	var started atomic.Int32
 	// Cleanup runs once every subtest, parallel ones included, is done.

@@ -79,6 +79,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"BootstrapEmptyScope", testBootstrapEmptyScope},
 		{"Import", testImport},
 		{"ConcurrentPushPull", testConcurrentPushPull},
+		{"Attachments", testAttachments},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

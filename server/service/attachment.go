@@ -1,0 +1,266 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/doorbook/doorbook/server/authz"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// The rules of visits' files: only the worker who recorded a visit
+// uploads its files, once the visit is on the server, at most
+// syncengine.MaxAttachmentsPerVisit of them; a file is kept in the order
+// its bytes arrive and is whole only when they match its SHA-256; a worker's
+// device reads the files of visits to households of its grids, an admin
+// those of its subtree.
+
+// UploadAttachment keeps the part of a visit's file that starts at offset
+// (none: a question) and says how much of the file the server holds and
+// whether it is whole. A part at another offset than the server's count is
+// not kept: the answer says where the phone goes on.
+func (s *Service) UploadAttachment(ctx context.Context, p store.Principal, visitID string, a syncengine.Attachment, offset int64, data []byte) (received int64, complete bool, err error) {
+	if err := authz.Decide(p, authz.Sync, authz.Anywhere); err != nil {
+		return 0, false, err
+	}
+	if err := syncengine.ValidateAttachment(a); err != nil {
+		return 0, false, err
+	}
+	if len(data) > syncengine.AttachmentChunk {
+		return 0, false, fmt.Errorf("%w: %d bytes in one upload call, more than %d", syncengine.ErrLimit, len(data), syncengine.AttachmentChunk)
+	}
+	if offset < 0 || offset > a.Size || int64(len(data)) > a.Size-offset {
+		return 0, false, fmt.Errorf("%w: %d bytes at %d do not fit a file of %d", syncengine.ErrInvalid, len(data), offset, a.Size)
+	}
+	var mismatch bool
+	err = s.db.Update(ctx, func(tx store.Tx) error {
+		mismatch = false
+		vs, err := tx.Visits(ctx, []string{visitID})
+		if err != nil {
+			return err
+		}
+		if len(vs) == 0 {
+			return fmt.Errorf("%w: visit %s is not on the server: push it before its files", syncengine.ErrNotFound, visitID)
+		}
+		if vs[0].VisitorID != p.ID {
+			return fmt.Errorf("%w: only the worker who recorded visit %s adds files to it", syncengine.ErrOutOfScope, visitID)
+		}
+		links, err := tx.VisitAttachments(ctx, []string{visitID})
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(links, func(l store.VisitAttachment) bool { return l.SHA256 == a.SHA256 }) {
+			if len(links) >= syncengine.MaxAttachmentsPerVisit {
+				return fmt.Errorf("%w: a visit has at most %d files", syncengine.ErrLimit, syncengine.MaxAttachmentsPerVisit)
+			}
+			if err := tx.LinkAttachment(ctx, store.VisitAttachment{VisitID: visitID, Attachment: a, LinkedAt: s.now()}); err != nil {
+				return err
+			}
+		}
+		received, complete, err = tx.AttachmentState(ctx, a.SHA256)
+		if err != nil || complete || len(data) == 0 || offset != received {
+			return err
+		}
+		if err := tx.AppendAttachment(ctx, a.SHA256, a.Size, offset, data); err != nil {
+			return err
+		}
+		received = offset + int64(len(data))
+		if received < a.Size {
+			return nil
+		}
+		ok, err := hashMatches(ctx, tx, a.SHA256)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			// Dropped for good, in this transaction: the phone's copy is
+			// not what it named, and sending it again would not help.
+			mismatch, received = true, 0
+			return tx.DropAttachment(ctx, a.SHA256)
+		}
+		complete = true
+		return tx.CompleteAttachment(ctx, a.SHA256)
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("upload attachment %s of visit %s: %w", a.SHA256, visitID, err)
+	}
+	if mismatch {
+		return 0, false, fmt.Errorf("%w: the content of attachment %s of visit %s does not match its SHA-256", syncengine.ErrInvalid, a.SHA256, visitID)
+	}
+	return received, complete, nil
+}
+
+func hashMatches(ctx context.Context, tx store.Tx, sha string) (bool, error) {
+	h := sha256.New()
+	err := tx.ReadAttachment(ctx, sha, 0, func(_ int64, data []byte) error {
+		h.Write(data)
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	want, _ := hex.DecodeString(sha)
+	return bytes.Equal(h.Sum(nil), want), nil
+}
+
+// ListAttachments lists the whole files of visits, each of which p may
+// read (see mayRead).
+func (s *Service) ListAttachments(ctx context.Context, p store.Principal, visitIDs []string) ([]store.VisitAttachment, error) {
+	var out []store.VisitAttachment
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		vs, err := tx.Visits(ctx, visitIDs)
+		if err != nil {
+			return err
+		}
+		if len(vs) < len(slices.Compact(slices.Sorted(slices.Values(visitIDs)))) {
+			return fmt.Errorf("%w: a visit asked for is not on the server", syncengine.ErrNotFound)
+		}
+		if err := s.mayRead(ctx, tx, p, vs, true); err != nil {
+			return err
+		}
+		all, err := tx.VisitAttachments(ctx, visitIDs)
+		for _, a := range all {
+			if a.Complete {
+				out = append(out, a)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list attachments: %w", err)
+	}
+	return out, nil
+}
+
+// errStop ends a read of a file after the piece wanted.
+var errStop = errors.New("stop")
+
+// DownloadAttachment sends a whole file from offset, piece by piece, each
+// read in a transaction of its own (the file no longer changes), to a
+// caller who may read a visit it belongs to.
+func (s *Service) DownloadAttachment(ctx context.Context, p store.Principal, sha string, offset int64, send func(size, at int64, data []byte) error) error {
+	if err := syncengine.ValidateSHA256(sha); err != nil {
+		return err
+	}
+	var size int64
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		received, complete, err := tx.AttachmentState(ctx, sha)
+		if err != nil {
+			return err
+		}
+		ids, err := tx.AttachmentVisits(ctx, sha)
+		if err != nil {
+			return err
+		}
+		vs, err := tx.Visits(ctx, ids)
+		if err != nil {
+			return err
+		}
+		if len(vs) == 0 || !complete {
+			return fmt.Errorf("%w: no attachment %s", syncengine.ErrNotFound, sha)
+		}
+		if err := s.mayRead(ctx, tx, p, vs, false); err != nil {
+			return err
+		}
+		size = received
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("download attachment: %w", err)
+	}
+	if offset < 0 || offset > size {
+		return fmt.Errorf("%w: offset %d is past the file's %d bytes", syncengine.ErrInvalid, offset, size)
+	}
+	at := offset
+	for first := true; first || at < size; first = false {
+		var piece []byte
+		err := s.db.View(ctx, func(tx store.Tx) error {
+			err := tx.ReadAttachment(ctx, sha, at, func(start int64, data []byte) error {
+				piece = data[at-start:]
+				return errStop
+			})
+			if errors.Is(err, errStop) {
+				err = nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("download attachment %s: %w", sha, err)
+		}
+		if len(piece) == 0 && at < size {
+			return fmt.Errorf("download attachment %s: no bytes at %d of %d", sha, at, size)
+		}
+		if err := send(size, at, piece); err != nil {
+			return err
+		}
+		at += int64(len(piece))
+	}
+	return nil
+}
+
+// mayRead says whether p may read the files of visits vs (of every one if
+// all, else of any one): a worker's device those of visits to a household
+// of its grids, an admin those of visits to a household of its subtree.
+// Each grid is judged once: an export asks about pages of visits.
+func (s *Service) mayRead(ctx context.Context, tx store.Tx, p store.Principal, vs []syncengine.Visit, all bool) error {
+	var ids []string
+	for _, v := range vs {
+		ids = append(ids, v.HouseholdIDs...)
+	}
+	hs, err := tx.Households(ctx, ids)
+	if err != nil {
+		return err
+	}
+	gridOf := map[string]string{}
+	for _, h := range hs {
+		gridOf[h.ID] = h.GridID.Value
+	}
+	var yours []string
+	if p.Kind == store.KindWorker {
+		w, err := tx.Worker(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		yours = w.GridIDs
+	}
+	judged := map[string]error{}
+	judge := func(grid string) error {
+		if err, ok := judged[grid]; ok {
+			return err
+		}
+		var err error
+		if p.Kind == store.KindWorker {
+			if !slices.Contains(yours, grid) {
+				err = fmt.Errorf("%w: a visit is not to a household of your grids", syncengine.ErrOutOfScope)
+			}
+		} else {
+			_, err = node(ctx, tx, p, authz.ReadReport, grid)
+		}
+		judged[grid] = err
+		return err
+	}
+	var denied error
+	for _, v := range vs {
+		var verdict error = fmt.Errorf("%w: visit %s has no household", syncengine.ErrNotFound, v.ID)
+		for _, h := range v.HouseholdIDs {
+			if verdict = judge(gridOf[h]); verdict == nil {
+				break
+			}
+		}
+		switch {
+		case verdict == nil && !all:
+			return nil
+		case verdict != nil && all:
+			return verdict
+		case verdict != nil:
+			denied = verdict
+		}
+	}
+	return denied
+}
