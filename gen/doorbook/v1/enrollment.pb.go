@@ -77,9 +77,12 @@ func (x *EnrollRequest) GetDeviceName() string {
 type EnrollResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	DeviceId string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	// The bearer token for every later call. The server keeps only its hash.
-	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
-	Scope         *Scope `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	// The bearer token for every later call, sent as the header
+	// "Authorization: Bearer <token>". The server keeps only its hash.
+	Token string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	Scope *Scope `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	// The server's clock: a new device's clock starts from it (see
+	// PushResponse.server_hlc).
 	ServerHlc     uint64 `protobuf:"varint,4,opt,name=server_hlc,json=serverHlc,proto3" json:"server_hlc,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -87,6 +87,11 @@ func (x *PushRequest) GetCursor() uint64 {
 type PushResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The server's clock after the push; the device's clock catches up to it.
+	// Every answer that carries a server_hlc (enrolment, push, pull,
+	// bootstrap) sets the device's wall-clock offset to the server's time
+	// less its own, and moves its clock past it. The server never observes
+	// pushed clocks: a clock dragged ahead by devices would drag every
+	// device ahead with it.
 	ServerHlc uint64 `protobuf:"varint,1,opt,name=server_hlc,json=serverHlc,proto3" json:"server_hlc,omitempty"`
 	// Changes applied by this call.
 	Applied uint32 `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
@@ -363,7 +368,12 @@ func (x *DeviceRevoked) GetReason() string {
 type PullRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 0 for "from the beginning"; otherwise the cursor of the last applied
-	// batch. A cursor is an opaque position in the server's change feed.
+	// batch. A cursor is an opaque position in the server's change feed: a
+	// device stores it with the batch it came with and sends it back as it
+	// is (a decimal string in JSON), never one it made up. A cursor older
+	// than the server's horizon is refused with FailedPrecondition and a
+	// CursorExpired detail; one the server never issued (it was restored
+	// from a backup) with FailedPrecondition and no detail.
 	Cursor uint64 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// Most feed entries in the batch; 0 means the server's default.
 	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`

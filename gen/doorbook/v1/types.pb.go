@@ -492,10 +492,24 @@ func (AdminRole) EnumDescriptor() ([]byte, []int) {
 // in its high 48 bits and a logical counter in its low 16; node breaks ties
 // between replicas that write at the same hlc. Clocks order every
 // last-writer-wins field.
+//
+// Clients build their own (docs/wire.md has the whole contract): the next
+// reading is the wall clock, shifted by the offset learned from the
+// server's server_hlc, with counter 0, if that is above the last reading
+// issued or observed, else the last reading plus one
+// (syncengine.HybridClock). A replica persists its last reading, observes
+// every clock it pulls, and never issues a reading twice. Readings compare
+// by hlc, then node; the zero Clock means "never written". A push with a
+// clock more than the server's maximum skew (5 minutes by default) ahead of
+// the server's time is refused with a ClockSkew detail.
 type Clock struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hlc           uint64                 `protobuf:"varint,1,opt,name=hlc,proto3" json:"hlc,omitempty"`
-	Node          uint64                 `protobuf:"fixed64,2,opt,name=node,proto3" json:"node,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unix milliseconds << 16 | counter. A decimal string in JSON.
+	Hlc uint64 `protobuf:"varint,1,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// Fixed for the life of a replica and unlike any other's: the Go SDK
+	// takes FNV-1a (64 bits) of the replica's id (syncengine.NodeID). A
+	// decimal string in JSON.
+	Node          uint64 `protobuf:"fixed64,2,opt,name=node,proto3" json:"node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -546,6 +560,12 @@ func (x *Clock) GetNode() uint64 {
 
 // StringField is one last-writer-wins register. In a delta, a field that is
 // absent (or has no clock) is not being written.
+//
+// The value with the newest clock wins, field by field, on every replica.
+// A write sends only the fields it sets, each with a clock; the fields of
+// one write share one new reading. A field sent with an old clock loses to
+// what the server holds, silently: the write is applied and changes
+// nothing.
 type StringField struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Value         string                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
@@ -1171,12 +1191,18 @@ type Visit struct {
 	HouseholdIds []string `protobuf:"bytes,2,rep,name=household_ids,json=householdIds,proto3" json:"household_ids,omitempty"`
 	VisitorId    string   `protobuf:"bytes,3,opt,name=visitor_id,json=visitorId,proto3" json:"visitor_id,omitempty"`
 	// Sane dates only: 2000-01-01 to 2200-01-01 UTC (syncengine's
-	// minVisitTime, maxVisitTime), as for every date below.
+	// minVisitTime, maxVisitTime), as for every date below. The server keeps
+	// milliseconds: send times to the millisecond, as the Go SDK does, so
+	// that every copy of the visit is the same.
 	VisitedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=visited_at,json=visitedAt,proto3" json:"visited_at,omitempty"`
 	Form      VisitForm              `protobuf:"varint,5,opt,name=form,proto3,enum=doorbook.v1.VisitForm" json:"form,omitempty"`
 	Notes     string                 `protobuf:"bytes,6,opt,name=notes,proto3" json:"notes,omitempty"`
-	Clock     *Clock                 `protobuf:"bytes,7,opt,name=clock,proto3" json:"clock,omitempty"`
-	Materials []Material             `protobuf:"varint,8,rep,packed,name=materials,proto3,enum=doorbook.v1.Material" json:"materials,omitempty"`
+	// A new reading of the recording device's clock; required. A visit is
+	// never overwritten, so it orders nothing, but it is held to the skew
+	// bound like every clock, and an erasure judges by it whether the visit
+	// was made before.
+	Clock     *Clock     `protobuf:"bytes,7,opt,name=clock,proto3" json:"clock,omitempty"`
+	Materials []Material `protobuf:"varint,8,rep,packed,name=materials,proto3,enum=doorbook.v1.Material" json:"materials,omitempty"`
 	// At most syncengine.MaxFindings.
 	Findings []*Finding `protobuf:"bytes,9,rep,name=findings,proto3" json:"findings,omitempty"`
 	// A follow-up is open from this visit until a later visit to the
@@ -1539,7 +1565,12 @@ func (x *VisitAmendment) GetDeadline() *timestamppb.Timestamp {
 // Change is one entry of a device's outbox. Push is idempotent by id.
 type Change struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// A new UUID for every change (UUIDv7 in the Go SDK), made when the
+	// change is queued and kept with it: a push sent again after a lost
+	// answer sends the same id and content, and the server counts it as a
+	// duplicate. The same id with other content, or from another device, is
+	// refused (AlreadyExists): an id belongs to the device that made it.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Types that are valid to be assigned to Payload:
 	//
 	//	*Change_Household
@@ -2303,7 +2334,8 @@ type Campaign struct {
 	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	NodeId *StringField           `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	Name   *StringField           `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	// The window, in Unix milliseconds: [starts_at, ends_at).
+	// The window, in Unix milliseconds: [starts_at, ends_at). Like every
+	// int64, a decimal string in JSON ("1764547200000").
 	StartsAt      *Int64Field         `protobuf:"bytes,4,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
 	EndsAt        *Int64Field         `protobuf:"bytes,5,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
 	Quotas        *QuotasField        `protobuf:"bytes,6,opt,name=quotas,proto3" json:"quotas,omitempty"`
