@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,7 +137,30 @@ func (m *Replica) Sync() (string, error) {
 	if err != nil {
 		return "", wrap(err)
 	}
-	return toJSON(rep)
+	return toJSON(reportJSON(rep))
+}
+
+// syncReport is an sdk.SyncReport as an app reads it: the upload lane's
+// error as text.
+type syncReport struct {
+	sdk.SyncReport
+	Attachments attachmentReport
+}
+
+type attachmentReport struct {
+	Uploaded, Pending, Refused int
+	Bytes                      int64
+	// Error is why the upload of files stopped short ("" if it did not).
+	Error string
+}
+
+func reportJSON(rep sdk.SyncReport) syncReport {
+	a := rep.Attachments
+	out := syncReport{SyncReport: rep, Attachments: attachmentReport{Uploaded: a.Uploaded, Pending: a.Pending, Refused: a.Refused, Bytes: a.Bytes}}
+	if a.Err != nil {
+		out.Attachments.Error = a.Err.Error()
+	}
+	return out
 }
 
 // StartSync syncs in the background every intervalSeconds while syncs
@@ -166,7 +190,7 @@ func (m *Replica) StartSync(intervalSeconds int64) {
 			Interval: time.Duration(intervalSeconds) * time.Second,
 			Trigger:  trigger,
 			OnResult: func(rep sdk.SyncReport, err error) {
-				report, _ := toJSON(rep)
+				report, _ := toJSON(reportJSON(rep))
 				code, msg := "", ""
 				if err != nil {
 					code, msg = ErrorCode(wrap(err)), err.Error()
@@ -355,6 +379,31 @@ func (m *Replica) Campaigns() (string, error) { return query(m.r.Campaigns(conte
 func (m *Replica) Pending() (int64, error) {
 	n, err := m.r.Pending(context.Background())
 	return int64(n), wrap(err)
+}
+
+// AttachFile keeps a file (a photo, a scan) with one of the worker's own
+// visits, offline, copying it from path into the replica's folder; syncs
+// upload it after the visit. It returns the file's description (an
+// sdk.Attachment) as JSON.
+func (m *Replica) AttachFile(visitID, name, mediaType, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", &Error{Code: CodeInvalid, err: fmt.Errorf("attach a file: %w", err)}
+	}
+	defer f.Close()
+	return query(m.r.AttachFile(context.Background(), visitID, sdk.AttachmentInput{Name: name, MediaType: mediaType, Content: f}))
+}
+
+// Attachments lists the files of a visit on this phone (sdk.Attachment
+// values as JSON; Path is where each one is).
+func (m *Replica) Attachments(visitID string) (string, error) {
+	return query(m.r.Attachments(context.Background(), visitID))
+}
+
+// FetchAttachments downloads the files of a visit the phone does not hold
+// (another worker's visit), online, and lists them as Attachments does.
+func (m *Replica) FetchAttachments(visitID string) (string, error) {
+	return query(m.r.FetchAttachments(context.Background(), visitID))
 }
 
 func query[T any](v T, err error) (string, error) {

@@ -117,6 +117,17 @@ func TestFacade(t *testing.T) {
 	if n, err := r.Pending(); err != nil || n != 2 {
 		t.Errorf("pending %d, %v; want the household and the visit", n, err)
 	}
+	photo := filepath.Join(t.TempDir(), "photo.jpg")
+	if err := os.WriteFile(photo, []byte("\xff\xd8\xff a photo of the stairwell"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	attached, err := r.AttachFile(visit, "楼道.jpg", "image/jpeg", photo)
+	if err != nil || !strings.Contains(attached, `"SHA256":"`) {
+		t.Fatalf("attach a photo: %s, %v", attached, err)
+	}
+	if _, err := r.AttachFile(visit, "gone.jpg", "image/jpeg", photo+".gone"); mobile.ErrorCode(err) != mobile.CodeInvalid {
+		t.Errorf("attaching a file that is not there: %v, want invalid", err)
+	}
 	l := &listener{phases: map[string]bool{}, synced: make(chan struct{}, 1)}
 	r.SetListener(l)
 	r.StartSync(3600)
@@ -126,10 +137,14 @@ func TestFacade(t *testing.T) {
 		t.Errorf("pending after the background sync: %d, %v", n, err)
 	}
 	l.mu.Lock()
-	if !l.phases["push"] || len(l.syncs) == 0 || !strings.Contains(l.syncs[0], `"Pushed":2`) {
+	if !l.phases["push"] || len(l.syncs) == 0 || !strings.Contains(l.syncs[0], `"Pushed":2`) ||
+		!strings.Contains(l.syncs[0], `"Attachments":{"Uploaded":1,"Pending":0,"Refused":0,`) {
 		t.Errorf("the listener heard phases %v and syncs %q", l.phases, l.syncs)
 	}
 	l.mu.Unlock()
+	if files, err := r.Attachments(visit); err != nil || !strings.Contains(files, `"Name":"楼道.jpg"`) || !strings.Contains(files, `"Uploaded":true`) {
+		t.Errorf("the visit's files: %s, %v", files, err)
+	}
 
 	households, err := r.Households()
 	if err != nil {

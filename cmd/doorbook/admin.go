@@ -46,6 +46,8 @@ Verbs:
   device revoke --device ID [--reason TEXT]    a lost phone: refused at its next request, which wipes it
   device policy [--lock-days N --wipe-days N]  the lost-phone policy: shown, or set (installation-wide admins)
   admin create  --name NAME [--node ID] [--leader]   another admin, or a leader who may only read
+  attachment list --visit ID [--visit ID]...   the files (photos, scans) of visits
+  attachment get  --sha256 HASH --out FILE     download one, checked against its hash (audited)
 
 METRIC: not_visited, visited, key_group_not_visited, must_visit_overdue, revisits_open, revisits_overdue,
 items_open, items_overdue. --until is the campaign's last day. --survey adds the standard questions
@@ -60,12 +62,13 @@ ROLE: grid_worker, community_worker, cadre, police_officer, leader, teacher.
 const maxCodeTTL = 90 * 24 * time.Hour
 
 type adminCmd struct {
-	ctx     context.Context
-	client  doorbookv1connect.AdminServiceClient
-	reports doorbookv1connect.ReportServiceClient
-	out     output
-	stderr  io.Writer
-	json    *bool
+	ctx         context.Context
+	client      doorbookv1connect.AdminServiceClient
+	reports     doorbookv1connect.ReportServiceClient
+	attachments doorbookv1connect.AttachmentServiceClient
+	out         output
+	stderr      io.Writer
+	json        *bool
 }
 
 func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -104,12 +107,13 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	base, auth := strings.TrimRight(*serverURL, "/"), connect.WithInterceptors(bearer.Token(*token))
 	c := &adminCmd{
-		ctx:     ctx,
-		client:  doorbookv1connect.NewAdminServiceClient(hc, base, auth),
-		reports: doorbookv1connect.NewReportServiceClient(hc, base, auth),
-		out:     output{json: *asJSON, w: stdout},
-		stderr:  stderr,
-		json:    asJSON,
+		ctx:         ctx,
+		client:      doorbookv1connect.NewAdminServiceClient(hc, base, auth),
+		reports:     doorbookv1connect.NewReportServiceClient(hc, base, auth),
+		attachments: doorbookv1connect.NewAttachmentServiceClient(hc, base, auth),
+		out:         output{json: *asJSON, w: stdout},
+		stderr:      stderr,
+		json:        asJSON,
 	}
 	verb, vargs := rest[0], rest[1:]
 	sub := ""
@@ -163,6 +167,10 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.devicePolicy(vargs)
 	case "admin create":
 		return c.adminCreate(vargs)
+	case "attachment list":
+		return c.attachmentList(vargs)
+	case "attachment get":
+		return c.attachmentGet(vargs)
 	}
 	fmt.Fprint(stderr, adminUsage)
 	return fmt.Errorf("%w: unknown admin verb %q", errUsage, strings.TrimSpace(verb+" "+sub))

@@ -72,7 +72,35 @@ func fieldRulesStep(t *testing.T, srv *testServer, li replica, campaign string) 
 	if _, _, err := doorbook(t, li.args("visit", "--household", first, "--answer", "aware=9")...); err == nil {
 		t.Error("an answer outside the question's scale was accepted")
 	}
-	li.sync()
+	// A photo of the hazard goes with the visit, after it.
+	photo := filepath.Join(t.TempDir(), "楼道.jpg")
+	content := append([]byte("\xff\xd8\xff\xe0 a photo of the stairwell "), bytes.Repeat([]byte{1, 2, 3}, 200_000)...)
+	if err := os.WriteFile(photo, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	attached := doorbookJSON[struct {
+		SHA256    string `json:"sha256"`
+		MediaType string `json:"media_type"`
+	}](t, li.args("attach", "--visit", visit, "--file", photo)...)
+	if attached.MediaType != "image/jpeg" || len(attached.SHA256) != 64 {
+		t.Errorf("attach: %+v", attached)
+	}
+	if synced := li.sync(); synced.FilesUploaded != 1 || synced.FilesPending != 0 {
+		t.Errorf("sync uploaded %d files, %d to go; want the photo", synced.FilesUploaded, synced.FilesPending)
+	}
+	listed := doorbookJSON[[]struct {
+		VisitID string `json:"visit_id"`
+		SHA256  string `json:"sha256"`
+		Name    string `json:"name"`
+	}](t, srv.admin("attachment", "list", "--visit", visit)...)
+	if len(listed) != 1 || listed[0].SHA256 != attached.SHA256 || listed[0].Name != "楼道.jpg" {
+		t.Errorf("attachment list: %+v", listed)
+	}
+	got := filepath.Join(t.TempDir(), "got.jpg")
+	doorbook(t, srv.admin("attachment", "get", "--sha256", attached.SHA256, "--out", got)...)
+	if data, err := os.ReadFile(got); err != nil || !bytes.Equal(data, content) {
+		t.Errorf("attachment get wrote %d bytes (%v), want the photo", len(data), err)
+	}
 
 	doorbookJSON[map[string]string](t, srv.admin("item", "--visit", visit, "--to", "assigned", "--unit", "东风派出所", "--deadline", "2030-01-01")...)
 	li.sync()

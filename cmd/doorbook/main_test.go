@@ -72,13 +72,15 @@ type statusOut struct {
 }
 
 type syncOut struct {
-	Pushed       int    `json:"pushed"`
-	Duplicates   int    `json:"duplicates"`
-	Pulled       int    `json:"pulled"`
-	Bootstrapped int    `json:"bootstrapped_households"`
-	Evicted      int    `json:"evicted"`
-	Restamped    int    `json:"restamped"`
-	Cursor       uint64 `json:"cursor"`
+	Pushed        int    `json:"pushed"`
+	Duplicates    int    `json:"duplicates"`
+	Pulled        int    `json:"pulled"`
+	Bootstrapped  int    `json:"bootstrapped_households"`
+	Evicted       int    `json:"evicted"`
+	Restamped     int    `json:"restamped"`
+	Cursor        uint64 `json:"cursor"`
+	FilesUploaded int    `json:"files_uploaded"`
+	FilesPending  int    `json:"files_pending"`
 }
 
 type gridOut struct {

@@ -37,6 +37,9 @@ Verbs (all work offline except enroll and sync):
   item      --visit ID [--finding N] --to assigned|resolved [--note TEXT] [--unit U --deadline TIME]
             (closing an item off, 销号, is an admin's)
   items                                                 tracked items (hazards, disputes) of your households
+  attach    --visit ID --file FILE [--name N] [--type MIME]
+            keep a photo or scan with one of your visits (sync uploads it after the visit)
+  attachments --visit ID [--fetch]                      a visit's files; --fetch downloads others' (online)
   due       [--campaign ID] [--limit N]                 what to visit next, most urgent first
   progress  [--campaign ID]                             your quota and your grids' coverage
   categories                                            must-visit categories
@@ -153,6 +156,10 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return c.categories(vargs)
 	case "campaigns":
 		return c.campaigns(vargs)
+	case "attach":
+		return c.attach(vargs)
+	case "attachments":
+		return c.attachments(vargs)
 	case "sync":
 		return c.sync(vargs)
 	case "status":
@@ -677,6 +684,11 @@ func (c *workerCmd) sync(args []string) error {
 		"pushed": rep.Pushed, "duplicates": rep.Duplicates, "pulled": rep.Pulled,
 		"bootstrapped_households": rep.Bootstrapped, "evicted": rep.Evicted, "restamped": rep.Restamped, "cursor": rep.Cursor,
 		"rejected": rep.Rejected, "reset": rep.Reset,
+		"files_uploaded": rep.Attachments.Uploaded, "files_pending": rep.Attachments.Pending,
+		"files_refused": rep.Attachments.Refused, "file_bytes_sent": rep.Attachments.Bytes,
+	}
+	if rep.Attachments.Err != nil {
+		out["files_error"] = rep.Attachments.Err.Error()
 	}
 	return c.out.print(out, func(w io.Writer) {
 		fmt.Fprintf(w, "synced: pushed %d, pulled %d rows, %d households received whole, %d left your scope (cursor %d)\n",
@@ -686,6 +698,12 @@ func (c *workerCmd) sync(args []string) error {
 		}
 		if rep.Restamped > 0 {
 			fmt.Fprintf(w, "this phone's clock runs ahead of the server's: %d unsent changes were re-stamped\n", rep.Restamped)
+		}
+		if a := rep.Attachments; a.Uploaded+a.Pending+a.Refused > 0 || a.Err != nil {
+			fmt.Fprintf(w, "files: %d uploaded (%s sent), %d to go, %d refused\n", a.Uploaded, sizeText(a.Bytes), a.Pending, a.Refused)
+		}
+		if err := rep.Attachments.Err; err != nil {
+			fmt.Fprintf(w, "the files' upload stopped: %v; the next sync goes on from what the server holds\n", err)
 		}
 	})
 }
