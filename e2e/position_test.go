@@ -10,6 +10,9 @@ import (
 	"time"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -86,5 +89,31 @@ func TestVisitPosition(t *testing.T) {
 	slices.Sort(cells)
 	if col < 0 || !slices.Equal(cells, []string{"", "28.194012, 112.976033 ±12 m"}) {
 		t.Errorf("the visit register's positions: column %d, %q", col, cells)
+	}
+
+	// The report counts the campaign's visits with a position.
+	nodes, err := e.Admin.ListOrgNodes(ctx, &pb.ListOrgNodesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var district string
+	for _, n := range nodes.GetNodes() {
+		if n.GetLevel() == pb.OrgLevel_ORG_LEVEL_DISTRICT {
+			district = n.GetId()
+		}
+	}
+	now := time.Now()
+	camp, err := e.Admin.PutCampaign(ctx, &pb.PutCampaignRequest{NodeId: proto.String(district), Name: proto.String("大走访"),
+		StartsAt: timestamppb.New(now.Add(-24 * time.Hour)), EndsAt: timestamppb.New(now.Add(24 * time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.reports(e.adminToken).GetProgress(ctx, &pb.GetProgressRequest{CampaignId: camp.GetCampaign().GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.GetReport()
+	if r.GetTotal().GetVisitsWithPosition() != 1 || len(r.GetCommunities()) != 1 || r.GetCommunities()[0].GetVisitsWithPosition() != 1 {
+		t.Errorf("the report counts %d visits with a position (communities %v), want 1", r.GetTotal().GetVisitsWithPosition(), r.GetCommunities())
 	}
 }

@@ -55,8 +55,9 @@ type progress struct {
 }
 
 type communityFigures struct {
-	node store.OrgNode
-	fig  fieldwork.Figures
+	node   store.OrgNode
+	fig    fieldwork.Figures
+	placed int
 }
 
 func newProgress(an *store.Analysis, at time.Time) *progress {
@@ -66,7 +67,13 @@ func newProgress(an *store.Analysis, at time.Time) *progress {
 			continue
 		}
 		fig := an.Fieldwork.Figures(at, func(h *fieldwork.Household) bool { return an.Nodes[h.GridID].ParentID == n.ID })
-		p.communities = append(p.communities, communityFigures{n, fig})
+		placed := 0
+		for grid, count := range an.Placed.ByGrid {
+			if an.Nodes[grid].ParentID == n.ID {
+				placed += count
+			}
+		}
+		p.communities = append(p.communities, communityFigures{n, fig, placed})
 	}
 	// The ranking (通报排名): coverage, then key-group rate, then name.
 	slices.SortFunc(p.communities, func(a, b communityFigures) int {
@@ -76,8 +83,8 @@ func newProgress(an *store.Analysis, at time.Time) *progress {
 	return p
 }
 
-func figuresToProto(n store.OrgNode, f *fieldwork.Figures) *pb.ProgressFigures {
-	out := &pb.ProgressFigures{
+func figuresToProto(n store.OrgNode, f *fieldwork.Figures, placed int) *pb.ProgressFigures {
+	out := &pb.ProgressFigures{VisitsWithPosition: uint32(placed),
 		Node: nodeToProto(n), Households: uint32(f.Households), Visited: uint32(f.Visited),
 		KeyGroupHouseholds: uint32(f.KeyGroupHouseholds), KeyGroupVisited: uint32(f.KeyGroupVisited),
 		MustVisitOverdue: uint32(f.MustVisitOverdue), RevisitsOpen: uint32(f.RevisitsOpen), RevisitsOverdue: uint32(f.RevisitsOverdue),
@@ -103,12 +110,12 @@ func (p *progress) quotas() []*pb.PersonQuota {
 }
 
 func (p *progress) toProto() *pb.ProgressReport {
-	r := &pb.ProgressReport{At: timestamppb.New(p.at), Total: figuresToProto(p.an.Node, &p.total), Quotas: p.quotas()}
+	r := &pb.ProgressReport{At: timestamppb.New(p.at), Total: figuresToProto(p.an.Node, &p.total, p.an.Placed.Total), Quotas: p.quotas()}
 	if p.an.Campaign != nil {
 		r.Campaign = wire.CampaignToProto(p.an.Campaign)
 	}
 	for i := range p.communities {
-		r.Communities = append(r.Communities, figuresToProto(p.communities[i].node, &p.communities[i].fig))
+		r.Communities = append(r.Communities, figuresToProto(p.communities[i].node, &p.communities[i].fig, p.communities[i].placed))
 	}
 	return r
 }

@@ -98,6 +98,13 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 		if err := visitedElsewhere(ctx, tx, an, ids, grids); err != nil {
 			return err
 		}
+		from, to := time.UnixMilli(0), time.UnixMilli(1<<62)
+		if an.Campaign != nil {
+			from, to = an.Campaign.Window()
+		}
+		if an.Placed, err = tx.PlacedVisits(ctx, grids, from, to); err != nil {
+			return err
+		}
 		for _, id := range ids {
 			w, err := tx.Worker(ctx, id)
 			if err != nil {

@@ -32,6 +32,11 @@ type Reports interface {
 	// deleted, after key, in (visitor, time, id) order.
 	VisitKeys(ctx context.Context, grids []string, after VisitKey, limit int) ([]VisitKey, error)
 
+	// PlacedVisits counts the visits made in [from, to), with a position
+	// and not voided, to households of grids: each visit once in Total,
+	// and once in each grid it covers.
+	PlacedVisits(ctx context.Context, grids []string, from, to time.Time) (PlacedVisits, error)
+
 	// InsertAudit records an entry of the audit log.
 	InsertAudit(ctx context.Context, e AuditEntry) error
 	// AuditEntries calls fn with the audit log's entries, newest first,
@@ -42,6 +47,12 @@ type Reports interface {
 	// an erasure does.
 	ReplaceVisit(ctx context.Context, v *syncengine.Visit) error
 	ReplaceAmendment(ctx context.Context, a *syncengine.Amendment) error
+}
+
+// PlacedVisits counts visits recorded with the phone's position.
+type PlacedVisits struct {
+	Total  int
+	ByGrid map[string]int
 }
 
 // WorkerVisit is a visit as VisitsBy lists it: one row per household.

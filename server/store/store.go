@@ -236,6 +236,8 @@ type Analysis struct {
 	Workers []Worker
 	// Fieldwork is the households of the node's grids under the rules.
 	Fieldwork *fieldwork.Analysis
+	// Placed counts the campaign's visits recorded with a position.
+	Placed PlacedVisits
 }
 
 // HouseholdView is one household whole, with the field rules' reading.

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -164,4 +166,44 @@ func (t *tx) ReplaceVisit(ctx context.Context, v *syncengine.Visit) error {
 
 func (t *tx) ReplaceAmendment(ctx context.Context, a *syncengine.Amendment) error {
 	return statedb.ReplaceAmendment(ctx, t.Tx, a)
+}
+
+func (t *tx) PlacedVisits(ctx context.Context, grids []string, from, to time.Time) (store.PlacedVisits, error) {
+	out := store.PlacedVisits{ByGrid: map[string]int{}}
+	if len(grids) == 0 {
+		return out, nil
+	}
+	// The grids as one JSON array, however many: a district has thousands,
+	// and a visit is counted once across them all. The partial index of
+	// placed visits (018) makes the cost follow the visits with a position
+	// in the window, not every visit.
+	list, err := json.Marshal(grids)
+	if err != nil {
+		return out, err
+	}
+	const placed = ` FROM visits v CROSS JOIN visit_households vh ON vh.visit_id = v.id CROSS JOIN households h ON h.id = vh.household_id
+		WHERE v.position != '' AND v.visited_at >= ?1 AND v.visited_at < ?2
+		AND NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id AND a.kind = 2)
+		AND h.grid_id IN (SELECT value FROM json_each(?3))`
+	args := []any{from.UnixMilli(), to.UnixMilli(), string(list)}
+	rows, err := t.QueryContext(ctx, `SELECT h.grid_id, count(DISTINCT v.id)`+placed+` GROUP BY h.grid_id`, args...)
+	if err != nil {
+		return out, fmt.Errorf("count placed visits: %w", err)
+	}
+	for rows.Next() {
+		var grid string
+		var n int
+		if err := rows.Scan(&grid, &n); err != nil {
+			rows.Close()
+			return out, fmt.Errorf("count placed visits: %w", err)
+		}
+		out.ByGrid[grid] = n
+	}
+	if err := errors.Join(rows.Close(), rows.Err()); err != nil {
+		return out, fmt.Errorf("count placed visits: %w", err)
+	}
+	if err := t.QueryRowContext(ctx, `SELECT count(DISTINCT v.id)`+placed, args...).Scan(&out.Total); err != nil {
+		return out, fmt.Errorf("count placed visits: %w", err)
+	}
+	return out, nil
 }

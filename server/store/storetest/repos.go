@@ -63,6 +63,7 @@ func RunRepos(t *testing.T, open OpenBackend) {
 		{"Reports", testReposReports},
 		{"Collect", testReposCollect},
 		{"Files", testReposFiles},
+		{"Placed", testReposPlaced},
 	}
 	var started atomic.Int32
 	// Cleanup runs once every subtest, parallel ones included, is done.
