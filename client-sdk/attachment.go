@@ -389,5 +389,50 @@ func (r *Replica) countPending(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// forgetAttachments deletes the rows of visits' files and returns the
+// files no visit has since, for removeFilesOf once the transaction is in.
+func forgetAttachments(ctx context.Context, tx *sqlitex.Tx, visitIDs []string) ([]string, error) {
+	var gone []string
+	for _, v := range visitIDs {
+		rows, err := tx.QueryContext(ctx, `DELETE FROM attachments WHERE visit_id = ? RETURNING sha256`, v)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var sha string
+			if err := rows.Scan(&sha); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			gone = append(gone, sha)
+		}
+		if err := errors.Join(rows.Close(), rows.Err()); err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	for _, sha := range gone {
+		var kept bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM attachments WHERE sha256 = ?)`, sha).Scan(&kept); err != nil {
+			return nil, err
+		}
+		if !kept {
+			out = append(out, sha)
+		}
+	}
+	return out, nil
+}
+
+// removeFilesOf deletes files from the folder; one that will not go is
+// left for the next wipe (it is named by its hash, and no row points to
+// it).
+func (r *Replica) removeFilesOf(shas []string) {
+	for _, sha := range shas {
+		if err := os.Remove(r.filePath(sha)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			r.log.Warn().Err(err).Str("file", sha).Msg("could not remove an erased visit's file")
+		}
+	}
+}
+
 // removeFiles deletes the replica's folder of files (a wipe).
 func (r *Replica) removeFiles() error { return os.RemoveAll(r.filesDir()) }

@@ -687,6 +687,7 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 		}
 		r.observe(res.GetServerHlc())
 		evicted := 0
+		var erasedFiles []string
 		err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
 			var err error
 			if evicted, err = r.evict(ctx, tx, res); err != nil {
@@ -698,6 +699,10 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 			// Erased visits and amendments come again, blanked: the copies
 			// here go first (they are immutable otherwise).
 			if err := statedb.DeleteVisits(ctx, tx, res.GetReplacedVisitIds()); err != nil {
+				return err
+			}
+			// Their files went on the server with the erasure: here too.
+			if erasedFiles, err = forgetAttachments(ctx, tx, res.GetReplacedVisitIds()); err != nil {
 				return err
 			}
 			if err := statedb.DeleteAmendments(ctx, tx, res.GetReplacedAmendmentIds()); err != nil {
@@ -734,6 +739,7 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 			}
 			return fmt.Errorf("apply pull: %w", err)
 		}
+		r.removeFilesOf(erasedFiles)
 		rep.Pulled += b.Rows()
 		rep.Evicted += evicted
 		scrub = scrub || evicted > 0 || len(res.GetErasedHouseholdIds())+len(res.GetErasedPersonIds())+len(res.GetReplacedVisitIds())+len(res.GetReplacedAmendmentIds()) > 0

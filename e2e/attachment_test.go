@@ -319,3 +319,70 @@ func serverHolds(t *testing.T, e *env, sha string) int64 {
 	}
 	return received
 }
+
+// TestErasureTakesTheFiles: erasing a household's personal data deletes
+// its visits' files on the server and on every phone at its next sync,
+// and a phone that still had one to upload cannot bring it back.
+func TestErasureTakesTheFiles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	li, _ := e.worker("李明", e.Grids[0])
+	a, b := e.device("a", li), e.device("b", li)
+	h, err := a.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "张伟"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	visit, err := a.RecordVisit(ctx, sdkVisit(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	photo, err := a.AttachFile(ctx, visit, sdk.AttachmentInput{Name: "门牌.jpg", MediaType: "image/jpeg", Content: strings.NewReader("a photo of the door")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustSync(t, a); rep.Attachments.Uploaded != 1 {
+		t.Fatalf("upload: %+v", rep.Attachments)
+	}
+	mustSync(t, b)
+	fetched, err := b.FetchAttachments(ctx, visit)
+	if err != nil || len(fetched) != 1 {
+		t.Fatalf("fetch: %+v, %v", fetched, err)
+	}
+	// A second photo of the visit waits on li's other phone for its next
+	// sync, which comes after the erasure.
+	late, err := b.AttachFile(ctx, visit, sdk.AttachmentInput{Name: "late.jpg", MediaType: "image/jpeg", Content: strings.NewReader("late")})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := e.Admin.ErasePersonalData(ctx, &pb.ErasePersonalDataRequest{Target: &pb.ErasePersonalDataRequest_HouseholdId{HouseholdId: h}, Reason: "moved away, asked"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GetFiles() != 1 {
+		t.Errorf("the erasure deleted %d files, want 1", res.GetFiles())
+	}
+	if got := serverHolds(t, e, photo.SHA256); got != 0 {
+		t.Errorf("the server still holds %d bytes of the erased household's photo", got)
+	}
+	for _, r := range []*sdk.Replica{a, b} {
+		if rep := mustSync(t, r); rep.Attachments.Uploaded+rep.Attachments.Pending != 0 {
+			t.Errorf("%s: after the erasure the lane %+v; want nothing left to send", r.Path(), rep.Attachments)
+		}
+		if files, err := r.Attachments(ctx, visit); err != nil || len(files) != 0 {
+			t.Errorf("%s: files after the erasure: %+v, %v", r.Path(), files, err)
+		}
+		if _, err := os.Stat(photo.Path); r == a && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the photo's file is still on the phone (%v)", err)
+		}
+	}
+	for _, f := range []string{fetched[0].Path, late.Path} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still on the other phone (%v)", f, err)
+		}
+	}
+	if got := serverHolds(t, e, late.SHA256); got != 0 {
+		t.Errorf("the server took %d bytes of a photo of an erased household", got)
+	}
+}

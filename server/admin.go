@@ -109,7 +109,8 @@ func (s *adminService) ErasePersonalData(ctx context.Context, req *pb.ErasePerso
 	if !e.Scrubbed {
 		s.log.Warn().Msg("erasure committed; readers held the write-ahead log, which keeps the old bytes until the next checkpoint")
 	}
-	return &pb.ErasePersonalDataResponse{Households: uint32(e.Households), Persons: uint32(e.Persons), Visits: uint32(e.Visits), Amendments: uint32(e.Amendments)}, nil
+	return &pb.ErasePersonalDataResponse{Households: uint32(e.Households), Persons: uint32(e.Persons), Visits: uint32(e.Visits), Amendments: uint32(e.Amendments),
+		Files: uint32(e.Files)}, nil
 }
 
 func (s *adminService) MoveHousehold(ctx context.Context, req *pb.MoveHouseholdRequest) (*pb.MoveHouseholdResponse, error) {

@@ -376,10 +376,11 @@ func (c *adminCmd) erase(args []string) error {
 	if err != nil {
 		return err
 	}
-	out := map[string]uint32{"households": res.GetHouseholds(), "persons": res.GetPersons(), "visits": res.GetVisits(), "amendments": res.GetAmendments()}
+	out := map[string]uint32{"households": res.GetHouseholds(), "persons": res.GetPersons(), "visits": res.GetVisits(), "amendments": res.GetAmendments(),
+		"files": res.GetFiles()}
 	return c.out.print(out, func(w io.Writer) {
-		fmt.Fprintf(w, "erased: %d household, %d persons, notes of %d visits and %d amendments; phones follow at their next sync\n",
-			res.GetHouseholds(), res.GetPersons(), res.GetVisits(), res.GetAmendments())
+		fmt.Fprintf(w, "erased: %d household, %d persons, notes of %d visits and %d amendments, %d files; phones follow at their next sync\n",
+			res.GetHouseholds(), res.GetPersons(), res.GetVisits(), res.GetAmendments(), res.GetFiles())
 	})
 }
 

@@ -51,6 +51,15 @@ func (s *Service) UploadAttachment(ctx context.Context, p store.Principal, visit
 		if vs[0].VisitorID != p.ID {
 			return fmt.Errorf("%w: only the worker who recorded visit %s adds files to it", syncengine.ErrOutOfScope, visitID)
 		}
+		// A visit made before its household's data was erased has lost its
+		// files for good: a phone still holding one must not bring it back.
+		erased, err := tx.HouseholdErasure(ctx, vs[0].HouseholdIDs)
+		if err != nil {
+			return err
+		}
+		if erased != 0 && vs[0].Clock.HLC <= erased {
+			return fmt.Errorf("%w: the household's personal data was erased after visit %s: its files are not taken", syncengine.ErrInvalid, visitID)
+		}
 		links, err := tx.VisitAttachments(ctx, []string{visitID})
 		if err != nil {
 			return err

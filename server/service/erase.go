@@ -106,6 +106,23 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 				return err
 			}
 		}
+		// Photos of the household are its personal data as much as its
+		// notes are: every file of its visits goes, unless another visit
+		// has it too.
+		visitIDs := make([]string, len(b.Visits))
+		for i, v := range b.Visits {
+			visitIDs[i] = v.ID
+		}
+		orphans, err := tx.UnlinkAttachments(ctx, visitIDs)
+		if err != nil {
+			return err
+		}
+		for _, sha := range orphans {
+			if err := tx.DropAttachment(ctx, sha); err != nil {
+				return err
+			}
+		}
+		out.Files = len(orphans)
 		for i := range b.Visits {
 			v := b.Visits[i]
 			// Where the phone stood is where the household lives.

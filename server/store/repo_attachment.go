@@ -35,6 +35,9 @@ type Files interface {
 	VisitAttachments(ctx context.Context, visitIDs []string) ([]VisitAttachment, error)
 	// AttachmentVisits lists the visits file sha belongs to.
 	AttachmentVisits(ctx context.Context, sha string) ([]string, error)
+	// UnlinkAttachments deletes the links of visits to their files and
+	// returns the files that belong to no visit since.
+	UnlinkAttachments(ctx context.Context, visitIDs []string) (orphans []string, err error)
 }
 
 // VisitAttachment is a file of a visit.

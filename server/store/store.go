@@ -204,6 +204,8 @@ type ErasureTarget struct {
 // Erased counts the rows an erasure blanked.
 type Erased struct {
 	Households, Persons, Visits, Amendments int
+	// Files counts the visits' files deleted with them.
+	Files int
 	// Scrubbed: the old values are gone from the file's log too (readers
 	// holding old snapshots can delay that to a later checkpoint).
 	Scrubbed bool

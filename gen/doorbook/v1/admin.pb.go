@@ -787,11 +787,14 @@ func (*ErasePersonalDataRequest_HouseholdId) isErasePersonalDataRequest_Target()
 func (*ErasePersonalDataRequest_PersonId) isErasePersonalDataRequest_Target() {}
 
 type ErasePersonalDataResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Households    uint32                 `protobuf:"varint,1,opt,name=households,proto3" json:"households,omitempty"`
-	Persons       uint32                 `protobuf:"varint,2,opt,name=persons,proto3" json:"persons,omitempty"`
-	Visits        uint32                 `protobuf:"varint,3,opt,name=visits,proto3" json:"visits,omitempty"`
-	Amendments    uint32                 `protobuf:"varint,4,opt,name=amendments,proto3" json:"amendments,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Households uint32                 `protobuf:"varint,1,opt,name=households,proto3" json:"households,omitempty"`
+	Persons    uint32                 `protobuf:"varint,2,opt,name=persons,proto3" json:"persons,omitempty"`
+	Visits     uint32                 `protobuf:"varint,3,opt,name=visits,proto3" json:"visits,omitempty"`
+	Amendments uint32                 `protobuf:"varint,4,opt,name=amendments,proto3" json:"amendments,omitempty"`
+	// The visits' files (photos, scans) deleted: every file of the erased
+	// household's visits that no other visit has.
+	Files         uint32 `protobuf:"varint,5,opt,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -850,6 +853,13 @@ func (x *ErasePersonalDataResponse) GetVisits() uint32 {
 func (x *ErasePersonalDataResponse) GetAmendments() uint32 {
 	if x != nil {
 		return x.Amendments
+	}
+	return 0
+}
+
+func (x *ErasePersonalDataResponse) GetFiles() uint32 {
+	if x != nil {
+		return x.Files
 	}
 	return 0
 }
@@ -2059,7 +2069,7 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\tperson_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\bpersonId\x12\"\n" +
 	"\x06reason\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01(\xe8\aR\x06reasonB\x0f\n" +
-	"\x06target\x12\x05\xbaH\x02\b\x01\"\x8d\x01\n" +
+	"\x06target\x12\x05\xbaH\x02\b\x01\"\xa3\x01\n" +
 	"\x19ErasePersonalDataResponse\x12\x1e\n" +
 	"\n" +
 	"households\x18\x01 \x01(\rR\n" +
@@ -2068,7 +2078,8 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\x06visits\x18\x03 \x01(\rR\x06visits\x12\x1e\n" +
 	"\n" +
 	"amendments\x18\x04 \x01(\rR\n" +
-	"amendments\"\xa7\x03\n" +
+	"amendments\x12\x14\n" +
+	"\x05files\x18\x05 \x01(\rR\x05files\"\xa7\x03\n" +
 	"\x12PutCategoryRequest\x121\n" +
 	"\x04code\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_.-]{1,64}$R\x04code\x12&\n" +
 	"\aname_zh\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x02H\x00R\x06nameZh\x88\x01\x01\x12&\n" +

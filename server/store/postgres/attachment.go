@@ -121,3 +121,20 @@ func (r *repo) AttachmentVisits(ctx context.Context, sha string) ([]string, erro
 	}
 	return out, nil
 }
+
+func (r *repo) UnlinkAttachments(ctx context.Context, visitIDs []string) ([]string, error) {
+	if len(visitIDs) == 0 {
+		return nil, nil
+	}
+	out, err := queryAll(ctx, r.q, `WITH gone AS (DELETE FROM visit_attachments WHERE visit_id = ANY($1) RETURNING sha256)
+		SELECT DISTINCT g.sha256 FROM gone g
+		WHERE NOT EXISTS (SELECT 1 FROM visit_attachments l WHERE l.sha256 = g.sha256 AND NOT (l.visit_id = ANY($1)))
+		ORDER BY g.sha256`, func(s scanner) (string, error) {
+		var sha string
+		return sha, s.Scan(&sha)
+	}, visitIDs)
+	if err != nil {
+		return nil, fmt.Errorf("unlink attachments: %w", err)
+	}
+	return out, nil
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
@@ -134,4 +135,36 @@ func (t *tx) AttachmentVisits(ctx context.Context, sha string) ([]string, error)
 		out = append(out, id)
 	}
 	return out, rows.Err()
+}
+
+func (t *tx) UnlinkAttachments(ctx context.Context, visitIDs []string) ([]string, error) {
+	var orphans []string
+	for _, v := range visitIDs {
+		rows, err := t.QueryContext(ctx, `DELETE FROM visit_attachments WHERE visit_id = ? RETURNING sha256`, v)
+		if err != nil {
+			return nil, fmt.Errorf("unlink the attachments of visit %s: %w", v, err)
+		}
+		var shas []string
+		for rows.Next() {
+			var sha string
+			if err := rows.Scan(&sha); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			shas = append(shas, sha)
+		}
+		if err := errors.Join(rows.Close(), rows.Err()); err != nil {
+			return nil, fmt.Errorf("unlink the attachments of visit %s: %w", v, err)
+		}
+		for _, sha := range shas {
+			var linked bool
+			if err := t.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM visit_attachments WHERE sha256 = ?)`, sha).Scan(&linked); err != nil {
+				return nil, err
+			}
+			if !linked && !slices.Contains(orphans, sha) {
+				orphans = append(orphans, sha)
+			}
+		}
+	}
+	return orphans, nil
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
@@ -120,6 +122,22 @@ func testAttachments(t *testing.T, newStore NewStore) {
 	}
 	if got, complete, err := e.s.UploadAttachment(ctx, dev, x.v.ID, bad, 0, []byte("signed")); err != nil || !complete || got != 6 {
 		t.Errorf("the right content after a mismatch = %d, %v, %v", got, complete, err)
+	}
+
+	// After the household's data is erased, its visits' files are gone and
+	// none is taken again (a phone may still hold one).
+	gone := e.register(dev, e.g1.ID)
+	photo := describe("photo.jpg", []byte("the door"))
+	if _, complete, err := e.s.UploadAttachment(ctx, dev, gone.v.ID, photo, 0, []byte("the door")); err != nil || !complete {
+		t.Fatalf("upload before the erasure: %v, %v", complete, err)
+	}
+	erased, err := e.s.ErasePersonalData(ctx, e.root, store.ErasureTarget{HouseholdID: gone.h.ID, Reason: "asked", At: time.Now()},
+		func(syncengine.Clock) syncengine.Clock { return e.clk.next() })
+	if err != nil || erased.Files != 1 {
+		t.Fatalf("ErasePersonalData = %+v, %v; want 1 file deleted", erased, err)
+	}
+	if got, _, err := e.s.UploadAttachment(ctx, dev, gone.v.ID, photo, 0, nil); !errors.Is(err, syncengine.ErrInvalid) || got != 0 {
+		t.Errorf("an upload to a visit of an erased household = %d, %v; want ErrInvalid", got, err)
 	}
 
 	// Limits: pieces, sizes, files per visit.

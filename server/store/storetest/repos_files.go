@@ -103,6 +103,17 @@ func testReposFiles(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 	if visits := inView(e, "AttachmentVisits", func(tx store.Tx) ([]string, error) { return tx.AttachmentVisits(ctx, a.SHA256) }); len(visits) != 2 {
 		t.Errorf("DropAttachment took the links with it: %v", visits)
 	}
+	// Unlinking one visit leaves the file to the other; unlinking both
+	// leaves it to none.
+	if orphans := inUpdate(e, "UnlinkAttachments", func(tx store.Tx) ([]string, error) { return tx.UnlinkAttachments(ctx, []string{v1}) }); len(orphans) != 1 || orphans[0] != other.SHA256 {
+		t.Errorf("UnlinkAttachments(v1) = %v; want only %s, which v2 does not have", orphans, other.SHA256)
+	}
+	if orphans := inUpdate(e, "UnlinkAttachments", func(tx store.Tx) ([]string, error) { return tx.UnlinkAttachments(ctx, []string{v2, v1}) }); len(orphans) != 1 || orphans[0] != a.SHA256 {
+		t.Errorf("UnlinkAttachments(v2) = %v; want %s", orphans, a.SHA256)
+	}
+	if visits := inView(e, "AttachmentVisits", func(tx store.Tx) ([]string, error) { return tx.AttachmentVisits(ctx, a.SHA256) }); len(visits) != 0 {
+		t.Errorf("AttachmentVisits after unlinking every visit = %v", visits)
+	}
 	// Dropped, it is uploaded again from the start.
 	e.update("AppendAttachment after a drop", func(tx store.Tx) error { return tx.AppendAttachment(ctx, a.SHA256, a.Size, 0, content) })
 	if got := stateOf(a.SHA256); got != (state{received: 20}) {
@@ -148,4 +159,9 @@ func (r *recordingTx) VisitAttachments(ctx context.Context, visitIDs []string) (
 func (r *recordingTx) AttachmentVisits(ctx context.Context, sha string) ([]string, error) {
 	r.use("AttachmentVisits")
 	return r.Tx.AttachmentVisits(ctx, sha)
+}
+
+func (r *recordingTx) UnlinkAttachments(ctx context.Context, visitIDs []string) ([]string, error) {
+	r.use("UnlinkAttachments")
+	return r.Tx.UnlinkAttachments(ctx, visitIDs)
 }
