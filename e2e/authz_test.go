@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -59,6 +60,8 @@ func TestAuthzMatrix(t *testing.T) {
 		tracked
 		write
 		public
+		// auditedForAdmins: audited for an admin, a read for a worker.
+		auditedForAdmins
 	)
 	// The callers, the columns of the table below:
 	//   anon     no token
@@ -134,6 +137,11 @@ func TestAuthzMatrix(t *testing.T) {
 		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "ListAuditLog", read, s.listAuditLog},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "GetHousehold", audited, s.getHousehold},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "ListItems", audited, s.listItems},
+		// A worker uploads the files of their own visits; the grid's
+		// workers and the subtree's admins read them.
+		{w{UN, UN, UN, UN, PD, PD, PD, PD, OK, PD, PD}, "UploadAttachment", write, s.uploadAttachment},
+		{w{UN, UN, UN, UN, PD, PD, OK, PD, OK, OK, OK}, "ListAttachments", auditedForAdmins, s.listAttachments},
+		{w{UN, UN, UN, UN, PD, PD, OK, PD, OK, OK, OK}, "DownloadAttachment", auditedForAdmins, s.downloadAttachment},
 		// A wrong password fails whoever asks; signing out is for a
 		// session, and every admin here calls with its own token.
 		{w{UN, UN, UN, UN, UN, UN, UN, UN, UN, UN, UN}, "SignIn·wrong", public, s.signInWrong},
@@ -216,7 +224,8 @@ func TestAuthzMatrix(t *testing.T) {
 				if r.kind == tracked {
 					allowed = []string{"credentials"}
 				}
-				if r.kind == audited {
+				isAdmin := k == s.leader || k == s.aStreet || k == s.sAdmin || k == s.root
+				if r.kind == audited || r.kind == auditedForAdmins && isAdmin {
 					allowed = []string{"audit_log"}
 					if n := after["audit_log"].rows - before["audit_log"].rows; n != 1 {
 						res.notes = append(res.notes, fmt.Sprintf("a report read served with %d audit entries, want 1", n))
@@ -406,6 +415,7 @@ type authzCaller struct {
 	report  doorbookv1connect.ReportServiceClient
 	enroll  doorbookv1connect.EnrollmentServiceClient
 	session doorbookv1connect.SessionServiceClient
+	attach  doorbookv1connect.AttachmentServiceClient
 	// procedure is the last procedure called.
 	procedure string
 }
@@ -438,6 +448,7 @@ func (k *authzCaller) connectClients(url string) {
 	k.report = doorbookv1connect.NewReportServiceClient(http.DefaultClient, url, opts...)
 	k.enroll = doorbookv1connect.NewEnrollmentServiceClient(http.DefaultClient, url, opts...)
 	k.session = doorbookv1connect.NewSessionServiceClient(http.DefaultClient, url, opts...)
+	k.attach = doorbookv1connect.NewAttachmentServiceClient(http.DefaultClient, url, opts...)
 }
 
 // leaks lists the hidden ids that msgs show.
@@ -474,12 +485,13 @@ type authzSetup struct {
 	district, street, community, g0, g1 string // this street, S
 	street2, community2, h0grid         string // the other street, S2, and its grid H0
 
-	w1, w2, wV, w3 string // workers of G0, G1, G0 (the victim of admin calls), H0
-	devV           string // wV's device, the victim of RevokeDevice
-	hh0, hh1, hhM  string // households of G0 (w1's), G1 (w2's), G0 (to be moved)
-	hhX            string // a household of H0
-	v0, v1, vX     string // visits with a tracked finding to hh0, hh1, hhX
-	camp, camp2    string // campaigns of S and S2
+	w1, w2, wV, w3 string            // workers of G0, G1, G0 (the victim of admin calls), H0
+	devV           string            // wV's device, the victim of RevokeDevice
+	hh0, hh1, hhM  string            // households of G0 (w1's), G1 (w2's), G0 (to be moved)
+	hhX            string            // a household of H0
+	v0, v1, vX     string            // visits with a tracked finding to hh0, hh1, hhX
+	files          map[string]string // the SHA-256 of a photo of v0, and of v1, by visit
+	camp, camp2    string            // campaigns of S and S2
 	category       string
 
 	spentCode  string
@@ -542,6 +554,18 @@ func newAuthzSetup(t *testing.T) *authzSetup {
 	push(tokW1, c0)
 	push(tokW2, c1)
 	push(tokW3, cX)
+	// A photo of v0 and one of v1, uploaded whole by their workers.
+	s.files = map[string]string{}
+	for _, f := range []struct{ token, visit string }{{tokW1, s.v0}, {tokW2, s.v1}} {
+		photo := []byte("a photo of the blocked stairwell of visit " + f.visit)
+		sum := sha256.Sum256(photo)
+		s.files[f.visit] = hex.EncodeToString(sum[:])
+		files := doorbookv1connect.NewAttachmentServiceClient(http.DefaultClient, e.URL, connect.WithInterceptors(bearer.Token(f.token)))
+		if res, err := files.UploadAttachment(ctx, &pb.UploadAttachmentRequest{Data: photo, Attachment: &pb.Attachment{
+			VisitId: f.visit, Sha256: s.files[f.visit], Size: uint64(len(photo)), Name: "stairwell.jpg", MediaType: "image/jpeg"}}); err != nil || !res.GetComplete() {
+			t.Fatalf("upload a photo of %s: %v, %v", f.visit, res, err)
+		}
+	}
 
 	// Reference data.
 	if _, err := e.Admin.PutCategory(ctx, &pb.PutCategoryRequest{Code: s.category, NameZh: proto.String("测试"), NameEn: proto.String("test")}); err != nil {
@@ -997,6 +1021,31 @@ func (s *authzSetup) getHousehold(k *authzCaller) ([]proto.Message, error) {
 
 func (s *authzSetup) listItems(k *authzCaller) ([]proto.Message, error) {
 	return authzOne(k.report.ListItems(context.Background(), &pb.ListItemsRequest{NodeId: s.street}))
+}
+
+// uploadAttachment asks how much of a new file of k's visit the server
+// holds (which links it to the visit).
+func (s *authzSetup) uploadAttachment(k *authzCaller) ([]proto.Message, error) {
+	sum := sha256.Sum256([]byte(k.name))
+	return authzOne(k.attach.UploadAttachment(context.Background(), &pb.UploadAttachmentRequest{Attachment: &pb.Attachment{
+		VisitId: k.visit, Sha256: hex.EncodeToString(sum[:]), Size: 100, Name: "by " + k.name + ".jpg", MediaType: "image/jpeg"}}))
+}
+
+func (s *authzSetup) listAttachments(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.attach.ListAttachments(context.Background(), &pb.ListAttachmentsRequest{VisitIds: []string{k.visit}}))
+}
+
+func (s *authzSetup) downloadAttachment(k *authzCaller) ([]proto.Message, error) {
+	stream, err := k.attach.DownloadAttachment(context.Background(), &pb.DownloadAttachmentRequest{Sha256: s.files[k.visit]})
+	if err != nil {
+		return nil, err
+	}
+	defer stream.Close()
+	var out []proto.Message
+	for stream.Receive() {
+		out = append(out, stream.Msg())
+	}
+	return out, stream.Err()
 }
 
 func (s *authzSetup) signInWrong(k *authzCaller) ([]proto.Message, error) {

@@ -549,7 +549,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 	slices.SortFunc(visitRows, func(a, b visitRow) int { return strings.Compare(a.visitor+a.id, b.visitor+b.id) })
 	var wantVisits [][]string
 	for _, v := range visitRows {
-		wantVisits = append(wantVisits, append(v.row, "")) // no position
+		wantVisits = append(wantVisits, append(v.row, "", "")) // no position, no files
 	}
 	if diff := deepDiff(wantVisits, gotVisits); diff != "" {
 		t.Errorf("入户下访登记表:\n%s", diff)

@@ -25,14 +25,14 @@ func (s *attachmentService) UploadAttachment(ctx context.Context, req *pb.Upload
 
 func (s *attachmentService) ListAttachments(ctx context.Context, req *pb.ListAttachmentsRequest) (*pb.ListAttachmentsResponse, error) {
 	p := principal(ctx)
+	as, err := s.store.ListAttachments(ctx, p, req.GetVisitIds())
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
 	if p.Kind == store.KindAdmin {
 		if err := s.auditAttachments(ctx, "list the files of visits"); err != nil {
 			return nil, err
 		}
-	}
-	as, err := s.store.ListAttachments(ctx, p, req.GetVisitIds())
-	if err != nil {
-		return nil, toConnect(s.log, err)
 	}
 	res := &pb.ListAttachmentsResponse{}
 	for _, a := range as {
@@ -43,16 +43,17 @@ func (s *attachmentService) ListAttachments(ctx context.Context, req *pb.ListAtt
 
 func (s *attachmentService) DownloadAttachment(ctx context.Context, req *pb.DownloadAttachmentRequest, stream *connect.ServerStream[pb.DownloadAttachmentResponse]) error {
 	p := principal(ctx)
-	if p.Kind == store.KindAdmin {
-		if err := s.auditAttachments(ctx, "download attachment "+req.GetSha256()); err != nil {
-			return err
-		}
-	}
 	first, sent := true, 0
 	err := s.store.DownloadAttachment(ctx, p, req.GetSha256(), int64(min(req.GetOffset(), syncengine.MaxAttachmentBytes+1)),
 		func(size, at int64, data []byte) error {
 			m := &pb.DownloadAttachmentResponse{Offset: uint64(at), Data: data}
 			if first {
+				// Audited once the caller may read it, before a byte goes.
+				if p.Kind == store.KindAdmin {
+					if err := s.auditAttachments(ctx, "download attachment "+req.GetSha256()); err != nil {
+						return err
+					}
+				}
 				m.Size, first = uint64(size), false
 			}
 			sent += len(data)
@@ -62,8 +63,9 @@ func (s *attachmentService) DownloadAttachment(ctx context.Context, req *pb.Down
 	return toConnect(s.log, err)
 }
 
-// auditAttachments records an admin's read of files before any is sent:
-// photos of a household are its data as much as its ledger is.
+// auditAttachments records an admin's read of files, once the caller may
+// read them and before any is sent: photos of a household are its data as
+// much as its ledger is.
 func (s *attachmentService) auditAttachments(ctx context.Context, action string) error {
 	err := s.store.Audit(ctx, principal(ctx), store.AuditEntry{At: s.now(), Action: action})
 	return toConnect(s.log, err)
