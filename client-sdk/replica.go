@@ -97,12 +97,22 @@ type Replica struct {
 	// syncMu, and gone with the process (Open removes the file).
 	partial partialSnapshot
 
+	// appVersion is the app's version, told to the server at each sync.
+	appVersion string
+	// told is what the sync in flight tells the server of the phone,
+	// read when it began; guarded by syncMu.
+	told *pb.DeviceState
+
 	syncMu sync.Mutex
 	closed sync.Once
 }
 
 // Option configures a Replica.
 type Option func(*Replica)
+
+// WithAppVersion names the app's version, which each sync tells the
+// server: admins see which phones run which version.
+func WithAppVersion(v string) Option { return func(r *Replica) { r.appVersion = v } }
 
 // WithLogger sets the replica's log (default: none).
 func WithLogger(l zerolog.Logger) Option { return func(r *Replica) { r.log = l } }

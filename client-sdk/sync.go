@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
@@ -71,6 +72,34 @@ type clients struct {
 func (r *Replica) clients(s state) clients {
 	return clients{sync: doorbookv1connect.NewSyncServiceClient(r.http, s.ServerURL,
 		connect.WithInterceptors(bearer.Token(s.Token)), compress.ClientOptions(r.noCompression))}
+}
+
+// deviceState is what the phone tells the server of itself as a sync
+// begins: its app's version, and what waits in its outbox (how many
+// changes, and the oldest visit among them). Telling is best effort: a
+// replica that cannot read its outbox now says only its version.
+func (r *Replica) deviceState(ctx context.Context) *pb.DeviceState {
+	out := &pb.DeviceState{AppVersion: r.appVersion}
+	rows, err := r.db.R.QueryContext(ctx, `SELECT payload FROM outbox ORDER BY seq`)
+	if err != nil {
+		return out
+	}
+	defer rows.Close()
+	var oldest time.Time
+	for rows.Next() {
+		var payload []byte
+		if rows.Scan(&payload) != nil {
+			return out
+		}
+		out.Outbox++
+		if c, _, err := decodeChange(payload); err == nil && c.Visit != nil && (oldest.IsZero() || c.Visit.VisitedAt.Before(oldest)) {
+			oldest = c.Visit.VisitedAt
+		}
+	}
+	if !oldest.IsZero() {
+		out.OldestUnsyncedVisitAt = timestamppb.New(oldest)
+	}
+	return out
 }
 
 // observe moves the clock past the server's and learns the wall-clock
@@ -167,6 +196,7 @@ func (r *Replica) Sync(ctx context.Context) (SyncReport, error) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	var rep SyncReport
+	r.told = r.deviceState(ctx)
 	err := r.sync(ctx, &rep)
 	if d := revokedDetail(err); d != nil {
 		if werr := r.wipe(ctx, d); werr != nil {
@@ -677,7 +707,7 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 				return err
 			}
 		}
-		res, err := c.sync.Pull(ctx, &pb.PullRequest{Cursor: st.Cursor, Limit: pullLimit})
+		res, err := c.sync.Pull(ctx, &pb.PullRequest{Cursor: st.Cursor, Limit: pullLimit, Device: r.told})
 		if err != nil {
 			return callError("pull", err)
 		}

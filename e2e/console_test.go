@@ -552,7 +552,7 @@ func TestConsoleWorkers(t *testing.T) {
 	admin := e.browser()
 	admin.signIn(streetAdmin, streetAdminPass)
 	_, _, page = admin.get("/console/workers")
-	if strings.Contains(page, `class="last-seen">从未`) || !strings.Contains(page, "Grid A") {
+	if strings.Contains(page, `class="last-sync">从未`) || !strings.Contains(page, "Grid A") {
 		t.Errorf("the workers page lacks the phone's last sync or the grids:\n%s", page)
 	}
 	status, _, page := admin.post("/console/workers/code", url.Values{"csrf": {admin.csrf(page)}, "worker": {worker[1]}, "name": {"李明"}})

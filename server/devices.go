@@ -45,7 +45,11 @@ func (s *adminService) ListDevices(ctx context.Context, req *pb.ListDevicesReque
 		return nil, toConnect(s.log, err)
 	}
 	res := &pb.ListDevicesResponse{}
+	silentSince := s.now().AddDate(0, 0, -int(req.GetSilentDays()))
 	for _, d := range ds {
+		if req.GetSilentDays() > 0 && !d.Silent(silentSince) {
+			continue
+		}
 		res.Devices = append(res.Devices, deviceToProto(d))
 	}
 	return res, nil
@@ -76,6 +80,13 @@ func deviceToProto(d store.Device) *pb.Device {
 	}
 	if !d.LastSeen.IsZero() {
 		out.LastSeenAt = timestamppb.New(d.LastSeen)
+	}
+	if !d.Sync.At.IsZero() {
+		out.LastSyncAt = timestamppb.New(d.Sync.At)
+		out.AppVersion, out.Outbox = d.Sync.AppVersion, uint32(d.Sync.Outbox)
+	}
+	if !d.Sync.OldestUnsynced.IsZero() {
+		out.OldestUnsyncedVisitAt = timestamppb.New(d.Sync.OldestUnsynced)
 	}
 	return out
 }

@@ -96,6 +96,17 @@ func (s *syncService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullRe
 	if err != nil {
 		return nil, toConnect(s.log, err)
 	}
+	if d := req.GetDevice(); d != nil && !b.More {
+		// Bookkeeping for the admins, after the batch is read: a failure
+		// to record it must not cost the phone its sync.
+		ds := store.DeviceSync{AppVersion: d.GetAppVersion(), Outbox: int(d.GetOutbox())}
+		if d.GetOldestUnsyncedVisitAt() != nil {
+			ds.OldestUnsynced = d.GetOldestUnsyncedVisitAt().AsTime()
+		}
+		if err := s.store.RecordDeviceSync(ctx, principal(ctx), ds); err != nil {
+			s.log.Warn().Err(err).Msg("could not record a device's sync")
+		}
+	}
 	rows := wire.BundleToProto(&b.Rows)
 	addStat(ctx, "rows", b.Rows.Rows())
 	addStat(ctx, "cursor", b.Cursor)

@@ -62,11 +62,15 @@ type listenerBox struct{ l SyncListener }
 
 // Open opens (or creates) the replica in the file at path, in the app's
 // private storage.
-func Open(path string) (*Replica, error) {
+func Open(path string) (*Replica, error) { return OpenApp(path, "") }
+
+// OpenApp is Open for an app that names its version: each sync tells the
+// server, and admins see which phones run which version.
+func OpenApp(path, appVersion string) (*Replica, error) {
 	m := &Replica{events: make(chan func(), eventBacklog)}
 	r, err := sdk.Open(context.Background(), path, sdk.WithProgress(func(p sdk.Progress) {
 		m.send(func(l SyncListener) { l.OnProgress(p.Phase, int64(p.Done), int64(p.Total)) })
-	}))
+	}), sdk.WithAppVersion(appVersion))
 	if err != nil {
 		return nil, wrap(err)
 	}

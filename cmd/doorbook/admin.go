@@ -42,7 +42,8 @@ Verbs:
   report households --campaign ID --metric METRIC [--node ID] [--limit N] [--offset N]
   export --campaign ID [--node ID] --kind ledger|visits|progress|all --format csv|xlsx [--lang zh|en] --out FILE
   audit  [--limit N]                           who read which report or export
-  device list   [--worker ID]                  enrolled phones, revoked ones too
+  device list   [--worker ID] [--silent DAYS]  enrolled phones, revoked ones too: last sync, version, what waited;
+                                               --silent: only those that have not synced for DAYS days
   device revoke --device ID [--reason TEXT]    a lost phone: refused at its next request, which wipes it
   device policy [--lock-days N --wipe-days N]  the lost-phone policy: shown, or set (installation-wide admins)
   admin create  --name NAME [--node ID] [--leader]   another admin, or a leader who may only read

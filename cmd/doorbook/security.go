@@ -17,6 +17,11 @@ type deviceJSON struct {
 	RevokedAt     string `json:"revoked_at,omitempty"`
 	RevokedReason string `json:"revoked_reason,omitempty"`
 	LastSeenAt    string `json:"last_seen_at,omitempty"`
+	LastSyncAt    string `json:"last_sync_at,omitempty"`
+	AppVersion    string `json:"app_version,omitempty"`
+	// What waited on the phone when its last sync began.
+	OldestUnsyncedVisitAt string `json:"oldest_unsynced_visit_at,omitempty"`
+	Outbox                uint32 `json:"outbox"`
 }
 
 func deviceOut(d *pb.Device) deviceJSON {
@@ -27,16 +32,23 @@ func deviceOut(d *pb.Device) deviceJSON {
 	if d.GetLastSeenAt() != nil {
 		out.LastSeenAt = d.GetLastSeenAt().AsTime().Format(time.RFC3339)
 	}
+	if d.GetLastSyncAt() != nil {
+		out.LastSyncAt, out.AppVersion, out.Outbox = d.GetLastSyncAt().AsTime().Format(time.RFC3339), d.GetAppVersion(), d.GetOutbox()
+	}
+	if d.GetOldestUnsyncedVisitAt() != nil {
+		out.OldestUnsyncedVisitAt = d.GetOldestUnsyncedVisitAt().AsTime().Format(time.RFC3339)
+	}
 	return out
 }
 
 func (c *adminCmd) deviceList(args []string) error {
 	fs := c.flags("device list")
 	worker := fs.String("worker", "", "only this worker's devices (`id`)")
+	silent := fs.Uint("silent", 0, "only the phones, not revoked, that have not finished a sync for `DAYS` days")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	res, err := c.client.ListDevices(c.ctx, &pb.ListDevicesRequest{WorkerId: *worker})
+	res, err := c.client.ListDevices(c.ctx, &pb.ListDevicesRequest{WorkerId: *worker, SilentDays: uint32(min(*silent, 3650))})
 	if err != nil {
 		return err
 	}
@@ -45,16 +57,26 @@ func (c *adminCmd) deviceList(args []string) error {
 		out = append(out, deviceOut(d))
 	}
 	return c.out.print(out, func(w io.Writer) {
-		fmt.Fprintln(w, "ID\tWORKER\tNAME\tENROLLED\tLAST SEEN\tREVOKED")
-		for _, d := range out {
-			seen, revoked := "-", "-"
-			if d.LastSeenAt != "" {
-				seen = d.LastSeenAt
+		fmt.Fprintln(w, "ID\tWORKER\tNAME\tENROLLED\tLAST SEEN\tLAST SYNC\tVERSION\tWAITING AT SYNC\tREVOKED")
+		orElse := func(s, none string) string {
+			if s == "" {
+				return none
 			}
+			return s
+		}
+		for _, d := range out {
+			revoked, waiting := "-", "-"
 			if d.RevokedAt != "" {
 				revoked = d.RevokedAt + " (" + d.RevokedReason + ")"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.WorkerID, d.Name, d.EnrolledAt, seen, revoked)
+			if d.LastSyncAt != "" {
+				waiting = fmt.Sprintf("%d changes", d.Outbox)
+				if d.OldestUnsyncedVisitAt != "" {
+					waiting += ", a visit of " + d.OldestUnsyncedVisitAt
+				}
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.WorkerID, d.Name, d.EnrolledAt, orElse(d.LastSeenAt, "-"),
+				orElse(d.LastSyncAt, "never"), orElse(d.AppVersion, "-"), waiting, revoked)
 		}
 	})
 }

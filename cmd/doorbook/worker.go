@@ -106,7 +106,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *snapshot && *rows {
 		return fmt.Errorf("%w: --snapshot and --rows: choose one", errUsage)
 	}
-	opts := []sdk.Option{sdk.WithHTTPClient(hc), sdk.WithTimeouts(*timeouts)}
+	opts := []sdk.Option{sdk.WithHTTPClient(hc), sdk.WithTimeouts(*timeouts), sdk.WithAppVersion(cliVersion())}
 	switch {
 	case *snapshot:
 		opts = append(opts, sdk.WithSnapshotBootstrap())

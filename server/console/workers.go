@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,8 +17,14 @@ import (
 )
 
 type deviceView struct {
-	ID, Name, Enrolled, LastSeen, Revoked, Reason string
+	ID, Name, Enrolled, LastSync, LastSeen, Version, Waiting, Revoked, Reason string
+	// Silent: not revoked, and no sync for silentDays.
+	Silent bool
 }
+
+// silentDays is when the workers page marks a phone as silent, and what
+// its filter lists (?silent=1).
+const silentDays = 7
 
 type workerView struct {
 	ID, Name, Role string
@@ -40,6 +47,16 @@ func (c *Console) workers(w http.ResponseWriter, r *http.Request) {
 		c.apiError(w, r, err)
 		return
 	}
+	silentOnly := r.URL.Query().Get("silent") != ""
+	silent, err := c.api.admin.ListDevices(ctx, &pb.ListDevicesRequest{SilentDays: silentDays})
+	if err != nil {
+		c.apiError(w, r, err)
+		return
+	}
+	isSilent := map[string]bool{}
+	for _, d := range silent.GetDevices() {
+		isSilent[d.GetId()] = true
+	}
 	nodes, err := c.api.admin.ListOrgNodes(ctx, &pb.ListOrgNodesRequest{})
 	if err != nil {
 		c.apiError(w, r, err)
@@ -53,9 +70,22 @@ func (c *Console) workers(w http.ResponseWriter, r *http.Request) {
 	}
 	devices := map[string][]deviceView{}
 	for _, d := range ds.GetDevices() {
-		v := deviceView{ID: d.GetId(), Name: d.GetName(), Enrolled: minute(d.GetEnrolledAt().AsTime()), LastSeen: L["never"]}
+		if silentOnly && !isSilent[d.GetId()] {
+			continue
+		}
+		v := deviceView{ID: d.GetId(), Name: d.GetName(), Enrolled: minute(d.GetEnrolledAt().AsTime()),
+			LastSync: L["never"], LastSeen: L["never"], Version: d.GetAppVersion(), Silent: isSilent[d.GetId()]}
 		if d.GetLastSeenAt() != nil {
 			v.LastSeen = minute(d.GetLastSeenAt().AsTime())
+		}
+		if d.GetLastSyncAt() != nil {
+			v.LastSync = minute(d.GetLastSyncAt().AsTime())
+			if n := d.GetOutbox(); n > 0 {
+				v.Waiting = strings.NewReplacer("{n}", strconv.Itoa(int(n))).Replace(L["waiting"])
+				if o := d.GetOldestUnsyncedVisitAt(); o != nil {
+					v.Waiting += strings.NewReplacer("{at}", minute(o.AsTime())).Replace(L["waiting_since"])
+				}
+			}
 		}
 		if d.GetRevokedAt() != nil {
 			v.Revoked, v.Reason = minute(d.GetRevokedAt().AsTime()), d.GetRevokedReason()
@@ -64,6 +94,9 @@ func (c *Console) workers(w http.ResponseWriter, r *http.Request) {
 	}
 	var out []workerView
 	for _, wk := range ws.GetWorkers() {
+		if silentOnly && len(devices[wk.GetId()]) == 0 {
+			continue
+		}
 		v := workerView{ID: wk.GetId(), Name: wk.GetName(), Role: words.Of(words.Role, int32(wk.GetRole()), zh), Devices: devices[wk.GetId()]}
 		for _, g := range wk.GetGridIds() {
 			v.Grids = append(v.Grids, names[g])
@@ -71,7 +104,8 @@ func (c *Console) workers(w http.ResponseWriter, r *http.Request) {
 		out = append(out, v)
 	}
 	slices.SortFunc(out, func(a, b workerView) int { return strings.Compare(a.Name, b.Name) })
-	c.render(w, r, http.StatusOK, "workers", map[string]any{"Workers": out})
+	c.render(w, r, http.StatusOK, "workers", map[string]any{"Workers": out, "SilentOnly": silentOnly,
+		"SilentCount": len(silent.GetDevices()), "SilentDays": silentDays})
 }
 
 // enrolTTL is how long a code made in the console stays valid: long

@@ -29,6 +29,9 @@ const (
 	DefaultScrapeTimeout = 2 * time.Second
 	// DevicesSeenWindow is how far back doorbook_devices_seen looks.
 	DevicesSeenWindow = 24 * time.Hour
+	// DevicesSilentAfter is how long without a sync makes a device count
+	// in doorbook_devices_silent.
+	DevicesSilentAfter = 7 * 24 * time.Hour
 	// maxScrapes is how many scrapes may run at once; more are answered 503.
 	// /metrics needs no token: it must not become a way to load the database.
 	maxScrapes = 4

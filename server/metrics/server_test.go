@@ -219,6 +219,10 @@ func TestServerMetrics(t *testing.T) {
 	if got := after.value(t, "doorbook_devices_seen"); got != 1 {
 		t.Errorf("devices seen = %v, want 1", got)
 	}
+	// It enrolled just now: not silent.
+	if got := after.value(t, "doorbook_devices_silent"); got != 0 {
+		t.Errorf("devices silent = %v, want 0", got)
+	}
 	// The service has no pool statistics (the backend has, and serve adds
 	// it as a source): the gauges are left out rather than made up.
 	if _, ok := after["doorbook_db_open_connections"]; ok {

@@ -21,6 +21,11 @@ type (
 	DeviceCounter interface {
 		DevicesSeenSince(ctx context.Context, t time.Time) (int, error)
 	}
+	// SilentCounter counts the devices, not revoked, that have not
+	// finished a sync since t.
+	SilentCounter interface {
+		DevicesSilentSince(ctx context.Context, t time.Time) (int, error)
+	}
 	// PoolStatser tells the statistics of the database's connection pools,
 	// by pool name ("write", "read").
 	PoolStatser interface {
@@ -32,11 +37,12 @@ type (
 type storageCollector struct {
 	feed    FeedHeader
 	devices DeviceCounter
+	silent  SilentCounter
 	pools   PoolStatser
 	timeout time.Duration
 	now     func() time.Time
 
-	feedHead, devicesSeen                   *prometheus.Desc
+	feedHead, devicesSeen, devicesSilent    *prometheus.Desc
 	open, inUse, idle, maxOpen              *prometheus.Desc
 	waitCount, waitDuration                 *prometheus.Desc
 	closedMaxIdle, closedIdle, closedMaxAge *prometheus.Desc
@@ -51,6 +57,9 @@ func newStorageCollector(sources []any, timeout time.Duration, now func() time.T
 		if d, ok := s.(DeviceCounter); ok && c.devices == nil {
 			c.devices = d
 		}
+		if d, ok := s.(SilentCounter); ok && c.silent == nil {
+			c.silent = d
+		}
 		if p, ok := s.(PoolStatser); ok && c.pools == nil {
 			c.pools = p
 		}
@@ -60,6 +69,8 @@ func newStorageCollector(sources []any, timeout time.Duration, now func() time.T
 	}
 	c.feedHead = prometheus.NewDesc("doorbook_feed_head", "The newest committed position of the change feed.", nil, nil)
 	c.devicesSeen = prometheus.NewDesc("doorbook_devices_seen", "Devices that called the server in the last 24 hours.", nil, nil)
+	c.devicesSilent = prometheus.NewDesc("doorbook_devices_silent",
+		"Devices, not revoked, that have not finished a sync in the last 7 days (one that never has: since it enrolled).", nil, nil)
 	c.open = pool("open_connections", "Connections open, in use or idle.")
 	c.inUse = pool("in_use_connections", "Connections in use.")
 	c.idle = pool("idle_connections", "Connections idle.")
@@ -78,6 +89,9 @@ func (c *storageCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if c.devices != nil {
 		ch <- c.devicesSeen
+	}
+	if c.silent != nil {
+		ch <- c.devicesSilent
 	}
 	if c.pools != nil {
 		for _, d := range []*prometheus.Desc{c.open, c.inUse, c.idle, c.maxOpen, c.waitCount, c.waitDuration, c.closedMaxIdle, c.closedIdle, c.closedMaxAge} {
@@ -104,6 +118,13 @@ func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.NewInvalidMetric(c.devicesSeen, fmt.Errorf("devices seen: %w", err))
 		} else {
 			ch <- prometheus.MustNewConstMetric(c.devicesSeen, prometheus.GaugeValue, float64(n))
+		}
+	}
+	if c.silent != nil {
+		if n, err := c.silent.DevicesSilentSince(ctx, c.now().Add(-DevicesSilentAfter)); err != nil {
+			ch <- prometheus.NewInvalidMetric(c.devicesSilent, fmt.Errorf("devices silent: %w", err))
+		} else {
+			ch <- prometheus.MustNewConstMetric(c.devicesSilent, prometheus.GaugeValue, float64(n))
 		}
 	}
 	if c.pools != nil {

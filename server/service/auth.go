@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -104,6 +105,18 @@ func (s *Service) DevicesSeenSince(ctx context.Context, t time.Time) (int, error
 	err := s.db.View(ctx, func(tx store.Tx) error {
 		var err error
 		n, err = tx.CountDevicesSeen(ctx, t)
+		return err
+	})
+	return n, err
+}
+
+// DevicesSilentSince counts the devices, not revoked, that have not
+// finished a sync since t, for the metrics.
+func (s *Service) DevicesSilentSince(ctx context.Context, t time.Time) (int, error) {
+	var n int
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		var err error
+		n, err = tx.CountDevicesSilent(ctx, t)
 		return err
 	})
 	return n, err
@@ -324,4 +337,21 @@ func (s *Service) Failures(ctx context.Context, key string, since time.Time) (of
 // forget.
 func (s *Service) RecordFailure(ctx context.Context, key string, at, forget time.Time) error {
 	return s.db.Update(ctx, func(tx store.Tx) error { return tx.RecordFailure(ctx, key, at, forget) })
+}
+
+// RecordDeviceSync records what p's device said of itself as it finished a
+// sync, stamped with the server's time. The device's own times are its
+// word: one past the server's now is dropped rather than believed.
+func (s *Service) RecordDeviceSync(ctx context.Context, p store.Principal, ds store.DeviceSync) error {
+	if err := authz.Decide(p, authz.Sync, authz.Anywhere); err != nil {
+		return err
+	}
+	if len(ds.AppVersion) > 64 || !utf8.ValidString(ds.AppVersion) || ds.Outbox < 0 {
+		return fmt.Errorf("%w: a device's state: version of 0..64 bytes of text, an outbox of 0 or more", syncengine.ErrInvalid)
+	}
+	ds.At = s.now()
+	if ds.OldestUnsynced.After(ds.At) {
+		ds.OldestUnsynced = time.Time{}
+	}
+	return s.db.Update(ctx, func(tx store.Tx) error { return tx.RecordDeviceSync(ctx, p.CredentialID, ds) })
 }

@@ -56,6 +56,8 @@ type Auth interface {
 	// Devices lists a worker's devices, oldest first.
 	Devices(ctx context.Context, workerID string) ([]Device, error)
 	Device(ctx context.Context, id string) (Device, bool, error)
+	// RecordDeviceSync records a device's account of itself at a sync.
+	RecordDeviceSync(ctx context.Context, id string, s DeviceSync) error
 	// RevokeDevice revokes a device not revoked yet.
 	RevokeDevice(ctx context.Context, id string, at time.Time, reason string) error
 	// AdminsNamed lists the admins of a name, each with its password's
@@ -74,6 +76,9 @@ type Auth interface {
 	// CountDevicesSeen counts the devices, revoked or not, seen at or
 	// after since.
 	CountDevicesSeen(ctx context.Context, since time.Time) (int, error)
+	// CountDevicesSilent counts the devices, not revoked, that have not
+	// finished a sync since t (one that never has, since its enrolment).
+	CountDevicesSilent(ctx context.Context, since time.Time) (int, error)
 	InsertCode(ctx context.Context, c EnrollmentCode) error
 	Code(ctx context.Context, hash []byte) (EnrollmentCode, bool, error)
 	SpendCode(ctx context.Context, hash []byte, at time.Time) error

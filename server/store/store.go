@@ -74,6 +74,9 @@ type Sync interface {
 	Snapshot(ctx context.Context, p Principal, minHouseholds int) (*Snapshot, error)
 	// Scope is a worker's grids.
 	Scope(ctx context.Context, p Principal) (Scope, error)
+	// RecordDeviceSync records what p's device said of itself as it
+	// finished a sync, with the time on the server's clock.
+	RecordDeviceSync(ctx context.Context, p Principal, s DeviceSync) error
 }
 
 // Attachments is the visits' files: phones upload their own, phones and
@@ -307,6 +310,33 @@ type Device struct {
 	// LastSeen is when the device last called the server (zero if never),
 	// to within service.SeenResolution.
 	LastSeen time.Time
+	// Sync is what the device said of itself when it last finished a
+	// sync (its At zero if it never has).
+	Sync DeviceSync
+}
+
+// DeviceSync is a device's account of itself at a sync: when the sync
+// ended (on the server's clock), the app's version, and what waited on
+// the phone when the sync began (the oldest visit, zero if none, and the
+// changes in its outbox).
+type DeviceSync struct {
+	At             time.Time
+	AppVersion     string
+	OldestUnsynced time.Time
+	Outbox         int
+}
+
+// Silent reports whether d, not revoked, has not finished a sync since
+// t (one that never has counts from its enrolment).
+func (d Device) Silent(t time.Time) bool {
+	if !d.RevokedAt.IsZero() {
+		return false
+	}
+	last := d.Sync.At
+	if last.IsZero() {
+		last = d.EnrolledAt
+	}
+	return last.Before(t)
 }
 
 // RevokedError refuses a revoked device. It is an ErrUnauthenticated; the

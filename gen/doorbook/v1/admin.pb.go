@@ -1665,7 +1665,10 @@ func (x *CreateAdminResponse) GetToken() string {
 type ListDevicesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only this worker's devices when set.
-	WorkerId      string `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	WorkerId string `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// Only the devices, not revoked, that have not finished a sync for this
+	// many days (never synced counts as silent since enrolment); 0 for all.
+	SilentDays    uint32 `protobuf:"varint,2,opt,name=silent_days,json=silentDays,proto3" json:"silent_days,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1705,6 +1708,13 @@ func (x *ListDevicesRequest) GetWorkerId() string {
 		return x.WorkerId
 	}
 	return ""
+}
+
+func (x *ListDevicesRequest) GetSilentDays() uint32 {
+	if x != nil {
+		return x.SilentDays
+	}
+	return 0
 }
 
 type ListDevicesResponse struct {
@@ -2152,9 +2162,11 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04role\"F\n" +
 	"\x13CreateAdminResponse\x12\x19\n" +
 	"\badmin_id\x18\x01 \x01(\tR\aadminId\x12\x14\n" +
-	"\x05token\x18\x02 \x01(\tR\x05token\">\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"i\n" +
 	"\x12ListDevicesRequest\x12(\n" +
-	"\tworker_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\bworkerId\"D\n" +
+	"\tworker_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\bworkerId\x12)\n" +
+	"\vsilent_days\x18\x02 \x01(\rB\b\xbaH\x05*\x03\x18\xc2\x1cR\n" +
+	"silentDays\"D\n" +
 	"\x13ListDevicesResponse\x12-\n" +
 	"\adevices\x18\x01 \x03(\v2\x13.doorbook.v1.DeviceR\adevices\"T\n" +
 	"\x13RevokeDeviceRequest\x12%\n" +

@@ -376,7 +376,11 @@ type PullRequest struct {
 	// from a backup) with FailedPrecondition and no detail.
 	Cursor uint64 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// Most feed entries in the batch; 0 means the server's default.
-	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// What the device says of itself, on the last pull of a sync: admins
+	// see it per device (who has not synced, and what waits on which
+	// phone). Optional.
+	Device        *DeviceState `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -421,6 +425,77 @@ func (x *PullRequest) GetCursor() uint64 {
 func (x *PullRequest) GetLimit() uint32 {
 	if x != nil {
 		return x.Limit
+	}
+	return 0
+}
+
+func (x *PullRequest) GetDevice() *DeviceState {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+// DeviceState is a phone's account of itself at a sync.
+type DeviceState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The app's version, as the app names it.
+	AppVersion string `protobuf:"bytes,1,opt,name=app_version,json=appVersion,proto3" json:"app_version,omitempty"`
+	// When the sync began: the time of the oldest visit waiting to be sent
+	// (unset if none), and how many changes waited.
+	OldestUnsyncedVisitAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=oldest_unsynced_visit_at,json=oldestUnsyncedVisitAt,proto3" json:"oldest_unsynced_visit_at,omitempty"`
+	Outbox                uint32                 `protobuf:"varint,3,opt,name=outbox,proto3" json:"outbox,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *DeviceState) Reset() {
+	*x = DeviceState{}
+	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceState) ProtoMessage() {}
+
+func (x *DeviceState) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceState.ProtoReflect.Descriptor instead.
+func (*DeviceState) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DeviceState) GetAppVersion() string {
+	if x != nil {
+		return x.AppVersion
+	}
+	return ""
+}
+
+func (x *DeviceState) GetOldestUnsyncedVisitAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestUnsyncedVisitAt
+	}
+	return nil
+}
+
+func (x *DeviceState) GetOutbox() uint32 {
+	if x != nil {
+		return x.Outbox
 	}
 	return 0
 }
@@ -473,7 +548,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +560,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[7]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +573,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{7}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PullResponse) GetEvictedHouseholdIds() []string {
@@ -676,7 +751,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[8]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +763,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[8]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +776,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{8}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BootstrapRequest) GetGridIds() []string {
@@ -794,7 +869,7 @@ type BootstrapResponse struct {
 
 func (x *BootstrapResponse) Reset() {
 	*x = BootstrapResponse{}
-	mi := &file_doorbook_v1_sync_proto_msgTypes[9]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +881,7 @@ func (x *BootstrapResponse) String() string {
 func (*BootstrapResponse) ProtoMessage() {}
 
 func (x *BootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_sync_proto_msgTypes[9]
+	mi := &file_doorbook_v1_sync_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +894,7 @@ func (x *BootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapResponse.ProtoReflect.Descriptor instead.
 func (*BootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{9}
+	return file_doorbook_v1_sync_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BootstrapResponse) GetCursor() uint64 {
@@ -968,10 +1043,16 @@ const file_doorbook_v1_sync_proto_rawDesc = "" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x129\n" +
 	"\n" +
 	"revoked_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\";\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"m\n" +
 	"\vPullRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\rR\x05limit\"\xcf\a\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\x120\n" +
+	"\x06device\x18\x03 \x01(\v2\x18.doorbook.v1.DeviceStateR\x06device\"\xa4\x01\n" +
+	"\vDeviceState\x12(\n" +
+	"\vapp_version\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\n" +
+	"appVersion\x12S\n" +
+	"\x18oldest_unsynced_visit_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x15oldestUnsyncedVisitAt\x12\x16\n" +
+	"\x06outbox\x18\x03 \x01(\rR\x06outbox\"\xcf\a\n" +
 	"\fPullResponse\x122\n" +
 	"\x15evicted_household_ids\x18\x01 \x03(\tR\x13evictedHouseholdIds\x12(\n" +
 	"\x10evicted_grid_ids\x18\x02 \x03(\tR\x0eevictedGridIds\x126\n" +
@@ -1051,7 +1132,7 @@ func file_doorbook_v1_sync_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_sync_proto_rawDescData
 }
 
-var file_doorbook_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_doorbook_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_doorbook_v1_sync_proto_goTypes = []any{
 	(*PushRequest)(nil),           // 0: doorbook.v1.PushRequest
 	(*PushResponse)(nil),          // 1: doorbook.v1.PushResponse
@@ -1060,52 +1141,55 @@ var file_doorbook_v1_sync_proto_goTypes = []any{
 	(*RejectedChange)(nil),        // 4: doorbook.v1.RejectedChange
 	(*DeviceRevoked)(nil),         // 5: doorbook.v1.DeviceRevoked
 	(*PullRequest)(nil),           // 6: doorbook.v1.PullRequest
-	(*PullResponse)(nil),          // 7: doorbook.v1.PullResponse
-	(*BootstrapRequest)(nil),      // 8: doorbook.v1.BootstrapRequest
-	(*BootstrapResponse)(nil),     // 9: doorbook.v1.BootstrapResponse
-	(*Change)(nil),                // 10: doorbook.v1.Change
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*Household)(nil),             // 12: doorbook.v1.Household
-	(*Person)(nil),                // 13: doorbook.v1.Person
-	(*TagElement)(nil),            // 14: doorbook.v1.TagElement
-	(*Visit)(nil),                 // 15: doorbook.v1.Visit
-	(*VisitAmendment)(nil),        // 16: doorbook.v1.VisitAmendment
-	(*Scope)(nil),                 // 17: doorbook.v1.Scope
-	(*Category)(nil),              // 18: doorbook.v1.Category
-	(*Campaign)(nil),              // 19: doorbook.v1.Campaign
-	(*DevicePolicy)(nil),          // 20: doorbook.v1.DevicePolicy
+	(*DeviceState)(nil),           // 7: doorbook.v1.DeviceState
+	(*PullResponse)(nil),          // 8: doorbook.v1.PullResponse
+	(*BootstrapRequest)(nil),      // 9: doorbook.v1.BootstrapRequest
+	(*BootstrapResponse)(nil),     // 10: doorbook.v1.BootstrapResponse
+	(*Change)(nil),                // 11: doorbook.v1.Change
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*Household)(nil),             // 13: doorbook.v1.Household
+	(*Person)(nil),                // 14: doorbook.v1.Person
+	(*TagElement)(nil),            // 15: doorbook.v1.TagElement
+	(*Visit)(nil),                 // 16: doorbook.v1.Visit
+	(*VisitAmendment)(nil),        // 17: doorbook.v1.VisitAmendment
+	(*Scope)(nil),                 // 18: doorbook.v1.Scope
+	(*Category)(nil),              // 19: doorbook.v1.Category
+	(*Campaign)(nil),              // 20: doorbook.v1.Campaign
+	(*DevicePolicy)(nil),          // 21: doorbook.v1.DevicePolicy
 }
 var file_doorbook_v1_sync_proto_depIdxs = []int32{
-	10, // 0: doorbook.v1.PushRequest.changes:type_name -> doorbook.v1.Change
-	11, // 1: doorbook.v1.DeviceRevoked.revoked_at:type_name -> google.protobuf.Timestamp
-	12, // 2: doorbook.v1.PullResponse.households:type_name -> doorbook.v1.Household
-	13, // 3: doorbook.v1.PullResponse.persons:type_name -> doorbook.v1.Person
-	14, // 4: doorbook.v1.PullResponse.tags:type_name -> doorbook.v1.TagElement
-	15, // 5: doorbook.v1.PullResponse.visits:type_name -> doorbook.v1.Visit
-	16, // 6: doorbook.v1.PullResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
-	17, // 7: doorbook.v1.PullResponse.scope:type_name -> doorbook.v1.Scope
-	18, // 8: doorbook.v1.PullResponse.categories:type_name -> doorbook.v1.Category
-	19, // 9: doorbook.v1.PullResponse.campaigns:type_name -> doorbook.v1.Campaign
-	20, // 10: doorbook.v1.PullResponse.device_policy:type_name -> doorbook.v1.DevicePolicy
-	12, // 11: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
-	13, // 12: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
-	14, // 13: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
-	15, // 14: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
-	16, // 15: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
-	17, // 16: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
-	18, // 17: doorbook.v1.BootstrapResponse.categories:type_name -> doorbook.v1.Category
-	19, // 18: doorbook.v1.BootstrapResponse.campaigns:type_name -> doorbook.v1.Campaign
-	0,  // 19: doorbook.v1.SyncService.Push:input_type -> doorbook.v1.PushRequest
-	6,  // 20: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
-	8,  // 21: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
-	1,  // 22: doorbook.v1.SyncService.Push:output_type -> doorbook.v1.PushResponse
-	7,  // 23: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
-	9,  // 24: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
-	22, // [22:25] is the sub-list for method output_type
-	19, // [19:22] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	11, // 0: doorbook.v1.PushRequest.changes:type_name -> doorbook.v1.Change
+	12, // 1: doorbook.v1.DeviceRevoked.revoked_at:type_name -> google.protobuf.Timestamp
+	7,  // 2: doorbook.v1.PullRequest.device:type_name -> doorbook.v1.DeviceState
+	12, // 3: doorbook.v1.DeviceState.oldest_unsynced_visit_at:type_name -> google.protobuf.Timestamp
+	13, // 4: doorbook.v1.PullResponse.households:type_name -> doorbook.v1.Household
+	14, // 5: doorbook.v1.PullResponse.persons:type_name -> doorbook.v1.Person
+	15, // 6: doorbook.v1.PullResponse.tags:type_name -> doorbook.v1.TagElement
+	16, // 7: doorbook.v1.PullResponse.visits:type_name -> doorbook.v1.Visit
+	17, // 8: doorbook.v1.PullResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
+	18, // 9: doorbook.v1.PullResponse.scope:type_name -> doorbook.v1.Scope
+	19, // 10: doorbook.v1.PullResponse.categories:type_name -> doorbook.v1.Category
+	20, // 11: doorbook.v1.PullResponse.campaigns:type_name -> doorbook.v1.Campaign
+	21, // 12: doorbook.v1.PullResponse.device_policy:type_name -> doorbook.v1.DevicePolicy
+	13, // 13: doorbook.v1.BootstrapResponse.households:type_name -> doorbook.v1.Household
+	14, // 14: doorbook.v1.BootstrapResponse.persons:type_name -> doorbook.v1.Person
+	15, // 15: doorbook.v1.BootstrapResponse.tags:type_name -> doorbook.v1.TagElement
+	16, // 16: doorbook.v1.BootstrapResponse.visits:type_name -> doorbook.v1.Visit
+	17, // 17: doorbook.v1.BootstrapResponse.visit_amendments:type_name -> doorbook.v1.VisitAmendment
+	18, // 18: doorbook.v1.BootstrapResponse.scope:type_name -> doorbook.v1.Scope
+	19, // 19: doorbook.v1.BootstrapResponse.categories:type_name -> doorbook.v1.Category
+	20, // 20: doorbook.v1.BootstrapResponse.campaigns:type_name -> doorbook.v1.Campaign
+	0,  // 21: doorbook.v1.SyncService.Push:input_type -> doorbook.v1.PushRequest
+	6,  // 22: doorbook.v1.SyncService.Pull:input_type -> doorbook.v1.PullRequest
+	9,  // 23: doorbook.v1.SyncService.Bootstrap:input_type -> doorbook.v1.BootstrapRequest
+	1,  // 24: doorbook.v1.SyncService.Push:output_type -> doorbook.v1.PushResponse
+	8,  // 25: doorbook.v1.SyncService.Pull:output_type -> doorbook.v1.PullResponse
+	10, // 26: doorbook.v1.SyncService.Bootstrap:output_type -> doorbook.v1.BootstrapResponse
+	24, // [24:27] is the sub-list for method output_type
+	21, // [21:24] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_sync_proto_init() }
@@ -1120,7 +1204,7 @@ func file_doorbook_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_sync_proto_rawDesc), len(file_doorbook_v1_sync_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1856,9 +1856,16 @@ type Device struct {
 	RevokedReason string                 `protobuf:"bytes,6,opt,name=revoked_reason,json=revokedReason,proto3" json:"revoked_reason,omitempty"`
 	// When the device last called the server, to within ten minutes; unset
 	// if it never has since it enrolled.
-	LastSeenAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastSeenAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`
+	// When the device last finished a sync (its last pull); unset if never.
+	LastSyncAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_sync_at,json=lastSyncAt,proto3" json:"last_sync_at,omitempty"`
+	// What the device said of itself at that sync (see DeviceState): the
+	// app's version, and what waited on it when the sync began.
+	AppVersion            string                 `protobuf:"bytes,9,opt,name=app_version,json=appVersion,proto3" json:"app_version,omitempty"`
+	OldestUnsyncedVisitAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=oldest_unsynced_visit_at,json=oldestUnsyncedVisitAt,proto3" json:"oldest_unsynced_visit_at,omitempty"`
+	Outbox                uint32                 `protobuf:"varint,11,opt,name=outbox,proto3" json:"outbox,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Device) Reset() {
@@ -1938,6 +1945,34 @@ func (x *Device) GetLastSeenAt() *timestamppb.Timestamp {
 		return x.LastSeenAt
 	}
 	return nil
+}
+
+func (x *Device) GetLastSyncAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSyncAt
+	}
+	return nil
+}
+
+func (x *Device) GetAppVersion() string {
+	if x != nil {
+		return x.AppVersion
+	}
+	return ""
+}
+
+func (x *Device) GetOldestUnsyncedVisitAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestUnsyncedVisitAt
+	}
+	return nil
+}
+
+func (x *Device) GetOutbox() uint32 {
+	if x != nil {
+		return x.Outbox
+	}
+	return 0
 }
 
 // Scope is what a worker's device replicates: the worker and their grids.
@@ -2629,7 +2664,7 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12+\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x17.doorbook.v1.WorkerRoleR\x04role\x12\x19\n" +
-	"\bgrid_ids\x18\x04 \x03(\tR\agridIds\"\xa6\x02\n" +
+	"\bgrid_ids\x18\x04 \x03(\tR\agridIds\"\xf2\x03\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x12\n" +
@@ -2640,7 +2675,14 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"revoked_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12%\n" +
 	"\x0erevoked_reason\x18\x06 \x01(\tR\rrevokedReason\x12<\n" +
 	"\flast_seen_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastSeenAt\"`\n" +
+	"lastSeenAt\x12<\n" +
+	"\flast_sync_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastSyncAt\x12\x1f\n" +
+	"\vapp_version\x18\t \x01(\tR\n" +
+	"appVersion\x12S\n" +
+	"\x18oldest_unsynced_visit_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x15oldestUnsyncedVisitAt\x12\x16\n" +
+	"\x06outbox\x18\v \x01(\rR\x06outbox\"`\n" +
 	"\x05Scope\x12+\n" +
 	"\x06worker\x18\x01 \x01(\v2\x13.doorbook.v1.WorkerR\x06worker\x12*\n" +
 	"\x05grids\x18\x02 \x03(\v2\x14.doorbook.v1.OrgNodeR\x05grids\"\xe2\x02\n" +
@@ -2835,31 +2877,33 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	32, // 47: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
 	32, // 48: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
 	32, // 49: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
-	22, // 50: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
-	21, // 51: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
-	9,  // 52: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
-	9,  // 53: doorbook.v1.Category.name_en:type_name -> doorbook.v1.StringField
-	9,  // 54: doorbook.v1.Category.parent_code:type_name -> doorbook.v1.StringField
-	10, // 55: doorbook.v1.Category.revisit_days:type_name -> doorbook.v1.Int64Field
-	11, // 56: doorbook.v1.Category.key_group:type_name -> doorbook.v1.BoolField
-	11, // 57: doorbook.v1.Category.deleted:type_name -> doorbook.v1.BoolField
-	6,  // 58: doorbook.v1.Quota.role:type_name -> doorbook.v1.WorkerRole
-	26, // 59: doorbook.v1.QuotasField.quotas:type_name -> doorbook.v1.Quota
-	8,  // 60: doorbook.v1.QuotasField.clock:type_name -> doorbook.v1.Clock
-	28, // 61: doorbook.v1.QuestionnaireField.questions:type_name -> doorbook.v1.Question
-	8,  // 62: doorbook.v1.QuestionnaireField.clock:type_name -> doorbook.v1.Clock
-	9,  // 63: doorbook.v1.Campaign.node_id:type_name -> doorbook.v1.StringField
-	9,  // 64: doorbook.v1.Campaign.name:type_name -> doorbook.v1.StringField
-	10, // 65: doorbook.v1.Campaign.starts_at:type_name -> doorbook.v1.Int64Field
-	10, // 66: doorbook.v1.Campaign.ends_at:type_name -> doorbook.v1.Int64Field
-	27, // 67: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
-	29, // 68: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
-	11, // 69: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
-	70, // [70:70] is the sub-list for method output_type
-	70, // [70:70] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	32, // 50: doorbook.v1.Device.last_sync_at:type_name -> google.protobuf.Timestamp
+	32, // 51: doorbook.v1.Device.oldest_unsynced_visit_at:type_name -> google.protobuf.Timestamp
+	22, // 52: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
+	21, // 53: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
+	9,  // 54: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
+	9,  // 55: doorbook.v1.Category.name_en:type_name -> doorbook.v1.StringField
+	9,  // 56: doorbook.v1.Category.parent_code:type_name -> doorbook.v1.StringField
+	10, // 57: doorbook.v1.Category.revisit_days:type_name -> doorbook.v1.Int64Field
+	11, // 58: doorbook.v1.Category.key_group:type_name -> doorbook.v1.BoolField
+	11, // 59: doorbook.v1.Category.deleted:type_name -> doorbook.v1.BoolField
+	6,  // 60: doorbook.v1.Quota.role:type_name -> doorbook.v1.WorkerRole
+	26, // 61: doorbook.v1.QuotasField.quotas:type_name -> doorbook.v1.Quota
+	8,  // 62: doorbook.v1.QuotasField.clock:type_name -> doorbook.v1.Clock
+	28, // 63: doorbook.v1.QuestionnaireField.questions:type_name -> doorbook.v1.Question
+	8,  // 64: doorbook.v1.QuestionnaireField.clock:type_name -> doorbook.v1.Clock
+	9,  // 65: doorbook.v1.Campaign.node_id:type_name -> doorbook.v1.StringField
+	9,  // 66: doorbook.v1.Campaign.name:type_name -> doorbook.v1.StringField
+	10, // 67: doorbook.v1.Campaign.starts_at:type_name -> doorbook.v1.Int64Field
+	10, // 68: doorbook.v1.Campaign.ends_at:type_name -> doorbook.v1.Int64Field
+	27, // 69: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
+	29, // 70: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
+	11, // 71: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
+	72, // [72:72] is the sub-list for method output_type
+	72, // [72:72] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_types_proto_init() }

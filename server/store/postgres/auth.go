@@ -121,14 +121,24 @@ func (r *repo) InsertDevice(ctx context.Context, d store.Device, hash []byte, kn
 	return nil
 }
 
-const deviceQuery = `SELECT id, worker_id, label, created_at, revoked_at, revoked_reason, last_seen_at FROM credentials WHERE worker_id IS NOT NULL AND `
+const deviceQuery = `SELECT id, worker_id, label, created_at, revoked_at, revoked_reason, last_seen_at,
+	synced_at, app_version, oldest_unsynced_at, outbox FROM credentials WHERE worker_id IS NOT NULL AND `
 
 func scanDevice(s scanner) (store.Device, error) {
 	var d store.Device
 	var enrolled int64
-	var revoked, seen *int64
-	if err := s.Scan(&d.ID, &d.WorkerID, &d.Name, &enrolled, &revoked, &d.RevokedReason, &seen); err != nil {
+	var revoked, seen, synced, oldest *int64
+	var outbox int64
+	if err := s.Scan(&d.ID, &d.WorkerID, &d.Name, &enrolled, &revoked, &d.RevokedReason, &seen,
+		&synced, &d.Sync.AppVersion, &oldest, &outbox); err != nil {
 		return d, err
+	}
+	d.Sync.Outbox = int(outbox)
+	if synced != nil {
+		d.Sync.At = time.UnixMilli(*synced).UTC()
+	}
+	if oldest != nil {
+		d.Sync.OldestUnsynced = time.UnixMilli(*oldest).UTC()
 	}
 	d.EnrolledAt = time.Unix(enrolled, 0).UTC()
 	if revoked != nil {
@@ -167,6 +177,19 @@ func (r *repo) RevokeDevice(ctx context.Context, id string, at time.Time, reason
 	return nil
 }
 
+func (r *repo) RecordDeviceSync(ctx context.Context, id string, s store.DeviceSync) error {
+	var oldest *int64
+	if !s.OldestUnsynced.IsZero() {
+		ms := s.OldestUnsynced.UnixMilli()
+		oldest = &ms
+	}
+	if _, err := r.q.Exec(ctx, `UPDATE credentials SET synced_at = $1, app_version = $2, oldest_unsynced_at = $3, outbox = $4
+		WHERE id = $5 AND worker_id IS NOT NULL`, s.At.UnixMilli(), s.AppVersion, oldest, int64(s.Outbox), id); err != nil {
+		return fmt.Errorf("record a device's sync: %w", err)
+	}
+	return nil
+}
+
 func (r *repo) SeeCredential(ctx context.Context, id string, at time.Time) error {
 	if _, err := r.q.Exec(ctx, `UPDATE credentials SET last_seen_at = greatest(last_seen_at, $1) WHERE id = $2`,
 		at.Unix(), id); err != nil {
@@ -180,6 +203,15 @@ func (r *repo) CountDevicesSeen(ctx context.Context, since time.Time) (int, erro
 	if err := r.q.QueryRow(ctx, `SELECT COUNT(*) FROM credentials WHERE worker_id IS NOT NULL AND last_seen_at >= $1`,
 		since.Unix()).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count devices seen: %w", err)
+	}
+	return n, nil
+}
+
+func (r *repo) CountDevicesSilent(ctx context.Context, since time.Time) (int, error) {
+	var n int
+	if err := r.q.QueryRow(ctx, `SELECT COUNT(*) FROM credentials WHERE worker_id IS NOT NULL AND revoked_at IS NULL
+		AND coalesce(synced_at, created_at * 1000) < $1`, since.UnixMilli()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count silent devices: %w", err)
 	}
 	return n, nil
 }

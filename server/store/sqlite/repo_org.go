@@ -275,6 +275,18 @@ func (t *tx) RevokeDevice(ctx context.Context, id string, at time.Time, reason s
 	return nil
 }
 
+func (t *tx) RecordDeviceSync(ctx context.Context, id string, s store.DeviceSync) error {
+	var oldest sql.NullInt64
+	if !s.OldestUnsynced.IsZero() {
+		oldest = sql.NullInt64{Int64: s.OldestUnsynced.UnixMilli(), Valid: true}
+	}
+	if _, err := t.ExecContext(ctx, `UPDATE credentials SET synced_at = ?, app_version = ?, oldest_unsynced_at = ?, outbox = ?
+		WHERE id = ? AND worker_id IS NOT NULL`, s.At.UnixMilli(), s.AppVersion, oldest, s.Outbox, id); err != nil {
+		return fmt.Errorf("record a device's sync: %w", err)
+	}
+	return nil
+}
+
 func (t *tx) SeeCredential(ctx context.Context, id string, at time.Time) error {
 	if _, err := t.ExecContext(ctx, `UPDATE credentials SET last_seen_at = max(coalesce(last_seen_at, 0), ?) WHERE id = ?`,
 		at.Unix(), id); err != nil {
@@ -288,6 +300,15 @@ func (t *tx) CountDevicesSeen(ctx context.Context, since time.Time) (int, error)
 	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM credentials WHERE worker_id IS NOT NULL AND last_seen_at >= ?`,
 		since.Unix()).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count devices seen: %w", err)
+	}
+	return n, nil
+}
+
+func (t *tx) CountDevicesSilent(ctx context.Context, since time.Time) (int, error) {
+	var n int
+	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM credentials WHERE worker_id IS NOT NULL AND revoked_at IS NULL
+		AND coalesce(synced_at, created_at * 1000) < ?`, since.UnixMilli()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count silent devices: %w", err)
 	}
 	return n, nil
 }
@@ -366,7 +387,8 @@ func getWorker(ctx context.Context, q statedb.Querier, id string) (store.Worker,
 }
 
 func devices(ctx context.Context, q statedb.Querier, where string, arg string) ([]store.Device, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, worker_id, label, created_at, revoked_at, revoked_reason, last_seen_at
+	rows, err := q.QueryContext(ctx, `SELECT id, worker_id, label, created_at, revoked_at, revoked_reason, last_seen_at,
+		synced_at, app_version, oldest_unsynced_at, outbox
 		FROM credentials WHERE worker_id IS NOT NULL AND `+where+` ORDER BY created_at, id`, arg)
 	if err != nil {
 		return nil, err
@@ -376,9 +398,16 @@ func devices(ctx context.Context, q statedb.Querier, where string, arg string) (
 	for rows.Next() {
 		var d store.Device
 		var enrolled int64
-		var revoked, seen sql.NullInt64
-		if err := rows.Scan(&d.ID, &d.WorkerID, &d.Name, &enrolled, &revoked, &d.RevokedReason, &seen); err != nil {
+		var revoked, seen, synced, oldest sql.NullInt64
+		if err := rows.Scan(&d.ID, &d.WorkerID, &d.Name, &enrolled, &revoked, &d.RevokedReason, &seen,
+			&synced, &d.Sync.AppVersion, &oldest, &d.Sync.Outbox); err != nil {
 			return nil, err
+		}
+		if synced.Valid {
+			d.Sync.At = time.UnixMilli(synced.Int64).UTC()
+		}
+		if oldest.Valid {
+			d.Sync.OldestUnsynced = time.UnixMilli(oldest.Int64).UTC()
 		}
 		d.EnrolledAt = time.Unix(enrolled, 0).UTC()
 		if revoked.Valid {

@@ -1373,6 +1373,37 @@ func testReposAuth(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		}
 	}
 
+	// A device's account of itself at a sync, and who has been silent:
+	// revoked devices are not, one that never synced counts from its
+	// enrolment.
+	synced := store.DeviceSync{At: at.Add(5 * time.Hour), AppVersion: "2.3.1 (android)", OldestUnsynced: at.Add(-48 * time.Hour), Outbox: 17}
+	e.update("RecordDeviceSync", func(tx store.Tx) error { return tx.RecordDeviceSync(ctx, d2.ID, synced) })
+	e.update("RecordDeviceSync of an admin's token", func(tx store.Tx) error {
+		return tx.RecordDeviceSync(ctx, root.CredentialID, synced)
+	})
+	if got, ok := device(d2.ID); !ok || got.Sync != synced {
+		t.Errorf("Device after RecordDeviceSync: %+v, %v; want %+v", got.Sync, ok, synced)
+	}
+	laterSync := synced
+	laterSync.OldestUnsynced, laterSync.Outbox, laterSync.At = time.Time{}, 0, synced.At.Add(time.Hour)
+	e.update("RecordDeviceSync again", func(tx store.Tx) error { return tx.RecordDeviceSync(ctx, d2.ID, laterSync) })
+	if got, _ := device(d2.ID); got.Sync != laterSync {
+		t.Errorf("Device after a second sync: %+v; want %+v (nothing waiting)", got.Sync, laterSync)
+	}
+	silent := func(since time.Time) int {
+		t.Helper()
+		return inView(e, "CountDevicesSilent", func(tx store.Tx) (int, error) { return tx.CountDevicesSilent(ctx, since) })
+	}
+	// d1 is revoked; d2 synced at laterSync.At; d3 (another worker's) never did.
+	for _, c := range []struct {
+		since time.Time
+		want  int
+	}{{d3.EnrolledAt, 0}, {d3.EnrolledAt.Add(time.Second), 1}, {laterSync.At, 1}, {laterSync.At.Add(time.Millisecond), 2}} {
+		if n := silent(c.since); n != c.want {
+			t.Errorf("CountDevicesSilent(%v) = %d; want %d", c.since, n, c.want)
+		}
+	}
+
 	// Enrolment codes.
 	code := store.EnrollmentCode{Hash: []byte("code hash"), WorkerID: w.ID, CreatedBy: root.ID, Expires: at.Add(48 * time.Hour)}
 	e.update("InsertCode", func(tx store.Tx) error { return tx.InsertCode(ctx, code) })
@@ -2628,6 +2659,16 @@ func (r *recordingTx) Devices(ctx context.Context, workerID string) ([]store.Dev
 func (r *recordingTx) Device(ctx context.Context, id string) (store.Device, bool, error) {
 	r.use("Device")
 	return r.Tx.Device(ctx, id)
+}
+
+func (r *recordingTx) RecordDeviceSync(ctx context.Context, id string, s store.DeviceSync) error {
+	r.use("RecordDeviceSync")
+	return r.Tx.RecordDeviceSync(ctx, id, s)
+}
+
+func (r *recordingTx) CountDevicesSilent(ctx context.Context, since time.Time) (int, error) {
+	r.use("CountDevicesSilent")
+	return r.Tx.CountDevicesSilent(ctx, since)
 }
 
 func (r *recordingTx) SeeCredential(ctx context.Context, id string, at time.Time) error {

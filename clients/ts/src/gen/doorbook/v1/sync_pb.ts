@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file doorbook/v1/sync.proto.
  */
 export const file_doorbook_v1_sync: GenFile = /*@__PURE__*/
-  fileDesc("ChZkb29yYm9vay92MS9zeW5jLnByb3RvEgtkb29yYm9vay52MSJOCgtQdXNoUmVxdWVzdBIvCgdjaGFuZ2VzGAEgAygLMhMuZG9vcmJvb2sudjEuQ2hhbmdlQgm6SAaSAQMQ6AcSDgoGY3Vyc29yGAIgASgEIkcKDFB1c2hSZXNwb25zZRISCgpzZXJ2ZXJfaGxjGAEgASgEEg8KB2FwcGxpZWQYAiABKA0SEgoKZHVwbGljYXRlcxgDIAEoDSJLCglDbG9ja1NrZXcSEgoKc2VydmVyX2hsYxgBIAEoBBIRCgljaGFuZ2VfaWQYAiABKAkSFwoPbWF4X3NrZXdfbWlsbGlzGAMgASgEIg8KDUN1cnNvckV4cGlyZWQiIwoOUmVqZWN0ZWRDaGFuZ2USEQoJY2hhbmdlX2lkGAEgASgJImIKDURldmljZVJldm9rZWQSEQoJZGV2aWNlX2lkGAEgASgJEi4KCnJldm9rZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgDIAEoCSIsCgtQdWxsUmVxdWVzdBIOCgZjdXJzb3IYASABKAQSDQoFbGltaXQYAiABKA0itwUKDFB1bGxSZXNwb25zZRIdChVldmljdGVkX2hvdXNlaG9sZF9pZHMYASADKAkSGAoQZXZpY3RlZF9ncmlkX2lkcxgCIAMoCRIqCgpob3VzZWhvbGRzGAMgAygLMhYuZG9vcmJvb2sudjEuSG91c2Vob2xkEiQKB3BlcnNvbnMYBCADKAsyEy5kb29yYm9vay52MS5QZXJzb24SJQoEdGFncxgFIAMoCzIXLmRvb3Jib29rLnYxLlRhZ0VsZW1lbnQSIgoGdmlzaXRzGAYgAygLMhIuZG9vcmJvb2sudjEuVmlzaXQSNQoQdmlzaXRfYW1lbmRtZW50cxgHIAMoCzIbLmRvb3Jib29rLnYxLlZpc2l0QW1lbmRtZW50EhYKDmFkZGVkX2dyaWRfaWRzGAggAygJEg4KBmN1cnNvchgJIAEoBBIMCgRtb3JlGAogASgIEhIKCnNlcnZlcl9obGMYCyABKAQSIQoFc2NvcGUYDCABKAsyEi5kb29yYm9vay52MS5TY29wZRIpCgpjYXRlZ29yaWVzGA0gAygLMhUuZG9vcmJvb2sudjEuQ2F0ZWdvcnkSKAoJY2FtcGFpZ25zGA4gAygLMhUuZG9vcmJvb2sudjEuQ2FtcGFpZ24SGQoRcHVyZ2VkX3BlcnNvbl9pZHMYDyADKAkSFgoOcHVyZ2VkX3RhZ19pZHMYECADKAkSHAoUZXJhc2VkX2hvdXNlaG9sZF9pZHMYESADKAkSGQoRZXJhc2VkX3BlcnNvbl9pZHMYEiADKAkSGgoScmVwbGFjZWRfdmlzaXRfaWRzGBMgAygJEh4KFnJlcGxhY2VkX2FtZW5kbWVudF9pZHMYFCADKAkSMAoNZGV2aWNlX3BvbGljeRgVIAEoCzIZLmRvb3Jib29rLnYxLkRldmljZVBvbGljeSLnAQoQQm9vdHN0cmFwUmVxdWVzdBIfCghncmlkX2lkcxgBIAMoCUINukgKkgEHIgVyA7ABARInChJhZnRlcl9ob3VzZWhvbGRfaWQYAiABKAlCC7pICNgBAXIDsAEBEhEKCXBhZ2Vfc2l6ZRgDIAEoDRIQCghzbmFwc2hvdBgEIAEoCBIjChJyZXN1bWVfc25hcHNob3RfaWQYBSABKAlCB7pIBHICGEASHgoWcmVzdW1lX3NuYXBzaG90X29mZnNldBgGIAEoBBIfChdzbmFwc2hvdF9taW5faG91c2Vob2xkcxgHIAEoDSKoBAoRQm9vdHN0cmFwUmVzcG9uc2USDgoGY3Vyc29yGAEgASgEEioKCmhvdXNlaG9sZHMYAiADKAsyFi5kb29yYm9vay52MS5Ib3VzZWhvbGQSJAoHcGVyc29ucxgDIAMoCzITLmRvb3Jib29rLnYxLlBlcnNvbhIlCgR0YWdzGAQgAygLMhcuZG9vcmJvb2sudjEuVGFnRWxlbWVudBIiCgZ2aXNpdHMYBSADKAsyEi5kb29yYm9vay52MS5WaXNpdBI1ChB2aXNpdF9hbWVuZG1lbnRzGAYgAygLMhsuZG9vcmJvb2sudjEuVmlzaXRBbWVuZG1lbnQSGQoRbGFzdF9ob3VzZWhvbGRfaWQYByABKAkSEgoKc2VydmVyX2hsYxgIIAEoBBIhCgVzY29wZRgJIAEoCzISLmRvb3Jib29rLnYxLlNjb3BlEhgKEHRvdGFsX2hvdXNlaG9sZHMYCiABKA0SKQoKY2F0ZWdvcmllcxgLIAMoCzIVLmRvb3Jib29rLnYxLkNhdGVnb3J5EigKCWNhbXBhaWducxgMIAMoCzIVLmRvb3Jib29rLnYxLkNhbXBhaWduEhYKDnNuYXBzaG90X2J5dGVzGA0gASgEEhYKDnNuYXBzaG90X2NodW5rGA4gASgMEhAKCHNuYXBzaG90GA8gASgIEhMKC3NuYXBzaG90X2lkGBAgASgJEhcKD3NuYXBzaG90X29mZnNldBgRIAEoBDLhAQoLU3luY1NlcnZpY2USPQoEUHVzaBIYLmRvb3Jib29rLnYxLlB1c2hSZXF1ZXN0GhkuZG9vcmJvb2sudjEuUHVzaFJlc3BvbnNlIgASQAoEUHVsbBIYLmRvb3Jib29rLnYxLlB1bGxSZXF1ZXN0GhkuZG9vcmJvb2sudjEuUHVsbFJlc3BvbnNlIgOQAgISUQoJQm9vdHN0cmFwEh0uZG9vcmJvb2sudjEuQm9vdHN0cmFwUmVxdWVzdBoeLmRvb3Jib29rLnYxLkJvb3RzdHJhcFJlc3BvbnNlIgOQAgEwAUI5WjdnaXRodWIuY29tL2Rvb3Jib29rL2Rvb3Jib29rL2dlbi9kb29yYm9vay92MTtkb29yYm9va3YxYgZwcm90bzM", [file_buf_validate_validate, file_doorbook_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("ChZkb29yYm9vay92MS9zeW5jLnByb3RvEgtkb29yYm9vay52MSJOCgtQdXNoUmVxdWVzdBIvCgdjaGFuZ2VzGAEgAygLMhMuZG9vcmJvb2sudjEuQ2hhbmdlQgm6SAaSAQMQ6AcSDgoGY3Vyc29yGAIgASgEIkcKDFB1c2hSZXNwb25zZRISCgpzZXJ2ZXJfaGxjGAEgASgEEg8KB2FwcGxpZWQYAiABKA0SEgoKZHVwbGljYXRlcxgDIAEoDSJLCglDbG9ja1NrZXcSEgoKc2VydmVyX2hsYxgBIAEoBBIRCgljaGFuZ2VfaWQYAiABKAkSFwoPbWF4X3NrZXdfbWlsbGlzGAMgASgEIg8KDUN1cnNvckV4cGlyZWQiIwoOUmVqZWN0ZWRDaGFuZ2USEQoJY2hhbmdlX2lkGAEgASgJImIKDURldmljZVJldm9rZWQSEQoJZGV2aWNlX2lkGAEgASgJEi4KCnJldm9rZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgDIAEoCSJWCgtQdWxsUmVxdWVzdBIOCgZjdXJzb3IYASABKAQSDQoFbGltaXQYAiABKA0SKAoGZGV2aWNlGAMgASgLMhguZG9vcmJvb2sudjEuRGV2aWNlU3RhdGUieQoLRGV2aWNlU3RhdGUSHAoLYXBwX3ZlcnNpb24YASABKAlCB7pIBHICGEASPAoYb2xkZXN0X3Vuc3luY2VkX3Zpc2l0X2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZvdXRib3gYAyABKA0itwUKDFB1bGxSZXNwb25zZRIdChVldmljdGVkX2hvdXNlaG9sZF9pZHMYASADKAkSGAoQZXZpY3RlZF9ncmlkX2lkcxgCIAMoCRIqCgpob3VzZWhvbGRzGAMgAygLMhYuZG9vcmJvb2sudjEuSG91c2Vob2xkEiQKB3BlcnNvbnMYBCADKAsyEy5kb29yYm9vay52MS5QZXJzb24SJQoEdGFncxgFIAMoCzIXLmRvb3Jib29rLnYxLlRhZ0VsZW1lbnQSIgoGdmlzaXRzGAYgAygLMhIuZG9vcmJvb2sudjEuVmlzaXQSNQoQdmlzaXRfYW1lbmRtZW50cxgHIAMoCzIbLmRvb3Jib29rLnYxLlZpc2l0QW1lbmRtZW50EhYKDmFkZGVkX2dyaWRfaWRzGAggAygJEg4KBmN1cnNvchgJIAEoBBIMCgRtb3JlGAogASgIEhIKCnNlcnZlcl9obGMYCyABKAQSIQoFc2NvcGUYDCABKAsyEi5kb29yYm9vay52MS5TY29wZRIpCgpjYXRlZ29yaWVzGA0gAygLMhUuZG9vcmJvb2sudjEuQ2F0ZWdvcnkSKAoJY2FtcGFpZ25zGA4gAygLMhUuZG9vcmJvb2sudjEuQ2FtcGFpZ24SGQoRcHVyZ2VkX3BlcnNvbl9pZHMYDyADKAkSFgoOcHVyZ2VkX3RhZ19pZHMYECADKAkSHAoUZXJhc2VkX2hvdXNlaG9sZF9pZHMYESADKAkSGQoRZXJhc2VkX3BlcnNvbl9pZHMYEiADKAkSGgoScmVwbGFjZWRfdmlzaXRfaWRzGBMgAygJEh4KFnJlcGxhY2VkX2FtZW5kbWVudF9pZHMYFCADKAkSMAoNZGV2aWNlX3BvbGljeRgVIAEoCzIZLmRvb3Jib29rLnYxLkRldmljZVBvbGljeSLnAQoQQm9vdHN0cmFwUmVxdWVzdBIfCghncmlkX2lkcxgBIAMoCUINukgKkgEHIgVyA7ABARInChJhZnRlcl9ob3VzZWhvbGRfaWQYAiABKAlCC7pICNgBAXIDsAEBEhEKCXBhZ2Vfc2l6ZRgDIAEoDRIQCghzbmFwc2hvdBgEIAEoCBIjChJyZXN1bWVfc25hcHNob3RfaWQYBSABKAlCB7pIBHICGEASHgoWcmVzdW1lX3NuYXBzaG90X29mZnNldBgGIAEoBBIfChdzbmFwc2hvdF9taW5faG91c2Vob2xkcxgHIAEoDSKoBAoRQm9vdHN0cmFwUmVzcG9uc2USDgoGY3Vyc29yGAEgASgEEioKCmhvdXNlaG9sZHMYAiADKAsyFi5kb29yYm9vay52MS5Ib3VzZWhvbGQSJAoHcGVyc29ucxgDIAMoCzITLmRvb3Jib29rLnYxLlBlcnNvbhIlCgR0YWdzGAQgAygLMhcuZG9vcmJvb2sudjEuVGFnRWxlbWVudBIiCgZ2aXNpdHMYBSADKAsyEi5kb29yYm9vay52MS5WaXNpdBI1ChB2aXNpdF9hbWVuZG1lbnRzGAYgAygLMhsuZG9vcmJvb2sudjEuVmlzaXRBbWVuZG1lbnQSGQoRbGFzdF9ob3VzZWhvbGRfaWQYByABKAkSEgoKc2VydmVyX2hsYxgIIAEoBBIhCgVzY29wZRgJIAEoCzISLmRvb3Jib29rLnYxLlNjb3BlEhgKEHRvdGFsX2hvdXNlaG9sZHMYCiABKA0SKQoKY2F0ZWdvcmllcxgLIAMoCzIVLmRvb3Jib29rLnYxLkNhdGVnb3J5EigKCWNhbXBhaWducxgMIAMoCzIVLmRvb3Jib29rLnYxLkNhbXBhaWduEhYKDnNuYXBzaG90X2J5dGVzGA0gASgEEhYKDnNuYXBzaG90X2NodW5rGA4gASgMEhAKCHNuYXBzaG90GA8gASgIEhMKC3NuYXBzaG90X2lkGBAgASgJEhcKD3NuYXBzaG90X29mZnNldBgRIAEoBDLhAQoLU3luY1NlcnZpY2USPQoEUHVzaBIYLmRvb3Jib29rLnYxLlB1c2hSZXF1ZXN0GhkuZG9vcmJvb2sudjEuUHVzaFJlc3BvbnNlIgASQAoEUHVsbBIYLmRvb3Jib29rLnYxLlB1bGxSZXF1ZXN0GhkuZG9vcmJvb2sudjEuUHVsbFJlc3BvbnNlIgOQAgISUQoJQm9vdHN0cmFwEh0uZG9vcmJvb2sudjEuQm9vdHN0cmFwUmVxdWVzdBoeLmRvb3Jib29rLnYxLkJvb3RzdHJhcFJlc3BvbnNlIgOQAgEwAUI5WjdnaXRodWIuY29tL2Rvb3Jib29rL2Rvb3Jib29rL2dlbi9kb29yYm9vay92MTtkb29yYm9va3YxYgZwcm90bzM", [file_buf_validate_validate, file_doorbook_v1_types, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message doorbook.v1.PushRequest
@@ -342,6 +342,15 @@ export type PullRequest = Message<"doorbook.v1.PullRequest"> & {
    * @generated from field: uint32 limit = 2;
    */
   limit: number;
+
+  /**
+   * What the device says of itself, on the last pull of a sync: admins
+   * see it per device (who has not synced, and what waits on which
+   * phone). Optional.
+   *
+   * @generated from field: doorbook.v1.DeviceState device = 3;
+   */
+  device?: DeviceState | undefined;
 };
 
 /**
@@ -367,6 +376,15 @@ export type PullRequestJson = {
    * @generated from field: uint32 limit = 2;
    */
   limit?: number;
+
+  /**
+   * What the device says of itself, on the last pull of a sync: admins
+   * see it per device (who has not synced, and what waits on which
+   * phone). Optional.
+   *
+   * @generated from field: doorbook.v1.DeviceState device = 3;
+   */
+  device?: DeviceStateJson;
 };
 
 /**
@@ -375,6 +393,67 @@ export type PullRequestJson = {
  */
 export const PullRequestSchema: GenMessage<PullRequest, {jsonType: PullRequestJson}> = /*@__PURE__*/
   messageDesc(file_doorbook_v1_sync, 6);
+
+/**
+ * DeviceState is a phone's account of itself at a sync.
+ *
+ * @generated from message doorbook.v1.DeviceState
+ */
+export type DeviceState = Message<"doorbook.v1.DeviceState"> & {
+  /**
+   * The app's version, as the app names it.
+   *
+   * @generated from field: string app_version = 1;
+   */
+  appVersion: string;
+
+  /**
+   * When the sync began: the time of the oldest visit waiting to be sent
+   * (unset if none), and how many changes waited.
+   *
+   * @generated from field: google.protobuf.Timestamp oldest_unsynced_visit_at = 2;
+   */
+  oldestUnsyncedVisitAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint32 outbox = 3;
+   */
+  outbox: number;
+};
+
+/**
+ * DeviceState is a phone's account of itself at a sync.
+ *
+ * @generated from message doorbook.v1.DeviceState
+ */
+export type DeviceStateJson = {
+  /**
+   * The app's version, as the app names it.
+   *
+   * @generated from field: string app_version = 1;
+   */
+  appVersion?: string;
+
+  /**
+   * When the sync began: the time of the oldest visit waiting to be sent
+   * (unset if none), and how many changes waited.
+   *
+   * @generated from field: google.protobuf.Timestamp oldest_unsynced_visit_at = 2;
+   */
+  oldestUnsyncedVisitAt?: TimestampJson;
+
+  /**
+   * @generated from field: uint32 outbox = 3;
+   */
+  outbox?: number;
+};
+
+/**
+ * Describes the message doorbook.v1.DeviceState.
+ * Use `create(DeviceStateSchema)` to create a new message.
+ */
+export const DeviceStateSchema: GenMessage<DeviceState, {jsonType: DeviceStateJson}> = /*@__PURE__*/
+  messageDesc(file_doorbook_v1_sync, 7);
 
 /**
  * PullResponse is one batch. A device applies it in this order: evictions,
@@ -657,7 +736,7 @@ export type PullResponseJson = {
  * Use `create(PullResponseSchema)` to create a new message.
  */
 export const PullResponseSchema: GenMessage<PullResponse, {jsonType: PullResponseJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_sync, 7);
+  messageDesc(file_doorbook_v1_sync, 8);
 
 /**
  * @generated from message doorbook.v1.BootstrapRequest
@@ -782,7 +861,7 @@ export type BootstrapRequestJson = {
  * Use `create(BootstrapRequestSchema)` to create a new message.
  */
 export const BootstrapRequestSchema: GenMessage<BootstrapRequest, {jsonType: BootstrapRequestJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_sync, 8);
+  messageDesc(file_doorbook_v1_sync, 9);
 
 /**
  * BootstrapResponse is one page of whole households, each with its persons,
@@ -1021,7 +1100,7 @@ export type BootstrapResponseJson = {
  * Use `create(BootstrapResponseSchema)` to create a new message.
  */
 export const BootstrapResponseSchema: GenMessage<BootstrapResponse, {jsonType: BootstrapResponseJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_sync, 9);
+  messageDesc(file_doorbook_v1_sync, 10);
 
 /**
  * SyncService moves changes between a device's replica and the server. Every
