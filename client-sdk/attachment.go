@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -65,28 +66,23 @@ func (r *Replica) AttachFile(ctx context.Context, visitID string, in AttachmentI
 	if in.Content == nil {
 		return Attachment{}, fmt.Errorf("attach a file: %w: no content", syncengine.ErrInvalid)
 	}
+	// Everything but the bytes is checked before they are copied.
+	probe := syncengine.Attachment{SHA256: strings.Repeat("0", 64), Size: 1, Name: in.Name, MediaType: in.MediaType}
+	if err := syncengine.ValidateAttachment(probe); err != nil {
+		return Attachment{}, fmt.Errorf("attach a file: %w", err)
+	}
+	if err := r.mayAttach(ctx, r.db.R, visitID); err != nil {
+		return Attachment{}, fmt.Errorf("attach a file: %w", err)
+	}
 	sha, size, err := r.keepFile(in.Content)
 	if err != nil {
 		return Attachment{}, fmt.Errorf("attach a file: %w", err)
 	}
 	a := Attachment{VisitID: visitID, Own: true, Path: r.filePath(sha),
 		Attachment: syncengine.Attachment{SHA256: sha, Size: size, Name: in.Name, MediaType: in.MediaType}}
-	if err := syncengine.ValidateAttachment(a.Attachment); err != nil {
-		return Attachment{}, fmt.Errorf("attach a file: %w", err)
-	}
 	err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
-		st, err := r.enrolledState(ctx, tx)
-		if err != nil {
+		if err := r.mayAttach(ctx, tx, visitID); err != nil {
 			return err
-		}
-		vs, err := statedb.Visits(ctx, tx, []string{visitID})
-		switch {
-		case err != nil:
-			return err
-		case len(vs) == 0:
-			return fmt.Errorf("%w: visit %s is not in this replica", syncengine.ErrNotFound, visitID)
-		case vs[0].VisitorID != st.WorkerID:
-			return fmt.Errorf("%w: only the worker who recorded visit %s adds files to it", syncengine.ErrOutOfScope, visitID)
 		}
 		var n int
 		var have bool
@@ -104,9 +100,33 @@ func (r *Replica) AttachFile(ctx context.Context, visitID string, in AttachmentI
 		return err
 	})
 	if err != nil {
+		// The bytes stay only if a row holds them (the same file kept
+		// with another visit).
+		var kept bool
+		if qerr := r.db.R.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM attachments WHERE sha256 = ?)`, sha).Scan(&kept); qerr == nil && !kept {
+			r.removeFilesOf([]string{sha})
+		}
 		return Attachment{}, fmt.Errorf("attach a file: %w", err)
 	}
 	return a, nil
+}
+
+// mayAttach checks that visit is one of the worker's own, in the replica.
+func (r *Replica) mayAttach(ctx context.Context, q statedb.Querier, visitID string) error {
+	st, err := r.enrolledState(ctx, q)
+	if err != nil {
+		return err
+	}
+	vs, err := statedb.Visits(ctx, q, []string{visitID})
+	switch {
+	case err != nil:
+		return err
+	case len(vs) == 0:
+		return fmt.Errorf("%w: visit %s is not in this replica", syncengine.ErrNotFound, visitID)
+	case vs[0].VisitorID != st.WorkerID:
+		return fmt.Errorf("%w: only the worker who recorded visit %s adds files to it", syncengine.ErrOutOfScope, visitID)
+	}
+	return nil
 }
 
 // keepFile copies content into the replica's folder under its SHA-256,
@@ -169,8 +189,11 @@ func (r *Replica) Attachments(ctx context.Context, visitID string) ([]Attachment
 }
 
 func (r *Replica) attachmentClient(s state) doorbookv1connect.AttachmentServiceClient {
+	// A download's messages hold a piece each: a server sending more is
+	// refused before its message is read whole.
 	return doorbookv1connect.NewAttachmentServiceClient(r.http, s.ServerURL,
-		connect.WithInterceptors(bearer.Token(s.Token)), compress.ClientOptions(r.noCompression))
+		connect.WithInterceptors(bearer.Token(s.Token)), compress.ClientOptions(r.noCompression),
+		connect.WithReadMaxBytes(syncengine.AttachmentChunk+64<<10))
 }
 
 // FetchAttachments downloads the files of a visit that the replica does
@@ -190,6 +213,13 @@ func (r *Replica) FetchAttachments(ctx context.Context, visitID string) ([]Attac
 		return nil, callError("list attachments", err)
 	}
 	for _, a := range res.GetAttachments() {
+		// The server's word names files in the replica's folder: it is
+		// checked as any input is.
+		desc := syncengine.Attachment{SHA256: a.GetSha256(), Size: int64(min(a.GetSize(), syncengine.MaxAttachmentBytes+1)),
+			Name: a.GetName(), MediaType: a.GetMediaType()}
+		if err := syncengine.ValidateAttachment(desc); err != nil || a.GetVisitId() != visitID {
+			return nil, fmt.Errorf("fetch attachments: the server listed a file that is not visit %s's or not valid (%v)", visitID, err)
+		}
 		if _, err := os.Stat(r.filePath(a.GetSha256())); err != nil {
 			if err := r.download(ctx, c, a.GetSha256()); err != nil {
 				return nil, err
@@ -274,7 +304,7 @@ func (r *Replica) uploadAttachments(ctx context.Context, rep *AttachmentReport) 
 		return
 	}
 	c := r.attachmentClient(st)
-	for i, a := range pending {
+	for _, a := range pending {
 		err := r.upload(ctx, c, a, rep)
 		var refused *refusal
 		switch {
@@ -289,7 +319,8 @@ func (r *Replica) uploadAttachments(ctx context.Context, rep *AttachmentReport) 
 			// waits with it.
 		case err != nil:
 			rep.Err = err
-			rep.Pending = len(pending) - i - rep.Refused
+			// The rest wait for the next sync; the count says how many.
+			rep.Pending, _ = r.countPending(ctx)
 			return
 		}
 	}
@@ -321,8 +352,10 @@ func (r *Replica) upload(ctx context.Context, c doorbookv1connect.AttachmentServ
 			switch connect.CodeOf(err) {
 			case connect.CodeNotFound:
 				return nil, errVisitNotThere
-			case connect.CodeInvalidArgument, connect.CodePermissionDenied, connect.CodeResourceExhausted:
+			case connect.CodeInvalidArgument, connect.CodePermissionDenied:
 				return nil, &refusal{err}
+				// ResourceExhausted is the server busy or full as often as a
+				// limit this phone keeps too: tried again at the next sync.
 			}
 			return nil, err
 		}
@@ -333,6 +366,11 @@ func (r *Replica) upload(ctx context.Context, c doorbookv1connect.AttachmentServ
 	res, err := call(0, nil)
 	buf := make([]byte, syncengine.AttachmentChunk)
 	for err == nil && !res.GetComplete() {
+		if res.GetReceived() >= uint64(a.Size) {
+			// Whole but not complete, or more than the file: not an answer
+			// this protocol gives. Tried again at the next sync.
+			return fmt.Errorf("upload attachment %s: the server says it holds %d bytes of a file of %d", a.SHA256, res.GetReceived(), a.Size)
+		}
 		at := int64(res.GetReceived())
 		n, rerr := f.ReadAt(buf[:min(int64(len(buf)), a.Size-at)], at)
 		if rerr != nil && !errors.Is(rerr, io.EOF) || n == 0 {
@@ -410,8 +448,37 @@ func forgetAttachments(ctx context.Context, tx *sqlitex.Tx, visitIDs []string) (
 			return nil, err
 		}
 	}
+	return unheld(ctx, tx, gone)
+}
+
+// pruneAttachments deletes the rows of files whose visits left the
+// replica (evicted with their households), but for the phone's own still
+// to be uploaded, and returns the files no row holds since.
+func pruneAttachments(ctx context.Context, tx *sqlitex.Tx) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `DELETE FROM attachments WHERE visit_id NOT IN (SELECT id FROM visits)
+		AND NOT (own = 1 AND uploaded = 0 AND refused = '') RETURNING sha256`)
+	if err != nil {
+		return nil, err
+	}
+	var gone []string
+	for rows.Next() {
+		var sha string
+		if err := rows.Scan(&sha); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		gone = append(gone, sha)
+	}
+	if err := errors.Join(rows.Close(), rows.Err()); err != nil {
+		return nil, err
+	}
+	return unheld(ctx, tx, gone)
+}
+
+// unheld keeps of shas those no row of the attachments table holds.
+func unheld(ctx context.Context, tx *sqlitex.Tx, shas []string) ([]string, error) {
 	var out []string
-	for _, sha := range gone {
+	for _, sha := range shas {
 		var kept bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM attachments WHERE sha256 = ?)`, sha).Scan(&kept); err != nil {
 			return nil, err
@@ -428,6 +495,9 @@ func forgetAttachments(ctx context.Context, tx *sqlitex.Tx, visitIDs []string) (
 // it).
 func (r *Replica) removeFilesOf(shas []string) {
 	for _, sha := range shas {
+		if syncengine.ValidateSHA256(sha) != nil {
+			continue // not a name this folder holds
+		}
 		if err := os.Remove(r.filePath(sha)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			r.log.Warn().Err(err).Str("file", sha).Msg("could not remove an erased visit's file")
 		}

@@ -723,6 +723,13 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 			if evicted, err = r.evict(ctx, tx, res); err != nil {
 				return err
 			}
+			if evicted > 0 {
+				// The files of visits that left with their households go
+				// too, but for this phone's own still to be uploaded.
+				if erasedFiles, err = pruneAttachments(ctx, tx); err != nil {
+					return err
+				}
+			}
 			if err := purge(ctx, tx, res); err != nil {
 				return err
 			}
@@ -732,9 +739,11 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 				return err
 			}
 			// Their files went on the server with the erasure: here too.
-			if erasedFiles, err = forgetAttachments(ctx, tx, res.GetReplacedVisitIds()); err != nil {
+			forgotten, err := forgetAttachments(ctx, tx, res.GetReplacedVisitIds())
+			if err != nil {
 				return err
 			}
+			erasedFiles = append(erasedFiles, forgotten...)
 			if err := statedb.DeleteAmendments(ctx, tx, res.GetReplacedAmendmentIds()); err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,12 +11,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	sdk "github.com/doorbook/doorbook/client-sdk"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
@@ -136,7 +139,7 @@ func TestAttachmentUploadResumes(t *testing.T) {
 		t.Fatalf("sync over a link cut mid-upload: pushed %d, lane %+v; want the rows pushed and the file pending with an error", rep.Pushed, rep.Attachments)
 	}
 	half := int64(2 * syncengine.AttachmentChunk)
-	if got := serverHolds(t, e, sha); got != half {
+	if got := serverHolds(t, e, sha, li); got != half {
 		t.Fatalf("the server holds %d bytes after the cut, want the %d that arrived whole", got, half)
 	}
 	if rep.Attachments.Bytes != half {
@@ -158,7 +161,7 @@ func TestAttachmentUploadResumes(t *testing.T) {
 	if wire := cutter.bytes() - before; wire < rest || wire > rest+4096 {
 		t.Errorf("the resumed upload put %d bytes on the wire, want %d and a little framing", wire, rest)
 	}
-	if got := serverHolds(t, e, sha); got != int64(len(photo)) {
+	if got := serverHolds(t, e, sha, li); got != int64(len(photo)) {
 		t.Errorf("the server holds %d bytes, want %d", got, len(photo))
 	}
 	mine, err := a.Attachments(ctx, visit)
@@ -237,7 +240,7 @@ func TestAttachmentUploadResumes(t *testing.T) {
 	if rep.Pushed != 1 || rep.Attachments.Refused != 1 || rep.Attachments.Pending != 0 {
 		t.Errorf("sync with a tampered file: pushed %d, lane %+v; want the visit pushed and the file refused", rep.Pushed, rep.Attachments)
 	}
-	if got := serverHolds(t, e, fa.SHA256); got != 0 {
+	if got := serverHolds(t, e, fa.SHA256, li); got != 0 {
 		t.Errorf("the server keeps %d bytes of a file that did not match", got)
 	}
 	mine, err = a.Attachments(ctx, visit)
@@ -260,13 +263,13 @@ func TestAttachmentUploadResumes(t *testing.T) {
 	if !errors.Is(err, syncengine.ErrLimit) {
 		t.Errorf("a file past the visit's %d: %v, want ErrLimit", syncengine.MaxAttachmentsPerVisit, err)
 	}
-	big := io.LimitReader(zeros{}, syncengine.MaxAttachmentBytes+1)
-	if _, err := b.AttachFile(ctx, visit, sdk.AttachmentInput{Name: "big.jpg", MediaType: "image/jpeg", Content: big}); !errors.Is(err, syncengine.ErrLimit) {
-		t.Errorf("a file past %d bytes: %v, want ErrLimit", syncengine.MaxAttachmentBytes, err)
-	}
 	other, err := b.RecordVisit(ctx, sdkVisit(h))
 	if err != nil {
 		t.Fatal(err)
+	}
+	big := io.LimitReader(zeros{}, syncengine.MaxAttachmentBytes+1)
+	if _, err := b.AttachFile(ctx, other, sdk.AttachmentInput{Name: "big.jpg", MediaType: "image/jpeg", Content: big}); !errors.Is(err, syncengine.ErrLimit) {
+		t.Errorf("a file past %d bytes: %v, want ErrLimit", syncengine.MaxAttachmentBytes, err)
 	}
 	if _, err := a.AttachFile(ctx, other, sdk.AttachmentInput{Name: "x.jpg", MediaType: "image/jpeg", Content: strings.NewReader("x")}); err == nil {
 		t.Error("a phone attached a file to a visit it does not have")
@@ -299,8 +302,8 @@ func (zeros) Read(p []byte) (int, error) {
 }
 
 // serverHolds reads, as a server process of its own would, how many bytes
-// of a file the server holds.
-func serverHolds(t *testing.T, e *env, sha string) int64 {
+// of a worker's copy of a file the server holds.
+func serverHolds(t *testing.T, e *env, sha, owner string) int64 {
 	t.Helper()
 	ctx := context.Background()
 	db, err := e.open(ctx)
@@ -311,7 +314,8 @@ func serverHolds(t *testing.T, e *env, sha string) int64 {
 	var received int64
 	err = db.View(ctx, func(tx store.Tx) error {
 		var err error
-		received, _, err = tx.AttachmentState(ctx, sha)
+		st, err := tx.AttachmentState(ctx, store.FileKey{SHA256: sha, Owner: owner})
+		received = st.Received
 		return err
 	})
 	if err != nil {
@@ -363,7 +367,7 @@ func TestErasureTakesTheFiles(t *testing.T) {
 	if res.GetFiles() != 1 {
 		t.Errorf("the erasure deleted %d files, want 1", res.GetFiles())
 	}
-	if got := serverHolds(t, e, photo.SHA256); got != 0 {
+	if got := serverHolds(t, e, photo.SHA256, li); got != 0 {
 		t.Errorf("the server still holds %d bytes of the erased household's photo", got)
 	}
 	for _, r := range []*sdk.Replica{a, b} {
@@ -382,7 +386,142 @@ func TestErasureTakesTheFiles(t *testing.T) {
 			t.Errorf("%s is still on the other phone (%v)", f, err)
 		}
 	}
-	if got := serverHolds(t, e, late.SHA256); got != 0 {
+	if got := serverHolds(t, e, late.SHA256, li); got != 0 {
 		t.Errorf("the server took %d bytes of a photo of an erased household", got)
+	}
+}
+
+// forgedList answers a phone's ListAttachments with the server's list
+// rewritten by forge: a server that lies, or a man in the middle.
+type forgedList struct {
+	base  http.RoundTripper
+	forge func(*pb.ListAttachmentsResponse)
+}
+
+func (f *forgedList) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := f.base.RoundTrip(req)
+	if err != nil || !strings.HasSuffix(req.URL.Path, "/ListAttachments") || res.StatusCode != http.StatusOK {
+		return res, err
+	}
+	defer res.Body.Close()
+	var body io.Reader = res.Body
+	if res.Header.Get("Content-Encoding") == "gzip" {
+		if body, err = gzip.NewReader(res.Body); err != nil {
+			return nil, err
+		}
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	var msg pb.ListAttachmentsResponse
+	if err := proto.Unmarshal(data, &msg); err != nil {
+		return nil, err
+	}
+	f.forge(&msg)
+	out, err := proto.Marshal(&msg)
+	if err != nil {
+		return nil, err
+	}
+	res.Header.Del("Content-Encoding")
+	res.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	res.ContentLength = int64(len(out))
+	res.Body = io.NopCloser(bytes.NewReader(out))
+	return res, nil
+}
+
+// TestFetchRefusesForgedNames: a list of files naming a path instead of a
+// hash, or another visit, is refused before anything is written; and the
+// phone keeps nothing of a file it could not attach.
+func TestFetchRefusesForgedNames(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	li, _ := e.worker("李明", e.Grids[0])
+	wang, _ := e.worker("王芳", e.Grids[0])
+	a := e.device("a", li)
+	var forge atomic.Pointer[func(*pb.ListAttachmentsResponse)]
+	noop := func(*pb.ListAttachmentsResponse) {}
+	forge.Store(&noop)
+	b := e.device("b", wang, sdk.WithHTTPClient(&http.Client{Transport: &forgedList{base: http.DefaultTransport,
+		forge: func(m *pb.ListAttachmentsResponse) { (*forge.Load())(m) }}}), sdk.WithoutCompression())
+	h, err := a.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "张伟"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	visit, err := a.RecordVisit(ctx, sdkVisit(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AttachFile(ctx, visit, sdk.AttachmentInput{Name: "门牌.jpg", MediaType: "image/jpeg", Content: strings.NewReader("the door")}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	mustSync(t, b)
+	for name, f := range map[string]func(*pb.ListAttachmentsResponse){
+		"a path for a hash": func(m *pb.ListAttachmentsResponse) { m.Attachments[0].Sha256 = "../b.db" },
+		"another visit":     func(m *pb.ListAttachmentsResponse) { m.Attachments[0].VisitId = newID() },
+		"a name with a path": func(m *pb.ListAttachmentsResponse) {
+			m.Attachments[0].Name = "../../b.db"
+		},
+	} {
+		forge.Store(&f)
+		if got, err := b.FetchAttachments(ctx, visit); err == nil {
+			t.Errorf("%s: fetched %+v", name, got)
+		}
+	}
+	if _, err := os.Stat(b.Path()); err != nil {
+		t.Fatalf("the replica's file: %v", err)
+	}
+	if files, err := b.Attachments(ctx, visit); err != nil || len(files) != 0 {
+		t.Errorf("after forged lists the phone has %+v, %v", files, err)
+	}
+	// Refused before a byte is copied: nothing is left in the folder.
+	if _, err := b.AttachFile(ctx, visit, sdk.AttachmentInput{Name: "x.jpg", MediaType: "image/jpeg", Content: strings.NewReader("x")}); !errors.Is(err, syncengine.ErrOutOfScope) {
+		t.Errorf("attaching to another worker's visit: %v, want ErrOutOfScope", err)
+	}
+	if entries, _ := os.ReadDir(b.Path() + ".files"); len(entries) != 0 {
+		t.Errorf("the folder keeps %d files after refused attachments and fetches", len(entries))
+	}
+	forge.Store(&noop)
+	if got, err := b.FetchAttachments(ctx, visit); err != nil || len(got) != 1 {
+		t.Errorf("the honest list: %+v, %v", got, err)
+	}
+}
+
+// TestEvictionTakesFetchedFiles: a phone that fetched a file of another
+// worker's visit loses it when the household leaves its grids.
+func TestEvictionTakesFetchedFiles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 2)
+	li, _ := e.worker("李明", e.Grids[0])
+	wang, _ := e.worker("王芳", e.Grids[0])
+	a, b := e.device("a", li), e.device("b", wang)
+	h, err := a.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "张伟"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	visit, err := a.RecordVisit(ctx, sdkVisit(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AttachFile(ctx, visit, sdk.AttachmentInput{Name: "门牌.jpg", MediaType: "image/jpeg", Content: strings.NewReader("the door")}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	mustSync(t, b)
+	got, err := b.FetchAttachments(ctx, visit)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("fetch: %+v, %v", got, err)
+	}
+	if _, err := e.Admin.SetWorkerGrids(ctx, &pb.SetWorkerGridsRequest{WorkerId: wang, GridIds: []string{e.Grids[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustSync(t, b); rep.Evicted == 0 {
+		t.Fatalf("the household did not leave the phone: %+v", rep)
+	}
+	if _, err := os.Stat(got[0].Path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the fetched file is still on the phone (%v)", err)
 	}
 }

@@ -1023,12 +1023,13 @@ func (s *authzSetup) listItems(k *authzCaller) ([]proto.Message, error) {
 	return authzOne(k.report.ListItems(context.Background(), &pb.ListItemsRequest{NodeId: s.street}))
 }
 
-// uploadAttachment asks how much of a new file of k's visit the server
-// holds (which links it to the visit).
+// uploadAttachment uploads a small file whole for k's visit (which makes
+// it the visit's).
 func (s *authzSetup) uploadAttachment(k *authzCaller) ([]proto.Message, error) {
-	sum := sha256.Sum256([]byte(k.name))
-	return authzOne(k.attach.UploadAttachment(context.Background(), &pb.UploadAttachmentRequest{Attachment: &pb.Attachment{
-		VisitId: k.visit, Sha256: hex.EncodeToString(sum[:]), Size: 100, Name: "by " + k.name + ".jpg", MediaType: "image/jpeg"}}))
+	data := []byte("a photo by " + k.name)
+	sum := sha256.Sum256(data)
+	return authzOne(k.attach.UploadAttachment(context.Background(), &pb.UploadAttachmentRequest{Data: data, Attachment: &pb.Attachment{
+		VisitId: k.visit, Sha256: hex.EncodeToString(sum[:]), Size: uint64(len(data)), Name: "by " + k.name + ".jpg", MediaType: "image/jpeg"}}))
 }
 
 func (s *authzSetup) listAttachments(k *authzCaller) ([]proto.Message, error) {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	"connectrpc.com/connect"
 
@@ -30,7 +31,12 @@ func (s *attachmentService) ListAttachments(ctx context.Context, req *pb.ListAtt
 		return nil, toConnect(s.log, err)
 	}
 	if p.Kind == store.KindAdmin {
-		if err := s.auditAttachments(ctx, "list the files of visits"); err != nil {
+		ids := req.GetVisitIds()
+		what := "list the files of visit " + ids[0]
+		if len(ids) > 1 {
+			what = fmt.Sprintf("list the files of %d visits: %s and others", len(ids), ids[0])
+		}
+		if err := s.auditAttachments(ctx, what); err != nil {
 			return nil, err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/bearer"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 const adminUsage = `Usage: doorbook admin (--server URL --token TOKEN | --credentials FILE) [--json] VERB [flags]
@@ -111,7 +112,7 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ctx:         ctx,
 		client:      doorbookv1connect.NewAdminServiceClient(hc, base, auth),
 		reports:     doorbookv1connect.NewReportServiceClient(hc, base, auth),
-		attachments: doorbookv1connect.NewAttachmentServiceClient(hc, base, auth),
+		attachments: doorbookv1connect.NewAttachmentServiceClient(hc, base, auth, connect.WithReadMaxBytes(syncengine.AttachmentChunk+64<<10)),
 		out:         output{json: *asJSON, w: stdout},
 		stderr:      stderr,
 		json:        asJSON,

@@ -192,6 +192,9 @@ func (c *adminCmd) attachmentGet(args []string) error {
 	var n int64
 	for stream.Receive() {
 		data := stream.Msg().GetData()
+		if n+int64(len(data)) > syncengine.MaxAttachmentBytes {
+			return fmt.Errorf("the download runs past %s, more than a file may be: not kept", sizeText(syncengine.MaxAttachmentBytes))
+		}
 		if _, err := io.MultiWriter(file, h).Write(data); err != nil {
 			return err
 		}

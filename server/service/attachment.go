@@ -15,16 +15,19 @@ import (
 )
 
 // The rules of visits' files: only the worker who recorded a visit
-// uploads its files, once the visit is on the server, at most
-// syncengine.MaxAttachmentsPerVisit of them; a file is kept in the order
-// its bytes arrive and is whole only when they match its SHA-256; a worker's
-// device reads the files of visits to households of its grids, an admin
-// those of its subtree.
+// uploads its files, once the visit is on the server and unless its
+// household's data was erased since, at most syncengine.MaxAttachmentsPerVisit
+// of them; each worker's copy of a file is kept apart, in the order its
+// bytes arrive, and is whole only when they match its SHA-256 (a worker
+// cannot borrow another's copy by naming its hash); a worker's device reads
+// the files of visits to households of its grids, an admin those of its
+// subtree.
 
 // UploadAttachment keeps the part of a visit's file that starts at offset
 // (none: a question) and says how much of the file the server holds and
 // whether it is whole. A part at another offset than the server's count is
-// not kept: the answer says where the phone goes on.
+// not kept: the answer says where the phone goes on. The file becomes the
+// visit's once whole.
 func (s *Service) UploadAttachment(ctx context.Context, p store.Principal, visitID string, a syncengine.Attachment, offset int64, data []byte) (received int64, complete bool, err error) {
 	if err := authz.Decide(p, authz.Sync, authz.Anywhere); err != nil {
 		return 0, false, err
@@ -38,9 +41,10 @@ func (s *Service) UploadAttachment(ctx context.Context, p store.Principal, visit
 	if offset < 0 || offset > a.Size || int64(len(data)) > a.Size-offset {
 		return 0, false, fmt.Errorf("%w: %d bytes at %d do not fit a file of %d", syncengine.ErrInvalid, len(data), offset, a.Size)
 	}
+	key := store.FileKey{SHA256: a.SHA256, Owner: p.ID}
 	var mismatch bool
 	err = s.db.Update(ctx, func(tx store.Tx) error {
-		mismatch = false
+		mismatch, received, complete = false, 0, false
 		vs, err := tx.Visits(ctx, []string{visitID})
 		if err != nil {
 			return err
@@ -53,6 +57,12 @@ func (s *Service) UploadAttachment(ctx context.Context, p store.Principal, visit
 		}
 		// A visit made before its household's data was erased has lost its
 		// files for good: a phone still holding one must not bring it back.
+		// Reading the households locks them, as an erasure does first: an
+		// erasure under way ends before this reads it, and one that starts
+		// now waits for this upload, then unlinks what it linked.
+		if _, err := tx.Households(ctx, vs[0].HouseholdIDs); err != nil {
+			return err
+		}
 		erased, err := tx.HouseholdErasure(ctx, vs[0].HouseholdIDs)
 		if err != nil {
 			return err
@@ -64,26 +74,38 @@ func (s *Service) UploadAttachment(ctx context.Context, p store.Principal, visit
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(links, func(l store.VisitAttachment) bool { return l.SHA256 == a.SHA256 }) {
-			if len(links) >= syncengine.MaxAttachmentsPerVisit {
-				return fmt.Errorf("%w: a visit has at most %d files", syncengine.ErrLimit, syncengine.MaxAttachmentsPerVisit)
-			}
-			if err := tx.LinkAttachment(ctx, store.VisitAttachment{VisitID: visitID, Attachment: a, LinkedAt: s.now()}); err != nil {
-				return err
-			}
+		linked := slices.ContainsFunc(links, func(l store.VisitAttachment) bool { return l.SHA256 == a.SHA256 })
+		if !linked && len(links) >= syncengine.MaxAttachmentsPerVisit {
+			return fmt.Errorf("%w: a visit has at most %d files", syncengine.ErrLimit, syncengine.MaxAttachmentsPerVisit)
 		}
-		received, complete, err = tx.AttachmentState(ctx, a.SHA256)
-		if err != nil || complete || len(data) == 0 || offset != received {
+		st, err := tx.AttachmentState(ctx, key)
+		if err != nil {
 			return err
 		}
-		if err := tx.AppendAttachment(ctx, a.SHA256, a.Size, offset, data); err != nil {
+		if st.Size != 0 && st.Size != a.Size {
+			return fmt.Errorf("%w: attachment %s was begun as %d bytes, not %d", syncengine.ErrInvalid, a.SHA256, st.Size, a.Size)
+		}
+		link := func() error {
+			if linked {
+				return nil
+			}
+			return tx.LinkAttachment(ctx, store.VisitAttachment{VisitID: visitID, Owner: p.ID, Attachment: a, LinkedAt: s.now()})
+		}
+		received, complete = st.Received, st.Complete
+		if complete {
+			return link()
+		}
+		if len(data) == 0 || offset != received {
+			return nil
+		}
+		if err := tx.AppendAttachment(ctx, key, a.Size, offset, data); err != nil {
 			return err
 		}
 		received = offset + int64(len(data))
 		if received < a.Size {
 			return nil
 		}
-		ok, err := hashMatches(ctx, tx, a.SHA256)
+		ok, err := hashMatches(ctx, tx, key)
 		switch {
 		case err != nil:
 			return err
@@ -91,10 +113,13 @@ func (s *Service) UploadAttachment(ctx context.Context, p store.Principal, visit
 			// Dropped for good, in this transaction: the phone's copy is
 			// not what it named, and sending it again would not help.
 			mismatch, received = true, 0
-			return tx.DropAttachment(ctx, a.SHA256)
+			return tx.DropAttachment(ctx, key)
 		}
 		complete = true
-		return tx.CompleteAttachment(ctx, a.SHA256)
+		if err := tx.CompleteAttachment(ctx, key); err != nil {
+			return err
+		}
+		return link()
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("upload attachment %s of visit %s: %w", a.SHA256, visitID, err)
@@ -105,16 +130,16 @@ func (s *Service) UploadAttachment(ctx context.Context, p store.Principal, visit
 	return received, complete, nil
 }
 
-func hashMatches(ctx context.Context, tx store.Tx, sha string) (bool, error) {
+func hashMatches(ctx context.Context, tx store.Tx, key store.FileKey) (bool, error) {
 	h := sha256.New()
-	err := tx.ReadAttachment(ctx, sha, 0, func(_ int64, data []byte) error {
+	err := tx.ReadAttachment(ctx, key, 0, func(_ int64, data []byte) error {
 		h.Write(data)
 		return nil
 	})
 	if err != nil {
 		return false, err
 	}
-	want, _ := hex.DecodeString(sha)
+	want, _ := hex.DecodeString(key.SHA256)
 	return bytes.Equal(h.Sum(nil), want), nil
 }
 
@@ -151,34 +176,35 @@ func (s *Service) ListAttachments(ctx context.Context, p store.Principal, visitI
 var errStop = errors.New("stop")
 
 // DownloadAttachment sends a whole file from offset, piece by piece, each
-// read in a transaction of its own (the file no longer changes), to a
-// caller who may read a visit it belongs to.
+// read in a transaction of its own (a whole copy no longer changes), to a
+// caller who may read a visit it belongs to: from the copy of that
+// visit's worker.
 func (s *Service) DownloadAttachment(ctx context.Context, p store.Principal, sha string, offset int64, send func(size, at int64, data []byte) error) error {
 	if err := syncengine.ValidateSHA256(sha); err != nil {
 		return err
 	}
+	var key store.FileKey
 	var size int64
 	err := s.db.View(ctx, func(tx store.Tx) error {
-		received, complete, err := tx.AttachmentState(ctx, sha)
+		links, err := tx.AttachmentLinks(ctx, sha)
 		if err != nil {
 			return err
 		}
-		ids, err := tx.AttachmentVisits(ctx, sha)
-		if err != nil {
-			return err
+		denied := fmt.Errorf("%w: no attachment %s", syncengine.ErrNotFound, sha)
+		for _, l := range links {
+			if !l.Complete {
+				continue
+			}
+			vs, err := tx.Visits(ctx, []string{l.VisitID})
+			if err != nil {
+				return err
+			}
+			if denied = s.mayRead(ctx, tx, p, vs, true); denied == nil {
+				key, size = store.FileKey{SHA256: sha, Owner: l.Owner}, l.Size
+				return nil
+			}
 		}
-		vs, err := tx.Visits(ctx, ids)
-		if err != nil {
-			return err
-		}
-		if len(vs) == 0 || !complete {
-			return fmt.Errorf("%w: no attachment %s", syncengine.ErrNotFound, sha)
-		}
-		if err := s.mayRead(ctx, tx, p, vs, false); err != nil {
-			return err
-		}
-		size = received
-		return nil
+		return denied
 	})
 	if err != nil {
 		return fmt.Errorf("download attachment: %w", err)
@@ -190,7 +216,7 @@ func (s *Service) DownloadAttachment(ctx context.Context, p store.Principal, sha
 	for first := true; first || at < size; first = false {
 		var piece []byte
 		err := s.db.View(ctx, func(tx store.Tx) error {
-			err := tx.ReadAttachment(ctx, sha, at, func(start int64, data []byte) error {
+			err := tx.ReadAttachment(ctx, key, at, func(start int64, data []byte) error {
 				piece = data[at-start:]
 				return errStop
 			})

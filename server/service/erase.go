@@ -106,23 +106,6 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 				return err
 			}
 		}
-		// Photos of the household are its personal data as much as its
-		// notes are: every file of its visits goes, unless another visit
-		// has it too.
-		visitIDs := make([]string, len(b.Visits))
-		for i, v := range b.Visits {
-			visitIDs[i] = v.ID
-		}
-		orphans, err := tx.UnlinkAttachments(ctx, visitIDs)
-		if err != nil {
-			return err
-		}
-		for _, sha := range orphans {
-			if err := tx.DropAttachment(ctx, sha); err != nil {
-				return err
-			}
-		}
-		out.Files = len(orphans)
 		for i := range b.Visits {
 			v := b.Visits[i]
 			// Where the phone stood is where the household lives.
@@ -141,6 +124,25 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 				}
 			}
 		}
+		// Photos of the household are its personal data as much as its
+		// notes are: every file of its visits goes, unless another visit
+		// has it too. After the visits are rewritten (and, on PostgreSQL,
+		// locked): an upload to one of them that committed first is
+		// undone here, one that waits finds the erasure.
+		visitIDs := make([]string, len(b.Visits))
+		for i, v := range b.Visits {
+			visitIDs[i] = v.ID
+		}
+		orphans, err := tx.UnlinkAttachments(ctx, visitIDs)
+		if err != nil {
+			return err
+		}
+		for _, k := range orphans {
+			if err := tx.DropAttachment(ctx, k); err != nil {
+				return err
+			}
+		}
+		out.Files = len(orphans)
 		for i := range b.Amendments {
 			a := b.Amendments[i]
 			a.Reason = "(erased)"

@@ -7,45 +7,64 @@ import (
 	"github.com/doorbook/doorbook/syncengine"
 )
 
-// Files holds visits' files: their content, in the pieces it
-// arrived in, and which visits each belongs to. A file is kept once
-// whatever the number of visits it belongs to.
+// Files holds visits' files: their content, in the pieces it arrived in,
+// and which visits each belongs to. A file is kept per worker who uploaded
+// it (its owner), once whatever the number of that worker's visits it
+// belongs to: an upload in progress, or a whole file, is never shared with
+// another worker, who must send the bytes to have them (a hash alone
+// proves nothing).
 type Files interface {
-	// AttachmentState is how many bytes of file sha the store holds and
-	// whether the file is whole and checked (0, false for none). In a
-	// write transaction the file's record is locked until it ends.
-	AttachmentState(ctx context.Context, sha string) (received int64, complete bool, err error)
-	// AppendAttachment stores data at offset, which is the file's received
+	// AttachmentState is what the store holds of owner's copy of file sha
+	// (zero for none). In a write transaction the copy's record is locked
+	// until it ends.
+	AttachmentState(ctx context.Context, key FileKey) (FileState, error)
+	// AppendAttachment stores data at offset, which is the copy's received
 	// count as the caller read it, creating its record at offset 0. If a
-	// concurrent upload of the same file moved the count since, the
+	// concurrent upload of the same copy moved the count since, the
 	// transaction fails as a conflict the backend runs again.
-	AppendAttachment(ctx context.Context, sha string, size, offset int64, data []byte) error
-	// CompleteAttachment marks a file whole and checked.
-	CompleteAttachment(ctx context.Context, sha string) error
-	// DropAttachment deletes a file's content and record, leaving its links.
-	DropAttachment(ctx context.Context, sha string) error
-	// ReadAttachment calls fn, in order, with the pieces of file sha that
+	AppendAttachment(ctx context.Context, key FileKey, size, offset int64, data []byte) error
+	// CompleteAttachment marks a copy whole and checked.
+	CompleteAttachment(ctx context.Context, key FileKey) error
+	// DropAttachment deletes a copy's content and record, leaving links.
+	DropAttachment(ctx context.Context, key FileKey) error
+	// ReadAttachment calls fn, in order, with the pieces of a copy that
 	// end after offset; the first may start before it.
-	ReadAttachment(ctx context.Context, sha string, offset int64, fn func(at int64, data []byte) error) error
+	ReadAttachment(ctx context.Context, key FileKey, offset int64, fn func(at int64, data []byte) error) error
 	// LinkAttachment records that a file belongs to a visit (nothing if
 	// it does already).
 	LinkAttachment(ctx context.Context, a VisitAttachment) error
-	// VisitAttachments lists the files of visits, whole or not, by visit
-	// and name.
+	// VisitAttachments lists the files of visits, by visit and name, each
+	// with whether its owner's copy is whole.
 	VisitAttachments(ctx context.Context, visitIDs []string) ([]VisitAttachment, error)
-	// AttachmentVisits lists the visits file sha belongs to.
-	AttachmentVisits(ctx context.Context, sha string) ([]string, error)
+	// AttachmentLinks lists the links to file sha, by visit.
+	AttachmentLinks(ctx context.Context, sha string) ([]VisitAttachment, error)
 	// UnlinkAttachments deletes the links of visits to their files and
-	// returns the files that belong to no visit since.
-	UnlinkAttachments(ctx context.Context, visitIDs []string) (orphans []string, err error)
+	// returns the copies no visit links since.
+	UnlinkAttachments(ctx context.Context, visitIDs []string) (orphans []FileKey, err error)
+}
+
+// FileKey names one worker's copy of a file.
+type FileKey struct {
+	SHA256 string
+	// Owner is the worker who uploaded it.
+	Owner string
+}
+
+// FileState is what the store holds of a copy: its size as its first
+// part said, the bytes received, and whether it is whole and checked.
+type FileState struct {
+	Size, Received int64
+	Complete       bool
 }
 
 // VisitAttachment is a file of a visit.
 type VisitAttachment struct {
 	VisitID string
+	// Owner is the worker whose copy the link names: the visit's.
+	Owner string
 	syncengine.Attachment
-	// Complete: the store holds the whole file, checked.
+	// Complete: the store holds the owner's copy whole, checked.
 	Complete bool
-	// LinkedAt is when the visit's first upload of it began.
+	// LinkedAt is when the file became the visit's.
 	LinkedAt time.Time
 }

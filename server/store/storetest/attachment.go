@@ -106,6 +106,30 @@ func testAttachments(t *testing.T, newStore NewStore) {
 		t.Errorf("a download resumed 10 bytes before the end = %q, %v", tail, err)
 	}
 
+	// Another worker of the grid who knows the file's hash has no share in
+	// it: naming it links nothing and reads nothing, and the bytes that
+	// worker sends under the hash are a copy of their own, which cannot
+	// spoil A's.
+	_, bv := e.worker("B's visits", e.g1.ID)
+	bVisit := e.visit(bv.ID, x.h.ID)
+	e.push(bv, change(bVisit))
+	if got, complete, err := e.s.UploadAttachment(ctx, bv, bVisit.ID, a, 0, nil); err != nil || complete || got != 0 {
+		t.Errorf("another worker naming A's file by its hash = %d, %v, %v; want nothing held of their own copy", got, complete, err)
+	}
+	if got, complete, err := e.s.UploadAttachment(ctx, bv, bVisit.ID, a, 0, []byte("garbage")); err != nil || complete || got != 7 {
+		t.Errorf("another worker's garbage under A's hash = %d, %v, %v; want 7 bytes of their own copy", got, complete, err)
+	}
+	if listed, err := e.s.ListAttachments(ctx, bv, []string{bVisit.ID}); err != nil || len(listed) != 0 {
+		t.Errorf("B's visit lists %+v, %v; want nothing", listed, err)
+	}
+	if got, complete, err := e.s.UploadAttachment(ctx, dev, x.v.ID, a, 0, nil); err != nil || !complete || got != a.Size {
+		t.Errorf("A's file after B's attempts = %d, %v, %v; want whole", got, complete, err)
+	}
+	wrongSize := a
+	wrongSize.Size = 5
+	_, _, err = e.s.UploadAttachment(ctx, dev, x.v.ID, wrongSize, 0, nil)
+	wantErr(t, err, "a file named with another size than it has", syncengine.ErrInvalid)
+
 	// A whole file is linked to another visit at once, with no bytes sent.
 	v2 := e.visit(w.ID, x.h.ID)
 	e.push(dev, change(v2))
@@ -148,9 +172,16 @@ func testAttachments(t *testing.T, newStore NewStore) {
 	wantErr(t, err, "a piece over the limit", syncengine.ErrLimit)
 	v3 := e.visit(w.ID, x.h.ID)
 	e.push(dev, change(v3))
+	// Questions and unfinished uploads take no place: a file is the
+	// visit's once whole.
+	for i := range 2 * syncengine.MaxAttachmentsPerVisit {
+		if _, _, err := e.s.UploadAttachment(ctx, dev, v3.ID, describe("q", []byte{byte(i), 1, 2}), 0, []byte{byte(i)}); err != nil {
+			t.Fatalf("an unfinished file %d of a visit: %v", i+1, err)
+		}
+	}
 	for i := range syncengine.MaxAttachmentsPerVisit {
-		if _, _, err := e.s.UploadAttachment(ctx, dev, v3.ID, describe("p", []byte{byte(i)}), 0, nil); err != nil {
-			t.Fatalf("file %d of a visit: %v", i+1, err)
+		if _, complete, err := e.s.UploadAttachment(ctx, dev, v3.ID, describe("p", []byte{byte(i)}), 0, []byte{byte(i)}); err != nil || !complete {
+			t.Fatalf("file %d of a visit: %v, %v", i+1, complete, err)
 		}
 	}
 	_, _, err = e.s.UploadAttachment(ctx, dev, v3.ID, describe("p", []byte("one more")), 0, nil)

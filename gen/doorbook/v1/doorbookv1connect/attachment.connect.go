@@ -52,11 +52,14 @@ type AttachmentServiceClient interface {
 	// never sending again what arrived. Data at another offset than the
 	// server's is not kept (the answer says where to go on). The last part
 	// makes the server check the content against its SHA-256: a file that
-	// does not match is dropped and the call fails with InvalidArgument. A
-	// file the server holds whole (from this visit or another) is linked to
-	// the visit at once. Only the worker who recorded the visit, from a
-	// device of theirs, uploads its files, and only once the visit is on
-	// the server (else FailedPrecondition: push first).
+	// does not match is dropped and the call fails with InvalidArgument. The
+	// file becomes the visit's once whole. Each worker's copy is kept apart:
+	// one this worker holds whole (from another visit) is linked at once,
+	// one only another worker sent must be sent again (a hash proves
+	// nothing). Only the worker who recorded the visit, from a device of
+	// theirs, uploads its files, only once the visit is on the server (else
+	// NotFound: push first), and not after its household's personal data
+	// was erased (InvalidArgument).
 	UploadAttachment(context.Context, *v1.UploadAttachmentRequest) (*v1.UploadAttachmentResponse, error)
 	// ListAttachments lists the files of visits: a worker's device, of
 	// visits to households of its scope; an admin, of its subtree (audited
@@ -137,11 +140,14 @@ type AttachmentServiceHandler interface {
 	// never sending again what arrived. Data at another offset than the
 	// server's is not kept (the answer says where to go on). The last part
 	// makes the server check the content against its SHA-256: a file that
-	// does not match is dropped and the call fails with InvalidArgument. A
-	// file the server holds whole (from this visit or another) is linked to
-	// the visit at once. Only the worker who recorded the visit, from a
-	// device of theirs, uploads its files, and only once the visit is on
-	// the server (else FailedPrecondition: push first).
+	// does not match is dropped and the call fails with InvalidArgument. The
+	// file becomes the visit's once whole. Each worker's copy is kept apart:
+	// one this worker holds whole (from another visit) is linked at once,
+	// one only another worker sent must be sent again (a hash proves
+	// nothing). Only the worker who recorded the visit, from a device of
+	// theirs, uploads its files, only once the visit is on the server (else
+	// NotFound: push first), and not after its household's personal data
+	// was erased (InvalidArgument).
 	UploadAttachment(context.Context, *v1.UploadAttachmentRequest) (*v1.UploadAttachmentResponse, error)
 	// ListAttachments lists the files of visits: a worker's device, of
 	// visits to households of its scope; an admin, of its subtree (audited

@@ -378,11 +378,14 @@ export const AttachmentService: GenService<{
    * never sending again what arrived. Data at another offset than the
    * server's is not kept (the answer says where to go on). The last part
    * makes the server check the content against its SHA-256: a file that
-   * does not match is dropped and the call fails with InvalidArgument. A
-   * file the server holds whole (from this visit or another) is linked to
-   * the visit at once. Only the worker who recorded the visit, from a
-   * device of theirs, uploads its files, and only once the visit is on
-   * the server (else FailedPrecondition: push first).
+   * does not match is dropped and the call fails with InvalidArgument. The
+   * file becomes the visit's once whole. Each worker's copy is kept apart:
+   * one this worker holds whole (from another visit) is linked at once,
+   * one only another worker sent must be sent again (a hash proves
+   * nothing). Only the worker who recorded the visit, from a device of
+   * theirs, uploads its files, only once the visit is on the server (else
+   * NotFound: push first), and not after its household's personal data
+   * was erased (InvalidArgument).
    *
    * @generated from rpc doorbook.v1.AttachmentService.UploadAttachment
    */
