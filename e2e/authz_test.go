@@ -134,6 +134,7 @@ func TestAuthzMatrix(t *testing.T) {
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "Export·ledger", audited, s.exportLedger},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "Export·visits", audited, s.exportVisits},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "Export·progress", audited, s.exportProgress},
+		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "Export·items", audited, s.exportItems},
 		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "ListAuditLog", read, s.listAuditLog},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "GetHousehold", audited, s.getHousehold},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "ListItems", audited, s.listItems},
@@ -1007,6 +1008,10 @@ func (s *authzSetup) exportLedger(k *authzCaller) ([]proto.Message, error) {
 
 func (s *authzSetup) exportVisits(k *authzCaller) ([]proto.Message, error) {
 	return s.export(k, &pb.ExportRequest{NodeId: s.street, Kind: pb.ExportKind_EXPORT_KIND_VISITS, Format: pb.ExportFormat_EXPORT_FORMAT_CSV})
+}
+
+func (s *authzSetup) exportItems(k *authzCaller) ([]proto.Message, error) {
+	return s.export(k, &pb.ExportRequest{NodeId: s.street, Kind: pb.ExportKind_EXPORT_KIND_ITEMS, Format: pb.ExportFormat_EXPORT_FORMAT_CSV})
 }
 
 // exportProgress asks for this street's campaign over the caller's own

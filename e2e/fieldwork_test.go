@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"slices"
@@ -396,6 +397,17 @@ func TestCampaignEndToEnd(t *testing.T) {
 	if tot := assigned.GetReport().GetTotal(); tot.GetItemsOpen() != 1 || tot.GetItemsOverdue() != 1 {
 		t.Errorf("assigned item past its deadline: items open %d, overdue %d; want 1, 1", tot.GetItemsOpen(), tot.GetItemsOverdue())
 	}
+	// The hazard register counts the days past the deadline.
+	_, csvData, err := exportFile(ctx, rc, &pb.ExportRequest{NodeId: street, Kind: pb.ExportKind_EXPORT_KIND_ITEMS,
+		Format: pb.ExportFormat_EXPORT_FORMAT_CSV, Language: pb.Language_LANGUAGE_EN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	overdueDays := strconv.Itoa(int(math.Ceil(e.now.Now().Sub(deadline).Hours() / 24)))
+	if lines := strings.Split(strings.TrimSpace(string(csvData)), "\n"); len(lines) != 2 ||
+		!strings.HasSuffix(strings.TrimSpace(lines[1]), ",assigned,挂牌督办,"+overdueDays) {
+		t.Errorf("the hazard register while the item is overdue (%s days):\n%s", overdueDays, csvData)
+	}
 	if _, err := e.Admin.UpdateItem(ctx, &pb.UpdateItemRequest{VisitId: hazardVisit, Finding: 0, Kind: pb.AmendmentKind_AMENDMENT_KIND_ITEM_RESOLVE,
 		Note: "杂物已清理"}); err != nil {
 		t.Fatal(err)
@@ -479,7 +491,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 		t.Fatalf("open the workbook (%d bytes): %v", len(data), err)
 	}
 	defer book.Close()
-	if got, want := book.GetSheetList(), []string{"台账", "入户下访登记表", "进度", "任务完成", "民调"}; !slices.Equal(got, want) {
+	if got, want := book.GetSheetList(), []string{"台账", "入户下访登记表", "进度", "任务完成", "民调", "挂牌督办台账"}; !slices.Equal(got, want) {
 		t.Errorf("sheets %v, want %v", got, want)
 	}
 	// Each sheet opens with its title (the node, the campaign, the date),
@@ -553,6 +565,18 @@ func TestCampaignEndToEnd(t *testing.T) {
 	}
 	if diff := deepDiff(wantVisits, gotVisits); diff != "" {
 		t.Errorf("入户下访登记表:\n%s", diff)
+	}
+
+	// The hazard register: the item, resolved, with its unit, deadline and
+	// how it stands; not overdue any more.
+	hazards := rows("挂牌督办台账")
+	registerHeader := []string{"户主姓名", "地址", "网格", "问题类型", "问题描述", "登记日期", "登记人", "责任单位", "办结时限", "状态", "办理情况", "逾期天数"}
+	if len(hazards) != 2 || !slices.Equal(hazards[0], registerHeader) {
+		t.Fatalf("挂牌督办台账: %q; want the header and one item", hazards)
+	}
+	if got, want := padRow(hazards[1], len(registerHeader)), []string{"李娜", "和平路2号", hazards[1][2], "治安隐患", "楼道堆放杂物", d0, "李明",
+		"和平派出所", deadline.UTC().Format("2006-01-02"), "已解决", "杂物已清理", ""}; !slices.Equal(got, want) || got[2] == "" {
+		t.Errorf("挂牌督办台账 row:\n got %q\nwant %q", got, want)
 	}
 
 	progress := rows("进度")
@@ -662,6 +686,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 		{admin.ID, "root", "export all xlsx", street, camp},
 		{admin.ID, "root", "report households not_visited", street, camp},
 		{admin.ID, "root", "report progress", street, camp},
+		{admin.ID, "root", "export items csv", street, ""},
 		{admin.ID, "root", "report progress", street, camp},
 	}
 	if diff := deepDiff(wantLog, gotLog); diff != "" {

@@ -43,6 +43,14 @@ func (l labels) visitHeader() []string {
 		"findings", "revisit", "notes", "status", "position", "attachments"}
 }
 
+func (l labels) itemsHeader() []string {
+	if l.zh {
+		return []string{"户主姓名", "地址", "网格", "问题类型", "问题描述", "登记日期", "登记人", "责任单位", "办结时限", "状态", "办理情况", "逾期天数"}
+	}
+	return []string{"head of household", "address", "grid", "finding", "description", "reported", "reported by", "unit", "deadline",
+		"state", "how it stands", "days overdue"}
+}
+
 func (l labels) figuresHeader() []string {
 	if l.zh {
 		return []string{"排名", "单位", "层级", "户数", "已走访户数", "覆盖率", "重点人群户数", "重点人群已走访", "重点人群走访率",

@@ -233,35 +233,9 @@ func (s *reportService) ListItems(ctx context.Context, req *pb.ListItemsRequest)
 		states[syncengine.ItemState(st)] = true
 	}
 	now := s.now()
-	type listed struct {
-		item *syncengine.Item
-		h    *fieldwork.Household
-	}
-	var matched []listed
-	seen := map[string]bool{}
-	for _, h := range an.Fieldwork.Households {
-		for i := range h.Items {
-			it := &h.Items[i]
-			key := it.VisitID + "/" + strconv.Itoa(int(it.Finding))
-			if seen[key] || (len(states) > 0 && !states[it.State]) || (req.GetUnit() != "" && it.Unit != req.GetUnit()) ||
-				(req.GetOverdueOnly() && !it.Overdue(now)) {
-				continue
-			}
-			seen[key] = true
-			matched = append(matched, listed{it, h})
-		}
-	}
-	// Open first; then the nearest deadline (none last); then the oldest.
-	slices.SortFunc(matched, func(a, b listed) int {
-		x, y := a.item, b.item
-		if c := cmp.Compare(boolRank(!x.State.Open()), boolRank(!y.State.Open())); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(boolRank(x.Deadline.IsZero()), boolRank(y.Deadline.IsZero())); c != 0 {
-			return c
-		}
-		return cmp.Or(x.Deadline.Compare(y.Deadline), x.ReportedAt.Compare(y.ReportedAt),
-			strings.Compare(x.VisitID, y.VisitID), cmp.Compare(x.Finding, y.Finding))
+	matched := trackedItems(an, func(it *syncengine.Item) bool {
+		return (len(states) == 0 || states[it.State]) && (req.GetUnit() == "" || it.Unit == req.GetUnit()) &&
+			(!req.GetOverdueOnly() || it.Overdue(now))
 	})
 	limit := int(req.GetLimit())
 	if limit == 0 {
@@ -277,6 +251,44 @@ func (s *reportService) ListItems(ctx context.Context, req *pb.ListItemsRequest)
 			HeadName: m.h.HeadName, Address: m.h.Address, GridId: m.h.GridID})
 	}
 	return res, nil
+}
+
+// listedItem is a tracked item with its household.
+type listedItem struct {
+	item *syncengine.Item
+	h    *fieldwork.Household
+}
+
+// trackedItems lists the items of an's households that keep says to,
+// each once (a group visit's item is every household's), in the order of
+// the register: open ones first, then the nearest deadline (none last),
+// then the oldest.
+func trackedItems(an *store.Analysis, keep func(*syncengine.Item) bool) []listedItem {
+	var matched []listedItem
+	seen := map[string]bool{}
+	for _, h := range an.Fieldwork.Households {
+		for i := range h.Items {
+			it := &h.Items[i]
+			key := it.VisitID + "/" + strconv.Itoa(int(it.Finding))
+			if seen[key] || !keep(it) {
+				continue
+			}
+			seen[key] = true
+			matched = append(matched, listedItem{it, h})
+		}
+	}
+	slices.SortFunc(matched, func(a, b listedItem) int {
+		x, y := a.item, b.item
+		if c := cmp.Compare(boolRank(!x.State.Open()), boolRank(!y.State.Open())); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(boolRank(x.Deadline.IsZero()), boolRank(y.Deadline.IsZero())); c != 0 {
+			return c
+		}
+		return cmp.Or(x.Deadline.Compare(y.Deadline), x.ReportedAt.Compare(y.ReportedAt),
+			strings.Compare(x.VisitID, y.VisitID), cmp.Compare(x.Finding, y.Finding))
+	})
+	return matched
 }
 
 func boolRank(b bool) int {
@@ -405,7 +417,14 @@ type exporter struct {
 }
 
 func (ex *exporter) prepare(ctx context.Context, campaign string, kind pb.ExportKind) error {
-	if kind == pb.ExportKind_EXPORT_KIND_PROGRESS || kind == pb.ExportKind_EXPORT_KIND_ALL {
+	if kind == pb.ExportKind_EXPORT_KIND_ITEMS && campaign == "" {
+		// The register holds every item, whatever campaign found it.
+		an, err := ex.s.store.Analyze(ctx, ex.p, ex.node, "")
+		if err != nil {
+			return toConnect(ex.s.log, err)
+		}
+		ex.an = an
+	} else if kind == pb.ExportKind_EXPORT_KIND_PROGRESS || kind == pb.ExportKind_EXPORT_KIND_ALL || kind == pb.ExportKind_EXPORT_KIND_ITEMS {
 		an, err := ex.s.analyze(ctx, ex.node, campaign)
 		if err != nil {
 			return err
@@ -480,7 +499,36 @@ func (ex *exporter) write(ctx context.Context, w export.Writer, kind pb.ExportKi
 		}
 	}
 	if all || kind == pb.ExportKind_EXPORT_KIND_PROGRESS {
-		return ex.progress(w)
+		if err := ex.progress(w); err != nil {
+			return err
+		}
+	}
+	if all || kind == pb.ExportKind_EXPORT_KIND_ITEMS {
+		return ex.items(w)
+	}
+	return nil
+}
+
+// items writes the hazard register (挂牌督办台账): every tracked item,
+// open ones first, with how many days each open one is past its deadline.
+func (ex *exporter) items(w export.Writer) error {
+	if err := w.Sheet(ex.l.pick("挂牌督办台账", "hazard register"), ex.l.itemsHeader()); err != nil {
+		return err
+	}
+	for _, m := range trackedItems(ex.an, func(*syncengine.Item) bool { return true }) {
+		it := m.item
+		reporter, _ := ex.workerName(it.ReportedBy)
+		var deadline, overdue any = "", ""
+		if !it.Deadline.IsZero() {
+			deadline = it.Deadline
+		}
+		if it.Overdue(ex.at) {
+			overdue = int(math.Ceil(ex.at.Sub(it.Deadline).Hours() / 24))
+		}
+		if err := w.Row(m.h.HeadName, m.h.Address, ex.nodes[m.h.GridID].Name, words.Of(words.Finding, it.Kind, ex.l.zh), it.Note,
+			it.ReportedAt, reporter, it.Unit, deadline, words.Of(words.ItemState, it.State, ex.l.zh), it.StateNote, overdue); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ Verbs:
   item   --visit ID [--finding N] --to assigned|resolved|closed [--unit U --deadline DATE] [--note TEXT]
   report --campaign ID [--node ID] [--at TIME] progress, communities ranked, quotas, survey
   report households --campaign ID --metric METRIC [--node ID] [--limit N] [--offset N]
-  export --campaign ID [--node ID] --kind ledger|visits|progress|all --format csv|xlsx [--lang zh|en] --out FILE
+  export --campaign ID [--node ID] --kind ledger|visits|progress|items|all --format csv|xlsx [--lang zh|en] --out FILE
   audit  [--limit N]                           who read which report or export
   device list   [--worker ID] [--silent DAYS]  enrolled phones, revoked ones too: last sync, version, what waited;
                                                --silent: only those that have not synced for DAYS days

@@ -365,7 +365,7 @@ func (c *adminCmd) export(args []string) error {
 	fs := c.flags("export")
 	campaign := fs.String("campaign", "", "campaign `id` (required for progress; limits the visit register to its window)")
 	node := fs.String("node", "", "org node `id` (default: your subtree)")
-	kind := fs.String("kind", "ledger", "`what`: ledger, visits, progress or all")
+	kind := fs.String("kind", "ledger", "`what`: ledger, visits, progress, items (the hazard register) or all")
 	format := fs.String("format", "xlsx", "`format`: csv or xlsx")
 	lang := fs.String("lang", "zh", "column headers' `language`: zh or en")
 	out := fs.String("out", "", "output `file` (- for standard output)")

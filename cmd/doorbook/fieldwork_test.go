@@ -152,7 +152,7 @@ func fieldRulesStep(t *testing.T, srv *testServer, li replica, campaign string) 
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if got, want := f.GetSheetList(), []string{"台账", "入户下访登记表", "进度", "任务完成", "民调"}; !slices.Equal(got, want) {
+	if got, want := f.GetSheetList(), []string{"台账", "入户下访登记表", "进度", "任务完成", "民调", "挂牌督办台账"}; !slices.Equal(got, want) {
 		t.Errorf("workbook sheets %v, want %v", got, want)
 	}
 	visits, err := f.GetRows("入户下访登记表")

@@ -10,7 +10,7 @@ import (
 var (
 	exportKinds = map[string]pb.ExportKind{
 		"ledger": pb.ExportKind_EXPORT_KIND_LEDGER, "visits": pb.ExportKind_EXPORT_KIND_VISITS,
-		"progress": pb.ExportKind_EXPORT_KIND_PROGRESS, "all": pb.ExportKind_EXPORT_KIND_ALL,
+		"progress": pb.ExportKind_EXPORT_KIND_PROGRESS, "items": pb.ExportKind_EXPORT_KIND_ITEMS, "all": pb.ExportKind_EXPORT_KIND_ALL,
 	}
 	exportFormats = map[string]pb.ExportFormat{"csv": pb.ExportFormat_EXPORT_FORMAT_CSV, "xlsx": pb.ExportFormat_EXPORT_FORMAT_XLSX}
 )

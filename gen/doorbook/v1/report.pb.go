@@ -99,8 +99,12 @@ const (
 	// The visit register (入户下访登记表).
 	ExportKind_EXPORT_KIND_VISITS   ExportKind = 2
 	ExportKind_EXPORT_KIND_PROGRESS ExportKind = 3
-	// An .xlsx workbook with all three as sheets.
+	// An .xlsx workbook with all of them as sheets.
 	ExportKind_EXPORT_KIND_ALL ExportKind = 4
+	// The hazard register (挂牌督办台账): every tracked item of the node's
+	// households, open ones first, with its household, finding, unit,
+	// deadline, state, dates and days overdue.
+	ExportKind_EXPORT_KIND_ITEMS ExportKind = 5
 )
 
 // Enum value maps for ExportKind.
@@ -111,6 +115,7 @@ var (
 		2: "EXPORT_KIND_VISITS",
 		3: "EXPORT_KIND_PROGRESS",
 		4: "EXPORT_KIND_ALL",
+		5: "EXPORT_KIND_ITEMS",
 	}
 	ExportKind_value = map[string]int32{
 		"EXPORT_KIND_UNSPECIFIED": 0,
@@ -118,6 +123,7 @@ var (
 		"EXPORT_KIND_VISITS":      2,
 		"EXPORT_KIND_PROGRESS":    3,
 		"EXPORT_KIND_ALL":         4,
+		"EXPORT_KIND_ITEMS":       5,
 	}
 )
 
@@ -1978,14 +1984,15 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\x1bREPORT_METRIC_REVISITS_OPEN\x10\x05\x12\"\n" +
 	"\x1eREPORT_METRIC_REVISITS_OVERDUE\x10\x06\x12\x1c\n" +
 	"\x18REPORT_METRIC_ITEMS_OPEN\x10\a\x12\x1f\n" +
-	"\x1bREPORT_METRIC_ITEMS_OVERDUE\x10\b*\x88\x01\n" +
+	"\x1bREPORT_METRIC_ITEMS_OVERDUE\x10\b*\x9f\x01\n" +
 	"\n" +
 	"ExportKind\x12\x1b\n" +
 	"\x17EXPORT_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EXPORT_KIND_LEDGER\x10\x01\x12\x16\n" +
 	"\x12EXPORT_KIND_VISITS\x10\x02\x12\x18\n" +
 	"\x14EXPORT_KIND_PROGRESS\x10\x03\x12\x13\n" +
-	"\x0fEXPORT_KIND_ALL\x10\x04*\\\n" +
+	"\x0fEXPORT_KIND_ALL\x10\x04\x12\x15\n" +
+	"\x11EXPORT_KIND_ITEMS\x10\x05*\\\n" +
 	"\fExportFormat\x12\x1d\n" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x01\x12\x16\n" +
