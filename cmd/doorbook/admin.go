@@ -55,7 +55,8 @@ METRIC: not_visited, visited, key_group_not_visited, must_visit_overdue, revisit
 items_open, items_overdue. --until is the campaign's last day. --survey adds the standard questions
 (aware 1–2, satisfied 1–5, safe 1–5).
 
-ROLE: grid_worker, community_worker, cadre, police_officer, leader, teacher.
+ROLE: grid_worker, community_worker, cadre, police_officer, leader, teacher, district_leader, department_leader
+(a campaign's quota is per role: seed 002's district leaders 30, department and town leaders 50, cadres 80).
 --credentials reads the server and admin token from the file "doorbook serve" writes.
 `
 

@@ -28,6 +28,8 @@ var Role = map[int32][2]string{
 	4: {"社区民警", "police officer"},
 	5: {"领导", "leader"},
 	6: {"教师", "teacher"},
+	7: {"区级领导", "district leader"},
+	8: {"部门和镇街领导", "department or town leader"},
 }
 
 // Form names a visit's form.

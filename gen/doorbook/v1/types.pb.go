@@ -383,8 +383,13 @@ const (
 	WorkerRole_WORKER_ROLE_COMMUNITY_WORKER WorkerRole = 2
 	WorkerRole_WORKER_ROLE_CADRE            WorkerRole = 3
 	WorkerRole_WORKER_ROLE_POLICE_OFFICER   WorkerRole = 4
-	WorkerRole_WORKER_ROLE_LEADER           WorkerRole = 5
-	WorkerRole_WORKER_ROLE_TEACHER          WorkerRole = 6
+	// A leader who visits, at no particular level.
+	WorkerRole_WORKER_ROLE_LEADER  WorkerRole = 5
+	WorkerRole_WORKER_ROLE_TEACHER WorkerRole = 6
+	// Leaders by level, whose quotas differ (seed 002: district leaders 30
+	// households, department and town leaders 50, every cadre 80).
+	WorkerRole_WORKER_ROLE_DISTRICT_LEADER   WorkerRole = 7
+	WorkerRole_WORKER_ROLE_DEPARTMENT_LEADER WorkerRole = 8
 )
 
 // Enum value maps for WorkerRole.
@@ -397,15 +402,19 @@ var (
 		4: "WORKER_ROLE_POLICE_OFFICER",
 		5: "WORKER_ROLE_LEADER",
 		6: "WORKER_ROLE_TEACHER",
+		7: "WORKER_ROLE_DISTRICT_LEADER",
+		8: "WORKER_ROLE_DEPARTMENT_LEADER",
 	}
 	WorkerRole_value = map[string]int32{
-		"WORKER_ROLE_UNSPECIFIED":      0,
-		"WORKER_ROLE_GRID_WORKER":      1,
-		"WORKER_ROLE_COMMUNITY_WORKER": 2,
-		"WORKER_ROLE_CADRE":            3,
-		"WORKER_ROLE_POLICE_OFFICER":   4,
-		"WORKER_ROLE_LEADER":           5,
-		"WORKER_ROLE_TEACHER":          6,
+		"WORKER_ROLE_UNSPECIFIED":       0,
+		"WORKER_ROLE_GRID_WORKER":       1,
+		"WORKER_ROLE_COMMUNITY_WORKER":  2,
+		"WORKER_ROLE_CADRE":             3,
+		"WORKER_ROLE_POLICE_OFFICER":    4,
+		"WORKER_ROLE_LEADER":            5,
+		"WORKER_ROLE_TEACHER":           6,
+		"WORKER_ROLE_DISTRICT_LEADER":   7,
+		"WORKER_ROLE_DEPARTMENT_LEADER": 8,
 	}
 )
 
@@ -2762,7 +2771,7 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\x12ORG_LEVEL_DISTRICT\x10\x01\x12\x14\n" +
 	"\x10ORG_LEVEL_STREET\x10\x02\x12\x17\n" +
 	"\x13ORG_LEVEL_COMMUNITY\x10\x03\x12\x12\n" +
-	"\x0eORG_LEVEL_GRID\x10\x04*\xd0\x01\n" +
+	"\x0eORG_LEVEL_GRID\x10\x04*\x94\x02\n" +
 	"\n" +
 	"WorkerRole\x12\x1b\n" +
 	"\x17WORKER_ROLE_UNSPECIFIED\x10\x00\x12\x1b\n" +
@@ -2771,7 +2780,9 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\x11WORKER_ROLE_CADRE\x10\x03\x12\x1e\n" +
 	"\x1aWORKER_ROLE_POLICE_OFFICER\x10\x04\x12\x16\n" +
 	"\x12WORKER_ROLE_LEADER\x10\x05\x12\x17\n" +
-	"\x13WORKER_ROLE_TEACHER\x10\x06*T\n" +
+	"\x13WORKER_ROLE_TEACHER\x10\x06\x12\x1f\n" +
+	"\x1bWORKER_ROLE_DISTRICT_LEADER\x10\a\x12!\n" +
+	"\x1dWORKER_ROLE_DEPARTMENT_LEADER\x10\b*T\n" +
 	"\tAdminRole\x12\x1a\n" +
 	"\x16ADMIN_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10ADMIN_ROLE_ADMIN\x10\x01\x12\x15\n" +
