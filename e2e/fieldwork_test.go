@@ -404,9 +404,22 @@ func TestCampaignEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	overdueDays := strconv.Itoa(int(math.Ceil(e.now.Now().Sub(deadline).Hours() / 24)))
-	if lines := strings.Split(strings.TrimSpace(string(csvData)), "\n"); len(lines) != 2 ||
-		!strings.HasSuffix(strings.TrimSpace(lines[1]), ",assigned,挂牌督办,"+overdueDays) {
-		t.Errorf("the hazard register while the item is overdue (%s days):\n%s", overdueDays, csvData)
+	// Escalated a level up per week past the deadline, from the community.
+	escalated := (&syncengine.Item{State: syncengine.ItemAssigned, Deadline: deadline}).EscalatedTo(e.now.Now())
+	to := map[int32]string{1: "东城区", 2: "和平街道", 3: "A社区"}[escalated]
+	if lines := strings.Split(strings.TrimSpace(string(csvData)), "\n"); len(lines) != 2 || escalated == 0 ||
+		!strings.HasSuffix(strings.TrimSpace(lines[1]), ",assigned,挂牌督办,"+overdueDays+","+to) {
+		t.Errorf("the hazard register while the item is overdue (%s days, escalated to level %d):\n%s", overdueDays, escalated, csvData)
+	}
+	wantEscalated := uint32(0)
+	if escalated <= 2 {
+		wantEscalated = 1 // the street answers for it
+	}
+	if got := assigned.GetReport().GetTotal().GetItemsEscalated(); got != wantEscalated {
+		t.Errorf("the street's report: %d items escalated to it, want %d (escalated to level %d)", got, wantEscalated, escalated)
+	}
+	if c := assigned.GetReport().GetCommunities(); len(c) == 0 || c[0].GetItemsEscalated()+c[len(c)-1].GetItemsEscalated() != 1 {
+		t.Errorf("the communities answer for %v escalated items, want 1 in all", c)
 	}
 	if _, err := e.Admin.UpdateItem(ctx, &pb.UpdateItemRequest{VisitId: hazardVisit, Finding: 0, Kind: pb.AmendmentKind_AMENDMENT_KIND_ITEM_RESOLVE,
 		Note: "杂物已清理"}); err != nil {
@@ -570,12 +583,12 @@ func TestCampaignEndToEnd(t *testing.T) {
 	// The hazard register: the item, resolved, with its unit, deadline and
 	// how it stands; not overdue any more.
 	hazards := rows("挂牌督办台账")
-	registerHeader := []string{"户主姓名", "地址", "网格", "问题类型", "问题描述", "登记日期", "登记人", "责任单位", "办结时限", "状态", "办理情况", "逾期天数"}
+	registerHeader := []string{"户主姓名", "地址", "网格", "问题类型", "问题描述", "登记日期", "登记人", "责任单位", "办结时限", "状态", "办理情况", "逾期天数", "升级督办至"}
 	if len(hazards) != 2 || !slices.Equal(hazards[0], registerHeader) {
 		t.Fatalf("挂牌督办台账: %q; want the header and one item", hazards)
 	}
 	if got, want := padRow(hazards[1], len(registerHeader)), []string{"李娜", "和平路2号", hazards[1][2], "治安隐患", "楼道堆放杂物", d0, "李明",
-		"和平派出所", deadline.UTC().Format("2006-01-02"), "已解决", "杂物已清理", ""}; !slices.Equal(got, want) || got[2] == "" {
+		"和平派出所", deadline.UTC().Format("2006-01-02"), "已解决", "杂物已清理", "", ""}; !slices.Equal(got, want) || got[2] == "" {
 		t.Errorf("挂牌督办台账 row:\n got %q\nwant %q", got, want)
 	}
 

@@ -216,6 +216,26 @@ func (a *Analysis) Figures(now time.Time, include func(*Household) bool) Figures
 	return f
 }
 
+// Escalated counts the items of the included households that have been
+// escalated, at now, to an org level of level or above (a smaller
+// number): what a node of that level answers for (see
+// syncengine.Item.EscalatedTo). Like the other item figures, an item of a
+// group visit counts for each household.
+func (a *Analysis) Escalated(now time.Time, level int32, include func(*Household) bool) int {
+	n := 0
+	for _, h := range a.Households {
+		if include != nil && !include(h) {
+			continue
+		}
+		for i := range h.Items {
+			if l := h.Items[i].EscalatedTo(now); l != 0 && l <= level {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // AddVisitedElsewhere counts, toward visitor's quota, a visit at at to a
 // household the analysis does not hold (it has moved out of these grids): a
 // person's quota counts the households they visited, wherever those are

@@ -51,29 +51,35 @@ type progress struct {
 	an          *store.Analysis
 	at          time.Time
 	total       fieldwork.Figures
+	escalated   int
 	communities []communityFigures
 }
 
 type communityFigures struct {
-	node   store.OrgNode
-	fig    fieldwork.Figures
-	placed int
+	node              store.OrgNode
+	fig               fieldwork.Figures
+	placed, escalated int
 }
 
 func newProgress(an *store.Analysis, at time.Time) *progress {
-	p := &progress{an: an, at: at, total: an.Fieldwork.Figures(at, nil)}
+	p := &progress{an: an, at: at, total: an.Fieldwork.Figures(at, nil), escalated: an.Fieldwork.Escalated(at, int32(an.Node.Level), nil)}
+	if an.Node.Level == 0 {
+		// The whole installation answers for everything escalated.
+		p.escalated = an.Fieldwork.Escalated(at, int32(store.LevelGrid), nil)
+	}
 	for _, n := range an.Nodes {
 		if n.Level != store.LevelCommunity {
 			continue
 		}
-		fig := an.Fieldwork.Figures(at, func(h *fieldwork.Household) bool { return an.Nodes[h.GridID].ParentID == n.ID })
+		in := func(h *fieldwork.Household) bool { return an.Nodes[h.GridID].ParentID == n.ID }
+		fig := an.Fieldwork.Figures(at, in)
 		placed := 0
 		for grid, count := range an.Placed.ByGrid {
 			if an.Nodes[grid].ParentID == n.ID {
 				placed += count
 			}
 		}
-		p.communities = append(p.communities, communityFigures{n, fig, placed})
+		p.communities = append(p.communities, communityFigures{n, fig, placed, an.Fieldwork.Escalated(at, int32(store.LevelCommunity), in)})
 	}
 	// The ranking (通报排名): coverage, then key-group rate, then name.
 	slices.SortFunc(p.communities, func(a, b communityFigures) int {
@@ -83,8 +89,8 @@ func newProgress(an *store.Analysis, at time.Time) *progress {
 	return p
 }
 
-func figuresToProto(n store.OrgNode, f *fieldwork.Figures, placed int) *pb.ProgressFigures {
-	out := &pb.ProgressFigures{VisitsWithPosition: uint32(placed),
+func figuresToProto(n store.OrgNode, f *fieldwork.Figures, placed, escalated int) *pb.ProgressFigures {
+	out := &pb.ProgressFigures{VisitsWithPosition: uint32(placed), ItemsEscalated: uint32(escalated),
 		Node: nodeToProto(n), Households: uint32(f.Households), Visited: uint32(f.Visited),
 		KeyGroupHouseholds: uint32(f.KeyGroupHouseholds), KeyGroupVisited: uint32(f.KeyGroupVisited),
 		MustVisitOverdue: uint32(f.MustVisitOverdue), RevisitsOpen: uint32(f.RevisitsOpen), RevisitsOverdue: uint32(f.RevisitsOverdue),
@@ -110,12 +116,12 @@ func (p *progress) quotas() []*pb.PersonQuota {
 }
 
 func (p *progress) toProto() *pb.ProgressReport {
-	r := &pb.ProgressReport{At: timestamppb.New(p.at), Total: figuresToProto(p.an.Node, &p.total, p.an.Placed.Total), Quotas: p.quotas()}
+	r := &pb.ProgressReport{At: timestamppb.New(p.at), Total: figuresToProto(p.an.Node, &p.total, p.an.Placed.Total, p.escalated), Quotas: p.quotas()}
 	if p.an.Campaign != nil {
 		r.Campaign = wire.CampaignToProto(p.an.Campaign)
 	}
 	for i := range p.communities {
-		r.Communities = append(r.Communities, figuresToProto(p.communities[i].node, &p.communities[i].fig, p.communities[i].placed))
+		r.Communities = append(r.Communities, figuresToProto(p.communities[i].node, &p.communities[i].fig, p.communities[i].placed, p.communities[i].escalated))
 	}
 	return r
 }
@@ -509,6 +515,17 @@ func (ex *exporter) write(ctx context.Context, w export.Writer, kind pb.ExportKi
 	return nil
 }
 
+// escalatedTo names the node above grid at level lv, as far as the
+// caller's tree shows it (else the level's word).
+func (ex *exporter) escalatedTo(grid string, lv int32) string {
+	for n, ok := ex.nodes[grid]; ok; n, ok = ex.nodes[n.ParentID] {
+		if int32(n.Level) == lv {
+			return n.Name
+		}
+	}
+	return ex.l.level(lv)
+}
+
 // items writes the hazard register (挂牌督办台账): every tracked item,
 // open ones first, with how many days each open one is past its deadline.
 func (ex *exporter) items(w export.Writer) error {
@@ -525,8 +542,12 @@ func (ex *exporter) items(w export.Writer) error {
 		if it.Overdue(ex.at) {
 			overdue = int(math.Ceil(ex.at.Sub(it.Deadline).Hours() / 24))
 		}
+		escalated := ""
+		if lv := it.EscalatedTo(ex.at); lv != 0 {
+			escalated = ex.escalatedTo(m.h.GridID, lv)
+		}
 		if err := w.Row(m.h.HeadName, m.h.Address, ex.nodes[m.h.GridID].Name, words.Of(words.Finding, it.Kind, ex.l.zh), it.Note,
-			it.ReportedAt, reporter, it.Unit, deadline, words.Of(words.ItemState, it.State, ex.l.zh), it.StateNote, overdue); err != nil {
+			it.ReportedAt, reporter, it.Unit, deadline, words.Of(words.ItemState, it.State, ex.l.zh), it.StateNote, overdue, escalated); err != nil {
 			return err
 		}
 	}

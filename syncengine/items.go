@@ -103,6 +103,28 @@ func (it *Item) Overdue(now time.Time) bool {
 	return it.State.Open() && !it.Deadline.IsZero() && now.After(it.Deadline)
 }
 
+// EscalationPeriod is how long an item past its deadline stays with one
+// node of the org tree before it goes up to the next.
+const EscalationPeriod = 7 * 24 * time.Hour
+
+// The org levels an item escalates through, by the API's numbers.
+const (
+	levelDistrict  = 1
+	levelCommunity = 3
+)
+
+// EscalatedTo is the level of the org tree an item has been escalated to
+// at now (the API's numbers): the community above its grid once it is
+// open past its deadline, the street a period later, the district after
+// another (and there it stays); 0 while it is not overdue.
+func (it *Item) EscalatedTo(now time.Time) int32 {
+	if !it.Overdue(now) {
+		return 0
+	}
+	steps := int64(now.Sub(it.Deadline) / EscalationPeriod)
+	return int32(max(levelDistrict, levelCommunity-min(steps, levelCommunity)))
+}
+
 // Items derives the tracked items of a visit from the visit and all its
 // amendments, in any order: the result depends only on the set. A voided
 // visit tracks nothing; an update naming a finding the visit does not

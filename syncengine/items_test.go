@@ -504,3 +504,35 @@ func TestAmendmentCheckItemUpdate(t *testing.T) {
 		}
 	})
 }
+
+func TestEscalatedTo(t *testing.T) {
+	deadline := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	for _, tt := range []struct {
+		name  string
+		state se.ItemState
+		noDue bool
+		at    time.Duration
+		want  int32
+	}{
+		{"before its deadline", se.ItemAssigned, false, -day, 0},
+		{"at its deadline", se.ItemAssigned, false, 0, 0},
+		{"just past it: the community", se.ItemAssigned, false, time.Minute, 3},
+		{"a period on: the street", se.ItemAssigned, false, se.EscalationPeriod, 2},
+		{"two periods on: the district", se.ItemAssigned, false, 2 * se.EscalationPeriod, 1},
+		{"a year on: still the district", se.ItemAssigned, false, 365 * day, 1},
+		{"resolved, past its deadline", se.ItemResolved, false, 30 * day, 0},
+		{"closed off", se.ItemClosed, false, 30 * day, 0},
+		{"no deadline", se.ItemReported, true, 30 * day, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			it := se.Item{State: tt.state, Deadline: deadline}
+			if tt.noDue {
+				it.Deadline = time.Time{}
+			}
+			if got := it.EscalatedTo(deadline.Add(tt.at)); got != tt.want {
+				t.Errorf("EscalatedTo(deadline%+v) = %d, want %d", tt.at, got, tt.want)
+			}
+		})
+	}
+}

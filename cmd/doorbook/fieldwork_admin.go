@@ -304,16 +304,16 @@ func (c *adminCmd) report(args []string) error {
 	r := res.GetReport()
 	return c.out.print(r, func(w io.Writer) {
 		fmt.Fprintf(w, "campaign %s at %s\n", r.GetCampaign().GetName().GetValue(), r.GetAt().AsTime().Local().Format(time.RFC3339))
-		fmt.Fprintln(w, "RANK\tNODE\tHOUSEHOLDS\tVISITED\tCOVERAGE\tKEY GROUP\tKEY RATE\tMUST-VISIT OVERDUE\tREVISITS OPEN/OVERDUE\tITEMS OPEN/OVERDUE\tWITH POSITION")
+		fmt.Fprintln(w, "RANK\tNODE\tHOUSEHOLDS\tVISITED\tCOVERAGE\tKEY GROUP\tKEY RATE\tMUST-VISIT OVERDUE\tREVISITS OPEN/OVERDUE\tITEMS OPEN/OVERDUE/ESCALATED\tWITH POSITION")
 		row := func(rank string, f *pb.ProgressFigures) {
 			name := f.GetNode().GetName()
 			if name == "" {
 				name = "all"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d/%d\t%s\t%d\t%d/%d\t%d/%d\t%d\n", rank, name, f.GetHouseholds(), f.GetVisited(),
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d/%d\t%s\t%d\t%d/%d\t%d/%d/%d\t%d\n", rank, name, f.GetHouseholds(), f.GetVisited(),
 				pct(f.GetVisited(), f.GetHouseholds()), f.GetKeyGroupVisited(), f.GetKeyGroupHouseholds(),
 				pct(f.GetKeyGroupVisited(), f.GetKeyGroupHouseholds()), f.GetMustVisitOverdue(), f.GetRevisitsOpen(), f.GetRevisitsOverdue(),
-				f.GetItemsOpen(), f.GetItemsOverdue(), f.GetVisitsWithPosition())
+				f.GetItemsOpen(), f.GetItemsOverdue(), f.GetItemsEscalated(), f.GetVisitsWithPosition())
 		}
 		row("", r.GetTotal())
 		for i, f := range r.GetCommunities() {

@@ -589,8 +589,12 @@ type ProgressFigures struct {
 	// (voided ones left out); a group visit counts once in each community
 	// it covers.
 	VisitsWithPosition uint32 `protobuf:"varint,12,opt,name=visits_with_position,json=visitsWithPosition,proto3" json:"visits_with_position,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Items past their deadline escalated to this node or above it: to the
+	// community at once, the street a week later, the district after
+	// another (syncengine.EscalationPeriod). A node answers for these.
+	ItemsEscalated uint32 `protobuf:"varint,13,opt,name=items_escalated,json=itemsEscalated,proto3" json:"items_escalated,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ProgressFigures) Reset() {
@@ -703,6 +707,13 @@ func (x *ProgressFigures) GetSurvey() []*SurveyRate {
 func (x *ProgressFigures) GetVisitsWithPosition() uint32 {
 	if x != nil {
 		return x.VisitsWithPosition
+	}
+	return 0
+}
+
+func (x *ProgressFigures) GetItemsEscalated() uint32 {
+	if x != nil {
+		return x.ItemsEscalated
 	}
 	return 0
 }
@@ -1854,7 +1865,7 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12+\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x17.doorbook.v1.WorkerRoleR\x04role\x12\x18\n" +
 	"\avisited\x18\x04 \x01(\rR\avisited\x12\x14\n" +
-	"\x05quota\x18\x05 \x01(\rR\x05quota\"\xf8\x03\n" +
+	"\x05quota\x18\x05 \x01(\rR\x05quota\"\xa1\x04\n" +
 	"\x0fProgressFigures\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.doorbook.v1.OrgNodeR\x04node\x12\x1e\n" +
 	"\n" +
@@ -1871,7 +1882,8 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\ritems_overdue\x18\n" +
 	" \x01(\rR\fitemsOverdue\x12/\n" +
 	"\x06survey\x18\v \x03(\v2\x17.doorbook.v1.SurveyRateR\x06survey\x120\n" +
-	"\x14visits_with_position\x18\f \x01(\rR\x12visitsWithPosition\"\x95\x02\n" +
+	"\x14visits_with_position\x18\f \x01(\rR\x12visitsWithPosition\x12'\n" +
+	"\x0fitems_escalated\x18\r \x01(\rR\x0eitemsEscalated\"\x95\x02\n" +
 	"\x0eProgressReport\x121\n" +
 	"\bcampaign\x18\x01 \x01(\v2\x15.doorbook.v1.CampaignR\bcampaign\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
