@@ -432,21 +432,11 @@ func (r *Replica) countPending(ctx context.Context) (int, error) {
 func forgetAttachments(ctx context.Context, tx *sqlitex.Tx, visitIDs []string) ([]string, error) {
 	var gone []string
 	for _, v := range visitIDs {
-		rows, err := tx.QueryContext(ctx, `DELETE FROM attachments WHERE visit_id = ? RETURNING sha256`, v)
+		shas, err := deleteFiles(ctx, tx, `DELETE FROM attachments WHERE visit_id = ? RETURNING sha256`, v)
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var sha string
-			if err := rows.Scan(&sha); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			gone = append(gone, sha)
-		}
-		if err := errors.Join(rows.Close(), rows.Err()); err != nil {
-			return nil, err
-		}
+		gone = append(gone, shas...)
 	}
 	return unheld(ctx, tx, gone)
 }
@@ -455,24 +445,30 @@ func forgetAttachments(ctx context.Context, tx *sqlitex.Tx, visitIDs []string) (
 // replica (evicted with their households), but for the phone's own still
 // to be uploaded, and returns the files no row holds since.
 func pruneAttachments(ctx context.Context, tx *sqlitex.Tx) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, `DELETE FROM attachments WHERE visit_id NOT IN (SELECT id FROM visits)
+	gone, err := deleteFiles(ctx, tx, `DELETE FROM attachments WHERE visit_id NOT IN (SELECT id FROM visits)
 		AND NOT (own = 1 AND uploaded = 0 AND refused = '') RETURNING sha256`)
 	if err != nil {
 		return nil, err
 	}
-	var gone []string
+	return unheld(ctx, tx, gone)
+}
+
+// deleteFiles runs a DELETE of attachments rows that returns their hashes.
+func deleteFiles(ctx context.Context, tx *sqlitex.Tx, query string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
 	for rows.Next() {
 		var sha string
 		if err := rows.Scan(&sha); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		gone = append(gone, sha)
+		out = append(out, sha)
 	}
-	if err := errors.Join(rows.Close(), rows.Err()); err != nil {
-		return nil, err
-	}
-	return unheld(ctx, tx, gone)
+	return out, errors.Join(rows.Close(), rows.Err())
 }
 
 // unheld keeps of shas those no row of the attachments table holds.

@@ -105,6 +105,23 @@ func newBareEnvOn(t testing.TB, grids int, pgDSN string) *env {
 	return e
 }
 
+// nodeAt is the env's node of level (it has one district, one street and
+// one community).
+func (e *env) nodeAt(level pb.OrgLevel) string {
+	e.t.Helper()
+	nodes, err := e.Admin.ListOrgNodes(context.Background(), &pb.ListOrgNodesRequest{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, n := range nodes.GetNodes() {
+		if n.GetLevel() == level {
+			return n.GetId()
+		}
+	}
+	e.t.Fatalf("no %s node", level)
+	return ""
+}
+
 func (e *env) node(parent string, level pb.OrgLevel, name string) string {
 	e.t.Helper()
 	res, err := e.Admin.CreateOrgNode(context.Background(), &pb.CreateOrgNodeRequest{ParentId: parent, Level: level, Name: name})

@@ -18,16 +18,7 @@ func TestQuotasByLevel(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, 1)
-	nodes, err := e.Admin.ListOrgNodes(ctx, &pb.ListOrgNodesRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var district string
-	for _, n := range nodes.GetNodes() {
-		if n.GetLevel() == pb.OrgLevel_ORG_LEVEL_DISTRICT {
-			district = n.GetId()
-		}
-	}
+	district := e.nodeAt(pb.OrgLevel_ORG_LEVEL_DISTRICT)
 	now := time.Now()
 	camp, err := e.Admin.PutCampaign(ctx, &pb.PutCampaignRequest{NodeId: proto.String(district), Name: proto.String("大走访"),
 		StartsAt: timestamppb.New(now.Add(-24 * time.Hour)), EndsAt: timestamppb.New(now.Add(30 * 24 * time.Hour)),

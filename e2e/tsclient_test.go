@@ -157,16 +157,7 @@ func TestTypeScriptClient(t *testing.T) {
 		}
 	}
 	e := newEnv(t, len(cases))
-	nodes, err := e.Admin.ListOrgNodes(ctx, &pb.ListOrgNodesRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var community string
-	for _, n := range nodes.GetNodes() {
-		if n.GetLevel() == pb.OrgLevel_ORG_LEVEL_COMMUNITY {
-			community = n.GetId()
-		}
-	}
+	community := e.nodeAt(pb.OrgLevel_ORG_LEVEL_COMMUNITY)
 	now := time.Now()
 	camp, err := e.Admin.PutCampaign(ctx, &pb.PutCampaignRequest{NodeId: proto.String(community), Name: proto.String("入户走访"),
 		StartsAt: timestamppb.New(now.AddDate(0, 0, -1)), EndsAt: timestamppb.New(now.AddDate(0, 0, 30)),
