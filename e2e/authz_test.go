@@ -121,6 +121,7 @@ func TestAuthzMatrix(t *testing.T) {
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "PutCampaign·new", write, s.putCampaignNew},
 		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "ListCampaigns", read, s.listCampaigns},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "UpdateItem", write, s.updateItem},
+		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "PutZeroReport", write, s.putZeroReport},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "CreateAdmin", write, s.createAdmin},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, PD, OK}, "CreateAdmin·global", write, s.createAdminGlobal},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "ListDevices·worker", read, s.listDevicesOf},
@@ -138,6 +139,7 @@ func TestAuthzMatrix(t *testing.T) {
 		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "ListAuditLog", read, s.listAuditLog},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "GetHousehold", audited, s.getHousehold},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "ListItems", audited, s.listItems},
+		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "ListReporting", audited, s.listReporting},
 		// A worker uploads the files of their own visits; the grid's
 		// workers and the subtree's admins read them.
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, OK, PD, PD}, "UploadAttachment", write, s.uploadAttachment},
@@ -1052,6 +1054,18 @@ func (s *authzSetup) downloadAttachment(k *authzCaller) ([]proto.Message, error)
 		out = append(out, stream.Msg())
 	}
 	return out, stream.Err()
+}
+
+func (s *authzSetup) putZeroReport(k *authzCaller) ([]proto.Message, error) {
+	now := s.e.now.Now()
+	return authzOne(k.admin.PutZeroReport(context.Background(), &pb.PutZeroReportRequest{NodeId: s.g0,
+		From: timestamppb.New(now.Add(-7 * oneDay)), Until: timestamppb.New(now), Note: "nothing found by " + k.name}))
+}
+
+func (s *authzSetup) listReporting(k *authzCaller) ([]proto.Message, error) {
+	now := s.e.now.Now()
+	return authzOne(k.report.ListReporting(context.Background(), &pb.ListReportingRequest{NodeId: s.street,
+		From: timestamppb.New(now.Add(-7 * oneDay)), Until: timestamppb.New(now.Add(oneDay))}))
 }
 
 func (s *authzSetup) signInWrong(k *authzCaller) ([]proto.Message, error) {

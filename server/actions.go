@@ -35,6 +35,7 @@ var actions = map[string]authz.Action{
 	doorbookv1connect.AdminServiceLoadDefaultCategoriesProcedure: authz.DefineCategory,
 	doorbookv1connect.AdminServicePutCampaignProcedure:           authz.ManageCampaign,
 	doorbookv1connect.AdminServiceUpdateItemProcedure:            authz.UpdateItem,
+	doorbookv1connect.AdminServicePutZeroReportProcedure:         authz.UpdateItem,
 	doorbookv1connect.AdminServiceErasePersonalDataProcedure:     authz.Erase,
 	doorbookv1connect.AdminServiceSetDevicePolicyProcedure:       authz.SetPolicy,
 	doorbookv1connect.AdminServiceGetDevicePolicyProcedure:       authz.ReadOrg,
@@ -45,6 +46,7 @@ var actions = map[string]authz.Action{
 	doorbookv1connect.ReportServiceListAuditLogProcedure:         authz.ReadReport,
 	doorbookv1connect.ReportServiceGetHouseholdProcedure:         authz.ReadReport,
 	doorbookv1connect.ReportServiceListItemsProcedure:            authz.ReadReport,
+	doorbookv1connect.ReportServiceListReportingProcedure:        authz.ReadReport,
 
 	doorbookv1connect.SessionServiceSignOutProcedure:    authz.OwnSession,
 	doorbookv1connect.SessionServiceGetSessionProcedure: authz.OwnSession,

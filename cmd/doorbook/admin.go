@@ -42,6 +42,10 @@ Verbs:
   report --campaign ID [--node ID] [--at TIME] progress, communities ranked, quotas, survey
   report households --campaign ID --metric METRIC [--node ID] [--limit N] [--offset N]
   export --campaign ID [--node ID] --kind ledger|visits|progress|items|all --format csv|xlsx [--lang zh|en] --out FILE
+  zero   --node ID --from DATE --until DATE [--note TEXT]   a grid's or community's zero report (零报告):
+                                               nothing found in the period
+  report reporting [--node ID] --from DATE --until DATE   what each community and grid reported: items
+                                               found, zero reports, and which are silent
   audit  [--limit N]                           who read which report or export
   device list   [--worker ID] [--silent DAYS]  enrolled phones, revoked ones too: last sync, version, what waited;
                                                --silent: only those that have not synced for DAYS days
@@ -170,6 +174,10 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.devicePolicy(vargs)
 	case "admin create":
 		return c.adminCreate(vargs)
+	case "zero ":
+		return c.zeroReport(vargs)
+	case "report reporting":
+		return c.reporting(vargs)
 	case "attachment list":
 		return c.attachmentList(vargs)
 	case "attachment get":

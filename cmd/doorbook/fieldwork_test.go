@@ -96,6 +96,33 @@ func fieldRulesStep(t *testing.T, srv *testServer, li replica, campaign string) 
 	if len(listed) != 1 || listed[0].SHA256 != attached.SHA256 || listed[0].Name != "楼道.jpg" {
 		t.Errorf("attachment list: %+v", listed)
 	}
+	// A zero report of one of li's grids, and the week's reporting.
+	grids := doorbookJSON[[]struct {
+		ID string `json:"id"`
+	}](t, li.args("grids")...)
+	if len(grids) == 0 {
+		t.Fatal("li has no grid")
+	}
+	doorbookJSON[map[string]string](t, srv.admin("zero", "--node", grids[0].ID, "--from", "2020-01-06", "--until", "2020-01-13", "--note", "无矛盾纠纷")...)
+	units := doorbookJSON[[]struct {
+		Node struct {
+			ID string `json:"id"`
+		} `json:"node"`
+		ZeroReports []struct {
+			Note string `json:"note"`
+		} `json:"zero_reports"`
+		Silent bool `json:"silent"`
+	}](t, srv.admin("report", "reporting", "--from", "2020-01-06", "--until", "2020-01-13")...)
+	silent, zero := 0, false
+	for _, u := range units {
+		if u.Silent {
+			silent++
+		}
+		zero = zero || (u.Node.ID == grids[0].ID && len(u.ZeroReports) == 1 && u.ZeroReports[0].Note == "无矛盾纠纷")
+	}
+	if !zero || silent != len(units)-1 {
+		t.Errorf("report reporting: %d units, %d silent, the zero report found: %v; want all silent but li's grid", len(units), silent, zero)
+	}
 	got := filepath.Join(t.TempDir(), "got.jpg")
 	doorbook(t, srv.admin("attachment", "get", "--sha256", attached.SHA256, "--out", got)...)
 	if data, err := os.ReadFile(got); err != nil || !bytes.Equal(data, content) {

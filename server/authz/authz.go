@@ -41,7 +41,8 @@ const (
 	DefineCategory
 	// ManageCampaign: create and change campaigns.
 	ManageCampaign
-	// UpdateItem: assign, resolve or close off a tracked item.
+	// UpdateItem: assign, resolve or close off a tracked item, or report
+	// that none was found (a zero report, 零报告).
 	UpdateItem
 	// Erase: erase a household's or a person's personal data.
 	Erase

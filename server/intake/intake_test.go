@@ -1028,7 +1028,7 @@ func TestWaitingForRoomIsNotSlowness(t *testing.T) {
 			t.Parallel()
 			clock := &fakeClock{t: time.Now()}
 			ts := newServer(t, intake.WithClock(intake.Config{BudgetBytes: 1 << 20, QueueWait: time.Hour,
-				BodyGrace: 300 * time.Millisecond, MinBodyRate: 512, BodyIdle: 10 * time.Second}, clock.Now))
+				BodyGrace: 10 * time.Second, MinBodyRate: 512, BodyIdle: 10 * time.Second}, clock.Now))
 			// Two held in their handlers (the second past the budget): the
 			// next waits for room.
 			held := []chan error{make(chan error, 1), make(chan error, 1)}

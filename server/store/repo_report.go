@@ -37,6 +37,12 @@ type Reports interface {
 	// and once in each grid it covers.
 	PlacedVisits(ctx context.Context, grids []string, from, to time.Time) (PlacedVisits, error)
 
+	// InsertZeroReport records a zero report.
+	InsertZeroReport(ctx context.Context, z ZeroReport) error
+	// ZeroReports lists the zero reports of nodes whose periods overlap
+	// [from, until), by node and period.
+	ZeroReports(ctx context.Context, nodeIDs []string, from, until time.Time) ([]ZeroReport, error)
+
 	// InsertAudit records an entry of the audit log.
 	InsertAudit(ctx context.Context, e AuditEntry) error
 	// AuditEntries calls fn with the audit log's entries, newest first,
@@ -47,6 +53,27 @@ type Reports interface {
 	// an erasure does.
 	ReplaceVisit(ctx context.Context, v *syncengine.Visit) error
 	ReplaceAmendment(ctx context.Context, a *syncengine.Amendment) error
+}
+
+// ZeroReport is a grid's or community's word that it found nothing to
+// report (no dispute, no hazard) in [From, Until).
+type ZeroReport struct {
+	ID, NodeID  string
+	From, Until time.Time
+	Note        string
+	// The admin who made it, and when.
+	AdminID, AdminName string
+	ReportedAt         time.Time
+}
+
+// ReportingUnit is what a community or grid reported in a period.
+type ReportingUnit struct {
+	Node OrgNode
+	// Items counts the tracked items found in its households.
+	Items       int
+	ZeroReports []ZeroReport
+	// Silent: neither items nor a zero report.
+	Silent bool
 }
 
 // PlacedVisits counts visits recorded with the phone's position.

@@ -163,6 +163,9 @@ type Admin interface {
 	// UpdateItem records an item update (an amendment stamped by the
 	// server) of a visit to a household in p's subtree.
 	UpdateItem(ctx context.Context, p Principal, a syncengine.Amendment) error
+	// PutZeroReport records a zero report of a grid or community of p's
+	// subtree.
+	PutZeroReport(ctx context.Context, p Principal, z ZeroReport) (ZeroReport, error)
 }
 
 // Reporting is what offices read: reports, exports, the audit log; and
@@ -185,6 +188,9 @@ type Reporting interface {
 	// VisitPages calls fn with pages of the visits to households of node's
 	// grids, by visitor and date, with their amendments and households.
 	VisitPages(ctx context.Context, p Principal, nodeID string, fn func(syncengine.Bundle) error) error
+	// Reporting tells, for each community and grid of node, what it
+	// reported in [from, until): tracked items found, zero reports.
+	Reporting(ctx context.Context, p Principal, nodeID string, from, until time.Time) ([]ReportingUnit, error)
 	// Audit records that p read something (a report, an export).
 	Audit(ctx context.Context, p Principal, e AuditEntry) error
 	// AuditLog lists the newest entries of admins in p's subtree.

@@ -2026,6 +2026,121 @@ func (x *GetDevicePolicyResponse) GetPolicy() *DevicePolicy {
 	return nil
 }
 
+type PutZeroReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A grid or a community of the caller's subtree.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The period, its first day and the day after its last (at most a
+	// year).
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	Note          string                 `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutZeroReportRequest) Reset() {
+	*x = PutZeroReportRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutZeroReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutZeroReportRequest) ProtoMessage() {}
+
+func (x *PutZeroReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutZeroReportRequest.ProtoReflect.Descriptor instead.
+func (*PutZeroReportRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *PutZeroReportRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *PutZeroReportRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *PutZeroReportRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *PutZeroReportRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type PutZeroReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZeroReport    *ZeroReport            `protobuf:"bytes,1,opt,name=zero_report,json=zeroReport,proto3" json:"zero_report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutZeroReportResponse) Reset() {
+	*x = PutZeroReportResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutZeroReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutZeroReportResponse) ProtoMessage() {}
+
+func (x *PutZeroReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutZeroReportResponse.ProtoReflect.Descriptor instead.
+func (*PutZeroReportResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *PutZeroReportResponse) GetZeroReport() *ZeroReport {
+	if x != nil {
+		return x.ZeroReport
+	}
+	return nil
+}
+
 var File_doorbook_v1_admin_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_admin_proto_rawDesc = "" +
@@ -2180,7 +2295,15 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\x06policy\x18\x01 \x01(\v2\x19.doorbook.v1.DevicePolicyR\x06policy\"\x18\n" +
 	"\x16GetDevicePolicyRequest\"L\n" +
 	"\x17GetDevicePolicyResponse\x121\n" +
-	"\x06policy\x18\x01 \x01(\v2\x19.doorbook.v1.DevicePolicyR\x06policy2\xe9\r\n" +
+	"\x06policy\x18\x01 \x01(\v2\x19.doorbook.v1.DevicePolicyR\x06policy\"\xc9\x01\n" +
+	"\x14PutZeroReportRequest\x12!\n" +
+	"\anode_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06nodeId\x126\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x04from\x128\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x05until\x12\x1c\n" +
+	"\x04note\x18\x04 \x01(\tB\b\xbaH\x05r\x03(\xe8\aR\x04note\"Q\n" +
+	"\x15PutZeroReportResponse\x128\n" +
+	"\vzero_report\x18\x01 \x01(\v2\x17.doorbook.v1.ZeroReportR\n" +
+	"zeroReport2\xc3\x0e\n" +
 	"\fAdminService\x12X\n" +
 	"\rCreateOrgNode\x12!.doorbook.v1.CreateOrgNodeRequest\x1a\".doorbook.v1.CreateOrgNodeResponse\"\x00\x12X\n" +
 	"\fListOrgNodes\x12 .doorbook.v1.ListOrgNodesRequest\x1a!.doorbook.v1.ListOrgNodesResponse\"\x03\x90\x02\x01\x12U\n" +
@@ -2196,7 +2319,8 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\vPutCampaign\x12\x1f.doorbook.v1.PutCampaignRequest\x1a .doorbook.v1.PutCampaignResponse\"\x00\x12[\n" +
 	"\rListCampaigns\x12!.doorbook.v1.ListCampaignsRequest\x1a\".doorbook.v1.ListCampaignsResponse\"\x03\x90\x02\x01\x12O\n" +
 	"\n" +
-	"UpdateItem\x12\x1e.doorbook.v1.UpdateItemRequest\x1a\x1f.doorbook.v1.UpdateItemResponse\"\x00\x12R\n" +
+	"UpdateItem\x12\x1e.doorbook.v1.UpdateItemRequest\x1a\x1f.doorbook.v1.UpdateItemResponse\"\x00\x12X\n" +
+	"\rPutZeroReport\x12!.doorbook.v1.PutZeroReportRequest\x1a\".doorbook.v1.PutZeroReportResponse\"\x00\x12R\n" +
 	"\vCreateAdmin\x12\x1f.doorbook.v1.CreateAdminRequest\x1a .doorbook.v1.CreateAdminResponse\"\x00\x12U\n" +
 	"\vListDevices\x12\x1f.doorbook.v1.ListDevicesRequest\x1a .doorbook.v1.ListDevicesResponse\"\x03\x90\x02\x01\x12U\n" +
 	"\fRevokeDevice\x12 .doorbook.v1.RevokeDeviceRequest\x1a!.doorbook.v1.RevokeDeviceResponse\"\x00\x12^\n" +
@@ -2215,7 +2339,7 @@ func file_doorbook_v1_admin_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_admin_proto_rawDescData
 }
 
-var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_doorbook_v1_admin_proto_goTypes = []any{
 	(*CreateOrgNodeRequest)(nil),          // 0: doorbook.v1.CreateOrgNodeRequest
 	(*CreateOrgNodeResponse)(nil),         // 1: doorbook.v1.CreateOrgNodeResponse
@@ -2255,92 +2379,100 @@ var file_doorbook_v1_admin_proto_goTypes = []any{
 	(*SetDevicePolicyResponse)(nil),       // 35: doorbook.v1.SetDevicePolicyResponse
 	(*GetDevicePolicyRequest)(nil),        // 36: doorbook.v1.GetDevicePolicyRequest
 	(*GetDevicePolicyResponse)(nil),       // 37: doorbook.v1.GetDevicePolicyResponse
-	(OrgLevel)(0),                         // 38: doorbook.v1.OrgLevel
-	(*OrgNode)(nil),                       // 39: doorbook.v1.OrgNode
-	(WorkerRole)(0),                       // 40: doorbook.v1.WorkerRole
-	(*Worker)(nil),                        // 41: doorbook.v1.Worker
-	(*Household)(nil),                     // 42: doorbook.v1.Household
-	(*Category)(nil),                      // 43: doorbook.v1.Category
-	(*timestamppb.Timestamp)(nil),         // 44: google.protobuf.Timestamp
-	(*Quota)(nil),                         // 45: doorbook.v1.Quota
-	(*Question)(nil),                      // 46: doorbook.v1.Question
-	(*Campaign)(nil),                      // 47: doorbook.v1.Campaign
-	(AmendmentKind)(0),                    // 48: doorbook.v1.AmendmentKind
-	(*VisitAmendment)(nil),                // 49: doorbook.v1.VisitAmendment
-	(AdminRole)(0),                        // 50: doorbook.v1.AdminRole
-	(*Device)(nil),                        // 51: doorbook.v1.Device
-	(*DevicePolicy)(nil),                  // 52: doorbook.v1.DevicePolicy
+	(*PutZeroReportRequest)(nil),          // 38: doorbook.v1.PutZeroReportRequest
+	(*PutZeroReportResponse)(nil),         // 39: doorbook.v1.PutZeroReportResponse
+	(OrgLevel)(0),                         // 40: doorbook.v1.OrgLevel
+	(*OrgNode)(nil),                       // 41: doorbook.v1.OrgNode
+	(WorkerRole)(0),                       // 42: doorbook.v1.WorkerRole
+	(*Worker)(nil),                        // 43: doorbook.v1.Worker
+	(*Household)(nil),                     // 44: doorbook.v1.Household
+	(*Category)(nil),                      // 45: doorbook.v1.Category
+	(*timestamppb.Timestamp)(nil),         // 46: google.protobuf.Timestamp
+	(*Quota)(nil),                         // 47: doorbook.v1.Quota
+	(*Question)(nil),                      // 48: doorbook.v1.Question
+	(*Campaign)(nil),                      // 49: doorbook.v1.Campaign
+	(AmendmentKind)(0),                    // 50: doorbook.v1.AmendmentKind
+	(*VisitAmendment)(nil),                // 51: doorbook.v1.VisitAmendment
+	(AdminRole)(0),                        // 52: doorbook.v1.AdminRole
+	(*Device)(nil),                        // 53: doorbook.v1.Device
+	(*DevicePolicy)(nil),                  // 54: doorbook.v1.DevicePolicy
+	(*ZeroReport)(nil),                    // 55: doorbook.v1.ZeroReport
 }
 var file_doorbook_v1_admin_proto_depIdxs = []int32{
-	38, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
-	39, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
-	39, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
-	40, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
-	41, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
-	41, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
-	41, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
-	42, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
-	43, // 8: doorbook.v1.PutCategoryResponse.category:type_name -> doorbook.v1.Category
-	43, // 9: doorbook.v1.ListCategoriesResponse.categories:type_name -> doorbook.v1.Category
-	43, // 10: doorbook.v1.LoadDefaultCategoriesResponse.categories:type_name -> doorbook.v1.Category
-	44, // 11: doorbook.v1.PutCampaignRequest.starts_at:type_name -> google.protobuf.Timestamp
-	44, // 12: doorbook.v1.PutCampaignRequest.ends_at:type_name -> google.protobuf.Timestamp
-	45, // 13: doorbook.v1.PutCampaignRequest.quotas:type_name -> doorbook.v1.Quota
-	46, // 14: doorbook.v1.PutCampaignRequest.questions:type_name -> doorbook.v1.Question
-	47, // 15: doorbook.v1.PutCampaignResponse.campaign:type_name -> doorbook.v1.Campaign
-	47, // 16: doorbook.v1.ListCampaignsResponse.campaigns:type_name -> doorbook.v1.Campaign
-	48, // 17: doorbook.v1.UpdateItemRequest.kind:type_name -> doorbook.v1.AmendmentKind
-	44, // 18: doorbook.v1.UpdateItemRequest.deadline:type_name -> google.protobuf.Timestamp
-	49, // 19: doorbook.v1.UpdateItemResponse.amendment:type_name -> doorbook.v1.VisitAmendment
-	50, // 20: doorbook.v1.CreateAdminRequest.role:type_name -> doorbook.v1.AdminRole
-	51, // 21: doorbook.v1.ListDevicesResponse.devices:type_name -> doorbook.v1.Device
-	51, // 22: doorbook.v1.RevokeDeviceResponse.device:type_name -> doorbook.v1.Device
-	52, // 23: doorbook.v1.SetDevicePolicyRequest.policy:type_name -> doorbook.v1.DevicePolicy
-	52, // 24: doorbook.v1.SetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
-	52, // 25: doorbook.v1.GetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
-	0,  // 26: doorbook.v1.AdminService.CreateOrgNode:input_type -> doorbook.v1.CreateOrgNodeRequest
-	2,  // 27: doorbook.v1.AdminService.ListOrgNodes:input_type -> doorbook.v1.ListOrgNodesRequest
-	4,  // 28: doorbook.v1.AdminService.CreateWorker:input_type -> doorbook.v1.CreateWorkerRequest
-	6,  // 29: doorbook.v1.AdminService.ListWorkers:input_type -> doorbook.v1.ListWorkersRequest
-	8,  // 30: doorbook.v1.AdminService.SetWorkerGrids:input_type -> doorbook.v1.SetWorkerGridsRequest
-	10, // 31: doorbook.v1.AdminService.CreateEnrollmentCode:input_type -> doorbook.v1.CreateEnrollmentCodeRequest
-	12, // 32: doorbook.v1.AdminService.MoveHousehold:input_type -> doorbook.v1.MoveHouseholdRequest
-	14, // 33: doorbook.v1.AdminService.ErasePersonalData:input_type -> doorbook.v1.ErasePersonalDataRequest
-	16, // 34: doorbook.v1.AdminService.PutCategory:input_type -> doorbook.v1.PutCategoryRequest
-	18, // 35: doorbook.v1.AdminService.ListCategories:input_type -> doorbook.v1.ListCategoriesRequest
-	20, // 36: doorbook.v1.AdminService.LoadDefaultCategories:input_type -> doorbook.v1.LoadDefaultCategoriesRequest
-	22, // 37: doorbook.v1.AdminService.PutCampaign:input_type -> doorbook.v1.PutCampaignRequest
-	24, // 38: doorbook.v1.AdminService.ListCampaigns:input_type -> doorbook.v1.ListCampaignsRequest
-	26, // 39: doorbook.v1.AdminService.UpdateItem:input_type -> doorbook.v1.UpdateItemRequest
-	28, // 40: doorbook.v1.AdminService.CreateAdmin:input_type -> doorbook.v1.CreateAdminRequest
-	30, // 41: doorbook.v1.AdminService.ListDevices:input_type -> doorbook.v1.ListDevicesRequest
-	32, // 42: doorbook.v1.AdminService.RevokeDevice:input_type -> doorbook.v1.RevokeDeviceRequest
-	34, // 43: doorbook.v1.AdminService.SetDevicePolicy:input_type -> doorbook.v1.SetDevicePolicyRequest
-	36, // 44: doorbook.v1.AdminService.GetDevicePolicy:input_type -> doorbook.v1.GetDevicePolicyRequest
-	1,  // 45: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
-	3,  // 46: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
-	5,  // 47: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
-	7,  // 48: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
-	9,  // 49: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
-	11, // 50: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
-	13, // 51: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
-	15, // 52: doorbook.v1.AdminService.ErasePersonalData:output_type -> doorbook.v1.ErasePersonalDataResponse
-	17, // 53: doorbook.v1.AdminService.PutCategory:output_type -> doorbook.v1.PutCategoryResponse
-	19, // 54: doorbook.v1.AdminService.ListCategories:output_type -> doorbook.v1.ListCategoriesResponse
-	21, // 55: doorbook.v1.AdminService.LoadDefaultCategories:output_type -> doorbook.v1.LoadDefaultCategoriesResponse
-	23, // 56: doorbook.v1.AdminService.PutCampaign:output_type -> doorbook.v1.PutCampaignResponse
-	25, // 57: doorbook.v1.AdminService.ListCampaigns:output_type -> doorbook.v1.ListCampaignsResponse
-	27, // 58: doorbook.v1.AdminService.UpdateItem:output_type -> doorbook.v1.UpdateItemResponse
-	29, // 59: doorbook.v1.AdminService.CreateAdmin:output_type -> doorbook.v1.CreateAdminResponse
-	31, // 60: doorbook.v1.AdminService.ListDevices:output_type -> doorbook.v1.ListDevicesResponse
-	33, // 61: doorbook.v1.AdminService.RevokeDevice:output_type -> doorbook.v1.RevokeDeviceResponse
-	35, // 62: doorbook.v1.AdminService.SetDevicePolicy:output_type -> doorbook.v1.SetDevicePolicyResponse
-	37, // 63: doorbook.v1.AdminService.GetDevicePolicy:output_type -> doorbook.v1.GetDevicePolicyResponse
-	45, // [45:64] is the sub-list for method output_type
-	26, // [26:45] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	40, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
+	41, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
+	41, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
+	42, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
+	43, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
+	43, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
+	43, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
+	44, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
+	45, // 8: doorbook.v1.PutCategoryResponse.category:type_name -> doorbook.v1.Category
+	45, // 9: doorbook.v1.ListCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	45, // 10: doorbook.v1.LoadDefaultCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	46, // 11: doorbook.v1.PutCampaignRequest.starts_at:type_name -> google.protobuf.Timestamp
+	46, // 12: doorbook.v1.PutCampaignRequest.ends_at:type_name -> google.protobuf.Timestamp
+	47, // 13: doorbook.v1.PutCampaignRequest.quotas:type_name -> doorbook.v1.Quota
+	48, // 14: doorbook.v1.PutCampaignRequest.questions:type_name -> doorbook.v1.Question
+	49, // 15: doorbook.v1.PutCampaignResponse.campaign:type_name -> doorbook.v1.Campaign
+	49, // 16: doorbook.v1.ListCampaignsResponse.campaigns:type_name -> doorbook.v1.Campaign
+	50, // 17: doorbook.v1.UpdateItemRequest.kind:type_name -> doorbook.v1.AmendmentKind
+	46, // 18: doorbook.v1.UpdateItemRequest.deadline:type_name -> google.protobuf.Timestamp
+	51, // 19: doorbook.v1.UpdateItemResponse.amendment:type_name -> doorbook.v1.VisitAmendment
+	52, // 20: doorbook.v1.CreateAdminRequest.role:type_name -> doorbook.v1.AdminRole
+	53, // 21: doorbook.v1.ListDevicesResponse.devices:type_name -> doorbook.v1.Device
+	53, // 22: doorbook.v1.RevokeDeviceResponse.device:type_name -> doorbook.v1.Device
+	54, // 23: doorbook.v1.SetDevicePolicyRequest.policy:type_name -> doorbook.v1.DevicePolicy
+	54, // 24: doorbook.v1.SetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
+	54, // 25: doorbook.v1.GetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
+	46, // 26: doorbook.v1.PutZeroReportRequest.from:type_name -> google.protobuf.Timestamp
+	46, // 27: doorbook.v1.PutZeroReportRequest.until:type_name -> google.protobuf.Timestamp
+	55, // 28: doorbook.v1.PutZeroReportResponse.zero_report:type_name -> doorbook.v1.ZeroReport
+	0,  // 29: doorbook.v1.AdminService.CreateOrgNode:input_type -> doorbook.v1.CreateOrgNodeRequest
+	2,  // 30: doorbook.v1.AdminService.ListOrgNodes:input_type -> doorbook.v1.ListOrgNodesRequest
+	4,  // 31: doorbook.v1.AdminService.CreateWorker:input_type -> doorbook.v1.CreateWorkerRequest
+	6,  // 32: doorbook.v1.AdminService.ListWorkers:input_type -> doorbook.v1.ListWorkersRequest
+	8,  // 33: doorbook.v1.AdminService.SetWorkerGrids:input_type -> doorbook.v1.SetWorkerGridsRequest
+	10, // 34: doorbook.v1.AdminService.CreateEnrollmentCode:input_type -> doorbook.v1.CreateEnrollmentCodeRequest
+	12, // 35: doorbook.v1.AdminService.MoveHousehold:input_type -> doorbook.v1.MoveHouseholdRequest
+	14, // 36: doorbook.v1.AdminService.ErasePersonalData:input_type -> doorbook.v1.ErasePersonalDataRequest
+	16, // 37: doorbook.v1.AdminService.PutCategory:input_type -> doorbook.v1.PutCategoryRequest
+	18, // 38: doorbook.v1.AdminService.ListCategories:input_type -> doorbook.v1.ListCategoriesRequest
+	20, // 39: doorbook.v1.AdminService.LoadDefaultCategories:input_type -> doorbook.v1.LoadDefaultCategoriesRequest
+	22, // 40: doorbook.v1.AdminService.PutCampaign:input_type -> doorbook.v1.PutCampaignRequest
+	24, // 41: doorbook.v1.AdminService.ListCampaigns:input_type -> doorbook.v1.ListCampaignsRequest
+	26, // 42: doorbook.v1.AdminService.UpdateItem:input_type -> doorbook.v1.UpdateItemRequest
+	38, // 43: doorbook.v1.AdminService.PutZeroReport:input_type -> doorbook.v1.PutZeroReportRequest
+	28, // 44: doorbook.v1.AdminService.CreateAdmin:input_type -> doorbook.v1.CreateAdminRequest
+	30, // 45: doorbook.v1.AdminService.ListDevices:input_type -> doorbook.v1.ListDevicesRequest
+	32, // 46: doorbook.v1.AdminService.RevokeDevice:input_type -> doorbook.v1.RevokeDeviceRequest
+	34, // 47: doorbook.v1.AdminService.SetDevicePolicy:input_type -> doorbook.v1.SetDevicePolicyRequest
+	36, // 48: doorbook.v1.AdminService.GetDevicePolicy:input_type -> doorbook.v1.GetDevicePolicyRequest
+	1,  // 49: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
+	3,  // 50: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
+	5,  // 51: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
+	7,  // 52: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
+	9,  // 53: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
+	11, // 54: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
+	13, // 55: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
+	15, // 56: doorbook.v1.AdminService.ErasePersonalData:output_type -> doorbook.v1.ErasePersonalDataResponse
+	17, // 57: doorbook.v1.AdminService.PutCategory:output_type -> doorbook.v1.PutCategoryResponse
+	19, // 58: doorbook.v1.AdminService.ListCategories:output_type -> doorbook.v1.ListCategoriesResponse
+	21, // 59: doorbook.v1.AdminService.LoadDefaultCategories:output_type -> doorbook.v1.LoadDefaultCategoriesResponse
+	23, // 60: doorbook.v1.AdminService.PutCampaign:output_type -> doorbook.v1.PutCampaignResponse
+	25, // 61: doorbook.v1.AdminService.ListCampaigns:output_type -> doorbook.v1.ListCampaignsResponse
+	27, // 62: doorbook.v1.AdminService.UpdateItem:output_type -> doorbook.v1.UpdateItemResponse
+	39, // 63: doorbook.v1.AdminService.PutZeroReport:output_type -> doorbook.v1.PutZeroReportResponse
+	29, // 64: doorbook.v1.AdminService.CreateAdmin:output_type -> doorbook.v1.CreateAdminResponse
+	31, // 65: doorbook.v1.AdminService.ListDevices:output_type -> doorbook.v1.ListDevicesResponse
+	33, // 66: doorbook.v1.AdminService.RevokeDevice:output_type -> doorbook.v1.RevokeDeviceResponse
+	35, // 67: doorbook.v1.AdminService.SetDevicePolicy:output_type -> doorbook.v1.SetDevicePolicyResponse
+	37, // 68: doorbook.v1.AdminService.GetDevicePolicy:output_type -> doorbook.v1.GetDevicePolicyResponse
+	49, // [49:69] is the sub-list for method output_type
+	29, // [29:49] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_admin_proto_init() }
@@ -2361,7 +2493,7 @@ func file_doorbook_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_admin_proto_rawDesc), len(file_doorbook_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

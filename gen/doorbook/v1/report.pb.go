@@ -1841,6 +1841,184 @@ func (x *ListedItem) GetGridId() string {
 	return ""
 }
 
+type ListReportingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty for the caller's whole subtree.
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReportingRequest) Reset() {
+	*x = ListReportingRequest{}
+	mi := &file_doorbook_v1_report_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReportingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReportingRequest) ProtoMessage() {}
+
+func (x *ListReportingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_report_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReportingRequest.ProtoReflect.Descriptor instead.
+func (*ListReportingRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListReportingRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ListReportingRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ListReportingRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+type ReportingUnit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  *OrgNode               `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// Tracked items (disputes, hazards) found in its households in the
+	// period.
+	Items uint32 `protobuf:"varint,2,opt,name=items,proto3" json:"items,omitempty"`
+	// Its zero reports that overlap the period.
+	ZeroReports []*ZeroReport `protobuf:"bytes,3,rep,name=zero_reports,json=zeroReports,proto3" json:"zero_reports,omitempty"`
+	// Neither items nor a zero report.
+	Silent        bool `protobuf:"varint,4,opt,name=silent,proto3" json:"silent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportingUnit) Reset() {
+	*x = ReportingUnit{}
+	mi := &file_doorbook_v1_report_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportingUnit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportingUnit) ProtoMessage() {}
+
+func (x *ReportingUnit) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_report_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportingUnit.ProtoReflect.Descriptor instead.
+func (*ReportingUnit) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReportingUnit) GetNode() *OrgNode {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *ReportingUnit) GetItems() uint32 {
+	if x != nil {
+		return x.Items
+	}
+	return 0
+}
+
+func (x *ReportingUnit) GetZeroReports() []*ZeroReport {
+	if x != nil {
+		return x.ZeroReports
+	}
+	return nil
+}
+
+func (x *ReportingUnit) GetSilent() bool {
+	if x != nil {
+		return x.Silent
+	}
+	return false
+}
+
+type ListReportingResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Communities, each followed by its grids, by name.
+	Units         []*ReportingUnit `protobuf:"bytes,1,rep,name=units,proto3" json:"units,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReportingResponse) Reset() {
+	*x = ListReportingResponse{}
+	mi := &file_doorbook_v1_report_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReportingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReportingResponse) ProtoMessage() {}
+
+func (x *ListReportingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_report_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReportingResponse.ProtoReflect.Descriptor instead.
+func (*ListReportingResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListReportingResponse) GetUnits() []*ReportingUnit {
+	if x != nil {
+		return x.Units
+	}
+	return nil
+}
+
 var File_doorbook_v1_report_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_report_proto_rawDesc = "" +
@@ -1986,7 +2164,18 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\fhousehold_id\x18\x02 \x01(\tR\vhouseholdId\x12\x1b\n" +
 	"\thead_name\x18\x03 \x01(\tR\bheadName\x12\x18\n" +
 	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\x17\n" +
-	"\agrid_id\x18\x05 \x01(\tR\x06gridId*\xba\x02\n" +
+	"\agrid_id\x18\x05 \x01(\tR\x06gridId\"\xae\x01\n" +
+	"\x14ListReportingRequest\x12$\n" +
+	"\anode_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06nodeId\x126\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x04from\x128\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x05until\"\xa3\x01\n" +
+	"\rReportingUnit\x12(\n" +
+	"\x04node\x18\x01 \x01(\v2\x14.doorbook.v1.OrgNodeR\x04node\x12\x14\n" +
+	"\x05items\x18\x02 \x01(\rR\x05items\x12:\n" +
+	"\fzero_reports\x18\x03 \x03(\v2\x17.doorbook.v1.ZeroReportR\vzeroReports\x12\x16\n" +
+	"\x06silent\x18\x04 \x01(\bR\x06silent\"I\n" +
+	"\x15ListReportingResponse\x120\n" +
+	"\x05units\x18\x01 \x03(\v2\x1a.doorbook.v1.ReportingUnitR\x05units*\xba\x02\n" +
 	"\fReportMetric\x12\x1d\n" +
 	"\x19REPORT_METRIC_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19REPORT_METRIC_NOT_VISITED\x10\x01\x12\x19\n" +
@@ -2018,12 +2207,13 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\x13ITEM_STATE_REPORTED\x10\x01\x12\x17\n" +
 	"\x13ITEM_STATE_ASSIGNED\x10\x02\x12\x17\n" +
 	"\x13ITEM_STATE_RESOLVED\x10\x03\x12\x15\n" +
-	"\x11ITEM_STATE_CLOSED\x10\x042\x98\x04\n" +
+	"\x11ITEM_STATE_CLOSED\x10\x042\xf2\x04\n" +
 	"\rReportService\x12R\n" +
 	"\vGetProgress\x12\x1f.doorbook.v1.GetProgressRequest\x1a .doorbook.v1.GetProgressResponse\"\x00\x12m\n" +
 	"\x14ListReportHouseholds\x12(.doorbook.v1.ListReportHouseholdsRequest\x1a).doorbook.v1.ListReportHouseholdsResponse\"\x00\x12U\n" +
 	"\fGetHousehold\x12 .doorbook.v1.GetHouseholdRequest\x1a!.doorbook.v1.GetHouseholdResponse\"\x00\x12L\n" +
-	"\tListItems\x12\x1d.doorbook.v1.ListItemsRequest\x1a\x1e.doorbook.v1.ListItemsResponse\"\x00\x12E\n" +
+	"\tListItems\x12\x1d.doorbook.v1.ListItemsRequest\x1a\x1e.doorbook.v1.ListItemsResponse\"\x00\x12X\n" +
+	"\rListReporting\x12!.doorbook.v1.ListReportingRequest\x1a\".doorbook.v1.ListReportingResponse\"\x00\x12E\n" +
 	"\x06Export\x12\x1a.doorbook.v1.ExportRequest\x1a\x1b.doorbook.v1.ExportResponse\"\x000\x01\x12X\n" +
 	"\fListAuditLog\x12 .doorbook.v1.ListAuditLogRequest\x1a!.doorbook.v1.ListAuditLogResponse\"\x03\x90\x02\x01B9Z7github.com/doorbook/doorbook/gen/doorbook/v1;doorbookv1b\x06proto3"
 
@@ -2040,7 +2230,7 @@ func file_doorbook_v1_report_proto_rawDescGZIP() []byte {
 }
 
 var file_doorbook_v1_report_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_doorbook_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_doorbook_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_doorbook_v1_report_proto_goTypes = []any{
 	(ReportMetric)(0),                    // 0: doorbook.v1.ReportMetric
 	(ExportKind)(0),                      // 1: doorbook.v1.ExportKind
@@ -2067,70 +2257,81 @@ var file_doorbook_v1_report_proto_goTypes = []any{
 	(*ListItemsRequest)(nil),             // 22: doorbook.v1.ListItemsRequest
 	(*ListItemsResponse)(nil),            // 23: doorbook.v1.ListItemsResponse
 	(*ListedItem)(nil),                   // 24: doorbook.v1.ListedItem
-	(*timestamppb.Timestamp)(nil),        // 25: google.protobuf.Timestamp
-	(WorkerRole)(0),                      // 26: doorbook.v1.WorkerRole
-	(*OrgNode)(nil),                      // 27: doorbook.v1.OrgNode
-	(*Campaign)(nil),                     // 28: doorbook.v1.Campaign
-	(*Household)(nil),                    // 29: doorbook.v1.Household
-	(*Person)(nil),                       // 30: doorbook.v1.Person
-	(*TagElement)(nil),                   // 31: doorbook.v1.TagElement
-	(*Visit)(nil),                        // 32: doorbook.v1.Visit
-	(*VisitAmendment)(nil),               // 33: doorbook.v1.VisitAmendment
-	(FindingKind)(0),                     // 34: doorbook.v1.FindingKind
+	(*ListReportingRequest)(nil),         // 25: doorbook.v1.ListReportingRequest
+	(*ReportingUnit)(nil),                // 26: doorbook.v1.ReportingUnit
+	(*ListReportingResponse)(nil),        // 27: doorbook.v1.ListReportingResponse
+	(*timestamppb.Timestamp)(nil),        // 28: google.protobuf.Timestamp
+	(WorkerRole)(0),                      // 29: doorbook.v1.WorkerRole
+	(*OrgNode)(nil),                      // 30: doorbook.v1.OrgNode
+	(*Campaign)(nil),                     // 31: doorbook.v1.Campaign
+	(*Household)(nil),                    // 32: doorbook.v1.Household
+	(*Person)(nil),                       // 33: doorbook.v1.Person
+	(*TagElement)(nil),                   // 34: doorbook.v1.TagElement
+	(*Visit)(nil),                        // 35: doorbook.v1.Visit
+	(*VisitAmendment)(nil),               // 36: doorbook.v1.VisitAmendment
+	(FindingKind)(0),                     // 37: doorbook.v1.FindingKind
+	(*ZeroReport)(nil),                   // 38: doorbook.v1.ZeroReport
 }
 var file_doorbook_v1_report_proto_depIdxs = []int32{
-	25, // 0: doorbook.v1.GetProgressRequest.at:type_name -> google.protobuf.Timestamp
+	28, // 0: doorbook.v1.GetProgressRequest.at:type_name -> google.protobuf.Timestamp
 	10, // 1: doorbook.v1.GetProgressResponse.report:type_name -> doorbook.v1.ProgressReport
-	26, // 2: doorbook.v1.PersonQuota.role:type_name -> doorbook.v1.WorkerRole
-	27, // 3: doorbook.v1.ProgressFigures.node:type_name -> doorbook.v1.OrgNode
+	29, // 2: doorbook.v1.PersonQuota.role:type_name -> doorbook.v1.WorkerRole
+	30, // 3: doorbook.v1.ProgressFigures.node:type_name -> doorbook.v1.OrgNode
 	7,  // 4: doorbook.v1.ProgressFigures.survey:type_name -> doorbook.v1.SurveyRate
-	28, // 5: doorbook.v1.ProgressReport.campaign:type_name -> doorbook.v1.Campaign
-	25, // 6: doorbook.v1.ProgressReport.at:type_name -> google.protobuf.Timestamp
+	31, // 5: doorbook.v1.ProgressReport.campaign:type_name -> doorbook.v1.Campaign
+	28, // 6: doorbook.v1.ProgressReport.at:type_name -> google.protobuf.Timestamp
 	9,  // 7: doorbook.v1.ProgressReport.total:type_name -> doorbook.v1.ProgressFigures
 	9,  // 8: doorbook.v1.ProgressReport.communities:type_name -> doorbook.v1.ProgressFigures
 	8,  // 9: doorbook.v1.ProgressReport.quotas:type_name -> doorbook.v1.PersonQuota
 	0,  // 10: doorbook.v1.ListReportHouseholdsRequest.metric:type_name -> doorbook.v1.ReportMetric
-	25, // 11: doorbook.v1.ListReportHouseholdsRequest.at:type_name -> google.protobuf.Timestamp
+	28, // 11: doorbook.v1.ListReportHouseholdsRequest.at:type_name -> google.protobuf.Timestamp
 	12, // 12: doorbook.v1.ListReportHouseholdsResponse.households:type_name -> doorbook.v1.ReportHousehold
 	1,  // 13: doorbook.v1.ExportRequest.kind:type_name -> doorbook.v1.ExportKind
 	2,  // 14: doorbook.v1.ExportRequest.format:type_name -> doorbook.v1.ExportFormat
 	3,  // 15: doorbook.v1.ExportRequest.language:type_name -> doorbook.v1.Language
-	25, // 16: doorbook.v1.ExportRequest.at:type_name -> google.protobuf.Timestamp
-	25, // 17: doorbook.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	28, // 16: doorbook.v1.ExportRequest.at:type_name -> google.protobuf.Timestamp
+	28, // 17: doorbook.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	17, // 18: doorbook.v1.ListAuditLogResponse.entries:type_name -> doorbook.v1.AuditEntry
-	29, // 19: doorbook.v1.GetHouseholdResponse.household:type_name -> doorbook.v1.Household
-	30, // 20: doorbook.v1.GetHouseholdResponse.persons:type_name -> doorbook.v1.Person
-	31, // 21: doorbook.v1.GetHouseholdResponse.tags:type_name -> doorbook.v1.TagElement
-	32, // 22: doorbook.v1.GetHouseholdResponse.visits:type_name -> doorbook.v1.Visit
-	33, // 23: doorbook.v1.GetHouseholdResponse.amendments:type_name -> doorbook.v1.VisitAmendment
-	27, // 24: doorbook.v1.GetHouseholdResponse.grid:type_name -> doorbook.v1.OrgNode
-	25, // 25: doorbook.v1.GetHouseholdResponse.next_due:type_name -> google.protobuf.Timestamp
-	25, // 26: doorbook.v1.GetHouseholdResponse.revisit_due:type_name -> google.protobuf.Timestamp
+	32, // 19: doorbook.v1.GetHouseholdResponse.household:type_name -> doorbook.v1.Household
+	33, // 20: doorbook.v1.GetHouseholdResponse.persons:type_name -> doorbook.v1.Person
+	34, // 21: doorbook.v1.GetHouseholdResponse.tags:type_name -> doorbook.v1.TagElement
+	35, // 22: doorbook.v1.GetHouseholdResponse.visits:type_name -> doorbook.v1.Visit
+	36, // 23: doorbook.v1.GetHouseholdResponse.amendments:type_name -> doorbook.v1.VisitAmendment
+	30, // 24: doorbook.v1.GetHouseholdResponse.grid:type_name -> doorbook.v1.OrgNode
+	28, // 25: doorbook.v1.GetHouseholdResponse.next_due:type_name -> google.protobuf.Timestamp
+	28, // 26: doorbook.v1.GetHouseholdResponse.revisit_due:type_name -> google.protobuf.Timestamp
 	21, // 27: doorbook.v1.GetHouseholdResponse.items:type_name -> doorbook.v1.TrackedItem
-	34, // 28: doorbook.v1.TrackedItem.kind:type_name -> doorbook.v1.FindingKind
-	25, // 29: doorbook.v1.TrackedItem.reported_at:type_name -> google.protobuf.Timestamp
+	37, // 28: doorbook.v1.TrackedItem.kind:type_name -> doorbook.v1.FindingKind
+	28, // 29: doorbook.v1.TrackedItem.reported_at:type_name -> google.protobuf.Timestamp
 	4,  // 30: doorbook.v1.TrackedItem.state:type_name -> doorbook.v1.ItemState
-	25, // 31: doorbook.v1.TrackedItem.deadline:type_name -> google.protobuf.Timestamp
+	28, // 31: doorbook.v1.TrackedItem.deadline:type_name -> google.protobuf.Timestamp
 	4,  // 32: doorbook.v1.ListItemsRequest.states:type_name -> doorbook.v1.ItemState
 	24, // 33: doorbook.v1.ListItemsResponse.items:type_name -> doorbook.v1.ListedItem
 	21, // 34: doorbook.v1.ListedItem.item:type_name -> doorbook.v1.TrackedItem
-	5,  // 35: doorbook.v1.ReportService.GetProgress:input_type -> doorbook.v1.GetProgressRequest
-	11, // 36: doorbook.v1.ReportService.ListReportHouseholds:input_type -> doorbook.v1.ListReportHouseholdsRequest
-	19, // 37: doorbook.v1.ReportService.GetHousehold:input_type -> doorbook.v1.GetHouseholdRequest
-	22, // 38: doorbook.v1.ReportService.ListItems:input_type -> doorbook.v1.ListItemsRequest
-	14, // 39: doorbook.v1.ReportService.Export:input_type -> doorbook.v1.ExportRequest
-	16, // 40: doorbook.v1.ReportService.ListAuditLog:input_type -> doorbook.v1.ListAuditLogRequest
-	6,  // 41: doorbook.v1.ReportService.GetProgress:output_type -> doorbook.v1.GetProgressResponse
-	13, // 42: doorbook.v1.ReportService.ListReportHouseholds:output_type -> doorbook.v1.ListReportHouseholdsResponse
-	20, // 43: doorbook.v1.ReportService.GetHousehold:output_type -> doorbook.v1.GetHouseholdResponse
-	23, // 44: doorbook.v1.ReportService.ListItems:output_type -> doorbook.v1.ListItemsResponse
-	15, // 45: doorbook.v1.ReportService.Export:output_type -> doorbook.v1.ExportResponse
-	18, // 46: doorbook.v1.ReportService.ListAuditLog:output_type -> doorbook.v1.ListAuditLogResponse
-	41, // [41:47] is the sub-list for method output_type
-	35, // [35:41] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	28, // 35: doorbook.v1.ListReportingRequest.from:type_name -> google.protobuf.Timestamp
+	28, // 36: doorbook.v1.ListReportingRequest.until:type_name -> google.protobuf.Timestamp
+	30, // 37: doorbook.v1.ReportingUnit.node:type_name -> doorbook.v1.OrgNode
+	38, // 38: doorbook.v1.ReportingUnit.zero_reports:type_name -> doorbook.v1.ZeroReport
+	26, // 39: doorbook.v1.ListReportingResponse.units:type_name -> doorbook.v1.ReportingUnit
+	5,  // 40: doorbook.v1.ReportService.GetProgress:input_type -> doorbook.v1.GetProgressRequest
+	11, // 41: doorbook.v1.ReportService.ListReportHouseholds:input_type -> doorbook.v1.ListReportHouseholdsRequest
+	19, // 42: doorbook.v1.ReportService.GetHousehold:input_type -> doorbook.v1.GetHouseholdRequest
+	22, // 43: doorbook.v1.ReportService.ListItems:input_type -> doorbook.v1.ListItemsRequest
+	25, // 44: doorbook.v1.ReportService.ListReporting:input_type -> doorbook.v1.ListReportingRequest
+	14, // 45: doorbook.v1.ReportService.Export:input_type -> doorbook.v1.ExportRequest
+	16, // 46: doorbook.v1.ReportService.ListAuditLog:input_type -> doorbook.v1.ListAuditLogRequest
+	6,  // 47: doorbook.v1.ReportService.GetProgress:output_type -> doorbook.v1.GetProgressResponse
+	13, // 48: doorbook.v1.ReportService.ListReportHouseholds:output_type -> doorbook.v1.ListReportHouseholdsResponse
+	20, // 49: doorbook.v1.ReportService.GetHousehold:output_type -> doorbook.v1.GetHouseholdResponse
+	23, // 50: doorbook.v1.ReportService.ListItems:output_type -> doorbook.v1.ListItemsResponse
+	27, // 51: doorbook.v1.ReportService.ListReporting:output_type -> doorbook.v1.ListReportingResponse
+	15, // 52: doorbook.v1.ReportService.Export:output_type -> doorbook.v1.ExportResponse
+	18, // 53: doorbook.v1.ReportService.ListAuditLog:output_type -> doorbook.v1.ListAuditLogResponse
+	47, // [47:54] is the sub-list for method output_type
+	40, // [40:47] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_report_proto_init() }
@@ -2145,7 +2346,7 @@ func file_doorbook_v1_report_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_report_proto_rawDesc), len(file_doorbook_v1_report_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   20,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -2535,6 +2535,99 @@ func (x *DevicePolicy) GetWipeAfterDays() uint32 {
 	return 0
 }
 
+// ZeroReport is a unit's word that it found nothing to report in a period.
+type ZeroReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"`
+	Note          string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	ReportedBy    string                 `protobuf:"bytes,6,opt,name=reported_by,json=reportedBy,proto3" json:"reported_by,omitempty"`
+	ReportedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=reported_at,json=reportedAt,proto3" json:"reported_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ZeroReport) Reset() {
+	*x = ZeroReport{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ZeroReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ZeroReport) ProtoMessage() {}
+
+func (x *ZeroReport) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ZeroReport.ProtoReflect.Descriptor instead.
+func (*ZeroReport) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ZeroReport) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ZeroReport) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ZeroReport) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ZeroReport) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *ZeroReport) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *ZeroReport) GetReportedBy() string {
+	if x != nil {
+		return x.ReportedBy
+	}
+	return ""
+}
+
+func (x *ZeroReport) GetReportedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReportedAt
+	}
+	return nil
+}
+
 var File_doorbook_v1_types_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_types_proto_rawDesc = "" +
@@ -2733,7 +2826,18 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\adeleted\x18\b \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"r\n" +
 	"\fDevicePolicy\x120\n" +
 	"\x0flock_after_days\x18\x01 \x01(\rB\b\xbaH\x05*\x03\x18\xc2\x1cR\rlockAfterDays\x120\n" +
-	"\x0fwipe_after_days\x18\x02 \x01(\rB\b\xbaH\x05*\x03\x18\xc2\x1cR\rwipeAfterDays*\xa7\x01\n" +
+	"\x0fwipe_after_days\x18\x02 \x01(\rB\b\xbaH\x05*\x03\x18\xc2\x1cR\rwipeAfterDays\"\x89\x02\n" +
+	"\n" +
+	"ZeroReport\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12.\n" +
+	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x120\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\x12\x1f\n" +
+	"\vreported_by\x18\x06 \x01(\tR\n" +
+	"reportedBy\x12;\n" +
+	"\vreported_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"reportedAt*\xa7\x01\n" +
 	"\tVisitForm\x12\x1a\n" +
 	"\x16VISIT_FORM_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14VISIT_FORM_IN_PERSON\x10\x01\x12\x14\n" +
@@ -2801,7 +2905,7 @@ func file_doorbook_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_doorbook_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_doorbook_v1_types_proto_goTypes = []any{
 	(VisitForm)(0),                // 0: doorbook.v1.VisitForm
 	(Material)(0),                 // 1: doorbook.v1.Material
@@ -2835,7 +2939,8 @@ var file_doorbook_v1_types_proto_goTypes = []any{
 	(*QuestionnaireField)(nil),    // 29: doorbook.v1.QuestionnaireField
 	(*Campaign)(nil),              // 30: doorbook.v1.Campaign
 	(*DevicePolicy)(nil),          // 31: doorbook.v1.DevicePolicy
-	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*ZeroReport)(nil),            // 32: doorbook.v1.ZeroReport
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
 }
 var file_doorbook_v1_types_proto_depIdxs = []int32{
 	8,  // 0: doorbook.v1.StringField.clock:type_name -> doorbook.v1.Clock
@@ -2863,21 +2968,21 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	11, // 22: doorbook.v1.Person.deleted:type_name -> doorbook.v1.BoolField
 	8,  // 23: doorbook.v1.TagElement.clock:type_name -> doorbook.v1.Clock
 	2,  // 24: doorbook.v1.Finding.kind:type_name -> doorbook.v1.FindingKind
-	32, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
+	33, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
 	0,  // 26: doorbook.v1.Visit.form:type_name -> doorbook.v1.VisitForm
 	8,  // 27: doorbook.v1.Visit.clock:type_name -> doorbook.v1.Clock
 	1,  // 28: doorbook.v1.Visit.materials:type_name -> doorbook.v1.Material
 	15, // 29: doorbook.v1.Visit.findings:type_name -> doorbook.v1.Finding
 	3,  // 30: doorbook.v1.Visit.revisit_reasons:type_name -> doorbook.v1.RevisitReason
-	32, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
+	33, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
 	16, // 32: doorbook.v1.Visit.answers:type_name -> doorbook.v1.SurveyAnswer
 	18, // 33: doorbook.v1.Visit.position:type_name -> doorbook.v1.Position
-	32, // 34: doorbook.v1.Position.fixed_at:type_name -> google.protobuf.Timestamp
+	33, // 34: doorbook.v1.Position.fixed_at:type_name -> google.protobuf.Timestamp
 	4,  // 35: doorbook.v1.VisitAmendment.kind:type_name -> doorbook.v1.AmendmentKind
 	0,  // 36: doorbook.v1.VisitAmendment.form:type_name -> doorbook.v1.VisitForm
-	32, // 37: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
+	33, // 37: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
 	8,  // 38: doorbook.v1.VisitAmendment.clock:type_name -> doorbook.v1.Clock
-	32, // 39: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
+	33, // 39: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
 	12, // 40: doorbook.v1.Change.household:type_name -> doorbook.v1.Household
 	13, // 41: doorbook.v1.Change.person:type_name -> doorbook.v1.Person
 	14, // 42: doorbook.v1.Change.tag:type_name -> doorbook.v1.TagElement
@@ -2885,11 +2990,11 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	19, // 44: doorbook.v1.Change.visit_amendment:type_name -> doorbook.v1.VisitAmendment
 	5,  // 45: doorbook.v1.OrgNode.level:type_name -> doorbook.v1.OrgLevel
 	6,  // 46: doorbook.v1.Worker.role:type_name -> doorbook.v1.WorkerRole
-	32, // 47: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
-	32, // 48: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
-	32, // 49: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
-	32, // 50: doorbook.v1.Device.last_sync_at:type_name -> google.protobuf.Timestamp
-	32, // 51: doorbook.v1.Device.oldest_unsynced_visit_at:type_name -> google.protobuf.Timestamp
+	33, // 47: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
+	33, // 48: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
+	33, // 49: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
+	33, // 50: doorbook.v1.Device.last_sync_at:type_name -> google.protobuf.Timestamp
+	33, // 51: doorbook.v1.Device.oldest_unsynced_visit_at:type_name -> google.protobuf.Timestamp
 	22, // 52: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
 	21, // 53: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
 	9,  // 54: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
@@ -2910,11 +3015,14 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	27, // 69: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
 	29, // 70: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
 	11, // 71: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
-	72, // [72:72] is the sub-list for method output_type
-	72, // [72:72] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	33, // 72: doorbook.v1.ZeroReport.from:type_name -> google.protobuf.Timestamp
+	33, // 73: doorbook.v1.ZeroReport.until:type_name -> google.protobuf.Timestamp
+	33, // 74: doorbook.v1.ZeroReport.reported_at:type_name -> google.protobuf.Timestamp
+	75, // [75:75] is the sub-list for method output_type
+	75, // [75:75] is the sub-list for method input_type
+	75, // [75:75] is the sub-list for extension type_name
+	75, // [75:75] is the sub-list for extension extendee
+	0,  // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_types_proto_init() }
@@ -2936,7 +3044,7 @@ func file_doorbook_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_types_proto_rawDesc), len(file_doorbook_v1_types_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -170,3 +170,31 @@ func (r *repo) PlacedVisits(ctx context.Context, grids []string, from, to time.T
 	out.Total = int(total)
 	return out, nil
 }
+
+func (r *repo) InsertZeroReport(ctx context.Context, z store.ZeroReport) error {
+	if _, err := r.q.Exec(ctx, `INSERT INTO zero_reports (id, node_id, from_at, until_at, note, admin_id, admin_name, reported_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, z.ID, z.NodeID, z.From.UnixMilli(), z.Until.UnixMilli(), z.Note, z.AdminID, z.AdminName,
+		z.ReportedAt.UnixMilli()); err != nil {
+		return fmt.Errorf("record a zero report: %w", err)
+	}
+	return nil
+}
+
+func (r *repo) ZeroReports(ctx context.Context, nodeIDs []string, from, until time.Time) ([]store.ZeroReport, error) {
+	if len(nodeIDs) == 0 {
+		return nil, nil
+	}
+	out, err := queryAll(ctx, r.q, `SELECT id, node_id, from_at, until_at, note, admin_id, admin_name, reported_at FROM zero_reports
+		WHERE node_id = ANY($1) AND from_at < $2 AND until_at > $3 ORDER BY node_id, from_at, id`,
+		func(s scanner) (store.ZeroReport, error) {
+			var z store.ZeroReport
+			var f, u, at int64
+			err := s.Scan(&z.ID, &z.NodeID, &f, &u, &z.Note, &z.AdminID, &z.AdminName, &at)
+			z.From, z.Until, z.ReportedAt = time.UnixMilli(f).UTC(), time.UnixMilli(u).UTC(), time.UnixMilli(at).UTC()
+			return z, err
+		}, nodeIDs, until.UnixMilli(), from.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("read zero reports: %w", err)
+	}
+	return out, nil
+}

@@ -207,3 +207,40 @@ func (t *tx) PlacedVisits(ctx context.Context, grids []string, from, to time.Tim
 	}
 	return out, nil
 }
+
+func (t *tx) InsertZeroReport(ctx context.Context, z store.ZeroReport) error {
+	if _, err := t.ExecContext(ctx, `INSERT INTO zero_reports (id, node_id, from_at, until_at, note, admin_id, admin_name, reported_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, z.ID, z.NodeID, z.From.UnixMilli(), z.Until.UnixMilli(), z.Note, z.AdminID, z.AdminName,
+		z.ReportedAt.UnixMilli()); err != nil {
+		return fmt.Errorf("record a zero report: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) ZeroReports(ctx context.Context, nodeIDs []string, from, until time.Time) ([]store.ZeroReport, error) {
+	if len(nodeIDs) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(nodeIDs)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.QueryContext(ctx, `SELECT id, node_id, from_at, until_at, note, admin_id, admin_name, reported_at FROM zero_reports
+		WHERE node_id IN (SELECT value FROM json_each(?)) AND from_at < ? AND until_at > ? ORDER BY node_id, from_at, id`,
+		string(list), until.UnixMilli(), from.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("read zero reports: %w", err)
+	}
+	defer rows.Close()
+	var out []store.ZeroReport
+	for rows.Next() {
+		var z store.ZeroReport
+		var f, u, at int64
+		if err := rows.Scan(&z.ID, &z.NodeID, &f, &u, &z.Note, &z.AdminID, &z.AdminName, &at); err != nil {
+			return nil, fmt.Errorf("read zero reports: %w", err)
+		}
+		z.From, z.Until, z.ReportedAt = time.UnixMilli(f).UTC(), time.UnixMilli(u).UTC(), time.UnixMilli(at).UTC()
+		out = append(out, z)
+	}
+	return out, rows.Err()
+}

@@ -64,6 +64,7 @@ func RunRepos(t *testing.T, open OpenBackend) {
 		{"Collect", testReposCollect},
 		{"Files", testReposFiles},
 		{"Placed", testReposPlaced},
+		{"Zero", testReposZero},
 	}
 	var started atomic.Int32
 	// Cleanup runs once every subtest, parallel ones included, is done.

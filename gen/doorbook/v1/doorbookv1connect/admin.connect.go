@@ -74,6 +74,9 @@ const (
 	AdminServiceListCampaignsProcedure = "/doorbook.v1.AdminService/ListCampaigns"
 	// AdminServiceUpdateItemProcedure is the fully-qualified name of the AdminService's UpdateItem RPC.
 	AdminServiceUpdateItemProcedure = "/doorbook.v1.AdminService/UpdateItem"
+	// AdminServicePutZeroReportProcedure is the fully-qualified name of the AdminService's
+	// PutZeroReport RPC.
+	AdminServicePutZeroReportProcedure = "/doorbook.v1.AdminService/PutZeroReport"
 	// AdminServiceCreateAdminProcedure is the fully-qualified name of the AdminService's CreateAdmin
 	// RPC.
 	AdminServiceCreateAdminProcedure = "/doorbook.v1.AdminService/CreateAdmin"
@@ -123,6 +126,11 @@ type AdminServiceClient interface {
 	// UpdateItem moves a tracked item (a hazard or dispute found on a visit)
 	// forward: assigned to a unit with a deadline, resolved, closed off.
 	UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error)
+	// PutZeroReport records a zero report (零报告) of a grid or community:
+	// its office found nothing to report (no dispute, no hazard) in a
+	// period. ListReporting shows which units reported neither findings nor
+	// a zero report.
+	PutZeroReport(context.Context, *v1.PutZeroReportRequest) (*v1.PutZeroReportResponse, error)
 	// CreateAdmin creates an admin, or a leader who may only read, over a
 	// node of the caller's subtree. The token is returned once.
 	CreateAdmin(context.Context, *v1.CreateAdminRequest) (*v1.CreateAdminResponse, error)
@@ -240,6 +248,12 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("UpdateItem")),
 			connect.WithClientOptions(opts...),
 		),
+		putZeroReport: connect.NewClient[v1.PutZeroReportRequest, v1.PutZeroReportResponse](
+			httpClient,
+			baseURL+AdminServicePutZeroReportProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("PutZeroReport")),
+			connect.WithClientOptions(opts...),
+		),
 		createAdmin: connect.NewClient[v1.CreateAdminRequest, v1.CreateAdminResponse](
 			httpClient,
 			baseURL+AdminServiceCreateAdminProcedure,
@@ -291,6 +305,7 @@ type adminServiceClient struct {
 	putCampaign           *connect.Client[v1.PutCampaignRequest, v1.PutCampaignResponse]
 	listCampaigns         *connect.Client[v1.ListCampaignsRequest, v1.ListCampaignsResponse]
 	updateItem            *connect.Client[v1.UpdateItemRequest, v1.UpdateItemResponse]
+	putZeroReport         *connect.Client[v1.PutZeroReportRequest, v1.PutZeroReportResponse]
 	createAdmin           *connect.Client[v1.CreateAdminRequest, v1.CreateAdminResponse]
 	listDevices           *connect.Client[v1.ListDevicesRequest, v1.ListDevicesResponse]
 	revokeDevice          *connect.Client[v1.RevokeDeviceRequest, v1.RevokeDeviceResponse]
@@ -424,6 +439,15 @@ func (c *adminServiceClient) UpdateItem(ctx context.Context, req *v1.UpdateItemR
 	return nil, err
 }
 
+// PutZeroReport calls doorbook.v1.AdminService.PutZeroReport.
+func (c *adminServiceClient) PutZeroReport(ctx context.Context, req *v1.PutZeroReportRequest) (*v1.PutZeroReportResponse, error) {
+	response, err := c.putZeroReport.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // CreateAdmin calls doorbook.v1.AdminService.CreateAdmin.
 func (c *adminServiceClient) CreateAdmin(ctx context.Context, req *v1.CreateAdminRequest) (*v1.CreateAdminResponse, error) {
 	response, err := c.createAdmin.CallUnary(ctx, connect.NewRequest(req))
@@ -501,6 +525,11 @@ type AdminServiceHandler interface {
 	// UpdateItem moves a tracked item (a hazard or dispute found on a visit)
 	// forward: assigned to a unit with a deadline, resolved, closed off.
 	UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error)
+	// PutZeroReport records a zero report (零报告) of a grid or community:
+	// its office found nothing to report (no dispute, no hazard) in a
+	// period. ListReporting shows which units reported neither findings nor
+	// a zero report.
+	PutZeroReport(context.Context, *v1.PutZeroReportRequest) (*v1.PutZeroReportResponse, error)
 	// CreateAdmin creates an admin, or a leader who may only read, over a
 	// node of the caller's subtree. The token is returned once.
 	CreateAdmin(context.Context, *v1.CreateAdminRequest) (*v1.CreateAdminResponse, error)
@@ -614,6 +643,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("UpdateItem")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServicePutZeroReportHandler := connect.NewUnaryHandlerSimple(
+		AdminServicePutZeroReportProcedure,
+		svc.PutZeroReport,
+		connect.WithSchema(adminServiceMethods.ByName("PutZeroReport")),
+		connect.WithHandlerOptions(opts...),
+	)
 	adminServiceCreateAdminHandler := connect.NewUnaryHandlerSimple(
 		AdminServiceCreateAdminProcedure,
 		svc.CreateAdmin,
@@ -676,6 +711,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceListCampaignsHandler.ServeHTTP(w, r)
 		case AdminServiceUpdateItemProcedure:
 			adminServiceUpdateItemHandler.ServeHTTP(w, r)
+		case AdminServicePutZeroReportProcedure:
+			adminServicePutZeroReportHandler.ServeHTTP(w, r)
 		case AdminServiceCreateAdminProcedure:
 			adminServiceCreateAdminHandler.ServeHTTP(w, r)
 		case AdminServiceListDevicesProcedure:
@@ -749,6 +786,10 @@ func (UnimplementedAdminServiceHandler) ListCampaigns(context.Context, *v1.ListC
 
 func (UnimplementedAdminServiceHandler) UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.UpdateItem is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) PutZeroReport(context.Context, *v1.PutZeroReportRequest) (*v1.PutZeroReportResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.PutZeroReport is not implemented"))
 }
 
 func (UnimplementedAdminServiceHandler) CreateAdmin(context.Context, *v1.CreateAdminRequest) (*v1.CreateAdminResponse, error) {

@@ -44,6 +44,9 @@ const (
 	ReportServiceGetHouseholdProcedure = "/doorbook.v1.ReportService/GetHousehold"
 	// ReportServiceListItemsProcedure is the fully-qualified name of the ReportService's ListItems RPC.
 	ReportServiceListItemsProcedure = "/doorbook.v1.ReportService/ListItems"
+	// ReportServiceListReportingProcedure is the fully-qualified name of the ReportService's
+	// ListReporting RPC.
+	ReportServiceListReportingProcedure = "/doorbook.v1.ReportService/ListReporting"
 	// ReportServiceExportProcedure is the fully-qualified name of the ReportService's Export RPC.
 	ReportServiceExportProcedure = "/doorbook.v1.ReportService/Export"
 	// ReportServiceListAuditLogProcedure is the fully-qualified name of the ReportService's
@@ -65,6 +68,11 @@ type ReportServiceClient interface {
 	// every tracked finding with its household, open ones first, then by
 	// deadline. Audited as a report is.
 	ListItems(context.Context, *v1.ListItemsRequest) (*v1.ListItemsResponse, error)
+	// ListReporting tells, for each community and grid of a node, what it
+	// reported in a period: the tracked items found there, and its zero
+	// report (零报告) if it made one; silent are those with neither.
+	// Audited as a report is.
+	ListReporting(context.Context, *v1.ListReportingRequest) (*v1.ListReportingResponse, error)
 	// Export streams a ledger file in chunks.
 	Export(context.Context, *v1.ExportRequest) (*connect.ServerStreamForClient[v1.ExportResponse], error)
 	ListAuditLog(context.Context, *v1.ListAuditLogRequest) (*v1.ListAuditLogResponse, error)
@@ -105,6 +113,12 @@ func NewReportServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(reportServiceMethods.ByName("ListItems")),
 			connect.WithClientOptions(opts...),
 		),
+		listReporting: connect.NewClient[v1.ListReportingRequest, v1.ListReportingResponse](
+			httpClient,
+			baseURL+ReportServiceListReportingProcedure,
+			connect.WithSchema(reportServiceMethods.ByName("ListReporting")),
+			connect.WithClientOptions(opts...),
+		),
 		export: connect.NewClient[v1.ExportRequest, v1.ExportResponse](
 			httpClient,
 			baseURL+ReportServiceExportProcedure,
@@ -127,6 +141,7 @@ type reportServiceClient struct {
 	listReportHouseholds *connect.Client[v1.ListReportHouseholdsRequest, v1.ListReportHouseholdsResponse]
 	getHousehold         *connect.Client[v1.GetHouseholdRequest, v1.GetHouseholdResponse]
 	listItems            *connect.Client[v1.ListItemsRequest, v1.ListItemsResponse]
+	listReporting        *connect.Client[v1.ListReportingRequest, v1.ListReportingResponse]
 	export               *connect.Client[v1.ExportRequest, v1.ExportResponse]
 	listAuditLog         *connect.Client[v1.ListAuditLogRequest, v1.ListAuditLogResponse]
 }
@@ -167,6 +182,15 @@ func (c *reportServiceClient) ListItems(ctx context.Context, req *v1.ListItemsRe
 	return nil, err
 }
 
+// ListReporting calls doorbook.v1.ReportService.ListReporting.
+func (c *reportServiceClient) ListReporting(ctx context.Context, req *v1.ListReportingRequest) (*v1.ListReportingResponse, error) {
+	response, err := c.listReporting.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // Export calls doorbook.v1.ReportService.Export.
 func (c *reportServiceClient) Export(ctx context.Context, req *v1.ExportRequest) (*connect.ServerStreamForClient[v1.ExportResponse], error) {
 	return c.export.CallServerStream(ctx, connect.NewRequest(req))
@@ -195,6 +219,11 @@ type ReportServiceHandler interface {
 	// every tracked finding with its household, open ones first, then by
 	// deadline. Audited as a report is.
 	ListItems(context.Context, *v1.ListItemsRequest) (*v1.ListItemsResponse, error)
+	// ListReporting tells, for each community and grid of a node, what it
+	// reported in a period: the tracked items found there, and its zero
+	// report (零报告) if it made one; silent are those with neither.
+	// Audited as a report is.
+	ListReporting(context.Context, *v1.ListReportingRequest) (*v1.ListReportingResponse, error)
 	// Export streams a ledger file in chunks.
 	Export(context.Context, *v1.ExportRequest, *connect.ServerStream[v1.ExportResponse]) error
 	ListAuditLog(context.Context, *v1.ListAuditLogRequest) (*v1.ListAuditLogResponse, error)
@@ -231,6 +260,12 @@ func NewReportServiceHandler(svc ReportServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(reportServiceMethods.ByName("ListItems")),
 		connect.WithHandlerOptions(opts...),
 	)
+	reportServiceListReportingHandler := connect.NewUnaryHandlerSimple(
+		ReportServiceListReportingProcedure,
+		svc.ListReporting,
+		connect.WithSchema(reportServiceMethods.ByName("ListReporting")),
+		connect.WithHandlerOptions(opts...),
+	)
 	reportServiceExportHandler := connect.NewServerStreamHandlerSimple(
 		ReportServiceExportProcedure,
 		svc.Export,
@@ -254,6 +289,8 @@ func NewReportServiceHandler(svc ReportServiceHandler, opts ...connect.HandlerOp
 			reportServiceGetHouseholdHandler.ServeHTTP(w, r)
 		case ReportServiceListItemsProcedure:
 			reportServiceListItemsHandler.ServeHTTP(w, r)
+		case ReportServiceListReportingProcedure:
+			reportServiceListReportingHandler.ServeHTTP(w, r)
 		case ReportServiceExportProcedure:
 			reportServiceExportHandler.ServeHTTP(w, r)
 		case ReportServiceListAuditLogProcedure:
@@ -281,6 +318,10 @@ func (UnimplementedReportServiceHandler) GetHousehold(context.Context, *v1.GetHo
 
 func (UnimplementedReportServiceHandler) ListItems(context.Context, *v1.ListItemsRequest) (*v1.ListItemsResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.ReportService.ListItems is not implemented"))
+}
+
+func (UnimplementedReportServiceHandler) ListReporting(context.Context, *v1.ListReportingRequest) (*v1.ListReportingResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.ReportService.ListReporting is not implemented"))
 }
 
 func (UnimplementedReportServiceHandler) Export(context.Context, *v1.ExportRequest, *connect.ServerStream[v1.ExportResponse]) error {

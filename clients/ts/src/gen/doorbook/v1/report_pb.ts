@@ -5,7 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../buf/validate/validate_pb.js";
-import type { Campaign, CampaignJson, FindingKind, FindingKindJson, Household, HouseholdJson, OrgNode, OrgNodeJson, Person, PersonJson, TagElement, TagElementJson, Visit, VisitAmendment, VisitAmendmentJson, VisitJson, WorkerRole, WorkerRoleJson } from "./types_pb.js";
+import type { Campaign, CampaignJson, FindingKind, FindingKindJson, Household, HouseholdJson, OrgNode, OrgNodeJson, Person, PersonJson, TagElement, TagElementJson, Visit, VisitAmendment, VisitAmendmentJson, VisitJson, WorkerRole, WorkerRoleJson, ZeroReport, ZeroReportJson } from "./types_pb.js";
 import { file_doorbook_v1_types } from "./types_pb.js";
 import type { Timestamp, TimestampJson } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file doorbook/v1/report.proto.
  */
 export const file_doorbook_v1_report: GenFile = /*@__PURE__*/
-  fileDesc("Chhkb29yYm9vay92MS9yZXBvcnQucHJvdG8SC2Rvb3Jib29rLnYxInwKEkdldFByb2dyZXNzUmVxdWVzdBIcCgdub2RlX2lkGAEgASgJQgu6SAjYAQFyA7ABARIgCgtjYW1wYWlnbl9pZBgCIAEoCUILukgI2AEBcgOwAQESJgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKE0dldFByb2dyZXNzUmVzcG9uc2USKwoGcmVwb3J0GAEgASgLMhsuZG9vcmJvb2sudjEuUHJvZ3Jlc3NSZXBvcnQiZAoKU3VydmV5UmF0ZRIQCghxdWVzdGlvbhgBIAEoCRIPCgd0ZXh0X3poGAIgASgJEg8KB3RleHRfZW4YAyABKAkSEAoIYW5zd2VyZWQYBCABKA0SEAoIcG9zaXRpdmUYBSABKA0idQoLUGVyc29uUXVvdGESEQoJd29ya2VyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSJQoEcm9sZRgDIAEoDjIXLmRvb3Jib29rLnYxLldvcmtlclJvbGUSDwoHdmlzaXRlZBgEIAEoDRINCgVxdW90YRgFIAEoDSLrAgoPUHJvZ3Jlc3NGaWd1cmVzEiIKBG5vZGUYASABKAsyFC5kb29yYm9vay52MS5PcmdOb2RlEhIKCmhvdXNlaG9sZHMYAiABKA0SDwoHdmlzaXRlZBgDIAEoDRIcChRrZXlfZ3JvdXBfaG91c2Vob2xkcxgEIAEoDRIZChFrZXlfZ3JvdXBfdmlzaXRlZBgFIAEoDRIaChJtdXN0X3Zpc2l0X292ZXJkdWUYBiABKA0SFQoNcmV2aXNpdHNfb3BlbhgHIAEoDRIYChByZXZpc2l0c19vdmVyZHVlGAggASgNEhIKCml0ZW1zX29wZW4YCSABKA0SFQoNaXRlbXNfb3ZlcmR1ZRgKIAEoDRInCgZzdXJ2ZXkYCyADKAsyFy5kb29yYm9vay52MS5TdXJ2ZXlSYXRlEhwKFHZpc2l0c193aXRoX3Bvc2l0aW9uGAwgASgNEhcKD2l0ZW1zX2VzY2FsYXRlZBgNIAEoDSLrAQoOUHJvZ3Jlc3NSZXBvcnQSJwoIY2FtcGFpZ24YASABKAsyFS5kb29yYm9vay52MS5DYW1wYWlnbhImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoFdG90YWwYAyABKAsyHC5kb29yYm9vay52MS5Qcm9ncmVzc0ZpZ3VyZXMSMQoLY29tbXVuaXRpZXMYBCADKAsyHC5kb29yYm9vay52MS5Qcm9ncmVzc0ZpZ3VyZXMSKAoGcXVvdGFzGAUgAygLMhguZG9vcmJvb2sudjEuUGVyc29uUXVvdGEi2wEKG0xpc3RSZXBvcnRIb3VzZWhvbGRzUmVxdWVzdBIcCgdub2RlX2lkGAEgASgJQgu6SAjYAQFyA7ABARIgCgtjYW1wYWlnbl9pZBgCIAEoCUILukgI2AEBcgOwAQESNQoGbWV0cmljGAMgASgOMhkuZG9vcmJvb2sudjEuUmVwb3J0TWV0cmljQgq6SAeCAQQQASAAEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgFIAEoDRIOCgZvZmZzZXQYBiABKA0ibAoPUmVwb3J0SG91c2Vob2xkEhQKDGhvdXNlaG9sZF9pZBgBIAEoCRIPCgdncmlkX2lkGAIgASgJEhEKCWhlYWRfbmFtZRgDIAEoCRIPCgdhZGRyZXNzGAQgASgJEg4KBmRldGFpbBgFIAEoCSJfChxMaXN0UmVwb3J0SG91c2Vob2xkc1Jlc3BvbnNlEjAKCmhvdXNlaG9sZHMYASADKAsyHC5kb29yYm9vay52MS5SZXBvcnRIb3VzZWhvbGQSDQoFdG90YWwYAiABKA0ilAIKDUV4cG9ydFJlcXVlc3QSHAoHbm9kZV9pZBgBIAEoCUILukgI2AEBcgOwAQESIAoLY2FtcGFpZ25faWQYAiABKAlCC7pICNgBAXIDsAEBEjEKBGtpbmQYAyABKA4yFy5kb29yYm9vay52MS5FeHBvcnRLaW5kQgq6SAeCAQQQASAAEjUKBmZvcm1hdBgEIAEoDjIZLmRvb3Jib29rLnYxLkV4cG9ydEZvcm1hdEIKukgHggEEEAEgABIxCghsYW5ndWFnZRgFIAEoDjIVLmRvb3Jib29rLnYxLkxhbmd1YWdlQgi6SAWCAQIQARImCgJhdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoORXhwb3J0UmVzcG9uc2USEAoIZmlsZW5hbWUYASABKAkSFAoMY29udGVudF90eXBlGAIgASgJEgwKBGRhdGEYAyABKAwiJAoTTGlzdEF1ZGl0TG9nUmVxdWVzdBINCgVsaW1pdBgBIAEoDSKcAQoKQXVkaXRFbnRyeRIKCgJpZBgBIAEoCRImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIYWRtaW5faWQYAyABKAkSEgoKYWRtaW5fbmFtZRgEIAEoCRIOCgZhY3Rpb24YBSABKAkSDwoHbm9kZV9pZBgGIAEoCRITCgtjYW1wYWlnbl9pZBgHIAEoCSJAChRMaXN0QXVkaXRMb2dSZXNwb25zZRIoCgdlbnRyaWVzGAEgAygLMhcuZG9vcmJvb2sudjEuQXVkaXRFbnRyeSI1ChNHZXRIb3VzZWhvbGRSZXF1ZXN0Eh4KDGhvdXNlaG9sZF9pZBgBIAEoCUIIukgFcgOwAQEioQMKFEdldEhvdXNlaG9sZFJlc3BvbnNlEikKCWhvdXNlaG9sZBgBIAEoCzIWLmRvb3Jib29rLnYxLkhvdXNlaG9sZBIkCgdwZXJzb25zGAIgAygLMhMuZG9vcmJvb2sudjEuUGVyc29uEiUKBHRhZ3MYAyADKAsyFy5kb29yYm9vay52MS5UYWdFbGVtZW50EiIKBnZpc2l0cxgEIAMoCzISLmRvb3Jib29rLnYxLlZpc2l0Ei8KCmFtZW5kbWVudHMYBSADKAsyGy5kb29yYm9vay52MS5WaXNpdEFtZW5kbWVudBIiCgRncmlkGAYgASgLMhQuZG9vcmJvb2sudjEuT3JnTm9kZRIsCghuZXh0X2R1ZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2aXNpdF9kdWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBWl0ZW1zGAkgAygLMhguZG9vcmJvb2sudjEuVHJhY2tlZEl0ZW0SEAoIcGFzdF9kdWUYCiABKAginwIKC1RyYWNrZWRJdGVtEhAKCHZpc2l0X2lkGAEgASgJEg8KB2ZpbmRpbmcYAiABKA0SJgoEa2luZBgDIAEoDjIYLmRvb3Jib29rLnYxLkZpbmRpbmdLaW5kEgwKBG5vdGUYBCABKAkSLwoLcmVwb3J0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKBXN0YXRlGAYgASgOMhYuZG9vcmJvb2sudjEuSXRlbVN0YXRlEgwKBHVuaXQYByABKAkSLAoIZGVhZGxpbmUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnN0YXRlX25vdGUYCSABKAkSDwoHb3ZlcmR1ZRgKIAEoCCK6AQoQTGlzdEl0ZW1zUmVxdWVzdBIcCgdub2RlX2lkGAEgASgJQgu6SAjYAQFyA7ABARI7CgZzdGF0ZXMYAiADKA4yFi5kb29yYm9vay52MS5JdGVtU3RhdGVCE7pIEJIBDRAEGAEiB4IBBBABIAASFgoEdW5pdBgDIAEoCUIIukgFcgMogAISFAoMb3ZlcmR1ZV9vbmx5GAQgASgIEg0KBWxpbWl0GAUgASgNEg4KBm9mZnNldBgGIAEoDSJKChFMaXN0SXRlbXNSZXNwb25zZRImCgVpdGVtcxgBIAMoCzIXLmRvb3Jib29rLnYxLkxpc3RlZEl0ZW0SDQoFdG90YWwYAiABKA0ifwoKTGlzdGVkSXRlbRImCgRpdGVtGAEgASgLMhguZG9vcmJvb2sudjEuVHJhY2tlZEl0ZW0SFAoMaG91c2Vob2xkX2lkGAIgASgJEhEKCWhlYWRfbmFtZRgDIAEoCRIPCgdhZGRyZXNzGAQgASgJEg8KB2dyaWRfaWQYBSABKAkqugIKDFJlcG9ydE1ldHJpYxIdChlSRVBPUlRfTUVUUklDX1VOU1BFQ0lGSUVEEAASHQoZUkVQT1JUX01FVFJJQ19OT1RfVklTSVRFRBABEhkKFVJFUE9SVF9NRVRSSUNfVklTSVRFRBACEicKI1JFUE9SVF9NRVRSSUNfS0VZX0dST1VQX05PVF9WSVNJVEVEEAMSJAogUkVQT1JUX01FVFJJQ19NVVNUX1ZJU0lUX09WRVJEVUUQBBIfChtSRVBPUlRfTUVUUklDX1JFVklTSVRTX09QRU4QBRIiCh5SRVBPUlRfTUVUUklDX1JFVklTSVRTX09WRVJEVUUQBhIcChhSRVBPUlRfTUVUUklDX0lURU1TX09QRU4QBxIfChtSRVBPUlRfTUVUUklDX0lURU1TX09WRVJEVUUQCCqfAQoKRXhwb3J0S2luZBIbChdFWFBPUlRfS0lORF9VTlNQRUNJRklFRBAAEhYKEkVYUE9SVF9LSU5EX0xFREdFUhABEhYKEkVYUE9SVF9LSU5EX1ZJU0lUUxACEhgKFEVYUE9SVF9LSU5EX1BST0dSRVNTEAMSEwoPRVhQT1JUX0tJTkRfQUxMEAQSFQoRRVhQT1JUX0tJTkRfSVRFTVMQBSpcCgxFeHBvcnRGb3JtYXQSHQoZRVhQT1JUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhUKEUVYUE9SVF9GT1JNQVRfQ1NWEAESFgoSRVhQT1JUX0ZPUk1BVF9YTFNYEAIqRgoITGFuZ3VhZ2USGAoUTEFOR1VBR0VfVU5TUEVDSUZJRUQQABIPCgtMQU5HVUFHRV9aSBABEg8KC0xBTkdVQUdFX0VOEAIqiQEKCUl0ZW1TdGF0ZRIaChZJVEVNX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTSVRFTV9TVEFURV9SRVBPUlRFRBABEhcKE0lURU1fU1RBVEVfQVNTSUdORUQQAhIXChNJVEVNX1NUQVRFX1JFU09MVkVEEAMSFQoRSVRFTV9TVEFURV9DTE9TRUQQBDKYBAoNUmVwb3J0U2VydmljZRJSCgtHZXRQcm9ncmVzcxIfLmRvb3Jib29rLnYxLkdldFByb2dyZXNzUmVxdWVzdBogLmRvb3Jib29rLnYxLkdldFByb2dyZXNzUmVzcG9uc2UiABJtChRMaXN0UmVwb3J0SG91c2Vob2xkcxIoLmRvb3Jib29rLnYxLkxpc3RSZXBvcnRIb3VzZWhvbGRzUmVxdWVzdBopLmRvb3Jib29rLnYxLkxpc3RSZXBvcnRIb3VzZWhvbGRzUmVzcG9uc2UiABJVCgxHZXRIb3VzZWhvbGQSIC5kb29yYm9vay52MS5HZXRIb3VzZWhvbGRSZXF1ZXN0GiEuZG9vcmJvb2sudjEuR2V0SG91c2Vob2xkUmVzcG9uc2UiABJMCglMaXN0SXRlbXMSHS5kb29yYm9vay52MS5MaXN0SXRlbXNSZXF1ZXN0Gh4uZG9vcmJvb2sudjEuTGlzdEl0ZW1zUmVzcG9uc2UiABJFCgZFeHBvcnQSGi5kb29yYm9vay52MS5FeHBvcnRSZXF1ZXN0GhsuZG9vcmJvb2sudjEuRXhwb3J0UmVzcG9uc2UiADABElgKDExpc3RBdWRpdExvZxIgLmRvb3Jib29rLnYxLkxpc3RBdWRpdExvZ1JlcXVlc3QaIS5kb29yYm9vay52MS5MaXN0QXVkaXRMb2dSZXNwb25zZSIDkAIBQjlaN2dpdGh1Yi5jb20vZG9vcmJvb2svZG9vcmJvb2svZ2VuL2Rvb3Jib29rL3YxO2Rvb3Jib29rdjFiBnByb3RvMw", [file_buf_validate_validate, file_doorbook_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("Chhkb29yYm9vay92MS9yZXBvcnQucHJvdG8SC2Rvb3Jib29rLnYxInwKEkdldFByb2dyZXNzUmVxdWVzdBIcCgdub2RlX2lkGAEgASgJQgu6SAjYAQFyA7ABARIgCgtjYW1wYWlnbl9pZBgCIAEoCUILukgI2AEBcgOwAQESJgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKE0dldFByb2dyZXNzUmVzcG9uc2USKwoGcmVwb3J0GAEgASgLMhsuZG9vcmJvb2sudjEuUHJvZ3Jlc3NSZXBvcnQiZAoKU3VydmV5UmF0ZRIQCghxdWVzdGlvbhgBIAEoCRIPCgd0ZXh0X3poGAIgASgJEg8KB3RleHRfZW4YAyABKAkSEAoIYW5zd2VyZWQYBCABKA0SEAoIcG9zaXRpdmUYBSABKA0idQoLUGVyc29uUXVvdGESEQoJd29ya2VyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSJQoEcm9sZRgDIAEoDjIXLmRvb3Jib29rLnYxLldvcmtlclJvbGUSDwoHdmlzaXRlZBgEIAEoDRINCgVxdW90YRgFIAEoDSLrAgoPUHJvZ3Jlc3NGaWd1cmVzEiIKBG5vZGUYASABKAsyFC5kb29yYm9vay52MS5PcmdOb2RlEhIKCmhvdXNlaG9sZHMYAiABKA0SDwoHdmlzaXRlZBgDIAEoDRIcChRrZXlfZ3JvdXBfaG91c2Vob2xkcxgEIAEoDRIZChFrZXlfZ3JvdXBfdmlzaXRlZBgFIAEoDRIaChJtdXN0X3Zpc2l0X292ZXJkdWUYBiABKA0SFQoNcmV2aXNpdHNfb3BlbhgHIAEoDRIYChByZXZpc2l0c19vdmVyZHVlGAggASgNEhIKCml0ZW1zX29wZW4YCSABKA0SFQoNaXRlbXNfb3ZlcmR1ZRgKIAEoDRInCgZzdXJ2ZXkYCyADKAsyFy5kb29yYm9vay52MS5TdXJ2ZXlSYXRlEhwKFHZpc2l0c193aXRoX3Bvc2l0aW9uGAwgASgNEhcKD2l0ZW1zX2VzY2FsYXRlZBgNIAEoDSLrAQoOUHJvZ3Jlc3NSZXBvcnQSJwoIY2FtcGFpZ24YASABKAsyFS5kb29yYm9vay52MS5DYW1wYWlnbhImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoFdG90YWwYAyABKAsyHC5kb29yYm9vay52MS5Qcm9ncmVzc0ZpZ3VyZXMSMQoLY29tbXVuaXRpZXMYBCADKAsyHC5kb29yYm9vay52MS5Qcm9ncmVzc0ZpZ3VyZXMSKAoGcXVvdGFzGAUgAygLMhguZG9vcmJvb2sudjEuUGVyc29uUXVvdGEi2wEKG0xpc3RSZXBvcnRIb3VzZWhvbGRzUmVxdWVzdBIcCgdub2RlX2lkGAEgASgJQgu6SAjYAQFyA7ABARIgCgtjYW1wYWlnbl9pZBgCIAEoCUILukgI2AEBcgOwAQESNQoGbWV0cmljGAMgASgOMhkuZG9vcmJvb2sudjEuUmVwb3J0TWV0cmljQgq6SAeCAQQQASAAEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgFIAEoDRIOCgZvZmZzZXQYBiABKA0ibAoPUmVwb3J0SG91c2Vob2xkEhQKDGhvdXNlaG9sZF9pZBgBIAEoCRIPCgdncmlkX2lkGAIgASgJEhEKCWhlYWRfbmFtZRgDIAEoCRIPCgdhZGRyZXNzGAQgASgJEg4KBmRldGFpbBgFIAEoCSJfChxMaXN0UmVwb3J0SG91c2Vob2xkc1Jlc3BvbnNlEjAKCmhvdXNlaG9sZHMYASADKAsyHC5kb29yYm9vay52MS5SZXBvcnRIb3VzZWhvbGQSDQoFdG90YWwYAiABKA0ilAIKDUV4cG9ydFJlcXVlc3QSHAoHbm9kZV9pZBgBIAEoCUILukgI2AEBcgOwAQESIAoLY2FtcGFpZ25faWQYAiABKAlCC7pICNgBAXIDsAEBEjEKBGtpbmQYAyABKA4yFy5kb29yYm9vay52MS5FeHBvcnRLaW5kQgq6SAeCAQQQASAAEjUKBmZvcm1hdBgEIAEoDjIZLmRvb3Jib29rLnYxLkV4cG9ydEZvcm1hdEIKukgHggEEEAEgABIxCghsYW5ndWFnZRgFIAEoDjIVLmRvb3Jib29rLnYxLkxhbmd1YWdlQgi6SAWCAQIQARImCgJhdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoORXhwb3J0UmVzcG9uc2USEAoIZmlsZW5hbWUYASABKAkSFAoMY29udGVudF90eXBlGAIgASgJEgwKBGRhdGEYAyABKAwiJAoTTGlzdEF1ZGl0TG9nUmVxdWVzdBINCgVsaW1pdBgBIAEoDSKcAQoKQXVkaXRFbnRyeRIKCgJpZBgBIAEoCRImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIYWRtaW5faWQYAyABKAkSEgoKYWRtaW5fbmFtZRgEIAEoCRIOCgZhY3Rpb24YBSABKAkSDwoHbm9kZV9pZBgGIAEoCRITCgtjYW1wYWlnbl9pZBgHIAEoCSJAChRMaXN0QXVkaXRMb2dSZXNwb25zZRIoCgdlbnRyaWVzGAEgAygLMhcuZG9vcmJvb2sudjEuQXVkaXRFbnRyeSI1ChNHZXRIb3VzZWhvbGRSZXF1ZXN0Eh4KDGhvdXNlaG9sZF9pZBgBIAEoCUIIukgFcgOwAQEioQMKFEdldEhvdXNlaG9sZFJlc3BvbnNlEikKCWhvdXNlaG9sZBgBIAEoCzIWLmRvb3Jib29rLnYxLkhvdXNlaG9sZBIkCgdwZXJzb25zGAIgAygLMhMuZG9vcmJvb2sudjEuUGVyc29uEiUKBHRhZ3MYAyADKAsyFy5kb29yYm9vay52MS5UYWdFbGVtZW50EiIKBnZpc2l0cxgEIAMoCzISLmRvb3Jib29rLnYxLlZpc2l0Ei8KCmFtZW5kbWVudHMYBSADKAsyGy5kb29yYm9vay52MS5WaXNpdEFtZW5kbWVudBIiCgRncmlkGAYgASgLMhQuZG9vcmJvb2sudjEuT3JnTm9kZRIsCghuZXh0X2R1ZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2aXNpdF9kdWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBWl0ZW1zGAkgAygLMhguZG9vcmJvb2sudjEuVHJhY2tlZEl0ZW0SEAoIcGFzdF9kdWUYCiABKAginwIKC1RyYWNrZWRJdGVtEhAKCHZpc2l0X2lkGAEgASgJEg8KB2ZpbmRpbmcYAiABKA0SJgoEa2luZBgDIAEoDjIYLmRvb3Jib29rLnYxLkZpbmRpbmdLaW5kEgwKBG5vdGUYBCABKAkSLwoLcmVwb3J0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKBXN0YXRlGAYgASgOMhYuZG9vcmJvb2sudjEuSXRlbVN0YXRlEgwKBHVuaXQYByABKAkSLAoIZGVhZGxpbmUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnN0YXRlX25vdGUYCSABKAkSDwoHb3ZlcmR1ZRgKIAEoCCK6AQoQTGlzdEl0ZW1zUmVxdWVzdBIcCgdub2RlX2lkGAEgASgJQgu6SAjYAQFyA7ABARI7CgZzdGF0ZXMYAiADKA4yFi5kb29yYm9vay52MS5JdGVtU3RhdGVCE7pIEJIBDRAEGAEiB4IBBBABIAASFgoEdW5pdBgDIAEoCUIIukgFcgMogAISFAoMb3ZlcmR1ZV9vbmx5GAQgASgIEg0KBWxpbWl0GAUgASgNEg4KBm9mZnNldBgGIAEoDSJKChFMaXN0SXRlbXNSZXNwb25zZRImCgVpdGVtcxgBIAMoCzIXLmRvb3Jib29rLnYxLkxpc3RlZEl0ZW0SDQoFdG90YWwYAiABKA0ifwoKTGlzdGVkSXRlbRImCgRpdGVtGAEgASgLMhguZG9vcmJvb2sudjEuVHJhY2tlZEl0ZW0SFAoMaG91c2Vob2xkX2lkGAIgASgJEhEKCWhlYWRfbmFtZRgDIAEoCRIPCgdhZGRyZXNzGAQgASgJEg8KB2dyaWRfaWQYBSABKAkimQEKFExpc3RSZXBvcnRpbmdSZXF1ZXN0EhwKB25vZGVfaWQYASABKAlCC7pICNgBAXIDsAEBEjAKBGZyb20YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQga6SAPIAQESMQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQga6SAPIAQEigQEKDVJlcG9ydGluZ1VuaXQSIgoEbm9kZRgBIAEoCzIULmRvb3Jib29rLnYxLk9yZ05vZGUSDQoFaXRlbXMYAiABKA0SLQoMemVyb19yZXBvcnRzGAMgAygLMhcuZG9vcmJvb2sudjEuWmVyb1JlcG9ydBIOCgZzaWxlbnQYBCABKAgiQgoVTGlzdFJlcG9ydGluZ1Jlc3BvbnNlEikKBXVuaXRzGAEgAygLMhouZG9vcmJvb2sudjEuUmVwb3J0aW5nVW5pdCq6AgoMUmVwb3J0TWV0cmljEh0KGVJFUE9SVF9NRVRSSUNfVU5TUEVDSUZJRUQQABIdChlSRVBPUlRfTUVUUklDX05PVF9WSVNJVEVEEAESGQoVUkVQT1JUX01FVFJJQ19WSVNJVEVEEAISJwojUkVQT1JUX01FVFJJQ19LRVlfR1JPVVBfTk9UX1ZJU0lURUQQAxIkCiBSRVBPUlRfTUVUUklDX01VU1RfVklTSVRfT1ZFUkRVRRAEEh8KG1JFUE9SVF9NRVRSSUNfUkVWSVNJVFNfT1BFThAFEiIKHlJFUE9SVF9NRVRSSUNfUkVWSVNJVFNfT1ZFUkRVRRAGEhwKGFJFUE9SVF9NRVRSSUNfSVRFTVNfT1BFThAHEh8KG1JFUE9SVF9NRVRSSUNfSVRFTVNfT1ZFUkRVRRAIKp8BCgpFeHBvcnRLaW5kEhsKF0VYUE9SVF9LSU5EX1VOU1BFQ0lGSUVEEAASFgoSRVhQT1JUX0tJTkRfTEVER0VSEAESFgoSRVhQT1JUX0tJTkRfVklTSVRTEAISGAoURVhQT1JUX0tJTkRfUFJPR1JFU1MQAxITCg9FWFBPUlRfS0lORF9BTEwQBBIVChFFWFBPUlRfS0lORF9JVEVNUxAFKlwKDEV4cG9ydEZvcm1hdBIdChlFWFBPUlRfRk9STUFUX1VOU1BFQ0lGSUVEEAASFQoRRVhQT1JUX0ZPUk1BVF9DU1YQARIWChJFWFBPUlRfRk9STUFUX1hMU1gQAipGCghMYW5ndWFnZRIYChRMQU5HVUFHRV9VTlNQRUNJRklFRBAAEg8KC0xBTkdVQUdFX1pIEAESDwoLTEFOR1VBR0VfRU4QAiqJAQoJSXRlbVN0YXRlEhoKFklURU1fU1RBVEVfVU5TUEVDSUZJRUQQABIXChNJVEVNX1NUQVRFX1JFUE9SVEVEEAESFwoTSVRFTV9TVEFURV9BU1NJR05FRBACEhcKE0lURU1fU1RBVEVfUkVTT0xWRUQQAxIVChFJVEVNX1NUQVRFX0NMT1NFRBAEMvIECg1SZXBvcnRTZXJ2aWNlElIKC0dldFByb2dyZXNzEh8uZG9vcmJvb2sudjEuR2V0UHJvZ3Jlc3NSZXF1ZXN0GiAuZG9vcmJvb2sudjEuR2V0UHJvZ3Jlc3NSZXNwb25zZSIAEm0KFExpc3RSZXBvcnRIb3VzZWhvbGRzEiguZG9vcmJvb2sudjEuTGlzdFJlcG9ydEhvdXNlaG9sZHNSZXF1ZXN0GikuZG9vcmJvb2sudjEuTGlzdFJlcG9ydEhvdXNlaG9sZHNSZXNwb25zZSIAElUKDEdldEhvdXNlaG9sZBIgLmRvb3Jib29rLnYxLkdldEhvdXNlaG9sZFJlcXVlc3QaIS5kb29yYm9vay52MS5HZXRIb3VzZWhvbGRSZXNwb25zZSIAEkwKCUxpc3RJdGVtcxIdLmRvb3Jib29rLnYxLkxpc3RJdGVtc1JlcXVlc3QaHi5kb29yYm9vay52MS5MaXN0SXRlbXNSZXNwb25zZSIAElgKDUxpc3RSZXBvcnRpbmcSIS5kb29yYm9vay52MS5MaXN0UmVwb3J0aW5nUmVxdWVzdBoiLmRvb3Jib29rLnYxLkxpc3RSZXBvcnRpbmdSZXNwb25zZSIAEkUKBkV4cG9ydBIaLmRvb3Jib29rLnYxLkV4cG9ydFJlcXVlc3QaGy5kb29yYm9vay52MS5FeHBvcnRSZXNwb25zZSIAMAESWAoMTGlzdEF1ZGl0TG9nEiAuZG9vcmJvb2sudjEuTGlzdEF1ZGl0TG9nUmVxdWVzdBohLmRvb3Jib29rLnYxLkxpc3RBdWRpdExvZ1Jlc3BvbnNlIgOQAgFCOVo3Z2l0aHViLmNvbS9kb29yYm9vay9kb29yYm9vay9nZW4vZG9vcmJvb2svdjE7ZG9vcmJvb2t2MWIGcHJvdG8z", [file_buf_validate_validate, file_doorbook_v1_types, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message doorbook.v1.GetProgressRequest
@@ -1452,6 +1452,159 @@ export const ListedItemSchema: GenMessage<ListedItem, {jsonType: ListedItemJson}
   messageDesc(file_doorbook_v1_report, 19);
 
 /**
+ * @generated from message doorbook.v1.ListReportingRequest
+ */
+export type ListReportingRequest = Message<"doorbook.v1.ListReportingRequest"> & {
+  /**
+   * Empty for the caller's whole subtree.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 3;
+   */
+  until?: Timestamp | undefined;
+};
+
+/**
+ * @generated from message doorbook.v1.ListReportingRequest
+ */
+export type ListReportingRequestJson = {
+  /**
+   * Empty for the caller's whole subtree.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId?: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: TimestampJson;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 3;
+   */
+  until?: TimestampJson;
+};
+
+/**
+ * Describes the message doorbook.v1.ListReportingRequest.
+ * Use `create(ListReportingRequestSchema)` to create a new message.
+ */
+export const ListReportingRequestSchema: GenMessage<ListReportingRequest, {jsonType: ListReportingRequestJson}> = /*@__PURE__*/
+  messageDesc(file_doorbook_v1_report, 20);
+
+/**
+ * @generated from message doorbook.v1.ReportingUnit
+ */
+export type ReportingUnit = Message<"doorbook.v1.ReportingUnit"> & {
+  /**
+   * @generated from field: doorbook.v1.OrgNode node = 1;
+   */
+  node?: OrgNode | undefined;
+
+  /**
+   * Tracked items (disputes, hazards) found in its households in the
+   * period.
+   *
+   * @generated from field: uint32 items = 2;
+   */
+  items: number;
+
+  /**
+   * Its zero reports that overlap the period.
+   *
+   * @generated from field: repeated doorbook.v1.ZeroReport zero_reports = 3;
+   */
+  zeroReports: ZeroReport[];
+
+  /**
+   * Neither items nor a zero report.
+   *
+   * @generated from field: bool silent = 4;
+   */
+  silent: boolean;
+};
+
+/**
+ * @generated from message doorbook.v1.ReportingUnit
+ */
+export type ReportingUnitJson = {
+  /**
+   * @generated from field: doorbook.v1.OrgNode node = 1;
+   */
+  node?: OrgNodeJson;
+
+  /**
+   * Tracked items (disputes, hazards) found in its households in the
+   * period.
+   *
+   * @generated from field: uint32 items = 2;
+   */
+  items?: number;
+
+  /**
+   * Its zero reports that overlap the period.
+   *
+   * @generated from field: repeated doorbook.v1.ZeroReport zero_reports = 3;
+   */
+  zeroReports?: ZeroReportJson[];
+
+  /**
+   * Neither items nor a zero report.
+   *
+   * @generated from field: bool silent = 4;
+   */
+  silent?: boolean;
+};
+
+/**
+ * Describes the message doorbook.v1.ReportingUnit.
+ * Use `create(ReportingUnitSchema)` to create a new message.
+ */
+export const ReportingUnitSchema: GenMessage<ReportingUnit, {jsonType: ReportingUnitJson}> = /*@__PURE__*/
+  messageDesc(file_doorbook_v1_report, 21);
+
+/**
+ * @generated from message doorbook.v1.ListReportingResponse
+ */
+export type ListReportingResponse = Message<"doorbook.v1.ListReportingResponse"> & {
+  /**
+   * Communities, each followed by its grids, by name.
+   *
+   * @generated from field: repeated doorbook.v1.ReportingUnit units = 1;
+   */
+  units: ReportingUnit[];
+};
+
+/**
+ * @generated from message doorbook.v1.ListReportingResponse
+ */
+export type ListReportingResponseJson = {
+  /**
+   * Communities, each followed by its grids, by name.
+   *
+   * @generated from field: repeated doorbook.v1.ReportingUnit units = 1;
+   */
+  units?: ReportingUnitJson[];
+};
+
+/**
+ * Describes the message doorbook.v1.ListReportingResponse.
+ * Use `create(ListReportingResponseSchema)` to create a new message.
+ */
+export const ListReportingResponseSchema: GenMessage<ListReportingResponse, {jsonType: ListReportingResponseJson}> = /*@__PURE__*/
+  messageDesc(file_doorbook_v1_report, 22);
+
+/**
  * @generated from enum doorbook.v1.ReportMetric
  */
 export enum ReportMetric {
@@ -1730,6 +1883,19 @@ export const ReportService: GenService<{
     methodKind: "unary";
     input: typeof ListItemsRequestSchema;
     output: typeof ListItemsResponseSchema;
+  },
+  /**
+   * ListReporting tells, for each community and grid of a node, what it
+   * reported in a period: the tracked items found there, and its zero
+   * report (零报告) if it made one; silent are those with neither.
+   * Audited as a report is.
+   *
+   * @generated from rpc doorbook.v1.ReportService.ListReporting
+   */
+  listReporting: {
+    methodKind: "unary";
+    input: typeof ListReportingRequestSchema;
+    output: typeof ListReportingResponseSchema;
   },
   /**
    * Export streams a ledger file in chunks.
