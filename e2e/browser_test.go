@@ -163,6 +163,9 @@ func TestBrowserConsole(t *testing.T) {
 		shoot("workers"),
 		chromedp.Click(chromedp.CSS(".do-code")),
 		chromedp.WaitVisible(chromedp.ID("qr")),
+		// Visible is not yet painted: a data URI decodes on its own time,
+		// and a screenshot taken before shows an empty box.
+		chromedp.Poll[chromedp.Void](`(() => { const i = document.getElementById("qr"); return i.complete && i.naturalWidth > 0 })()`),
 		shoot("enrolment-code"),
 		into(&qrPNG, chromedp.Screenshot(chromedp.ID("qr"))),
 		into(&code, chromedp.Text(chromedp.ID("code"))),
