@@ -160,7 +160,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 	}
 	rc := e.reports(e.adminToken)
 	t0 := e.now.Now().UTC().Truncate(time.Millisecond)
-	d0 := t0.Format("2006-01-02")
+	d0 := t0.In(syncengine.ChinaTime).Format("2006-01-02") // exports write the offices' day
 
 	// 1. The org tree, the categories, the campaign.
 	district := e.node("", pb.OrgLevel_ORG_LEVEL_DISTRICT, "东城区")
@@ -569,7 +569,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 		{liID, hazardVisit, []string{"李明", "网格员", d0, "上门个访", "1", "李娜", "和平路2号", "", "治安隐患: 楼道堆放杂物", "", "李娜家走访", ""}},
 		{liID, wrong, []string{"李明", "网格员", d0, "上门个访", "1", "刘洋", "和平路3号", "", "", "", "刘洋家走访", "作废: 录入错误"}},
 		{wangID, talk, []string{"王强", "社区工作者", d0, "恳谈会", "3", "陈静、杨磊、赵敏", "建设路5号、建设路6号、建设路7号", "", "", "", "建设路恳谈会", ""}},
-		{wangID, followUp, []string{"王强", "社区工作者", d0, "上门个访", "1", "黄勇", "幸福路8号", "", "", "情绪不稳 截止 " + revisitDue.Format("2006-01-02"), "黄勇家走访", ""}},
+		{wangID, followUp, []string{"王强", "社区工作者", d0, "上门个访", "1", "黄勇", "幸福路8号", "", "", "情绪不稳 截止 " + revisitDue.In(syncengine.ChinaTime).Format("2006-01-02"), "黄勇家走访", ""}},
 	}
 	slices.SortFunc(visitRows, func(a, b visitRow) int { return strings.Compare(a.visitor+a.id, b.visitor+b.id) })
 	var wantVisits [][]string
@@ -588,7 +588,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 		t.Fatalf("挂牌督办台账: %q; want the header and one item", hazards)
 	}
 	if got, want := padRow(hazards[1], len(registerHeader)), []string{"李娜", "和平路2号", hazards[1][2], "治安隐患", "楼道堆放杂物", d0, "李明",
-		"和平派出所", deadline.UTC().Format("2006-01-02"), "已解决", "杂物已清理", "", ""}; !slices.Equal(got, want) || got[2] == "" {
+		"和平派出所", deadline.In(syncengine.ChinaTime).Format("2006-01-02"), "已解决", "杂物已清理", "", ""}; !slices.Equal(got, want) || got[2] == "" {
 		t.Errorf("挂牌督办台账 row:\n got %q\nwant %q", got, want)
 	}
 

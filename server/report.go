@@ -537,7 +537,7 @@ func (ex *exporter) items(w export.Writer) error {
 		reporter, _ := ex.workerName(it.ReportedBy)
 		var deadline, overdue any = "", ""
 		if !it.Deadline.IsZero() {
-			deadline = it.Deadline
+			deadline = officeDay(it.Deadline)
 		}
 		if it.Overdue(ex.at) {
 			overdue = int(math.Ceil(ex.at.Sub(it.Deadline).Hours() / 24))
@@ -547,7 +547,7 @@ func (ex *exporter) items(w export.Writer) error {
 			escalated = ex.escalatedTo(m.h.GridID, lv)
 		}
 		if err := w.Row(m.h.HeadName, m.h.Address, ex.nodes[m.h.GridID].Name, words.Of(words.Finding, it.Kind, ex.l.zh), it.Note,
-			it.ReportedAt, reporter, it.Unit, deadline, words.Of(words.ItemState, it.State, ex.l.zh), it.StateNote, overdue, escalated); err != nil {
+			officeDay(it.ReportedAt), reporter, it.Unit, deadline, words.Of(words.ItemState, it.State, ex.l.zh), it.StateNote, overdue, escalated); err != nil {
 			return err
 		}
 	}
@@ -609,7 +609,7 @@ func (ex *exporter) ledger(ctx context.Context, w export.Writer) error {
 			}
 			err := w.Row(h.ID, ex.nodes[h.GridID.Value].Name, h.HeadName.Value, h.Address.Value, h.PhoneMobile.Value, h.PhoneLandline.Value,
 				h.ResponsibleWorker.Value, h.ResponsibleLeader.Value, h.ResponsibleUnit.Value, h.MemberCount.Value,
-				strings.Join(persons[h.ID], "、"), strings.Join(cats, "、"), b.LastVisit[h.ID])
+				strings.Join(persons[h.ID], "、"), strings.Join(cats, "、"), officeDay(b.LastVisit[h.ID]))
 			if err != nil {
 				return err
 			}
@@ -664,14 +664,14 @@ func (ex *exporter) visits(ctx context.Context, w export.Writer) error {
 			}
 			revisit := ""
 			if len(reasons) > 0 {
-				revisit = strings.Join(reasons, "、") + " " + ex.l.pick("截止", "due") + " " + v.RevisitDue.Format("2006-01-02")
+				revisit = strings.Join(reasons, "、") + " " + ex.l.pick("截止", "due") + " " + officeDay(v.RevisitDue).Format("2006-01-02")
 			}
 			status := ""
 			if view.Voided {
 				status = ex.l.pick("作废: ", "void: ") + view.VoidReason
 			}
 			visitor, role := ex.workerName(v.VisitorID)
-			if err := w.Row(visitor, ex.l.role(role), view.VisitedAt, ex.l.form(view.Form), len(v.HouseholdIDs), strings.Join(heads, "、"),
+			if err := w.Row(visitor, ex.l.role(role), officeDay(view.VisitedAt), ex.l.form(view.Form), len(v.HouseholdIDs), strings.Join(heads, "、"),
 				strings.Join(addrs, "、"), strings.Join(mats, "、"), strings.Join(finds, "；"), revisit, view.Notes, status,
 				positionText(v.Position), strings.Join(files[v.ID], "\n")); err != nil {
 				return err
@@ -700,6 +700,16 @@ func (ex *exporter) files(ctx context.Context, vs []syncengine.Visit) (map[strin
 		out[a.VisitID] = append(out[a.VisitID], a.Name+" "+a.SHA256)
 	}
 	return out, nil
+}
+
+// officeDay is t in the offices' time zone: a date in an export is the day
+// the office lived it (a visit at 07:30 in Hunan is not the day before), as
+// the console shows it. The zero time stays zero: no date.
+func officeDay(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.In(syncengine.ChinaTime)
 }
 
 // positionText is a visit's place as a clerk reads it and a map takes it:
