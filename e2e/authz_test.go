@@ -863,14 +863,21 @@ func (s *authzSetup) pull(k *authzCaller) ([]proto.Message, error) {
 }
 
 func (s *authzSetup) bootstrap(k *authzCaller) ([]proto.Message, error) {
-	stream, err := k.sync.Bootstrap(context.Background(), &pb.BootstrapRequest{GridIds: []string{k.grid}})
+	return authzStream(k.sync.Bootstrap(context.Background(), &pb.BootstrapRequest{GridIds: []string{k.grid}}))
+}
+
+// authzStream reads a server stream whole, its messages for the leak check.
+func authzStream[M any, PM interface {
+	*M
+	proto.Message
+}](stream *connect.ServerStreamForClient[M], err error) ([]proto.Message, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer stream.Close()
 	var out []proto.Message
 	for stream.Receive() {
-		out = append(out, stream.Msg())
+		out = append(out, PM(stream.Msg()))
 	}
 	return out, stream.Err()
 }
@@ -1044,16 +1051,7 @@ func (s *authzSetup) listAttachments(k *authzCaller) ([]proto.Message, error) {
 }
 
 func (s *authzSetup) downloadAttachment(k *authzCaller) ([]proto.Message, error) {
-	stream, err := k.attach.DownloadAttachment(context.Background(), &pb.DownloadAttachmentRequest{Sha256: s.files[k.visit]})
-	if err != nil {
-		return nil, err
-	}
-	defer stream.Close()
-	var out []proto.Message
-	for stream.Receive() {
-		out = append(out, stream.Msg())
-	}
-	return out, stream.Err()
+	return authzStream(k.attach.DownloadAttachment(context.Background(), &pb.DownloadAttachmentRequest{Sha256: s.files[k.visit]}))
 }
 
 func (s *authzSetup) putZeroReport(k *authzCaller) ([]proto.Message, error) {
