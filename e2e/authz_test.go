@@ -122,6 +122,7 @@ func TestAuthzMatrix(t *testing.T) {
 		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "ListCampaigns", read, s.listCampaigns},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "UpdateItem", write, s.updateItem},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "PutZeroReport", write, s.putZeroReport},
+		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "ImportLedger", write, s.importLedger},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "CreateAdmin", write, s.createAdmin},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, PD, OK}, "CreateAdmin·global", write, s.createAdminGlobal},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "ListDevices·worker", read, s.listDevicesOf},
@@ -419,6 +420,7 @@ type authzCaller struct {
 	enroll  doorbookv1connect.EnrollmentServiceClient
 	session doorbookv1connect.SessionServiceClient
 	attach  doorbookv1connect.AttachmentServiceClient
+	ledger  doorbookv1connect.LedgerServiceClient
 	// procedure is the last procedure called.
 	procedure string
 }
@@ -452,6 +454,7 @@ func (k *authzCaller) connectClients(url string) {
 	k.enroll = doorbookv1connect.NewEnrollmentServiceClient(http.DefaultClient, url, opts...)
 	k.session = doorbookv1connect.NewSessionServiceClient(http.DefaultClient, url, opts...)
 	k.attach = doorbookv1connect.NewAttachmentServiceClient(http.DefaultClient, url, opts...)
+	k.ledger = doorbookv1connect.NewLedgerServiceClient(http.DefaultClient, url, opts...)
 }
 
 // leaks lists the hidden ids that msgs show.
@@ -1058,6 +1061,11 @@ func (s *authzSetup) putZeroReport(k *authzCaller) ([]proto.Message, error) {
 	now := s.e.now.Now()
 	return authzOne(k.admin.PutZeroReport(context.Background(), &pb.PutZeroReportRequest{NodeId: s.g0,
 		From: timestamppb.New(now.Add(-7 * oneDay)), Until: timestamppb.New(now), Note: "nothing found by " + k.name}))
+}
+
+func (s *authzSetup) importLedger(k *authzCaller) ([]proto.Message, error) {
+	file := "网格,户主姓名,地址\nGrid A," + k.name + ",authz road\n"
+	return authzOne(k.ledger.ImportLedger(context.Background(), &pb.ImportLedgerRequest{NodeId: s.street, FileName: "ledger.csv", File: []byte(file)}))
 }
 
 func (s *authzSetup) listReporting(k *authzCaller) ([]proto.Message, error) {

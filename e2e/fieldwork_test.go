@@ -172,6 +172,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 	gridB1 := e.node(commB, pb.OrgLevel_ORG_LEVEL_GRID, "B1网格")
 	gridB2 := e.node(commB, pb.OrgLevel_ORG_LEVEL_GRID, "B2网格")
 	gridName := map[string]string{gridA1: "A1网格", gridB1: "B1网格", gridB2: "B2网格"}
+	commName := map[string]string{gridA1: "A社区", gridB1: "B社区", gridB2: "B社区"}
 
 	def, err := e.Admin.LoadDefaultCategories(ctx, &pb.LoadDefaultCategoriesRequest{})
 	if err != nil {
@@ -522,7 +523,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 	}
 
 	ledger := rows("台账")
-	ledgerHeader := []string{"户编号", "网格", "户主姓名", "地址", "手机", "固定电话", "包户责任人", "包户领导", "包户单位", "人口数", "家庭成员", "五必访类别", "最近走访"}
+	ledgerHeader := []string{"户编号", "社区", "网格", "户主姓名", "地址", "手机", "固定电话", "包户责任人", "包户领导", "包户单位", "人口数", "家庭成员", "五必访类别", "最近走访"}
 	if len(ledger) != 1+len(hh) || !slices.Equal(ledger[0], ledgerHeader) {
 		t.Fatalf("台账: %d rows, header %q; want %d rows under %q", len(ledger), ledger[0], 1+len(hh), ledgerHeader)
 	}
@@ -544,7 +545,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 		if visited[h.id] {
 			last = d0
 		}
-		want := []string{h.id, gridName[h.grid], h.head, h.addr, "", "", "", "", "", "3", persons, strings.Join(cats, "、"), last}
+		want := []string{h.id, commName[h.grid], gridName[h.grid], h.head, h.addr, "", "", "", "", "", "3", persons, strings.Join(cats, "、"), last}
 		if diff := deepDiff(want, byID[h.id]); diff != "" {
 			t.Errorf("台账 row of %s:\n%s", h.head, diff)
 		}
@@ -649,17 +650,17 @@ func TestCampaignEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enHeader := []string{"household id", "grid", "head of household", "address", "mobile", "landline", "responsible worker",
+	enHeader := []string{"household id", "community", "grid", "head of household", "address", "mobile", "landline", "responsible worker",
 		"responsible leader", "responsible unit", "members", "persons", "categories", "last visit"}
 	if len(records) != 1+len(hh) || !slices.Equal(records[0], enHeader) {
 		t.Fatalf("CSV ledger: %d records, header %q; want %d under %q", len(records), records[0], 1+len(hh), enHeader)
 	}
 	for _, rec := range records[1:] {
-		if rec[0] == h1.id && (rec[2] != "张伟" || rec[10] != "张小伟" || rec[11] != "key person" || rec[12] != d0) {
+		if rec[0] == h1.id && (rec[3] != "张伟" || rec[11] != "张小伟" || rec[12] != "key person" || rec[13] != d0) {
 			t.Errorf("CSV row of 张伟: %q", rec)
 		}
-		if rec[0] == h3.id && rec[12] != "" {
-			t.Errorf("CSV row of 刘洋 (only visit voided) shows last visit %q", rec[12])
+		if rec[0] == h3.id && rec[13] != "" {
+			t.Errorf("CSV row of 刘洋 (only visit voided) shows last visit %q", rec[13])
 		}
 	}
 	if _, _, err := exportFile(ctx, rc, &pb.ExportRequest{NodeId: street, CampaignId: camp, Kind: pb.ExportKind_EXPORT_KIND_ALL,

@@ -40,6 +40,8 @@ var actions = map[string]authz.Action{
 	doorbookv1connect.AdminServiceSetDevicePolicyProcedure:       authz.SetPolicy,
 	doorbookv1connect.AdminServiceGetDevicePolicyProcedure:       authz.ReadOrg,
 
+	doorbookv1connect.LedgerServiceImportLedgerProcedure: authz.ManageOrg,
+
 	doorbookv1connect.ReportServiceGetProgressProcedure:          authz.ReadReport,
 	doorbookv1connect.ReportServiceListReportHouseholdsProcedure: authz.ReadReport,
 	doorbookv1connect.ReportServiceExportProcedure:               authz.ReadReport,

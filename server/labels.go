@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/doorbook/doorbook/server/ledger"
 	"github.com/doorbook/doorbook/server/words"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -27,13 +28,7 @@ func (l labels) form(f syncengine.VisitForm) string {
 	return f.String()
 }
 
-func (l labels) ledgerHeader() []string {
-	if l.zh {
-		return []string{"户编号", "网格", "户主姓名", "地址", "手机", "固定电话", "包户责任人", "包户领导", "包户单位", "人口数", "家庭成员", "五必访类别", "最近走访"}
-	}
-	return []string{"household id", "grid", "head of household", "address", "mobile", "landline", "responsible worker",
-		"responsible leader", "responsible unit", "members", "persons", "categories", "last visit"}
-}
+func (l labels) ledgerHeader() []string { return ledger.Header(l.zh) }
 
 func (l labels) visitHeader() []string {
 	if l.zh {

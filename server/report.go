@@ -607,7 +607,8 @@ func (ex *exporter) ledger(ctx context.Context, w export.Writer) error {
 					cats = append(cats, code)
 				}
 			}
-			err := w.Row(h.ID, ex.nodes[h.GridID.Value].Name, h.HeadName.Value, h.Address.Value, h.PhoneMobile.Value, h.PhoneLandline.Value,
+			grid := ex.nodes[h.GridID.Value]
+			err := w.Row(h.ID, ex.nodes[grid.ParentID].Name, grid.Name, h.HeadName.Value, h.Address.Value, h.PhoneMobile.Value, h.PhoneLandline.Value,
 				h.ResponsibleWorker.Value, h.ResponsibleLeader.Value, h.ResponsibleUnit.Value, h.MemberCount.Value,
 				strings.Join(persons[h.ID], "、"), strings.Join(cats, "、"), officeDay(b.LastVisit[h.ID]))
 			if err != nil {

@@ -186,6 +186,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(doorbookv1connect.NewReportServiceHandler(&reportService{s}, opts))
 	mux.Handle(doorbookv1connect.NewSessionServiceHandler(&sessionService{s}, opts))
 	mux.Handle(doorbookv1connect.NewAttachmentServiceHandler(&attachmentService{s}, opts))
+	mux.Handle(doorbookv1connect.NewLedgerServiceHandler(&ledgerService{s}, opts, connect.WithReadMaxBytes(ledgerMaxMessageBytes)))
 	names := []string{
 		doorbookv1connect.SyncServiceName,
 		doorbookv1connect.EnrollmentServiceName,
@@ -193,6 +194,7 @@ func (s *Server) Handler() http.Handler {
 		doorbookv1connect.ReportServiceName,
 		doorbookv1connect.SessionServiceName,
 		doorbookv1connect.AttachmentServiceName,
+		doorbookv1connect.LedgerServiceName,
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)
@@ -299,14 +301,14 @@ func procedures() map[string]intake.Procedure {
 	for _, f := range []protoreflect.FileDescriptor{
 		pb.File_doorbook_v1_sync_proto, pb.File_doorbook_v1_enrollment_proto,
 		pb.File_doorbook_v1_admin_proto, pb.File_doorbook_v1_report_proto, pb.File_doorbook_v1_session_proto,
-		pb.File_doorbook_v1_attachment_proto,
+		pb.File_doorbook_v1_attachment_proto, pb.File_doorbook_v1_ledger_proto,
 	} {
 		for i := range f.Services().Len() {
 			svc := f.Services().Get(i)
 			for j := range svc.Methods().Len() {
 				m := svc.Methods().Get(j)
 				path := "/" + string(svc.FullName()) + "/" + string(m.Name())
-				out[path] = intake.Procedure{Public: public[path], Input: m.Input()}
+				out[path] = intake.Procedure{Public: public[path], Input: m.Input(), MaxMessageBytes: ownLimits[path]}
 			}
 		}
 	}

@@ -54,6 +54,9 @@ Verbs:
   admin create  --name NAME [--node ID] [--leader]   another admin, or a leader who may only read
   attachment list --visit ID [--visit ID]...   the files (photos, scans) of visits
   attachment get  --sha256 HASH --out FILE     download one, checked against its hash (audited)
+  import --node ID --file FILE [--dry-run] [--all]   an office's ledger (.xlsx or .csv, the ledger export's
+                                               columns in zh or en): households, persons and categories into
+                                               the node's grids; --dry-run says what each row would do
 
 METRIC: not_visited, visited, key_group_not_visited, must_visit_overdue, revisits_open, revisits_overdue,
 items_open, items_overdue. --until is the campaign's last day. --survey adds the standard questions
@@ -73,6 +76,7 @@ type adminCmd struct {
 	client      doorbookv1connect.AdminServiceClient
 	reports     doorbookv1connect.ReportServiceClient
 	attachments doorbookv1connect.AttachmentServiceClient
+	ledger      doorbookv1connect.LedgerServiceClient
 	out         output
 	stderr      io.Writer
 	json        *bool
@@ -118,9 +122,11 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		client:      doorbookv1connect.NewAdminServiceClient(hc, base, auth),
 		reports:     doorbookv1connect.NewReportServiceClient(hc, base, auth),
 		attachments: doorbookv1connect.NewAttachmentServiceClient(hc, base, auth, connect.WithReadMaxBytes(syncengine.AttachmentChunk+64<<10)),
-		out:         output{json: *asJSON, w: stdout},
-		stderr:      stderr,
-		json:        asJSON,
+		// A ledger is text that gzip shrinks to a fifth.
+		ledger: doorbookv1connect.NewLedgerServiceClient(hc, base, auth, connect.WithSendGzip()),
+		out:    output{json: *asJSON, w: stdout},
+		stderr: stderr,
+		json:   asJSON,
 	}
 	verb, vargs := rest[0], rest[1:]
 	sub := ""
@@ -182,6 +188,8 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.attachmentList(vargs)
 	case "attachment get":
 		return c.attachmentGet(vargs)
+	case "import ":
+		return c.importLedger(vargs)
 	}
 	fmt.Fprint(stderr, adminUsage)
 	return fmt.Errorf("%w: unknown admin verb %q", errUsage, strings.TrimSpace(verb+" "+sub))

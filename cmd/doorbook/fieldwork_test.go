@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -169,8 +170,50 @@ func fieldRulesStep(t *testing.T, srv *testServer, li replica, campaign string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != rep.Total.Households+1 || rows[0][2] != "head of household" {
+	if len(rows) != rep.Total.Households+1 || rows[0][3] != "head of household" {
 		t.Errorf("ledger CSV: %d rows, header %v; want %d households and a header", len(rows), rows[0], rep.Total.Households)
+	}
+	// The ledger imported back into the street changes nothing; one row
+	// edited is one update, which the dry run says and does not write.
+	var street string
+	for _, n := range doorbookJSON[[]nodeOutJSON](t, srv.admin("org", "list")...) {
+		if n.Level == "street" {
+			street = n.ID
+		}
+	}
+	type imported struct {
+		Created, Updated, Unchanged, Refused int
+		Applied                             bool
+	}
+	back := doorbookJSON[imported](t, srv.admin("import", "--node", street, "--file", ledger)...)
+	if back != (imported{Unchanged: rep.Total.Households}) {
+		t.Errorf("admin import of the ledger exported: %+v, want %d unchanged", back, rep.Total.Households)
+	}
+	rows[1][6] = "0571-88886666" // the first household's landline
+	var edited bytes.Buffer
+	w := csv.NewWriter(&edited)
+	if err := w.WriteAll(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ledger, edited.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := doorbook(t, "admin", "--credentials", srv.credsPath, "import", "--node", street, "--file", ledger, "--dry-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^2 +update +`+rows[1][0]+` +landline$`).MatchString(stdout) || !strings.Contains(stdout, "dry run: nothing was written") {
+		t.Errorf("admin import --dry-run prints:\n%s\nwant line 2's update of the landline, and that nothing was written", stdout)
+	}
+	for _, dry := range []bool{true, false} {
+		args := []string{"import", "--node", street, "--file", ledger}
+		if dry {
+			args = append(args, "--dry-run")
+		}
+		got := doorbookJSON[imported](t, srv.admin(args...)...)
+		if want := (imported{Updated: 1, Unchanged: rep.Total.Households - 1, Applied: !dry}); got != want {
+			t.Errorf("admin %s: %+v, want %+v", strings.Join(args, " "), got, want)
+		}
 	}
 	book := filepath.Join(dir, "all.xlsx")
 	doorbook(t, srv.admin("export", "--campaign", campaign, "--kind", "all", "--format", "xlsx", "--out", book)...)

@@ -51,6 +51,10 @@ const (
 // maxForm bounds a form's body: the console's forms are a few fields.
 const maxForm = 64 << 10
 
+// uploads are the forms that carry a file (multipart/form-data), with the
+// bound of each one's body; every other form is a few fields.
+var uploads = map[string]int64{"/console/import": maxImportForm}
+
 // Mount serves the console under /console/ and the API everywhere else,
 // on one handler: what `doorbook serve` listens with.
 func Mount(api http.Handler) http.Handler {
@@ -72,6 +76,7 @@ type apiClients struct {
 	session doorbookv1connect.SessionServiceClient
 	admin   doorbookv1connect.AdminServiceClient
 	report  doorbookv1connect.ReportServiceClient
+	ledger  doorbookv1connect.LedgerServiceClient
 }
 
 type tokenKey struct{}
@@ -92,6 +97,7 @@ func New(api http.Handler) *Console {
 			session: doorbookv1connect.NewSessionServiceClient(hc, base, auth),
 			admin:   doorbookv1connect.NewAdminServiceClient(hc, base, auth),
 			report:  doorbookv1connect.NewReportServiceClient(hc, base, auth),
+			ledger:  doorbookv1connect.NewLedgerServiceClient(hc, base, auth),
 		},
 	}
 	static, _ := fs.Sub(staticFiles, "static")
@@ -115,6 +121,8 @@ func New(api http.Handler) *Console {
 	c.mux.HandleFunc("POST /console/config/policy", c.withSession(c.setPolicy))
 	c.mux.HandleFunc("GET /console/campaign", c.withSession(c.campaign))
 	c.mux.HandleFunc("POST /console/campaign", c.withSession(c.putCampaign))
+	c.mux.HandleFunc("GET /console/import", c.withSession(c.importPage))
+	c.mux.HandleFunc("POST /console/import", c.withSession(c.importLedger))
 	return c
 }
 
@@ -178,8 +186,17 @@ func (c *Console) withSession(h http.HandlerFunc) http.HandlerFunc {
 		}
 		s := session{token: ck.Value, csrf: csrfOf(ck.Value)}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-			if err := r.ParseForm(); err != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(s.csrf)) != 1 {
+			var err error
+			if limit, ok := uploads[r.URL.Path]; ok {
+				// A file: what does not fit in memory waits in a temporary
+				// file, which net/http removes after the request.
+				r.Body = http.MaxBytesReader(w, r.Body, limit)
+				err = r.ParseMultipartForm(maxForm)
+			} else {
+				r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+				err = r.ParseForm()
+			}
+			if err != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(s.csrf)) != 1 {
 				c.fail(w, r, http.StatusForbidden, "csrf")
 				return
 			}
@@ -335,7 +352,7 @@ func parsePages() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"signin", "dashboard", "households", "household", "items", "workers", "code", "audit", "config", "campaign", "error"} {
+	for _, page := range []string{"signin", "dashboard", "households", "household", "items", "workers", "code", "audit", "config", "campaign", "import", "error"} {
 		t := template.Must(template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html"))
 		out[page] = t
 	}

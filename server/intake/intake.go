@@ -84,6 +84,9 @@ type Procedure struct {
 	Public bool
 	// Input is the request message, for counting its repeated fields.
 	Input protoreflect.MessageDescriptor
+	// MaxMessageBytes, if set, bounds this procedure's message instead of
+	// Config.MaxMessageBytes: a call that carries a whole file.
+	MaxMessageBytes int
 }
 
 // Config configures a Guard. Zero values take the defaults.
@@ -303,8 +306,11 @@ func asConnect(err error, code connect.Code) *connect.Error {
 // charged to acct.
 func (g *Guard) intake(ctx context.Context, w http.ResponseWriter, r *http.Request, p protocol, proc Procedure, acct *account) ([][]byte, error) {
 	limit := g.cfg.MaxMessageBytes
-	if proc.Public {
+	switch {
+	case proc.Public:
 		limit = g.cfg.PublicMaxMessageBytes
+	case proc.MaxMessageBytes > 0:
+		limit = proc.MaxMessageBytes
 	}
 	encoding := r.Header.Get(p.encodingHeader)
 	if encoding == "identity" {

@@ -30,6 +30,8 @@ type Service struct {
 	// snapshots are the recent snapshot files, given to new devices of the
 	// same scope.
 	snapshots snapshotCache
+	// imports holds the one ledger import this process runs at a time.
+	imports chan struct{}
 }
 
 var _ store.Store = (*Service)(nil)
@@ -47,7 +49,7 @@ func WithScopeGrace(d time.Duration) Option { return func(s *Service) { s.grace 
 
 // New returns the rules over backend b.
 func New(b store.Backend, opts ...Option) *Service {
-	s := &Service{db: b, now: time.Now, grace: store.DefaultScopeGrace}
+	s := &Service{db: b, now: time.Now, grace: store.DefaultScopeGrace, imports: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(s)
 	}

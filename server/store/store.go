@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/doorbook/doorbook/fieldwork"
+	"github.com/doorbook/doorbook/server/ledger"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -146,6 +147,10 @@ type Admin interface {
 	// Import merges ledger rows (an admin's bulk load, or demo data) as if
 	// pushed, into households of p's subtree, recording them in the feed.
 	Import(ctx context.Context, p Principal, rows syncengine.Bundle) error
+	// ImportLedger reads an office's ledger file into the grids of a node
+	// of p's subtree: what each row does (see package ledger), applied
+	// unless a dry run.
+	ImportLedger(ctx context.Context, p Principal, in LedgerImport) (LedgerReport, error)
 
 	// PutCategory merges a category stamped by the server (only district
 	// and installation-wide admins define categories); with onlyNew, a
@@ -258,6 +263,30 @@ type HouseholdView struct {
 	Bundle    syncengine.Bundle
 	Grid      OrgNode
 	Fieldwork fieldwork.Household
+}
+
+// LedgerImport is a ledger file to import.
+type LedgerImport struct {
+	NodeID string
+	// Name is the file's name (it tells a CSV from an .xlsx only when the
+	// bytes do not).
+	Name   string
+	File   []byte
+	DryRun bool
+	// Clock stamps what the import writes: newer than observed.
+	Clock func(observed syncengine.Clock) syncengine.Clock
+}
+
+// LedgerReport is what an import did, or would do, with a ledger file.
+type LedgerReport struct {
+	// Sheet is the sheet read, of an .xlsx.
+	Sheet string
+	// Unknown are the header cells that name no column.
+	Unknown []string
+	// Rows say what each row does, in the file's order.
+	Rows []ledger.Outcome
+	// Applied: the rows were written.
+	Applied bool
 }
 
 // AuditEntry is one read of sensitive data.

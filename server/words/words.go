@@ -4,7 +4,10 @@
 // the web console both say them so, from here.
 package words
 
-import "github.com/doorbook/doorbook/syncengine"
+import (
+	"github.com/doorbook/doorbook/server/ledger"
+	"github.com/doorbook/doorbook/syncengine"
+)
 
 // Of is k's word in m: the Chinese if zh, else the English; "" if m has
 // none.
@@ -88,4 +91,31 @@ var ItemState = map[syncengine.ItemState][2]string{
 	syncengine.ItemAssigned: {"挂牌督办", "assigned"},
 	syncengine.ItemResolved: {"已解决", "resolved"},
 	syncengine.ItemClosed:   {"已销号", "closed off"},
+}
+
+// ImportAction names what a ledger import does with a row.
+var ImportAction = map[ledger.Action][2]string{
+	ledger.Create:    {"新增", "create"},
+	ledger.Update:    {"更新", "update"},
+	ledger.Unchanged: {"无变化", "unchanged"},
+	ledger.Refuse:    {"拒绝", "refused"},
+}
+
+// ImportRefusal says why a ledger import refuses a row.
+var ImportRefusal = map[ledger.Refusal][2]string{
+	ledger.RefusalBadID:           {"户编号格式不对", "the household id is not an id"},
+	ledger.RefusalMissingGrid:     {"未填网格", "no grid"},
+	ledger.RefusalUnknownGrid:     {"本级下没有此网格", "no grid of this node has this name"},
+	ledger.RefusalAmbiguousGrid:   {"网格重名，请填写社区", "several grids have this name: give the community"},
+	ledger.RefusalMissingHead:     {"未填户主姓名", "no head of household"},
+	ledger.RefusalBadMobile:       {"手机号码不对", "not a mobile number"},
+	ledger.RefusalBadLandline:     {"固定电话不对", "not a landline number"},
+	ledger.RefusalBadMembers:      {"人口数不对", "not a member count"},
+	ledger.RefusalUnknownCategory: {"没有此类别", "no such category"},
+	ledger.RefusalNotHere:         {"此户不在本级下或已删除", "the household is outside this node, or deleted"},
+	ledger.RefusalMoved:           {"此户在另一网格，请用迁移", "the household is in another grid: move it instead"},
+	ledger.RefusalAmbiguousMatch:  {"多户网格、地址和户主相同，请填写户编号", "several households match: give the household id"},
+	ledger.RefusalDuplicate:       {"与前面一行重复", "repeats an earlier row"},
+	ledger.RefusalTooMany:         {"成员或类别超出上限", "over the caps of persons or categories"},
+	ledger.RefusalInvalid:         {"内容超长或不是文本", "a value too long, or not text"},
 }

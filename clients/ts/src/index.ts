@@ -9,6 +9,7 @@ export * from "./gen/doorbook/v1/admin_pb.js";
 export * from "./gen/doorbook/v1/report_pb.js";
 export * from "./gen/doorbook/v1/session_pb.js";
 export * from "./gen/doorbook/v1/attachment_pb.js";
+export * from "./gen/doorbook/v1/ledger_pb.js";
 export * from "./hlc.js";
 export * from "./changes.js";
 export * from "./errors.js";

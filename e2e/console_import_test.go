@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// upload posts a multipart form with a file, as a browser does.
+func (b *browser) upload(path string, fields map[string]string, fileName string, file []byte) (int, string) {
+	b.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, v := range fields {
+		_ = mw.WriteField(k, v)
+	}
+	fw, err := mw.CreateFormFile("file", fileName)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	_, _ = fw.Write(file)
+	_ = mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, b.base+path, &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	status, _, page := b.do(req)
+	return status, page
+}
+
+// TestConsoleImport: the street's admin tries a ledger in the console,
+// sees each row's fate in Chinese, then imports it; a leader is offered
+// no import and is refused one posted anyway; a form without its CSRF
+// token, and a file without the ledger's header, are refused.
+func TestConsoleImport(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t)
+	file := []byte("所属网格,户主,住址,联系电话\n" +
+		"Grid A,钱多多,幸福路 9 号,0571-88886666\n" +
+		"Grid A,户主甲,幸福路 1 号,13800138000\n" + // an existing household, by grid, address and head
+		"Grid Q,孙少少,幸福路 10 号,\n")
+	b := e.browser()
+	b.signIn(streetAdmin, streetAdminPass)
+	status, _, page := b.get("/console/import")
+	if status != http.StatusOK || !strings.Contains(page, `id="nav-import"`) || !strings.Contains(page, `id="import-form"`) {
+		t.Fatalf("import page: %d, nav link and form %v %v", status, strings.Contains(page, `id="nav-import"`), strings.Contains(page, `id="import-form"`))
+	}
+	fields := map[string]string{"csrf": b.csrf(page), "node": e.street, "dry_run": "1"}
+	status, page = b.upload("/console/import", fields, "台账.csv", file)
+	if status != http.StatusOK {
+		t.Fatalf("dry run: %d\n%s", status, page)
+	}
+	for id, want := range map[string]string{"import-summary": "试导入结果（未写入） · 台账.csv"} {
+		if got := figure(page, id); got != want {
+			t.Errorf("dry run's %s: %q, want %q", id, got, want)
+		}
+	}
+	for _, want := range []string{`<td class="created">1</td>`, `<td class="updated">1</td>`, `<td class="refused">1</td>`,
+		"本级下没有此网格: Grid Q", "<td>手机</td>", "<td>网格、户主姓名、地址、固定电话</td>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("dry run's page lacks %q", want)
+		}
+	}
+	if rows := e.ledgerRows(context.Background(), e.street); len(rows) != len(e.households) {
+		t.Errorf("the dry run wrote: %d households, want %d", len(rows), len(e.households))
+	}
+
+	delete(fields, "dry_run")
+	if status, _ = b.upload("/console/import", map[string]string{"node": e.street}, "台账.csv", file); status != http.StatusForbidden {
+		t.Errorf("import without the CSRF token: %d, want 403", status)
+	}
+	status, page = b.upload("/console/import", fields, "台账.csv", file)
+	if status != http.StatusOK || figure(page, "import-summary") != "已导入 · 台账.csv" {
+		t.Fatalf("import: %d, summary %q", status, figure(page, "import-summary"))
+	}
+	if rows := e.ledgerRows(context.Background(), e.street); len(rows) != len(e.households)+1 {
+		t.Errorf("after the import: %d households, want %d", len(rows), len(e.households)+1)
+	}
+	status, page = b.upload("/console/import", fields, "notes.csv", []byte("日期,内容\n1,2\n"))
+	if status != http.StatusBadRequest || !strings.Contains(page, `id="import-problem"`) {
+		t.Errorf("a file without the ledger's header: %d, problem shown %v", status, strings.Contains(page, `id="import-problem"`))
+	}
+
+	l := e.browser()
+	page = l.signIn(streetLeader, leaderPass)
+	if strings.Contains(page, `id="nav-import"`) {
+		t.Error("a leader is offered the import")
+	}
+	status, page = l.upload("/console/import", map[string]string{"csrf": l.csrf(page), "node": e.street}, "台账.csv", file)
+	if status != http.StatusForbidden {
+		t.Errorf("a leader's import: %d, want 403\n%s", status, page)
+	}
+}

@@ -1,0 +1,164 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/doorbook/doorbook/server/authz"
+	"github.com/doorbook/doorbook/server/ledger"
+	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// ImportLedger reads an office's ledger file into the grids of a node of
+// p's subtree (see package ledger for what a row does). The plan is made
+// from one snapshot of the node; the real run writes every row not
+// refused in one transaction, as Import does, and records it in the audit
+// log. One import runs at a time per server process: an .xlsx inflates to
+// several times its size while it is read.
+func (s *Service) ImportLedger(ctx context.Context, p store.Principal, in store.LedgerImport) (store.LedgerReport, error) {
+	var rep store.LedgerReport
+	if err := authz.Decide(p, authz.ManageOrg, authz.Anywhere); err != nil {
+		return rep, err
+	}
+	select {
+	case s.imports <- struct{}{}:
+		defer func() { <-s.imports }()
+	case <-ctx.Done():
+		return rep, ctx.Err()
+	}
+	t, err := ledger.Read(in.File, in.Name)
+	if err != nil {
+		return rep, fmt.Errorf("import ledger: %w", err)
+	}
+	rep.Sheet, rep.Unknown = t.Sheet, t.Unknown
+	var set ledger.Setting
+	err = s.db.View(ctx, func(tx store.Tx) error {
+		var err error
+		set, err = ledgerSetting(ctx, tx, p, in.NodeID, t)
+		return err
+	})
+	if err != nil {
+		return rep, fmt.Errorf("import ledger: %w", err)
+	}
+	rep.Rows = ledger.Plan(t, set)
+	// Each write must be newer than what the households hold.
+	var observed syncengine.Clock
+	for i := range set.Households {
+		if c := set.Households[i].Household.MaxClock(); c.Compare(observed) > 0 {
+			observed = c
+		}
+	}
+	var b syncengine.Bundle
+	for i := range rep.Rows {
+		o := &rep.Rows[i]
+		if o.Action != ledger.Create && o.Action != ledger.Update || in.DryRun {
+			continue
+		}
+		rows := o.Rows(newID(), newID, func() syncengine.Clock { return in.Clock(observed) })
+		if o.HouseholdID == "" && len(rows.Households) > 0 {
+			o.HouseholdID = rows.Households[0].ID
+		}
+		b.Households = append(b.Households, rows.Households...)
+		b.Persons = append(b.Persons, rows.Persons...)
+		b.Tags = append(b.Tags, rows.Tags...)
+	}
+	entry := store.AuditEntry{ID: newID(), At: s.now(), AdminID: p.ID, Action: "import ledger (dry run)", NodeID: in.NodeID}
+	if len(b.Households)+len(b.Persons)+len(b.Tags) > 0 {
+		entry.Action = "import ledger"
+	}
+	err = s.db.Update(ctx, func(tx store.Tx) error {
+		if entry.Action == "import ledger" {
+			if err := importRows(ctx, tx, p, b); err != nil {
+				return err
+			}
+		}
+		return tx.InsertAudit(ctx, entry)
+	})
+	if err != nil {
+		return rep, fmt.Errorf("import ledger: %w", err)
+	}
+	rep.Applied = entry.Action == "import ledger"
+	return rep, nil
+}
+
+// ledgerSetting reads what a plan for t into node needs: the node's
+// grids, the categories, the node's households with their persons and
+// categories, and which of the ids t gives are households elsewhere.
+func ledgerSetting(ctx context.Context, tx store.Tx, p store.Principal, nodeID string, t *ledger.Table) (ledger.Setting, error) {
+	var set ledger.Setting
+	if _, err := node(ctx, tx, p, authz.ManageOrg, nodeID); err != nil {
+		return set, err
+	}
+	sub, err := tx.Subtree(ctx, nodeID)
+	if err != nil {
+		return set, err
+	}
+	nodes := make(map[string]store.OrgNode, len(sub))
+	for _, n := range sub {
+		nodes[n.ID] = n
+	}
+	var grids []string
+	for _, n := range sub {
+		if n.Level != store.LevelGrid {
+			continue
+		}
+		community := ""
+		if c, ok := nodes[n.ParentID]; ok {
+			community = c.Name
+		} else if c, err := tx.Node(ctx, n.ParentID); err == nil {
+			community = c.Name // the node imported into is the grid itself
+		}
+		set.Grids = append(set.Grids, ledger.Grid{ID: n.ID, Name: n.Name, Community: community})
+		grids = append(grids, n.ID)
+	}
+	if set.Categories, err = tx.Categories(ctx, 0); err != nil {
+		return set, err
+	}
+	ids := map[string]bool{}
+	for after := ""; ; {
+		page, err := tx.LiveHouseholdIDs(ctx, grids, after, 2000)
+		if err != nil || len(page) == 0 {
+			if err != nil {
+				return set, err
+			}
+			break
+		}
+		after = page[len(page)-1]
+		b, err := tx.Ledgers(ctx, page)
+		if err != nil {
+			return set, err
+		}
+		persons := map[string][]string{}
+		for _, pr := range b.Persons {
+			if !pr.Deleted.Value {
+				persons[pr.HouseholdID] = append(persons[pr.HouseholdID], pr.Name.Value)
+			}
+		}
+		tags := map[string][]syncengine.TagElement{}
+		for _, tg := range b.Tags {
+			tags[tg.HouseholdID] = append(tags[tg.HouseholdID], tg)
+		}
+		for _, h := range b.Households {
+			if h.Deleted.Value {
+				continue
+			}
+			ids[h.ID] = true
+			set.Households = append(set.Households, ledger.Current{Household: h, Persons: persons[h.ID], Categories: syncengine.Categories(tags[h.ID])})
+		}
+	}
+	set.Taken = map[string]bool{}
+	for _, r := range t.Rows {
+		id := strings.ToLower(r.Cells[ledger.FieldID])
+		if !syncengine.IsID(id) || ids[id] || set.Taken[id] {
+			continue
+		}
+		_, found, err := tx.Household(ctx, id)
+		if err != nil {
+			return set, err
+		}
+		set.Taken[id] = found
+	}
+	return set, nil
+}
