@@ -183,7 +183,7 @@ func fieldRulesStep(t *testing.T, srv *testServer, li replica, campaign string) 
 	}
 	type imported struct {
 		Created, Updated, Unchanged, Refused int
-		Applied                             bool
+		Applied                              bool
 	}
 	back := doorbookJSON[imported](t, srv.admin("import", "--node", street, "--file", ledger)...)
 	if back != (imported{Unchanged: rep.Total.Households}) {

@@ -17,12 +17,15 @@ import (
 )
 
 // Limits of a ledger file. A street's ledger (50,000 households) is about
-// 8 MiB as .csv and 3 MiB as .xlsx; a district imports street by street.
+// 5 MiB as .csv; a district imports street by street.
 const (
 	// MaxFileBytes bounds the file as sent.
 	MaxFileBytes = 32 << 20
-	// MaxRows bounds the households of one file.
-	MaxRows = 100_000
+	// MaxRows bounds the households of one file: a street's (50,000) and
+	// some. The import holds the file's rows, the node's households and
+	// what it writes in memory at once, about 5 KiB a household at its
+	// peak (BENCHMARKS.md).
+	MaxRows = 60_000
 	// maxColumns bounds the columns read of a row; a ledger has 14.
 	maxColumns = 64
 	// headerRows is how far down the header row may be: title rows (the

@@ -35,6 +35,9 @@ func (s *Service) Import(ctx context.Context, p store.Principal, b syncengine.Bu
 // importRows merges b's rows in tx, each into a household of p's subtree.
 func importRows(ctx context.Context, tx store.Tx, p store.Principal, b syncengine.Bundle) error {
 	grids := map[string]bool{}
+	// inSubtree are the households checked (or written) in p's subtree:
+	// a ledger's persons and tags come by the household.
+	inSubtree := map[string]bool{}
 	checkGrid := func(g string) error {
 		if grids[g] {
 			return nil
@@ -62,6 +65,7 @@ func importRows(ctx context.Context, tx store.Tx, p store.Principal, b syncengin
 		if exists && before != cur.GridID.Value {
 			return fmt.Errorf("%w: import may not move household %s; use MoveHousehold", syncengine.ErrInvalid, h.ID)
 		}
+		inSubtree[h.ID] = true
 		if changed {
 			if err := tx.PutHousehold(ctx, &cur); err != nil {
 				return err
@@ -73,6 +77,9 @@ func importRows(ctx context.Context, tx store.Tx, p store.Principal, b syncengin
 	}
 	// Everything else must hang off a household of the subtree.
 	inTree := func(hh string) error {
+		if inSubtree[hh] {
+			return nil
+		}
 		h, ok, err := tx.Household(ctx, hh)
 		if err != nil {
 			return err
@@ -80,7 +87,11 @@ func importRows(ctx context.Context, tx store.Tx, p store.Principal, b syncengin
 		if !ok {
 			return fmt.Errorf("%w: household %s", syncengine.ErrNotFound, hh)
 		}
-		return checkGrid(h.GridID.Value)
+		if err := checkGrid(h.GridID.Value); err != nil {
+			return err
+		}
+		inSubtree[hh] = true
+		return nil
 	}
 	for i := range b.Persons {
 		pr := &b.Persons[i]

@@ -50,7 +50,18 @@ func (s *Service) ImportLedger(ctx context.Context, p store.Principal, in store.
 			observed = c
 		}
 	}
+	// Sized once: a street's ledger is 50,000 households and three times
+	// as many persons, and growing these by appends held each twice.
+	var nh, np, nt int
+	for _, o := range rep.Rows {
+		if o.Action == ledger.Create || o.Action == ledger.Update {
+			nh, np, nt = nh+1, np+len(o.Persons), nt+len(o.Categories)
+		}
+	}
 	var b syncengine.Bundle
+	if !in.DryRun {
+		b = syncengine.Bundle{Households: make([]syncengine.Household, 0, nh), Persons: make([]syncengine.Person, 0, np), Tags: make([]syncengine.TagElement, 0, nt)}
+	}
 	for i := range rep.Rows {
 		o := &rep.Rows[i]
 		if o.Action != ledger.Create && o.Action != ledger.Update || in.DryRun {
