@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -43,7 +44,8 @@ const (
 	// RefusalAmbiguousMatch: several households have the row's grid,
 	// address and head's name; the row must give the id.
 	RefusalAmbiguousMatch
-	// RefusalDuplicate: an earlier row is the same household.
+	// RefusalDuplicate: another row is the same household (one that
+	// gives its id, else an earlier one).
 	RefusalDuplicate
 	// RefusalTooMany: persons or categories over a household's caps.
 	RefusalTooMany
@@ -119,8 +121,26 @@ type Values struct {
 func Plan(t *Table, s Setting) []Outcome {
 	p := newPlanner(t, s)
 	out := make([]Outcome, len(t.Rows))
-	for i := range t.Rows {
-		out[i] = p.row(&t.Rows[i])
+	// Rows that give the id of a household first, then those that give a
+	// new one, then those found by grid, address and head: a row with an
+	// id may give its household another address or head, and the others
+	// must find the households where the file leaves them, whatever the
+	// rows' order, as a second import of the file will.
+	pass := func(r *Row) int {
+		switch id := strings.ToLower(r.Cells[FieldID]); {
+		case p.homes[id] != nil:
+			return 0
+		case syncengine.IsID(id):
+			return 1
+		}
+		return 2
+	}
+	for n := range 3 {
+		for i := range t.Rows {
+			if pass(&t.Rows[i]) == n {
+				out[i] = p.row(&t.Rows[i])
+			}
+		}
 	}
 	return out
 }
@@ -134,11 +154,14 @@ type planner struct {
 	homes  map[string]*Current
 	byKey  map[string][]*Current
 	seen   map[string]int // a row's household (or new household's key): its line
+	// claimed are the grid, address and head (a key) of each household an
+	// accepted row writes, as they will be: the row's household (seen).
+	claimed map[string]string
 }
 
 func newPlanner(t *Table, s Setting) *planner {
 	p := &planner{t: t, s: s, byName: map[string][]Grid{}, byID: map[string]Grid{}, cats: map[string]string{},
-		homes: map[string]*Current{}, byKey: map[string][]*Current{}, seen: map[string]int{}}
+		homes: map[string]*Current{}, byKey: map[string][]*Current{}, seen: map[string]int{}, claimed: map[string]string{}}
 	for _, g := range s.Grids {
 		p.byID[g.ID] = g
 		p.byName[squash(g.Name)] = append(p.byName[squash(g.Name)], g)
@@ -194,6 +217,10 @@ func (p *planner) row(r *Row) Outcome {
 	default:
 		k := key(v.GridID, v.Address, v.Head)
 		switch found := p.byKey[k]; {
+		case p.claimed[k] != "":
+			// An earlier row gave its household this grid, address and
+			// head.
+			return refuse(RefusalDuplicate, strconv.Itoa(p.seen[p.claimed[k]]))
 		case v.ID != "":
 			target = v.ID // a new household with the id the row gives
 		case len(found) == 1:
@@ -237,6 +264,29 @@ func (p *planner) row(r *Row) Outcome {
 	if err := b.Validate(); err != nil {
 		return refuse(RefusalInvalid, err.Error())
 	}
+	// The household's grid, address and head once the row is written: no
+	// other household may have them, or a second import of the file would
+	// find two where the first found one.
+	final := key(cmp.Or(v.GridID, have.Household.GridID.Value), cmp.Or(v.Address, have.Household.Address.Value), cmp.Or(v.Head, have.Household.HeadName.Value))
+	moved := cur == nil || final != key(cur.Household.GridID.Value, cur.Household.Address.Value, cur.Household.HeadName.Value)
+	if t := p.claimed[final]; t != "" && t != target {
+		return refuse(RefusalAmbiguousMatch, strconv.Itoa(p.seen[t]))
+	}
+	if moved {
+		for _, other := range p.byKey[final] {
+			if other.Household.ID != target {
+				return refuse(RefusalAmbiguousMatch, other.Household.ID)
+			}
+		}
+	}
+	if moved && cur != nil {
+		// The file says where the household is now: a later row naming
+		// the old grid, address and head is another household, as a
+		// second import would find.
+		old := key(cur.Household.GridID.Value, cur.Household.Address.Value, cur.Household.HeadName.Value)
+		p.byKey[old] = slices.DeleteFunc(slices.Clone(p.byKey[old]), func(c *Current) bool { return c == cur })
+	}
+	p.claimed[final] = target
 	p.seen[target] = r.Line
 	return o
 }
@@ -289,7 +339,7 @@ func (p *planner) values(r *Row) (Values, Refusal, string) {
 		v.Members, v.HasMembers = n, true
 	}
 	for _, name := range split(c[FieldPersons]) {
-		if !slices.Contains(v.Persons, name) {
+		if !slices.ContainsFunc(v.Persons, func(n string) bool { return squash(n) == squash(name) }) {
 			v.Persons = append(v.Persons, name)
 		}
 	}

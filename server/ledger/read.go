@@ -87,11 +87,25 @@ func Read(data []byte, name string) (*Table, error) {
 		if bytes.HasPrefix(data, []byte{0xD0, 0xCF, 0x11, 0xE0}) || strings.HasSuffix(lower, ".xls") || strings.HasSuffix(lower, ".xlsx") {
 			return nil, fmt.Errorf("%w: %s is not an .xlsx workbook (save an old Excel .xls as .xlsx or .csv first)", syncengine.ErrInvalid, name)
 		}
-		c, err := openCSV(data)
+		text, err := csvText(data)
 		if err != nil {
 			return nil, err
 		}
-		rows = c
+		// The separator is the one under which a header row is found: a
+		// comma, else a tab (Excel's "Unicode text"), whatever title rows
+		// hold.
+		var first error
+		for _, sep := range []rune{',', '\t'} {
+			t := &Table{}
+			err := t.read(newCSVRows(text, sep))
+			if err == nil {
+				return t, nil
+			}
+			if first == nil {
+				first = err
+			}
+		}
+		return nil, first
 	}
 	t := &Table{Sheet: sheet}
 	if err := t.read(rows); err != nil {
@@ -250,7 +264,8 @@ type csvRows struct {
 	r *csv.Reader
 }
 
-func openCSV(data []byte) (*csvRows, error) {
+// csvText is a CSV file's text in UTF-8.
+func csvText(data []byte) ([]byte, error) {
 	var text []byte
 	switch {
 	case bytes.HasPrefix(data, []byte{0xFF, 0xFE}), bytes.HasPrefix(data, []byte{0xFE, 0xFF}):
@@ -271,16 +286,15 @@ func openCSV(data []byte) (*csvRows, error) {
 	if bytes.IndexByte(text, 0) >= 0 {
 		return nil, fmt.Errorf("%w: the file is not a spreadsheet (.xlsx or .csv)", syncengine.ErrInvalid)
 	}
+	return text, nil
+}
+
+func newCSVRows(text []byte, sep rune) *csvRows {
 	r := csv.NewReader(bytes.NewReader(text))
 	r.FieldsPerRecord = -1
 	r.LazyQuotes = true
-	r.ReuseRecord = false
-	// The separator is the first line's: a tab if it has one and no comma.
-	first, _, _ := bytes.Cut(text, []byte("\n"))
-	if bytes.IndexByte(first, '\t') >= 0 && bytes.IndexByte(first, ',') < 0 {
-		r.Comma = '\t'
-	}
-	return &csvRows{r: r}, nil
+	r.Comma = sep
+	return &csvRows{r: r}
 }
 
 func (c *csvRows) next() ([]string, int, error) {
