@@ -123,6 +123,7 @@ func TestAuthzMatrix(t *testing.T) {
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "UpdateItem", write, s.updateItem},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "PutZeroReport", write, s.putZeroReport},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "ImportLedger", write, s.importLedger},
+		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "SetRanking", write, s.setRanking},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "CreateAdmin", write, s.createAdmin},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, PD, OK}, "CreateAdmin·global", write, s.createAdminGlobal},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "ListDevices·worker", read, s.listDevicesOf},
@@ -1061,6 +1062,11 @@ func (s *authzSetup) putZeroReport(k *authzCaller) ([]proto.Message, error) {
 	now := s.e.now.Now()
 	return authzOne(k.admin.PutZeroReport(context.Background(), &pb.PutZeroReportRequest{NodeId: s.g0,
 		From: timestamppb.New(now.Add(-7 * oneDay)), Until: timestamppb.New(now), Note: "nothing found by " + k.name}))
+}
+
+func (s *authzSetup) setRanking(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.admin.SetRanking(context.Background(), &pb.SetRankingRequest{CampaignId: s.camp, Ranking: &pb.Ranking{
+		Weights: []*pb.RankingWeight{{Metric: "coverage", Weight: uint32(len(k.name))}}}}))
 }
 
 func (s *authzSetup) importLedger(k *authzCaller) ([]proto.Message, error) {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 )
 
 // upload posts a multipart form with a file, as a browser does.
@@ -90,5 +92,29 @@ func TestConsoleImport(t *testing.T) {
 	status, page = l.upload("/console/import", map[string]string{"csrf": l.csrf(page), "node": e.street}, "台账.csv", file)
 	if status != http.StatusForbidden {
 		t.Errorf("a leader's import: %d, want 403\n%s", status, page)
+	}
+}
+
+// TestConsoleRanking: the dashboard's ranking shows each community's score
+// and what its rank brings once the campaign has a ranking of its own.
+func TestConsoleRanking(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t)
+	b := e.browser()
+	page := b.signIn(streetAdmin, streetAdminPass)
+	if strings.Contains(page, `class="reward`) {
+		t.Error("the dashboard shows rewards before the campaign has a ranking")
+	}
+	if _, err := e.Admin.SetRanking(context.Background(), &pb.SetRankingRequest{CampaignId: e.campaign, Ranking: &pb.Ranking{
+		Weights: []*pb.RankingWeight{{Metric: "coverage", Weight: 1}},
+		Bands:   []*pb.RewardBand{{FromRank: 1, CommunityYuan: 500, LinkCadreYuan: 50}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, page = b.get("/console/?campaign=" + e.campaign)
+	for _, want := range []string{`<td class="score">50.0%</td>`, `<td class="reward">500 / 50</td>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the dashboard lacks %s", want)
+		}
 	}
 }

@@ -461,6 +461,29 @@ func TestCampaignEndToEnd(t *testing.T) {
 	if diff := deepDiff(wantComms, comms); diff != "" {
 		t.Errorf("communities, best coverage first:\n%s", diff)
 	}
+	// The campaign's own ranking (seed 000): the awareness rate alone, in
+	// which A does better, and a reward for the first, a fine for the rest.
+	_, err = e.Admin.SetRanking(ctx, &pb.SetRankingRequest{CampaignId: camp, Ranking: &pb.Ranking{Weights: []*pb.RankingWeight{{Metric: "happiness", Weight: 1}}}})
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("a ranking by a rate the campaign has not: err = %v, want InvalidArgument", err)
+	}
+	if _, err := e.Admin.SetRanking(ctx, &pb.SetRankingRequest{CampaignId: camp, Ranking: &pb.Ranking{
+		Weights: []*pb.RankingWeight{{Metric: "aware", Weight: 1}},
+		Bands:   []*pb.RewardBand{{FromRank: 1, ToRank: 1, CommunityYuan: 3000, LinkCadreYuan: 300}, {FromRank: 2, CommunityYuan: -1000, LinkCadreYuan: -100}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	ranked, err := rc.GetProgress(ctx, &pb.GetProgressRequest{NodeId: street, CampaignId: camp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var places []string
+	for _, c := range ranked.GetReport().GetCommunities() {
+		places = append(places, fmt.Sprintf("%d %s %.2f %d/%d", c.GetRank(), c.GetNode().GetName(), c.GetScore(), c.GetRewardCommunityYuan(), c.GetRewardLinkCadreYuan()))
+	}
+	if want := []string{"1 A社区 0.50 3000/300", "2 B社区 0.00 -1000/-100"}; !slices.Equal(places, want) {
+		t.Errorf("ranked by awareness: %q, want %q", places, want)
+	}
 	var quotas []personQuota
 	for _, q := range r.GetQuotas() {
 		quotas = append(quotas, personQuota{q.GetWorkerId() + " " + q.GetName(), q.GetRole(), q.GetVisited(), q.GetQuota()})
@@ -595,12 +618,12 @@ func TestCampaignEndToEnd(t *testing.T) {
 
 	progress := rows("进度")
 	progressHeader := []string{"排名", "单位", "层级", "户数", "已走访户数", "覆盖率", "重点人群户数", "重点人群已走访", "重点人群走访率",
-		"逾期必访户", "待回访", "逾期回访", "未办结事项", "逾期事项"}
+		"逾期必访户", "待回访", "逾期回访", "未办结事项", "逾期事项", "得分", "社区奖惩（元）", "联点干部奖惩（元）"}
 	wantProgress := [][]string{
 		progressHeader,
 		{"", "和平街道", "街道", "9", "6", "66.7%", "5", "4", "80.0%", "4", "1", "1", "0", "0"},
-		{"1", "B社区", "社区", "5", "4", "80.0%", "2", "2", "100.0%", "2", "1", "1", "0", "0"},
-		{"2", "A社区", "社区", "4", "2", "50.0%", "3", "2", "66.7%", "2", "0", "0", "0", "0"},
+		{"1", "A社区", "社区", "4", "2", "50.0%", "3", "2", "66.7%", "2", "0", "0", "0", "0", "50.0%", "3000", "300"},
+		{"2", "B社区", "社区", "5", "4", "80.0%", "2", "2", "100.0%", "2", "1", "1", "0", "0", "0.0%", "-1000", "-100"},
 	}
 	if diff := deepDiff(wantProgress, progress); diff != "" {
 		t.Errorf("进度:\n%s", diff)
@@ -623,12 +646,12 @@ func TestCampaignEndToEnd(t *testing.T) {
 		{"和平街道", "是否知晓平安建设", "3", "1", "33.3%"},
 		{"和平街道", "对社区工作满意度", "3", "3", "100.0%"},
 		{"和平街道", "安全感", "3", "2", "66.7%"},
-		{"B社区", "是否知晓平安建设", "1", "0", "0.0%"},
-		{"B社区", "对社区工作满意度", "1", "1", "100.0%"},
-		{"B社区", "安全感", "1", "1", "100.0%"},
 		{"A社区", "是否知晓平安建设", "2", "1", "50.0%"},
 		{"A社区", "对社区工作满意度", "2", "2", "100.0%"},
 		{"A社区", "安全感", "2", "1", "50.0%"},
+		{"B社区", "是否知晓平安建设", "1", "0", "0.0%"},
+		{"B社区", "对社区工作满意度", "1", "1", "100.0%"},
+		{"B社区", "安全感", "1", "1", "100.0%"},
 	}
 	if diff := deepDiff(wantSurvey, rows("民调")); diff != "" {
 		t.Errorf("民调:\n%s", diff)
@@ -699,6 +722,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 		{admin.ID, "root", "export ledger csv", street, ""},
 		{admin.ID, "root", "export all xlsx", street, camp},
 		{admin.ID, "root", "report households not_visited", street, camp},
+		{admin.ID, "root", "report progress", street, camp},
 		{admin.ID, "root", "report progress", street, camp},
 		{admin.ID, "root", "export items csv", street, ""},
 		{admin.ID, "root", "report progress", street, camp},

@@ -34,6 +34,7 @@ var actions = map[string]authz.Action{
 	doorbookv1connect.AdminServicePutCategoryProcedure:           authz.DefineCategory,
 	doorbookv1connect.AdminServiceLoadDefaultCategoriesProcedure: authz.DefineCategory,
 	doorbookv1connect.AdminServicePutCampaignProcedure:           authz.ManageCampaign,
+	doorbookv1connect.AdminServiceSetRankingProcedure:            authz.ManageCampaign,
 	doorbookv1connect.AdminServiceUpdateItemProcedure:            authz.UpdateItem,
 	doorbookv1connect.AdminServicePutZeroReportProcedure:         authz.UpdateItem,
 	doorbookv1connect.AdminServiceErasePersonalDataProcedure:     authz.Erase,

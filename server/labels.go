@@ -49,10 +49,11 @@ func (l labels) itemsHeader() []string {
 func (l labels) figuresHeader() []string {
 	if l.zh {
 		return []string{"排名", "单位", "层级", "户数", "已走访户数", "覆盖率", "重点人群户数", "重点人群已走访", "重点人群走访率",
-			"逾期必访户", "待回访", "逾期回访", "未办结事项", "逾期事项"}
+			"逾期必访户", "待回访", "逾期回访", "未办结事项", "逾期事项", "得分", "社区奖惩（元）", "联点干部奖惩（元）"}
 	}
 	return []string{"rank", "node", "level", "households", "visited", "coverage", "key-group households", "key-group visited",
-		"key-group rate", "must-visit overdue", "revisits open", "revisits overdue", "items open", "items overdue"}
+		"key-group rate", "must-visit overdue", "revisits open", "revisits overdue", "items open", "items overdue",
+		"score", "community reward (yuan)", "link cadre reward (yuan)"}
 }
 
 func (l labels) quotaHeader() []string {

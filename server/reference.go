@@ -152,3 +152,33 @@ func (s *adminService) UpdateItem(ctx context.Context, req *pb.UpdateItemRequest
 	}
 	return &pb.UpdateItemResponse{Amendment: wire.AmendmentToProto(&a)}, nil
 }
+
+func (s *adminService) SetRanking(ctx context.Context, req *pb.SetRankingRequest) (*pb.SetRankingResponse, error) {
+	r, err := s.store.SetRanking(ctx, principal(ctx), req.GetCampaignId(), rankingFromProto(req.GetRanking()))
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	return &pb.SetRankingResponse{Ranking: rankingToProto(r)}, nil
+}
+
+func rankingFromProto(m *pb.Ranking) fieldwork.Ranking {
+	var r fieldwork.Ranking
+	for _, w := range m.GetWeights() {
+		r.Weights = append(r.Weights, fieldwork.Weight{Metric: w.GetMetric(), Weight: w.GetWeight()})
+	}
+	for _, b := range m.GetBands() {
+		r.Bands = append(r.Bands, fieldwork.Band{From: b.GetFromRank(), To: b.GetToRank(), Community: b.GetCommunityYuan(), LinkCadre: b.GetLinkCadreYuan()})
+	}
+	return r
+}
+
+func rankingToProto(r fieldwork.Ranking) *pb.Ranking {
+	m := &pb.Ranking{}
+	for _, w := range r.Weights {
+		m.Weights = append(m.Weights, &pb.RankingWeight{Metric: w.Metric, Weight: w.Weight})
+	}
+	for _, b := range r.Bands {
+		m.Bands = append(m.Bands, &pb.RewardBand{FromRank: b.From, ToRank: b.To, CommunityYuan: b.Community, LinkCadreYuan: b.LinkCadre})
+	}
+	return m
+}

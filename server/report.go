@@ -81,10 +81,10 @@ func newProgress(an *store.Analysis, at time.Time) *progress {
 		}
 		p.communities = append(p.communities, communityFigures{n, fig, placed, an.Fieldwork.Escalated(at, int32(store.LevelCommunity), in)})
 	}
-	// The ranking (通报排名): coverage, then key-group rate, then name.
+	// The ranking (通报排名): by the campaign's weights, else coverage then
+	// key-group rate; then by name.
 	slices.SortFunc(p.communities, func(a, b communityFigures) int {
-		return cmp.Or(-cmp.Compare(a.fig.Coverage(), b.fig.Coverage()), -cmp.Compare(a.fig.KeyGroupRate(), b.fig.KeyGroupRate()),
-			cmp.Compare(a.node.Name, b.node.Name), cmp.Compare(a.node.ID, b.node.ID))
+		return cmp.Or(an.Ranking.Compare(&a.fig, &b.fig), cmp.Compare(a.node.Name, b.node.Name), cmp.Compare(a.node.ID, b.node.ID))
 	})
 	return p
 }
@@ -120,8 +120,15 @@ func (p *progress) toProto() *pb.ProgressReport {
 	if p.an.Campaign != nil {
 		r.Campaign = wire.CampaignToProto(p.an.Campaign)
 	}
+	r.Ranking = rankingToProto(p.an.Ranking)
 	for i := range p.communities {
-		r.Communities = append(r.Communities, figuresToProto(p.communities[i].node, &p.communities[i].fig, p.communities[i].placed, p.communities[i].escalated))
+		c := &p.communities[i]
+		f := figuresToProto(c.node, &c.fig, c.placed, c.escalated)
+		f.Rank, f.Score = uint32(i+1), p.an.Ranking.Score(&c.fig)
+		if b, ok := p.an.Ranking.Band(i + 1); ok {
+			f.RewardCommunityYuan, f.RewardLinkCadreYuan = b.Community, b.LinkCadre
+		}
+		r.Communities = append(r.Communities, f)
 	}
 	return r
 }
@@ -742,16 +749,28 @@ func (ex *exporter) progress(w export.Writer) error {
 	if err := w.Sheet(ex.l.pick("进度", "progress"), ex.l.figuresHeader()); err != nil {
 		return err
 	}
-	row := func(rank any, n store.OrgNode, f *fieldwork.Figures) error {
+	row := func(rank int, n store.OrgNode, f *fieldwork.Figures) error {
 		name := n.Name
 		if name == "" {
 			name = ex.l.pick("全部", "all")
 		}
-		return w.Row(rank, name, ex.l.level(int32(n.Level)), f.Households, f.Visited, percent(f.Visited, f.Households),
+		// A community's score and what its rank brings, when the
+		// campaign's ranking says.
+		var place, score, community, cadre any = "", "", "", ""
+		if rank > 0 {
+			place = rank
+			if ex.an.Ranking.Weighed() {
+				score = export.Percent(math.Round(1000*ex.an.Ranking.Score(f)) / 1000)
+			}
+			if b, ok := ex.an.Ranking.Band(rank); ok {
+				community, cadre = b.Community, b.LinkCadre
+			}
+		}
+		return w.Row(place, name, ex.l.level(int32(n.Level)), f.Households, f.Visited, percent(f.Visited, f.Households),
 			f.KeyGroupHouseholds, f.KeyGroupVisited, percent(f.KeyGroupVisited, f.KeyGroupHouseholds), f.MustVisitOverdue,
-			f.RevisitsOpen, f.RevisitsOverdue, f.ItemsOpen, f.ItemsOverdue)
+			f.RevisitsOpen, f.RevisitsOverdue, f.ItemsOpen, f.ItemsOverdue, score, community, cadre)
 	}
-	if err := row("", ex.an.Node, &p.total); err != nil {
+	if err := row(0, ex.an.Node, &p.total); err != nil {
 		return err
 	}
 	for i := range p.communities {

@@ -38,6 +38,10 @@ Verbs:
                   [--question CODE:SCALE:POSITIVE_FROM:TEXT]...
   campaign set  --id ID [the flags of create]  change a campaign (quotas and questions are replaced whole)
   campaign list
+  campaign ranking --id ID [--weight METRIC=N]... [--reward FROM-TO=COMMUNITY/CADRE]...
+                  how communities rank (通报): weights of coverage, key_group and questions' positive rates
+                  (none: by coverage); yuan by rank, negative a fine (seed 000: --reward 1-7=3000/300 ...
+                  --reward 61-=-3000/-300)
   item   --visit ID [--finding N] --to assigned|resolved|closed [--unit U --deadline DATE] [--note TEXT]
   report --campaign ID [--node ID] [--at TIME] progress, communities ranked, quotas, survey
   report households --campaign ID --metric METRIC [--node ID] [--limit N] [--offset N]
@@ -162,6 +166,8 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.campaignPut(vargs, false)
 	case "campaign list":
 		return c.campaignList(vargs)
+	case "campaign ranking":
+		return c.campaignRanking(vargs)
 	case "item ":
 		return c.item(vargs)
 	case "report ":

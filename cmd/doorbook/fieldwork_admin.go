@@ -304,16 +304,24 @@ func (c *adminCmd) report(args []string) error {
 	r := res.GetReport()
 	return c.out.print(r, func(w io.Writer) {
 		fmt.Fprintf(w, "campaign %s at %s\n", r.GetCampaign().GetName().GetValue(), r.GetAt().AsTime().Local().Format(time.RFC3339))
-		fmt.Fprintln(w, "RANK\tNODE\tHOUSEHOLDS\tVISITED\tCOVERAGE\tKEY GROUP\tKEY RATE\tMUST-VISIT OVERDUE\tREVISITS OPEN/OVERDUE\tITEMS OPEN/OVERDUE/ESCALATED\tWITH POSITION")
+		fmt.Fprintln(w, "RANK\tNODE\tHOUSEHOLDS\tVISITED\tCOVERAGE\tKEY GROUP\tKEY RATE\tMUST-VISIT OVERDUE\tREVISITS OPEN/OVERDUE\tITEMS OPEN/OVERDUE/ESCALATED\tWITH POSITION\tSCORE\tREWARD COMMUNITY/CADRE")
+		weighed := len(r.GetRanking().GetWeights()) > 0
 		row := func(rank string, f *pb.ProgressFigures) {
 			name := f.GetNode().GetName()
 			if name == "" {
 				name = "all"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d/%d\t%s\t%d\t%d/%d\t%d/%d/%d\t%d\n", rank, name, f.GetHouseholds(), f.GetVisited(),
+			score, reward := "", ""
+			if rank != "" && weighed {
+				score = fmt.Sprintf("%.1f%%", 100*f.GetScore())
+			}
+			if f.GetRewardCommunityYuan() != 0 || f.GetRewardLinkCadreYuan() != 0 {
+				reward = fmt.Sprintf("%d/%d", f.GetRewardCommunityYuan(), f.GetRewardLinkCadreYuan())
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d/%d\t%s\t%d\t%d/%d\t%d/%d/%d\t%d\t%s\t%s\n", rank, name, f.GetHouseholds(), f.GetVisited(),
 				pct(f.GetVisited(), f.GetHouseholds()), f.GetKeyGroupVisited(), f.GetKeyGroupHouseholds(),
 				pct(f.GetKeyGroupVisited(), f.GetKeyGroupHouseholds()), f.GetMustVisitOverdue(), f.GetRevisitsOpen(), f.GetRevisitsOverdue(),
-				f.GetItemsOpen(), f.GetItemsOverdue(), f.GetItemsEscalated(), f.GetVisitsWithPosition())
+				f.GetItemsOpen(), f.GetItemsOverdue(), f.GetItemsEscalated(), f.GetVisitsWithPosition(), score, reward)
 		}
 		row("", r.GetTotal())
 		for i, f := range r.GetCommunities() {
@@ -443,5 +451,45 @@ func (c *adminCmd) audit(args []string) error {
 		for _, e := range res.GetEntries() {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", e.GetAt().AsTime().Local().Format(time.RFC3339), e.GetAdminName(), e.GetAction(), e.GetNodeId(), e.GetCampaignId())
 		}
+	})
+}
+
+// campaignRanking sets how a campaign ranks its communities: weights of
+// the rates, and rewards and fines by rank.
+func (c *adminCmd) campaignRanking(args []string) error {
+	fs := c.flags("campaign ranking")
+	id := fs.String("id", "", "campaign `id`")
+	var weights, bands multi
+	fs.Var(&weights, "weight", "`METRIC=N`: coverage, key_group or a question's code, and its weight (repeat)")
+	fs.Var(&bands, "reward", "`FROM-TO=COMMUNITY/CADRE`: yuan for the ranks FROM to TO (TO empty: and after), negative for a fine (repeat)")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if err := required("id", *id); err != nil {
+		return err
+	}
+	r := &pb.Ranking{}
+	for _, w := range weights {
+		m, n, ok := strings.Cut(w, "=")
+		v, err := strconv.ParseUint(n, 10, 32)
+		if !ok || err != nil {
+			return fmt.Errorf("%w: --weight %q: want METRIC=N", errUsage, w)
+		}
+		r.Weights = append(r.Weights, &pb.RankingWeight{Metric: m, Weight: uint32(v)})
+	}
+	for _, b := range bands {
+		spec, err := fieldwork.DecodeRanking(";" + b)
+		if err != nil || len(spec.Bands) != 1 {
+			return fmt.Errorf("%w: --reward %q: want FROM-TO=COMMUNITY/CADRE, e.g. 1-7=3000/300 or 61-=-3000/-300", errUsage, b)
+		}
+		x := spec.Bands[0]
+		r.Bands = append(r.Bands, &pb.RewardBand{FromRank: x.From, ToRank: x.To, CommunityYuan: x.Community, LinkCadreYuan: x.LinkCadre})
+	}
+	res, err := c.client.SetRanking(c.ctx, &pb.SetRankingRequest{CampaignId: *id, Ranking: r})
+	if err != nil {
+		return err
+	}
+	return c.out.print(res.GetRanking(), func(w io.Writer) {
+		fmt.Fprintf(w, "campaign %s ranks by %d weights, with %d bands of rewards and fines\n", *id, len(res.GetRanking().GetWeights()), len(res.GetRanking().GetBands()))
 	})
 }

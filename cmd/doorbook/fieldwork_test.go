@@ -158,6 +158,20 @@ func fieldRulesStep(t *testing.T, srv *testServer, li replica, campaign string) 
 	if s := rep.Total.SurveyQuestions; len(s) != 3 || s[0].Answered != 1 || s[0].Positive != 1 || s[2].Positive != 0 {
 		t.Errorf("report survey: %+v", s)
 	}
+	doorbookJSON[map[string]any](t, srv.admin("campaign", "ranking", "--id", campaign, "--weight", "coverage=1",
+		"--reward", "1-1=3000/300", "--reward", "2-=-1000/-100")...)
+	ranked := doorbookJSON[struct {
+		Communities []struct {
+			Rank   int   `json:"rank"`
+			Reward int64 `json:"reward_community_yuan"`
+		} `json:"communities"`
+	}](t, srv.admin("report", "--campaign", campaign)...)
+	if c := ranked.Communities; len(c) != 3 || c[0].Rank != 1 || c[0].Reward != 3000 || c[1].Rank != 2 || c[1].Reward != -1000 || c[2].Reward != -1000 {
+		t.Errorf("report after campaign ranking: %+v, want 3 communities ranked, 3000 for the first and -1000 for the others", c)
+	}
+	if _, _, err := doorbook(t, srv.admin("campaign", "ranking", "--id", campaign, "--reward", "first=3000")...); err == nil {
+		t.Error("campaign ranking --reward first=3000 was taken")
+	}
 
 	dir := t.TempDir()
 	ledger := filepath.Join(dir, "ledger.csv")

@@ -344,8 +344,9 @@ func parsePages() map[string]*template.Template {
 			}
 			return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(d))
 		},
-		"inc":  func(i int) int { return i + 1 },
-		"list": func(v ...string) []string { return v },
+		"inc":    func(i int) int { return i + 1 },
+		"mul100": func(f float64) float64 { return 100 * f },
+		"list":   func(v ...string) []string { return v },
 		// drill links a figure to the households behind it.
 		"drill": func(node, campaign, metric string) string {
 			return "/console/households?" + url.Values{"node": {node}, "campaign": {campaign}, "metric": {metric}}.Encode()

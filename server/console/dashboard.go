@@ -76,6 +76,10 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 			most = max(most, f.GetHouseholds())
 		}
 		data["MostHouseholds"] = most
+		// The campaign's ranking: a score column when it weighs, and what
+		// each rank brings when it has bands (community / link cadre).
+		data["Weighed"] = len(rep.GetRanking().GetWeights()) > 0
+		data["Ranked"] = data["Weighed"] == true || len(rep.GetRanking().GetBands()) > 0
 	}
 	c.render(w, r, http.StatusOK, "dashboard", data)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/doorbook/doorbook/fieldwork"
 	"github.com/doorbook/doorbook/server/authz"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
@@ -197,4 +198,33 @@ func (s *Service) UpdateItem(ctx context.Context, p store.Principal, a syncengin
 		return fmt.Errorf("update item: %w", err)
 	}
 	return nil
+}
+
+// SetRanking sets how a campaign ranks the communities (fieldwork.Ranking),
+// checked against the campaign's questions. The campaign's node must lie
+// in p's subtree.
+func (s *Service) SetRanking(ctx context.Context, p store.Principal, campaignID string, r fieldwork.Ranking) (fieldwork.Ranking, error) {
+	if err := authz.Decide(p, authz.ManageCampaign, authz.Anywhere); err != nil {
+		return r, err
+	}
+	err := s.db.Update(ctx, func(tx store.Tx) error {
+		c, ok, err := tx.Campaign(ctx, campaignID)
+		if err != nil {
+			return err
+		}
+		if !ok || c.Deleted.Value {
+			return fmt.Errorf("%w: campaign %s", syncengine.ErrNotFound, campaignID)
+		}
+		if _, err := node(ctx, tx, p, authz.ManageCampaign, c.NodeID.Value); err != nil {
+			return err
+		}
+		if err := r.Validate(c.Questions()); err != nil {
+			return err
+		}
+		return tx.PutRanking(ctx, campaignID, fieldwork.EncodeRanking(r))
+	})
+	if err != nil {
+		return r, fmt.Errorf("set ranking: %w", err)
+	}
+	return fieldwork.DecodeRanking(fieldwork.EncodeRanking(r))
 }

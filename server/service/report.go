@@ -76,6 +76,13 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 				return fmt.Errorf("%w: campaign %s is outside your subtree", syncengine.ErrOutOfScope, campaignID)
 			}
 			an.Campaign = &c
+			spec, err := tx.Ranking(ctx, campaignID)
+			if err != nil {
+				return err
+			}
+			if an.Ranking, err = fieldwork.DecodeRanking(spec); err != nil {
+				return err
+			}
 		}
 		cats, err := tx.Categories(ctx, 0)
 		if err != nil {

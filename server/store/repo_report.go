@@ -37,6 +37,10 @@ type Reports interface {
 	// and once in each grid it covers.
 	PlacedVisits(ctx context.Context, grids []string, from, to time.Time) (PlacedVisits, error)
 
+	// Ranking reads a campaign's ranking rule (fieldwork.EncodeRanking),
+	// "" if it has none; PutRanking sets it.
+	Ranking(ctx context.Context, campaignID string) (string, error)
+	PutRanking(ctx context.Context, campaignID, spec string) error
 	// InsertZeroReport records a zero report.
 	InsertZeroReport(ctx context.Context, z ZeroReport) error
 	// ZeroReports lists the zero reports of nodes whose periods overlap

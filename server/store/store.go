@@ -168,6 +168,9 @@ type Admin interface {
 	// UpdateItem records an item update (an amendment stamped by the
 	// server) of a visit to a household in p's subtree.
 	UpdateItem(ctx context.Context, p Principal, a syncengine.Amendment) error
+	// SetRanking sets how a campaign of p's subtree ranks its
+	// communities.
+	SetRanking(ctx context.Context, p Principal, campaignID string, r fieldwork.Ranking) (fieldwork.Ranking, error)
 	// PutZeroReport records a zero report of a grid or community of p's
 	// subtree.
 	PutZeroReport(ctx context.Context, p Principal, z ZeroReport) (ZeroReport, error)
@@ -247,6 +250,8 @@ type LedgerPage struct {
 type Analysis struct {
 	Node     OrgNode
 	Campaign *syncengine.Campaign
+	// Ranking is the campaign's ranking rule (zero: by coverage).
+	Ranking fieldwork.Ranking
 	// Nodes of the subtree by id, and the workers with grids in it.
 	Nodes   map[string]OrgNode
 	Workers []Worker

@@ -2141,6 +2141,102 @@ func (x *PutZeroReportResponse) GetZeroReport() *ZeroReport {
 	return nil
 }
 
+type SetRankingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CampaignId    string                 `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	Ranking       *Ranking               `protobuf:"bytes,2,opt,name=ranking,proto3" json:"ranking,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRankingRequest) Reset() {
+	*x = SetRankingRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRankingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRankingRequest) ProtoMessage() {}
+
+func (x *SetRankingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRankingRequest.ProtoReflect.Descriptor instead.
+func (*SetRankingRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SetRankingRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+func (x *SetRankingRequest) GetRanking() *Ranking {
+	if x != nil {
+		return x.Ranking
+	}
+	return nil
+}
+
+type SetRankingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ranking       *Ranking               `protobuf:"bytes,1,opt,name=ranking,proto3" json:"ranking,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRankingResponse) Reset() {
+	*x = SetRankingResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRankingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRankingResponse) ProtoMessage() {}
+
+func (x *SetRankingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRankingResponse.ProtoReflect.Descriptor instead.
+func (*SetRankingResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SetRankingResponse) GetRanking() *Ranking {
+	if x != nil {
+		return x.Ranking
+	}
+	return nil
+}
+
 var File_doorbook_v1_admin_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_admin_proto_rawDesc = "" +
@@ -2303,7 +2399,13 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\x04note\x18\x04 \x01(\tB\b\xbaH\x05r\x03(\xe8\aR\x04note\"Q\n" +
 	"\x15PutZeroReportResponse\x128\n" +
 	"\vzero_report\x18\x01 \x01(\v2\x17.doorbook.v1.ZeroReportR\n" +
-	"zeroReport2\xc3\x0e\n" +
+	"zeroReport\"n\n" +
+	"\x11SetRankingRequest\x12)\n" +
+	"\vcampaign_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
+	"campaignId\x12.\n" +
+	"\aranking\x18\x02 \x01(\v2\x14.doorbook.v1.RankingR\aranking\"D\n" +
+	"\x12SetRankingResponse\x12.\n" +
+	"\aranking\x18\x01 \x01(\v2\x14.doorbook.v1.RankingR\aranking2\x94\x0f\n" +
 	"\fAdminService\x12X\n" +
 	"\rCreateOrgNode\x12!.doorbook.v1.CreateOrgNodeRequest\x1a\".doorbook.v1.CreateOrgNodeResponse\"\x00\x12X\n" +
 	"\fListOrgNodes\x12 .doorbook.v1.ListOrgNodesRequest\x1a!.doorbook.v1.ListOrgNodesResponse\"\x03\x90\x02\x01\x12U\n" +
@@ -2318,6 +2420,8 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\x15LoadDefaultCategories\x12).doorbook.v1.LoadDefaultCategoriesRequest\x1a*.doorbook.v1.LoadDefaultCategoriesResponse\"\x00\x12R\n" +
 	"\vPutCampaign\x12\x1f.doorbook.v1.PutCampaignRequest\x1a .doorbook.v1.PutCampaignResponse\"\x00\x12[\n" +
 	"\rListCampaigns\x12!.doorbook.v1.ListCampaignsRequest\x1a\".doorbook.v1.ListCampaignsResponse\"\x03\x90\x02\x01\x12O\n" +
+	"\n" +
+	"SetRanking\x12\x1e.doorbook.v1.SetRankingRequest\x1a\x1f.doorbook.v1.SetRankingResponse\"\x00\x12O\n" +
 	"\n" +
 	"UpdateItem\x12\x1e.doorbook.v1.UpdateItemRequest\x1a\x1f.doorbook.v1.UpdateItemResponse\"\x00\x12X\n" +
 	"\rPutZeroReport\x12!.doorbook.v1.PutZeroReportRequest\x1a\".doorbook.v1.PutZeroReportResponse\"\x00\x12R\n" +
@@ -2339,7 +2443,7 @@ func file_doorbook_v1_admin_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_admin_proto_rawDescData
 }
 
-var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_doorbook_v1_admin_proto_goTypes = []any{
 	(*CreateOrgNodeRequest)(nil),          // 0: doorbook.v1.CreateOrgNodeRequest
 	(*CreateOrgNodeResponse)(nil),         // 1: doorbook.v1.CreateOrgNodeResponse
@@ -2381,98 +2485,105 @@ var file_doorbook_v1_admin_proto_goTypes = []any{
 	(*GetDevicePolicyResponse)(nil),       // 37: doorbook.v1.GetDevicePolicyResponse
 	(*PutZeroReportRequest)(nil),          // 38: doorbook.v1.PutZeroReportRequest
 	(*PutZeroReportResponse)(nil),         // 39: doorbook.v1.PutZeroReportResponse
-	(OrgLevel)(0),                         // 40: doorbook.v1.OrgLevel
-	(*OrgNode)(nil),                       // 41: doorbook.v1.OrgNode
-	(WorkerRole)(0),                       // 42: doorbook.v1.WorkerRole
-	(*Worker)(nil),                        // 43: doorbook.v1.Worker
-	(*Household)(nil),                     // 44: doorbook.v1.Household
-	(*Category)(nil),                      // 45: doorbook.v1.Category
-	(*timestamppb.Timestamp)(nil),         // 46: google.protobuf.Timestamp
-	(*Quota)(nil),                         // 47: doorbook.v1.Quota
-	(*Question)(nil),                      // 48: doorbook.v1.Question
-	(*Campaign)(nil),                      // 49: doorbook.v1.Campaign
-	(AmendmentKind)(0),                    // 50: doorbook.v1.AmendmentKind
-	(*VisitAmendment)(nil),                // 51: doorbook.v1.VisitAmendment
-	(AdminRole)(0),                        // 52: doorbook.v1.AdminRole
-	(*Device)(nil),                        // 53: doorbook.v1.Device
-	(*DevicePolicy)(nil),                  // 54: doorbook.v1.DevicePolicy
-	(*ZeroReport)(nil),                    // 55: doorbook.v1.ZeroReport
+	(*SetRankingRequest)(nil),             // 40: doorbook.v1.SetRankingRequest
+	(*SetRankingResponse)(nil),            // 41: doorbook.v1.SetRankingResponse
+	(OrgLevel)(0),                         // 42: doorbook.v1.OrgLevel
+	(*OrgNode)(nil),                       // 43: doorbook.v1.OrgNode
+	(WorkerRole)(0),                       // 44: doorbook.v1.WorkerRole
+	(*Worker)(nil),                        // 45: doorbook.v1.Worker
+	(*Household)(nil),                     // 46: doorbook.v1.Household
+	(*Category)(nil),                      // 47: doorbook.v1.Category
+	(*timestamppb.Timestamp)(nil),         // 48: google.protobuf.Timestamp
+	(*Quota)(nil),                         // 49: doorbook.v1.Quota
+	(*Question)(nil),                      // 50: doorbook.v1.Question
+	(*Campaign)(nil),                      // 51: doorbook.v1.Campaign
+	(AmendmentKind)(0),                    // 52: doorbook.v1.AmendmentKind
+	(*VisitAmendment)(nil),                // 53: doorbook.v1.VisitAmendment
+	(AdminRole)(0),                        // 54: doorbook.v1.AdminRole
+	(*Device)(nil),                        // 55: doorbook.v1.Device
+	(*DevicePolicy)(nil),                  // 56: doorbook.v1.DevicePolicy
+	(*ZeroReport)(nil),                    // 57: doorbook.v1.ZeroReport
+	(*Ranking)(nil),                       // 58: doorbook.v1.Ranking
 }
 var file_doorbook_v1_admin_proto_depIdxs = []int32{
-	40, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
-	41, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
-	41, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
-	42, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
-	43, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
-	43, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
-	43, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
-	44, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
-	45, // 8: doorbook.v1.PutCategoryResponse.category:type_name -> doorbook.v1.Category
-	45, // 9: doorbook.v1.ListCategoriesResponse.categories:type_name -> doorbook.v1.Category
-	45, // 10: doorbook.v1.LoadDefaultCategoriesResponse.categories:type_name -> doorbook.v1.Category
-	46, // 11: doorbook.v1.PutCampaignRequest.starts_at:type_name -> google.protobuf.Timestamp
-	46, // 12: doorbook.v1.PutCampaignRequest.ends_at:type_name -> google.protobuf.Timestamp
-	47, // 13: doorbook.v1.PutCampaignRequest.quotas:type_name -> doorbook.v1.Quota
-	48, // 14: doorbook.v1.PutCampaignRequest.questions:type_name -> doorbook.v1.Question
-	49, // 15: doorbook.v1.PutCampaignResponse.campaign:type_name -> doorbook.v1.Campaign
-	49, // 16: doorbook.v1.ListCampaignsResponse.campaigns:type_name -> doorbook.v1.Campaign
-	50, // 17: doorbook.v1.UpdateItemRequest.kind:type_name -> doorbook.v1.AmendmentKind
-	46, // 18: doorbook.v1.UpdateItemRequest.deadline:type_name -> google.protobuf.Timestamp
-	51, // 19: doorbook.v1.UpdateItemResponse.amendment:type_name -> doorbook.v1.VisitAmendment
-	52, // 20: doorbook.v1.CreateAdminRequest.role:type_name -> doorbook.v1.AdminRole
-	53, // 21: doorbook.v1.ListDevicesResponse.devices:type_name -> doorbook.v1.Device
-	53, // 22: doorbook.v1.RevokeDeviceResponse.device:type_name -> doorbook.v1.Device
-	54, // 23: doorbook.v1.SetDevicePolicyRequest.policy:type_name -> doorbook.v1.DevicePolicy
-	54, // 24: doorbook.v1.SetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
-	54, // 25: doorbook.v1.GetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
-	46, // 26: doorbook.v1.PutZeroReportRequest.from:type_name -> google.protobuf.Timestamp
-	46, // 27: doorbook.v1.PutZeroReportRequest.until:type_name -> google.protobuf.Timestamp
-	55, // 28: doorbook.v1.PutZeroReportResponse.zero_report:type_name -> doorbook.v1.ZeroReport
-	0,  // 29: doorbook.v1.AdminService.CreateOrgNode:input_type -> doorbook.v1.CreateOrgNodeRequest
-	2,  // 30: doorbook.v1.AdminService.ListOrgNodes:input_type -> doorbook.v1.ListOrgNodesRequest
-	4,  // 31: doorbook.v1.AdminService.CreateWorker:input_type -> doorbook.v1.CreateWorkerRequest
-	6,  // 32: doorbook.v1.AdminService.ListWorkers:input_type -> doorbook.v1.ListWorkersRequest
-	8,  // 33: doorbook.v1.AdminService.SetWorkerGrids:input_type -> doorbook.v1.SetWorkerGridsRequest
-	10, // 34: doorbook.v1.AdminService.CreateEnrollmentCode:input_type -> doorbook.v1.CreateEnrollmentCodeRequest
-	12, // 35: doorbook.v1.AdminService.MoveHousehold:input_type -> doorbook.v1.MoveHouseholdRequest
-	14, // 36: doorbook.v1.AdminService.ErasePersonalData:input_type -> doorbook.v1.ErasePersonalDataRequest
-	16, // 37: doorbook.v1.AdminService.PutCategory:input_type -> doorbook.v1.PutCategoryRequest
-	18, // 38: doorbook.v1.AdminService.ListCategories:input_type -> doorbook.v1.ListCategoriesRequest
-	20, // 39: doorbook.v1.AdminService.LoadDefaultCategories:input_type -> doorbook.v1.LoadDefaultCategoriesRequest
-	22, // 40: doorbook.v1.AdminService.PutCampaign:input_type -> doorbook.v1.PutCampaignRequest
-	24, // 41: doorbook.v1.AdminService.ListCampaigns:input_type -> doorbook.v1.ListCampaignsRequest
-	26, // 42: doorbook.v1.AdminService.UpdateItem:input_type -> doorbook.v1.UpdateItemRequest
-	38, // 43: doorbook.v1.AdminService.PutZeroReport:input_type -> doorbook.v1.PutZeroReportRequest
-	28, // 44: doorbook.v1.AdminService.CreateAdmin:input_type -> doorbook.v1.CreateAdminRequest
-	30, // 45: doorbook.v1.AdminService.ListDevices:input_type -> doorbook.v1.ListDevicesRequest
-	32, // 46: doorbook.v1.AdminService.RevokeDevice:input_type -> doorbook.v1.RevokeDeviceRequest
-	34, // 47: doorbook.v1.AdminService.SetDevicePolicy:input_type -> doorbook.v1.SetDevicePolicyRequest
-	36, // 48: doorbook.v1.AdminService.GetDevicePolicy:input_type -> doorbook.v1.GetDevicePolicyRequest
-	1,  // 49: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
-	3,  // 50: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
-	5,  // 51: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
-	7,  // 52: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
-	9,  // 53: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
-	11, // 54: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
-	13, // 55: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
-	15, // 56: doorbook.v1.AdminService.ErasePersonalData:output_type -> doorbook.v1.ErasePersonalDataResponse
-	17, // 57: doorbook.v1.AdminService.PutCategory:output_type -> doorbook.v1.PutCategoryResponse
-	19, // 58: doorbook.v1.AdminService.ListCategories:output_type -> doorbook.v1.ListCategoriesResponse
-	21, // 59: doorbook.v1.AdminService.LoadDefaultCategories:output_type -> doorbook.v1.LoadDefaultCategoriesResponse
-	23, // 60: doorbook.v1.AdminService.PutCampaign:output_type -> doorbook.v1.PutCampaignResponse
-	25, // 61: doorbook.v1.AdminService.ListCampaigns:output_type -> doorbook.v1.ListCampaignsResponse
-	27, // 62: doorbook.v1.AdminService.UpdateItem:output_type -> doorbook.v1.UpdateItemResponse
-	39, // 63: doorbook.v1.AdminService.PutZeroReport:output_type -> doorbook.v1.PutZeroReportResponse
-	29, // 64: doorbook.v1.AdminService.CreateAdmin:output_type -> doorbook.v1.CreateAdminResponse
-	31, // 65: doorbook.v1.AdminService.ListDevices:output_type -> doorbook.v1.ListDevicesResponse
-	33, // 66: doorbook.v1.AdminService.RevokeDevice:output_type -> doorbook.v1.RevokeDeviceResponse
-	35, // 67: doorbook.v1.AdminService.SetDevicePolicy:output_type -> doorbook.v1.SetDevicePolicyResponse
-	37, // 68: doorbook.v1.AdminService.GetDevicePolicy:output_type -> doorbook.v1.GetDevicePolicyResponse
-	49, // [49:69] is the sub-list for method output_type
-	29, // [29:49] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	42, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
+	43, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
+	43, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
+	44, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
+	45, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
+	45, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
+	45, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
+	46, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
+	47, // 8: doorbook.v1.PutCategoryResponse.category:type_name -> doorbook.v1.Category
+	47, // 9: doorbook.v1.ListCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	47, // 10: doorbook.v1.LoadDefaultCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	48, // 11: doorbook.v1.PutCampaignRequest.starts_at:type_name -> google.protobuf.Timestamp
+	48, // 12: doorbook.v1.PutCampaignRequest.ends_at:type_name -> google.protobuf.Timestamp
+	49, // 13: doorbook.v1.PutCampaignRequest.quotas:type_name -> doorbook.v1.Quota
+	50, // 14: doorbook.v1.PutCampaignRequest.questions:type_name -> doorbook.v1.Question
+	51, // 15: doorbook.v1.PutCampaignResponse.campaign:type_name -> doorbook.v1.Campaign
+	51, // 16: doorbook.v1.ListCampaignsResponse.campaigns:type_name -> doorbook.v1.Campaign
+	52, // 17: doorbook.v1.UpdateItemRequest.kind:type_name -> doorbook.v1.AmendmentKind
+	48, // 18: doorbook.v1.UpdateItemRequest.deadline:type_name -> google.protobuf.Timestamp
+	53, // 19: doorbook.v1.UpdateItemResponse.amendment:type_name -> doorbook.v1.VisitAmendment
+	54, // 20: doorbook.v1.CreateAdminRequest.role:type_name -> doorbook.v1.AdminRole
+	55, // 21: doorbook.v1.ListDevicesResponse.devices:type_name -> doorbook.v1.Device
+	55, // 22: doorbook.v1.RevokeDeviceResponse.device:type_name -> doorbook.v1.Device
+	56, // 23: doorbook.v1.SetDevicePolicyRequest.policy:type_name -> doorbook.v1.DevicePolicy
+	56, // 24: doorbook.v1.SetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
+	56, // 25: doorbook.v1.GetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
+	48, // 26: doorbook.v1.PutZeroReportRequest.from:type_name -> google.protobuf.Timestamp
+	48, // 27: doorbook.v1.PutZeroReportRequest.until:type_name -> google.protobuf.Timestamp
+	57, // 28: doorbook.v1.PutZeroReportResponse.zero_report:type_name -> doorbook.v1.ZeroReport
+	58, // 29: doorbook.v1.SetRankingRequest.ranking:type_name -> doorbook.v1.Ranking
+	58, // 30: doorbook.v1.SetRankingResponse.ranking:type_name -> doorbook.v1.Ranking
+	0,  // 31: doorbook.v1.AdminService.CreateOrgNode:input_type -> doorbook.v1.CreateOrgNodeRequest
+	2,  // 32: doorbook.v1.AdminService.ListOrgNodes:input_type -> doorbook.v1.ListOrgNodesRequest
+	4,  // 33: doorbook.v1.AdminService.CreateWorker:input_type -> doorbook.v1.CreateWorkerRequest
+	6,  // 34: doorbook.v1.AdminService.ListWorkers:input_type -> doorbook.v1.ListWorkersRequest
+	8,  // 35: doorbook.v1.AdminService.SetWorkerGrids:input_type -> doorbook.v1.SetWorkerGridsRequest
+	10, // 36: doorbook.v1.AdminService.CreateEnrollmentCode:input_type -> doorbook.v1.CreateEnrollmentCodeRequest
+	12, // 37: doorbook.v1.AdminService.MoveHousehold:input_type -> doorbook.v1.MoveHouseholdRequest
+	14, // 38: doorbook.v1.AdminService.ErasePersonalData:input_type -> doorbook.v1.ErasePersonalDataRequest
+	16, // 39: doorbook.v1.AdminService.PutCategory:input_type -> doorbook.v1.PutCategoryRequest
+	18, // 40: doorbook.v1.AdminService.ListCategories:input_type -> doorbook.v1.ListCategoriesRequest
+	20, // 41: doorbook.v1.AdminService.LoadDefaultCategories:input_type -> doorbook.v1.LoadDefaultCategoriesRequest
+	22, // 42: doorbook.v1.AdminService.PutCampaign:input_type -> doorbook.v1.PutCampaignRequest
+	24, // 43: doorbook.v1.AdminService.ListCampaigns:input_type -> doorbook.v1.ListCampaignsRequest
+	40, // 44: doorbook.v1.AdminService.SetRanking:input_type -> doorbook.v1.SetRankingRequest
+	26, // 45: doorbook.v1.AdminService.UpdateItem:input_type -> doorbook.v1.UpdateItemRequest
+	38, // 46: doorbook.v1.AdminService.PutZeroReport:input_type -> doorbook.v1.PutZeroReportRequest
+	28, // 47: doorbook.v1.AdminService.CreateAdmin:input_type -> doorbook.v1.CreateAdminRequest
+	30, // 48: doorbook.v1.AdminService.ListDevices:input_type -> doorbook.v1.ListDevicesRequest
+	32, // 49: doorbook.v1.AdminService.RevokeDevice:input_type -> doorbook.v1.RevokeDeviceRequest
+	34, // 50: doorbook.v1.AdminService.SetDevicePolicy:input_type -> doorbook.v1.SetDevicePolicyRequest
+	36, // 51: doorbook.v1.AdminService.GetDevicePolicy:input_type -> doorbook.v1.GetDevicePolicyRequest
+	1,  // 52: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
+	3,  // 53: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
+	5,  // 54: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
+	7,  // 55: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
+	9,  // 56: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
+	11, // 57: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
+	13, // 58: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
+	15, // 59: doorbook.v1.AdminService.ErasePersonalData:output_type -> doorbook.v1.ErasePersonalDataResponse
+	17, // 60: doorbook.v1.AdminService.PutCategory:output_type -> doorbook.v1.PutCategoryResponse
+	19, // 61: doorbook.v1.AdminService.ListCategories:output_type -> doorbook.v1.ListCategoriesResponse
+	21, // 62: doorbook.v1.AdminService.LoadDefaultCategories:output_type -> doorbook.v1.LoadDefaultCategoriesResponse
+	23, // 63: doorbook.v1.AdminService.PutCampaign:output_type -> doorbook.v1.PutCampaignResponse
+	25, // 64: doorbook.v1.AdminService.ListCampaigns:output_type -> doorbook.v1.ListCampaignsResponse
+	41, // 65: doorbook.v1.AdminService.SetRanking:output_type -> doorbook.v1.SetRankingResponse
+	27, // 66: doorbook.v1.AdminService.UpdateItem:output_type -> doorbook.v1.UpdateItemResponse
+	39, // 67: doorbook.v1.AdminService.PutZeroReport:output_type -> doorbook.v1.PutZeroReportResponse
+	29, // 68: doorbook.v1.AdminService.CreateAdmin:output_type -> doorbook.v1.CreateAdminResponse
+	31, // 69: doorbook.v1.AdminService.ListDevices:output_type -> doorbook.v1.ListDevicesResponse
+	33, // 70: doorbook.v1.AdminService.RevokeDevice:output_type -> doorbook.v1.RevokeDeviceResponse
+	35, // 71: doorbook.v1.AdminService.SetDevicePolicy:output_type -> doorbook.v1.SetDevicePolicyResponse
+	37, // 72: doorbook.v1.AdminService.GetDevicePolicy:output_type -> doorbook.v1.GetDevicePolicyResponse
+	52, // [52:73] is the sub-list for method output_type
+	31, // [31:52] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_admin_proto_init() }
@@ -2493,7 +2604,7 @@ func file_doorbook_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_admin_proto_rawDesc), len(file_doorbook_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -593,8 +593,15 @@ type ProgressFigures struct {
 	// community at once, the street a week later, the district after
 	// another (syncengine.EscalationPeriod). A node answers for these.
 	ItemsEscalated uint32 `protobuf:"varint,13,opt,name=items_escalated,json=itemsEscalated,proto3" json:"items_escalated,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Of a community in a ranking: its place (1 for the first), its score
+	// under the campaign's weights (0 to 1; 0 when the ranking weighs
+	// nothing), and what its rank brings, in yuan (negative: a fine).
+	Rank                uint32  `protobuf:"varint,14,opt,name=rank,proto3" json:"rank,omitempty"`
+	Score               float64 `protobuf:"fixed64,15,opt,name=score,proto3" json:"score,omitempty"`
+	RewardCommunityYuan int64   `protobuf:"varint,16,opt,name=reward_community_yuan,json=rewardCommunityYuan,proto3" json:"reward_community_yuan,omitempty"`
+	RewardLinkCadreYuan int64   `protobuf:"varint,17,opt,name=reward_link_cadre_yuan,json=rewardLinkCadreYuan,proto3" json:"reward_link_cadre_yuan,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ProgressFigures) Reset() {
@@ -718,14 +725,45 @@ func (x *ProgressFigures) GetItemsEscalated() uint32 {
 	return 0
 }
 
+func (x *ProgressFigures) GetRank() uint32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *ProgressFigures) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *ProgressFigures) GetRewardCommunityYuan() int64 {
+	if x != nil {
+		return x.RewardCommunityYuan
+	}
+	return 0
+}
+
+func (x *ProgressFigures) GetRewardLinkCadreYuan() int64 {
+	if x != nil {
+		return x.RewardLinkCadreYuan
+	}
+	return 0
+}
+
 type ProgressReport struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Campaign *Campaign              `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
 	At       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
 	Total    *ProgressFigures       `protobuf:"bytes,3,opt,name=total,proto3" json:"total,omitempty"`
-	// The communities under the node, best coverage first (通报排名).
-	Communities   []*ProgressFigures `protobuf:"bytes,4,rep,name=communities,proto3" json:"communities,omitempty"`
-	Quotas        []*PersonQuota     `protobuf:"bytes,5,rep,name=quotas,proto3" json:"quotas,omitempty"`
+	// The communities under the node, ranked (通报排名): by the campaign's
+	// weights, else best coverage first.
+	Communities []*ProgressFigures `protobuf:"bytes,4,rep,name=communities,proto3" json:"communities,omitempty"`
+	Quotas      []*PersonQuota     `protobuf:"bytes,5,rep,name=quotas,proto3" json:"quotas,omitempty"`
+	// The campaign's ranking rule (empty: by coverage, nothing brought).
+	Ranking       *Ranking `protobuf:"bytes,6,opt,name=ranking,proto3" json:"ranking,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -791,6 +829,13 @@ func (x *ProgressReport) GetCommunities() []*ProgressFigures {
 func (x *ProgressReport) GetQuotas() []*PersonQuota {
 	if x != nil {
 		return x.Quotas
+	}
+	return nil
+}
+
+func (x *ProgressReport) GetRanking() *Ranking {
+	if x != nil {
+		return x.Ranking
 	}
 	return nil
 }
@@ -2043,7 +2088,7 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12+\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x17.doorbook.v1.WorkerRoleR\x04role\x12\x18\n" +
 	"\avisited\x18\x04 \x01(\rR\avisited\x12\x14\n" +
-	"\x05quota\x18\x05 \x01(\rR\x05quota\"\xa1\x04\n" +
+	"\x05quota\x18\x05 \x01(\rR\x05quota\"\xb4\x05\n" +
 	"\x0fProgressFigures\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.doorbook.v1.OrgNodeR\x04node\x12\x1e\n" +
 	"\n" +
@@ -2061,13 +2106,18 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	" \x01(\rR\fitemsOverdue\x12/\n" +
 	"\x06survey\x18\v \x03(\v2\x17.doorbook.v1.SurveyRateR\x06survey\x120\n" +
 	"\x14visits_with_position\x18\f \x01(\rR\x12visitsWithPosition\x12'\n" +
-	"\x0fitems_escalated\x18\r \x01(\rR\x0eitemsEscalated\"\x95\x02\n" +
+	"\x0fitems_escalated\x18\r \x01(\rR\x0eitemsEscalated\x12\x12\n" +
+	"\x04rank\x18\x0e \x01(\rR\x04rank\x12\x14\n" +
+	"\x05score\x18\x0f \x01(\x01R\x05score\x122\n" +
+	"\x15reward_community_yuan\x18\x10 \x01(\x03R\x13rewardCommunityYuan\x123\n" +
+	"\x16reward_link_cadre_yuan\x18\x11 \x01(\x03R\x13rewardLinkCadreYuan\"\xc5\x02\n" +
 	"\x0eProgressReport\x121\n" +
 	"\bcampaign\x18\x01 \x01(\v2\x15.doorbook.v1.CampaignR\bcampaign\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
 	"\x05total\x18\x03 \x01(\v2\x1c.doorbook.v1.ProgressFiguresR\x05total\x12>\n" +
 	"\vcommunities\x18\x04 \x03(\v2\x1c.doorbook.v1.ProgressFiguresR\vcommunities\x120\n" +
-	"\x06quotas\x18\x05 \x03(\v2\x18.doorbook.v1.PersonQuotaR\x06quotas\"\x8a\x02\n" +
+	"\x06quotas\x18\x05 \x03(\v2\x18.doorbook.v1.PersonQuotaR\x06quotas\x12.\n" +
+	"\aranking\x18\x06 \x01(\v2\x14.doorbook.v1.RankingR\aranking\"\x8a\x02\n" +
 	"\x1bListReportHouseholdsRequest\x12$\n" +
 	"\anode_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06nodeId\x12,\n" +
 	"\vcampaign_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\n" +
@@ -2264,13 +2314,14 @@ var file_doorbook_v1_report_proto_goTypes = []any{
 	(WorkerRole)(0),                      // 29: doorbook.v1.WorkerRole
 	(*OrgNode)(nil),                      // 30: doorbook.v1.OrgNode
 	(*Campaign)(nil),                     // 31: doorbook.v1.Campaign
-	(*Household)(nil),                    // 32: doorbook.v1.Household
-	(*Person)(nil),                       // 33: doorbook.v1.Person
-	(*TagElement)(nil),                   // 34: doorbook.v1.TagElement
-	(*Visit)(nil),                        // 35: doorbook.v1.Visit
-	(*VisitAmendment)(nil),               // 36: doorbook.v1.VisitAmendment
-	(FindingKind)(0),                     // 37: doorbook.v1.FindingKind
-	(*ZeroReport)(nil),                   // 38: doorbook.v1.ZeroReport
+	(*Ranking)(nil),                      // 32: doorbook.v1.Ranking
+	(*Household)(nil),                    // 33: doorbook.v1.Household
+	(*Person)(nil),                       // 34: doorbook.v1.Person
+	(*TagElement)(nil),                   // 35: doorbook.v1.TagElement
+	(*Visit)(nil),                        // 36: doorbook.v1.Visit
+	(*VisitAmendment)(nil),               // 37: doorbook.v1.VisitAmendment
+	(FindingKind)(0),                     // 38: doorbook.v1.FindingKind
+	(*ZeroReport)(nil),                   // 39: doorbook.v1.ZeroReport
 }
 var file_doorbook_v1_report_proto_depIdxs = []int32{
 	28, // 0: doorbook.v1.GetProgressRequest.at:type_name -> google.protobuf.Timestamp
@@ -2283,55 +2334,56 @@ var file_doorbook_v1_report_proto_depIdxs = []int32{
 	9,  // 7: doorbook.v1.ProgressReport.total:type_name -> doorbook.v1.ProgressFigures
 	9,  // 8: doorbook.v1.ProgressReport.communities:type_name -> doorbook.v1.ProgressFigures
 	8,  // 9: doorbook.v1.ProgressReport.quotas:type_name -> doorbook.v1.PersonQuota
-	0,  // 10: doorbook.v1.ListReportHouseholdsRequest.metric:type_name -> doorbook.v1.ReportMetric
-	28, // 11: doorbook.v1.ListReportHouseholdsRequest.at:type_name -> google.protobuf.Timestamp
-	12, // 12: doorbook.v1.ListReportHouseholdsResponse.households:type_name -> doorbook.v1.ReportHousehold
-	1,  // 13: doorbook.v1.ExportRequest.kind:type_name -> doorbook.v1.ExportKind
-	2,  // 14: doorbook.v1.ExportRequest.format:type_name -> doorbook.v1.ExportFormat
-	3,  // 15: doorbook.v1.ExportRequest.language:type_name -> doorbook.v1.Language
-	28, // 16: doorbook.v1.ExportRequest.at:type_name -> google.protobuf.Timestamp
-	28, // 17: doorbook.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	17, // 18: doorbook.v1.ListAuditLogResponse.entries:type_name -> doorbook.v1.AuditEntry
-	32, // 19: doorbook.v1.GetHouseholdResponse.household:type_name -> doorbook.v1.Household
-	33, // 20: doorbook.v1.GetHouseholdResponse.persons:type_name -> doorbook.v1.Person
-	34, // 21: doorbook.v1.GetHouseholdResponse.tags:type_name -> doorbook.v1.TagElement
-	35, // 22: doorbook.v1.GetHouseholdResponse.visits:type_name -> doorbook.v1.Visit
-	36, // 23: doorbook.v1.GetHouseholdResponse.amendments:type_name -> doorbook.v1.VisitAmendment
-	30, // 24: doorbook.v1.GetHouseholdResponse.grid:type_name -> doorbook.v1.OrgNode
-	28, // 25: doorbook.v1.GetHouseholdResponse.next_due:type_name -> google.protobuf.Timestamp
-	28, // 26: doorbook.v1.GetHouseholdResponse.revisit_due:type_name -> google.protobuf.Timestamp
-	21, // 27: doorbook.v1.GetHouseholdResponse.items:type_name -> doorbook.v1.TrackedItem
-	37, // 28: doorbook.v1.TrackedItem.kind:type_name -> doorbook.v1.FindingKind
-	28, // 29: doorbook.v1.TrackedItem.reported_at:type_name -> google.protobuf.Timestamp
-	4,  // 30: doorbook.v1.TrackedItem.state:type_name -> doorbook.v1.ItemState
-	28, // 31: doorbook.v1.TrackedItem.deadline:type_name -> google.protobuf.Timestamp
-	4,  // 32: doorbook.v1.ListItemsRequest.states:type_name -> doorbook.v1.ItemState
-	24, // 33: doorbook.v1.ListItemsResponse.items:type_name -> doorbook.v1.ListedItem
-	21, // 34: doorbook.v1.ListedItem.item:type_name -> doorbook.v1.TrackedItem
-	28, // 35: doorbook.v1.ListReportingRequest.from:type_name -> google.protobuf.Timestamp
-	28, // 36: doorbook.v1.ListReportingRequest.until:type_name -> google.protobuf.Timestamp
-	30, // 37: doorbook.v1.ReportingUnit.node:type_name -> doorbook.v1.OrgNode
-	38, // 38: doorbook.v1.ReportingUnit.zero_reports:type_name -> doorbook.v1.ZeroReport
-	26, // 39: doorbook.v1.ListReportingResponse.units:type_name -> doorbook.v1.ReportingUnit
-	5,  // 40: doorbook.v1.ReportService.GetProgress:input_type -> doorbook.v1.GetProgressRequest
-	11, // 41: doorbook.v1.ReportService.ListReportHouseholds:input_type -> doorbook.v1.ListReportHouseholdsRequest
-	19, // 42: doorbook.v1.ReportService.GetHousehold:input_type -> doorbook.v1.GetHouseholdRequest
-	22, // 43: doorbook.v1.ReportService.ListItems:input_type -> doorbook.v1.ListItemsRequest
-	25, // 44: doorbook.v1.ReportService.ListReporting:input_type -> doorbook.v1.ListReportingRequest
-	14, // 45: doorbook.v1.ReportService.Export:input_type -> doorbook.v1.ExportRequest
-	16, // 46: doorbook.v1.ReportService.ListAuditLog:input_type -> doorbook.v1.ListAuditLogRequest
-	6,  // 47: doorbook.v1.ReportService.GetProgress:output_type -> doorbook.v1.GetProgressResponse
-	13, // 48: doorbook.v1.ReportService.ListReportHouseholds:output_type -> doorbook.v1.ListReportHouseholdsResponse
-	20, // 49: doorbook.v1.ReportService.GetHousehold:output_type -> doorbook.v1.GetHouseholdResponse
-	23, // 50: doorbook.v1.ReportService.ListItems:output_type -> doorbook.v1.ListItemsResponse
-	27, // 51: doorbook.v1.ReportService.ListReporting:output_type -> doorbook.v1.ListReportingResponse
-	15, // 52: doorbook.v1.ReportService.Export:output_type -> doorbook.v1.ExportResponse
-	18, // 53: doorbook.v1.ReportService.ListAuditLog:output_type -> doorbook.v1.ListAuditLogResponse
-	47, // [47:54] is the sub-list for method output_type
-	40, // [40:47] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	32, // 10: doorbook.v1.ProgressReport.ranking:type_name -> doorbook.v1.Ranking
+	0,  // 11: doorbook.v1.ListReportHouseholdsRequest.metric:type_name -> doorbook.v1.ReportMetric
+	28, // 12: doorbook.v1.ListReportHouseholdsRequest.at:type_name -> google.protobuf.Timestamp
+	12, // 13: doorbook.v1.ListReportHouseholdsResponse.households:type_name -> doorbook.v1.ReportHousehold
+	1,  // 14: doorbook.v1.ExportRequest.kind:type_name -> doorbook.v1.ExportKind
+	2,  // 15: doorbook.v1.ExportRequest.format:type_name -> doorbook.v1.ExportFormat
+	3,  // 16: doorbook.v1.ExportRequest.language:type_name -> doorbook.v1.Language
+	28, // 17: doorbook.v1.ExportRequest.at:type_name -> google.protobuf.Timestamp
+	28, // 18: doorbook.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	17, // 19: doorbook.v1.ListAuditLogResponse.entries:type_name -> doorbook.v1.AuditEntry
+	33, // 20: doorbook.v1.GetHouseholdResponse.household:type_name -> doorbook.v1.Household
+	34, // 21: doorbook.v1.GetHouseholdResponse.persons:type_name -> doorbook.v1.Person
+	35, // 22: doorbook.v1.GetHouseholdResponse.tags:type_name -> doorbook.v1.TagElement
+	36, // 23: doorbook.v1.GetHouseholdResponse.visits:type_name -> doorbook.v1.Visit
+	37, // 24: doorbook.v1.GetHouseholdResponse.amendments:type_name -> doorbook.v1.VisitAmendment
+	30, // 25: doorbook.v1.GetHouseholdResponse.grid:type_name -> doorbook.v1.OrgNode
+	28, // 26: doorbook.v1.GetHouseholdResponse.next_due:type_name -> google.protobuf.Timestamp
+	28, // 27: doorbook.v1.GetHouseholdResponse.revisit_due:type_name -> google.protobuf.Timestamp
+	21, // 28: doorbook.v1.GetHouseholdResponse.items:type_name -> doorbook.v1.TrackedItem
+	38, // 29: doorbook.v1.TrackedItem.kind:type_name -> doorbook.v1.FindingKind
+	28, // 30: doorbook.v1.TrackedItem.reported_at:type_name -> google.protobuf.Timestamp
+	4,  // 31: doorbook.v1.TrackedItem.state:type_name -> doorbook.v1.ItemState
+	28, // 32: doorbook.v1.TrackedItem.deadline:type_name -> google.protobuf.Timestamp
+	4,  // 33: doorbook.v1.ListItemsRequest.states:type_name -> doorbook.v1.ItemState
+	24, // 34: doorbook.v1.ListItemsResponse.items:type_name -> doorbook.v1.ListedItem
+	21, // 35: doorbook.v1.ListedItem.item:type_name -> doorbook.v1.TrackedItem
+	28, // 36: doorbook.v1.ListReportingRequest.from:type_name -> google.protobuf.Timestamp
+	28, // 37: doorbook.v1.ListReportingRequest.until:type_name -> google.protobuf.Timestamp
+	30, // 38: doorbook.v1.ReportingUnit.node:type_name -> doorbook.v1.OrgNode
+	39, // 39: doorbook.v1.ReportingUnit.zero_reports:type_name -> doorbook.v1.ZeroReport
+	26, // 40: doorbook.v1.ListReportingResponse.units:type_name -> doorbook.v1.ReportingUnit
+	5,  // 41: doorbook.v1.ReportService.GetProgress:input_type -> doorbook.v1.GetProgressRequest
+	11, // 42: doorbook.v1.ReportService.ListReportHouseholds:input_type -> doorbook.v1.ListReportHouseholdsRequest
+	19, // 43: doorbook.v1.ReportService.GetHousehold:input_type -> doorbook.v1.GetHouseholdRequest
+	22, // 44: doorbook.v1.ReportService.ListItems:input_type -> doorbook.v1.ListItemsRequest
+	25, // 45: doorbook.v1.ReportService.ListReporting:input_type -> doorbook.v1.ListReportingRequest
+	14, // 46: doorbook.v1.ReportService.Export:input_type -> doorbook.v1.ExportRequest
+	16, // 47: doorbook.v1.ReportService.ListAuditLog:input_type -> doorbook.v1.ListAuditLogRequest
+	6,  // 48: doorbook.v1.ReportService.GetProgress:output_type -> doorbook.v1.GetProgressResponse
+	13, // 49: doorbook.v1.ReportService.ListReportHouseholds:output_type -> doorbook.v1.ListReportHouseholdsResponse
+	20, // 50: doorbook.v1.ReportService.GetHousehold:output_type -> doorbook.v1.GetHouseholdResponse
+	23, // 51: doorbook.v1.ReportService.ListItems:output_type -> doorbook.v1.ListItemsResponse
+	27, // 52: doorbook.v1.ReportService.ListReporting:output_type -> doorbook.v1.ListReportingResponse
+	15, // 53: doorbook.v1.ReportService.Export:output_type -> doorbook.v1.ExportResponse
+	18, // 54: doorbook.v1.ReportService.ListAuditLog:output_type -> doorbook.v1.ListAuditLogResponse
+	48, // [48:55] is the sub-list for method output_type
+	41, // [41:48] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_report_proto_init() }

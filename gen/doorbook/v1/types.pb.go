@@ -2628,6 +2628,185 @@ func (x *ZeroReport) GetReportedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Ranking is how a campaign ranks the communities and what each rank
+// brings.
+type Ranking struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Weights       []*RankingWeight       `protobuf:"bytes,1,rep,name=weights,proto3" json:"weights,omitempty"`
+	Bands         []*RewardBand          `protobuf:"bytes,2,rep,name=bands,proto3" json:"bands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ranking) Reset() {
+	*x = Ranking{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ranking) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ranking) ProtoMessage() {}
+
+func (x *Ranking) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ranking.ProtoReflect.Descriptor instead.
+func (*Ranking) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Ranking) GetWeights() []*RankingWeight {
+	if x != nil {
+		return x.Weights
+	}
+	return nil
+}
+
+func (x *Ranking) GetBands() []*RewardBand {
+	if x != nil {
+		return x.Bands
+	}
+	return nil
+}
+
+// RankingWeight weighs one rate in a community's score: "coverage",
+// "key_group", or a survey question's code (its positive rate).
+type RankingWeight struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Metric        string                 `protobuf:"bytes,1,opt,name=metric,proto3" json:"metric,omitempty"`
+	Weight        uint32                 `protobuf:"varint,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankingWeight) Reset() {
+	*x = RankingWeight{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankingWeight) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankingWeight) ProtoMessage() {}
+
+func (x *RankingWeight) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankingWeight.ProtoReflect.Descriptor instead.
+func (*RankingWeight) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RankingWeight) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *RankingWeight) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+// RewardBand is what the ranks from_rank..to_rank (to_rank 0: every rank
+// from from_rank on) bring, in yuan: a reward, or negative, a fine; for the
+// community and for its link cadre (联点干部).
+type RewardBand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromRank      uint32                 `protobuf:"varint,1,opt,name=from_rank,json=fromRank,proto3" json:"from_rank,omitempty"`
+	ToRank        uint32                 `protobuf:"varint,2,opt,name=to_rank,json=toRank,proto3" json:"to_rank,omitempty"`
+	CommunityYuan int64                  `protobuf:"varint,3,opt,name=community_yuan,json=communityYuan,proto3" json:"community_yuan,omitempty"`
+	LinkCadreYuan int64                  `protobuf:"varint,4,opt,name=link_cadre_yuan,json=linkCadreYuan,proto3" json:"link_cadre_yuan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewardBand) Reset() {
+	*x = RewardBand{}
+	mi := &file_doorbook_v1_types_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewardBand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewardBand) ProtoMessage() {}
+
+func (x *RewardBand) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_types_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewardBand.ProtoReflect.Descriptor instead.
+func (*RewardBand) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_types_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RewardBand) GetFromRank() uint32 {
+	if x != nil {
+		return x.FromRank
+	}
+	return 0
+}
+
+func (x *RewardBand) GetToRank() uint32 {
+	if x != nil {
+		return x.ToRank
+	}
+	return 0
+}
+
+func (x *RewardBand) GetCommunityYuan() int64 {
+	if x != nil {
+		return x.CommunityYuan
+	}
+	return 0
+}
+
+func (x *RewardBand) GetLinkCadreYuan() int64 {
+	if x != nil {
+		return x.LinkCadreYuan
+	}
+	return 0
+}
+
 var File_doorbook_v1_types_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_types_proto_rawDesc = "" +
@@ -2837,7 +3016,19 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\vreported_by\x18\x06 \x01(\tR\n" +
 	"reportedBy\x12;\n" +
 	"\vreported_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"reportedAt*\xa7\x01\n" +
+	"reportedAt\"\x82\x01\n" +
+	"\aRanking\x12>\n" +
+	"\aweights\x18\x01 \x03(\v2\x1a.doorbook.v1.RankingWeightB\b\xbaH\x05\x92\x01\x02\x10\x10R\aweights\x127\n" +
+	"\x05bands\x18\x02 \x03(\v2\x17.doorbook.v1.RewardBandB\b\xbaH\x05\x92\x01\x02\x10 R\x05bands\"R\n" +
+	"\rRankingWeight\x12\x1f\n" +
+	"\x06metric\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06metric\x12 \n" +
+	"\x06weight\x18\x02 \x01(\rB\b\xbaH\x05*\x03\x18\xe8\aR\x06weight\"\x91\x01\n" +
+	"\n" +
+	"RewardBand\x12\x1b\n" +
+	"\tfrom_rank\x18\x01 \x01(\rR\bfromRank\x12\x17\n" +
+	"\ato_rank\x18\x02 \x01(\rR\x06toRank\x12%\n" +
+	"\x0ecommunity_yuan\x18\x03 \x01(\x03R\rcommunityYuan\x12&\n" +
+	"\x0flink_cadre_yuan\x18\x04 \x01(\x03R\rlinkCadreYuan*\xa7\x01\n" +
 	"\tVisitForm\x12\x1a\n" +
 	"\x16VISIT_FORM_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14VISIT_FORM_IN_PERSON\x10\x01\x12\x14\n" +
@@ -2905,7 +3096,7 @@ func file_doorbook_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_doorbook_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_doorbook_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_doorbook_v1_types_proto_goTypes = []any{
 	(VisitForm)(0),                // 0: doorbook.v1.VisitForm
 	(Material)(0),                 // 1: doorbook.v1.Material
@@ -2940,7 +3131,10 @@ var file_doorbook_v1_types_proto_goTypes = []any{
 	(*Campaign)(nil),              // 30: doorbook.v1.Campaign
 	(*DevicePolicy)(nil),          // 31: doorbook.v1.DevicePolicy
 	(*ZeroReport)(nil),            // 32: doorbook.v1.ZeroReport
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*Ranking)(nil),               // 33: doorbook.v1.Ranking
+	(*RankingWeight)(nil),         // 34: doorbook.v1.RankingWeight
+	(*RewardBand)(nil),            // 35: doorbook.v1.RewardBand
+	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
 }
 var file_doorbook_v1_types_proto_depIdxs = []int32{
 	8,  // 0: doorbook.v1.StringField.clock:type_name -> doorbook.v1.Clock
@@ -2968,21 +3162,21 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	11, // 22: doorbook.v1.Person.deleted:type_name -> doorbook.v1.BoolField
 	8,  // 23: doorbook.v1.TagElement.clock:type_name -> doorbook.v1.Clock
 	2,  // 24: doorbook.v1.Finding.kind:type_name -> doorbook.v1.FindingKind
-	33, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
+	36, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
 	0,  // 26: doorbook.v1.Visit.form:type_name -> doorbook.v1.VisitForm
 	8,  // 27: doorbook.v1.Visit.clock:type_name -> doorbook.v1.Clock
 	1,  // 28: doorbook.v1.Visit.materials:type_name -> doorbook.v1.Material
 	15, // 29: doorbook.v1.Visit.findings:type_name -> doorbook.v1.Finding
 	3,  // 30: doorbook.v1.Visit.revisit_reasons:type_name -> doorbook.v1.RevisitReason
-	33, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
+	36, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
 	16, // 32: doorbook.v1.Visit.answers:type_name -> doorbook.v1.SurveyAnswer
 	18, // 33: doorbook.v1.Visit.position:type_name -> doorbook.v1.Position
-	33, // 34: doorbook.v1.Position.fixed_at:type_name -> google.protobuf.Timestamp
+	36, // 34: doorbook.v1.Position.fixed_at:type_name -> google.protobuf.Timestamp
 	4,  // 35: doorbook.v1.VisitAmendment.kind:type_name -> doorbook.v1.AmendmentKind
 	0,  // 36: doorbook.v1.VisitAmendment.form:type_name -> doorbook.v1.VisitForm
-	33, // 37: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
+	36, // 37: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
 	8,  // 38: doorbook.v1.VisitAmendment.clock:type_name -> doorbook.v1.Clock
-	33, // 39: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
+	36, // 39: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
 	12, // 40: doorbook.v1.Change.household:type_name -> doorbook.v1.Household
 	13, // 41: doorbook.v1.Change.person:type_name -> doorbook.v1.Person
 	14, // 42: doorbook.v1.Change.tag:type_name -> doorbook.v1.TagElement
@@ -2990,11 +3184,11 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	19, // 44: doorbook.v1.Change.visit_amendment:type_name -> doorbook.v1.VisitAmendment
 	5,  // 45: doorbook.v1.OrgNode.level:type_name -> doorbook.v1.OrgLevel
 	6,  // 46: doorbook.v1.Worker.role:type_name -> doorbook.v1.WorkerRole
-	33, // 47: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
-	33, // 48: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
-	33, // 49: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
-	33, // 50: doorbook.v1.Device.last_sync_at:type_name -> google.protobuf.Timestamp
-	33, // 51: doorbook.v1.Device.oldest_unsynced_visit_at:type_name -> google.protobuf.Timestamp
+	36, // 47: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
+	36, // 48: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
+	36, // 49: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
+	36, // 50: doorbook.v1.Device.last_sync_at:type_name -> google.protobuf.Timestamp
+	36, // 51: doorbook.v1.Device.oldest_unsynced_visit_at:type_name -> google.protobuf.Timestamp
 	22, // 52: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
 	21, // 53: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
 	9,  // 54: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
@@ -3015,14 +3209,16 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	27, // 69: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
 	29, // 70: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
 	11, // 71: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
-	33, // 72: doorbook.v1.ZeroReport.from:type_name -> google.protobuf.Timestamp
-	33, // 73: doorbook.v1.ZeroReport.until:type_name -> google.protobuf.Timestamp
-	33, // 74: doorbook.v1.ZeroReport.reported_at:type_name -> google.protobuf.Timestamp
-	75, // [75:75] is the sub-list for method output_type
-	75, // [75:75] is the sub-list for method input_type
-	75, // [75:75] is the sub-list for extension type_name
-	75, // [75:75] is the sub-list for extension extendee
-	0,  // [0:75] is the sub-list for field type_name
+	36, // 72: doorbook.v1.ZeroReport.from:type_name -> google.protobuf.Timestamp
+	36, // 73: doorbook.v1.ZeroReport.until:type_name -> google.protobuf.Timestamp
+	36, // 74: doorbook.v1.ZeroReport.reported_at:type_name -> google.protobuf.Timestamp
+	34, // 75: doorbook.v1.Ranking.weights:type_name -> doorbook.v1.RankingWeight
+	35, // 76: doorbook.v1.Ranking.bands:type_name -> doorbook.v1.RewardBand
+	77, // [77:77] is the sub-list for method output_type
+	77, // [77:77] is the sub-list for method input_type
+	77, // [77:77] is the sub-list for extension type_name
+	77, // [77:77] is the sub-list for extension extendee
+	0,  // [0:77] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_types_proto_init() }
@@ -3044,7 +3240,7 @@ func file_doorbook_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_types_proto_rawDesc), len(file_doorbook_v1_types_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
@@ -197,4 +200,24 @@ func (r *repo) ZeroReports(ctx context.Context, nodeIDs []string, from, until ti
 		return nil, fmt.Errorf("read zero reports: %w", err)
 	}
 	return out, nil
+}
+
+func (r *repo) Ranking(ctx context.Context, campaignID string) (string, error) {
+	var spec string
+	err := r.q.QueryRow(ctx, `SELECT spec FROM campaign_rankings WHERE campaign_id = $1`, campaignID).Scan(&spec)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read a ranking: %w", err)
+	}
+	return spec, nil
+}
+
+func (r *repo) PutRanking(ctx context.Context, campaignID, spec string) error {
+	if _, err := r.q.Exec(ctx, `INSERT INTO campaign_rankings (campaign_id, spec) VALUES ($1, $2)
+		ON CONFLICT (campaign_id) DO UPDATE SET spec = excluded.spec`, campaignID, spec); err != nil {
+		return fmt.Errorf("set a ranking: %w", err)
+	}
+	return nil
 }

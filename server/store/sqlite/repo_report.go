@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -243,4 +244,24 @@ func (t *tx) ZeroReports(ctx context.Context, nodeIDs []string, from, until time
 		out = append(out, z)
 	}
 	return out, rows.Err()
+}
+
+func (t *tx) Ranking(ctx context.Context, campaignID string) (string, error) {
+	var spec string
+	err := t.QueryRowContext(ctx, `SELECT spec FROM campaign_rankings WHERE campaign_id = ?`, campaignID).Scan(&spec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read a ranking: %w", err)
+	}
+	return spec, nil
+}
+
+func (t *tx) PutRanking(ctx context.Context, campaignID, spec string) error {
+	if _, err := t.ExecContext(ctx, `INSERT INTO campaign_rankings (campaign_id, spec) VALUES (?, ?)
+		ON CONFLICT (campaign_id) DO UPDATE SET spec = excluded.spec`, campaignID, spec); err != nil {
+		return fmt.Errorf("set a ranking: %w", err)
+	}
+	return nil
 }

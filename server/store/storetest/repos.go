@@ -65,6 +65,7 @@ func RunRepos(t *testing.T, open OpenBackend) {
 		{"Files", testReposFiles},
 		{"Placed", testReposPlaced},
 		{"Zero", testReposZero},
+		{"Ranking", testReposRanking},
 	}
 	var started atomic.Int32
 	// Cleanup runs once every subtest, parallel ones included, is done.

@@ -72,6 +72,8 @@ const (
 	// AdminServiceListCampaignsProcedure is the fully-qualified name of the AdminService's
 	// ListCampaigns RPC.
 	AdminServiceListCampaignsProcedure = "/doorbook.v1.AdminService/ListCampaigns"
+	// AdminServiceSetRankingProcedure is the fully-qualified name of the AdminService's SetRanking RPC.
+	AdminServiceSetRankingProcedure = "/doorbook.v1.AdminService/SetRanking"
 	// AdminServiceUpdateItemProcedure is the fully-qualified name of the AdminService's UpdateItem RPC.
 	AdminServiceUpdateItemProcedure = "/doorbook.v1.AdminService/UpdateItem"
 	// AdminServicePutZeroReportProcedure is the fully-qualified name of the AdminService's
@@ -123,6 +125,13 @@ type AdminServiceClient interface {
 	// PutCampaign creates a campaign (no id) or changes one.
 	PutCampaign(context.Context, *v1.PutCampaignRequest) (*v1.PutCampaignResponse, error)
 	ListCampaigns(context.Context, *v1.ListCampaignsRequest) (*v1.ListCampaignsResponse, error)
+	// SetRanking sets how a campaign ranks the communities (通报排名): the
+	// weights of coverage, the key-group rate and each survey question's
+	// positive rate in a community's score, and the rewards and fines by
+	// rank (seed 000: the district's top 7 communities 3,000 yuan and their
+	// link cadre 300, ...). An empty ranking ranks by coverage, then the
+	// key-group rate, and brings nothing. Kept on the server only.
+	SetRanking(context.Context, *v1.SetRankingRequest) (*v1.SetRankingResponse, error)
 	// UpdateItem moves a tracked item (a hazard or dispute found on a visit)
 	// forward: assigned to a unit with a deadline, resolved, closed off.
 	UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error)
@@ -242,6 +251,12 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		setRanking: connect.NewClient[v1.SetRankingRequest, v1.SetRankingResponse](
+			httpClient,
+			baseURL+AdminServiceSetRankingProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("SetRanking")),
+			connect.WithClientOptions(opts...),
+		),
 		updateItem: connect.NewClient[v1.UpdateItemRequest, v1.UpdateItemResponse](
 			httpClient,
 			baseURL+AdminServiceUpdateItemProcedure,
@@ -304,6 +319,7 @@ type adminServiceClient struct {
 	loadDefaultCategories *connect.Client[v1.LoadDefaultCategoriesRequest, v1.LoadDefaultCategoriesResponse]
 	putCampaign           *connect.Client[v1.PutCampaignRequest, v1.PutCampaignResponse]
 	listCampaigns         *connect.Client[v1.ListCampaignsRequest, v1.ListCampaignsResponse]
+	setRanking            *connect.Client[v1.SetRankingRequest, v1.SetRankingResponse]
 	updateItem            *connect.Client[v1.UpdateItemRequest, v1.UpdateItemResponse]
 	putZeroReport         *connect.Client[v1.PutZeroReportRequest, v1.PutZeroReportResponse]
 	createAdmin           *connect.Client[v1.CreateAdminRequest, v1.CreateAdminResponse]
@@ -430,6 +446,15 @@ func (c *adminServiceClient) ListCampaigns(ctx context.Context, req *v1.ListCamp
 	return nil, err
 }
 
+// SetRanking calls doorbook.v1.AdminService.SetRanking.
+func (c *adminServiceClient) SetRanking(ctx context.Context, req *v1.SetRankingRequest) (*v1.SetRankingResponse, error) {
+	response, err := c.setRanking.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // UpdateItem calls doorbook.v1.AdminService.UpdateItem.
 func (c *adminServiceClient) UpdateItem(ctx context.Context, req *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error) {
 	response, err := c.updateItem.CallUnary(ctx, connect.NewRequest(req))
@@ -522,6 +547,13 @@ type AdminServiceHandler interface {
 	// PutCampaign creates a campaign (no id) or changes one.
 	PutCampaign(context.Context, *v1.PutCampaignRequest) (*v1.PutCampaignResponse, error)
 	ListCampaigns(context.Context, *v1.ListCampaignsRequest) (*v1.ListCampaignsResponse, error)
+	// SetRanking sets how a campaign ranks the communities (通报排名): the
+	// weights of coverage, the key-group rate and each survey question's
+	// positive rate in a community's score, and the rewards and fines by
+	// rank (seed 000: the district's top 7 communities 3,000 yuan and their
+	// link cadre 300, ...). An empty ranking ranks by coverage, then the
+	// key-group rate, and brings nothing. Kept on the server only.
+	SetRanking(context.Context, *v1.SetRankingRequest) (*v1.SetRankingResponse, error)
 	// UpdateItem moves a tracked item (a hazard or dispute found on a visit)
 	// forward: assigned to a unit with a deadline, resolved, closed off.
 	UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error)
@@ -637,6 +669,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceSetRankingHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceSetRankingProcedure,
+		svc.SetRanking,
+		connect.WithSchema(adminServiceMethods.ByName("SetRanking")),
+		connect.WithHandlerOptions(opts...),
+	)
 	adminServiceUpdateItemHandler := connect.NewUnaryHandlerSimple(
 		AdminServiceUpdateItemProcedure,
 		svc.UpdateItem,
@@ -709,6 +747,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServicePutCampaignHandler.ServeHTTP(w, r)
 		case AdminServiceListCampaignsProcedure:
 			adminServiceListCampaignsHandler.ServeHTTP(w, r)
+		case AdminServiceSetRankingProcedure:
+			adminServiceSetRankingHandler.ServeHTTP(w, r)
 		case AdminServiceUpdateItemProcedure:
 			adminServiceUpdateItemHandler.ServeHTTP(w, r)
 		case AdminServicePutZeroReportProcedure:
@@ -782,6 +822,10 @@ func (UnimplementedAdminServiceHandler) PutCampaign(context.Context, *v1.PutCamp
 
 func (UnimplementedAdminServiceHandler) ListCampaigns(context.Context, *v1.ListCampaignsRequest) (*v1.ListCampaignsResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.ListCampaigns is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) SetRanking(context.Context, *v1.SetRankingRequest) (*v1.SetRankingResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.SetRanking is not implemented"))
 }
 
 func (UnimplementedAdminServiceHandler) UpdateItem(context.Context, *v1.UpdateItemRequest) (*v1.UpdateItemResponse, error) {
