@@ -528,7 +528,7 @@ func TestCampaignEndToEnd(t *testing.T) {
 		t.Fatalf("open the workbook (%d bytes): %v", len(data), err)
 	}
 	defer book.Close()
-	if got, want := book.GetSheetList(), []string{"台账", "入户下访登记表", "进度", "任务完成", "民调", "挂牌督办台账"}; !slices.Equal(got, want) {
+	if got, want := book.GetSheetList(), []string{"台账", "入户下访登记表", "进度", "任务完成", "民调", "周进度", "挂牌督办台账"}; !slices.Equal(got, want) {
 		t.Errorf("sheets %v, want %v", got, want)
 	}
 	// Each sheet opens with its title (the node, the campaign, the date),

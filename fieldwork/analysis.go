@@ -344,3 +344,26 @@ func itemsReason(h *Household, now time.Time) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// ItemTally counts the analysis's tracked items, each once however many
+// households it covers: those reported in [from, until), and those closed
+// off (销号).
+func (a *Analysis) ItemTally(from, until time.Time) (reported, closedOff int) {
+	seen := map[string]bool{}
+	for _, h := range a.Households {
+		for _, it := range h.Items {
+			k := fmt.Sprint(it.VisitID, "/", it.Finding)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if !it.ReportedAt.Before(from) && it.ReportedAt.Before(until) {
+				reported++
+			}
+			if it.State == syncengine.ItemClosed {
+				closedOff++
+			}
+		}
+	}
+	return reported, closedOff
+}

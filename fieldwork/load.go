@@ -33,9 +33,11 @@ type Rows interface {
 	// amendment, no revisit, no tracked finding and no details (materials,
 	// findings, revisit reasons, campaign or answers), which is what most
 	// visits are. InWindow counts those visited at from or later and before
-	// to. A backend may leave some plain visits to SpecialVisits instead,
-	// never a visit that is not plain.
-	PlainVisits(ctx context.Context, from, to time.Time, fn func(*VisitAggregate) error) error
+	// to. Visits at until or later are left out altogether (a zero until
+	// leaves none out): a report as of until. A backend may leave some
+	// plain visits to SpecialVisits instead, never a visit that is not
+	// plain.
+	PlainVisits(ctx context.Context, from, to, until time.Time, fn func(*VisitAggregate) error) error
 	// SpecialVisits calls fn for each (household of the scope, visit) pair
 	// whose visit PlainVisits leaves out. Visit lacks HouseholdIDs; its
 	// details may be left out too, except for the visit's first household
@@ -74,6 +76,14 @@ type VisitAggregate struct {
 // Load analyses the households of the scope rows reads, for campaign (nil
 // for none).
 func Load(ctx context.Context, rows Rows, campaign *syncengine.Campaign, cats []syncengine.Category) (*Analysis, error) {
+	return LoadUntil(ctx, rows, campaign, cats, time.Time{})
+}
+
+// LoadUntil is Load as of until: only the visits made before it count
+// (by when they were made, as amended), and only the amendments recorded
+// before it (by their clocks): an item closed off after until is still
+// open, a visit voided after it still counts. A zero until is Load.
+func LoadUntil(ctx context.Context, rows Rows, campaign *syncengine.Campaign, cats []syncengine.Category, until time.Time) (*Analysis, error) {
 	b := NewBuilder(campaign, cats)
 	err := rows.Households(ctx, func(r *HouseholdRow) error {
 		b.AddHousehold(Household{ID: r.ID, GridID: r.GridID, HeadName: r.HeadName, Address: r.Address}, r.Categories)
@@ -86,13 +96,16 @@ func Load(ctx context.Context, rows Rows, campaign *syncengine.Campaign, cats []
 	if err != nil {
 		return nil, err
 	}
+	if !until.IsZero() {
+		amendments = AmendmentsUntil(amendments, until)
+	}
 	// Most visits are plain: summed up by the backend per household and
 	// visitor.
 	var from, to time.Time
 	if campaign != nil {
 		from, to = campaign.Window()
 	}
-	err = rows.PlainVisits(ctx, from, to, func(a *VisitAggregate) error {
+	err = rows.PlainVisits(ctx, from, to, until, func(a *VisitAggregate) error {
 		b.AddVisits(a.HouseholdID, a.VisitorID, a.Last, a.InWindow)
 		return nil
 	})
@@ -104,6 +117,9 @@ func Load(ctx context.Context, rows Rows, campaign *syncengine.Campaign, cats []
 		view := syncengine.VisitView{Visit: r.Visit}
 		if as := amendments[r.Visit.ID]; len(as) > 0 {
 			view = syncengine.Effective(r.Visit, as)
+		}
+		if !until.IsZero() && !view.VisitedAt.Before(until) {
+			return nil
 		}
 		b.AddVisit(r.HouseholdID, r.Ord == 0, &view)
 		if r.Tracked > 0 && !view.Voided {
@@ -125,4 +141,22 @@ func Load(ctx context.Context, rows Rows, campaign *syncengine.Campaign, cats []
 		}
 	}
 	return b.Finish(), nil
+}
+
+// AmendmentsUntil keeps, of each visit's amendments, those recorded before
+// until (by their clocks).
+func AmendmentsUntil(byVisit map[string][]syncengine.Amendment, until time.Time) map[string][]syncengine.Amendment {
+	out := make(map[string][]syncengine.Amendment, len(byVisit))
+	for id, as := range byVisit {
+		var kept []syncengine.Amendment
+		for _, a := range as {
+			if a.Clock.Time().Before(until) {
+				kept = append(kept, a)
+			}
+		}
+		if len(kept) > 0 {
+			out[id] = kept
+		}
+	}
+	return out
 }

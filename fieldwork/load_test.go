@@ -77,12 +77,12 @@ func (m *memRows) plain(v *se.Visit) bool {
 		len(v.Materials)+len(v.Findings)+len(v.RevisitReasons)+len(v.Answers) == 0
 }
 
-func (m *memRows) PlainVisits(ctx context.Context, from, to time.Time, fn func(*fieldwork.VisitAggregate) error) error {
+func (m *memRows) PlainVisits(ctx context.Context, from, to, until time.Time, fn func(*fieldwork.VisitAggregate) error) error {
 	sums := map[[2]string]*fieldwork.VisitAggregate{}
 	var keys [][2]string
 	for i := range m.b.Visits {
 		v := &m.b.Visits[i]
-		if !m.plain(v) {
+		if !m.plain(v) || !until.IsZero() && !v.VisitedAt.Before(until) {
 			continue
 		}
 		for _, id := range v.HouseholdIDs {

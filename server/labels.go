@@ -56,6 +56,14 @@ func (l labels) figuresHeader() []string {
 		"score", "community reward (yuan)", "link cadre reward (yuan)"}
 }
 
+func (l labels) weekHeader() []string {
+	if l.zh {
+		return []string{"周次", "开始日期", "结束日期", "户数", "已走访户数", "覆盖率", "重点人群走访率", "任务完成率", "本周发现事项", "本周销号事项", "未办结事项"}
+	}
+	return []string{"week", "from", "until", "households", "visited", "coverage", "key-group rate", "quota attainment",
+		"items found", "items closed off", "items open"}
+}
+
 func (l labels) quotaHeader() []string {
 	if l.zh {
 		return []string{"走访人", "角色", "已走访户数", "任务户数", "完成率"}

@@ -133,14 +133,23 @@ func (p *progress) toProto() *pb.ProgressReport {
 	return r
 }
 
-func (s *reportService) analyze(ctx context.Context, node, campaign string) (*store.Analysis, error) {
+// until is the moment a report is as of: the request's at, or none (now,
+// with every visit the server holds).
+func until(at *timestamppb.Timestamp) time.Time {
+	if at == nil {
+		return time.Time{}
+	}
+	return at.AsTime()
+}
+
+func (s *reportService) analyze(ctx context.Context, node, campaign string, until time.Time) (*store.Analysis, error) {
 	if err := checkIDs(map[string]string{"node_id": node, "campaign_id": campaign}); err != nil {
 		return nil, err
 	}
 	if campaign == "" {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("a progress report is of a campaign: campaign_id is required"))
 	}
-	an, err := s.store.Analyze(ctx, principal(ctx), node, campaign)
+	an, err := s.store.Analyze(ctx, principal(ctx), node, campaign, until)
 	if err != nil {
 		return nil, toConnect(s.log, err)
 	}
@@ -148,16 +157,73 @@ func (s *reportService) analyze(ctx context.Context, node, campaign string) (*st
 }
 
 func (s *reportService) GetProgress(ctx context.Context, req *pb.GetProgressRequest) (*pb.GetProgressResponse, error) {
-	an, err := s.analyze(ctx, req.GetNodeId(), req.GetCampaignId())
+	an, err := s.analyze(ctx, req.GetNodeId(), req.GetCampaignId(), until(req.GetAt()))
 	if err != nil {
 		return nil, err
 	}
 	if err := s.audit(ctx, "report progress", req.GetNodeId(), req.GetCampaignId()); err != nil {
 		return nil, toConnect(s.log, err)
 	}
-	p := newProgress(an, s.at(req.GetAt()))
+	at := s.at(req.GetAt())
+	p := newProgress(an, at)
 	addStat(ctx, "households", p.total.Households)
-	return &pb.GetProgressResponse{Report: p.toProto()}, nil
+	rep := p.toProto()
+	if req.GetWeekly() {
+		if rep.Weeks, err = s.weeks(ctx, req.GetNodeId(), an.Campaign, at); err != nil {
+			return nil, err
+		}
+	}
+	return &pb.GetProgressResponse{Report: rep}, nil
+}
+
+// maxWeeks bounds a weekly series: the latest weeks of a longer campaign.
+const maxWeeks = 60
+
+// weeks is the weekly series of a campaign's progress on node up to at:
+// each week's figures as of its end (an analysis each), and the items
+// found and closed off in it.
+func (s *reportService) weeks(ctx context.Context, node string, c *syncengine.Campaign, at time.Time) ([]*pb.WeekProgress, error) {
+	const week = 7 * 24 * time.Hour
+	start, end := c.Window()
+	stop := end
+	if at.Before(stop) {
+		stop = at
+	}
+	if !start.Before(stop) {
+		return nil, nil
+	}
+	if n := int(stop.Sub(start)/week) + 1; n > maxWeeks {
+		start = start.Add(time.Duration(n-maxWeeks) * week)
+	}
+	before, err := s.analyze(ctx, node, c.ID, start)
+	if err != nil {
+		return nil, err
+	}
+	_, closedBefore := before.Fieldwork.ItemTally(start, start)
+	var out []*pb.WeekProgress
+	for from := start; from.Before(stop); from = from.Add(week) {
+		until := from.Add(week)
+		if stop.Before(until) {
+			until = stop
+		}
+		an, err := s.analyze(ctx, node, c.ID, until)
+		if err != nil {
+			return nil, err
+		}
+		p := newProgress(an, until)
+		opened, closed := an.Fieldwork.ItemTally(from, until)
+		w := &pb.WeekProgress{From: timestamppb.New(from), Until: timestamppb.New(until),
+			Total: figuresToProto(an.Node, &p.total, an.Placed.Total, p.escalated), ItemsOpened: uint32(opened), ItemsClosed: uint32(max(closed-closedBefore, 0))}
+		for _, q := range p.quotas() {
+			// Each person counts up to their quota: one who did more does
+			// not make up for one who did less.
+			w.QuotaVisited += min(q.GetVisited(), q.GetQuota())
+			w.QuotaTotal += q.GetQuota()
+		}
+		closedBefore = closed
+		out = append(out, w)
+	}
+	return out, nil
 }
 
 func (s *reportService) ListReportHouseholds(ctx context.Context, req *pb.ListReportHouseholdsRequest) (*pb.ListReportHouseholdsResponse, error) {
@@ -165,7 +231,7 @@ func (s *reportService) ListReportHouseholds(ctx context.Context, req *pb.ListRe
 	if metric < fieldwork.MetricNotVisited || metric > fieldwork.MetricItemsOverdue {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("unknown metric %v", req.GetMetric()))
 	}
-	an, err := s.analyze(ctx, req.GetNodeId(), req.GetCampaignId())
+	an, err := s.analyze(ctx, req.GetNodeId(), req.GetCampaignId(), until(req.GetAt()))
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +300,7 @@ func (s *reportService) ListItems(ctx context.Context, req *pb.ListItemsRequest)
 	if err := checkIDs(map[string]string{"node_id": req.GetNodeId()}); err != nil {
 		return nil, err
 	}
-	an, err := s.store.Analyze(ctx, principal(ctx), req.GetNodeId(), "")
+	an, err := s.store.Analyze(ctx, principal(ctx), req.GetNodeId(), "", time.Time{})
 	if err != nil {
 		return nil, toConnect(s.log, err)
 	}
@@ -383,7 +449,7 @@ func (s *reportService) Export(ctx context.Context, req *pb.ExportRequest, strea
 	}
 	p := principal(ctx)
 	l := labels{zh: req.GetLanguage() != pb.Language_LANGUAGE_EN}
-	ex := &exporter{s: s, p: p, l: l, node: req.GetNodeId(), at: s.at(req.GetAt())}
+	ex := &exporter{s: s, p: p, l: l, node: req.GetNodeId(), at: s.at(req.GetAt()), until: until(req.GetAt())}
 	if err := ex.prepare(ctx, req.GetCampaignId(), kind); err != nil {
 		return err
 	}
@@ -417,11 +483,13 @@ func (s *reportService) Export(ctx context.Context, req *pb.ExportRequest, strea
 
 // exporter writes the sheets of an export.
 type exporter struct {
-	s        *reportService
-	p        store.Principal
-	l        labels
-	node     string
-	at       time.Time
+	s    *reportService
+	p    store.Principal
+	l    labels
+	node string
+	at   time.Time
+	// until is the moment the export is as of (zero: now, every visit).
+	until    time.Time
 	an       *store.Analysis // for progress
 	campaign *syncengine.Campaign
 	nodes    map[string]store.OrgNode
@@ -432,13 +500,13 @@ type exporter struct {
 func (ex *exporter) prepare(ctx context.Context, campaign string, kind pb.ExportKind) error {
 	if kind == pb.ExportKind_EXPORT_KIND_ITEMS && campaign == "" {
 		// The register holds every item, whatever campaign found it.
-		an, err := ex.s.store.Analyze(ctx, ex.p, ex.node, "")
+		an, err := ex.s.store.Analyze(ctx, ex.p, ex.node, "", ex.until)
 		if err != nil {
 			return toConnect(ex.s.log, err)
 		}
 		ex.an = an
 	} else if kind == pb.ExportKind_EXPORT_KIND_PROGRESS || kind == pb.ExportKind_EXPORT_KIND_ALL || kind == pb.ExportKind_EXPORT_KIND_ITEMS {
-		an, err := ex.s.analyze(ctx, ex.node, campaign)
+		an, err := ex.s.analyze(ctx, ex.node, campaign, ex.until)
 		if err != nil {
 			return err
 		}
@@ -512,7 +580,7 @@ func (ex *exporter) write(ctx context.Context, w export.Writer, kind pb.ExportKi
 		}
 	}
 	if all || kind == pb.ExportKind_EXPORT_KIND_PROGRESS {
-		if err := ex.progress(w); err != nil {
+		if err := ex.progress(ctx, w); err != nil {
 			return err
 		}
 	}
@@ -744,7 +812,7 @@ func percent(n, d int) export.Percent {
 
 // progress writes the progress report: the node and its communities
 // ranked, the quotas per person, the survey rates.
-func (ex *exporter) progress(w export.Writer) error {
+func (ex *exporter) progress(ctx context.Context, w export.Writer) error {
 	p := newProgress(ex.an, ex.at)
 	if err := w.Sheet(ex.l.pick("进度", "progress"), ex.l.figuresHeader()); err != nil {
 		return err
@@ -806,6 +874,48 @@ func (ex *exporter) progress(w export.Writer) error {
 	}
 	for i := range p.communities {
 		if err := survey(p.communities[i].node, &p.communities[i].fig); err != nil {
+			return err
+		}
+	}
+	return ex.weekly(ctx, w)
+}
+
+// weekly writes the campaign's weeks (周进度): each week's figures as of
+// its end, and the items found and closed off in it.
+func (ex *exporter) weekly(ctx context.Context, w export.Writer) error {
+	if ex.campaign == nil {
+		return nil
+	}
+	weeks, err := ex.s.weeks(ctx, ex.node, ex.campaign, ex.at)
+	if err != nil {
+		return err
+	}
+	header := ex.l.weekHeader()
+	for _, q := range ex.campaign.Questions() {
+		text := q.TextEN
+		if ex.l.zh || text == "" {
+			text = cmp.Or(q.TextZH, q.TextEN, q.Code)
+		}
+		header = append(header, text+ex.l.pick(" 正面率", " (positive)"))
+	}
+	if err := w.Sheet(ex.l.pick("周进度", "weeks"), header); err != nil {
+		return err
+	}
+	for i, wk := range weeks {
+		f := wk.GetTotal()
+		row := []any{i + 1, officeDay(wk.GetFrom().AsTime()), officeDay(wk.GetUntil().AsTime().Add(-time.Millisecond)), int(f.GetHouseholds()), int(f.GetVisited()),
+			percent(int(f.GetVisited()), int(f.GetHouseholds())), percent(int(f.GetKeyGroupVisited()), int(f.GetKeyGroupHouseholds())),
+			percent(int(wk.GetQuotaVisited()), int(wk.GetQuotaTotal())), int(wk.GetItemsOpened()), int(wk.GetItemsClosed()), int(f.GetItemsOpen())}
+		for _, q := range ex.campaign.Questions() {
+			var rate any = ""
+			for _, r := range f.GetSurvey() {
+				if r.GetQuestion() == q.Code {
+					rate = percent(int(r.GetPositive()), int(r.GetAnswered()))
+				}
+			}
+			row = append(row, rate)
+		}
+		if err := w.Row(row...); err != nil {
 			return err
 		}
 	}

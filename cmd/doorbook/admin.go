@@ -43,7 +43,8 @@ Verbs:
                   (none: by coverage); yuan by rank, negative a fine (seed 000: --reward 1-7=3000/300 ...
                   --reward 61-=-3000/-300)
   item   --visit ID [--finding N] --to assigned|resolved|closed [--unit U --deadline DATE] [--note TEXT]
-  report --campaign ID [--node ID] [--at TIME] progress, communities ranked, quotas, survey
+  report --campaign ID [--node ID] [--at TIME] [--weekly]   progress, communities ranked, quotas, survey;
+                                               --at: as of TIME (what was done before it); --weekly: each week
   report households --campaign ID --metric METRIC [--node ID] [--limit N] [--offset N]
   export --campaign ID [--node ID] --kind ledger|visits|progress|items|all --format csv|xlsx [--lang zh|en] --out FILE
   zero   --node ID --from DATE --until DATE [--note TEXT]   a grid's or community's zero report (零报告):

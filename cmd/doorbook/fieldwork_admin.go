@@ -286,7 +286,8 @@ func (c *adminCmd) report(args []string) error {
 	fs := c.flags("report")
 	campaign := fs.String("campaign", "", "campaign `id`")
 	node := fs.String("node", "", "org node `id` (default: your subtree)")
-	atFlag := fs.String("at", "", "figures at `time` (default now)")
+	atFlag := fs.String("at", "", "the report as of `time`: only what was done before it counts (default now)")
+	weekly := fs.Bool("weekly", false, "also the campaign's weeks, each as of its end")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -297,7 +298,7 @@ func (c *adminCmd) report(args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.reports.GetProgress(c.ctx, &pb.GetProgressRequest{NodeId: *node, CampaignId: *campaign, At: at})
+	res, err := c.reports.GetProgress(c.ctx, &pb.GetProgressRequest{NodeId: *node, CampaignId: *campaign, At: at, Weekly: *weekly})
 	if err != nil {
 		return err
 	}
@@ -334,6 +335,15 @@ func (c *adminCmd) report(args []string) error {
 		fmt.Fprintln(w, "\nQUESTION\tANSWERED\tPOSITIVE\tRATE")
 		for _, s := range r.GetTotal().GetSurvey() {
 			fmt.Fprintf(w, "%s\t%d\t%d\t%s\n", s.GetQuestion(), s.GetAnswered(), s.GetPositive(), pct(s.GetPositive(), s.GetAnswered()))
+		}
+		if len(r.GetWeeks()) > 0 {
+			fmt.Fprintln(w, "\nWEEK\tFROM\tUNTIL\tVISITED\tCOVERAGE\tKEY RATE\tQUOTA\tITEMS FOUND/CLOSED/OPEN")
+			for i, wk := range r.GetWeeks() {
+				f := wk.GetTotal()
+				fmt.Fprintf(w, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%d/%d/%d\n", i+1, day(wk.GetFrom()), day(timestamppb.New(wk.GetUntil().AsTime().Add(-time.Millisecond))),
+					f.GetVisited(), f.GetHouseholds(), pct(f.GetVisited(), f.GetHouseholds()), pct(f.GetKeyGroupVisited(), f.GetKeyGroupHouseholds()),
+					pct(wk.GetQuotaVisited(), wk.GetQuotaTotal()), wk.GetItemsOpened(), wk.GetItemsClosed(), f.GetItemsOpen())
+			}
 		}
 	})
 }

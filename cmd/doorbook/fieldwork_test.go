@@ -169,6 +169,10 @@ func fieldRulesStep(t *testing.T, srv *testServer, li replica, campaign string) 
 	if c := ranked.Communities; len(c) != 3 || c[0].Rank != 1 || c[0].Reward != 3000 || c[1].Rank != 2 || c[1].Reward != -1000 || c[2].Reward != -1000 {
 		t.Errorf("report after campaign ranking: %+v, want 3 communities ranked, 3000 for the first and -1000 for the others", c)
 	}
+	weekly, _, err := doorbook(t, "admin", "--credentials", srv.credsPath, "report", "--campaign", campaign, "--weekly")
+	if err != nil || !regexp.MustCompile(`(?m)^WEEK +FROM +UNTIL +VISITED`).MatchString(weekly) || !regexp.MustCompile(`(?m)^1 +\d{4}-\d\d-\d\d +\d{4}-\d\d-\d\d +\d+/\d+ `).MatchString(weekly) {
+		t.Errorf("admin report --weekly (%v):\n%s\nwant a table of weeks", err, weekly)
+	}
 	if _, _, err := doorbook(t, srv.admin("campaign", "ranking", "--id", campaign, "--reward", "first=3000")...); err == nil {
 		t.Error("campaign ranking --reward first=3000 was taken")
 	}
@@ -236,7 +240,7 @@ func fieldRulesStep(t *testing.T, srv *testServer, li replica, campaign string) 
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if got, want := f.GetSheetList(), []string{"台账", "入户下访登记表", "进度", "任务完成", "民调", "挂牌督办台账"}; !slices.Equal(got, want) {
+	if got, want := f.GetSheetList(), []string{"台账", "入户下访登记表", "进度", "任务完成", "民调", "周进度", "挂牌督办台账"}; !slices.Equal(got, want) {
 		t.Errorf("workbook sheets %v, want %v", got, want)
 	}
 	visits, err := f.GetRows("入户下访登记表")

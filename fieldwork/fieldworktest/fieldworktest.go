@@ -63,6 +63,9 @@ func mar(d, h int) time.Time { return time.Date(2026, 3, d, h, 0, 0, 0, time.UTC
 
 func clock(n uint64) se.Clock { return se.Clock{HLC: n, Node: 1} }
 
+// recordedAt is the clock of a write made at t.
+func recordedAt(t time.Time) se.Clock { return se.Clock{HLC: se.PackHLC(t.UnixMilli(), 0), Node: 1} }
+
 // visitID is the id of the n-th visit of a test.
 func visitID(n int) string { return fmt.Sprintf("00000000-0000-7000-8000-0000000f%04d", n) }
 
@@ -180,6 +183,12 @@ func amend(n, v int, kind se.AmendmentKind, edit func(*se.Amendment)) se.Amendme
 
 // expected builds, with the Builder alone, what Load should find in grids.
 func expected(c *se.Campaign, s stored, grids []string) *fieldwork.Analysis {
+	return expectedUntil(c, s, grids, time.Time{})
+}
+
+// expectedUntil is what the Builder makes of the rows as of until: the
+// amendments recorded before it, the visits (as amended) made before it.
+func expectedUntil(c *se.Campaign, s stored, grids []string, until time.Time) *fieldwork.Analysis {
 	b := fieldwork.NewBuilder(c, categories())
 	for _, h := range s.households {
 		if slices.Contains(grids, h.grid) && !slices.Contains(s.deleted, h.id) {
@@ -189,11 +198,14 @@ func expected(c *se.Campaign, s stored, grids []string) *fieldwork.Analysis {
 	for _, v := range s.visits {
 		var as []se.Amendment
 		for _, a := range s.amendments {
-			if a.VisitID == v.ID {
+			if a.VisitID == v.ID && (until.IsZero() || a.Clock.Time().Before(until)) {
 				as = append(as, a)
 			}
 		}
 		view := se.Effective(v, as)
+		if !until.IsZero() && !view.VisitedAt.Before(until) {
+			continue
+		}
 		for ord, id := range v.HouseholdIDs {
 			b.AddVisit(id, ord == 0, &view)
 		}
@@ -276,7 +288,10 @@ func testLoadAgreesWithBuilder(t *testing.T, open OpenRows) {
 					v.CampaignID, v.Answers = campaignID, []se.SurveyAnswer{{Question: "safe", Value: 9}}
 				}),
 			}, amendments: []se.Amendment{
-				amend(1, 5, se.AmendItemAssign, func(a *se.Amendment) { a.Finding, a.Unit, a.Deadline = 1, "gas company", apr(10, 0) }),
+				amend(1, 5, se.AmendItemAssign, func(a *se.Amendment) {
+					// Recorded on April 8: before it, the item is only reported.
+					a.Finding, a.Unit, a.Deadline, a.Clock = 1, "gas company", apr(10, 0), recordedAt(apr(8, 9))
+				}),
 			}},
 			grids:        []string{grid1, grid2},
 			wantVisited:  map[string]int{workerA: 4, workerB: 2},
@@ -295,7 +310,8 @@ func testLoadAgreesWithBuilder(t *testing.T, open OpenRows) {
 					v.RevisitReasons, v.RevisitDue = []se.RevisitReason{se.RevisitImportantRequest}, apr(10, 12)
 				}),
 			}, amendments: []se.Amendment{
-				amend(1, 1, se.AmendVoid, nil),
+				// Voided on April 12: as of before, the visit counts.
+				amend(1, 1, se.AmendVoid, func(a *se.Amendment) { a.Clock = recordedAt(apr(12, 0)) }),
 				amend(2, 2, se.AmendCorrect, func(a *se.Amendment) { a.VisitedAt = mar(30, 10) }),
 				amend(3, 3, se.AmendCorrect, func(a *se.Amendment) { a.VisitedAt = apr(1, 10) }),
 				amend(4, 4, se.AmendCorrect, func(a *se.Amendment) { n := "better notes"; a.Notes = &n }),
@@ -360,6 +376,29 @@ func testLoadAgreesWithBuilder(t *testing.T, open OpenRows) {
 				t.Fatalf("Load: %v", err)
 			}
 			want := expected(tt.campaign, tt.s, tt.grids)
+			// As of a day of the campaign, and of one before it: only the
+			// visits and amendments made before count.
+			for _, until := range []time.Time{apr(3, 0), apr(10, 12), mar(20, 0)} {
+				got, err := fieldwork.LoadUntil(t.Context(), rows, tt.campaign, categories(), until)
+				if err != nil {
+					t.Fatalf("LoadUntil: %v", err)
+				}
+				want := expectedUntil(tt.campaign, tt.s, tt.grids, until)
+				if g, w := fmt.Sprint(got.Figures(until, nil)), fmt.Sprint(want.Figures(until, nil)); g != w {
+					t.Errorf("as of %s: Figures\n got  %s\n want %s", until, g, w)
+				}
+				for _, w := range want.Households {
+					g := got.Household(w.ID)
+					if g == nil || !g.LastVisit.Equal(w.LastVisit) || g.CampaignVisits != w.CampaignVisits || len(g.Items) != len(w.Items) {
+						t.Errorf("as of %s, %s: %+v, want %+v", until, w.ID, g, w)
+					}
+				}
+				for _, who := range want.Visitors() {
+					if got.VisitedBy(who) != want.VisitedBy(who) {
+						t.Errorf("as of %s: VisitedBy(%s) = %d, want %d", until, who, got.VisitedBy(who), want.VisitedBy(who))
+					}
+				}
+			}
 
 			var gotIDs, wantIDs []string
 			for _, h := range got.Households {
@@ -455,7 +494,7 @@ func testCallbackErrorStops(t *testing.T, open OpenRows) {
 			return rows.Households(ctx, func(*fieldwork.HouseholdRow) error { return stop() })
 		}},
 		{"PlainVisits", func() error {
-			return rows.PlainVisits(ctx, from, to, func(*fieldwork.VisitAggregate) error { return stop() })
+			return rows.PlainVisits(ctx, from, to, time.Time{}, func(*fieldwork.VisitAggregate) error { return stop() })
 		}},
 		{"SpecialVisits", func() error {
 			return rows.SpecialVisits(ctx, func(*fieldwork.VisitRow) error { return stop() })

@@ -90,7 +90,7 @@ func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 // are. A due list or report reads their sums (visit_sums) rather than every
 // row, unless the window is one no campaign here has; SpecialVisits
 // returns the others one by one.
-func (g *GridRows) PlainVisits(ctx context.Context, from, to time.Time, fn func(*fieldwork.VisitAggregate) error) error {
+func (g *GridRows) PlainVisits(ctx context.Context, from, to, until time.Time, fn func(*fieldwork.VisitAggregate) error) error {
 	q, grids := g.q, g.grids
 	if len(grids) == 0 {
 		return nil
@@ -98,6 +98,17 @@ func (g *GridRows) PlainVisits(ctx context.Context, from, to time.Time, fn func(
 	winFrom, winTo := from.UnixMilli(), to.UnixMilli()
 	in := sqlitex.InPlaceholders(len(grids))
 	args := append([]any{winFrom, winTo}, toArgs(grids)...)
+	if !until.IsZero() {
+		// As of until: the sums hold every visit, so the rows are read.
+		// ?3 comes before the grids' placeholders in the text, which
+		// SQLite numbers after it.
+		return g.plainVisitsRaw(ctx, `SELECT vh.household_id, v.visitor_id, MAX(v.visited_at), SUM(v.visited_at >= ?1 AND v.visited_at < ?2)
+		FROM households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v ON v.id = vh.visit_id AND v.visited_at < ?3
+		WHERE h.deleted = 0 AND h.`+g.col+` IN (`+in+`)
+			AND v.revisit_due = 0 AND v.tracked = 0 AND NOT (v.details != '')
+			AND v.id NOT IN (SELECT visit_id FROM visit_amendments)
+		GROUP BY vh.household_id, v.visitor_id`, append([]any{winFrom, winTo, until.UnixMilli()}, toArgs(grids)...), fn)
+	}
 	// The all-time sums, and those of the window when it is kept (none
 	// with no window, as without a campaign).
 	allTime := fmt.Sprintf("a.win_from = %d AND a.win_to = %d", int64(allTimeFrom), int64(allTimeTo))
@@ -120,7 +131,12 @@ func (g *GridRows) PlainVisits(ctx context.Context, from, to time.Time, fn func(
 			AND v.id NOT IN (SELECT visit_id FROM visit_amendments)
 		GROUP BY vh.household_id, v.visitor_id`
 	}
-	rows, err := q.QueryContext(ctx, query, args...)
+	return g.plainVisitsRaw(ctx, query, args, fn)
+}
+
+// plainVisitsRaw runs a query of PlainVisits's sums.
+func (g *GridRows) plainVisitsRaw(ctx context.Context, query string, args []any, fn func(*fieldwork.VisitAggregate) error) error {
+	rows, err := g.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("read visits: %w", err)
 	}

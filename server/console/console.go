@@ -121,6 +121,7 @@ func New(api http.Handler) *Console {
 	c.mux.HandleFunc("POST /console/config/policy", c.withSession(c.setPolicy))
 	c.mux.HandleFunc("GET /console/campaign", c.withSession(c.campaign))
 	c.mux.HandleFunc("POST /console/campaign", c.withSession(c.putCampaign))
+	c.mux.HandleFunc("GET /console/weeks", c.withSession(c.weeks))
 	c.mux.HandleFunc("GET /console/import", c.withSession(c.importPage))
 	c.mux.HandleFunc("POST /console/import", c.withSession(c.importLedger))
 	return c
@@ -353,7 +354,7 @@ func parsePages() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"signin", "dashboard", "households", "household", "items", "workers", "code", "audit", "config", "campaign", "import", "error"} {
+	for _, page := range []string{"signin", "dashboard", "households", "household", "items", "workers", "code", "audit", "config", "campaign", "import", "weeks", "error"} {
 		t := template.Must(template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html"))
 		out[page] = t
 	}

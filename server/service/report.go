@@ -53,7 +53,10 @@ func gridsOf(nodes map[string]store.OrgNode) []string {
 
 // Analyze reads what a report on node for campaign needs, in one snapshot,
 // and runs the field rules over it.
-func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campaignID string) (*store.Analysis, error) {
+//
+// With a non-zero until the analysis is as of until: only the visits made
+// and the amendments recorded before it count (fieldwork.LoadUntil).
+func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campaignID string, until time.Time) (*store.Analysis, error) {
 	an := &store.Analysis{}
 	err := s.db.View(ctx, func(tx store.Tx) error {
 		var err error
@@ -89,7 +92,7 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 			return err
 		}
 		grids := gridsOf(an.Nodes)
-		if an.Fieldwork, err = fieldwork.Load(ctx, tx.FieldRows(grids), an.Campaign, cats); err != nil {
+		if an.Fieldwork, err = fieldwork.LoadUntil(ctx, tx.FieldRows(grids), an.Campaign, cats, until); err != nil {
 			return err
 		}
 		ids, err := tx.WorkersOfGrids(ctx, grids)
@@ -102,13 +105,14 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 				ids = append(ids, v)
 			}
 		}
-		if err := visitedElsewhere(ctx, tx, an, ids, grids); err != nil {
+		if err := visitedElsewhere(ctx, tx, an, ids, grids, until); err != nil {
 			return err
 		}
 		from, to := time.UnixMilli(0), time.UnixMilli(1<<62)
 		if an.Campaign != nil {
 			from, to = an.Campaign.Window()
 		}
+		to = clip(from, to, until)
 		if an.Placed, err = tx.PlacedVisits(ctx, grids, from, to); err != nil {
 			return err
 		}
@@ -131,11 +135,12 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 // visitedElsewhere adds to an's quotas the visits of workers to households
 // outside grids (moved away since), as the phones count them: in the
 // campaign's window once amendments are applied, voided ones left out.
-func visitedElsewhere(ctx context.Context, tx store.Tx, an *store.Analysis, workers, grids []string) error {
+func visitedElsewhere(ctx context.Context, tx store.Tx, an *store.Analysis, workers, grids []string, until time.Time) error {
 	if an.Campaign == nil || len(workers) == 0 {
 		return nil
 	}
 	from, to := an.Campaign.Window()
+	to = clip(from, to, until)
 	visits, err := tx.VisitsBy(ctx, workers, from, to, grids)
 	if err != nil {
 		return err
@@ -164,9 +169,12 @@ func visitedElsewhere(ctx context.Context, tx store.Tx, an *store.Analysis, work
 		for _, a := range as {
 			byVisit[a.VisitID] = append(byVisit[a.VisitID], a)
 		}
+		if !until.IsZero() {
+			byVisit = fieldwork.AmendmentsUntil(byVisit, until)
+		}
 		for _, v := range vs {
 			view := syncengine.Effective(v, byVisit[v.ID])
-			if view.Voided {
+			if view.Voided || !until.IsZero() && !view.VisitedAt.Before(until) {
 				continue
 			}
 			for _, h := range v.HouseholdIDs {
@@ -393,4 +401,15 @@ func (s *Service) Household(ctx context.Context, p store.Principal, id string) (
 		return nil, fmt.Errorf("household: %w", err)
 	}
 	return v, nil
+}
+
+// clip is the end of the window [from, to) as of until (zero: to).
+func clip(from, to, until time.Time) time.Time {
+	switch {
+	case until.IsZero() || !until.Before(to):
+		return to
+	case until.Before(from):
+		return from
+	}
+	return until
 }

@@ -60,7 +60,7 @@ func (s *Service) Reporting(ctx context.Context, p store.Principal, nodeID strin
 	if !from.Before(until) || until.Sub(from) > maxZeroPeriod {
 		return nil, fmt.Errorf("%w: a period runs forward, for at most a year", syncengine.ErrInvalid)
 	}
-	an, err := s.Analyze(ctx, p, nodeID, "")
+	an, err := s.Analyze(ctx, p, nodeID, "", time.Time{})
 	if err != nil {
 		return nil, err
 	}

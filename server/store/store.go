@@ -186,7 +186,7 @@ type Reporting interface {
 	ErasePersonalData(ctx context.Context, p Principal, t ErasureTarget, clock func(observed syncengine.Clock) syncengine.Clock) (Erased, error)
 
 	// Analyze reads what a report of node for campaign (none if "") needs.
-	Analyze(ctx context.Context, p Principal, nodeID, campaignID string) (*Analysis, error)
+	Analyze(ctx context.Context, p Principal, nodeID, campaignID string, until time.Time) (*Analysis, error)
 	// Household reads one household whole, if p may read reports of its
 	// grid.
 	Household(ctx context.Context, p Principal, id string) (*HouseholdView, error)

@@ -317,8 +317,14 @@ type GetProgressRequest struct {
 	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// Required; the handler says so in its own words.
 	CampaignId string `protobuf:"bytes,2,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
-	// The moment the figures are taken at; now when unset.
-	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	// The report as of this moment: only the visits made and the amendments
+	// recorded before it count (a visit voided later still counts, an item
+	// closed off later is still open), and what is overdue is overdue at it.
+	// Now when unset.
+	At *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	// Also the campaign's weeks (ProgressReport.weeks), each as of its end:
+	// one more analysis of the node per week.
+	Weekly        bool `protobuf:"varint,4,opt,name=weekly,proto3" json:"weekly,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -372,6 +378,13 @@ func (x *GetProgressRequest) GetAt() *timestamppb.Timestamp {
 		return x.At
 	}
 	return nil
+}
+
+func (x *GetProgressRequest) GetWeekly() bool {
+	if x != nil {
+		return x.Weekly
+	}
+	return false
 }
 
 type GetProgressResponse struct {
@@ -763,7 +776,10 @@ type ProgressReport struct {
 	Communities []*ProgressFigures `protobuf:"bytes,4,rep,name=communities,proto3" json:"communities,omitempty"`
 	Quotas      []*PersonQuota     `protobuf:"bytes,5,rep,name=quotas,proto3" json:"quotas,omitempty"`
 	// The campaign's ranking rule (empty: by coverage, nothing brought).
-	Ranking       *Ranking `protobuf:"bytes,6,opt,name=ranking,proto3" json:"ranking,omitempty"`
+	Ranking *Ranking `protobuf:"bytes,6,opt,name=ranking,proto3" json:"ranking,omitempty"`
+	// With weekly: the campaign's weeks from its start up to the report's
+	// moment, oldest first.
+	Weeks         []*WeekProgress `protobuf:"bytes,7,rep,name=weeks,proto3" json:"weeks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -840,6 +856,114 @@ func (x *ProgressReport) GetRanking() *Ranking {
 	return nil
 }
 
+func (x *ProgressReport) GetWeeks() []*WeekProgress {
+	if x != nil {
+		return x.Weeks
+	}
+	return nil
+}
+
+// WeekProgress is a node's progress in one week of a campaign: its figures
+// as of the week's end, and what happened in the week.
+type WeekProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The week [from, until): seven days from the campaign's start; the last
+	// ends at the campaign's end or the report's moment.
+	From  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	// The node's figures as of until: coverage, key-group rate, survey
+	// rates, items open.
+	Total *ProgressFigures `protobuf:"bytes,3,opt,name=total,proto3" json:"total,omitempty"`
+	// Quota attainment as of until: households visited by the node's
+	// people, and the sum of their quotas.
+	QuotaVisited uint32 `protobuf:"varint,4,opt,name=quota_visited,json=quotaVisited,proto3" json:"quota_visited,omitempty"`
+	QuotaTotal   uint32 `protobuf:"varint,5,opt,name=quota_total,json=quotaTotal,proto3" json:"quota_total,omitempty"`
+	// Tracked items found in the week, and closed off (销号) in it.
+	ItemsOpened   uint32 `protobuf:"varint,6,opt,name=items_opened,json=itemsOpened,proto3" json:"items_opened,omitempty"`
+	ItemsClosed   uint32 `protobuf:"varint,7,opt,name=items_closed,json=itemsClosed,proto3" json:"items_closed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WeekProgress) Reset() {
+	*x = WeekProgress{}
+	mi := &file_doorbook_v1_report_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WeekProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WeekProgress) ProtoMessage() {}
+
+func (x *WeekProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_report_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WeekProgress.ProtoReflect.Descriptor instead.
+func (*WeekProgress) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WeekProgress) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *WeekProgress) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *WeekProgress) GetTotal() *ProgressFigures {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+func (x *WeekProgress) GetQuotaVisited() uint32 {
+	if x != nil {
+		return x.QuotaVisited
+	}
+	return 0
+}
+
+func (x *WeekProgress) GetQuotaTotal() uint32 {
+	if x != nil {
+		return x.QuotaTotal
+	}
+	return 0
+}
+
+func (x *WeekProgress) GetItemsOpened() uint32 {
+	if x != nil {
+		return x.ItemsOpened
+	}
+	return 0
+}
+
+func (x *WeekProgress) GetItemsClosed() uint32 {
+	if x != nil {
+		return x.ItemsClosed
+	}
+	return 0
+}
+
 type ListReportHouseholdsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -854,7 +978,7 @@ type ListReportHouseholdsRequest struct {
 
 func (x *ListReportHouseholdsRequest) Reset() {
 	*x = ListReportHouseholdsRequest{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[6]
+	mi := &file_doorbook_v1_report_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +990,7 @@ func (x *ListReportHouseholdsRequest) String() string {
 func (*ListReportHouseholdsRequest) ProtoMessage() {}
 
 func (x *ListReportHouseholdsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[6]
+	mi := &file_doorbook_v1_report_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1003,7 @@ func (x *ListReportHouseholdsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportHouseholdsRequest.ProtoReflect.Descriptor instead.
 func (*ListReportHouseholdsRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{6}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListReportHouseholdsRequest) GetNodeId() string {
@@ -938,7 +1062,7 @@ type ReportHousehold struct {
 
 func (x *ReportHousehold) Reset() {
 	*x = ReportHousehold{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[7]
+	mi := &file_doorbook_v1_report_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1074,7 @@ func (x *ReportHousehold) String() string {
 func (*ReportHousehold) ProtoMessage() {}
 
 func (x *ReportHousehold) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[7]
+	mi := &file_doorbook_v1_report_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1087,7 @@ func (x *ReportHousehold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportHousehold.ProtoReflect.Descriptor instead.
 func (*ReportHousehold) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{7}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReportHousehold) GetHouseholdId() string {
@@ -1011,7 +1135,7 @@ type ListReportHouseholdsResponse struct {
 
 func (x *ListReportHouseholdsResponse) Reset() {
 	*x = ListReportHouseholdsResponse{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[8]
+	mi := &file_doorbook_v1_report_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1147,7 @@ func (x *ListReportHouseholdsResponse) String() string {
 func (*ListReportHouseholdsResponse) ProtoMessage() {}
 
 func (x *ListReportHouseholdsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[8]
+	mi := &file_doorbook_v1_report_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1160,7 @@ func (x *ListReportHouseholdsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportHouseholdsResponse.ProtoReflect.Descriptor instead.
 func (*ListReportHouseholdsResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{8}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListReportHouseholdsResponse) GetHouseholds() []*ReportHousehold {
@@ -1068,7 +1192,7 @@ type ExportRequest struct {
 
 func (x *ExportRequest) Reset() {
 	*x = ExportRequest{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[9]
+	mi := &file_doorbook_v1_report_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1204,7 @@ func (x *ExportRequest) String() string {
 func (*ExportRequest) ProtoMessage() {}
 
 func (x *ExportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[9]
+	mi := &file_doorbook_v1_report_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1217,7 @@ func (x *ExportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
 func (*ExportRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{9}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExportRequest) GetNodeId() string {
@@ -1150,7 +1274,7 @@ type ExportResponse struct {
 
 func (x *ExportResponse) Reset() {
 	*x = ExportResponse{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[10]
+	mi := &file_doorbook_v1_report_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1286,7 @@ func (x *ExportResponse) String() string {
 func (*ExportResponse) ProtoMessage() {}
 
 func (x *ExportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[10]
+	mi := &file_doorbook_v1_report_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1299,7 @@ func (x *ExportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportResponse.ProtoReflect.Descriptor instead.
 func (*ExportResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{10}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExportResponse) GetFilename() string {
@@ -1208,7 +1332,7 @@ type ListAuditLogRequest struct {
 
 func (x *ListAuditLogRequest) Reset() {
 	*x = ListAuditLogRequest{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[11]
+	mi := &file_doorbook_v1_report_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1344,7 @@ func (x *ListAuditLogRequest) String() string {
 func (*ListAuditLogRequest) ProtoMessage() {}
 
 func (x *ListAuditLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[11]
+	mi := &file_doorbook_v1_report_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1357,7 @@ func (x *ListAuditLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditLogRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditLogRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{11}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListAuditLogRequest) GetLimit() uint32 {
@@ -1259,7 +1383,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[12]
+	mi := &file_doorbook_v1_report_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1395,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[12]
+	mi := &file_doorbook_v1_report_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1408,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{12}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -1345,7 +1469,7 @@ type ListAuditLogResponse struct {
 
 func (x *ListAuditLogResponse) Reset() {
 	*x = ListAuditLogResponse{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[13]
+	mi := &file_doorbook_v1_report_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1481,7 @@ func (x *ListAuditLogResponse) String() string {
 func (*ListAuditLogResponse) ProtoMessage() {}
 
 func (x *ListAuditLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[13]
+	mi := &file_doorbook_v1_report_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1494,7 @@ func (x *ListAuditLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditLogResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditLogResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{13}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListAuditLogResponse) GetEntries() []*AuditEntry {
@@ -1389,7 +1513,7 @@ type GetHouseholdRequest struct {
 
 func (x *GetHouseholdRequest) Reset() {
 	*x = GetHouseholdRequest{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[14]
+	mi := &file_doorbook_v1_report_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1525,7 @@ func (x *GetHouseholdRequest) String() string {
 func (*GetHouseholdRequest) ProtoMessage() {}
 
 func (x *GetHouseholdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[14]
+	mi := &file_doorbook_v1_report_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1538,7 @@ func (x *GetHouseholdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHouseholdRequest.ProtoReflect.Descriptor instead.
 func (*GetHouseholdRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{14}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetHouseholdRequest) GetHouseholdId() string {
@@ -1449,7 +1573,7 @@ type GetHouseholdResponse struct {
 
 func (x *GetHouseholdResponse) Reset() {
 	*x = GetHouseholdResponse{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[15]
+	mi := &file_doorbook_v1_report_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1585,7 @@ func (x *GetHouseholdResponse) String() string {
 func (*GetHouseholdResponse) ProtoMessage() {}
 
 func (x *GetHouseholdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[15]
+	mi := &file_doorbook_v1_report_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1598,7 @@ func (x *GetHouseholdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHouseholdResponse.ProtoReflect.Descriptor instead.
 func (*GetHouseholdResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{15}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetHouseholdResponse) GetHousehold() *Household {
@@ -1569,7 +1693,7 @@ type TrackedItem struct {
 
 func (x *TrackedItem) Reset() {
 	*x = TrackedItem{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[16]
+	mi := &file_doorbook_v1_report_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1705,7 @@ func (x *TrackedItem) String() string {
 func (*TrackedItem) ProtoMessage() {}
 
 func (x *TrackedItem) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[16]
+	mi := &file_doorbook_v1_report_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1718,7 @@ func (x *TrackedItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackedItem.ProtoReflect.Descriptor instead.
 func (*TrackedItem) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{16}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TrackedItem) GetVisitId() string {
@@ -1686,7 +1810,7 @@ type ListItemsRequest struct {
 
 func (x *ListItemsRequest) Reset() {
 	*x = ListItemsRequest{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[17]
+	mi := &file_doorbook_v1_report_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1822,7 @@ func (x *ListItemsRequest) String() string {
 func (*ListItemsRequest) ProtoMessage() {}
 
 func (x *ListItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[17]
+	mi := &file_doorbook_v1_report_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1835,7 @@ func (x *ListItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListItemsRequest.ProtoReflect.Descriptor instead.
 func (*ListItemsRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{17}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListItemsRequest) GetNodeId() string {
@@ -1767,7 +1891,7 @@ type ListItemsResponse struct {
 
 func (x *ListItemsResponse) Reset() {
 	*x = ListItemsResponse{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[18]
+	mi := &file_doorbook_v1_report_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +1903,7 @@ func (x *ListItemsResponse) String() string {
 func (*ListItemsResponse) ProtoMessage() {}
 
 func (x *ListItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[18]
+	mi := &file_doorbook_v1_report_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +1916,7 @@ func (x *ListItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListItemsResponse.ProtoReflect.Descriptor instead.
 func (*ListItemsResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{18}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListItemsResponse) GetItems() []*ListedItem {
@@ -1823,7 +1947,7 @@ type ListedItem struct {
 
 func (x *ListedItem) Reset() {
 	*x = ListedItem{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[19]
+	mi := &file_doorbook_v1_report_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +1959,7 @@ func (x *ListedItem) String() string {
 func (*ListedItem) ProtoMessage() {}
 
 func (x *ListedItem) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[19]
+	mi := &file_doorbook_v1_report_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +1972,7 @@ func (x *ListedItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListedItem.ProtoReflect.Descriptor instead.
 func (*ListedItem) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{19}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListedItem) GetItem() *TrackedItem {
@@ -1898,7 +2022,7 @@ type ListReportingRequest struct {
 
 func (x *ListReportingRequest) Reset() {
 	*x = ListReportingRequest{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[20]
+	mi := &file_doorbook_v1_report_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2034,7 @@ func (x *ListReportingRequest) String() string {
 func (*ListReportingRequest) ProtoMessage() {}
 
 func (x *ListReportingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[20]
+	mi := &file_doorbook_v1_report_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2047,7 @@ func (x *ListReportingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportingRequest.ProtoReflect.Descriptor instead.
 func (*ListReportingRequest) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{20}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListReportingRequest) GetNodeId() string {
@@ -1963,7 +2087,7 @@ type ReportingUnit struct {
 
 func (x *ReportingUnit) Reset() {
 	*x = ReportingUnit{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[21]
+	mi := &file_doorbook_v1_report_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2099,7 @@ func (x *ReportingUnit) String() string {
 func (*ReportingUnit) ProtoMessage() {}
 
 func (x *ReportingUnit) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[21]
+	mi := &file_doorbook_v1_report_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2112,7 @@ func (x *ReportingUnit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportingUnit.ProtoReflect.Descriptor instead.
 func (*ReportingUnit) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{21}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReportingUnit) GetNode() *OrgNode {
@@ -2029,7 +2153,7 @@ type ListReportingResponse struct {
 
 func (x *ListReportingResponse) Reset() {
 	*x = ListReportingResponse{}
-	mi := &file_doorbook_v1_report_proto_msgTypes[22]
+	mi := &file_doorbook_v1_report_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2165,7 @@ func (x *ListReportingResponse) String() string {
 func (*ListReportingResponse) ProtoMessage() {}
 
 func (x *ListReportingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorbook_v1_report_proto_msgTypes[22]
+	mi := &file_doorbook_v1_report_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2178,7 @@ func (x *ListReportingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportingResponse.ProtoReflect.Descriptor instead.
 func (*ListReportingResponse) Descriptor() ([]byte, []int) {
-	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{22}
+	return file_doorbook_v1_report_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListReportingResponse) GetUnits() []*ReportingUnit {
@@ -2068,12 +2192,13 @@ var File_doorbook_v1_report_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\n" +
-	"\x18doorbook/v1/report.proto\x12\vdoorbook.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n" +
+	"\x18doorbook/v1/report.proto\x12\vdoorbook.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17doorbook/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x01\n" +
 	"\x12GetProgressRequest\x12$\n" +
 	"\anode_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06nodeId\x12,\n" +
 	"\vcampaign_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\n" +
 	"campaignId\x12*\n" +
-	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"J\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x16\n" +
+	"\x06weekly\x18\x04 \x01(\bR\x06weekly\"J\n" +
 	"\x13GetProgressResponse\x123\n" +
 	"\x06report\x18\x01 \x01(\v2\x1b.doorbook.v1.ProgressReportR\x06report\"\x92\x01\n" +
 	"\n" +
@@ -2110,14 +2235,24 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\x04rank\x18\x0e \x01(\rR\x04rank\x12\x14\n" +
 	"\x05score\x18\x0f \x01(\x01R\x05score\x122\n" +
 	"\x15reward_community_yuan\x18\x10 \x01(\x03R\x13rewardCommunityYuan\x123\n" +
-	"\x16reward_link_cadre_yuan\x18\x11 \x01(\x03R\x13rewardLinkCadreYuan\"\xc5\x02\n" +
+	"\x16reward_link_cadre_yuan\x18\x11 \x01(\x03R\x13rewardLinkCadreYuan\"\xf6\x02\n" +
 	"\x0eProgressReport\x121\n" +
 	"\bcampaign\x18\x01 \x01(\v2\x15.doorbook.v1.CampaignR\bcampaign\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
 	"\x05total\x18\x03 \x01(\v2\x1c.doorbook.v1.ProgressFiguresR\x05total\x12>\n" +
 	"\vcommunities\x18\x04 \x03(\v2\x1c.doorbook.v1.ProgressFiguresR\vcommunities\x120\n" +
 	"\x06quotas\x18\x05 \x03(\v2\x18.doorbook.v1.PersonQuotaR\x06quotas\x12.\n" +
-	"\aranking\x18\x06 \x01(\v2\x14.doorbook.v1.RankingR\aranking\"\x8a\x02\n" +
+	"\aranking\x18\x06 \x01(\v2\x14.doorbook.v1.RankingR\aranking\x12/\n" +
+	"\x05weeks\x18\a \x03(\v2\x19.doorbook.v1.WeekProgressR\x05weeks\"\xb0\x02\n" +
+	"\fWeekProgress\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x120\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x122\n" +
+	"\x05total\x18\x03 \x01(\v2\x1c.doorbook.v1.ProgressFiguresR\x05total\x12#\n" +
+	"\rquota_visited\x18\x04 \x01(\rR\fquotaVisited\x12\x1f\n" +
+	"\vquota_total\x18\x05 \x01(\rR\n" +
+	"quotaTotal\x12!\n" +
+	"\fitems_opened\x18\x06 \x01(\rR\vitemsOpened\x12!\n" +
+	"\fitems_closed\x18\a \x01(\rR\vitemsClosed\"\x8a\x02\n" +
 	"\x1bListReportHouseholdsRequest\x12$\n" +
 	"\anode_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06nodeId\x12,\n" +
 	"\vcampaign_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\n" +
@@ -2280,7 +2415,7 @@ func file_doorbook_v1_report_proto_rawDescGZIP() []byte {
 }
 
 var file_doorbook_v1_report_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_doorbook_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_doorbook_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_doorbook_v1_report_proto_goTypes = []any{
 	(ReportMetric)(0),                    // 0: doorbook.v1.ReportMetric
 	(ExportKind)(0),                      // 1: doorbook.v1.ExportKind
@@ -2293,97 +2428,102 @@ var file_doorbook_v1_report_proto_goTypes = []any{
 	(*PersonQuota)(nil),                  // 8: doorbook.v1.PersonQuota
 	(*ProgressFigures)(nil),              // 9: doorbook.v1.ProgressFigures
 	(*ProgressReport)(nil),               // 10: doorbook.v1.ProgressReport
-	(*ListReportHouseholdsRequest)(nil),  // 11: doorbook.v1.ListReportHouseholdsRequest
-	(*ReportHousehold)(nil),              // 12: doorbook.v1.ReportHousehold
-	(*ListReportHouseholdsResponse)(nil), // 13: doorbook.v1.ListReportHouseholdsResponse
-	(*ExportRequest)(nil),                // 14: doorbook.v1.ExportRequest
-	(*ExportResponse)(nil),               // 15: doorbook.v1.ExportResponse
-	(*ListAuditLogRequest)(nil),          // 16: doorbook.v1.ListAuditLogRequest
-	(*AuditEntry)(nil),                   // 17: doorbook.v1.AuditEntry
-	(*ListAuditLogResponse)(nil),         // 18: doorbook.v1.ListAuditLogResponse
-	(*GetHouseholdRequest)(nil),          // 19: doorbook.v1.GetHouseholdRequest
-	(*GetHouseholdResponse)(nil),         // 20: doorbook.v1.GetHouseholdResponse
-	(*TrackedItem)(nil),                  // 21: doorbook.v1.TrackedItem
-	(*ListItemsRequest)(nil),             // 22: doorbook.v1.ListItemsRequest
-	(*ListItemsResponse)(nil),            // 23: doorbook.v1.ListItemsResponse
-	(*ListedItem)(nil),                   // 24: doorbook.v1.ListedItem
-	(*ListReportingRequest)(nil),         // 25: doorbook.v1.ListReportingRequest
-	(*ReportingUnit)(nil),                // 26: doorbook.v1.ReportingUnit
-	(*ListReportingResponse)(nil),        // 27: doorbook.v1.ListReportingResponse
-	(*timestamppb.Timestamp)(nil),        // 28: google.protobuf.Timestamp
-	(WorkerRole)(0),                      // 29: doorbook.v1.WorkerRole
-	(*OrgNode)(nil),                      // 30: doorbook.v1.OrgNode
-	(*Campaign)(nil),                     // 31: doorbook.v1.Campaign
-	(*Ranking)(nil),                      // 32: doorbook.v1.Ranking
-	(*Household)(nil),                    // 33: doorbook.v1.Household
-	(*Person)(nil),                       // 34: doorbook.v1.Person
-	(*TagElement)(nil),                   // 35: doorbook.v1.TagElement
-	(*Visit)(nil),                        // 36: doorbook.v1.Visit
-	(*VisitAmendment)(nil),               // 37: doorbook.v1.VisitAmendment
-	(FindingKind)(0),                     // 38: doorbook.v1.FindingKind
-	(*ZeroReport)(nil),                   // 39: doorbook.v1.ZeroReport
+	(*WeekProgress)(nil),                 // 11: doorbook.v1.WeekProgress
+	(*ListReportHouseholdsRequest)(nil),  // 12: doorbook.v1.ListReportHouseholdsRequest
+	(*ReportHousehold)(nil),              // 13: doorbook.v1.ReportHousehold
+	(*ListReportHouseholdsResponse)(nil), // 14: doorbook.v1.ListReportHouseholdsResponse
+	(*ExportRequest)(nil),                // 15: doorbook.v1.ExportRequest
+	(*ExportResponse)(nil),               // 16: doorbook.v1.ExportResponse
+	(*ListAuditLogRequest)(nil),          // 17: doorbook.v1.ListAuditLogRequest
+	(*AuditEntry)(nil),                   // 18: doorbook.v1.AuditEntry
+	(*ListAuditLogResponse)(nil),         // 19: doorbook.v1.ListAuditLogResponse
+	(*GetHouseholdRequest)(nil),          // 20: doorbook.v1.GetHouseholdRequest
+	(*GetHouseholdResponse)(nil),         // 21: doorbook.v1.GetHouseholdResponse
+	(*TrackedItem)(nil),                  // 22: doorbook.v1.TrackedItem
+	(*ListItemsRequest)(nil),             // 23: doorbook.v1.ListItemsRequest
+	(*ListItemsResponse)(nil),            // 24: doorbook.v1.ListItemsResponse
+	(*ListedItem)(nil),                   // 25: doorbook.v1.ListedItem
+	(*ListReportingRequest)(nil),         // 26: doorbook.v1.ListReportingRequest
+	(*ReportingUnit)(nil),                // 27: doorbook.v1.ReportingUnit
+	(*ListReportingResponse)(nil),        // 28: doorbook.v1.ListReportingResponse
+	(*timestamppb.Timestamp)(nil),        // 29: google.protobuf.Timestamp
+	(WorkerRole)(0),                      // 30: doorbook.v1.WorkerRole
+	(*OrgNode)(nil),                      // 31: doorbook.v1.OrgNode
+	(*Campaign)(nil),                     // 32: doorbook.v1.Campaign
+	(*Ranking)(nil),                      // 33: doorbook.v1.Ranking
+	(*Household)(nil),                    // 34: doorbook.v1.Household
+	(*Person)(nil),                       // 35: doorbook.v1.Person
+	(*TagElement)(nil),                   // 36: doorbook.v1.TagElement
+	(*Visit)(nil),                        // 37: doorbook.v1.Visit
+	(*VisitAmendment)(nil),               // 38: doorbook.v1.VisitAmendment
+	(FindingKind)(0),                     // 39: doorbook.v1.FindingKind
+	(*ZeroReport)(nil),                   // 40: doorbook.v1.ZeroReport
 }
 var file_doorbook_v1_report_proto_depIdxs = []int32{
-	28, // 0: doorbook.v1.GetProgressRequest.at:type_name -> google.protobuf.Timestamp
+	29, // 0: doorbook.v1.GetProgressRequest.at:type_name -> google.protobuf.Timestamp
 	10, // 1: doorbook.v1.GetProgressResponse.report:type_name -> doorbook.v1.ProgressReport
-	29, // 2: doorbook.v1.PersonQuota.role:type_name -> doorbook.v1.WorkerRole
-	30, // 3: doorbook.v1.ProgressFigures.node:type_name -> doorbook.v1.OrgNode
+	30, // 2: doorbook.v1.PersonQuota.role:type_name -> doorbook.v1.WorkerRole
+	31, // 3: doorbook.v1.ProgressFigures.node:type_name -> doorbook.v1.OrgNode
 	7,  // 4: doorbook.v1.ProgressFigures.survey:type_name -> doorbook.v1.SurveyRate
-	31, // 5: doorbook.v1.ProgressReport.campaign:type_name -> doorbook.v1.Campaign
-	28, // 6: doorbook.v1.ProgressReport.at:type_name -> google.protobuf.Timestamp
+	32, // 5: doorbook.v1.ProgressReport.campaign:type_name -> doorbook.v1.Campaign
+	29, // 6: doorbook.v1.ProgressReport.at:type_name -> google.protobuf.Timestamp
 	9,  // 7: doorbook.v1.ProgressReport.total:type_name -> doorbook.v1.ProgressFigures
 	9,  // 8: doorbook.v1.ProgressReport.communities:type_name -> doorbook.v1.ProgressFigures
 	8,  // 9: doorbook.v1.ProgressReport.quotas:type_name -> doorbook.v1.PersonQuota
-	32, // 10: doorbook.v1.ProgressReport.ranking:type_name -> doorbook.v1.Ranking
-	0,  // 11: doorbook.v1.ListReportHouseholdsRequest.metric:type_name -> doorbook.v1.ReportMetric
-	28, // 12: doorbook.v1.ListReportHouseholdsRequest.at:type_name -> google.protobuf.Timestamp
-	12, // 13: doorbook.v1.ListReportHouseholdsResponse.households:type_name -> doorbook.v1.ReportHousehold
-	1,  // 14: doorbook.v1.ExportRequest.kind:type_name -> doorbook.v1.ExportKind
-	2,  // 15: doorbook.v1.ExportRequest.format:type_name -> doorbook.v1.ExportFormat
-	3,  // 16: doorbook.v1.ExportRequest.language:type_name -> doorbook.v1.Language
-	28, // 17: doorbook.v1.ExportRequest.at:type_name -> google.protobuf.Timestamp
-	28, // 18: doorbook.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	17, // 19: doorbook.v1.ListAuditLogResponse.entries:type_name -> doorbook.v1.AuditEntry
-	33, // 20: doorbook.v1.GetHouseholdResponse.household:type_name -> doorbook.v1.Household
-	34, // 21: doorbook.v1.GetHouseholdResponse.persons:type_name -> doorbook.v1.Person
-	35, // 22: doorbook.v1.GetHouseholdResponse.tags:type_name -> doorbook.v1.TagElement
-	36, // 23: doorbook.v1.GetHouseholdResponse.visits:type_name -> doorbook.v1.Visit
-	37, // 24: doorbook.v1.GetHouseholdResponse.amendments:type_name -> doorbook.v1.VisitAmendment
-	30, // 25: doorbook.v1.GetHouseholdResponse.grid:type_name -> doorbook.v1.OrgNode
-	28, // 26: doorbook.v1.GetHouseholdResponse.next_due:type_name -> google.protobuf.Timestamp
-	28, // 27: doorbook.v1.GetHouseholdResponse.revisit_due:type_name -> google.protobuf.Timestamp
-	21, // 28: doorbook.v1.GetHouseholdResponse.items:type_name -> doorbook.v1.TrackedItem
-	38, // 29: doorbook.v1.TrackedItem.kind:type_name -> doorbook.v1.FindingKind
-	28, // 30: doorbook.v1.TrackedItem.reported_at:type_name -> google.protobuf.Timestamp
-	4,  // 31: doorbook.v1.TrackedItem.state:type_name -> doorbook.v1.ItemState
-	28, // 32: doorbook.v1.TrackedItem.deadline:type_name -> google.protobuf.Timestamp
-	4,  // 33: doorbook.v1.ListItemsRequest.states:type_name -> doorbook.v1.ItemState
-	24, // 34: doorbook.v1.ListItemsResponse.items:type_name -> doorbook.v1.ListedItem
-	21, // 35: doorbook.v1.ListedItem.item:type_name -> doorbook.v1.TrackedItem
-	28, // 36: doorbook.v1.ListReportingRequest.from:type_name -> google.protobuf.Timestamp
-	28, // 37: doorbook.v1.ListReportingRequest.until:type_name -> google.protobuf.Timestamp
-	30, // 38: doorbook.v1.ReportingUnit.node:type_name -> doorbook.v1.OrgNode
-	39, // 39: doorbook.v1.ReportingUnit.zero_reports:type_name -> doorbook.v1.ZeroReport
-	26, // 40: doorbook.v1.ListReportingResponse.units:type_name -> doorbook.v1.ReportingUnit
-	5,  // 41: doorbook.v1.ReportService.GetProgress:input_type -> doorbook.v1.GetProgressRequest
-	11, // 42: doorbook.v1.ReportService.ListReportHouseholds:input_type -> doorbook.v1.ListReportHouseholdsRequest
-	19, // 43: doorbook.v1.ReportService.GetHousehold:input_type -> doorbook.v1.GetHouseholdRequest
-	22, // 44: doorbook.v1.ReportService.ListItems:input_type -> doorbook.v1.ListItemsRequest
-	25, // 45: doorbook.v1.ReportService.ListReporting:input_type -> doorbook.v1.ListReportingRequest
-	14, // 46: doorbook.v1.ReportService.Export:input_type -> doorbook.v1.ExportRequest
-	16, // 47: doorbook.v1.ReportService.ListAuditLog:input_type -> doorbook.v1.ListAuditLogRequest
-	6,  // 48: doorbook.v1.ReportService.GetProgress:output_type -> doorbook.v1.GetProgressResponse
-	13, // 49: doorbook.v1.ReportService.ListReportHouseholds:output_type -> doorbook.v1.ListReportHouseholdsResponse
-	20, // 50: doorbook.v1.ReportService.GetHousehold:output_type -> doorbook.v1.GetHouseholdResponse
-	23, // 51: doorbook.v1.ReportService.ListItems:output_type -> doorbook.v1.ListItemsResponse
-	27, // 52: doorbook.v1.ReportService.ListReporting:output_type -> doorbook.v1.ListReportingResponse
-	15, // 53: doorbook.v1.ReportService.Export:output_type -> doorbook.v1.ExportResponse
-	18, // 54: doorbook.v1.ReportService.ListAuditLog:output_type -> doorbook.v1.ListAuditLogResponse
-	48, // [48:55] is the sub-list for method output_type
-	41, // [41:48] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	33, // 10: doorbook.v1.ProgressReport.ranking:type_name -> doorbook.v1.Ranking
+	11, // 11: doorbook.v1.ProgressReport.weeks:type_name -> doorbook.v1.WeekProgress
+	29, // 12: doorbook.v1.WeekProgress.from:type_name -> google.protobuf.Timestamp
+	29, // 13: doorbook.v1.WeekProgress.until:type_name -> google.protobuf.Timestamp
+	9,  // 14: doorbook.v1.WeekProgress.total:type_name -> doorbook.v1.ProgressFigures
+	0,  // 15: doorbook.v1.ListReportHouseholdsRequest.metric:type_name -> doorbook.v1.ReportMetric
+	29, // 16: doorbook.v1.ListReportHouseholdsRequest.at:type_name -> google.protobuf.Timestamp
+	13, // 17: doorbook.v1.ListReportHouseholdsResponse.households:type_name -> doorbook.v1.ReportHousehold
+	1,  // 18: doorbook.v1.ExportRequest.kind:type_name -> doorbook.v1.ExportKind
+	2,  // 19: doorbook.v1.ExportRequest.format:type_name -> doorbook.v1.ExportFormat
+	3,  // 20: doorbook.v1.ExportRequest.language:type_name -> doorbook.v1.Language
+	29, // 21: doorbook.v1.ExportRequest.at:type_name -> google.protobuf.Timestamp
+	29, // 22: doorbook.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	18, // 23: doorbook.v1.ListAuditLogResponse.entries:type_name -> doorbook.v1.AuditEntry
+	34, // 24: doorbook.v1.GetHouseholdResponse.household:type_name -> doorbook.v1.Household
+	35, // 25: doorbook.v1.GetHouseholdResponse.persons:type_name -> doorbook.v1.Person
+	36, // 26: doorbook.v1.GetHouseholdResponse.tags:type_name -> doorbook.v1.TagElement
+	37, // 27: doorbook.v1.GetHouseholdResponse.visits:type_name -> doorbook.v1.Visit
+	38, // 28: doorbook.v1.GetHouseholdResponse.amendments:type_name -> doorbook.v1.VisitAmendment
+	31, // 29: doorbook.v1.GetHouseholdResponse.grid:type_name -> doorbook.v1.OrgNode
+	29, // 30: doorbook.v1.GetHouseholdResponse.next_due:type_name -> google.protobuf.Timestamp
+	29, // 31: doorbook.v1.GetHouseholdResponse.revisit_due:type_name -> google.protobuf.Timestamp
+	22, // 32: doorbook.v1.GetHouseholdResponse.items:type_name -> doorbook.v1.TrackedItem
+	39, // 33: doorbook.v1.TrackedItem.kind:type_name -> doorbook.v1.FindingKind
+	29, // 34: doorbook.v1.TrackedItem.reported_at:type_name -> google.protobuf.Timestamp
+	4,  // 35: doorbook.v1.TrackedItem.state:type_name -> doorbook.v1.ItemState
+	29, // 36: doorbook.v1.TrackedItem.deadline:type_name -> google.protobuf.Timestamp
+	4,  // 37: doorbook.v1.ListItemsRequest.states:type_name -> doorbook.v1.ItemState
+	25, // 38: doorbook.v1.ListItemsResponse.items:type_name -> doorbook.v1.ListedItem
+	22, // 39: doorbook.v1.ListedItem.item:type_name -> doorbook.v1.TrackedItem
+	29, // 40: doorbook.v1.ListReportingRequest.from:type_name -> google.protobuf.Timestamp
+	29, // 41: doorbook.v1.ListReportingRequest.until:type_name -> google.protobuf.Timestamp
+	31, // 42: doorbook.v1.ReportingUnit.node:type_name -> doorbook.v1.OrgNode
+	40, // 43: doorbook.v1.ReportingUnit.zero_reports:type_name -> doorbook.v1.ZeroReport
+	27, // 44: doorbook.v1.ListReportingResponse.units:type_name -> doorbook.v1.ReportingUnit
+	5,  // 45: doorbook.v1.ReportService.GetProgress:input_type -> doorbook.v1.GetProgressRequest
+	12, // 46: doorbook.v1.ReportService.ListReportHouseholds:input_type -> doorbook.v1.ListReportHouseholdsRequest
+	20, // 47: doorbook.v1.ReportService.GetHousehold:input_type -> doorbook.v1.GetHouseholdRequest
+	23, // 48: doorbook.v1.ReportService.ListItems:input_type -> doorbook.v1.ListItemsRequest
+	26, // 49: doorbook.v1.ReportService.ListReporting:input_type -> doorbook.v1.ListReportingRequest
+	15, // 50: doorbook.v1.ReportService.Export:input_type -> doorbook.v1.ExportRequest
+	17, // 51: doorbook.v1.ReportService.ListAuditLog:input_type -> doorbook.v1.ListAuditLogRequest
+	6,  // 52: doorbook.v1.ReportService.GetProgress:output_type -> doorbook.v1.GetProgressResponse
+	14, // 53: doorbook.v1.ReportService.ListReportHouseholds:output_type -> doorbook.v1.ListReportHouseholdsResponse
+	21, // 54: doorbook.v1.ReportService.GetHousehold:output_type -> doorbook.v1.GetHouseholdResponse
+	24, // 55: doorbook.v1.ReportService.ListItems:output_type -> doorbook.v1.ListItemsResponse
+	28, // 56: doorbook.v1.ReportService.ListReporting:output_type -> doorbook.v1.ListReportingResponse
+	16, // 57: doorbook.v1.ReportService.Export:output_type -> doorbook.v1.ExportResponse
+	19, // 58: doorbook.v1.ReportService.ListAuditLog:output_type -> doorbook.v1.ListAuditLogResponse
+	52, // [52:59] is the sub-list for method output_type
+	45, // [45:52] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_report_proto_init() }
@@ -2398,7 +2538,7 @@ func file_doorbook_v1_report_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_report_proto_rawDesc), len(file_doorbook_v1_report_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

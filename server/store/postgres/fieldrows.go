@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,17 +78,21 @@ const plainVisit = `v.revisit_due = 0 AND v.tracked = 0 AND v.details = ''
 
 // PlainVisits sums up, per household and visitor, the plain visits to the
 // undeleted households of the grids.
-func (g *gridRows) PlainVisits(ctx context.Context, from, to time.Time, fn func(*fieldwork.VisitAggregate) error) error {
+func (g *gridRows) PlainVisits(ctx context.Context, from, to, until time.Time, fn func(*fieldwork.VisitAggregate) error) error {
 	if len(g.grids) == 0 {
 		return nil
+	}
+	cut := int64(math.MaxInt64)
+	if !until.IsZero() {
+		cut = until.UnixMilli()
 	}
 	var a fieldwork.VisitAggregate
 	var last int64
 	err := forEach(ctx, g.q, `SELECT vh.household_id, v.visitor_id, max(v.visited_at),
 			count(*) FILTER (WHERE v.visited_at >= $1 AND v.visited_at < $2)
 		FROM households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v ON v.id = vh.visit_id
-		WHERE NOT h.deleted AND `+g.col+` = ANY($3) AND `+plainVisit+`
-		GROUP BY vh.household_id, v.visitor_id`, []any{from.UnixMilli(), to.UnixMilli(), g.grids},
+		WHERE NOT h.deleted AND `+g.col+` = ANY($3) AND v.visited_at < $4 AND `+plainVisit+`
+		GROUP BY vh.household_id, v.visitor_id`, []any{from.UnixMilli(), to.UnixMilli(), g.grids, cut},
 		[]any{&a.HouseholdID, &a.VisitorID, &last, &a.InWindow}, func() error {
 			row := a
 			row.Last = time.UnixMilli(last).UTC()

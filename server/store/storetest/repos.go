@@ -1519,7 +1519,7 @@ func testReposReports(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		if _, err := rows.Amendments(ctx); err != nil {
 			return fmt.Errorf("FieldRows.Amendments: %w", err)
 		}
-		if err := rows.PlainVisits(ctx, t0.Add(-time.Hour), t0.Add(time.Hour), func(*fieldwork.VisitAggregate) error { return nil }); err != nil {
+		if err := rows.PlainVisits(ctx, t0.Add(-time.Hour), t0.Add(time.Hour), time.Time{}, func(*fieldwork.VisitAggregate) error { return nil }); err != nil {
 			return fmt.Errorf("FieldRows.PlainVisits: %w", err)
 		}
 		if err := rows.SpecialVisits(ctx, func(*fieldwork.VisitRow) error { return nil }); err != nil {

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file doorbook/v1/report.proto.
  */
 export const file_doorbook_v1_report: GenFile = /*@__PURE__*/
-  fileDesc("Chhkb29yYm9vay92MS9yZXBvcnQucHJvdG8SC2Rvb3Jib29rLnYxInwKEkdldFByb2dyZXNzUmVxdWVzdBIcCgdub2RlX2lkGAEgASgJQgu6SAjYAQFyA7ABARIgCgtjYW1wYWlnbl9pZBgCIAEoCUILukgI2AEBcgOwAQESJgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKE0dldFByb2dyZXNzUmVzcG9uc2USKwoGcmVwb3J0GAEgASgLMhsuZG9vcmJvb2sudjEuUHJvZ3Jlc3NSZXBvcnQiZAoKU3VydmV5UmF0ZRIQCghxdWVzdGlvbhgBIAEoCRIPCgd0ZXh0X3poGAIgASgJEg8KB3RleHRfZW4YAyABKAkSEAoIYW5zd2VyZWQYBCABKA0SEAoIcG9zaXRpdmUYBSABKA0idQoLUGVyc29uUXVvdGESEQoJd29ya2VyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSJQoEcm9sZRgDIAEoDjIXLmRvb3Jib29rLnYxLldvcmtlclJvbGUSDwoHdmlzaXRlZBgEIAEoDRINCgVxdW90YRgFIAEoDSLHAwoPUHJvZ3Jlc3NGaWd1cmVzEiIKBG5vZGUYASABKAsyFC5kb29yYm9vay52MS5PcmdOb2RlEhIKCmhvdXNlaG9sZHMYAiABKA0SDwoHdmlzaXRlZBgDIAEoDRIcChRrZXlfZ3JvdXBfaG91c2Vob2xkcxgEIAEoDRIZChFrZXlfZ3JvdXBfdmlzaXRlZBgFIAEoDRIaChJtdXN0X3Zpc2l0X292ZXJkdWUYBiABKA0SFQoNcmV2aXNpdHNfb3BlbhgHIAEoDRIYChByZXZpc2l0c19vdmVyZHVlGAggASgNEhIKCml0ZW1zX29wZW4YCSABKA0SFQoNaXRlbXNfb3ZlcmR1ZRgKIAEoDRInCgZzdXJ2ZXkYCyADKAsyFy5kb29yYm9vay52MS5TdXJ2ZXlSYXRlEhwKFHZpc2l0c193aXRoX3Bvc2l0aW9uGAwgASgNEhcKD2l0ZW1zX2VzY2FsYXRlZBgNIAEoDRIMCgRyYW5rGA4gASgNEg0KBXNjb3JlGA8gASgBEh0KFXJld2FyZF9jb21tdW5pdHlfeXVhbhgQIAEoAxIeChZyZXdhcmRfbGlua19jYWRyZV95dWFuGBEgASgDIpICCg5Qcm9ncmVzc1JlcG9ydBInCghjYW1wYWlnbhgBIAEoCzIVLmRvb3Jib29rLnYxLkNhbXBhaWduEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgV0b3RhbBgDIAEoCzIcLmRvb3Jib29rLnYxLlByb2dyZXNzRmlndXJlcxIxCgtjb21tdW5pdGllcxgEIAMoCzIcLmRvb3Jib29rLnYxLlByb2dyZXNzRmlndXJlcxIoCgZxdW90YXMYBSADKAsyGC5kb29yYm9vay52MS5QZXJzb25RdW90YRIlCgdyYW5raW5nGAYgASgLMhQuZG9vcmJvb2sudjEuUmFua2luZyLbAQobTGlzdFJlcG9ydEhvdXNlaG9sZHNSZXF1ZXN0EhwKB25vZGVfaWQYASABKAlCC7pICNgBAXIDsAEBEiAKC2NhbXBhaWduX2lkGAIgASgJQgu6SAjYAQFyA7ABARI1CgZtZXRyaWMYAyABKA4yGS5kb29yYm9vay52MS5SZXBvcnRNZXRyaWNCCrpIB4IBBBABIAASJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAUgASgNEg4KBm9mZnNldBgGIAEoDSJsCg9SZXBvcnRIb3VzZWhvbGQSFAoMaG91c2Vob2xkX2lkGAEgASgJEg8KB2dyaWRfaWQYAiABKAkSEQoJaGVhZF9uYW1lGAMgASgJEg8KB2FkZHJlc3MYBCABKAkSDgoGZGV0YWlsGAUgASgJIl8KHExpc3RSZXBvcnRIb3VzZWhvbGRzUmVzcG9uc2USMAoKaG91c2Vob2xkcxgBIAMoCzIcLmRvb3Jib29rLnYxLlJlcG9ydEhvdXNlaG9sZBINCgV0b3RhbBgCIAEoDSKUAgoNRXhwb3J0UmVxdWVzdBIcCgdub2RlX2lkGAEgASgJQgu6SAjYAQFyA7ABARIgCgtjYW1wYWlnbl9pZBgCIAEoCUILukgI2AEBcgOwAQESMQoEa2luZBgDIAEoDjIXLmRvb3Jib29rLnYxLkV4cG9ydEtpbmRCCrpIB4IBBBABIAASNQoGZm9ybWF0GAQgASgOMhkuZG9vcmJvb2sudjEuRXhwb3J0Rm9ybWF0Qgq6SAeCAQQQASAAEjEKCGxhbmd1YWdlGAUgASgOMhUuZG9vcmJvb2sudjEuTGFuZ3VhZ2VCCLpIBYIBAhABEiYKAmF0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJGCg5FeHBvcnRSZXNwb25zZRIQCghmaWxlbmFtZRgBIAEoCRIUCgxjb250ZW50X3R5cGUYAiABKAkSDAoEZGF0YRgDIAEoDCIkChNMaXN0QXVkaXRMb2dSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIpwBCgpBdWRpdEVudHJ5EgoKAmlkGAEgASgJEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhZG1pbl9pZBgDIAEoCRISCgphZG1pbl9uYW1lGAQgASgJEg4KBmFjdGlvbhgFIAEoCRIPCgdub2RlX2lkGAYgASgJEhMKC2NhbXBhaWduX2lkGAcgASgJIkAKFExpc3RBdWRpdExvZ1Jlc3BvbnNlEigKB2VudHJpZXMYASADKAsyFy5kb29yYm9vay52MS5BdWRpdEVudHJ5IjUKE0dldEhvdXNlaG9sZFJlcXVlc3QSHgoMaG91c2Vob2xkX2lkGAEgASgJQgi6SAVyA7ABASKhAwoUR2V0SG91c2Vob2xkUmVzcG9uc2USKQoJaG91c2Vob2xkGAEgASgLMhYuZG9vcmJvb2sudjEuSG91c2Vob2xkEiQKB3BlcnNvbnMYAiADKAsyEy5kb29yYm9vay52MS5QZXJzb24SJQoEdGFncxgDIAMoCzIXLmRvb3Jib29rLnYxLlRhZ0VsZW1lbnQSIgoGdmlzaXRzGAQgAygLMhIuZG9vcmJvb2sudjEuVmlzaXQSLwoKYW1lbmRtZW50cxgFIAMoCzIbLmRvb3Jib29rLnYxLlZpc2l0QW1lbmRtZW50EiIKBGdyaWQYBiABKAsyFC5kb29yYm9vay52MS5PcmdOb2RlEiwKCG5leHRfZHVlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZpc2l0X2R1ZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoFaXRlbXMYCSADKAsyGC5kb29yYm9vay52MS5UcmFja2VkSXRlbRIQCghwYXN0X2R1ZRgKIAEoCCKfAgoLVHJhY2tlZEl0ZW0SEAoIdmlzaXRfaWQYASABKAkSDwoHZmluZGluZxgCIAEoDRImCgRraW5kGAMgASgOMhguZG9vcmJvb2sudjEuRmluZGluZ0tpbmQSDAoEbm90ZRgEIAEoCRIvCgtyZXBvcnRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoFc3RhdGUYBiABKA4yFi5kb29yYm9vay52MS5JdGVtU3RhdGUSDAoEdW5pdBgHIAEoCRIsCghkZWFkbGluZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc3RhdGVfbm90ZRgJIAEoCRIPCgdvdmVyZHVlGAogASgIIroBChBMaXN0SXRlbXNSZXF1ZXN0EhwKB25vZGVfaWQYASABKAlCC7pICNgBAXIDsAEBEjsKBnN0YXRlcxgCIAMoDjIWLmRvb3Jib29rLnYxLkl0ZW1TdGF0ZUITukgQkgENEAQYASIHggEEEAEgABIWCgR1bml0GAMgASgJQgi6SAVyAyiAAhIUCgxvdmVyZHVlX29ubHkYBCABKAgSDQoFbGltaXQYBSABKA0SDgoGb2Zmc2V0GAYgASgNIkoKEUxpc3RJdGVtc1Jlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuZG9vcmJvb2sudjEuTGlzdGVkSXRlbRINCgV0b3RhbBgCIAEoDSJ/CgpMaXN0ZWRJdGVtEiYKBGl0ZW0YASABKAsyGC5kb29yYm9vay52MS5UcmFja2VkSXRlbRIUCgxob3VzZWhvbGRfaWQYAiABKAkSEQoJaGVhZF9uYW1lGAMgASgJEg8KB2FkZHJlc3MYBCABKAkSDwoHZ3JpZF9pZBgFIAEoCSKZAQoUTGlzdFJlcG9ydGluZ1JlcXVlc3QSHAoHbm9kZV9pZBgBIAEoCUILukgI2AEBcgOwAQESMAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBrpIA8gBARIxCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBrpIA8gBASKBAQoNUmVwb3J0aW5nVW5pdBIiCgRub2RlGAEgASgLMhQuZG9vcmJvb2sudjEuT3JnTm9kZRINCgVpdGVtcxgCIAEoDRItCgx6ZXJvX3JlcG9ydHMYAyADKAsyFy5kb29yYm9vay52MS5aZXJvUmVwb3J0Eg4KBnNpbGVudBgEIAEoCCJCChVMaXN0UmVwb3J0aW5nUmVzcG9uc2USKQoFdW5pdHMYASADKAsyGi5kb29yYm9vay52MS5SZXBvcnRpbmdVbml0KroCCgxSZXBvcnRNZXRyaWMSHQoZUkVQT1JUX01FVFJJQ19VTlNQRUNJRklFRBAAEh0KGVJFUE9SVF9NRVRSSUNfTk9UX1ZJU0lURUQQARIZChVSRVBPUlRfTUVUUklDX1ZJU0lURUQQAhInCiNSRVBPUlRfTUVUUklDX0tFWV9HUk9VUF9OT1RfVklTSVRFRBADEiQKIFJFUE9SVF9NRVRSSUNfTVVTVF9WSVNJVF9PVkVSRFVFEAQSHwobUkVQT1JUX01FVFJJQ19SRVZJU0lUU19PUEVOEAUSIgoeUkVQT1JUX01FVFJJQ19SRVZJU0lUU19PVkVSRFVFEAYSHAoYUkVQT1JUX01FVFJJQ19JVEVNU19PUEVOEAcSHwobUkVQT1JUX01FVFJJQ19JVEVNU19PVkVSRFVFEAgqnwEKCkV4cG9ydEtpbmQSGwoXRVhQT1JUX0tJTkRfVU5TUEVDSUZJRUQQABIWChJFWFBPUlRfS0lORF9MRURHRVIQARIWChJFWFBPUlRfS0lORF9WSVNJVFMQAhIYChRFWFBPUlRfS0lORF9QUk9HUkVTUxADEhMKD0VYUE9SVF9LSU5EX0FMTBAEEhUKEUVYUE9SVF9LSU5EX0lURU1TEAUqXAoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIVChFFWFBPUlRfRk9STUFUX0NTVhABEhYKEkVYUE9SVF9GT1JNQVRfWExTWBACKkYKCExhbmd1YWdlEhgKFExBTkdVQUdFX1VOU1BFQ0lGSUVEEAASDwoLTEFOR1VBR0VfWkgQARIPCgtMQU5HVUFHRV9FThACKokBCglJdGVtU3RhdGUSGgoWSVRFTV9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0lURU1fU1RBVEVfUkVQT1JURUQQARIXChNJVEVNX1NUQVRFX0FTU0lHTkVEEAISFwoTSVRFTV9TVEFURV9SRVNPTFZFRBADEhUKEUlURU1fU1RBVEVfQ0xPU0VEEAQy8gQKDVJlcG9ydFNlcnZpY2USUgoLR2V0UHJvZ3Jlc3MSHy5kb29yYm9vay52MS5HZXRQcm9ncmVzc1JlcXVlc3QaIC5kb29yYm9vay52MS5HZXRQcm9ncmVzc1Jlc3BvbnNlIgASbQoUTGlzdFJlcG9ydEhvdXNlaG9sZHMSKC5kb29yYm9vay52MS5MaXN0UmVwb3J0SG91c2Vob2xkc1JlcXVlc3QaKS5kb29yYm9vay52MS5MaXN0UmVwb3J0SG91c2Vob2xkc1Jlc3BvbnNlIgASVQoMR2V0SG91c2Vob2xkEiAuZG9vcmJvb2sudjEuR2V0SG91c2Vob2xkUmVxdWVzdBohLmRvb3Jib29rLnYxLkdldEhvdXNlaG9sZFJlc3BvbnNlIgASTAoJTGlzdEl0ZW1zEh0uZG9vcmJvb2sudjEuTGlzdEl0ZW1zUmVxdWVzdBoeLmRvb3Jib29rLnYxLkxpc3RJdGVtc1Jlc3BvbnNlIgASWAoNTGlzdFJlcG9ydGluZxIhLmRvb3Jib29rLnYxLkxpc3RSZXBvcnRpbmdSZXF1ZXN0GiIuZG9vcmJvb2sudjEuTGlzdFJlcG9ydGluZ1Jlc3BvbnNlIgASRQoGRXhwb3J0EhouZG9vcmJvb2sudjEuRXhwb3J0UmVxdWVzdBobLmRvb3Jib29rLnYxLkV4cG9ydFJlc3BvbnNlIgAwARJYCgxMaXN0QXVkaXRMb2cSIC5kb29yYm9vay52MS5MaXN0QXVkaXRMb2dSZXF1ZXN0GiEuZG9vcmJvb2sudjEuTGlzdEF1ZGl0TG9nUmVzcG9uc2UiA5ACAUI5WjdnaXRodWIuY29tL2Rvb3Jib29rL2Rvb3Jib29rL2dlbi9kb29yYm9vay92MTtkb29yYm9va3YxYgZwcm90bzM", [file_buf_validate_validate, file_doorbook_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("Chhkb29yYm9vay92MS9yZXBvcnQucHJvdG8SC2Rvb3Jib29rLnYxIowBChJHZXRQcm9ncmVzc1JlcXVlc3QSHAoHbm9kZV9pZBgBIAEoCUILukgI2AEBcgOwAQESIAoLY2FtcGFpZ25faWQYAiABKAlCC7pICNgBAXIDsAEBEiYKAmF0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZ3ZWVrbHkYBCABKAgiQgoTR2V0UHJvZ3Jlc3NSZXNwb25zZRIrCgZyZXBvcnQYASABKAsyGy5kb29yYm9vay52MS5Qcm9ncmVzc1JlcG9ydCJkCgpTdXJ2ZXlSYXRlEhAKCHF1ZXN0aW9uGAEgASgJEg8KB3RleHRfemgYAiABKAkSDwoHdGV4dF9lbhgDIAEoCRIQCghhbnN3ZXJlZBgEIAEoDRIQCghwb3NpdGl2ZRgFIAEoDSJ1CgtQZXJzb25RdW90YRIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIlCgRyb2xlGAMgASgOMhcuZG9vcmJvb2sudjEuV29ya2VyUm9sZRIPCgd2aXNpdGVkGAQgASgNEg0KBXF1b3RhGAUgASgNIscDCg9Qcm9ncmVzc0ZpZ3VyZXMSIgoEbm9kZRgBIAEoCzIULmRvb3Jib29rLnYxLk9yZ05vZGUSEgoKaG91c2Vob2xkcxgCIAEoDRIPCgd2aXNpdGVkGAMgASgNEhwKFGtleV9ncm91cF9ob3VzZWhvbGRzGAQgASgNEhkKEWtleV9ncm91cF92aXNpdGVkGAUgASgNEhoKEm11c3RfdmlzaXRfb3ZlcmR1ZRgGIAEoDRIVCg1yZXZpc2l0c19vcGVuGAcgASgNEhgKEHJldmlzaXRzX292ZXJkdWUYCCABKA0SEgoKaXRlbXNfb3BlbhgJIAEoDRIVCg1pdGVtc19vdmVyZHVlGAogASgNEicKBnN1cnZleRgLIAMoCzIXLmRvb3Jib29rLnYxLlN1cnZleVJhdGUSHAoUdmlzaXRzX3dpdGhfcG9zaXRpb24YDCABKA0SFwoPaXRlbXNfZXNjYWxhdGVkGA0gASgNEgwKBHJhbmsYDiABKA0SDQoFc2NvcmUYDyABKAESHQoVcmV3YXJkX2NvbW11bml0eV95dWFuGBAgASgDEh4KFnJld2FyZF9saW5rX2NhZHJlX3l1YW4YESABKAMivAIKDlByb2dyZXNzUmVwb3J0EicKCGNhbXBhaWduGAEgASgLMhUuZG9vcmJvb2sudjEuQ2FtcGFpZ24SJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKBXRvdGFsGAMgASgLMhwuZG9vcmJvb2sudjEuUHJvZ3Jlc3NGaWd1cmVzEjEKC2NvbW11bml0aWVzGAQgAygLMhwuZG9vcmJvb2sudjEuUHJvZ3Jlc3NGaWd1cmVzEigKBnF1b3RhcxgFIAMoCzIYLmRvb3Jib29rLnYxLlBlcnNvblF1b3RhEiUKB3JhbmtpbmcYBiABKAsyFC5kb29yYm9vay52MS5SYW5raW5nEigKBXdlZWtzGAcgAygLMhkuZG9vcmJvb2sudjEuV2Vla1Byb2dyZXNzIugBCgxXZWVrUHJvZ3Jlc3MSKAoEZnJvbRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKBXRvdGFsGAMgASgLMhwuZG9vcmJvb2sudjEuUHJvZ3Jlc3NGaWd1cmVzEhUKDXF1b3RhX3Zpc2l0ZWQYBCABKA0SEwoLcXVvdGFfdG90YWwYBSABKA0SFAoMaXRlbXNfb3BlbmVkGAYgASgNEhQKDGl0ZW1zX2Nsb3NlZBgHIAEoDSLbAQobTGlzdFJlcG9ydEhvdXNlaG9sZHNSZXF1ZXN0EhwKB25vZGVfaWQYASABKAlCC7pICNgBAXIDsAEBEiAKC2NhbXBhaWduX2lkGAIgASgJQgu6SAjYAQFyA7ABARI1CgZtZXRyaWMYAyABKA4yGS5kb29yYm9vay52MS5SZXBvcnRNZXRyaWNCCrpIB4IBBBABIAASJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAUgASgNEg4KBm9mZnNldBgGIAEoDSJsCg9SZXBvcnRIb3VzZWhvbGQSFAoMaG91c2Vob2xkX2lkGAEgASgJEg8KB2dyaWRfaWQYAiABKAkSEQoJaGVhZF9uYW1lGAMgASgJEg8KB2FkZHJlc3MYBCABKAkSDgoGZGV0YWlsGAUgASgJIl8KHExpc3RSZXBvcnRIb3VzZWhvbGRzUmVzcG9uc2USMAoKaG91c2Vob2xkcxgBIAMoCzIcLmRvb3Jib29rLnYxLlJlcG9ydEhvdXNlaG9sZBINCgV0b3RhbBgCIAEoDSKUAgoNRXhwb3J0UmVxdWVzdBIcCgdub2RlX2lkGAEgASgJQgu6SAjYAQFyA7ABARIgCgtjYW1wYWlnbl9pZBgCIAEoCUILukgI2AEBcgOwAQESMQoEa2luZBgDIAEoDjIXLmRvb3Jib29rLnYxLkV4cG9ydEtpbmRCCrpIB4IBBBABIAASNQoGZm9ybWF0GAQgASgOMhkuZG9vcmJvb2sudjEuRXhwb3J0Rm9ybWF0Qgq6SAeCAQQQASAAEjEKCGxhbmd1YWdlGAUgASgOMhUuZG9vcmJvb2sudjEuTGFuZ3VhZ2VCCLpIBYIBAhABEiYKAmF0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJGCg5FeHBvcnRSZXNwb25zZRIQCghmaWxlbmFtZRgBIAEoCRIUCgxjb250ZW50X3R5cGUYAiABKAkSDAoEZGF0YRgDIAEoDCIkChNMaXN0QXVkaXRMb2dSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIpwBCgpBdWRpdEVudHJ5EgoKAmlkGAEgASgJEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhZG1pbl9pZBgDIAEoCRISCgphZG1pbl9uYW1lGAQgASgJEg4KBmFjdGlvbhgFIAEoCRIPCgdub2RlX2lkGAYgASgJEhMKC2NhbXBhaWduX2lkGAcgASgJIkAKFExpc3RBdWRpdExvZ1Jlc3BvbnNlEigKB2VudHJpZXMYASADKAsyFy5kb29yYm9vay52MS5BdWRpdEVudHJ5IjUKE0dldEhvdXNlaG9sZFJlcXVlc3QSHgoMaG91c2Vob2xkX2lkGAEgASgJQgi6SAVyA7ABASKhAwoUR2V0SG91c2Vob2xkUmVzcG9uc2USKQoJaG91c2Vob2xkGAEgASgLMhYuZG9vcmJvb2sudjEuSG91c2Vob2xkEiQKB3BlcnNvbnMYAiADKAsyEy5kb29yYm9vay52MS5QZXJzb24SJQoEdGFncxgDIAMoCzIXLmRvb3Jib29rLnYxLlRhZ0VsZW1lbnQSIgoGdmlzaXRzGAQgAygLMhIuZG9vcmJvb2sudjEuVmlzaXQSLwoKYW1lbmRtZW50cxgFIAMoCzIbLmRvb3Jib29rLnYxLlZpc2l0QW1lbmRtZW50EiIKBGdyaWQYBiABKAsyFC5kb29yYm9vay52MS5PcmdOb2RlEiwKCG5leHRfZHVlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZpc2l0X2R1ZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoFaXRlbXMYCSADKAsyGC5kb29yYm9vay52MS5UcmFja2VkSXRlbRIQCghwYXN0X2R1ZRgKIAEoCCKfAgoLVHJhY2tlZEl0ZW0SEAoIdmlzaXRfaWQYASABKAkSDwoHZmluZGluZxgCIAEoDRImCgRraW5kGAMgASgOMhguZG9vcmJvb2sudjEuRmluZGluZ0tpbmQSDAoEbm90ZRgEIAEoCRIvCgtyZXBvcnRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoFc3RhdGUYBiABKA4yFi5kb29yYm9vay52MS5JdGVtU3RhdGUSDAoEdW5pdBgHIAEoCRIsCghkZWFkbGluZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc3RhdGVfbm90ZRgJIAEoCRIPCgdvdmVyZHVlGAogASgIIroBChBMaXN0SXRlbXNSZXF1ZXN0EhwKB25vZGVfaWQYASABKAlCC7pICNgBAXIDsAEBEjsKBnN0YXRlcxgCIAMoDjIWLmRvb3Jib29rLnYxLkl0ZW1TdGF0ZUITukgQkgENEAQYASIHggEEEAEgABIWCgR1bml0GAMgASgJQgi6SAVyAyiAAhIUCgxvdmVyZHVlX29ubHkYBCABKAgSDQoFbGltaXQYBSABKA0SDgoGb2Zmc2V0GAYgASgNIkoKEUxpc3RJdGVtc1Jlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuZG9vcmJvb2sudjEuTGlzdGVkSXRlbRINCgV0b3RhbBgCIAEoDSJ/CgpMaXN0ZWRJdGVtEiYKBGl0ZW0YASABKAsyGC5kb29yYm9vay52MS5UcmFja2VkSXRlbRIUCgxob3VzZWhvbGRfaWQYAiABKAkSEQoJaGVhZF9uYW1lGAMgASgJEg8KB2FkZHJlc3MYBCABKAkSDwoHZ3JpZF9pZBgFIAEoCSKZAQoUTGlzdFJlcG9ydGluZ1JlcXVlc3QSHAoHbm9kZV9pZBgBIAEoCUILukgI2AEBcgOwAQESMAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBrpIA8gBARIxCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBrpIA8gBASKBAQoNUmVwb3J0aW5nVW5pdBIiCgRub2RlGAEgASgLMhQuZG9vcmJvb2sudjEuT3JnTm9kZRINCgVpdGVtcxgCIAEoDRItCgx6ZXJvX3JlcG9ydHMYAyADKAsyFy5kb29yYm9vay52MS5aZXJvUmVwb3J0Eg4KBnNpbGVudBgEIAEoCCJCChVMaXN0UmVwb3J0aW5nUmVzcG9uc2USKQoFdW5pdHMYASADKAsyGi5kb29yYm9vay52MS5SZXBvcnRpbmdVbml0KroCCgxSZXBvcnRNZXRyaWMSHQoZUkVQT1JUX01FVFJJQ19VTlNQRUNJRklFRBAAEh0KGVJFUE9SVF9NRVRSSUNfTk9UX1ZJU0lURUQQARIZChVSRVBPUlRfTUVUUklDX1ZJU0lURUQQAhInCiNSRVBPUlRfTUVUUklDX0tFWV9HUk9VUF9OT1RfVklTSVRFRBADEiQKIFJFUE9SVF9NRVRSSUNfTVVTVF9WSVNJVF9PVkVSRFVFEAQSHwobUkVQT1JUX01FVFJJQ19SRVZJU0lUU19PUEVOEAUSIgoeUkVQT1JUX01FVFJJQ19SRVZJU0lUU19PVkVSRFVFEAYSHAoYUkVQT1JUX01FVFJJQ19JVEVNU19PUEVOEAcSHwobUkVQT1JUX01FVFJJQ19JVEVNU19PVkVSRFVFEAgqnwEKCkV4cG9ydEtpbmQSGwoXRVhQT1JUX0tJTkRfVU5TUEVDSUZJRUQQABIWChJFWFBPUlRfS0lORF9MRURHRVIQARIWChJFWFBPUlRfS0lORF9WSVNJVFMQAhIYChRFWFBPUlRfS0lORF9QUk9HUkVTUxADEhMKD0VYUE9SVF9LSU5EX0FMTBAEEhUKEUVYUE9SVF9LSU5EX0lURU1TEAUqXAoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIVChFFWFBPUlRfRk9STUFUX0NTVhABEhYKEkVYUE9SVF9GT1JNQVRfWExTWBACKkYKCExhbmd1YWdlEhgKFExBTkdVQUdFX1VOU1BFQ0lGSUVEEAASDwoLTEFOR1VBR0VfWkgQARIPCgtMQU5HVUFHRV9FThACKokBCglJdGVtU3RhdGUSGgoWSVRFTV9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0lURU1fU1RBVEVfUkVQT1JURUQQARIXChNJVEVNX1NUQVRFX0FTU0lHTkVEEAISFwoTSVRFTV9TVEFURV9SRVNPTFZFRBADEhUKEUlURU1fU1RBVEVfQ0xPU0VEEAQy8gQKDVJlcG9ydFNlcnZpY2USUgoLR2V0UHJvZ3Jlc3MSHy5kb29yYm9vay52MS5HZXRQcm9ncmVzc1JlcXVlc3QaIC5kb29yYm9vay52MS5HZXRQcm9ncmVzc1Jlc3BvbnNlIgASbQoUTGlzdFJlcG9ydEhvdXNlaG9sZHMSKC5kb29yYm9vay52MS5MaXN0UmVwb3J0SG91c2Vob2xkc1JlcXVlc3QaKS5kb29yYm9vay52MS5MaXN0UmVwb3J0SG91c2Vob2xkc1Jlc3BvbnNlIgASVQoMR2V0SG91c2Vob2xkEiAuZG9vcmJvb2sudjEuR2V0SG91c2Vob2xkUmVxdWVzdBohLmRvb3Jib29rLnYxLkdldEhvdXNlaG9sZFJlc3BvbnNlIgASTAoJTGlzdEl0ZW1zEh0uZG9vcmJvb2sudjEuTGlzdEl0ZW1zUmVxdWVzdBoeLmRvb3Jib29rLnYxLkxpc3RJdGVtc1Jlc3BvbnNlIgASWAoNTGlzdFJlcG9ydGluZxIhLmRvb3Jib29rLnYxLkxpc3RSZXBvcnRpbmdSZXF1ZXN0GiIuZG9vcmJvb2sudjEuTGlzdFJlcG9ydGluZ1Jlc3BvbnNlIgASRQoGRXhwb3J0EhouZG9vcmJvb2sudjEuRXhwb3J0UmVxdWVzdBobLmRvb3Jib29rLnYxLkV4cG9ydFJlc3BvbnNlIgAwARJYCgxMaXN0QXVkaXRMb2cSIC5kb29yYm9vay52MS5MaXN0QXVkaXRMb2dSZXF1ZXN0GiEuZG9vcmJvb2sudjEuTGlzdEF1ZGl0TG9nUmVzcG9uc2UiA5ACAUI5WjdnaXRodWIuY29tL2Rvb3Jib29rL2Rvb3Jib29rL2dlbi9kb29yYm9vay92MTtkb29yYm9va3YxYgZwcm90bzM", [file_buf_validate_validate, file_doorbook_v1_types, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message doorbook.v1.GetProgressRequest
@@ -36,11 +36,22 @@ export type GetProgressRequest = Message<"doorbook.v1.GetProgressRequest"> & {
   campaignId: string;
 
   /**
-   * The moment the figures are taken at; now when unset.
+   * The report as of this moment: only the visits made and the amendments
+   * recorded before it count (a visit voided later still counts, an item
+   * closed off later is still open), and what is overdue is overdue at it.
+   * Now when unset.
    *
    * @generated from field: google.protobuf.Timestamp at = 3;
    */
   at?: Timestamp | undefined;
+
+  /**
+   * Also the campaign's weeks (ProgressReport.weeks), each as of its end:
+   * one more analysis of the node per week.
+   *
+   * @generated from field: bool weekly = 4;
+   */
+  weekly: boolean;
 };
 
 /**
@@ -62,11 +73,22 @@ export type GetProgressRequestJson = {
   campaignId?: string;
 
   /**
-   * The moment the figures are taken at; now when unset.
+   * The report as of this moment: only the visits made and the amendments
+   * recorded before it count (a visit voided later still counts, an item
+   * closed off later is still open), and what is overdue is overdue at it.
+   * Now when unset.
    *
    * @generated from field: google.protobuf.Timestamp at = 3;
    */
   at?: TimestampJson;
+
+  /**
+   * Also the campaign's weeks (ProgressReport.weeks), each as of its end:
+   * one more analysis of the node per week.
+   *
+   * @generated from field: bool weekly = 4;
+   */
+  weekly?: boolean;
 };
 
 /**
@@ -492,6 +514,14 @@ export type ProgressReport = Message<"doorbook.v1.ProgressReport"> & {
    * @generated from field: doorbook.v1.Ranking ranking = 6;
    */
   ranking?: Ranking | undefined;
+
+  /**
+   * With weekly: the campaign's weeks from its start up to the report's
+   * moment, oldest first.
+   *
+   * @generated from field: repeated doorbook.v1.WeekProgress weeks = 7;
+   */
+  weeks: WeekProgress[];
 };
 
 /**
@@ -532,6 +562,14 @@ export type ProgressReportJson = {
    * @generated from field: doorbook.v1.Ranking ranking = 6;
    */
   ranking?: RankingJson;
+
+  /**
+   * With weekly: the campaign's weeks from its start up to the report's
+   * moment, oldest first.
+   *
+   * @generated from field: repeated doorbook.v1.WeekProgress weeks = 7;
+   */
+  weeks?: WeekProgressJson[];
 };
 
 /**
@@ -540,6 +578,121 @@ export type ProgressReportJson = {
  */
 export const ProgressReportSchema: GenMessage<ProgressReport, {jsonType: ProgressReportJson}> = /*@__PURE__*/
   messageDesc(file_doorbook_v1_report, 5);
+
+/**
+ * WeekProgress is a node's progress in one week of a campaign: its figures
+ * as of the week's end, and what happened in the week.
+ *
+ * @generated from message doorbook.v1.WeekProgress
+ */
+export type WeekProgress = Message<"doorbook.v1.WeekProgress"> & {
+  /**
+   * The week [from, until): seven days from the campaign's start; the last
+   * ends at the campaign's end or the report's moment.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 1;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 2;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * The node's figures as of until: coverage, key-group rate, survey
+   * rates, items open.
+   *
+   * @generated from field: doorbook.v1.ProgressFigures total = 3;
+   */
+  total?: ProgressFigures | undefined;
+
+  /**
+   * Quota attainment as of until: households visited by the node's
+   * people, and the sum of their quotas.
+   *
+   * @generated from field: uint32 quota_visited = 4;
+   */
+  quotaVisited: number;
+
+  /**
+   * @generated from field: uint32 quota_total = 5;
+   */
+  quotaTotal: number;
+
+  /**
+   * Tracked items found in the week, and closed off (销号) in it.
+   *
+   * @generated from field: uint32 items_opened = 6;
+   */
+  itemsOpened: number;
+
+  /**
+   * @generated from field: uint32 items_closed = 7;
+   */
+  itemsClosed: number;
+};
+
+/**
+ * WeekProgress is a node's progress in one week of a campaign: its figures
+ * as of the week's end, and what happened in the week.
+ *
+ * @generated from message doorbook.v1.WeekProgress
+ */
+export type WeekProgressJson = {
+  /**
+   * The week [from, until): seven days from the campaign's start; the last
+   * ends at the campaign's end or the report's moment.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 1;
+   */
+  from?: TimestampJson;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 2;
+   */
+  until?: TimestampJson;
+
+  /**
+   * The node's figures as of until: coverage, key-group rate, survey
+   * rates, items open.
+   *
+   * @generated from field: doorbook.v1.ProgressFigures total = 3;
+   */
+  total?: ProgressFiguresJson;
+
+  /**
+   * Quota attainment as of until: households visited by the node's
+   * people, and the sum of their quotas.
+   *
+   * @generated from field: uint32 quota_visited = 4;
+   */
+  quotaVisited?: number;
+
+  /**
+   * @generated from field: uint32 quota_total = 5;
+   */
+  quotaTotal?: number;
+
+  /**
+   * Tracked items found in the week, and closed off (销号) in it.
+   *
+   * @generated from field: uint32 items_opened = 6;
+   */
+  itemsOpened?: number;
+
+  /**
+   * @generated from field: uint32 items_closed = 7;
+   */
+  itemsClosed?: number;
+};
+
+/**
+ * Describes the message doorbook.v1.WeekProgress.
+ * Use `create(WeekProgressSchema)` to create a new message.
+ */
+export const WeekProgressSchema: GenMessage<WeekProgress, {jsonType: WeekProgressJson}> = /*@__PURE__*/
+  messageDesc(file_doorbook_v1_report, 6);
 
 /**
  * @generated from message doorbook.v1.ListReportHouseholdsRequest
@@ -616,7 +769,7 @@ export type ListReportHouseholdsRequestJson = {
  * Use `create(ListReportHouseholdsRequestSchema)` to create a new message.
  */
 export const ListReportHouseholdsRequestSchema: GenMessage<ListReportHouseholdsRequest, {jsonType: ListReportHouseholdsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 6);
+  messageDesc(file_doorbook_v1_report, 7);
 
 /**
  * @generated from message doorbook.v1.ReportHousehold
@@ -687,7 +840,7 @@ export type ReportHouseholdJson = {
  * Use `create(ReportHouseholdSchema)` to create a new message.
  */
 export const ReportHouseholdSchema: GenMessage<ReportHousehold, {jsonType: ReportHouseholdJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 7);
+  messageDesc(file_doorbook_v1_report, 8);
 
 /**
  * @generated from message doorbook.v1.ListReportHouseholdsResponse
@@ -724,7 +877,7 @@ export type ListReportHouseholdsResponseJson = {
  * Use `create(ListReportHouseholdsResponseSchema)` to create a new message.
  */
 export const ListReportHouseholdsResponseSchema: GenMessage<ListReportHouseholdsResponse, {jsonType: ListReportHouseholdsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 8);
+  messageDesc(file_doorbook_v1_report, 9);
 
 /**
  * @generated from message doorbook.v1.ExportRequest
@@ -805,7 +958,7 @@ export type ExportRequestJson = {
  * Use `create(ExportRequestSchema)` to create a new message.
  */
 export const ExportRequestSchema: GenMessage<ExportRequest, {jsonType: ExportRequestJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 9);
+  messageDesc(file_doorbook_v1_report, 10);
 
 /**
  * @generated from message doorbook.v1.ExportResponse
@@ -856,7 +1009,7 @@ export type ExportResponseJson = {
  * Use `create(ExportResponseSchema)` to create a new message.
  */
 export const ExportResponseSchema: GenMessage<ExportResponse, {jsonType: ExportResponseJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 10);
+  messageDesc(file_doorbook_v1_report, 11);
 
 /**
  * @generated from message doorbook.v1.ListAuditLogRequest
@@ -883,7 +1036,7 @@ export type ListAuditLogRequestJson = {
  * Use `create(ListAuditLogRequestSchema)` to create a new message.
  */
 export const ListAuditLogRequestSchema: GenMessage<ListAuditLogRequest, {jsonType: ListAuditLogRequestJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 11);
+  messageDesc(file_doorbook_v1_report, 12);
 
 /**
  * @generated from message doorbook.v1.AuditEntry
@@ -974,7 +1127,7 @@ export type AuditEntryJson = {
  * Use `create(AuditEntrySchema)` to create a new message.
  */
 export const AuditEntrySchema: GenMessage<AuditEntry, {jsonType: AuditEntryJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 12);
+  messageDesc(file_doorbook_v1_report, 13);
 
 /**
  * @generated from message doorbook.v1.ListAuditLogResponse
@@ -1001,7 +1154,7 @@ export type ListAuditLogResponseJson = {
  * Use `create(ListAuditLogResponseSchema)` to create a new message.
  */
 export const ListAuditLogResponseSchema: GenMessage<ListAuditLogResponse, {jsonType: ListAuditLogResponseJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 13);
+  messageDesc(file_doorbook_v1_report, 14);
 
 /**
  * @generated from message doorbook.v1.GetHouseholdRequest
@@ -1028,7 +1181,7 @@ export type GetHouseholdRequestJson = {
  * Use `create(GetHouseholdRequestSchema)` to create a new message.
  */
 export const GetHouseholdRequestSchema: GenMessage<GetHouseholdRequest, {jsonType: GetHouseholdRequestJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 14);
+  messageDesc(file_doorbook_v1_report, 15);
 
 /**
  * @generated from message doorbook.v1.GetHouseholdResponse
@@ -1171,7 +1324,7 @@ export type GetHouseholdResponseJson = {
  * Use `create(GetHouseholdResponseSchema)` to create a new message.
  */
 export const GetHouseholdResponseSchema: GenMessage<GetHouseholdResponse, {jsonType: GetHouseholdResponseJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 15);
+  messageDesc(file_doorbook_v1_report, 16);
 
 /**
  * @generated from message doorbook.v1.TrackedItem
@@ -1304,7 +1457,7 @@ export type TrackedItemJson = {
  * Use `create(TrackedItemSchema)` to create a new message.
  */
 export const TrackedItemSchema: GenMessage<TrackedItem, {jsonType: TrackedItemJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 16);
+  messageDesc(file_doorbook_v1_report, 17);
 
 /**
  * @generated from message doorbook.v1.ListItemsRequest
@@ -1401,7 +1554,7 @@ export type ListItemsRequestJson = {
  * Use `create(ListItemsRequestSchema)` to create a new message.
  */
 export const ListItemsRequestSchema: GenMessage<ListItemsRequest, {jsonType: ListItemsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 17);
+  messageDesc(file_doorbook_v1_report, 18);
 
 /**
  * @generated from message doorbook.v1.ListItemsResponse
@@ -1442,7 +1595,7 @@ export type ListItemsResponseJson = {
  * Use `create(ListItemsResponseSchema)` to create a new message.
  */
 export const ListItemsResponseSchema: GenMessage<ListItemsResponse, {jsonType: ListItemsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 18);
+  messageDesc(file_doorbook_v1_report, 19);
 
 /**
  * @generated from message doorbook.v1.ListedItem
@@ -1513,7 +1666,7 @@ export type ListedItemJson = {
  * Use `create(ListedItemSchema)` to create a new message.
  */
 export const ListedItemSchema: GenMessage<ListedItem, {jsonType: ListedItemJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 19);
+  messageDesc(file_doorbook_v1_report, 20);
 
 /**
  * @generated from message doorbook.v1.ListReportingRequest
@@ -1564,7 +1717,7 @@ export type ListReportingRequestJson = {
  * Use `create(ListReportingRequestSchema)` to create a new message.
  */
 export const ListReportingRequestSchema: GenMessage<ListReportingRequest, {jsonType: ListReportingRequestJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 20);
+  messageDesc(file_doorbook_v1_report, 21);
 
 /**
  * @generated from message doorbook.v1.ReportingUnit
@@ -1635,7 +1788,7 @@ export type ReportingUnitJson = {
  * Use `create(ReportingUnitSchema)` to create a new message.
  */
 export const ReportingUnitSchema: GenMessage<ReportingUnit, {jsonType: ReportingUnitJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 21);
+  messageDesc(file_doorbook_v1_report, 22);
 
 /**
  * @generated from message doorbook.v1.ListReportingResponse
@@ -1666,7 +1819,7 @@ export type ListReportingResponseJson = {
  * Use `create(ListReportingResponseSchema)` to create a new message.
  */
 export const ListReportingResponseSchema: GenMessage<ListReportingResponse, {jsonType: ListReportingResponseJson}> = /*@__PURE__*/
-  messageDesc(file_doorbook_v1_report, 22);
+  messageDesc(file_doorbook_v1_report, 23);
 
 /**
  * @generated from enum doorbook.v1.ReportMetric
