@@ -131,6 +131,8 @@ func TestAuthzMatrix(t *testing.T) {
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, OK, OK}, "RevokeDevice", write, s.revokeDevice},
 		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, PD, OK}, "SetDevicePolicy", write, s.setDevicePolicy},
 		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "GetDevicePolicy", read, s.getDevicePolicy},
+		{w{UN, UN, UN, UN, PD, PD, PD, PD, PD, PD, OK}, "SetItemPolicy", write, s.setItemPolicy},
+		{w{UN, UN, UN, UN, PD, PD, OK, OK, PD, OK, OK}, "GetItemPolicy", read, s.getItemPolicy},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "GetProgress", audited, s.getProgress},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "GetProgress·campaign", audited, s.getProgressOfCampaign},
 		{w{UN, UN, UN, UN, PD, PD, OK, PD, PD, OK, OK}, "ListReportHouseholds", audited, s.listReportHouseholds},
@@ -253,12 +255,12 @@ func TestAuthzMatrix(t *testing.T) {
 	}
 	// The leak check is not vacuous: where the other street's admin gets
 	// an answer, the installation-wide admin's answer to the same request
-	// shows ids hidden from them (categories carry no ids; a session,
-	// only its own admin's).
+	// shows ids hidden from them (categories and policies carry no ids; a
+	// session, only its own admin's).
 	for i, r := range rows {
 		a, root := results[i][slices.Index(callers, s.aStreet)], results[i][slices.Index(callers, s.root)]
 		if r.kind == public || a.got != 0 || root.got != 0 || r.name == "ListCategories" || r.name == "GetSession" ||
-			r.name == "GetDevicePolicy" {
+			r.name == "GetDevicePolicy" || r.name == "GetItemPolicy" {
 			continue
 		}
 		if len(s.aStreet.leaks(root.msgs)) == 0 {
@@ -1067,6 +1069,14 @@ func (s *authzSetup) putZeroReport(k *authzCaller) ([]proto.Message, error) {
 func (s *authzSetup) setRanking(k *authzCaller) ([]proto.Message, error) {
 	return authzOne(k.admin.SetRanking(context.Background(), &pb.SetRankingRequest{CampaignId: s.camp, Ranking: &pb.Ranking{
 		Weights: []*pb.RankingWeight{{Metric: "coverage", Weight: uint32(len(k.name))}}}}))
+}
+
+func (s *authzSetup) setItemPolicy(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.admin.SetItemPolicy(context.Background(), &pb.SetItemPolicyRequest{Policy: &pb.ItemPolicy{EscalationDays: uint32(len(k.name))}}))
+}
+
+func (s *authzSetup) getItemPolicy(k *authzCaller) ([]proto.Message, error) {
+	return authzOne(k.admin.GetItemPolicy(context.Background(), &pb.GetItemPolicyRequest{}))
 }
 
 func (s *authzSetup) importLedger(k *authzCaller) ([]proto.Message, error) {

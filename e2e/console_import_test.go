@@ -5,6 +5,7 @@ import (
 	"context"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -116,5 +117,37 @@ func TestConsoleRanking(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("the dashboard lacks %s", want)
 		}
+	}
+}
+
+// TestConsoleItemPolicy: the installation's admins set on the
+// configuration page after how many days an overdue item goes up a
+// level; a street's admin sees it and is offered no form.
+func TestConsoleItemPolicy(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t)
+	street := e.browser()
+	street.signIn(streetAdmin, streetAdminPass)
+	_, _, page := street.get("/console/config")
+	if strings.Contains(page, `id="set-item-policy"`) || figure(page, "escalation-days") == "" {
+		t.Errorf("a street's admin: form offered %v, policy shown %q", strings.Contains(page, `id="set-item-policy"`), figure(page, "escalation-days"))
+	}
+	if err := e.Store.SetAdminPassword(context.Background(), "root", "the root admin's password"); err != nil {
+		t.Fatal(err)
+	}
+	root := e.browser()
+	root.signIn("root", "the root admin's password")
+	_, _, page = root.get("/console/config")
+	status, _, _ := root.post("/console/config/items", url.Values{"csrf": {root.csrf(page)}, "escalation_days": {"3"}})
+	if status != http.StatusSeeOther {
+		t.Fatalf("setting the item policy: %d", status)
+	}
+	_, _, page = root.get("/console/config")
+	if got := figure(page, "escalation-days"); got != "每级停留天数: 3 天" {
+		t.Errorf("the policy shown: %q", got)
+	}
+	res, err := e.Admin.GetItemPolicy(context.Background(), &pb.GetItemPolicyRequest{})
+	if err != nil || res.GetPolicy().GetEscalationDays() != 3 {
+		t.Errorf("GetItemPolicy: %v, %v; want 3 days", res, err)
 	}
 }

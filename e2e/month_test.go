@@ -191,10 +191,18 @@ func TestCampaignMonth(t *testing.T) {
 
 	// The hazard escalates a level a week past its deadline (day 10): the
 	// community at once, the street on day 17, the district on day 24.
+	// Then the installation's admins make it go up every 3 days: on day 14
+	// it is with the street, on day 16 with the district.
 	for _, tc := range []struct {
-		day  int
-		node string
-	}{{11, "Community"}, {18, "Street"}, {26, "District"}} {
+		day    int
+		node   string
+		policy uint32
+	}{{11, "Community", 0}, {18, "Street", 0}, {26, "District", 0}, {14, "Street", 3}, {16, "District", 3}} {
+		if tc.policy != 0 {
+			if _, err := e.Admin.SetItemPolicy(ctx, &pb.SetItemPolicyRequest{Policy: &pb.ItemPolicy{EscalationDays: tc.policy}}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		_, data, err := exportFile(ctx, rc, &pb.ExportRequest{NodeId: street, Kind: pb.ExportKind_EXPORT_KIND_ITEMS,
 			Format: pb.ExportFormat_EXPORT_FORMAT_CSV, Language: pb.Language_LANGUAGE_ZH, At: timestamppb.New(t0.Add(time.Duration(tc.day) * day))})
 		if err != nil {

@@ -21,6 +21,10 @@ type Analysis struct {
 	// answers: household → answers of campaign visits first covering it.
 	answers map[string][]syncengine.SurveyAnswer
 	items   int
+	// EscalationPeriod is how long an overdue item stays with a level
+	// before it goes up (syncengine.EscalationPeriod when zero): the
+	// installation's item policy, set by whoever loads the analysis.
+	EscalationPeriod time.Duration
 }
 
 // Builder gathers an Analysis from rows in any order: households first,
@@ -228,7 +232,7 @@ func (a *Analysis) Escalated(now time.Time, level int32, include func(*Household
 			continue
 		}
 		for i := range h.Items {
-			if l := h.Items[i].EscalatedTo(now); l != 0 && l <= level {
+			if l := h.Items[i].EscalatedAfter(now, a.EscalationPeriod); l != 0 && l <= level {
 				n++
 			}
 		}

@@ -40,6 +40,8 @@ var actions = map[string]authz.Action{
 	doorbookv1connect.AdminServiceErasePersonalDataProcedure:     authz.Erase,
 	doorbookv1connect.AdminServiceSetDevicePolicyProcedure:       authz.SetPolicy,
 	doorbookv1connect.AdminServiceGetDevicePolicyProcedure:       authz.ReadOrg,
+	doorbookv1connect.AdminServiceSetItemPolicyProcedure:         authz.SetPolicy,
+	doorbookv1connect.AdminServiceGetItemPolicyProcedure:         authz.ReadOrg,
 
 	doorbookv1connect.LedgerServiceImportLedgerProcedure: authz.ManageOrg,
 

@@ -10,6 +10,7 @@ import (
 	"github.com/doorbook/doorbook/fieldwork"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/wire"
+	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -181,4 +182,20 @@ func rankingToProto(r fieldwork.Ranking) *pb.Ranking {
 		m.Bands = append(m.Bands, &pb.RewardBand{FromRank: b.From, ToRank: b.To, CommunityYuan: b.Community, LinkCadreYuan: b.LinkCadre})
 	}
 	return m
+}
+
+func (s *adminService) SetItemPolicy(ctx context.Context, req *pb.SetItemPolicyRequest) (*pb.SetItemPolicyResponse, error) {
+	p, err := s.store.SetItemPolicy(ctx, principal(ctx), store.ItemPolicy{EscalationDays: req.GetPolicy().GetEscalationDays()})
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	return &pb.SetItemPolicyResponse{Policy: &pb.ItemPolicy{EscalationDays: p.EscalationDays}}, nil
+}
+
+func (s *adminService) GetItemPolicy(ctx context.Context, _ *pb.GetItemPolicyRequest) (*pb.GetItemPolicyResponse, error) {
+	p, err := s.store.ItemPolicy(ctx, principal(ctx))
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	return &pb.GetItemPolicyResponse{Policy: &pb.ItemPolicy{EscalationDays: p.EscalationDays}}, nil
 }

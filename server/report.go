@@ -618,7 +618,7 @@ func (ex *exporter) items(w export.Writer) error {
 			overdue = int(math.Ceil(ex.at.Sub(it.Deadline).Hours() / 24))
 		}
 		escalated := ""
-		if lv := it.EscalatedTo(ex.at); lv != 0 {
+		if lv := it.EscalatedAfter(ex.at, ex.an.Fieldwork.EscalationPeriod); lv != 0 {
 			escalated = ex.escalatedTo(m.h.GridID, lv)
 		}
 		if err := w.Row(m.h.HeadName, m.h.Address, ex.nodes[m.h.GridID].Name, words.Of(words.Finding, it.Kind, ex.l.zh), it.Note,

@@ -104,7 +104,8 @@ func (it *Item) Overdue(now time.Time) bool {
 }
 
 // EscalationPeriod is how long an item past its deadline stays with one
-// node of the org tree before it goes up to the next.
+// node of the org tree before it goes up to the next, unless the
+// installation's admins set another (the server's item policy).
 const EscalationPeriod = 7 * 24 * time.Hour
 
 // The org levels an item escalates through, by the API's numbers.
@@ -117,11 +118,18 @@ const (
 // at now (the API's numbers): the community above its grid once it is
 // open past its deadline, the street a period later, the district after
 // another (and there it stays); 0 while it is not overdue.
-func (it *Item) EscalatedTo(now time.Time) int32 {
+func (it *Item) EscalatedTo(now time.Time) int32 { return it.EscalatedAfter(now, EscalationPeriod) }
+
+// EscalatedAfter is EscalatedTo with period between two levels
+// (EscalationPeriod if not positive).
+func (it *Item) EscalatedAfter(now time.Time, period time.Duration) int32 {
 	if !it.Overdue(now) {
 		return 0
 	}
-	steps := int64(now.Sub(it.Deadline) / EscalationPeriod)
+	if period <= 0 {
+		period = EscalationPeriod
+	}
+	steps := int64(now.Sub(it.Deadline) / period)
 	return int32(max(levelDistrict, levelCommunity-min(steps, levelCommunity)))
 }
 

@@ -536,3 +536,29 @@ func TestEscalatedTo(t *testing.T) {
 		})
 	}
 }
+
+// TestEscalatedAfter: the installation's own period between two levels.
+func TestEscalatedAfter(t *testing.T) {
+	deadline := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	it := se.Item{State: se.ItemAssigned, Deadline: deadline}
+	for _, tt := range []struct {
+		period, at time.Duration
+		want       int32
+	}{
+		{3 * day, time.Hour, 3},
+		{3 * day, 3*day - time.Millisecond, 3},
+		{3 * day, 3 * day, 2},
+		{3 * day, 6 * day, 1},
+		{14 * day, 13 * day, 3},
+		{14 * day, 14 * day, 2},
+		{14 * day, 27 * day, 2},
+		{14 * day, 28 * day, 1},
+		{0, 7 * day, 2}, // the default
+		{-day, 7 * day, 2},
+	} {
+		if got := it.EscalatedAfter(deadline.Add(tt.at), tt.period); got != tt.want {
+			t.Errorf("EscalatedAfter(deadline%+v, %s) = %d, want %d", tt.at, tt.period, got, tt.want)
+		}
+	}
+}

@@ -43,6 +43,8 @@ Verbs:
                   (none: by coverage); yuan by rank, negative a fine (seed 000: --reward 1-7=3000/300 ...
                   --reward 61-=-3000/-300)
   item   --visit ID [--finding N] --to assigned|resolved|closed [--unit U --deadline DATE] [--note TEXT]
+  item policy [--escalation-days N]            after how many days an overdue item goes up a level (shown, or set
+                                               by installation-wide admins; default 7)
   report --campaign ID [--node ID] [--at TIME] [--weekly]   progress, communities ranked, quotas, survey;
                                                --at: as of TIME (what was done before it); --weekly: each week
   report households --campaign ID --metric METRIC [--node ID] [--limit N] [--offset N]
@@ -171,6 +173,8 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.campaignRanking(vargs)
 	case "item ":
 		return c.item(vargs)
+	case "item policy":
+		return c.itemPolicy(vargs)
 	case "report ":
 		return c.report(vargs)
 	case "report households":

@@ -169,6 +169,12 @@ func fieldRulesStep(t *testing.T, srv *testServer, li replica, campaign string) 
 	if c := ranked.Communities; len(c) != 3 || c[0].Rank != 1 || c[0].Reward != 3000 || c[1].Rank != 2 || c[1].Reward != -1000 || c[2].Reward != -1000 {
 		t.Errorf("report after campaign ranking: %+v, want 3 communities ranked, 3000 for the first and -1000 for the others", c)
 	}
+	if got := doorbookJSON[map[string]int](t, srv.admin("item", "policy", "--escalation-days", "3")...); got["escalation_days"] != 3 {
+		t.Errorf("item policy --escalation-days 3: %v", got)
+	}
+	if got := doorbookJSON[map[string]int](t, srv.admin("item", "policy")...); got["escalation_days"] != 3 {
+		t.Errorf("item policy: %v, want 3 days", got)
+	}
 	weekly, _, err := doorbook(t, "admin", "--credentials", srv.credsPath, "report", "--campaign", campaign, "--weekly")
 	if err != nil || !regexp.MustCompile(`(?m)^WEEK +FROM +UNTIL +VISITED`).MatchString(weekly) || !regexp.MustCompile(`(?m)^1 +\d{4}-\d\d-\d\d +\d{4}-\d\d-\d\d +\d+/\d+ `).MatchString(weekly) {
 		t.Errorf("admin report --weekly (%v):\n%s\nwant a table of weeks", err, weekly)

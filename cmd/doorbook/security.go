@@ -172,3 +172,36 @@ func (c *adminCmd) devicePolicy(args []string) error {
 		fmt.Fprintf(w, "lock\t%s\nwipe\t%s\n", days(out.LockAfterDays), days(out.WipeAfterDays))
 	})
 }
+
+// itemPolicy shows, or with --escalation-days sets, after how many days
+// an overdue tracked item goes up a level of the org tree.
+func (c *adminCmd) itemPolicy(args []string) error {
+	fs := c.flags("item policy")
+	days := fs.Uint("escalation-days", 0, "days an overdue item stays with a level before it goes up (0: the default, 7)")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "escalation-days" })
+	var p *pb.ItemPolicy
+	if set {
+		res, err := c.client.SetItemPolicy(c.ctx, &pb.SetItemPolicyRequest{Policy: &pb.ItemPolicy{EscalationDays: uint32(min(*days, 1<<31))}})
+		if err != nil {
+			return err
+		}
+		p = res.GetPolicy()
+	} else {
+		res, err := c.client.GetItemPolicy(c.ctx, &pb.GetItemPolicyRequest{})
+		if err != nil {
+			return err
+		}
+		p = res.GetPolicy()
+	}
+	n := p.GetEscalationDays()
+	if n == 0 {
+		n = 7
+	}
+	return c.out.print(map[string]uint32{"escalation_days": n}, func(w io.Writer) {
+		fmt.Fprintf(w, "an overdue item goes up a level every %d days (community, street, district)\n", n)
+	})
+}

@@ -52,6 +52,11 @@ func (c *Console) config(w http.ResponseWriter, r *http.Request) {
 		c.apiError(w, r, err)
 		return
 	}
+	items, err := c.api.admin.GetItemPolicy(ctx, &pb.GetItemPolicyRequest{})
+	if err != nil {
+		c.apiError(w, r, err)
+		return
+	}
 	policy, err := c.api.admin.GetDevicePolicy(ctx, &pb.GetDevicePolicyRequest{})
 	if err != nil {
 		c.apiError(w, r, err)
@@ -92,7 +97,7 @@ func (c *Console) config(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(campaigns, func(a, b campaignView) int { return strings.Compare(b.From, a.From) })
 	c.render(w, r, http.StatusOK, "config", map[string]any{
 		"Tree": tree, "Levels": options(words.Level, zh), "Categories": categories, "Campaigns": campaigns,
-		"Policy": policy.GetPolicy(),
+		"Policy": policy.GetPolicy(), "ItemPolicy": items.GetPolicy(),
 	})
 }
 
@@ -118,6 +123,21 @@ func (c *Console) setPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/console/config#policy", http.StatusSeeOther)
+}
+
+// setItemPolicy sets after how many days an overdue item goes up a level.
+func (c *Console) setItemPolicy(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.ParseUint(strings.TrimSpace(r.PostForm.Get("escalation_days")), 10, 32)
+	if err != nil {
+		c.fail(w, r, http.StatusBadRequest, "bad request")
+		return
+	}
+	_, err = c.api.admin.SetItemPolicy(r.Context(), &pb.SetItemPolicyRequest{Policy: &pb.ItemPolicy{EscalationDays: uint32(n)}})
+	if err != nil {
+		c.apiError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/console/config#item-policy", http.StatusSeeOther)
 }
 
 // option is a value of a select.

@@ -119,6 +119,7 @@ func New(api http.Handler) *Console {
 	c.mux.HandleFunc("POST /console/config/node", c.withSession(c.createNode))
 	c.mux.HandleFunc("POST /console/config/category", c.withSession(c.putCategory))
 	c.mux.HandleFunc("POST /console/config/policy", c.withSession(c.setPolicy))
+	c.mux.HandleFunc("POST /console/config/items", c.withSession(c.setItemPolicy))
 	c.mux.HandleFunc("GET /console/campaign", c.withSession(c.campaign))
 	c.mux.HandleFunc("POST /console/campaign", c.withSession(c.putCampaign))
 	c.mux.HandleFunc("GET /console/weeks", c.withSession(c.weeks))

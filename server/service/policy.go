@@ -40,3 +40,37 @@ func (s *Service) DevicePolicy(ctx context.Context, p store.Principal) (store.De
 	})
 	return policy, err
 }
+
+// maxEscalationDays bounds the item policy's period: a year.
+const maxEscalationDays = 366
+
+// SetItemPolicy sets the installation's item policy: how many days an
+// overdue item stays with a level of the org tree before it goes up (0:
+// syncengine.EscalationPeriod).
+func (s *Service) SetItemPolicy(ctx context.Context, p store.Principal, policy store.ItemPolicy) (store.ItemPolicy, error) {
+	if err := authz.Decide(p, authz.SetPolicy, authz.Installation); err != nil {
+		return store.ItemPolicy{}, fmt.Errorf("set the item policy: %w", err)
+	}
+	if policy.EscalationDays > maxEscalationDays {
+		return store.ItemPolicy{}, fmt.Errorf("%w: an item goes up a level after at most %d days", syncengine.ErrInvalid, maxEscalationDays)
+	}
+	err := s.db.Update(ctx, func(tx store.Tx) error { return tx.PutItemPolicy(ctx, policy) })
+	if err != nil {
+		return store.ItemPolicy{}, fmt.Errorf("set the item policy: %w", err)
+	}
+	return policy, nil
+}
+
+// ItemPolicy reads the installation's item policy.
+func (s *Service) ItemPolicy(ctx context.Context, p store.Principal) (store.ItemPolicy, error) {
+	if err := authz.Decide(p, authz.ReadOrg, authz.Anywhere); err != nil {
+		return store.ItemPolicy{}, fmt.Errorf("read the item policy: %w", err)
+	}
+	var policy store.ItemPolicy
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		var err error
+		policy, err = tx.ItemPolicy(ctx)
+		return err
+	})
+	return policy, err
+}

@@ -95,6 +95,11 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 		if an.Fieldwork, err = fieldwork.LoadUntil(ctx, tx.FieldRows(grids), an.Campaign, cats, until); err != nil {
 			return err
 		}
+		policy, err := tx.ItemPolicy(ctx)
+		if err != nil {
+			return err
+		}
+		an.Fieldwork.EscalationPeriod = policy.Escalation()
 		ids, err := tx.WorkersOfGrids(ctx, grids)
 		if err != nil {
 			return err

@@ -34,6 +34,21 @@ type Org interface {
 	// never set).
 	DevicePolicy(ctx context.Context) (DevicePolicy, error)
 	PutDevicePolicy(ctx context.Context, p DevicePolicy) error
+	// ItemPolicy reads the installation's item policy (zero if never set).
+	ItemPolicy(ctx context.Context) (ItemPolicy, error)
+	PutItemPolicy(ctx context.Context, p ItemPolicy) error
+}
+
+// ItemPolicy is how the installation treats tracked items: an overdue
+// item stays EscalationDays with a level of the org tree before it goes up
+// (0: syncengine.EscalationPeriod).
+type ItemPolicy struct {
+	EscalationDays uint32
+}
+
+// Escalation is the period the policy sets, or 0 for the default.
+func (p ItemPolicy) Escalation() time.Duration {
+	return time.Duration(p.EscalationDays) * 24 * time.Hour
 }
 
 // DevicePolicy is what a phone that has not synced for long does: after

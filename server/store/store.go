@@ -133,6 +133,10 @@ type Admin interface {
 	// DevicePolicy reads it.
 	SetDevicePolicy(ctx context.Context, p Principal, policy DevicePolicy) (DevicePolicy, error)
 	DevicePolicy(ctx context.Context, p Principal) (DevicePolicy, error)
+	// SetItemPolicy sets the installation's item policy; ItemPolicy reads
+	// it.
+	SetItemPolicy(ctx context.Context, p Principal, policy ItemPolicy) (ItemPolicy, error)
+	ItemPolicy(ctx context.Context, p Principal) (ItemPolicy, error)
 
 	CreateOrgNode(ctx context.Context, p Principal, n OrgNode) (OrgNode, error)
 	ListOrgNodes(ctx context.Context, p Principal) ([]OrgNode, error)

@@ -2237,6 +2237,220 @@ func (x *SetRankingResponse) GetRanking() *Ranking {
 	return nil
 }
 
+type ItemPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Days an overdue item stays with a level before it goes up; 0 for the
+	// default of seven.
+	EscalationDays uint32 `protobuf:"varint,1,opt,name=escalation_days,json=escalationDays,proto3" json:"escalation_days,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ItemPolicy) Reset() {
+	*x = ItemPolicy{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ItemPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ItemPolicy) ProtoMessage() {}
+
+func (x *ItemPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ItemPolicy.ProtoReflect.Descriptor instead.
+func (*ItemPolicy) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ItemPolicy) GetEscalationDays() uint32 {
+	if x != nil {
+		return x.EscalationDays
+	}
+	return 0
+}
+
+type SetItemPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *ItemPolicy            `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetItemPolicyRequest) Reset() {
+	*x = SetItemPolicyRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetItemPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetItemPolicyRequest) ProtoMessage() {}
+
+func (x *SetItemPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetItemPolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetItemPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *SetItemPolicyRequest) GetPolicy() *ItemPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type SetItemPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *ItemPolicy            `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetItemPolicyResponse) Reset() {
+	*x = SetItemPolicyResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetItemPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetItemPolicyResponse) ProtoMessage() {}
+
+func (x *SetItemPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetItemPolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetItemPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *SetItemPolicyResponse) GetPolicy() *ItemPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type GetItemPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetItemPolicyRequest) Reset() {
+	*x = GetItemPolicyRequest{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetItemPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetItemPolicyRequest) ProtoMessage() {}
+
+func (x *GetItemPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetItemPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetItemPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{45}
+}
+
+type GetItemPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *ItemPolicy            `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetItemPolicyResponse) Reset() {
+	*x = GetItemPolicyResponse{}
+	mi := &file_doorbook_v1_admin_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetItemPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetItemPolicyResponse) ProtoMessage() {}
+
+func (x *GetItemPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorbook_v1_admin_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetItemPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetItemPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_doorbook_v1_admin_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *GetItemPolicyResponse) GetPolicy() *ItemPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
 var File_doorbook_v1_admin_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_admin_proto_rawDesc = "" +
@@ -2405,7 +2619,17 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"campaignId\x12.\n" +
 	"\aranking\x18\x02 \x01(\v2\x14.doorbook.v1.RankingR\aranking\"D\n" +
 	"\x12SetRankingResponse\x12.\n" +
-	"\aranking\x18\x01 \x01(\v2\x14.doorbook.v1.RankingR\aranking2\x94\x0f\n" +
+	"\aranking\x18\x01 \x01(\v2\x14.doorbook.v1.RankingR\aranking\"?\n" +
+	"\n" +
+	"ItemPolicy\x121\n" +
+	"\x0fescalation_days\x18\x01 \x01(\rB\b\xbaH\x05*\x03\x18\xee\x02R\x0eescalationDays\"O\n" +
+	"\x14SetItemPolicyRequest\x127\n" +
+	"\x06policy\x18\x01 \x01(\v2\x17.doorbook.v1.ItemPolicyB\x06\xbaH\x03\xc8\x01\x01R\x06policy\"H\n" +
+	"\x15SetItemPolicyResponse\x12/\n" +
+	"\x06policy\x18\x01 \x01(\v2\x17.doorbook.v1.ItemPolicyR\x06policy\"\x16\n" +
+	"\x14GetItemPolicyRequest\"H\n" +
+	"\x15GetItemPolicyResponse\x12/\n" +
+	"\x06policy\x18\x01 \x01(\v2\x17.doorbook.v1.ItemPolicyR\x06policy2\xcb\x10\n" +
 	"\fAdminService\x12X\n" +
 	"\rCreateOrgNode\x12!.doorbook.v1.CreateOrgNodeRequest\x1a\".doorbook.v1.CreateOrgNodeResponse\"\x00\x12X\n" +
 	"\fListOrgNodes\x12 .doorbook.v1.ListOrgNodesRequest\x1a!.doorbook.v1.ListOrgNodesResponse\"\x03\x90\x02\x01\x12U\n" +
@@ -2428,7 +2652,9 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\vCreateAdmin\x12\x1f.doorbook.v1.CreateAdminRequest\x1a .doorbook.v1.CreateAdminResponse\"\x00\x12U\n" +
 	"\vListDevices\x12\x1f.doorbook.v1.ListDevicesRequest\x1a .doorbook.v1.ListDevicesResponse\"\x03\x90\x02\x01\x12U\n" +
 	"\fRevokeDevice\x12 .doorbook.v1.RevokeDeviceRequest\x1a!.doorbook.v1.RevokeDeviceResponse\"\x00\x12^\n" +
-	"\x0fSetDevicePolicy\x12#.doorbook.v1.SetDevicePolicyRequest\x1a$.doorbook.v1.SetDevicePolicyResponse\"\x00\x12a\n" +
+	"\x0fSetDevicePolicy\x12#.doorbook.v1.SetDevicePolicyRequest\x1a$.doorbook.v1.SetDevicePolicyResponse\"\x00\x12X\n" +
+	"\rSetItemPolicy\x12!.doorbook.v1.SetItemPolicyRequest\x1a\".doorbook.v1.SetItemPolicyResponse\"\x00\x12[\n" +
+	"\rGetItemPolicy\x12!.doorbook.v1.GetItemPolicyRequest\x1a\".doorbook.v1.GetItemPolicyResponse\"\x03\x90\x02\x01\x12a\n" +
 	"\x0fGetDevicePolicy\x12#.doorbook.v1.GetDevicePolicyRequest\x1a$.doorbook.v1.GetDevicePolicyResponse\"\x03\x90\x02\x01B9Z7github.com/doorbook/doorbook/gen/doorbook/v1;doorbookv1b\x06proto3"
 
 var (
@@ -2443,7 +2669,7 @@ func file_doorbook_v1_admin_proto_rawDescGZIP() []byte {
 	return file_doorbook_v1_admin_proto_rawDescData
 }
 
-var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_doorbook_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_doorbook_v1_admin_proto_goTypes = []any{
 	(*CreateOrgNodeRequest)(nil),          // 0: doorbook.v1.CreateOrgNodeRequest
 	(*CreateOrgNodeResponse)(nil),         // 1: doorbook.v1.CreateOrgNodeResponse
@@ -2487,103 +2713,115 @@ var file_doorbook_v1_admin_proto_goTypes = []any{
 	(*PutZeroReportResponse)(nil),         // 39: doorbook.v1.PutZeroReportResponse
 	(*SetRankingRequest)(nil),             // 40: doorbook.v1.SetRankingRequest
 	(*SetRankingResponse)(nil),            // 41: doorbook.v1.SetRankingResponse
-	(OrgLevel)(0),                         // 42: doorbook.v1.OrgLevel
-	(*OrgNode)(nil),                       // 43: doorbook.v1.OrgNode
-	(WorkerRole)(0),                       // 44: doorbook.v1.WorkerRole
-	(*Worker)(nil),                        // 45: doorbook.v1.Worker
-	(*Household)(nil),                     // 46: doorbook.v1.Household
-	(*Category)(nil),                      // 47: doorbook.v1.Category
-	(*timestamppb.Timestamp)(nil),         // 48: google.protobuf.Timestamp
-	(*Quota)(nil),                         // 49: doorbook.v1.Quota
-	(*Question)(nil),                      // 50: doorbook.v1.Question
-	(*Campaign)(nil),                      // 51: doorbook.v1.Campaign
-	(AmendmentKind)(0),                    // 52: doorbook.v1.AmendmentKind
-	(*VisitAmendment)(nil),                // 53: doorbook.v1.VisitAmendment
-	(AdminRole)(0),                        // 54: doorbook.v1.AdminRole
-	(*Device)(nil),                        // 55: doorbook.v1.Device
-	(*DevicePolicy)(nil),                  // 56: doorbook.v1.DevicePolicy
-	(*ZeroReport)(nil),                    // 57: doorbook.v1.ZeroReport
-	(*Ranking)(nil),                       // 58: doorbook.v1.Ranking
+	(*ItemPolicy)(nil),                    // 42: doorbook.v1.ItemPolicy
+	(*SetItemPolicyRequest)(nil),          // 43: doorbook.v1.SetItemPolicyRequest
+	(*SetItemPolicyResponse)(nil),         // 44: doorbook.v1.SetItemPolicyResponse
+	(*GetItemPolicyRequest)(nil),          // 45: doorbook.v1.GetItemPolicyRequest
+	(*GetItemPolicyResponse)(nil),         // 46: doorbook.v1.GetItemPolicyResponse
+	(OrgLevel)(0),                         // 47: doorbook.v1.OrgLevel
+	(*OrgNode)(nil),                       // 48: doorbook.v1.OrgNode
+	(WorkerRole)(0),                       // 49: doorbook.v1.WorkerRole
+	(*Worker)(nil),                        // 50: doorbook.v1.Worker
+	(*Household)(nil),                     // 51: doorbook.v1.Household
+	(*Category)(nil),                      // 52: doorbook.v1.Category
+	(*timestamppb.Timestamp)(nil),         // 53: google.protobuf.Timestamp
+	(*Quota)(nil),                         // 54: doorbook.v1.Quota
+	(*Question)(nil),                      // 55: doorbook.v1.Question
+	(*Campaign)(nil),                      // 56: doorbook.v1.Campaign
+	(AmendmentKind)(0),                    // 57: doorbook.v1.AmendmentKind
+	(*VisitAmendment)(nil),                // 58: doorbook.v1.VisitAmendment
+	(AdminRole)(0),                        // 59: doorbook.v1.AdminRole
+	(*Device)(nil),                        // 60: doorbook.v1.Device
+	(*DevicePolicy)(nil),                  // 61: doorbook.v1.DevicePolicy
+	(*ZeroReport)(nil),                    // 62: doorbook.v1.ZeroReport
+	(*Ranking)(nil),                       // 63: doorbook.v1.Ranking
 }
 var file_doorbook_v1_admin_proto_depIdxs = []int32{
-	42, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
-	43, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
-	43, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
-	44, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
-	45, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
-	45, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
-	45, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
-	46, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
-	47, // 8: doorbook.v1.PutCategoryResponse.category:type_name -> doorbook.v1.Category
-	47, // 9: doorbook.v1.ListCategoriesResponse.categories:type_name -> doorbook.v1.Category
-	47, // 10: doorbook.v1.LoadDefaultCategoriesResponse.categories:type_name -> doorbook.v1.Category
-	48, // 11: doorbook.v1.PutCampaignRequest.starts_at:type_name -> google.protobuf.Timestamp
-	48, // 12: doorbook.v1.PutCampaignRequest.ends_at:type_name -> google.protobuf.Timestamp
-	49, // 13: doorbook.v1.PutCampaignRequest.quotas:type_name -> doorbook.v1.Quota
-	50, // 14: doorbook.v1.PutCampaignRequest.questions:type_name -> doorbook.v1.Question
-	51, // 15: doorbook.v1.PutCampaignResponse.campaign:type_name -> doorbook.v1.Campaign
-	51, // 16: doorbook.v1.ListCampaignsResponse.campaigns:type_name -> doorbook.v1.Campaign
-	52, // 17: doorbook.v1.UpdateItemRequest.kind:type_name -> doorbook.v1.AmendmentKind
-	48, // 18: doorbook.v1.UpdateItemRequest.deadline:type_name -> google.protobuf.Timestamp
-	53, // 19: doorbook.v1.UpdateItemResponse.amendment:type_name -> doorbook.v1.VisitAmendment
-	54, // 20: doorbook.v1.CreateAdminRequest.role:type_name -> doorbook.v1.AdminRole
-	55, // 21: doorbook.v1.ListDevicesResponse.devices:type_name -> doorbook.v1.Device
-	55, // 22: doorbook.v1.RevokeDeviceResponse.device:type_name -> doorbook.v1.Device
-	56, // 23: doorbook.v1.SetDevicePolicyRequest.policy:type_name -> doorbook.v1.DevicePolicy
-	56, // 24: doorbook.v1.SetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
-	56, // 25: doorbook.v1.GetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
-	48, // 26: doorbook.v1.PutZeroReportRequest.from:type_name -> google.protobuf.Timestamp
-	48, // 27: doorbook.v1.PutZeroReportRequest.until:type_name -> google.protobuf.Timestamp
-	57, // 28: doorbook.v1.PutZeroReportResponse.zero_report:type_name -> doorbook.v1.ZeroReport
-	58, // 29: doorbook.v1.SetRankingRequest.ranking:type_name -> doorbook.v1.Ranking
-	58, // 30: doorbook.v1.SetRankingResponse.ranking:type_name -> doorbook.v1.Ranking
-	0,  // 31: doorbook.v1.AdminService.CreateOrgNode:input_type -> doorbook.v1.CreateOrgNodeRequest
-	2,  // 32: doorbook.v1.AdminService.ListOrgNodes:input_type -> doorbook.v1.ListOrgNodesRequest
-	4,  // 33: doorbook.v1.AdminService.CreateWorker:input_type -> doorbook.v1.CreateWorkerRequest
-	6,  // 34: doorbook.v1.AdminService.ListWorkers:input_type -> doorbook.v1.ListWorkersRequest
-	8,  // 35: doorbook.v1.AdminService.SetWorkerGrids:input_type -> doorbook.v1.SetWorkerGridsRequest
-	10, // 36: doorbook.v1.AdminService.CreateEnrollmentCode:input_type -> doorbook.v1.CreateEnrollmentCodeRequest
-	12, // 37: doorbook.v1.AdminService.MoveHousehold:input_type -> doorbook.v1.MoveHouseholdRequest
-	14, // 38: doorbook.v1.AdminService.ErasePersonalData:input_type -> doorbook.v1.ErasePersonalDataRequest
-	16, // 39: doorbook.v1.AdminService.PutCategory:input_type -> doorbook.v1.PutCategoryRequest
-	18, // 40: doorbook.v1.AdminService.ListCategories:input_type -> doorbook.v1.ListCategoriesRequest
-	20, // 41: doorbook.v1.AdminService.LoadDefaultCategories:input_type -> doorbook.v1.LoadDefaultCategoriesRequest
-	22, // 42: doorbook.v1.AdminService.PutCampaign:input_type -> doorbook.v1.PutCampaignRequest
-	24, // 43: doorbook.v1.AdminService.ListCampaigns:input_type -> doorbook.v1.ListCampaignsRequest
-	40, // 44: doorbook.v1.AdminService.SetRanking:input_type -> doorbook.v1.SetRankingRequest
-	26, // 45: doorbook.v1.AdminService.UpdateItem:input_type -> doorbook.v1.UpdateItemRequest
-	38, // 46: doorbook.v1.AdminService.PutZeroReport:input_type -> doorbook.v1.PutZeroReportRequest
-	28, // 47: doorbook.v1.AdminService.CreateAdmin:input_type -> doorbook.v1.CreateAdminRequest
-	30, // 48: doorbook.v1.AdminService.ListDevices:input_type -> doorbook.v1.ListDevicesRequest
-	32, // 49: doorbook.v1.AdminService.RevokeDevice:input_type -> doorbook.v1.RevokeDeviceRequest
-	34, // 50: doorbook.v1.AdminService.SetDevicePolicy:input_type -> doorbook.v1.SetDevicePolicyRequest
-	36, // 51: doorbook.v1.AdminService.GetDevicePolicy:input_type -> doorbook.v1.GetDevicePolicyRequest
-	1,  // 52: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
-	3,  // 53: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
-	5,  // 54: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
-	7,  // 55: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
-	9,  // 56: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
-	11, // 57: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
-	13, // 58: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
-	15, // 59: doorbook.v1.AdminService.ErasePersonalData:output_type -> doorbook.v1.ErasePersonalDataResponse
-	17, // 60: doorbook.v1.AdminService.PutCategory:output_type -> doorbook.v1.PutCategoryResponse
-	19, // 61: doorbook.v1.AdminService.ListCategories:output_type -> doorbook.v1.ListCategoriesResponse
-	21, // 62: doorbook.v1.AdminService.LoadDefaultCategories:output_type -> doorbook.v1.LoadDefaultCategoriesResponse
-	23, // 63: doorbook.v1.AdminService.PutCampaign:output_type -> doorbook.v1.PutCampaignResponse
-	25, // 64: doorbook.v1.AdminService.ListCampaigns:output_type -> doorbook.v1.ListCampaignsResponse
-	41, // 65: doorbook.v1.AdminService.SetRanking:output_type -> doorbook.v1.SetRankingResponse
-	27, // 66: doorbook.v1.AdminService.UpdateItem:output_type -> doorbook.v1.UpdateItemResponse
-	39, // 67: doorbook.v1.AdminService.PutZeroReport:output_type -> doorbook.v1.PutZeroReportResponse
-	29, // 68: doorbook.v1.AdminService.CreateAdmin:output_type -> doorbook.v1.CreateAdminResponse
-	31, // 69: doorbook.v1.AdminService.ListDevices:output_type -> doorbook.v1.ListDevicesResponse
-	33, // 70: doorbook.v1.AdminService.RevokeDevice:output_type -> doorbook.v1.RevokeDeviceResponse
-	35, // 71: doorbook.v1.AdminService.SetDevicePolicy:output_type -> doorbook.v1.SetDevicePolicyResponse
-	37, // 72: doorbook.v1.AdminService.GetDevicePolicy:output_type -> doorbook.v1.GetDevicePolicyResponse
-	52, // [52:73] is the sub-list for method output_type
-	31, // [31:52] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	47, // 0: doorbook.v1.CreateOrgNodeRequest.level:type_name -> doorbook.v1.OrgLevel
+	48, // 1: doorbook.v1.CreateOrgNodeResponse.node:type_name -> doorbook.v1.OrgNode
+	48, // 2: doorbook.v1.ListOrgNodesResponse.nodes:type_name -> doorbook.v1.OrgNode
+	49, // 3: doorbook.v1.CreateWorkerRequest.role:type_name -> doorbook.v1.WorkerRole
+	50, // 4: doorbook.v1.CreateWorkerResponse.worker:type_name -> doorbook.v1.Worker
+	50, // 5: doorbook.v1.ListWorkersResponse.workers:type_name -> doorbook.v1.Worker
+	50, // 6: doorbook.v1.SetWorkerGridsResponse.worker:type_name -> doorbook.v1.Worker
+	51, // 7: doorbook.v1.MoveHouseholdResponse.household:type_name -> doorbook.v1.Household
+	52, // 8: doorbook.v1.PutCategoryResponse.category:type_name -> doorbook.v1.Category
+	52, // 9: doorbook.v1.ListCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	52, // 10: doorbook.v1.LoadDefaultCategoriesResponse.categories:type_name -> doorbook.v1.Category
+	53, // 11: doorbook.v1.PutCampaignRequest.starts_at:type_name -> google.protobuf.Timestamp
+	53, // 12: doorbook.v1.PutCampaignRequest.ends_at:type_name -> google.protobuf.Timestamp
+	54, // 13: doorbook.v1.PutCampaignRequest.quotas:type_name -> doorbook.v1.Quota
+	55, // 14: doorbook.v1.PutCampaignRequest.questions:type_name -> doorbook.v1.Question
+	56, // 15: doorbook.v1.PutCampaignResponse.campaign:type_name -> doorbook.v1.Campaign
+	56, // 16: doorbook.v1.ListCampaignsResponse.campaigns:type_name -> doorbook.v1.Campaign
+	57, // 17: doorbook.v1.UpdateItemRequest.kind:type_name -> doorbook.v1.AmendmentKind
+	53, // 18: doorbook.v1.UpdateItemRequest.deadline:type_name -> google.protobuf.Timestamp
+	58, // 19: doorbook.v1.UpdateItemResponse.amendment:type_name -> doorbook.v1.VisitAmendment
+	59, // 20: doorbook.v1.CreateAdminRequest.role:type_name -> doorbook.v1.AdminRole
+	60, // 21: doorbook.v1.ListDevicesResponse.devices:type_name -> doorbook.v1.Device
+	60, // 22: doorbook.v1.RevokeDeviceResponse.device:type_name -> doorbook.v1.Device
+	61, // 23: doorbook.v1.SetDevicePolicyRequest.policy:type_name -> doorbook.v1.DevicePolicy
+	61, // 24: doorbook.v1.SetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
+	61, // 25: doorbook.v1.GetDevicePolicyResponse.policy:type_name -> doorbook.v1.DevicePolicy
+	53, // 26: doorbook.v1.PutZeroReportRequest.from:type_name -> google.protobuf.Timestamp
+	53, // 27: doorbook.v1.PutZeroReportRequest.until:type_name -> google.protobuf.Timestamp
+	62, // 28: doorbook.v1.PutZeroReportResponse.zero_report:type_name -> doorbook.v1.ZeroReport
+	63, // 29: doorbook.v1.SetRankingRequest.ranking:type_name -> doorbook.v1.Ranking
+	63, // 30: doorbook.v1.SetRankingResponse.ranking:type_name -> doorbook.v1.Ranking
+	42, // 31: doorbook.v1.SetItemPolicyRequest.policy:type_name -> doorbook.v1.ItemPolicy
+	42, // 32: doorbook.v1.SetItemPolicyResponse.policy:type_name -> doorbook.v1.ItemPolicy
+	42, // 33: doorbook.v1.GetItemPolicyResponse.policy:type_name -> doorbook.v1.ItemPolicy
+	0,  // 34: doorbook.v1.AdminService.CreateOrgNode:input_type -> doorbook.v1.CreateOrgNodeRequest
+	2,  // 35: doorbook.v1.AdminService.ListOrgNodes:input_type -> doorbook.v1.ListOrgNodesRequest
+	4,  // 36: doorbook.v1.AdminService.CreateWorker:input_type -> doorbook.v1.CreateWorkerRequest
+	6,  // 37: doorbook.v1.AdminService.ListWorkers:input_type -> doorbook.v1.ListWorkersRequest
+	8,  // 38: doorbook.v1.AdminService.SetWorkerGrids:input_type -> doorbook.v1.SetWorkerGridsRequest
+	10, // 39: doorbook.v1.AdminService.CreateEnrollmentCode:input_type -> doorbook.v1.CreateEnrollmentCodeRequest
+	12, // 40: doorbook.v1.AdminService.MoveHousehold:input_type -> doorbook.v1.MoveHouseholdRequest
+	14, // 41: doorbook.v1.AdminService.ErasePersonalData:input_type -> doorbook.v1.ErasePersonalDataRequest
+	16, // 42: doorbook.v1.AdminService.PutCategory:input_type -> doorbook.v1.PutCategoryRequest
+	18, // 43: doorbook.v1.AdminService.ListCategories:input_type -> doorbook.v1.ListCategoriesRequest
+	20, // 44: doorbook.v1.AdminService.LoadDefaultCategories:input_type -> doorbook.v1.LoadDefaultCategoriesRequest
+	22, // 45: doorbook.v1.AdminService.PutCampaign:input_type -> doorbook.v1.PutCampaignRequest
+	24, // 46: doorbook.v1.AdminService.ListCampaigns:input_type -> doorbook.v1.ListCampaignsRequest
+	40, // 47: doorbook.v1.AdminService.SetRanking:input_type -> doorbook.v1.SetRankingRequest
+	26, // 48: doorbook.v1.AdminService.UpdateItem:input_type -> doorbook.v1.UpdateItemRequest
+	38, // 49: doorbook.v1.AdminService.PutZeroReport:input_type -> doorbook.v1.PutZeroReportRequest
+	28, // 50: doorbook.v1.AdminService.CreateAdmin:input_type -> doorbook.v1.CreateAdminRequest
+	30, // 51: doorbook.v1.AdminService.ListDevices:input_type -> doorbook.v1.ListDevicesRequest
+	32, // 52: doorbook.v1.AdminService.RevokeDevice:input_type -> doorbook.v1.RevokeDeviceRequest
+	34, // 53: doorbook.v1.AdminService.SetDevicePolicy:input_type -> doorbook.v1.SetDevicePolicyRequest
+	43, // 54: doorbook.v1.AdminService.SetItemPolicy:input_type -> doorbook.v1.SetItemPolicyRequest
+	45, // 55: doorbook.v1.AdminService.GetItemPolicy:input_type -> doorbook.v1.GetItemPolicyRequest
+	36, // 56: doorbook.v1.AdminService.GetDevicePolicy:input_type -> doorbook.v1.GetDevicePolicyRequest
+	1,  // 57: doorbook.v1.AdminService.CreateOrgNode:output_type -> doorbook.v1.CreateOrgNodeResponse
+	3,  // 58: doorbook.v1.AdminService.ListOrgNodes:output_type -> doorbook.v1.ListOrgNodesResponse
+	5,  // 59: doorbook.v1.AdminService.CreateWorker:output_type -> doorbook.v1.CreateWorkerResponse
+	7,  // 60: doorbook.v1.AdminService.ListWorkers:output_type -> doorbook.v1.ListWorkersResponse
+	9,  // 61: doorbook.v1.AdminService.SetWorkerGrids:output_type -> doorbook.v1.SetWorkerGridsResponse
+	11, // 62: doorbook.v1.AdminService.CreateEnrollmentCode:output_type -> doorbook.v1.CreateEnrollmentCodeResponse
+	13, // 63: doorbook.v1.AdminService.MoveHousehold:output_type -> doorbook.v1.MoveHouseholdResponse
+	15, // 64: doorbook.v1.AdminService.ErasePersonalData:output_type -> doorbook.v1.ErasePersonalDataResponse
+	17, // 65: doorbook.v1.AdminService.PutCategory:output_type -> doorbook.v1.PutCategoryResponse
+	19, // 66: doorbook.v1.AdminService.ListCategories:output_type -> doorbook.v1.ListCategoriesResponse
+	21, // 67: doorbook.v1.AdminService.LoadDefaultCategories:output_type -> doorbook.v1.LoadDefaultCategoriesResponse
+	23, // 68: doorbook.v1.AdminService.PutCampaign:output_type -> doorbook.v1.PutCampaignResponse
+	25, // 69: doorbook.v1.AdminService.ListCampaigns:output_type -> doorbook.v1.ListCampaignsResponse
+	41, // 70: doorbook.v1.AdminService.SetRanking:output_type -> doorbook.v1.SetRankingResponse
+	27, // 71: doorbook.v1.AdminService.UpdateItem:output_type -> doorbook.v1.UpdateItemResponse
+	39, // 72: doorbook.v1.AdminService.PutZeroReport:output_type -> doorbook.v1.PutZeroReportResponse
+	29, // 73: doorbook.v1.AdminService.CreateAdmin:output_type -> doorbook.v1.CreateAdminResponse
+	31, // 74: doorbook.v1.AdminService.ListDevices:output_type -> doorbook.v1.ListDevicesResponse
+	33, // 75: doorbook.v1.AdminService.RevokeDevice:output_type -> doorbook.v1.RevokeDeviceResponse
+	35, // 76: doorbook.v1.AdminService.SetDevicePolicy:output_type -> doorbook.v1.SetDevicePolicyResponse
+	44, // 77: doorbook.v1.AdminService.SetItemPolicy:output_type -> doorbook.v1.SetItemPolicyResponse
+	46, // 78: doorbook.v1.AdminService.GetItemPolicy:output_type -> doorbook.v1.GetItemPolicyResponse
+	37, // 79: doorbook.v1.AdminService.GetDevicePolicy:output_type -> doorbook.v1.GetDevicePolicyResponse
+	57, // [57:80] is the sub-list for method output_type
+	34, // [34:57] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_admin_proto_init() }
@@ -2604,7 +2842,7 @@ func file_doorbook_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorbook_v1_admin_proto_rawDesc), len(file_doorbook_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   42,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

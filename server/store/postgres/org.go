@@ -250,3 +250,23 @@ func (r *repo) PutDevicePolicy(ctx context.Context, p store.DevicePolicy) error 
 	}
 	return nil
 }
+
+func (r *repo) ItemPolicy(ctx context.Context) (store.ItemPolicy, error) {
+	var p store.ItemPolicy
+	var days int64
+	err := r.q.QueryRow(ctx, `SELECT escalation_days FROM item_policy WHERE id = 1`).Scan(&days)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return p, fmt.Errorf("read the item policy: %w", err)
+	}
+	p.EscalationDays = uint32(days)
+	return p, nil
+}
+
+func (r *repo) PutItemPolicy(ctx context.Context, p store.ItemPolicy) error {
+	_, err := r.q.Exec(ctx, `INSERT INTO item_policy (id, escalation_days) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET escalation_days = excluded.escalation_days`, int64(p.EscalationDays))
+	if err != nil {
+		return fmt.Errorf("set the item policy: %w", err)
+	}
+	return nil
+}

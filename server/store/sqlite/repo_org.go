@@ -439,3 +439,21 @@ func (t *tx) PutDevicePolicy(ctx context.Context, p store.DevicePolicy) error {
 	}
 	return nil
 }
+
+func (t *tx) ItemPolicy(ctx context.Context) (store.ItemPolicy, error) {
+	var p store.ItemPolicy
+	err := t.QueryRowContext(ctx, `SELECT escalation_days FROM item_policy WHERE id = 1`).Scan(&p.EscalationDays)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("read the item policy: %w", err)
+	}
+	return p, nil
+}
+
+func (t *tx) PutItemPolicy(ctx context.Context, p store.ItemPolicy) error {
+	_, err := t.ExecContext(ctx, `INSERT INTO item_policy (id, escalation_days) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET escalation_days = excluded.escalation_days`, p.EscalationDays)
+	if err != nil {
+		return fmt.Errorf("set the item policy: %w", err)
+	}
+	return nil
+}

@@ -1235,6 +1235,17 @@ func testReposAuth(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		}
 	}
 
+	// The item policy, likewise.
+	if got := inView(e, "ItemPolicy", func(tx store.Tx) (store.ItemPolicy, error) { return tx.ItemPolicy(ctx) }); got != (store.ItemPolicy{}) {
+		t.Errorf("ItemPolicy before any = %+v; want none", got)
+	}
+	for _, p := range []store.ItemPolicy{{EscalationDays: 3}, {EscalationDays: 14}} {
+		e.update("PutItemPolicy", func(tx store.Tx) error { return tx.PutItemPolicy(ctx, p) })
+		if got := inView(e, "ItemPolicy", func(tx store.Tx) (store.ItemPolicy, error) { return tx.ItemPolicy(ctx) }); got != p {
+			t.Errorf("ItemPolicy = %+v; want %+v", got, p)
+		}
+	}
+
 	// Passwords and sessions: a second admin of the same name keeps its
 	// own; a session expires, an expired one goes when the next is
 	// opened, and ending a session leaves the admin's token alone.
@@ -2609,6 +2620,16 @@ func (r *recordingTx) DevicePolicy(ctx context.Context) (store.DevicePolicy, err
 func (r *recordingTx) PutDevicePolicy(ctx context.Context, p store.DevicePolicy) error {
 	r.use("PutDevicePolicy")
 	return r.Tx.PutDevicePolicy(ctx, p)
+}
+
+func (r *recordingTx) ItemPolicy(ctx context.Context) (store.ItemPolicy, error) {
+	r.use("ItemPolicy")
+	return r.Tx.ItemPolicy(ctx)
+}
+
+func (r *recordingTx) PutItemPolicy(ctx context.Context, p store.ItemPolicy) error {
+	r.use("PutItemPolicy")
+	return r.Tx.PutItemPolicy(ctx, p)
 }
 
 // store.Auth

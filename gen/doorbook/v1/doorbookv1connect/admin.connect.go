@@ -91,6 +91,12 @@ const (
 	// AdminServiceSetDevicePolicyProcedure is the fully-qualified name of the AdminService's
 	// SetDevicePolicy RPC.
 	AdminServiceSetDevicePolicyProcedure = "/doorbook.v1.AdminService/SetDevicePolicy"
+	// AdminServiceSetItemPolicyProcedure is the fully-qualified name of the AdminService's
+	// SetItemPolicy RPC.
+	AdminServiceSetItemPolicyProcedure = "/doorbook.v1.AdminService/SetItemPolicy"
+	// AdminServiceGetItemPolicyProcedure is the fully-qualified name of the AdminService's
+	// GetItemPolicy RPC.
+	AdminServiceGetItemPolicyProcedure = "/doorbook.v1.AdminService/GetItemPolicy"
 	// AdminServiceGetDevicePolicyProcedure is the fully-qualified name of the AdminService's
 	// GetDevicePolicy RPC.
 	AdminServiceGetDevicePolicyProcedure = "/doorbook.v1.AdminService/GetDevicePolicy"
@@ -155,6 +161,12 @@ type AdminServiceClient interface {
 	// after how many it wipes itself. Phones learn it at their next pull.
 	SetDevicePolicy(context.Context, *v1.SetDevicePolicyRequest) (*v1.SetDevicePolicyResponse, error)
 	// GetDevicePolicy reads it.
+	// SetItemPolicy sets how the installation treats tracked items: how many
+	// days an item past its deadline stays with one level of the org tree
+	// (the community, then the street) before it goes up to the next (0:
+	// seven). Installation-wide admins set it.
+	SetItemPolicy(context.Context, *v1.SetItemPolicyRequest) (*v1.SetItemPolicyResponse, error)
+	GetItemPolicy(context.Context, *v1.GetItemPolicyRequest) (*v1.GetItemPolicyResponse, error)
 	GetDevicePolicy(context.Context, *v1.GetDevicePolicyRequest) (*v1.GetDevicePolicyResponse, error)
 }
 
@@ -294,6 +306,19 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("SetDevicePolicy")),
 			connect.WithClientOptions(opts...),
 		),
+		setItemPolicy: connect.NewClient[v1.SetItemPolicyRequest, v1.SetItemPolicyResponse](
+			httpClient,
+			baseURL+AdminServiceSetItemPolicyProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("SetItemPolicy")),
+			connect.WithClientOptions(opts...),
+		),
+		getItemPolicy: connect.NewClient[v1.GetItemPolicyRequest, v1.GetItemPolicyResponse](
+			httpClient,
+			baseURL+AdminServiceGetItemPolicyProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("GetItemPolicy")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		getDevicePolicy: connect.NewClient[v1.GetDevicePolicyRequest, v1.GetDevicePolicyResponse](
 			httpClient,
 			baseURL+AdminServiceGetDevicePolicyProcedure,
@@ -326,6 +351,8 @@ type adminServiceClient struct {
 	listDevices           *connect.Client[v1.ListDevicesRequest, v1.ListDevicesResponse]
 	revokeDevice          *connect.Client[v1.RevokeDeviceRequest, v1.RevokeDeviceResponse]
 	setDevicePolicy       *connect.Client[v1.SetDevicePolicyRequest, v1.SetDevicePolicyResponse]
+	setItemPolicy         *connect.Client[v1.SetItemPolicyRequest, v1.SetItemPolicyResponse]
+	getItemPolicy         *connect.Client[v1.GetItemPolicyRequest, v1.GetItemPolicyResponse]
 	getDevicePolicy       *connect.Client[v1.GetDevicePolicyRequest, v1.GetDevicePolicyResponse]
 }
 
@@ -509,6 +536,24 @@ func (c *adminServiceClient) SetDevicePolicy(ctx context.Context, req *v1.SetDev
 	return nil, err
 }
 
+// SetItemPolicy calls doorbook.v1.AdminService.SetItemPolicy.
+func (c *adminServiceClient) SetItemPolicy(ctx context.Context, req *v1.SetItemPolicyRequest) (*v1.SetItemPolicyResponse, error) {
+	response, err := c.setItemPolicy.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// GetItemPolicy calls doorbook.v1.AdminService.GetItemPolicy.
+func (c *adminServiceClient) GetItemPolicy(ctx context.Context, req *v1.GetItemPolicyRequest) (*v1.GetItemPolicyResponse, error) {
+	response, err := c.getItemPolicy.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // GetDevicePolicy calls doorbook.v1.AdminService.GetDevicePolicy.
 func (c *adminServiceClient) GetDevicePolicy(ctx context.Context, req *v1.GetDevicePolicyRequest) (*v1.GetDevicePolicyResponse, error) {
 	response, err := c.getDevicePolicy.CallUnary(ctx, connect.NewRequest(req))
@@ -577,6 +622,12 @@ type AdminServiceHandler interface {
 	// after how many it wipes itself. Phones learn it at their next pull.
 	SetDevicePolicy(context.Context, *v1.SetDevicePolicyRequest) (*v1.SetDevicePolicyResponse, error)
 	// GetDevicePolicy reads it.
+	// SetItemPolicy sets how the installation treats tracked items: how many
+	// days an item past its deadline stays with one level of the org tree
+	// (the community, then the street) before it goes up to the next (0:
+	// seven). Installation-wide admins set it.
+	SetItemPolicy(context.Context, *v1.SetItemPolicyRequest) (*v1.SetItemPolicyResponse, error)
+	GetItemPolicy(context.Context, *v1.GetItemPolicyRequest) (*v1.GetItemPolicyResponse, error)
 	GetDevicePolicy(context.Context, *v1.GetDevicePolicyRequest) (*v1.GetDevicePolicyResponse, error)
 }
 
@@ -712,6 +763,19 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("SetDevicePolicy")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceSetItemPolicyHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceSetItemPolicyProcedure,
+		svc.SetItemPolicy,
+		connect.WithSchema(adminServiceMethods.ByName("SetItemPolicy")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceGetItemPolicyHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceGetItemPolicyProcedure,
+		svc.GetItemPolicy,
+		connect.WithSchema(adminServiceMethods.ByName("GetItemPolicy")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	adminServiceGetDevicePolicyHandler := connect.NewUnaryHandlerSimple(
 		AdminServiceGetDevicePolicyProcedure,
 		svc.GetDevicePolicy,
@@ -761,6 +825,10 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceRevokeDeviceHandler.ServeHTTP(w, r)
 		case AdminServiceSetDevicePolicyProcedure:
 			adminServiceSetDevicePolicyHandler.ServeHTTP(w, r)
+		case AdminServiceSetItemPolicyProcedure:
+			adminServiceSetItemPolicyHandler.ServeHTTP(w, r)
+		case AdminServiceGetItemPolicyProcedure:
+			adminServiceGetItemPolicyHandler.ServeHTTP(w, r)
 		case AdminServiceGetDevicePolicyProcedure:
 			adminServiceGetDevicePolicyHandler.ServeHTTP(w, r)
 		default:
@@ -850,6 +918,14 @@ func (UnimplementedAdminServiceHandler) RevokeDevice(context.Context, *v1.Revoke
 
 func (UnimplementedAdminServiceHandler) SetDevicePolicy(context.Context, *v1.SetDevicePolicyRequest) (*v1.SetDevicePolicyResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.SetDevicePolicy is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) SetItemPolicy(context.Context, *v1.SetItemPolicyRequest) (*v1.SetItemPolicyResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.SetItemPolicy is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) GetItemPolicy(context.Context, *v1.GetItemPolicyRequest) (*v1.GetItemPolicyResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("doorbook.v1.AdminService.GetItemPolicy is not implemented"))
 }
 
 func (UnimplementedAdminServiceHandler) GetDevicePolicy(context.Context, *v1.GetDevicePolicyRequest) (*v1.GetDevicePolicyResponse, error) {
