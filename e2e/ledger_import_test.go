@@ -9,9 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/xuri/excelize/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
@@ -152,6 +155,34 @@ func TestLedgerImport(t *testing.T) {
 	assertSameState(t, "phone of Grid A vs server after the import", e.serverState(e.Grids[0]), dump(t, phone))
 	if n := len(dump(t, phone).Households); n != 2 {
 		t.Errorf("the phone of Grid A has %d households, want the 2 imported into it", n)
+	}
+
+	// The person–house linkage (人房关联率) of what was imported: 张伟's
+	// three members are all listed, 王芳 lists one of two, 刘洋 none of one.
+	pc, err := e.Admin.PutCampaign(ctx, &pb.PutCampaignRequest{NodeId: proto.String(street), Name: proto.String("入户走访"),
+		StartsAt: timestamppb.New(e.now.Now().Add(-time.Hour)), EndsAt: timestamppb.New(e.now.Now().Add(30 * 24 * time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.reports(e.adminToken).GetProgress(ctx, &pb.GetProgressRequest{NodeId: street, CampaignId: pc.GetCampaign().GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := rep.GetReport().GetTotal(); tot.GetMembers() != 6 || tot.GetMembersLinked() != 4 || tot.GetMembersMismatch() != 2 {
+		t.Errorf("linkage: %d of %d members linked, %d households mismatched; want 4 of 6, 2", tot.GetMembersLinked(), tot.GetMembers(), tot.GetMembersMismatch())
+	}
+	mismatched, err := e.reports(e.adminToken).ListReportHouseholds(ctx, &pb.ListReportHouseholdsRequest{NodeId: street, CampaignId: pc.GetCampaign().GetId(),
+		Metric: pb.ReportMetric_REPORT_METRIC_MEMBERS_MISMATCH})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var heads []string
+	for _, h := range mismatched.GetHouseholds() {
+		heads = append(heads, h.GetHeadName()+": "+h.GetDetail())
+	}
+	slices.Sort(heads)
+	if want := []string{"刘洋: 0 persons listed of 1 members", "王芳: 1 persons listed of 2 members"}; !slices.Equal(heads, want) {
+		t.Errorf("households whose members differ: %q, want %q", heads, want)
 	}
 
 	// 3. The same file again changes nothing.

@@ -153,7 +153,17 @@ type Figures struct {
 	ItemsOpen          int
 	ItemsOverdue       int
 	Survey             []Rate
+	// The person–house linkage (人房关联, seed 001): Members sums the
+	// member counts the ledger gives, MembersLinked how many of them have
+	// a person listed in their household (each household counts up to its
+	// count), MembersMismatch the households whose persons listed are not
+	// their member count.
+	Members, MembersLinked, MembersMismatch int
 }
+
+// LinkageRate is the people linked to their household over the people
+// the ledger counts (人房关联率), 0 when it counts none.
+func (f *Figures) LinkageRate() float64 { return ratio(f.MembersLinked, f.Members) }
 
 // Coverage is visited households over all, 0 when there are none.
 func (f *Figures) Coverage() float64 { return ratio(f.Visited, f.Households) }
@@ -187,6 +197,13 @@ func (a *Analysis) Figures(now time.Time, include func(*Household) bool) Figures
 		f.Households++
 		if h.VisitedInCampaign() {
 			f.Visited++
+		}
+		if h.MemberCount > 0 {
+			f.Members += int(h.MemberCount)
+			f.MembersLinked += int(min(int64(h.Persons), h.MemberCount))
+			if h.MembersMismatch() {
+				f.MembersMismatch++
+			}
 		}
 		if h.KeyGroup {
 			f.KeyGroupHouseholds++
@@ -280,6 +297,9 @@ const (
 	MetricRevisitsOverdue
 	MetricItemsOpen
 	MetricItemsOverdue
+	// MetricMembersMismatch: households whose persons listed are not
+	// their member count.
+	MetricMembersMismatch
 )
 
 // Match reports whether h is behind the metric at now, and why.
@@ -303,6 +323,8 @@ func (m Metric) Match(h *Household, now time.Time) (bool, string) {
 	case MetricItemsOverdue:
 		_, overdue := h.OpenItems(now)
 		return overdue > 0, itemsReason(h, now)
+	case MetricMembersMismatch:
+		return h.MembersMismatch(), fmt.Sprintf("%d persons listed of %d members", h.Persons, h.MemberCount)
 	}
 	return false, ""
 }

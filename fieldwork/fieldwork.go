@@ -45,6 +45,10 @@ type Household struct {
 	GridID   string
 	HeadName string
 	Address  string
+	// MemberCount is the ledger's member count (0 when not given);
+	// Persons how many persons are listed in the household.
+	MemberCount int64
+	Persons     int
 	// Categories: the household's tags that name a defined category.
 	Categories []string
 	KeyGroup   bool
@@ -57,6 +61,13 @@ type Household struct {
 	CampaignVisits int
 	FollowUp       *FollowUp
 	Items          []syncengine.Item
+}
+
+// MembersMismatch reports whether the household's member count is given
+// and its persons listed are another number: its people are not all
+// linked to it (人房关联), or the count is wrong.
+func (h *Household) MembersMismatch() bool {
+	return h.MemberCount > 0 && int64(h.Persons) != h.MemberCount
 }
 
 // MustVisit reports whether the household is in a must-visit category.

@@ -1257,7 +1257,10 @@ func TestMetricMatch(t *testing.T) {
 		{"items open without deadline", fieldwork.MetricItemsOverdue, fieldwork.Household{Items: []se.Item{item(se.ItemReported, time.Time{}, hh1)}}, false, "hazard reported"},
 		{"items done past deadline", fieldwork.MetricItemsOverdue, fieldwork.Household{Items: []se.Item{item(se.ItemResolved, apr(10, 0), hh1)}}, false, ""},
 		{"unknown metric", fieldwork.Metric(0), fieldwork.Household{}, false, ""},
-		{"metric past the last", fieldwork.MetricItemsOverdue + 1, fieldwork.Household{}, false, ""},
+		{"members mismatch", fieldwork.MetricMembersMismatch, fieldwork.Household{MemberCount: 5, Persons: 3}, true, "3 persons listed of 5 members"},
+		{"members all listed", fieldwork.MetricMembersMismatch, fieldwork.Household{MemberCount: 3, Persons: 3}, false, "3 persons listed of 3 members"},
+		{"no member count", fieldwork.MetricMembersMismatch, fieldwork.Household{Persons: 2}, false, "2 persons listed of 0 members"},
+		{"metric past the last", fieldwork.MetricMembersMismatch + 1, fieldwork.Household{}, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

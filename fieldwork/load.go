@@ -53,6 +53,10 @@ type HouseholdRow struct {
 	ID, GridID, HeadName, Address string
 	// Categories: the codes of its present tags.
 	Categories []string
+	// MemberCount is the ledger's member count (人口数; 0 when not given),
+	// Persons how many of its persons are listed (not deleted).
+	MemberCount int64
+	Persons     int
 }
 
 // VisitRow is a visit as seen from one household it covers (Ord is that
@@ -86,7 +90,7 @@ func Load(ctx context.Context, rows Rows, campaign *syncengine.Campaign, cats []
 func LoadUntil(ctx context.Context, rows Rows, campaign *syncengine.Campaign, cats []syncengine.Category, until time.Time) (*Analysis, error) {
 	b := NewBuilder(campaign, cats)
 	err := rows.Households(ctx, func(r *HouseholdRow) error {
-		b.AddHousehold(Household{ID: r.ID, GridID: r.GridID, HeadName: r.HeadName, Address: r.Address}, r.Categories)
+		b.AddHousehold(Household{ID: r.ID, GridID: r.GridID, HeadName: r.HeadName, Address: r.Address, MemberCount: r.MemberCount, Persons: r.Persons}, r.Categories)
 		return nil
 	})
 	if err != nil {

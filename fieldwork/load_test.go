@@ -36,7 +36,12 @@ func (m *memRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdRo
 		if !m.inScope(h.ID) {
 			continue
 		}
-		r := fieldwork.HouseholdRow{ID: h.ID, GridID: h.GridID.Value, HeadName: h.HeadName.Value, Address: h.Address.Value}
+		r := fieldwork.HouseholdRow{ID: h.ID, GridID: h.GridID.Value, HeadName: h.HeadName.Value, Address: h.Address.Value, MemberCount: h.MemberCount.Value}
+		for _, p := range m.b.Persons {
+			if p.HouseholdID == h.ID && !p.Deleted.Value {
+				r.Persons++
+			}
+		}
 		for _, t := range m.b.Tags {
 			if t.HouseholdID == h.ID && !t.Removed && !slices.Contains(r.Categories, t.Category) {
 				r.Categories = append(r.Categories, t.Category)

@@ -2,8 +2,10 @@ package fieldwork_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/doorbook/doorbook/fieldwork"
 	"github.com/doorbook/doorbook/syncengine"
@@ -111,5 +113,27 @@ func TestRankingValidateAndEncoding(t *testing.T) {
 		if _, err := fieldwork.DecodeRanking(bad); !errors.Is(err, syncengine.ErrInvalid) {
 			t.Errorf("DecodeRanking(%q): %v, want ErrInvalid", bad, err)
 		}
+	}
+}
+
+// TestLinkage: the person–house linkage rate (人房关联率, seed 001) counts
+// each household up to its member count; households without one do not
+// count; those whose persons listed differ are listed.
+func TestLinkage(t *testing.T) {
+	t.Parallel()
+	b := fieldwork.NewBuilder(nil, nil)
+	for i, h := range []fieldwork.Household{
+		{MemberCount: 3, Persons: 3}, // all linked
+		{MemberCount: 5, Persons: 2}, // 2 of 5
+		{MemberCount: 2, Persons: 4}, // more listed than counted: 2 of 2, a mismatch
+		{MemberCount: 0, Persons: 6}, // no count: not in the rate
+	} {
+		h.ID = fmt.Sprintf("h%d", i)
+		b.AddHousehold(h, nil)
+	}
+	f := b.Finish().Figures(time.Now(), nil)
+	if f.Members != 10 || f.MembersLinked != 7 || f.MembersMismatch != 2 || !near(f.LinkageRate(), 0.7) {
+		t.Errorf("linkage: %d of %d members linked, %d households mismatched, rate %.2f; want 7 of 10, 2, 0.70",
+			f.MembersLinked, f.Members, f.MembersMismatch, f.LinkageRate())
 	}
 }

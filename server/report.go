@@ -95,6 +95,7 @@ func figuresToProto(n store.OrgNode, f *fieldwork.Figures, placed, escalated int
 		KeyGroupHouseholds: uint32(f.KeyGroupHouseholds), KeyGroupVisited: uint32(f.KeyGroupVisited),
 		MustVisitOverdue: uint32(f.MustVisitOverdue), RevisitsOpen: uint32(f.RevisitsOpen), RevisitsOverdue: uint32(f.RevisitsOverdue),
 		ItemsOpen: uint32(f.ItemsOpen), ItemsOverdue: uint32(f.ItemsOverdue),
+		Members: uint32(f.Members), MembersLinked: uint32(f.MembersLinked), MembersMismatch: uint32(f.MembersMismatch),
 	}
 	for _, r := range f.Survey {
 		out.Survey = append(out.Survey, &pb.SurveyRate{Question: r.Question.Code, TextZh: r.Question.TextZH, TextEn: r.Question.TextEN,
@@ -228,7 +229,7 @@ func (s *reportService) weeks(ctx context.Context, node string, c *syncengine.Ca
 
 func (s *reportService) ListReportHouseholds(ctx context.Context, req *pb.ListReportHouseholdsRequest) (*pb.ListReportHouseholdsResponse, error) {
 	metric := fieldwork.Metric(req.GetMetric())
-	if metric < fieldwork.MetricNotVisited || metric > fieldwork.MetricItemsOverdue {
+	if metric < fieldwork.MetricNotVisited || metric > fieldwork.MetricMembersMismatch {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("unknown metric %v", req.GetMetric()))
 	}
 	an, err := s.analyze(ctx, req.GetNodeId(), req.GetCampaignId(), until(req.GetAt()))

@@ -66,7 +66,7 @@ Verbs:
                                                the node's grids; --dry-run says what each row would do
 
 METRIC: not_visited, visited, key_group_not_visited, must_visit_overdue, revisits_open, revisits_overdue,
-items_open, items_overdue. --until is the campaign's last day. --survey adds the standard questions
+items_open, items_overdue, members_mismatch. --until is the campaign's last day. --survey adds the standard questions
 (aware 1–2, satisfied 1–5, safe 1–5).
 
 ROLE: grid_worker, community_worker, cadre, police_officer, leader, teacher, district_leader, department_leader

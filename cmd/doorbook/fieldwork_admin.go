@@ -305,7 +305,7 @@ func (c *adminCmd) report(args []string) error {
 	r := res.GetReport()
 	return c.out.print(r, func(w io.Writer) {
 		fmt.Fprintf(w, "campaign %s at %s\n", r.GetCampaign().GetName().GetValue(), r.GetAt().AsTime().Local().Format(time.RFC3339))
-		fmt.Fprintln(w, "RANK\tNODE\tHOUSEHOLDS\tVISITED\tCOVERAGE\tKEY GROUP\tKEY RATE\tMUST-VISIT OVERDUE\tREVISITS OPEN/OVERDUE\tITEMS OPEN/OVERDUE/ESCALATED\tWITH POSITION\tSCORE\tREWARD COMMUNITY/CADRE")
+		fmt.Fprintln(w, "RANK\tNODE\tHOUSEHOLDS\tVISITED\tCOVERAGE\tKEY GROUP\tKEY RATE\tMUST-VISIT OVERDUE\tREVISITS OPEN/OVERDUE\tITEMS OPEN/OVERDUE/ESCALATED\tWITH POSITION\tLINKAGE\tSCORE\tREWARD COMMUNITY/CADRE")
 		weighed := len(r.GetRanking().GetWeights()) > 0
 		row := func(rank string, f *pb.ProgressFigures) {
 			name := f.GetNode().GetName()
@@ -319,10 +319,10 @@ func (c *adminCmd) report(args []string) error {
 			if f.GetRewardCommunityYuan() != 0 || f.GetRewardLinkCadreYuan() != 0 {
 				reward = fmt.Sprintf("%d/%d", f.GetRewardCommunityYuan(), f.GetRewardLinkCadreYuan())
 			}
-			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d/%d\t%s\t%d\t%d/%d\t%d/%d/%d\t%d\t%s\t%s\n", rank, name, f.GetHouseholds(), f.GetVisited(),
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d/%d\t%s\t%d\t%d/%d\t%d/%d/%d\t%d\t%s\t%s\t%s\n", rank, name, f.GetHouseholds(), f.GetVisited(),
 				pct(f.GetVisited(), f.GetHouseholds()), f.GetKeyGroupVisited(), f.GetKeyGroupHouseholds(),
 				pct(f.GetKeyGroupVisited(), f.GetKeyGroupHouseholds()), f.GetMustVisitOverdue(), f.GetRevisitsOpen(), f.GetRevisitsOverdue(),
-				f.GetItemsOpen(), f.GetItemsOverdue(), f.GetItemsEscalated(), f.GetVisitsWithPosition(), score, reward)
+				f.GetItemsOpen(), f.GetItemsOverdue(), f.GetItemsEscalated(), f.GetVisitsWithPosition(), pct(f.GetMembersLinked(), f.GetMembers()), score, reward)
 		}
 		row("", r.GetTotal())
 		for i, f := range r.GetCommunities() {

@@ -127,6 +127,10 @@ func campaign(tb testing.TB, qs ...se.Question) *se.Campaign {
 type hh struct {
 	id, grid, address string
 	tags              []string
+	// members is the ledger's member count, persons how many are listed
+	// (one more deleted, which does not count).
+	members int64
+	persons int
 }
 
 // stored is a scenario as a backend stores it.
@@ -145,7 +149,14 @@ func (s stored) bundle() *se.Bundle {
 			ID: h.id, GridID: se.NewRegister(h.grid, clock(1)), Address: se.NewRegister(h.address, clock(1)),
 			Deleted: se.NewRegister(slices.Contains(s.deleted, h.id), clock(1)),
 		}
+		if h.members > 0 {
+			row.MemberCount = se.NewRegister(h.members, clock(1))
+		}
 		b.Households = append(b.Households, row)
+		for j := range h.persons + 1 {
+			b.Persons = append(b.Persons, se.Person{ID: fmt.Sprintf("00000000-0000-7000-8000-00000006%02d%02d", i, j), HouseholdID: h.id,
+				Name: se.NewRegister(fmt.Sprint("person ", j), clock(1)), Deleted: se.NewRegister(j == h.persons, clock(1))})
+		}
 		for j, tag := range h.tags {
 			b.Tags = append(b.Tags, se.TagElement{
 				AddID: fmt.Sprintf("00000000-0000-7000-8000-00000007%02d%02d", i, j), HouseholdID: h.id, Category: tag, Clock: clock(2),
@@ -192,7 +203,7 @@ func expectedUntil(c *se.Campaign, s stored, grids []string, until time.Time) *f
 	b := fieldwork.NewBuilder(c, categories())
 	for _, h := range s.households {
 		if slices.Contains(grids, h.grid) && !slices.Contains(s.deleted, h.id) {
-			b.AddHousehold(fieldwork.Household{ID: h.id, GridID: h.grid, Address: h.address}, slices.Clone(h.tags))
+			b.AddHousehold(fieldwork.Household{ID: h.id, GridID: h.grid, Address: h.address, MemberCount: h.members, Persons: h.persons}, slices.Clone(h.tags))
 		}
 	}
 	for _, v := range s.visits {
@@ -233,8 +244,8 @@ func (s stored) validate(tb testing.TB) {
 
 // households are the households of the scenarios.
 var households = []hh{
-	{id: hh1, grid: grid1, address: "1 Oak", tags: []string{"petitioner"}},
-	{id: hh2, grid: grid1, address: "2 Oak", tags: []string{"vulnerable", "drug_user"}},
+	{id: hh1, grid: grid1, address: "1 Oak", tags: []string{"petitioner"}, members: 3, persons: 3},
+	{id: hh2, grid: grid1, address: "2 Oak", tags: []string{"vulnerable", "drug_user"}, members: 4, persons: 1},
 	{id: hh3, grid: grid1, address: "3 Oak"},
 	{id: hh4, grid: grid2, address: "1 Elm", tags: []string{"notable"}},
 	{id: hh5, grid: grid2, address: "2 Elm"},
@@ -414,6 +425,9 @@ func testLoadAgreesWithBuilder(t *testing.T, open OpenRows) {
 				g := got.Household(w.ID)
 				if !slices.Equal(g.Categories, w.Categories) || g.KeyGroup != w.KeyGroup || g.IntervalDays != w.IntervalDays {
 					t.Errorf("%s: categories %v key %v every %d; want %v, %v, %d", w.ID, g.Categories, g.KeyGroup, g.IntervalDays, w.Categories, w.KeyGroup, w.IntervalDays)
+				}
+				if g.MemberCount != w.MemberCount || g.Persons != w.Persons {
+					t.Errorf("%s: %d persons of %d members; want %d of %d", w.ID, g.Persons, g.MemberCount, w.Persons, w.MemberCount)
 				}
 				if !g.LastVisit.Equal(w.LastVisit) || g.CampaignVisits != w.CampaignVisits {
 					t.Errorf("%s: last visit %s, %d campaign visits; want %s, %d", w.ID, g.LastVisit, g.CampaignVisits, w.LastVisit, w.CampaignVisits)

@@ -65,15 +65,16 @@ func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 	if err := rows.Close(); err != nil {
 		return err
 	}
-	rows, err = q.QueryContext(ctx, `SELECT id, grid_id, head_name, address FROM households
-		WHERE deleted = 0 AND `+g.col+` IN (`+in+`) ORDER BY id`, toArgs(grids)...)
+	rows, err = q.QueryContext(ctx, `SELECT id, grid_id, head_name, address, member_count,
+			(SELECT count(*) FROM persons p WHERE p.household_id = households.id AND p.deleted = 0)
+		FROM households WHERE deleted = 0 AND `+g.col+` IN (`+in+`) ORDER BY id`, toArgs(grids)...)
 	if err != nil {
 		return fmt.Errorf("read households: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var h fieldwork.HouseholdRow
-		if err := rows.Scan(&h.ID, &h.GridID, &h.HeadName, &h.Address); err != nil {
+		if err := rows.Scan(&h.ID, &h.GridID, &h.HeadName, &h.Address, &h.MemberCount, &h.Persons); err != nil {
 			return err
 		}
 		h.Categories = tags[h.ID]

@@ -22,6 +22,7 @@ var metrics = map[string]struct {
 	"revisits_overdue":   {pb.ReportMetric_REPORT_METRIC_REVISITS_OVERDUE, "m_revisits_overdue"},
 	"items_open":         {pb.ReportMetric_REPORT_METRIC_ITEMS_OPEN, "items"},
 	"items_overdue":      {pb.ReportMetric_REPORT_METRIC_ITEMS_OVERDUE, "m_items_overdue"},
+	"members_mismatch":   {pb.ReportMetric_REPORT_METRIC_MEMBERS_MISMATCH, "m_members_mismatch"},
 }
 
 // householdsPage is how many households a page lists.

@@ -35,6 +35,8 @@ const (
 	ReportMetric_REPORT_METRIC_REVISITS_OVERDUE      ReportMetric = 6
 	ReportMetric_REPORT_METRIC_ITEMS_OPEN            ReportMetric = 7
 	ReportMetric_REPORT_METRIC_ITEMS_OVERDUE         ReportMetric = 8
+	// Households whose persons listed are not their member count.
+	ReportMetric_REPORT_METRIC_MEMBERS_MISMATCH ReportMetric = 9
 )
 
 // Enum value maps for ReportMetric.
@@ -49,6 +51,7 @@ var (
 		6: "REPORT_METRIC_REVISITS_OVERDUE",
 		7: "REPORT_METRIC_ITEMS_OPEN",
 		8: "REPORT_METRIC_ITEMS_OVERDUE",
+		9: "REPORT_METRIC_MEMBERS_MISMATCH",
 	}
 	ReportMetric_value = map[string]int32{
 		"REPORT_METRIC_UNSPECIFIED":           0,
@@ -60,6 +63,7 @@ var (
 		"REPORT_METRIC_REVISITS_OVERDUE":      6,
 		"REPORT_METRIC_ITEMS_OPEN":            7,
 		"REPORT_METRIC_ITEMS_OVERDUE":         8,
+		"REPORT_METRIC_MEMBERS_MISMATCH":      9,
 	}
 )
 
@@ -613,8 +617,16 @@ type ProgressFigures struct {
 	Score               float64 `protobuf:"fixed64,15,opt,name=score,proto3" json:"score,omitempty"`
 	RewardCommunityYuan int64   `protobuf:"varint,16,opt,name=reward_community_yuan,json=rewardCommunityYuan,proto3" json:"reward_community_yuan,omitempty"`
 	RewardLinkCadreYuan int64   `protobuf:"varint,17,opt,name=reward_link_cadre_yuan,json=rewardLinkCadreYuan,proto3" json:"reward_link_cadre_yuan,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The person–house linkage (人房关联率 = members_linked / members): the
+	// member counts the ledger gives, summed; how many of those people are
+	// listed as persons of their household (each household up to its
+	// count); and the households whose persons listed are another number
+	// than their count (REPORT_METRIC_MEMBERS_MISMATCH lists them).
+	Members         uint32 `protobuf:"varint,18,opt,name=members,proto3" json:"members,omitempty"`
+	MembersLinked   uint32 `protobuf:"varint,19,opt,name=members_linked,json=membersLinked,proto3" json:"members_linked,omitempty"`
+	MembersMismatch uint32 `protobuf:"varint,20,opt,name=members_mismatch,json=membersMismatch,proto3" json:"members_mismatch,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ProgressFigures) Reset() {
@@ -762,6 +774,27 @@ func (x *ProgressFigures) GetRewardCommunityYuan() int64 {
 func (x *ProgressFigures) GetRewardLinkCadreYuan() int64 {
 	if x != nil {
 		return x.RewardLinkCadreYuan
+	}
+	return 0
+}
+
+func (x *ProgressFigures) GetMembers() uint32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *ProgressFigures) GetMembersLinked() uint32 {
+	if x != nil {
+		return x.MembersLinked
+	}
+	return 0
+}
+
+func (x *ProgressFigures) GetMembersMismatch() uint32 {
+	if x != nil {
+		return x.MembersMismatch
 	}
 	return 0
 }
@@ -2213,7 +2246,7 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12+\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x17.doorbook.v1.WorkerRoleR\x04role\x12\x18\n" +
 	"\avisited\x18\x04 \x01(\rR\avisited\x12\x14\n" +
-	"\x05quota\x18\x05 \x01(\rR\x05quota\"\xb4\x05\n" +
+	"\x05quota\x18\x05 \x01(\rR\x05quota\"\xa0\x06\n" +
 	"\x0fProgressFigures\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.doorbook.v1.OrgNodeR\x04node\x12\x1e\n" +
 	"\n" +
@@ -2235,7 +2268,10 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\x04rank\x18\x0e \x01(\rR\x04rank\x12\x14\n" +
 	"\x05score\x18\x0f \x01(\x01R\x05score\x122\n" +
 	"\x15reward_community_yuan\x18\x10 \x01(\x03R\x13rewardCommunityYuan\x123\n" +
-	"\x16reward_link_cadre_yuan\x18\x11 \x01(\x03R\x13rewardLinkCadreYuan\"\xf6\x02\n" +
+	"\x16reward_link_cadre_yuan\x18\x11 \x01(\x03R\x13rewardLinkCadreYuan\x12\x18\n" +
+	"\amembers\x18\x12 \x01(\rR\amembers\x12%\n" +
+	"\x0emembers_linked\x18\x13 \x01(\rR\rmembersLinked\x12)\n" +
+	"\x10members_mismatch\x18\x14 \x01(\rR\x0fmembersMismatch\"\xf6\x02\n" +
 	"\x0eProgressReport\x121\n" +
 	"\bcampaign\x18\x01 \x01(\v2\x15.doorbook.v1.CampaignR\bcampaign\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
@@ -2360,7 +2396,7 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\fzero_reports\x18\x03 \x03(\v2\x17.doorbook.v1.ZeroReportR\vzeroReports\x12\x16\n" +
 	"\x06silent\x18\x04 \x01(\bR\x06silent\"I\n" +
 	"\x15ListReportingResponse\x120\n" +
-	"\x05units\x18\x01 \x03(\v2\x1a.doorbook.v1.ReportingUnitR\x05units*\xba\x02\n" +
+	"\x05units\x18\x01 \x03(\v2\x1a.doorbook.v1.ReportingUnitR\x05units*\xde\x02\n" +
 	"\fReportMetric\x12\x1d\n" +
 	"\x19REPORT_METRIC_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19REPORT_METRIC_NOT_VISITED\x10\x01\x12\x19\n" +
@@ -2370,7 +2406,8 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\x1bREPORT_METRIC_REVISITS_OPEN\x10\x05\x12\"\n" +
 	"\x1eREPORT_METRIC_REVISITS_OVERDUE\x10\x06\x12\x1c\n" +
 	"\x18REPORT_METRIC_ITEMS_OPEN\x10\a\x12\x1f\n" +
-	"\x1bREPORT_METRIC_ITEMS_OVERDUE\x10\b*\x9f\x01\n" +
+	"\x1bREPORT_METRIC_ITEMS_OVERDUE\x10\b\x12\"\n" +
+	"\x1eREPORT_METRIC_MEMBERS_MISMATCH\x10\t*\x9f\x01\n" +
 	"\n" +
 	"ExportKind\x12\x1b\n" +
 	"\x17EXPORT_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +

@@ -60,9 +60,10 @@ func (g *gridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 	}
 	var h fieldwork.HouseholdRow
 	err := forEach(ctx, g.q, `SELECT h.id, h.grid_id, h.head_name, h.address,
-			(SELECT array_agg(DISTINCT t.category ORDER BY t.category) FROM tag_elements t WHERE t.household_id = h.id AND NOT t.removed)
+			(SELECT array_agg(DISTINCT t.category ORDER BY t.category) FROM tag_elements t WHERE t.household_id = h.id AND NOT t.removed),
+			h.member_count, (SELECT count(*) FROM persons p WHERE p.household_id = h.id AND NOT p.deleted)
 		FROM households h WHERE NOT h.deleted AND `+g.col+` = ANY($1) ORDER BY h.id`, []any{g.grids},
-		[]any{&h.ID, &h.GridID, &h.HeadName, &h.Address, &h.Categories}, func() error {
+		[]any{&h.ID, &h.GridID, &h.HeadName, &h.Address, &h.Categories, &h.MemberCount, &h.Persons}, func() error {
 			row := h
 			return fn(&row)
 		})
