@@ -99,8 +99,7 @@ type Outcome struct {
 	// Categories are the codes of the categories it adds.
 	Categories []string
 
-	row     Values
-	current *Current
+	row Values
 }
 
 // Values are a row's values, checked and in the ledger's form.
@@ -119,7 +118,7 @@ type Values struct {
 // twice plans nothing the second time: a row's empty cell leaves the
 // field as it is, and persons and categories are only added.
 func Plan(t *Table, s Setting) []Outcome {
-	p := newPlanner(t, s)
+	p := newPlanner(s)
 	out := make([]Outcome, len(t.Rows))
 	// Rows that give the id of a household first, then those that give a
 	// new one, then those found by grid, address and head: a row with an
@@ -146,7 +145,6 @@ func Plan(t *Table, s Setting) []Outcome {
 }
 
 type planner struct {
-	t      *Table
 	s      Setting
 	byName map[string][]Grid // by the grid's name, and by community/grid
 	byID   map[string]Grid
@@ -159,8 +157,8 @@ type planner struct {
 	claimed map[string]string
 }
 
-func newPlanner(t *Table, s Setting) *planner {
-	p := &planner{t: t, s: s, byName: map[string][]Grid{}, byID: map[string]Grid{}, cats: map[string]string{},
+func newPlanner(s Setting) *planner {
+	p := &planner{s: s, byName: map[string][]Grid{}, byID: map[string]Grid{}, cats: map[string]string{},
 		homes: map[string]*Current{}, byKey: map[string][]*Current{}, seen: map[string]int{}, claimed: map[string]string{}}
 	for _, g := range s.Grids {
 		p.byID[g.ID] = g
@@ -242,7 +240,6 @@ func (p *planner) row(r *Row) Outcome {
 		o.HouseholdID = v.ID
 		o.changes(v, &Current{})
 	} else {
-		o.current = cur
 		o.HouseholdID = cur.Household.ID
 		o.changes(v, cur)
 		o.Action = Update
