@@ -197,6 +197,11 @@ func TestLedgerImport(t *testing.T) {
 	if again.GetApplied() {
 		t.Error("the same file again wrote something")
 	}
+	// It is still an import in the audit log, not a dry run.
+	if log, err := e.reports(e.adminToken).ListAuditLog(ctx, &pb.ListAuditLogRequest{Limit: 1}); err != nil || len(log.GetEntries()) != 1 ||
+		log.GetEntries()[0].GetAction() != "import ledger" {
+		t.Errorf("the audit log's newest entry after the same file again: %v (%v), want import ledger", log.GetEntries(), err)
+	}
 
 	// 4. The export, as .xlsx, edited in Excel and imported back: only the
 	// cell edited changes.

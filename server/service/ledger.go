@@ -75,12 +75,13 @@ func (s *Service) ImportLedger(ctx context.Context, p store.Principal, in store.
 		b.Persons = append(b.Persons, rows.Persons...)
 		b.Tags = append(b.Tags, rows.Tags...)
 	}
-	entry := store.AuditEntry{ID: newID(), At: s.now(), AdminID: p.ID, Action: "import ledger (dry run)", NodeID: in.NodeID}
-	if len(b.Households)+len(b.Persons)+len(b.Tags) > 0 {
-		entry.Action = "import ledger"
+	entry := store.AuditEntry{ID: newID(), At: s.now(), AdminID: p.ID, Action: "import ledger", NodeID: in.NodeID}
+	if in.DryRun {
+		entry.Action = "import ledger (dry run)"
 	}
+	write := len(b.Households)+len(b.Persons)+len(b.Tags) > 0
 	err = s.db.Update(ctx, func(tx store.Tx) error {
-		if entry.Action == "import ledger" {
+		if write {
 			if err := importRows(ctx, tx, p, b); err != nil {
 				return err
 			}
@@ -90,7 +91,7 @@ func (s *Service) ImportLedger(ctx context.Context, p store.Principal, in store.
 	if err != nil {
 		return rep, fmt.Errorf("import ledger: %w", err)
 	}
-	rep.Applied = entry.Action == "import ledger"
+	rep.Applied = write
 	return rep, nil
 }
 
