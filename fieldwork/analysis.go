@@ -159,6 +159,9 @@ type Figures struct {
 	// count), MembersMismatch the households whose persons listed are not
 	// their member count.
 	Members, MembersLinked, MembersMismatch int
+	// Persons listed (not moved away), of them migrants (流动人口), and
+	// persons moved away (迁出).
+	Persons, Migrants, MovedAway int
 }
 
 // LinkageRate is the people linked to their household over the people
@@ -198,6 +201,9 @@ func (a *Analysis) Figures(now time.Time, include func(*Household) bool) Figures
 		if h.VisitedInCampaign() {
 			f.Visited++
 		}
+		f.Persons += h.Persons
+		f.Migrants += h.Migrants
+		f.MovedAway += h.MovedAway
 		if h.MemberCount > 0 {
 			f.Members += int(h.MemberCount)
 			f.MembersLinked += int(min(int64(h.Persons), h.MemberCount))

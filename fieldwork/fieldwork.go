@@ -46,9 +46,11 @@ type Household struct {
 	HeadName string
 	Address  string
 	// MemberCount is the ledger's member count (0 when not given);
-	// Persons how many persons are listed in the household.
-	MemberCount int64
-	Persons     int
+	// Persons how many persons are listed in the household (not moved
+	// away), Migrants how many of those are migrants, MovedAway how many
+	// more have moved away.
+	MemberCount                  int64
+	Persons, Migrants, MovedAway int
 	// Categories: the household's tags that name a defined category.
 	Categories []string
 	KeyGroup   bool

@@ -54,9 +54,11 @@ type HouseholdRow struct {
 	// Categories: the codes of its present tags.
 	Categories []string
 	// MemberCount is the ledger's member count (人口数; 0 when not given),
-	// Persons how many of its persons are listed (not deleted).
-	MemberCount int64
-	Persons     int
+	// Persons how many of its persons are listed (not deleted, not moved
+	// away); Migrants of them are migrants (流动人口), and MovedAway more
+	// persons have moved away (迁出).
+	MemberCount                  int64
+	Persons, Migrants, MovedAway int
 }
 
 // VisitRow is a visit as seen from one household it covers (Ord is that
@@ -90,7 +92,8 @@ func Load(ctx context.Context, rows Rows, campaign *syncengine.Campaign, cats []
 func LoadUntil(ctx context.Context, rows Rows, campaign *syncengine.Campaign, cats []syncengine.Category, until time.Time) (*Analysis, error) {
 	b := NewBuilder(campaign, cats)
 	err := rows.Households(ctx, func(r *HouseholdRow) error {
-		b.AddHousehold(Household{ID: r.ID, GridID: r.GridID, HeadName: r.HeadName, Address: r.Address, MemberCount: r.MemberCount, Persons: r.Persons}, r.Categories)
+		b.AddHousehold(Household{ID: r.ID, GridID: r.GridID, HeadName: r.HeadName, Address: r.Address, MemberCount: r.MemberCount, Persons: r.Persons,
+			Migrants: r.Migrants, MovedAway: r.MovedAway}, r.Categories)
 		return nil
 	})
 	if err != nil {

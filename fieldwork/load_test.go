@@ -38,7 +38,16 @@ func (m *memRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdRo
 		}
 		r := fieldwork.HouseholdRow{ID: h.ID, GridID: h.GridID.Value, HeadName: h.HeadName.Value, Address: h.Address.Value, MemberCount: h.MemberCount.Value}
 		for _, p := range m.b.Persons {
-			if p.HouseholdID == h.ID && !p.Deleted.Value {
+			if p.HouseholdID != h.ID || p.Deleted.Value {
+				continue
+			}
+			switch p.Residence.Value {
+			case se.ResidenceMovedAway:
+				r.MovedAway++
+			case se.ResidenceMigrant:
+				r.Migrants++
+				r.Persons++
+			default:
 				r.Persons++
 			}
 		}

@@ -96,6 +96,7 @@ func figuresToProto(n store.OrgNode, f *fieldwork.Figures, placed, escalated int
 		MustVisitOverdue: uint32(f.MustVisitOverdue), RevisitsOpen: uint32(f.RevisitsOpen), RevisitsOverdue: uint32(f.RevisitsOverdue),
 		ItemsOpen: uint32(f.ItemsOpen), ItemsOverdue: uint32(f.ItemsOverdue),
 		Members: uint32(f.Members), MembersLinked: uint32(f.MembersLinked), MembersMismatch: uint32(f.MembersMismatch),
+		Persons: uint32(f.Persons), PersonsMigrant: uint32(f.Migrants), PersonsMovedAway: uint32(f.MovedAway),
 	}
 	for _, r := range f.Survey {
 		out.Survey = append(out.Survey, &pb.SurveyRate{Question: r.Question.Code, TextZh: r.Question.TextZH, TextEn: r.Question.TextEN,

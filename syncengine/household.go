@@ -114,6 +114,21 @@ type Person struct {
 	Relation    Register[string]
 	Notes       Register[string]
 	Deleted     Register[bool]
+	// Residence is where the person stands in the ledger: one of the
+	// Residence values ("" for not said).
+	Residence Register[string]
+}
+
+// A person's residence status (户籍/流动人口/迁出).
+const (
+	ResidenceResident  = "resident"
+	ResidenceMigrant   = "migrant"
+	ResidenceMovedAway = "moved_away"
+)
+
+// ValidResidence reports whether s is a residence status, or "".
+func ValidResidence(s string) bool {
+	return s == "" || s == ResidenceResident || s == ResidenceMigrant || s == ResidenceMovedAway
 }
 
 var personFields = []field[Person]{
@@ -125,6 +140,7 @@ var personFields = []field[Person]{
 	{name: "relation", str: func(p *Person) *Register[string] { return &p.Relation }},
 	{name: "notes", str: func(p *Person) *Register[string] { return &p.Notes }},
 	{name: "deleted", flag: func(p *Person) *Register[bool] { return &p.Deleted }},
+	{name: "residence", str: func(p *Person) *Register[string] { return &p.Residence }},
 }
 
 // PersonFieldNames lists the person's fields by name, in storage order.
@@ -188,6 +204,9 @@ func (p *Person) Validate() error {
 		if err := checkText(f.name, f.str(p).Value, limit); err != nil {
 			return err
 		}
+	}
+	if !ValidResidence(p.Residence.Value) {
+		return fmt.Errorf("%w: residence %q is none of resident, migrant, moved_away", ErrInvalid, truncate(p.Residence.Value))
 	}
 	return nil
 }

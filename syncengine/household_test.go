@@ -436,3 +436,21 @@ func TestPersonValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestPersonResidence: a person's residence status is one of three, or
+// not said; anything else is invalid, on the phone and on the server.
+func TestPersonResidence(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"", true}, {se.ResidenceResident, true}, {se.ResidenceMigrant, true}, {se.ResidenceMovedAway, true},
+		{"tourist", false}, {"Migrant", false}, {"流动人口", false},
+	} {
+		p := se.Person{ID: "00000000-0000-7000-8000-000000000001", HouseholdID: "00000000-0000-7000-8000-000000000002",
+			Residence: se.NewRegister(tc.value, se.Clock{HLC: 1, Node: 1})}
+		if err := p.Validate(); (err == nil) != tc.ok || err != nil && !errors.Is(err, se.ErrInvalid) {
+			t.Errorf("residence %q: %v, want ok %v", tc.value, err, tc.ok)
+		}
+	}
+}

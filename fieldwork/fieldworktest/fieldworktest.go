@@ -128,9 +128,10 @@ type hh struct {
 	id, grid, address string
 	tags              []string
 	// members is the ledger's member count, persons how many are listed
-	// (one more deleted, which does not count).
-	members int64
-	persons int
+	// (one more deleted, which does not count), the first migrants of
+	// them migrants; movedAway more have moved away.
+	members                      int64
+	persons, migrants, movedAway int
 }
 
 // stored is a scenario as a backend stores it.
@@ -153,9 +154,17 @@ func (s stored) bundle() *se.Bundle {
 			row.MemberCount = se.NewRegister(h.members, clock(1))
 		}
 		b.Households = append(b.Households, row)
-		for j := range h.persons + 1 {
+		for j := range h.persons + 1 + h.movedAway {
+			residence := ""
+			switch {
+			case j < h.migrants:
+				residence = se.ResidenceMigrant
+			case j > h.persons:
+				residence = se.ResidenceMovedAway
+			}
 			b.Persons = append(b.Persons, se.Person{ID: fmt.Sprintf("00000000-0000-7000-8000-00000006%02d%02d", i, j), HouseholdID: h.id,
-				Name: se.NewRegister(fmt.Sprint("person ", j), clock(1)), Deleted: se.NewRegister(j == h.persons, clock(1))})
+				Name: se.NewRegister(fmt.Sprint("person ", j), clock(1)), Deleted: se.NewRegister(j == h.persons, clock(1)),
+				Residence: se.NewRegister(residence, clock(1))})
 		}
 		for j, tag := range h.tags {
 			b.Tags = append(b.Tags, se.TagElement{
@@ -203,7 +212,8 @@ func expectedUntil(c *se.Campaign, s stored, grids []string, until time.Time) *f
 	b := fieldwork.NewBuilder(c, categories())
 	for _, h := range s.households {
 		if slices.Contains(grids, h.grid) && !slices.Contains(s.deleted, h.id) {
-			b.AddHousehold(fieldwork.Household{ID: h.id, GridID: h.grid, Address: h.address, MemberCount: h.members, Persons: h.persons}, slices.Clone(h.tags))
+			b.AddHousehold(fieldwork.Household{ID: h.id, GridID: h.grid, Address: h.address, MemberCount: h.members, Persons: h.persons,
+				Migrants: h.migrants, MovedAway: h.movedAway}, slices.Clone(h.tags))
 		}
 	}
 	for _, v := range s.visits {
@@ -245,7 +255,7 @@ func (s stored) validate(tb testing.TB) {
 // households are the households of the scenarios.
 var households = []hh{
 	{id: hh1, grid: grid1, address: "1 Oak", tags: []string{"petitioner"}, members: 3, persons: 3},
-	{id: hh2, grid: grid1, address: "2 Oak", tags: []string{"vulnerable", "drug_user"}, members: 4, persons: 1},
+	{id: hh2, grid: grid1, address: "2 Oak", tags: []string{"vulnerable", "drug_user"}, members: 4, persons: 2, migrants: 1, movedAway: 2},
 	{id: hh3, grid: grid1, address: "3 Oak"},
 	{id: hh4, grid: grid2, address: "1 Elm", tags: []string{"notable"}},
 	{id: hh5, grid: grid2, address: "2 Elm"},
@@ -426,8 +436,9 @@ func testLoadAgreesWithBuilder(t *testing.T, open OpenRows) {
 				if !slices.Equal(g.Categories, w.Categories) || g.KeyGroup != w.KeyGroup || g.IntervalDays != w.IntervalDays {
 					t.Errorf("%s: categories %v key %v every %d; want %v, %v, %d", w.ID, g.Categories, g.KeyGroup, g.IntervalDays, w.Categories, w.KeyGroup, w.IntervalDays)
 				}
-				if g.MemberCount != w.MemberCount || g.Persons != w.Persons {
-					t.Errorf("%s: %d persons of %d members; want %d of %d", w.ID, g.Persons, g.MemberCount, w.Persons, w.MemberCount)
+				if g.MemberCount != w.MemberCount || g.Persons != w.Persons || g.Migrants != w.Migrants || g.MovedAway != w.MovedAway {
+					t.Errorf("%s: %d persons (%d migrants, %d moved away) of %d members; want %d (%d, %d) of %d", w.ID, g.Persons, g.Migrants, g.MovedAway,
+						g.MemberCount, w.Persons, w.Migrants, w.MovedAway, w.MemberCount)
 				}
 				if !g.LastVisit.Equal(w.LastVisit) || g.CampaignVisits != w.CampaignVisits {
 					t.Errorf("%s: last visit %s, %d campaign visits; want %s, %d", w.ID, g.LastVisit, g.CampaignVisits, w.LastVisit, w.CampaignVisits)

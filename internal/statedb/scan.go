@@ -66,7 +66,9 @@ func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 		return err
 	}
 	rows, err = q.QueryContext(ctx, `SELECT id, grid_id, head_name, address, member_count,
-			(SELECT count(*) FROM persons p WHERE p.household_id = households.id AND p.deleted = 0)
+			(SELECT count(*) FROM persons p WHERE p.household_id = households.id AND p.deleted = 0 AND p.residence != 'moved_away'),
+			(SELECT count(*) FROM persons p WHERE p.household_id = households.id AND p.deleted = 0 AND p.residence = 'migrant'),
+			(SELECT count(*) FROM persons p WHERE p.household_id = households.id AND p.deleted = 0 AND p.residence = 'moved_away')
 		FROM households WHERE deleted = 0 AND `+g.col+` IN (`+in+`) ORDER BY id`, toArgs(grids)...)
 	if err != nil {
 		return fmt.Errorf("read households: %w", err)
@@ -74,7 +76,7 @@ func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 	defer rows.Close()
 	for rows.Next() {
 		var h fieldwork.HouseholdRow
-		if err := rows.Scan(&h.ID, &h.GridID, &h.HeadName, &h.Address, &h.MemberCount, &h.Persons); err != nil {
+		if err := rows.Scan(&h.ID, &h.GridID, &h.HeadName, &h.Address, &h.MemberCount, &h.Persons, &h.Migrants, &h.MovedAway); err != nil {
 			return err
 		}
 		h.Categories = tags[h.ID]

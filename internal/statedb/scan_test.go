@@ -67,6 +67,7 @@ func openState(t testing.TB) *sqlitex.DB {
 		{Version: 2, Name: "002_state.sql", SQL: statedb.SchemaV2},
 		{Version: 3, Name: "003_state.sql", SQL: statedb.SchemaV3},
 		{Version: 4, Name: "004_state.sql", SQL: statedb.SchemaV4},
+		{Version: 5, Name: "005_state.sql", SQL: statedb.SchemaV5},
 	})
 	if err != nil {
 		t.Fatalf("open: %v", err)

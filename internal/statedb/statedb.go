@@ -116,13 +116,13 @@ func Households(ctx context.Context, q Querier, ids []string) ([]syncengine.Hous
 	return loadIn(ctx, q, `SELECT `+householdCols+` FROM households WHERE id IN (%s) ORDER BY id`, ids, scanHousehold)
 }
 
-const personCols = `id, household_id, name, id_number, gender, birth_date, phone, relation, notes, deleted, clocks`
+const personCols = `id, household_id, name, id_number, gender, birth_date, phone, relation, notes, deleted, residence, clocks`
 
 func scanPerson(s scanner) (syncengine.Person, error) {
 	var p syncengine.Person
 	var clocks []byte
 	err := s.Scan(&p.ID, &p.HouseholdID, &p.Name.Value, &p.IDNumber.Value, &p.Gender.Value, &p.BirthDate.Value,
-		&p.Phone.Value, &p.Relation.Value, &p.Notes.Value, &p.Deleted.Value, &clocks)
+		&p.Phone.Value, &p.Relation.Value, &p.Notes.Value, &p.Deleted.Value, &p.Residence.Value, &clocks)
 	if err != nil {
 		return p, err
 	}
@@ -137,9 +137,9 @@ func scanPerson(s scanner) (syncengine.Person, error) {
 // PutPerson writes p whole, replacing any stored row.
 func PutPerson(ctx context.Context, q Querier, p *syncengine.Person) error {
 	_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO persons (`+personCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.HouseholdID, p.Name.Value, p.IDNumber.Value, p.Gender.Value, p.BirthDate.Value, p.Phone.Value,
-		p.Relation.Value, p.Notes.Value, p.Deleted.Value, syncengine.EncodeClocks(p.Clocks()))
+		p.Relation.Value, p.Notes.Value, p.Deleted.Value, p.Residence.Value, syncengine.EncodeClocks(p.Clocks()))
 	if err != nil {
 		return fmt.Errorf("put person %s: %w", p.ID, err)
 	}

@@ -126,6 +126,7 @@ func PersonToProto(p *syncengine.Person) *pb.Person {
 		Relation:    strToProto(p.Relation),
 		Notes:       strToProto(p.Notes),
 		Deleted:     boolToProto(p.Deleted),
+		Residence:   strToProto(p.Residence),
 	}
 }
 
@@ -142,6 +143,7 @@ func PersonFromProto(p *pb.Person) syncengine.Person {
 		Relation:    strFromProto(p.GetRelation()),
 		Notes:       strFromProto(p.GetNotes()),
 		Deleted:     boolFromProto(p.GetDeleted()),
+		Residence:   strFromProto(p.GetResidence()),
 	}
 }
 

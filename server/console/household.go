@@ -18,7 +18,7 @@ type (
 	field struct{ Label, Value string }
 
 	personView struct {
-		Name, Relation, Gender, Birth, Phone, IDNumber string
+		Name, Relation, Gender, Birth, Phone, IDNumber, Residence string
 	}
 
 	amendmentView struct {
@@ -101,7 +101,7 @@ func (c *Console) household(w http.ResponseWriter, r *http.Request) {
 		}
 		persons = append(persons, personView{Name: p.GetName().GetValue(), Relation: p.GetRelation().GetValue(),
 			Gender: p.GetGender().GetValue(), Birth: p.GetBirthDate().GetValue(), Phone: p.GetPhone().GetValue(),
-			IDNumber: maskID(p.GetIdNumber().GetValue())})
+			IDNumber: maskID(p.GetIdNumber().GetValue()), Residence: words.Of(words.Residence, p.GetResidence().GetValue(), lang(r) == "zh")})
 	}
 	amendments := map[string][]*pb.VisitAmendment{}
 	for _, a := range res.GetAmendments() {

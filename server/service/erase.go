@@ -69,7 +69,7 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 		erasePerson := func(pr syncengine.Person) error {
 			blank := syncengine.NewRegister("", clock(pr.MaxClock()))
 			pr.Merge(syncengine.Person{ID: pr.ID, HouseholdID: pr.HouseholdID, Name: blank, IDNumber: blank, Gender: blank,
-				BirthDate: blank, Phone: blank, Relation: blank, Notes: blank})
+				BirthDate: blank, Phone: blank, Relation: blank, Notes: blank, Residence: blank})
 			if err := tx.PutPerson(ctx, &pr); err != nil {
 				return err
 			}

@@ -173,7 +173,7 @@ func admitPerson(ctx context.Context, tx store.Tx, ps *pushScope, delta *synceng
 		if h > 0 && delta.MaxClock().HLC < h {
 			blank := syncengine.NewRegister("", syncengine.Clock{HLC: h})
 			delta = &syncengine.Person{ID: delta.ID, HouseholdID: delta.HouseholdID, Name: blank, IDNumber: blank, Gender: blank,
-				BirthDate: blank, Phone: blank, Relation: blank, Notes: blank, Deleted: delta.Deleted}
+				BirthDate: blank, Phone: blank, Relation: blank, Notes: blank, Residence: blank, Deleted: delta.Deleted}
 			ps.markErased(store.EntityPerson, delta.ID)
 		}
 		cur = syncengine.Person{ID: delta.ID}

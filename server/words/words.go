@@ -93,6 +93,13 @@ var ItemState = map[syncengine.ItemState][2]string{
 	syncengine.ItemClosed:   {"已销号", "closed off"},
 }
 
+// Residence names a person's residence status.
+var Residence = map[string][2]string{
+	syncengine.ResidenceResident:  {"户籍人口", "resident"},
+	syncengine.ResidenceMigrant:   {"流动人口", "migrant"},
+	syncengine.ResidenceMovedAway: {"已迁出", "moved away"},
+}
+
 // ImportAction names what a ledger import does with a row.
 var ImportAction = map[ledger.Action][2]string{
 	ledger.Create:    {"新增", "create"},

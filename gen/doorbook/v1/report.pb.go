@@ -625,8 +625,13 @@ type ProgressFigures struct {
 	Members         uint32 `protobuf:"varint,18,opt,name=members,proto3" json:"members,omitempty"`
 	MembersLinked   uint32 `protobuf:"varint,19,opt,name=members_linked,json=membersLinked,proto3" json:"members_linked,omitempty"`
 	MembersMismatch uint32 `protobuf:"varint,20,opt,name=members_mismatch,json=membersMismatch,proto3" json:"members_mismatch,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Persons listed (not moved away), of them migrants (流动人口), and
+	// persons moved away (迁出), by their residence status.
+	Persons          uint32 `protobuf:"varint,21,opt,name=persons,proto3" json:"persons,omitempty"`
+	PersonsMigrant   uint32 `protobuf:"varint,22,opt,name=persons_migrant,json=personsMigrant,proto3" json:"persons_migrant,omitempty"`
+	PersonsMovedAway uint32 `protobuf:"varint,23,opt,name=persons_moved_away,json=personsMovedAway,proto3" json:"persons_moved_away,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ProgressFigures) Reset() {
@@ -795,6 +800,27 @@ func (x *ProgressFigures) GetMembersLinked() uint32 {
 func (x *ProgressFigures) GetMembersMismatch() uint32 {
 	if x != nil {
 		return x.MembersMismatch
+	}
+	return 0
+}
+
+func (x *ProgressFigures) GetPersons() uint32 {
+	if x != nil {
+		return x.Persons
+	}
+	return 0
+}
+
+func (x *ProgressFigures) GetPersonsMigrant() uint32 {
+	if x != nil {
+		return x.PersonsMigrant
+	}
+	return 0
+}
+
+func (x *ProgressFigures) GetPersonsMovedAway() uint32 {
+	if x != nil {
+		return x.PersonsMovedAway
 	}
 	return 0
 }
@@ -2246,7 +2272,7 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12+\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x17.doorbook.v1.WorkerRoleR\x04role\x12\x18\n" +
 	"\avisited\x18\x04 \x01(\rR\avisited\x12\x14\n" +
-	"\x05quota\x18\x05 \x01(\rR\x05quota\"\xa0\x06\n" +
+	"\x05quota\x18\x05 \x01(\rR\x05quota\"\x91\a\n" +
 	"\x0fProgressFigures\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.doorbook.v1.OrgNodeR\x04node\x12\x1e\n" +
 	"\n" +
@@ -2271,7 +2297,10 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\x16reward_link_cadre_yuan\x18\x11 \x01(\x03R\x13rewardLinkCadreYuan\x12\x18\n" +
 	"\amembers\x18\x12 \x01(\rR\amembers\x12%\n" +
 	"\x0emembers_linked\x18\x13 \x01(\rR\rmembersLinked\x12)\n" +
-	"\x10members_mismatch\x18\x14 \x01(\rR\x0fmembersMismatch\"\xf6\x02\n" +
+	"\x10members_mismatch\x18\x14 \x01(\rR\x0fmembersMismatch\x12\x18\n" +
+	"\apersons\x18\x15 \x01(\rR\apersons\x12'\n" +
+	"\x0fpersons_migrant\x18\x16 \x01(\rR\x0epersonsMigrant\x12,\n" +
+	"\x12persons_moved_away\x18\x17 \x01(\rR\x10personsMovedAway\"\xf6\x02\n" +
 	"\x0eProgressReport\x121\n" +
 	"\bcampaign\x18\x01 \x01(\v2\x15.doorbook.v1.CampaignR\bcampaign\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +

@@ -887,17 +887,20 @@ func (x *Household) GetDeleted() *BoolField {
 // Person is a resident linked to a household (人房关联). household_id is fixed
 // when the person is created.
 type Person struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	HouseholdId   string                 `protobuf:"bytes,2,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
-	Name          *StringField           `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	IdNumber      *StringField           `protobuf:"bytes,4,opt,name=id_number,json=idNumber,proto3" json:"id_number,omitempty"`
-	Gender        *StringField           `protobuf:"bytes,5,opt,name=gender,proto3" json:"gender,omitempty"`
-	BirthDate     *StringField           `protobuf:"bytes,6,opt,name=birth_date,json=birthDate,proto3" json:"birth_date,omitempty"`
-	Phone         *StringField           `protobuf:"bytes,7,opt,name=phone,proto3" json:"phone,omitempty"`
-	Relation      *StringField           `protobuf:"bytes,8,opt,name=relation,proto3" json:"relation,omitempty"`
-	Notes         *StringField           `protobuf:"bytes,9,opt,name=notes,proto3" json:"notes,omitempty"`
-	Deleted       *BoolField             `protobuf:"bytes,10,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	HouseholdId string                 `protobuf:"bytes,2,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
+	Name        *StringField           `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	IdNumber    *StringField           `protobuf:"bytes,4,opt,name=id_number,json=idNumber,proto3" json:"id_number,omitempty"`
+	Gender      *StringField           `protobuf:"bytes,5,opt,name=gender,proto3" json:"gender,omitempty"`
+	BirthDate   *StringField           `protobuf:"bytes,6,opt,name=birth_date,json=birthDate,proto3" json:"birth_date,omitempty"`
+	Phone       *StringField           `protobuf:"bytes,7,opt,name=phone,proto3" json:"phone,omitempty"`
+	Relation    *StringField           `protobuf:"bytes,8,opt,name=relation,proto3" json:"relation,omitempty"`
+	Notes       *StringField           `protobuf:"bytes,9,opt,name=notes,proto3" json:"notes,omitempty"`
+	Deleted     *BoolField             `protobuf:"bytes,10,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// Residence status: "resident" (户籍), "migrant" (流动人口), "moved_away"
+	// (迁出), or "" for not said (syncengine.ValidResidence).
+	Residence     *StringField `protobuf:"bytes,11,opt,name=residence,proto3" json:"residence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -998,6 +1001,13 @@ func (x *Person) GetNotes() *StringField {
 func (x *Person) GetDeleted() *BoolField {
 	if x != nil {
 		return x.Deleted
+	}
+	return nil
+}
+
+func (x *Person) GetResidence() *StringField {
+	if x != nil {
+		return x.Residence
 	}
 	return nil
 }
@@ -2849,7 +2859,8 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\x12register.max_bytes\x12\x1fvalue must be at most 256 bytes\x1a\x1fbytes(this.value).size() <= 256R\vhousingType\x12\x8e\x01\n" +
 	"\x05notes\x18\f \x01(\v2\x18.doorbook.v1.StringFieldB^\xbaH[\xba\x01X\n" +
 	"\x12register.max_bytes\x12 value must be at most 4000 bytes\x1a bytes(this.value).size() <= 4000R\x05notes\x120\n" +
-	"\adeleted\x18\r \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"\x82\t\n" +
+	"\adeleted\x18\r \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"\xc7\n" +
+	"\n" +
 	"\x06Person\x12\x18\n" +
 	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\x12+\n" +
 	"\fhousehold_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vhouseholdId\x12\x8a\x01\n" +
@@ -2869,7 +2880,9 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\x05notes\x18\t \x01(\v2\x18.doorbook.v1.StringFieldB^\xbaH[\xba\x01X\n" +
 	"\x12register.max_bytes\x12 value must be at most 4000 bytes\x1a bytes(this.value).size() <= 4000R\x05notes\x120\n" +
 	"\adeleted\x18\n" +
-	" \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\"\xe2\x01\n" +
+	" \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\x12\xc2\x01\n" +
+	"\tresidence\x18\v \x01(\v2\x18.doorbook.v1.StringFieldB\x89\x01\xbaH\x85\x01\xba\x01\x81\x01\n" +
+	"\x10person.residence\x124value must be resident, migrant, moved_away or empty\x1a7this.value in ['', 'resident', 'migrant', 'moved_away']R\tresidence\"\xe2\x01\n" +
 	"\n" +
 	"TagElement\x12\x1f\n" +
 	"\x06add_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x05addId\x12+\n" +
@@ -3160,65 +3173,66 @@ var file_doorbook_v1_types_proto_depIdxs = []int32{
 	9,  // 20: doorbook.v1.Person.relation:type_name -> doorbook.v1.StringField
 	9,  // 21: doorbook.v1.Person.notes:type_name -> doorbook.v1.StringField
 	11, // 22: doorbook.v1.Person.deleted:type_name -> doorbook.v1.BoolField
-	8,  // 23: doorbook.v1.TagElement.clock:type_name -> doorbook.v1.Clock
-	2,  // 24: doorbook.v1.Finding.kind:type_name -> doorbook.v1.FindingKind
-	36, // 25: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
-	0,  // 26: doorbook.v1.Visit.form:type_name -> doorbook.v1.VisitForm
-	8,  // 27: doorbook.v1.Visit.clock:type_name -> doorbook.v1.Clock
-	1,  // 28: doorbook.v1.Visit.materials:type_name -> doorbook.v1.Material
-	15, // 29: doorbook.v1.Visit.findings:type_name -> doorbook.v1.Finding
-	3,  // 30: doorbook.v1.Visit.revisit_reasons:type_name -> doorbook.v1.RevisitReason
-	36, // 31: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
-	16, // 32: doorbook.v1.Visit.answers:type_name -> doorbook.v1.SurveyAnswer
-	18, // 33: doorbook.v1.Visit.position:type_name -> doorbook.v1.Position
-	36, // 34: doorbook.v1.Position.fixed_at:type_name -> google.protobuf.Timestamp
-	4,  // 35: doorbook.v1.VisitAmendment.kind:type_name -> doorbook.v1.AmendmentKind
-	0,  // 36: doorbook.v1.VisitAmendment.form:type_name -> doorbook.v1.VisitForm
-	36, // 37: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
-	8,  // 38: doorbook.v1.VisitAmendment.clock:type_name -> doorbook.v1.Clock
-	36, // 39: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
-	12, // 40: doorbook.v1.Change.household:type_name -> doorbook.v1.Household
-	13, // 41: doorbook.v1.Change.person:type_name -> doorbook.v1.Person
-	14, // 42: doorbook.v1.Change.tag:type_name -> doorbook.v1.TagElement
-	17, // 43: doorbook.v1.Change.visit:type_name -> doorbook.v1.Visit
-	19, // 44: doorbook.v1.Change.visit_amendment:type_name -> doorbook.v1.VisitAmendment
-	5,  // 45: doorbook.v1.OrgNode.level:type_name -> doorbook.v1.OrgLevel
-	6,  // 46: doorbook.v1.Worker.role:type_name -> doorbook.v1.WorkerRole
-	36, // 47: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
-	36, // 48: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
-	36, // 49: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
-	36, // 50: doorbook.v1.Device.last_sync_at:type_name -> google.protobuf.Timestamp
-	36, // 51: doorbook.v1.Device.oldest_unsynced_visit_at:type_name -> google.protobuf.Timestamp
-	22, // 52: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
-	21, // 53: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
-	9,  // 54: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
-	9,  // 55: doorbook.v1.Category.name_en:type_name -> doorbook.v1.StringField
-	9,  // 56: doorbook.v1.Category.parent_code:type_name -> doorbook.v1.StringField
-	10, // 57: doorbook.v1.Category.revisit_days:type_name -> doorbook.v1.Int64Field
-	11, // 58: doorbook.v1.Category.key_group:type_name -> doorbook.v1.BoolField
-	11, // 59: doorbook.v1.Category.deleted:type_name -> doorbook.v1.BoolField
-	6,  // 60: doorbook.v1.Quota.role:type_name -> doorbook.v1.WorkerRole
-	26, // 61: doorbook.v1.QuotasField.quotas:type_name -> doorbook.v1.Quota
-	8,  // 62: doorbook.v1.QuotasField.clock:type_name -> doorbook.v1.Clock
-	28, // 63: doorbook.v1.QuestionnaireField.questions:type_name -> doorbook.v1.Question
-	8,  // 64: doorbook.v1.QuestionnaireField.clock:type_name -> doorbook.v1.Clock
-	9,  // 65: doorbook.v1.Campaign.node_id:type_name -> doorbook.v1.StringField
-	9,  // 66: doorbook.v1.Campaign.name:type_name -> doorbook.v1.StringField
-	10, // 67: doorbook.v1.Campaign.starts_at:type_name -> doorbook.v1.Int64Field
-	10, // 68: doorbook.v1.Campaign.ends_at:type_name -> doorbook.v1.Int64Field
-	27, // 69: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
-	29, // 70: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
-	11, // 71: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
-	36, // 72: doorbook.v1.ZeroReport.from:type_name -> google.protobuf.Timestamp
-	36, // 73: doorbook.v1.ZeroReport.until:type_name -> google.protobuf.Timestamp
-	36, // 74: doorbook.v1.ZeroReport.reported_at:type_name -> google.protobuf.Timestamp
-	34, // 75: doorbook.v1.Ranking.weights:type_name -> doorbook.v1.RankingWeight
-	35, // 76: doorbook.v1.Ranking.bands:type_name -> doorbook.v1.RewardBand
-	77, // [77:77] is the sub-list for method output_type
-	77, // [77:77] is the sub-list for method input_type
-	77, // [77:77] is the sub-list for extension type_name
-	77, // [77:77] is the sub-list for extension extendee
-	0,  // [0:77] is the sub-list for field type_name
+	9,  // 23: doorbook.v1.Person.residence:type_name -> doorbook.v1.StringField
+	8,  // 24: doorbook.v1.TagElement.clock:type_name -> doorbook.v1.Clock
+	2,  // 25: doorbook.v1.Finding.kind:type_name -> doorbook.v1.FindingKind
+	36, // 26: doorbook.v1.Visit.visited_at:type_name -> google.protobuf.Timestamp
+	0,  // 27: doorbook.v1.Visit.form:type_name -> doorbook.v1.VisitForm
+	8,  // 28: doorbook.v1.Visit.clock:type_name -> doorbook.v1.Clock
+	1,  // 29: doorbook.v1.Visit.materials:type_name -> doorbook.v1.Material
+	15, // 30: doorbook.v1.Visit.findings:type_name -> doorbook.v1.Finding
+	3,  // 31: doorbook.v1.Visit.revisit_reasons:type_name -> doorbook.v1.RevisitReason
+	36, // 32: doorbook.v1.Visit.revisit_due:type_name -> google.protobuf.Timestamp
+	16, // 33: doorbook.v1.Visit.answers:type_name -> doorbook.v1.SurveyAnswer
+	18, // 34: doorbook.v1.Visit.position:type_name -> doorbook.v1.Position
+	36, // 35: doorbook.v1.Position.fixed_at:type_name -> google.protobuf.Timestamp
+	4,  // 36: doorbook.v1.VisitAmendment.kind:type_name -> doorbook.v1.AmendmentKind
+	0,  // 37: doorbook.v1.VisitAmendment.form:type_name -> doorbook.v1.VisitForm
+	36, // 38: doorbook.v1.VisitAmendment.visited_at:type_name -> google.protobuf.Timestamp
+	8,  // 39: doorbook.v1.VisitAmendment.clock:type_name -> doorbook.v1.Clock
+	36, // 40: doorbook.v1.VisitAmendment.deadline:type_name -> google.protobuf.Timestamp
+	12, // 41: doorbook.v1.Change.household:type_name -> doorbook.v1.Household
+	13, // 42: doorbook.v1.Change.person:type_name -> doorbook.v1.Person
+	14, // 43: doorbook.v1.Change.tag:type_name -> doorbook.v1.TagElement
+	17, // 44: doorbook.v1.Change.visit:type_name -> doorbook.v1.Visit
+	19, // 45: doorbook.v1.Change.visit_amendment:type_name -> doorbook.v1.VisitAmendment
+	5,  // 46: doorbook.v1.OrgNode.level:type_name -> doorbook.v1.OrgLevel
+	6,  // 47: doorbook.v1.Worker.role:type_name -> doorbook.v1.WorkerRole
+	36, // 48: doorbook.v1.Device.enrolled_at:type_name -> google.protobuf.Timestamp
+	36, // 49: doorbook.v1.Device.revoked_at:type_name -> google.protobuf.Timestamp
+	36, // 50: doorbook.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
+	36, // 51: doorbook.v1.Device.last_sync_at:type_name -> google.protobuf.Timestamp
+	36, // 52: doorbook.v1.Device.oldest_unsynced_visit_at:type_name -> google.protobuf.Timestamp
+	22, // 53: doorbook.v1.Scope.worker:type_name -> doorbook.v1.Worker
+	21, // 54: doorbook.v1.Scope.grids:type_name -> doorbook.v1.OrgNode
+	9,  // 55: doorbook.v1.Category.name_zh:type_name -> doorbook.v1.StringField
+	9,  // 56: doorbook.v1.Category.name_en:type_name -> doorbook.v1.StringField
+	9,  // 57: doorbook.v1.Category.parent_code:type_name -> doorbook.v1.StringField
+	10, // 58: doorbook.v1.Category.revisit_days:type_name -> doorbook.v1.Int64Field
+	11, // 59: doorbook.v1.Category.key_group:type_name -> doorbook.v1.BoolField
+	11, // 60: doorbook.v1.Category.deleted:type_name -> doorbook.v1.BoolField
+	6,  // 61: doorbook.v1.Quota.role:type_name -> doorbook.v1.WorkerRole
+	26, // 62: doorbook.v1.QuotasField.quotas:type_name -> doorbook.v1.Quota
+	8,  // 63: doorbook.v1.QuotasField.clock:type_name -> doorbook.v1.Clock
+	28, // 64: doorbook.v1.QuestionnaireField.questions:type_name -> doorbook.v1.Question
+	8,  // 65: doorbook.v1.QuestionnaireField.clock:type_name -> doorbook.v1.Clock
+	9,  // 66: doorbook.v1.Campaign.node_id:type_name -> doorbook.v1.StringField
+	9,  // 67: doorbook.v1.Campaign.name:type_name -> doorbook.v1.StringField
+	10, // 68: doorbook.v1.Campaign.starts_at:type_name -> doorbook.v1.Int64Field
+	10, // 69: doorbook.v1.Campaign.ends_at:type_name -> doorbook.v1.Int64Field
+	27, // 70: doorbook.v1.Campaign.quotas:type_name -> doorbook.v1.QuotasField
+	29, // 71: doorbook.v1.Campaign.questionnaire:type_name -> doorbook.v1.QuestionnaireField
+	11, // 72: doorbook.v1.Campaign.deleted:type_name -> doorbook.v1.BoolField
+	36, // 73: doorbook.v1.ZeroReport.from:type_name -> google.protobuf.Timestamp
+	36, // 74: doorbook.v1.ZeroReport.until:type_name -> google.protobuf.Timestamp
+	36, // 75: doorbook.v1.ZeroReport.reported_at:type_name -> google.protobuf.Timestamp
+	34, // 76: doorbook.v1.Ranking.weights:type_name -> doorbook.v1.RankingWeight
+	35, // 77: doorbook.v1.Ranking.bands:type_name -> doorbook.v1.RewardBand
+	78, // [78:78] is the sub-list for method output_type
+	78, // [78:78] is the sub-list for method input_type
+	78, // [78:78] is the sub-list for extension type_name
+	78, // [78:78] is the sub-list for extension extendee
+	0,  // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_types_proto_init() }

@@ -61,9 +61,12 @@ func (g *gridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 	var h fieldwork.HouseholdRow
 	err := forEach(ctx, g.q, `SELECT h.id, h.grid_id, h.head_name, h.address,
 			(SELECT array_agg(DISTINCT t.category ORDER BY t.category) FROM tag_elements t WHERE t.household_id = h.id AND NOT t.removed),
-			h.member_count, (SELECT count(*) FROM persons p WHERE p.household_id = h.id AND NOT p.deleted)
-		FROM households h WHERE NOT h.deleted AND `+g.col+` = ANY($1) ORDER BY h.id`, []any{g.grids},
-		[]any{&h.ID, &h.GridID, &h.HeadName, &h.Address, &h.Categories, &h.MemberCount, &h.Persons}, func() error {
+			h.member_count, p.listed, p.migrants, p.moved_away
+		FROM households h LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE residence <> 'moved_away') AS listed,
+				count(*) FILTER (WHERE residence = 'migrant') AS migrants, count(*) FILTER (WHERE residence = 'moved_away') AS moved_away
+			FROM persons WHERE household_id = h.id AND NOT deleted) p ON true
+		WHERE NOT h.deleted AND `+g.col+` = ANY($1) ORDER BY h.id`, []any{g.grids},
+		[]any{&h.ID, &h.GridID, &h.HeadName, &h.Address, &h.Categories, &h.MemberCount, &h.Persons, &h.Migrants, &h.MovedAway}, func() error {
 			row := h
 			return fn(&row)
 		})

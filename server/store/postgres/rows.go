@@ -129,10 +129,10 @@ func (r *repo) PutHousehold(ctx context.Context, h *syncengine.Household) error 
 		h.HousingType.Value, h.Notes.Value, h.Deleted.Value, syncengine.EncodeClocks(h.Clocks()))
 }
 
-const personCols = `id, household_id, name, id_number, gender, birth_date, phone, relation, notes, deleted, clocks`
+const personCols = `id, household_id, name, id_number, gender, birth_date, phone, relation, notes, deleted, residence, clocks`
 
 var (
-	personInsert = `INSERT INTO persons (` + personCols + `) VALUES (` + placeholders(11) + `)`
+	personInsert = `INSERT INTO persons (` + personCols + `) VALUES (` + placeholders(12) + `)`
 	personSet    = upsertSet(personCols, "id")
 )
 
@@ -140,7 +140,7 @@ func scanPerson(s scanner) (syncengine.Person, error) {
 	var p syncengine.Person
 	var clocks []byte
 	err := s.Scan(&p.ID, &p.HouseholdID, &p.Name.Value, &p.IDNumber.Value, &p.Gender.Value, &p.BirthDate.Value,
-		&p.Phone.Value, &p.Relation.Value, &p.Notes.Value, &p.Deleted.Value, &clocks)
+		&p.Phone.Value, &p.Relation.Value, &p.Notes.Value, &p.Deleted.Value, &p.Residence.Value, &clocks)
 	if err != nil {
 		return p, err
 	}
@@ -162,7 +162,7 @@ func (r *repo) Persons(ctx context.Context, want []string) ([]syncengine.Person,
 func (r *repo) PutPerson(ctx context.Context, p *syncengine.Person) error {
 	return r.put(ctx, "persons", "id", p.ID, personInsert, personSet,
 		p.ID, p.HouseholdID, p.Name.Value, p.IDNumber.Value, p.Gender.Value, p.BirthDate.Value, p.Phone.Value,
-		p.Relation.Value, p.Notes.Value, p.Deleted.Value, syncengine.EncodeClocks(p.Clocks()))
+		p.Relation.Value, p.Notes.Value, p.Deleted.Value, p.Residence.Value, syncengine.EncodeClocks(p.Clocks()))
 }
 
 const tagCols = `add_id, household_id, category, removed, hlc, node`

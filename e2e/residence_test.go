@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// TestResidenceAndLinkage: a phone lists a household's people with their
+// residence status (a migrant, one moved away); the report counts them and
+// the person–house linkage (members listed against the ledger's count),
+// the console's household page says each one's status in Chinese, and a
+// status that is none of the three is refused on the phone.
+func TestResidenceAndLinkage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	street := e.nodeAt(pb.OrgLevel_ORG_LEVEL_STREET)
+	w, _ := e.worker("li", e.Grids[0])
+	phone := e.device("li", w)
+	mustSync(t, phone)
+	h, err := phone.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "张伟", "member_count": "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []map[string]string{
+		{"name": "张伟", "residence": syncengine.ResidenceResident},
+		{"name": "王小花", "residence": syncengine.ResidenceMigrant},
+		{"name": "张大伟", "residence": syncengine.ResidenceMovedAway},
+	} {
+		if _, err := phone.AddPerson(ctx, h, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := phone.AddPerson(ctx, h, map[string]string{"name": "游客", "residence": "tourist"}); !errors.Is(err, syncengine.ErrInvalid) {
+		t.Errorf("a person of residence tourist: err = %v, want ErrInvalid", err)
+	}
+	mustSync(t, phone)
+	assertSameState(t, "phone vs server", e.serverState(e.Grids[0]), dump(t, phone))
+
+	pc, err := e.Admin.PutCampaign(ctx, &pb.PutCampaignRequest{NodeId: proto.String(street), Name: proto.String("入户走访"),
+		StartsAt: timestamppb.New(e.now.Now().Add(-time.Hour)), EndsAt: timestamppb.New(e.now.Now().Add(7 * 24 * time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.reports(e.adminToken).GetProgress(ctx, &pb.GetProgressRequest{NodeId: street, CampaignId: pc.GetCampaign().GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := rep.GetReport().GetTotal()
+	if tot.GetPersons() != 2 || tot.GetPersonsMigrant() != 1 || tot.GetPersonsMovedAway() != 1 ||
+		tot.GetMembers() != 3 || tot.GetMembersLinked() != 2 || tot.GetMembersMismatch() != 1 {
+		t.Errorf("persons %d (migrants %d, moved away %d), members %d linked %d mismatched %d; want 2 (1, 1), 3, 2, 1",
+			tot.GetPersons(), tot.GetPersonsMigrant(), tot.GetPersonsMovedAway(), tot.GetMembers(), tot.GetMembersLinked(), tot.GetMembersMismatch())
+	}
+
+	if err := e.Store.SetAdminPassword(ctx, "root", "the root admin's password"); err != nil {
+		t.Fatal(err)
+	}
+	b := (&consoleEnv{env: e}).browser()
+	b.signIn("root", "the root admin's password")
+	_, _, page := b.get("/console/household/" + h)
+	for _, want := range []string{`<td class="residence">户籍人口</td>`, `<td class="residence">流动人口</td>`, `<td class="residence">已迁出</td>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the household page lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,2 @@
+-- A person's residence status.
+-- statedb: SchemaV5
