@@ -180,6 +180,24 @@ func (w *writer) mergePerson(ctx context.Context, p *syncengine.Person) error {
 // AddTag puts a must-visit category on a household. Adding a category the
 // household already has changes nothing.
 func (r *Replica) AddTag(ctx context.Context, householdID, category string) error {
+	return r.addTag(ctx, householdID, "", category)
+}
+
+// AddPersonTag puts a category on a person (a released prisoner in a
+// household of five): the household counts it for its due list and
+// key-group rate, as it does its own.
+func (r *Replica) AddPersonTag(ctx context.Context, personID, category string) error {
+	p, ok, err := statedb.GetPerson(ctx, r.db.R, personID)
+	if err != nil {
+		return fmt.Errorf("add tag: %w", err)
+	}
+	if !ok || p.Deleted.Value {
+		return fmt.Errorf("add tag: %w: person %s", syncengine.ErrNotFound, personID)
+	}
+	return r.addTag(ctx, p.HouseholdID, personID, category)
+}
+
+func (r *Replica) addTag(ctx context.Context, householdID, personID, category string) error {
 	err := r.write(ctx, func(w *writer) error {
 		if _, err := w.household(ctx, householdID); err != nil {
 			return err
@@ -209,7 +227,7 @@ func (r *Replica) AddTag(ctx context.Context, householdID, category string) erro
 		// already: a co-worker may be removing the adds this phone has seen,
 		// offline, and the worker's add must win over that (add-wins), or a
 		// key person could fall off the must-visit list by a merge.
-		t := syncengine.TagElement{AddID: w.newID(), HouseholdID: householdID, Category: category, Clock: w.stamp()}
+		t := syncengine.TagElement{AddID: w.newID(), HouseholdID: householdID, PersonID: personID, Category: category, Clock: w.stamp()}
 		if _, _, err := statedb.MergeTag(ctx, w.tx, &t); err != nil {
 			return err
 		}
@@ -224,13 +242,33 @@ func (r *Replica) AddTag(ctx context.Context, householdID, category string) erro
 // RemoveTag takes a category off a household: it removes the adds this
 // replica has seen, so an add made concurrently elsewhere survives.
 func (r *Replica) RemoveTag(ctx context.Context, householdID, category string) error {
+	return r.removeTag(ctx, householdID, "", category)
+}
+
+// RemovePersonTag takes a category off a person, as RemoveTag does off a
+// household.
+func (r *Replica) RemovePersonTag(ctx context.Context, personID, category string) error {
+	p, ok, err := statedb.GetPerson(ctx, r.db.R, personID)
+	if err != nil {
+		return fmt.Errorf("remove tag: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("remove tag: %w: person %s", syncengine.ErrNotFound, personID)
+	}
+	return r.removeTag(ctx, p.HouseholdID, personID, category)
+}
+
+func (r *Replica) removeTag(ctx context.Context, householdID, personID, category string) error {
 	err := r.write(ctx, func(w *writer) error {
 		elems, err := statedb.TagsOf(ctx, w.tx, []string{householdID})
 		if err != nil {
 			return err
 		}
-		removes := syncengine.RemoveCategory(elems, category)
+		removes := syncengine.RemoveCategory(elems, personID, category)
 		if len(removes) == 0 {
+			if personID != "" {
+				return fmt.Errorf("%w: person %s has no category %q", syncengine.ErrNotFound, personID, category)
+			}
 			return fmt.Errorf("%w: household %s has no category %q", syncengine.ErrNotFound, householdID, category)
 		}
 		for i := range removes {

@@ -12,8 +12,12 @@ import (
 type TagElement struct {
 	AddID       string
 	HouseholdID string
-	Category    string
-	Removed     bool
+	// PersonID, when set, names the person of the household the category
+	// is on (a released prisoner in a household of five): the household
+	// counts it as its own for its due list and key-group rate.
+	PersonID string
+	Category string
+	Removed  bool
 	// Clock is when the add was made.
 	Clock Clock
 }
@@ -38,6 +42,12 @@ func (t *TagElement) Merge(o TagElement) bool {
 		changed = changed || t.Category != o.Category
 		t.Category = o.Category
 	}
+	// A replica that does not know persons' tags sends none: "" is not
+	// known rather than the household's own.
+	if t.PersonID == "" || (o.PersonID != "" && o.PersonID < t.PersonID) {
+		changed = changed || t.PersonID != o.PersonID
+		t.PersonID = o.PersonID
+	}
 	return changed
 }
 
@@ -54,12 +64,13 @@ func Categories(elements []TagElement) []string {
 	return out
 }
 
-// RemoveCategory returns the removes of category on a household: every add
-// of it among the elements seen so far, marked Removed.
-func RemoveCategory(elements []TagElement, category string) []TagElement {
+// RemoveCategory returns the removes of category on a household (person
+// "") or on one of its persons: every add of it there among the elements
+// seen so far, marked Removed.
+func RemoveCategory(elements []TagElement, person, category string) []TagElement {
 	var out []TagElement
 	for _, e := range elements {
-		if e.Category == category && !e.Removed {
+		if e.Category == category && e.PersonID == person && !e.Removed {
 			e.Removed = true
 			out = append(out, e)
 		}
@@ -75,7 +86,24 @@ func (t *TagElement) Validate() error {
 	if err := checkID("household_id", t.HouseholdID); err != nil {
 		return err
 	}
+	if t.PersonID != "" {
+		if err := checkID("person_id", t.PersonID); err != nil {
+			return err
+		}
+	}
 	return ValidateCategoryCode(t.Category)
+}
+
+// PersonCategories is the set of categories elements put on one person,
+// sorted.
+func PersonCategories(elements []TagElement, person string) []string {
+	var own []TagElement
+	for _, e := range elements {
+		if e.PersonID == person && person != "" {
+			own = append(own, e)
+		}
+	}
+	return Categories(own)
 }
 
 // ValidateCategoryCode checks a must-visit category code: 1–64 characters of

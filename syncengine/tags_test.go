@@ -66,7 +66,7 @@ func TestTagConcurrentAddAndRemoveKeepsTag(t *testing.T) {
 	syncTags(a, b)
 
 	// Offline: B removes the category, A adds it again.
-	b.apply(se.RemoveCategory(b.elements(), "elderly")...)
+	b.apply(se.RemoveCategory(b.elements(), "", "elderly")...)
 	a.apply(addTag(addA2, "elderly", clk(5, nodeA)))
 	if got := b.categories(); len(got) != 0 {
 		t.Fatalf("B's categories after its remove = %q; want none", got)
@@ -94,7 +94,7 @@ func TestTagRemoveOnlyRemovesSeenAdds(t *testing.T) {
 	a.apply(addTag(addA1, "disabled", clk(1, nodeA)))
 	b.apply(addTag(addB1, "disabled", clk(2, nodeB)))
 
-	removes := se.RemoveCategory(a.elements(), "disabled")
+	removes := se.RemoveCategory(a.elements(), "", "disabled")
 	if len(removes) != 1 || removes[0].AddID != addA1 {
 		t.Fatalf("RemoveCategory on A = %+v; want the remove of A's add only", removes)
 	}
@@ -105,7 +105,7 @@ func TestTagRemoveOnlyRemovesSeenAdds(t *testing.T) {
 	}
 
 	// A remove made after seeing both adds takes the tag off everywhere.
-	b.apply(se.RemoveCategory(b.elements(), "disabled")...)
+	b.apply(se.RemoveCategory(b.elements(), "", "disabled")...)
 	syncTags(a, b)
 	for name, r := range map[string]tagReplica{"A": a, "B": b} {
 		if got := r.categories(); len(got) != 0 {
@@ -198,7 +198,7 @@ func TestRemoveCategory(t *testing.T) {
 	elems := []se.TagElement{addTag(addA1, "elderly", c), gone, addTag(addB1, "elderly", clk(2, nodeB)), addTag("0195a1b2-0000-7000-8000-0000000c0001", "veteran", c)}
 	before := slices.Clone(elems)
 
-	got := se.RemoveCategory(elems, "elderly")
+	got := se.RemoveCategory(elems, "", "elderly")
 	var ids []string
 	for _, e := range got {
 		if !e.Removed || e.Category != "elderly" {
@@ -215,7 +215,7 @@ func TestRemoveCategory(t *testing.T) {
 	if !slices.Equal(elems, before) {
 		t.Errorf("RemoveCategory modified its input: %+v", elems)
 	}
-	if got := se.RemoveCategory(elems, "unknown"); len(got) != 0 {
+	if got := se.RemoveCategory(elems, "", "unknown"); len(got) != 0 {
 		t.Errorf("RemoveCategory of an absent category = %+v; want none", got)
 	}
 }
@@ -242,5 +242,33 @@ func TestValidateTag(t *testing.T) {
 		if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 			t.Errorf("%s: Validate() = %v; want %v", tt.name, err, tt.wantErr)
 		}
+	}
+}
+
+// TestTagPersonMerge: a tag's person is fixed by its add; a replica that
+// knows nothing of persons' tags sends none, which does not take the
+// person off; merging stays commutative and idempotent.
+func TestTagPersonMerge(t *testing.T) {
+	const add, hh = "00000000-0000-7000-8000-000000000001", "00000000-0000-7000-8000-000000000002"
+	on := se.TagElement{AddID: add, HouseholdID: hh, PersonID: "00000000-0000-7000-8000-000000000003", Category: "key_person", Clock: se.Clock{HLC: 1}}
+	old := on
+	old.PersonID, old.Removed, old.Clock = "", true, se.Clock{HLC: 2}
+	ab, ba := on, old
+	ab.Merge(old)
+	ba.Merge(on)
+	if ab != ba || ab.PersonID != on.PersonID || !ab.Removed {
+		t.Errorf("merges: %+v and %+v; want the person kept, removed, either way", ab, ba)
+	}
+	again := ab
+	if again.Merge(ab) || again != ab {
+		t.Errorf("merging a tag with itself changed it: %+v", again)
+	}
+	if got := se.PersonCategories([]se.TagElement{on, {AddID: add, HouseholdID: hh, Category: "petitioner"}}, on.PersonID); !slices.Equal(got, []string{"key_person"}) {
+		t.Errorf("PersonCategories = %q", got)
+	}
+	bad := on
+	bad.PersonID = "someone"
+	if err := bad.Validate(); !errors.Is(err, se.ErrInvalid) {
+		t.Errorf("a tag naming person %q: %v", bad.PersonID, err)
 	}
 }

@@ -295,6 +295,17 @@ func (m *Replica) RemoveTag(householdID, category string) error {
 	return wrap(m.r.RemoveTag(context.Background(), householdID, category))
 }
 
+// AddPersonTag puts one person of a household in a must-visit category
+// (the household counts it); RemovePersonTag takes them out.
+func (m *Replica) AddPersonTag(personID, category string) error {
+	return wrap(m.r.AddPersonTag(context.Background(), personID, category))
+}
+
+// RemovePersonTag takes a person out of a must-visit category.
+func (m *Replica) RemovePersonTag(personID, category string) error {
+	return wrap(m.r.RemovePersonTag(context.Background(), personID, category))
+}
+
 // RecordVisit records a visit (an sdk.VisitInput as JSON) and returns its
 // id.
 func (m *Replica) RecordVisit(visitJSON string) (string, error) {

@@ -28,7 +28,7 @@ Verbs (all work offline except enroll and sync):
   delete    --household ID                              mark a household deleted
   person add  --household ID [--name N] [--set FIELD=VALUE]...
   person edit --id ID --set FIELD=VALUE...
-  tag add|remove --household ID --category CODE
+  tag add|remove (--household ID | --person ID) --category CODE
   visit     --household ID [--household ID]... --form in_person|phone|talk|meeting|qa --notes TEXT [--at TIME]
             [--material open_letter|safety_calendar|pledge_form]... [--finding KIND[:NOTE]]...
             [--revisit REASON]... [--revisit-due TIME] [--campaign ID --answer QUESTION=VALUE...]
@@ -519,28 +519,40 @@ func (c *workerCmd) person(args []string) error {
 
 func (c *workerCmd) tag(args []string) error {
 	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
-		return fmt.Errorf("%w: tag add|remove --household ID --category CODE", errUsage)
+		return fmt.Errorf("%w: tag add|remove (--household ID | --person ID) --category CODE", errUsage)
 	}
 	fs := c.flags("tag " + args[0])
 	household := fs.String("household", "", "household `id`")
+	person := fs.String("person", "", "person `id`: the category is on the person (the household counts it)")
 	category := fs.String("category", "", "must-visit category `code`")
 	if err := c.parse(fs, args[1:]); err != nil {
 		return err
 	}
-	if err := errors.Join(required("household", *household), required("category", *category)); err != nil {
+	if (*household == "") == (*person == "") {
+		return fmt.Errorf("%w: tag %s needs --household or --person, one of them", errUsage, args[0])
+	}
+	if err := required("category", *category); err != nil {
 		return err
 	}
-	var err error
 	if err := c.ready(); err != nil {
 		return err
 	}
-	if args[0] == "add" {
+	var err error
+	switch {
+	case args[0] == "add" && *person != "":
+		err = c.replica.AddPersonTag(c.ctx, *person, *category)
+	case args[0] == "add":
 		err = c.replica.AddTag(c.ctx, *household, *category)
-	} else {
+	case *person != "":
+		err = c.replica.RemovePersonTag(c.ctx, *person, *category)
+	default:
 		err = c.replica.RemoveTag(c.ctx, *household, *category)
 	}
 	if err != nil {
 		return err
+	}
+	if *person != "" {
+		return c.done("tag "+args[0]+" "+*category+" on person", *person)
 	}
 	return c.done("tag "+args[0]+" "+*category+" on household", *household)
 }

@@ -68,6 +68,7 @@ func openState(t testing.TB) *sqlitex.DB {
 		{Version: 3, Name: "003_state.sql", SQL: statedb.SchemaV3},
 		{Version: 4, Name: "004_state.sql", SQL: statedb.SchemaV4},
 		{Version: 5, Name: "005_state.sql", SQL: statedb.SchemaV5},
+		{Version: 6, Name: "006_state.sql", SQL: statedb.SchemaV6},
 	})
 	if err != nil {
 		t.Fatalf("open: %v", err)

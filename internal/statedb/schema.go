@@ -55,6 +55,7 @@ func SnapshotMigrations() []sqlitex.Migration {
 		{Version: 4, Name: "004_sums.sql", SQL: schemaV3SumTables},
 		{Version: 5, Name: "005_position.sql", SQL: SchemaV4},
 		{Version: 6, Name: "006_residence.sql", SQL: SchemaV5},
+		{Version: 7, Name: "007_person_tags.sql", SQL: SchemaV6},
 	}
 }
 
@@ -65,7 +66,7 @@ func SnapshotMigrations() []sqlitex.Migration {
 // file has the schema that Migrations gives a new file. A caller compares
 // the two (sqlitex.Schema) before trusting that.
 func OverSnapshot(own fs.FS, dir string) ([]sqlitex.Migration, error) {
-	return withShared(own, dir, "SELECT 1", map[string]string{"SchemaV2": "", "SchemaV3": sumTriggers, "SchemaV4": "", "SchemaV5": ""})
+	return withShared(own, dir, "SELECT 1", map[string]string{"SchemaV2": "", "SchemaV3": sumTriggers, "SchemaV4": "", "SchemaV5": "", "SchemaV6": ""})
 }
 
 // ReplicatedTables are the tables of a scope's rows, the ones a snapshot
@@ -76,7 +77,7 @@ func ReplicatedTables() []string {
 }
 
 // shared are the versions after 1 of the replicated tables, by name.
-var shared = map[string]string{"SchemaV2": SchemaV2, "SchemaV3": SchemaV3, "SchemaV4": SchemaV4, "SchemaV5": SchemaV5}
+var shared = map[string]string{"SchemaV2": SchemaV2, "SchemaV3": SchemaV3, "SchemaV4": SchemaV4, "SchemaV5": SchemaV5, "SchemaV6": SchemaV6}
 
 // SchemaV4 adds where the phone was when a visit was recorded
 // (syncengine.EncodePosition; empty for nowhere known). No index reads it:
@@ -89,6 +90,12 @@ ALTER TABLE visits ADD COLUMN position TEXT NOT NULL DEFAULT '';
 // its clock is the last of the person's clocks).
 const SchemaV5 = `
 ALTER TABLE persons ADD COLUMN residence TEXT NOT NULL DEFAULT '';
+`
+
+// SchemaV6 puts categories on persons as well as households
+// (syncengine.TagElement.PersonID; empty for the household's own).
+const SchemaV6 = `
+ALTER TABLE tag_elements ADD COLUMN person_id TEXT NOT NULL DEFAULT '';
 `
 
 // SchemaV1 creates the replicated tables. Released schemas never change:

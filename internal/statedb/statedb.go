@@ -179,12 +179,12 @@ func PersonsOf(ctx context.Context, q Querier, householdIDs []string) ([]synceng
 	return loadIn(ctx, q, `SELECT `+personCols+` FROM persons WHERE household_id IN (%s) ORDER BY household_id, id`, householdIDs, scanPerson)
 }
 
-const tagCols = `add_id, household_id, category, removed, hlc, node`
+const tagCols = `add_id, household_id, category, removed, hlc, node, person_id`
 
 func scanTag(s scanner) (syncengine.TagElement, error) {
 	var t syncengine.TagElement
 	var hlc, node int64
-	err := s.Scan(&t.AddID, &t.HouseholdID, &t.Category, &t.Removed, &hlc, &node)
+	err := s.Scan(&t.AddID, &t.HouseholdID, &t.Category, &t.Removed, &hlc, &node, &t.PersonID)
 	t.Clock = syncengine.Clock{HLC: uint64(hlc), Node: uint64(node)}
 	return t, err
 }
@@ -211,8 +211,8 @@ func MergeTag(ctx context.Context, q Querier, t *syncengine.TagElement) (merged 
 
 // PutTag writes a tag element whole, replacing any stored one.
 func PutTag(ctx context.Context, q Querier, t *syncengine.TagElement) error {
-	_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO tag_elements (`+tagCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		t.AddID, t.HouseholdID, t.Category, t.Removed, int64(t.Clock.HLC), int64(t.Clock.Node))
+	_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO tag_elements (`+tagCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		t.AddID, t.HouseholdID, t.Category, t.Removed, int64(t.Clock.HLC), int64(t.Clock.Node), t.PersonID)
 	if err != nil {
 		return fmt.Errorf("put tag %s: %w", t.AddID, err)
 	}

@@ -460,7 +460,8 @@ func TestSchemaV3SumsWhatIsThere(t *testing.T) {
 	old.Close()
 	db, err := sqlitex.Open(ctx, path, append(v2, sqlitex.Migration{Version: 3, Name: "003_state.sql", SQL: statedb.SchemaV3},
 		sqlitex.Migration{Version: 4, Name: "004_state.sql", SQL: statedb.SchemaV4},
-		sqlitex.Migration{Version: 5, Name: "005_state.sql", SQL: statedb.SchemaV5}))
+		sqlitex.Migration{Version: 5, Name: "005_state.sql", SQL: statedb.SchemaV5},
+		sqlitex.Migration{Version: 6, Name: "006_state.sql", SQL: statedb.SchemaV6}))
 	if err != nil {
 		t.Fatal(err)
 	}

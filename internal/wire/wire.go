@@ -149,12 +149,14 @@ func PersonFromProto(p *pb.Person) syncengine.Person {
 
 // TagToProto converts a tag element.
 func TagToProto(t *syncengine.TagElement) *pb.TagElement {
-	return &pb.TagElement{AddId: t.AddID, HouseholdId: t.HouseholdID, CategoryCode: t.Category, Removed: t.Removed, Clock: clockToProto(t.Clock)}
+	return &pb.TagElement{AddId: t.AddID, HouseholdId: t.HouseholdID, CategoryCode: t.Category, Removed: t.Removed, Clock: clockToProto(t.Clock),
+		PersonId: t.PersonID}
 }
 
 // TagFromProto converts a tag element.
 func TagFromProto(t *pb.TagElement) syncengine.TagElement {
-	return syncengine.TagElement{AddID: t.GetAddId(), HouseholdID: t.GetHouseholdId(), Category: t.GetCategoryCode(), Removed: t.GetRemoved(), Clock: clockFromProto(t.GetClock())}
+	return syncengine.TagElement{AddID: t.GetAddId(), HouseholdID: t.GetHouseholdId(), Category: t.GetCategoryCode(), Removed: t.GetRemoved(),
+		Clock: clockFromProto(t.GetClock()), PersonID: t.GetPersonId()}
 }
 
 func timeToProto(t time.Time) *timestamppb.Timestamp {

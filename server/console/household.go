@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
@@ -18,7 +19,7 @@ type (
 	field struct{ Label, Value string }
 
 	personView struct {
-		Name, Relation, Gender, Birth, Phone, IDNumber, Residence string
+		Name, Relation, Gender, Birth, Phone, IDNumber, Residence, Categories string
 	}
 
 	amendmentView struct {
@@ -99,9 +100,17 @@ func (c *Console) household(w http.ResponseWriter, r *http.Request) {
 		if p.GetDeleted().GetValue() {
 			continue
 		}
+		// The categories put on this person (the household counts them).
+		var own []string
+		for _, t := range res.GetTags() {
+			if t.GetPersonId() == p.GetId() && !t.GetRemoved() && !slices.Contains(own, cmp.Or(catNames[t.GetCategoryCode()], t.GetCategoryCode())) {
+				own = append(own, cmp.Or(catNames[t.GetCategoryCode()], t.GetCategoryCode()))
+			}
+		}
 		persons = append(persons, personView{Name: p.GetName().GetValue(), Relation: p.GetRelation().GetValue(),
 			Gender: p.GetGender().GetValue(), Birth: p.GetBirthDate().GetValue(), Phone: p.GetPhone().GetValue(),
-			IDNumber: maskID(p.GetIdNumber().GetValue()), Residence: words.Of(words.Residence, p.GetResidence().GetValue(), lang(r) == "zh")})
+			IDNumber: maskID(p.GetIdNumber().GetValue()), Residence: words.Of(words.Residence, p.GetResidence().GetValue(), lang(r) == "zh"),
+			Categories: strings.Join(own, "、")})
 	}
 	amendments := map[string][]*pb.VisitAmendment{}
 	for _, a := range res.GetAmendments() {

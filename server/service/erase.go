@@ -75,7 +75,28 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 			}
 			out.Persons++
 			marks = append(marks, store.ErasureMark{Kind: store.EntityPerson, ID: pr.ID})
-			return tx.Touch(ctx, store.EntityPerson, pr.ID, pr.HouseholdID, "")
+			if err := tx.Touch(ctx, store.EntityPerson, pr.ID, pr.HouseholdID, ""); err != nil {
+				return err
+			}
+			// The categories put on the person (a released prisoner, a
+			// drug user) are personal data too: their adds go.
+			b, err := tx.Bundle(ctx, []string{pr.HouseholdID})
+			if err != nil {
+				return err
+			}
+			for _, tg := range b.Tags {
+				if tg.PersonID != pr.ID || tg.Removed {
+					continue
+				}
+				tg.Removed = true
+				if err := tx.PutTag(ctx, &tg); err != nil {
+					return err
+				}
+				if err := tx.Touch(ctx, store.EntityTag, tg.AddID, tg.HouseholdID, ""); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 		if t.PersonID != "" {
 			if err := erasePerson(person); err != nil {

@@ -127,6 +127,11 @@ func importRows(ctx context.Context, tx store.Tx, p store.Principal, b syncengin
 			return err
 		}
 		cur := *t
+		if len(found) == 0 {
+			if err := checkTagPerson(ctx, tx, t); err != nil {
+				return err
+			}
+		}
 		if len(found) > 0 {
 			if cur = found[0]; cur.HouseholdID != t.HouseholdID || cur.Category != t.Category {
 				return fmt.Errorf("%w: tag %s is another household's or category's", syncengine.ErrInvalid, t.AddID)

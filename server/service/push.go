@@ -210,7 +210,7 @@ func admitTag(ctx context.Context, tx store.Tx, ps *pushScope, t *syncengine.Tag
 		return tx.Touch(ctx, store.EntityTag, t.AddID, t.HouseholdID, "")
 	}
 	cur := found[0]
-	if cur.HouseholdID != t.HouseholdID || cur.Category != t.Category {
+	if cur.HouseholdID != t.HouseholdID || cur.Category != t.Category || cur.PersonID != "" && t.PersonID != "" && cur.PersonID != t.PersonID {
 		if cur.HouseholdID != t.HouseholdID && ps.check(ctx, cur.HouseholdID) != nil {
 			return fmt.Errorf("%w: tag %s is not in your grids", syncengine.ErrOutOfScope, t.AddID)
 		}
@@ -233,6 +233,9 @@ func checkNewTag(ctx context.Context, tx store.Tx, t *syncengine.TagElement) err
 	} else if !known {
 		return fmt.Errorf("%w: unknown category %q: the admins have not defined it", syncengine.ErrInvalid, t.Category)
 	}
+	if err := checkTagPerson(ctx, tx, t); err != nil {
+		return err
+	}
 	live, all, err := tx.CountTags(ctx, t.HouseholdID)
 	if err != nil {
 		return err
@@ -242,6 +245,22 @@ func checkNewTag(ctx context.Context, tx store.Tx, t *syncengine.TagElement) err
 	}
 	if !t.Removed && live >= syncengine.MaxLiveTagsPerHousehold {
 		return syncengine.CapError("tags on household "+t.HouseholdID, live+1, syncengine.MaxLiveTagsPerHousehold)
+	}
+	return nil
+}
+
+// checkTagPerson admits a new tag element's person: one of its household
+// (written before the tag, in this push or an earlier one).
+func checkTagPerson(ctx context.Context, tx store.Tx, t *syncengine.TagElement) error {
+	if t.PersonID == "" {
+		return nil
+	}
+	found, err := tx.Persons(ctx, []string{t.PersonID})
+	if err != nil {
+		return err
+	}
+	if len(found) == 0 || found[0].HouseholdID != t.HouseholdID {
+		return fmt.Errorf("%w: tag %s names person %s, who is not of household %s", syncengine.ErrInvalid, t.AddID, t.PersonID, t.HouseholdID)
 	}
 	return nil
 }

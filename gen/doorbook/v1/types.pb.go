@@ -1023,9 +1023,13 @@ type TagElement struct {
 	// A category code: 1–64 ASCII letters, digits, '_', '-', '.'
 	// (syncengine.ValidateCategoryCode). A pattern, not max_len: a code too
 	// long is invalid (InvalidArgument), not a limit.
-	CategoryCode  string `protobuf:"bytes,3,opt,name=category_code,json=categoryCode,proto3" json:"category_code,omitempty"`
-	Removed       bool   `protobuf:"varint,4,opt,name=removed,proto3" json:"removed,omitempty"`
-	Clock         *Clock `protobuf:"bytes,5,opt,name=clock,proto3" json:"clock,omitempty"`
+	CategoryCode string `protobuf:"bytes,3,opt,name=category_code,json=categoryCode,proto3" json:"category_code,omitempty"`
+	Removed      bool   `protobuf:"varint,4,opt,name=removed,proto3" json:"removed,omitempty"`
+	Clock        *Clock `protobuf:"bytes,5,opt,name=clock,proto3" json:"clock,omitempty"`
+	// A person of the household the category is on (a released prisoner in
+	// a household of five); empty for the household's own. The household
+	// counts it for its due list and key-group rate. Fixed by the add.
+	PersonId      string `protobuf:"bytes,6,opt,name=person_id,json=personId,proto3" json:"person_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1093,6 +1097,13 @@ func (x *TagElement) GetClock() *Clock {
 		return x.Clock
 	}
 	return nil
+}
+
+func (x *TagElement) GetPersonId() string {
+	if x != nil {
+		return x.PersonId
+	}
+	return ""
 }
 
 type Finding struct {
@@ -2882,14 +2893,15 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\adeleted\x18\n" +
 	" \x01(\v2\x16.doorbook.v1.BoolFieldR\adeleted\x12\xc2\x01\n" +
 	"\tresidence\x18\v \x01(\v2\x18.doorbook.v1.StringFieldB\x89\x01\xbaH\x85\x01\xba\x01\x81\x01\n" +
-	"\x10person.residence\x124value must be resident, migrant, moved_away or empty\x1a7this.value in ['', 'resident', 'migrant', 'moved_away']R\tresidence\"\xe2\x01\n" +
+	"\x10person.residence\x124value must be resident, migrant, moved_away or empty\x1a7this.value in ['', 'resident', 'migrant', 'moved_away']R\tresidence\"\x8c\x02\n" +
 	"\n" +
 	"TagElement\x12\x1f\n" +
 	"\x06add_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x05addId\x12+\n" +
 	"\fhousehold_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vhouseholdId\x12B\n" +
 	"\rcategory_code\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_.-]{1,64}$R\fcategoryCode\x12\x18\n" +
 	"\aremoved\x18\x04 \x01(\bR\aremoved\x12(\n" +
-	"\x05clock\x18\x05 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\"a\n" +
+	"\x05clock\x18\x05 \x01(\v2\x12.doorbook.v1.ClockR\x05clock\x12(\n" +
+	"\tperson_id\x18\x06 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\bpersonId\"a\n" +
 	"\aFinding\x128\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x18.doorbook.v1.FindingKindB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12\x1c\n" +

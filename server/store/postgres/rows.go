@@ -165,17 +165,17 @@ func (r *repo) PutPerson(ctx context.Context, p *syncengine.Person) error {
 		p.Relation.Value, p.Notes.Value, p.Deleted.Value, p.Residence.Value, syncengine.EncodeClocks(p.Clocks()))
 }
 
-const tagCols = `add_id, household_id, category, removed, hlc, node`
+const tagCols = `add_id, household_id, category, removed, hlc, node, person_id`
 
 var (
-	tagInsert = `INSERT INTO tag_elements (` + tagCols + `) VALUES (` + placeholders(6) + `)`
+	tagInsert = `INSERT INTO tag_elements (` + tagCols + `) VALUES (` + placeholders(7) + `)`
 	tagSet    = upsertSet(tagCols, "add_id")
 )
 
 func scanTag(s scanner) (syncengine.TagElement, error) {
 	var t syncengine.TagElement
 	var hlc, node int64
-	err := s.Scan(&t.AddID, &t.HouseholdID, &t.Category, &t.Removed, &hlc, &node)
+	err := s.Scan(&t.AddID, &t.HouseholdID, &t.Category, &t.Removed, &hlc, &node, &t.PersonID)
 	t.Clock = syncengine.Clock{HLC: uint64(hlc), Node: uint64(node)}
 	return t, err
 }
@@ -194,7 +194,7 @@ func (r *repo) Tags(ctx context.Context, want []string) ([]syncengine.TagElement
 
 func (r *repo) PutTag(ctx context.Context, t *syncengine.TagElement) error {
 	return r.put(ctx, "tag_elements", "add_id", t.AddID, tagInsert, tagSet,
-		t.AddID, t.HouseholdID, t.Category, t.Removed, int64(t.Clock.HLC), int64(t.Clock.Node))
+		t.AddID, t.HouseholdID, t.Category, t.Removed, int64(t.Clock.HLC), int64(t.Clock.Node), t.PersonID)
 }
 
 // visitCols reads a visit with its households, in their order.

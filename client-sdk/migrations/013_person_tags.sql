@@ -1,0 +1,2 @@
+-- Categories on persons as well as households.
+-- statedb: SchemaV6
