@@ -387,14 +387,17 @@ func (r *Replica) AmendVisit(ctx context.Context, visitID, reason string, c Corr
 // UpdateItem moves a tracked item (finding number finding of a visit)
 // forward: assigned (with unit and deadline), resolved or closed. An item
 // never moves back: the greatest state any replica recorded wins.
-func (r *Replica) UpdateItem(ctx context.Context, visitID string, finding uint32, kind syncengine.AmendmentKind, note, unit string, deadline time.Time) (string, error) {
+//
+// An assignment may name co-units (配合单位) after its lead unit.
+func (r *Replica) UpdateItem(ctx context.Context, visitID string, finding uint32, kind syncengine.AmendmentKind, note, unit string, deadline time.Time, coUnits ...string) (string, error) {
 	if !kind.IsItemUpdate() {
 		return "", fmt.Errorf("update item: %w: not an item update", syncengine.ErrInvalid)
 	}
 	if !deadline.IsZero() {
 		deadline = deadline.UTC().Truncate(time.Millisecond)
 	}
-	return r.amend(ctx, syncengine.Amendment{VisitID: visitID, Kind: kind, Reason: note, Finding: finding, Unit: unit, Deadline: deadline})
+	return r.amend(ctx, syncengine.Amendment{VisitID: visitID, Kind: kind, Reason: note, Finding: finding, Unit: unit, Deadline: deadline,
+		CoUnits: coUnits})
 }
 
 // VoidVisit voids a visit, with a reason. The original record stays.

@@ -414,7 +414,7 @@ func TestConsoleItems(t *testing.T) {
 		extra url.Values
 		want  string
 	}{
-		{"assign", url.Values{"unit": {"城管科"}, "deadline": {"2030-01-31"}}, "挂牌督办"},
+		{"assign", url.Values{"unit": {"城管科"}, "co_units": {"物业公司、 社区居委会"}, "deadline": {"2030-01-31"}}, "挂牌督办"},
 		{"resolve", url.Values{"note": {"已清理"}}, "已解决"},
 		{"close", nil, "已销号"},
 	} {
@@ -428,7 +428,7 @@ func TestConsoleItems(t *testing.T) {
 		}
 	}
 	_, _, page = admin.get("/console/items?state=closed&unit=" + url.QueryEscape("城管科"))
-	if !strings.Contains(page, "2030-01-31") || !strings.Contains(page, ">1 项") {
+	if !strings.Contains(page, "2030-01-31") || !strings.Contains(page, ">1 项") || !strings.Contains(page, "配合单位：物业公司、社区居委会") {
 		t.Errorf("the register of closed items of the unit:\n%s", page)
 	}
 	if _, _, page = admin.get("/console/items?state=open"); !strings.Contains(page, ">0 项") {

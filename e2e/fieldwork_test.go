@@ -607,12 +607,12 @@ func TestCampaignEndToEnd(t *testing.T) {
 	// The hazard register: the item, resolved, with its unit, deadline and
 	// how it stands; not overdue any more.
 	hazards := rows("挂牌督办台账")
-	registerHeader := []string{"户主姓名", "地址", "网格", "问题类型", "问题描述", "登记日期", "登记人", "责任单位", "办结时限", "状态", "办理情况", "逾期天数", "升级督办至"}
+	registerHeader := []string{"户主姓名", "地址", "网格", "问题类型", "问题描述", "登记日期", "登记人", "责任单位", "配合单位", "办结时限", "状态", "办理情况", "逾期天数", "升级督办至"}
 	if len(hazards) != 2 || !slices.Equal(hazards[0], registerHeader) {
 		t.Fatalf("挂牌督办台账: %q; want the header and one item", hazards)
 	}
 	if got, want := padRow(hazards[1], len(registerHeader)), []string{"李娜", "和平路2号", hazards[1][2], "治安隐患", "楼道堆放杂物", d0, "李明",
-		"和平派出所", deadline.In(syncengine.ChinaTime).Format("2006-01-02"), "已解决", "杂物已清理", "", ""}; !slices.Equal(got, want) || got[2] == "" {
+		"和平派出所", "", deadline.In(syncengine.ChinaTime).Format("2006-01-02"), "已解决", "杂物已清理", "", ""}; !slices.Equal(got, want) || got[2] == "" {
 		t.Errorf("挂牌督办台账 row:\n got %q\nwant %q", got, want)
 	}
 

@@ -115,7 +115,7 @@ func TestCampaignMonth(t *testing.T) {
 	}
 	deadline := t0.Add(10 * day)
 	if _, err := e.Admin.UpdateItem(ctx, &pb.UpdateItemRequest{VisitId: hazard, Kind: pb.AmendmentKind_AMENDMENT_KIND_ITEM_ASSIGN,
-		Unit: "消防中队", Deadline: timestamppb.New(deadline)}); err != nil {
+		Unit: "消防中队", CoUnits: []string{"物业公司", "社区居委会"}, Deadline: timestamppb.New(deadline)}); err != nil {
 		t.Fatal(err)
 	}
 	// Week 3: B two more. Week 4: A and B sync; C does not.
@@ -214,13 +214,22 @@ func TestCampaignMonth(t *testing.T) {
 		}
 		china := func(t time.Time) string { return t.In(syncengine.ChinaTime).Format("2006-01-02") }
 		want := [][]string{
-			{"户主姓名", "地址", "网格", "问题类型", "问题描述", "登记日期", "登记人", "责任单位", "办结时限", "状态", "办理情况", "逾期天数", "升级督办至"},
-			{"户主A1", "幸福路 1 号", "Grid A", "治安隐患", "电动车楼道充电", china(t0.Add(day)), "网格员A", "消防中队", china(deadline), "挂牌督办", "",
+			{"户主姓名", "地址", "网格", "问题类型", "问题描述", "登记日期", "登记人", "责任单位", "配合单位", "办结时限", "状态", "办理情况", "逾期天数", "升级督办至"},
+			{"户主A1", "幸福路 1 号", "Grid A", "治安隐患", "电动车楼道充电", china(t0.Add(day)), "网格员A", "消防中队", "物业公司、社区居委会", china(deadline), "挂牌督办", "",
 				fmt.Sprint(tc.day - 10), tc.node},
 		}
 		if diff := deepDiff(want, records); diff != "" {
 			t.Errorf("the hazard register on day %d:\n%s", tc.day, diff)
 		}
+	}
+
+	// A's phone shows the item with its lead unit and co-units.
+	items, err := phones["A"].Items(ctx, e.now.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 || items[0].Unit != "消防中队" || !slices.Equal(items[0].CoUnits, []string{"物业公司", "社区居委会"}) {
+		t.Errorf("A's phone's items: %+v; want the hazard with 消防中队 leading, 物业公司 and 社区居委会 helping", items)
 	}
 
 	// C's phone has not synced since day 8: silent for a week by day 26;

@@ -40,9 +40,9 @@ func (l labels) visitHeader() []string {
 
 func (l labels) itemsHeader() []string {
 	if l.zh {
-		return []string{"户主姓名", "地址", "网格", "问题类型", "问题描述", "登记日期", "登记人", "责任单位", "办结时限", "状态", "办理情况", "逾期天数", "升级督办至"}
+		return []string{"户主姓名", "地址", "网格", "问题类型", "问题描述", "登记日期", "登记人", "责任单位", "配合单位", "办结时限", "状态", "办理情况", "逾期天数", "升级督办至"}
 	}
-	return []string{"head of household", "address", "grid", "finding", "description", "reported", "reported by", "unit", "deadline",
+	return []string{"head of household", "address", "grid", "finding", "description", "reported", "reported by", "unit", "co-units", "deadline",
 		"state", "how it stands", "days overdue", "escalated to"}
 }
 

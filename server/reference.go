@@ -140,6 +140,7 @@ func (s *adminService) UpdateItem(ctx context.Context, req *pb.UpdateItemRequest
 		Reason:   req.GetNote(),
 		Finding:  req.GetFinding(),
 		Unit:     req.GetUnit(),
+		CoUnits:  req.GetCoUnits(),
 		Clock:    s.clock.Now(),
 	}
 	if req.Deadline != nil {

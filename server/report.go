@@ -290,7 +290,7 @@ func (s *reportService) GetHousehold(ctx context.Context, req *pb.GetHouseholdRe
 
 func itemToProto(it *syncengine.Item, now time.Time) *pb.TrackedItem {
 	item := &pb.TrackedItem{VisitId: it.VisitID, Finding: it.Finding, Kind: pb.FindingKind(it.Kind), Note: it.Note,
-		ReportedAt: timestamppb.New(it.ReportedAt), State: pb.ItemState(it.State), Unit: it.Unit, StateNote: it.StateNote,
+		ReportedAt: timestamppb.New(it.ReportedAt), State: pb.ItemState(it.State), Unit: it.Unit, CoUnits: it.CoUnits, StateNote: it.StateNote,
 		Overdue: it.Overdue(now)}
 	if !it.Deadline.IsZero() {
 		item.Deadline = timestamppb.New(it.Deadline)
@@ -624,7 +624,7 @@ func (ex *exporter) items(w export.Writer) error {
 			escalated = ex.escalatedTo(m.h.GridID, lv)
 		}
 		if err := w.Row(m.h.HeadName, m.h.Address, ex.nodes[m.h.GridID].Name, words.Of(words.Finding, it.Kind, ex.l.zh), it.Note,
-			officeDay(it.ReportedAt), reporter, it.Unit, deadline, words.Of(words.ItemState, it.State, ex.l.zh), it.StateNote, overdue, escalated); err != nil {
+			officeDay(it.ReportedAt), reporter, it.Unit, strings.Join(it.CoUnits, "、"), deadline, words.Of(words.ItemState, it.State, ex.l.zh), it.StateNote, overdue, escalated); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package syncengine
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -71,8 +72,19 @@ func (a *Amendment) validateItemUpdate() error {
 		if a.Deadline.Before(minVisitTime) || a.Deadline.After(maxVisitTime) {
 			return fmt.Errorf("%w: deadline %s is not a plausible date", ErrInvalid, a.Deadline.Format(time.RFC3339))
 		}
-	} else if a.Unit != "" || !a.Deadline.IsZero() {
-		return fmt.Errorf("%w: only an assignment names a unit and a deadline", ErrInvalid)
+		if len(a.CoUnits) > MaxCoUnits {
+			return fmt.Errorf("%w: an assignment names at most %d co-units", ErrLimit, MaxCoUnits)
+		}
+		for i, u := range a.CoUnits {
+			if err := checkText("co-unit", u, maxNameLen); err != nil {
+				return err
+			}
+			if u == "" || u == a.Unit || slices.Contains(a.CoUnits[:i], u) {
+				return fmt.Errorf("%w: co-unit %q is empty, the lead unit, or named twice", ErrInvalid, truncate(u))
+			}
+		}
+	} else if a.Unit != "" || !a.Deadline.IsZero() || len(a.CoUnits) > 0 {
+		return fmt.Errorf("%w: only an assignment names units and a deadline", ErrInvalid)
 	}
 	if a.Clock.IsZero() {
 		return fmt.Errorf("%w: amendment %s has no clock", ErrInvalid, a.ID)
@@ -91,9 +103,11 @@ type Item struct {
 	ReportedAt   time.Time
 	ReportedBy   string
 	State        ItemState
-	// The newest assignment's unit and deadline.
+	// The newest assignment's unit and deadline, and the units it named
+	// to help (配合单位).
 	Unit     string
 	Deadline time.Time
+	CoUnits  []string
 	// The note of the update that set the state.
 	StateNote string
 }
@@ -101,6 +115,31 @@ type Item struct {
 // Overdue reports whether the item is still open past its deadline.
 func (it *Item) Overdue(now time.Time) bool {
 	return it.State.Open() && !it.Deadline.IsZero() && now.After(it.Deadline)
+}
+
+// MaxCoUnits bounds the co-units of an assignment.
+const MaxCoUnits = 8
+
+// EncodeCoUnits renders co-units as they are stored: a JSON list, "" for
+// none.
+func EncodeCoUnits(units []string) string {
+	if len(units) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(units)
+	return string(b)
+}
+
+// DecodeCoUnits reads EncodeCoUnits's text.
+func DecodeCoUnits(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []string
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("%w: co-units %q: %v", ErrInvalid, truncate(s), err)
+	}
+	return out, nil
 }
 
 // EscalationPeriod is how long an item past its deadline stays with one
@@ -166,7 +205,7 @@ func Items(view VisitView) []Item {
 			it.State, it.StateNote = st, a.Reason
 		}
 		if a.Kind == AmendItemAssign {
-			it.Unit, it.Deadline = a.Unit, a.Deadline
+			it.Unit, it.Deadline, it.CoUnits = a.Unit, a.Deadline, slices.Clone(a.CoUnits)
 		}
 	}
 	return items

@@ -3,6 +3,7 @@ package syncengine_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -560,5 +561,50 @@ func TestEscalatedAfter(t *testing.T) {
 		if got := it.EscalatedAfter(deadline.Add(tt.at), tt.period); got != tt.want {
 			t.Errorf("EscalatedAfter(deadline%+v, %s) = %d, want %d", tt.at, tt.period, got, tt.want)
 		}
+	}
+}
+
+// TestCoUnits: an assignment names a lead unit and at most MaxCoUnits
+// others, none empty, none the lead, none twice; other updates name none.
+// The item takes the newest assignment's co-units.
+func TestCoUnits(t *testing.T) {
+	deadline := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	assign := func(co ...string) se.Amendment {
+		return se.Amendment{ID: "00000000-0000-7000-8000-0000000000a1", VisitID: "00000000-0000-7000-8000-0000000000b1",
+			AuthorID: "00000000-0000-7000-8000-0000000000c1", Kind: se.AmendItemAssign, Unit: "消防中队", Deadline: deadline,
+			CoUnits: co, Clock: se.Clock{HLC: 1, Node: 1}}
+	}
+	nine := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"}
+	for _, tc := range []struct {
+		name string
+		a    se.Amendment
+		err  error
+	}{
+		{"none", assign(), nil},
+		{"two", assign("物业公司", "社区居委会"), nil},
+		{"the lead again", assign("消防中队"), se.ErrInvalid},
+		{"twice", assign("物业公司", "物业公司"), se.ErrInvalid},
+		{"empty", assign(""), se.ErrInvalid},
+		{"nine", assign(nine...), se.ErrLimit},
+		{"on a resolve", func() se.Amendment {
+			a := assign("物业公司")
+			a.Kind, a.Unit, a.Deadline = se.AmendItemResolve, "", time.Time{}
+			return a
+		}(), se.ErrInvalid},
+	} {
+		err := tc.a.Validate()
+		if tc.err == nil && err != nil || tc.err != nil && !errors.Is(err, tc.err) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.err)
+		}
+	}
+	text := se.EncodeCoUnits([]string{"物业公司", "社区居委会"})
+	if back, err := se.DecodeCoUnits(text); err != nil || !slices.Equal(back, []string{"物业公司", "社区居委会"}) {
+		t.Errorf("co-units %q read back as %q (%v)", text, back, err)
+	}
+	if se.EncodeCoUnits(nil) != "" {
+		t.Error("no co-units are not stored as empty")
+	}
+	if _, err := se.DecodeCoUnits("[broken"); !errors.Is(err, se.ErrInvalid) {
+		t.Errorf("broken co-units: %v", err)
 	}
 }

@@ -176,6 +176,9 @@ type Amendment struct {
 	Finding  uint32
 	Unit     string
 	Deadline time.Time
+	// CoUnits are the units an assignment also names (配合单位): the lead
+	// (Unit) answers for the item, they help.
+	CoUnits []string
 }
 
 // Equal reports whether two records of the same amendment agree.
@@ -183,7 +186,7 @@ func (a *Amendment) Equal(o *Amendment) bool {
 	notesEqual := (a.Notes == nil) == (o.Notes == nil) && (a.Notes == nil || *a.Notes == *o.Notes)
 	return a.ID == o.ID && a.VisitID == o.VisitID && a.AuthorID == o.AuthorID && a.Kind == o.Kind &&
 		a.Reason == o.Reason && notesEqual && a.Form == o.Form && a.VisitedAt.Equal(o.VisitedAt) && a.Clock == o.Clock &&
-		a.Finding == o.Finding && a.Unit == o.Unit && a.Deadline.Equal(o.Deadline)
+		a.Finding == o.Finding && a.Unit == o.Unit && a.Deadline.Equal(o.Deadline) && slices.Equal(a.CoUnits, o.CoUnits)
 }
 
 // Validate checks an amendment.
@@ -203,7 +206,7 @@ func (a *Amendment) Validate() error {
 	if a.Kind != AmendCorrect && a.Kind != AmendVoid {
 		return fmt.Errorf("%w: unknown amendment kind %d", ErrInvalid, a.Kind)
 	}
-	if a.Finding != 0 || a.Unit != "" || !a.Deadline.IsZero() {
+	if a.Finding != 0 || a.Unit != "" || !a.Deadline.IsZero() || len(a.CoUnits) > 0 {
 		return fmt.Errorf("%w: a correction or void carries no item fields", ErrInvalid)
 	}
 	if a.Reason == "" {

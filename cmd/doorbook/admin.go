@@ -42,7 +42,7 @@ Verbs:
                   how communities rank (通报): weights of coverage, key_group and questions' positive rates
                   (none: by coverage); yuan by rank, negative a fine (seed 000: --reward 1-7=3000/300 ...
                   --reward 61-=-3000/-300)
-  item   --visit ID [--finding N] --to assigned|resolved|closed [--unit U --deadline DATE] [--note TEXT]
+  item   --visit ID [--finding N] --to assigned|resolved|closed [--unit U --deadline DATE [--co-unit U]...] [--note TEXT]
   item policy [--escalation-days N]            after how many days an overdue item goes up a level (shown, or set
                                                by installation-wide admins; default 7)
   report --campaign ID [--node ID] [--at TIME] [--weekly]   progress, communities ranked, quotas, survey;

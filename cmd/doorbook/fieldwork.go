@@ -97,6 +97,8 @@ func (c *workerCmd) item(args []string) error {
 	to := fs.String("to", "", "new `state`: assigned, resolved or closed")
 	note := fs.String("note", "", "a `note`")
 	unit := fs.String("unit", "", "responsible `unit` (assigned)")
+	var coUnits multi
+	fs.Var(&coUnits, "co-unit", "a `unit` that helps the responsible one (assigned; repeat)")
 	deadline := fs.String("deadline", "", "deadline `time` (assigned)")
 	if err := c.parse(fs, args); err != nil {
 		return err
@@ -115,7 +117,7 @@ func (c *workerCmd) item(args []string) error {
 	if err := c.ready(); err != nil {
 		return err
 	}
-	id, err := c.replica.UpdateItem(c.ctx, *visit, uint32(*finding), kind, *note, *unit, when)
+	id, err := c.replica.UpdateItem(c.ctx, *visit, uint32(*finding), kind, *note, *unit, when, coUnits...)
 	if err != nil {
 		return err
 	}

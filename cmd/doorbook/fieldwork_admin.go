@@ -234,6 +234,8 @@ func (c *adminCmd) item(args []string) error {
 	to := fs.String("to", "", "new `state`: assigned, resolved or closed")
 	note := fs.String("note", "", "a `note`")
 	unit := fs.String("unit", "", "responsible `unit` (assigned)")
+	var coUnits multi
+	fs.Var(&coUnits, "co-unit", "a `unit` that helps the responsible one (assigned; repeat)")
 	deadline := fs.String("deadline", "", "deadline `time` (assigned)")
 	if err := c.parse(fs, args); err != nil {
 		return err
@@ -247,7 +249,7 @@ func (c *adminCmd) item(args []string) error {
 	if !ok {
 		return fmt.Errorf("%w: --to must be assigned, resolved or closed", errUsage)
 	}
-	req := &pb.UpdateItemRequest{VisitId: *visit, Finding: uint32(*finding), Kind: kind, Unit: *unit, Note: *note}
+	req := &pb.UpdateItemRequest{VisitId: *visit, Finding: uint32(*finding), Kind: kind, Unit: *unit, Note: *note, CoUnits: coUnits}
 	if *deadline != "" {
 		t, err := parseTime(*deadline)
 		if err != nil {

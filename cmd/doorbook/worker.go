@@ -34,7 +34,7 @@ Verbs (all work offline except enroll and sync):
             [--revisit REASON]... [--revisit-due TIME] [--campaign ID --answer QUESTION=VALUE...]
   visit amend --visit ID --reason TEXT [--notes TEXT] [--form FORM] [--at TIME]
   visit void  --visit ID --reason TEXT
-  item      --visit ID [--finding N] --to assigned|resolved [--note TEXT] [--unit U --deadline TIME]
+  item      --visit ID [--finding N] --to assigned|resolved [--note TEXT] [--unit U --deadline TIME [--co-unit U]...]
             (closing an item off, 销号, is an admin's)
   items                                                 tracked items (hazards, disputes) of your households
   attach    --visit ID --file FILE [--name N] [--type MIME]

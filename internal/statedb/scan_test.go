@@ -69,6 +69,7 @@ func openState(t testing.TB) *sqlitex.DB {
 		{Version: 4, Name: "004_state.sql", SQL: statedb.SchemaV4},
 		{Version: 5, Name: "005_state.sql", SQL: statedb.SchemaV5},
 		{Version: 6, Name: "006_state.sql", SQL: statedb.SchemaV6},
+		{Version: 7, Name: "007_state.sql", SQL: statedb.SchemaV7},
 	})
 	if err != nil {
 		t.Fatalf("open: %v", err)

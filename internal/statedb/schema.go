@@ -56,6 +56,7 @@ func SnapshotMigrations() []sqlitex.Migration {
 		{Version: 5, Name: "005_position.sql", SQL: SchemaV4},
 		{Version: 6, Name: "006_residence.sql", SQL: SchemaV5},
 		{Version: 7, Name: "007_person_tags.sql", SQL: SchemaV6},
+		{Version: 8, Name: "008_co_units.sql", SQL: SchemaV7},
 	}
 }
 
@@ -66,7 +67,7 @@ func SnapshotMigrations() []sqlitex.Migration {
 // file has the schema that Migrations gives a new file. A caller compares
 // the two (sqlitex.Schema) before trusting that.
 func OverSnapshot(own fs.FS, dir string) ([]sqlitex.Migration, error) {
-	return withShared(own, dir, "SELECT 1", map[string]string{"SchemaV2": "", "SchemaV3": sumTriggers, "SchemaV4": "", "SchemaV5": "", "SchemaV6": ""})
+	return withShared(own, dir, "SELECT 1", map[string]string{"SchemaV2": "", "SchemaV3": sumTriggers, "SchemaV4": "", "SchemaV5": "", "SchemaV6": "", "SchemaV7": ""})
 }
 
 // ReplicatedTables are the tables of a scope's rows, the ones a snapshot
@@ -77,7 +78,7 @@ func ReplicatedTables() []string {
 }
 
 // shared are the versions after 1 of the replicated tables, by name.
-var shared = map[string]string{"SchemaV2": SchemaV2, "SchemaV3": SchemaV3, "SchemaV4": SchemaV4, "SchemaV5": SchemaV5, "SchemaV6": SchemaV6}
+var shared = map[string]string{"SchemaV2": SchemaV2, "SchemaV3": SchemaV3, "SchemaV4": SchemaV4, "SchemaV5": SchemaV5, "SchemaV6": SchemaV6, "SchemaV7": SchemaV7}
 
 // SchemaV4 adds where the phone was when a visit was recorded
 // (syncengine.EncodePosition; empty for nowhere known). No index reads it:
@@ -96,6 +97,12 @@ ALTER TABLE persons ADD COLUMN residence TEXT NOT NULL DEFAULT '';
 // (syncengine.TagElement.PersonID; empty for the household's own).
 const SchemaV6 = `
 ALTER TABLE tag_elements ADD COLUMN person_id TEXT NOT NULL DEFAULT '';
+`
+
+// SchemaV7 adds the co-units an item's assignment names
+// (syncengine.EncodeCoUnits).
+const SchemaV7 = `
+ALTER TABLE visit_amendments ADD COLUMN co_units TEXT NOT NULL DEFAULT '';
 `
 
 // SchemaV1 creates the replicated tables. Released schemas never change:

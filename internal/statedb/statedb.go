@@ -322,13 +322,17 @@ func VisitsOf(ctx context.Context, q Querier, householdIDs []string) ([]syncengi
 	return slices.CompactFunc(vs, func(a, b syncengine.Visit) bool { return a.ID == b.ID }), nil
 }
 
-const amendmentCols = `id, visit_id, author_id, kind, reason, notes, form, visited_at, hlc, node, finding, unit, deadline`
+const amendmentCols = `id, visit_id, author_id, kind, reason, notes, form, visited_at, hlc, node, finding, unit, deadline, co_units`
 
 func scanAmendment(s scanner) (syncengine.Amendment, error) {
 	var a syncengine.Amendment
 	var notes sql.NullString
 	var at, hlc, node, deadline int64
-	err := s.Scan(&a.ID, &a.VisitID, &a.AuthorID, &a.Kind, &a.Reason, &notes, &a.Form, &at, &hlc, &node, &a.Finding, &a.Unit, &deadline)
+	var coUnits string
+	err := s.Scan(&a.ID, &a.VisitID, &a.AuthorID, &a.Kind, &a.Reason, &notes, &a.Form, &at, &hlc, &node, &a.Finding, &a.Unit, &deadline, &coUnits)
+	if err == nil {
+		a.CoUnits, err = syncengine.DecodeCoUnits(coUnits)
+	}
 	if deadline != 0 {
 		a.Deadline = time.UnixMilli(deadline).UTC()
 	}
@@ -366,8 +370,9 @@ func InsertAmendment(ctx context.Context, q Querier, a *syncengine.Amendment) (i
 	if !a.Deadline.IsZero() {
 		deadline = a.Deadline.UnixMilli()
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO visit_amendments (`+amendmentCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.VisitID, a.AuthorID, a.Kind, a.Reason, notes, a.Form, at, int64(a.Clock.HLC), int64(a.Clock.Node), a.Finding, a.Unit, deadline)
+	_, err = q.ExecContext(ctx, `INSERT INTO visit_amendments (`+amendmentCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.VisitID, a.AuthorID, a.Kind, a.Reason, notes, a.Form, at, int64(a.Clock.HLC), int64(a.Clock.Node), a.Finding, a.Unit, deadline,
+		syncengine.EncodeCoUnits(a.CoUnits))
 	if err != nil {
 		return false, fmt.Errorf("insert amendment %s: %w", a.ID, err)
 	}

@@ -461,7 +461,8 @@ func TestSchemaV3SumsWhatIsThere(t *testing.T) {
 	db, err := sqlitex.Open(ctx, path, append(v2, sqlitex.Migration{Version: 3, Name: "003_state.sql", SQL: statedb.SchemaV3},
 		sqlitex.Migration{Version: 4, Name: "004_state.sql", SQL: statedb.SchemaV4},
 		sqlitex.Migration{Version: 5, Name: "005_state.sql", SQL: statedb.SchemaV5},
-		sqlitex.Migration{Version: 6, Name: "006_state.sql", SQL: statedb.SchemaV6}))
+		sqlitex.Migration{Version: 6, Name: "006_state.sql", SQL: statedb.SchemaV6},
+		sqlitex.Migration{Version: 7, Name: "007_state.sql", SQL: statedb.SchemaV7}))
 	if err != nil {
 		t.Fatal(err)
 	}

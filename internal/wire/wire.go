@@ -293,6 +293,7 @@ func AmendmentToProto(a *syncengine.Amendment) *pb.VisitAmendment {
 		Finding:   a.Finding,
 		Unit:      a.Unit,
 		Deadline:  timeToProto(a.Deadline),
+		CoUnits:   a.CoUnits,
 	}
 }
 
@@ -311,6 +312,7 @@ func AmendmentFromProto(a *pb.VisitAmendment) syncengine.Amendment {
 		Finding:   a.GetFinding(),
 		Unit:      a.GetUnit(),
 		Deadline:  timeFromProto(a.GetDeadline()).Truncate(time.Millisecond),
+		CoUnits:   a.GetCoUnits(),
 	}
 }
 

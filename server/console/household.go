@@ -36,9 +36,9 @@ type (
 	}
 
 	itemView struct {
-		VisitID, Kind, Note, State, Unit, Deadline, Reported string
-		Finding                                              uint32
-		Open, Overdue                                        bool
+		VisitID, Kind, Note, State, Unit, CoUnits, Deadline, Reported string
+		Finding                                                       uint32
+		Open, Overdue                                                 bool
 	}
 )
 
@@ -150,7 +150,7 @@ func (c *Console) household(w http.ResponseWriter, r *http.Request) {
 	var items []itemView
 	for _, it := range res.GetItems() {
 		state := syncengine.ItemState(it.GetState())
-		iv := itemView{VisitID: it.GetVisitId(), Finding: it.GetFinding(), Note: it.GetNote(), Unit: it.GetUnit(),
+		iv := itemView{VisitID: it.GetVisitId(), Finding: it.GetFinding(), Note: it.GetNote(), Unit: it.GetUnit(), CoUnits: strings.Join(it.GetCoUnits(), "、"),
 			Kind: words.Of(words.Finding, syncengine.FindingKind(it.GetKind()), zh), State: words.Of(words.ItemState, state, zh),
 			Reported: day(it.GetReportedAt().AsTime()), Open: state.Open()}
 		if it.GetDeadline() != nil {

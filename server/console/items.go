@@ -55,7 +55,7 @@ func (c *Console) items(w http.ResponseWriter, r *http.Request) {
 		it := li.GetItem()
 		state := syncengine.ItemState(it.GetState())
 		v := listedItemView{itemView: itemView{VisitID: it.GetVisitId(), Finding: it.GetFinding(), Note: it.GetNote(),
-			Unit: it.GetUnit(), Kind: words.Of(words.Finding, syncengine.FindingKind(it.GetKind()), zh),
+			Unit: it.GetUnit(), CoUnits: strings.Join(it.GetCoUnits(), "、"), Kind: words.Of(words.Finding, syncengine.FindingKind(it.GetKind()), zh),
 			State: words.Of(words.ItemState, state, zh), Reported: day(it.GetReportedAt().AsTime()), Open: state.Open(),
 			Overdue: it.GetOverdue()},
 			HouseholdID: li.GetHouseholdId(), Head: li.GetHeadName(), Address: li.GetAddress(),
@@ -83,6 +83,12 @@ func (c *Console) updateItem(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &pb.UpdateItemRequest{VisitId: f.Get("visit"), Finding: uint32(finding), Kind: kind,
 		Unit: strings.TrimSpace(f.Get("unit")), Note: strings.TrimSpace(f.Get("note"))}
+	// Co-units as a clerk writes them: 、 or commas between.
+	for _, u := range strings.FieldsFunc(f.Get("co_units"), func(r rune) bool { return strings.ContainsRune("、,，;；", r) }) {
+		if u = strings.TrimSpace(u); u != "" {
+			req.CoUnits = append(req.CoUnits, u)
+		}
+	}
 	if d := f.Get("deadline"); d != "" {
 		t, err := time.ParseInLocation("2006-01-02", d, syncengine.ChinaTime)
 		if err != nil {

@@ -1427,7 +1427,9 @@ type UpdateItemRequest struct {
 	// Between 2000 and 2200, as syncengine requires of a deadline.
 	Deadline *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	// The item update's reason (syncengine: 4000 bytes).
-	Note          string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	Note string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	// With an assignment: the units that help the lead unit (配合单位).
+	CoUnits       []string `protobuf:"bytes,7,rep,name=co_units,json=coUnits,proto3" json:"co_units,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1502,6 +1504,13 @@ func (x *UpdateItemRequest) GetNote() string {
 		return x.Note
 	}
 	return ""
+}
+
+func (x *UpdateItemRequest) GetCoUnits() []string {
+	if x != nil {
+		return x.CoUnits
+	}
+	return nil
 }
 
 type UpdateItemResponse struct {
@@ -2570,14 +2579,15 @@ const file_doorbook_v1_admin_proto_rawDesc = "" +
 	"\bcampaign\x18\x01 \x01(\v2\x15.doorbook.v1.CampaignR\bcampaign\"\x16\n" +
 	"\x14ListCampaignsRequest\"L\n" +
 	"\x15ListCampaignsResponse\x123\n" +
-	"\tcampaigns\x18\x01 \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\"\xa5\x02\n" +
+	"\tcampaigns\x18\x01 \x03(\v2\x15.doorbook.v1.CampaignR\tcampaigns\"\xd1\x02\n" +
 	"\x11UpdateItemRequest\x12#\n" +
 	"\bvisit_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\avisitId\x12!\n" +
 	"\afinding\x18\x02 \x01(\rB\a\xbaH\x04*\x02\x10\x14R\afinding\x12<\n" +
 	"\x04kind\x18\x03 \x01(\x0e2\x1a.doorbook.v1.AmendmentKindB\f\xbaH\t\x82\x01\x06\x18\x03\x18\x04\x18\x05R\x04kind\x12\x1c\n" +
 	"\x04unit\x18\x04 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x04unit\x12N\n" +
 	"\bdeadline\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampB\x16\xbaH\x13\xb2\x01\x10\"\x06\b\x80\xb2\xf8\x84\x1b2\x06\b\x80\x87\xb5\xc3\x03R\bdeadline\x12\x1c\n" +
-	"\x04note\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xa0\x1fR\x04note\"O\n" +
+	"\x04note\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xa0\x1fR\x04note\x12*\n" +
+	"\bco_units\x18\a \x03(\tB\x0f\xbaH\f\x92\x01\t\x10\b\"\x05r\x03(\x80\x02R\acoUnits\"O\n" +
 	"\x12UpdateItemResponse\x129\n" +
 	"\tamendment\x18\x01 \x01(\v2\x1b.doorbook.v1.VisitAmendmentR\tamendment\"\x86\x01\n" +
 	"\x12CreateAdminRequest\x12\x12\n" +

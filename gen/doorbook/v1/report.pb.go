@@ -1745,7 +1745,10 @@ type TrackedItem struct {
 	// The note of the update that set the state.
 	StateNote string `protobuf:"bytes,9,opt,name=state_note,json=stateNote,proto3" json:"state_note,omitempty"`
 	// Still open past its deadline (at the server's now).
-	Overdue       bool `protobuf:"varint,10,opt,name=overdue,proto3" json:"overdue,omitempty"`
+	Overdue bool `protobuf:"varint,10,opt,name=overdue,proto3" json:"overdue,omitempty"`
+	// The units that help the lead unit (配合单位), named by the newest
+	// assignment.
+	CoUnits       []string `protobuf:"bytes,11,rep,name=co_units,json=coUnits,proto3" json:"co_units,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1848,6 +1851,13 @@ func (x *TrackedItem) GetOverdue() bool {
 		return x.Overdue
 	}
 	return false
+}
+
+func (x *TrackedItem) GetCoUnits() []string {
+	if x != nil {
+		return x.CoUnits
+	}
+	return nil
 }
 
 type ListItemsRequest struct {
@@ -2383,7 +2393,7 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"revisitDue\x12.\n" +
 	"\x05items\x18\t \x03(\v2\x18.doorbook.v1.TrackedItemR\x05items\x12\x19\n" +
 	"\bpast_due\x18\n" +
-	" \x01(\bR\apastDue\"\xf4\x02\n" +
+	" \x01(\bR\apastDue\"\x8f\x03\n" +
 	"\vTrackedItem\x12\x19\n" +
 	"\bvisit_id\x18\x01 \x01(\tR\avisitId\x12\x18\n" +
 	"\afinding\x18\x02 \x01(\rR\afinding\x12,\n" +
@@ -2397,7 +2407,8 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"\n" +
 	"state_note\x18\t \x01(\tR\tstateNote\x12\x18\n" +
 	"\aoverdue\x18\n" +
-	" \x01(\bR\aoverdue\"\xec\x01\n" +
+	" \x01(\bR\aoverdue\x12\x19\n" +
+	"\bco_units\x18\v \x03(\tR\acoUnits\"\xec\x01\n" +
 	"\x10ListItemsRequest\x12$\n" +
 	"\anode_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06nodeId\x12C\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x16.doorbook.v1.ItemStateB\x13\xbaH\x10\x92\x01\r\x10\x04\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x06states\x12\x1c\n" +

@@ -1471,9 +1471,12 @@ type VisitAmendment struct {
 	Clock     *Clock                 `protobuf:"bytes,9,opt,name=clock,proto3" json:"clock,omitempty"`
 	// Item updates: the finding's index in the visit, and for an assignment
 	// the responsible unit and deadline.
-	Finding       uint32                 `protobuf:"varint,10,opt,name=finding,proto3" json:"finding,omitempty"` // syncengine.MaxFindings
-	Unit          string                 `protobuf:"bytes,11,opt,name=unit,proto3" json:"unit,omitempty"`
-	Deadline      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	Finding  uint32                 `protobuf:"varint,10,opt,name=finding,proto3" json:"finding,omitempty"` // syncengine.MaxFindings
+	Unit     string                 `protobuf:"bytes,11,opt,name=unit,proto3" json:"unit,omitempty"`
+	Deadline *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	// An assignment's co-units (配合单位): they help the lead unit, which
+	// answers for the item. At most syncengine.MaxCoUnits, none the lead.
+	CoUnits       []string `protobuf:"bytes,13,rep,name=co_units,json=coUnits,proto3" json:"co_units,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1588,6 +1591,13 @@ func (x *VisitAmendment) GetUnit() string {
 func (x *VisitAmendment) GetDeadline() *timestamppb.Timestamp {
 	if x != nil {
 		return x.Deadline
+	}
+	return nil
+}
+
+func (x *VisitAmendment) GetCoUnits() []string {
+	if x != nil {
+		return x.CoUnits
 	}
 	return nil
 }
@@ -2935,7 +2945,7 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\blatitude\x18\x01 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x80V@)\x00\x00\x00\x00\x00\x80V\xc0R\blatitude\x125\n" +
 	"\tlongitude\x18\x02 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x80f@)\x00\x00\x00\x00\x00\x80f\xc0R\tlongitude\x12@\n" +
 	"\x0faccuracy_meters\x18\x03 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00j\xf8@)\x00\x00\x00\x00\x00\x00\x00\x00R\x0eaccuracyMeters\x12=\n" +
-	"\bfixed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\afixedAt\"\xc7\x04\n" +
+	"\bfixed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\afixedAt\"\xf3\x04\n" +
 	"\x0eVisitAmendment\x12\x18\n" +
 	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\x12#\n" +
 	"\bvisit_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\avisitId\x12%\n" +
@@ -2951,7 +2961,8 @@ const file_doorbook_v1_types_proto_rawDesc = "" +
 	"\afinding\x18\n" +
 	" \x01(\rB\a\xbaH\x04*\x02\x10\x14R\afinding\x12\x1c\n" +
 	"\x04unit\x18\v \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x04unit\x12N\n" +
-	"\bdeadline\x18\f \x01(\v2\x1a.google.protobuf.TimestampB\x16\xbaH\x13\xb2\x01\x10\"\x06\b\x80\xb2\xf8\x84\x1b2\x06\b\x80\x87\xb5\xc3\x03R\bdeadlineB\b\n" +
+	"\bdeadline\x18\f \x01(\v2\x1a.google.protobuf.TimestampB\x16\xbaH\x13\xb2\x01\x10\"\x06\b\x80\xb2\xf8\x84\x1b2\x06\b\x80\x87\xb5\xc3\x03R\bdeadline\x12*\n" +
+	"\bco_units\x18\r \x03(\tB\x0f\xbaH\f\x92\x01\t\x10\b\"\x05r\x03(\x80\x02R\acoUnitsB\b\n" +
 	"\x06_notes\"\xbc\x02\n" +
 	"\x06Change\x12\x18\n" +
 	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\x126\n" +

@@ -282,14 +282,18 @@ func (r *repo) InsertVisit(ctx context.Context, v *syncengine.Visit) (bool, erro
 	return false, nil
 }
 
-const amendmentCols = `id, visit_id, author_id, kind, reason, notes, form, visited_at, hlc, node, finding, unit, deadline`
+const amendmentCols = `id, visit_id, author_id, kind, reason, notes, form, visited_at, hlc, node, finding, unit, deadline, co_units`
 
 func scanAmendment(s scanner) (syncengine.Amendment, error) {
 	var a syncengine.Amendment
 	var kind, form int32
 	var at, hlc, node, finding, deadline int64
-	err := s.Scan(&a.ID, &a.VisitID, &a.AuthorID, &kind, &a.Reason, &a.Notes, &form, &at, &hlc, &node, &finding, &a.Unit, &deadline)
+	var coUnits string
+	err := s.Scan(&a.ID, &a.VisitID, &a.AuthorID, &kind, &a.Reason, &a.Notes, &form, &at, &hlc, &node, &finding, &a.Unit, &deadline, &coUnits)
 	if err != nil {
+		return a, err
+	}
+	if a.CoUnits, err = syncengine.DecodeCoUnits(coUnits); err != nil {
 		return a, err
 	}
 	a.Kind, a.Form, a.Finding = syncengine.AmendmentKind(kind), syncengine.VisitForm(form), uint32(finding)
@@ -323,9 +327,9 @@ func (r *repo) InsertAmendment(ctx context.Context, a *syncengine.Amendment) (bo
 	if !a.Deadline.IsZero() {
 		deadline = a.Deadline.UnixMilli()
 	}
-	tag, err := r.q.Exec(ctx, `INSERT INTO visit_amendments (`+amendmentCols+`) VALUES (`+placeholders(13)+`) ON CONFLICT (id) DO NOTHING`,
+	tag, err := r.q.Exec(ctx, `INSERT INTO visit_amendments (`+amendmentCols+`) VALUES (`+placeholders(14)+`) ON CONFLICT (id) DO NOTHING`,
 		a.ID, a.VisitID, a.AuthorID, int32(a.Kind), a.Reason, a.Notes, int32(a.Form), at, int64(a.Clock.HLC), int64(a.Clock.Node),
-		int64(a.Finding), a.Unit, deadline)
+		int64(a.Finding), a.Unit, deadline, syncengine.EncodeCoUnits(a.CoUnits))
 	if err != nil {
 		return false, fmt.Errorf("insert amendment %s: %w", a.ID, err)
 	}

@@ -1,0 +1,2 @@
+-- The co-units an item's assignment names.
+-- statedb: SchemaV7
