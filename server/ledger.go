@@ -36,7 +36,8 @@ func (s *ledgerService) ImportLedger(ctx context.Context, req *pb.ImportLedgerRe
 	res := &pb.ImportLedgerResponse{Sheet: rep.Sheet, UnknownColumns: rep.Unknown, Applied: rep.Applied, Rows: make([]*pb.ImportRow, len(rep.Rows))}
 	for i, o := range rep.Rows {
 		row := &pb.ImportRow{Line: uint32(o.Line), Action: pb.ImportAction(o.Action), HouseholdId: o.HouseholdID,
-			Refusal: pb.ImportRefusal(o.Refusal), Detail: o.Detail, PersonsAdded: uint32(len(o.Persons)), CategoriesAdded: uint32(len(o.Categories))}
+			Refusal: pb.ImportRefusal(o.Refusal), Detail: o.Detail, PersonsAdded: uint32(len(o.Persons)), CategoriesAdded: uint32(len(o.Categories)),
+			ResidenceChanges: uint32(len(o.Moves))}
 		for _, f := range o.Changed {
 			row.Fields = append(row.Fields, f.Name(false))
 		}
@@ -53,6 +54,7 @@ func (s *ledgerService) ImportLedger(ctx context.Context, req *pb.ImportLedgerRe
 		}
 		res.PersonsAdded += row.PersonsAdded
 		res.CategoriesAdded += row.CategoriesAdded
+		res.ResidenceChanges += row.ResidenceChanges
 	}
 	addStat(ctx, "ledger_rows", len(rep.Rows))
 	return res, nil

@@ -18,6 +18,7 @@ import (
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/wire"
 	"github.com/doorbook/doorbook/server/export"
+	"github.com/doorbook/doorbook/server/ledger"
 	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/server/words"
 	"github.com/doorbook/doorbook/syncengine"
@@ -668,7 +669,7 @@ func (ex *exporter) ledger(ctx context.Context, w export.Writer) error {
 		persons := map[string][]string{}
 		for _, p := range b.Persons {
 			if !p.Deleted.Value {
-				persons[p.HouseholdID] = append(persons[p.HouseholdID], p.Name.Value)
+				persons[p.HouseholdID] = append(persons[p.HouseholdID], ledger.PersonText(p.Name.Value, p.Residence.Value, ex.l.zh))
 			}
 		}
 		tags := map[string][]syncengine.TagElement{}

@@ -88,5 +88,8 @@ func importWhat(r *pb.ImportRow) string {
 	if n := r.GetCategoriesAdded(); n > 0 {
 		parts = append(parts, fmt.Sprintf("+%d categories", n))
 	}
+	if n := r.GetResidenceChanges(); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d persons' residence", n))
+	}
 	return strings.Join(parts, "; ")
 }

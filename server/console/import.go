@@ -116,6 +116,12 @@ func importChanges(row *pb.ImportRow, zh bool) string {
 		sep = "、"
 	}
 	out := strings.Join(parts, sep)
+	if n := row.GetResidenceChanges(); n > 0 {
+		if out != "" {
+			out += "; "
+		}
+		out += fmt.Sprint(pick(zh, "人口类别变更 ", "residence changed: "), n)
+	}
 	if n := row.GetPersonsAdded() + row.GetCategoriesAdded(); n > 0 {
 		if out != "" {
 			out += "; "

@@ -66,8 +66,21 @@ type Current struct {
 	Household syncengine.Household
 	// Persons are the names of its persons (not deleted).
 	Persons []string
+	// People are the same persons with their ids and residence status,
+	// when the caller has them: a row may change a person's status.
+	People []Person
 	// Categories are the codes of its categories.
 	Categories []string
+}
+
+// Person is a person of a household as a plan needs it.
+type Person struct {
+	ID, Name, Residence string
+}
+
+// Move is a change of a listed person's residence status.
+type Move struct {
+	PersonID, Residence string
 }
 
 // Setting is what a plan is made against.
@@ -94,8 +107,12 @@ type Outcome struct {
 	HouseholdID string
 	// Changed are the fields an update or a creation writes.
 	Changed []Field
-	// Persons are the names of the persons it adds.
-	Persons []string
+	// Persons are the names of the persons it adds, and Residences the
+	// status the row gives some of them, by name.
+	Persons    []string
+	Residences map[string]string
+	// Moves change the residence status of persons already listed.
+	Moves []Move
 	// Categories are the codes of the categories it adds.
 	Categories []string
 
@@ -110,7 +127,10 @@ type Values struct {
 	Members                         int64
 	HasMembers                      bool
 	Persons                         []string
-	Categories                      []string
+	// Residence is the status the persons cell gives a person (by the
+	// name's squashed form), as "张三（流动人口）" says.
+	Residence  map[string]string
+	Categories []string
 }
 
 // Plan decides what importing t into the node of s does with each row.
@@ -193,7 +213,7 @@ func key(grid, address, head string) string {
 func (p *planner) row(r *Row) Outcome {
 	o := Outcome{Line: r.Line}
 	refuse := func(why Refusal, detail string) Outcome {
-		o.Action, o.Refusal, o.Detail, o.Changed, o.Persons, o.Categories = Refuse, why, detail, nil, nil, nil
+		o.Action, o.Refusal, o.Detail, o.Changed, o.Persons, o.Categories, o.Residences, o.Moves = Refuse, why, detail, nil, nil, nil, nil, nil
 		return o
 	}
 	v, why, detail := p.values(r)
@@ -243,7 +263,7 @@ func (p *planner) row(r *Row) Outcome {
 		o.HouseholdID = cur.Household.ID
 		o.changes(v, cur)
 		o.Action = Update
-		if len(o.Changed) == 0 && len(o.Persons) == 0 && len(o.Categories) == 0 {
+		if len(o.Changed) == 0 && len(o.Persons) == 0 && len(o.Categories) == 0 && len(o.Moves) == 0 {
 			o.Action = Unchanged
 		}
 	}
@@ -335,9 +355,16 @@ func (p *planner) values(r *Row) (Values, Refusal, string) {
 		}
 		v.Members, v.HasMembers = n, true
 	}
-	for _, name := range split(c[FieldPersons]) {
+	for _, cell := range split(c[FieldPersons]) {
+		name, residence := PersonCell(cell)
 		if !slices.ContainsFunc(v.Persons, func(n string) bool { return squash(n) == squash(name) }) {
 			v.Persons = append(v.Persons, name)
+		}
+		if residence != "" {
+			if v.Residence == nil {
+				v.Residence = map[string]string{}
+			}
+			v.Residence[squash(name)] = residence
 		}
 	}
 	for _, name := range split(c[FieldCategories]) {
@@ -393,8 +420,22 @@ func (o *Outcome) changes(v Values, cur *Current) {
 	}
 	slices.Sort(o.Changed)
 	for _, name := range v.Persons {
+		residence := v.Residence[squash(name)]
 		if !slices.ContainsFunc(cur.Persons, func(n string) bool { return squash(n) == squash(name) }) {
 			o.Persons = append(o.Persons, name)
+			if residence != "" {
+				if o.Residences == nil {
+					o.Residences = map[string]string{}
+				}
+				o.Residences[name] = residence
+			}
+			continue
+		}
+		// A person listed: the row may say they moved away, or came.
+		for _, p := range cur.People {
+			if squash(p.Name) == squash(name) && residence != "" && p.Residence != residence {
+				o.Moves = append(o.Moves, Move{PersonID: p.ID, Residence: residence})
+			}
 		}
 	}
 	for _, code := range v.Categories {
@@ -445,7 +486,14 @@ func (o *Outcome) Rows(id string, newID func() string, clock func() syncengine.C
 		b.Households = []syncengine.Household{h}
 	}
 	for _, name := range o.Persons {
-		b.Persons = append(b.Persons, syncengine.Person{ID: newID(), HouseholdID: id, Name: syncengine.NewRegister(name, clock())})
+		p := syncengine.Person{ID: newID(), HouseholdID: id, Name: syncengine.NewRegister(name, clock())}
+		if r := o.Residences[name]; r != "" {
+			p.Residence = syncengine.NewRegister(r, clock())
+		}
+		b.Persons = append(b.Persons, p)
+	}
+	for _, m := range o.Moves {
+		b.Persons = append(b.Persons, syncengine.Person{ID: m.PersonID, HouseholdID: id, Residence: syncengine.NewRegister(m.Residence, clock())})
 	}
 	for _, code := range o.Categories {
 		b.Tags = append(b.Tags, syncengine.TagElement{AddID: newID(), HouseholdID: id, Category: code, Clock: clock()})
@@ -519,4 +567,54 @@ func Landline(s string) (string, bool) {
 		out += "-" + groups[1]
 	}
 	return out, true
+}
+
+// residenceWords are the words a persons cell marks a status with, after
+// the name in brackets: what the export writes, and what clerks write.
+var residenceWords = map[string]string{
+	"户籍人口": syncengine.ResidenceResident, "户籍": syncengine.ResidenceResident, "常住": syncengine.ResidenceResident,
+	"resident": syncengine.ResidenceResident,
+	"流动人口":     syncengine.ResidenceMigrant, "流动": syncengine.ResidenceMigrant, "migrant": syncengine.ResidenceMigrant,
+	"已迁出": syncengine.ResidenceMovedAway, "迁出": syncengine.ResidenceMovedAway, "moved away": syncengine.ResidenceMovedAway,
+	"moved_away": syncengine.ResidenceMovedAway,
+}
+
+// PersonCell reads a person of a persons cell: "张三", or "张三（流动人口）"
+// with a residence status (any other word in brackets is part of the
+// name).
+func PersonCell(cell string) (name, residence string) {
+	cell = strings.TrimSpace(cell)
+	for _, br := range [][2]string{{"（", "）"}, {"(", ")"}} {
+		if !strings.HasSuffix(cell, br[1]) {
+			continue
+		}
+		i := strings.LastIndex(cell, br[0])
+		if i <= 0 {
+			continue
+		}
+		if r, ok := residenceWords[strings.ToLower(strings.TrimSpace(cell[i+len(br[0]):len(cell)-len(br[1])]))]; ok {
+			return strings.TrimSpace(cell[:i]), r
+		}
+	}
+	return cell, ""
+}
+
+// PersonText writes a person as a persons cell of the export holds it:
+// the name, and a migrant's or a moved-away person's status in brackets
+// (in Chinese when zh).
+func PersonText(name, residence string, zh bool) string {
+	switch residence {
+	case syncengine.ResidenceMigrant:
+		return name + pick(zh, "（流动人口）", "(migrant)")
+	case syncengine.ResidenceMovedAway:
+		return name + pick(zh, "（已迁出）", "(moved away)")
+	}
+	return name
+}
+
+func pick(zh bool, a, b string) string {
+	if zh {
+		return a
+	}
+	return b
 }

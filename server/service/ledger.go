@@ -34,28 +34,24 @@ func (s *Service) ImportLedger(ctx context.Context, p store.Principal, in store.
 	}
 	rep.Sheet, rep.Unknown = t.Sheet, t.Unknown
 	var set ledger.Setting
+	// Each write must be newer than what the households and their persons
+	// hold.
+	var observed syncengine.Clock
 	err = s.db.View(ctx, func(tx store.Tx) error {
 		var err error
-		set, err = ledgerSetting(ctx, tx, p, in.NodeID, t)
+		set, observed, err = ledgerSetting(ctx, tx, p, in.NodeID, t)
 		return err
 	})
 	if err != nil {
 		return rep, fmt.Errorf("import ledger: %w", err)
 	}
 	rep.Rows = ledger.Plan(t, set)
-	// Each write must be newer than what the households hold.
-	var observed syncengine.Clock
-	for i := range set.Households {
-		if c := set.Households[i].Household.MaxClock(); c.Compare(observed) > 0 {
-			observed = c
-		}
-	}
 	// Sized once: a street's ledger is 50,000 households and three times
 	// as many persons, and growing these by appends held each twice.
 	var nh, np, nt int
 	for _, o := range rep.Rows {
 		if o.Action == ledger.Create || o.Action == ledger.Update {
-			nh, np, nt = nh+1, np+len(o.Persons), nt+len(o.Categories)
+			nh, np, nt = nh+1, np+len(o.Persons)+len(o.Moves), nt+len(o.Categories)
 		}
 	}
 	var b syncengine.Bundle
@@ -98,14 +94,15 @@ func (s *Service) ImportLedger(ctx context.Context, p store.Principal, in store.
 // ledgerSetting reads what a plan for t into node needs: the node's
 // grids, the categories, the node's households with their persons and
 // categories, and which of the ids t gives are households elsewhere.
-func ledgerSetting(ctx context.Context, tx store.Tx, p store.Principal, nodeID string, t *ledger.Table) (ledger.Setting, error) {
+func ledgerSetting(ctx context.Context, tx store.Tx, p store.Principal, nodeID string, t *ledger.Table) (ledger.Setting, syncengine.Clock, error) {
 	var set ledger.Setting
+	var newest syncengine.Clock
 	if _, err := node(ctx, tx, p, authz.ManageOrg, nodeID); err != nil {
-		return set, err
+		return set, newest, err
 	}
 	sub, err := tx.Subtree(ctx, nodeID)
 	if err != nil {
-		return set, err
+		return set, newest, err
 	}
 	nodes := make(map[string]store.OrgNode, len(sub))
 	for _, n := range sub {
@@ -126,26 +123,31 @@ func ledgerSetting(ctx context.Context, tx store.Tx, p store.Principal, nodeID s
 		grids = append(grids, n.ID)
 	}
 	if set.Categories, err = tx.Categories(ctx, 0); err != nil {
-		return set, err
+		return set, newest, err
 	}
 	ids := map[string]bool{}
 	for after := ""; ; {
 		page, err := tx.LiveHouseholdIDs(ctx, grids, after, 2000)
 		if err != nil || len(page) == 0 {
 			if err != nil {
-				return set, err
+				return set, newest, err
 			}
 			break
 		}
 		after = page[len(page)-1]
 		b, err := tx.Ledgers(ctx, page)
 		if err != nil {
-			return set, err
+			return set, newest, err
 		}
 		persons := map[string][]string{}
+		people := map[string][]ledger.Person{}
 		for _, pr := range b.Persons {
+			if c := pr.MaxClock(); c.Compare(newest) > 0 {
+				newest = c
+			}
 			if !pr.Deleted.Value {
 				persons[pr.HouseholdID] = append(persons[pr.HouseholdID], pr.Name.Value)
+				people[pr.HouseholdID] = append(people[pr.HouseholdID], ledger.Person{ID: pr.ID, Name: pr.Name.Value, Residence: pr.Residence.Value})
 			}
 		}
 		tags := map[string][]syncengine.TagElement{}
@@ -153,11 +155,15 @@ func ledgerSetting(ctx context.Context, tx store.Tx, p store.Principal, nodeID s
 			tags[tg.HouseholdID] = append(tags[tg.HouseholdID], tg)
 		}
 		for _, h := range b.Households {
+			if c := h.MaxClock(); c.Compare(newest) > 0 {
+				newest = c
+			}
 			if h.Deleted.Value {
 				continue
 			}
 			ids[h.ID] = true
-			set.Households = append(set.Households, ledger.Current{Household: h, Persons: persons[h.ID], Categories: syncengine.Categories(tags[h.ID])})
+			set.Households = append(set.Households, ledger.Current{Household: h, Persons: persons[h.ID], People: people[h.ID],
+				Categories: syncengine.Categories(tags[h.ID])})
 		}
 	}
 	set.Taken = map[string]bool{}
@@ -168,9 +174,9 @@ func ledgerSetting(ctx context.Context, tx store.Tx, p store.Principal, nodeID s
 		}
 		_, found, err := tx.Household(ctx, id)
 		if err != nil {
-			return set, err
+			return set, newest, err
 		}
 		set.Taken[id] = found
 	}
-	return set, nil
+	return set, newest, nil
 }

@@ -266,9 +266,10 @@ type ImportLedgerResponse struct {
 	Sheet string `protobuf:"bytes,9,opt,name=sheet,proto3" json:"sheet,omitempty"`
 	// Whether the rows were written (false for a dry run, and for a file
 	// with nothing to write).
-	Applied       bool `protobuf:"varint,10,opt,name=applied,proto3" json:"applied,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Applied          bool   `protobuf:"varint,10,opt,name=applied,proto3" json:"applied,omitempty"`
+	ResidenceChanges uint32 `protobuf:"varint,11,opt,name=residence_changes,json=residenceChanges,proto3" json:"residence_changes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ImportLedgerResponse) Reset() {
@@ -371,6 +372,13 @@ func (x *ImportLedgerResponse) GetApplied() bool {
 	return false
 }
 
+func (x *ImportLedgerResponse) GetResidenceChanges() uint32 {
+	if x != nil {
+		return x.ResidenceChanges
+	}
+	return 0
+}
+
 // ImportRow is what one row of the file does.
 type ImportRow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -389,8 +397,11 @@ type ImportRow struct {
 	Fields          []string `protobuf:"bytes,6,rep,name=fields,proto3" json:"fields,omitempty"`
 	PersonsAdded    uint32   `protobuf:"varint,7,opt,name=persons_added,json=personsAdded,proto3" json:"persons_added,omitempty"`
 	CategoriesAdded uint32   `protobuf:"varint,8,opt,name=categories_added,json=categoriesAdded,proto3" json:"categories_added,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Persons already listed whose residence status the row changes (a
+	// persons cell says "张三（已迁出）").
+	ResidenceChanges uint32 `protobuf:"varint,9,opt,name=residence_changes,json=residenceChanges,proto3" json:"residence_changes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ImportRow) Reset() {
@@ -479,6 +490,13 @@ func (x *ImportRow) GetCategoriesAdded() uint32 {
 	return 0
 }
 
+func (x *ImportRow) GetResidenceChanges() uint32 {
+	if x != nil {
+		return x.ResidenceChanges
+	}
+	return 0
+}
+
 var File_doorbook_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_doorbook_v1_ledger_proto_rawDesc = "" +
@@ -488,7 +506,7 @@ const file_doorbook_v1_ledger_proto_rawDesc = "" +
 	"\anode_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06nodeId\x12%\n" +
 	"\tfile_name\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\bfileName\x12 \n" +
 	"\x04file\x18\x03 \x01(\fB\f\xbaH\tz\a\x10\x01\x18\x80\x80\x80\x10R\x04file\x12\x17\n" +
-	"\adry_run\x18\x04 \x01(\bR\x06dryRun\"\xd7\x02\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\"\x84\x03\n" +
 	"\x14ImportLedgerResponse\x12*\n" +
 	"\x04rows\x18\x01 \x03(\v2\x16.doorbook.v1.ImportRowR\x04rows\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\rR\acreated\x12\x18\n" +
@@ -500,7 +518,8 @@ const file_doorbook_v1_ledger_proto_rawDesc = "" +
 	"\x0funknown_columns\x18\b \x03(\tR\x0eunknownColumns\x12\x14\n" +
 	"\x05sheet\x18\t \x01(\tR\x05sheet\x12\x18\n" +
 	"\aapplied\x18\n" +
-	" \x01(\bR\aapplied\"\xab\x02\n" +
+	" \x01(\bR\aapplied\x12+\n" +
+	"\x11residence_changes\x18\v \x01(\rR\x10residenceChanges\"\xd8\x02\n" +
 	"\tImportRow\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\rR\x04line\x121\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x19.doorbook.v1.ImportActionR\x06action\x12!\n" +
@@ -509,7 +528,8 @@ const file_doorbook_v1_ledger_proto_rawDesc = "" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12\x16\n" +
 	"\x06fields\x18\x06 \x03(\tR\x06fields\x12#\n" +
 	"\rpersons_added\x18\a \x01(\rR\fpersonsAdded\x12)\n" +
-	"\x10categories_added\x18\b \x01(\rR\x0fcategoriesAdded*\x98\x01\n" +
+	"\x10categories_added\x18\b \x01(\rR\x0fcategoriesAdded\x12+\n" +
+	"\x11residence_changes\x18\t \x01(\rR\x10residenceChanges*\x98\x01\n" +
 	"\fImportAction\x12\x1d\n" +
 	"\x19IMPORT_ACTION_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14IMPORT_ACTION_CREATE\x10\x01\x12\x18\n" +
