@@ -324,15 +324,40 @@ func (s *reportService) ListItems(ctx context.Context, req *pb.ListItemsRequest)
 		limit = 100
 	}
 	limit = min(limit, 1000)
+	// Escalations name the nodes above the node asked for, as far as the
+	// caller's tree goes.
+	tree := an.Nodes
+	if all, err := s.store.ListOrgNodes(ctx, principal(ctx)); err == nil {
+		tree = make(map[string]store.OrgNode, len(all))
+		for _, n := range all {
+			tree[n.ID] = n
+		}
+	}
 	res := &pb.ListItemsResponse{Total: uint32(len(matched))}
 	for _, m := range matched[min(int(req.GetOffset()), len(matched)):] {
 		if len(res.Items) == limit {
 			break
 		}
-		res.Items = append(res.Items, &pb.ListedItem{Item: itemToProto(m.item, now), HouseholdId: m.h.ID,
+		item := itemToProto(m.item, now)
+		if lv := m.item.EscalatedAfter(now, an.Fieldwork.EscalationPeriod); lv != 0 {
+			item.EscalatedTo = pb.OrgLevel(lv)
+			item.EscalatedToName = nodeAbove(tree, m.h.GridID, lv)
+		}
+		res.Items = append(res.Items, &pb.ListedItem{Item: item, HouseholdId: m.h.ID,
 			HeadName: m.h.HeadName, Address: m.h.Address, GridId: m.h.GridID})
 	}
 	return res, nil
+}
+
+// nodeAbove names the node of level lv above grid, as far as nodes (the
+// caller's tree) show it; "" if they do not.
+func nodeAbove(nodes map[string]store.OrgNode, grid string, lv int32) string {
+	for n, ok := nodes[grid]; ok; n, ok = nodes[n.ParentID] {
+		if int32(n.Level) == lv {
+			return n.Name
+		}
+	}
+	return ""
 }
 
 // listedItem is a tracked item with its household.
@@ -596,12 +621,7 @@ func (ex *exporter) write(ctx context.Context, w export.Writer, kind pb.ExportKi
 // escalatedTo names the node above grid at level lv, as far as the
 // caller's tree shows it (else the level's word).
 func (ex *exporter) escalatedTo(grid string, lv int32) string {
-	for n, ok := ex.nodes[grid]; ok; n, ok = ex.nodes[n.ParentID] {
-		if int32(n.Level) == lv {
-			return n.Name
-		}
-	}
-	return ex.l.level(lv)
+	return cmp.Or(nodeAbove(ex.nodes, grid, lv), ex.l.level(lv))
 }
 
 // items writes the hazard register (挂牌督办台账): every tracked item,

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,7 +31,9 @@ var itemUpdates = map[string]pb.AmendmentKind{
 type listedItemView struct {
 	itemView
 	HouseholdID, Head, Address string
-	Assigned, Resolved         bool
+	// Escalated names where the overdue item has gone up to.
+	Escalated          string
+	Assigned, Resolved bool
 }
 
 // items is the tracked items register (挂牌督办台账) of a node, filtered
@@ -62,6 +65,9 @@ func (c *Console) items(w http.ResponseWriter, r *http.Request) {
 			Assigned: state == syncengine.ItemAssigned, Resolved: state == syncengine.ItemResolved}
 		if it.GetDeadline() != nil {
 			v.Deadline = day(it.GetDeadline().AsTime())
+		}
+		if lv := int32(it.GetEscalatedTo()); lv != 0 {
+			v.Escalated = cmp.Or(it.GetEscalatedToName(), words.Of(words.Level, lv, zh))
 		}
 		items = append(items, v)
 	}

@@ -1748,9 +1748,14 @@ type TrackedItem struct {
 	Overdue bool `protobuf:"varint,10,opt,name=overdue,proto3" json:"overdue,omitempty"`
 	// The units that help the lead unit (配合单位), named by the newest
 	// assignment.
-	CoUnits       []string `protobuf:"bytes,11,rep,name=co_units,json=coUnits,proto3" json:"co_units,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CoUnits []string `protobuf:"bytes,11,rep,name=co_units,json=coUnits,proto3" json:"co_units,omitempty"`
+	// ListItems: the level of the org tree the item, open past its deadline,
+	// has been escalated to (unset while it is not), and that node's name
+	// where the caller's tree shows it.
+	EscalatedTo     OrgLevel `protobuf:"varint,12,opt,name=escalated_to,json=escalatedTo,proto3,enum=doorbook.v1.OrgLevel" json:"escalated_to,omitempty"`
+	EscalatedToName string   `protobuf:"bytes,13,opt,name=escalated_to_name,json=escalatedToName,proto3" json:"escalated_to_name,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TrackedItem) Reset() {
@@ -1858,6 +1863,20 @@ func (x *TrackedItem) GetCoUnits() []string {
 		return x.CoUnits
 	}
 	return nil
+}
+
+func (x *TrackedItem) GetEscalatedTo() OrgLevel {
+	if x != nil {
+		return x.EscalatedTo
+	}
+	return OrgLevel_ORG_LEVEL_UNSPECIFIED
+}
+
+func (x *TrackedItem) GetEscalatedToName() string {
+	if x != nil {
+		return x.EscalatedToName
+	}
+	return ""
 }
 
 type ListItemsRequest struct {
@@ -2393,7 +2412,7 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"revisitDue\x12.\n" +
 	"\x05items\x18\t \x03(\v2\x18.doorbook.v1.TrackedItemR\x05items\x12\x19\n" +
 	"\bpast_due\x18\n" +
-	" \x01(\bR\apastDue\"\x8f\x03\n" +
+	" \x01(\bR\apastDue\"\xf5\x03\n" +
 	"\vTrackedItem\x12\x19\n" +
 	"\bvisit_id\x18\x01 \x01(\tR\avisitId\x12\x18\n" +
 	"\afinding\x18\x02 \x01(\rR\afinding\x12,\n" +
@@ -2408,7 +2427,9 @@ const file_doorbook_v1_report_proto_rawDesc = "" +
 	"state_note\x18\t \x01(\tR\tstateNote\x12\x18\n" +
 	"\aoverdue\x18\n" +
 	" \x01(\bR\aoverdue\x12\x19\n" +
-	"\bco_units\x18\v \x03(\tR\acoUnits\"\xec\x01\n" +
+	"\bco_units\x18\v \x03(\tR\acoUnits\x128\n" +
+	"\fescalated_to\x18\f \x01(\x0e2\x15.doorbook.v1.OrgLevelR\vescalatedTo\x12*\n" +
+	"\x11escalated_to_name\x18\r \x01(\tR\x0fescalatedToName\"\xec\x01\n" +
 	"\x10ListItemsRequest\x12$\n" +
 	"\anode_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06nodeId\x12C\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x16.doorbook.v1.ItemStateB\x13\xbaH\x10\x92\x01\r\x10\x04\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x06states\x12\x1c\n" +
@@ -2534,7 +2555,8 @@ var file_doorbook_v1_report_proto_goTypes = []any{
 	(*Visit)(nil),                        // 37: doorbook.v1.Visit
 	(*VisitAmendment)(nil),               // 38: doorbook.v1.VisitAmendment
 	(FindingKind)(0),                     // 39: doorbook.v1.FindingKind
-	(*ZeroReport)(nil),                   // 40: doorbook.v1.ZeroReport
+	(OrgLevel)(0),                        // 40: doorbook.v1.OrgLevel
+	(*ZeroReport)(nil),                   // 41: doorbook.v1.ZeroReport
 }
 var file_doorbook_v1_report_proto_depIdxs = []int32{
 	29, // 0: doorbook.v1.GetProgressRequest.at:type_name -> google.protobuf.Timestamp
@@ -2574,33 +2596,34 @@ var file_doorbook_v1_report_proto_depIdxs = []int32{
 	29, // 34: doorbook.v1.TrackedItem.reported_at:type_name -> google.protobuf.Timestamp
 	4,  // 35: doorbook.v1.TrackedItem.state:type_name -> doorbook.v1.ItemState
 	29, // 36: doorbook.v1.TrackedItem.deadline:type_name -> google.protobuf.Timestamp
-	4,  // 37: doorbook.v1.ListItemsRequest.states:type_name -> doorbook.v1.ItemState
-	25, // 38: doorbook.v1.ListItemsResponse.items:type_name -> doorbook.v1.ListedItem
-	22, // 39: doorbook.v1.ListedItem.item:type_name -> doorbook.v1.TrackedItem
-	29, // 40: doorbook.v1.ListReportingRequest.from:type_name -> google.protobuf.Timestamp
-	29, // 41: doorbook.v1.ListReportingRequest.until:type_name -> google.protobuf.Timestamp
-	31, // 42: doorbook.v1.ReportingUnit.node:type_name -> doorbook.v1.OrgNode
-	40, // 43: doorbook.v1.ReportingUnit.zero_reports:type_name -> doorbook.v1.ZeroReport
-	27, // 44: doorbook.v1.ListReportingResponse.units:type_name -> doorbook.v1.ReportingUnit
-	5,  // 45: doorbook.v1.ReportService.GetProgress:input_type -> doorbook.v1.GetProgressRequest
-	12, // 46: doorbook.v1.ReportService.ListReportHouseholds:input_type -> doorbook.v1.ListReportHouseholdsRequest
-	20, // 47: doorbook.v1.ReportService.GetHousehold:input_type -> doorbook.v1.GetHouseholdRequest
-	23, // 48: doorbook.v1.ReportService.ListItems:input_type -> doorbook.v1.ListItemsRequest
-	26, // 49: doorbook.v1.ReportService.ListReporting:input_type -> doorbook.v1.ListReportingRequest
-	15, // 50: doorbook.v1.ReportService.Export:input_type -> doorbook.v1.ExportRequest
-	17, // 51: doorbook.v1.ReportService.ListAuditLog:input_type -> doorbook.v1.ListAuditLogRequest
-	6,  // 52: doorbook.v1.ReportService.GetProgress:output_type -> doorbook.v1.GetProgressResponse
-	14, // 53: doorbook.v1.ReportService.ListReportHouseholds:output_type -> doorbook.v1.ListReportHouseholdsResponse
-	21, // 54: doorbook.v1.ReportService.GetHousehold:output_type -> doorbook.v1.GetHouseholdResponse
-	24, // 55: doorbook.v1.ReportService.ListItems:output_type -> doorbook.v1.ListItemsResponse
-	28, // 56: doorbook.v1.ReportService.ListReporting:output_type -> doorbook.v1.ListReportingResponse
-	16, // 57: doorbook.v1.ReportService.Export:output_type -> doorbook.v1.ExportResponse
-	19, // 58: doorbook.v1.ReportService.ListAuditLog:output_type -> doorbook.v1.ListAuditLogResponse
-	52, // [52:59] is the sub-list for method output_type
-	45, // [45:52] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	40, // 37: doorbook.v1.TrackedItem.escalated_to:type_name -> doorbook.v1.OrgLevel
+	4,  // 38: doorbook.v1.ListItemsRequest.states:type_name -> doorbook.v1.ItemState
+	25, // 39: doorbook.v1.ListItemsResponse.items:type_name -> doorbook.v1.ListedItem
+	22, // 40: doorbook.v1.ListedItem.item:type_name -> doorbook.v1.TrackedItem
+	29, // 41: doorbook.v1.ListReportingRequest.from:type_name -> google.protobuf.Timestamp
+	29, // 42: doorbook.v1.ListReportingRequest.until:type_name -> google.protobuf.Timestamp
+	31, // 43: doorbook.v1.ReportingUnit.node:type_name -> doorbook.v1.OrgNode
+	41, // 44: doorbook.v1.ReportingUnit.zero_reports:type_name -> doorbook.v1.ZeroReport
+	27, // 45: doorbook.v1.ListReportingResponse.units:type_name -> doorbook.v1.ReportingUnit
+	5,  // 46: doorbook.v1.ReportService.GetProgress:input_type -> doorbook.v1.GetProgressRequest
+	12, // 47: doorbook.v1.ReportService.ListReportHouseholds:input_type -> doorbook.v1.ListReportHouseholdsRequest
+	20, // 48: doorbook.v1.ReportService.GetHousehold:input_type -> doorbook.v1.GetHouseholdRequest
+	23, // 49: doorbook.v1.ReportService.ListItems:input_type -> doorbook.v1.ListItemsRequest
+	26, // 50: doorbook.v1.ReportService.ListReporting:input_type -> doorbook.v1.ListReportingRequest
+	15, // 51: doorbook.v1.ReportService.Export:input_type -> doorbook.v1.ExportRequest
+	17, // 52: doorbook.v1.ReportService.ListAuditLog:input_type -> doorbook.v1.ListAuditLogRequest
+	6,  // 53: doorbook.v1.ReportService.GetProgress:output_type -> doorbook.v1.GetProgressResponse
+	14, // 54: doorbook.v1.ReportService.ListReportHouseholds:output_type -> doorbook.v1.ListReportHouseholdsResponse
+	21, // 55: doorbook.v1.ReportService.GetHousehold:output_type -> doorbook.v1.GetHouseholdResponse
+	24, // 56: doorbook.v1.ReportService.ListItems:output_type -> doorbook.v1.ListItemsResponse
+	28, // 57: doorbook.v1.ReportService.ListReporting:output_type -> doorbook.v1.ListReportingResponse
+	16, // 58: doorbook.v1.ReportService.Export:output_type -> doorbook.v1.ExportResponse
+	19, // 59: doorbook.v1.ReportService.ListAuditLog:output_type -> doorbook.v1.ListAuditLogResponse
+	53, // [53:60] is the sub-list for method output_type
+	46, // [46:53] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_doorbook_v1_report_proto_init() }
