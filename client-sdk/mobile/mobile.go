@@ -348,6 +348,24 @@ func (m *Replica) UpdateItem(visitID string, finding int32, kind int32, note, un
 	return id, wrap(err)
 }
 
+// AssignItem assigns an item to a lead unit with a deadline, and to the
+// co-units (配合单位) that help it: coUnitsJSON is a JSON list of names
+// (empty or "[]" for none).
+func (m *Replica) AssignItem(visitID string, finding int32, note, unit string, deadlineUnixMillis int64, coUnitsJSON string) (string, error) {
+	var coUnits []string
+	if coUnitsJSON != "" {
+		if err := json.Unmarshal([]byte(coUnitsJSON), &coUnits); err != nil {
+			return "", &Error{Code: CodeInvalid, err: fmt.Errorf("co-units are a JSON list of names: %w", err)}
+		}
+	}
+	if finding < 0 {
+		return "", &Error{Code: CodeInvalid, err: errors.New("a finding's number is not negative")}
+	}
+	id, err := m.r.UpdateItem(context.Background(), visitID, uint32(finding), syncengine.AmendItemAssign, note, unit,
+		time.UnixMilli(deadlineUnixMillis), coUnits...)
+	return id, wrap(err)
+}
+
 // Grids are the worker's grids, as JSON.
 func (m *Replica) Grids() (string, error) { return query(m.r.Grids(context.Background())) }
 

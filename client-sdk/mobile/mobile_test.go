@@ -161,8 +161,14 @@ func TestFacade(t *testing.T) {
 	if err != nil || !strings.Contains(detail, visit) || !strings.Contains(detail, "门口交谈") {
 		t.Errorf("the household: %s (%v)", detail, err)
 	}
+	if _, err := r.AssignItem(visit, 0, "请物业配合", "消防中队", time.Now().Add(72*time.Hour).UnixMilli(), `["物业公司"]`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AssignItem(visit, 0, "", "消防中队", time.Now().Add(72*time.Hour).UnixMilli(), `not json`); mobile.ErrorCode(err) != "invalid" {
+		t.Errorf("co-units that are not JSON: %v (%q)", err, mobile.ErrorCode(err))
+	}
 	items, err := r.Items()
-	if err != nil || !strings.Contains(items, "楼道堆物") {
+	if err != nil || !strings.Contains(items, "楼道堆物") || !strings.Contains(items, `"CoUnits":["物业公司"]`) {
 		t.Errorf("items: %s (%v)", items, err)
 	}
 	for name, call := range map[string]func() (string, error){
