@@ -8,6 +8,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 )
@@ -132,11 +136,7 @@ func TestConsoleItemPolicy(t *testing.T) {
 	if strings.Contains(page, `id="set-item-policy"`) || figure(page, "escalation-days") == "" {
 		t.Errorf("a street's admin: form offered %v, policy shown %q", strings.Contains(page, `id="set-item-policy"`), figure(page, "escalation-days"))
 	}
-	if err := e.Store.SetAdminPassword(context.Background(), "root", "the root admin's password"); err != nil {
-		t.Fatal(err)
-	}
-	root := e.browser()
-	root.signIn("root", "the root admin's password")
+	root := e.env.rootBrowser()
 	_, _, page = root.get("/console/config")
 	status, _, _ := root.post("/console/config/items", url.Values{"csrf": {root.csrf(page)}, "escalation_days": {"3"}})
 	if status != http.StatusSeeOther {
@@ -150,4 +150,30 @@ func TestConsoleItemPolicy(t *testing.T) {
 	if err != nil || res.GetPolicy().GetEscalationDays() != 3 {
 		t.Errorf("GetItemPolicy: %v, %v; want 3 days", res, err)
 	}
+}
+
+// rootBrowser is a browser signed in to the console as the env's
+// installation-wide admin.
+func (e *env) rootBrowser() *browser {
+	e.t.Helper()
+	const password = "the root admin's password"
+	if err := e.Store.SetAdminPassword(context.Background(), "root", password); err != nil {
+		e.t.Fatal(err)
+	}
+	b := (&consoleEnv{env: e}).browser()
+	b.signIn("root", password)
+	return b
+}
+
+// campaignNow starts a campaign of node named name, from an hour ago for
+// days days, and returns its id.
+func (e *env) campaignNow(node, name string, days int) string {
+	e.t.Helper()
+	now := e.now.Now()
+	pc, err := e.Admin.PutCampaign(context.Background(), &pb.PutCampaignRequest{NodeId: proto.String(node), Name: proto.String(name),
+		StartsAt: timestamppb.New(now.Add(-time.Hour)), EndsAt: timestamppb.New(now.Add(time.Duration(days) * 24 * time.Hour))})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return pc.GetCampaign().GetId()
 }

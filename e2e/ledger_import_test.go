@@ -9,12 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/xuri/excelize/v2"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
@@ -159,19 +156,15 @@ func TestLedgerImport(t *testing.T) {
 
 	// The person–house linkage (人房关联率) of what was imported: 张伟's
 	// three members are all listed, 王芳 lists one of two, 刘洋 none of one.
-	pc, err := e.Admin.PutCampaign(ctx, &pb.PutCampaignRequest{NodeId: proto.String(street), Name: proto.String("入户走访"),
-		StartsAt: timestamppb.New(e.now.Now().Add(-time.Hour)), EndsAt: timestamppb.New(e.now.Now().Add(30 * 24 * time.Hour))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := e.reports(e.adminToken).GetProgress(ctx, &pb.GetProgressRequest{NodeId: street, CampaignId: pc.GetCampaign().GetId()})
+	camp := e.campaignNow(street, "入户走访", 30)
+	rep, err := e.reports(e.adminToken).GetProgress(ctx, &pb.GetProgressRequest{NodeId: street, CampaignId: camp})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tot := rep.GetReport().GetTotal(); tot.GetMembers() != 6 || tot.GetMembersLinked() != 4 || tot.GetMembersMismatch() != 2 {
 		t.Errorf("linkage: %d of %d members linked, %d households mismatched; want 4 of 6, 2", tot.GetMembersLinked(), tot.GetMembers(), tot.GetMembersMismatch())
 	}
-	mismatched, err := e.reports(e.adminToken).ListReportHouseholds(ctx, &pb.ListReportHouseholdsRequest{NodeId: street, CampaignId: pc.GetCampaign().GetId(),
+	mismatched, err := e.reports(e.adminToken).ListReportHouseholds(ctx, &pb.ListReportHouseholdsRequest{NodeId: street, CampaignId: camp,
 		Metric: pb.ReportMetric_REPORT_METRIC_MEMBERS_MISMATCH})
 	if err != nil {
 		t.Fatal(err)

@@ -226,11 +226,7 @@ func TestCampaignMonth(t *testing.T) {
 	// The console's register says where the item has gone up to (the
 	// district, by day 26 on a 3-day period), and the street's dashboard
 	// counts it.
-	if err := e.Store.SetAdminPassword(ctx, "root", "the root admin's password"); err != nil {
-		t.Fatal(err)
-	}
-	browser := (&consoleEnv{env: e}).browser()
-	browser.signIn("root", "the root admin's password")
+	browser := e.rootBrowser()
 	_, _, page := browser.get("/console/items?state=open&node=" + street)
 	if !strings.Contains(page, `<td class="escalated">District</td>`) || !strings.Contains(page, "配合单位：物业公司、社区居委会") {
 		t.Errorf("the console's register lacks the escalation to District or the co-units:\n%s", page)

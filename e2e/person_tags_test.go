@@ -7,11 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
@@ -70,14 +67,10 @@ func TestPersonCategories(t *testing.T) {
 		t.Errorf("on wang's phone, the son's categories: %q", onPerson)
 	}
 
-	pc, err := e.Admin.PutCampaign(ctx, &pb.PutCampaignRequest{NodeId: proto.String(street), Name: proto.String("重点人群走访"),
-		StartsAt: timestamppb.New(e.now.Now().Add(-time.Hour)), EndsAt: timestamppb.New(e.now.Now().Add(7 * 24 * time.Hour))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	camp := e.campaignNow(street, "重点人群走访", 7)
 	keyGroup := func() uint32 {
 		t.Helper()
-		rep, err := e.reports(e.adminToken).GetProgress(ctx, &pb.GetProgressRequest{NodeId: street, CampaignId: pc.GetCampaign().GetId()})
+		rep, err := e.reports(e.adminToken).GetProgress(ctx, &pb.GetProgressRequest{NodeId: street, CampaignId: camp})
 		if err != nil {
 			t.Fatal(err)
 		}

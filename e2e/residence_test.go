@@ -5,10 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
-
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/syncengine"
@@ -46,12 +42,8 @@ func TestResidenceAndLinkage(t *testing.T) {
 	mustSync(t, phone)
 	assertSameState(t, "phone vs server", e.serverState(e.Grids[0]), dump(t, phone))
 
-	pc, err := e.Admin.PutCampaign(ctx, &pb.PutCampaignRequest{NodeId: proto.String(street), Name: proto.String("入户走访"),
-		StartsAt: timestamppb.New(e.now.Now().Add(-time.Hour)), EndsAt: timestamppb.New(e.now.Now().Add(7 * 24 * time.Hour))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := e.reports(e.adminToken).GetProgress(ctx, &pb.GetProgressRequest{NodeId: street, CampaignId: pc.GetCampaign().GetId()})
+	camp := e.campaignNow(street, "入户走访", 7)
+	rep, err := e.reports(e.adminToken).GetProgress(ctx, &pb.GetProgressRequest{NodeId: street, CampaignId: camp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +82,7 @@ func TestResidenceAndLinkage(t *testing.T) {
 		t.Errorf("the ledger's persons: %q, want 张伟、王小花(migrant)、张大伟", rows)
 	}
 
-	if err := e.Store.SetAdminPassword(ctx, "root", "the root admin's password"); err != nil {
-		t.Fatal(err)
-	}
-	b := (&consoleEnv{env: e}).browser()
-	b.signIn("root", "the root admin's password")
+	b := e.rootBrowser()
 	_, _, page := b.get("/console/household/" + h)
 	for _, want := range []string{`<td class="residence">户籍人口</td>`, `<td class="residence">流动人口</td>`} {
 		if !strings.Contains(page, want) {

@@ -164,11 +164,7 @@ func TestCampaignWeeks(t *testing.T) {
 	}
 
 	// The console's weeks: a line per rate, a row per week.
-	if err := e.Store.SetAdminPassword(ctx, "root", "the root admin's password"); err != nil {
-		t.Fatal(err)
-	}
-	b := (&consoleEnv{env: e}).browser()
-	b.signIn("root", "the root admin's password")
+	b := e.rootBrowser()
 	status, _, page := b.get("/console/weeks?node=" + street + "&campaign=" + camp)
 	coverage := regexp.MustCompile(`<td class="coverage">([^<]*)</td>`).FindAllStringSubmatch(page, -1)
 	var cells []string
