@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/xuri/excelize/v2"
@@ -16,6 +17,7 @@ import (
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/bearer"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 // importRow is what a test expects of one row of an import.
@@ -285,6 +287,16 @@ func TestLedgerImportLimits(t *testing.T) {
 
 	// Another district's admin, and a leader of this street.
 	d2 := e.node("", pb.OrgLevel_ORG_LEVEL_DISTRICT, "District 2")
+
+	// A row naming a household of another district is refused, as one the
+	// street cannot import into; none is written.
+	g2 := e.node(e.node(e.node(d2, pb.OrgLevel_ORG_LEVEL_STREET, "Street 2"), pb.OrgLevel_ORG_LEVEL_COMMUNITY, "Community 2"), pb.OrgLevel_ORG_LEVEL_GRID, "Grid 2")
+	theirs := newID()
+	e.importRows(syncengine.Bundle{Households: []syncengine.Household{{ID: theirs, GridID: syncengine.NewRegister(g2, syncengine.Clock{HLC: syncengine.PackHLC(time.Now().UnixMilli(), 0), Node: 9})}}})
+	res, err = lc.ImportLedger(ctx, &pb.ImportLedgerRequest{NodeId: street, FileName: "x.csv", File: []byte("户编号,户主姓名\n" + theirs + ",别人\n")})
+	if err != nil || len(res.GetRows()) != 1 || res.GetRows()[0].GetRefusal() != pb.ImportRefusal_IMPORT_REFUSAL_NOT_HERE {
+		t.Errorf("a household of another district: %v (%v), want it refused as not here", res.GetRows(), err)
+	}
 	ok := []byte("网格,户主姓名,地址\nGrid A,王芳,幸福路 2 号\n")
 	for _, tc := range []struct {
 		name   string

@@ -145,14 +145,14 @@ func until(at *timestamppb.Timestamp) time.Time {
 	return at.AsTime()
 }
 
-func (s *reportService) analyze(ctx context.Context, node, campaign string, until time.Time) (*store.Analysis, error) {
+func (s *reportService) analyze(ctx context.Context, node, campaign string, asOf time.Time) (*store.Analysis, error) {
 	if err := checkIDs(map[string]string{"node_id": node, "campaign_id": campaign}); err != nil {
 		return nil, err
 	}
 	if campaign == "" {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("a progress report is of a campaign: campaign_id is required"))
 	}
-	an, err := s.store.Analyze(ctx, principal(ctx), node, campaign, until)
+	an, err := s.store.Analyze(ctx, principal(ctx), node, campaign, asOf)
 	if err != nil {
 		return nil, toConnect(s.log, err)
 	}

@@ -66,7 +66,7 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 			return err
 		}
 		var marks []store.ErasureMark
-		erasePerson := func(pr syncengine.Person) error {
+		erasePerson := func(pr syncengine.Person, tags []syncengine.TagElement) error {
 			blank := syncengine.NewRegister("", clock(pr.MaxClock()))
 			pr.Merge(syncengine.Person{ID: pr.ID, HouseholdID: pr.HouseholdID, Name: blank, IDNumber: blank, Gender: blank,
 				BirthDate: blank, Phone: blank, Relation: blank, Notes: blank, Residence: blank})
@@ -80,11 +80,7 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 			}
 			// The categories put on the person (a released prisoner, a
 			// drug user) are personal data too: their adds go.
-			b, err := tx.Bundle(ctx, []string{pr.HouseholdID})
-			if err != nil {
-				return err
-			}
-			for _, tg := range b.Tags {
+			for _, tg := range tags {
 				if tg.PersonID != pr.ID || tg.Removed {
 					continue
 				}
@@ -99,7 +95,11 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 			return nil
 		}
 		if t.PersonID != "" {
-			if err := erasePerson(person); err != nil {
+			b, err := tx.Ledgers(ctx, []string{householdID})
+			if err != nil {
+				return err
+			}
+			if err := erasePerson(person, b.Tags); err != nil {
 				return err
 			}
 			return tx.RecordErasures(ctx, s.now(), marks)
@@ -123,7 +123,7 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 			return err
 		}
 		for _, pr := range b.Persons {
-			if err := erasePerson(pr); err != nil {
+			if err := erasePerson(pr, b.Tags); err != nil {
 				return err
 			}
 		}

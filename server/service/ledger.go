@@ -166,17 +166,28 @@ func ledgerSetting(ctx context.Context, tx store.Tx, p store.Principal, nodeID s
 				Categories: syncengine.Categories(tags[h.ID])})
 		}
 	}
-	set.Taken = map[string]bool{}
+	// The ids the file gives that are no household of the node: which of
+	// them are households elsewhere, read a page at a time.
+	var others []string
+	seen := map[string]bool{}
 	for _, r := range t.Rows {
 		id := strings.ToLower(r.Cells[ledger.FieldID])
-		if !syncengine.IsID(id) || ids[id] || set.Taken[id] {
-			continue
+		if syncengine.IsID(id) && !ids[id] && !seen[id] {
+			seen[id] = true
+			others = append(others, id)
 		}
-		_, found, err := tx.Household(ctx, id)
+	}
+	set.Taken = map[string]bool{}
+	for len(others) > 0 {
+		page := others[:min(len(others), pageSize)]
+		others = others[len(page):]
+		found, err := tx.Households(ctx, page)
 		if err != nil {
 			return set, newest, err
 		}
-		set.Taken[id] = found
+		for _, h := range found {
+			set.Taken[h.ID] = true
+		}
 	}
 	return set, newest, nil
 }
