@@ -8,13 +8,15 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	sdk "github.com/doorbook/doorbook/client-sdk"
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
-// TestProgressAgreesAfterAMove: a worker visits three households of their
-// grid; one then moves to another grid of the street, one to another
-// street. The phone drops both, yet its progress still counts the three
-// households the worker visited, as does the server's report of the street:
+// TestProgressAgreesAfterAMove: a worker visits households of their grid;
+// one then moves to another grid of the street, others to another street.
+// The phone drops them, yet its progress still counts the households the
+// worker visited, as does the server's report of the street:
 // a person's quota counts the households they visited, wherever those are
 // now.
 func TestProgressAgreesAfterAMove(t *testing.T) {
@@ -46,25 +48,40 @@ func TestProgressAgreesAfterAMove(t *testing.T) {
 	li, _ := e.worker("li", e.Grids[0])
 	r := e.device("li", li)
 	mustSync(t, r)
-	var hs []string
-	for range 3 {
+	// Three plain visits; one calling for a revisit, one corrected and one
+	// voided (the server reads these apart from the plain ones, which it
+	// sums), all but the first household then moving out of the grid.
+	var hs, visits []string
+	for i := range 6 {
 		h, err := r.RegisterHousehold(ctx, e.Grids[0], map[string]string{"head_name": "户主"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.RecordVisit(ctx, sdkVisit(h)); err != nil {
+		in := sdkVisit(h)
+		if i == 3 {
+			in.RevisitDue = now.Add(48 * time.Hour)
+			in.RevisitReasons = []syncengine.RevisitReason{syncengine.RevisitSpecialDifficulty}
+		}
+		v, err := r.RecordVisit(ctx, in)
+		if err != nil {
 			t.Fatal(err)
 		}
-		hs = append(hs, h)
+		hs, visits = append(hs, h), append(visits, v)
+	}
+	if _, err := r.AmendVisit(ctx, visits[4], "typo", sdk.Correction{Notes: proto.String("corrected")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.VoidVisit(ctx, visits[5], "wrong door"); err != nil {
+		t.Fatal(err)
 	}
 	mustSync(t, r)
-	for h, grid := range map[string]string{hs[1]: e.Grids[1], hs[2]: farGrid} {
+	for h, grid := range map[string]string{hs[1]: e.Grids[1], hs[2]: farGrid, hs[3]: farGrid, hs[4]: farGrid, hs[5]: farGrid} {
 		if _, err := e.Admin.MoveHousehold(ctx, &pb.MoveHouseholdRequest{HouseholdId: h, GridId: grid}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if rep := mustSync(t, r); rep.Evicted != 2 {
-		t.Fatalf("evicted %d households, want 2", rep.Evicted)
+	if rep := mustSync(t, r); rep.Evicted != 5 {
+		t.Fatalf("evicted %d households, want 5", rep.Evicted)
 	}
 	p, _, err := r.Progress(ctx, camp.GetCampaign().GetId(), e.now.Now())
 	if err != nil {
@@ -80,7 +97,7 @@ func TestProgressAgreesAfterAMove(t *testing.T) {
 			server = int(q.GetVisited())
 		}
 	}
-	if p.Visited != 3 || server != 3 {
-		t.Errorf("after the moves the phone counts %d households visited, the server's report of the street %d; want 3 and 3", p.Visited, server)
+	if p.Visited != 5 || server != 5 {
+		t.Errorf("after the moves the phone counts %d households visited, the server's report of the street %d; want 5 and 5 (the voided visit not)", p.Visited, server)
 	}
 }

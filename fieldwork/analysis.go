@@ -184,63 +184,96 @@ func ratio(n, d int) float64 {
 // Figures computes the figures of the households include accepts (all with
 // nil) at now.
 func (a *Analysis) Figures(now time.Time, include func(*Household) bool) Figures {
-	var f Figures
-	var questions []syncengine.Question
-	if a.Campaign != nil {
-		questions = a.Campaign.Questions()
-	}
-	f.Survey = make([]Rate, len(questions))
-	for i, q := range questions {
-		f.Survey[i].Question = q
-	}
-	for _, h := range a.Households {
+	const in = "in"
+	by := a.FiguresBy(now, func(h *Household) string {
 		if include != nil && !include(h) {
+			return ""
+		}
+		return in
+	})
+	if f := by[in]; f != nil {
+		return *f
+	}
+	return a.EmptyFigures()
+}
+
+// FiguresBy computes at now the figures of each group of households, in
+// one pass over them: key names a household's group, "" none. A group
+// with no households has no entry.
+func (a *Analysis) FiguresBy(now time.Time, key func(*Household) string) map[string]*Figures {
+	by := map[string]*Figures{}
+	for _, h := range a.Households {
+		k := key(h)
+		if k == "" {
 			continue
 		}
-		f.Households++
+		f := by[k]
+		if f == nil {
+			nf := a.EmptyFigures()
+			f = &nf
+			by[k] = f
+		}
+		a.add(f, h, now)
+	}
+	return by
+}
+
+// EmptyFigures are the figures of no household: the campaign's questions,
+// none answered.
+func (a *Analysis) EmptyFigures() Figures {
+	var f Figures
+	if a.Campaign != nil {
+		for _, q := range a.Campaign.Questions() {
+			f.Survey = append(f.Survey, Rate{Question: q})
+		}
+	}
+	return f
+}
+
+// add counts h into f at now.
+func (a *Analysis) add(f *Figures, h *Household, now time.Time) {
+	f.Households++
+	if h.VisitedInCampaign() {
+		f.Visited++
+	}
+	f.Persons += h.Persons
+	f.Migrants += h.Migrants
+	f.MovedAway += h.MovedAway
+	if h.MemberCount > 0 {
+		f.Members += int(h.MemberCount)
+		f.MembersLinked += int(min(int64(h.Persons), h.MemberCount))
+		if h.MembersMismatch() {
+			f.MembersMismatch++
+		}
+	}
+	if h.KeyGroup {
+		f.KeyGroupHouseholds++
 		if h.VisitedInCampaign() {
-			f.Visited++
+			f.KeyGroupVisited++
 		}
-		f.Persons += h.Persons
-		f.Migrants += h.Migrants
-		f.MovedAway += h.MovedAway
-		if h.MemberCount > 0 {
-			f.Members += int(h.MemberCount)
-			f.MembersLinked += int(min(int64(h.Persons), h.MemberCount))
-			if h.MembersMismatch() {
-				f.MembersMismatch++
-			}
+	}
+	if h.MustVisit() && h.PastInterval(now) {
+		f.MustVisitOverdue++
+	}
+	if h.FollowUp != nil {
+		f.RevisitsOpen++
+		if h.RevisitOverdue(now) {
+			f.RevisitsOverdue++
 		}
-		if h.KeyGroup {
-			f.KeyGroupHouseholds++
-			if h.VisitedInCampaign() {
-				f.KeyGroupVisited++
-			}
-		}
-		if h.MustVisit() && h.PastInterval(now) {
-			f.MustVisitOverdue++
-		}
-		if h.FollowUp != nil {
-			f.RevisitsOpen++
-			if h.RevisitOverdue(now) {
-				f.RevisitsOverdue++
-			}
-		}
-		open, overdue := h.OpenItems(now)
-		f.ItemsOpen += open
-		f.ItemsOverdue += overdue
-		for _, ans := range a.answers[h.ID] {
-			for i, q := range questions {
-				if q.Code == ans.Question {
-					f.Survey[i].Answered++
-					if ans.Value >= q.PositiveFrom {
-						f.Survey[i].Positive++
-					}
+	}
+	open, overdue := h.OpenItems(now)
+	f.ItemsOpen += open
+	f.ItemsOverdue += overdue
+	for _, ans := range a.answers[h.ID] {
+		for i := range f.Survey {
+			if q := f.Survey[i].Question; q.Code == ans.Question {
+				f.Survey[i].Answered++
+				if ans.Value >= q.PositiveFrom {
+					f.Survey[i].Positive++
 				}
 			}
 		}
 	}
-	return f
 }
 
 // Escalated counts the items of the included households that have been
@@ -249,18 +282,32 @@ func (a *Analysis) Figures(now time.Time, include func(*Household) bool) Figures
 // syncengine.Item.EscalatedTo). Like the other item figures, an item of a
 // group visit counts for each household.
 func (a *Analysis) Escalated(now time.Time, level int32, include func(*Household) bool) int {
-	n := 0
-	for _, h := range a.Households {
+	return a.EscalatedBy(now, level, func(h *Household) string {
 		if include != nil && !include(h) {
-			continue
+			return ""
 		}
+		return "in"
+	})["in"]
+}
+
+// EscalatedBy is Escalated for each group of households, in one pass: key
+// names a household's group, "" none.
+func (a *Analysis) EscalatedBy(now time.Time, level int32, key func(*Household) string) map[string]int {
+	by := map[string]int{}
+	for _, h := range a.Households {
+		k := ""
 		for i := range h.Items {
 			if l := h.Items[i].EscalatedAfter(now, a.EscalationPeriod); l != 0 && l <= level {
-				n++
+				if k == "" {
+					if k = key(h); k == "" {
+						break
+					}
+				}
+				by[k]++
 			}
 		}
 	}
-	return n
+	return by
 }
 
 // AddVisitedElsewhere counts, toward visitor's quota, a visit at at to a

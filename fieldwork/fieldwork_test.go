@@ -2,6 +2,7 @@ package fieldwork_test
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -1317,5 +1318,44 @@ func TestMetricsAgreeWithFigures(t *testing.T) {
 				t.Errorf("%d households match, want %d (and some)", n, tt.want)
 			}
 		})
+	}
+}
+
+// TestFiguresByAgreesWithFigures: the figures of each group in one pass
+// are those of the group alone, and a household keyed "" counts nowhere.
+func TestFiguresByAgreesWithFigures(t *testing.T) {
+	t.Parallel()
+	now := apr(20, 12)
+	a := scenario{
+		campaign:   campaign(t, nil),
+		households: []hh{in(hh1, "petitioner"), in(hh2, "drug_user"), in(hh3, "vulnerable"), in(hh4), in(hh5, "notable")},
+		visits: []se.VisitView{
+			visit(1, hh1, apr(3, 10), revisit(apr(10, 12))),
+			visit(2, hh3, mar(1, 10), revisit(apr(25, 12))),
+			visit(3, hh4, apr(4, 10)),
+		},
+		items: []se.Item{item(se.ItemAssigned, mar(1, 0), hh4), item(se.ItemReported, time.Time{}, hh5), item(se.ItemAssigned, mar(2, 0), hh1)},
+	}.build()
+	group := map[string]string{hh1: "a", hh3: "a", hh2: "b", hh4: "b"}
+	key := func(h *fieldwork.Household) string { return group[h.ID] }
+	by := a.FiguresBy(now, key)
+	escalated := a.EscalatedBy(now, 3, key)
+	if len(by) != 2 {
+		t.Fatalf("FiguresBy gave groups %v; want a and b", slices.Collect(maps.Keys(by)))
+	}
+	for _, g := range []string{"a", "b"} {
+		in := func(h *fieldwork.Household) bool { return group[h.ID] == g }
+		if got, want := fmt.Sprint(*by[g]), fmt.Sprint(a.Figures(now, in)); got != want {
+			t.Errorf("FiguresBy[%s] = %s; want %s", g, got, want)
+		}
+		if got, want := escalated[g], a.Escalated(now, 3, in); got != want {
+			t.Errorf("EscalatedBy[%s] = %d; want %d", g, got, want)
+		}
+	}
+	if f := a.Figures(now, nil); f.Households != by["a"].Households+by["b"].Households+1 {
+		t.Errorf("the groups hold %d and %d households of %d; want all but hh5", by["a"].Households, by["b"].Households, f.Households)
+	}
+	if escalated["a"]+escalated["b"] == 0 {
+		t.Errorf("no item escalated (%v): the case tests nothing of EscalatedBy", escalated)
 	}
 }

@@ -68,19 +68,31 @@ func newProgress(an *store.Analysis, at time.Time) *progress {
 		// The whole installation answers for everything escalated.
 		p.escalated = an.Fieldwork.Escalated(at, int32(store.LevelGrid), nil)
 	}
+	// Each community's figures in one pass over the households, not one
+	// per community: a street has dozens of communities and 50,000
+	// households.
+	communityOf := map[string]string{}
+	for _, n := range an.Nodes {
+		if n.Level == store.LevelGrid && an.Nodes[n.ParentID].Level == store.LevelCommunity {
+			communityOf[n.ID] = n.ParentID
+		}
+	}
+	community := func(h *fieldwork.Household) string { return communityOf[h.GridID] }
+	figures := an.Fieldwork.FiguresBy(at, community)
+	escalated := an.Fieldwork.EscalatedBy(at, int32(store.LevelCommunity), community)
+	placed := map[string]int{}
+	for grid, count := range an.Placed.ByGrid {
+		placed[an.Nodes[grid].ParentID] += count
+	}
 	for _, n := range an.Nodes {
 		if n.Level != store.LevelCommunity {
 			continue
 		}
-		in := func(h *fieldwork.Household) bool { return an.Nodes[h.GridID].ParentID == n.ID }
-		fig := an.Fieldwork.Figures(at, in)
-		placed := 0
-		for grid, count := range an.Placed.ByGrid {
-			if an.Nodes[grid].ParentID == n.ID {
-				placed += count
-			}
+		fig := an.Fieldwork.EmptyFigures()
+		if f := figures[n.ID]; f != nil {
+			fig = *f
 		}
-		p.communities = append(p.communities, communityFigures{n, fig, placed, an.Fieldwork.Escalated(at, int32(store.LevelCommunity), in)})
+		p.communities = append(p.communities, communityFigures{n, fig, placed[n.ID], escalated[n.ID]})
 	}
 	// The ranking (通报排名): by the campaign's weights, else coverage then
 	// key-group rate; then by name.

@@ -65,11 +65,13 @@ func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 	if err := rows.Close(); err != nil {
 		return err
 	}
-	rows, err = q.QueryContext(ctx, `SELECT id, grid_id, head_name, address, member_count,
-			(SELECT count(*) FROM persons p WHERE p.household_id = households.id AND p.deleted = 0 AND p.residence != 'moved_away'),
-			(SELECT count(*) FROM persons p WHERE p.household_id = households.id AND p.deleted = 0 AND p.residence = 'migrant'),
-			(SELECT count(*) FROM persons p WHERE p.household_id = households.id AND p.deleted = 0 AND p.residence = 'moved_away')
-		FROM households WHERE deleted = 0 AND `+g.col+` IN (`+in+`) ORDER BY id`, toArgs(grids)...)
+	// One join counts the persons, not a subquery per count: each reads
+	// the household's persons from their table.
+	rows, err = q.QueryContext(ctx, `SELECT h.id, h.grid_id, h.head_name, h.address, h.member_count,
+			count(p.id) FILTER (WHERE p.residence != 'moved_away'), count(p.id) FILTER (WHERE p.residence = 'migrant'),
+			count(p.id) FILTER (WHERE p.residence = 'moved_away')
+		FROM households h LEFT JOIN persons p ON p.household_id = h.id AND p.deleted = 0
+		WHERE h.deleted = 0 AND h.`+g.col+` IN (`+in+`) GROUP BY h.id ORDER BY h.id`, toArgs(grids)...)
 	if err != nil {
 		return fmt.Errorf("read households: %w", err)
 	}
@@ -122,7 +124,7 @@ func (g *GridRows) PlainVisits(ctx context.Context, from, to, until time.Time, f
 	kept := winFrom >= winTo
 	if !kept {
 		var err error
-		if kept, err = windowKept(ctx, q, winFrom, winTo); err != nil {
+		if kept, err = WindowKept(ctx, q, winFrom, winTo); err != nil {
 			return fmt.Errorf("read visits: %w", err)
 		}
 	}

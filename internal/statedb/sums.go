@@ -314,8 +314,9 @@ func CheckSums(ctx context.Context, q Querier) error {
 	return nil
 }
 
-// windowKept reports whether [from, to) has sums.
-func windowKept(ctx context.Context, q Querier, from, to int64) (bool, error) {
+// WindowKept tells whether visit_sums keeps the window [from, to) (Unix
+// milliseconds): whether a campaign of the database has it.
+func WindowKept(ctx context.Context, q Querier, from, to int64) (bool, error) {
 	var kept bool
 	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM visit_sum_windows WHERE win_from = ? AND win_to = ?)`, from, to).Scan(&kept)
 	return kept, err

@@ -27,21 +27,29 @@ func (t *tx) WorkersOfGrids(ctx context.Context, grids []string) ([]string, erro
 }
 
 func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string) ([]store.WorkerVisit, error) {
+	if len(workers) == 0 {
+		return nil, nil
+	}
+	kept, err := statedb.WindowKept(ctx, t.Tx, from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("read visits: %w", err)
+	}
+	query := visitsByRaw
+	if kept {
+		query = visitsBySums
+	}
+	// Not null: NOT IN a list holding a null keeps nothing.
+	outside, err := json.Marshal(append([]string{}, except...))
+	if err != nil {
+		return nil, err
+	}
 	var out []store.WorkerVisit
 	for start := 0; start < len(workers); start += maxInList {
-		part := workers[start:min(start+maxInList, len(workers))]
-		// The window's visits through the visitors' index, then the few
-		// amended ones outside it: one OR over both would read every visit
-		// of each visitor.
-		// The window's part reads the visitors' covering index alone.
-		rows, err := t.QueryContext(ctx, `SELECT s.id, s.visitor_id, s.visited_at, vh.household_id, COALESCE(h.grid_id, ''),
-			EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = s.id)
-			FROM (SELECT id, visitor_id, visited_at FROM visits WHERE visited_at >= ?1 AND visited_at < ?2 AND visitor_id IN (`+sqlitex.InPlaceholders(len(part))+`)
-				UNION ALL SELECT v.id, v.visitor_id, v.visited_at FROM (SELECT DISTINCT visit_id FROM visit_amendments) a CROSS JOIN visits v ON v.id = a.visit_id
-				WHERE v.visitor_id IN (`+sqlitex.InPlaceholders(len(part))+`) AND NOT (v.visited_at >= ?1 AND v.visited_at < ?2)) s
-			CROSS JOIN visit_households vh ON vh.visit_id = s.id LEFT JOIN households h ON h.id = vh.household_id
-			WHERE h.grid_id IS NULL OR h.grid_id NOT IN (`+sqlitex.InPlaceholders(len(except))+`)`,
-			append(append(append([]any{from.UnixMilli(), to.UnixMilli()}, anys(part)...), anys(part)...), anys(except)...)...)
+		part, err := json.Marshal(workers[start:min(start+maxInList, len(workers))])
+		if err != nil {
+			return nil, err
+		}
+		rows, err := t.QueryContext(ctx, query, from.UnixMilli(), to.UnixMilli(), string(part), string(outside))
 		if err != nil {
 			return nil, fmt.Errorf("read visits: %w", err)
 		}
@@ -61,6 +69,42 @@ func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time,
 	}
 	return out, nil
 }
+
+// The queries of VisitsBy: ?1 and ?2 the window, ?3 the workers and ?4 the
+// grids left out, as JSON arrays. Each reads the visits by the workers and
+// then their households, keeping those outside the grids: most are inside.
+const (
+	// visitsOutside keeps the rows of s (visit id, visitor, time, amended)
+	// whose households are outside the grids of ?4.
+	visitsOutsideHead = `SELECT s.id, s.visitor_id, s.visited_at, vh.household_id, COALESCE(h.grid_id, ''), s.amended FROM (`
+	visitsOutsideTail = `) s CROSS JOIN visit_households vh ON vh.visit_id = s.id LEFT JOIN households h ON h.id = vh.household_id
+		WHERE h.grid_id IS NULL OR h.grid_id NOT IN (SELECT value FROM json_each(?4))`
+	// amendedBy are the amended visits of the workers, whenever made (an
+	// amendment may move one into the window).
+	amendedBy = `SELECT v.id, v.visitor_id, v.visited_at, 1 AS amended FROM (SELECT DISTINCT visit_id FROM visit_amendments) a
+		CROSS JOIN visits v ON v.id = a.visit_id WHERE v.visitor_id IN (SELECT value FROM json_each(?3))`
+	// visitsByRaw reads every visit of the window by the workers, through
+	// the visitors' covering index, then the amended ones outside it: one
+	// OR over both would read every visit of each visitor.
+	visitsByRaw = visitsOutsideHead + `SELECT id, visitor_id, visited_at,
+			EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = visits.id) AS amended
+		FROM visits WHERE visited_at >= ?1 AND visited_at < ?2 AND visitor_id IN (SELECT value FROM json_each(?3))
+		UNION ALL ` + amendedBy + ` AND NOT (v.visited_at >= ?1 AND v.visited_at < ?2)` + visitsOutsideTail
+	// visitsBySums answers a kept window (a campaign's) without reading
+	// its plain visits: the households each worker's plain visits reached
+	// come from their sums, one row per household and worker with no visit
+	// id and the newest time; the special visits of the window come from
+	// their index by visitor, and the amended ones as above.
+	visitsBySums = `SELECT '', s.visitor_id, s.last, s.household_id, COALESCE(h.grid_id, ''), 0
+		FROM visit_sums s INDEXED BY visit_sums_visitor LEFT JOIN households h ON h.id = s.household_id
+		WHERE s.visitor_id IN (SELECT value FROM json_each(?3)) AND s.win_from = ?1 AND s.win_to = ?2
+			AND (h.grid_id IS NULL OR h.grid_id NOT IN (SELECT value FROM json_each(?4)))
+		UNION ALL ` + visitsOutsideHead + `SELECT id, visitor_id, visited_at, 0 AS amended FROM visits INDEXED BY visits_special_visitor
+			WHERE visitor_id IN (SELECT value FROM json_each(?3)) AND visited_at >= ?1 AND visited_at < ?2
+			AND (revisit_due != 0 OR tracked != 0 OR details != '')
+			AND NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = visits.id)
+		UNION ALL ` + amendedBy + visitsOutsideTail
+)
 
 func (t *tx) AmendmentsOfVisits(ctx context.Context, ids []string) ([]syncengine.Amendment, error) {
 	return statedb.AmendmentsOfVisits(ctx, t.Tx, ids)
@@ -182,12 +226,8 @@ func (t *tx) PlacedVisits(ctx context.Context, grids []string, from, to time.Tim
 	if err != nil {
 		return out, err
 	}
-	const placed = ` FROM visits v CROSS JOIN visit_households vh ON vh.visit_id = v.id CROSS JOIN households h ON h.id = vh.household_id
-		WHERE v.position != '' AND v.visited_at >= ?1 AND v.visited_at < ?2
-		AND NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id AND a.kind = 2)
-		AND h.grid_id IN (SELECT value FROM json_each(?3))`
 	args := []any{from.UnixMilli(), to.UnixMilli(), string(list)}
-	rows, err := t.QueryContext(ctx, `SELECT h.grid_id, count(DISTINCT v.id)`+placed+` GROUP BY h.grid_id`, args...)
+	rows, err := t.QueryContext(ctx, placedByGrid, args...)
 	if err != nil {
 		return out, fmt.Errorf("count placed visits: %w", err)
 	}
@@ -203,11 +243,24 @@ func (t *tx) PlacedVisits(ctx context.Context, grids []string, from, to time.Tim
 	if err := errors.Join(rows.Close(), rows.Err()); err != nil {
 		return out, fmt.Errorf("count placed visits: %w", err)
 	}
-	if err := t.QueryRowContext(ctx, `SELECT count(DISTINCT v.id)`+placed, args...).Scan(&out.Total); err != nil {
+	if err := t.QueryRowContext(ctx, placedTotal, args...).Scan(&out.Total); err != nil {
 		return out, fmt.Errorf("count placed visits: %w", err)
 	}
 	return out, nil
 }
+
+// The counts of PlacedVisits: ?1 and ?2 the window, ?3 the grids as a JSON
+// array. INDEXED BY: for a count(DISTINCT v.id) alone, SQLite (3.53) would
+// rather walk every visit in id order than sort the few placed ones.
+const (
+	placedByGrid = `SELECT h.grid_id, count(DISTINCT v.id)` + placedVisits + ` GROUP BY h.grid_id`
+	placedTotal  = `SELECT count(DISTINCT v.id)` + placedVisits
+	placedVisits = ` FROM visits v INDEXED BY visits_placed CROSS JOIN visit_households vh ON vh.visit_id = v.id
+		CROSS JOIN households h ON h.id = vh.household_id
+		WHERE v.position != '' AND v.visited_at >= ?1 AND v.visited_at < ?2
+		AND NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id AND a.kind = 2)
+		AND h.grid_id IN (SELECT value FROM json_each(?3))`
+)
 
 func (t *tx) InsertZeroReport(ctx context.Context, z store.ZeroReport) error {
 	if _, err := t.ExecContext(ctx, `INSERT INTO zero_reports (id, node_id, from_at, until_at, note, admin_id, admin_name, reported_at)

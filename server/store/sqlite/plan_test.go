@@ -1,0 +1,68 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/doorbook/doorbook/internal/sqlitex"
+)
+
+// TestReportPlans: the report's queries that must not read every visit of
+// a street keep to their indexes. SQLite plans without statistics here,
+// as on a server's file, so an empty database shows the plan a street's
+// gets; a plan that scans a table reads all of it (a count(DISTINCT)
+// walking every visit in id order took 390 ms of a street's report).
+func TestReportPlans(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		name, query string
+		args        []any
+		uses        []string
+	}{
+		{"placed visits by grid", placedByGrid, []any{1, 2, `["g"]`}, []string{"visits_placed"}},
+		{"placed visits in all", placedTotal, []any{1, 2, `["g"]`}, []string{"visits_placed"}},
+		{"visits by workers, a kept window", visitsBySums, []any{1, 2, `["w"]`, `["g"]`}, []string{"visit_sums_visitor", "visits_special_visitor"}},
+		{"visits by workers, any window", visitsByRaw, []any{1, 2, `["w"]`, `["g"]`}, []string{"visits_visitor"}},
+	} {
+		var plan []string
+		err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+			rows, err := tx.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.query, c.args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					return err
+				}
+				plan = append(plan, detail)
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		whole := strings.Join(plan, "\n")
+		for _, step := range plan {
+			// The amended visits are found from every amendment's visit
+			// (a, from visit_amendments' index): amendments are few.
+			if strings.HasPrefix(step, "SCAN ") && !strings.Contains(step, "json_each") && step != "SCAN a" &&
+				step != "SCAN visit_amendments USING COVERING INDEX visit_amendments_visit" {
+				t.Errorf("%s: the plan scans a table (%s):\n%s", c.name, step, whole)
+			}
+		}
+		for _, index := range c.uses {
+			if !strings.Contains(whole, index) {
+				t.Errorf("%s: the plan does not use %s:\n%s", c.name, index, whole)
+			}
+		}
+	}
+}
