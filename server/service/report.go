@@ -92,7 +92,12 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 			return err
 		}
 		grids := gridsOf(an.Nodes)
-		if an.Fieldwork, err = fieldwork.LoadUntil(ctx, tx.FieldRows(grids), an.Campaign, cats, until); err != nil {
+		rows := &countingRows{Rows: tx.FieldRows(grids)}
+		if an.Campaign != nil && until.IsZero() {
+			rows.from, rows.to = an.Campaign.Window()
+			rows.inside = map[string]int{}
+		}
+		if an.Fieldwork, err = fieldwork.LoadUntil(ctx, rows, an.Campaign, cats, until); err != nil {
 			return err
 		}
 		policy, err := tx.ItemPolicy(ctx)
@@ -110,7 +115,7 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 				ids = append(ids, v)
 			}
 		}
-		if err := visitedElsewhere(ctx, tx, an, ids, grids, until); err != nil {
+		if err := visitedElsewhere(ctx, tx, an, ids, grids, until, rows.inside); err != nil {
 			return err
 		}
 		from, to := time.UnixMilli(0), time.UnixMilli(1<<62)
@@ -137,16 +142,40 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 	return an, nil
 }
 
+// countingRows counts, per visitor, the households whose plain visits in
+// [from, to) it passes on (inside is nil when it does not count): what
+// VisitsBy may take to leave alone the visitors whose plain visits reached
+// no other household.
+type countingRows struct {
+	fieldwork.Rows
+	from, to time.Time
+	inside   map[string]int
+}
+
+func (r *countingRows) PlainVisits(ctx context.Context, from, to, until time.Time, fn func(*fieldwork.VisitAggregate) error) error {
+	if r.inside == nil || !from.Equal(r.from) || !to.Equal(r.to) || !until.IsZero() {
+		r.inside = nil
+		return r.Rows.PlainVisits(ctx, from, to, until, fn)
+	}
+	return r.Rows.PlainVisits(ctx, from, to, until, func(a *fieldwork.VisitAggregate) error {
+		if a.InWindow > 0 {
+			r.inside[a.VisitorID]++
+		}
+		return fn(a)
+	})
+}
+
 // visitedElsewhere adds to an's quotas the visits of workers to households
 // outside grids (moved away since), as the phones count them: in the
 // campaign's window once amendments are applied, voided ones left out.
-func visitedElsewhere(ctx context.Context, tx store.Tx, an *store.Analysis, workers, grids []string, until time.Time) error {
+// inside is what countingRows counted, or nil.
+func visitedElsewhere(ctx context.Context, tx store.Tx, an *store.Analysis, workers, grids []string, until time.Time, inside map[string]int) error {
 	if an.Campaign == nil || len(workers) == 0 {
 		return nil
 	}
 	from, to := an.Campaign.Window()
 	to = clip(from, to, until)
-	visits, err := tx.VisitsBy(ctx, workers, from, to, grids)
+	visits, err := tx.VisitsBy(ctx, workers, from, to, grids, inside)
 	if err != nil {
 		return err
 	}

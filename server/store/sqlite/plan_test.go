@@ -27,8 +27,9 @@ func TestReportPlans(t *testing.T) {
 	}{
 		{"placed visits by grid", placedByGrid, []any{1, 2, `["g"]`}, []string{"visits_placed"}},
 		{"placed visits in all", placedTotal, []any{1, 2, `["g"]`}, []string{"visits_placed"}},
-		{"visits by workers, a kept window", visitsBySums, []any{1, 2, `["w"]`, `["g"]`}, []string{"visit_sums_visitor", "visits_special_visitor"}},
-		{"visits by workers, any window", visitsByRaw, []any{1, 2, `["w"]`, `["g"]`}, []string{"visits_visitor"}},
+		{"visits by workers, a kept window", visitsBySums, []any{1, 2, `["w"]`, `["g"]`, `["w"]`}, []string{"visit_sums_visitor", "visits_special_visitor"}},
+		{"visits by workers, any window", visitsByRaw, []any{1, 2, `["w"]`, `["g"]`, `["w"]`}, []string{"visits_visitor"}},
+		{"households per worker", sumsPerVisitor, []any{`["w"]`, 1, 2}, []string{"COVERING INDEX visit_sums_visitor"}},
 	} {
 		var plan []string
 		err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {

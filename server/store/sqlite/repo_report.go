@@ -26,7 +26,7 @@ func (t *tx) WorkersOfGrids(ctx context.Context, grids []string) ([]string, erro
 	return queryStrings(ctx, t.Tx, `SELECT DISTINCT worker_id FROM worker_grids WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, anys(grids)...)
 }
 
-func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string) ([]store.WorkerVisit, error) {
+func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string, inside map[string]int) ([]store.WorkerVisit, error) {
 	if len(workers) == 0 {
 		return nil, nil
 	}
@@ -45,11 +45,26 @@ func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time,
 	}
 	var out []store.WorkerVisit
 	for start := 0; start < len(workers); start += maxInList {
-		part, err := json.Marshal(workers[start:min(start+maxInList, len(workers))])
+		part := workers[start:min(start+maxInList, len(workers))]
+		summed := part
+		if kept && inside != nil {
+			if summed, err = t.reachingOutside(ctx, part, from, to, inside); err != nil {
+				return nil, err
+			}
+		}
+		list, err := json.Marshal(part)
 		if err != nil {
 			return nil, err
 		}
-		rows, err := t.QueryContext(ctx, query, from.UnixMilli(), to.UnixMilli(), string(part), string(outside))
+		summedList, err := json.Marshal(append([]string{}, summed...))
+		if err != nil {
+			return nil, err
+		}
+		args := []any{from.UnixMilli(), to.UnixMilli(), string(list), string(outside)}
+		if kept {
+			args = append(args, string(summedList))
+		}
+		rows, err := t.QueryContext(ctx, query, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read visits: %w", err)
 		}
@@ -70,8 +85,40 @@ func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time,
 	return out, nil
 }
 
-// The queries of VisitsBy: ?1 and ?2 the window, ?3 the workers and ?4 the
-// grids left out, as JSON arrays. Each reads the visits by the workers and
+// reachingOutside keeps the workers whose sums of the kept window [from,
+// to) reach more households than inside counts for them: those whose
+// plain visits reached a household elsewhere. Counting a worker's sums
+// reads their index alone; finding where each household is reads a
+// household row per sum.
+func (t *tx) reachingOutside(ctx context.Context, workers []string, from, to time.Time, inside map[string]int) ([]string, error) {
+	list, err := json.Marshal(workers)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.QueryContext(ctx, sumsPerVisitor, string(list), from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("read visit sums: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var w string
+		var n int
+		if err := rows.Scan(&w, &n); err != nil {
+			return nil, fmt.Errorf("read visit sums: %w", err)
+		}
+		if n > inside[w] {
+			out = append(out, w)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read visit sums: %w", err)
+	}
+	return out, nil
+}
+
+// The queries of VisitsBy: ?1 and ?2 the window, ?3 the workers, ?4 the
+// grids left out and ?5 the workers whose sums to read, as JSON arrays. Each reads the visits by the workers and
 // then their households, keeping those outside the grids: most are inside.
 const (
 	// visitsOutside keeps the rows of s (visit id, visitor, time, amended)
@@ -97,13 +144,17 @@ const (
 	// their index by visitor, and the amended ones as above.
 	visitsBySums = `SELECT '', s.visitor_id, s.last, s.household_id, COALESCE(h.grid_id, ''), 0
 		FROM visit_sums s INDEXED BY visit_sums_visitor LEFT JOIN households h ON h.id = s.household_id
-		WHERE s.visitor_id IN (SELECT value FROM json_each(?3)) AND s.win_from = ?1 AND s.win_to = ?2
+		WHERE s.visitor_id IN (SELECT value FROM json_each(?5)) AND s.win_from = ?1 AND s.win_to = ?2
 			AND (h.grid_id IS NULL OR h.grid_id NOT IN (SELECT value FROM json_each(?4)))
 		UNION ALL ` + visitsOutsideHead + `SELECT id, visitor_id, visited_at, 0 AS amended FROM visits INDEXED BY visits_special_visitor
 			WHERE visitor_id IN (SELECT value FROM json_each(?3)) AND visited_at >= ?1 AND visited_at < ?2
 			AND (revisit_due != 0 OR tracked != 0 OR details != '')
 			AND NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = visits.id)
 		UNION ALL ` + amendedBy + visitsOutsideTail
+	// sumsPerVisitor counts the households of each worker of ?1 in the
+	// window [?2, ?3).
+	sumsPerVisitor = `SELECT visitor_id, count(*) FROM visit_sums INDEXED BY visit_sums_visitor
+		WHERE visitor_id IN (SELECT value FROM json_each(?1)) AND win_from = ?2 AND win_to = ?3 GROUP BY visitor_id`
 )
 
 func (t *tx) AmendmentsOfVisits(ctx context.Context, ids []string) ([]syncengine.Amendment, error) {

@@ -1610,18 +1610,23 @@ func testReposReports(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 			e.update("PutCampaign", func(tx store.Tx) error { return tx.PutCampaign(ctx, c) })
 		}
 		got := inView(e, "VisitsBy", func(tx store.Tx) ([]store.WorkerVisit, error) {
-			return tx.VisitsBy(ctx, []string{wA.ID, wB.ID}, from, to, nil)
+			return tx.VisitsBy(ctx, []string{wA.ID, wB.ID}, from, to, nil, nil)
 		})
 		sameSet(t, fmt.Sprintf("VisitsBy(A and B, [t0, t0+2h)), window kept %v", kept), foldVisits(t, got, from, to), foldVisits(t, wantVisits, from, to))
 		// Except g1: the rows of households now in g1 left out, those of
 		// gone households kept.
-		got = inView(e, "VisitsBy", func(tx store.Tx) ([]store.WorkerVisit, error) {
-			return tx.VisitsBy(ctx, []string{wA.ID, wB.ID}, from, to, []string{g1})
-		})
 		wantOutside := slices.DeleteFunc(slices.Clone(wantVisits), func(w store.WorkerVisit) bool { return w.GridID == g1 })
-		sameSet(t, fmt.Sprintf("VisitsBy(A and B, [t0, t0+2h), except g1), window kept %v", kept), foldVisits(t, got, from, to), foldVisits(t, wantOutside, from, to))
+		// Inside g1, B's plain visits reach h1 (v3), A's none (v1 is
+		// amended): B's sums reach h3 besides, A's the gone household.
+		for _, inside := range []map[string]int{nil, {wB.ID: 1}} {
+			got = inView(e, "VisitsBy", func(tx store.Tx) ([]store.WorkerVisit, error) {
+				return tx.VisitsBy(ctx, []string{wA.ID, wB.ID}, from, to, []string{g1}, inside)
+			})
+			sameSet(t, fmt.Sprintf("VisitsBy(A and B, [t0, t0+2h), except g1, inside %v), window kept %v", inside, kept),
+				foldVisits(t, got, from, to), foldVisits(t, wantOutside, from, to))
+		}
 		if got := inView(e, "VisitsBy", func(tx store.Tx) ([]store.WorkerVisit, error) {
-			return tx.VisitsBy(ctx, nil, from, to, nil)
+			return tx.VisitsBy(ctx, nil, from, to, nil, nil)
 		}); len(got) != 0 {
 			t.Errorf("VisitsBy(no workers) = %+v; want none", got)
 		}
@@ -2766,9 +2771,9 @@ func (r *recordingTx) WorkersOfGrids(ctx context.Context, grids []string) ([]str
 	return r.Tx.WorkersOfGrids(ctx, grids)
 }
 
-func (r *recordingTx) VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string) ([]store.WorkerVisit, error) {
+func (r *recordingTx) VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string, inside map[string]int) ([]store.WorkerVisit, error) {
 	r.use("VisitsBy")
-	return r.Tx.VisitsBy(ctx, workers, from, to, except)
+	return r.Tx.VisitsBy(ctx, workers, from, to, except, inside)
 }
 
 func (r *recordingTx) AmendmentsOfVisits(ctx context.Context, visitIDs []string) ([]syncengine.Amendment, error) {
