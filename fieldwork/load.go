@@ -167,3 +167,60 @@ func AmendmentsUntil(byVisit map[string][]syncengine.Amendment, until time.Time)
 	}
 	return out
 }
+
+// Pages reads several pages of households as one scope: each page's rows
+// for its own households, and the visits whole from the first. The pages
+// must not share a household.
+func Pages(pages ...Rows) Rows { return pagedRows(pages) }
+
+type pagedRows []Rows
+
+func (p pagedRows) Households(ctx context.Context, fn func(*HouseholdRow) error) error {
+	for _, r := range p {
+		if err := r.Households(ctx, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p pagedRows) Amendments(ctx context.Context) (map[string][]syncengine.Amendment, error) {
+	out := map[string][]syncengine.Amendment{}
+	for _, r := range p {
+		as, err := r.Amendments(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// A group visit's amendments come with each page of its
+		// households: keep them once.
+		for id, a := range as {
+			out[id] = a
+		}
+	}
+	return out, nil
+}
+
+func (p pagedRows) PlainVisits(ctx context.Context, from, to, until time.Time, fn func(*VisitAggregate) error) error {
+	for _, r := range p {
+		if err := r.PlainVisits(ctx, from, to, until, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p pagedRows) SpecialVisits(ctx context.Context, fn func(*VisitRow) error) error {
+	for _, r := range p {
+		if err := r.SpecialVisits(ctx, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p pagedRows) Visits(ctx context.Context, ids []string) ([]syncengine.Visit, error) {
+	if len(p) == 0 || len(ids) == 0 {
+		return nil, nil
+	}
+	return p[0].Visits(ctx, ids)
+}

@@ -315,7 +315,7 @@ func (s *reportService) ListItems(ctx context.Context, req *pb.ListItemsRequest)
 	if err := checkIDs(map[string]string{"node_id": req.GetNodeId()}); err != nil {
 		return nil, err
 	}
-	an, err := s.store.Analyze(ctx, principal(ctx), req.GetNodeId(), "", time.Time{})
+	an, err := s.store.AnalyzeItems(ctx, principal(ctx), req.GetNodeId(), time.Time{})
 	if err != nil {
 		return nil, toConnect(s.log, err)
 	}
@@ -540,7 +540,7 @@ type exporter struct {
 func (ex *exporter) prepare(ctx context.Context, campaign string, kind pb.ExportKind) error {
 	if kind == pb.ExportKind_EXPORT_KIND_ITEMS && campaign == "" {
 		// The register holds every item, whatever campaign found it.
-		an, err := ex.s.store.Analyze(ctx, ex.p, ex.node, "", ex.until)
+		an, err := ex.s.store.AnalyzeItems(ctx, ex.p, ex.node, ex.until)
 		if err != nil {
 			return toConnect(ex.s.log, err)
 		}

@@ -21,7 +21,10 @@ func TestFieldRows(t *testing.T) {
 	for _, c := range []struct {
 		name              string
 		summed, of, links bool
-	}{{"Summed", true, false, false}, {"Unsummed", false, false, false}, {"OfHouseholds", true, true, false}, {"WalkingLinks", true, false, true}} {
+		// pages reads the households two at a time (fieldwork.Pages).
+		pages bool
+	}{{"Summed", true, false, false, false}, {"Unsummed", false, false, false, false}, {"OfHouseholds", true, true, false, false},
+		{"WalkingLinks", true, false, true, false}, {"Pages", true, true, false, true}} {
 		summed := c.summed
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -48,7 +51,14 @@ func TestFieldRows(t *testing.T) {
 							ids = append(ids, h.ID)
 						}
 					}
-					return statedb.FieldRowsOf(db.R, ids)
+					if !c.pages {
+						return statedb.FieldRowsOf(db.R, ids)
+					}
+					var pages []fieldwork.Rows
+					for page := range slices.Chunk(ids, 2) {
+						pages = append(pages, statedb.FieldRowsOf(db.R, page))
+					}
+					return fieldwork.Pages(pages...)
 				}
 				if c.links {
 					return statedb.FieldRowsWalkingLinks(db.R, grids)

@@ -142,6 +142,45 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 	return an, nil
 }
 
+// AnalyzeItems runs the field rules over the households of node with a
+// tracked item, a page of them per read of their rows, in one snapshot:
+// the items register needs their items alone, not a street's households.
+// With a non-zero until it is as of until, as Analyze.
+func (s *Service) AnalyzeItems(ctx context.Context, p store.Principal, nodeID string, until time.Time) (*store.Analysis, error) {
+	an := &store.Analysis{}
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		var err error
+		if an.Node, an.Nodes, err = reportNode(ctx, tx, p, nodeID); err != nil {
+			return err
+		}
+		ids, err := tx.TrackedHouseholds(ctx, gridsOf(an.Nodes))
+		if err != nil {
+			return err
+		}
+		var pages []fieldwork.Rows
+		for page := range slices.Chunk(ids, pageSize) {
+			pages = append(pages, tx.HouseholdRows(page))
+		}
+		cats, err := tx.Categories(ctx, 0)
+		if err != nil {
+			return err
+		}
+		if an.Fieldwork, err = fieldwork.LoadUntil(ctx, fieldwork.Pages(pages...), nil, cats, until); err != nil {
+			return err
+		}
+		policy, err := tx.ItemPolicy(ctx)
+		if err != nil {
+			return err
+		}
+		an.Fieldwork.EscalationPeriod = policy.Escalation()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("analyze items: %w", err)
+	}
+	return an, nil
+}
+
 // countingRows counts, per visitor, the households whose plain visits in
 // [from, to) it passes on (inside is nil when it does not count): what
 // VisitsBy may take to leave alone the visitors whose plain visits reached

@@ -32,6 +32,9 @@ type Reports interface {
 	VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string, inside map[string]int) ([]WorkerVisit, error)
 	// AmendmentsOfVisits loads the amendments of visits.
 	AmendmentsOfVisits(ctx context.Context, visitIDs []string) ([]syncengine.Amendment, error)
+	// TrackedHouseholds lists the households of grids not deleted with a
+	// tracked finding (an item), in id order.
+	TrackedHouseholds(ctx context.Context, grids []string) ([]string, error)
 	// LiveHouseholdIDs lists up to limit households of grids not deleted,
 	// with id > after, in id order.
 	LiveHouseholdIDs(ctx context.Context, grids []string, after string, limit int) ([]string, error)

@@ -48,6 +48,20 @@ func (r *repo) AmendmentsOfVisits(ctx context.Context, visitIDs []string) ([]syn
 	return as, nil
 }
 
+func (r *repo) TrackedHouseholds(ctx context.Context, grids []string) ([]string, error) {
+	if len(grids) == 0 {
+		return nil, nil
+	}
+	out, err := collectStrings(ctx, r.q, `SELECT DISTINCT vh.household_id FROM visits v JOIN visit_households vh ON vh.visit_id = v.id
+		JOIN households h ON h.id = vh.household_id
+		WHERE v.tracked <> 0 AND (v.revisit_due <> 0 OR v.tracked <> 0 OR v.details <> '') AND NOT h.deleted AND h.grid_id = ANY($1)
+		ORDER BY vh.household_id`, grids)
+	if err != nil {
+		return nil, fmt.Errorf("read households: %w", err)
+	}
+	return out, nil
+}
+
 func (r *repo) LiveHouseholdIDs(ctx context.Context, grids []string, after string, limit int) ([]string, error) {
 	if len(grids) == 0 {
 		return nil, nil

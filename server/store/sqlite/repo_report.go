@@ -161,6 +161,27 @@ func (t *tx) AmendmentsOfVisits(ctx context.Context, ids []string) ([]syncengine
 	return statedb.AmendmentsOfVisits(ctx, t.Tx, ids)
 }
 
+func (t *tx) TrackedHouseholds(ctx context.Context, grids []string) ([]string, error) {
+	if len(grids) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(grids)
+	if err != nil {
+		return nil, err
+	}
+	return queryStrings(ctx, t.Tx, trackedHouseholds, string(list))
+}
+
+// trackedHouseholds are the live households of the grids ?1 (a JSON array)
+// with a tracked visit, found by walking the special visits' index: tracked
+// visits are few, the scope's visits many. The unary plus keeps SQLite from
+// building an index of every household on deleted.
+const trackedHouseholds = `SELECT DISTINCT vh.household_id FROM visits v INDEXED BY visits_special
+	CROSS JOIN visit_households vh ON vh.visit_id = v.id CROSS JOIN households h ON h.id = vh.household_id
+	WHERE v.tracked != 0 AND (v.revisit_due != 0 OR v.tracked != 0 OR v.details != '')
+		AND +h.deleted = 0 AND h.grid_id IN (SELECT value FROM json_each(?1))
+	ORDER BY vh.household_id`
+
 func (t *tx) LiveHouseholdIDs(ctx context.Context, grids []string, after string, limit int) ([]string, error) {
 	if len(grids) == 0 {
 		return nil, nil

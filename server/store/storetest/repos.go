@@ -1632,6 +1632,17 @@ func testReposReports(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		}
 	}
 
+	// TrackedHouseholds: v8 found a hazard (an item) at h3 alone.
+	for _, c := range []struct {
+		grids []string
+		want  []string
+	}{{[]string{g1, g2}, []string{h3.ID}}, {[]string{g2, g3}, []string{h3.ID}}, {[]string{g1}, nil}, {nil, nil}} {
+		got := inView(e, "TrackedHouseholds", func(tx store.Tx) ([]string, error) { return tx.TrackedHouseholds(ctx, c.grids) })
+		if !slices.Equal(got, c.want) {
+			t.Errorf("TrackedHouseholds(%d grids) = %v; want %v", len(c.grids), got, c.want)
+		}
+	}
+
 	as := inView(e, "AmendmentsOfVisits", func(tx store.Tx) ([]syncengine.Amendment, error) {
 		return tx.AmendmentsOfVisits(ctx, []string{v1.ID, v2.ID, v5.ID, newID()})
 	})
@@ -2769,6 +2780,11 @@ func (r *recordingTx) HouseholdRows(ids []string) fieldwork.Rows {
 func (r *recordingTx) WorkersOfGrids(ctx context.Context, grids []string) ([]string, error) {
 	r.use("WorkersOfGrids")
 	return r.Tx.WorkersOfGrids(ctx, grids)
+}
+
+func (r *recordingTx) TrackedHouseholds(ctx context.Context, grids []string) ([]string, error) {
+	r.use("TrackedHouseholds")
+	return r.Tx.TrackedHouseholds(ctx, grids)
 }
 
 func (r *recordingTx) VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string, inside map[string]int) ([]store.WorkerVisit, error) {
