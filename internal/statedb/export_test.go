@@ -13,3 +13,6 @@ const (
 	AllTimeFrom = allTimeFrom
 	AllTimeTo   = allTimeTo
 )
+
+// AmendmentsQuery is the statement and arguments of g's Amendments.
+func (g *GridRows) AmendmentsQuery() (string, []any) { return g.amendmentsQuery(), toArgs(g.grids) }

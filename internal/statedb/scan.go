@@ -256,10 +256,7 @@ func (g *GridRows) Amendments(ctx context.Context) (map[string][]syncengine.Amen
 	if len(grids) == 0 {
 		return out, nil
 	}
-	// Amendments are few: walk them and keep those of the scope.
-	rows, err := q.QueryContext(ctx, `SELECT `+amendmentCols+` FROM visit_amendments a WHERE EXISTS (
-			SELECT 1 FROM visit_households vh JOIN households h ON h.id = vh.household_id
-			WHERE vh.visit_id = a.visit_id AND h.deleted = 0 AND h.`+g.col+` IN (`+sqlitex.InPlaceholders(len(grids))+`))`, toArgs(grids)...)
+	rows, err := q.QueryContext(ctx, g.amendmentsQuery(), toArgs(grids)...)
 	if err != nil {
 		return nil, fmt.Errorf("read amendments: %w", err)
 	}
@@ -272,6 +269,17 @@ func (g *GridRows) Amendments(ctx context.Context) (map[string][]syncengine.Amen
 		out[a.VisitID] = append(out[a.VisitID], a)
 	}
 	return out, rows.Err()
+}
+
+// amendmentsQuery selects the amendments of the scope. Amendments are few:
+// walk them and keep those of the scope, each visit's households found by
+// id and their grid then checked. Without the unary plus SQLite walks
+// every household of the grids for each amendment (2 s for 500
+// amendments in a street).
+func (g *GridRows) amendmentsQuery() string {
+	return `SELECT ` + amendmentCols + ` FROM visit_amendments a WHERE EXISTS (
+		SELECT 1 FROM visit_households vh CROSS JOIN households h ON h.id = vh.household_id
+		WHERE vh.visit_id = a.visit_id AND h.deleted = 0 AND +h.` + g.col + ` IN (` + sqlitex.InPlaceholders(len(g.grids)) + `))`
 }
 
 // Visits loads visits whole, by id.

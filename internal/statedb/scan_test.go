@@ -1,8 +1,10 @@
 package statedb_test
 
 import (
+	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/doorbook/doorbook/fieldwork"
@@ -86,4 +88,42 @@ func openState(t testing.TB) *sqlitex.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// TestAmendmentsPlan: the scope's amendments are found from each
+// amendment's visit and households by id. A plan that walks the scope's
+// households for each amendment costs a street's report seconds once its
+// items have been updated a few hundred times.
+func TestAmendmentsPlan(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := openState(t)
+	for name, rows := range map[string]*statedb.GridRows{
+		"grids":      statedb.FieldRows(db.R, []string{"g1", "g2", "g3"}),
+		"households": statedb.FieldRowsOf(db.R, []string{"h1", "h2"}),
+	} {
+		query, args := rows.AmendmentsQuery()
+		plan, err := db.R.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var steps []string
+		for plan.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := plan.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			steps = append(steps, detail)
+		}
+		if err := errors.Join(plan.Err(), plan.Close()); err != nil {
+			t.Fatal(err)
+		}
+		whole := strings.Join(steps, "\n")
+		if !strings.Contains(whole, "SEARCH vh USING COVERING INDEX visit_households_visit (visit_id=?)") ||
+			!strings.Contains(whole, "SEARCH h USING INDEX sqlite_autoindex_households_1 (id=?)") ||
+			strings.Contains(whole, "households_grid") || strings.Contains(whole, "AUTOMATIC") {
+			t.Errorf("%s: the amendments are not found from their visits' households by id:\n%s", name, whole)
+		}
+	}
 }

@@ -63,6 +63,9 @@ func TestReportPlans(t *testing.T) {
 				t.Errorf("%s: the plan scans a table (%s):\n%s", c.name, step, whole)
 			}
 		}
+		if strings.Contains(whole, "(grid_id=? AND id=?)") {
+			t.Errorf("%s: the plan probes the grids' index once per grid for each row:\n%s", c.name, whole)
+		}
 		if strings.Contains(whole, "AUTOMATIC") {
 			t.Errorf("%s: the plan builds an index of its own:\n%s", c.name, whole)
 		}

@@ -174,12 +174,13 @@ func (t *tx) TrackedHouseholds(ctx context.Context, grids []string) ([]string, e
 
 // trackedHouseholds are the live households of the grids ?1 (a JSON array)
 // with a tracked visit, found by walking the special visits' index: tracked
-// visits are few, the scope's visits many. The unary plus keeps SQLite from
-// building an index of every household on deleted.
+// visits are few, the scope's visits many. Each household is found by id
+// and its grid then checked: the unary pluses keep SQLite from building an
+// index of every household on deleted, or probing the grids' index once
+// per grid for each visit (585 ms for a street's 5,000 items, against 33).
 const trackedHouseholds = `SELECT DISTINCT vh.household_id FROM visits v INDEXED BY visits_special
 	CROSS JOIN visit_households vh ON vh.visit_id = v.id CROSS JOIN households h ON h.id = vh.household_id
-	WHERE v.tracked != 0 AND (v.revisit_due != 0 OR v.tracked != 0 OR v.details != '')
-		AND +h.deleted = 0 AND h.grid_id IN (SELECT value FROM json_each(?1))
+	WHERE v.tracked != 0 AND +h.deleted = 0 AND +h.grid_id IN (SELECT value FROM json_each(?1))
 	ORDER BY vh.household_id`
 
 func (t *tx) LiveHouseholdIDs(ctx context.Context, grids []string, after string, limit int) ([]string, error) {
@@ -323,7 +324,9 @@ func (t *tx) PlacedVisits(ctx context.Context, grids []string, from, to time.Tim
 
 // The counts of PlacedVisits: ?1 and ?2 the window, ?3 the grids as a JSON
 // array. INDEXED BY: for a count(DISTINCT v.id) alone, SQLite (3.53) would
-// rather walk every visit in id order than sort the few placed ones.
+// rather walk every visit in id order than sort the few placed ones; the
+// unary plus has each visit's household found by id, its grid then
+// checked, rather than the grids' index probed once per grid.
 const (
 	placedByGrid = `SELECT h.grid_id, count(DISTINCT v.id)` + placedVisits + ` GROUP BY h.grid_id`
 	placedTotal  = `SELECT count(DISTINCT v.id)` + placedVisits
@@ -331,7 +334,7 @@ const (
 		CROSS JOIN households h ON h.id = vh.household_id
 		WHERE v.position != '' AND v.visited_at >= ?1 AND v.visited_at < ?2
 		AND NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = v.id AND a.kind = 2)
-		AND h.grid_id IN (SELECT value FROM json_each(?3))`
+		AND +h.grid_id IN (SELECT value FROM json_each(?3))`
 )
 
 func (t *tx) InsertZeroReport(ctx context.Context, z store.ZeroReport) error {
