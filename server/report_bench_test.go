@@ -153,6 +153,7 @@ func buildStreet(ctx context.Context, st store.Store, admin store.Principal) err
 		}
 		bundle := gen.Grid(grid, shape, w.Name, w.ID)
 		// A visit in 50 calls for a revisit, one in 100 finds a hazard.
+		var hazards []string
 		for i := range bundle.Visits {
 			v := &bundle.Visits[i]
 			switch i % 100 {
@@ -160,10 +161,29 @@ func buildStreet(ctx context.Context, st store.Store, admin store.Principal) err
 				v.RevisitReasons, v.RevisitDue = []syncengine.RevisitReason{syncengine.RevisitUnstableMood}, v.VisitedAt.AddDate(0, 0, 7)
 			case 33:
 				v.Findings = []syncengine.Finding{{Kind: syncengine.FindingHazard, Note: "楼道堆物"}}
+				hazards = append(hazards, v.ID)
 			}
 		}
 		if err := st.Import(ctx, admin, bundle); err != nil {
 			return fmt.Errorf("import grid %d: %w", g, err)
+		}
+		// Each hazard is assigned to a unit, and every other one resolved
+		// and closed off: an item's updates are amendments, which reports
+		// read apart from the plain visits.
+		for i, visit := range hazards {
+			kinds := []syncengine.AmendmentKind{syncengine.AmendItemAssign}
+			if i%2 == 1 {
+				kinds = append(kinds, syncengine.AmendItemResolve, syncengine.AmendItemClose)
+			}
+			for _, kind := range kinds {
+				a := syncengine.Amendment{ID: gen.ID(), VisitID: visit, AuthorID: admin.ID, Kind: kind, Reason: "整改", Clock: gen.Clock()}
+				if kind == syncengine.AmendItemAssign {
+					a.Unit, a.Deadline = "消防站", now.AddDate(0, 0, 14-i%30)
+				}
+				if err := st.UpdateItem(ctx, admin, a); err != nil {
+					return fmt.Errorf("update an item of grid %d: %w", g, err)
+				}
+			}
 		}
 	}
 	clock := gen.Clock()

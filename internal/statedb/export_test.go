@@ -14,5 +14,8 @@ const (
 	AllTimeTo   = allTimeTo
 )
 
-// AmendmentsQuery is the statement and arguments of g's Amendments.
-func (g *GridRows) AmendmentsQuery() (string, []any) { return g.amendmentsQuery(), toArgs(g.grids) }
+// AmendmentsQuery is the statement and arguments of g's Amendments, when
+// it walks the amendments or else the scope's links.
+func (g *GridRows) AmendmentsQuery(walkLinks bool) (string, []any) {
+	return g.amendmentsQuery(walkLinks), toArgs(g.grids)
+}

@@ -3,6 +3,7 @@ package statedb
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/doorbook/doorbook/fieldwork"
@@ -40,7 +41,8 @@ func FieldRowsOf(q Querier, households []string) *GridRows {
 	return &GridRows{q: q, grids: households, col: "id"}
 }
 
-// Households calls fn for each undeleted household of the grids, by id.
+// Households calls fn for each undeleted household of the grids, by grid
+// and id.
 func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdRow) error) error {
 	q, grids := g.q, g.grids
 	if len(grids) == 0 {
@@ -66,12 +68,14 @@ func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 		return err
 	}
 	// One join counts the persons, not a subquery per count: each reads
-	// the household's persons from their table.
+	// the household's persons from their table. Grouped in the order of
+	// the index the households are read by, which needs no sort (the
+	// field rules sort them by id).
 	rows, err = q.QueryContext(ctx, `SELECT h.id, h.grid_id, h.head_name, h.address, h.member_count,
 			count(p.id) FILTER (WHERE p.residence != 'moved_away'), count(p.id) FILTER (WHERE p.residence = 'migrant'),
 			count(p.id) FILTER (WHERE p.residence = 'moved_away')
 		FROM households h LEFT JOIN persons p ON p.household_id = h.id AND p.deleted = 0
-		WHERE h.deleted = 0 AND h.`+g.col+` IN (`+in+`) GROUP BY h.id ORDER BY h.id`, toArgs(grids)...)
+		WHERE h.deleted = 0 AND h.`+g.col+` IN (`+in+`) GROUP BY h.`+g.col+`, h.id ORDER BY h.`+g.col+`, h.id`, toArgs(grids)...)
 	if err != nil {
 		return fmt.Errorf("read households: %w", err)
 	}
@@ -256,30 +260,51 @@ func (g *GridRows) Amendments(ctx context.Context) (map[string][]syncengine.Amen
 	if len(grids) == 0 {
 		return out, nil
 	}
-	rows, err := q.QueryContext(ctx, g.amendmentsQuery(), toArgs(grids)...)
+	// Walk the amendments when they are few, as SpecialVisits does the
+	// special visits; else the scope's links, where a group visit's
+	// amendments come once per household of the scope.
+	few, err := g.fewSpecial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	walkLinks := !few || g.walkLinks
+	rows, err := q.QueryContext(ctx, g.amendmentsQuery(walkLinks), toArgs(grids)...)
 	if err != nil {
 		return nil, fmt.Errorf("read amendments: %w", err)
 	}
 	defer rows.Close()
+	seen := map[string]bool{}
 	for rows.Next() {
 		a, err := scanAmendment(rows)
 		if err != nil {
 			return nil, err
+		}
+		if walkLinks {
+			if seen[a.ID] {
+				continue
+			}
+			seen[a.ID] = true
 		}
 		out[a.VisitID] = append(out[a.VisitID], a)
 	}
 	return out, rows.Err()
 }
 
-// amendmentsQuery selects the amendments of the scope. Amendments are few:
-// walk them and keep those of the scope, each visit's households found by
-// id and their grid then checked. Without the unary plus SQLite walks
-// every household of the grids for each amendment (2 s for 500
-// amendments in a street).
-func (g *GridRows) amendmentsQuery() string {
+// amendmentsQuery selects the amendments of the scope. Walking the
+// amendments, each visit's households are found by id and their grid then
+// checked: without the unary plus SQLite walks every household of the
+// grids for each amendment (2 s for 500 amendments in a street). Walking
+// the links, from each household of the scope to its visits' amendments.
+func (g *GridRows) amendmentsQuery(walkLinks bool) string {
+	in := sqlitex.InPlaceholders(len(g.grids))
+	if walkLinks {
+		return `SELECT a.` + strings.ReplaceAll(amendmentCols, ", ", ", a.") + ` FROM households h
+		JOIN visit_households vh ON vh.household_id = h.id JOIN visit_amendments a ON a.visit_id = vh.visit_id
+		WHERE h.deleted = 0 AND h.` + g.col + ` IN (` + in + `)`
+	}
 	return `SELECT ` + amendmentCols + ` FROM visit_amendments a WHERE EXISTS (
 		SELECT 1 FROM visit_households vh CROSS JOIN households h ON h.id = vh.household_id
-		WHERE vh.visit_id = a.visit_id AND h.deleted = 0 AND +h.` + g.col + ` IN (` + sqlitex.InPlaceholders(len(g.grids)) + `))`
+		WHERE vh.visit_id = a.visit_id AND h.deleted = 0 AND +h.` + g.col + ` IN (` + in + `))`
 }
 
 // Visits loads visits whole, by id.

@@ -91,9 +91,10 @@ func openState(t testing.TB) *sqlitex.DB {
 }
 
 // TestAmendmentsPlan: the scope's amendments are found from each
-// amendment's visit and households by id. A plan that walks the scope's
-// households for each amendment costs a street's report seconds once its
-// items have been updated a few hundred times.
+// amendment's visit and households by id, or from the scope's households
+// and their links. A plan that walks the scope's households for each
+// amendment costs a street's report seconds once its items have been
+// updated a few hundred times.
 func TestAmendmentsPlan(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -102,28 +103,37 @@ func TestAmendmentsPlan(t *testing.T) {
 		"grids":      statedb.FieldRows(db.R, []string{"g1", "g2", "g3"}),
 		"households": statedb.FieldRowsOf(db.R, []string{"h1", "h2"}),
 	} {
-		query, args := rows.AmendmentsQuery()
-		plan, err := db.R.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var steps []string
-		for plan.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := plan.Scan(&id, &parent, &unused, &detail); err != nil {
+		for _, walkLinks := range []bool{false, true} {
+			query, args := rows.AmendmentsQuery(walkLinks)
+			plan, err := db.R.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+			if err != nil {
 				t.Fatal(err)
 			}
-			steps = append(steps, detail)
-		}
-		if err := errors.Join(plan.Err(), plan.Close()); err != nil {
-			t.Fatal(err)
-		}
-		whole := strings.Join(steps, "\n")
-		if !strings.Contains(whole, "SEARCH vh USING COVERING INDEX visit_households_visit (visit_id=?)") ||
-			!strings.Contains(whole, "SEARCH h USING INDEX sqlite_autoindex_households_1 (id=?)") ||
-			strings.Contains(whole, "households_grid") || strings.Contains(whole, "AUTOMATIC") {
-			t.Errorf("%s: the amendments are not found from their visits' households by id:\n%s", name, whole)
+			var steps []string
+			for plan.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := plan.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				steps = append(steps, detail)
+			}
+			if err := errors.Join(plan.Err(), plan.Close()); err != nil {
+				t.Fatal(err)
+			}
+			whole := strings.Join(steps, "\n")
+			want := []string{"SEARCH vh USING COVERING INDEX visit_households_visit (visit_id=?)", "SEARCH h USING INDEX sqlite_autoindex_households_1 (id=?)"}
+			if walkLinks {
+				want = []string{"SEARCH vh USING PRIMARY KEY (household_id=?)", "SEARCH a USING INDEX visit_amendments_visit (visit_id=?)"}
+			}
+			for _, w := range want {
+				if !strings.Contains(whole, w) {
+					t.Errorf("%s, walking the links %v: the plan lacks %q:\n%s", name, walkLinks, w, whole)
+				}
+			}
+			if strings.Contains(whole, "SCAN h") || strings.Contains(whole, "AUTOMATIC") || !walkLinks && strings.Contains(whole, "households_grid") {
+				t.Errorf("%s, walking the links %v: the plan walks households it need not:\n%s", name, walkLinks, whole)
+			}
 		}
 	}
 }
