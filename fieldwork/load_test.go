@@ -237,3 +237,15 @@ func TestAddVisitsMatchesAddVisit(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshot runs the conformance suite over a snapshot of memRows.
+func TestSnapshot(t *testing.T) {
+	t.Parallel()
+	fieldworktest.RunNow(t, func(t *testing.T, b *se.Bundle, grids []string, from, to time.Time) fieldwork.Rows {
+		s, err := fieldwork.ReadSnapshot(t.Context(), &memRows{b: b, grids: grids}, from, to, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Rows()
+	})
+}

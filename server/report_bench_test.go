@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"sync"
 	"testing"
@@ -25,7 +26,9 @@ import (
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/console"
+	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store"
+	"github.com/doorbook/doorbook/server/store/sqlite"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -40,7 +43,9 @@ var (
 // admin's report client.
 type reportEnv struct {
 	reports            doorbookv1connect.ReportServiceClient
+	admin              doorbookv1connect.AdminServiceClient
 	street, campaignID string
+	grids              []string
 	// url serves the API and the console; session is a console session
 	// of the installation's admin.
 	url, session string
@@ -49,7 +54,7 @@ type reportEnv struct {
 // newReportEnv builds (or reopens, with -report.db) the street of the
 // report benchmarks. A street of 50,000 households and 500,000 visits
 // takes minutes to build: build it once with -report.db.
-func newReportEnv(b *testing.B) *reportEnv {
+func newReportEnv(b *testing.B, opts ...service.Option) *reportEnv {
 	b.Helper()
 	ctx := context.Background()
 	path := *reportDB
@@ -57,10 +62,11 @@ func newReportEnv(b *testing.B) *reportEnv {
 		path = filepath.Join(b.TempDir(), "server.db")
 	}
 	_, statErr := os.Stat(path)
-	st, err := openService(ctx, path)
+	backend, err := sqlite.Open(ctx, path)
 	if err != nil {
 		b.Fatal(err)
 	}
+	st := service.New(backend, opts...)
 	hs := httptest.NewServer(console.Mount(server.New(st).Handler()))
 	b.Cleanup(func() {
 		hs.Close()
@@ -94,10 +100,14 @@ func newReportEnv(b *testing.B) *reportEnv {
 		b.Fatal(err)
 	}
 	for _, n := range nodes.GetNodes() {
-		if n.GetLevel() == pb.OrgLevel_ORG_LEVEL_STREET {
+		switch n.GetLevel() {
+		case pb.OrgLevel_ORG_LEVEL_STREET:
 			env.street = n.GetId()
+		case pb.OrgLevel_ORG_LEVEL_GRID:
+			env.grids = append(env.grids, n.GetId())
 		}
 	}
+	env.admin = adminClient
 	cs, err := adminClient.ListCampaigns(ctx, &pb.ListCampaignsRequest{})
 	if err != nil || len(cs.GetCampaigns()) == 0 {
 		b.Fatalf("campaigns: %v", err)
@@ -198,18 +208,35 @@ func buildStreet(ctx context.Context, st store.Store, admin store.Principal) err
 // BenchmarkStreetReport measures a street's progress report (GetProgress
 // over every grid of the street), through the API.
 //
-// "now" is the report as it stands; "as-of" the report as of ten days ago
-// (the visits are read row by row, as the sums hold every visit);
-// "weekly" adds the campaign's weeks (one as-of analysis per week, and one
-// at its start).
+// "now" is the report as it stands, from the rows the server kept since
+// the last report (the first op reads them whole); "now-one-changed" moves
+// a household to another grid of the street before each report, which
+// reads that household again; "as-of" the report as of ten days ago (the
+// visits are read row by row, as the sums hold every visit); "weekly" adds
+// the campaign's weeks (one as-of analysis per week, and one at its
+// start). BenchmarkStreetReportWhole reads every row each time.
 func BenchmarkStreetReport(b *testing.B) {
 	env := newReportEnv(b)
 	ctx := context.Background()
+	moved, err := env.reports.ListReportHouseholds(ctx, &pb.ListReportHouseholdsRequest{NodeId: env.street, CampaignId: env.campaignID,
+		Metric: pb.ReportMetric_REPORT_METRIC_VISITED, Limit: 1})
+	if err != nil || len(moved.GetHouseholds()) == 0 {
+		b.Fatalf("a household to move: %v", err)
+	}
+	moves := 0
 	for _, tc := range []struct {
 		name string
 		req  func() *pb.GetProgressRequest
 	}{
 		{"now", func() *pb.GetProgressRequest {
+			return &pb.GetProgressRequest{NodeId: env.street, CampaignId: env.campaignID}
+		}},
+		{"now-one-changed", func() *pb.GetProgressRequest {
+			moves++
+			h := moved.GetHouseholds()[0].GetHouseholdId()
+			if _, err := env.admin.MoveHousehold(ctx, &pb.MoveHouseholdRequest{HouseholdId: h, GridId: env.grids[moves%2]}); err != nil {
+				b.Fatal(err)
+			}
 			return &pb.GetProgressRequest{NodeId: env.street, CampaignId: env.campaignID}
 		}},
 		{"as-of", func() *pb.GetProgressRequest {
@@ -220,6 +247,7 @@ func BenchmarkStreetReport(b *testing.B) {
 		}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
+			peak := watchHeap(b)
 			for b.Loop() {
 				res, err := env.reports.GetProgress(ctx, tc.req())
 				if err != nil {
@@ -229,7 +257,31 @@ func BenchmarkStreetReport(b *testing.B) {
 					b.Fatal("an empty report")
 				}
 			}
+			b.ReportMetric(peak()/(1<<20), "peak-heap-MiB")
+			b.ReportMetric(liveHeap()/(1<<20), "live-heap-MiB")
 		})
+	}
+}
+
+// BenchmarkStreetReportWhole is the street's report read whole each time:
+// what the first report of a street costs, and every report of a server
+// told to keep no rows (service.WithReportCache(0)).
+func BenchmarkStreetReportWhole(b *testing.B) {
+	env := newReportEnv(b, service.WithReportCache(0))
+	ctx := context.Background()
+	peak := watchHeap(b)
+	defer func() {
+		b.ReportMetric(peak()/(1<<20), "peak-heap-MiB")
+		b.ReportMetric(liveHeap()/(1<<20), "live-heap-MiB")
+	}()
+	for b.Loop() {
+		res, err := env.reports.GetProgress(ctx, &pb.GetProgressRequest{NodeId: env.street, CampaignId: env.campaignID})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.GetReport().GetTotal().GetHouseholds() == 0 {
+			b.Fatal("an empty report")
+		}
 	}
 }
 
@@ -306,6 +358,15 @@ func BenchmarkConsolePages(b *testing.B) {
 
 // watchHeap samples the heap until the benchmark ends and returns the
 // peak seen.
+// liveHeap is the heap the process keeps after a collection: with the
+// server in process, the rows it keeps between reports among it.
+func liveHeap() float64 {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	return float64(sample[0].Value.Uint64())
+}
+
 func watchHeap(b *testing.B) func() float64 {
 	var mu sync.Mutex
 	var peak uint64

@@ -31,7 +31,21 @@ type OpenRows func(t *testing.T, b *se.Bundle, grids []string) fieldwork.Rows
 
 // Run runs the conformance suite over the rows open returns.
 func Run(t *testing.T, open OpenRows) {
-	t.Run("LoadAgreesWithBuilder", func(t *testing.T) { testLoadAgreesWithBuilder(t, open) })
+	now := func(t *testing.T, b *se.Bundle, grids []string, _, _ time.Time) fieldwork.Rows {
+		return open(t, b, grids)
+	}
+	t.Run("LoadAgreesWithBuilder", func(t *testing.T) { testLoadAgreesWithBuilder(t, now, true) })
+	t.Run("CallbackErrorStops", func(t *testing.T) { testCallbackErrorStops(t, now) })
+}
+
+// OpenRowsNow is OpenRows for rows that answer one window of plain visits,
+// [from, to), and no until (fieldwork.Snapshot).
+type OpenRowsNow func(t *testing.T, b *se.Bundle, grids []string, from, to time.Time) fieldwork.Rows
+
+// RunNow runs the conformance suite over rows that answer only the window
+// open is given, as of now.
+func RunNow(t *testing.T, open OpenRowsNow) {
+	t.Run("LoadAgreesWithBuilder", func(t *testing.T) { testLoadAgreesWithBuilder(t, open, false) })
 	t.Run("CallbackErrorStops", func(t *testing.T) { testCallbackErrorStops(t, open) })
 }
 
@@ -261,7 +275,7 @@ var households = []hh{
 	{id: hh5, grid: grid2, address: "2 Elm"},
 }
 
-func testLoadAgreesWithBuilder(t *testing.T, open OpenRows) {
+func testLoadAgreesWithBuilder(t *testing.T, open OpenRowsNow, asOf bool) {
 	now := apr(20, 12)
 	tests := []struct {
 		name     string
@@ -391,7 +405,11 @@ func testLoadAgreesWithBuilder(t *testing.T, open OpenRows) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.s.validate(t)
-			rows := open(t, tt.s.bundle(), tt.grids)
+			var from, to time.Time
+			if tt.campaign != nil {
+				from, to = tt.campaign.Window()
+			}
+			rows := open(t, tt.s.bundle(), tt.grids, from, to)
 			got, err := fieldwork.Load(t.Context(), rows, tt.campaign, categories())
 			if err != nil {
 				t.Fatalf("Load: %v", err)
@@ -400,6 +418,9 @@ func testLoadAgreesWithBuilder(t *testing.T, open OpenRows) {
 			// As of a day of the campaign, and of one before it: only the
 			// visits and amendments made before count.
 			for _, until := range []time.Time{apr(3, 0), apr(10, 12), mar(20, 0)} {
+				if !asOf {
+					break
+				}
 				got, err := fieldwork.LoadUntil(t.Context(), rows, tt.campaign, categories(), until)
 				if err != nil {
 					t.Fatalf("LoadUntil: %v", err)
@@ -494,7 +515,7 @@ func testLoadAgreesWithBuilder(t *testing.T, open OpenRows) {
 
 // testCallbackErrorStops: a callback's error stops the read and comes back
 // as it was, and so out of Load.
-func testCallbackErrorStops(t *testing.T, open OpenRows) {
+func testCallbackErrorStops(t *testing.T, open OpenRowsNow) {
 	t.Parallel()
 	s := stored{households: households, visits: []se.Visit{
 		plain(1, apr(2, 10), hh1),
@@ -505,7 +526,7 @@ func testCallbackErrorStops(t *testing.T, open OpenRows) {
 		}),
 	}}
 	s.validate(t)
-	rows := open(t, s.bundle(), []string{grid1, grid2})
+	rows := open(t, s.bundle(), []string{grid1, grid2}, campStart, campEnd)
 	ctx := context.Background()
 	errStop := errors.New("stop")
 	calls := 0

@@ -195,6 +195,7 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 	// The snapshots kept for reuse hold what was erased: no new device
 	// gets them, and each goes once sent.
 	s.snapshots.close()
+	s.fields.clear()
 	if sc, ok := s.db.(store.Scrubber); ok {
 		if out.Scrubbed, err = sc.Scrub(ctx); err != nil {
 			return out, fmt.Errorf("erase personal data: %w", err)

@@ -93,9 +93,15 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 		}
 		grids := gridsOf(an.Nodes)
 		rows := &countingRows{Rows: tx.FieldRows(grids)}
-		if an.Campaign != nil && until.IsZero() {
-			rows.from, rows.to = an.Campaign.Window()
-			rows.inside = map[string]int{}
+		if until.IsZero() {
+			var from, to time.Time
+			if an.Campaign != nil {
+				from, to = an.Campaign.Window()
+				rows.from, rows.to, rows.inside = from, to, map[string]int{}
+			}
+			if rows.Rows, err = s.fields.rows(ctx, tx, grids, from, to, s.now()); err != nil {
+				return err
+			}
 		}
 		if an.Fieldwork, err = fieldwork.LoadUntil(ctx, rows, an.Campaign, cats, until); err != nil {
 			return err

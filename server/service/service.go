@@ -30,6 +30,9 @@ type Service struct {
 	// snapshots are the recent snapshot files, given to new devices of the
 	// same scope.
 	snapshots snapshotCache
+	// fields are the rows of recent reports, kept to read again only the
+	// households changed since.
+	fields fieldCache
 	// imports holds the one ledger import this process runs at a time.
 	imports chan struct{}
 }
@@ -42,6 +45,13 @@ type Option func(*Service)
 // WithClock sets the server's clock (default time.Now), for tests.
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
+// WithReportCache bounds the households whose rows the process keeps
+// between reports, over all scopes (default DefaultReportCache; 0 keeps
+// none, and every report reads its rows whole).
+func WithReportCache(households int) Option {
+	return func(s *Service) { s.fields.households = households }
+}
+
 // WithScopeGrace sets how long, on the server's clock, a worker's devices
 // may still write a household after it or its grid left the worker's scope
 // (default store.DefaultScopeGrace). See store.Sync.Push.
@@ -49,7 +59,7 @@ func WithScopeGrace(d time.Duration) Option { return func(s *Service) { s.grace 
 
 // New returns the rules over backend b.
 func New(b store.Backend, opts ...Option) *Service {
-	s := &Service{db: b, now: time.Now, grace: store.DefaultScopeGrace, imports: make(chan struct{}, 1)}
+	s := &Service{db: b, now: time.Now, grace: store.DefaultScopeGrace, imports: make(chan struct{}, 1), fields: fieldCache{households: DefaultReportCache}}
 	for _, o := range opts {
 		o(s)
 	}

@@ -77,6 +77,10 @@ type Feed interface {
 	// q.Origin (a device's credential id), in feed order.
 	Entries(ctx context.Context, q FeedQuery) ([]FeedEntry, error)
 
+	// HouseholdsTouched lists the households with an entry in (after,
+	// upto], each once, up to limit of them.
+	HouseholdsTouched(ctx context.Context, after, upto uint64, limit int) ([]string, error)
+
 	// AppliedChanges reads which of ids were applied before.
 	AppliedChanges(ctx context.Context, ids []string) (map[string]AppliedChange, error)
 	// RecordApplied records that a change was applied in this transaction.

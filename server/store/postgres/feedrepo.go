@@ -145,6 +145,15 @@ const feedWalkAlways = 64
 // this many entries per household of the scope.
 const feedWalkPerHousehold = 16
 
+func (r *repo) HouseholdsTouched(ctx context.Context, after, upto uint64, limit int) ([]string, error) {
+	out, err := collectStrings(ctx, r.q, `SELECT DISTINCT household_id FROM feed WHERE seq > $1 AND seq <= $2 LIMIT $3`,
+		int64(after), int64(upto), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read feed: %w", err)
+	}
+	return out, nil
+}
+
 func (r *repo) AppliedChanges(ctx context.Context, ids []string) (map[string]store.AppliedChange, error) {
 	applied := make(map[string]store.AppliedChange, len(ids))
 	if len(ids) == 0 {

@@ -106,6 +106,10 @@ func (t *tx) Entries(ctx context.Context, q store.FeedQuery) ([]store.FeedEntry,
 	return feedAfter(ctx, t.Tx, q.Grids, q.Origin, q.After, q.Upto, q.Limit)
 }
 
+func (t *tx) HouseholdsTouched(ctx context.Context, after, upto uint64, limit int) ([]string, error) {
+	return queryStrings(ctx, t.Tx, `SELECT DISTINCT household_id FROM feed WHERE seq > ? AND seq <= ? LIMIT ?`, after, upto, limit)
+}
+
 func (t *tx) AppliedChanges(ctx context.Context, ids []string) (map[string]store.AppliedChange, error) {
 	applied := make(map[string]store.AppliedChange, len(ids))
 	for start := 0; start < len(ids); start += maxInList {

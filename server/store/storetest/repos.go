@@ -473,6 +473,28 @@ func (e *repoEnv) checkEntries(what string, m *feedModel, origins ...string) {
 				}
 			}
 		}
+		// HouseholdsTouched: every household with an entry in the range,
+		// whatever its grid, once; at most limit.
+		for _, b := range bounds {
+			var want []string
+			for _, en := range m.entries {
+				if en.Seq > b[0] && en.Seq <= b[1] {
+					want = append(want, en.Household)
+				}
+			}
+			got, err := tx.HouseholdsTouched(e.ctx, b[0], b[1], 1000)
+			if err != nil {
+				return fmt.Errorf("HouseholdsTouched(%d, %d): %w", b[0], b[1], err)
+			}
+			if slices.Sort(got); !slices.Equal(got, set(want)) {
+				e.t.Errorf("HouseholdsTouched(%d, %d) = %v; want %v", b[0], b[1], got, set(want))
+			}
+			if len(set(want)) > 1 {
+				if got, err := tx.HouseholdsTouched(e.ctx, b[0], b[1], 1); err != nil || len(got) != 1 {
+					e.t.Errorf("HouseholdsTouched(%d, %d, limit 1) = %v, %v; want one household", b[0], b[1], got, err)
+				}
+			}
+		}
 		return nil
 	})
 }
@@ -2780,6 +2802,11 @@ func (r *recordingTx) HouseholdRows(ids []string) fieldwork.Rows {
 func (r *recordingTx) WorkersOfGrids(ctx context.Context, grids []string) ([]string, error) {
 	r.use("WorkersOfGrids")
 	return r.Tx.WorkersOfGrids(ctx, grids)
+}
+
+func (r *recordingTx) HouseholdsTouched(ctx context.Context, after, upto uint64, limit int) ([]string, error) {
+	r.use("HouseholdsTouched")
+	return r.Tx.HouseholdsTouched(ctx, after, upto, limit)
 }
 
 func (r *recordingTx) TrackedHouseholds(ctx context.Context, grids []string) ([]string, error) {

@@ -1,0 +1,153 @@
+package service
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/doorbook/doorbook/fieldwork"
+	"github.com/doorbook/doorbook/server/store"
+)
+
+// The rows of recent reports. A street's report reads some 300,000 rows
+// of 50,000 households, about a second of SQLite; an office opening its
+// dashboard, then the households behind a figure, then the dashboard
+// again, asks for the same rows three times while a few households
+// changed. fieldCache keeps each recent scope's rows (fieldwork.Snapshot)
+// with the feed position they were read at, and a later report of the
+// scope reads again only the households with feed entries since: every
+// write of a household's rows touches the feed (see store.Feed), in this
+// process or another sharing the database. Reports as of a date read
+// their rows whole, as do scopes too large to keep.
+const (
+	// DefaultReportCache bounds the households whose rows are kept over
+	// all scopes (WithReportCache).
+	DefaultReportCache = 120_000
+	// fieldCacheAge is how long rows are kept once read whole; past it a
+	// report reads them whole again, whatever the feed says: a bound on
+	// what a write missing from the feed could leave wrong (the feed keeps
+	// entries for the server's horizon, far longer).
+	fieldCacheAge = time.Hour
+	// fieldCacheChanged is how many households changed since the rows
+	// were read past which reading them whole again costs less.
+	fieldCacheChanged = 5_000
+)
+
+// fieldCache holds the rows of recent report scopes, one entry per scope
+// and window.
+type fieldCache struct {
+	// households bounds the households kept (0 keeps none).
+	households int
+	mu         sync.Mutex
+	entries    map[fieldKey]*fieldEntry
+}
+
+type fieldKey struct {
+	scope    string
+	from, to int64
+}
+
+type fieldEntry struct {
+	snap *fieldwork.Snapshot
+	// head is the feed position snap holds the rows of.
+	head uint64
+	// read is when the rows were read whole; used when a report last
+	// took them (the least recently used go first).
+	read, used time.Time
+}
+
+// rows returns the rows of grids (sorted) for plain visits summed over [from, to),
+// as of tx's snapshot of the database: those kept, with the households
+// changed since read again, or all of them read whole.
+func (c *fieldCache) rows(ctx context.Context, tx store.Tx, grids []string, from, to, now time.Time) (fieldwork.Rows, error) {
+	head, err := tx.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := fieldKey{scopeKey(grids), from.UnixMilli(), to.UnixMilli()}
+	inScope := func(r *fieldwork.HouseholdRow) bool { _, ok := slices.BinarySearch(grids, r.GridID); return ok }
+	c.mu.Lock()
+	e := c.entries[key]
+	c.mu.Unlock()
+	var snap *fieldwork.Snapshot
+	read := now
+	if e != nil && e.head <= head && now.Sub(e.read) < fieldCacheAge {
+		changed, err := tx.HouseholdsTouched(ctx, e.head, head, fieldCacheChanged+1)
+		if err != nil {
+			return nil, err
+		}
+		if len(changed) <= fieldCacheChanged {
+			slices.Sort(changed)
+			fresh, err := fieldwork.ReadSnapshot(ctx, tx.HouseholdRows(changed), from, to, inScope)
+			if err != nil {
+				return nil, err
+			}
+			if snap, err = e.snap.With(fresh, changed); err != nil {
+				return nil, err
+			}
+			read = e.read
+		}
+	}
+	if snap == nil {
+		// A scope too large to keep is read as it is analysed, a row at a
+		// time, rather than held whole first.
+		n, err := tx.CountHouseholds(ctx, grids, "")
+		if err != nil {
+			return nil, err
+		}
+		if n > c.households {
+			return tx.FieldRows(grids), nil
+		}
+		if snap, err = fieldwork.ReadSnapshot(ctx, tx.FieldRows(grids), from, to, nil); err != nil {
+			return nil, err
+		}
+	}
+	c.put(key, &fieldEntry{snap: snap, head: head, read: read, used: now})
+	return snap.Rows(), nil
+}
+
+// put keeps e unless a newer entry of the scope is kept (a report that
+// read the database later), then drops the least recently used entries
+// past the bound.
+func (c *fieldCache) put(key fieldKey, e *fieldEntry) {
+	if e.snap.Len() > c.households {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[fieldKey]*fieldEntry{}
+	}
+	if old := c.entries[key]; old != nil && old.head > e.head {
+		return
+	}
+	c.entries[key] = e
+	for k, x := range c.entries {
+		if e.used.Sub(x.read) >= fieldCacheAge {
+			delete(c.entries, k)
+		}
+	}
+	for {
+		total := 0
+		var oldest *fieldKey
+		for k, x := range c.entries {
+			total += x.snap.Len()
+			if oldest == nil || x.used.Before(c.entries[*oldest].used) {
+				oldest = &k
+			}
+		}
+		if total <= c.households {
+			return
+		}
+		delete(c.entries, *oldest)
+	}
+}
+
+// clear drops every scope's rows: an erasure must leave no copy of what
+// it blanked.
+func (c *fieldCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = nil
+}
