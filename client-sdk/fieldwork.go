@@ -3,6 +3,8 @@ package sdk
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/doorbook/doorbook/fieldwork"
@@ -68,13 +70,19 @@ func campaign(ctx context.Context, q statedb.Querier, id string, now time.Time) 
 	if err != nil {
 		return nil, err
 	}
+	return running(cs, now), nil
+}
+
+// running picks of cs the campaign running at now: the latest to start, if
+// several (cs is in start order); nil when none runs.
+func running(cs []syncengine.Campaign, now time.Time) *syncengine.Campaign {
 	var found *syncengine.Campaign
 	for i := range cs {
 		if !cs[i].Deleted.Value && cs[i].In(now) {
 			found = &cs[i]
 		}
 	}
-	return found, nil
+	return found
 }
 
 // checkAnswers checks a visit's survey answers against its campaign's
@@ -97,14 +105,78 @@ type Analysis struct {
 
 // Analyze reads the replica's households under the field rules, for the
 // campaign with the given id ("" for the one running at now, if any), in one
-// snapshot.
+// snapshot. The analysis is the caller's to change.
 func (r *Replica) Analyze(ctx context.Context, campaignID string, now time.Time) (*Analysis, error) {
 	if err := r.unlocked(ctx); err != nil {
 		return nil, err
 	}
+	out, _, err := r.analyze(ctx, campaignID, now)
+	return out, err
+}
+
+// analysisCache keeps the last analysis Due, Progress and Items made, with
+// the replica's count of writes when it began to read: asked for again with
+// no write since (a worker scrolling the list, a screen and its badge), it
+// is given again instead of read anew. Shared, it is read and never
+// changed.
+type analysisCache struct {
+	mu    sync.Mutex
+	entry *cachedAnalysis
+}
+
+type cachedAnalysis struct {
+	writes uint64
+	// campaignID is what the analysis was asked for ("" for the campaign
+	// running then); campaigns are the replica's then, to tell which one
+	// runs at another time.
+	campaignID string
+	campaigns  []syncengine.Campaign
+	an         *Analysis
+}
+
+// sharedAnalysis is Analyze, given again while the replica has had no
+// write and asks for the same campaign. It must not be changed.
+func (r *Replica) sharedAnalysis(ctx context.Context, campaignID string, now time.Time) (*Analysis, error) {
+	if err := r.unlocked(ctx); err != nil {
+		return nil, err
+	}
+	writes := r.db.Writes()
+	r.analyses.mu.Lock()
+	e := r.analyses.entry
+	r.analyses.mu.Unlock()
+	if e != nil && e.writes == writes && e.campaignID == campaignID &&
+		(campaignID != "" || campaignOf(running(e.campaigns, now)) == campaignOf(e.an.Campaign)) {
+		out := *e.an
+		out.At = now
+		return &out, nil
+	}
+	out, campaigns, err := r.analyze(ctx, campaignID, now)
+	if err != nil {
+		return nil, err
+	}
+	r.analyses.mu.Lock()
+	r.analyses.entry = &cachedAnalysis{writes: writes, campaignID: campaignID, campaigns: campaigns, an: out}
+	r.analyses.mu.Unlock()
+	return out, nil
+}
+
+func campaignOf(c *syncengine.Campaign) string {
+	if c == nil {
+		return ""
+	}
+	return c.ID
+}
+
+// analyze is Analyze, with the replica's campaigns as it read them.
+func (r *Replica) analyze(ctx context.Context, campaignID string, now time.Time) (*Analysis, []syncengine.Campaign, error) {
 	out := &Analysis{At: now}
+	var campaigns []syncengine.Campaign
 	err := r.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT worker_id, worker_role FROM sync_state WHERE id = 1`).Scan(&out.WorkerID, &out.Role); err != nil {
+			return err
+		}
+		var err error
+		if campaigns, err = statedb.Campaigns(ctx, tx, 0); err != nil {
 			return err
 		}
 		c, err := campaign(ctx, tx, campaignID, now)
@@ -138,25 +210,31 @@ func (r *Replica) Analyze(ctx context.Context, campaignID string, now time.Time)
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("analyze: %w", err)
+		return nil, nil, fmt.Errorf("analyze: %w", err)
 	}
-	return out, nil
+	return out, campaigns, nil
 }
 
 // Due lists what the worker should visit next, most urgent first (see
 // fieldwork.Analysis.Due).
 func (r *Replica) Due(ctx context.Context, campaignID string, now time.Time) ([]fieldwork.DueItem, error) {
-	a, err := r.Analyze(ctx, campaignID, now)
+	a, err := r.sharedAnalysis(ctx, campaignID, now)
 	if err != nil {
 		return nil, err
 	}
-	return a.Due(now), nil
+	due := a.Due(now)
+	// Each its own copy of its household: the analysis is shared.
+	for i := range due {
+		h := *due[i].Household
+		due[i].Household = &h
+	}
+	return due, nil
 }
 
 // Progress is the worker's progress in the campaign: their distinct
 // households visited against their role's quota, and their grids' coverage.
 func (r *Replica) Progress(ctx context.Context, campaignID string, now time.Time) (fieldwork.Progress, *syncengine.Campaign, error) {
-	a, err := r.Analyze(ctx, campaignID, now)
+	a, err := r.sharedAnalysis(ctx, campaignID, now)
 	if err != nil {
 		return fieldwork.Progress{}, nil, err
 	}
@@ -169,13 +247,15 @@ func (r *Replica) Progress(ctx context.Context, campaignID string, now time.Time
 // Items lists the tracked items of the worker's households, open ones
 // first.
 func (r *Replica) Items(ctx context.Context, now time.Time) ([]syncengine.Item, error) {
-	a, err := r.Analyze(ctx, "", now)
+	a, err := r.sharedAnalysis(ctx, "", now)
 	if err != nil {
 		return nil, err
 	}
 	var open, done []syncengine.Item
 	for _, h := range a.Households {
 		for _, it := range h.Items {
+			// The caller's own lists: the analysis is shared.
+			it.HouseholdIDs, it.CoUnits = slices.Clone(it.HouseholdIDs), slices.Clone(it.CoUnits)
 			if it.State.Open() {
 				open = append(open, it)
 			} else {

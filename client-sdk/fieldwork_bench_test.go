@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,7 +34,8 @@ func fieldReplica(tb testing.TB, n int, now time.Time) *Replica {
 	worker := gen.ID()
 	shape := demo.Shape{HouseholdsPerGrid: n / 10, PersonsPerHousehold: 3, VisitsPerHousehold: 20, NotesBytes: 200}
 	err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET worker_id = ?, worker_role = 1 WHERE id = 1`, worker); err != nil {
+		// Enrolled as far as writes need (a token, a device): never synced.
+		if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET worker_id = ?, worker_role = 1, token = 'fixture', device_id = ? WHERE id = 1`, worker, gen.ID()); err != nil {
 			return err
 		}
 		for range 10 {
@@ -90,17 +92,78 @@ func fieldReplica(tb testing.TB, n int, now time.Time) *Replica {
 	return r
 }
 
-// BenchmarkDue measures the due list of a worker's whole replica, offline.
+// BenchmarkDue measures the due list of a worker's whole replica, offline:
+// "read" as the replica is read after any write (the analysis read anew),
+// "unchanged" asked again with no write since (the list of the last
+// analysis), "after-a-visit" after recording a visit each time.
 func BenchmarkDue(b *testing.B) {
 	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	r := fieldReplica(b, *benchHouseholds, now)
 	ctx := context.Background()
-	b.ResetTimer()
-	for b.Loop() {
-		due, err := r.Due(ctx, "", now)
-		if err != nil || len(due) == 0 {
-			b.Fatalf("due: %d items, %v", len(due), err)
+	first, err := r.Due(ctx, "", now)
+	if err != nil || len(first) == 0 {
+		b.Fatalf("due: %d items, %v", len(first), err)
+	}
+	for _, tc := range []struct {
+		name   string
+		before func()
+	}{
+		{"read", func() { r.analyses.mu.Lock(); r.analyses.entry = nil; r.analyses.mu.Unlock() }},
+		{"unchanged", func() {}},
+		{"after-a-visit", func() {
+			h := first[0].Household.ID
+			if _, err := r.RecordVisit(ctx, VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Hour)}); err != nil {
+				b.Fatal(err)
+			}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				tc.before()
+				due, err := r.Due(ctx, "", now)
+				if err != nil || len(due) == 0 {
+					b.Fatalf("due: %d items, %v", len(due), err)
+				}
+			}
+		})
+	}
+}
+
+// TestDueFollowsWrites: the due list given again while nothing changed is
+// the caller's to change, and a write makes the next list anew.
+func TestDueFollowsWrites(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	r := fieldReplica(t, 100, now)
+	ctx := context.Background()
+	due, err := r.Due(ctx, "", now)
+	if err != nil || len(due) == 0 {
+		t.Fatalf("due: %d items, %v", len(due), err)
+	}
+	h, reason := due[0].Household.ID, due[0].Reason
+	due[0].Household.ID, due[0].Reason = "changed by the caller", "changed"
+	again, err := r.Due(ctx, "", now)
+	if err != nil || len(again) != len(due) || again[0].Household.ID != h || again[0].Reason != reason {
+		t.Fatalf("asked again: %d items (first %+v), %v; want %d, the first %s", len(again), again[0], err, len(due), h)
+	}
+	before, _, err := r.Progress(ctx, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.RecordVisit(ctx, VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := r.Due(ctx, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range after {
+		if d.Household.ID == h && d.Kind == due[0].Kind {
+			t.Errorf("after a visit %s is still due: %+v", h, d)
 		}
+	}
+	if p, _, err := r.Progress(ctx, "", now); err != nil || p.Visited != before.Visited+1 {
+		t.Errorf("after a visit to a household not visited in the campaign the worker visited %d, %v; want %d", p.Visited, err, before.Visited+1)
 	}
 }
 
@@ -139,5 +202,55 @@ func TestFieldReplicaShape(t *testing.T) {
 	}
 	if p := a.Progress(a.WorkerID, a.Role); p.Visited == 0 || p.Quota != 200 {
 		t.Errorf("progress: %+v", p)
+	}
+}
+
+// TestDueWhileWriting: lists asked for while visits are recorded share
+// the analysis without a race, and the list once they are in is the one
+// read anew.
+func TestDueWhileWriting(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	r := fieldReplica(t, 100, now)
+	ctx := context.Background()
+	due, err := r.Due(ctx, "", now)
+	if err != nil || len(due) < 10 {
+		t.Fatalf("due: %d items, %v", len(due), err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 20 {
+				if _, err := r.Due(ctx, "", now); err != nil {
+					t.Error(err)
+				}
+				if _, err := r.Items(ctx, now); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for _, d := range due[:10] {
+		if _, err := r.RecordVisit(ctx, VisitInput{HouseholdIDs: []string{d.Household.ID}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	got, err := r.Due(ctx, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := r.Analyze(ctx, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fresh.Due(now)
+	if len(got) != len(want) {
+		t.Fatalf("after the visits the list has %d items; read anew, %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].Household.ID != want[i].Household.ID || got[i].Kind != want[i].Kind {
+			t.Errorf("item %d: %s (%v); read anew %s (%v)", i, got[i].Household.ID, got[i].Kind, want[i].Household.ID, want[i].Kind)
+		}
 	}
 }

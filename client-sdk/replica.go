@@ -103,6 +103,10 @@ type Replica struct {
 	// read when it began; guarded by syncMu.
 	told *pb.DeviceState
 
+	// analyses keeps the last analysis of the field rules (see
+	// sharedAnalysis).
+	analyses analysisCache
+
 	syncMu sync.Mutex
 	closed sync.Once
 }

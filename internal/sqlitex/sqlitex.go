@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -32,7 +33,15 @@ type DB struct {
 	wstmts, rstmts *stmtCache
 	// group queues the writes of WriteGrouped.
 	group group
+	// writes counts the write transactions ended (see Writes).
+	writes atomic.Uint64
 }
+
+// Writes counts the write transactions through db that have ended,
+// committed or not, adoptions included. A reader that reads the count,
+// then the database, and later finds the count unchanged knows that no
+// write of this process has committed since it read.
+func (db *DB) Writes() uint64 { return db.writes.Load() }
 
 // BusyTimeout is how long a connection waits for a lock held by another
 // process before failing.
@@ -145,6 +154,7 @@ func isBusy(err error) bool {
 // Write runs fn in an immediate write transaction, committing if fn returns
 // nil and rolling back otherwise.
 func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
+	defer db.writes.Add(1)
 	return inTx(ctx, db.W.BeginTx, db.wstmts, nil, fn)
 }
 
@@ -158,6 +168,7 @@ func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
 // inside a transaction, so all three run on one connection held
 // throughout: the pool could otherwise hand the transaction another.
 func (db *DB) WriteAttached(ctx context.Context, file, schema string, fn func(*Tx) error) (err error) {
+	defer db.writes.Add(1)
 	conn, err := db.W.Conn(ctx)
 	if err != nil {
 		return classify(fmt.Errorf("attach %s: %w", file, err))
