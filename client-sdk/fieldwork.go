@@ -110,15 +110,20 @@ func (r *Replica) Analyze(ctx context.Context, campaignID string, now time.Time)
 	if err := r.unlocked(ctx); err != nil {
 		return nil, err
 	}
-	out, _, err := r.analyze(ctx, campaignID, now)
-	return out, err
+	e, err := r.analyze(ctx, campaignID, now, false, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return e.an, nil
 }
 
 // analysisCache keeps the last analysis Due, Progress and Items made, with
-// the replica's count of writes when it began to read: asked for again with
-// no write since (a worker scrolling the list, a screen and its badge), it
-// is given again instead of read anew. Shared, it is read and never
-// changed.
+// the rows it read and the replica's count of writes when it began to
+// read. Asked for again with no write since (a worker scrolling the list, a
+// screen and its badge), it is given again; after writes that each said
+// which households they changed (recording a visit, amending one), those
+// households are read again and the rest kept. Shared, an analysis is
+// read and never changed.
 type analysisCache struct {
 	mu    sync.Mutex
 	entry *cachedAnalysis
@@ -132,6 +137,11 @@ type cachedAnalysis struct {
 	campaignID string
 	campaigns  []syncengine.Campaign
 	an         *Analysis
+	// snap holds the rows of grids the analysis read, with plain visits
+	// summed over [from, to).
+	snap     *fieldwork.Snapshot
+	grids    []string
+	from, to time.Time
 }
 
 // sharedAnalysis is Analyze, given again while the replica has had no
@@ -144,20 +154,29 @@ func (r *Replica) sharedAnalysis(ctx context.Context, campaignID string, now tim
 	r.analyses.mu.Lock()
 	e := r.analyses.entry
 	r.analyses.mu.Unlock()
-	if e != nil && e.writes == writes && e.campaignID == campaignID &&
+	var prev *cachedAnalysis
+	var changed []string
+	if e != nil && e.campaignID == campaignID &&
 		(campaignID != "" || campaignOf(running(e.campaigns, now)) == campaignOf(e.an.Campaign)) {
-		out := *e.an
-		out.At = now
-		return &out, nil
+		if e.writes == writes {
+			out := *e.an
+			out.At = now
+			return &out, nil
+		}
+		var ok bool
+		if changed, ok = r.db.ChangedSince(e.writes, writes); ok {
+			prev = e
+		}
 	}
-	out, campaigns, err := r.analyze(ctx, campaignID, now)
+	next, err := r.analyze(ctx, campaignID, now, true, prev, changed)
 	if err != nil {
 		return nil, err
 	}
+	next.writes = writes
 	r.analyses.mu.Lock()
-	r.analyses.entry = &cachedAnalysis{writes: writes, campaignID: campaignID, campaigns: campaigns, an: out}
+	r.analyses.entry = next
 	r.analyses.mu.Unlock()
-	return out, nil
+	return next.an, nil
 }
 
 func campaignOf(c *syncengine.Campaign) string {
@@ -167,16 +186,18 @@ func campaignOf(c *syncengine.Campaign) string {
 	return c.ID
 }
 
-// analyze is Analyze, with the replica's campaigns as it read them.
-func (r *Replica) analyze(ctx context.Context, campaignID string, now time.Time) (*Analysis, []syncengine.Campaign, error) {
+// analyze reads the analysis of campaignID at now. With keep, the rows it
+// read come with it (a fieldwork.Snapshot); given an earlier one, prev,
+// and the households changed since, it reads again only those.
+func (r *Replica) analyze(ctx context.Context, campaignID string, now time.Time, keep bool, prev *cachedAnalysis, changed []string) (*cachedAnalysis, error) {
 	out := &Analysis{At: now}
-	var campaigns []syncengine.Campaign
+	e := &cachedAnalysis{campaignID: campaignID, an: out}
 	err := r.db.Read(ctx, func(tx *sqlitex.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT worker_id, worker_role FROM sync_state WHERE id = 1`).Scan(&out.WorkerID, &out.Role); err != nil {
 			return err
 		}
 		var err error
-		if campaigns, err = statedb.Campaigns(ctx, tx, 0); err != nil {
+		if e.campaigns, err = statedb.Campaigns(ctx, tx, 0); err != nil {
 			return err
 		}
 		c, err := campaign(ctx, tx, campaignID, now)
@@ -191,28 +212,48 @@ func (r *Replica) analyze(ctx context.Context, campaignID string, now time.Time)
 		if err != nil {
 			return err
 		}
-		if out.Analysis, err = fieldwork.Load(ctx, statedb.FieldRows(tx, grids), c, cats); err != nil {
+		var rows fieldwork.Rows = statedb.FieldRows(tx, grids)
+		if keep {
+			if c != nil {
+				e.from, e.to = c.Window()
+			}
+			e.grids = grids
+			if prev != nil && slices.Equal(prev.grids, grids) && prev.from.Equal(e.from) && prev.to.Equal(e.to) {
+				inGrids := func(h *fieldwork.HouseholdRow) bool { return slices.Contains(grids, h.GridID) }
+				fresh, err := fieldwork.ReadSnapshot(ctx, statedb.FieldRowsOf(tx, changed), e.from, e.to, inGrids)
+				if err != nil {
+					return err
+				}
+				if e.snap, err = prev.snap.With(fresh, changed); err != nil {
+					return err
+				}
+			} else if e.snap, err = fieldwork.ReadSnapshot(ctx, rows, e.from, e.to, nil); err != nil {
+				return err
+			}
+			rows = e.snap.Rows()
+		}
+		if out.Analysis, err = fieldwork.Load(ctx, rows, c, cats); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT household_id, visited_at FROM visited_elsewhere`)
+		visited, err := tx.QueryContext(ctx, `SELECT household_id, visited_at FROM visited_elsewhere`)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
+		defer visited.Close()
+		for visited.Next() {
 			var h string
 			var at int64
-			if err := rows.Scan(&h, &at); err != nil {
+			if err := visited.Scan(&h, &at); err != nil {
 				return err
 			}
 			out.Analysis.AddVisitedElsewhere(out.WorkerID, h, time.UnixMilli(at))
 		}
-		return rows.Err()
+		return visited.Err()
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("analyze: %w", err)
+		return nil, fmt.Errorf("analyze: %w", err)
 	}
-	return out, campaigns, nil
+	return e, nil
 }
 
 // Due lists what the worker should visit next, most urgent first (see

@@ -3,7 +3,10 @@ package sdk
 import (
 	"context"
 	"flag"
+	"math/rand/v2"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -167,17 +170,38 @@ func TestDueFollowsWrites(t *testing.T) {
 	}
 }
 
-// BenchmarkProgress measures the worker's quota and grid coverage.
+// BenchmarkProgress measures the worker's quota and grid coverage, as
+// BenchmarkDue does the due list.
 func BenchmarkProgress(b *testing.B) {
 	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	r := fieldReplica(b, *benchHouseholds, now)
 	ctx := context.Background()
-	b.ResetTimer()
-	for b.Loop() {
-		p, _, err := r.Progress(ctx, "", now)
-		if err != nil || len(p.Grids) != 10 || p.Visited == 0 {
-			b.Fatalf("progress: %+v, %v", p, err)
-		}
+	due, err := r.Due(ctx, "", now)
+	if err != nil || len(due) == 0 {
+		b.Fatalf("due: %d items, %v", len(due), err)
+	}
+	for _, tc := range []struct {
+		name   string
+		before func()
+	}{
+		{"read", func() { r.analyses.mu.Lock(); r.analyses.entry = nil; r.analyses.mu.Unlock() }},
+		{"unchanged", func() {}},
+		{"after-a-visit", func() {
+			h := due[0].Household.ID
+			if _, err := r.RecordVisit(ctx, VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Hour)}); err != nil {
+				b.Fatal(err)
+			}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				tc.before()
+				p, _, err := r.Progress(ctx, "", now)
+				if err != nil || len(p.Grids) != 10 || p.Visited == 0 {
+					b.Fatalf("progress: %+v, %v", p, err)
+				}
+			}
+		})
 	}
 }
 
@@ -251,6 +275,80 @@ func TestDueWhileWriting(t *testing.T) {
 	for i := range got {
 		if got[i].Household.ID != want[i].Household.ID || got[i].Kind != want[i].Kind {
 			t.Errorf("item %d: %s (%v); read anew %s (%v)", i, got[i].Household.ID, got[i].Kind, want[i].Household.ID, want[i].Kind)
+		}
+	}
+}
+
+// TestSharedAnalysisFollowsWrites: after each of a random run of writes
+// (visits recorded, with revisits and hazards, corrected, voided, their
+// items assigned; categories added, which read everything again), the
+// analysis Due and Progress share, read again for the households the
+// writes named, is the one Analyze reads whole.
+func TestSharedAnalysisFollowsWrites(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	r := fieldReplica(t, 60, now)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(20261204, 1))
+	first, err := r.Analyze(ctx, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	households := slices.Collect(func(yield func(string) bool) {
+		for _, h := range first.Households {
+			if !yield(h.ID) {
+				return
+			}
+		}
+	})
+	var visits, hazards []string
+	for step := range 60 {
+		h := households[rng.IntN(len(households))]
+		var did string
+		var err error
+		switch k := rng.IntN(10); {
+		case k < 5 || len(visits) == 0:
+			in := VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Duration(rng.IntN(40*24)) * time.Hour)}
+			switch rng.IntN(3) {
+			case 0:
+				in.RevisitReasons = []syncengine.RevisitReason{syncengine.RevisitUnstableMood}
+			case 1:
+				in.Findings = []syncengine.Finding{{Kind: syncengine.FindingHazard, Note: "堆物"}}
+			}
+			var id string
+			id, err = r.RecordVisit(ctx, in)
+			visits = append(visits, id)
+			if len(in.Findings) > 0 {
+				hazards = append(hazards, id)
+			}
+			did = "visit"
+		case k < 6:
+			_, err = r.VoidVisit(ctx, visits[rng.IntN(len(visits))], "wrong door")
+			did = "void"
+		case k < 7:
+			_, err = r.AmendVisit(ctx, visits[rng.IntN(len(visits))], "wrong day", Correction{VisitedAt: now.Add(-time.Duration(rng.IntN(40*24)) * time.Hour)})
+			did = "correct"
+		case k < 8 && len(hazards) > 0:
+			_, err = r.UpdateItem(ctx, hazards[rng.IntN(len(hazards))], 0, syncengine.AmendItemAssign, "", "消防站", now.AddDate(0, 0, rng.IntN(20)-10))
+			did = "assign"
+		default:
+			err = r.AddTag(ctx, h, "petitioner")
+			did = "tag"
+		}
+		if err != nil {
+			t.Fatalf("step %d (%s): %v", step, did, err)
+		}
+		shared, err := r.sharedAnalysis(ctx, "", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, err := r.Analyze(ctx, "", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(shared.Analysis, whole.Analysis) {
+			t.Fatalf("after step %d (%s) the shared analysis differs from one read whole: %+v against %+v", step, did,
+				shared.Figures(now, nil), whole.Figures(now, nil))
 		}
 	}
 }

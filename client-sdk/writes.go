@@ -362,6 +362,8 @@ func (r *Replica) RecordVisit(ctx context.Context, in VisitInput) (string, error
 			return err
 		}
 		id = v.ID
+		// Its households alone: the due list reads again only those.
+		w.tx.Changed(v.HouseholdIDs...)
 		return w.emit(ctx, syncengine.Change{Visit: &v})
 	})
 	if err != nil {
@@ -429,6 +431,7 @@ func (r *Replica) amend(ctx context.Context, a syncengine.Amendment) (string, er
 		if _, err := statedb.InsertAmendment(ctx, w.tx, &a); err != nil {
 			return err
 		}
+		w.tx.Changed(vs[0].HouseholdIDs...)
 		return w.emit(ctx, syncengine.Change{Amendment: &a})
 	})
 	if err != nil {

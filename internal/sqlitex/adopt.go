@@ -18,7 +18,7 @@ import (
 // what fn reads of db and the copy that replaces it. Readers of db see the
 // old content until the copy commits, then the new.
 func (db *DB) Adopt(ctx context.Context, path string, fn func() error) error {
-	defer db.writes.Add(1)
+	defer db.wrote(nil, nil)
 	conn, err := db.W.Conn(ctx)
 	if err != nil {
 		return classify(fmt.Errorf("adopt %s: %w", path, err))

@@ -107,7 +107,7 @@ func closed(c chan struct{}) bool {
 // commitGroup runs the writes of batch in one transaction and sends each
 // its result.
 func (db *DB) commitGroup(batch []*groupWrite) {
-	defer db.writes.Add(1)
+	defer db.wrote(nil, nil)
 	results := make([]error, len(batch))
 	deliver := func() {
 		for i, w := range batch {

@@ -263,3 +263,57 @@ func TestWriteGroupedWaitEndsWithContext(t *testing.T) {
 		t.Errorf("rows %v, want only the first write's", got)
 	}
 }
+
+// TestChangedSince: the households writes declared add up over a range of
+// the count, and a write that declared none (or failed, or was grouped)
+// leaves the range unknown.
+func TestChangedSince(t *testing.T) {
+	ctx := t.Context()
+	db := openGroupDB(t)
+	write := func(declare []string, fail bool) uint64 {
+		t.Helper()
+		err := db.Write(ctx, func(tx *Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO t DEFAULT VALUES`); err != nil {
+				return err
+			}
+			if declare != nil {
+				tx.Changed(declare...)
+			}
+			if fail {
+				return errors.New("fail")
+			}
+			return nil
+		})
+		if fail != (err != nil) {
+			t.Fatalf("write: %v", err)
+		}
+		return db.Writes()
+	}
+	start := db.Writes()
+	a := write([]string{"h1", "h2"}, false)
+	b := write([]string{"h2", "h3"}, false)
+	c := write([]string{}, false)
+	if got, ok := db.ChangedSince(start, c); !ok || !slices.Equal(got, []string{"h1", "h2", "h3"}) {
+		t.Errorf("ChangedSince(three declared writes) = %v, %v; want h1 h2 h3", got, ok)
+	}
+	if got, ok := db.ChangedSince(a, b); !ok || !slices.Equal(got, []string{"h2", "h3"}) {
+		t.Errorf("ChangedSince(the second) = %v, %v; want h2 h3", got, ok)
+	}
+	if got, ok := db.ChangedSince(c, c); !ok || len(got) != 0 {
+		t.Errorf("ChangedSince(none) = %v, %v; want nothing, known", got, ok)
+	}
+	d := write(nil, false)
+	if _, ok := db.ChangedSince(c, d); ok {
+		t.Error("a write that declared nothing is taken as known")
+	}
+	e := write([]string{"h4"}, true)
+	if _, ok := db.ChangedSince(d, e); ok {
+		t.Error("a failed write is taken as known")
+	}
+	if err := db.WriteGrouped(ctx, func(tx *Tx) error { tx.Changed("h5"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := db.ChangedSince(e, db.Writes()); ok {
+		t.Error("a grouped write is taken as known")
+	}
+}

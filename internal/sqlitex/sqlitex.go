@@ -33,8 +33,12 @@ type DB struct {
 	wstmts, rstmts *stmtCache
 	// group queues the writes of WriteGrouped.
 	group group
-	// writes counts the write transactions ended (see Writes).
-	writes atomic.Uint64
+	// writes counts the write transactions ended (see Writes); changes
+	// are the households the recent ones declared they changed, by count
+	// (see Tx.Changed), guarded with the count by mu.
+	writes  atomic.Uint64
+	mu      sync.Mutex
+	changes map[uint64][]string
 }
 
 // Writes counts the write transactions through db that have ended,
@@ -42,6 +46,47 @@ type DB struct {
 // then the database, and later finds the count unchanged knows that no
 // write of this process has committed since it read.
 func (db *DB) Writes() uint64 { return db.writes.Load() }
+
+// keptChanges is how many recent writes' declared households are kept.
+const keptChanges = 1024
+
+// wrote counts a write transaction that ended with err, t the transaction
+// if fn ran in one.
+func (db *DB) wrote(t *Tx, err error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	n := db.writes.Add(1)
+	if db.changes == nil {
+		db.changes = map[uint64][]string{}
+	}
+	delete(db.changes, n-keptChanges)
+	if err == nil && t != nil && t.declared {
+		db.changes[n] = t.changed
+	}
+}
+
+// ChangedSince lists the households that the writes counted in (from, to]
+// changed, each once, if every one of them declared its households
+// (Tx.Changed) and is still remembered; else ok is false: any row may
+// have changed.
+func (db *DB) ChangedSince(from, to uint64) (households []string, ok bool) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	seen := map[string]bool{}
+	for n := from + 1; n <= to; n++ {
+		hs, ok := db.changes[n]
+		if !ok {
+			return nil, false
+		}
+		for _, h := range hs {
+			if !seen[h] {
+				seen[h] = true
+				households = append(households, h)
+			}
+		}
+	}
+	return households, true
+}
 
 // BusyTimeout is how long a connection waits for a lock held by another
 // process before failing.
@@ -154,8 +199,10 @@ func isBusy(err error) bool {
 // Write runs fn in an immediate write transaction, committing if fn returns
 // nil and rolling back otherwise.
 func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
-	defer db.writes.Add(1)
-	return inTx(ctx, db.W.BeginTx, db.wstmts, nil, fn)
+	var t *Tx
+	err := inTx(ctx, db.W.BeginTx, db.wstmts, nil, func(tx *Tx) error { t = tx; return fn(tx) })
+	db.wrote(t, err)
+	return err
 }
 
 // Read runs fn in a read transaction: one consistent snapshot of the file.
@@ -168,7 +215,7 @@ func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
 // inside a transaction, so all three run on one connection held
 // throughout: the pool could otherwise hand the transaction another.
 func (db *DB) WriteAttached(ctx context.Context, file, schema string, fn func(*Tx) error) (err error) {
-	defer db.writes.Add(1)
+	defer db.wrote(nil, nil)
 	conn, err := db.W.Conn(ctx)
 	if err != nil {
 		return classify(fmt.Errorf("attach %s: %w", file, err))
@@ -390,6 +437,18 @@ type Tx struct {
 	// detached: statements run without their context's cancellation (a
 	// grouped write's; see WriteGrouped).
 	detached bool
+	// changed are the households a write declared it changed (Changed).
+	changed  []string
+	declared bool
+}
+
+// Changed declares that the write transaction changes the replicated rows
+// of these households and of no other (several calls add up), so that a
+// reader keeping what it read of others (DB.ChangedSince) may go on
+// keeping it. A write that declares nothing may have changed any row.
+func (c *Tx) Changed(households ...string) {
+	c.declared = true
+	c.changed = append(c.changed, households...)
 }
 
 // ctx is the context a statement runs with.
