@@ -61,6 +61,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	requestMemory := fs.Int("request-memory", intake.DefaultBudgetBytes>>20, "`MiB` that all request bodies in flight may hold together; more waits, then is refused")
 	bodyGrace := fs.Duration("body-grace", intake.DefaultBodyGrace, "how long any request body may take before --body-rate applies")
 	scopeGrace := fs.Duration("scope-grace", store.DefaultScopeGrace, "how long after a household or grid leaves a worker's scope the worker's phones may still push what they wrote there offline")
+	reportCache := fs.Int("report-cache", service.DefaultReportCache, "how many households' rows reports keep between them, over all nodes (about 1 KiB each; 0 keeps none, and every report reads its rows whole)")
 	horizon := fs.Duration("horizon", store.DefaultHorizon, "history kept for phones that have not synced: deletions, change ids, feed entries older than this are collected, and a phone off longer starts over")
 	bodyRate := fs.Int("body-rate", intake.DefaultMinBodyRate, "slowest a request body may arrive after --body-grace, in `bytes/s`")
 	withMetrics := fs.Bool("metrics", true, "serve Prometheus metrics at /metrics (no token needed: keep the path off the public side of a proxy)")
@@ -85,8 +86,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *credsPath == "" {
 		*credsPath = credentialsBeside(*db)
 	}
-	if *requestMemory <= 0 || *bodyRate <= 0 || *bodyGrace <= 0 || *scopeGrace < 0 || *horizon < *scopeGrace || *drainTimeout <= 0 {
-		return fmt.Errorf("%w: --request-memory, --body-rate, --body-grace and --drain-timeout must be positive, --scope-grace not negative and not past --horizon", errUsage)
+	if *requestMemory <= 0 || *bodyRate <= 0 || *bodyGrace <= 0 || *scopeGrace < 0 || *horizon < *scopeGrace || *drainTimeout <= 0 || *reportCache < 0 {
+		return fmt.Errorf("%w: --request-memory, --body-rate, --body-grace and --drain-timeout must be positive, --scope-grace not negative and not past --horizon, --report-cache not negative", errUsage)
 	}
 	tracingSet := false
 	fs.Visit(func(f *flag.Flag) { tracingSet = tracingSet || f.Name == "tracing" })
@@ -100,7 +101,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// otherwise let the heap grow to twice what is live before it runs,
 		// and garbage of finished requests would double the peak. A soft
 		// limit above the budget makes it collect sooner instead.
-		debug.SetMemoryLimit(int64(*requestMemory)<<20 + memoryHeadroom)
+		// The headroom holds the default report cache; a larger one adds.
+		debug.SetMemoryLimit(int64(*requestMemory)<<20 + memoryHeadroom + int64(max(0, *reportCache-service.DefaultReportCache))*reportCacheBytes)
 	}
 
 	var tp *sdktrace.TracerProvider
@@ -136,7 +138,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer backend.Close()
-	st := service.New(backend, service.WithScopeGrace(*scopeGrace))
+	st := service.New(backend, service.WithScopeGrace(*scopeGrace), service.WithReportCache(*reportCache))
 
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -324,8 +326,13 @@ func newTracerProvider(ctx context.Context, log zerolog.Logger) (*sdktrace.Trace
 }
 
 // memoryHeadroom is the heap the server needs besides request bodies:
-// pages of bootstraps and exports in flight, caches, the runtime.
+// pages of bootstraps and exports in flight, the rows reports keep (by
+// default), the runtime.
 const memoryHeadroom = 96 << 20
+
+// reportCacheBytes is the heap a household's kept rows take (0.9 KiB
+// measured at a street; see BENCHMARKS.md).
+const reportCacheBytes = 1 << 10
 
 func loopbackIfUnspecified(a *net.TCPAddr) string {
 	if a.IP == nil || a.IP.IsUnspecified() {

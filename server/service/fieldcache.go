@@ -22,8 +22,9 @@ import (
 // their rows whole, as do scopes too large to keep.
 const (
 	// DefaultReportCache bounds the households whose rows are kept over
-	// all scopes (WithReportCache).
-	DefaultReportCache = 120_000
+	// all scopes (WithReportCache): a street of 50,000 and more, about
+	// 53 MiB.
+	DefaultReportCache = 60_000
 	// fieldCacheAge is how long rows are kept once read whole; past it a
 	// report reads them whole again, whatever the feed says: a bound on
 	// what a write missing from the feed could leave wrong (the feed keeps
@@ -57,9 +58,9 @@ type fieldEntry struct {
 	read, used time.Time
 }
 
-// rows returns the rows of grids (sorted) for plain visits summed over [from, to),
-// as of tx's snapshot of the database: those kept, with the households
-// changed since read again, or all of them read whole.
+// rows returns the rows of grids (sorted) for plain visits summed over
+// [from, to), as of tx's snapshot of the database: those kept, with the
+// households changed since read again, or all of them read whole.
 func (c *fieldCache) rows(ctx context.Context, tx store.Tx, grids []string, from, to, now time.Time) (fieldwork.Rows, error) {
 	head, err := tx.Head(ctx)
 	if err != nil {
