@@ -31,8 +31,11 @@ const (
 	// entries for the server's horizon, far longer).
 	fieldCacheAge = time.Hour
 	// fieldCacheChanged is how many households changed since the rows
-	// were read past which reading them whole again costs less.
+	// were read are always read again rather than all of them; past it,
+	// and past half the scope's, reading them whole costs less.
 	fieldCacheChanged = 5_000
+	// fieldCachePage is how many changed households one read takes.
+	fieldCachePage = 5_000
 )
 
 // fieldCache holds the rows of recent report scopes, one entry per scope
@@ -74,13 +77,18 @@ func (c *fieldCache) rows(ctx context.Context, tx store.Tx, grids []string, from
 	var snap *fieldwork.Snapshot
 	read := now
 	if e != nil && e.head <= head && now.Sub(e.read) < fieldCacheAge {
-		changed, err := tx.HouseholdsTouched(ctx, e.head, head, fieldCacheChanged+1)
+		most := max(fieldCacheChanged, e.snap.Len()/2)
+		changed, err := tx.HouseholdsTouched(ctx, e.head, head, most+1)
 		if err != nil {
 			return nil, err
 		}
-		if len(changed) <= fieldCacheChanged {
+		if len(changed) <= most {
 			slices.Sort(changed)
-			fresh, err := fieldwork.ReadSnapshot(ctx, tx.HouseholdRows(changed), from, to, inScope)
+			var pages []fieldwork.Rows
+			for page := range slices.Chunk(changed, fieldCachePage) {
+				pages = append(pages, tx.HouseholdRows(page))
+			}
+			fresh, err := fieldwork.ReadSnapshot(ctx, fieldwork.Pages(pages...), from, to, inScope)
 			if err != nil {
 				return nil, err
 			}
