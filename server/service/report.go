@@ -57,6 +57,11 @@ func gridsOf(nodes map[string]store.OrgNode) []string {
 // With a non-zero until the analysis is as of until: only the visits made
 // and the amendments recorded before it count (fieldwork.LoadUntil).
 func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campaignID string, until time.Time) (*store.Analysis, error) {
+	if until.IsZero() {
+		if err := s.fillRows(ctx, p, nodeID, campaignID); err != nil {
+			return nil, fmt.Errorf("analyze: %w", err)
+		}
+	}
 	an := &store.Analysis{}
 	err := s.db.View(ctx, func(tx store.Tx) error {
 		var err error
@@ -146,6 +151,33 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 		return nil, fmt.Errorf("analyze: %w", err)
 	}
 	return an, nil
+}
+
+// fillRows has the rows of node's grids, for the window of campaign (none
+// if ""), read and kept ahead of Analyze when none are (fieldCache.fill),
+// if p may read reports of node. Analyze checks the campaign.
+func (s *Service) fillRows(ctx context.Context, p store.Principal, nodeID, campaignID string) error {
+	var grids []string
+	var from, to time.Time
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		_, nodes, err := reportNode(ctx, tx, p, nodeID)
+		if err != nil {
+			return err
+		}
+		grids = gridsOf(nodes)
+		if campaignID != "" {
+			c, ok, err := tx.Campaign(ctx, campaignID)
+			if err != nil || !ok {
+				return err
+			}
+			from, to = c.Window()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.fields.fill(ctx, s.db, grids, from, to, s.now())
 }
 
 // AnalyzeItems runs the field rules over the households of node with a
