@@ -34,53 +34,47 @@ func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time,
 	if err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
 	}
-	query := visitsByRaw
-	if kept {
-		query = visitsBySums
+	// The lists as JSON arrays, however long. Not null: NOT IN a list
+	// holding a null keeps nothing.
+	list, err := json.Marshal(workers)
+	if err != nil {
+		return nil, err
 	}
-	// Not null: NOT IN a list holding a null keeps nothing.
 	outside, err := json.Marshal(append([]string{}, except...))
 	if err != nil {
 		return nil, err
 	}
-	var out []store.WorkerVisit
-	for start := 0; start < len(workers); start += maxInList {
-		part := workers[start:min(start+maxInList, len(workers))]
-		summed := part
-		if kept && inside != nil {
-			if summed, err = t.reachingOutside(ctx, part, from, to, inside); err != nil {
+	query, args := visitsByRaw, []any{from.UnixMilli(), to.UnixMilli(), string(list), string(outside)}
+	if kept {
+		summed := workers
+		if inside != nil {
+			if summed, err = t.reachingOutside(ctx, workers, from, to, inside); err != nil {
 				return nil, err
 			}
-		}
-		list, err := json.Marshal(part)
-		if err != nil {
-			return nil, err
 		}
 		summedList, err := json.Marshal(append([]string{}, summed...))
 		if err != nil {
 			return nil, err
 		}
-		args := []any{from.UnixMilli(), to.UnixMilli(), string(list), string(outside)}
-		if kept {
-			args = append(args, string(summedList))
-		}
-		rows, err := t.QueryContext(ctx, query, args...)
-		if err != nil {
+		query, args = visitsBySums, append(args, string(summedList))
+	}
+	rows, err := t.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read visits: %w", err)
+	}
+	defer rows.Close()
+	var out []store.WorkerVisit
+	for rows.Next() {
+		var w store.WorkerVisit
+		var at int64
+		if err := rows.Scan(&w.VisitID, &w.VisitorID, &at, &w.HouseholdID, &w.GridID, &w.Amended); err != nil {
 			return nil, fmt.Errorf("read visits: %w", err)
 		}
-		for rows.Next() {
-			var w store.WorkerVisit
-			var at int64
-			if err := rows.Scan(&w.VisitID, &w.VisitorID, &at, &w.HouseholdID, &w.GridID, &w.Amended); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read visits: %w", err)
-			}
-			w.At = time.UnixMilli(at)
-			out = append(out, w)
-		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("read visits: %w", err)
-		}
+		w.At = time.UnixMilli(at)
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read visits: %w", err)
 	}
 	return out, nil
 }
@@ -118,11 +112,12 @@ func (t *tx) reachingOutside(ctx context.Context, workers []string, from, to tim
 }
 
 // The queries of VisitsBy: ?1 and ?2 the window, ?3 the workers, ?4 the
-// grids left out and ?5 the workers whose sums to read, as JSON arrays. Each reads the visits by the workers and
-// then their households, keeping those outside the grids: most are inside.
+// grids left out and ?5 the workers whose sums to read, as JSON arrays.
+// Each reads the visits by the workers and then their households, keeping
+// those outside the grids: most are inside.
 const (
-	// visitsOutside keeps the rows of s (visit id, visitor, time, amended)
-	// whose households are outside the grids of ?4.
+	// visitsOutsideHead and Tail keep the rows of s (visit id, visitor,
+	// time, amended) whose households are outside the grids of ?4.
 	visitsOutsideHead = `SELECT s.id, s.visitor_id, s.visited_at, vh.household_id, COALESCE(h.grid_id, ''), s.amended FROM (`
 	visitsOutsideTail = `) s CROSS JOIN visit_households vh ON vh.visit_id = s.id LEFT JOIN households h ON h.id = vh.household_id
 		WHERE h.grid_id IS NULL OR h.grid_id NOT IN (SELECT value FROM json_each(?4))`
