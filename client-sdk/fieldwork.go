@@ -266,8 +266,7 @@ func (r *Replica) Due(ctx context.Context, campaignID string, now time.Time) ([]
 	due := a.Due(now)
 	// Each its own copy of its household: the analysis is shared.
 	for i := range due {
-		h := *due[i].Household
-		due[i].Household = &h
+		due[i].Household = due[i].Household.Clone()
 	}
 	return due, nil
 }
@@ -282,7 +281,9 @@ func (r *Replica) Progress(ctx context.Context, campaignID string, now time.Time
 	if a.Campaign == nil {
 		return fieldwork.Progress{}, nil, fmt.Errorf("progress: %w: no campaign runs now", syncengine.ErrNotFound)
 	}
-	return a.Progress(a.WorkerID, a.Role), a.Campaign, nil
+	// The caller's own copy: the analysis is shared.
+	c := *a.Campaign
+	return a.Progress(a.WorkerID, a.Role), &c, nil
 }
 
 // Items lists the tracked items of the worker's households, open ones

@@ -342,3 +342,55 @@ func TestSharedAnalysisFollowsWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedAnalysisStaysShared: what Progress and Due return is the
+// caller's to change; the analysis they share is not changed by it.
+func TestSharedAnalysisStaysShared(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	r := fieldReplica(t, 60, now)
+	ctx := context.Background()
+	_, c, err := r.Progress(ctx, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Name.Value = "MUTATED"
+	due, err := r.Due(ctx, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range due {
+		if d.Household.FollowUp != nil {
+			d.Household.FollowUp.Due = time.Time{}
+			break
+		}
+	}
+	for _, d := range due {
+		if len(d.Household.Categories) > 0 {
+			d.Household.Categories[0] = "XXX"
+			break
+		}
+	}
+	due2, err := r.Due(ctx, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range due2 {
+		if d.Reason == "not yet visited in MUTATED" {
+			t.Errorf("Progress's campaign mutation leaked into a later Due: %q", d.Reason)
+			break
+		}
+	}
+	for _, d := range due2 {
+		if len(d.Household.Categories) > 0 && d.Household.Categories[0] == "XXX" {
+			t.Errorf("Due's household categories alias the shared analysis")
+			break
+		}
+	}
+	for _, d := range due2 {
+		if d.Household.FollowUp != nil && d.Household.FollowUp.Due.IsZero() {
+			t.Errorf("Due's FollowUp aliases the shared analysis")
+			break
+		}
+	}
+}

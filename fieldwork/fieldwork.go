@@ -65,6 +65,22 @@ type Household struct {
 	Items          []syncengine.Item
 }
 
+// Clone is a copy of h that shares nothing with it.
+func (h *Household) Clone() *Household {
+	c := *h
+	c.Categories = slices.Clone(h.Categories)
+	if h.FollowUp != nil {
+		fu := *h.FollowUp
+		fu.Reasons = slices.Clone(fu.Reasons)
+		c.FollowUp = &fu
+	}
+	c.Items = slices.Clone(h.Items)
+	for i := range c.Items {
+		c.Items[i].HouseholdIDs, c.Items[i].CoUnits = slices.Clone(c.Items[i].HouseholdIDs), slices.Clone(c.Items[i].CoUnits)
+	}
+	return &c
+}
+
 // MembersMismatch reports whether the household's member count is given
 // and its persons listed are another number: its people are not all
 // linked to it (人房关联), or the count is wrong.

@@ -46,6 +46,15 @@ type fieldCache struct {
 	households int
 	mu         sync.Mutex
 	entries    map[fieldKey]*fieldEntry
+	// cleared counts the clears: rows read before one are not kept.
+	cleared uint64
+}
+
+// era is the count of clears, taken before reading rows to keep.
+func (c *fieldCache) era() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cleared
 }
 
 type fieldKey struct {
@@ -66,6 +75,7 @@ type fieldEntry struct {
 // [from, to), as of tx's snapshot of the database: those kept, with the
 // households changed since read again, or all of them read whole.
 func (c *fieldCache) rows(ctx context.Context, tx store.Tx, grids []string, from, to, now time.Time) (fieldwork.Rows, error) {
+	era := c.era()
 	head, err := tx.Head(ctx)
 	if err != nil {
 		return nil, err
@@ -113,7 +123,7 @@ func (c *fieldCache) rows(ctx context.Context, tx store.Tx, grids []string, from
 			return nil, err
 		}
 	}
-	c.put(key, &fieldEntry{snap: snap, head: head, read: read, used: now})
+	c.put(key, &fieldEntry{snap: snap, head: head, read: read, used: now}, era)
 	return snap.Rows(), nil
 }
 
@@ -131,6 +141,7 @@ func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string,
 	if len(grids) < 2 || c.households == 0 || e != nil && now.Sub(e.read) < fieldCacheAge {
 		return nil
 	}
+	era := c.era()
 	halves := [2][]string{grids[:len(grids)/2], grids[len(grids)/2:]}
 	var snaps [2]*fieldwork.Snapshot
 	var heads [2]uint64
@@ -163,19 +174,23 @@ func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string,
 	if err != nil {
 		return err
 	}
-	c.put(key, &fieldEntry{snap: whole, head: min(heads[0], heads[1]), read: now, used: now})
+	c.put(key, &fieldEntry{snap: whole, head: min(heads[0], heads[1]), read: now, used: now}, era)
 	return nil
 }
 
-// put keeps e unless a newer entry of the scope is kept (a report that
-// read the database later), then drops the least recently used entries
-// past the bound.
-func (c *fieldCache) put(key fieldKey, e *fieldEntry) {
+// put keeps e, read in era, unless a newer entry of the scope is kept (a
+// report that read the database later) or a clear came after it began to
+// read (what an erasure blanked may be in it), then drops the least
+// recently used entries past the bound.
+func (c *fieldCache) put(key fieldKey, e *fieldEntry, era uint64) {
 	if e.snap.Len() > c.households {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if era != c.cleared {
+		return
+	}
 	if c.entries == nil {
 		c.entries = map[fieldKey]*fieldEntry{}
 	}
@@ -210,4 +225,5 @@ func (c *fieldCache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries = nil
+	c.cleared++
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorbook/doorbook/fieldwork"
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/internal/pgtest"
 	"github.com/doorbook/doorbook/server/store"
@@ -172,5 +173,28 @@ func TestReportRowsFollowWrites(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFieldCacheKeepsNothingReadBeforeAClear: rows whose read began before
+// an erasure cleared the cache are not kept, whenever their report ends;
+// rows read after it are.
+func TestFieldCacheKeepsNothingReadBeforeAClear(t *testing.T) {
+	t.Parallel()
+	snap, err := fieldwork.ReadSnapshot(t.Context(), fieldwork.Pages(), time.Time{}, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &fieldCache{households: 10}
+	key, now := fieldKey{scope: "g"}, time.Now()
+	before := c.era()
+	c.clear()
+	c.put(key, &fieldEntry{snap: snap, head: 1, read: now, used: now}, before)
+	if c.entries[key] != nil {
+		t.Error("rows read before a clear are kept after it")
+	}
+	c.put(key, &fieldEntry{snap: snap, head: 1, read: now, used: now}, c.era())
+	if c.entries[key] == nil {
+		t.Error("rows read after a clear are not kept")
 	}
 }

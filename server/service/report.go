@@ -164,17 +164,17 @@ func (s *Service) fillRows(ctx context.Context, p store.Principal, nodeID, campa
 		if err != nil {
 			return err
 		}
-		grids = gridsOf(nodes)
 		if campaignID != "" {
 			c, ok, err := tx.Campaign(ctx, campaignID)
 			if err != nil || !ok {
-				return err
+				return err // Analyze says the campaign is not found
 			}
 			from, to = c.Window()
 		}
+		grids = gridsOf(nodes)
 		return nil
 	})
-	if err != nil {
+	if err != nil || len(grids) == 0 {
 		return err
 	}
 	return s.fields.fill(ctx, s.db, grids, from, to, s.now())
