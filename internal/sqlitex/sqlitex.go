@@ -96,14 +96,23 @@ const BusyTimeout = 10 * time.Second
 type Option func(*options)
 
 type options struct {
-	cacheKiB int
-	maxPages int
+	cacheKiB  int
+	mmapBytes int64
+	maxPages  int
 }
 
 // WithCacheSize sets each connection's page cache (SQLite's default is
 // 2 MiB). A server whose writes land all over a large file re-reads fewer
 // pages with more; a phone keeps the default.
 func WithCacheSize(kib int) Option { return func(o *options) { o.cacheKiB = kib } }
+
+// WithMmapSize maps up to n bytes of the file into memory for reading:
+// a page then comes from the OS page cache without a read call and a copy
+// each, which is a fifth of a server's time reading a street's rows
+// whole. SQLite maps at most 2 GiB (its build's limit) and reads the rest
+// as before. A phone maps nothing: an I/O error on a mapped page kills the
+// process rather than failing a query, and its files are small.
+func WithMmapSize(n int64) Option { return func(o *options) { o.mmapBytes = n } }
 
 // WithMaxPages bounds the file at n pages (of 4 KiB by default): a write
 // that would grow it further fails with ErrFull, as on a full disk.
@@ -116,6 +125,9 @@ func dsn(file string, readOnly bool, o options) string {
 	}
 	if o.cacheKiB > 0 {
 		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", o.cacheKiB))
+	}
+	if o.mmapBytes > 0 {
+		q.Add("_pragma", fmt.Sprintf("mmap_size(%d)", o.mmapBytes))
 	}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")

@@ -125,8 +125,8 @@ func TestOpenPragmas(t *testing.T) {
 		name string
 		want map[string]string
 	}{
-		{db.R, "R", map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": busy, "synchronous": "1", "query_only": "1"}},
-		{db.W, "W", map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": busy, "synchronous": "1", "query_only": "0"}},
+		{db.R, "R", map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": busy, "synchronous": "1", "query_only": "1", "mmap_size": "0"}},
+		{db.W, "W", map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": busy, "synchronous": "1", "query_only": "0", "mmap_size": "0"}},
 	} {
 		for name, want := range c.want {
 			if got := pragma(t, c.pool, name); got != want {
@@ -159,6 +159,22 @@ func TestOpenPragmas(t *testing.T) {
 	}
 	if err := db.Close(); err != nil {
 		t.Errorf("second Close: %v, want nil (Close is documented as safe to repeat)", err)
+	}
+}
+
+// TestOpenMapped: a file opened to be mapped is mapped by every
+// connection, readers and the writer.
+func TestOpenMapped(t *testing.T) {
+	t.Parallel()
+	db, err := sqlitex.Open(t.Context(), tempFile(t), []sqlitex.Migration{m1}, sqlitex.WithMmapSize(1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for name, pool := range map[string]*sql.DB{"R": db.R, "W": db.W} {
+		if got := pragma(t, pool, "mmap_size"); got != "1073741824" {
+			t.Errorf("PRAGMA mmap_size through %s = %s, want 1073741824", name, got)
+		}
 	}
 }
 

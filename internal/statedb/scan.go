@@ -70,10 +70,12 @@ func (g *GridRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdR
 	// One join counts the persons, not a subquery per count: each reads
 	// the household's persons from their table. Grouped in the order of
 	// the index the households are read by, which needs no sort (the
-	// field rules sort them by id).
+	// field rules sort them by id). Persons are counted by a column of
+	// their household index (a server's covers the residence too), not by
+	// id, which only their row holds.
 	rows, err = q.QueryContext(ctx, `SELECT h.id, h.grid_id, h.head_name, h.address, h.member_count,
-			count(p.id) FILTER (WHERE p.residence != 'moved_away'), count(p.id) FILTER (WHERE p.residence = 'migrant'),
-			count(p.id) FILTER (WHERE p.residence = 'moved_away')
+			count(p.household_id) FILTER (WHERE p.residence != 'moved_away'), count(p.household_id) FILTER (WHERE p.residence = 'migrant'),
+			count(p.household_id) FILTER (WHERE p.residence = 'moved_away')
 		FROM households h LEFT JOIN persons p ON p.household_id = h.id AND p.deleted = 0
 		WHERE h.deleted = 0 AND h.`+g.col+` IN (`+in+`) GROUP BY h.`+g.col+`, h.id ORDER BY h.`+g.col+`, h.id`, toArgs(grids)...)
 	if err != nil {

@@ -1,11 +1,15 @@
 package sqlite
 
 import (
+	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/doorbook/doorbook/fieldwork"
 	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
 )
 
 // TestReportPlans: the report's queries that must not read every visit of
@@ -74,5 +78,61 @@ func TestReportPlans(t *testing.T) {
 				t.Errorf("%s: the plan does not use %s:\n%s", c.name, index, whole)
 			}
 		}
+	}
+}
+
+// planQuerier runs each query it is given after recording its plan.
+type planQuerier struct {
+	*sqlitex.Tx
+	plans []string
+}
+
+func (q *planQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	rows, err := q.Tx.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		return nil, err
+	}
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	q.plans = append(q.plans, strings.Join(plan, "\n"))
+	return q.Tx.QueryContext(ctx, query, args...)
+}
+
+// TestHouseholdRowPlan: a report reads a street's households and counts
+// their persons from two indexes alone, not from a row of each (240 →
+// 140 ms at 50,000 households).
+func TestHouseholdRowPlan(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		q := &planQuerier{Tx: tx}
+		if err := statedb.FieldRows(q, []string{"g1", "g2"}).Households(ctx, func(*fieldwork.HouseholdRow) error { return nil }); err != nil {
+			return err
+		}
+		whole := strings.Join(q.plans, "\n")
+		for _, want := range []string{"SEARCH h USING COVERING INDEX households_grid_live", "SEARCH p USING COVERING INDEX persons_household_live"} {
+			if !strings.Contains(whole, want) {
+				t.Errorf("the households' plans do not %s:\n%s", strings.ToLower(want), whole)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
