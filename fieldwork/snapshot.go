@@ -36,6 +36,12 @@ type snapshotHousehold struct {
 // summed over [from, to) needs, keeping the households keep accepts (all
 // with nil).
 func ReadSnapshot(ctx context.Context, rows Rows, from, to time.Time, keep func(*HouseholdRow) bool) (*Snapshot, error) {
+	return readSnapshot(ctx, rows, from, to, keep, true)
+}
+
+// readSnapshot is ReadSnapshot, with the plain visits left unread unless
+// plain.
+func readSnapshot(ctx context.Context, rows Rows, from, to time.Time, keep func(*HouseholdRow) bool, plain bool) (*Snapshot, error) {
 	s := &Snapshot{from: from, to: to, households: map[string]*snapshotHousehold{}}
 	err := rows.Households(ctx, func(r *HouseholdRow) error {
 		if keep == nil || keep(r) {
@@ -50,14 +56,16 @@ func ReadSnapshot(ctx context.Context, rows Rows, from, to time.Time, keep func(
 	if err != nil {
 		return nil, err
 	}
-	err = rows.PlainVisits(ctx, from, to, time.Time{}, func(a *VisitAggregate) error {
-		if h := s.households[a.HouseholdID]; h != nil {
-			h.plain = append(h.plain, *a)
+	if plain {
+		err = rows.PlainVisits(ctx, from, to, time.Time{}, func(a *VisitAggregate) error {
+			if h := s.households[a.HouseholdID]; h != nil {
+				h.plain = append(h.plain, *a)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	trackedBy := map[string][]*snapshotHousehold{}
 	err = rows.SpecialVisits(ctx, func(r *VisitRow) error {

@@ -210,21 +210,23 @@ func (s *reportService) weeks(ctx context.Context, node string, c *syncengine.Ca
 	if n := int(stop.Sub(start)/week) + 1; n > maxWeeks {
 		start = start.Add(time.Duration(n-maxWeeks) * week)
 	}
-	before, err := s.analyze(ctx, node, c.ID, start)
-	if err != nil {
-		return nil, err
-	}
-	_, closedBefore := before.Fieldwork.ItemTally(start, start)
-	var out []*pb.WeekProgress
+	// The start, then each week's end: one analysis each, from one read.
+	untils := []time.Time{start}
 	for from := start; from.Before(stop); from = from.Add(week) {
 		until := from.Add(week)
 		if stop.Before(until) {
 			until = stop
 		}
-		an, err := s.analyze(ctx, node, c.ID, until)
-		if err != nil {
-			return nil, err
-		}
+		untils = append(untils, until)
+	}
+	ans, err := s.store.AnalyzeSeries(ctx, principal(ctx), node, c.ID, untils)
+	if err != nil {
+		return nil, toConnect(s.log, err)
+	}
+	_, closedBefore := ans[0].Fieldwork.ItemTally(start, start)
+	var out []*pb.WeekProgress
+	for i, an := range ans[1:] {
+		from, until := untils[i], untils[i+1]
 		p := newProgress(an, until)
 		opened, closed := an.Fieldwork.ItemTally(from, until)
 		w := &pb.WeekProgress{From: timestamppb.New(from), Until: timestamppb.New(until),

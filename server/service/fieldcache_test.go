@@ -23,7 +23,9 @@ import (
 // after batches of random writes through the service: visits imported
 // (plain, revisits, hazards, group visits reaching outside the street),
 // items assigned and closed off, households moving between the street's
-// grids and out of it and back, households deleted and erased.
+// grids and out of it and back, households deleted and erased. Every third
+// batch, a series of reports as of five moments (AnalyzeSeries) analyses
+// as five reports.
 func TestReportRowsFollowWrites(t *testing.T) {
 	t.Parallel()
 	for i, db := range []string{"sqlite", "sqlite", "sqlite", "postgres"} {
@@ -165,6 +167,24 @@ func TestReportRowsFollowWrites(t *testing.T) {
 				}
 				if !reflect.DeepEqual(cached, whole) {
 					t.Fatalf("after batch %d (%v) the report from kept rows differs from one reading them all:\n%+v\n%+v", batch, did, cached.Fieldwork.Figures(now, nil), whole.Fieldwork.Figures(now, nil))
+				}
+				if batch%3 == 2 {
+					// A series of moments read once analyses as one report
+					// as of each of them.
+					untils := []time.Time{now.AddDate(0, 0, -25), now.AddDate(0, 0, -12), now.Add(-5*24*time.Hour - 3*time.Hour), now, now.AddDate(0, 0, 3)}
+					series, err := s.AnalyzeSeries(ctx, admin, street, camp.ID, untils)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i, u := range untils {
+						one, err := ref.Analyze(ctx, admin, street, camp.ID, u)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !reflect.DeepEqual(series[i], one) {
+							t.Fatalf("after batch %d (%v) the series' report as of %v differs from one report as of it:\n%+v\n%+v", batch, did, u, series[i].Fieldwork.Figures(u, nil), one.Fieldwork.Figures(u, nil))
+						}
+					}
 				}
 				if batch%10 == 9 {
 					// Some batches start from rows kept a while: read whole

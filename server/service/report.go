@@ -64,35 +64,7 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 	}
 	an := &store.Analysis{}
 	err := s.db.View(ctx, func(tx store.Tx) error {
-		var err error
-		if an.Node, an.Nodes, err = reportNode(ctx, tx, p, nodeID); err != nil {
-			return err
-		}
-		if campaignID != "" {
-			c, ok, err := tx.Campaign(ctx, campaignID)
-			if err != nil {
-				return err
-			}
-			if !ok || c.Deleted.Value {
-				return fmt.Errorf("%w: campaign %s", syncengine.ErrNotFound, campaignID)
-			}
-			path, err := tx.NodePath(ctx, c.NodeID.Value)
-			if err != nil {
-				return err
-			}
-			if authz.Decide(p, authz.ReadCampaign, authz.Node(path)) != nil {
-				return fmt.Errorf("%w: campaign %s is outside your subtree", syncengine.ErrOutOfScope, campaignID)
-			}
-			an.Campaign = &c
-			spec, err := tx.Ranking(ctx, campaignID)
-			if err != nil {
-				return err
-			}
-			if an.Ranking, err = fieldwork.DecodeRanking(spec); err != nil {
-				return err
-			}
-		}
-		cats, err := tx.Categories(ctx, 0)
+		cats, err := readFrame(ctx, tx, p, nodeID, campaignID, an)
 		if err != nil {
 			return err
 		}
@@ -111,46 +83,156 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 		if an.Fieldwork, err = fieldwork.LoadUntil(ctx, rows, an.Campaign, cats, until); err != nil {
 			return err
 		}
-		policy, err := tx.ItemPolicy(ctx)
+		ids, err := reportWorkers(ctx, tx, grids, an.Fieldwork)
 		if err != nil {
 			return err
 		}
-		an.Fieldwork.EscalationPeriod = policy.Escalation()
-		ids, err := tx.WorkersOfGrids(ctx, grids)
-		if err != nil {
-			return err
-		}
-		// Visitors without grids here (a cadre, a police officer) count too.
-		for _, v := range an.Fieldwork.Visitors() {
-			if !slices.Contains(ids, v) {
-				ids = append(ids, v)
-			}
-		}
-		if err := visitedElsewhere(ctx, tx, an, ids, grids, until, rows.inside); err != nil {
-			return err
-		}
-		from, to := time.UnixMilli(0), time.UnixMilli(1<<62)
+		var e *elsewhere
 		if an.Campaign != nil {
-			from, to = an.Campaign.Window()
-		}
-		to = clip(from, to, until)
-		if an.Placed, err = tx.PlacedVisits(ctx, grids, from, to); err != nil {
-			return err
-		}
-		for _, id := range ids {
-			w, err := tx.Worker(ctx, id)
-			if err != nil {
-				w = store.Worker{ID: id, Name: id}
+			from, to := an.Campaign.Window()
+			if e, err = readElsewhere(ctx, tx, ids, grids, from, clip(from, to, until), rows.inside); err != nil {
+				return err
 			}
-			an.Workers = append(an.Workers, w)
 		}
-		slices.SortFunc(an.Workers, func(a, b store.Worker) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
-		return nil
+		return finishAnalysis(ctx, tx, an, grids, ids, e, until)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("analyze: %w", err)
 	}
 	return an, nil
+}
+
+// AnalyzeSeries is Analyze as of each of untils (none zero), in one
+// snapshot that reads the scope's rows once (fieldwork.LoadSeries): a
+// campaign's weeks, each as of its end.
+func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, campaignID string, untils []time.Time) ([]*store.Analysis, error) {
+	if len(untils) == 0 {
+		return nil, nil
+	}
+	out := make([]*store.Analysis, len(untils))
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		frame := &store.Analysis{}
+		cats, err := readFrame(ctx, tx, p, nodeID, campaignID, frame)
+		if err != nil {
+			return err
+		}
+		grids := gridsOf(frame.Nodes)
+		fws, err := fieldwork.LoadSeries(ctx, tx.FieldRows(grids), frame.Campaign, cats, untils)
+		if err != nil {
+			return err
+		}
+		ids := make([][]string, len(untils))
+		var all []string
+		for i, fw := range fws {
+			if ids[i], err = reportWorkers(ctx, tx, grids, fw); err != nil {
+				return err
+			}
+			all = append(all, ids[i]...)
+		}
+		slices.Sort(all)
+		all = slices.Compact(all)
+		// The visits elsewhere of the latest moment, one row per visit,
+		// hold those of every earlier one.
+		var e *elsewhere
+		if frame.Campaign != nil {
+			from, to := frame.Campaign.Window()
+			if e, err = readElsewhere(ctx, tx, all, grids, from, clip(from, to, slices.MaxFunc(untils, time.Time.Compare)), nil); err != nil {
+				return err
+			}
+		}
+		for i, until := range untils {
+			an := *frame
+			an.Fieldwork = fws[i]
+			if err := finishAnalysis(ctx, tx, &an, grids, ids[i], e, until); err != nil {
+				return err
+			}
+			out[i] = &an
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("analyze: %w", err)
+	}
+	return out, nil
+}
+
+// readFrame reads into an what a report on node for campaign needs besides
+// its rows: the node and its subtree, the campaign and its ranking, each
+// checked against p, and returns the categories.
+func readFrame(ctx context.Context, tx store.Tx, p store.Principal, nodeID, campaignID string, an *store.Analysis) ([]syncengine.Category, error) {
+	var err error
+	if an.Node, an.Nodes, err = reportNode(ctx, tx, p, nodeID); err != nil {
+		return nil, err
+	}
+	if campaignID != "" {
+		c, ok, err := tx.Campaign(ctx, campaignID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || c.Deleted.Value {
+			return nil, fmt.Errorf("%w: campaign %s", syncengine.ErrNotFound, campaignID)
+		}
+		path, err := tx.NodePath(ctx, c.NodeID.Value)
+		if err != nil {
+			return nil, err
+		}
+		if authz.Decide(p, authz.ReadCampaign, authz.Node(path)) != nil {
+			return nil, fmt.Errorf("%w: campaign %s is outside your subtree", syncengine.ErrOutOfScope, campaignID)
+		}
+		an.Campaign = &c
+		spec, err := tx.Ranking(ctx, campaignID)
+		if err != nil {
+			return nil, err
+		}
+		if an.Ranking, err = fieldwork.DecodeRanking(spec); err != nil {
+			return nil, err
+		}
+	}
+	return tx.Categories(ctx, 0)
+}
+
+// reportWorkers lists the workers of grids and the visitors of fw without
+// grids here (a cadre, a police officer): each counts in the quotas.
+func reportWorkers(ctx context.Context, tx store.Tx, grids []string, fw *fieldwork.Analysis) ([]string, error) {
+	ids, err := tx.WorkersOfGrids(ctx, grids)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range fw.Visitors() {
+		if !slices.Contains(ids, v) {
+			ids = append(ids, v)
+		}
+	}
+	return ids, nil
+}
+
+// finishAnalysis adds to an, whose field rules have run as of until (zero:
+// now), the item policy, the visits of workers elsewhere (e, nil without
+// a campaign), the visits with a position and the workers of ids.
+func finishAnalysis(ctx context.Context, tx store.Tx, an *store.Analysis, grids, ids []string, e *elsewhere, until time.Time) error {
+	policy, err := tx.ItemPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	an.Fieldwork.EscalationPeriod = policy.Escalation()
+	e.addTo(an.Fieldwork, ids, until)
+	from, to := time.UnixMilli(0), time.UnixMilli(1<<62)
+	if an.Campaign != nil {
+		from, to = an.Campaign.Window()
+	}
+	to = clip(from, to, until)
+	if an.Placed, err = tx.PlacedVisits(ctx, grids, from, to); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		w, err := tx.Worker(ctx, id)
+		if err != nil {
+			w = store.Worker{ID: id, Name: id}
+		}
+		an.Workers = append(an.Workers, w)
+	}
+	slices.SortFunc(an.Workers, func(a, b store.Worker) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
+	return nil
 }
 
 // fillRows has the rows of node's grids, for the window of campaign (none
@@ -242,58 +324,87 @@ func (r *countingRows) PlainVisits(ctx context.Context, from, to, until time.Tim
 	})
 }
 
-// visitedElsewhere adds to an's quotas the visits of workers to households
-// outside grids (moved away since), as the phones count them: in the
-// campaign's window once amendments are applied, voided ones left out.
-// inside is what countingRows counted, or nil.
-func visitedElsewhere(ctx context.Context, tx store.Tx, an *store.Analysis, workers, grids []string, until time.Time, inside map[string]int) error {
-	if an.Campaign == nil || len(workers) == 0 {
-		return nil
+// elsewhere holds the visits of workers to households outside a report's
+// grids (moved away since), which count in the workers' quotas as the
+// phones count them: in the campaign's window once amendments are applied,
+// voided ones left out.
+type elsewhere struct {
+	plain   []store.WorkerVisit
+	amended []syncengine.Visit
+	// amendments are those of amended, by visit.
+	amendments map[string][]syncengine.Amendment
+}
+
+// readElsewhere reads the visits of workers made in [from, to) to
+// households outside grids, and their amended ones whenever made. inside
+// is what countingRows counted, or nil (VisitsBy).
+func readElsewhere(ctx context.Context, tx store.Tx, workers, grids []string, from, to time.Time, inside map[string]int) (*elsewhere, error) {
+	e := &elsewhere{amendments: map[string][]syncengine.Amendment{}}
+	if len(workers) == 0 {
+		return e, nil
 	}
-	from, to := an.Campaign.Window()
-	to = clip(from, to, until)
 	visits, err := tx.VisitsBy(ctx, workers, from, to, grids, inside)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var amended []string
 	for _, v := range visits {
 		if v.Amended {
 			amended = append(amended, v.VisitID)
 		} else {
-			an.Fieldwork.AddVisitedElsewhere(v.VisitorID, v.HouseholdID, v.At)
+			e.plain = append(e.plain, v)
 		}
 	}
 	slices.Sort(amended)
 	amended = slices.Compact(amended)
-	for start := 0; start < len(amended); start += pageSize {
-		part := amended[start:min(start+pageSize, len(amended))]
+	for part := range slices.Chunk(amended, pageSize) {
 		vs, err := tx.Visits(ctx, part)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		as, err := tx.AmendmentsOfVisits(ctx, part)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		byVisit := map[string][]syncengine.Amendment{}
+		e.amended = append(e.amended, vs...)
 		for _, a := range as {
-			byVisit[a.VisitID] = append(byVisit[a.VisitID], a)
-		}
-		if !until.IsZero() {
-			byVisit = fieldwork.AmendmentsUntil(byVisit, until)
-		}
-		for _, v := range vs {
-			view := syncengine.Effective(v, byVisit[v.ID])
-			if view.Voided || !until.IsZero() && !view.VisitedAt.Before(until) {
-				continue
-			}
-			for _, h := range v.HouseholdIDs {
-				an.Fieldwork.AddVisitedElsewhere(v.VisitorID, h, view.VisitedAt)
-			}
+			e.amendments[a.VisitID] = append(e.amendments[a.VisitID], a)
 		}
 	}
-	return nil
+	return e, nil
+}
+
+// addTo adds to fw's quotas the visits of e by workers as of until (zero:
+// all of them): made before it, with the amendments recorded before it.
+func (e *elsewhere) addTo(fw *fieldwork.Analysis, workers []string, until time.Time) {
+	if e == nil {
+		return
+	}
+	of := make(map[string]bool, len(workers))
+	for _, w := range workers {
+		of[w] = true
+	}
+	for _, v := range e.plain {
+		if (until.IsZero() || v.At.Before(until)) && of[v.VisitorID] {
+			fw.AddVisitedElsewhere(v.VisitorID, v.HouseholdID, v.At)
+		}
+	}
+	byVisit := e.amendments
+	if !until.IsZero() {
+		byVisit = fieldwork.AmendmentsUntil(byVisit, until)
+	}
+	for _, v := range e.amended {
+		if !of[v.VisitorID] {
+			continue
+		}
+		view := syncengine.Effective(v, byVisit[v.ID])
+		if view.Voided || !until.IsZero() && !view.VisitedAt.Before(until) {
+			continue
+		}
+		for _, h := range v.HouseholdIDs {
+			fw.AddVisitedElsewhere(v.VisitorID, h, view.VisitedAt)
+		}
+	}
 }
 
 // pageSize is how many households or visits an export reads at a time.

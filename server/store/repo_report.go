@@ -21,14 +21,15 @@ type Reports interface {
 	WorkersOfGrids(ctx context.Context, grids []string) ([]string, error)
 	// VisitsBy lists, per household, the visits of workers made in [from,
 	// to) or amended (whenever made), with each household's grid, leaving
-	// out those to households now in one of the grids of except. A
-	// backend may fold the plain visits (fieldwork.Rows.PlainVisits) of a
-	// worker to a household into one row with no visit id and the newest
-	// time. inside, if not nil, counts per worker the live households of
-	// except that their plain visits in [from, to) reached (as the
-	// caller read them in this transaction): a backend that keeps sums
-	// may then leave out the plain visits of a worker whose sums reach no
-	// other household.
+	// out those to households now in one of the grids of except. inside,
+	// if not nil, counts per worker the live households of except that
+	// their plain visits in [from, to) reached (as the caller read them in
+	// this transaction). With it a backend that keeps sums may fold the
+	// plain visits (fieldwork.Rows.PlainVisits) of a worker to a household
+	// into one row with no visit id and the newest time, and leave out
+	// those of a worker whose sums reach no other household. With a nil
+	// inside each visit is a row of its own, with its time: a series of
+	// reports reads them once for all its moments.
 	VisitsBy(ctx context.Context, workers []string, from, to time.Time, except []string, inside map[string]int) ([]WorkerVisit, error)
 	// AmendmentsOfVisits loads the amendments of visits.
 	AmendmentsOfVisits(ctx context.Context, visitIDs []string) ([]syncengine.Amendment, error)

@@ -30,9 +30,14 @@ func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time,
 	if len(workers) == 0 {
 		return nil, nil
 	}
-	kept, err := statedb.WindowKept(ctx, t.Tx, from.UnixMilli(), to.UnixMilli())
-	if err != nil {
-		return nil, fmt.Errorf("read visits: %w", err)
+	// The plain visits come folded from their sums when the caller
+	// counted what it read of them and the window is one kept.
+	kept := false
+	if inside != nil {
+		var err error
+		if kept, err = statedb.WindowKept(ctx, t.Tx, from.UnixMilli(), to.UnixMilli()); err != nil {
+			return nil, fmt.Errorf("read visits: %w", err)
+		}
 	}
 	// The lists as JSON arrays, however long. Not null: NOT IN a list
 	// holding a null keeps nothing.
@@ -46,11 +51,9 @@ func (t *tx) VisitsBy(ctx context.Context, workers []string, from, to time.Time,
 	}
 	query, args := visitsByRaw, []any{from.UnixMilli(), to.UnixMilli(), string(list), string(outside)}
 	if kept {
-		summed := workers
-		if inside != nil {
-			if summed, err = t.reachingOutside(ctx, workers, from, to, inside); err != nil {
-				return nil, err
-			}
+		summed, err := t.reachingOutside(ctx, workers, from, to, inside)
+		if err != nil {
+			return nil, err
 		}
 		summedList, err := json.Marshal(append([]string{}, summed...))
 		if err != nil {

@@ -1,0 +1,102 @@
+package fieldwork
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/doorbook/doorbook/syncengine"
+)
+
+// SeriesRows is Rows that can sum the plain visits as of several moments
+// in one read of them.
+type SeriesRows interface {
+	Rows
+	// PlainVisitsSeries calls fn(i, a) for each a that PlainVisits(ctx,
+	// from, to, untils[i], ...) would, for each i, reading each visit
+	// once. untils are none zero.
+	PlainVisitsSeries(ctx context.Context, from, to time.Time, untils []time.Time, fn func(i int, a *VisitAggregate) error) error
+}
+
+// LoadSeries is LoadUntil as of each of untils (none zero), reading the
+// scope's rows once: a campaign's weeks, each as of its end. Only the
+// plain visits differ from one moment to the next, and rows that are
+// SeriesRows sum them for all at once; the rest is read once and kept
+// (as a Snapshot keeps it) while the field rules run over each moment.
+func LoadSeries(ctx context.Context, rows Rows, campaign *syncengine.Campaign, cats []syncengine.Category, untils []time.Time) ([]*Analysis, error) {
+	for _, u := range untils {
+		if u.IsZero() {
+			return nil, errors.New("fieldwork: a series is of moments: a zero until is a report as of now")
+		}
+	}
+	var from, to time.Time
+	if campaign != nil {
+		from, to = campaign.Window()
+	}
+	s, err := readSnapshot(ctx, rows, from, to, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	plain := make([][]VisitAggregate, len(untils))
+	collect := func(i int, a *VisitAggregate) error {
+		plain[i] = append(plain[i], *a)
+		return nil
+	}
+	if sr, ok := rows.(SeriesRows); ok {
+		err = sr.PlainVisitsSeries(ctx, from, to, untils, collect)
+	} else {
+		for i, u := range untils {
+			if err = rows.PlainVisits(ctx, from, to, u, func(a *VisitAggregate) error { return collect(i, a) }); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The moments are analysed side by side: each reads the kept rows
+	// and builds its own analysis.
+	out := make([]*Analysis, len(untils))
+	errs := make([]error, len(untils))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(untils)) {
+		wg.Go(func() {
+			for i := range next {
+				out[i], errs[i] = LoadUntil(ctx, seriesRows{snapshotRows{s}, untils[i], plain[i]}, campaign, cats, untils[i])
+			}
+		})
+	}
+	for i := range untils {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// seriesRows are the kept rows of a series as of one of its moments.
+type seriesRows struct {
+	snapshotRows
+	until time.Time
+	plain []VisitAggregate
+}
+
+func (r seriesRows) PlainVisits(ctx context.Context, from, to, until time.Time, fn func(*VisitAggregate) error) error {
+	if !from.Equal(r.s.from) || !to.Equal(r.s.to) || !until.Equal(r.until) {
+		return fmt.Errorf("fieldwork: a series' rows of [%v, %v) until %v read for [%v, %v) until %v", r.s.from, r.s.to, r.until, from, to, until)
+	}
+	for i := range r.plain {
+		a := r.plain[i]
+		if err := fn(&a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
