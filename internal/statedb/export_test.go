@@ -19,3 +19,9 @@ const (
 func (g *GridRows) AmendmentsQuery(walkLinks bool) (string, []any) {
 	return g.amendmentsQuery(walkLinks), toArgs(g.grids)
 }
+
+// SpecialVisitsQuery is the statement and arguments of g's SpecialVisits,
+// when it walks the special visits or else the scope's links.
+func (g *GridRows) SpecialVisitsQuery(walkLinks bool) (string, []any) {
+	return g.specialVisitsQuery(!walkLinks), append(toArgs(g.grids), toArgs(g.grids)...)
+}

@@ -137,3 +137,49 @@ func TestAmendmentsPlan(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecialVisitsPlan: walking a scope's links (a page of an export, a
+// street among many), the amended visits are found from each link by the
+// amendments' index, and only they are looked up in the visits' table:
+// not every visit of the page, with an index of every amendment built
+// for the query.
+func TestSpecialVisitsPlan(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := openState(t)
+	for name, rows := range map[string]*statedb.GridRows{
+		"grids":      statedb.FieldRows(db.R, []string{"g1", "g2", "g3"}),
+		"households": statedb.FieldRowsOf(db.R, []string{"h1", "h2"}),
+	} {
+		query, args := rows.SpecialVisitsQuery(true)
+		plan, err := db.R.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var steps []string
+		for plan.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := plan.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			steps = append(steps, detail)
+		}
+		if err := errors.Join(plan.Err(), plan.Close()); err != nil {
+			t.Fatal(err)
+		}
+		whole := strings.Join(steps, "\n")
+		for _, w := range []string{"SEARCH v USING COVERING INDEX visits_special (id=?)", "SEARCH a USING COVERING INDEX visit_amendments_visit (visit_id=?)"} {
+			if !strings.Contains(whole, w) {
+				t.Errorf("%s: the plan lacks %q:\n%s", name, w, whole)
+			}
+		}
+		if strings.Contains(whole, "AUTOMATIC") || strings.Contains(whole, "SCAN ") {
+			t.Errorf("%s: the plan scans, or builds an index of its own:\n%s", name, whole)
+		}
+		// The amended visits' table comes after the amendments.
+		if a, v := strings.Index(whole, "SEARCH a "), strings.LastIndex(whole, "SEARCH v USING INDEX sqlite_autoindex_visits_1"); a < 0 || v < a {
+			t.Errorf("%s: the plan looks up visits before their amendments:\n%s", name, whole)
+		}
+	}
+}
