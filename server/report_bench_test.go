@@ -369,6 +369,7 @@ func BenchmarkConsolePages(b *testing.B) {
 	for _, page := range []struct{ name, path string }{
 		{"dashboard", "/console/?" + q},
 		{"households-not-visited", "/console/households?metric=not_visited&" + q},
+		{"weeks", "/console/weeks?" + q},
 		{"household", "/console/household/" + hh.GetHouseholds()[0].GetHouseholdId()},
 		{"items-open", "/console/items?state=open&node=" + env.street},
 		{"workers", "/console/workers"},
