@@ -24,9 +24,11 @@ type SeriesRows interface {
 // LoadSeries is LoadUntil as of each of untils (none zero), reading the
 // scope's rows once: a campaign's weeks, each as of its end. Only the
 // plain visits differ from one moment to the next, and rows that are
-// SeriesRows sum them for all at once; the rest is read once and kept
-// (as a Snapshot keeps it) while the field rules run over each moment.
-func LoadSeries(ctx context.Context, rows Rows, campaign *syncengine.Campaign, cats []syncengine.Category, untils []time.Time) ([]*Analysis, error) {
+// SeriesRows sum them for all at once. The rest comes from shared (rows
+// itself if nil: the same scope's rows, kept by the caller perhaps), read
+// once and kept (as a Snapshot keeps it) while the field rules run over
+// each moment.
+func LoadSeries(ctx context.Context, rows, shared Rows, campaign *syncengine.Campaign, cats []syncengine.Category, untils []time.Time) ([]*Analysis, error) {
 	for _, u := range untils {
 		if u.IsZero() {
 			return nil, errors.New("fieldwork: a series is of moments: a zero until is a report as of now")
@@ -36,7 +38,10 @@ func LoadSeries(ctx context.Context, rows Rows, campaign *syncengine.Campaign, c
 	if campaign != nil {
 		from, to = campaign.Window()
 	}
-	s, err := readSnapshot(ctx, rows, from, to, nil, false)
+	if shared == nil {
+		shared = rows
+	}
+	s, err := readSnapshot(ctx, shared, from, to, nil, false)
 	if err != nil {
 		return nil, err
 	}

@@ -117,7 +117,17 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 			return err
 		}
 		grids := gridsOf(frame.Nodes)
-		fws, err := fieldwork.LoadSeries(ctx, tx.FieldRows(grids), frame.Campaign, cats, untils)
+		// All but the plain visits come from the rows a report of the
+		// scope keeps (read whole if none are).
+		var from, to time.Time
+		if frame.Campaign != nil {
+			from, to = frame.Campaign.Window()
+		}
+		shared, err := s.fields.rows(ctx, tx, grids, from, to, s.now())
+		if err != nil {
+			return err
+		}
+		fws, err := fieldwork.LoadSeries(ctx, tx.FieldRows(grids), shared, frame.Campaign, cats, untils)
 		if err != nil {
 			return err
 		}
@@ -135,7 +145,6 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 		// hold those of every earlier one.
 		var e *elsewhere
 		if frame.Campaign != nil {
-			from, to := frame.Campaign.Window()
 			if e, err = readElsewhere(ctx, tx, all, grids, from, clip(from, to, slices.MaxFunc(untils, time.Time.Compare)), nil); err != nil {
 				return err
 			}
