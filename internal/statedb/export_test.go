@@ -25,3 +25,9 @@ func (g *GridRows) AmendmentsQuery(walkLinks bool) (string, []any) {
 func (g *GridRows) SpecialVisitsQuery(walkLinks bool) (string, []any) {
 	return g.specialVisitsQuery(!walkLinks), append(toArgs(g.grids), toArgs(g.grids)...)
 }
+
+// SpecialLinksQuery is the statement and arguments of g's SpecialVisits
+// from the special links.
+func (g *GridRows) SpecialLinksQuery() (string, []any) {
+	return g.specialLinksQuery(), toArgs(g.grids)
+}

@@ -26,6 +26,16 @@ type GridRows struct {
 	// walkLinks makes SpecialVisits walk the scope's links whatever the
 	// counts say (for tests of that plan).
 	walkLinks bool
+	// specialLinks: the database keeps visit_special_links.
+	specialLinks bool
+}
+
+// WithSpecialLinks has g find the scope's special and amended visits, and
+// their amendments, from visit_special_links, which the database keeps
+// (SpecialLinks): by household, whatever the database holds besides.
+func (g *GridRows) WithSpecialLinks() *GridRows {
+	g.specialLinks = true
+	return g
 }
 
 var _ fieldwork.Rows = (*GridRows)(nil)
@@ -260,11 +270,17 @@ func (g *GridRows) SpecialVisits(ctx context.Context, fn func(*fieldwork.VisitRo
 	if len(grids) == 0 {
 		return nil
 	}
-	few, err := g.fewSpecial(ctx)
-	if err != nil {
-		return err
+	var rows *sql.Rows
+	var err error
+	if g.specialLinks {
+		rows, err = q.QueryContext(ctx, g.specialLinksQuery(), toArgs(grids)...)
+	} else {
+		var few bool
+		if few, err = g.fewSpecial(ctx); err != nil {
+			return err
+		}
+		rows, err = q.QueryContext(ctx, g.specialVisitsQuery(few && !g.walkLinks), append(toArgs(grids), toArgs(grids)...)...)
 	}
-	rows, err := q.QueryContext(ctx, g.specialVisitsQuery(few && !g.walkLinks), append(toArgs(grids), toArgs(grids)...)...)
 	if err != nil {
 		return fmt.Errorf("read visits: %w", err)
 	}
@@ -292,6 +308,15 @@ func (g *GridRows) SpecialVisits(ctx context.Context, fn func(*fieldwork.VisitRo
 		}
 	}
 	return rows.Err()
+}
+
+// specialLinksQuery selects the special and amended visits of the scope
+// from each household's special links: a seek a household, and a row
+// read for each of its few such visits.
+func (g *GridRows) specialLinksQuery() string {
+	return `SELECT s.household_id, s.ord, v.id, v.visitor_id, v.visited_at, v.form, v.hlc, v.node, v.revisit_due, v.tracked, v.details
+		FROM households h JOIN visit_special_links s ON s.household_id = h.id CROSS JOIN visits v ON v.id = s.visit_id
+		WHERE h.deleted = 0 AND h.` + g.col + ` IN (` + sqlitex.InPlaceholders(len(g.grids)) + `)`
 }
 
 // specialVisitsQuery selects the special visits of the scope and its
@@ -361,13 +386,17 @@ func (g *GridRows) Amendments(ctx context.Context) (map[string][]syncengine.Amen
 		return out, nil
 	}
 	// Walk the amendments when they are few, as SpecialVisits does the
-	// special visits; else the scope's links, where a group visit's
-	// amendments come once per household of the scope.
-	few, err := g.fewSpecial(ctx)
-	if err != nil {
-		return nil, err
+	// special visits; else the scope's links (its special links, where
+	// the database keeps them), where a group visit's amendments come once
+	// per household of the scope.
+	walkLinks := true
+	if !g.specialLinks {
+		few, err := g.fewSpecial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		walkLinks = !few || g.walkLinks
 	}
-	walkLinks := !few || g.walkLinks
 	rows, err := q.QueryContext(ctx, g.amendmentsQuery(walkLinks), toArgs(grids)...)
 	if err != nil {
 		return nil, fmt.Errorf("read amendments: %w", err)
@@ -398,8 +427,12 @@ func (g *GridRows) Amendments(ctx context.Context) (map[string][]syncengine.Amen
 func (g *GridRows) amendmentsQuery(walkLinks bool) string {
 	in := sqlitex.InPlaceholders(len(g.grids))
 	if walkLinks {
+		links := "visit_households"
+		if g.specialLinks {
+			links = "visit_special_links"
+		}
 		return `SELECT a.` + strings.ReplaceAll(amendmentCols, ", ", ", a.") + ` FROM households h
-		JOIN visit_households vh ON vh.household_id = h.id JOIN visit_amendments a ON a.visit_id = vh.visit_id
+		JOIN ` + links + ` vh ON vh.household_id = h.id JOIN visit_amendments a ON a.visit_id = vh.visit_id
 		WHERE h.deleted = 0 AND h.` + g.col + ` IN (` + in + `)`
 	}
 	return `SELECT ` + amendmentCols + ` FROM visit_amendments a WHERE EXISTS (

@@ -25,8 +25,11 @@ func TestFieldRows(t *testing.T) {
 		summed, of, links bool
 		// pages reads the households two at a time (fieldwork.Pages).
 		pages bool
-	}{{"Summed", true, false, false, false}, {"Unsummed", false, false, false, false}, {"OfHouseholds", true, true, false, false},
-		{"WalkingLinks", true, false, true, false}, {"Pages", true, true, false, true}} {
+		// special reads the special links (WithSpecialLinks).
+		special bool
+	}{{"Summed", true, false, false, false, false}, {"Unsummed", false, false, false, false, false}, {"OfHouseholds", true, true, false, false, false},
+		{"WalkingLinks", true, false, true, false, false}, {"Pages", true, true, false, true, false},
+		{"SpecialLinks", true, false, false, false, true}, {"SpecialLinksOfHouseholds", false, true, false, false, true}} {
 		summed := c.summed
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -53,6 +56,9 @@ func TestFieldRows(t *testing.T) {
 							ids = append(ids, h.ID)
 						}
 					}
+					if c.special {
+						return statedb.FieldRowsOf(db.R, ids).WithSpecialLinks()
+					}
 					if !c.pages {
 						return statedb.FieldRowsOf(db.R, ids)
 					}
@@ -65,13 +71,17 @@ func TestFieldRows(t *testing.T) {
 				if c.links {
 					return statedb.FieldRowsWalkingLinks(db.R, grids)
 				}
+				if c.special {
+					return statedb.FieldRows(db.R, grids).WithSpecialLinks()
+				}
 				return statedb.FieldRows(db.R, grids)
 			})
 		})
 	}
 }
 
-// openState opens a database of the replicated tables alone.
+// openState opens a database of the replicated tables alone, with the
+// special links a server keeps.
 func openState(t testing.TB) *sqlitex.DB {
 	t.Helper()
 	db, err := sqlitex.Open(t.Context(), filepath.Join(t.TempDir(), "state.db"), []sqlitex.Migration{
@@ -82,6 +92,7 @@ func openState(t testing.TB) *sqlitex.DB {
 		{Version: 5, Name: "005_state.sql", SQL: statedb.SchemaV5},
 		{Version: 6, Name: "006_state.sql", SQL: statedb.SchemaV6},
 		{Version: 7, Name: "007_state.sql", SQL: statedb.SchemaV7},
+		{Version: 8, Name: "008_special_links.sql", SQL: statedb.SpecialLinks},
 	})
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -180,6 +191,57 @@ func TestSpecialVisitsPlan(t *testing.T) {
 		// The amended visits' table comes after the amendments.
 		if a, v := strings.Index(whole, "SEARCH a "), strings.LastIndex(whole, "SEARCH v USING INDEX sqlite_autoindex_visits_1"); a < 0 || v < a {
 			t.Errorf("%s: the plan looks up visits before their amendments:\n%s", name, whole)
+		}
+	}
+}
+
+// TestSpecialLinksPlan: from the special links, a scope's special and
+// amended visits and their amendments cost a seek per household and a
+// row per such visit: no walk of every special visit of the database, no
+// visit looked up that is not special.
+func TestSpecialLinksPlan(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := openState(t)
+	for name, rows := range map[string]*statedb.GridRows{
+		"grids":      statedb.FieldRows(db.R, []string{"g1", "g2", "g3"}).WithSpecialLinks(),
+		"households": statedb.FieldRowsOf(db.R, []string{"h1", "h2"}).WithSpecialLinks(),
+	} {
+		visits, vargs := rows.SpecialLinksQuery()
+		amendments, aargs := rows.AmendmentsQuery(true)
+		for what, q := range map[string]struct {
+			query string
+			args  []any
+			want  []string
+		}{
+			"visits":     {visits, vargs, []string{"SEARCH s USING PRIMARY KEY (household_id=?)", "SEARCH v USING INDEX sqlite_autoindex_visits_1 (id=?)"}},
+			"amendments": {amendments, aargs, []string{"SEARCH vh USING PRIMARY KEY (household_id=?)", "visit_special_links", "SEARCH a USING INDEX visit_amendments_visit (visit_id=?)"}},
+		} {
+			plan, err := db.R.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q.query, q.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var steps []string
+			for plan.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := plan.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				steps = append(steps, detail)
+			}
+			if err := errors.Join(plan.Err(), plan.Close()); err != nil {
+				t.Fatal(err)
+			}
+			whole := strings.Join(steps, "\n") + "\n" + q.query
+			for _, w := range q.want {
+				if !strings.Contains(whole, w) {
+					t.Errorf("%s, %s: the plan lacks %q:\n%s", name, what, w, whole)
+				}
+			}
+			if strings.Contains(whole, "AUTOMATIC") || strings.Contains(whole, "SCAN ") || strings.Contains(whole, "visits_special") {
+				t.Errorf("%s, %s: the plan walks what it need not:\n%s", name, what, whole)
+			}
 		}
 	}
 }

@@ -78,7 +78,8 @@ func ReplicatedTables() []string {
 }
 
 // shared are the versions after 1 of the replicated tables, by name.
-var shared = map[string]string{"SchemaV2": SchemaV2, "SchemaV3": SchemaV3, "SchemaV4": SchemaV4, "SchemaV5": SchemaV5, "SchemaV6": SchemaV6, "SchemaV7": SchemaV7}
+var shared = map[string]string{"SchemaV2": SchemaV2, "SchemaV3": SchemaV3, "SchemaV4": SchemaV4, "SchemaV5": SchemaV5, "SchemaV6": SchemaV6, "SchemaV7": SchemaV7,
+	"SpecialLinks": SpecialLinks}
 
 // SchemaV4 adds where the phone was when a visit was recorded
 // (syncengine.EncodePosition; empty for nowhere known). No index reads it:

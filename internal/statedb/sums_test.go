@@ -400,6 +400,44 @@ func (h *history) check() string {
 			return fmt.Sprintf("sum %+v: %+v held, want none", k, g)
 		}
 	}
+	special := maps.Clone(amended)
+	for id, v := range visits {
+		if !v.plain {
+			special[id] = true
+		}
+	}
+	return h.checkSpecialLinks(special)
+}
+
+// checkSpecialLinks compares visit_special_links with the links of the
+// special visits: those with details, a revisit or a tracked finding, and
+// the amended ones whether their visit is in or not.
+func (h *history) checkSpecialLinks(special map[string]bool) string {
+	ctx := context.Background()
+	read := func(query string, keep func(visit string) bool) map[string]int {
+		rows, err := h.db.R.QueryContext(ctx, query)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]int{}
+		for rows.Next() {
+			var hh, id string
+			var ord int
+			if err := rows.Scan(&hh, &id, &ord); err != nil {
+				h.t.Fatal(err)
+			}
+			if keep(id) {
+				out[hh+" "+id] = ord
+			}
+		}
+		return out
+	}
+	want := read(`SELECT household_id, visit_id, ord FROM visit_households`, func(id string) bool { return special[id] })
+	got := read(`SELECT household_id, visit_id, ord FROM visit_special_links`, func(string) bool { return true })
+	if !maps.Equal(got, want) {
+		return fmt.Sprintf("special links %v, want %v", got, want)
+	}
 	return ""
 }
 
@@ -422,7 +460,7 @@ func column(t *testing.T, q statedb.Querier, query string) []string {
 }
 
 // TestSchemaV3SumsWhatIsThere: a database written before there were sums
-// has them built by the migration that adds them.
+// has them built by the migration that adds them, and so its special links.
 func TestSchemaV3SumsWhatIsThere(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -462,7 +500,8 @@ func TestSchemaV3SumsWhatIsThere(t *testing.T) {
 		sqlitex.Migration{Version: 4, Name: "004_state.sql", SQL: statedb.SchemaV4},
 		sqlitex.Migration{Version: 5, Name: "005_state.sql", SQL: statedb.SchemaV5},
 		sqlitex.Migration{Version: 6, Name: "006_state.sql", SQL: statedb.SchemaV6},
-		sqlitex.Migration{Version: 7, Name: "007_state.sql", SQL: statedb.SchemaV7}))
+		sqlitex.Migration{Version: 7, Name: "007_state.sql", SQL: statedb.SchemaV7},
+		sqlitex.Migration{Version: 8, Name: "008_special_links.sql", SQL: statedb.SpecialLinks}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,6 +515,10 @@ func TestSchemaV3SumsWhatIsThere(t *testing.T) {
 		// h1: w1 all time, w1 in April 1-10; h2: w1 both (v1; v3 is
 		// special); h3: none (v4 is voided).
 		t.Fatalf("%d sums (%v), want 4", n, err)
+	}
+	if err := db.R.QueryRowContext(ctx, `SELECT count(*) FROM visit_special_links`).Scan(&n); err != nil || n != 2 {
+		// v3 (a revisit) to h2, v4 (amended) to h3.
+		t.Fatalf("%d special links (%v), want 2", n, err)
 	}
 }
 
@@ -559,6 +602,34 @@ func TestInBulk(t *testing.T) {
 		other.step()
 		if diff := other.check(); diff != "" {
 			t.Fatalf("a write after the bulk copy: %s", diff)
+		}
+	}
+}
+
+// TestSpecialLinksFollowUpdates: the writes no code makes today (a visit's
+// details or revisit changed in place, a link moved to another household,
+// a visit deleted with its links left) keep the special links too.
+func TestSpecialLinksFollowUpdates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHistory(t, 7)
+	for range 60 {
+		h.step()
+	}
+	for _, stmt := range []string{
+		`UPDATE visits SET details = '' WHERE id = (SELECT min(id) FROM visits WHERE details != '')`,
+		`UPDATE visits SET revisit_due = 1 WHERE id = (SELECT min(id) FROM visits WHERE revisit_due = 0 AND tracked = 0 AND details = '')`,
+		`UPDATE visits SET tracked = 1 WHERE id = (SELECT max(id) FROM visits WHERE revisit_due = 0 AND tracked = 0)`,
+		`UPDATE visit_households SET household_id = 'h9' WHERE (household_id, visit_id) = (SELECT household_id, visit_id FROM visit_special_links ORDER BY visit_id LIMIT 1)`,
+		`UPDATE visit_households SET ord = ord + 5 WHERE visit_id = (SELECT max(visit_id) FROM visit_special_links)`,
+		`UPDATE visit_amendments SET visit_id = (SELECT max(id) FROM visits) WHERE id = (SELECT min(id) FROM visit_amendments)`,
+		`DELETE FROM visits WHERE id = (SELECT max(visit_id) FROM visit_special_links WHERE visit_id NOT IN (SELECT visit_id FROM visit_amendments))`,
+	} {
+		if _, err := h.db.W.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+		if diff := h.check(); diff != "" {
+			t.Fatalf("after %s: %s", stmt, diff)
 		}
 	}
 }

@@ -15,9 +15,13 @@ import (
 	"github.com/doorbook/doorbook/syncengine"
 )
 
-func (t *tx) FieldRows(grids []string) fieldwork.Rows { return statedb.FieldRows(t.Tx, grids) }
+func (t *tx) FieldRows(grids []string) fieldwork.Rows {
+	return statedb.FieldRows(t.Tx, grids).WithSpecialLinks()
+}
 
-func (t *tx) HouseholdRows(ids []string) fieldwork.Rows { return statedb.FieldRowsOf(t.Tx, ids) }
+func (t *tx) HouseholdRows(ids []string) fieldwork.Rows {
+	return statedb.FieldRowsOf(t.Tx, ids).WithSpecialLinks()
+}
 
 func (t *tx) WorkersOfGrids(ctx context.Context, grids []string) ([]string, error) {
 	if len(grids) == 0 {

@@ -1,0 +1,4 @@
+-- The links of each household's special and amended visits, kept by
+-- triggers (statedb's special.go): an export's page or a street among a
+-- district's finds them without looking up each of its visits.
+-- statedb: SpecialLinks
