@@ -445,7 +445,7 @@ func (s *Service) LedgerPages(ctx context.Context, p store.Principal, nodeID str
 			if page.Bundle, err = tx.Ledgers(ctx, ids); err != nil {
 				return err
 			}
-			an, err := fieldwork.Load(ctx, tx.HouseholdRows(ids), nil, nil)
+			an, err := fieldwork.Load(ctx, ledgerRows{tx.HouseholdRows(ids), page.Households}, nil, nil)
 			if err != nil {
 				return err
 			}
@@ -468,6 +468,28 @@ func (s *Service) LedgerPages(ctx context.Context, p store.Principal, nodeID str
 		}
 		after = ids[len(ids)-1]
 	}
+}
+
+// ledgerRows are a ledger page's rows for the field rules, with its
+// households as the page holds them: the last visits need neither their
+// persons nor their categories, which reading them again for the rules
+// cost an eighth of an export.
+type ledgerRows struct {
+	fieldwork.Rows
+	households []syncengine.Household
+}
+
+func (r ledgerRows) Households(ctx context.Context, fn func(*fieldwork.HouseholdRow) error) error {
+	for i := range r.households {
+		h := &r.households[i]
+		if h.Deleted.Value {
+			continue
+		}
+		if err := fn(&fieldwork.HouseholdRow{ID: h.ID, GridID: h.GridID.Value, HeadName: h.HeadName.Value, Address: h.Address.Value}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // VisitPages sends the visits to node's households, by visitor and date,
