@@ -4,6 +4,8 @@
 package export
 
 import (
+	"archive/zip"
+	"compress/flate"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -165,7 +167,19 @@ type xlsxStyles struct {
 // the rows and filterable, columns as wide as their text, dates as dates,
 // percentages as percentages and text as text.
 func NewXLSX(w io.Writer) Writer {
-	return &xlsxWriter{out: w, f: excelize.NewFile(), first: true}
+	f := excelize.NewFile()
+	// The workbook's zip goes to w as it is made: excelize would build it
+	// whole in a buffer first, and copy it to w after (158 MiB at the peak
+	// of a district's ledger, 66 MiB since). Its sheets are deflated when
+	// it closes, after every row is read, at level 3 rather than 6: a
+	// district's ledger in 9.2 s rather than 10.2–11.2, for a file 9%
+	// larger (25.5 MiB rather than 23.4).
+	f.SetZipWriter(func(io.Writer) excelize.ZipWriter {
+		zw := zip.NewWriter(w)
+		zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) { return flate.NewWriter(out, 3) })
+		return zw
+	})
+	return &xlsxWriter{out: w, f: f, first: true}
 }
 
 // Percent is a share (0.5 is half): a workbook shows it as 50.0%, a CSV

@@ -265,3 +265,44 @@ func checkXLSXParts(t *testing.T, data []byte) {
 		t.Error("the workbook has no worksheet parts")
 	}
 }
+
+// largestWrite remembers the most bytes one Write was given.
+type largestWrite struct {
+	bytes.Buffer
+	most int
+}
+
+func (w *largestWrite) Write(p []byte) (int, error) {
+	w.most = max(w.most, len(p))
+	return w.Buffer.Write(p)
+}
+
+// TestExportXLSXStreams: a workbook goes out as its zip is made, not
+// built whole in memory and written at once (excelize's WriteTo), and
+// opens.
+func TestExportXLSXStreams(t *testing.T) {
+	out := &largestWrite{}
+	x := NewXLSX(out)
+	if err := x.Sheet("台账", []string{"户号", "户主", "地址"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20000 {
+		if err := x.Row(fmt.Sprintf("h%06d", i), fmt.Sprintf("户主%d", i), fmt.Sprintf("和平路%d号", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out.most > out.Len()/4 {
+		t.Errorf("the largest write was %d bytes of a %d-byte workbook: it was built whole first", out.most, out.Len())
+	}
+	book, err := excelize.OpenReader(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer book.Close()
+	if v, err := book.GetCellValue("台账", "B20001"); err != nil || v != "户主19999" {
+		t.Errorf("B20001 = %q, %v; want 户主19999", v, err)
+	}
+}

@@ -434,7 +434,7 @@ func (s *Service) LedgerPages(ctx context.Context, p store.Principal, nodeID str
 		return err
 	}
 	after := ""
-	for {
+	return readAhead(ctx, func(ctx context.Context) (store.LedgerPage, bool, error) {
 		var page store.LedgerPage
 		var ids []string
 		err := s.db.View(ctx, func(tx store.Tx) error {
@@ -458,16 +458,52 @@ func (s *Service) LedgerPages(ctx context.Context, p store.Principal, nodeID str
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("ledger: %w", err)
+			return page, false, fmt.Errorf("ledger: %w", err)
 		}
 		if len(ids) == 0 {
-			return nil
-		}
-		if err := fn(page); err != nil {
-			return err
+			return page, false, nil
 		}
 		after = ids[len(ids)-1]
+		return page, true, nil
+	}, fn)
+}
+
+// readAhead calls fn with each page read returns until it returns no more
+// (ok false), while the next page is read: a page of an export is read by
+// one goroutine and written by another, each on its own core, with one
+// page in hand at most besides the one being written.
+func readAhead[T any](ctx context.Context, read func(context.Context) (T, bool, error), fn func(T) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan T)
+	var readErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(pages)
+		for {
+			page, ok, err := read(ctx)
+			if err != nil || !ok {
+				readErr = err
+				return
+			}
+			select {
+			case pages <- page:
+			case <-ctx.Done():
+				readErr = ctx.Err()
+				return
+			}
+		}
+	}()
+	for page := range pages {
+		if err := fn(page); err != nil {
+			cancel()
+			<-done
+			return err
+		}
 	}
+	<-done
+	return readErr
 }
 
 // ledgerRows are a ledger page's rows for the field rules, with its
@@ -505,8 +541,12 @@ func (s *Service) VisitPages(ctx context.Context, p store.Principal, nodeID stri
 		return err
 	}
 	var after store.VisitKey
-	for {
+	last := false
+	return readAhead(ctx, func(ctx context.Context) (syncengine.Bundle, bool, error) {
 		var b syncengine.Bundle
+		if last {
+			return b, false, nil
+		}
 		var keys []store.VisitKey
 		err := s.db.View(ctx, func(tx store.Tx) error {
 			var err error
@@ -539,12 +579,12 @@ func (s *Service) VisitPages(ctx context.Context, p store.Principal, nodeID stri
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("visit register: %w", err)
+			return b, false, fmt.Errorf("visit register: %w", err)
 		}
 		if len(keys) == 0 {
-			return nil
+			return b, false, nil
 		}
-		after = keys[len(keys)-1]
+		after, last = keys[len(keys)-1], len(keys) < pageSize
 		slices.SortFunc(b.Visits, func(a, b syncengine.Visit) int {
 			if c := strings.Compare(a.VisitorID, b.VisitorID); c != 0 {
 				return c
@@ -554,13 +594,8 @@ func (s *Service) VisitPages(ctx context.Context, p store.Principal, nodeID stri
 			}
 			return strings.Compare(a.ID, b.ID)
 		})
-		if err := fn(b); err != nil {
-			return err
-		}
-		if len(keys) < pageSize {
-			return nil
-		}
-	}
+		return b, true, nil
+	}, fn)
 }
 
 // Audit records that p read something (a report, an export).
