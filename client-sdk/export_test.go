@@ -1,8 +1,10 @@
 package sdk
 
 import (
+	"context"
 	"database/sql"
 	"testing"
+	"time"
 )
 
 // WriterDB is the replica's write connection, for tests that make its
@@ -40,4 +42,10 @@ func Reopen(t testing.TB, r *Replica, opts ...Option) *Replica {
 	}
 	t.Cleanup(func() { r2.Close() })
 	return r2
+}
+
+// SharedAnalysis is the analysis Due, Progress and Items share: kept
+// between calls, with the households changed since read again.
+func SharedAnalysis(ctx context.Context, r *Replica, now time.Time) (*Analysis, error) {
+	return r.sharedAnalysis(ctx, "", now)
 }

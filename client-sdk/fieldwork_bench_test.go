@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/doorbook/doorbook/fieldwork"
+	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/demo"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
@@ -142,6 +145,27 @@ func benchmarkField(b *testing.B, call func(context.Context, *Replica, time.Time
 		{"after-a-visit", func() {
 			h := first[0].Household.ID
 			if _, err := r.RecordVisit(ctx, VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Hour)}); err != nil {
+				b.Fatal(err)
+			}
+		}},
+		{"after-a-pull", func() {
+			// Another phone's visits to 20 households, applied as a pull
+			// applies them.
+			var bundle syncengine.Bundle
+			for i := range 20 {
+				bundle.Visits = append(bundle.Visits, syncengine.Visit{ID: uuid.Must(uuid.NewV7()).String(), VisitorID: "other",
+					HouseholdIDs: []string{first[i%len(first)].Household.ID}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Hour),
+					Clock: r.clock.Now()})
+			}
+			err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
+				changed, err := pulledHouseholds(ctx, tx, &pb.PullResponse{}, &bundle)
+				if err != nil {
+					return err
+				}
+				tx.Changed(changed...)
+				return r.applyRows(ctx, tx, &bundle)
+			})
+			if err != nil {
 				b.Fatal(err)
 			}
 		}},

@@ -26,8 +26,8 @@ import (
 	"github.com/doorbook/doorbook/syncengine"
 )
 
-// twoPhones starts a server with one grid and enrols two phones of the
-// worker who answers for it.
+// twoPhones starts a server with one grid and a must-visit category, and
+// enrols two phones of the worker who answers for it.
 func twoPhones(t *testing.T) (a, b *sdk.Replica, grid string) {
 	t.Helper()
 	ctx := context.Background()
@@ -46,6 +46,13 @@ func twoPhones(t *testing.T) (a, b *sdk.Replica, grid string) {
 			t.Fatal(err)
 		}
 		grid = n.ID
+	}
+	// A must-visit category, due every 30 days.
+	c := syncengine.Clock{HLC: 1, Node: 1}
+	petitioner := syncengine.Category{Code: "petitioner", NameZH: syncengine.NewRegister("上访老户", c), RevisitDays: syncengine.NewRegister[int64](30, c),
+		KeyGroup: syncengine.NewRegister(true, c)}
+	if _, _, err := st.PutCategory(ctx, admin, petitioner, false); err != nil {
+		t.Fatal(err)
 	}
 	w, err := st.CreateWorker(ctx, admin, store.Worker{Name: "Li", Role: 1, GridIDs: []string{grid}})
 	if err != nil {
@@ -307,6 +314,13 @@ func TestServerStorageFull(t *testing.T) {
 			t.Fatal(err)
 		}
 		grid = n.ID
+	}
+	// A must-visit category, due every 30 days.
+	c := syncengine.Clock{HLC: 1, Node: 1}
+	petitioner := syncengine.Category{Code: "petitioner", NameZH: syncengine.NewRegister("上访老户", c), RevisitDays: syncengine.NewRegister[int64](30, c),
+		KeyGroup: syncengine.NewRegister(true, c)}
+	if _, _, err := st.PutCategory(ctx, admin, petitioner, false); err != nil {
+		t.Fatal(err)
 	}
 	w, err := st.CreateWorker(ctx, admin, store.Worker{Name: "Li", Role: 1, GridIDs: []string{grid}})
 	if err != nil {

@@ -283,6 +283,7 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 func (r *Replica) recordSync(ctx context.Context, syncErr error) {
 	now := r.now().UnixMilli()
 	_ = r.db.Write(context.WithoutCancel(ctx), func(tx *sqlitex.Tx) error {
+		tx.Changed() // the sync's state alone
 		if syncErr == nil {
 			_, err := tx.ExecContext(ctx, `UPDATE sync_state SET last_sync_at = ?, last_error = '' WHERE id = 1`, now)
 			return err
@@ -411,6 +412,7 @@ type pushedBatch struct {
 func (r *Replica) dropPushed(ctx context.Context, b *outboxBatch) error {
 	now := r.now()
 	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		tx.Changed() // the outbox and the clocks: no replicated row
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO pushed (seq, change_id, payload, created_at, pushed_at)
 			SELECT seq, change_id, payload, created_at, ? FROM outbox WHERE seq <= ?`, now.UnixMilli(), b.lastSeq()); err != nil {
 			return err
@@ -719,10 +721,18 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 		evicted := 0
 		var erasedFiles []string
 		err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
-			var err error
-			if evicted, err = r.evict(ctx, tx, res); err != nil {
+			// The households whose rows this pull writes, found before
+			// their rows go: a due list keeps what it read of the others.
+			changed, err := pulledHouseholds(ctx, tx, res, &b)
+			if err != nil {
 				return err
 			}
+			gone, err := r.evict(ctx, tx, res)
+			if err != nil {
+				return err
+			}
+			evicted = len(gone)
+			tx.Changed(append(changed, gone...)...)
 			if evicted > 0 {
 				// The files of visits that left with their households go
 				// too, but for this phone's own still to be uploaded.
@@ -801,47 +811,99 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 // evict drops the households that left the scope, unless one of them has
 // unsent changes: then nothing is applied (errEvictPending), the changes are
 // pushed, and the batch is pulled again.
-func (r *Replica) evict(ctx context.Context, tx *sqlitex.Tx, res *pb.PullResponse) (int, error) {
+func (r *Replica) evict(ctx context.Context, tx *sqlitex.Tx, res *pb.PullResponse) ([]string, error) {
 	ids := append([]string(nil), res.GetEvictedHouseholdIds()...)
 	for _, g := range res.GetEvictedGridIds() {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM households WHERE grid_id = ?`, g)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
 				rows.Close()
-				return 0, err
+				return nil, err
 			}
 			ids = append(ids, id)
 		}
 		if err := rows.Close(); err != nil {
-			return 0, err
+			return nil, err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_bootstraps WHERE key = ?`, g); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	if len(ids) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	pending, err := pendingHouseholds(ctx, tx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	for _, id := range ids {
 		if pending[id] {
-			return 0, fmt.Errorf("%w: %s", errEvictPending, id)
+			return nil, fmt.Errorf("%w: %s", errEvictPending, id)
 		}
 	}
 	if err := forgetPushed(ctx, tx, ids); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if err := keepOwnVisits(ctx, tx, ids); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return len(ids), statedb.DeleteHouseholds(ctx, tx, ids)
+	return ids, statedb.DeleteHouseholds(ctx, tx, ids)
+}
+
+// pulledHouseholds lists the households whose replicated rows a pull
+// writes besides those it evicts: those of its rows (an amendment's through
+// its visit, here or in the pull), of the visits and amendments it
+// replaces, and of the tombstones it purges. Categories, campaigns, the
+// scope and the visits kept of households gone are read again by every
+// analysis.
+func pulledHouseholds(ctx context.Context, tx *sqlitex.Tx, res *pb.PullResponse, b *syncengine.Bundle) ([]string, error) {
+	var out []string
+	for i := range b.Households {
+		out = append(out, b.Households[i].ID)
+	}
+	for i := range b.Persons {
+		out = append(out, b.Persons[i].HouseholdID)
+	}
+	for _, t := range b.Tags {
+		out = append(out, t.HouseholdID)
+	}
+	inPull := map[string][]string{}
+	for _, v := range b.Visits {
+		out = append(out, v.HouseholdIDs...)
+		inPull[v.ID] = v.HouseholdIDs
+	}
+	var visits []string
+	for _, a := range b.Amendments {
+		if hs, ok := inPull[a.VisitID]; ok {
+			out = append(out, hs...)
+		} else {
+			visits = append(visits, a.VisitID)
+		}
+	}
+	visits = append(visits, res.GetReplacedVisitIds()...)
+	for _, q := range []struct {
+		query string
+		ids   []string
+	}{
+		{`SELECT household_id FROM visit_households WHERE visit_id = ?`, visits},
+		{`SELECT vh.household_id FROM visit_amendments a JOIN visit_households vh ON vh.visit_id = a.visit_id WHERE a.id = ?`, res.GetReplacedAmendmentIds()},
+		{`SELECT household_id FROM persons WHERE id = ?`, res.GetPurgedPersonIds()},
+		{`SELECT household_id FROM tag_elements WHERE add_id = ?`, res.GetPurgedTagIds()},
+	} {
+		for _, id := range q.ids {
+			hs, err := queryStrings(ctx, tx, q.query, id)
+			if err != nil {
+				return nil, fmt.Errorf("apply pull: %w", err)
+			}
+			out = append(out, hs...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // keepOwnVisits records the worker's own visits to households leaving the
