@@ -104,7 +104,13 @@ func TestDueFollowsSyncs(t *testing.T) {
 		if _, err := b.Due(ctx, "", now); err != nil {
 			t.Fatal(err)
 		}
+		before := sdk.Writes(b)
 		syncAll(t, a, b)
+		// Every write of b since named its households: the due list
+		// read only those again.
+		if _, ok := sdk.ChangedSince(b, before); !ok {
+			t.Fatalf("step %d (%s): a write of b's syncs did not name the households it changed", step, did)
+		}
 		kept, err := b.Due(ctx, "", now)
 		if err != nil {
 			t.Fatal(err)

@@ -49,3 +49,12 @@ func Reopen(t testing.TB, r *Replica, opts ...Option) *Replica {
 func SharedAnalysis(ctx context.Context, r *Replica, now time.Time) (*Analysis, error) {
 	return r.sharedAnalysis(ctx, "", now)
 }
+
+// ChangedSince is r.db.ChangedSince from the replica's count of writes at
+// from to now: the households written since, if every write named them.
+func ChangedSince(r *Replica, from uint64) ([]string, bool) {
+	return r.db.ChangedSince(from, r.db.Writes())
+}
+
+// Writes is the replica's count of write transactions.
+func Writes(r *Replica) uint64 { return r.db.Writes() }
