@@ -163,8 +163,10 @@ func (r *Replica) sharedAnalysis(ctx context.Context, campaignID string, now tim
 			out.At = now
 			return &out, nil
 		}
+		// More than half the households changed (a sync after long
+		// offline): read whole, which costs less than by id.
 		var ok bool
-		if changed, ok = r.db.ChangedSince(e.writes, writes); ok {
+		if changed, ok = r.db.ChangedSince(e.writes, writes); ok && len(changed) <= max(500, e.snap.Len()/2) {
 			prev = e
 		}
 	}
@@ -220,7 +222,13 @@ func (r *Replica) analyze(ctx context.Context, campaignID string, now time.Time,
 			e.grids = grids
 			if prev != nil && slices.Equal(prev.grids, grids) && prev.from.Equal(e.from) && prev.to.Equal(e.to) {
 				inGrids := func(h *fieldwork.HouseholdRow) bool { return slices.Contains(grids, h.GridID) }
-				fresh, err := fieldwork.ReadSnapshot(ctx, statedb.FieldRowsOf(tx, changed), e.from, e.to, inGrids)
+				// A page of households per statement: a sync may have
+				// written thousands, each bound as a parameter.
+				var pages []fieldwork.Rows
+				for page := range slices.Chunk(changed, 500) {
+					pages = append(pages, statedb.FieldRowsOf(tx, page))
+				}
+				fresh, err := fieldwork.ReadSnapshot(ctx, fieldwork.Pages(pages...), e.from, e.to, inGrids)
 				if err != nil {
 					return err
 				}

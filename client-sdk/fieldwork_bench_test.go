@@ -418,3 +418,48 @@ func TestSharedAnalysisStaysShared(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedAnalysisAfterAWidePull: a pull that wrote hundreds of
+// households has them read again a page at a time, and the analysis is
+// the one read whole.
+func TestSharedAnalysisAfterAWidePull(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	r := fieldReplica(t, 1400, now)
+	ctx := context.Background()
+	first, err := r.sharedAnalysis(ctx, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundle syncengine.Bundle
+	for i, h := range first.Households[:650] {
+		bundle.Visits = append(bundle.Visits, syncengine.Visit{ID: uuid.Must(uuid.NewV7()).String(), VisitorID: "other",
+			HouseholdIDs: []string{h.ID}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Duration(i) * time.Minute), Clock: r.clock.Now()})
+	}
+	before := r.db.Writes()
+	err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		changed, err := pulledHouseholds(ctx, tx, &pb.PullResponse{}, &bundle)
+		if err != nil {
+			return err
+		}
+		tx.Changed(changed...)
+		return r.applyRows(ctx, tx, &bundle)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, ok := r.db.ChangedSince(before, r.db.Writes()); !ok || len(changed) != 650 {
+		t.Fatalf("the pull named %d households (%v), want 650", len(changed), ok)
+	}
+	shared, err := r.sharedAnalysis(ctx, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := r.Analyze(ctx, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(shared.Analysis, whole.Analysis) {
+		t.Fatalf("after a pull of 650 households the shared analysis differs from one read whole: %+v against %+v", shared.Figures(now, nil), whole.Figures(now, nil))
+	}
+}
