@@ -48,6 +48,11 @@ type fieldCache struct {
 	entries    map[fieldKey]*fieldEntry
 	// cleared counts the clears: rows read before one are not kept.
 	cleared uint64
+	// filling are the scopes being read whole by fill, each closed when
+	// done: a report of one waits for it rather than reading it too.
+	filling map[fieldKey]chan struct{}
+	// filled, if set, runs as fill begins to read (tests).
+	filled func()
 }
 
 // era is the count of clears, taken before reading rows to keep.
@@ -136,12 +141,39 @@ func (c *fieldCache) rows(ctx context.Context, tx store.Tx, grids []string, from
 func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string, from, to, now time.Time) error {
 	key := fieldKey{scopeKey(grids), from.UnixMilli(), to.UnixMilli()}
 	c.mu.Lock()
-	e := c.entries[key]
-	c.mu.Unlock()
+	e, wait := c.entries[key], c.filling[key]
 	if len(grids) < 2 || c.households == 0 || e != nil && now.Sub(e.read) < fieldCacheAge {
+		c.mu.Unlock()
 		return nil
 	}
-	era := c.era()
+	if wait != nil {
+		// Several reports of a scope none keeps (an office's pages opened
+		// at once in a server just started): one reads it, each holding a
+		// street's rows while it does, and the others wait for it.
+		c.mu.Unlock()
+		select {
+		case <-wait:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	done := make(chan struct{})
+	if c.filling == nil {
+		c.filling = map[fieldKey]chan struct{}{}
+	}
+	c.filling[key] = done
+	era := c.cleared
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.filling, key)
+		c.mu.Unlock()
+		close(done)
+	}()
+	if c.filled != nil {
+		c.filled()
+	}
 	halves := [2][]string{grids[:len(grids)/2], grids[len(grids)/2:]}
 	var snaps [2]*fieldwork.Snapshot
 	var heads [2]uint64

@@ -1,10 +1,14 @@
 package service
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,5 +220,71 @@ func TestFieldCacheKeepsNothingReadBeforeAClear(t *testing.T) {
 	c.put(key, &fieldEntry{snap: snap, head: 1, read: now, used: now}, c.era())
 	if c.entries[key] == nil {
 		t.Error("rows read after a clear are not kept")
+	}
+}
+
+// TestFieldCacheFillsOnce: while one report reads a scope whole to keep
+// it, another report of the scope waits for it rather than reading it too,
+// and gives up when its own context ends.
+func TestFieldCacheFillsOnce(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	backend, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	s := New(backend, WithClock(func() time.Time { return now }))
+	t.Cleanup(func() { s.Close() })
+	admin, _, err := s.CreateAdmin(ctx, "root", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := ""
+	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity} {
+		n, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: level, Name: level.String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent = n.ID
+	}
+	gen := demo.NewGenerator(7, now.AddDate(0, 0, -40))
+	var grids []string
+	for i := range 2 {
+		g, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: store.LevelGrid, Name: fmt.Sprint("网格", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		grids = append(grids, g.ID)
+		if err := s.Import(ctx, admin, gen.Grid(g.ID, demo.Shape{HouseholdsPerGrid: 5, PersonsPerHousehold: 1, VisitsPerHousehold: 2}, "网格员", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(grids)
+	var fills atomic.Int32
+	waited := make(chan error, 1)
+	s.fields.filled = func() {
+		if fills.Add(1) != 1 {
+			return
+		}
+		// Another report of the scope, while this one reads it.
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := s.fields.fill(cancelled, backend, grids, time.Time{}, time.Time{}, now); !errors.Is(err, context.Canceled) {
+			t.Errorf("a report whose context ended while another read its scope: %v, want %v", err, context.Canceled)
+		}
+		go func() { waited <- s.fields.fill(ctx, backend, grids, time.Time{}, time.Time{}, now) }()
+	}
+	if err := s.fields.fill(ctx, backend, grids, time.Time{}, time.Time{}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	if n := fills.Load(); n != 1 {
+		t.Errorf("the scope was read whole %d times, want once", n)
+	}
+	if e := s.fields.entries[fieldKey{scopeKey(grids), time.Time{}.UnixMilli(), time.Time{}.UnixMilli()}]; e == nil || e.snap.Len() != 10 {
+		t.Errorf("kept %+v, want the scope's 10 households", e)
 	}
 }
