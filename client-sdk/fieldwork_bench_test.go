@@ -149,25 +149,12 @@ func benchmarkField(b *testing.B, call func(context.Context, *Replica, time.Time
 			}
 		}},
 		{"after-a-pull", func() {
-			// Another phone's visits to 20 households, applied as a pull
-			// applies them.
-			var bundle syncengine.Bundle
+			// Another phone's visits to 20 households.
+			var hs []string
 			for i := range 20 {
-				bundle.Visits = append(bundle.Visits, syncengine.Visit{ID: uuid.Must(uuid.NewV7()).String(), VisitorID: "other",
-					HouseholdIDs: []string{first[i%len(first)].Household.ID}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Hour),
-					Clock: r.clock.Now()})
+				hs = append(hs, first[i%len(first)].Household.ID)
 			}
-			err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
-				changed, err := pulledHouseholds(ctx, tx, &pb.PullResponse{}, &bundle)
-				if err != nil {
-					return err
-				}
-				tx.Changed(changed...)
-				return r.applyRows(ctx, tx, &bundle)
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
+			pullVisits(b, r, hs, now)
 		}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -431,23 +418,12 @@ func TestSharedAnalysisAfterAWidePull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bundle syncengine.Bundle
-	for i, h := range first.Households[:650] {
-		bundle.Visits = append(bundle.Visits, syncengine.Visit{ID: uuid.Must(uuid.NewV7()).String(), VisitorID: "other",
-			HouseholdIDs: []string{h.ID}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Duration(i) * time.Minute), Clock: r.clock.Now()})
+	var hs []string
+	for _, h := range first.Households[:650] {
+		hs = append(hs, h.ID)
 	}
 	before := r.db.Writes()
-	err = r.db.Write(ctx, func(tx *sqlitex.Tx) error {
-		changed, err := pulledHouseholds(ctx, tx, &pb.PullResponse{}, &bundle)
-		if err != nil {
-			return err
-		}
-		tx.Changed(changed...)
-		return r.applyRows(ctx, tx, &bundle)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pullVisits(t, r, hs, now)
 	if changed, ok := r.db.ChangedSince(before, r.db.Writes()); !ok || len(changed) != 650 {
 		t.Fatalf("the pull named %d households (%v), want 650", len(changed), ok)
 	}
@@ -461,5 +437,28 @@ func TestSharedAnalysisAfterAWidePull(t *testing.T) {
 	}
 	if !reflect.DeepEqual(shared.Analysis, whole.Analysis) {
 		t.Fatalf("after a pull of 650 households the shared analysis differs from one read whole: %+v against %+v", shared.Figures(now, nil), whole.Figures(now, nil))
+	}
+}
+
+// pullVisits applies another phone's visits, one to each of households,
+// as a pull applies them.
+func pullVisits(tb testing.TB, r *Replica, households []string, now time.Time) {
+	tb.Helper()
+	ctx := context.Background()
+	var bundle syncengine.Bundle
+	for i, h := range households {
+		bundle.Visits = append(bundle.Visits, syncengine.Visit{ID: uuid.Must(uuid.NewV7()).String(), VisitorID: "other",
+			HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Duration(i+1) * time.Minute), Clock: r.clock.Now()})
+	}
+	err := r.db.Write(ctx, func(tx *sqlitex.Tx) error {
+		changed, err := pulledHouseholds(ctx, tx, &pb.PullResponse{}, &bundle)
+		if err != nil {
+			return err
+		}
+		tx.Changed(changed...)
+		return r.applyRows(ctx, tx, &bundle)
+	})
+	if err != nil {
+		tb.Fatal(err)
 	}
 }

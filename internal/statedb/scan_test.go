@@ -108,7 +108,6 @@ func openState(t testing.TB) *sqlitex.DB {
 // updated a few hundred times.
 func TestAmendmentsPlan(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
 	db := openState(t)
 	for name, rows := range map[string]*statedb.GridRows{
 		"grids":      statedb.FieldRows(db.R, []string{"g1", "g2", "g3"}),
@@ -116,23 +115,7 @@ func TestAmendmentsPlan(t *testing.T) {
 	} {
 		for _, walkLinks := range []bool{false, true} {
 			query, args := rows.AmendmentsQuery(walkLinks)
-			plan, err := db.R.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var steps []string
-			for plan.Next() {
-				var id, parent, unused int
-				var detail string
-				if err := plan.Scan(&id, &parent, &unused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				steps = append(steps, detail)
-			}
-			if err := errors.Join(plan.Err(), plan.Close()); err != nil {
-				t.Fatal(err)
-			}
-			whole := strings.Join(steps, "\n")
+			whole := explain(t, db, query, args)
 			want := []string{"SEARCH vh USING COVERING INDEX visit_households_visit (visit_id=?)", "SEARCH h USING INDEX sqlite_autoindex_households_1 (id=?)"}
 			if walkLinks {
 				want = []string{"SEARCH vh USING PRIMARY KEY (household_id=?)", "SEARCH a USING INDEX visit_amendments_visit (visit_id=?)"}
@@ -156,30 +139,13 @@ func TestAmendmentsPlan(t *testing.T) {
 // for the query.
 func TestSpecialVisitsPlan(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
 	db := openState(t)
 	for name, rows := range map[string]*statedb.GridRows{
 		"grids":      statedb.FieldRows(db.R, []string{"g1", "g2", "g3"}),
 		"households": statedb.FieldRowsOf(db.R, []string{"h1", "h2"}),
 	} {
 		query, args := rows.SpecialVisitsQuery(true)
-		plan, err := db.R.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var steps []string
-		for plan.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := plan.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			steps = append(steps, detail)
-		}
-		if err := errors.Join(plan.Err(), plan.Close()); err != nil {
-			t.Fatal(err)
-		}
-		whole := strings.Join(steps, "\n")
+		whole := explain(t, db, query, args)
 		for _, w := range []string{"SEARCH v USING COVERING INDEX visits_special (id=?)", "SEARCH a USING COVERING INDEX visit_amendments_visit (visit_id=?)"} {
 			if !strings.Contains(whole, w) {
 				t.Errorf("%s: the plan lacks %q:\n%s", name, w, whole)
@@ -201,7 +167,6 @@ func TestSpecialVisitsPlan(t *testing.T) {
 // visit looked up that is not special.
 func TestSpecialLinksPlan(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
 	db := openState(t)
 	for name, rows := range map[string]*statedb.GridRows{
 		"grids":      statedb.FieldRows(db.R, []string{"g1", "g2", "g3"}).WithSpecialLinks(),
@@ -217,23 +182,7 @@ func TestSpecialLinksPlan(t *testing.T) {
 			"visits":     {visits, vargs, []string{"SEARCH s USING PRIMARY KEY (household_id=?)", "SEARCH v USING INDEX sqlite_autoindex_visits_1 (id=?)"}},
 			"amendments": {amendments, aargs, []string{"SEARCH vh USING PRIMARY KEY (household_id=?)", "visit_special_links", "SEARCH a USING INDEX visit_amendments_visit (visit_id=?)"}},
 		} {
-			plan, err := db.R.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q.query, q.args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var steps []string
-			for plan.Next() {
-				var id, parent, unused int
-				var detail string
-				if err := plan.Scan(&id, &parent, &unused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				steps = append(steps, detail)
-			}
-			if err := errors.Join(plan.Err(), plan.Close()); err != nil {
-				t.Fatal(err)
-			}
-			whole := strings.Join(steps, "\n") + "\n" + q.query
+			whole := explain(t, db, q.query, q.args) + "\n" + q.query
 			for _, w := range q.want {
 				if !strings.Contains(whole, w) {
 					t.Errorf("%s, %s: the plan lacks %q:\n%s", name, what, w, whole)
@@ -244,4 +193,26 @@ func TestSpecialLinksPlan(t *testing.T) {
 			}
 		}
 	}
+}
+
+// explain is the plan SQLite takes for query, a step a line.
+func explain(t *testing.T, db *sqlitex.DB, query string, args []any) string {
+	t.Helper()
+	plan, err := db.R.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for plan.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := plan.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, detail)
+	}
+	if err := errors.Join(plan.Err(), plan.Close()); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(steps, "\n")
 }
