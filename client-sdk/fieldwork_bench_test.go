@@ -339,18 +339,7 @@ func TestSharedAnalysisFollowsWrites(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d (%s): %v", step, did, err)
 		}
-		shared, err := r.sharedAnalysis(ctx, "", now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		whole, err := r.Analyze(ctx, "", now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(shared.Analysis, whole.Analysis) {
-			t.Fatalf("after step %d (%s) the shared analysis differs from one read whole: %+v against %+v", step, did,
-				shared.Figures(now, nil), whole.Figures(now, nil))
-		}
+		sharedIsWhole(t, r, now, fmt.Sprintf("step %d (%s)", step, did))
 	}
 }
 
@@ -427,17 +416,7 @@ func TestSharedAnalysisAfterAWidePull(t *testing.T) {
 	if changed, ok := r.db.ChangedSince(before, r.db.Writes()); !ok || len(changed) != 650 {
 		t.Fatalf("the pull named %d households (%v), want 650", len(changed), ok)
 	}
-	shared, err := r.sharedAnalysis(ctx, "", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	whole, err := r.Analyze(ctx, "", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(shared.Analysis, whole.Analysis) {
-		t.Fatalf("after a pull of 650 households the shared analysis differs from one read whole: %+v against %+v", shared.Figures(now, nil), whole.Figures(now, nil))
-	}
+	sharedIsWhole(t, r, now, "a pull of 650 households")
 }
 
 // pullVisits applies another phone's visits, one to each of households,
@@ -460,5 +439,21 @@ func pullVisits(tb testing.TB, r *Replica, households []string, now time.Time) {
 	})
 	if err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// sharedIsWhole fails t unless r's shared analysis is the one read whole.
+func sharedIsWhole(t *testing.T, r *Replica, now time.Time, after string) {
+	t.Helper()
+	shared, err := r.sharedAnalysis(context.Background(), "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := r.Analyze(context.Background(), "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(shared.Analysis, whole.Analysis) {
+		t.Fatalf("after %s the shared analysis differs from one read whole: %+v against %+v", after, shared.Figures(now, nil), whole.Figures(now, nil))
 	}
 }
