@@ -885,10 +885,21 @@ func pulledHouseholds(ctx context.Context, tx *sqlitex.Tx, res *pb.PullResponse,
 		}
 	}
 	visits = append(visits, res.GetReplacedVisitIds()...)
+	// A person or tag merged into a stored one keeps the stored household
+	// if the two differ (syncengine's merge: a broken replica's only).
+	var persons, tags []string
+	for i := range b.Persons {
+		persons = append(persons, b.Persons[i].ID)
+	}
+	for _, t := range b.Tags {
+		tags = append(tags, t.AddID)
+	}
 	for _, q := range []struct {
 		query string
 		ids   []string
 	}{
+		{`SELECT household_id FROM persons WHERE id = ?`, persons},
+		{`SELECT household_id FROM tag_elements WHERE add_id = ?`, tags},
 		{`SELECT household_id FROM visit_households WHERE visit_id = ?`, visits},
 		{`SELECT vh.household_id FROM visit_amendments a JOIN visit_households vh ON vh.visit_id = a.visit_id WHERE a.id = ?`, res.GetReplacedAmendmentIds()},
 		{`SELECT household_id FROM persons WHERE id = ?`, res.GetPurgedPersonIds()},

@@ -71,7 +71,17 @@ func LoadSeries(ctx context.Context, rows, shared Rows, campaign *syncengine.Cam
 	for range min(runtime.GOMAXPROCS(0), len(untils)) {
 		wg.Go(func() {
 			for i := range next {
-				out[i], errs[i] = LoadUntil(ctx, seriesRows{snapshotRows{s}, untils[i], plain[i]}, campaign, cats, untils[i])
+				errs[i] = func() (err error) {
+					// A panic here is no handler's to recover: it would
+					// end the process, not the report.
+					defer func() {
+						if p := recover(); p != nil {
+							err = fmt.Errorf("fieldwork: the series as of %v: %v", untils[i], p)
+						}
+					}()
+					out[i], err = LoadUntil(ctx, seriesRows{snapshotRows{s}, untils[i], plain[i]}, campaign, cats, untils[i])
+					return err
+				}()
 			}
 		})
 	}

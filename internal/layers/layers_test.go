@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -197,5 +198,51 @@ func TestLayerRules(t *testing.T) {
 		if (len(got) > 0) != tc.bad {
 			t.Errorf("%s: violations %q; want any: %v", tc.name, got, tc.bad)
 		}
+	}
+}
+
+// replacing matches a statement that replaces a row of a table whose
+// triggers keep the visit sums and the special links: with recursive
+// triggers off (SQLite's default), REPLACE deletes the old row without
+// running its DELETE triggers, and those would go stale.
+var replacing = regexp.MustCompile(`(?i)\bREPLACE\s+INTO\s+(visits|visit_households|visit_amendments)\b`)
+
+// TestTriggeredTablesAreNotReplaced: no code replaces a row of the tables
+// the sums' and special links' triggers follow.
+func TestTriggeredTablesAreNotReplaced(t *testing.T) {
+	t.Parallel()
+	if !replacing.MatchString("INSERT OR REPLACE INTO visits (id) VALUES (?)") || replacing.MatchString("INSERT OR REPLACE INTO visit_special_links") {
+		t.Fatal("the pattern does not tell a replaced visit from the special links")
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "scratch") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || strings.HasSuffix(path, "_test.go") || !strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, ".sql") {
+			return nil
+		}
+		files++
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range replacing.FindAll(b, -1) {
+			t.Errorf("%s: %s", path, m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 100 {
+		t.Fatalf("read %d files under %s: the walk is broken", files, root)
 	}
 }

@@ -13,6 +13,11 @@ package statedb
 // histories: visit_special_links is what specialLinksSelect computes from
 // the raw rows.
 //
+// As for the sums, no code may REPLACE a row of visits, visit_households
+// or visit_amendments: with recursive triggers off (SQLite's default) the
+// replaced row goes without its DELETE triggers (internal/layers holds the
+// code to this).
+//
 // The server's database has it (its migration takes SpecialLinks, and
 // its rows GridRows.WithSpecialLinks); a phone's, which holds one scope,
 // finds its special visits through their index.

@@ -62,6 +62,11 @@ func TestReadAhead(t *testing.T) {
 		t.Errorf("a write failing at page 2: %v, pages %v, %d read; want %v, 3 pages, a page or two read ahead", err, got, count.Load(), full)
 	}
 
+	// A read that panics ends the export with an error, not the process.
+	if err := readAhead(ctx, func(context.Context) (int, bool, error) { panic("a bug") }, func(int) error { return nil }); err == nil {
+		t.Error("a read that panicked: no error")
+	}
+
 	cancelled, cancel := context.WithCancel(ctx)
 	read, _ = pages(100, nil)
 	if err := readAhead(cancelled, func(ctx context.Context) (int, bool, error) {

@@ -481,6 +481,13 @@ func readAhead[T any](ctx context.Context, read func(context.Context) (T, bool, 
 	go func() {
 		defer close(done)
 		defer close(pages)
+		// A panic here is no handler's to recover: it would end the
+		// process, not the export.
+		defer func() {
+			if p := recover(); p != nil {
+				readErr = fmt.Errorf("read a page: %v", p)
+			}
+		}()
 		for {
 			page, ok, err := read(ctx)
 			if err != nil || !ok {
