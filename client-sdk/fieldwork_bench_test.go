@@ -303,11 +303,12 @@ func TestSharedAnalysisFollowsWrites(t *testing.T) {
 		}
 	})
 	var visits, hazards []string
-	for step := range 60 {
+	for step := range 80 {
 		h := households[rng.IntN(len(households))]
+		before := r.db.Writes()
 		var did string
 		var err error
-		switch k := rng.IntN(10); {
+		switch k := rng.IntN(11); {
 		case k < 5 || len(visits) == 0:
 			in := VisitInput{HouseholdIDs: []string{h}, Form: syncengine.FormInPerson, VisitedAt: now.Add(-time.Duration(rng.IntN(40*24)) * time.Hour)}
 			switch rng.IntN(3) {
@@ -332,12 +333,44 @@ func TestSharedAnalysisFollowsWrites(t *testing.T) {
 		case k < 8 && len(hazards) > 0:
 			_, err = r.UpdateItem(ctx, hazards[rng.IntN(len(hazards))], 0, syncengine.AmendItemAssign, "", "消防站", now.AddDate(0, 0, rng.IntN(20)-10))
 			did = "assign"
-		default:
+		case k < 9:
 			err = r.AddTag(ctx, h, "petitioner")
 			did = "tag"
+		default:
+			// The ledger: a person, an edit, a category taken off, a
+			// household registered or deleted.
+			switch rng.IntN(5) {
+			case 0:
+				_, err = r.AddPerson(ctx, h, map[string]string{"name": "家人"})
+				did = "person"
+			case 1:
+				err = r.EditHousehold(ctx, h, map[string]string{"address": "胜利路"})
+				did = "edit"
+			case 2:
+				did = "untag"
+				if err = r.RemoveTag(ctx, h, "petitioner"); errors.Is(err, syncengine.ErrNotFound) {
+					err, did = nil, "untag (none there)"
+				}
+			case 3:
+				var grids []Grid
+				if grids, err = r.Grids(ctx); err == nil {
+					var id string
+					id, err = r.RegisterHousehold(ctx, grids[0].ID, map[string]string{"head_name": "新户"})
+					households = append(households, id)
+				}
+				did = "register"
+			default:
+				err = r.DeleteHousehold(ctx, h)
+				households = slices.DeleteFunc(households, func(id string) bool { return id == h })
+				did = "delete"
+			}
 		}
 		if err != nil {
 			t.Fatalf("step %d (%s): %v", step, did, err)
+		}
+		// (A write refused counts as one that may have changed anything.)
+		if _, ok := r.db.ChangedSince(before, r.db.Writes()); !ok && did != "untag (none there)" {
+			t.Fatalf("step %d (%s) did not name the households it changed", step, did)
 		}
 		sharedIsWhole(t, r, now, fmt.Sprintf("step %d (%s)", step, did))
 	}

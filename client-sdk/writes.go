@@ -73,6 +73,7 @@ func (r *Replica) RegisterHousehold(ctx context.Context, gridID string, fields m
 		if _, _, _, err := statedb.MergeHousehold(ctx, w.tx, &h); err != nil {
 			return err
 		}
+		w.tx.Changed(h.ID)
 		id = h.ID
 		return w.emit(ctx, syncengine.Change{Household: &h})
 	})
@@ -120,6 +121,7 @@ func (w *writer) mergeHousehold(ctx context.Context, delta *syncengine.Household
 	if _, _, _, err := statedb.MergeHousehold(ctx, w.tx, delta); err != nil {
 		return err
 	}
+	w.tx.Changed(delta.ID)
 	return w.emit(ctx, syncengine.Change{Household: delta})
 }
 
@@ -174,6 +176,7 @@ func (w *writer) mergePerson(ctx context.Context, p *syncengine.Person) error {
 	if _, _, _, err := statedb.MergePerson(ctx, w.tx, p); err != nil {
 		return err
 	}
+	w.tx.Changed(p.HouseholdID)
 	return w.emit(ctx, syncengine.Change{Person: p})
 }
 
@@ -231,6 +234,7 @@ func (r *Replica) addTag(ctx context.Context, householdID, personID, category st
 		if _, _, err := statedb.MergeTag(ctx, w.tx, &t); err != nil {
 			return err
 		}
+		w.tx.Changed(t.HouseholdID)
 		return w.emit(ctx, syncengine.Change{Tag: &t})
 	})
 	if err != nil {
@@ -276,6 +280,7 @@ func (r *Replica) removeTag(ctx context.Context, householdID, personID, category
 			if _, _, err := statedb.MergeTag(ctx, w.tx, t); err != nil {
 				return err
 			}
+			w.tx.Changed(t.HouseholdID)
 			if err := w.emit(ctx, syncengine.Change{Tag: t}); err != nil {
 				return err
 			}
