@@ -392,7 +392,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.ServerScope = scope
 	rep.ServerCPUSeconds = (serverCPU1 - serverCPU0).Seconds()
 	rep.ServerCPUCores = rep.ServerCPUSeconds / rep.LoadSeconds
-	rep.ServerPeakMB = float64(srv.peakRSS()) / (1 << 20)
+	peak, file := srv.peakRSS()
+	rep.ServerPeakMB, rep.ServerFileMB = float64(peak)/(1<<20), float64(file)/(1<<20)
 	if rep.VisitsAccepted > 0 {
 		rep.ServerCPUMsPerVisit = rep.ServerCPUSeconds * 1000 / float64(rep.VisitsAccepted)
 	}

@@ -57,6 +57,9 @@ type Report struct {
 	ServerCPUSeconds float64 `json:"server_cpu_s"`
 	ServerCPUCores   float64 `json:"server_cpu_cores"`
 	ServerPeakMB     float64 `json:"server_peak_rss_mb"`
+	// ServerFileMB is the server's resident pages of mapped files at the
+	// end, its database's among them: page cache, counted in its RSS.
+	ServerFileMB float64 `json:"server_rss_file_mb"`
 	// ServerCPUMsPerVisit is the server's CPU over the visits it accepted
 	// in the window (pulls included).
 	ServerCPUMsPerVisit float64 `json:"server_cpu_ms_per_visit"`
@@ -144,7 +147,7 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "\t%s\n", e)
 	}
 	fmt.Fprintf(w, "server CPU\t%.1f s (%.2f cores, %.3f ms per visit accepted) — %s\n", r.ServerCPUSeconds, r.ServerCPUCores, r.ServerCPUMsPerVisit, r.ServerScope)
-	fmt.Fprintf(w, "server peak memory\t%.0f MB\n", r.ServerPeakMB)
+	fmt.Fprintf(w, "server peak memory\t%.0f MB (files mapped at the end, the database's pages among them: %.0f MB)\n", r.ServerPeakMB, r.ServerFileMB)
 	fmt.Fprintf(w, "client CPU\t%.1f s\n", r.ClientCPUSeconds)
 	fmt.Fprintf(w, "client peak memory\t%.0f MB\n", r.ClientPeakMB)
 	fmt.Fprintf(w, "open files\t%d\n", r.OpenFiles)

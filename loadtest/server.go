@@ -221,15 +221,17 @@ func (s *loadServer) cpu() (time.Duration, string) {
 	return 0, "not measured (remote server)"
 }
 
-// peakRSS returns the server's peak resident memory in bytes.
-func (s *loadServer) peakRSS() int64 {
+// peakRSS returns the server's peak resident memory in bytes, and the
+// resident pages of files it maps now.
+func (s *loadServer) peakRSS() (peak, file int64) {
 	switch s.mode {
 	case ModeServerProcess:
-		return procPeakRSS(strconv.Itoa(s.pid))
+		pid := strconv.Itoa(s.pid)
+		return procPeakRSS(pid), procFileRSS(pid)
 	case ModeInProcess:
-		return procPeakRSS("self")
+		return procPeakRSS("self"), procFileRSS("self")
 	}
-	return 0
+	return 0, 0
 }
 
 // countVisits counts the visits on a server of our own through its store,

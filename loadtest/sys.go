@@ -63,13 +63,22 @@ func procCPU(pid int) time.Duration {
 }
 
 // procPeakRSS reads VmHWM, the peak resident set, of /proc/WHICH/status.
-func procPeakRSS(which string) int64 {
+func procPeakRSS(which string) int64 { return procStatus(which, "VmHWM:") }
+
+// procFileRSS reads RssFile of /proc/WHICH/status: the resident pages of
+// files mapped, the server's database among them (SQLite maps it for
+// reading). They are the OS's page cache, shared and dropped under
+// pressure, yet counted in the resident set.
+func procFileRSS(which string) int64 { return procStatus(which, "RssFile:") }
+
+// procStatus reads a field in kB of /proc/WHICH/status, in bytes.
+func procStatus(which, field string) int64 {
 	b, err := os.ReadFile("/proc/" + which + "/status")
 	if err != nil {
 		return 0
 	}
 	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return kb << 10
 		}

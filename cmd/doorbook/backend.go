@@ -17,12 +17,12 @@ func isPostgres(db string) bool {
 }
 
 // openBackend opens the storage --db names: a PostgreSQL database by URL,
-// else a SQLite file.
-func openBackend(ctx context.Context, db string) (store.Backend, error) {
+// else a SQLite file, opened with opts.
+func openBackend(ctx context.Context, db string, opts ...sqlite.Option) (store.Backend, error) {
 	if isPostgres(db) {
 		return postgres.Open(ctx, db)
 	}
-	return sqlite.Open(ctx, db)
+	return sqlite.Open(ctx, db, opts...)
 }
 
 // credentialsBeside is the default credentials file of --db: beside a

@@ -970,6 +970,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{"serve unexpected argument", []string{"serve", "--db", filepath.Join(dir, "x.db"), "extra"}, true, `unexpected argument "extra"`},
 		{"serve any origin", []string{"serve", "--db", filepath.Join(dir, "x.db"), "--cors-origin", "*"}, true, "want one origin"},
 		{"serve a negative report cache", []string{"serve", "--db", filepath.Join(dir, "x.db"), "--report-cache", "-1"}, true, "--report-cache not negative"},
+		{"serve a map past SQLite's", []string{"serve", "--db", filepath.Join(dir, "x.db"), "--mmap", "4096"}, true, "--mmap from 0 to 2048"},
 		{"serve origin with a path", []string{"serve", "--db", filepath.Join(dir, "x.db"), "--cors-origin", "https://app.example/console"}, true, "want one origin"},
 		{"sync not enrolled", []string{"worker", "--replica", blank, "sync"}, false, "enrol"},
 		{"household not in replica", []string{"worker", "--replica", blank, "household", "--id", "nope"}, false, "nope"},

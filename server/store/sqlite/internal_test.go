@@ -292,3 +292,23 @@ func TestVisitKeyPlansAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenMapsTheFile: a server's connections map its file, up to what it
+// is told (none with 0).
+func TestOpenMapsTheFile(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		opts []Option
+		want string
+	}{{nil, "2147418112"}, {[]Option{WithMmapSize(64 << 20)}, "67108864"}, {[]Option{WithMmapSize(0)}, "0"}} {
+		s, err := Open(t.Context(), filepath.Join(t.TempDir(), "s.db"), c.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := s.db.R.QueryRowContext(t.Context(), `PRAGMA mmap_size`).Scan(&got); err != nil || got != c.want {
+			t.Errorf("mmap_size = %s (%v), want %s", got, err, c.want)
+		}
+		s.Close()
+	}
+}
