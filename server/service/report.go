@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -90,7 +91,7 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 		var e *elsewhere
 		if an.Campaign != nil {
 			from, to := an.Campaign.Window()
-			if e, err = readElsewhere(ctx, tx, ids, grids, from, clip(from, to, until), rows.inside); err != nil {
+			if e, err = readElsewhere(ctx, tx, ids, grids, from, clip(from, to, until), rows.inside, false); err != nil {
 				return err
 			}
 		}
@@ -141,11 +142,24 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 		}
 		slices.Sort(all)
 		all = slices.Compact(all)
-		// The visits elsewhere of the latest moment, one row per visit,
-		// hold those of every earlier one.
+		// The visits elsewhere of the whole window, one row per visit,
+		// hold those of every moment. Counted as a report counts them
+		// (countingRows), the households each worker reached in the
+		// street leave out the plain visits of those whose sums reach
+		// none elsewhere, in the window and so in any part of it.
 		var e *elsewhere
 		if frame.Campaign != nil {
-			if e, err = readElsewhere(ctx, tx, all, grids, from, clip(from, to, slices.MaxFunc(untils, time.Time.Compare)), nil); err != nil {
+			inside := map[string]int{}
+			err := shared.PlainVisits(ctx, from, to, time.Time{}, func(a *fieldwork.VisitAggregate) error {
+				if a.InWindow > 0 {
+					inside[a.VisitorID]++
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if e, err = readElsewhere(ctx, tx, all, grids, from, to, inside, true); err != nil {
 				return err
 			}
 		}
@@ -346,8 +360,10 @@ type elsewhere struct {
 
 // readElsewhere reads the visits of workers made in [from, to) to
 // households outside grids, and their amended ones whenever made. inside
-// is what countingRows counted, or nil (VisitsBy).
-func readElsewhere(ctx context.Context, tx store.Tx, workers, grids []string, from, to time.Time, inside map[string]int) (*elsewhere, error) {
+// is what countingRows counted, or nil (VisitsBy). With perVisit each
+// visit comes with its own time, for a series of moments: the workers
+// whose plain visits a backend folded are read again one visit a row.
+func readElsewhere(ctx context.Context, tx store.Tx, workers, grids []string, from, to time.Time, inside map[string]int, perVisit bool) (*elsewhere, error) {
 	e := &elsewhere{amendments: map[string][]syncengine.Amendment{}}
 	if len(workers) == 0 {
 		return e, nil
@@ -355,6 +371,11 @@ func readElsewhere(ctx context.Context, tx store.Tx, workers, grids []string, fr
 	visits, err := tx.VisitsBy(ctx, workers, from, to, grids, inside)
 	if err != nil {
 		return nil, err
+	}
+	if perVisit {
+		if visits, err = unfold(ctx, tx, visits, grids, from, to); err != nil {
+			return nil, err
+		}
 	}
 	var amended []string
 	for _, v := range visits {
@@ -381,6 +402,37 @@ func readElsewhere(ctx context.Context, tx store.Tx, workers, grids []string, fr
 		}
 	}
 	return e, nil
+}
+
+// unfold replaces the folded rows of visits (plain visits summed per
+// household and visitor, with no visit id) by the visits of their workers
+// one a row, read again with nothing folded.
+func unfold(ctx context.Context, tx store.Tx, visits []store.WorkerVisit, grids []string, from, to time.Time) ([]store.WorkerVisit, error) {
+	folded := map[string]bool{}
+	type link struct{ visit, household string }
+	seen := map[link]bool{}
+	out := visits[:0:0]
+	for _, v := range visits {
+		if v.VisitID == "" {
+			folded[v.VisitorID] = true
+			continue
+		}
+		seen[link{v.VisitID, v.HouseholdID}] = true
+		out = append(out, v)
+	}
+	if len(folded) == 0 {
+		return out, nil
+	}
+	more, err := tx.VisitsBy(ctx, slices.Sorted(maps.Keys(folded)), from, to, grids, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range more {
+		if !seen[link{v.VisitID, v.HouseholdID}] {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // addTo adds to fw's quotas the visits of e by workers as of until (zero:
