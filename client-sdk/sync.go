@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -894,24 +895,32 @@ func pulledHouseholds(ctx context.Context, tx *sqlitex.Tx, res *pb.PullResponse,
 	for _, t := range b.Tags {
 		tags = append(tags, t.AddID)
 	}
+	persons = append(persons, res.GetPurgedPersonIds()...)
+	tags = append(tags, res.GetPurgedTagIds()...)
+	// One statement for each kind of id, however many: a pull holds up to
+	// a thousand rows.
 	for _, q := range []struct {
 		query string
 		ids   []string
 	}{
-		{`SELECT household_id FROM persons WHERE id = ?`, persons},
-		{`SELECT household_id FROM tag_elements WHERE add_id = ?`, tags},
-		{`SELECT household_id FROM visit_households WHERE visit_id = ?`, visits},
-		{`SELECT vh.household_id FROM visit_amendments a JOIN visit_households vh ON vh.visit_id = a.visit_id WHERE a.id = ?`, res.GetReplacedAmendmentIds()},
-		{`SELECT household_id FROM persons WHERE id = ?`, res.GetPurgedPersonIds()},
-		{`SELECT household_id FROM tag_elements WHERE add_id = ?`, res.GetPurgedTagIds()},
+		{`SELECT household_id FROM persons WHERE id IN (SELECT value FROM json_each(?))`, persons},
+		{`SELECT household_id FROM tag_elements WHERE add_id IN (SELECT value FROM json_each(?))`, tags},
+		{`SELECT household_id FROM visit_households WHERE visit_id IN (SELECT value FROM json_each(?))`, visits},
+		{`SELECT vh.household_id FROM visit_amendments a JOIN visit_households vh ON vh.visit_id = a.visit_id
+			WHERE a.id IN (SELECT value FROM json_each(?))`, res.GetReplacedAmendmentIds()},
 	} {
-		for _, id := range q.ids {
-			hs, err := queryStrings(ctx, tx, q.query, id)
-			if err != nil {
-				return nil, fmt.Errorf("apply pull: %w", err)
-			}
-			out = append(out, hs...)
+		if len(q.ids) == 0 {
+			continue
 		}
+		list, err := json.Marshal(q.ids)
+		if err != nil {
+			return nil, err
+		}
+		hs, err := queryStrings(ctx, tx, q.query, string(list))
+		if err != nil {
+			return nil, fmt.Errorf("apply pull: %w", err)
+		}
+		out = append(out, hs...)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil

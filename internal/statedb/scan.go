@@ -126,10 +126,7 @@ func (g *GridRows) PlainVisits(ctx context.Context, from, to, until time.Time, f
 		// ?3 comes before the grids' placeholders in the text, which
 		// SQLite numbers after it.
 		return g.plainVisitsRaw(ctx, `SELECT vh.household_id, v.visitor_id, MAX(v.visited_at), SUM(v.visited_at >= ?1 AND v.visited_at < ?2)
-		FROM households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v ON v.id = vh.visit_id AND v.visited_at < ?3
-		WHERE h.deleted = 0 AND h.`+g.col+` IN (`+in+`)
-			AND v.revisit_due = 0 AND v.tracked = 0 AND NOT (v.details != '')
-			AND v.id NOT IN (SELECT visit_id FROM visit_amendments)
+		`+g.plainLinks(" AND v.visited_at < ?3")+`
 		GROUP BY vh.household_id, v.visitor_id`, append([]any{winFrom, winTo, until.UnixMilli()}, toArgs(grids)...), fn)
 	}
 	// The all-time sums, and those of the window when it is kept (none
@@ -148,10 +145,7 @@ func (g *GridRows) PlainVisits(ctx context.Context, from, to, until time.Time, f
 	}
 	if !kept {
 		query = `SELECT vh.household_id, v.visitor_id, MAX(v.visited_at), SUM(v.visited_at >= ?1 AND v.visited_at < ?2)
-		FROM households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v ON v.id = vh.visit_id
-		WHERE h.deleted = 0 AND h.` + g.col + ` IN (` + in + `)
-			AND v.revisit_due = 0 AND v.tracked = 0 AND NOT (v.details != '')
-			AND v.id NOT IN (SELECT visit_id FROM visit_amendments)
+		` + g.plainLinks("") + `
 		GROUP BY vh.household_id, v.visitor_id`
 	}
 	return g.plainVisitsRaw(ctx, query, args, fn)
@@ -172,11 +166,8 @@ func (g *GridRows) PlainVisitsSeries(ctx context.Context, from, to time.Time, un
 	}
 	last := slices.Max(cuts)
 	winFrom, winTo := from.UnixMilli(), to.UnixMilli()
-	rows, err := g.q.QueryContext(ctx, `SELECT vh.household_id, v.visitor_id, v.visited_at
-		FROM households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v ON v.id = vh.visit_id AND v.visited_at < ?1
-		WHERE h.deleted = 0 AND h.`+g.col+` IN (`+sqlitex.InPlaceholders(len(g.grids))+`)
-			AND v.revisit_due = 0 AND v.tracked = 0 AND NOT (v.details != '')
-			AND v.id NOT IN (SELECT visit_id FROM visit_amendments)`, append([]any{last}, toArgs(g.grids)...)...)
+	rows, err := g.q.QueryContext(ctx, `SELECT vh.household_id, v.visitor_id, v.visited_at `+g.plainLinks(" AND v.visited_at < ?1"),
+		append([]any{last}, toArgs(g.grids)...)...)
 	if err != nil {
 		return fmt.Errorf("read visits: %w", err)
 	}
@@ -235,6 +226,17 @@ func (g *GridRows) PlainVisitsSeries(ctx context.Context, from, to time.Time, un
 		}
 	}
 	return nil
+}
+
+// plainLinks is the FROM and WHERE of a read of the scope's plain visits
+// one by one, each joined to its household's link: a visit's condition
+// (cond, of v, "" for none) goes with its join. The grids' placeholders
+// come last.
+func (g *GridRows) plainLinks(cond string) string {
+	return `FROM households h JOIN visit_households vh ON vh.household_id = h.id JOIN visits v ON v.id = vh.visit_id` + cond + `
+		WHERE h.deleted = 0 AND h.` + g.col + ` IN (` + sqlitex.InPlaceholders(len(g.grids)) + `)
+			AND v.revisit_due = 0 AND v.tracked = 0 AND NOT (v.details != '')
+			AND v.id NOT IN (SELECT visit_id FROM visit_amendments)`
 }
 
 // plainVisitsRaw runs a query of PlainVisits's sums.
