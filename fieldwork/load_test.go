@@ -249,3 +249,56 @@ func TestSnapshot(t *testing.T) {
 		return s.Rows()
 	})
 }
+
+// TestSnapshotWithKeepsOrder: a snapshot taking the rows of some of its
+// households again walks them by id, as one read whole does, so that an
+// analysis finds them sorted.
+func TestSnapshotWithKeepsOrder(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := &se.Bundle{}
+	var ids []string
+	for i := range 40 {
+		id := fmt.Sprintf("h%02d", (i*17)%40) // not in order
+		ids = append(ids, id)
+		b.Households = append(b.Households, se.Household{ID: id, GridID: se.NewRegister(fmt.Sprint("g", i%2), se.Clock{HLC: 1})})
+	}
+	from, to := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	read := func(grids ...string) *fieldwork.Snapshot {
+		s, err := fieldwork.ReadSnapshot(ctx, &memRows{b: b, grids: grids}, from, to, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	walk := func(s *fieldwork.Snapshot) []string {
+		var out []string
+		err := s.Rows().Households(ctx, func(r *fieldwork.HouseholdRow) error {
+			out = append(out, r.ID)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// The halves of a scope read apart, then one of them again with
+	// households gone.
+	s, err := read("g0").With(read("g1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Sorted(slices.Values(ids))
+	if got := walk(s); !slices.Equal(got, want) {
+		t.Fatalf("halves joined walk %v, want %v", got, want)
+	}
+	b.Households = b.Households[:30]
+	s, err = s.With(read("g0", "g1"), ids[20:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = slices.DeleteFunc(want, func(id string) bool { return slices.Contains(ids[30:], id) })
+	if got := walk(s); !slices.Equal(got, want) {
+		t.Fatalf("after a change walk %v, want %v", got, want)
+	}
+}

@@ -11,24 +11,16 @@ import (
 	"github.com/doorbook/doorbook/syncengine"
 )
 
-// SeriesRows is Rows that can sum the plain visits as of several moments
-// in one read of them.
-type SeriesRows interface {
-	Rows
-	// PlainVisitsSeries calls fn(i, a) for each a that PlainVisits(ctx,
-	// from, to, untils[i], ...) would, for each i, reading each visit
-	// once. untils are none zero.
-	PlainVisitsSeries(ctx context.Context, from, to time.Time, untils []time.Time, fn func(i int, a *VisitAggregate) error) error
-}
-
 // LoadSeries is LoadUntil as of each of untils (none zero), reading the
 // scope's rows once: a campaign's weeks, each as of its end. Only the
-// plain visits differ from one moment to the next, and rows that are
-// SeriesRows sum them for all at once. The rest comes from shared (rows
-// itself if nil: the same scope's rows, kept by the caller perhaps), read
-// once and kept (as a Snapshot keeps it) while the field rules run over
-// each moment.
-func LoadSeries(ctx context.Context, rows, shared Rows, campaign *syncengine.Campaign, cats []syncengine.Category, untils []time.Time) ([]*Analysis, error) {
+// plain visits differ from one moment to the next. They come from t, a
+// Timeline of the scope kept by the caller, if it holds the moments, or
+// else from one read of rows' timeline when rows are TimelineRows and the
+// moments lie in the campaign's window; otherwise rows sum them for each
+// moment. The rest comes from shared (rows itself if nil: the same scope's
+// rows, kept by the caller perhaps), read once and kept (as a Snapshot
+// keeps it) while the field rules run over each moment.
+func LoadSeries(ctx context.Context, rows, shared Rows, t *Timeline, campaign *syncengine.Campaign, cats []syncengine.Category, untils []time.Time) ([]*Analysis, error) {
 	for _, u := range untils {
 		if u.IsZero() {
 			return nil, errors.New("fieldwork: a series is of moments: a zero until is a report as of now")
@@ -41,17 +33,30 @@ func LoadSeries(ctx context.Context, rows, shared Rows, campaign *syncengine.Cam
 	if shared == nil {
 		shared = rows
 	}
-	s, err := readSnapshot(ctx, shared, from, to, nil, false)
-	if err != nil {
-		return nil, err
+	var s *Snapshot
+	if kept, ok := shared.(snapshotRows); ok && kept.s.from.Equal(from) && kept.s.to.Equal(to) {
+		// Kept rows are never changed: the moments read them as they are.
+		s = kept.s
+	} else {
+		var err error
+		if s, err = readSnapshot(ctx, shared, from, to, nil, false); err != nil {
+			return nil, err
+		}
 	}
 	plain := make([][]VisitAggregate, len(untils))
 	collect := func(i int, a *VisitAggregate) error {
 		plain[i] = append(plain[i], *a)
 		return nil
 	}
-	if sr, ok := rows.(SeriesRows); ok {
-		err = sr.PlainVisitsSeries(ctx, from, to, untils, collect)
+	if tr, ok := rows.(TimelineRows); t == nil && ok && campaign != nil && (&Timeline{from: from.UnixMilli(), to: to.UnixMilli()}).Holds(from, to, untils) {
+		var err error
+		if t, err = ReadTimeline(ctx, tr, from, to, nil); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if t != nil && t.Holds(from, to, untils) {
+		err = t.PlainVisitsSeries(ctx, from, to, untils, collect)
 	} else {
 		for i, u := range untils {
 			if err = rows.PlainVisits(ctx, from, to, u, func(a *VisitAggregate) error { return collect(i, a) }); err != nil {

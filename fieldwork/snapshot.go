@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/doorbook/doorbook/syncengine"
@@ -19,6 +20,10 @@ import (
 type Snapshot struct {
 	from, to   time.Time
 	households map[string]*snapshotHousehold
+	// order holds the households by id: an analysis keeps its households
+	// in that order, and sorting a street's takes longer than walking
+	// them sorted (a series makes one analysis a week).
+	order []*snapshotHousehold
 }
 
 // snapshotHousehold is what Rows reads of one household.
@@ -88,6 +93,7 @@ func readSnapshot(ctx context.Context, rows Rows, from, to time.Time, keep func(
 	if err != nil {
 		return nil, err
 	}
+	s.sort()
 	if len(trackedBy) == 0 {
 		return s, nil
 	}
@@ -120,7 +126,32 @@ func (s *Snapshot) With(fresh *Snapshot, ids []string) (*Snapshot, error) {
 	for id, h := range fresh.households {
 		out.households[id] = h
 	}
+	// The households kept, then those taken from fresh, in one order.
+	gone := make(map[string]bool, len(ids)+len(fresh.households))
+	for _, id := range ids {
+		gone[id] = true
+	}
+	for id := range fresh.households {
+		gone[id] = true
+	}
+	out.order = make([]*snapshotHousehold, 0, len(out.households))
+	old, add := s.order, fresh.order
+	for len(old) > 0 || len(add) > 0 {
+		switch {
+		case len(old) > 0 && gone[old[0].row.ID]:
+			old = old[1:]
+		case len(add) == 0 || len(old) > 0 && old[0].row.ID < add[0].row.ID:
+			out.order, old = append(out.order, old[0]), old[1:]
+		default:
+			out.order, add = append(out.order, add[0]), add[1:]
+		}
+	}
 	return out, nil
+}
+
+// sort makes s.order.
+func (s *Snapshot) sort() {
+	s.order = slices.SortedFunc(maps.Values(s.households), func(a, b *snapshotHousehold) int { return strings.Compare(a.row.ID, b.row.ID) })
 }
 
 // Len is how many households s holds.
@@ -133,7 +164,7 @@ func (s *Snapshot) Rows() Rows { return snapshotRows{s} }
 type snapshotRows struct{ s *Snapshot }
 
 func (r snapshotRows) Households(ctx context.Context, fn func(*HouseholdRow) error) error {
-	for _, h := range r.s.households {
+	for _, h := range r.s.order {
 		row := h.row
 		if err := fn(&row); err != nil {
 			return err
@@ -144,7 +175,7 @@ func (r snapshotRows) Households(ctx context.Context, fn func(*HouseholdRow) err
 
 func (r snapshotRows) Amendments(ctx context.Context) (map[string][]syncengine.Amendment, error) {
 	out := map[string][]syncengine.Amendment{}
-	for _, h := range r.s.households {
+	for _, h := range r.s.order {
 		for id, as := range h.amendments {
 			out[id] = as
 		}
@@ -156,7 +187,7 @@ func (r snapshotRows) PlainVisits(ctx context.Context, from, to, until time.Time
 	if !from.Equal(r.s.from) || !to.Equal(r.s.to) || !until.IsZero() {
 		return fmt.Errorf("fieldwork: a snapshot of [%v, %v) read for [%v, %v) until %v", r.s.from, r.s.to, from, to, until)
 	}
-	for _, h := range r.s.households {
+	for _, h := range r.s.order {
 		for i := range h.plain {
 			a := h.plain[i]
 			if err := fn(&a); err != nil {
@@ -168,7 +199,7 @@ func (r snapshotRows) PlainVisits(ctx context.Context, from, to, until time.Time
 }
 
 func (r snapshotRows) SpecialVisits(ctx context.Context, fn func(*VisitRow) error) error {
-	for _, h := range r.s.households {
+	for _, h := range r.s.order {
 		for i := range h.special {
 			v := h.special[i]
 			if err := fn(&v); err != nil {
@@ -181,7 +212,7 @@ func (r snapshotRows) SpecialVisits(ctx context.Context, fn func(*VisitRow) erro
 
 func (r snapshotRows) Visits(ctx context.Context, ids []string) ([]syncengine.Visit, error) {
 	found := map[string]syncengine.Visit{}
-	for _, h := range r.s.households {
+	for _, h := range r.s.order {
 		for id, v := range h.visits {
 			found[id] = v
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -151,79 +150,33 @@ func (g *GridRows) PlainVisits(ctx context.Context, from, to, until time.Time, f
 	return g.plainVisitsRaw(ctx, query, args, fn)
 }
 
-var _ fieldwork.SeriesRows = (*GridRows)(nil)
+var _ fieldwork.TimelineRows = (*GridRows)(nil)
 
-// PlainVisitsSeries sums the plain visits as of each of untils from one
-// read of them, each visit once: a campaign's weeks would otherwise read
-// every visit of the scope once a week.
-func (g *GridRows) PlainVisitsSeries(ctx context.Context, from, to time.Time, untils []time.Time, fn func(int, *fieldwork.VisitAggregate) error) error {
-	if len(g.grids) == 0 || len(untils) == 0 {
+// PlainVisitTimes reads the plain visits one by one: a campaign's weeks
+// (fieldwork.Timeline) need each visit's time, which the sums fold.
+func (g *GridRows) PlainVisitTimes(ctx context.Context, to time.Time, fn func(household, grid, visitor []byte, at int64) error) error {
+	if len(g.grids) == 0 {
 		return nil
 	}
-	cuts := make([]int64, len(untils))
-	for i, u := range untils {
-		cuts[i] = u.UnixMilli()
-	}
-	last := slices.Max(cuts)
-	winFrom, winTo := from.UnixMilli(), to.UnixMilli()
-	rows, err := g.q.QueryContext(ctx, `SELECT vh.household_id, v.visitor_id, v.visited_at `+g.plainLinks(" AND v.visited_at < ?1"),
-		append([]any{last}, toArgs(g.grids)...)...)
+	rows, err := g.q.QueryContext(ctx, `SELECT vh.household_id, h.grid_id, v.visitor_id, v.visited_at `+g.plainLinks(" AND v.visited_at < ?1"),
+		append([]any{to.UnixMilli()}, toArgs(g.grids)...)...)
 	if err != nil {
 		return fmt.Errorf("read visits: %w", err)
 	}
 	defer rows.Close()
-	// Per household and visitor, the sums as of each moment. The ids are
-	// read as bytes and looked up without a copy: a street has half a
-	// million rows and few distinct pairs.
-	type sum struct {
-		last int64
-		n    int
-		any  bool
-	}
-	sums := map[string]map[string][]sum{}
-	var hb, vb sql.RawBytes
+	// Read as bytes, without a copy: a street has half a million rows.
+	var hb, gb, vb sql.RawBytes
 	for rows.Next() {
 		var at int64
-		if err := rows.Scan(&hb, &vb, &at); err != nil {
+		if err := rows.Scan(&hb, &gb, &vb, &at); err != nil {
+			return fmt.Errorf("read visits: %w", err)
+		}
+		if err := fn(hb, gb, vb, at); err != nil {
 			return err
-		}
-		byVisitor := sums[string(hb)]
-		if byVisitor == nil {
-			byVisitor = map[string][]sum{}
-			sums[string(hb)] = byVisitor
-		}
-		s := byVisitor[string(vb)]
-		if s == nil {
-			s = make([]sum, len(cuts))
-			byVisitor[string(vb)] = s
-		}
-		in := at >= winFrom && at < winTo
-		for i, cut := range cuts {
-			if at >= cut {
-				continue
-			}
-			if !s[i].any || at > s[i].last {
-				s[i].last, s[i].any = at, true
-			}
-			if in {
-				s[i].n++
-			}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return err
-	}
-	for i := range cuts {
-		for h, byVisitor := range sums {
-			for v, s := range byVisitor {
-				if !s[i].any {
-					continue
-				}
-				if err := fn(i, &fieldwork.VisitAggregate{HouseholdID: h, VisitorID: v, Last: time.UnixMilli(s[i].last).UTC(), InWindow: s[i].n}); err != nil {
-					return err
-				}
-			}
-		}
+		return fmt.Errorf("read visits: %w", err)
 	}
 	return nil
 }

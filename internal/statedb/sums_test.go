@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorbook/doorbook/fieldwork"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	se "github.com/doorbook/doorbook/syncengine"
@@ -61,11 +62,22 @@ type history struct {
 var (
 	sumHouseholds = []string{"h0", "h1", "h2", "h3", "h4", "h5"}
 	sumVisitors   = []string{"w0", "w1", "w2"}
+	sumGrids      = []string{"g0", "g1"}
 	sumEpoch      = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 )
 
 func newHistory(t *testing.T, seed uint64) *history {
-	return &history{t: t, db: openState(t), rng: rand.New(rand.NewPCG(seed, 1))}
+	h := &history{t: t, db: openState(t), rng: rand.New(rand.NewPCG(seed, 1))}
+	// The households, in two grids, for the reads of a scope's rows.
+	h.write(func(tx *sqlitex.Tx) error {
+		for i, id := range sumHouseholds {
+			if _, err := tx.ExecContext(context.Background(), `INSERT INTO households (id, grid_id, clocks) VALUES (?, ?, x'')`, id, sumGrids[i%2]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return h
 }
 
 func (h *history) id(kind string) string { h.n++; return fmt.Sprintf("%s%04d", kind, h.n) }
@@ -406,7 +418,67 @@ func (h *history) check() string {
 			special[id] = true
 		}
 	}
-	return h.checkSpecialLinks(special)
+	if diff := h.checkSpecialLinks(special); diff != "" {
+		return diff
+	}
+	return h.checkTimeline()
+}
+
+// checkTimeline compares a series of the plain visits of one grid as of
+// moments in a window, from one read of them one by one
+// (fieldwork.Timeline), with the sums as of each moment read apart
+// (PlainVisits), for each campaign's window and a window of its own.
+func (h *history) checkTimeline() string {
+	ctx := context.Background()
+	// Its own draws, so that the history's writes stay what their seed
+	// makes them (and a history with no draws of its own can be checked).
+	rng := rand.New(rand.NewPCG(uint64(h.n), 3))
+	type window struct{ from, to time.Time }
+	windows := []window{{sumEpoch.Add(30 * 24 * time.Hour), sumEpoch.Add(60 * 24 * time.Hour)}}
+	for _, c := range h.camps {
+		windows = append(windows, window{time.UnixMilli(c.StartsAt.Value).UTC(), time.UnixMilli(c.EndsAt.Value).UTC()})
+	}
+	grid := sumGrids[rng.IntN(len(sumGrids))]
+	for _, w := range windows {
+		if !w.from.Before(w.to) {
+			continue
+		}
+		untils := []time.Time{w.from, w.to}
+		for range 3 {
+			untils = append(untils, w.from.Add(time.Duration(rng.Int64N(int64(w.to.Sub(w.from))))).Truncate(time.Millisecond))
+		}
+		rows := statedb.FieldRows(h.db.R, []string{grid})
+		tl, err := fieldwork.ReadTimeline(ctx, rows, w.from, w.to, nil)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		type key struct {
+			i         int
+			household string
+			visitor   string
+		}
+		got, want := map[key]fieldwork.VisitAggregate{}, map[key]fieldwork.VisitAggregate{}
+		err = tl.PlainVisitsSeries(ctx, w.from, w.to, untils, func(i int, a *fieldwork.VisitAggregate) error {
+			got[key{i, a.HouseholdID, a.VisitorID}] = *a
+			return nil
+		})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		for i, u := range untils {
+			err := rows.PlainVisits(ctx, w.from, w.to, u, func(a *fieldwork.VisitAggregate) error {
+				want[key{i, a.HouseholdID, a.VisitorID}] = *a
+				return nil
+			})
+			if err != nil {
+				h.t.Fatal(err)
+			}
+		}
+		if !maps.Equal(got, want) {
+			return fmt.Sprintf("grid %s, window [%v, %v), as of %v: the timeline's sums %v, want %v", grid, w.from, w.to, untils, got, want)
+		}
+	}
+	return ""
 }
 
 // checkSpecialLinks compares visit_special_links with the links of the
@@ -573,7 +645,7 @@ func TestInBulk(t *testing.T) {
 			return err
 		}
 		return statedb.InBulk(ctx, tx, func() error {
-			for _, table := range []string{"campaigns", "visit_households", "visits", "visit_amendments"} {
+			for _, table := range []string{"households", "campaigns", "visit_households", "visits", "visit_amendments"} {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO main.`+table+` SELECT * FROM src.`+table); err != nil {
 					return err
 				}

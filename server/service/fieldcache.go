@@ -53,6 +53,17 @@ type fieldCache struct {
 	filling map[fieldKey]chan struct{}
 	// filled, if set, runs as fill begins to read (tests).
 	filled func()
+	// timelines are the plain visits of kept scopes one by one, for their
+	// campaign's weeks: each kept only while its scope's rows are.
+	timelines map[fieldKey]*timelineEntry
+}
+
+// timelineEntry is a kept scope's fieldwork.Timeline, with the feed
+// position it was read at and when it was read whole.
+type timelineEntry struct {
+	t    *fieldwork.Timeline
+	head uint64
+	read time.Time
 }
 
 // era is the count of clears, taken before reading rows to keep.
@@ -235,6 +246,13 @@ func (c *fieldCache) put(key fieldKey, e *fieldEntry, era uint64) {
 			delete(c.entries, k)
 		}
 	}
+	defer func() {
+		for k := range c.timelines {
+			if c.entries[k] == nil {
+				delete(c.timelines, k)
+			}
+		}
+	}()
 	for {
 		total := 0
 		var oldest *fieldKey
@@ -257,5 +275,77 @@ func (c *fieldCache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries = nil
+	c.timelines = nil
 	c.cleared++
+}
+
+// timeline returns the plain visits of grids (sorted) over [from, to) one
+// by one, as of tx's snapshot of the database: those kept, with the
+// households changed since read again, or all of them read whole, and kept
+// while the scope's rows are (rows keeps those). It returns nil when tx
+// cannot read them so: the series then sums them for each moment.
+func (c *fieldCache) timeline(ctx context.Context, tx store.Tx, grids []string, from, to, now time.Time) (*fieldwork.Timeline, error) {
+	whole, ok := tx.FieldRows(grids).(fieldwork.TimelineRows)
+	if !ok {
+		return nil, nil
+	}
+	era := c.era()
+	head, err := tx.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := fieldKey{scopeKey(grids), from.UnixMilli(), to.UnixMilli()}
+	inScope := func(grid string) bool { _, ok := slices.BinarySearch(grids, grid); return ok }
+	c.mu.Lock()
+	e := c.timelines[key]
+	c.mu.Unlock()
+	if e != nil && e.head <= head && now.Sub(e.read) < fieldCacheAge {
+		most := max(fieldCacheChanged, e.t.Len()/2)
+		changed, err := tx.HouseholdsTouched(ctx, e.head, head, most+1)
+		if err != nil {
+			return nil, err
+		}
+		if len(changed) <= most {
+			slices.Sort(changed)
+			t := e.t
+			for page := range slices.Chunk(changed, fieldCachePage) {
+				rows, ok := tx.HouseholdRows(page).(fieldwork.TimelineRows)
+				if !ok {
+					return nil, nil
+				}
+				fresh, err := fieldwork.ReadTimeline(ctx, rows, from, to, inScope)
+				if err != nil {
+					return nil, err
+				}
+				if t, err = t.With(fresh, page); err != nil {
+					return nil, err
+				}
+			}
+			c.putTimeline(key, &timelineEntry{t: t, head: head, read: e.read}, era)
+			return t, nil
+		}
+	}
+	t, err := fieldwork.ReadTimeline(ctx, whole, from, to, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.putTimeline(key, &timelineEntry{t: t, head: head, read: now}, era)
+	return t, nil
+}
+
+// putTimeline keeps e, read in era, if the scope's rows are kept, no clear
+// came after it began to read, and no newer timeline of the scope is.
+func (c *fieldCache) putTimeline(key fieldKey, e *timelineEntry, era uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if era != c.cleared || c.entries[key] == nil {
+		return
+	}
+	if old := c.timelines[key]; old != nil && old.head > e.head {
+		return
+	}
+	if c.timelines == nil {
+		c.timelines = map[fieldKey]*timelineEntry{}
+	}
+	c.timelines[key] = e
 }

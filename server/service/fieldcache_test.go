@@ -26,10 +26,11 @@ import (
 // once, every fifth batch) analyses as one reading every row,
 // after batches of random writes through the service: visits imported
 // (plain, revisits, hazards, group visits reaching outside the street),
+// plain visits voided,
 // items assigned and closed off, households moving between the street's
-// grids and out of it and back, households deleted and erased. Every third
-// batch, a series of reports as of five moments (AnalyzeSeries) analyses
-// as five reports.
+// grids and out of it and back, households deleted and erased. In two
+// batches of three, a series of reports as of six moments (AnalyzeSeries)
+// analyses as six reports.
 func TestReportRowsFollowWrites(t *testing.T) {
 	t.Parallel()
 	for i, db := range []string{"sqlite", "sqlite", "sqlite", "postgres"} {
@@ -72,19 +73,31 @@ func TestReportRowsFollowWrites(t *testing.T) {
 			}
 			gen := demo.NewGenerator(uint64(seed), now.AddDate(0, 0, -40))
 			var households []string
+			gridOf := map[string]int{} // each household's grid, by index
 			var workers []string
+			var phones []store.Principal
 			for i, g := range grids {
 				w, err := s.CreateWorker(ctx, admin, store.Worker{Name: fmt.Sprint("网格员", i), Role: 1, GridIDs: []string{g}})
 				if err != nil {
 					t.Fatal(err)
 				}
 				workers = append(workers, w.ID)
+				code, err := s.CreateEnrollmentCode(ctx, admin, w.ID, now.Add(time.Hour))
+				if err != nil {
+					t.Fatal(err)
+				}
+				e, err := s.Enroll(ctx, code, "phone", now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				phones = append(phones, store.Principal{Kind: store.KindWorker, ID: w.ID, Name: w.Name, CredentialID: e.DeviceID})
 				b := gen.Grid(g, demo.Shape{HouseholdsPerGrid: 8, PersonsPerHousehold: 2, VisitsPerHousehold: 2}, w.Name, w.ID)
 				if err := s.Import(ctx, admin, b); err != nil {
 					t.Fatal(err)
 				}
 				for _, h := range b.Households {
 					households = append(households, h.ID)
+					gridOf[h.ID] = i
 				}
 			}
 			clock := gen.Clock()
@@ -104,6 +117,11 @@ func TestReportRowsFollowWrites(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(seed), 4))
 			household := func() string { return households[rng.IntN(len(households))] }
 			var hazards []string
+			type plainVisit struct {
+				id, household string
+				worker        int
+			}
+			var plains []plainVisit
 			for batch := range 30 {
 				var did []string
 				for range 1 + rng.IntN(3) {
@@ -123,11 +141,32 @@ func TestReportRowsFollowWrites(t *testing.T) {
 						case 1:
 							v.Findings = []syncengine.Finding{{Kind: syncengine.FindingHazard, Note: "堆物"}}
 							hazards = append(hazards, v.ID)
+						default:
+							plains = append(plains, plainVisit{v.ID, v.HouseholdIDs[0], w})
 						}
 						if err := s.Import(ctx, admin, syncengine.Bundle{Visits: []syncengine.Visit{v}}); err != nil {
 							t.Fatal(err)
 						}
 						did = append(did, "visit")
+					case k < 6 && len(plains) > 0 && rng.IntN(3) == 0: // a plain visit voided
+						// By its visitor's phone, while the household is in
+						// the visitor's grid.
+						var mine []plainVisit
+						for _, v := range plains {
+							if gridOf[v.household] == v.worker {
+								mine = append(mine, v)
+							}
+						}
+						if len(mine) == 0 {
+							break
+						}
+						v := mine[rng.IntN(len(mine))]
+						a := syncengine.Amendment{ID: gen.ID(), VisitID: v.id, AuthorID: workers[v.worker],
+							Kind: syncengine.AmendVoid, Reason: "误录", Clock: gen.Clock()}
+						if _, err := s.Push(ctx, phones[v.worker], 0, []syncengine.Change{{ID: gen.ID(), Amendment: &a}}); err != nil {
+							t.Fatal(err)
+						}
+						did = append(did, "void")
 					case k < 6 && len(hazards) > 0: // an item assigned or closed off
 						a := syncengine.Amendment{ID: gen.ID(), VisitID: hazards[rng.IntN(len(hazards))], AuthorID: admin.ID,
 							Kind: syncengine.AmendItemClose, Reason: "整改", Clock: gen.Clock()}
@@ -139,9 +178,11 @@ func TestReportRowsFollowWrites(t *testing.T) {
 						}
 						did = append(did, "item")
 					case k < 8: // a move, perhaps out of the street
-						if _, err := s.MoveHousehold(ctx, admin, household(), grids[rng.IntN(len(grids))], next); err != nil {
+						h, g := household(), rng.IntN(len(grids))
+						if _, err := s.MoveHousehold(ctx, admin, h, grids[g], next); err != nil {
 							t.Fatal(err)
 						}
+						gridOf[h] = g
 						did = append(did, "move")
 					case k < 9: // a household deleted
 						h := household()
@@ -172,10 +213,17 @@ func TestReportRowsFollowWrites(t *testing.T) {
 				if !reflect.DeepEqual(cached, whole) {
 					t.Fatalf("after batch %d (%v) the report from kept rows differs from one reading them all:\n%+v\n%+v", batch, did, cached.Fieldwork.Figures(now, nil), whole.Fieldwork.Figures(now, nil))
 				}
-				if batch%3 == 2 {
+				if batch%3 != 0 {
 					// A series of moments read once analyses as one report
-					// as of each of them.
-					untils := []time.Time{now.AddDate(0, 0, -25), now.AddDate(0, 0, -12), now.Add(-5*24*time.Hour - 3*time.Hour), now, now.AddDate(0, 0, 3)}
+					// as of each of them: in the campaign's window, as its
+					// weeks are, from the plain visits kept one by one
+					// (fieldwork.Timeline); with one before the window,
+					// summed for each moment.
+					from, to := camp.Window()
+					untils := []time.Time{from, now.AddDate(0, 0, -12), now.Add(-5*24*time.Hour - 3*time.Hour), now, now.AddDate(0, 0, 3), to}
+					if batch%3 == 1 {
+						untils[0] = now.AddDate(0, 0, -25)
+					}
 					series, err := s.AnalyzeSeries(ctx, admin, street, camp.ID, untils)
 					if err != nil {
 						t.Fatal(err)

@@ -128,7 +128,15 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 		if err != nil {
 			return err
 		}
-		fws, err := fieldwork.LoadSeries(ctx, tx.FieldRows(grids), shared, frame.Campaign, cats, untils)
+		// The plain visits one by one, when the moments lie in the
+		// campaign's window (a campaign's weeks do).
+		var t *fieldwork.Timeline
+		if frame.Campaign != nil && !slices.ContainsFunc(untils, func(u time.Time) bool { return u.Before(from) || u.After(to) }) {
+			if t, err = s.fields.timeline(ctx, tx, grids, from, to, s.now()); err != nil {
+				return err
+			}
+		}
+		fws, err := fieldwork.LoadSeries(ctx, tx.FieldRows(grids), shared, t, frame.Campaign, cats, untils)
 		if err != nil {
 			return err
 		}
