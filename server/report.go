@@ -172,45 +172,63 @@ func (s *reportService) analyze(ctx context.Context, node, campaign string, asOf
 }
 
 func (s *reportService) GetProgress(ctx context.Context, req *pb.GetProgressRequest) (*pb.GetProgressResponse, error) {
+	at := s.at(req.GetAt())
+	// The weeks are read beside the report, in their own snapshot: two
+	// cores make them ready together. They are kept only if the report
+	// is, which checks the request.
+	var weeks []*pb.WeekProgress
+	weekly := make(chan error, 1)
+	if req.GetWeekly() {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					weekly <- toConnect(s.log, fmt.Errorf("weekly series: %v", p))
+				}
+			}()
+			var err error
+			weeks, err = s.weeks(wctx, req.GetNodeId(), req.GetCampaignId(), at)
+			weekly <- err
+		}()
+	} else {
+		weekly <- nil
+	}
 	an, err := s.analyze(ctx, req.GetNodeId(), req.GetCampaignId(), until(req.GetAt()))
 	if err != nil {
+		return nil, err
+	}
+	if err := <-weekly; err != nil {
 		return nil, err
 	}
 	if err := s.audit(ctx, "report progress", req.GetNodeId(), req.GetCampaignId()); err != nil {
 		return nil, toConnect(s.log, err)
 	}
-	at := s.at(req.GetAt())
 	p := newProgress(an, at)
 	addStat(ctx, "households", p.total.Households)
 	rep := p.toProto()
-	if req.GetWeekly() {
-		if rep.Weeks, err = s.weeks(ctx, req.GetNodeId(), an.Campaign, at); err != nil {
-			return nil, err
-		}
-	}
+	rep.Weeks = weeks
 	return &pb.GetProgressResponse{Report: rep}, nil
 }
 
 // maxWeeks bounds a weekly series: the latest weeks of a longer campaign.
 const maxWeeks = 60
 
-// weeks is the weekly series of a campaign's progress on node up to at:
-// each week's figures as of its end (an analysis each), and the items
-// found and closed off in it.
-func (s *reportService) weeks(ctx context.Context, node string, c *syncengine.Campaign, at time.Time) ([]*pb.WeekProgress, error) {
+// weekEnds are the moments of the weekly series of a campaign's window
+// [start, end) up to at: the start, then each week's end (none if the
+// campaign has not begun by at).
+func weekEnds(start, end, at time.Time) []time.Time {
 	const week = 7 * 24 * time.Hour
-	start, end := c.Window()
 	stop := end
 	if at.Before(stop) {
 		stop = at
 	}
 	if !start.Before(stop) {
-		return nil, nil
+		return nil
 	}
 	if n := int(stop.Sub(start)/week) + 1; n > maxWeeks {
 		start = start.Add(time.Duration(n-maxWeeks) * week)
 	}
-	// The start, then each week's end: one analysis each, from one read.
 	untils := []time.Time{start}
 	for from := start; from.Before(stop); from = from.Add(week) {
 		until := from.Add(week)
@@ -219,10 +237,23 @@ func (s *reportService) weeks(ctx context.Context, node string, c *syncengine.Ca
 		}
 		untils = append(untils, until)
 	}
-	ans, err := s.store.AnalyzeSeries(ctx, principal(ctx), node, c.ID, untils)
+	return untils
+}
+
+// weeks is the weekly series of a campaign's progress on node up to at:
+// each week's figures as of its end (an analysis each), and the items
+// found and closed off in it.
+func (s *reportService) weeks(ctx context.Context, node, campaign string, at time.Time) ([]*pb.WeekProgress, error) {
+	untils, ans, err := s.store.AnalyzeSeries(ctx, principal(ctx), node, campaign, func(from, to time.Time) []time.Time {
+		return weekEnds(from, to, at)
+	})
 	if err != nil {
 		return nil, toConnect(s.log, err)
 	}
+	if len(ans) == 0 {
+		return nil, nil
+	}
+	start := untils[0]
 	_, closedBefore := ans[0].Fieldwork.ItemTally(start, start)
 	var out []*pb.WeekProgress
 	for i, an := range ans[1:] {
@@ -923,7 +954,7 @@ func (ex *exporter) weekly(ctx context.Context, w export.Writer) error {
 	if ex.campaign == nil {
 		return nil
 	}
-	weeks, err := ex.s.weeks(ctx, ex.node, ex.campaign, ex.at)
+	weeks, err := ex.s.weeks(ctx, ex.node, ex.campaign.ID, ex.at)
 	if err != nil {
 		return err
 	}

@@ -144,11 +144,8 @@ func (c *fieldCache) rows(ctx context.Context, tx store.Tx, grids []string, from
 }
 
 // fill reads the rows of grids (sorted) whole when none are kept, in
-// halves read at once by two read transactions, and keeps them at the
-// older of the two feed positions: the report's own read (rows) then
-// reads again the households changed since, which makes the halves one
-// consistent scope (a household that moved between them among those).
-// Two cores read a street in about half the time one does.
+// halves (inHalves), and keeps them: the report's own read (rows) then
+// reads again the households changed since.
 func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string, from, to, now time.Time) error {
 	key := fieldKey{scopeKey(grids), from.UnixMilli(), to.UnixMilli()}
 	c.mu.Lock()
@@ -185,8 +182,35 @@ func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string,
 	if c.filled != nil {
 		c.filled()
 	}
+	snaps, head, err := inHalves(ctx, db, grids, func(tx store.Tx, half []string) (*fieldwork.Snapshot, error) {
+		n, err := tx.CountHouseholds(ctx, half, "")
+		if err != nil || n > c.households {
+			return nil, err
+		}
+		return fieldwork.ReadSnapshot(ctx, tx.FieldRows(half), from, to, nil)
+	})
+	if err != nil {
+		return err
+	}
+	if snaps[0] == nil || snaps[1] == nil {
+		return nil // too large to keep
+	}
+	whole, err := snaps[0].With(snaps[1], nil)
+	if err != nil {
+		return err
+	}
+	c.put(key, &fieldEntry{snap: whole, head: head, read: now, used: now}, era)
+	return nil
+}
+
+// inHalves reads grids (sorted) in halves at once, by two read
+// transactions, and returns what read made of each and the older of the
+// two feed positions: reading again the households changed since makes
+// the halves one consistent scope (a household that moved between them
+// among those). Two cores read a street in about half the time one does.
+func inHalves[T any](ctx context.Context, db store.Backend, grids []string, read func(tx store.Tx, half []string) (T, error)) ([2]T, uint64, error) {
 	halves := [2][]string{grids[:len(grids)/2], grids[len(grids)/2:]}
-	var snaps [2]*fieldwork.Snapshot
+	var out [2]T
 	var heads [2]uint64
 	var errs [2]error
 	var wg sync.WaitGroup
@@ -197,27 +221,41 @@ func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string,
 				if heads[i], err = tx.Head(ctx); err != nil {
 					return err
 				}
-				n, err := tx.CountHouseholds(ctx, half, "")
-				if err != nil || n > c.households {
-					return err
-				}
-				snaps[i], err = fieldwork.ReadSnapshot(ctx, tx.FieldRows(half), from, to, nil)
+				out[i], err = read(tx, half)
 				return err
 			})
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs[0], errs[1]); err != nil {
+	return out, min(heads[0], heads[1]), errors.Join(errs[0], errs[1])
+}
+
+// fillTimeline reads the plain visits of grids (sorted) one by one when
+// their rows are kept and they are not, in halves (inHalves), and keeps
+// them: what a campaign's weeks read (timeline) first.
+func (c *fieldCache) fillTimeline(ctx context.Context, db store.Backend, grids []string, from, to, now time.Time) error {
+	key := fieldKey{scopeKey(grids), from.UnixMilli(), to.UnixMilli()}
+	c.mu.Lock()
+	e, kept, era := c.timelines[key], c.entries[key] != nil, c.cleared
+	c.mu.Unlock()
+	if len(grids) < 2 || !kept || e != nil && now.Sub(e.read) < fieldCacheAge {
+		return nil
+	}
+	ts, head, err := inHalves(ctx, db, grids, func(tx store.Tx, half []string) (*fieldwork.Timeline, error) {
+		rows, ok := tx.FieldRows(half).(fieldwork.TimelineRows)
+		if !ok {
+			return nil, nil
+		}
+		return fieldwork.ReadTimeline(ctx, rows, from, to, nil)
+	})
+	if err != nil || ts[0] == nil || ts[1] == nil {
 		return err
 	}
-	if snaps[0] == nil || snaps[1] == nil {
-		return nil // too large to keep
-	}
-	whole, err := snaps[0].With(snaps[1], nil)
+	whole, err := ts[0].With(ts[1], nil)
 	if err != nil {
 		return err
 	}
-	c.put(key, &fieldEntry{snap: whole, head: min(heads[0], heads[1]), read: now, used: now}, era)
+	c.putTimeline(key, &timelineEntry{t: whole, head: head, read: now}, era)
 	return nil
 }
 

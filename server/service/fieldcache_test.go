@@ -224,7 +224,7 @@ func TestReportRowsFollowWrites(t *testing.T) {
 					if batch%3 == 1 {
 						untils[0] = now.AddDate(0, 0, -25)
 					}
-					series, err := s.AnalyzeSeries(ctx, admin, street, camp.ID, untils)
+					_, series, err := s.AnalyzeSeries(ctx, admin, street, camp.ID, func(time.Time, time.Time) []time.Time { return untils })
 					if err != nil {
 						t.Fatal(err)
 					}

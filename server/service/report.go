@@ -103,27 +103,41 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 	return an, nil
 }
 
-// AnalyzeSeries is Analyze as of each of untils (none zero), in one
-// snapshot that reads the scope's rows once (fieldwork.LoadSeries): a
-// campaign's weeks, each as of its end.
-func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, campaignID string, untils []time.Time) ([]*store.Analysis, error) {
-	if len(untils) == 0 {
-		return nil, nil
+// AnalyzeSeries is Analyze as of each of the moments for the campaign's
+// window (none zero), in one snapshot that reads the scope's rows once
+// (fieldwork.LoadSeries): a campaign's weeks, each as of its end.
+func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, campaignID string, moments func(from, to time.Time) []time.Time) ([]time.Time, []*store.Analysis, error) {
+	// The scope's rows, and its plain visits one by one when the series
+	// reads them so, read ahead in halves when none are kept.
+	grids, from, to, err := s.reportScope(ctx, p, nodeID, campaignID)
+	if err == nil && len(grids) > 0 {
+		if err = s.fields.fill(ctx, s.db, grids, from, to, s.now()); err == nil && within(moments(from, to), from, to) {
+			err = s.fields.fillTimeline(ctx, s.db, grids, from, to, s.now())
+		}
 	}
-	out := make([]*store.Analysis, len(untils))
-	err := s.db.View(ctx, func(tx store.Tx) error {
+	if err != nil {
+		return nil, nil, fmt.Errorf("analyze: %w", err)
+	}
+	var untils []time.Time
+	var out []*store.Analysis
+	err = s.db.View(ctx, func(tx store.Tx) error {
 		frame := &store.Analysis{}
 		cats, err := readFrame(ctx, tx, p, nodeID, campaignID, frame)
 		if err != nil {
 			return err
 		}
-		grids := gridsOf(frame.Nodes)
-		// All but the plain visits come from the rows a report of the
-		// scope keeps (read whole if none are).
 		var from, to time.Time
 		if frame.Campaign != nil {
 			from, to = frame.Campaign.Window()
 		}
+		// The moments of the campaign as this snapshot holds it.
+		if untils = moments(from, to); len(untils) == 0 {
+			return nil
+		}
+		out = make([]*store.Analysis, len(untils))
+		grids := gridsOf(frame.Nodes)
+		// All but the plain visits come from the rows a report of the
+		// scope keeps (read whole if none are).
 		shared, err := s.fields.rows(ctx, tx, grids, from, to, s.now())
 		if err != nil {
 			return err
@@ -131,7 +145,7 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 		// The plain visits one by one, when the moments lie in the
 		// campaign's window (a campaign's weeks do).
 		var t *fieldwork.Timeline
-		if frame.Campaign != nil && !slices.ContainsFunc(untils, func(u time.Time) bool { return u.Before(from) || u.After(to) }) {
+		if frame.Campaign != nil && within(untils, from, to) {
 			if t, err = s.fields.timeline(ctx, tx, grids, from, to, s.now()); err != nil {
 				return err
 			}
@@ -182,9 +196,15 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("analyze: %w", err)
+		return nil, nil, fmt.Errorf("analyze: %w", err)
 	}
-	return out, nil
+	return untils, out, nil
+}
+
+// within reports whether each of untils lies in [from, to], a window
+// (not zero): what a fieldwork.Timeline answers.
+func within(untils []time.Time, from, to time.Time) bool {
+	return from.Before(to) && !slices.ContainsFunc(untils, func(u time.Time) bool { return u.Before(from) || u.After(to) })
 }
 
 // readFrame reads into an what a report on node for campaign needs besides
@@ -270,9 +290,17 @@ func finishAnalysis(ctx context.Context, tx store.Tx, an *store.Analysis, grids,
 // if ""), read and kept ahead of Analyze when none are (fieldCache.fill),
 // if p may read reports of node. Analyze checks the campaign.
 func (s *Service) fillRows(ctx context.Context, p store.Principal, nodeID, campaignID string) error {
-	var grids []string
-	var from, to time.Time
-	err := s.db.View(ctx, func(tx store.Tx) error {
+	grids, from, to, err := s.reportScope(ctx, p, nodeID, campaignID)
+	if err != nil || len(grids) == 0 {
+		return err
+	}
+	return s.fields.fill(ctx, s.db, grids, from, to, s.now())
+}
+
+// reportScope reads the grids of node and the window of campaign (none if
+// "" or not found: Analyze says it is not), if p may read reports of node.
+func (s *Service) reportScope(ctx context.Context, p store.Principal, nodeID, campaignID string) (grids []string, from, to time.Time, err error) {
+	err = s.db.View(ctx, func(tx store.Tx) error {
 		_, nodes, err := reportNode(ctx, tx, p, nodeID)
 		if err != nil {
 			return err
@@ -280,17 +308,14 @@ func (s *Service) fillRows(ctx context.Context, p store.Principal, nodeID, campa
 		if campaignID != "" {
 			c, ok, err := tx.Campaign(ctx, campaignID)
 			if err != nil || !ok {
-				return err // Analyze says the campaign is not found
+				return err
 			}
 			from, to = c.Window()
 		}
 		grids = gridsOf(nodes)
 		return nil
 	})
-	if err != nil || len(grids) == 0 {
-		return err
-	}
-	return s.fields.fill(ctx, s.db, grids, from, to, s.now())
+	return grids, from, to, err
 }
 
 // AnalyzeItems runs the field rules over the households of node with a

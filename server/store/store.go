@@ -191,9 +191,10 @@ type Reporting interface {
 
 	// Analyze reads what a report of node for campaign (none if "") needs.
 	Analyze(ctx context.Context, p Principal, nodeID, campaignID string, until time.Time) (*Analysis, error)
-	// AnalyzeSeries is Analyze as of each of untils (none zero), from one
-	// read: a campaign's weeks.
-	AnalyzeSeries(ctx context.Context, p Principal, nodeID, campaignID string, untils []time.Time) ([]*Analysis, error)
+	// AnalyzeSeries is Analyze as of each of the moments (none zero) that
+	// moments gives for the campaign's window, from one read: a campaign's
+	// weeks. It returns the moments with their analyses.
+	AnalyzeSeries(ctx context.Context, p Principal, nodeID, campaignID string, moments func(from, to time.Time) []time.Time) ([]time.Time, []*Analysis, error)
 	// AnalyzeItems is Analyze with no campaign over only the households
 	// of node with a tracked item: what the items register reads.
 	AnalyzeItems(ctx context.Context, p Principal, nodeID string, until time.Time) (*Analysis, error)
