@@ -236,6 +236,15 @@ func TestReportRowsFollowWrites(t *testing.T) {
 						if !reflect.DeepEqual(series[i], one) {
 							t.Fatalf("after batch %d (%v) the series' report as of %v differs from one report as of it:\n%+v\n%+v", batch, did, u, series[i].Fieldwork.Figures(u, nil), one.Fieldwork.Figures(u, nil))
 						}
+						// A report as of one moment, from the kept rows
+						// when it lies in the window.
+						kept, err := s.Analyze(ctx, admin, street, camp.ID, u)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !reflect.DeepEqual(kept, one) {
+							t.Fatalf("after batch %d (%v) the report as of %v from kept rows differs from one reading them all:\n%+v\n%+v", batch, did, u, kept.Fieldwork.Figures(u, nil), one.Fieldwork.Figures(u, nil))
+						}
 					}
 				}
 				if batch%10 == 9 {

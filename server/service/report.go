@@ -62,6 +62,19 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 		if err := s.fillRows(ctx, p, nodeID, campaignID); err != nil {
 			return nil, fmt.Errorf("analyze: %w", err)
 		}
+	} else if campaignID != "" && s.fields.households > 0 {
+		// As of a moment of the campaign's window: a series of one, from
+		// the scope's kept rows and plain visits rather than every visit
+		// (a server that keeps none reads them whole either way).
+		_, ans, err := s.AnalyzeSeries(ctx, p, nodeID, campaignID, func(from, to time.Time) []time.Time {
+			if !within([]time.Time{until}, from, to) {
+				return nil
+			}
+			return []time.Time{until}
+		})
+		if err != nil || len(ans) == 1 {
+			return firstOf(ans), err
+		}
 	}
 	an := &store.Analysis{}
 	err := s.db.View(ctx, func(tx store.Tx) error {
@@ -110,8 +123,8 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 	// The scope's rows, and its plain visits one by one when the series
 	// reads them so, read ahead in halves when none are kept.
 	grids, from, to, err := s.reportScope(ctx, p, nodeID, campaignID)
-	if err == nil && len(grids) > 0 {
-		if err = s.fields.fill(ctx, s.db, grids, from, to, s.now()); err == nil && within(moments(from, to), from, to) {
+	if m := moments(from, to); err == nil && len(grids) > 0 && len(m) > 0 {
+		if err = s.fields.fill(ctx, s.db, grids, from, to, s.now()); err == nil && within(m, from, to) {
 			err = s.fields.fillTimeline(ctx, s.db, grids, from, to, s.now())
 		}
 	}
@@ -199,6 +212,14 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 		return nil, nil, fmt.Errorf("analyze: %w", err)
 	}
 	return untils, out, nil
+}
+
+// firstOf is the first of ans, or nil.
+func firstOf(ans []*store.Analysis) *store.Analysis {
+	if len(ans) == 0 {
+		return nil
+	}
+	return ans[0]
 }
 
 // within reports whether each of untils lies in [from, to], a window
