@@ -14,8 +14,8 @@ import (
 // LoadSeries is LoadUntil as of each of untils (none zero), reading the
 // scope's rows once: a campaign's weeks, each as of its end. Only the
 // plain visits differ from one moment to the next. They come from t, a
-// Timeline of the scope kept by the caller, if it holds the moments, or
-// else from one read of rows' timeline when rows are TimelineRows and the
+// Timeline of the scope kept by the caller, if it holds the moments; with
+// no t, from one read of rows' timeline when rows are TimelineRows and the
 // moments lie in the campaign's window; otherwise rows sum them for each
 // moment. The rest comes from shared (rows itself if nil: the same scope's
 // rows, kept by the caller perhaps), read once and kept (as a Snapshot
@@ -76,6 +76,11 @@ func LoadSeries(ctx context.Context, rows, shared Rows, t *Timeline, campaign *s
 	for range min(runtime.GOMAXPROCS(0), len(untils)) {
 		wg.Go(func() {
 			for i := range next {
+				if errs[i] = ctx.Err(); errs[i] != nil {
+					// Kept rows never look at ctx: a series given up
+					// stops between its moments.
+					continue
+				}
 				errs[i] = func() (err error) {
 					// A panic here is no handler's to recover: it would
 					// end the process, not the report.

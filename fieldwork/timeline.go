@@ -18,9 +18,9 @@ type TimelineRows interface {
 	PlainVisitTimes(ctx context.Context, to time.Time, fn func(household, grid, visitor []byte, at int64) error) error
 }
 
-// Timeline holds a scope's plain visits as of any moment of a window
-// [from, to]: per household and visitor, the newest made before from and
-// the times of those made in the window. A campaign's weekly series
+// Timeline holds a scope's plain visits over a window [from, to), as of
+// any moment from from to to: per household and visitor, the newest made
+// before from and the times of those made in the window. A campaign's weekly series
 // reports as of each week's end; summing every visit of the scope once per
 // series costs a street over a second, while a Timeline kept between
 // series reads again only the households changed since (With), as a
@@ -136,7 +136,7 @@ func (t *Timeline) Holds(from, to time.Time, untils []time.Time) bool {
 // to, untils[i], ...) would, for each i. t must hold them (Holds).
 func (t *Timeline) PlainVisitsSeries(ctx context.Context, from, to time.Time, untils []time.Time, fn func(i int, a *VisitAggregate) error) error {
 	if !t.Holds(from, to, untils) {
-		return fmt.Errorf("fieldwork: a timeline of [%d, %d] asked for [%v, %v) as of %v", t.from, t.to, from, to, untils)
+		return fmt.Errorf("fieldwork: a timeline of [%v, %v) asked for [%v, %v) as of %v", time.UnixMilli(t.from).UTC(), time.UnixMilli(t.to).UTC(), from, to, untils)
 	}
 	cuts := make([]int64, len(untils))
 	for i, u := range untils {

@@ -218,10 +218,11 @@ func buildStreet(ctx context.Context, st store.Store, admin store.Principal) err
 // "now" is the report as it stands, from the rows the server kept since
 // the last report (the first op reads them whole); "now-one-changed" moves
 // a household to another grid of the street before each report, which
-// reads that household again; "as-of" the report as of ten days ago (the
-// visits are read row by row, as the sums hold every visit); "weekly" adds
-// the campaign's weeks (one as-of analysis per week, and one at its
-// start). BenchmarkStreetReportWhole reads every row each time.
+// reads that household again; "as-of" the report as of ten days ago (in
+// the campaign's window: from the kept rows and plain visits, which the
+// first op reads one by one); "weekly" adds the campaign's weeks (one
+// as-of analysis per week, and one at its start, from the same).
+// BenchmarkStreetReportWhole reads every row each time.
 func BenchmarkStreetReport(b *testing.B) {
 	env := newReportEnv(b)
 	ctx := context.Background()

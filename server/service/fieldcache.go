@@ -19,12 +19,16 @@ import (
 // with the feed position they were read at, and a later report of the
 // scope reads again only the households with feed entries since: every
 // write of a household's rows touches the feed (see store.Feed), in this
-// process or another sharing the database. Reports as of a date read
-// their rows whole, as do scopes too large to keep.
+// process or another sharing the database. A report as of a moment of
+// its campaign's window, and a campaign's weeks, take the kept rows too,
+// and the scope's plain visits one by one (fieldwork.Timeline), kept and
+// followed the same way; one as of another moment reads its rows whole, as
+// do scopes too large to keep.
 const (
 	// DefaultReportCache bounds the households whose rows are kept over
 	// all scopes (WithReportCache): a street of 50,000 and more, about
-	// 53 MiB.
+	// 53 MiB (and, once its weeks are asked for, its plain visits one by
+	// one: some 10 MiB for a campaign of a month).
 	DefaultReportCache = 60_000
 	// fieldCacheAge is how long rows are kept once read whole; past it a
 	// report reads them whole again, whatever the feed says: a bound on
@@ -51,8 +55,10 @@ type fieldCache struct {
 	// filling are the scopes being read whole by fill, each closed when
 	// done: a report of one waits for it rather than reading it too.
 	filling map[fieldKey]chan struct{}
-	// filled, if set, runs as fill begins to read (tests).
-	filled func()
+	// filled, if set, runs as fill begins to read; reading as rows
+	// begins, within its report's transaction; clearing when a clear is
+	// done (tests).
+	filled, reading, clearing func()
 	// timelines are the plain visits of kept scopes one by one, for their
 	// campaign's weeks: each kept only while its scope's rows are.
 	timelines map[fieldKey]*timelineEntry
@@ -76,6 +82,14 @@ func (c *fieldCache) era() uint64 {
 type fieldKey struct {
 	scope    string
 	from, to int64
+	// timeline marks the key of a scope's plain visits one by one being
+	// filled (filling), apart from its rows.
+	timeline bool
+}
+
+// keyOf is the key of the rows of grids (sorted) for [from, to).
+func keyOf(grids []string, from, to time.Time) fieldKey {
+	return fieldKey{scope: scopeKey(grids), from: from.UnixMilli(), to: to.UnixMilli()}
 }
 
 type fieldEntry struct {
@@ -89,14 +103,18 @@ type fieldEntry struct {
 
 // rows returns the rows of grids (sorted) for plain visits summed over
 // [from, to), as of tx's snapshot of the database: those kept, with the
-// households changed since read again, or all of them read whole.
-func (c *fieldCache) rows(ctx context.Context, tx store.Tx, grids []string, from, to, now time.Time) (fieldwork.Rows, error) {
-	era := c.era()
+// households changed since read again, or all of them read whole. era is
+// the cache's, taken before tx began: a clear after it (an erasure) keeps
+// what tx read from being kept.
+func (c *fieldCache) rows(ctx context.Context, tx store.Tx, era uint64, grids []string, from, to, now time.Time) (fieldwork.Rows, error) {
+	if c.reading != nil {
+		c.reading()
+	}
 	head, err := tx.Head(ctx)
 	if err != nil {
 		return nil, err
 	}
-	key := fieldKey{scopeKey(grids), from.UnixMilli(), to.UnixMilli()}
+	key := keyOf(grids, from, to)
 	inScope := func(r *fieldwork.HouseholdRow) bool { _, ok := slices.BinarySearch(grids, r.GridID); return ok }
 	c.mu.Lock()
 	e := c.entries[key]
@@ -147,18 +165,20 @@ func (c *fieldCache) rows(ctx context.Context, tx store.Tx, grids []string, from
 // halves (inHalves), and keeps them: the report's own read (rows) then
 // reads again the households changed since.
 func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string, from, to, now time.Time) error {
-	key := fieldKey{scopeKey(grids), from.UnixMilli(), to.UnixMilli()}
+	key := keyOf(grids, from, to)
 	c.mu.Lock()
-	e, wait := c.entries[key], c.filling[key]
+	e := c.entries[key]
 	if len(grids) < 2 || c.households == 0 || e != nil && now.Sub(e.read) < fieldCacheAge {
 		c.mu.Unlock()
 		return nil
 	}
+	done, wait := c.startFilling(key)
+	era := c.cleared
+	c.mu.Unlock()
 	if wait != nil {
 		// Several reports of a scope none keeps (an office's pages opened
 		// at once in a server just started): one reads it, each holding a
 		// street's rows while it does, and the others wait for it.
-		c.mu.Unlock()
 		select {
 		case <-wait:
 			return nil
@@ -166,19 +186,7 @@ func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string,
 			return ctx.Err()
 		}
 	}
-	done := make(chan struct{})
-	if c.filling == nil {
-		c.filling = map[fieldKey]chan struct{}{}
-	}
-	c.filling[key] = done
-	era := c.cleared
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.filling, key)
-		c.mu.Unlock()
-		close(done)
-	}()
+	defer done()
 	if c.filled != nil {
 		c.filled()
 	}
@@ -234,13 +242,26 @@ func inHalves[T any](ctx context.Context, db store.Backend, grids []string, read
 // their rows are kept and they are not, in halves (inHalves), and keeps
 // them: what a campaign's weeks read (timeline) first.
 func (c *fieldCache) fillTimeline(ctx context.Context, db store.Backend, grids []string, from, to, now time.Time) error {
-	key := fieldKey{scopeKey(grids), from.UnixMilli(), to.UnixMilli()}
+	key := keyOf(grids, from, to)
 	c.mu.Lock()
 	e, kept, era := c.timelines[key], c.entries[key] != nil, c.cleared
-	c.mu.Unlock()
 	if len(grids) < 2 || !kept || e != nil && now.Sub(e.read) < fieldCacheAge {
+		c.mu.Unlock()
 		return nil
 	}
+	// A weekly report as of a date reads its weeks and its moment at
+	// once: one of them reads the visits, the other waits (as in fill).
+	done, wait := c.startFilling(fieldKey{scope: key.scope, from: key.from, to: key.to, timeline: true})
+	c.mu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer done()
 	ts, head, err := inHalves(ctx, db, grids, func(tx store.Tx, half []string) (*fieldwork.Timeline, error) {
 		rows, ok := tx.FieldRows(half).(fieldwork.TimelineRows)
 		if !ok {
@@ -257,6 +278,34 @@ func (c *fieldCache) fillTimeline(ctx context.Context, db store.Backend, grids [
 	}
 	c.putTimeline(key, &timelineEntry{t: whole, head: head, read: now}, era)
 	return nil
+}
+
+// startFilling marks key as being filled and returns done, which unmarks
+// it, or, if another fill of key is under way, the channel it closes when
+// done. c.mu must be held.
+func (c *fieldCache) startFilling(key fieldKey) (done func(), wait <-chan struct{}) {
+	if w := c.filling[key]; w != nil {
+		return nil, w
+	}
+	ch := make(chan struct{})
+	if c.filling == nil {
+		c.filling = map[fieldKey]chan struct{}{}
+	}
+	c.filling[key] = ch
+	return func() {
+		c.mu.Lock()
+		delete(c.filling, key)
+		c.mu.Unlock()
+		close(ch)
+	}, nil
+}
+
+// keeps reports whether the rows of grids (sorted) for [from, to) are
+// kept: a scope small enough to keep, read by a report or fill.
+func (c *fieldCache) keeps(grids []string, from, to time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries[keyOf(grids, from, to)] != nil
 }
 
 // put keeps e, read in era, unless a newer entry of the scope is kept (a
@@ -311,28 +360,31 @@ func (c *fieldCache) put(key fieldKey, e *fieldEntry, era uint64) {
 // it blanked.
 func (c *fieldCache) clear() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.entries = nil
 	c.timelines = nil
 	c.cleared++
+	c.mu.Unlock()
+	if c.clearing != nil {
+		c.clearing()
+	}
 }
 
 // timeline returns the plain visits of grids (sorted) over [from, to) one
 // by one, as of tx's snapshot of the database: those kept, with the
 // households changed since read again, or all of them read whole, and kept
-// while the scope's rows are (rows keeps those). It returns nil when tx
-// cannot read them so: the series then sums them for each moment.
-func (c *fieldCache) timeline(ctx context.Context, tx store.Tx, grids []string, from, to, now time.Time) (*fieldwork.Timeline, error) {
+// while the scope's rows are (rows keeps those; era as there). It returns
+// nil when tx cannot read them so: the series then sums them for each
+// moment.
+func (c *fieldCache) timeline(ctx context.Context, tx store.Tx, era uint64, grids []string, from, to, now time.Time) (*fieldwork.Timeline, error) {
 	whole, ok := tx.FieldRows(grids).(fieldwork.TimelineRows)
 	if !ok {
 		return nil, nil
 	}
-	era := c.era()
 	head, err := tx.Head(ctx)
 	if err != nil {
 		return nil, err
 	}
-	key := fieldKey{scopeKey(grids), from.UnixMilli(), to.UnixMilli()}
+	key := keyOf(grids, from, to)
 	inScope := func(grid string) bool { _, ok := slices.BinarySearch(grids, grid); return ok }
 	c.mu.Lock()
 	e := c.timelines[key]

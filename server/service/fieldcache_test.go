@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -280,6 +281,79 @@ func TestFieldCacheKeepsNothingReadBeforeAClear(t *testing.T) {
 	}
 }
 
+// TestErasureDuringAReport: a report whose snapshot of the database
+// began before an erasure, and which reads its rows after the erasure
+// cleared the cache, keeps none of them: they hold what was erased.
+func TestErasureDuringAReport(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	backend, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	s := New(backend, WithClock(func() time.Time { return now }))
+	t.Cleanup(func() { s.Close() })
+	admin, _, err := s.CreateAdmin(ctx, "root", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := ""
+	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity, store.LevelGrid} {
+		n, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: level, Name: fmt.Sprint("节点", level)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent = n.ID
+	}
+	grid := parent
+	gen := demo.NewGenerator(7, now.AddDate(0, 0, -10))
+	b := gen.Grid(grid, demo.Shape{HouseholdsPerGrid: 5, PersonsPerHousehold: 1, VisitsPerHousehold: 1}, "网格员", gen.ID())
+	if err := s.Import(ctx, admin, b); err != nil {
+		t.Fatal(err)
+	}
+	victim := b.Households[0]
+	erased := make(chan error, 1)
+	s.fields.clearing = func() { erased <- nil }
+	var once sync.Once
+	s.fields.reading = func() {
+		// The report's transaction has read its frame, so its snapshot
+		// is taken: the erasure commits and clears the cache after it.
+		once.Do(func() {
+			go func() {
+				next := func(observed syncengine.Clock) syncengine.Clock {
+					c := gen.Clock()
+					c.HLC = max(c.HLC, observed.HLC+1)
+					return c
+				}
+				_, err := s.ErasePersonalData(ctx, admin, store.ErasureTarget{HouseholdID: victim.ID, Reason: "申请", At: now}, next)
+				if err != nil {
+					erased <- err
+				}
+			}()
+			if err := <-erased; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if _, err := s.Analyze(ctx, admin, grid, "", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	s.fields.mu.Lock()
+	defer s.fields.mu.Unlock()
+	for key, e := range s.fields.entries {
+		err := e.snap.Rows().Households(ctx, func(r *fieldwork.HouseholdRow) error {
+			if r.ID == victim.ID && r.HeadName == victim.HeadName.Value {
+				return fmt.Errorf("the rows of %s keep %s's name, read before its erasure", key.scope, victim.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestFieldCacheFillsOnce: while one report reads a scope whole to keep
 // it, another report of the scope waits for it rather than reading it too,
 // and gives up when its own context ends.
@@ -341,7 +415,7 @@ func TestFieldCacheFillsOnce(t *testing.T) {
 	if n := fills.Load(); n != 1 {
 		t.Errorf("the scope was read whole %d times, want once", n)
 	}
-	if e := s.fields.entries[fieldKey{scopeKey(grids), time.Time{}.UnixMilli(), time.Time{}.UnixMilli()}]; e == nil || e.snap.Len() != 10 {
+	if e := s.fields.entries[keyOf(grids, time.Time{}, time.Time{})]; e == nil || e.snap.Len() != 10 {
 		t.Errorf("kept %+v, want the scope's 10 households", e)
 	}
 }

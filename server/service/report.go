@@ -62,10 +62,11 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 		if err := s.fillRows(ctx, p, nodeID, campaignID); err != nil {
 			return nil, fmt.Errorf("analyze: %w", err)
 		}
-	} else if campaignID != "" && s.fields.households > 0 {
+	} else if kept, err := s.keptAt(ctx, p, nodeID, campaignID, until); err != nil {
+		return nil, fmt.Errorf("analyze: %w", err)
+	} else if kept {
 		// As of a moment of the campaign's window: a series of one, from
-		// the scope's kept rows and plain visits rather than every visit
-		// (a server that keeps none reads them whole either way).
+		// the scope's kept rows and plain visits rather than every visit.
 		_, ans, err := s.AnalyzeSeries(ctx, p, nodeID, campaignID, func(from, to time.Time) []time.Time {
 			if !within([]time.Time{until}, from, to) {
 				return nil
@@ -77,6 +78,7 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 		}
 	}
 	an := &store.Analysis{}
+	era := s.fields.era()
 	err := s.db.View(ctx, func(tx store.Tx) error {
 		cats, err := readFrame(ctx, tx, p, nodeID, campaignID, an)
 		if err != nil {
@@ -90,7 +92,7 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 				from, to = an.Campaign.Window()
 				rows.from, rows.to, rows.inside = from, to, map[string]int{}
 			}
-			if rows.Rows, err = s.fields.rows(ctx, tx, grids, from, to, s.now()); err != nil {
+			if rows.Rows, err = s.fields.rows(ctx, tx, era, grids, from, to, s.now()); err != nil {
 				return err
 			}
 		}
@@ -133,6 +135,7 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 	}
 	var untils []time.Time
 	var out []*store.Analysis
+	era := s.fields.era()
 	err = s.db.View(ctx, func(tx store.Tx) error {
 		frame := &store.Analysis{}
 		cats, err := readFrame(ctx, tx, p, nodeID, campaignID, frame)
@@ -151,7 +154,7 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 		grids := gridsOf(frame.Nodes)
 		// All but the plain visits come from the rows a report of the
 		// scope keeps (read whole if none are).
-		shared, err := s.fields.rows(ctx, tx, grids, from, to, s.now())
+		shared, err := s.fields.rows(ctx, tx, era, grids, from, to, s.now())
 		if err != nil {
 			return err
 		}
@@ -159,7 +162,7 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 		// campaign's window (a campaign's weeks do).
 		var t *fieldwork.Timeline
 		if frame.Campaign != nil && within(untils, from, to) {
-			if t, err = s.fields.timeline(ctx, tx, grids, from, to, s.now()); err != nil {
+			if t, err = s.fields.timeline(ctx, tx, era, grids, from, to, s.now()); err != nil {
 				return err
 			}
 		}
@@ -316,6 +319,24 @@ func (s *Service) fillRows(ctx context.Context, p store.Principal, nodeID, campa
 		return err
 	}
 	return s.fields.fill(ctx, s.db, grids, from, to, s.now())
+}
+
+// keptAt reports whether a report on node as of until, a moment of
+// campaign's window, can be read from the scope's kept rows: the scope is
+// small enough to keep (read now if it is not kept yet). A larger one is
+// read as it is analysed, a row at a time.
+func (s *Service) keptAt(ctx context.Context, p store.Principal, nodeID, campaignID string, until time.Time) (bool, error) {
+	if campaignID == "" || s.fields.households == 0 {
+		return false, nil
+	}
+	grids, from, to, err := s.reportScope(ctx, p, nodeID, campaignID)
+	if err != nil || len(grids) == 0 || !within([]time.Time{until}, from, to) {
+		return false, err
+	}
+	if err := s.fields.fill(ctx, s.db, grids, from, to, s.now()); err != nil {
+		return false, err
+	}
+	return s.fields.keeps(grids, from, to), nil
 }
 
 // reportScope reads the grids of node and the window of campaign (none if
