@@ -106,11 +106,15 @@ type options struct {
 // pages with more; a phone keeps the default.
 func WithCacheSize(kib int) Option { return func(o *options) { o.cacheKiB = kib } }
 
-// WithMmapSize maps up to n bytes of the file into memory for reading:
-// a page then comes from the OS page cache without a read call and a copy
-// each, which is a fifth of a server's time reading a street's rows
-// whole. SQLite maps at most 2 GiB (its build's limit) and reads the rest
-// as before. A phone maps nothing: an I/O error on a mapped page kills the
+// WithMmapSize maps up to n bytes of the file into memory for the reading
+// connections: a page then comes from the OS page cache without a read
+// call and a copy each, which is a fifth of a server's time reading a
+// street's rows whole. SQLite maps at most 2 GiB (its build's limit) and
+// reads the rest as before. The writer maps nothing: its reads are a
+// push's few rows all over the file, which gain nothing from the map, and
+// the pages it touched stayed in the resident set as the page cache's
+// (510 → 263 MB for a server under a load of 1,000 devices, the pushes as
+// fast). A phone maps nothing: an I/O error on a mapped page kills the
 // process rather than failing a query, and its files are small.
 func WithMmapSize(n int64) Option { return func(o *options) { o.mmapBytes = n } }
 
@@ -126,7 +130,7 @@ func dsn(file string, readOnly bool, o options) string {
 	if o.cacheKiB > 0 {
 		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", o.cacheKiB))
 	}
-	if o.mmapBytes > 0 {
+	if o.mmapBytes > 0 && readOnly {
 		q.Add("_pragma", fmt.Sprintf("mmap_size(%d)", o.mmapBytes))
 	}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds()))

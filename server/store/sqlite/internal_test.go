@@ -293,8 +293,8 @@ func TestVisitKeyPlansAgree(t *testing.T) {
 	}
 }
 
-// TestOpenMapsTheFile: a server's connections map its file, up to what it
-// is told (none with 0).
+// TestOpenMapsTheFile: a server's reading connections map its file, up to
+// what it is told (none with 0).
 func TestOpenMapsTheFile(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {

@@ -42,8 +42,8 @@ type Store struct {
 // keep the server well under its memory budget.
 const cacheKiB = 32 << 10
 
-// DefaultMmapSize is how much of the file a server maps for reading
-// (SQLite's limit is 2 GiB): a report reads most pages of a street's file
+// DefaultMmapSize is how much of the file a server's reading connections
+// map (SQLite's limit is 2 GiB): a report reads most pages of a street's file
 // once, and each read call and copy cost a fifth of its time (a street's
 // report read whole 1.5 → 0.83 s). Mapped pages are the OS's page cache,
 // shared and dropped under pressure, not the server's heap; but they
