@@ -179,6 +179,23 @@ func TestOpenMapped(t *testing.T) {
 	}
 }
 
+// TestOpenMemoryTemp: a file opened with its temporary files in memory
+// has its writer keep them so (2, MEMORY), and its readers as by default.
+func TestOpenMemoryTemp(t *testing.T) {
+	t.Parallel()
+	db, err := sqlitex.Open(t.Context(), tempFile(t), []sqlitex.Migration{m1}, sqlitex.WithMemoryTemp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for name, want := range map[string]string{"R": "0", "W": "2"} {
+		pool := map[string]*sql.DB{"R": db.R, "W": db.W}[name]
+		if got := pragma(t, pool, "temp_store"); got != want {
+			t.Errorf("PRAGMA temp_store through %s = %s, want %s", name, got, want)
+		}
+	}
+}
+
 func TestMigrationsApplyOnceInOrder(t *testing.T) {
 	t.Parallel()
 	path := tempFile(t)
