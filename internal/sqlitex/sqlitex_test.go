@@ -162,37 +162,31 @@ func TestOpenPragmas(t *testing.T) {
 	}
 }
 
-// TestOpenMapped: a file opened to be mapped is mapped by its readers,
-// not by the writer.
-func TestOpenMapped(t *testing.T) {
+// TestOpenOptionsByPool: a file opened to be mapped is mapped by its
+// readers, not by the writer; one opened with its temporary files in
+// memory has its writer keep them so (2, MEMORY), its readers as by
+// default.
+func TestOpenOptionsByPool(t *testing.T) {
 	t.Parallel()
-	db, err := sqlitex.Open(t.Context(), tempFile(t), []sqlitex.Migration{m1}, sqlitex.WithMmapSize(1<<30))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for name, want := range map[string]string{"R": "1073741824", "W": "0"} {
-		pool := map[string]*sql.DB{"R": db.R, "W": db.W}[name]
-		if got := pragma(t, pool, "mmap_size"); got != want {
-			t.Errorf("PRAGMA mmap_size through %s = %s, want %s", name, got, want)
+	for _, c := range []struct {
+		opt          sqlitex.Option
+		pragma       string
+		wantR, wantW string
+	}{
+		{sqlitex.WithMmapSize(1 << 30), "mmap_size", "1073741824", "0"},
+		{sqlitex.WithMemoryTemp(), "temp_store", "0", "2"},
+	} {
+		db, err := sqlitex.Open(t.Context(), tempFile(t), []sqlitex.Migration{m1}, c.opt)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-}
-
-// TestOpenMemoryTemp: a file opened with its temporary files in memory
-// has its writer keep them so (2, MEMORY), and its readers as by default.
-func TestOpenMemoryTemp(t *testing.T) {
-	t.Parallel()
-	db, err := sqlitex.Open(t.Context(), tempFile(t), []sqlitex.Migration{m1}, sqlitex.WithMemoryTemp())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for name, want := range map[string]string{"R": "0", "W": "2"} {
-		pool := map[string]*sql.DB{"R": db.R, "W": db.W}[name]
-		if got := pragma(t, pool, "temp_store"); got != want {
-			t.Errorf("PRAGMA temp_store through %s = %s, want %s", name, got, want)
+		if got := pragma(t, db.R, c.pragma); got != c.wantR {
+			t.Errorf("PRAGMA %s through R = %s, want %s", c.pragma, got, c.wantR)
 		}
+		if got := pragma(t, db.W, c.pragma); got != c.wantW {
+			t.Errorf("PRAGMA %s through W = %s, want %s", c.pragma, got, c.wantW)
+		}
+		db.Close()
 	}
 }
 

@@ -172,19 +172,14 @@ func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string,
 		c.mu.Unlock()
 		return nil
 	}
+	// Several reports of a scope none keeps (an office's pages opened at
+	// once in a server just started): one reads it, each holding a
+	// street's rows while it does, and the others wait for it.
 	done, wait := c.startFilling(key)
 	era := c.cleared
 	c.mu.Unlock()
 	if wait != nil {
-		// Several reports of a scope none keeps (an office's pages opened
-		// at once in a server just started): one reads it, each holding a
-		// street's rows while it does, and the others wait for it.
-		select {
-		case <-wait:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return waitFor(ctx, wait)
 	}
 	defer done()
 	if c.filled != nil {
@@ -254,12 +249,7 @@ func (c *fieldCache) fillTimeline(ctx context.Context, db store.Backend, grids [
 	done, wait := c.startFilling(fieldKey{scope: key.scope, from: key.from, to: key.to, timeline: true})
 	c.mu.Unlock()
 	if wait != nil {
-		select {
-		case <-wait:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return waitFor(ctx, wait)
 	}
 	defer done()
 	ts, head, err := inHalves(ctx, db, grids, func(tx store.Tx, half []string) (*fieldwork.Timeline, error) {
@@ -298,6 +288,16 @@ func (c *fieldCache) startFilling(key fieldKey) (done func(), wait <-chan struct
 		c.mu.Unlock()
 		close(ch)
 	}, nil
+}
+
+// waitFor waits for another fill to close wait, or for ctx to end.
+func waitFor(ctx context.Context, wait <-chan struct{}) error {
+	select {
+	case <-wait:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // keeps reports whether the rows of grids (sorted) for [from, to) are

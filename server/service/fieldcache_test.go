@@ -281,17 +281,15 @@ func TestFieldCacheKeepsNothingReadBeforeAClear(t *testing.T) {
 	}
 }
 
-// TestErasureDuringAReport: a report whose snapshot of the database
-// began before an erasure, and which reads its rows after the erasure
-// cleared the cache, keeps none of them: they hold what was erased.
-func TestErasureDuringAReport(t *testing.T) {
-	t.Parallel()
+// newFileService is a service over a new SQLite file, with its admin, and
+// the nodes of levels made one under the other, the last returned.
+func newFileService(t *testing.T, now time.Time, levels ...store.OrgLevel) (*Service, store.Backend, store.Principal, string) {
+	t.Helper()
 	ctx := t.Context()
 	backend, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	s := New(backend, WithClock(func() time.Time { return now }))
 	t.Cleanup(func() { s.Close() })
 	admin, _, err := s.CreateAdmin(ctx, "root", "")
@@ -299,14 +297,24 @@ func TestErasureDuringAReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	parent := ""
-	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity, store.LevelGrid} {
-		n, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: level, Name: fmt.Sprint("节点", level)})
+	for _, level := range levels {
+		n, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: level, Name: level.String()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		parent = n.ID
 	}
-	grid := parent
+	return s, backend, admin, parent
+}
+
+// TestErasureDuringAReport: a report whose snapshot of the database
+// began before an erasure, and which reads its rows after the erasure
+// cleared the cache, keeps none of them: they hold what was erased.
+func TestErasureDuringAReport(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	s, _, admin, grid := newFileService(t, now, store.LevelDistrict, store.LevelStreet, store.LevelCommunity, store.LevelGrid)
 	gen := demo.NewGenerator(7, now.AddDate(0, 0, -10))
 	b := gen.Grid(grid, demo.Shape{HouseholdsPerGrid: 5, PersonsPerHousehold: 1, VisitsPerHousehold: 1}, "网格员", gen.ID())
 	if err := s.Import(ctx, admin, b); err != nil {
@@ -360,25 +368,8 @@ func TestErasureDuringAReport(t *testing.T) {
 func TestFieldCacheFillsOnce(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	backend, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
-	s := New(backend, WithClock(func() time.Time { return now }))
-	t.Cleanup(func() { s.Close() })
-	admin, _, err := s.CreateAdmin(ctx, "root", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	parent := ""
-	for _, level := range []store.OrgLevel{store.LevelDistrict, store.LevelStreet, store.LevelCommunity} {
-		n, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: level, Name: level.String()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		parent = n.ID
-	}
+	s, backend, admin, parent := newFileService(t, now, store.LevelDistrict, store.LevelStreet, store.LevelCommunity)
 	gen := demo.NewGenerator(7, now.AddDate(0, 0, -40))
 	var grids []string
 	for i := range 2 {
