@@ -48,7 +48,7 @@ func LoadSeries(ctx context.Context, rows, shared Rows, t *Timeline, campaign *s
 		plain[i] = append(plain[i], *a)
 		return nil
 	}
-	if tr, ok := rows.(TimelineRows); t == nil && ok && campaign != nil && (&Timeline{from: from.UnixMilli(), to: to.UnixMilli()}).Holds(from, to, untils) {
+	if tr, ok := rows.(TimelineRows); t == nil && ok && campaign != nil && inWindow(from, to, untils) {
 		var err error
 		if t, err = ReadTimeline(ctx, tr, from, to, nil); err != nil {
 			return nil, err

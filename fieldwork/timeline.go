@@ -121,11 +121,14 @@ func (t *Timeline) Len() int { return len(t.households) }
 // Holds reports whether t answers a series over [from, to) as of untils:
 // its own window, each until within it.
 func (t *Timeline) Holds(from, to time.Time, untils []time.Time) bool {
-	if from.UnixMilli() != t.from || to.UnixMilli() != t.to {
-		return false
-	}
+	return from.UnixMilli() == t.from && to.UnixMilli() == t.to && inWindow(from, to, untils)
+}
+
+// inWindow reports whether each of untils lies from from to to, the
+// moments a Timeline over [from, to) answers.
+func inWindow(from, to time.Time, untils []time.Time) bool {
 	for _, u := range untils {
-		if u.UnixMilli() < t.from || u.UnixMilli() > t.to {
+		if u.UnixMilli() < from.UnixMilli() || u.UnixMilli() > to.UnixMilli() {
 			return false
 		}
 	}
