@@ -12,10 +12,12 @@ import (
 type TimelineRows interface {
 	Rows
 	// PlainVisitTimes calls fn for each plain visit (as PlainVisits has
-	// them) made before to, with each of its households of the scope, the
-	// household's grid, the visitor and the time of the visit in Unix
-	// milliseconds. The byte slices are only valid during the call.
-	PlainVisitTimes(ctx context.Context, to time.Time, fn func(household, grid, visitor []byte, at int64) error) error
+	// them) made in [from, to), and for at least the newest made before
+	// from of each household and visitor that has one: with each of its
+	// households of the scope, the household's grid, the visitor and the
+	// time of the visit in Unix milliseconds. The byte slices are only
+	// valid during the call.
+	PlainVisitTimes(ctx context.Context, from, to time.Time, fn func(household, grid, visitor []byte, at int64) error) error
 }
 
 // Timeline holds a scope's plain visits over a window [from, to), as of
@@ -57,7 +59,7 @@ func ReadTimeline(ctx context.Context, rows TimelineRows, from, to time.Time, ke
 			t.households[string(cur)] = pairs
 		}
 	}
-	err := rows.PlainVisitTimes(ctx, to, func(household, grid, visitor []byte, at int64) error {
+	err := rows.PlainVisitTimes(ctx, from, to, func(household, grid, visitor []byte, at int64) error {
 		if string(household) != string(cur) || cur == nil {
 			flush()
 			cur = append(cur[:0:0], household...)

@@ -35,6 +35,7 @@ import (
 var (
 	reportHouseholds = flag.Int("report.households", 1000, "households of the report benchmarks' street (250 per grid)")
 	reportVisits     = flag.Float64("report.visits", 10, "visits per household of the report benchmarks (200 bytes of notes each)")
+	reportDays       = flag.Int("report.days", 60, "days of history the report benchmarks' visits spread over (the campaign is the last 30 and the next 30)")
 	reportDB         = flag.String("report.db", "", "database file of the report benchmarks: built there once and reused (default: a new one per run)")
 )
 
@@ -152,7 +153,7 @@ func buildStreet(ctx context.Context, st store.Store, admin store.Principal) err
 		return err
 	}
 	gen := demo.NewGenerator(7, now)
-	shape := demo.Shape{HouseholdsPerGrid: 250, PersonsPerHousehold: 3, VisitsPerHousehold: *reportVisits, NotesBytes: 200}
+	shape := demo.Shape{HouseholdsPerGrid: 250, PersonsPerHousehold: 3, VisitsPerHousehold: *reportVisits, NotesBytes: 200, VisitDays: *reportDays}
 	var community string
 	for g := 0; g*shape.HouseholdsPerGrid < *reportHouseholds; g++ {
 		if g%4 == 0 {

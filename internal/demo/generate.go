@@ -6,6 +6,7 @@
 package demo
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -24,6 +25,9 @@ type Shape struct {
 	VisitsPerHousehold float64
 	// NotesBytes is the approximate size of a visit's notes.
 	NotesBytes int
+	// VisitDays is how many days before the generator's base the visits
+	// spread over (60 if 0): a street's history for benchmarks of it.
+	VisitDays int
 }
 
 // DefaultShape is the demo district: 250 households per grid, 0–3 persons,
@@ -164,15 +168,20 @@ func (g *Generator) tagCount() int {
 	}
 }
 
-// Visit generates a visit to household by visitor at a time before base.
+// Visit generates a visit to household by visitor at a time in the 60
+// days before base.
 func (g *Generator) Visit(householdID, visitorID string, notesBytes int) syncengine.Visit {
+	return g.visit(householdID, visitorID, notesBytes, 60)
+}
+
+func (g *Generator) visit(householdID, visitorID string, notesBytes, days int) syncengine.Visit {
 	form := syncengine.FormInPerson
 	if g.rng.IntN(4) == 0 {
 		form = syncengine.FormPhone
 	}
 	return syncengine.Visit{
 		ID: g.ID(), HouseholdIDs: []string{householdID}, VisitorID: visitorID,
-		VisitedAt: g.base.Add(-time.Duration(g.rng.IntN(60*24)) * time.Hour).UTC().Truncate(time.Millisecond),
+		VisitedAt: g.base.Add(-time.Duration(g.rng.IntN(days*24)) * time.Hour).UTC().Truncate(time.Millisecond),
 		Form:      form, Notes: g.Notes(notesBytes), Clock: g.Clock(),
 	}
 }
@@ -194,7 +203,7 @@ func (g *Generator) Grid(gridID string, shape Shape, workerName, visitorID strin
 			n++
 		}
 		for range n {
-			b.Visits = append(b.Visits, g.Visit(h.ID, visitorID, shape.NotesBytes))
+			b.Visits = append(b.Visits, g.visit(h.ID, visitorID, shape.NotesBytes, cmp.Or(shape.VisitDays, 60)))
 		}
 	}
 	return b

@@ -31,3 +31,6 @@ func (g *GridRows) SpecialVisitsQuery(walkLinks bool) (string, []any) {
 func (g *GridRows) SpecialLinksQuery() (string, []any) {
 	return g.specialLinksQuery(), toArgs(g.grids)
 }
+
+// VisitTimesQueries are the queries of the window's visits by visitor.
+var VisitTimesQueries = map[string]string{"since": visitTimesSince, "before": visitTimesBefore}

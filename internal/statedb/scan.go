@@ -3,7 +3,10 @@ package statedb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -153,10 +156,15 @@ func (g *GridRows) PlainVisits(ctx context.Context, from, to, until time.Time, f
 var _ fieldwork.TimelineRows = (*GridRows)(nil)
 
 // PlainVisitTimes reads the plain visits one by one: a campaign's weeks
-// (fieldwork.Timeline) need each visit's time, which the sums fold.
-func (g *GridRows) PlainVisitTimes(ctx context.Context, to time.Time, fn func(household, grid, visitor []byte, at int64) error) error {
+// (fieldwork.Timeline) need each visit's time, which the sums fold. A
+// database that keeps its special links reads the window's visits alone
+// (visitTimesByVisitor); otherwise every plain visit before to is read.
+func (g *GridRows) PlainVisitTimes(ctx context.Context, from, to time.Time, fn func(household, grid, visitor []byte, at int64) error) error {
 	if len(g.grids) == 0 {
 		return nil
+	}
+	if g.specialLinks {
+		return g.visitTimesByVisitor(ctx, from.UnixMilli(), to.UnixMilli(), fn)
 	}
 	rows, err := g.q.QueryContext(ctx, `SELECT vh.household_id, h.grid_id, v.visitor_id, v.visited_at `+g.plainLinks(" AND v.visited_at < ?1"),
 		append([]any{to.UnixMilli()}, toArgs(g.grids)...)...)
@@ -177,6 +185,148 @@ func (g *GridRows) PlainVisitTimes(ctx context.Context, to time.Time, fn func(ho
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read visits: %w", err)
+	}
+	return nil
+}
+
+// The queries of visitTimesByVisitor: a visitor's plain visits through
+// the visitors' index, their links and the special links. visitTimesSince
+// takes those of the visitors of ?1 (a JSON array) from ?2 on, and
+// visitTimesBefore those of the visitor ?1 before ?2, the newest first.
+const (
+	plainOfVisitor = `FROM visits v INDEXED BY visits_visitor JOIN visit_households vh ON vh.visit_id = v.id
+		WHERE NOT EXISTS (SELECT 1 FROM visit_special_links s WHERE s.household_id = vh.household_id AND s.visit_id = v.id)`
+	visitTimesSince = `SELECT v.visitor_id, vh.household_id, v.visited_at ` + plainOfVisitor + `
+		AND v.visitor_id IN (SELECT value FROM json_each(?1)) AND v.visited_at >= ?2`
+	visitTimesBefore = `SELECT vh.household_id, v.visited_at ` + plainOfVisitor + `
+		AND v.visitor_id = ?1 AND v.visited_at < ?2 ORDER BY v.visited_at DESC`
+)
+
+// visitTimesByVisitor is PlainVisitTimes from the window's visits rather
+// than the scope's whole history, which walking each household's links
+// reads: a street holds years of visits, a campaign's window weeks.
+//
+//  1. The scope's all-time sums, per household and visitor: a pair whose
+//     newest plain visit is before from gives it, and is done.
+//  2. The other pairs' visitors' plain visits from from on, through the
+//     visitors' index (visitor, time, id), their links, and the special
+//     links to leave out the special and amended ones: those in the window
+//     are given, and each pair counts those it has from from on.
+//  3. A pair whose sums count more than that has visits before from: its
+//     visitor's visits are walked back from from until each such pair has
+//     its newest.
+func (g *GridRows) visitTimesByVisitor(ctx context.Context, from, to int64, fn func(household, grid, visitor []byte, at int64) error) error {
+	type pair struct {
+		grid       []byte
+		n, since   int
+		wantBefore bool
+	}
+	pairs := map[string]map[string]*pair{} // visitor → household → pair
+	rows, err := g.q.QueryContext(ctx, `SELECT s.household_id, h.grid_id, s.visitor_id, s.last, s.n
+		FROM households h JOIN visit_sums s ON s.household_id = h.id AND s.win_from = ?1 AND s.win_to = ?2
+		WHERE h.deleted = 0 AND h.`+g.col+` IN (`+sqlitex.InPlaceholders(len(g.grids))+`)`,
+		append([]any{int64(allTimeFrom), int64(allTimeTo)}, toArgs(g.grids)...)...)
+	if err != nil {
+		return fmt.Errorf("read visit sums: %w", err)
+	}
+	err = func() error {
+		defer rows.Close()
+		var hb, gb, vb sql.RawBytes
+		for rows.Next() {
+			var last int64
+			var n int
+			if err := rows.Scan(&hb, &gb, &vb, &last, &n); err != nil {
+				return err
+			}
+			if last < from {
+				if err := fn(hb, gb, vb, last); err != nil {
+					return err
+				}
+				continue
+			}
+			byHousehold := pairs[string(vb)]
+			if byHousehold == nil {
+				byHousehold = map[string]*pair{}
+				pairs[string(vb)] = byHousehold
+			}
+			byHousehold[string(hb)] = &pair{grid: slices.Clone(gb), n: n}
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return fmt.Errorf("read visit sums: %w", err)
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	visitors := slices.Sorted(maps.Keys(pairs))
+	list, err := json.Marshal(visitors)
+	if err != nil {
+		return err
+	}
+	rows, err = g.q.QueryContext(ctx, visitTimesSince, string(list), from)
+	if err != nil {
+		return fmt.Errorf("read visits: %w", err)
+	}
+	err = func() error {
+		defer rows.Close()
+		var vb, hb sql.RawBytes
+		for rows.Next() {
+			var at int64
+			if err := rows.Scan(&vb, &hb, &at); err != nil {
+				return err
+			}
+			p := pairs[string(vb)][string(hb)]
+			if p == nil {
+				continue // a household outside the scope
+			}
+			p.since++
+			if at < to {
+				if err := fn(hb, p.grid, vb, at); err != nil {
+					return err
+				}
+			}
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return fmt.Errorf("read visits: %w", err)
+	}
+	for _, visitor := range visitors {
+		left := 0
+		for _, p := range pairs[visitor] {
+			if p.wantBefore = p.n > p.since; p.wantBefore {
+				left++
+			}
+		}
+		if left == 0 {
+			continue
+		}
+		rows, err := g.q.QueryContext(ctx, visitTimesBefore, visitor, from)
+		if err != nil {
+			return fmt.Errorf("read visits: %w", err)
+		}
+		err = func() error {
+			defer rows.Close()
+			var hb sql.RawBytes
+			for left > 0 && rows.Next() {
+				var at int64
+				if err := rows.Scan(&hb, &at); err != nil {
+					return err
+				}
+				if p := pairs[visitor][string(hb)]; p != nil && p.wantBefore {
+					p.wantBefore = false
+					left--
+					if err := fn(hb, p.grid, []byte(visitor), at); err != nil {
+						return err
+					}
+				}
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			return fmt.Errorf("read visits: %w", err)
+		}
 	}
 	return nil
 }

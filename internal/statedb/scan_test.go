@@ -195,6 +195,30 @@ func TestSpecialLinksPlan(t *testing.T) {
 	}
 }
 
+// TestVisitTimesPlan: the window's visits by visitor come from the
+// visitors' index and the links' index by visit, one seek a visit into the
+// special links, and the newest first with no sort.
+func TestVisitTimesPlan(t *testing.T) {
+	t.Parallel()
+	db := openState(t)
+	for name, query := range statedb.VisitTimesQueries {
+		args := []any{`["w1","w2"]`, int64(0)}
+		if name == "before" {
+			args[0] = "w1"
+		}
+		plan := explain(t, db, query, args)
+		for _, w := range []string{"SEARCH v USING COVERING INDEX visits_visitor", "SEARCH vh USING COVERING INDEX visit_households_visit (visit_id=?)",
+			"SEARCH s USING PRIMARY KEY (household_id=? AND visit_id=?)"} {
+			if !strings.Contains(plan, w) {
+				t.Errorf("%s: the plan lacks %q:\n%s", name, w, plan)
+			}
+		}
+		if strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "SCAN v") || strings.Contains(plan, "SCAN vh") {
+			t.Errorf("%s: the plan sorts or walks what it need not:\n%s", name, plan)
+		}
+	}
+}
+
 // explain is the plan SQLite takes for query, a step a line.
 func explain(t *testing.T, db *sqlitex.DB, query string, args []any) string {
 	t.Helper()

@@ -448,23 +448,30 @@ func (h *history) checkTimeline() string {
 			untils = append(untils, w.from.Add(time.Duration(rng.Int64N(int64(w.to.Sub(w.from))))).Truncate(time.Millisecond))
 		}
 		rows := statedb.FieldRows(h.db.R, []string{grid})
-		tl, err := fieldwork.ReadTimeline(ctx, rows, w.from, w.to, nil)
-		if err != nil {
-			h.t.Fatal(err)
-		}
 		type key struct {
 			i         int
 			household string
 			visitor   string
 		}
-		got, want := map[key]fieldwork.VisitAggregate{}, map[key]fieldwork.VisitAggregate{}
-		err = tl.PlainVisitsSeries(ctx, w.from, w.to, untils, func(i int, a *fieldwork.VisitAggregate) error {
-			got[key{i, a.HouseholdID, a.VisitorID}] = *a
-			return nil
-		})
-		if err != nil {
-			h.t.Fatal(err)
+		// The timeline read from every visit before the window's end, and
+		// from the window's visits through the visitors' index (a database
+		// keeping its special links).
+		var gots [2]map[key]fieldwork.VisitAggregate
+		for j, tr := range []fieldwork.TimelineRows{rows, statedb.FieldRows(h.db.R, []string{grid}).WithSpecialLinks()} {
+			tl, err := fieldwork.ReadTimeline(ctx, tr, w.from, w.to, nil)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			gots[j] = map[key]fieldwork.VisitAggregate{}
+			err = tl.PlainVisitsSeries(ctx, w.from, w.to, untils, func(i int, a *fieldwork.VisitAggregate) error {
+				gots[j][key{i, a.HouseholdID, a.VisitorID}] = *a
+				return nil
+			})
+			if err != nil {
+				h.t.Fatal(err)
+			}
 		}
+		want := map[key]fieldwork.VisitAggregate{}
 		for i, u := range untils {
 			err := rows.PlainVisits(ctx, w.from, w.to, u, func(a *fieldwork.VisitAggregate) error {
 				want[key{i, a.HouseholdID, a.VisitorID}] = *a
@@ -474,8 +481,10 @@ func (h *history) checkTimeline() string {
 				h.t.Fatal(err)
 			}
 		}
-		if !maps.Equal(got, want) {
-			return fmt.Sprintf("grid %s, window [%v, %v), as of %v: the timeline's sums %v, want %v", grid, w.from, w.to, untils, got, want)
+		for j, got := range gots {
+			if !maps.Equal(got, want) {
+				return fmt.Sprintf("grid %s, window [%v, %v), as of %v: the timeline's sums (read %d) %v, want %v", grid, w.from, w.to, untils, j, got, want)
+			}
 		}
 	}
 	return ""

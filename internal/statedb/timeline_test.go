@@ -2,6 +2,7 @@ package statedb_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -14,8 +15,16 @@ import (
 // TestTimelineWith: a timeline that takes the households changed since it
 // was read, as a fresh read of them holds them, answers as one read
 // whole: a household whose last plain visit was voided since is left out,
-// not kept as it was, and one moved out of the scope leaves too.
+// not kept as it was, and one moved out of the scope leaves too. So for
+// both reads of the visits: every visit before the window's end, and the
+// window's visits through the visitors' index (special links kept).
 func TestTimelineWith(t *testing.T) {
+	for _, special := range []bool{false, true} {
+		t.Run(fmt.Sprint("special links ", special), func(t *testing.T) { timelineWith(t, special) })
+	}
+}
+
+func timelineWith(t *testing.T, special bool) {
 	ctx := context.Background()
 	db := openState(t)
 	from := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -56,9 +65,12 @@ func TestTimelineWith(t *testing.T) {
 		}
 		return out
 	}
-	read := func(rows fieldwork.TimelineRows) *fieldwork.Timeline {
+	read := func(g *statedb.GridRows) *fieldwork.Timeline {
 		t.Helper()
-		tl, err := fieldwork.ReadTimeline(ctx, rows, from, to, func(grid string) bool { return grid == "g0" })
+		if special {
+			g = g.WithSpecialLinks()
+		}
+		tl, err := fieldwork.ReadTimeline(ctx, g, from, to, func(grid string) bool { return grid == "g0" })
 		if err != nil {
 			t.Fatal(err)
 		}
