@@ -35,9 +35,9 @@ type groupWrite struct {
 
 // WriteGrouped runs fn as Write does, all or nothing, but in one
 // transaction with the other writes waiting for the writer at that moment
-// (at most MaxGroup), each within a savepoint of its own: a write that
-// fails is rolled back alone, and each returns only once its group has
-// committed. Concurrent writes then share one commit, and its write to the
+// (at most MaxGroup), each within a savepoint of its own (a write alone
+// needs none): a write that fails is rolled back alone, and each returns
+// only once its group has committed. Concurrent writes then share one commit, and its write to the
 // log, instead of queueing for one each.
 //
 // Statements of fn run with ctx's values but without its cancellation:

@@ -120,11 +120,13 @@ func WithCacheSize(kib int) Option { return func(o *options) { o.cacheKiB = kib 
 func WithMmapSize(n int64) Option { return func(o *options) { o.mmapBytes = n } }
 
 // WithMemoryTemp has the writer keep its temporary files in memory, its
-// sub-journals among them: a write of a group (WriteGrouped) runs in a
-// savepoint, whose journal SQLite writes a page at a time to a temporary
-// file once past 64 KiB, a system call a page: an eighth of a server's CPU
-// under a load of pushes. A phone keeps them on disk: a large sort in
-// memory would cost it more than the calls.
+// sub-journals and statement journals among them (sorts still spill to
+// files): a write of a group (WriteGrouped) runs in a savepoint, whose
+// journal SQLite writes a page at a time to a temporary file once past
+// 64 KiB, a system call a page: an eighth of a server's CPU under a load
+// of pushes. The price is heap while a statement rewrites many pages (a
+// campaign's sums added over a district, a migration): their old copies
+// are held until it ends. A phone keeps them on disk.
 func WithMemoryTemp() Option { return func(o *options) { o.memoryTemp = true } }
 
 // WithMaxPages bounds the file at n pages (of 4 KiB by default): a write

@@ -156,18 +156,27 @@ func (g *GridRows) PlainVisits(ctx context.Context, from, to, until time.Time, f
 var _ fieldwork.TimelineRows = (*GridRows)(nil)
 
 // PlainVisitTimes reads the plain visits one by one: a campaign's weeks
-// (fieldwork.Timeline) need each visit's time, which the sums fold. A
-// database that keeps its special links reads the window's visits alone
-// (visitTimesByVisitor); otherwise every plain visit before to is read.
+// (fieldwork.Timeline) need each visit's time, which the sums fold. Grids
+// of a database that keeps its special links read the window's visits
+// alone (visitTimesByVisitor); otherwise, and for households by id (a few
+// changed since a read, whose visitors' visits elsewhere would cost more
+// than their own links), every plain visit before to is read. With special
+// links, g.q must be a transaction: its reads must see one snapshot.
 func (g *GridRows) PlainVisitTimes(ctx context.Context, from, to time.Time, fn func(household, grid, visitor []byte, at int64) error) error {
 	if len(g.grids) == 0 {
 		return nil
 	}
-	if g.specialLinks {
+	if g.specialLinks && g.col == "grid_id" {
 		return g.visitTimesByVisitor(ctx, from.UnixMilli(), to.UnixMilli(), fn)
 	}
+	return g.visitTimesByLinks(ctx, to.UnixMilli(), fn)
+}
+
+// visitTimesByLinks is PlainVisitTimes from every plain visit before to,
+// each household's links walked.
+func (g *GridRows) visitTimesByLinks(ctx context.Context, to int64, fn func(household, grid, visitor []byte, at int64) error) error {
 	rows, err := g.q.QueryContext(ctx, `SELECT vh.household_id, h.grid_id, v.visitor_id, v.visited_at `+g.plainLinks(" AND v.visited_at < ?1"),
-		append([]any{to.UnixMilli()}, toArgs(g.grids)...)...)
+		append([]any{to}, toArgs(g.grids)...)...)
 	if err != nil {
 		return fmt.Errorf("read visits: %w", err)
 	}
@@ -215,13 +224,22 @@ const (
 //  3. A pair whose sums count more than that has visits before from: its
 //     visitor's visits are walked back from from until each such pair has
 //     its newest.
+//
+// A window long past reads as visitTimesByLinks does: its visitors' visits
+// since it would be read in step 2.
 func (g *GridRows) visitTimesByVisitor(ctx context.Context, from, to int64, fn func(household, grid, visitor []byte, at int64) error) error {
 	type pair struct {
 		grid       []byte
 		n, since   int
 		wantBefore bool
 	}
+	type sum struct {
+		household, grid, visitor []byte
+		last                     int64
+	}
 	pairs := map[string]map[string]*pair{} // visitor → household → pair
+	var before []sum
+	since, after := 0, 0 // pairs with visits from from on, and from to on
 	rows, err := g.q.QueryContext(ctx, `SELECT s.household_id, h.grid_id, s.visitor_id, s.last, s.n
 		FROM households h JOIN visit_sums s ON s.household_id = h.id AND s.win_from = ?1 AND s.win_to = ?2
 		WHERE h.deleted = 0 AND h.`+g.col+` IN (`+sqlitex.InPlaceholders(len(g.grids))+`)`,
@@ -239,10 +257,12 @@ func (g *GridRows) visitTimesByVisitor(ctx context.Context, from, to int64, fn f
 				return err
 			}
 			if last < from {
-				if err := fn(hb, gb, vb, last); err != nil {
-					return err
-				}
+				before = append(before, sum{slices.Clone(hb), slices.Clone(gb), slices.Clone(vb), last})
 				continue
+			}
+			since++
+			if last >= to {
+				after++
 			}
 			byHousehold := pairs[string(vb)]
 			if byHousehold == nil {
@@ -255,6 +275,16 @@ func (g *GridRows) visitTimesByVisitor(ctx context.Context, from, to int64, fn f
 	}()
 	if err != nil {
 		return fmt.Errorf("read visit sums: %w", err)
+	}
+	// A window long past (a quarter of the pairs visited since it ended):
+	// its visitors' visits since may outnumber the history before it.
+	if after*4 > len(before)+since {
+		return g.visitTimesByLinks(ctx, to, fn)
+	}
+	for _, b := range before {
+		if err := fn(b.household, b.grid, b.visitor, b.last); err != nil {
+			return err
+		}
 	}
 	if len(pairs) == 0 {
 		return nil

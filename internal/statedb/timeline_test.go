@@ -47,6 +47,7 @@ func timelineWith(t *testing.T, special bool) {
 	for _, h := range []string{"h0", "h1", "h2"} {
 		exec(`INSERT INTO households (id, grid_id, clocks) VALUES (?, 'g0', x'')`, h)
 	}
+	visit("v6", "h0", "w0", from.AddDate(0, 0, -10))
 	visit("v0", "h0", "w0", from.AddDate(0, 0, -3))
 	visit("v1", "h0", "w0", from.AddDate(0, 0, 2))
 	visit("v2", "h0", "w1", from.AddDate(0, 0, 9))
