@@ -62,19 +62,21 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 		if err := s.fillRows(ctx, p, nodeID, campaignID); err != nil {
 			return nil, fmt.Errorf("analyze: %w", err)
 		}
-	} else if kept, err := s.keptAt(ctx, p, nodeID, campaignID, until); err != nil {
-		return nil, fmt.Errorf("analyze: %w", err)
-	} else if kept {
+	} else if campaignID != "" && s.fields.households > 0 {
 		// As of a moment of the campaign's window: a series of one, from
-		// the scope's kept rows and plain visits rather than every visit.
-		_, ans, err := s.AnalyzeSeries(ctx, p, nodeID, campaignID, func(from, to time.Time) []time.Time {
+		// the scope's kept rows and plain visits rather than every visit,
+		// when the scope is small enough to keep.
+		_, ans, kept, err := s.analyzeSeries(ctx, p, nodeID, campaignID, func(from, to time.Time) []time.Time {
 			if !within([]time.Time{until}, from, to) {
 				return nil
 			}
 			return []time.Time{until}
-		})
-		if err != nil || len(ans) == 1 {
-			return firstOf(ans), err
+		}, true)
+		if err != nil {
+			return nil, err
+		}
+		if kept && len(ans) == 1 {
+			return ans[0], nil
 		}
 	}
 	an := &store.Analysis{}
@@ -122,16 +124,28 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 // window (none zero), in one snapshot that reads the scope's rows once
 // (fieldwork.LoadSeries): a campaign's weeks, each as of its end.
 func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, campaignID string, moments func(from, to time.Time) []time.Time) ([]time.Time, []*store.Analysis, error) {
+	untils, out, _, err := s.analyzeSeries(ctx, p, nodeID, campaignID, moments, false)
+	return untils, out, err
+}
+
+// analyzeSeries is AnalyzeSeries; with keptOnly it reads nothing and
+// reports false unless the scope's rows are kept once read ahead (a scope
+// too large to keep is better read a row at a time).
+func (s *Service) analyzeSeries(ctx context.Context, p store.Principal, nodeID, campaignID string, moments func(from, to time.Time) []time.Time, keptOnly bool) ([]time.Time, []*store.Analysis, bool, error) {
 	// The scope's rows, and its plain visits one by one when the series
 	// reads them so, read ahead in halves when none are kept.
 	grids, from, to, err := s.reportScope(ctx, p, nodeID, campaignID)
-	if m := moments(from, to); err == nil && len(grids) > 0 && len(m) > 0 {
+	m := moments(from, to)
+	if err == nil && len(grids) > 0 && len(m) > 0 {
 		if err = s.fields.fill(ctx, s.db, grids, from, to, s.now()); err == nil && within(m, from, to) {
 			err = s.fields.fillTimeline(ctx, s.db, grids, from, to, s.now())
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("analyze: %w", err)
+		return nil, nil, false, fmt.Errorf("analyze: %w", err)
+	}
+	if keptOnly && (len(grids) == 0 || len(m) == 0 || !s.fields.keeps(grids, from, to)) {
+		return nil, nil, false, nil
 	}
 	var untils []time.Time
 	var out []*store.Analysis
@@ -212,17 +226,9 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("analyze: %w", err)
+		return nil, nil, false, fmt.Errorf("analyze: %w", err)
 	}
-	return untils, out, nil
-}
-
-// firstOf is the first of ans, or nil.
-func firstOf(ans []*store.Analysis) *store.Analysis {
-	if len(ans) == 0 {
-		return nil
-	}
-	return ans[0]
+	return untils, out, true, nil
 }
 
 // within reports whether each of untils lies in [from, to], a window
@@ -319,24 +325,6 @@ func (s *Service) fillRows(ctx context.Context, p store.Principal, nodeID, campa
 		return err
 	}
 	return s.fields.fill(ctx, s.db, grids, from, to, s.now())
-}
-
-// keptAt reports whether a report on node as of until, a moment of
-// campaign's window, can be read from the scope's kept rows: the scope is
-// small enough to keep (read now if it is not kept yet). A larger one is
-// read as it is analysed, a row at a time.
-func (s *Service) keptAt(ctx context.Context, p store.Principal, nodeID, campaignID string, until time.Time) (bool, error) {
-	if campaignID == "" || s.fields.households == 0 {
-		return false, nil
-	}
-	grids, from, to, err := s.reportScope(ctx, p, nodeID, campaignID)
-	if err != nil || len(grids) == 0 || !within([]time.Time{until}, from, to) {
-		return false, err
-	}
-	if err := s.fields.fill(ctx, s.db, grids, from, to, s.now()); err != nil {
-		return false, err
-	}
-	return s.fields.keeps(grids, from, to), nil
 }
 
 // reportScope reads the grids of node and the window of campaign (none if
