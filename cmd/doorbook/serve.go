@@ -139,8 +139,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer backend.Close()
 	st := service.New(backend, service.WithScopeGrace(*scopeGrace), service.WithReportCache(*reportCache))
+	defer st.Close()
 
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -234,6 +234,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv := server.New(st, opts...)
 	log.Info().Str("addr", l.Addr().String()).Bool("tls", cert != nil).Bool("metrics", *withMetrics).Bool("tracing", tracingOn).
 		Msg("serving Connect, gRPC and gRPC-Web")
+	// The scopes of the campaigns running, read while the first office
+	// signs in.
+	st.WarmCampaigns()
 	collectCtx, stopCollect := context.WithCancel(ctx)
 	collected := make(chan struct{})
 	go func() {

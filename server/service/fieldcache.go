@@ -23,7 +23,11 @@ import (
 // its campaign's window, and a campaign's weeks, take the kept rows too,
 // and the scope's plain visits one by one (fieldwork.Timeline), kept and
 // followed the same way; one as of another moment reads its rows whole, as
-// do scopes too large to keep.
+// do scopes too large to keep. So that an office seldom waits for a read
+// whole, a report has both read again in the background as they near their
+// age, and a campaign's plain visits read as soon as its dashboard is
+// (Service.warm); a server starting reads the scopes of the campaigns
+// running (Service.WarmCampaigns).
 const (
 	// DefaultReportCache bounds the households whose rows are kept over
 	// all scopes (WithReportCache): a street of 50,000 and more, about
@@ -35,6 +39,11 @@ const (
 	// what a write missing from the feed could leave wrong (the feed keeps
 	// entries for the server's horizon, far longer).
 	fieldCacheAge = time.Hour
+	// fieldCacheRefresh is how old kept rows (and plain visits) are when a
+	// report that takes them has them read whole again in the background
+	// (Service.warm): a scope in use is never read whole by a report
+	// an office waits for, only by the first after a quiet hour.
+	fieldCacheRefresh = 45 * time.Minute
 	// fieldCacheChanged is how many households changed since the rows
 	// were read are always read again rather than all of them; past it,
 	// and past half the scope's, reading them whole costs less.
@@ -62,6 +71,9 @@ type fieldCache struct {
 	// timelines are the plain visits of kept scopes one by one, for their
 	// campaign's weeks: each kept only while its scope's rows are.
 	timelines map[fieldKey]*timelineEntry
+	// noTimelines is set once the backend is seen not to read plain
+	// visits one by one: none is warmed then.
+	noTimelines bool
 }
 
 // timelineEntry is a kept scope's fieldwork.Timeline, with the feed
@@ -161,14 +173,30 @@ func (c *fieldCache) rows(ctx context.Context, tx store.Tx, era uint64, grids []
 	return snap.Rows(), nil
 }
 
-// fill reads the rows of grids (sorted) whole when none are kept, in
-// halves (inHalves), and keeps them: the report's own read (rows) then
-// reads again the households changed since.
-func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string, from, to, now time.Time) error {
+// fillTerms are how a fill reads: it reads when what is kept was read whole
+// longer than fresh ago, in parts read at once (inParts).
+type fillTerms struct {
+	fresh time.Duration
+	parts int
+}
+
+var (
+	// forReport reads for a report, or a start, which waits for it:
+	// what is older than the age, with both cores.
+	forReport = fillTerms{fresh: fieldCacheAge, parts: 2}
+	// behindReport reads in the background what nears the age, on one
+	// core, leaving the other to the reports.
+	behindReport = fillTerms{fresh: fieldCacheRefresh, parts: 1}
+)
+
+// fill reads the rows of grids (sorted) whole as terms say, unless being
+// read, and keeps them: the report's own read (rows) then reads again the
+// households changed since.
+func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string, from, to, now time.Time, terms fillTerms) error {
 	key := keyOf(grids, from, to)
 	c.mu.Lock()
 	e := c.entries[key]
-	if len(grids) < 2 || c.households == 0 || e != nil && now.Sub(e.read) < fieldCacheAge {
+	if len(grids) < 2 || c.households == 0 || e != nil && now.Sub(e.read) < terms.fresh {
 		c.mu.Unlock()
 		return nil
 	}
@@ -185,62 +213,63 @@ func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string,
 	if c.filled != nil {
 		c.filled()
 	}
-	snaps, head, err := inHalves(ctx, db, grids, func(tx store.Tx, half []string) (*fieldwork.Snapshot, error) {
-		n, err := tx.CountHouseholds(ctx, half, "")
+	snaps, head, err := inParts(ctx, db, grids, terms.parts, func(tx store.Tx, part []string) (*fieldwork.Snapshot, error) {
+		n, err := tx.CountHouseholds(ctx, part, "")
 		if err != nil || n > c.households {
 			return nil, err
 		}
-		return fieldwork.ReadSnapshot(ctx, tx.FieldRows(half), from, to, nil)
+		return fieldwork.ReadSnapshot(ctx, tx.FieldRows(part), from, to, nil)
 	})
-	if err != nil {
-		return err
+	if err != nil || slices.Contains(snaps, nil) {
+		return err // or too large to keep
 	}
-	if snaps[0] == nil || snaps[1] == nil {
-		return nil // too large to keep
-	}
-	whole, err := snaps[0].With(snaps[1], nil)
-	if err != nil {
-		return err
+	whole := snaps[0]
+	for _, part := range snaps[1:] {
+		if whole, err = whole.With(part, nil); err != nil {
+			return err
+		}
 	}
 	c.put(key, &fieldEntry{snap: whole, head: head, read: now, used: now}, era)
 	return nil
 }
 
-// inHalves reads grids (sorted) in halves at once, by two read
-// transactions, and returns what read made of each and the older of the
-// two feed positions: reading again the households changed since makes
-// the halves one consistent scope (a household that moved between them
-// among those). Two cores read a street in about half the time one does.
-func inHalves[T any](ctx context.Context, db store.Backend, grids []string, read func(tx store.Tx, half []string) (T, error)) ([2]T, uint64, error) {
-	halves := [2][]string{grids[:len(grids)/2], grids[len(grids)/2:]}
-	var out [2]T
-	var heads [2]uint64
-	var errs [2]error
+// inParts reads grids (sorted) in parts at once, each by its own read
+// transaction, and returns what read made of each and the oldest of their
+// feed positions: reading again the households changed since makes the
+// parts one consistent scope (a household that moved between them among
+// those). Two cores read a street in two parts in about half the time one
+// does in one.
+func inParts[T any](ctx context.Context, db store.Backend, grids []string, parts int, read func(tx store.Tx, part []string) (T, error)) ([]T, uint64, error) {
+	parts = max(1, min(parts, len(grids)))
+	out := make([]T, parts)
+	heads := make([]uint64, parts)
+	errs := make([]error, parts)
 	var wg sync.WaitGroup
-	for i, half := range halves {
+	for i := range parts {
+		part := grids[i*len(grids)/parts : (i+1)*len(grids)/parts]
 		wg.Go(func() {
 			errs[i] = db.View(ctx, func(tx store.Tx) error {
 				var err error
 				if heads[i], err = tx.Head(ctx); err != nil {
 					return err
 				}
-				out[i], err = read(tx, half)
+				out[i], err = read(tx, part)
 				return err
 			})
 		})
 	}
 	wg.Wait()
-	return out, min(heads[0], heads[1]), errors.Join(errs[0], errs[1])
+	return out, slices.Min(heads), errors.Join(errs...)
 }
 
-// fillTimeline reads the plain visits of grids (sorted) one by one when
-// their rows are kept and they are not, in halves (inHalves), and keeps
-// them: what a campaign's weeks read (timeline) first.
-func (c *fieldCache) fillTimeline(ctx context.Context, db store.Backend, grids []string, from, to, now time.Time) error {
+// fillTimeline reads the plain visits of grids (sorted) one by one as
+// terms say, when their rows are kept, unless being read, and keeps them:
+// what a campaign's weeks read (timeline) first.
+func (c *fieldCache) fillTimeline(ctx context.Context, db store.Backend, grids []string, from, to, now time.Time, terms fillTerms) error {
 	key := keyOf(grids, from, to)
 	c.mu.Lock()
 	e, kept, era := c.timelines[key], c.entries[key] != nil, c.cleared
-	if len(grids) < 2 || !kept || e != nil && now.Sub(e.read) < fieldCacheAge {
+	if len(grids) < 2 || !kept || e != nil && now.Sub(e.read) < terms.fresh {
 		c.mu.Unlock()
 		return nil
 	}
@@ -252,19 +281,24 @@ func (c *fieldCache) fillTimeline(ctx context.Context, db store.Backend, grids [
 		return waitFor(ctx, wait)
 	}
 	defer done()
-	ts, head, err := inHalves(ctx, db, grids, func(tx store.Tx, half []string) (*fieldwork.Timeline, error) {
-		rows, ok := tx.FieldRows(half).(fieldwork.TimelineRows)
+	ts, head, err := inParts(ctx, db, grids, terms.parts, func(tx store.Tx, part []string) (*fieldwork.Timeline, error) {
+		rows, ok := tx.FieldRows(part).(fieldwork.TimelineRows)
 		if !ok {
+			c.mu.Lock()
+			c.noTimelines = true
+			c.mu.Unlock()
 			return nil, nil
 		}
 		return fieldwork.ReadTimeline(ctx, rows, from, to, nil)
 	})
-	if err != nil || ts[0] == nil || ts[1] == nil {
+	if err != nil || slices.Contains(ts, nil) {
 		return err
 	}
-	whole, err := ts[0].With(ts[1], nil)
-	if err != nil {
-		return err
+	whole := ts[0]
+	for _, part := range ts[1:] {
+		if whole, err = whole.With(part, nil); err != nil {
+			return err
+		}
 	}
 	c.putTimeline(key, &timelineEntry{t: whole, head: head, read: now}, era)
 	return nil
@@ -300,6 +334,25 @@ func waitFor(ctx context.Context, wait <-chan struct{}) error {
 	}
 }
 
+// toWarm reports what of the scope of grids (sorted) for [from, to) to
+// read whole again in the background, if kept and not being read: its rows
+// once read fieldCacheRefresh ago, and for a campaign's window its plain
+// visits one by one, unless kept and as recent.
+func (c *fieldCache) toWarm(grids []string, from, to, now time.Time) (rows, timeline bool) {
+	key := keyOf(grids, from, to)
+	tkey := key
+	tkey.timeline = true
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, t := c.entries[key], c.timelines[key]
+	if e == nil || len(grids) < 2 {
+		return false, false
+	}
+	rows = now.Sub(e.read) >= fieldCacheRefresh && c.filling[key] == nil
+	timeline = !c.noTimelines && from.Before(to) && (t == nil || now.Sub(t.read) >= fieldCacheRefresh) && c.filling[tkey] == nil
+	return rows, timeline
+}
+
 // keeps reports whether the rows of grids (sorted) for [from, to) are
 // kept: a scope small enough to keep, read by a report or fill.
 func (c *fieldCache) keeps(grids []string, from, to time.Time) bool {
@@ -308,10 +361,10 @@ func (c *fieldCache) keeps(grids []string, from, to time.Time) bool {
 	return c.entries[keyOf(grids, from, to)] != nil
 }
 
-// put keeps e, read in era, unless a newer entry of the scope is kept (a
-// report that read the database later) or a clear came after it began to
-// read (what an erasure blanked may be in it), then drops the least
-// recently used entries past the bound.
+// put keeps e, read in era, unless a newer entry of the scope is kept
+// (newer) or a clear came after it began to read (what an erasure blanked
+// may be in it), then drops the least recently used entries past the
+// bound.
 func (c *fieldCache) put(key fieldKey, e *fieldEntry, era uint64) {
 	if e.snap.Len() > c.households {
 		return
@@ -324,7 +377,7 @@ func (c *fieldCache) put(key fieldKey, e *fieldEntry, era uint64) {
 	if c.entries == nil {
 		c.entries = map[fieldKey]*fieldEntry{}
 	}
-	if old := c.entries[key]; old != nil && old.head > e.head {
+	if old := c.entries[key]; old != nil && newer(old.read, old.head, e.read, e.head) {
 		return
 	}
 	c.entries[key] = e
@@ -354,6 +407,14 @@ func (c *fieldCache) put(key fieldKey, e *fieldEntry, era uint64) {
 		}
 		delete(c.entries, *oldest)
 	}
+}
+
+// newer reports whether what was read whole at read and followed to head
+// is to be kept over what was at read2 and to head2: the later read whole
+// (it lasts longer, and the next report reads again what changed since),
+// then the later head.
+func newer(read time.Time, head uint64, read2 time.Time, head2 uint64) bool {
+	return read.After(read2) || read.Equal(read2) && head > head2
 }
 
 // clear drops every scope's rows: an erasure must leave no copy of what
@@ -431,7 +492,7 @@ func (c *fieldCache) putTimeline(key fieldKey, e *timelineEntry, era uint64) {
 	if era != c.cleared || c.entries[key] == nil {
 		return
 	}
-	if old := c.timelines[key]; old != nil && old.head > e.head {
+	if old := c.timelines[key]; old != nil && newer(old.read, old.head, e.read, e.head) {
 		return
 	}
 	if c.timelines == nil {

@@ -23,7 +23,7 @@ import (
 )
 
 // TestReportRowsFollowWrites: a report of a street that reads again only
-// the households the feed says changed (or its rows whole, in halves at
+// the households the feed says changed (or its rows whole, in parts at
 // once, every fifth batch) analyses as one reading every row,
 // after batches of random writes through the service: visits imported
 // (plain, revisits, hazards, group visits reaching outside the street),
@@ -200,7 +200,7 @@ func TestReportRowsFollowWrites(t *testing.T) {
 					}
 				}
 				if batch%5 == 4 {
-					// Read whole again, in halves (fieldCache.fill).
+					// Read whole again, in parts (fieldCache.fill).
 					s.fields.clear()
 				}
 				cached, err := s.Analyze(ctx, admin, street, camp.ID, time.Time{})
@@ -278,6 +278,40 @@ func TestFieldCacheKeepsNothingReadBeforeAClear(t *testing.T) {
 	c.put(key, &fieldEntry{snap: snap, head: 1, read: now, used: now}, c.era())
 	if c.entries[key] == nil {
 		t.Error("rows read after a clear are not kept")
+	}
+}
+
+// TestFieldCacheKeepsTheLaterRead: rows read whole later are kept over
+// rows read whole earlier, whatever feed position each was followed to (a
+// report that took the earlier ones may end after the later were read):
+// the next report reads again what changed since, and they last longer.
+func TestFieldCacheKeepsTheLaterRead(t *testing.T) {
+	t.Parallel()
+	snap, err := fieldwork.ReadSnapshot(t.Context(), fieldwork.Pages(), time.Time{}, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &fieldCache{households: 10}
+	key, early := fieldKey{scope: "g"}, time.Now()
+	late := early.Add(fieldCacheRefresh)
+	for _, put := range []struct {
+		read     time.Time
+		head     uint64
+		wantRead time.Time
+		wantHead uint64
+	}{
+		{early, 5, early, 5},
+		{early, 7, early, 7}, // a report that followed the rows further
+		{early, 6, early, 7},
+		{late, 3, late, 3}, // read whole again, from an older snapshot
+		{early, 9, late, 3},
+		{late, 4, late, 4},
+	} {
+		c.put(key, &fieldEntry{snap: snap, head: put.head, read: put.read, used: late}, c.era())
+		if e := c.entries[key]; !e.read.Equal(put.wantRead) || e.head != put.wantHead {
+			t.Errorf("after rows read at %v followed to %d, kept those read at %v to %d, want %v to %d",
+				put.read.Sub(early), put.head, e.read.Sub(early), e.head, put.wantRead.Sub(early), put.wantHead)
+		}
 	}
 }
 
@@ -392,12 +426,12 @@ func TestFieldCacheFillsOnce(t *testing.T) {
 		// Another report of the scope, while this one reads it.
 		cancelled, cancel := context.WithCancel(ctx)
 		cancel()
-		if err := s.fields.fill(cancelled, backend, grids, time.Time{}, time.Time{}, now); !errors.Is(err, context.Canceled) {
+		if err := s.fields.fill(cancelled, backend, grids, time.Time{}, time.Time{}, now, forReport); !errors.Is(err, context.Canceled) {
 			t.Errorf("a report whose context ended while another read its scope: %v, want %v", err, context.Canceled)
 		}
-		go func() { waited <- s.fields.fill(ctx, backend, grids, time.Time{}, time.Time{}, now) }()
+		go func() { waited <- s.fields.fill(ctx, backend, grids, time.Time{}, time.Time{}, now, forReport) }()
 	}
-	if err := s.fields.fill(ctx, backend, grids, time.Time{}, time.Time{}, now); err != nil {
+	if err := s.fields.fill(ctx, backend, grids, time.Time{}, time.Time{}, now, forReport); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-waited; err != nil {
@@ -408,5 +442,154 @@ func TestFieldCacheFillsOnce(t *testing.T) {
 	}
 	if e := s.fields.entries[keyOf(grids, time.Time{}, time.Time{})]; e == nil || e.snap.Len() != 10 {
 		t.Errorf("kept %+v, want the scope's 10 households", e)
+	}
+}
+
+// TestWarm: a campaign's report has the scope's plain visits one by
+// one read in the background, for its weeks; and a report that takes rows
+// near their age has them read whole again in the background, so that a
+// scope in use is not read whole by a report past the hour.
+func TestWarm(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	start := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	s, _, admin, parent := newFileService(t, start, store.LevelDistrict, store.LevelStreet, store.LevelCommunity)
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&start)
+	s.now = func() time.Time { return *clock.Load() }
+	gen := demo.NewGenerator(7, start.AddDate(0, 0, -40))
+	var grids []string
+	for i := range 2 {
+		g, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: store.LevelGrid, Name: fmt.Sprint("网格", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		grids = append(grids, g.ID)
+		if err := s.Import(ctx, admin, gen.Grid(g.ID, demo.Shape{HouseholdsPerGrid: 5, PersonsPerHousehold: 1, VisitsPerHousehold: 3}, "网格员", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(grids)
+	c := gen.Clock()
+	from, to := start.AddDate(0, 0, -20), start.AddDate(0, 0, 10)
+	camp, err := s.PutCampaign(ctx, admin, syncengine.Campaign{ID: gen.ID(), NodeID: syncengine.NewRegister(parent, c),
+		Name: syncengine.NewRegister("走访", c), StartsAt: syncengine.NewRegister(from.UnixMilli(), c), EndsAt: syncengine.NewRegister(to.UnixMilli(), c)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fills atomic.Int32
+	s.fields.filled = func() { fills.Add(1) }
+	key := keyOf(grids, from, to)
+	report := func(at time.Time) (rows, timeline time.Time) {
+		t.Helper()
+		clock.Store(&at)
+		if _, err := s.Analyze(ctx, admin, parent, camp.ID, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		s.background.wg.Wait()
+		s.fields.mu.Lock()
+		defer s.fields.mu.Unlock()
+		if e := s.fields.entries[key]; e != nil {
+			rows = e.read
+		}
+		if e := s.fields.timelines[key]; e != nil {
+			timeline = e.read
+		}
+		return rows, timeline
+	}
+	if rows, timeline := report(start); !rows.Equal(start) || !timeline.Equal(start) {
+		t.Fatalf("after the first report the rows are read at %v and the plain visits at %v, want both at %v", rows, timeline, start)
+	}
+	if n := fills.Load(); n != 1 {
+		t.Fatalf("the scope was read whole %d times by the first report, want once", n)
+	}
+	// Past three quarters of the hour the report takes the kept rows and
+	// has both read again behind it; past the hour the rows read then
+	// still serve.
+	late := start.Add(fieldCacheRefresh + time.Minute)
+	if rows, timeline := report(late); !rows.Equal(late) || !timeline.Equal(late) {
+		t.Errorf("a report at %v left the rows read at %v and the plain visits at %v, want both read again", late, rows, timeline)
+	}
+	if n := fills.Load(); n != 2 {
+		t.Errorf("the scope was read whole %d times, want twice (once behind the second report)", n)
+	}
+	if rows, _ := report(start.Add(fieldCacheAge + time.Minute)); !rows.Equal(late) || fills.Load() != 2 {
+		t.Errorf("a report past the hour read the scope whole (%d reads, the rows read at %v), though it was read again at %v", fills.Load(), rows, late)
+	}
+	// A series as of each week takes the plain visits kept, with the
+	// same figures as a report as of that moment reading every row.
+	week := from.AddDate(0, 0, 7)
+	_, ans, err := s.AnalyzeSeries(ctx, admin, parent, camp.ID, func(time.Time, time.Time) []time.Time { return []time.Time{week} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := New(s.db, WithClock(s.now), WithReportCache(0))
+	want, err := ref.Analyze(ctx, admin, parent, camp.ID, week)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ans[0], want) {
+		t.Errorf("the report as of the first week from the plain visits read ahead differs from one reading every row:\n%+v\n%+v", ans[0].Fieldwork.Figures(week, nil), want.Fieldwork.Figures(week, nil))
+	}
+}
+
+// TestWarmCampaigns: a server starting reads and keeps the scopes of the
+// campaigns running, rows and plain visits one by one, and no other; a
+// report of one then reads nothing whole.
+func TestWarmCampaigns(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	s, _, admin, street := newFileService(t, now, store.LevelDistrict, store.LevelStreet)
+	gen := demo.NewGenerator(7, now.AddDate(0, 0, -40))
+	var communities []string
+	gridsOf := map[string][]string{}
+	for i := range 2 {
+		c, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: street, Level: store.LevelCommunity, Name: fmt.Sprint("社区", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		communities = append(communities, c.ID)
+		for j := range 2 {
+			g, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: c.ID, Level: store.LevelGrid, Name: fmt.Sprint("网格", i, j)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gridsOf[c.ID] = append(gridsOf[c.ID], g.ID)
+			if err := s.Import(ctx, admin, gen.Grid(g.ID, demo.Shape{HouseholdsPerGrid: 4, PersonsPerHousehold: 1, VisitsPerHousehold: 3}, "网格员", "")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		slices.Sort(gridsOf[c.ID])
+	}
+	// A campaign running in the first community, one ended in the second.
+	windows := [][2]time.Time{{now.AddDate(0, 0, -20), now.AddDate(0, 0, 10)}, {now.AddDate(0, 0, -30), now.AddDate(0, 0, -1)}}
+	var campaigns []string
+	for i, w := range windows {
+		c := gen.Clock()
+		camp, err := s.PutCampaign(ctx, admin, syncengine.Campaign{ID: gen.ID(), NodeID: syncengine.NewRegister(communities[i], c),
+			Name: syncengine.NewRegister("走访", c), StartsAt: syncengine.NewRegister(w[0].UnixMilli(), c), EndsAt: syncengine.NewRegister(w[1].UnixMilli(), c)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		campaigns = append(campaigns, camp.ID)
+	}
+	<-s.WarmCampaigns()
+	for i, w := range windows {
+		key := keyOf(gridsOf[communities[i]], w[0], w[1])
+		s.fields.mu.Lock()
+		rows, timeline := s.fields.entries[key] != nil, s.fields.timelines[key] != nil
+		s.fields.mu.Unlock()
+		if running := i == 0; rows != running || timeline != running {
+			t.Errorf("campaign %d (running %v): rows kept %v, plain visits kept %v", i, running, rows, timeline)
+		}
+	}
+	var fills atomic.Int32
+	s.fields.filled = func() { fills.Add(1) }
+	if _, _, err := s.AnalyzeSeries(ctx, admin, communities[0], campaigns[0], func(from, _ time.Time) []time.Time { return []time.Time{from.AddDate(0, 0, 7)} }); err != nil {
+		t.Fatal(err)
+	}
+	if n := fills.Load(); n != 0 {
+		t.Errorf("the weeks of the running campaign read its scope whole %d times after the start read it", n)
 	}
 }

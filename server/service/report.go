@@ -81,6 +81,7 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 	}
 	an := &store.Analysis{}
 	era := s.fields.era()
+	var warm func()
 	err := s.db.View(ctx, func(tx store.Tx) error {
 		cats, err := readFrame(ctx, tx, p, nodeID, campaignID, an)
 		if err != nil {
@@ -97,6 +98,7 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 			if rows.Rows, err = s.fields.rows(ctx, tx, era, grids, from, to, s.now()); err != nil {
 				return err
 			}
+			warm = func() { s.warm(grids, from, to) }
 		}
 		if an.Fieldwork, err = fieldwork.LoadUntil(ctx, rows, an.Campaign, cats, until); err != nil {
 			return err
@@ -117,6 +119,9 @@ func (s *Service) Analyze(ctx context.Context, p store.Principal, nodeID, campai
 	if err != nil {
 		return nil, fmt.Errorf("analyze: %w", err)
 	}
+	if warm != nil {
+		warm()
+	}
 	return an, nil
 }
 
@@ -133,12 +138,12 @@ func (s *Service) AnalyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 // too large to keep is better read a row at a time).
 func (s *Service) analyzeSeries(ctx context.Context, p store.Principal, nodeID, campaignID string, moments func(from, to time.Time) []time.Time, keptOnly bool) ([]time.Time, []*store.Analysis, bool, error) {
 	// The scope's rows, and its plain visits one by one when the series
-	// reads them so, read ahead in halves when none are kept.
+	// reads them so, read ahead in parts at once when none are kept.
 	grids, from, to, err := s.reportScope(ctx, p, nodeID, campaignID)
 	m := moments(from, to)
 	if err == nil && len(grids) > 0 && len(m) > 0 {
-		if err = s.fields.fill(ctx, s.db, grids, from, to, s.now()); err == nil && within(m, from, to) {
-			err = s.fields.fillTimeline(ctx, s.db, grids, from, to, s.now())
+		if err = s.fields.fill(ctx, s.db, grids, from, to, s.now(), forReport); err == nil && within(m, from, to) {
+			err = s.fields.fillTimeline(ctx, s.db, grids, from, to, s.now(), forReport)
 		}
 	}
 	if err != nil {
@@ -228,6 +233,7 @@ func (s *Service) analyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("analyze: %w", err)
 	}
+	s.warm(grids, from, to)
 	return untils, out, true, nil
 }
 
@@ -324,7 +330,7 @@ func (s *Service) fillRows(ctx context.Context, p store.Principal, nodeID, campa
 	if err != nil || len(grids) == 0 {
 		return err
 	}
-	return s.fields.fill(ctx, s.db, grids, from, to, s.now())
+	return s.fields.fill(ctx, s.db, grids, from, to, s.now(), forReport)
 }
 
 // reportScope reads the grids of node and the window of campaign (none if

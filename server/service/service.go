@@ -35,6 +35,9 @@ type Service struct {
 	fields fieldCache
 	// imports holds the one ledger import this process runs at a time.
 	imports chan struct{}
+	// background runs the reads no request waits for: those a report
+	// starts for the reports after it (warm), and WarmCampaigns.
+	background background
 }
 
 var _ store.Store = (*Service)(nil)
@@ -60,15 +63,17 @@ func WithScopeGrace(d time.Duration) Option { return func(s *Service) { s.grace 
 // New returns the rules over backend b.
 func New(b store.Backend, opts ...Option) *Service {
 	s := &Service{db: b, now: time.Now, grace: store.DefaultScopeGrace, imports: make(chan struct{}, 1), fields: fieldCache{households: DefaultReportCache}}
+	s.background.ctx, s.background.stop = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(s)
 	}
 	return s
 }
 
-// Close removes the snapshots kept for reuse (once sent) and closes the
-// backend.
+// Close ends the warming of scopes under way, removes the snapshots kept for
+// reuse (once sent) and closes the backend.
 func (s *Service) Close() error {
+	s.background.close()
 	s.snapshots.close()
 	return s.db.Close()
 }
