@@ -332,12 +332,13 @@ func newTracerProvider(ctx context.Context, log zerolog.Logger) (*sdktrace.Trace
 
 // memoryHeadroom is the heap the server needs besides request bodies:
 // pages of bootstraps and exports in flight, the rows reports keep (by
-// default), the runtime.
+// default, with their plain visits one by one), the runtime.
 const memoryHeadroom = 96 << 20
 
 // reportCacheBytes is the heap a household's kept rows take (0.9 KiB
-// measured at a street; see BENCHMARKS.md).
-const reportCacheBytes = 1 << 10
+// measured at a street; see BENCHMARKS.md), with its plain visits of a
+// month's campaign one by one (0.2 KiB).
+const reportCacheBytes = 1280
 
 func loopbackIfUnspecified(a *net.TCPAddr) string {
 	if a.IP == nil || a.IP.IsUnspecified() {

@@ -31,8 +31,9 @@ import (
 const (
 	// DefaultReportCache bounds the households whose rows are kept over
 	// all scopes (WithReportCache): a street of 50,000 and more, about
-	// 53 MiB (and, once its weeks are asked for, its plain visits one by
-	// one: some 10 MiB for a campaign of a month).
+	// 53 MiB (and, once a campaign's report of it is read, its plain
+	// visits one by one, not counted: some 10 MiB for a campaign of a
+	// month).
 	DefaultReportCache = 60_000
 	// fieldCacheAge is how long rows are kept once read whole; past it a
 	// report reads them whole again, whatever the feed says: a bound on

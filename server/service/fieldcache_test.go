@@ -562,12 +562,17 @@ func TestWarmCampaigns(t *testing.T) {
 		}
 		slices.Sort(gridsOf[c.ID])
 	}
-	// A campaign running in the first community, one ended in the second.
-	windows := [][2]time.Time{{now.AddDate(0, 0, -20), now.AddDate(0, 0, 10)}, {now.AddDate(0, 0, -30), now.AddDate(0, 0, -1)}}
+	// A campaign running in the first community, one ended in the second,
+	// and one started since in a grid of the first, which its reports read
+	// whole (one grid): it takes none of the room, which holds the first
+	// community alone.
+	windows := [][2]time.Time{{now.AddDate(0, 0, -20), now.AddDate(0, 0, 10)}, {now.AddDate(0, 0, -30), now.AddDate(0, 0, -1)}, {now.AddDate(0, 0, -5), now.AddDate(0, 0, 5)}}
+	nodes := []string{communities[0], communities[1], gridsOf[communities[0]][0]}
+	s.fields.households = 8
 	var campaigns []string
 	for i, w := range windows {
 		c := gen.Clock()
-		camp, err := s.PutCampaign(ctx, admin, syncengine.Campaign{ID: gen.ID(), NodeID: syncengine.NewRegister(communities[i], c),
+		camp, err := s.PutCampaign(ctx, admin, syncengine.Campaign{ID: gen.ID(), NodeID: syncengine.NewRegister(nodes[i], c),
 			Name: syncengine.NewRegister("走访", c), StartsAt: syncengine.NewRegister(w[0].UnixMilli(), c), EndsAt: syncengine.NewRegister(w[1].UnixMilli(), c)})
 		if err != nil {
 			t.Fatal(err)
@@ -575,7 +580,7 @@ func TestWarmCampaigns(t *testing.T) {
 		campaigns = append(campaigns, camp.ID)
 	}
 	<-s.WarmCampaigns()
-	for i, w := range windows {
+	for i, w := range windows[:2] {
 		key := keyOf(gridsOf[communities[i]], w[0], w[1])
 		s.fields.mu.Lock()
 		rows, timeline := s.fields.entries[key] != nil, s.fields.timelines[key] != nil
@@ -591,5 +596,16 @@ func TestWarmCampaigns(t *testing.T) {
 	}
 	if n := fills.Load(); n != 0 {
 		t.Errorf("the weeks of the running campaign read its scope whole %d times after the start read it", n)
+	}
+	// Once closed, the service starts no read in the background: the
+	// database is closed.
+	s.background.close()
+	select {
+	case <-s.WarmCampaigns():
+	default:
+		t.Error("WarmCampaigns after Close is under way")
+	}
+	if s.background.goIfOpen(func(context.Context) {}) {
+		t.Error("a read in the background started after Close")
 	}
 }

@@ -154,6 +154,7 @@ func (s *Service) analyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 	}
 	var untils []time.Time
 	var out []*store.Analysis
+	var warm func()
 	era := s.fields.era()
 	err = s.db.View(ctx, func(tx store.Tx) error {
 		frame := &store.Analysis{}
@@ -177,6 +178,7 @@ func (s *Service) analyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 		if err != nil {
 			return err
 		}
+		warm = func() { s.warm(grids, from, to) }
 		// The plain visits one by one, when the moments lie in the
 		// campaign's window (a campaign's weeks do).
 		var t *fieldwork.Timeline
@@ -233,7 +235,9 @@ func (s *Service) analyzeSeries(ctx context.Context, p store.Principal, nodeID, 
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("analyze: %w", err)
 	}
-	s.warm(grids, from, to)
+	if warm != nil {
+		warm()
+	}
 	return untils, out, true, nil
 }
 

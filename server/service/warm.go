@@ -76,7 +76,8 @@ func (s *Service) WarmCampaigns() (done <-chan struct{}) {
 				if err != nil {
 					return err
 				}
-				if len(grids) == 0 || n > room {
+				if len(grids) < 2 || n > room {
+					// One grid is read as its reports read it (fill).
 					continue
 				}
 				room -= n
