@@ -305,12 +305,16 @@ func admitVisit(ctx context.Context, tx store.Tx, ps *pushScope, p store.Princip
 		return err
 	}
 	// Counted once inserted, so that the visits of this push count too.
-	// Most households hold fewer visits in all than a day may: counting
-	// those (from the index alone) spares reading each visit's date.
+	// Most households hold fewer visits in all than a day may: their
+	// counts, read for the whole push at once (prefetch) and followed by
+	// each visit it inserts, spare reading each visit's date.
 	start, end := syncengine.VisitDay(v.VisitedAt)
 	for _, hh := range v.HouseholdIDs {
-		all, err := tx.CountVisits(ctx, hh, time.Time{}, time.Time{})
-		if err != nil {
+		all, ok := ps.visits[hh]
+		if ok {
+			all++
+			ps.visits[hh] = all
+		} else if all, err = tx.CountVisits(ctx, hh, time.Time{}, time.Time{}); err != nil {
 			return err
 		}
 		if all <= syncengine.MaxVisitsPerHouseholdPerDay {

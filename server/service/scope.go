@@ -39,6 +39,9 @@ type pushScope struct {
 	// anyErased: the server has erased some household (else nothing
 	// pushed needs checking against erasures).
 	anyErased bool
+	// visits counts all the visits to the households the push's visits
+	// name (prefetch), those it inserts among them (admitVisit).
+	visits map[string]int
 }
 
 func (s *Service) newPushScope(ctx context.Context, tx store.Tx, p store.Principal, cursor uint64) (*pushScope, error) {
@@ -130,7 +133,7 @@ func (ps *pushScope) check(ctx context.Context, id string) error {
 // one: within a push a household's grid cannot change (a device never moves
 // one), and those registered by the push itself are judged as they come.
 func (ps *pushScope) prefetch(ctx context.Context, changes []syncengine.Change, applied map[string]store.AppliedChange) error {
-	var ids []string
+	var ids, visited []string
 	for i := range changes {
 		c := &changes[i]
 		if _, ok := applied[c.ID]; ok {
@@ -143,6 +146,19 @@ func (ps *pushScope) prefetch(ctx context.Context, changes []syncengine.Change, 
 			ids = append(ids, c.Tag.HouseholdID)
 		case c.Visit != nil:
 			ids = append(ids, c.Visit.HouseholdIDs...)
+			visited = append(visited, c.Visit.HouseholdIDs...)
+		}
+	}
+	if len(visited) > 0 {
+		slices.Sort(visited)
+		var err error
+		if ps.visits, err = ps.tx.VisitCounts(ctx, slices.Compact(visited)); err != nil {
+			return err
+		}
+		for _, hh := range visited {
+			if _, ok := ps.visits[hh]; !ok {
+				ps.visits[hh] = 0
+			}
 		}
 	}
 	slices.Sort(ids)

@@ -153,6 +153,9 @@ type Rows interface {
 	// CountVisits counts the visits to a household in [from, to); all of
 	// them if from and to are zero.
 	CountVisits(ctx context.Context, household string, from, to time.Time) (int, error)
+	// VisitCounts counts all the visits to each of households, read at
+	// once; a household with none is absent.
+	VisitCounts(ctx context.Context, households []string) (map[string]int, error)
 
 	// CountHouseholds counts the households of grids with id > after.
 	CountHouseholds(ctx context.Context, grids []string, after string) (int, error)

@@ -450,6 +450,30 @@ func (r *repo) CountVisits(ctx context.Context, household string, from, to time.
 	return n, nil
 }
 
+func (r *repo) VisitCounts(ctx context.Context, households []string) (map[string]int, error) {
+	counts := make(map[string]int, len(households))
+	if len(households) == 0 {
+		return counts, nil
+	}
+	rows, err := r.q.Query(ctx, `SELECT household_id, count(*) FROM visit_households WHERE household_id = ANY($1) GROUP BY household_id`, households)
+	if err != nil {
+		return nil, fmt.Errorf("count visits: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("count visits: %w", err)
+		}
+		counts[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count visits: %w", err)
+	}
+	return counts, nil
+}
+
 func (r *repo) CountHouseholds(ctx context.Context, grids []string, after string) (int, error) {
 	if len(grids) == 0 {
 		return 0, nil

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
@@ -103,14 +104,23 @@ func (t *tx) Touch(ctx context.Context, kind store.EntityKind, id, household, or
 }
 
 func (t *tx) Entries(ctx context.Context, q store.FeedQuery) ([]store.FeedEntry, error) {
+	if err := t.flushed(ctx); err != nil {
+		return nil, err
+	}
 	return feedAfter(ctx, t.Tx, q.Grids, q.Origin, q.After, q.Upto, q.Limit)
 }
 
 func (t *tx) HouseholdsTouched(ctx context.Context, after, upto uint64, limit int) ([]string, error) {
+	if err := t.flushed(ctx); err != nil {
+		return nil, err
+	}
 	return queryStrings(ctx, t.Tx, `SELECT DISTINCT household_id FROM feed WHERE seq > ? AND seq <= ? LIMIT ?`, after, upto, limit)
 }
 
 func (t *tx) AppliedChanges(ctx context.Context, ids []string) (map[string]store.AppliedChange, error) {
+	if err := t.flushed(ctx); err != nil {
+		return nil, err
+	}
 	applied := make(map[string]store.AppliedChange, len(ids))
 	for start := 0; start < len(ids); start += maxInList {
 		part := ids[start:min(start+maxInList, len(ids))]
@@ -148,11 +158,16 @@ func (t *tx) RecordApplied(ctx context.Context, changeID string, a store.Applied
 	if err != nil {
 		return err
 	}
-	if _, err := t.ExecContext(ctx, `INSERT INTO applied_changes (change_id, credential_id, seq, digest) VALUES (?, ?, ?, ?)`,
-		changeID, a.CredentialID, seq.last, d); err != nil {
-		return fmt.Errorf("record applied change: %w", err)
+	return seq.recordApplied(ctx, changeID, a.CredentialID, d)
+}
+
+// flushed writes what the transaction recorded of the feed and applied
+// changes and not yet written, before a read of them.
+func (t *tx) flushed(ctx context.Context) error {
+	if t.seq == nil {
+		return nil
 	}
-	return nil
+	return t.seq.flush(ctx)
 }
 
 func (t *tx) WasCollected(ctx context.Context, kind store.EntityKind, id string) (bool, error) {
@@ -253,6 +268,30 @@ func (t *tx) CountVisits(ctx context.Context, household string, from, to time.Ti
 		return 0, fmt.Errorf("count visits: %w", err)
 	}
 	return n, nil
+}
+
+func (t *tx) VisitCounts(ctx context.Context, households []string) (map[string]int, error) {
+	counts := make(map[string]int, len(households))
+	for part := range slices.Chunk(households, maxInList) {
+		rows, err := t.QueryContext(ctx, `SELECT household_id, COUNT(*) FROM visit_households WHERE household_id IN (`+sqlitex.InPlaceholders(len(part))+`)
+			GROUP BY household_id`, anys(part)...)
+		if err != nil {
+			return nil, fmt.Errorf("count visits: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("count visits: %w", err)
+			}
+			counts[id] = n
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("count visits: %w", err)
+		}
+	}
+	return counts, nil
 }
 
 func (t *tx) CountHouseholds(ctx context.Context, grids []string, after string) (int, error) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
@@ -113,6 +114,11 @@ const (
 // seqAlloc hands out feed sequence numbers inside one write transaction and
 // stores the last one on commit, with the transaction's tag. The single
 // writer keeps numbers committing in order.
+//
+// The feed entries and applied changes the transaction records are written
+// a batch at a time (flush): a push records one of each per change, and a
+// statement of many rows costs SQLite far less than as many statements.
+// What reads them in the transaction flushes first.
 type seqAlloc struct {
 	tx    *sqlitex.Tx
 	first uint64
@@ -120,7 +126,19 @@ type seqAlloc struct {
 	used  bool
 	// at is the commit's time on the server's clock (Unix ms).
 	at int64
+	// feed and applied are the rows not yet written, in order.
+	feed    []any
+	applied []any
 }
+
+// The columns of the rows seqAlloc writes in batches, and how many rows a
+// batch's statement takes (the rest go in smaller ones, so that few
+// statements are prepared).
+const (
+	feedColumns    = 5 // seq, kind, entity_id, household_id, origin
+	appliedColumns = 4 // change_id, credential_id, seq, digest
+	batchRows      = 64
+)
 
 func (s *Store) newSeqAlloc(ctx context.Context, tx *sqlitex.Tx) (*seqAlloc, error) {
 	a := &seqAlloc{tx: tx, at: s.now().UnixMilli()}
@@ -139,6 +157,9 @@ func (a *seqAlloc) next() uint64 {
 }
 
 func (a *seqAlloc) save(ctx context.Context) error {
+	if err := a.flush(ctx); err != nil {
+		return err
+	}
 	if !a.used {
 		return nil
 	}
@@ -208,11 +229,52 @@ func (a *seqAlloc) touch(ctx context.Context, kind int, entityID, householdID st
 // touchFrom is touch for an immutable row pushed by device origin, which
 // its own pulls then leave out.
 func (a *seqAlloc) touchFrom(ctx context.Context, kind int, entityID, householdID, origin string) error {
-	_, err := a.tx.ExecContext(ctx, `INSERT INTO feed (seq, kind, entity_id, household_id, origin) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (kind, entity_id, household_id) DO UPDATE SET seq = excluded.seq, origin = excluded.origin`,
-		a.next(), kind, entityID, householdID, origin)
-	if err != nil {
+	a.feed = append(a.feed, a.next(), kind, entityID, householdID, origin)
+	if len(a.feed) >= batchRows*feedColumns {
+		return a.flush(ctx)
+	}
+	return nil
+}
+
+// recordApplied records that a change was applied, at the transaction's
+// last feed position.
+func (a *seqAlloc) recordApplied(ctx context.Context, changeID, credentialID string, digest any) error {
+	a.applied = append(a.applied, changeID, credentialID, a.last, digest)
+	if len(a.applied) >= batchRows*appliedColumns {
+		return a.flush(ctx)
+	}
+	return nil
+}
+
+// flush writes the feed entries and applied changes recorded since the
+// last flush. A feed entry moves its row to its position: of two entries
+// of one row, in one statement or two, the later stays.
+func (a *seqAlloc) flush(ctx context.Context) error {
+	if err := writeRows(ctx, a.tx, `INSERT INTO feed (seq, kind, entity_id, household_id, origin) VALUES `,
+		` ON CONFLICT (kind, entity_id, household_id) DO UPDATE SET seq = excluded.seq, origin = excluded.origin`, feedColumns, a.feed); err != nil {
 		return fmt.Errorf("feed: %w", err)
+	}
+	a.feed = a.feed[:0]
+	if err := writeRows(ctx, a.tx, `INSERT INTO applied_changes (change_id, credential_id, seq, digest) VALUES `, ``, appliedColumns, a.applied); err != nil {
+		return fmt.Errorf("record applied change: %w", err)
+	}
+	a.applied = a.applied[:0]
+	return nil
+}
+
+// writeRows inserts rows (columns values each, flat) by statements of
+// batchRows rows, then of smaller powers of four: head, the VALUES lists,
+// then tail.
+func writeRows(ctx context.Context, tx *sqlitex.Tx, head, tail string, columns int, rows []any) error {
+	row := "(?" + strings.Repeat(", ?", columns-1) + ")"
+	for n := batchRows; len(rows) > 0; n /= 4 {
+		for len(rows) >= n*columns {
+			stmt := head + row + strings.Repeat(", "+row, n-1) + tail
+			if _, err := tx.ExecContext(ctx, stmt, rows[:n*columns]...); err != nil {
+				return err
+			}
+			rows = rows[n*columns:]
+		}
 	}
 	return nil
 }

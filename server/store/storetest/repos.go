@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -703,6 +704,10 @@ func testReposRows(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 			if n, err := tx.CountVisits(ctx, c.household, c.from, c.to); err != nil || n != c.want {
 				t.Errorf("CountVisits(%s) = %d, %v; want %d", c.what, n, err, c.want)
 			}
+		}
+		counts, err := tx.VisitCounts(ctx, []string{hA.ID, unknown, hC.ID})
+		if want := map[string]int{hA.ID: 2, hC.ID: 2}; err != nil || !maps.Equal(counts, want) {
+			t.Errorf("VisitCounts = %v, %v; want %v", counts, err, want)
 		}
 		return nil
 	})
@@ -2517,6 +2522,11 @@ func (r *recordingTx) CountTags(ctx context.Context, household string) (int, int
 func (r *recordingTx) CountVisits(ctx context.Context, household string, from, to time.Time) (int, error) {
 	r.use("CountVisits")
 	return r.Tx.CountVisits(ctx, household, from, to)
+}
+
+func (r *recordingTx) VisitCounts(ctx context.Context, households []string) (map[string]int, error) {
+	r.use("VisitCounts")
+	return r.Tx.VisitCounts(ctx, households)
 }
 
 func (r *recordingTx) CountHouseholds(ctx context.Context, grids []string, after string) (int, error) {

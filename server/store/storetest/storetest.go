@@ -1210,6 +1210,18 @@ func testCaps(t *testing.T, newStore NewStore) {
 	if res := e.push(devA, visitOn(day.Add(24*time.Hour))); res.Applied != 1 {
 		t.Errorf("a visit the next day = %+v; want 1 applied", res)
 	}
+	// One push past the cap, to a household with visits of other days:
+	// the visits it inserts count as those before it do.
+	y := e.register(devA, e.g1.ID)
+	e.push(devA, change(e.visit(wA.ID, y.h.ID)))
+	visits = visits[:0]
+	for i := range syncengine.MaxVisitsPerHouseholdPerDay + 1 {
+		v := e.visit(wA.ID, y.h.ID)
+		v.VisitedAt = day.Add(time.Duration(i) * time.Minute)
+		visits = append(visits, change(v))
+	}
+	_, err = e.pushErr(devA, visits...)
+	wantErr(t, err, "one push of visits past the day's cap", syncengine.ErrLimit)
 }
 
 // testWhoAmends: only a visit's visitor corrects or voids it; a worker of
