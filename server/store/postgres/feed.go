@@ -328,7 +328,11 @@ func (tx *Tx) sealStatement(c Commit) (string, []any) {
 	if tx.live > 0 {
 		live := a.add(int64(tx.live))
 		fmt.Fprintf(&sb, `WITH head AS (UPDATE feed_head SET seq = seq + %s RETURNING seq - %[1]s AS base)`, live)
-		fmt.Fprintf(&sb, `, recorded AS (INSERT INTO commits (last_seq, first_seq, tag, at) SELECT base + %s, base + 1, %s, %s FROM head)`,
+		// A commit's time never goes back, though a server's clock may,
+		// or differ from another's: the last commit before a time is then
+		// the last of the time index (PositionBefore).
+		fmt.Fprintf(&sb, `, recorded AS (INSERT INTO commits (last_seq, first_seq, tag, at)
+			SELECT base + %s, base + 1, %s, GREATEST(%s, COALESCE((SELECT max(at) FROM commits), 0)) FROM head)`,
 			live, a.add(c.Tag), a.add(c.At.UnixMilli()))
 	} else {
 		sb.WriteString(`WITH head AS (SELECT seq AS base FROM feed_head)`)

@@ -31,6 +31,7 @@ func TestReportPlans(t *testing.T) {
 		// walks is an index the query walks whole by design.
 		walks string
 	}{
+		{"the last commit before a time", positionBefore, []any{1}, []string{"SEARCH commits USING COVERING INDEX commits_at (at<?)", "commits_at (at=?)"}, ""},
 		{"placed visits by grid", placedByGrid, []any{1, 2, `["g"]`}, []string{"visits_placed"}, ""},
 		{"placed visits in all", placedTotal, []any{1, 2, `["g"]`}, []string{"visits_placed"}, ""},
 		{"visits by workers, a kept window", visitsBySums, []any{1, 2, `["w"]`, `["g"]`, `["w"]`}, []string{"visit_sums_visitor", "visits_special_visitor"}, ""},

@@ -87,9 +87,17 @@ func (t *tx) Position(ctx context.Context, cursor, top uint64) (uint64, error) {
 
 func (t *tx) Cursor(ctx context.Context, seq uint64) (uint64, error) { return cursorAt(ctx, t.Tx, seq) }
 
+// positionBefore is the last position committed before ?1. Commit times
+// never go back (seqAlloc.save): the last commit by time is the last by
+// position: two seeks into the time index. MAX(last_seq) walked the commits
+// from the newest back to the first before ?1: every commit of a push's
+// grace, for each push (a seventh of a loaded server's CPU).
+const positionBefore = `SELECT COALESCE(MAX(last_seq), 0) FROM commits INDEXED BY commits_at
+	WHERE at = (SELECT MAX(at) FROM commits INDEXED BY commits_at WHERE at < ?1)`
+
 func (t *tx) PositionBefore(ctx context.Context, at time.Time) (uint64, error) {
 	var seq uint64
-	if err := t.QueryRowContext(ctx, `SELECT COALESCE(MAX(last_seq), 0) FROM commits WHERE at < ?`, at.UnixMilli()).Scan(&seq); err != nil {
+	if err := t.QueryRowContext(ctx, positionBefore, at.UnixMilli()).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("read commits: %w", err)
 	}
 	return seq, nil

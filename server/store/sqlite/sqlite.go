@@ -166,7 +166,11 @@ func (a *seqAlloc) save(ctx context.Context) error {
 	if _, err := a.tx.ExecContext(ctx, `UPDATE counters SET value = ? WHERE name = 'seq'`, a.last); err != nil {
 		return fmt.Errorf("save sequence: %w", err)
 	}
-	if _, err := a.tx.ExecContext(ctx, `INSERT INTO commits (last_seq, first_seq, tag, at) VALUES (?, ?, ?, ?)`,
+	// A commit's time never goes back, though the clock may: the last
+	// commit before a time is then the last of the time index
+	// (PositionBefore).
+	if _, err := a.tx.ExecContext(ctx, `INSERT INTO commits (last_seq, first_seq, tag, at)
+		VALUES (?1, ?2, ?3, MAX(?4, COALESCE((SELECT MAX(at) FROM commits), 0)))`,
 		a.last, a.first, rand.Int64N(1<<cursorTagBits), a.at); err != nil {
 		return fmt.Errorf("save sequence: %w", err)
 	}

@@ -402,6 +402,23 @@ func testReposFeed(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 			t.Errorf("KnownCursor after RaiseKnownCursor(%d) = %d; want %d", step.raise, got, step.want)
 		}
 	}
+
+	// A commit on a clock set back takes the time of the commit before
+	// it: commit times never go back, so the last before t is the last
+	// of the time index.
+	last := clk.Now()
+	clk.Advance(-time.Hour)
+	e.update("Touch on a clock set back an hour", func(tx store.Tx) error {
+		return tx.Touch(ctx, store.EntityHousehold, h1.ID, h1.ID, "")
+	})
+	top = inView(e, "Head", func(tx store.Tx) (uint64, error) { return tx.Head(ctx) })
+	if got := e.positionBefore(clk.Now().Add(time.Millisecond)); got == top {
+		t.Errorf("PositionBefore(just after a commit on a clock set back) = %d, that commit's: want the commits before it", got)
+	}
+	if got := e.positionBefore(last.Add(time.Millisecond)); got != top {
+		t.Errorf("PositionBefore(just after the commit before a clock set back) = %d; want %d, the commit made on it", got, top)
+	}
+	clk.Advance(time.Hour)
 }
 
 // feedModel is what Feed.Entries should read: each entry's position, and
