@@ -175,6 +175,7 @@ func TestOpenOptionsByPool(t *testing.T) {
 	}{
 		{sqlitex.WithMmapSize(1 << 30), "mmap_size", "1073741824", "0"},
 		{sqlitex.WithMemoryTemp(), "temp_store", "0", "2"},
+		{sqlitex.WithBackgroundCheckpoints(), "wal_autocheckpoint", "1000", "16384"},
 	} {
 		db, err := sqlitex.Open(t.Context(), tempFile(t), []sqlitex.Migration{m1}, c.opt)
 		if err != nil {

@@ -81,7 +81,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := options{sqlite: []sqlitex.Option{sqlitex.WithCacheSize(cacheKiB), sqlitex.WithMmapSize(DefaultMmapSize), sqlitex.WithMemoryTemp()}, now: time.Now}
+	o := options{sqlite: []sqlitex.Option{sqlitex.WithCacheSize(cacheKiB), sqlitex.WithMmapSize(DefaultMmapSize), sqlitex.WithMemoryTemp(), sqlitex.WithBackgroundCheckpoints()}, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
