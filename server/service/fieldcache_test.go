@@ -341,6 +341,25 @@ func newFileService(t *testing.T, now time.Time, levels ...store.OrgLevel) (*Ser
 	return s, backend, admin, parent
 }
 
+// importGrids makes n grids under parent, each with five households and
+// their visits from gen, and returns them sorted.
+func importGrids(t *testing.T, s *Service, admin store.Principal, parent string, gen *demo.Generator, n int) []string {
+	t.Helper()
+	var grids []string
+	for i := range n {
+		g, err := s.CreateOrgNode(t.Context(), admin, store.OrgNode{ParentID: parent, Level: store.LevelGrid, Name: fmt.Sprint("网格", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		grids = append(grids, g.ID)
+		if err := s.Import(t.Context(), admin, gen.Grid(g.ID, demo.Shape{HouseholdsPerGrid: 5, PersonsPerHousehold: 1, VisitsPerHousehold: 2}, "网格员", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(grids)
+	return grids
+}
+
 // TestErasureDuringAReport: a report whose snapshot of the database
 // began before an erasure, and which reads its rows after the erasure
 // cleared the cache, keeps none of them: they hold what was erased.
@@ -404,19 +423,7 @@ func TestFieldCacheFillsOnce(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	s, backend, admin, parent := newFileService(t, now, store.LevelDistrict, store.LevelStreet, store.LevelCommunity)
-	gen := demo.NewGenerator(7, now.AddDate(0, 0, -40))
-	var grids []string
-	for i := range 2 {
-		g, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: store.LevelGrid, Name: fmt.Sprint("网格", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		grids = append(grids, g.ID)
-		if err := s.Import(ctx, admin, gen.Grid(g.ID, demo.Shape{HouseholdsPerGrid: 5, PersonsPerHousehold: 1, VisitsPerHousehold: 2}, "网格员", "")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	slices.Sort(grids)
+	grids := importGrids(t, s, admin, parent, demo.NewGenerator(7, now.AddDate(0, 0, -40)), 2)
 	var fills atomic.Int32
 	waited := make(chan error, 1)
 	s.fields.filled = func() {
@@ -458,18 +465,7 @@ func TestWarm(t *testing.T) {
 	clock.Store(&start)
 	s.now = func() time.Time { return *clock.Load() }
 	gen := demo.NewGenerator(7, start.AddDate(0, 0, -40))
-	var grids []string
-	for i := range 2 {
-		g, err := s.CreateOrgNode(ctx, admin, store.OrgNode{ParentID: parent, Level: store.LevelGrid, Name: fmt.Sprint("网格", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		grids = append(grids, g.ID)
-		if err := s.Import(ctx, admin, gen.Grid(g.ID, demo.Shape{HouseholdsPerGrid: 5, PersonsPerHousehold: 1, VisitsPerHousehold: 3}, "网格员", "")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	slices.Sort(grids)
+	grids := importGrids(t, s, admin, parent, gen, 2)
 	c := gen.Clock()
 	from, to := start.AddDate(0, 0, -20), start.AddDate(0, 0, 10)
 	camp, err := s.PutCampaign(ctx, admin, syncengine.Campaign{ID: gen.ID(), NodeID: syncengine.NewRegister(parent, c),
