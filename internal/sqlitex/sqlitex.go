@@ -242,6 +242,9 @@ type checkpointer struct {
 	want, stop chan struct{}
 	done       chan struct{}
 	closeOnce  sync.Once
+	// mu is held by each checkpoint, its own and DB.Checkpoint's: SQLite
+	// runs one at a time, a second giving up at once.
+	mu sync.Mutex
 	// ran, if set, is told what each checkpoint found: the log's pages
 	// and how many of them are in the file (tests).
 	ran func(log, copied int, err error)
@@ -266,11 +269,34 @@ func (c *checkpointer) run() {
 		// A failure (the disk) leaves the log to grow to the writer's
 		// backstop, whose checkpoint meets it too.
 		var busy, log, copied int
+		c.mu.Lock()
 		err := c.db.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &copied)
+		c.mu.Unlock()
 		if c.ran != nil {
 			c.ran(log, copied, err)
 		}
 	}
+}
+
+// Checkpoint runs a checkpoint of mode (PASSIVE, FULL, RESTART or
+// TRUNCATE) on the writer's connection, after any the background
+// checkpointer runs (WithBackgroundCheckpoints), and reports whether it
+// was kept from copying all the log (a reader or a writer in the way).
+func (db *DB) Checkpoint(ctx context.Context, mode string) (busy bool, err error) {
+	switch mode {
+	case "PASSIVE", "FULL", "RESTART", "TRUNCATE":
+	default:
+		return false, fmt.Errorf("checkpoint: no mode %q", mode)
+	}
+	if db.ck != nil {
+		db.ck.mu.Lock()
+		defer db.ck.mu.Unlock()
+	}
+	var b, log, copied int
+	if err := db.W.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&b, &log, &copied); err != nil {
+		return false, classify(fmt.Errorf("checkpoint: %w", err))
+	}
+	return b != 0, nil
 }
 
 // kick asks for a checkpoint, if c is not nil.

@@ -65,7 +65,10 @@ type Feed interface {
 	// Cursor is the cursor of feed position seq (0 for 0).
 	Cursor(ctx context.Context, seq uint64) (uint64, error)
 	// PositionBefore is the last position committed before t on the
-	// server's clock (0 if none).
+	// server's clock (0 if none). A commit whose clock is behind the
+	// commit before it by less than ClockStep takes that commit's time;
+	// past a step back longer than that, the answer may be a position
+	// before the last (never after it).
 	PositionBefore(ctx context.Context, t time.Time) (uint64, error)
 	// Touch gives the entry of (kind, id, household) the next position
 	// (touched again in one transaction, the later one; positions may

@@ -526,6 +526,13 @@ type BootstrapPage struct {
 	Reference       syncengine.Reference
 }
 
+// ClockStep is how far behind the commit before it a commit's clock may be
+// and still take that commit's time, so that commit times stay in order
+// (see Repos.PositionBefore): several servers' clocks differ by less, and
+// a clock stepped back by NTP too. A clock stepped further, ahead or back,
+// holds later commits' times no longer than this.
+const ClockStep = 10 * time.Minute
+
 // DefaultScopeGrace is how long after a household or grid leaves a
 // worker's scope the worker's devices may still push what they wrote there
 // offline: a week without signal is a long one.

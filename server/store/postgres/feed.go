@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/doorbook/doorbook/server/store"
 )
 
 // Entry is one feed entry: row entityID of kind changed, as part of
@@ -327,13 +329,17 @@ func (tx *Tx) sealStatement(c Commit) (string, []any) {
 	var sb strings.Builder
 	if tx.live > 0 {
 		live := a.add(int64(tx.live))
-		fmt.Fprintf(&sb, `WITH head AS (UPDATE feed_head SET seq = seq + %s RETURNING seq - %[1]s AS base)`, live)
-		// A commit's time never goes back, though a server's clock may,
-		// or differ from another's: the last commit before a time is then
-		// the last of the time index (PositionBefore).
-		fmt.Fprintf(&sb, `, recorded AS (INSERT INTO commits (last_seq, first_seq, tag, at)
-			SELECT base + %s, base + 1, %s, GREATEST(%s, COALESCE((SELECT max(at) FROM commits), 0)) FROM head)`,
-			live, a.add(c.Tag), a.add(c.At.UnixMilli()))
+		// A commit takes the time of the one before it when its clock is
+		// behind that by less than store.ClockStep (servers' clocks differ
+		// a little; one may step back): read and set in the locked row, so
+		// commits in position order have times in order, and the last
+		// commit before a time is the last of the time index
+		// (PositionBefore).
+		at, step := a.add(c.At.UnixMilli()), a.add(store.ClockStep.Milliseconds())
+		fmt.Fprintf(&sb, `WITH head AS (UPDATE feed_head SET seq = seq + %s, at = CASE WHEN at > %s AND at - %[2]s <= %s THEN at ELSE %[2]s END
+			RETURNING seq - %[1]s AS base, at)`, live, at, step)
+		fmt.Fprintf(&sb, `, recorded AS (INSERT INTO commits (last_seq, first_seq, tag, at) SELECT base + %s, base + 1, %s, at FROM head)`,
+			live, a.add(c.Tag))
 	} else {
 		sb.WriteString(`WITH head AS (SELECT seq AS base FROM feed_head)`)
 	}

@@ -70,9 +70,10 @@ func (r *repo) Cursor(ctx context.Context, seq uint64) (uint64, error) {
 
 func (r *repo) PositionBefore(ctx context.Context, t time.Time) (uint64, error) {
 	var seq int64
-	// Commit times never go back (sealStatement): the last commit by
-	// time before t is the last by position, two seeks into the time
-	// index.
+	// Commit times go back only where a clock stepped back by more than
+	// store.ClockStep (sealStatement): the last commit by time before t
+	// is then the last by position, two seeks into the time index;
+	// otherwise one before it, a grace a little longer.
 	err := r.q.QueryRow(ctx, `SELECT COALESCE(max(last_seq), 0) FROM commits WHERE at = (SELECT max(at) FROM commits WHERE at < $1)`, t.UnixMilli()).Scan(&seq)
 	if err != nil {
 		return 0, fmt.Errorf("read commits: %w", err)

@@ -15,11 +15,11 @@ import (
 // it waits for it, a while.
 func (s *Store) Scrub(ctx context.Context) (bool, error) {
 	for try := 0; ; try++ {
-		var busy, frames, done int
-		if err := s.db.W.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
-			return false, fmt.Errorf("checkpoint: %w", err)
+		busy, err := s.db.Checkpoint(ctx, "TRUNCATE")
+		if err != nil {
+			return false, err
 		}
-		if busy == 0 {
+		if !busy {
 			return true, nil
 		}
 		if try == 50 {

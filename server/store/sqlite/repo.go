@@ -88,10 +88,12 @@ func (t *tx) Position(ctx context.Context, cursor, top uint64) (uint64, error) {
 func (t *tx) Cursor(ctx context.Context, seq uint64) (uint64, error) { return cursorAt(ctx, t.Tx, seq) }
 
 // positionBefore is the last position committed before ?1. Commit times
-// never go back (seqAlloc.save): the last commit by time is the last by
-// position: two seeks into the time index. MAX(last_seq) walked the commits
-// from the newest back to the first before ?1: every commit of a push's
-// grace, for each push (a seventh of a loaded server's CPU).
+// go back only where the clock stepped back by more than store.ClockStep
+// (seqAlloc.save): the last commit by time is then the last by position,
+// two seeks into the time index; otherwise one before it. MAX(last_seq)
+// walked the commits from the newest back to the first before ?1: every
+// commit of a push's grace, for each push (a seventh of a loaded server's
+// CPU).
 const positionBefore = `SELECT COALESCE(MAX(last_seq), 0) FROM commits INDEXED BY commits_at
 	WHERE at = (SELECT MAX(at) FROM commits INDEXED BY commits_at WHERE at < ?1)`
 

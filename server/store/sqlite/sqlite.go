@@ -15,6 +15,7 @@ import (
 
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
+	"github.com/doorbook/doorbook/server/store"
 	"github.com/doorbook/doorbook/syncengine"
 )
 
@@ -166,12 +167,13 @@ func (a *seqAlloc) save(ctx context.Context) error {
 	if _, err := a.tx.ExecContext(ctx, `UPDATE counters SET value = ? WHERE name = 'seq'`, a.last); err != nil {
 		return fmt.Errorf("save sequence: %w", err)
 	}
-	// A commit's time never goes back, though the clock may: the last
-	// commit before a time is then the last of the time index
-	// (PositionBefore).
+	// A commit takes the time of the one before it when its clock is
+	// behind that by less than store.ClockStep: commit times then stay in
+	// the order of positions, and the last commit before a time is the
+	// last of the time index (PositionBefore).
 	if _, err := a.tx.ExecContext(ctx, `INSERT INTO commits (last_seq, first_seq, tag, at)
-		VALUES (?1, ?2, ?3, MAX(?4, COALESCE((SELECT MAX(at) FROM commits), 0)))`,
-		a.last, a.first, rand.Int64N(1<<cursorTagBits), a.at); err != nil {
+		VALUES (?1, ?2, ?3, COALESCE((SELECT CASE WHEN at > ?4 AND at - ?4 <= ?5 THEN at END FROM commits ORDER BY last_seq DESC LIMIT 1), ?4))`,
+		a.last, a.first, rand.Int64N(1<<cursorTagBits), a.at, store.ClockStep.Milliseconds()); err != nil {
 		return fmt.Errorf("save sequence: %w", err)
 	}
 	return nil

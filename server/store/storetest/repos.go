@@ -403,22 +403,34 @@ func testReposFeed(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		}
 	}
 
-	// A commit on a clock set back takes the time of the commit before
-	// it: commit times never go back, so the last before t is the last
-	// of the time index.
+	// A commit on a clock set back by less than store.ClockStep takes the
+	// time of the commit before it, so that the last before t is the
+	// last of the time index.
+	commitTouch := func(what string) uint64 {
+		e.update(what, func(tx store.Tx) error { return tx.Touch(ctx, store.EntityHousehold, h1.ID, h1.ID, "") })
+		return inView(e, "Head", func(tx store.Tx) (uint64, error) { return tx.Head(ctx) })
+	}
+	clk.Advance(time.Minute)
 	last := clk.Now()
-	clk.Advance(-time.Hour)
-	e.update("Touch on a clock set back an hour", func(tx store.Tx) error {
-		return tx.Touch(ctx, store.EntityHousehold, h1.ID, h1.ID, "")
-	})
-	top = inView(e, "Head", func(tx store.Tx) (uint64, error) { return tx.Head(ctx) })
+	commitTouch("Touch")
+	clk.Advance(-store.ClockStep / 2)
+	top = commitTouch("Touch on a clock set back")
 	if got := e.positionBefore(clk.Now().Add(time.Millisecond)); got == top {
 		t.Errorf("PositionBefore(just after a commit on a clock set back) = %d, that commit's: want the commits before it", got)
 	}
 	if got := e.positionBefore(last.Add(time.Millisecond)); got != top {
 		t.Errorf("PositionBefore(just after the commit before a clock set back) = %d; want %d, the commit made on it", got, top)
 	}
-	clk.Advance(time.Hour)
+	// One commit on a clock a year ahead holds no later commit's time:
+	// the next, on a clock set right, is before now.
+	clk.Advance(store.ClockStep)
+	clk.Advance(365 * 24 * time.Hour)
+	commitTouch("Touch on a clock a year ahead")
+	clk.Advance(-365 * 24 * time.Hour)
+	top = commitTouch("Touch on a clock set right again")
+	if got := e.positionBefore(clk.Now().Add(time.Millisecond)); got != top {
+		t.Errorf("PositionBefore(just after a commit made after one on a clock a year ahead) = %d; want %d, that commit's", got, top)
+	}
 }
 
 // feedModel is what Feed.Entries should read: each entry's position, and
