@@ -224,11 +224,9 @@ func (c *fieldCache) fill(ctx context.Context, db store.Backend, grids []string,
 	if err != nil || slices.Contains(snaps, nil) {
 		return err // or too large to keep
 	}
-	whole := snaps[0]
-	for _, part := range snaps[1:] {
-		if whole, err = whole.With(part, nil); err != nil {
-			return err
-		}
+	whole, err := joined(snaps)
+	if err != nil {
+		return err
 	}
 	c.put(key, &fieldEntry{snap: whole, head: head, read: now, used: now}, era)
 	return nil
@@ -263,6 +261,19 @@ func inParts[T any](ctx context.Context, db store.Backend, grids []string, parts
 	return out, slices.Min(heads), errors.Join(errs...)
 }
 
+// joined is the parts inParts read, one scope: each part's households
+// taken into the first (a Snapshot's or a Timeline's With).
+func joined[T interface{ With(T, []string) (T, error) }](parts []T) (T, error) {
+	whole := parts[0]
+	for _, part := range parts[1:] {
+		var err error
+		if whole, err = whole.With(part, nil); err != nil {
+			return whole, err
+		}
+	}
+	return whole, nil
+}
+
 // fillTimeline reads the plain visits of grids (sorted) one by one as
 // terms say, when their rows are kept, unless being read, and keeps them:
 // what a campaign's weeks read (timeline) first.
@@ -295,11 +306,9 @@ func (c *fieldCache) fillTimeline(ctx context.Context, db store.Backend, grids [
 	if err != nil || slices.Contains(ts, nil) {
 		return err
 	}
-	whole := ts[0]
-	for _, part := range ts[1:] {
-		if whole, err = whole.With(part, nil); err != nil {
-			return err
-		}
+	whole, err := joined(ts)
+	if err != nil {
+		return err
 	}
 	c.putTimeline(key, &timelineEntry{t: whole, head: head, read: now}, era)
 	return nil

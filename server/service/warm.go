@@ -44,61 +44,70 @@ func (s *Service) warm(grids []string, from, to time.Time) {
 // is closed once all are read, or the reading given up.
 func (s *Service) WarmCampaigns() (done <-chan struct{}) {
 	ch := make(chan struct{})
-	if s.fields.households == 0 || !s.background.goIfOpen(func(ctx context.Context) {
+	warm := func(ctx context.Context) {
 		defer close(ch)
-		now := s.now()
-		type scope struct {
-			grids    []string
-			from, to time.Time
-		}
-		var scopes []scope
-		err := s.db.View(ctx, func(tx store.Tx) error {
-			cs, err := tx.Campaigns(ctx)
-			if err != nil {
-				return err
-			}
-			slices.SortStableFunc(cs, func(a, b syncengine.Campaign) int { return -cmp.Compare(a.StartsAt.Value, b.StartsAt.Value) })
-			room := s.fields.households
-			for _, c := range cs {
-				if c.Deleted.Value || !c.In(now) {
-					continue
-				}
-				sub, err := tx.Subtree(ctx, c.NodeID.Value)
-				if err != nil {
-					return err
-				}
-				nodes := make(map[string]store.OrgNode, len(sub))
-				for _, n := range sub {
-					nodes[n.ID] = n
-				}
-				grids := gridsOf(nodes)
-				n, err := tx.CountHouseholds(ctx, grids, "")
-				if err != nil {
-					return err
-				}
-				if len(grids) < 2 || n > room {
-					// One grid is read as its reports read it (fill).
-					continue
-				}
-				room -= n
-				from, to := c.Window()
-				scopes = append(scopes, scope{grids, from, to})
-			}
-			return nil
-		})
-		if err != nil {
-			return // the first reports read what they need
-		}
-		for _, sc := range scopes {
-			if s.fields.fill(ctx, s.db, sc.grids, sc.from, sc.to, now, forReport) != nil ||
-				s.fields.fillTimeline(ctx, s.db, sc.grids, sc.from, sc.to, now, forReport) != nil {
-				return
-			}
-		}
-	}) {
+		// A failure leaves the first reports to read what they need.
+		_ = s.warmCampaigns(ctx, s.now())
+	}
+	if s.fields.households == 0 || !s.background.goIfOpen(warm) {
 		close(ch)
 	}
 	return ch
+}
+
+// warmCampaigns is WarmCampaigns' reading, as of now.
+func (s *Service) warmCampaigns(ctx context.Context, now time.Time) error {
+	type scope struct {
+		grids    []string
+		from, to time.Time
+	}
+	var scopes []scope
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		cs, err := tx.Campaigns(ctx)
+		if err != nil {
+			return err
+		}
+		slices.SortStableFunc(cs, func(a, b syncengine.Campaign) int { return -cmp.Compare(a.StartsAt.Value, b.StartsAt.Value) })
+		room := s.fields.households
+		for _, c := range cs {
+			if c.Deleted.Value || !c.In(now) {
+				continue
+			}
+			sub, err := tx.Subtree(ctx, c.NodeID.Value)
+			if err != nil {
+				return err
+			}
+			nodes := make(map[string]store.OrgNode, len(sub))
+			for _, n := range sub {
+				nodes[n.ID] = n
+			}
+			grids := gridsOf(nodes)
+			n, err := tx.CountHouseholds(ctx, grids, "")
+			if err != nil {
+				return err
+			}
+			if len(grids) < 2 || n > room {
+				// One grid is read as its reports read it (fill).
+				continue
+			}
+			room -= n
+			from, to := c.Window()
+			scopes = append(scopes, scope{grids, from, to})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, sc := range scopes {
+		if err := s.fields.fill(ctx, s.db, sc.grids, sc.from, sc.to, now, forReport); err != nil {
+			return err
+		}
+		if err := s.fields.fillTimeline(ctx, s.db, sc.grids, sc.from, sc.to, now, forReport); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // background runs work no request waits for, and ends it before the
