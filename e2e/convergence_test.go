@@ -329,6 +329,12 @@ func (s *schedule) check() {
 	if len(applied) != len(s.m.changeIDs) {
 		s.fatalf("server applied %d changes, replicas made %d", len(applied), len(s.m.changeIDs))
 	}
+	stored := s.e.storedVisits()
+	for id, visit := range s.m.visitChanges {
+		if !stored[visit] {
+			s.fatalf("visit %s of change %s was never applied by the server", visit, id)
+		}
+	}
 }
 
 func (s *schedule) fatal(err error) { s.t.Helper(); s.fatalf("%v", err) }

@@ -26,13 +26,16 @@ type model struct {
 	visits     map[string]syncengine.Visit
 	amendments map[string]syncengine.Amendment
 	changeIDs  map[string]bool
+	// visitChanges maps the change ids of visits to the visits: a visit
+	// is its own proof of being applied, and keeps no change id.
+	visitChanges map[string]string
 }
 
 func newModel() *model {
 	return &model{
 		households: map[string]syncengine.Household{}, persons: map[string]syncengine.Person{},
 		tags: map[string]syncengine.TagElement{}, visits: map[string]syncengine.Visit{},
-		amendments: map[string]syncengine.Amendment{}, changeIDs: map[string]bool{},
+		amendments: map[string]syncengine.Amendment{}, changeIDs: map[string]bool{}, visitChanges: map[string]string{},
 	}
 }
 
@@ -85,7 +88,11 @@ func (m *model) bundle(b syncengine.Bundle) {
 // change records an outbox change; a change id seen again must carry the
 // same delta (outboxes are append-only).
 func (m *model) change(c syncengine.Change) {
-	m.changeIDs[c.ID] = true
+	if c.Visit != nil {
+		m.visitChanges[c.ID] = c.Visit.ID
+	} else {
+		m.changeIDs[c.ID] = true
+	}
 	switch {
 	case c.Household != nil:
 		m.household(*c.Household)
@@ -235,6 +242,18 @@ func assertSameState(t testing.TB, what string, want, got syncengine.Bundle) {
 // appliedChanges is the set of change ids the server has applied.
 func (e *env) appliedChanges() map[string]bool {
 	e.t.Helper()
+	return e.ids(`SELECT change_id FROM applied_changes`)
+}
+
+// storedVisits is the set of the server's visit ids.
+func (e *env) storedVisits() map[string]bool {
+	e.t.Helper()
+	return e.ids(`SELECT id FROM visits`)
+}
+
+// ids reads a set of ids from the server's database.
+func (e *env) ids(query string) map[string]bool {
+	e.t.Helper()
 	ctx := context.Background()
 	if e.pgDSN != "" {
 		conn, err := pgx.Connect(ctx, e.pgDSN)
@@ -242,7 +261,7 @@ func (e *env) appliedChanges() map[string]bool {
 			e.t.Fatal(err)
 		}
 		defer conn.Close(ctx)
-		rows, err := conn.Query(ctx, `SELECT change_id FROM applied_changes`)
+		rows, err := conn.Query(ctx, query)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -261,7 +280,7 @@ func (e *env) appliedChanges() map[string]bool {
 		e.t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.R.QueryContext(ctx, `SELECT change_id FROM applied_changes`)
+	rows, err := db.R.QueryContext(ctx, query)
 	if err != nil {
 		e.t.Fatal(err)
 	}

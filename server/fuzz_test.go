@@ -362,14 +362,28 @@ func rejectedIDs(err error) []string {
 	return ids
 }
 
-// wasApplied reports whether the server recorded change id.
-func (e *pushEnv) wasApplied(tb testing.TB, id string) bool {
+// wasApplied reports whether the server holds change c as applied: its
+// visit, for a visit (a visit never changes, and keeps no change id), else
+// its change id.
+func (e *pushEnv) wasApplied(tb testing.TB, c *pb.Change) bool {
 	tb.Helper()
+	q, id := `SELECT COUNT(*) FROM applied_changes WHERE change_id = ?`, c.GetId()
+	if v := c.GetVisit(); v != nil {
+		q, id = `SELECT COUNT(*) FROM visits WHERE id = ?`, v.GetId()
+	}
 	var n int
-	if err := e.db.R.QueryRowContext(e.ctx, `SELECT COUNT(*) FROM applied_changes WHERE change_id = ?`, id).Scan(&n); err != nil {
+	if err := e.db.R.QueryRowContext(e.ctx, q, id).Scan(&n); err != nil {
 		tb.Fatal(err)
 	}
 	return n > 0
+}
+
+// appliedKey names what proves c applied (see wasApplied).
+func appliedKey(c *pb.Change) string {
+	if v := c.GetVisit(); v != nil {
+		return "visit " + v.GetId()
+	}
+	return c.GetId()
 }
 
 // checkAbsorbed checks that the server's state holds change c: merging it
@@ -433,12 +447,12 @@ func (e *pushEnv) push(t *testing.T, body []byte) {
 	seen := map[string]bool{}
 	var fresh []se.Change
 	for _, pc := range req.GetChanges() {
-		id := pc.GetId()
-		if seen[id] {
+		key := appliedKey(pc)
+		if seen[key] {
 			continue
 		}
-		seen[id] = true
-		if c, err := wire.ChangeFromProto(pc); err == nil && !e.wasApplied(t, id) {
+		seen[key] = true
+		if c, err := wire.ChangeFromProto(pc); err == nil && !e.wasApplied(t, pc) {
 			fresh = append(fresh, c)
 		}
 	}
@@ -475,7 +489,7 @@ func (e *pushEnv) push(t *testing.T, body []byte) {
 		t.Fatalf("push of %d new changes (of %d) answered %d applied", len(fresh), n, res.Msg.GetApplied())
 	}
 	for _, pc := range req.GetChanges() {
-		if !e.wasApplied(t, pc.GetId()) {
+		if !e.wasApplied(t, pc) {
 			t.Fatalf("push succeeded but change %s is not recorded as applied", pc.GetId())
 		}
 	}
@@ -663,7 +677,7 @@ func TestPushHalfValidRejectedWhole(t *testing.T) {
 					t.Fatalf("the refused push changed the server's state:\n%s", diffDumps(before, after))
 				}
 				for _, c := range good {
-					if e.wasApplied(t, c.GetId()) {
+					if e.wasApplied(t, c) {
 						t.Errorf("change %s of the refused push is recorded as applied", c.GetId())
 					}
 				}

@@ -15,6 +15,16 @@ func notInSubtree(what, id string) error {
 	return fmt.Errorf("%w: %s %s is not in your subtree", syncengine.ErrOutOfScope, what, id)
 }
 
+// eraseVisit blanks what an erasure takes from a visit of the household:
+// its notes, its findings' notes and where the phone stood, which is where
+// the household lives. The facts stay.
+func eraseVisit(v *syncengine.Visit) {
+	v.Notes, v.Position = "", nil
+	for j := range v.Findings {
+		v.Findings[j].Note = ""
+	}
+}
+
 // ErasePersonalData blanks a household's personal fields (head, address,
 // phones, notes), its persons' fields and the notes of its visits and their
 // amendments, or one person's fields, under clocks newer than any the rows
@@ -129,11 +139,7 @@ func (s *Service) ErasePersonalData(ctx context.Context, p store.Principal, t st
 		}
 		for i := range b.Visits {
 			v := b.Visits[i]
-			// Where the phone stood is where the household lives.
-			v.Notes, v.Position = "", nil
-			for j := range v.Findings {
-				v.Findings[j].Note = ""
-			}
+			eraseVisit(&v)
 			if err := tx.ReplaceVisit(ctx, &v); err != nil {
 				return err
 			}

@@ -132,12 +132,17 @@ func (ps *pushScope) check(ctx context.Context, id string) error {
 // name and that exists. The verdicts are the ones check would reach one by
 // one: within a push a household's grid cannot change (a device never moves
 // one), and those registered by the push itself are judged as they come.
-func (ps *pushScope) prefetch(ctx context.Context, changes []syncengine.Change, applied map[string]store.AppliedChange) error {
+func (ps *pushScope) prefetch(ctx context.Context, changes []syncengine.Change, applied map[string]store.AppliedChange, stored map[string]syncengine.Visit) error {
 	var ids, visited []string
 	for i := range changes {
 		c := &changes[i]
 		if _, ok := applied[c.ID]; ok {
 			continue
+		}
+		if c.Visit != nil {
+			if _, ok := stored[c.Visit.ID]; ok {
+				continue
+			}
 		}
 		switch {
 		case c.Person != nil:

@@ -244,7 +244,7 @@ func (e *env) next() syncengine.Clock {
 // A push sent again while the first is still applying (a phone whose
 // request timed out) applies once: the other copies count duplicates.
 // Visits, whose inserts wait for each other and then find the same row,
-// leave it to the change ids to tell.
+// count the later copies as duplicates by the stored visit.
 func TestConcurrentResends(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -285,7 +285,8 @@ func TestConcurrentResends(t *testing.T) {
 	// A change id pushed by two devices of the worker at the same moment:
 	// one applies it, the other is refused, whichever comes second.
 	other := e.device()
-	shared := visit()
+	edit := &syncengine.Household{ID: h.ID, Notes: syncengine.NewRegister("edited", e.next())}
+	shared := []syncengine.Change{{ID: newID(), Household: edit}}
 	for i, d := range []store.Principal{dev, other} {
 		wg.Go(func() { results[i], errs[i] = e.s.Push(e.ctx, d, 0, shared) })
 	}
@@ -295,6 +296,19 @@ func TestConcurrentResends(t *testing.T) {
 	}
 	if err := errors.Join(errs[0], errs[1]); !errors.Is(err, syncengine.ErrAlreadyExists) {
 		t.Errorf("the second device's push: %v; want ErrAlreadyExists", err)
+	}
+	// A visit is its own proof: the same visit from two devices of its
+	// worker at once is stored once, and the second copy is a duplicate.
+	same := visit()
+	for i, d := range []store.Principal{dev, other} {
+		wg.Go(func() { results[i], errs[i] = e.s.Push(e.ctx, d, 0, same) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[0], errs[1]); err != nil {
+		t.Fatalf("two devices pushing one visit: %v", err)
+	}
+	if a, d := results[0].Applied+results[1].Applied, results[0].Duplicates+results[1].Duplicates; a != 1 || d != 1 {
+		t.Errorf("two devices pushing one visit: %d applied, %d duplicates; want 1 and 1", a, d)
 	}
 }
 

@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"MoveGrace", testMoveGrace},
 		{"GraceEndsWhenApplied", testGraceEndsWhenApplied},
 		{"ChangeIDsBelongToTheirDevice", testChangeIDsBelongToTheirDevice},
+		{"VisitsProveThemselves", testVisitsProveThemselves},
 		{"WhoAmends", testWhoAmends},
 		{"Caps", testCaps},
 		{"Collect", testCollect},
@@ -1068,6 +1069,72 @@ func testChangeIDsBelongToTheirDevice(t *testing.T, newStore NewStore) {
 	if h, _ := findHousehold(e.pull(devB, 0).Rows, x.h.ID); h.Notes.Value != "first" {
 		t.Errorf("after refused reuses the household's notes are %q; want %q", h.Notes.Value, "first")
 	}
+}
+
+// testVisitsProveThemselves: a visit never changes, so the stored visit,
+// not a change id, tells a resend. The visit again is a duplicate whatever
+// its change id or the worker's device, and even after its household left
+// the worker's grids or was erased; its id with other content is refused,
+// the visit from another worker's device too, and neither changes it.
+func testVisitsProveThemselves(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	wA, devA := e.worker("A", e.g1.ID)
+	devA2 := e.device(wA.ID)
+	_, devB := e.worker("B", e.g1.ID)
+	x := e.register(devA, e.g1.ID)
+	v := e.visit(wA.ID, x.h.ID)
+	first := change(v)
+	if res := e.push(devA, first); res.Applied != 1 {
+		t.Fatalf("first push = %+v; want 1 applied", res)
+	}
+	again := func(what string, dev store.Principal, c syncengine.Change) {
+		t.Helper()
+		if res, err := e.pushErr(dev, c); err != nil || res.Applied != 0 || res.Duplicates != 1 {
+			t.Errorf("%s = %+v, %v; want 1 duplicate", what, res, err)
+		}
+	}
+	again("the same change again", devA, first)
+	again("the visit under a new change id", devA, change(v))
+	again("the visit from another device of its worker", devA2, change(v))
+
+	other := *v
+	other.Notes = "other content"
+	c := change(&other)
+	_, err := e.pushErr(devA, c)
+	wantErr(t, err, "the visit's id with other content", syncengine.ErrAlreadyExists)
+	var ce *store.ChangeError
+	if !errors.As(err, &ce) || ce.ChangeID != c.ID {
+		t.Errorf("the refusal of other content does not name the change: %v", err)
+	}
+	foreign := *v
+	foreign.VisitorID = devB.ID
+	_, err = e.pushErr(devB, change(&foreign))
+	wantErr(t, err, "the visit's id in another worker's visit", syncengine.ErrAlreadyExists)
+	_, err = e.pushErr(devB, change(v))
+	wantErr(t, err, "the visit from another worker's device", syncengine.ErrOutOfScope)
+	if i := slices.IndexFunc(e.pull(devB, 0).Rows.Visits, func(s syncengine.Visit) bool { return s.ID == v.ID }); i < 0 {
+		t.Errorf("the visit is gone after refused pushes")
+	} else if s := e.pull(devB, 0).Rows.Visits[i]; !s.Equal(v) {
+		t.Errorf("after refused pushes the visit is %+v; want %+v", s, v)
+	}
+
+	// Erased: the stored copy has lost its notes, the resend (made after
+	// the household's last change, so not blanked on arrival) has them.
+	if _, err := e.s.ErasePersonalData(e.ctx, e.root, store.ErasureTarget{HouseholdID: x.h.ID, Reason: "request", At: time.Now()}, nextClock); err != nil {
+		t.Fatalf("ErasePersonalData: %v", err)
+	}
+	again("the visit resent after its household was erased", devA, first)
+
+	// Moved away, and the device has pulled past the move: the visit is
+	// no longer the worker's to push, but this one is stored already.
+	y := e.register(devA, e.g1.ID)
+	w := e.visit(wA.ID, y.h.ID)
+	e.push(devA, change(w))
+	e.move(e.root, y.h.ID, e.g2.ID)
+	e.pull(devA, e.pull(devA, 0).Cursor)
+	again("the visit resent after its household moved away", devA, change(w))
+	_, err = e.pushErr(devA, change(e.visit(wA.ID, y.h.ID)))
+	wantErr(t, err, "a new visit of the household moved away", syncengine.ErrOutOfScope)
 }
 
 // testCollect: past the horizon, tombstones (a removed tag, a deleted
