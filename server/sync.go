@@ -32,7 +32,9 @@ func (s *syncService) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRe
 		if err == nil {
 			err = c.Validate()
 		}
-		if err == nil {
+		if err == nil && c.Visit == nil {
+			// A visit's content is compared with the stored visit instead
+			// (service.Push): it keeps no change id.
 			c.Digest, err = digest(pc)
 		}
 		if err != nil {

@@ -74,7 +74,11 @@ func (s *Service) Push(ctx context.Context, p store.Principal, cursor uint64, ch
 				continue
 			}
 			a := store.AppliedChange{CredentialID: p.CredentialID, Digest: c.Digest}
-			applied[c.ID] = a // the same change twice in one push
+			// The same change twice in one push; a visit's second copy is
+			// found stored by its insert.
+			if c.Visit == nil {
+				applied[c.ID] = a
+			}
 			fresh, err := admit(ctx, tx, ps, p, c)
 			if err != nil {
 				return &store.ChangeError{ChangeID: c.ID, Err: fmt.Errorf("%s: %w", c.Kind(), err)}
@@ -115,14 +119,11 @@ func resent(a store.AppliedChange, p store.Principal, c *syncengine.Change) erro
 
 // storedVisits reads which of ids are stored visits.
 func storedVisits(ctx context.Context, tx store.Tx, ids []string) (map[string]syncengine.Visit, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
 	vs, err := tx.Visits(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	stored := make(map[string]syncengine.Visit, len(vs))
+	stored := make(map[string]syncengine.Visit, len(ids))
 	for _, v := range vs {
 		stored[v.ID] = v
 	}

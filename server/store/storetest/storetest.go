@@ -1106,6 +1106,22 @@ func testVisitsProveThemselves(t *testing.T, newStore NewStore) {
 	if !errors.As(err, &ce) || ce.ChangeID != c.ID {
 		t.Errorf("the refusal of other content does not name the change: %v", err)
 	}
+	// Twice in one push: under two change ids, and under one.
+	w := e.visit(wA.ID, x.h.ID)
+	cw := change(w)
+	if res := e.push(devA, cw, change(w), cw); res.Applied != 1 || res.Duplicates != 2 {
+		t.Errorf("a visit three times in one push = %+v; want 1 applied, 2 duplicates", res)
+	}
+	w2 := *e.visit(wA.ID, x.h.ID)
+	w3 := w2
+	w3.Notes = "other content"
+	_, err = e.pushErr(devA, change(&w2), change(&w3))
+	wantErr(t, err, "a visit's id twice in one push with other content", syncengine.ErrAlreadyExists)
+	c2, c3 := change(&w2), change(&w3)
+	c3.ID = c2.ID
+	_, err = e.pushErr(devA, c2, c3)
+	wantErr(t, err, "a visit change's id twice in one push with other content", syncengine.ErrAlreadyExists)
+
 	foreign := *v
 	foreign.VisitorID = devB.ID
 	_, err = e.pushErr(devB, change(&foreign))
@@ -1128,11 +1144,11 @@ func testVisitsProveThemselves(t *testing.T, newStore NewStore) {
 	// Moved away, and the device has pulled past the move: the visit is
 	// no longer the worker's to push, but this one is stored already.
 	y := e.register(devA, e.g1.ID)
-	w := e.visit(wA.ID, y.h.ID)
-	e.push(devA, change(w))
+	moved := e.visit(wA.ID, y.h.ID)
+	e.push(devA, change(moved))
 	e.move(e.root, y.h.ID, e.g2.ID)
 	e.pull(devA, e.pull(devA, 0).Cursor)
-	again("the visit resent after its household moved away", devA, change(w))
+	again("the visit resent after its household moved away", devA, change(moved))
 	_, err = e.pushErr(devA, change(e.visit(wA.ID, y.h.ID)))
 	wantErr(t, err, "a new visit of the household moved away", syncengine.ErrOutOfScope)
 }
