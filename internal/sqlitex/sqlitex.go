@@ -149,6 +149,9 @@ func WithBackgroundCheckpoints() Option { return func(o *options) { o.checkpoint
 // what each read looks through.
 const backstopPages = 16384
 
+// checkpointRest is the least time between two background checkpoints.
+const checkpointRest = 100 * time.Millisecond
+
 // WithMaxPages bounds the file at n pages (of 4 KiB by default): a write
 // that would grow it further fails with ErrFull, as on a full disk.
 func WithMaxPages(n int) Option { return func(o *options) { o.maxPages = n } }
@@ -236,7 +239,7 @@ func (db *DB) Close() error {
 
 // checkpointer copies the log into the file on a connection of its own
 // (WithBackgroundCheckpoints), once after each write, writes that end
-// while it copies asking for one more.
+// while it copies or rests (checkpointRest) asking for one more.
 type checkpointer struct {
 	db         *sql.DB
 	want, stop chan struct{}
@@ -274,6 +277,15 @@ func (c *checkpointer) run() {
 		c.mu.Unlock()
 		if c.ran != nil {
 			c.ran(log, copied, err)
+		}
+		// Writes that come while it rests are copied together: a page
+		// written by many commits in a row is copied once.
+		t := time.NewTimer(checkpointRest)
+		select {
+		case <-c.stop:
+			t.Stop()
+			return
+		case <-t.C:
 		}
 	}
 }
