@@ -58,15 +58,16 @@ func (s *Service) Push(ctx context.Context, p store.Principal, cursor uint64, ch
 		for i := range changes {
 			c := &changes[i]
 			if v := c.Visit; v != nil {
+				// Known by its own id alone: its change id is not kept,
+				// nor checked against other changes'.
 				if before, ok := stored[v.ID]; ok {
-					if err := resentVisit(&before, p, v); err != nil {
+					if err := ps.resentVisit(ctx, &before, p, v); err != nil {
 						return &store.ChangeError{ChangeID: c.ID, Err: err}
 					}
 					res.Duplicates++
 					continue
 				}
-			}
-			if before, ok := applied[c.ID]; ok {
+			} else if before, ok := applied[c.ID]; ok {
 				if err := resent(before, p, c); err != nil {
 					return &store.ChangeError{ChangeID: c.ID, Err: err}
 				}
@@ -74,11 +75,11 @@ func (s *Service) Push(ctx context.Context, p store.Principal, cursor uint64, ch
 				continue
 			}
 			a := store.AppliedChange{CredentialID: p.CredentialID, Digest: c.Digest}
-			// The same change twice in one push; a visit's second copy is
-			// found stored by its insert.
 			if c.Visit == nil {
-				applied[c.ID] = a
+				applied[c.ID] = a // the same change twice in one push
 			}
+			// A visit's second copy in the push is found stored by its
+			// insert.
 			fresh, err := admit(ctx, tx, ps, p, c)
 			if err != nil {
 				return &store.ChangeError{ChangeID: c.ID, Err: fmt.Errorf("%s: %w", c.Kind(), err)}
@@ -133,13 +134,20 @@ func storedVisits(ctx context.Context, tx store.Tx, ids []string) (map[string]sy
 // resentVisit reports whether v is a resend of the stored visit (counted as
 // a duplicate), or fails if its id holds another visit. A resend made
 // before its household was erased, and arriving after, still has what the
-// erasure blanked.
-func resentVisit(stored *syncengine.Visit, p store.Principal, v *syncengine.Visit) error {
+// erasure blanked: once a household of the visit was erased, a stored copy
+// equal to v blanked is v.
+func (ps *pushScope) resentVisit(ctx context.Context, stored *syncengine.Visit, p store.Principal, v *syncengine.Visit) error {
 	if v.VisitorID != p.ID {
 		return fmt.Errorf("%w: a device records visits of its own worker only", syncengine.ErrOutOfScope)
 	}
 	if stored.Equal(v) {
 		return nil
+	}
+	other := fmt.Errorf("%w: visit %s was recorded with other content", syncengine.ErrAlreadyExists, v.ID)
+	if erased, err := ps.erasedBefore(ctx, stored.HouseholdIDs); err != nil {
+		return err
+	} else if erased == 0 {
+		return other
 	}
 	blank := *v
 	blank.Findings = slices.Clone(v.Findings)
@@ -147,7 +155,7 @@ func resentVisit(stored *syncengine.Visit, p store.Principal, v *syncengine.Visi
 	if stored.Equal(&blank) {
 		return nil
 	}
-	return fmt.Errorf("%w: visit %s was recorded with other content", syncengine.ErrAlreadyExists, v.ID)
+	return other
 }
 
 // admit applies one change of p's device if the rules admit it. It reports

@@ -1609,7 +1609,9 @@ type Change struct {
 	// change is queued and kept with it: a push sent again after a lost
 	// answer sends the same id and content, and the server counts it as a
 	// duplicate. The same id with other content, or from another device, is
-	// refused (AlreadyExists): an id belongs to the device that made it.
+	// refused (AlreadyExists): an id belongs to the device that made it. A
+	// visit, which never changes, is known by its own id instead: its change
+	// id is checked against nothing, and the same visit again is a duplicate.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Types that are valid to be assigned to Payload:
 	//

@@ -1074,8 +1074,9 @@ func testChangeIDsBelongToTheirDevice(t *testing.T, newStore NewStore) {
 // testVisitsProveThemselves: a visit never changes, so the stored visit,
 // not a change id, tells a resend. The visit again is a duplicate whatever
 // its change id or the worker's device, and even after its household left
-// the worker's grids or was erased; its id with other content is refused,
-// the visit from another worker's device too, and neither changes it.
+// the worker's grids or was erased (the stored copy blanked); its id with
+// other content is refused, the visit from another worker's device too,
+// and neither changes it. A visit's change id is checked against nothing.
 func testVisitsProveThemselves(t *testing.T, newStore NewStore) {
 	e := newEnv(t, newStore)
 	wA, devA := e.worker("A", e.g1.ID)
@@ -1121,6 +1122,30 @@ func testVisitsProveThemselves(t *testing.T, newStore NewStore) {
 	c3.ID = c2.ID
 	_, err = e.pushErr(devA, c2, c3)
 	wantErr(t, err, "a visit change's id twice in one push with other content", syncengine.ErrAlreadyExists)
+
+	// Without notes, and resent with some: the blank comparison is for
+	// erased households only.
+	plain := e.visit(wA.ID, x.h.ID)
+	plain.Notes = ""
+	e.push(devA, change(plain))
+	noted := *plain
+	noted.Notes = "added later"
+	_, err = e.pushErr(devA, change(&noted))
+	wantErr(t, err, "a visit without notes resent with notes", syncengine.ErrAlreadyExists)
+
+	// A visit's change id is not checked against other changes': under
+	// the id of a household change of the same push, it is a visit all
+	// the same.
+	edit := change(e.edit(x.h.ID, "edited"))
+	edit.Digest = "digest of the edit"
+	reused := change(e.visit(wA.ID, x.h.ID))
+	reused.ID = edit.ID
+	if res := e.push(devA, edit, reused); res.Applied != 2 {
+		t.Errorf("a household change and a visit under one change id = %+v; want 2 applied", res)
+	}
+	if !slices.Contains(visitIDs(e.pull(devB, 0).Rows), reused.Visit.ID) {
+		t.Errorf("the visit under a household change's id is not stored")
+	}
 
 	foreign := *v
 	foreign.VisitorID = devB.ID

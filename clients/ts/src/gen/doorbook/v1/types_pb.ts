@@ -1208,7 +1208,9 @@ export type Change = Message<"doorbook.v1.Change"> & {
    * change is queued and kept with it: a push sent again after a lost
    * answer sends the same id and content, and the server counts it as a
    * duplicate. The same id with other content, or from another device, is
-   * refused (AlreadyExists): an id belongs to the device that made it.
+   * refused (AlreadyExists): an id belongs to the device that made it. A
+   * visit, which never changes, is known by its own id instead: its change
+   * id is checked against nothing, and the same visit again is a duplicate.
    *
    * @generated from field: string id = 1;
    */
@@ -1261,7 +1263,9 @@ export type ChangeJson = {
    * change is queued and kept with it: a push sent again after a lost
    * answer sends the same id and content, and the server counts it as a
    * duplicate. The same id with other content, or from another device, is
-   * refused (AlreadyExists): an id belongs to the device that made it.
+   * refused (AlreadyExists): an id belongs to the device that made it. A
+   * visit, which never changes, is known by its own id instead: its change
+   * id is checked against nothing, and the same visit again is a duplicate.
    *
    * @generated from field: string id = 1;
    */
