@@ -292,6 +292,15 @@ func plain(w http.ResponseWriter, status int, msg string) {
 	fmt.Fprintln(w, msg)
 }
 
+// inFlight bounds the calls of a procedure read and handled at once (see
+// intake.Procedure.MaxInFlight). Pushes queue for the database's writer,
+// which commits up to 64 at a time (sqlitex.DB.WriteGrouped): four such
+// groups keep it busy, and more pushes past the gate would each hold their
+// decoded changes only to queue.
+var inFlight = map[string]int{
+	doorbookv1connect.SyncServicePushProcedure: 256,
+}
+
 // procedures are the API's RPCs, for intake: each takes one request
 // message, and all but enrolment need a token. Health checks and
 // reflection are not among them: intake passes them through with a small
@@ -308,7 +317,7 @@ func procedures() map[string]intake.Procedure {
 			for j := range svc.Methods().Len() {
 				m := svc.Methods().Get(j)
 				path := "/" + string(svc.FullName()) + "/" + string(m.Name())
-				out[path] = intake.Procedure{Public: public[path], Input: m.Input(), MaxMessageBytes: ownLimits[path]}
+				out[path] = intake.Procedure{Public: public[path], Input: m.Input(), MaxMessageBytes: ownLimits[path], MaxInFlight: inFlight[path]}
 			}
 		}
 	}

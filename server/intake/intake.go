@@ -18,7 +18,11 @@
 //   - every byte held for a request (the raw body, the inflated message,
 //     an estimate of its decoded objects) is charged to one server-wide
 //     budget: concurrent requests wait for room, or are refused with
-//     ResourceExhausted, and never add up to gigabytes.
+//     ResourceExhausted, and never add up to gigabytes;
+//   - a procedure may bound how many of its calls are read and handled at
+//     once (Procedure.MaxInFlight): the rest wait before their body is
+//     read, so that calls queuing for one resource behind the handler do
+//     not hold their messages while they queue.
 //
 // Connect then receives an uncompressed body it decodes as usual; its own
 // read limit stays as a second line.
@@ -87,6 +91,10 @@ type Procedure struct {
 	// MaxMessageBytes, if set, bounds this procedure's message instead of
 	// Config.MaxMessageBytes: a call that carries a whole file.
 	MaxMessageBytes int
+	// MaxInFlight, if set, is how many of this procedure's calls may be
+	// read and handled at once: the rest wait, before their body is read,
+	// for as long as their caller does.
+	MaxInFlight int
 }
 
 // Config configures a Guard. Zero values take the defaults.
@@ -126,6 +134,8 @@ type Guard struct {
 	public *budget
 	errs   *connect.ErrorWriter
 	limits *limitCache
+	// gates hold the procedures with a MaxInFlight, by path.
+	gates map[string]*gate
 }
 
 // New returns a guard in front of next.
@@ -142,6 +152,12 @@ func New(next http.Handler, cfg Config) *Guard {
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
+	gates := map[string]*gate{}
+	for path, proc := range cfg.Procedures {
+		if proc.MaxInFlight > 0 {
+			gates[path] = newGate(proc.MaxInFlight)
+		}
+	}
 	return &Guard{
 		cfg:    cfg,
 		next:   next,
@@ -149,6 +165,7 @@ func New(next http.Handler, cfg Config) *Guard {
 		public: newBudget(cfg.PublicBudgetBytes, cfg.now),
 		errs:   connect.NewErrorWriter(),
 		limits: newLimitCache(),
+		gates:  gates,
 	}
 }
 
@@ -225,6 +242,12 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 0)
 		g.next.ServeHTTP(w, r)
 		return
+	}
+	if gt := g.gates[r.URL.Path]; gt != nil {
+		if !gt.enter(ctx) {
+			return // the caller went away while it waited
+		}
+		defer gt.leave()
 	}
 	acct := g.budget.account()
 	if proc.Public {

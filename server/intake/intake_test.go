@@ -1517,3 +1517,83 @@ func TestPassthroughBodiesAreCut(t *testing.T) {
 		t.Fatal("a silent health check body was held until the test gave up")
 	}
 }
+
+// TestMaxInFlight: past a procedure's MaxInFlight, a call waits before its
+// body is read (none of the budget is charged for it) until a call in
+// flight ends; a caller that gives up while it waits leaves no slot taken;
+// other procedures pass by.
+func TestMaxInFlight(t *testing.T) {
+	t.Parallel()
+	procs := procedures()
+	p := procs[pushPath]
+	p.MaxInFlight = 1
+	procs[pushPath] = p
+	ts := newServer(t, intake.Config{Procedures: procs})
+	grpc := protocols()[1]
+	held := make(chan error, 1)
+	go func() {
+		_, err := ts.push(t, grpc, holdPush(1<<10))
+		held <- err
+	}()
+	<-ts.sync.held
+	inFlight := intake.BudgetUsed(ts.guard)
+	waitForGate := func(what string, done <-chan error) {
+		t.Helper()
+		for intake.GateWaiting(ts.guard, pushPath) == 0 {
+			select {
+			case err := <-done:
+				t.Fatalf("%s did not wait for the push in flight: %v", what, err)
+			default:
+				runtime.Gosched()
+			}
+		}
+	}
+
+	// A caller that gives up while it waits.
+	ctx, cancel := context.WithCancel(t.Context())
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := ts.syncClient(grpc).Push(ctx, bigPush(64<<10))
+		gaveUp <- err
+	}()
+	waitForGate("a push", gaveUp)
+	cancel()
+	if err := <-gaveUp; connect.CodeOf(err) != connect.CodeCanceled {
+		t.Errorf("a push given up while it waited: %v; want canceled", err)
+	}
+	for intake.GateWaiting(ts.guard, pushPath) != 0 {
+		runtime.Gosched() // the server sees the caller go
+	}
+
+	// Another procedure is not held up by the gate.
+	if _, err := ts.syncClient(grpc).Pull(t.Context(), &pb.PullRequest{Cursor: 1}); err != nil {
+		t.Errorf("a pull while a push is in flight: %v", err)
+	}
+
+	second := make(chan error, 1)
+	go func() {
+		_, err := ts.push(t, grpc, bigPush(64<<10))
+		second <- err
+	}()
+	waitForGate("a second push", second)
+	if used := intake.BudgetUsed(ts.guard); used != inFlight {
+		t.Errorf("with a push waiting at the gate, the budget holds %d bytes; want %d, the push in flight's alone", used, inFlight)
+	}
+	ts.release()
+	if err := <-held; err != nil {
+		t.Errorf("the push in flight: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Errorf("the push that waited: %v", err)
+	}
+	// The slots are all free again: pushes go through one after another.
+	for range 3 {
+		if _, err := ts.push(t, grpc, bigPush(1<<10)); err != nil {
+			t.Errorf("a push after the others ended: %v", err)
+		}
+	}
+	ts.quiesce()
+	if !intake.BudgetIdle(ts.guard) {
+		t.Error("the budget is not all free once every request ended")
+	}
+}

@@ -285,3 +285,14 @@ func FuzzCount(f *testing.F) {
 		}
 	})
 }
+
+// GateWaiting is how many calls of the procedure at path wait for a slot.
+func GateWaiting(g *Guard, path string) int {
+	if gt := g.gates[path]; gt != nil {
+		return int(gt.waiting.Load())
+	}
+	return 0
+}
+
+// BudgetUsed is how much of g's budget requests hold.
+func BudgetUsed(g *Guard) int64 { return g.budget.size - g.budget.free() }

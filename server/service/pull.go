@@ -62,12 +62,16 @@ func (s *Service) Pull(ctx context.Context, p store.Principal, cursor uint64, li
 	limit = max(1, min(limit, store.MaxPullLimit))
 	b := &store.PullBatch{}
 	var from uint64 // the feed position of cursor
+	var note bool   // from must be written as the device's known position
 	err := s.db.View(ctx, func(tx store.Tx) error {
 		top, err := tx.Head(ctx)
 		if err != nil {
 			return err
 		}
 		if from, err = tx.Position(ctx, cursor, top); err != nil {
+			return err
+		}
+		if note, err = s.shownPositionMatters(ctx, tx, p, from); err != nil {
 			return err
 		}
 		if b.Scope, err = scope(ctx, tx, p.ID); err != nil {
@@ -112,14 +116,45 @@ func (s *Service) Pull(ctx context.Context, p store.Principal, cursor uint64, li
 	if err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
-	// The device shows it applied everything up to cursor: its grace to
-	// write what left its scope ends there (see pushScope). Best effort: a
-	// failure here only widens the grace, which the server's clock still
-	// bounds.
-	if from > 0 {
+	// Best effort: a failure here only widens the grace, which the
+	// server's clock still bounds.
+	if note {
 		_ = s.db.Update(ctx, func(tx store.Tx) error { return tx.RaiseKnownCursor(ctx, p.CredentialID, from) })
 	}
 	return b, nil
+}
+
+// shownPositionMatters reports whether from, the position a device shows
+// by pulling from it that it applied, must be written as its known position
+// (see pushScope): whether a household moved, or its worker's grids
+// changed, after the position the store holds and within the grace. Only
+// then would a push be judged otherwise from it: pushScope replays the
+// moves and grid changes after the position it starts from, and there are
+// none between the two. Most pulls find none, and so do not queue behind
+// every push for the one writer (under load, a pull's round trip was a
+// push's). Positions up to from are all committed: none can come later.
+func (s *Service) shownPositionMatters(ctx context.Context, tx store.Tx, p store.Principal, from uint64) (bool, error) {
+	if from == 0 {
+		return false, nil
+	}
+	known, err := tx.KnownCursor(ctx, p.CredentialID)
+	if err != nil || known >= from {
+		return false, err
+	}
+	expired, err := tx.PositionBefore(ctx, s.now().Add(-s.grace))
+	if err != nil {
+		return false, err
+	}
+	after := max(known, expired)
+	if after >= from {
+		return false, nil
+	}
+	events, err := tx.ScopeEvents(ctx, p.ID, after, from)
+	if err != nil || len(events) > 0 {
+		return len(events) > 0, err
+	}
+	moves, err := tx.Moves(ctx, after, from)
+	return len(moves) > 0, err
 }
 
 // scopeChanges adds to b what changed in the worker's scope in (cursor,
