@@ -292,11 +292,11 @@ func plain(w http.ResponseWriter, status int, msg string) {
 	fmt.Fprintln(w, msg)
 }
 
-// inFlight bounds the calls of a procedure read and handled at once (see
-// intake.Procedure.MaxInFlight). Pushes queue for the database's writer,
-// which commits up to 64 at a time (sqlitex.DB.WriteGrouped): four such
-// groups keep it busy, and more pushes past the gate would each hold their
-// decoded changes only to queue.
+// inFlight bounds the calls of a procedure decoded and handled at once
+// (see intake.Procedure.MaxInFlight). Pushes queue for the database's
+// writer, which commits up to 64 at a time (sqlitex.DB.WriteGrouped): four
+// such groups keep it busy, and more pushes past the gate would each hold
+// their decoded changes only to queue.
 var inFlight = map[string]int{
 	doorbookv1connect.SyncServicePushProcedure: 256,
 }

@@ -6,10 +6,10 @@ import (
 )
 
 // gate lets at most a number of a procedure's calls past it at once. The
-// others wait before their body is read, holding no memory but their
-// connection: calls that queue for one resource behind the handler (a
-// push for the one SQLite writer) would otherwise each hold their decoded
-// message while they queue there.
+// others wait with their body read but not decoded: calls that queue for
+// one resource behind the handler (a push for the one SQLite writer) would
+// otherwise each hold their decoded message, several times their body,
+// while they queue there.
 type gate struct {
 	slots   chan struct{}
 	waiting atomic.Int64 // calls waiting for a slot

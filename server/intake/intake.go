@@ -19,10 +19,11 @@
 //     an estimate of its decoded objects) is charged to one server-wide
 //     budget: concurrent requests wait for room, or are refused with
 //     ResourceExhausted, and never add up to gigabytes;
-//   - a procedure may bound how many of its calls are read and handled at
-//     once (Procedure.MaxInFlight): the rest wait before their body is
-//     read, so that calls queuing for one resource behind the handler do
-//     not hold their messages while they queue.
+//   - a procedure may bound how many of its calls are decoded and handled
+//     at once (Procedure.MaxInFlight): the rest wait with their body read
+//     (charged to the budget) but not decoded, so that calls queuing for
+//     one resource behind the handler do not each hold their decoded
+//     message while they queue.
 //
 // Connect then receives an uncompressed body it decodes as usual; its own
 // read limit stays as a second line.
@@ -92,8 +93,8 @@ type Procedure struct {
 	// Config.MaxMessageBytes: a call that carries a whole file.
 	MaxMessageBytes int
 	// MaxInFlight, if set, is how many of this procedure's calls may be
-	// read and handled at once: the rest wait, before their body is read,
-	// for as long as their caller does.
+	// decoded and handled at once: the rest wait, their body read, for as
+	// long as their caller does.
 	MaxInFlight int
 }
 
@@ -243,12 +244,6 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.next.ServeHTTP(w, r)
 		return
 	}
-	if gt := g.gates[r.URL.Path]; gt != nil {
-		if !gt.enter(ctx) {
-			return // the caller went away while it waited
-		}
-		defer gt.leave()
-	}
 	acct := g.budget.account()
 	if proc.Public {
 		acct = g.public.account()
@@ -274,6 +269,15 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(&buffers)
 	r.ContentLength = int64(size)
 	r.Header.Set("Content-Length", strconv.Itoa(size))
+	// After the body, not before: a caller sending slowly holds budget,
+	// never a slot, and unread bodies never fill an HTTP/2 connection's
+	// window under a call past the gate.
+	if gt := g.gates[r.URL.Path]; gt != nil {
+		if !gt.enter(ctx) {
+			return // the caller went away while it waited
+		}
+		defer gt.leave()
+	}
 	g.next.ServeHTTP(w, r)
 }
 
