@@ -274,7 +274,10 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// window under a call past the gate.
 	if gt := g.gates[r.URL.Path]; gt != nil {
 		if !gt.enter(ctx) {
-			return // the caller went away while it waited
+			// The caller went away, or the server is stopping: an answer,
+			// in case someone is left to read it.
+			g.refuse(w, r, connect.NewError(connect.CodeUnavailable, fmt.Errorf("gave up waiting for a turn: %w", ctx.Err())))
+			return
 		}
 		defer gt.leave()
 	}
