@@ -116,6 +116,24 @@ func Households(ctx context.Context, q Querier, ids []string) ([]syncengine.Hous
 	return loadIn(ctx, q, `SELECT `+householdCols+` FROM households WHERE id IN (%s) ORDER BY id`, ids, scanHousehold)
 }
 
+// HouseholdGrids reads the grid of each household by id; unknown ids are
+// left out.
+func HouseholdGrids(ctx context.Context, q Querier, ids []string) (map[string]string, error) {
+	pairs, err := loadIn(ctx, q, `SELECT id, grid_id FROM households WHERE id IN (%s) ORDER BY id`, ids, func(s scanner) ([2]string, error) {
+		var p [2]string
+		err := s.Scan(&p[0], &p[1])
+		return p, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	grids := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		grids[p[0]] = p[1]
+	}
+	return grids, nil
+}
+
 const personCols = `id, household_id, name, id_number, gender, birth_date, phone, relation, notes, deleted, residence, clocks`
 
 func scanPerson(s scanner) (syncengine.Person, error) {

@@ -90,7 +90,7 @@ func (ps *pushScope) judge(ctx context.Context, h syncengine.Household) error {
 	allowed, seen := ps.decisions[h.ID]
 	if !seen {
 		var err error
-		if allowed, err = ps.allowed(ctx, h); err != nil {
+		if allowed, err = ps.allowed(ctx, h.ID, h.GridID.Value); err != nil {
 			return err
 		}
 		ps.decisions[h.ID] = allowed
@@ -172,32 +172,37 @@ func (ps *pushScope) prefetch(ctx context.Context, changes []syncengine.Change, 
 		_, seen := ps.decisions[id]
 		return seen
 	})
-	hs, err := ps.tx.Households(ctx, ids)
+	// The grid is all a verdict reads of a household.
+	grids, err := ps.tx.HouseholdGrids(ctx, ids)
 	if err != nil {
 		return err
 	}
-	for _, h := range hs {
-		allowed, err := ps.allowed(ctx, h)
+	for _, id := range ids {
+		grid, ok := grids[id]
+		if !ok {
+			continue
+		}
+		allowed, err := ps.allowed(ctx, id, grid)
 		if err != nil {
 			return err
 		}
-		ps.decisions[h.ID] = allowed
+		ps.decisions[id] = allowed
 	}
 	return nil
 }
 
 // allowed replays, from the start of the device's grace to now, the
-// worker's grid changes and the household's moves, and reports whether the
-// household was in one of the worker's grids at any moment of it.
-func (ps *pushScope) allowed(ctx context.Context, h syncengine.Household) (bool, error) {
-	if ps.now[h.GridID.Value] {
+// worker's grid changes and the moves of household id, now in grid, and
+// reports whether it was in one of the worker's grids at any moment of it.
+func (ps *pushScope) allowed(ctx context.Context, id, grid string) (bool, error) {
+	if ps.now[grid] {
 		return true, nil
 	}
-	moves, err := ps.tx.HouseholdMoves(ctx, h.ID, ps.since)
+	moves, err := ps.tx.HouseholdMoves(ctx, id, ps.since)
 	if err != nil {
 		return false, err
 	}
-	return wasInScope(ps.now, ps.events, h.GridID.Value, moves), nil
+	return wasInScope(ps.now, ps.events, grid, moves), nil
 }
 
 // wasInScope reports whether a household now in grid, moved by moves,

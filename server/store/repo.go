@@ -129,6 +129,10 @@ type Rows interface {
 	// Households, Persons, Tags, Visits and Amendments load rows by id, in
 	// id order; unknown ids are left out.
 	Households(ctx context.Context, ids []string) ([]syncengine.Household, error)
+	// HouseholdGrids reads the grid of each household by id, what a push
+	// judges a household's scope by; unknown ids are left out. In a write
+	// transaction it takes the rows as Households does.
+	HouseholdGrids(ctx context.Context, ids []string) (map[string]string, error)
 	Persons(ctx context.Context, ids []string) ([]syncengine.Person, error)
 	Tags(ctx context.Context, addIDs []string) ([]syncengine.TagElement, error)
 	Visits(ctx context.Context, ids []string) ([]syncengine.Visit, error)

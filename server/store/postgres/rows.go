@@ -122,6 +122,28 @@ func (r *repo) Households(ctx context.Context, want []string) ([]syncengine.Hous
 	return hs, nil
 }
 
+func (r *repo) HouseholdGrids(ctx context.Context, want []string) (map[string]string, error) {
+	grids := make(map[string]string, len(want))
+	if len(want) == 0 {
+		return grids, nil
+	}
+	rows, err := r.q.Query(ctx, `SELECT id, grid_id FROM households WHERE id = ANY($1) ORDER BY id`+r.lock(), want)
+	if err != nil {
+		return nil, fmt.Errorf("read households: %w", err)
+	}
+	var id, grid string
+	found := make([]string, 0, len(want))
+	if _, err := pgx.ForEachRow(rows, []any{&id, &grid}, func() error {
+		grids[id] = grid
+		found = append(found, id)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read households: %w", err)
+	}
+	r.missed("households", want, found)
+	return grids, nil
+}
+
 func (r *repo) PutHousehold(ctx context.Context, h *syncengine.Household) error {
 	return r.put(ctx, "households", "id", h.ID, householdInsert, householdSet,
 		h.ID, h.GridID.Value, h.HeadName.Value, h.Address.Value, h.PhoneMobile.Value, h.PhoneLandline.Value,

@@ -205,6 +205,10 @@ func (t *tx) Households(ctx context.Context, ids []string) ([]syncengine.Househo
 	return statedb.Households(ctx, t.Tx, ids)
 }
 
+func (t *tx) HouseholdGrids(ctx context.Context, ids []string) (map[string]string, error) {
+	return statedb.HouseholdGrids(ctx, t.Tx, ids)
+}
+
 func (t *tx) Persons(ctx context.Context, ids []string) ([]syncengine.Person, error) {
 	return statedb.Persons(ctx, t.Tx, ids)
 }

@@ -605,6 +605,13 @@ func testReposRows(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 			return err
 		}
 		wantRows(t, "Households(three and an unknown id)", hs, byID(households, hid), hid, deepEqual)
+		grids, err := tx.HouseholdGrids(ctx, []string{hC.ID, unknown, hB.ID, hA.ID})
+		if want := map[string]string{hA.ID: g1, hB.ID: g1, hC.ID: g2}; err != nil || !maps.Equal(grids, want) {
+			t.Errorf("HouseholdGrids(three and an unknown id) = %v, %v; want %v", grids, err, want)
+		}
+		if grids, err := tx.HouseholdGrids(ctx, nil); err != nil || len(grids) != 0 {
+			t.Errorf("HouseholdGrids(none) = %v, %v; want none", grids, err)
+		}
 		ps, err := tx.Persons(ctx, []string{pC.ID, unknown, pA2.ID, pA1.ID})
 		if err != nil {
 			return err
@@ -2481,6 +2488,11 @@ func (r *recordingTx) Household(ctx context.Context, id string) (syncengine.Hous
 func (r *recordingTx) Households(ctx context.Context, ids []string) ([]syncengine.Household, error) {
 	r.use("Households")
 	return r.Tx.Households(ctx, ids)
+}
+
+func (r *recordingTx) HouseholdGrids(ctx context.Context, ids []string) (map[string]string, error) {
+	r.use("HouseholdGrids")
+	return r.Tx.HouseholdGrids(ctx, ids)
 }
 
 func (r *recordingTx) Persons(ctx context.Context, ids []string) ([]syncengine.Person, error) {
