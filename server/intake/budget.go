@@ -71,6 +71,9 @@ type account struct {
 	beforeWait func()
 	// read: the body is read whole (see bodyRead).
 	read bool
+	// decoded is what the request's message will cost decoded, charged
+	// only once its procedure's gate lets it in (see Procedure.MaxInFlight).
+	decoded int64
 }
 
 func (b *budget) account() *account { return &account{b: b} }

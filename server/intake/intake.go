@@ -21,9 +21,9 @@
 //     ResourceExhausted, and never add up to gigabytes;
 //   - a procedure may bound how many of its calls are decoded and handled
 //     at once (Procedure.MaxInFlight): the rest wait with their body read
-//     (charged to the budget) but not decoded, so that calls queuing for
-//     one resource behind the handler do not each hold their decoded
-//     message while they queue.
+//     but not decoded, charged for their body alone, so that calls queuing
+//     for one resource behind the handler do not each hold, nor take from
+//     the budget, their decoded message while they queue.
 //
 // Connect then receives an uncompressed body it decodes as usual; its own
 // read limit stays as a second line.
@@ -271,7 +271,8 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header.Set("Content-Length", strconv.Itoa(size))
 	// After the body, not before: a caller sending slowly holds budget,
 	// never a slot, and unread bodies never fill an HTTP/2 connection's
-	// window under a call past the gate.
+	// window under a call past the gate. A call waiting holds its body
+	// alone: what its message costs decoded is charged once it is let in.
 	if gt := g.gates[r.URL.Path]; gt != nil {
 		if !gt.enter(ctx) {
 			// The caller went away, or the server is stopping: an answer,
@@ -280,6 +281,14 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer gt.leave()
+		if err := acct.grow(ctx, acct.decoded, g.cfg.QueueWait); err != nil {
+			var ce *connect.Error
+			if errors.As(err, &ce) {
+				g.refuse(w, r, ce)
+			}
+			return
+		}
+		acct.bodyRead()
 	}
 	g.next.ServeHTTP(w, r)
 }
@@ -440,7 +449,13 @@ func (g *Guard) message(ctx context.Context, raw []byte, encoding string, p prot
 		}
 	}
 	// At least one object: the message itself, however empty.
-	if err := acct.grow(ctx, int64(len(msg))+int64(max(objects, 1))*objectBytes, g.cfg.QueueWait); err != nil {
+	cost := int64(len(msg)) + int64(max(objects, 1))*objectBytes
+	if proc.MaxInFlight > 0 {
+		// Decoded once past the gate: charged there (see ServeHTTP).
+		acct.decoded += cost
+		return msg, nil
+	}
+	if err := acct.grow(ctx, cost, g.cfg.QueueWait); err != nil {
 		return nil, err
 	}
 	return msg, nil

@@ -1519,9 +1519,9 @@ func TestPassthroughBodiesAreCut(t *testing.T) {
 }
 
 // TestMaxInFlight: past a procedure's MaxInFlight, a call waits with its
-// body read, before its handler, until a call in flight ends; a caller that
-// gives up while it waits leaves no slot taken, nor any budget; other
-// procedures pass by.
+// body read, before its handler, until a call in flight ends, charged for
+// its body alone; a caller that gives up while it waits leaves no slot
+// taken, nor any budget; other procedures pass by.
 func TestMaxInFlight(t *testing.T) {
 	t.Parallel()
 	procs := procedures()
@@ -1536,6 +1536,7 @@ func TestMaxInFlight(t *testing.T) {
 		held <- err
 	}()
 	<-ts.sync.held
+	inFlight := intake.BudgetUsed(ts.guard)
 	waitForGate := func(what string, done <-chan error) {
 		t.Helper()
 		for intake.GateWaiting(ts.guard, pushPath) == 0 {
@@ -1575,6 +1576,11 @@ func TestMaxInFlight(t *testing.T) {
 		second <- err
 	}()
 	waitForGate("a second push", second)
+	// Its body alone: not Connect's copy of its message, nor its objects
+	// (decoded, about three times its size over gRPC; see TestBudget).
+	if waiting := intake.BudgetUsed(ts.guard) - inFlight; waiting >= 5*(64<<10)/2 {
+		t.Errorf("a push of 64 KiB waiting at the gate holds %d bytes of the budget; want its body's alone, under two and a half times its size", waiting)
+	}
 	ts.release()
 	if err := <-held; err != nil {
 		t.Errorf("the push in flight: %v", err)

@@ -293,3 +293,6 @@ func GateWaiting(g *Guard, path string) int {
 	}
 	return 0
 }
+
+// BudgetUsed is how much of g's budget requests hold.
+func BudgetUsed(g *Guard) int64 { return g.budget.size - g.budget.free() }
