@@ -4,6 +4,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 // surelyValidPush reports whether req keeps every rule the protos declare
@@ -18,7 +19,7 @@ func surelyValidPush(req *pb.PushRequest) bool {
 		return false
 	}
 	for _, c := range req.GetChanges() {
-		if !isUUID(c.GetId()) {
+		if !syncengine.IsID(c.GetId()) {
 			return false
 		}
 		var ok bool
@@ -48,7 +49,7 @@ const (
 )
 
 func validHousehold(h *pb.Household) bool {
-	if h == nil || !isUUID(h.GetId()) {
+	if h == nil || !syncengine.IsID(h.GetId()) {
 		return false
 	}
 	for _, r := range [...]struct {
@@ -68,7 +69,7 @@ func validHousehold(h *pb.Household) bool {
 }
 
 func validPerson(p *pb.Person) bool {
-	if p == nil || !isUUID(p.GetId()) || !isUUID(p.GetHouseholdId()) {
+	if p == nil || !syncengine.IsID(p.GetId()) || !syncengine.IsID(p.GetHouseholdId()) {
 		return false
 	}
 	for _, r := range [...]struct {
@@ -90,12 +91,12 @@ func validPerson(p *pb.Person) bool {
 }
 
 func validTag(t *pb.TagElement) bool {
-	return t != nil && isUUID(t.GetAddId()) && isUUID(t.GetHouseholdId()) && isCode(t.GetCategoryCode()) &&
-		(t.GetPersonId() == "" || isUUID(t.GetPersonId()))
+	return t != nil && syncengine.IsID(t.GetAddId()) && syncengine.IsID(t.GetHouseholdId()) && isCode(t.GetCategoryCode()) &&
+		(t.GetPersonId() == "" || syncengine.IsID(t.GetPersonId()))
 }
 
 func validVisit(v *pb.Visit) bool {
-	if v == nil || !isUUID(v.GetId()) || !isUUID(v.GetVisitorId()) || len(v.GetNotes()) > 4000 {
+	if v == nil || !syncengine.IsID(v.GetId()) || !syncengine.IsID(v.GetVisitorId()) || len(v.GetNotes()) > 4000 {
 		return false
 	}
 	hh := v.GetHouseholdIds()
@@ -103,7 +104,7 @@ func validVisit(v *pb.Visit) bool {
 		return false
 	}
 	for i, id := range hh {
-		if !isUUID(id) {
+		if !syncengine.IsID(id) {
 			return false
 		}
 		for _, before := range hh[:i] {
@@ -144,7 +145,7 @@ func validVisit(v *pb.Visit) bool {
 	if d := v.GetRevisitDue(); d != nil && !notAfterBound(d) {
 		return false
 	}
-	if v.GetCampaignId() != "" && !isUUID(v.GetCampaignId()) {
+	if v.GetCampaignId() != "" && !syncengine.IsID(v.GetCampaignId()) {
 		return false
 	}
 	if p := v.GetPosition(); p != nil {
@@ -158,7 +159,7 @@ func validVisit(v *pb.Visit) bool {
 }
 
 func validAmendment(a *pb.VisitAmendment) bool {
-	if a == nil || !isUUID(a.GetId()) || !isUUID(a.GetVisitId()) || !isUUID(a.GetAuthorId()) ||
+	if a == nil || !syncengine.IsID(a.GetId()) || !syncengine.IsID(a.GetVisitId()) || !syncengine.IsID(a.GetAuthorId()) ||
 		!definedNotZero(pb.AmendmentKind_name, int32(a.GetKind())) || len(a.GetReason()) > 4000 || len(a.GetNotes()) > 4000 ||
 		!defined(pb.VisitForm_name, int32(a.GetForm())) || a.GetFinding() >= 20 || len(a.GetUnit()) > 256 || len(a.GetCoUnits()) > 8 {
 		return false
@@ -197,27 +198,6 @@ func defined(names map[int32]string, v int32) bool {
 
 func definedNotZero(names map[int32]string, v int32) bool {
 	return v != 0 && defined(names, v)
-}
-
-// isUUID matches string.uuid: 8-4-4-4-12 hex digits, either case.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // isCode matches ^[A-Za-z0-9_.-]{1,64}$.
