@@ -13,6 +13,7 @@ import (
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/internal/sqlitex"
+	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/internal/wire"
 	"github.com/doorbook/doorbook/syncengine"
 )
@@ -80,6 +81,9 @@ func floorInsert(tb testing.TB, f *fixture, dir string, sw *stopwatch) (rows int
 	vs := prep(`INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node, details, revisit_due, tracked)
 		VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, 0)`)
 	vh := prep(`INSERT INTO visit_households (household_id, visit_id, ord) VALUES (?, ?, ?)`)
+	// The replica's schema keeps the sums of plain visits, which
+	// storing a visit writes (until SchemaV8 a trigger did).
+	sums := prep(statedb.SumPlainVisit)
 	sw.Stop()
 	err = f.bundles(func(b *syncengine.Bundle) error {
 		sw.Start()
@@ -103,6 +107,7 @@ func floorInsert(tb testing.TB, f *fixture, dir string, sw *stopwatch) (rows int
 			vs.exec(ctx, v.ID, v.VisitorID, v.VisitedAt.UnixMilli(), v.Form, v.Notes, int64(v.Clock.HLC), int64(v.Clock.Node))
 			for j, h := range v.HouseholdIDs {
 				vh.exec(ctx, h, v.ID, j)
+				sums.exec(ctx, h, v.VisitorID, v.VisitedAt.UnixMilli(), v.ID)
 			}
 		}
 		rows += b.Rows()

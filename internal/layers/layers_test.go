@@ -246,3 +246,61 @@ func TestTriggeredTablesAreNotReplaced(t *testing.T) {
 		t.Fatalf("read %d files under %s: the walk is broken", files, root)
 	}
 }
+
+// inserting matches a statement that inserts a visit's row or its links.
+var inserting = regexp.MustCompile(`(?i)\bINSERT\s+(OR\s+\w+\s+)?INTO\s+(main\.)?(visits|visit_households)\b`)
+
+// storing matches a call of statedb's functions that store a visit, by
+// whether the database keeps special links ("Linked").
+var storing = regexp.MustCompile(`statedb\.(Insert|Replace|Apply)(Linked)?(Visit|Bundle)\b`)
+
+// TestVisitsStoredByStatedb: a visit's row and links come into SQLite only
+// through statedb's InsertVisit and its kin, which sum them and link them
+// (no trigger does since SchemaV8), and each store calls the kind its
+// database needs: the server's SQLite keeps special links, a phone's not.
+func TestVisitsStoredByStatedb(t *testing.T) {
+	t.Parallel()
+	if !inserting.MatchString("INSERT INTO visit_households (household_id)") || inserting.MatchString("INSERT INTO visit_sums") ||
+		!storing.MatchString("statedb.InsertLinkedVisit(") || storing.MatchString("statedb.InsertAmendment(") {
+		t.Fatal("the patterns do not tell the statements and calls apart")
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "scratch") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || strings.HasSuffix(path, "_test.go") || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		// PostgreSQL keeps its sums its own way.
+		if !strings.HasPrefix(rel, "internal/statedb/") && !strings.HasPrefix(rel, "server/store/postgres/") {
+			for _, m := range inserting.FindAll(b, -1) {
+				t.Errorf("%s: %s: only statedb stores a visit", rel, m)
+			}
+		}
+		for _, m := range storing.FindAllSubmatch(b, -1) {
+			if linked, server := len(m[2]) > 0, strings.HasPrefix(rel, "server/store/sqlite/"); linked != server {
+				t.Errorf("%s: %s: the server's SQLite keeps special links, a phone's not", rel, m[0])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -44,7 +44,7 @@ func TestFieldRows(t *testing.T) {
 							return err
 						}
 					}
-					return statedb.ApplyBundle(ctx, tx, b)
+					return statedb.ApplyLinkedBundle(ctx, tx, b)
 				})
 				if err != nil {
 					t.Fatalf("store: %v", err)
@@ -84,6 +84,20 @@ func TestFieldRows(t *testing.T) {
 // special links a server keeps.
 func openState(t testing.TB) *sqlitex.DB {
 	t.Helper()
+	return openStateOf(t, statedb.SpecialLinks+statedb.SpecialLinksV2)
+}
+
+// openPhoneState opens a database of the replicated tables without the
+// special links, as a phone's.
+func openPhoneState(t testing.TB) *sqlitex.DB {
+	t.Helper()
+	return openStateOf(t, "SELECT 1")
+}
+
+// openStateOf opens a database of the replicated tables, with links
+// (SQL) for the special links or without them.
+func openStateOf(t testing.TB, links string) *sqlitex.DB {
+	t.Helper()
 	db, err := sqlitex.Open(t.Context(), filepath.Join(t.TempDir(), "state.db"), []sqlitex.Migration{
 		{Version: 1, Name: "001_state.sql", SQL: statedb.SchemaV1},
 		{Version: 2, Name: "002_state.sql", SQL: statedb.SchemaV2},
@@ -92,7 +106,8 @@ func openState(t testing.TB) *sqlitex.DB {
 		{Version: 5, Name: "005_state.sql", SQL: statedb.SchemaV5},
 		{Version: 6, Name: "006_state.sql", SQL: statedb.SchemaV6},
 		{Version: 7, Name: "007_state.sql", SQL: statedb.SchemaV7},
-		{Version: 8, Name: "008_special_links.sql", SQL: statedb.SpecialLinks},
+		{Version: 8, Name: "008_special_links.sql", SQL: links},
+		{Version: 9, Name: "009_by_insert.sql", SQL: statedb.SchemaV8},
 	})
 	if err != nil {
 		t.Fatalf("open: %v", err)

@@ -67,7 +67,7 @@ func SnapshotMigrations() []sqlitex.Migration {
 // file has the schema that Migrations gives a new file. A caller compares
 // the two (sqlitex.Schema) before trusting that.
 func OverSnapshot(own fs.FS, dir string) ([]sqlitex.Migration, error) {
-	return withShared(own, dir, "SELECT 1", map[string]string{"SchemaV2": "", "SchemaV3": sumTriggers, "SchemaV4": "", "SchemaV5": "", "SchemaV6": "", "SchemaV7": ""})
+	return withShared(own, dir, "SELECT 1", map[string]string{"SchemaV2": "", "SchemaV3": schemaV3Triggers, "SchemaV4": "", "SchemaV5": "", "SchemaV6": "", "SchemaV7": "", "SchemaV8": SchemaV8})
 }
 
 // ReplicatedTables are the tables of a scope's rows, the ones a snapshot
@@ -79,7 +79,7 @@ func ReplicatedTables() []string {
 
 // shared are the versions after 1 of the replicated tables, by name.
 var shared = map[string]string{"SchemaV2": SchemaV2, "SchemaV3": SchemaV3, "SchemaV4": SchemaV4, "SchemaV5": SchemaV5, "SchemaV6": SchemaV6, "SchemaV7": SchemaV7,
-	"SpecialLinks": SpecialLinks}
+	"SchemaV8": SchemaV8, "SpecialLinks": SpecialLinks, "SpecialLinksV2": SpecialLinksV2}
 
 // SchemaV4 adds where the phone was when a visit was recorded
 // (syncengine.EncodePosition; empty for nowhere known). No index reads it:

@@ -146,7 +146,7 @@ func (h *snapHistory) step() (string, []string) {
 			v.Findings = []se.Finding{{Kind: se.FindingHazard, Note: "堆物"}}
 		}
 		h.visits = append(h.visits, v)
-		h.write(func(tx *sqlitex.Tx) error { _, err := statedb.InsertVisit(ctx, tx, &v); return err })
+		h.write(func(tx *sqlitex.Tx) error { _, err := statedb.InsertLinkedVisit(ctx, tx, &v); return err })
 		return "visit", v.HouseholdIDs
 	case k < 60: // an amendment
 		v := h.visits[r.IntN(len(h.visits))]

@@ -7,11 +7,12 @@ package statedb
 // without looking up each of the scope's visits (27 ms a page of 500
 // households) or walking every special visit of the database.
 // visit_special_links keeps, by household, the links of the visits
-// fieldwork.Rows.PlainVisits leaves out. Triggers keep it in the statement
-// that writes the rows it follows, as they keep the sums; one invariant
-// holds after every statement, which the tests hold over randomised
-// histories: visit_special_links is what specialLinksSelect computes from
-// the raw rows.
+// fieldwork.Rows.PlainVisits leaves out. As for the sums, a visit stored
+// has its links written by the code that stores it (InsertLinkedVisit,
+// since SpecialLinksV2), and triggers follow every other write in the
+// statement that makes it; one invariant holds after every write, which
+// the tests hold over randomised histories: visit_special_links is what
+// specialLinksSelect computes from the raw rows.
 //
 // As for the sums, no code may REPLACE a row of visits, visit_households
 // or visit_amendments: with recursive triggers off (SQLite's default) the
@@ -81,4 +82,11 @@ CREATE TRIGGER special_links_amendment_change AFTER UPDATE OF visit_id ON visit_
 	` + respecialOf("OLD.visit_id") + `
 	` + respecialOf("NEW.visit_id") + `
 END;
+`
+
+// SpecialLinksV2 drops the triggers that linked a visit as its row and
+// links came in: InsertLinkedVisit writes them (see SchemaV8 for why).
+const SpecialLinksV2 = `
+DROP TRIGGER special_links_link_in;
+DROP TRIGGER special_links_visit_in;
 `

@@ -276,10 +276,23 @@ func scanVisit(s scanner) (syncengine.Visit, error) {
 	return v, err
 }
 
-// InsertVisit stores a visit. A visit is immutable: storing it again is a
-// no-op (inserted false), storing other content under its id is
-// syncengine.ErrAlreadyExists.
+// InsertVisit stores a visit in a database that keeps no special links (a
+// phone's). A visit is immutable: storing it again is a no-op (inserted
+// false), storing other content under its id is
+// syncengine.ErrAlreadyExists. It sums the visit as it stores it (see
+// sums.go): this and InBulk are the only ways a visit's row or its links
+// come in.
 func InsertVisit(ctx context.Context, q Querier, v *syncengine.Visit) (inserted bool, err error) {
+	return insertVisit(ctx, q, v, false)
+}
+
+// InsertLinkedVisit is InsertVisit for a database that keeps special links
+// (SpecialLinks: the server's), which it writes too.
+func InsertLinkedVisit(ctx context.Context, q Querier, v *syncengine.Visit) (inserted bool, err error) {
+	return insertVisit(ctx, q, v, true)
+}
+
+func insertVisit(ctx context.Context, q Querier, v *syncengine.Visit, linked bool) (inserted bool, err error) {
 	details, err := syncengine.EncodeDetails(v)
 	if err != nil {
 		return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
@@ -315,8 +328,12 @@ func InsertVisit(ctx context.Context, q Querier, v *syncengine.Visit) (inserted 
 		}
 		return false, nil
 	}
+	special := due != 0 || tracked != 0 || details != ""
 	for i, hh := range v.HouseholdIDs {
 		if _, err := q.ExecContext(ctx, `INSERT INTO visit_households (household_id, visit_id, ord) VALUES (?, ?, ?)`, hh, v.ID, i); err != nil {
+			return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
+		}
+		if err := sumLink(ctx, q, v, hh, i, special, linked); err != nil {
 			return false, fmt.Errorf("insert visit %s: %w", v.ID, err)
 		}
 	}
@@ -439,8 +456,19 @@ func LoadBundle(ctx context.Context, q Querier, householdIDs []string) (syncengi
 	return b, err
 }
 
-// ApplyBundle merges every row of b (state from a peer) into the tables.
+// ApplyBundle merges every row of b (state from a peer) into the tables of
+// a database that keeps no special links (a phone's).
 func ApplyBundle(ctx context.Context, q Querier, b *syncengine.Bundle) error {
+	return applyBundle(ctx, q, b, false)
+}
+
+// ApplyLinkedBundle is ApplyBundle for a database that keeps special links
+// (see InsertLinkedVisit).
+func ApplyLinkedBundle(ctx context.Context, q Querier, b *syncengine.Bundle) error {
+	return applyBundle(ctx, q, b, true)
+}
+
+func applyBundle(ctx context.Context, q Querier, b *syncengine.Bundle, linked bool) error {
 	for i := range b.Households {
 		if _, _, _, err := MergeHousehold(ctx, q, &b.Households[i]); err != nil {
 			return err
@@ -457,7 +485,7 @@ func ApplyBundle(ctx context.Context, q Querier, b *syncengine.Bundle) error {
 		}
 	}
 	for i := range b.Visits {
-		if _, err := InsertVisit(ctx, q, &b.Visits[i]); err != nil {
+		if _, err := insertVisit(ctx, q, &b.Visits[i], linked); err != nil {
 			return err
 		}
 	}
@@ -639,6 +667,16 @@ func ReplaceVisit(ctx context.Context, q Querier, v *syncengine.Visit) error {
 		return err
 	}
 	_, err := InsertVisit(ctx, q, v)
+	return err
+}
+
+// ReplaceLinkedVisit is ReplaceVisit for a database that keeps special
+// links (see InsertLinkedVisit).
+func ReplaceLinkedVisit(ctx context.Context, q Querier, v *syncengine.Visit) error {
+	if err := DeleteVisits(ctx, q, []string{v.ID}); err != nil {
+		return err
+	}
+	_, err := InsertLinkedVisit(ctx, q, v)
 	return err
 }
 

@@ -4,18 +4,26 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 // Visit sums. A due list or a report reads, per household and visitor, the
 // newest of their plain visits and how many fall in the campaign's window
 // (fieldwork.Rows.PlainVisits). Summing them per call reads every visit of
 // the scope; visit_sums keeps the sums instead, so that a call reads a row
-// per household and visitor. Triggers keep them in the statement that
-// writes the rows they sum, whichever code writes them (a merge, a pull, a
-// snapshot copied in, an erasure), at no round trip of its own. One
-// invariant holds after every statement, which the tests hold over
-// randomised histories: visit_sums is what sumsSelect computes from the
-// raw rows.
+// per household and visitor. A visit stored is summed by the code that
+// stores it (InsertVisit, the only code that inserts a visit's row or its
+// links, InBulk aside); every other write (an amendment, an erasure, a
+// deletion, a row updated in place) has triggers sum its households again
+// in the statement that makes it, whichever code makes it. One invariant
+// holds after every write, which the tests hold over randomised histories:
+// visit_sums is what sumsSelect computes from the raw rows.
+//
+// A visit's own sums were kept by triggers too until SchemaV8: a trigger
+// makes SQLite keep a statement journal for the insert that fires it, and
+// the two, with their reads of the row just written, were a quarter of
+// what storing a visit cost the server.
 //
 // A sum is kept over all time and over each campaign window in
 // visit_sum_windows: the distinct windows of the undeleted campaigns, kept
@@ -68,12 +76,10 @@ func resumOf(set string) string {
 // upsertSum adds a visit to its sums.
 const upsertSum = ` ON CONFLICT DO UPDATE SET last = max(last, excluded.last), n = n + 1;`
 
-// sumTriggers keep visit_sums. A visit reaches its sums when both its row
-// and a link to a household are in, whichever comes first: a merge inserts
-// the visit then its links, a snapshot copies the links then the visits.
-// The first amendment of a visit, and any deletion, has the households it
-// touches summed again.
-var sumTriggers = `
+// sumInsertTriggers were SchemaV3's: they summed a visit as its row and a
+// link to a household were both in, whichever came first. SchemaV8 drops
+// them, and InsertVisit sums a visit it stores (sumLink).
+var sumInsertTriggers = `
 CREATE TRIGGER visit_households_sum AFTER INSERT ON visit_households BEGIN
 	INSERT INTO visit_sums (household_id, win_from, win_to, visitor_id, last, n)
 	SELECT NEW.household_id, w.win_from, w.win_to, v.visitor_id, v.visited_at, 1
@@ -88,6 +94,55 @@ WHEN NEW.revisit_due = 0 AND NEW.tracked = 0 AND NEW.details = ''
 	FROM visit_households vh JOIN (` + everyWindow + `) w ON NEW.visited_at >= w.win_from AND NEW.visited_at < w.win_to
 	WHERE vh.visit_id = NEW.id` + upsertSum + `
 END;
+`
+
+// SchemaV8 drops the triggers that summed a visit as it was inserted:
+// InsertVisit sums it instead, without the statement journal a trigger
+// costs its insert.
+const SchemaV8 = `
+DROP TRIGGER visit_households_sum;
+DROP TRIGGER visits_sum;
+`
+
+// SumPlainVisit is the statement that adds a plain visit just stored (with
+// visit_id ?4, visitor ?2, visited at ?3 in Unix milliseconds) to the sums
+// of its household ?1, unless it is amended. The benchmarks' floor runs it
+// too, as what a replica's schema makes a visit cost.
+const SumPlainVisit = `INSERT INTO visit_sums (household_id, win_from, win_to, visitor_id, last, n)
+	SELECT ?1, w.win_from, w.win_to, ?2, ?3, 1 FROM (` + everyWindow + `) w WHERE ?3 >= w.win_from AND ?3 < w.win_to
+		AND NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = ?4)` + upsertSum
+
+// sumLink adds the visit v, just stored, to the sums of household hh, its
+// i-th, as the triggers before SchemaV8 did: a plain visit to its sums, and
+// in a database that keeps special links (linked), a special one, or one
+// amended before it came, to those.
+func sumLink(ctx context.Context, q Querier, v *syncengine.Visit, hh string, i int, special, linked bool) error {
+	if !special {
+		at := v.VisitedAt.UnixMilli()
+		res, err := q.ExecContext(ctx, SumPlainVisit, hh, v.VisitorID, at, v.ID)
+		if err != nil {
+			return fmt.Errorf("sum: %w", err)
+		}
+		// The all-time window holds every visit: none summed means the
+		// visit is amended, so special after all.
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("sum: %w", err)
+		} else if n > 0 || !linked {
+			return nil
+		}
+	} else if !linked {
+		return nil
+	}
+	if _, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO visit_special_links (household_id, visit_id, ord) VALUES (?, ?, ?)`, hh, v.ID, i); err != nil {
+		return fmt.Errorf("special link: %w", err)
+	}
+	return nil
+}
+
+// sumTriggers keep visit_sums through every write but a visit stored: the
+// first amendment of a visit, and any deletion or update, has the
+// households it touches summed again.
+var sumTriggers = `
 CREATE TRIGGER visit_amendments_sum AFTER INSERT ON visit_amendments
 WHEN NOT EXISTS (SELECT 1 FROM visit_amendments a WHERE a.visit_id = NEW.visit_id AND a.id != NEW.id) BEGIN
 	` + resumOfVisit("NEW.visit_id") + `
@@ -117,7 +172,7 @@ END;
 `
 
 // sumTriggerNames are the triggers sumTriggers creates.
-var sumTriggerNames = []string{"visit_households_sum", "visits_sum", "visit_amendments_sum", "visit_amendments_unsum",
+var sumTriggerNames = []string{"visit_amendments_sum", "visit_amendments_unsum",
 	"visits_unsum", "visits_resum", "visit_households_unsum", "visit_households_resum", "visit_amendments_resum"}
 
 // InBulk runs fn, which writes or deletes many replicated rows at once (a
@@ -178,7 +233,10 @@ CREATE INDEX visit_households_visit ON visit_households(visit_id, ord);
 var schemaV3Sums = schemaV3SumTables + `
 INSERT INTO visit_sum_windows ` + campaignWindows + `;
 INSERT INTO visit_sums ` + sumsHead + everyWindow + sumsMid + sumsTail + `;
-` + sumTriggers
+` + schemaV3Triggers
+
+// schemaV3Triggers are the sums' triggers as SchemaV3 made them.
+var schemaV3Triggers = sumInsertTriggers + sumTriggers
 
 // schemaV3SumTables is what a snapshot file takes of SchemaV3's sums: the
 // tables, which its writer fills (CopySums), without the triggers.

@@ -29,12 +29,17 @@ var (
 // amendments, households leaving and coming back, campaigns created, moved
 // and deleted), visit_sums is what a recomputation in Go from the raw rows
 // gives, and visit_sum_windows the windows of the undeleted campaigns.
+//
+// A server's database (linked) keeps the special links too, which must
+// follow the same writes; a phone's, without them, writes visits and
+// bundles through the functions of its own.
 func TestSumsFollowRows(t *testing.T) {
 	t.Parallel()
 	for seed := range *sumSeeds {
+		linked := seed%2 == 0
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Parallel()
-			h := newHistory(t, uint64(seed))
+			h := newHistory(t, uint64(seed), linked)
 			for step := range *sumSteps {
 				what := h.step()
 				if t.Failed() {
@@ -52,6 +57,7 @@ func TestSumsFollowRows(t *testing.T) {
 type history struct {
 	t      *testing.T
 	db     *sqlitex.DB
+	linked bool // the database keeps special links (a server's)
 	rng    *rand.Rand
 	n      int
 	visits []se.Visit // every visit written (some since deleted)
@@ -66,8 +72,11 @@ var (
 	sumEpoch      = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 )
 
-func newHistory(t *testing.T, seed uint64) *history {
-	h := &history{t: t, db: openState(t), rng: rand.New(rand.NewPCG(seed, 1))}
+func newHistory(t *testing.T, seed uint64, linked bool) *history {
+	h := &history{t: t, db: openPhoneState(t), linked: linked, rng: rand.New(rand.NewPCG(seed, 1))}
+	if linked {
+		h.db = openState(t)
+	}
 	// The households, in two grids, for the reads of a scope's rows.
 	h.write(func(tx *sqlitex.Tx) error {
 		for i, id := range sumHouseholds {
@@ -92,6 +101,16 @@ func (h *history) at() time.Time {
 		return time.UnixMilli(edge).UTC()
 	}
 	return sumEpoch.Add(time.Duration(h.rng.Int64N(int64(90 * 24 * time.Hour)))).Truncate(time.Millisecond)
+}
+
+// insert stores v as the history's database would.
+func (h *history) insert(tx *sqlitex.Tx, v *se.Visit) error {
+	if h.linked {
+		_, err := statedb.InsertLinkedVisit(context.Background(), tx, v)
+		return err
+	}
+	_, err := statedb.InsertVisit(context.Background(), tx, v)
+	return err
 }
 
 func (h *history) write(fn func(tx *sqlitex.Tx) error) {
@@ -122,14 +141,14 @@ func (h *history) step() string {
 			v.Findings = []se.Finding{{Kind: se.FindingHazard, Note: "堆物"}}
 		}
 		h.visits = append(h.visits, v)
-		h.write(func(tx *sqlitex.Tx) error { _, err := statedb.InsertVisit(ctx, tx, &v); return err })
+		h.write(func(tx *sqlitex.Tx) error { return h.insert(tx, &v) })
 		return "visit " + v.ID
 	case k < 48: // a visit stored again, as a retried push or a pull would
 		if len(h.visits) == 0 {
 			return "nothing"
 		}
 		v := h.visits[r.IntN(len(h.visits))]
-		h.write(func(tx *sqlitex.Tx) error { _, err := statedb.InsertVisit(ctx, tx, &v); return err })
+		h.write(func(tx *sqlitex.Tx) error { return h.insert(tx, &v) })
 		return "visit again " + v.ID
 	case k < 62: // an amendment, sometimes of a visit not stored yet
 		if len(h.visits) == 0 {
@@ -161,7 +180,12 @@ func (h *history) step() string {
 		v := h.visits[i]
 		v.Notes, v.Materials = "", nil
 		h.visits[i] = v
-		h.write(func(tx *sqlitex.Tx) error { return statedb.ReplaceVisit(ctx, tx, &v) })
+		h.write(func(tx *sqlitex.Tx) error {
+			if h.linked {
+				return statedb.ReplaceLinkedVisit(ctx, tx, &v)
+			}
+			return statedb.ReplaceVisit(ctx, tx, &v)
+		})
 		return "replace " + v.ID
 	case k < 72: // visits deleted
 		if len(h.visits) == 0 {
@@ -198,9 +222,14 @@ func (h *history) step() string {
 				b.Amendments = append(b.Amendments, a)
 			}
 		}
-		h.write(func(tx *sqlitex.Tx) error { return statedb.ApplyBundle(ctx, tx, &b) })
+		h.write(func(tx *sqlitex.Tx) error {
+			if h.linked {
+				return statedb.ApplyLinkedBundle(ctx, tx, &b)
+			}
+			return statedb.ApplyBundle(ctx, tx, &b)
+		})
 		return "household back " + hh
-	case k < 105: // a visit whose links come before it, as a snapshot copies them
+	case k < 105: // a visit whose links come before it, as a snapshot copies them (on a phone)
 		v := se.Visit{ID: h.id("v"), VisitorID: sumVisitors[r.IntN(len(sumVisitors))], VisitedAt: h.at(),
 			Form: se.VisitForm(1), Clock: h.clock(), HouseholdIDs: []string{sumHouseholds[r.IntN(len(sumHouseholds))]}}
 		if r.IntN(3) == 0 {
@@ -208,15 +237,14 @@ func (h *history) step() string {
 			v.HouseholdIDs = slices.Compact(v.HouseholdIDs)
 		}
 		h.visits = append(h.visits, v)
+		if h.linked {
+			h.write(func(tx *sqlitex.Tx) error { return h.insert(tx, &v) })
+			return "visit " + v.ID
+		}
 		h.write(func(tx *sqlitex.Tx) error {
-			for i, hh := range v.HouseholdIDs {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO visit_households (household_id, visit_id, ord) VALUES (?, ?, ?)`, hh, v.ID, i); err != nil {
-					return err
-				}
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node) VALUES (?, ?, ?, 1, '', ?, 1)`,
-				v.ID, v.VisitorID, v.VisitedAt.UnixMilli(), int64(v.Clock.HLC))
-			return err
+			return statedb.InBulk(ctx, tx, func() error {
+				return rawVisit(ctx, tx, &v)
+			})
 		})
 		return "visit, links first " + v.ID
 	case k < 109: // a visit's row updated in place
@@ -292,6 +320,19 @@ func (h *history) step() string {
 		h.write(func(tx *sqlitex.Tx) error { _, _, err := statedb.MergeCampaign(ctx, tx, &c, 0); return err })
 		return "campaign " + c.ID
 	}
+}
+
+// rawVisit writes v's links then its row, as a snapshot copied in whole
+// does, bypassing InsertVisit.
+func rawVisit(ctx context.Context, tx *sqlitex.Tx, v *se.Visit) error {
+	for i, hh := range v.HouseholdIDs {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO visit_households (household_id, visit_id, ord) VALUES (?, ?, ?)`, hh, v.ID, i); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node) VALUES (?, ?, ?, 1, '', ?, 1)`,
+		v.ID, v.VisitorID, v.VisitedAt.UnixMilli(), int64(v.Clock.HLC))
+	return err
 }
 
 type sumKey struct {
@@ -418,6 +459,9 @@ func (h *history) check() string {
 			special[id] = true
 		}
 	}
+	if !h.linked {
+		return h.checkTimeline()
+	}
 	if diff := h.checkSpecialLinks(special); diff != "" {
 		return diff
 	}
@@ -459,8 +503,12 @@ func (h *history) checkTimeline() string {
 		// The timeline read from every visit before the window's end, and
 		// from the window's visits through the visitors' index (a database
 		// keeping its special links).
-		var gots [2]map[key]fieldwork.VisitAggregate
-		for j, tr := range []fieldwork.TimelineRows{rows, statedb.FieldRows(h.db.R, []string{grid}).WithSpecialLinks()} {
+		reads := []fieldwork.TimelineRows{rows}
+		if h.linked {
+			reads = append(reads, statedb.FieldRows(h.db.R, []string{grid}).WithSpecialLinks())
+		}
+		gots := make([]map[key]fieldwork.VisitAggregate, len(reads))
+		for j, tr := range reads {
 			tl, err := fieldwork.ReadTimeline(ctx, tr, w.from, w.to, nil)
 			if err != nil {
 				h.t.Fatal(err)
@@ -625,7 +673,7 @@ func BenchmarkInsertVisit(b *testing.B) {
 				n++
 				v := se.Visit{ID: fmt.Sprintf("v%08d", n), HouseholdIDs: []string{fmt.Sprintf("h%05d", n%5000)}, VisitorID: "w",
 					VisitedAt: at.Add(time.Duration(n) * time.Second), Form: se.VisitForm(1), Notes: "notes", Clock: se.Clock{HLC: uint64(n), Node: 1}}
-				if _, err := statedb.InsertVisit(ctx, tx, &v); err != nil {
+				if _, err := statedb.InsertLinkedVisit(ctx, tx, &v); err != nil {
 					return err
 				}
 			}
@@ -643,7 +691,7 @@ func BenchmarkInsertVisit(b *testing.B) {
 func TestInBulk(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHistory(t, 99)
+	h := newHistory(t, 99, false)
 	for range 80 {
 		h.step()
 	}
@@ -651,7 +699,7 @@ func TestInBulk(t *testing.T) {
 		t.Fatal(diff)
 	}
 	// A second database takes the first's rows in bulk.
-	other := &history{t: t, db: openState(t)}
+	other := &history{t: t, db: openPhoneState(t)}
 	err := other.db.Write(ctx, func(tx *sqlitex.Tx) error {
 		if _, err := tx.ExecContext(ctx, `ATTACH DATABASE ? AS src`, h.db.Path); err != nil {
 			return err
@@ -696,7 +744,7 @@ func TestInBulk(t *testing.T) {
 func TestSpecialLinksFollowUpdates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHistory(t, 7)
+	h := newHistory(t, 7, true)
 	for range 60 {
 		h.step()
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/doorbook/doorbook/fieldwork"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
+	se "github.com/doorbook/doorbook/syncengine"
 )
 
 // TestTimelineWith: a timeline that takes the households changed since it
@@ -41,8 +42,11 @@ func timelineWith(t *testing.T, special bool) {
 	}
 	visit := func(id, household, visitor string, at time.Time) {
 		t.Helper()
-		exec(`INSERT INTO visits (id, visitor_id, visited_at, form, notes, hlc, node) VALUES (?, ?, ?, 1, '', 1, 1)`, id, visitor, at.UnixMilli())
-		exec(`INSERT INTO visit_households (household_id, visit_id, ord) VALUES (?, ?, 0)`, household, id)
+		v := se.Visit{ID: id, HouseholdIDs: []string{household}, VisitorID: visitor, VisitedAt: at, Form: se.VisitForm(1), Clock: se.Clock{HLC: 1, Node: 1}}
+		err := db.Write(ctx, func(tx *sqlitex.Tx) error { _, err := statedb.InsertLinkedVisit(ctx, tx, &v); return err })
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, h := range []string{"h0", "h1", "h2"} {
 		exec(`INSERT INTO households (id, grid_id, clocks) VALUES (?, 'g0', x'')`, h)

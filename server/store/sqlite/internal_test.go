@@ -240,7 +240,7 @@ func TestVisitKeyPlansAgree(t *testing.T) {
 				v.HouseholdIDs = append(v.HouseholdIDs, fmt.Sprintf("h%03d", rng.IntN(households)))
 			}
 			v.HouseholdIDs = slices.Compact(v.HouseholdIDs)
-			if _, err := statedb.InsertVisit(ctx, tx, &v); err != nil {
+			if _, err := statedb.InsertLinkedVisit(ctx, tx, &v); err != nil {
 				return err
 			}
 		}

@@ -246,7 +246,7 @@ func (t *tx) PutTag(ctx context.Context, e *syncengine.TagElement) error {
 }
 
 func (t *tx) InsertVisit(ctx context.Context, v *syncengine.Visit) (bool, error) {
-	return statedb.InsertVisit(ctx, t.Tx, v)
+	return statedb.InsertLinkedVisit(ctx, t.Tx, v)
 }
 
 func (t *tx) InsertAmendment(ctx context.Context, a *syncengine.Amendment) (bool, error) {

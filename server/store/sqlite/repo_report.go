@@ -281,7 +281,7 @@ func (t *tx) AuditEntries(ctx context.Context, fn func(store.AuditEntry, string)
 }
 
 func (t *tx) ReplaceVisit(ctx context.Context, v *syncengine.Visit) error {
-	return statedb.ReplaceVisit(ctx, t.Tx, v)
+	return statedb.ReplaceLinkedVisit(ctx, t.Tx, v)
 }
 
 func (t *tx) ReplaceAmendment(ctx context.Context, a *syncengine.Amendment) error {

@@ -1,0 +1,3 @@
+-- A visit stored is summed by the code that stores it, not by triggers
+-- (statedb's sums.go).
+-- statedb: SchemaV8

@@ -1,0 +1,4 @@
+-- A visit stored is summed and linked by the code that stores it, not by
+-- triggers (statedb's sums.go and special.go).
+-- statedb: SchemaV8
+-- statedb: SpecialLinksV2
