@@ -387,7 +387,7 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 				restamped = true
 				continue
 			}
-			if id := rejectedDetail(ce); id != "" {
+			if id := wire.RejectedChangeID(err); id != "" {
 				if rerr := r.reject(ctx, id, fromConnect(err)); rerr != nil {
 					return rerr
 				}
@@ -506,28 +506,6 @@ func readChanges(ctx context.Context, q statedb.Querier, table string, after int
 		out = append(out, e)
 	}
 	return out, rows.Err()
-}
-
-// rejectedDetail is the change a push error blames, if the error says it can
-// never be applied.
-func rejectedDetail(ce *connect.Error) string {
-	if ce == nil {
-		return ""
-	}
-	switch ce.Code() {
-	case connect.CodeInvalidArgument, connect.CodePermissionDenied, connect.CodeNotFound,
-		connect.CodeAlreadyExists, connect.CodeResourceExhausted:
-	default:
-		return ""
-	}
-	for _, d := range ce.Details() {
-		if m, err := d.Value(); err == nil {
-			if rc, ok := m.(*pb.RejectedChange); ok {
-				return rc.GetChangeId()
-			}
-		}
-	}
-	return ""
 }
 
 func skewDetail(ce *connect.Error) *pb.ClockSkew {

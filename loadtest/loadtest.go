@@ -362,6 +362,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		d.drained += res.Pushed
 		d.duplicates += res.Duplicates
+		d.refused += res.Rejected
 		return nil
 	})
 	if err != nil {
@@ -374,6 +375,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for _, d := range devices {
 		rep.Syncs += d.syncs
 		rep.VisitsRecorded += d.recorded
+		rep.VisitsRefused += d.refused
 		rep.VisitsAccepted += d.accepted
 		rep.VisitsAcceptedDrain += d.drained
 		rep.Duplicates += d.duplicates
@@ -406,10 +408,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 		rep.VisitsOnServer = n
-		ok := n == rep.VisitsRecorded
+		ok := n == rep.VisitsRecorded-rep.VisitsRefused
 		rep.ExactlyOnce = &ok
 	} else {
-		ok := rep.VisitsAccepted+rep.VisitsAcceptedDrain == rep.VisitsRecorded
+		ok := rep.VisitsAccepted+rep.VisitsAcceptedDrain == rep.VisitsRecorded-rep.VisitsRefused
 		rep.ExactlyOnce = &ok
 	}
 	rep.Errors = errs.n
@@ -441,7 +443,10 @@ type device struct {
 	rp *replayer
 
 	syncs, recorded, accepted, drained, duplicates, pulled int
-	latencies                                              []time.Duration
+	// refused counts visits the server refused for good by its rules,
+	// set aside as a phone sets them aside.
+	refused   int
+	latencies []time.Duration
 }
 
 // run is one device's load: record visits offline, think, sync; until end.
@@ -481,6 +486,7 @@ func (d *device) run(ctx context.Context, o Options, end time.Time, errs *loadEr
 		d.latencies = append(d.latencies, took)
 		d.accepted += res.Pushed
 		d.duplicates += res.Duplicates
+		d.refused += res.Rejected
 		d.pulled += res.Pulled
 	}
 }

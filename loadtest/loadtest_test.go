@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/doorbook/doorbook/server"
 	"github.com/doorbook/doorbook/server/service"
 	"github.com/doorbook/doorbook/server/store/sqlite"
+	"github.com/doorbook/doorbook/syncengine"
 )
 
 // serveDB makes this test binary the child of TestRunServerProcess: a
@@ -121,6 +123,34 @@ func TestRunReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(o.Dir, "device-*"))
 	if err != nil || len(files) > 0 {
 		t.Errorf("replica files of a replay load: %v, %v", files, err)
+	}
+}
+
+// TestReplayPastTheCap: a replay whose households reach the cap of visits
+// a day has the visits past it refused and set aside, as a phone would,
+// counted apart from errors; every other visit is on the server once.
+func TestReplayPastTheCap(t *testing.T) {
+	t.Parallel()
+	o := small(t)
+	o.Replay = true
+	o.Devices, o.Share, o.Households, o.Visits = 1, 1, 1, 40
+	o.Interval = 0
+	rep, err := loadtest.Run(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); err != nil {
+		t.Fatalf("%v: %q", err, rep.ErrorSamples)
+	}
+	// Two days' caps: the load's second may cross midnight.
+	if rep.VisitsRefused == 0 || rep.VisitsOnServer != rep.VisitsRecorded-rep.VisitsRefused || rep.VisitsOnServer > 2*syncengine.MaxVisitsPerHouseholdPerDay {
+		t.Errorf("%d visits recorded, %d refused, %d on the server: want the ones past the cap (%d) refused", rep.VisitsRecorded,
+			rep.VisitsRefused, rep.VisitsOnServer, syncengine.MaxVisitsPerHouseholdPerDay)
+	}
+	var b strings.Builder
+	rep.WriteText(&b)
+	if !strings.Contains(b.String(), fmt.Sprintf("%d refused by the rules", rep.VisitsRefused)) {
+		t.Errorf("the report does not say how many were refused:\n%s", b.String())
 	}
 }
 

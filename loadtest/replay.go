@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,7 +125,7 @@ func (d *device) replay(ctx context.Context, o Options, end time.Time, errs *loa
 		d.recorded += len(req.Changes)
 		sctx, cancel := context.WithTimeout(ctx, o.SyncTimeout)
 		t0 := time.Now()
-		res, err := d.rp.sync.Push(sctx, req)
+		res, err := d.push(sctx, req)
 		if err != nil {
 			cancel()
 			d.rp.unsent = append(d.rp.unsent, req)
@@ -151,10 +152,32 @@ func (d *device) replay(ctx context.Context, o Options, end time.Time, errs *loa
 	}
 }
 
+// push sends req as a phone would: a change the server refuses for good
+// (a rule's refusal naming it, such as a household's visits a day past
+// the cap) is counted as refused and left out, and the rest sent again.
+func (d *device) push(ctx context.Context, req *pb.PushRequest) (*pb.PushResponse, error) {
+	for {
+		res, err := d.rp.sync.Push(ctx, req)
+		if err == nil {
+			return res, nil
+		}
+		id := wire.RejectedChangeID(err)
+		i := slices.IndexFunc(req.Changes, func(c *pb.Change) bool { return c.GetId() == id })
+		if id == "" || i < 0 {
+			return nil, err
+		}
+		req.Changes = slices.Delete(req.Changes, i, i+1)
+		d.refused++
+		if len(req.Changes) == 0 {
+			return &pb.PushResponse{}, nil
+		}
+	}
+}
+
 // resend sends again the pushes that failed during the load.
 func (d *device) resend(ctx context.Context, errs *loadErrors) {
 	for _, req := range d.rp.unsent {
-		res, err := d.rp.sync.Push(ctx, req)
+		res, err := d.push(ctx, req)
 		if err != nil {
 			errs.add(fmt.Errorf("device %d: final push: %w", d.i, err))
 			continue

@@ -32,6 +32,7 @@ type Report struct {
 	Syncs                int     `json:"syncs"`
 	SyncsPerSec          float64 `json:"syncs_per_s"`
 	VisitsRecorded       int     `json:"visits_recorded"`
+	VisitsRefused        int     `json:"visits_refused"`  // recorded, then refused for good by a rule (a household's visits a day past the cap) and set aside
 	VisitsAccepted       int     `json:"visits_accepted"` // applied by the server (push responses), in the window
 	VisitsAcceptedPerSec float64 `json:"visits_accepted_per_s"`
 	VisitsAcceptedDrain  int     `json:"visits_accepted_final_sync"`
@@ -39,7 +40,8 @@ type Report struct {
 	Pulled               int     `json:"rows_pulled"`
 	// VisitsOnServer is counted through the server's store, in the district
 	// the load seeded (-1: not reachable, a remote server); ExactlyOnce
-	// compares it, or else the accepted total, with the visits recorded.
+	// compares it, or else the accepted total, with the visits recorded
+	// and not refused.
 	VisitsOnServer int   `json:"visits_on_server"`
 	ExactlyOnce    *bool `json:"exactly_once"`
 
@@ -130,7 +132,11 @@ func (r *Report) WriteText(w io.Writer) {
 	if r.ExactlyOnce != nil {
 		once = map[bool]string{true: "yes", false: "NO"}[*r.ExactlyOnce]
 	}
-	fmt.Fprintf(w, "visits recorded\t%d; on the server %s; exactly once: %s\n", r.VisitsRecorded, onServer, once)
+	refused := ""
+	if r.VisitsRefused > 0 {
+		refused = fmt.Sprintf(", %d refused by the rules", r.VisitsRefused)
+	}
+	fmt.Fprintf(w, "visits recorded\t%d%s; on the server %s; exactly once: %s\n", r.VisitsRecorded, refused, onServer, once)
 	fmt.Fprintf(w, "\tn\tmean\tp50\tp95\tp99\tmax (ms)\n")
 	lat := func(name string, l LatencyStats) {
 		fmt.Fprintf(w, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", name, l.N, l.Mean, l.P50, l.P95, l.P99, l.Max)
