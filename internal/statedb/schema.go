@@ -10,6 +10,7 @@
 package statedb
 
 import (
+	"fmt"
 	"io/fs"
 	"strings"
 
@@ -38,6 +39,12 @@ func withShared(own fs.FS, dir, v1 string, parts map[string]string) ([]sqlitex.M
 	for i := range ms {
 		for name, sql := range parts {
 			ms[i].SQL = strings.ReplaceAll(ms[i].SQL, "-- statedb: "+name+"\n", sql)
+		}
+		// A line left is a name misspelt, or one without its line's end:
+		// as a comment it would leave the database without the schema.
+		if _, rest, ok := strings.Cut(ms[i].SQL, "-- statedb: "); ok {
+			line, _, _ := strings.Cut(rest, "\n")
+			return nil, fmt.Errorf("migration %s: no shared schema %q", ms[i].Name, line)
 		}
 	}
 	return append([]sqlitex.Migration{{Version: 1, Name: "001_state.sql", SQL: v1}}, ms...), nil

@@ -182,7 +182,8 @@ var sumTriggerNames = []string{"visit_amendments_sum", "visit_amendments_unsum",
 // rows rather than a trigger per row (a deleted visit has its household
 // summed again, so deleting a household's visits one by one is
 // quadratic). q must be a transaction, so that no other write runs
-// without the triggers.
+// without the triggers, and a phone's: InBulk sums again, but writes no
+// special links for the visits fn brings in.
 func InBulk(ctx context.Context, q Querier, fn func() error) error {
 	for _, name := range sumTriggerNames {
 		if _, err := q.ExecContext(ctx, `DROP TRIGGER `+name); err != nil {

@@ -207,6 +207,62 @@ func TestOpenLeavesLiveSnapshots(t *testing.T) {
 	}
 }
 
+// TestStoredVisitsSummed: the server's database sums a visit it stores
+// once, through the store (no trigger does since migration 029), and links
+// its special ones.
+func TestStoredVisitsSummed(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var triggers []string
+	err = s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name IN ('visits', 'visit_households')
+			AND sql LIKE '%AFTER INSERT%'`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				return err
+			}
+			triggers = append(triggers, name)
+		}
+		return rows.Err()
+	})
+	if err != nil || len(triggers) > 0 {
+		t.Fatalf("triggers on a visit's insert: %v (%v)", triggers, err)
+	}
+	at := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	err = s.Update(ctx, func(tx store.Tx) error {
+		for i, hh := range [][]string{{"h0"}, {"h0"}, {"h1", "h0"}, {"h1"}} {
+			v := syncengine.Visit{ID: fmt.Sprintf("v%d", i), VisitorID: "w0", Form: syncengine.FormInPerson, HouseholdIDs: hh,
+				VisitedAt: at.Add(time.Duration(i) * time.Hour), Clock: syncengine.Clock{HLC: uint64(i + 1), Node: 1}}
+			if i == 3 {
+				v.Materials = []syncengine.Material{syncengine.MaterialOpenLetter}
+			}
+			if _, err := tx.InsertVisit(ctx, &v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := statedb.CheckSums(ctx, s.db.R); err != nil {
+		t.Error(err)
+	}
+	var links int
+	if err := s.db.R.QueryRowContext(ctx, `SELECT count(*) FROM visit_special_links WHERE visit_id = 'v3' AND household_id = 'h1'`).Scan(&links); err != nil || links != 1 {
+		t.Errorf("%d special links of the visit with materials (%v), want 1", links, err)
+	}
+}
+
 // TestVisitKeyPlansAgree: VisitKeys sorts the scope's visits or walks the
 // register's index by the scope's size; paging through either must give
 // the same visits in the same order, each once, deleted households' left
