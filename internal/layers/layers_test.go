@@ -214,6 +214,17 @@ func TestTriggeredTablesAreNotReplaced(t *testing.T) {
 	if !replacing.MatchString("INSERT OR REPLACE INTO visits (id) VALUES (?)") || replacing.MatchString("INSERT OR REPLACE INTO visit_special_links") {
 		t.Fatal("the pattern does not tell a replaced visit from the special links")
 	}
+	eachSource(t, func(rel string, b []byte) {
+		for _, m := range replacing.FindAll(b, -1) {
+			t.Errorf("%s: %s", rel, m)
+		}
+	})
+}
+
+// eachSource calls fn with every Go and SQL file of the module but tests
+// (its path from the module's root, with slashes).
+func eachSource(t *testing.T, fn func(rel string, b []byte)) {
+	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
@@ -230,13 +241,15 @@ func TestTriggeredTablesAreNotReplaced(t *testing.T) {
 			return nil
 		}
 		files++
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		for _, m := range replacing.FindAll(b, -1) {
-			t.Errorf("%s: %s", path, m)
-		}
+		fn(filepath.ToSlash(rel), b)
 		return nil
 	})
 	if err != nil {
@@ -264,29 +277,7 @@ func TestVisitsStoredByStatedb(t *testing.T) {
 		!storing.MatchString("statedb.InsertLinkedVisit(") || storing.MatchString("statedb.InsertAmendment(") {
 		t.Fatal("the patterns do not tell the statements and calls apart")
 	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "scratch") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || strings.HasSuffix(path, "_test.go") || !strings.HasSuffix(path, ".go") {
-			return nil
-		}
-		rel, err := filepath.Rel(root, path)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	eachSource(t, func(rel string, b []byte) {
 		// PostgreSQL keeps its sums its own way.
 		if !strings.HasPrefix(rel, "internal/statedb/") && !strings.HasPrefix(rel, "server/store/postgres/") {
 			for _, m := range inserting.FindAll(b, -1) {
@@ -298,9 +289,5 @@ func TestVisitsStoredByStatedb(t *testing.T) {
 				t.Errorf("%s: %s: the server's SQLite keeps special links, a phone's not", rel, m[0])
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
