@@ -456,6 +456,13 @@ type ServeOption func(*serveConfig)
 type serveConfig struct {
 	drainTimeout time.Duration
 	onDrain      []func()
+	onConns      []func(open int)
+}
+
+// WithConnections calls f with how many connections are open each time
+// that changes, one call at a time: f must be quick.
+func WithConnections(f func(open int)) ServeOption {
+	return func(c *serveConfig) { c.onConns = append(c.onConns, f) }
 }
 
 // WithDrainTimeout sets how long calls in flight (a street's bootstrap, a
@@ -511,6 +518,27 @@ func serve(ctx context.Context, srv *http.Server, run func() error, opts []Serve
 	base, cut := context.WithCancel(context.Background())
 	defer cut()
 	srv.BaseContext = func(net.Listener) context.Context { return base }
+	if len(cfg.onConns) > 0 {
+		var mu sync.Mutex
+		open := 0
+		srv.ConnState = func(_ net.Conn, state http.ConnState) {
+			d := 0
+			switch state {
+			case http.StateNew:
+				d = 1
+			case http.StateClosed, http.StateHijacked:
+				d = -1
+			default:
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			open += d
+			for _, f := range cfg.onConns {
+				f(open)
+			}
+		}
+	}
 	var handlers sync.WaitGroup
 	next := srv.Handler
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
