@@ -460,7 +460,8 @@ type serveConfig struct {
 }
 
 // WithConnections calls f with how many connections are open each time
-// that changes, one call at a time: f must be quick.
+// that changes, one call at a time: f must be quick. Connections cut as
+// Serve returns may still call it after.
 func WithConnections(f func(open int)) ServeOption {
 	return func(c *serveConfig) { c.onConns = append(c.onConns, f) }
 }

@@ -342,14 +342,21 @@ func newTracerProvider(ctx context.Context, log zerolog.Logger) (*sdktrace.Trace
 // default, with their plain visits one by one), the runtime.
 const memoryHeadroom = 96 << 20
 
-// connBytes is the heap an open connection holds: its buffers, and the
-// stack of its goroutine, which a Connect handler grows. Measured at 5,000
-// devices of the replay load, whose heap without a limit came to about
-// 64 KiB a connection more than at 1,000 (see BENCHMARKS.md).
+// connBytes is what the limit grants each connection open: how much more
+// the replay load's server held, without a limit, at 5,000 devices than
+// at 1,000 (its buffers, its handler's stack and the collector's slack
+// over them; see BENCHMARKS.md). An idle connection holds less (9-16
+// KiB): the grant is for the fleet's, not exact.
 const connBytes = 64 << 10
 
 // connStep is how many connections the memory limit moves by at a time.
 const connStep = 256
+
+// maxCountedConns bounds the connections the limit grants room for
+// (512 MiB): a flood of idle connections, each granted more than it
+// holds, must not lift the limit without end. A fleet of 5,000 phones
+// is within it.
+const maxCountedConns = 8192
 
 // memoryLimit keeps the process's soft memory limit above what it holds
 // by right: base, and each connection open. A fixed limit, below what
@@ -362,10 +369,11 @@ type memoryLimit struct {
 	step int               // the steps of connStep connections the limit holds
 }
 
-// connections moves the limit to open connections, rounded up to the
-// next step: a few connections coming and going leave it be.
+// connections moves the limit to open connections (at most
+// maxCountedConns), rounded up to the next step: it is set again only as
+// the count crosses a step's edge (cheap: the heap's lock, no pause).
 func (m *memoryLimit) connections(open int) {
-	if step := (max(open, 0) + connStep - 1) / connStep; step != m.step {
+	if step := (min(max(open, 0), maxCountedConns) + connStep - 1) / connStep; step != m.step {
 		m.step = step
 		m.set(m.base + int64(step*connStep)*connBytes)
 	}
