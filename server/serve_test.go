@@ -42,14 +42,20 @@ func TestWithConnections(t *testing.T) {
 			}
 		}
 	}
-	// Each client keeps its connection open between requests.
+	// Each client keeps its connection open between requests: two over
+	// HTTP/1.1, one over HTTP/2 without TLS (gRPC's way).
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
 	var clients []*http.Client
-	for i := range 3 {
-		c := &http.Client{Transport: &http.Transport{}}
+	for i, protocols := range []*http.Protocols{nil, nil, &h2c} {
+		c := &http.Client{Transport: &http.Transport{Protocols: protocols}}
 		clients = append(clients, c)
 		res, err := c.Get("http://" + l.Addr().String() + "/")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if protocols != nil && res.ProtoMajor != 2 {
+			t.Errorf("an h2c client got HTTP/%d", res.ProtoMajor)
 		}
 		// Read whole, or the client drops the connection.
 		io.Copy(io.Discard, res.Body)
