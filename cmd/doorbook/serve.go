@@ -346,7 +346,7 @@ const memoryHeadroom = 96 << 20
 // the replay load's server held, without a limit, at 5,000 devices than
 // at 1,000 (its buffers, its handler's stack and the collector's slack
 // over them; see BENCHMARKS.md). An idle connection holds less (9-16
-// KiB): the grant is for the fleet's, not exact.
+// KiB): the grant is sized for a busy fleet's connections.
 const connBytes = 64 << 10
 
 // connStep is how many connections the memory limit moves by at a time.
