@@ -17,7 +17,6 @@ import (
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/bearer"
-	"github.com/doorbook/doorbook/internal/compress"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/syncengine"
@@ -192,7 +191,7 @@ func (r *Replica) attachmentClient(s state) doorbookv1connect.AttachmentServiceC
 	// A download's messages hold a piece each: a server sending more is
 	// refused before its message is read whole.
 	return doorbookv1connect.NewAttachmentServiceClient(r.http, s.ServerURL,
-		connect.WithInterceptors(bearer.Token(s.Token)), compress.ClientOptions(r.noCompression),
+		connect.WithInterceptors(bearer.Token(s.Token)), r.coders.ClientOptions(r.noCompression),
 		connect.WithReadMaxBytes(syncengine.AttachmentChunk+64<<10))
 }
 

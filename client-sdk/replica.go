@@ -33,6 +33,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
+	"github.com/doorbook/doorbook/internal/compress"
 	"github.com/doorbook/doorbook/internal/deadline"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
@@ -89,6 +90,8 @@ type Replica struct {
 	progress   func(Progress)
 	// noCompression: ask for, and send, uncompressed messages.
 	noCompression bool
+	// coders compress the messages of every client the replica makes.
+	coders *compress.Coders
 	// snapshotMin: a first bootstrap asks for the scope as a file if it
 	// has at least this many households (0: whatever its size; -1: never).
 	snapshotMin int
@@ -218,7 +221,7 @@ type Progress struct {
 
 // Open opens (creating if needed) a replica file, migrating an older schema.
 func Open(ctx context.Context, path string, opts ...Option) (*Replica, error) {
-	r := &Replica{log: zerolog.Nop(), now: time.Now, keepPushed: DefaultPushedRetention, snapshotMin: DefaultSnapshotHouseholds}
+	r := &Replica{log: zerolog.Nop(), now: time.Now, keepPushed: DefaultPushedRetention, snapshotMin: DefaultSnapshotHouseholds, coders: compress.NewCoders()}
 	for _, o := range opts {
 		o(r)
 	}

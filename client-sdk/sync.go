@@ -16,7 +16,6 @@ import (
 	pb "github.com/doorbook/doorbook/gen/doorbook/v1"
 	"github.com/doorbook/doorbook/gen/doorbook/v1/doorbookv1connect"
 	"github.com/doorbook/doorbook/internal/bearer"
-	"github.com/doorbook/doorbook/internal/compress"
 	"github.com/doorbook/doorbook/internal/sqlitex"
 	"github.com/doorbook/doorbook/internal/statedb"
 	"github.com/doorbook/doorbook/internal/wire"
@@ -72,7 +71,7 @@ type clients struct {
 
 func (r *Replica) clients(s state) clients {
 	return clients{sync: doorbookv1connect.NewSyncServiceClient(r.http, s.ServerURL,
-		connect.WithInterceptors(bearer.Token(s.Token)), compress.ClientOptions(r.noCompression))}
+		connect.WithInterceptors(bearer.Token(s.Token)), r.coders.ClientOptions(r.noCompression))}
 }
 
 // deviceState is what the phone tells the server of itself as a sync
@@ -124,7 +123,7 @@ func (r *Replica) Enroll(ctx context.Context, serverURL, code, deviceName string
 	if err != nil {
 		return err
 	}
-	client := doorbookv1connect.NewEnrollmentServiceClient(r.http, serverURL, compress.ClientOptions(r.noCompression))
+	client := doorbookv1connect.NewEnrollmentServiceClient(r.http, serverURL, r.coders.ClientOptions(r.noCompression))
 	res, err := client.Enroll(ctx, &pb.EnrollRequest{Code: code, DeviceName: deviceName})
 	if err != nil {
 		return callError("enroll", err)

@@ -3,8 +3,11 @@ package compress
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -57,10 +60,11 @@ type codec struct {
 }
 
 func codecs() []codec {
+	_, zstdFastest := NewCoders().codecs()
 	return []codec{
 		{"gzip-default", func() connect.Compressor { w, _ := gzip.NewWriterLevel(nil, gzip.DefaultCompression); return w }},
 		{"gzip-speed", func() connect.Compressor { w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed); return w }},
-		{"zstd-fastest", newZstdCompressor},
+		{"zstd-fastest", zstdFastest},
 		{"zstd-default", func() connect.Compressor {
 			w, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 			return w
@@ -95,7 +99,8 @@ func BenchmarkCodecs(b *testing.B) {
 
 func TestZstdRoundTripAndReuse(t *testing.T) {
 	raw := page(t, true)
-	c, d := newZstdCompressor(), newZstdDecompressor()
+	newD, newC := NewCoders().codecs()
+	c, d := newC(), newD()
 	for range 3 { // pooled codecs are closed and reset between messages
 		var buf bytes.Buffer
 		c.Reset(&buf)
@@ -122,4 +127,119 @@ func TestZstdRoundTripAndReuse(t *testing.T) {
 			t.Fatal("zstd round trip changed the message")
 		}
 	}
+}
+
+// roundTrip compresses raw with a new shell from newC and decompresses it
+// with one from newD, as Connect does with codecs from a pool the
+// collector emptied: each message closes its shells, and Connect then
+// resets them to an empty writer and body.
+func roundTrip(t *testing.T, newD func() connect.Decompressor, newC func() connect.Compressor, raw []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	c := newC()
+	c.Reset(&buf)
+	if _, err := c.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Reset(io.Discard)
+	d := newD()
+	if err := d.Reset(&buf); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reset(http.NoBody); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, raw) {
+		t.Fatal("zstd round trip changed the message")
+	}
+}
+
+// TestCodersKept: messages through new shells, as after each collection
+// (or each of a phone's syncs, whose clients are new), reuse the coders
+// the ones before gave back, rather than allocate each its own: a new
+// encoder costs about 5 MB.
+func TestCodersKept(t *testing.T) {
+	raw := page(t, true)[:200<<10] // a push's size
+	k := NewCoders()
+	newD, newC := k.codecs()
+	roundTrip(t, newD, newC, raw) // the first makes one of each
+	if len(k.encoders) != 1 || len(k.decoders) != 1 {
+		t.Fatalf("after a message, %d encoders and %d decoders kept; want 1 each", len(k.encoders), len(k.decoders))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const messages = 10
+	for range messages {
+		roundTrip(t, newD, newC, raw)
+	}
+	runtime.ReadMemStats(&after)
+	// What is left is the compressed and decompressed copies, and under
+	// the race detector the zstd package's own pools, which it empties.
+	perMessage := (after.TotalAlloc - before.TotalAlloc) / messages
+	t.Logf("%d KB a message", perMessage>>10)
+	if limit := uint64(8*len(raw)) + 512<<10; perMessage > limit {
+		t.Errorf("a message through new shells allocates %d KB; want at most %d KB (its copies): the coders are not reused", perMessage>>10, limit>>10)
+	}
+	if len(k.encoders) != 1 || len(k.decoders) != 1 {
+		t.Errorf("after %d more messages, %d encoders and %d decoders kept; want 1 each", messages, len(k.encoders), len(k.decoders))
+	}
+}
+
+// TestCodersBounded: a Coders keeps at most keptCoders of each, whatever
+// ran at once; shells closed without a message take none.
+func TestCodersBounded(t *testing.T) {
+	k := NewCoders()
+	newD, newC := k.codecs()
+	var cs []connect.Compressor
+	for range keptCoders + 3 {
+		c := newC()
+		c.Reset(io.Discard)
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	for _, c := range cs {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c.Reset(io.Discard)
+	}
+	if len(k.encoders) != keptCoders {
+		t.Errorf("%d encoders kept after %d messages at once; want %d", len(k.encoders), len(cs), keptCoders)
+	}
+	d := newD()
+	if err := errors.Join(d.Reset(http.NoBody), d.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if len(k.decoders) != 0 {
+		t.Errorf("a decompressor closed unread took a decoder")
+	}
+}
+
+// TestCorruptFrame: a body that is no zstd frame fails at its first read,
+// and the decoder given back still decodes the next message.
+func TestCorruptFrame(t *testing.T) {
+	newD, newC := NewCoders().codecs()
+	d := newD()
+	if err := d.Reset(strings.NewReader("not a zstd frame at all")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(d); err == nil {
+		t.Error("reading a corrupt frame succeeded")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, newD, newC, page(t, false))
 }

@@ -600,7 +600,7 @@ func TestBombs(t *testing.T) {
 		}{
 			{name: "identity"},
 			{name: "gzip", opts: []connect.ClientOption{connect.WithSendGzip()}},
-			{name: "zstd", opts: []connect.ClientOption{compress.ClientOptions(false)}},
+			{name: "zstd", opts: []connect.ClientOption{compress.NewCoders().ClientOptions(false)}},
 		} {
 			t.Run(p.name+"/"+c.name+"/at the limit", func(t *testing.T) {
 				t.Parallel()
@@ -1002,7 +1002,7 @@ func TestBudget(t *testing.T) {
 		for i := range 32 {
 			p := protocols()[i%3]
 			wg.Go(func() {
-				res, err := ts.push(t, p, bigPush(100<<10), compress.ClientOptions(i%2 == 0))
+				res, err := ts.push(t, p, bigPush(100<<10), compress.NewCoders().ClientOptions(i%2 == 0))
 				if err != nil {
 					t.Errorf("push %d over %s: %v", i, p.name, err)
 				} else if res.GetApplied() != 1 {
@@ -1330,7 +1330,7 @@ func TestStreaming(t *testing.T) {
 		}{
 			{name: "identity", req: &pb.BootstrapRequest{GridIds: grids(3), AfterHouseholdId: "h"}, grids: 3},
 			{name: "gzip", req: &pb.BootstrapRequest{GridIds: grids(3000), AfterHouseholdId: "h"}, opts: []connect.ClientOption{connect.WithSendGzip()}, grids: 3000},
-			{name: "zstd", req: &pb.BootstrapRequest{GridIds: grids(3000), AfterHouseholdId: "h"}, opts: []connect.ClientOption{compress.ClientOptions(false)}, grids: 3000},
+			{name: "zstd", req: &pb.BootstrapRequest{GridIds: grids(3000), AfterHouseholdId: "h"}, opts: []connect.ClientOption{compress.NewCoders().ClientOptions(false)}, grids: 3000},
 			// A top-level field without a declared limit: DefaultMaxItems.
 			{name: "at DefaultMaxItems", req: &pb.BootstrapRequest{GridIds: grids(intake.DefaultMaxItems), AfterHouseholdId: "h"}, grids: intake.DefaultMaxItems},
 			{name: "over DefaultMaxItems", req: &pb.BootstrapRequest{GridIds: grids(intake.DefaultMaxItems + 1)}, code: connect.CodeResourceExhausted, what: "doorbook.v1.BootstrapRequest.grid_ids holds at most 10000 items"},
