@@ -296,6 +296,21 @@ func missing(want []string, n int, id func(int) string) []string {
 // erasedIn marks the rows of the batch whose personal data was erased, by
 // the entries the erasure wrote: a later change of the row is no erasure.
 func erasedIn(ctx context.Context, tx store.Tx, b *store.PullBatch, entries []store.FeedEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	lo, hi := entries[0].Seq, entries[0].Seq
+	for _, e := range entries {
+		lo, hi = min(lo, e.Seq), max(hi, e.Seq)
+	}
+	erasures, err := tx.ErasuresAnnounced(ctx, lo-1, hi)
+	if err != nil || len(erasures) == 0 {
+		return err
+	}
+	of := make(map[entityKey]store.Erasure, len(erasures))
+	for _, r := range erasures {
+		of[entityKey{r.Kind, r.ID}] = r
+	}
 	out := map[store.EntityKind]*[]string{store.EntityHousehold: &b.ErasedHouseholds, store.EntityPerson: &b.ErasedPersons,
 		store.EntityVisit: &b.ReplacedVisits, store.EntityAmendment: &b.ReplacedAmendments}
 	seen := map[entityKey]bool{}
@@ -305,11 +320,7 @@ func erasedIn(ctx context.Context, tx store.Tx, b *store.PullBatch, entries []st
 		if !ok || seen[key] {
 			continue
 		}
-		announced, err := tx.ErasureAnnounced(ctx, e.Kind, e.EntityID, e.Seq)
-		if err != nil {
-			return err
-		}
-		if announced {
+		if r, ok := of[key]; ok && r.Announces(e) {
 			seen[key] = true
 			*list = append(*list, e.EntityID)
 		}

@@ -229,9 +229,25 @@ type Erasures interface {
 	// transaction wrote: a pull tells a device of an erasure through
 	// those entries only.
 	RecordErasures(ctx context.Context, at time.Time, marks []ErasureMark) error
-	// ErasureAnnounced reports whether the feed entry at seq of (kind, id)
-	// was written by an erasure of it.
-	ErasureAnnounced(ctx context.Context, kind EntityKind, id string, seq uint64) (bool, error)
+	// ErasuresAnnounced lists the erasures that wrote feed entries in
+	// (after, upto]: a pull reads them once for its batch, not once an
+	// entry.
+	ErasuresAnnounced(ctx context.Context, after, upto uint64) ([]Erasure, error)
+}
+
+// Erasure is a row's erasure as the feed announces it: by the row's
+// entries in [FirstSeq, LastSeq], the positions its transaction wrote. A
+// later change of the row is no erasure; a new erasure of it replaces the
+// range.
+type Erasure struct {
+	Kind              EntityKind
+	ID                string
+	FirstSeq, LastSeq uint64
+}
+
+// Announces reports whether e is an entry the erasure wrote.
+func (r Erasure) Announces(e FeedEntry) bool {
+	return e.Kind == r.Kind && e.EntityID == r.ID && r.FirstSeq <= e.Seq && e.Seq <= r.LastSeq
 }
 
 // ErasureMark is a row whose personal data a transaction erased; HLC is the

@@ -43,13 +43,27 @@ func (r *repo) RecordErasures(ctx context.Context, at time.Time, marks []store.E
 	return nil
 }
 
-func (r *repo) ErasureAnnounced(ctx context.Context, kind store.EntityKind, id string, seq uint64) (bool, error) {
-	var announced bool
-	if err := r.q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM erasures WHERE kind = $1 AND entity_id = $2 AND first_seq <= $3 AND last_seq >= $3)`,
-		int32(kind), id, int64(seq)).Scan(&announced); err != nil {
-		return false, fmt.Errorf("read erasures: %w", err)
+func (r *repo) ErasuresAnnounced(ctx context.Context, after, upto uint64) ([]store.Erasure, error) {
+	rows, err := r.q.Query(ctx, `SELECT kind, entity_id, first_seq, last_seq FROM erasures WHERE last_seq > $1 AND first_seq <= $2`, int64(after), int64(upto))
+	if err != nil {
+		return nil, fmt.Errorf("read erasures: %w", err)
 	}
-	return announced, nil
+	defer rows.Close()
+	var out []store.Erasure
+	for rows.Next() {
+		var kind int32
+		var first, last int64
+		var e store.Erasure
+		if err := rows.Scan(&kind, &e.ID, &first, &last); err != nil {
+			return nil, fmt.Errorf("read erasures: %w", err)
+		}
+		e.Kind, e.FirstSeq, e.LastSeq = store.EntityKind(kind), uint64(first), uint64(last)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read erasures: %w", err)
+	}
+	return out, nil
 }
 
 // erasedTables hold the personal data an erasure blanks.

@@ -447,14 +447,29 @@ func (t *tx) RecordErasures(ctx context.Context, at time.Time, marks []store.Era
 	return nil
 }
 
-func (t *tx) ErasureAnnounced(ctx context.Context, kind store.EntityKind, id string, seq uint64) (bool, error) {
-	var n int
-	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM erasures WHERE kind = ? AND entity_id = ? AND first_seq <= ? AND last_seq >= ?`,
-		kind, id, seq, seq).Scan(&n); err != nil {
-		return false, fmt.Errorf("read erasures: %w", err)
+func (t *tx) ErasuresAnnounced(ctx context.Context, after, upto uint64) ([]store.Erasure, error) {
+	rows, err := t.QueryContext(ctx, erasuresAnnounced, after, upto)
+	if err != nil {
+		return nil, fmt.Errorf("read erasures: %w", err)
 	}
-	return n > 0, nil
+	defer rows.Close()
+	var out []store.Erasure
+	for rows.Next() {
+		var e store.Erasure
+		if err := rows.Scan(&e.Kind, &e.ID, &e.FirstSeq, &e.LastSeq); err != nil {
+			return nil, fmt.Errorf("read erasures: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read erasures: %w", err)
+	}
+	return out, nil
 }
+
+// erasuresAnnounced reads the erasures whose positions meet (?, ?]: by
+// erasures_last_seq, the recent ones only.
+const erasuresAnnounced = `SELECT kind, entity_id, first_seq, last_seq FROM erasures WHERE last_seq > ? AND first_seq <= ?`
 
 // ancestors lists the nodes above each of ids, and ids themselves.
 func ancestors(ctx context.Context, q statedb.Querier, ids []string) (map[string]bool, error) {

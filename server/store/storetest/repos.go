@@ -1070,7 +1070,12 @@ func testReposErasures(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 	}
 	announced := func(kind store.EntityKind, id string, seq uint64) bool {
 		t.Helper()
-		return inView(e, "ErasureAnnounced", func(tx store.Tx) (bool, error) { return tx.ErasureAnnounced(ctx, kind, id, seq) })
+		return inView(e, "ErasuresAnnounced", func(tx store.Tx) (bool, error) {
+			rs, err := tx.ErasuresAnnounced(ctx, seq-1, seq)
+			return slices.ContainsFunc(rs, func(r store.Erasure) bool {
+				return r.Announces(store.FeedEntry{Seq: seq, Kind: kind, EntityID: id})
+			}), err
+		})
 	}
 	if anyErased() || erasure(h1, h2) != 0 {
 		t.Errorf("a new backend has erasures: AnyHouseholdErased %v, HouseholdErasure %d", anyErased(), erasure(h1, h2))
@@ -1096,7 +1101,7 @@ func testReposErasures(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		t.Errorf("AnyHouseholdErased after only a person's erasure = true; want false")
 	}
 	if !announced(store.EntityPerson, p1, sp1) {
-		t.Errorf("ErasureAnnounced(the erased person's entry) = false; want true")
+		t.Errorf("announced(the erased person's entry) = false; want true")
 	}
 
 	// A household's erasure, with a visit's and a person the erasure did
@@ -1124,7 +1129,7 @@ func testReposErasures(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		{"the entry of a person the erasure did not mark", store.EntityPerson, p9, sp9, false},
 	} {
 		if got := announced(c.kind, c.id, c.seq); got != c.want {
-			t.Errorf("ErasureAnnounced(%s) = %v; want %v", c.what, got, c.want)
+			t.Errorf("announced(%s) = %v; want %v", c.what, got, c.want)
 		}
 	}
 	// A later change of an erased row, at the very next position, is no
@@ -1133,7 +1138,7 @@ func testReposErasures(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		return tx.Touch(ctx, store.EntityHousehold, h1, h1, "")
 	})
 	if announced(store.EntityHousehold, h1, later) {
-		t.Errorf("ErasureAnnounced(a later change of an erased household) = true; want false")
+		t.Errorf("announced(a later change of an erased household) = true; want false")
 	}
 	sh2 := e.commit("Touch and RecordErasures (another household)", 1, func(tx store.Tx) error {
 		return errors.Join(tx.Touch(ctx, store.EntityHousehold, h2, h2, ""),
@@ -1149,15 +1154,42 @@ func testReposErasures(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 	}
 	// A new erasure of a row is announced again.
 	if !announced(store.EntityHousehold, h2, sh2) {
-		t.Errorf("ErasureAnnounced(the other household's erasure) = false; want true")
+		t.Errorf("announced(the other household's erasure) = false; want true")
 	}
 	again := e.commit("Touch and RecordErasures (the household again)", 1, func(tx store.Tx) error {
 		return errors.Join(tx.Touch(ctx, store.EntityHousehold, h1, h1, ""),
 			tx.RecordErasures(ctx, at.Add(time.Hour), []store.ErasureMark{{Kind: store.EntityHousehold, ID: h1, HLC: 500}}))
 	})
 	if !announced(store.EntityHousehold, h1, again) || erasure(h1, h2) != 500 {
-		t.Errorf("after a second erasure of a household: ErasureAnnounced = %v, HouseholdErasure = %d; want true, 500",
+		t.Errorf("after a second erasure of a household: announced = %v, HouseholdErasure = %d; want true, 500",
 			announced(store.EntityHousehold, h1, again), erasure(h1, h2))
+	}
+	if announced(store.EntityHousehold, h1, sh1) {
+		t.Errorf("after a second erasure of a household, its first erasure's entry is still announced; want the range replaced")
+	}
+
+	// A pull reads the erasures of its batch's range at once: those whose
+	// positions meet the range, and no other.
+	for _, c := range []struct {
+		what        string
+		after, upto uint64
+		want        []string
+	}{
+		{"all", 0, again, []string{p1, v1, h2, h1}},
+		{"past the first three", sp9, later, nil},
+		{"the other household's", later, sh2, []string{h2}},
+		{"the household erased again", sh2, again, []string{h1}},
+	} {
+		rs := inView(e, "ErasuresAnnounced", func(tx store.Tx) ([]store.Erasure, error) { return tx.ErasuresAnnounced(ctx, c.after, c.upto) })
+		var got []string
+		for _, r := range rs {
+			got = append(got, r.ID)
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(c.want))
+		if !slices.Equal(got, want) {
+			t.Errorf("ErasuresAnnounced(%s: %d, %d] = %v; want %v", c.what, c.after, c.upto, got, want)
+		}
 	}
 
 	// An erasure recorded by an Update that wrote no position announces
@@ -1169,7 +1201,7 @@ func testReposErasures(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 			return tx.RecordErasures(ctx, at, []store.ErasureMark{{Kind: store.EntityPerson, ID: p}})
 		})
 		if announced(store.EntityPerson, p, sp) {
-			t.Errorf("ErasureAnnounced(an entry written before the erasure, by an Update that erased nothing) = true; " +
+			t.Errorf("announced(an entry written before the erasure, by an Update that erased nothing) = true; " +
 				"want false: RecordErasures records the positions its own transaction wrote (none here)")
 		}
 	})
@@ -2659,9 +2691,9 @@ func (r *recordingTx) RecordErasures(ctx context.Context, at time.Time, marks []
 	return r.Tx.RecordErasures(ctx, at, marks)
 }
 
-func (r *recordingTx) ErasureAnnounced(ctx context.Context, kind store.EntityKind, id string, seq uint64) (bool, error) {
-	r.use("ErasureAnnounced")
-	return r.Tx.ErasureAnnounced(ctx, kind, id, seq)
+func (r *recordingTx) ErasuresAnnounced(ctx context.Context, after, upto uint64) ([]store.Erasure, error) {
+	r.use("ErasuresAnnounced")
+	return r.Tx.ErasuresAnnounced(ctx, after, upto)
 }
 
 // store.Org
