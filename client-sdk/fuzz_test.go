@@ -121,7 +121,7 @@ func newFuzzReplicaFile(tb testing.TB, path string) {
 		tb.Fatal(err)
 	}
 	var rep SyncReport
-	if err := r.pull(ctx, clients{sync: &fakePull{res: fzBase()}}, &rep); err != nil {
+	if err := r.pull(ctx, clients{sync: &fakePull{res: fzBase()}}, &rep, nil); err != nil {
 		tb.Fatalf("base pull: %v", err)
 	}
 	if err := r.EditHousehold(ctx, fzHH2, map[string]string{"notes": "not pushed yet"}); err != nil {
@@ -423,7 +423,7 @@ func FuzzApplyPull(f *testing.F) {
 		before := replicaDump(t, fr.r)
 		var rep SyncReport
 		fake := &fakePull{res: &res}
-		err := fr.r.pull(ctx, clients{sync: fake}, &rep)
+		err := fr.r.pull(ctx, clients{sync: fake}, &rep, nil)
 		integrityOK(t, fr.r)
 		if err != nil {
 			t.Logf("batch refused: %v", err)

@@ -224,9 +224,20 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 	// Each reason to go round again has its own budget, so that one cannot
 	// use up another's.
 	var evictRetries, resets, rounds int
+	// A pull sent while the last batch pushed leaves the outbox; its
+	// goroutine ends before the sync does.
+	var ahead *pullAhead
+	defer func() { ahead.discard() }()
 	for {
 		rejected := rep.Rejected
-		if err := r.push(ctx, c, rep); err != nil {
+		last, err := r.push(ctx, c, rep)
+		if err == nil && last != nil {
+			ahead.discard()
+			if ahead, err = r.pullAhead(ctx, c); err == nil {
+				err = r.dropPushedBatch(ctx, last, rep)
+			}
+		}
+		if err != nil {
 			if isStaleCursor(err) && resets < 1 {
 				// Start over. A server restored from a backup may have lost
 				// what it acknowledged: that goes back first (see
@@ -243,6 +254,8 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 		if rep.Rejected > rejected {
 			// A refused change's effect is in the local tables: start over
 			// from the server's state (unsent changes are kept).
+			ahead.discard()
+			ahead = nil
 			if err := r.resetReplica(ctx, false); err != nil {
 				return err
 			}
@@ -251,7 +264,8 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 		if err := r.bootstraps(ctx, c, rep); err != nil {
 			return err
 		}
-		err := r.pull(ctx, c, rep)
+		err = r.pull(ctx, c, rep, ahead)
+		ahead = nil
 		if errors.Is(err, errEvictPending) && evictRetries < maxEvictionRetries {
 			evictRetries++
 			// A household leaving the scope has unsent changes: push them
@@ -300,8 +314,10 @@ func (r *Replica) report(phase string, done, total int) {
 }
 
 // push sends the outbox in batches, oldest first, and drops each batch once
-// the server has acknowledged it. A batch whose acknowledgement is lost is
-// sent again; the server recognises its change ids.
+// the server has acknowledged it, but for the last, which it returns for the
+// caller to drop (dropPushedBatch) while its pull goes out. A batch whose
+// acknowledgement is lost is sent again; the server recognises its change
+// ids.
 //
 // While the server applies one batch, the phone reads the next from the
 // outbox and drops the one acknowledged before: the two sides work at the
@@ -310,14 +326,14 @@ func (r *Replica) report(phase string, done, total int) {
 // household registered in the previous batch). Dropping a batch after the
 // next one is sent is safe: if the phone dies in between, the batch goes
 // again and the server counts it as duplicates.
-func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
+func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) (*pushedBatch, error) {
 	total, err := r.Pending(ctx)
 	if err != nil || total == 0 {
-		return err
+		return nil, err
 	}
 	st, err := readState(ctx, r.db.R)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cursor := st.Cursor
 	restamped := false
@@ -331,13 +347,7 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 		}
 		b := acked
 		acked = nil
-		if err := r.dropPushed(ctx, b.batch); err != nil {
-			return err
-		}
-		rep.Pushed += b.applied
-		rep.Duplicates += b.duplicates
-		r.report("push", rep.Pushed+rep.Duplicates, total)
-		return nil
+		return r.dropPushedBatch(ctx, b, rep)
 	}
 	for {
 		b := next
@@ -348,11 +358,11 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 				after = acked.batch.lastSeq()
 			}
 			if b, err = r.outboxBatch(ctx, after); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if len(b.changes) == 0 {
-			return dropAcked()
+			return acked, nil
 		}
 		type answer struct {
 			res *pb.PushResponse
@@ -370,7 +380,7 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 		}
 		ans := <-sent
 		if ackErr != nil {
-			return ackErr
+			return nil, ackErr
 		}
 		if readErr != nil || ans.err != nil {
 			next = nil // read again after a restamp or a rejection
@@ -380,7 +390,7 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 			if errors.As(err, &ce) && skewDetail(ce) != nil && !restamped {
 				n, rerr := r.restamp(ctx, skewDetail(ce))
 				if rerr != nil {
-					return rerr
+					return nil, rerr
 				}
 				rep.Restamped += n
 				restamped = true
@@ -388,22 +398,35 @@ func (r *Replica) push(ctx context.Context, c clients, rep *SyncReport) error {
 			}
 			if id := wire.RejectedChangeID(err); id != "" {
 				if rerr := r.reject(ctx, id, fromConnect(err)); rerr != nil {
-					return rerr
+					return nil, rerr
 				}
 				rep.Rejected++
 				continue
 			}
-			return callError("push", err)
+			return nil, callError("push", err)
 		}
 		r.observe(ans.res.GetServerHlc())
-		acked = &pushedBatch{batch: b, applied: int(ans.res.GetApplied()), duplicates: int(ans.res.GetDuplicates())}
+		acked = &pushedBatch{batch: b, applied: int(ans.res.GetApplied()), duplicates: int(ans.res.GetDuplicates()), of: total}
 	}
 }
 
-// pushedBatch is a batch the server has acknowledged.
+// pushedBatch is a batch the server has acknowledged; of is how many
+// changes the push began with, for its progress.
 type pushedBatch struct {
 	batch               *outboxBatch
 	applied, duplicates int
+	of                  int
+}
+
+// dropPushedBatch drops an acknowledged batch from the outbox and counts it.
+func (r *Replica) dropPushedBatch(ctx context.Context, b *pushedBatch, rep *SyncReport) error {
+	if err := r.dropPushed(ctx, b.batch); err != nil {
+		return err
+	}
+	rep.Pushed += b.applied
+	rep.Duplicates += b.duplicates
+	r.report("push", rep.Pushed+rep.Duplicates, b.of)
+	return nil
 }
 
 // dropPushed moves an acknowledged batch from the outbox to the changes
@@ -673,8 +696,59 @@ func (r *Replica) hasPendingBootstraps(ctx context.Context) (bool, error) {
 // changes; the batch is not applied.
 var errEvictPending = errors.New("household leaving scope has unsent changes")
 
+// pullAhead is a pull sent before its turn: while the last batch pushed
+// leaves the outbox, the request for what came after the replica's cursor
+// is on its way, and a sync that pushed waits one round trip less (on a
+// phone's link, most of a sync's time). pull uses the answer only if the
+// cursor is still the one it was asked for; otherwise it is dropped, which
+// changes nothing here: an answer writes nothing until it is applied.
+type pullAhead struct {
+	cursor uint64
+	cancel context.CancelFunc
+	done   chan struct{}
+	res    *pb.PullResponse
+	err    error
+}
+
+// pullAhead sends the sync's first pull, if it is the next thing the sync
+// does: the replica has a cursor and no bootstrap to do first.
+func (r *Replica) pullAhead(ctx context.Context, c clients) (*pullAhead, error) {
+	st, err := readState(ctx, r.db.R)
+	if err != nil || st.Cursor == 0 {
+		return nil, err
+	}
+	if pending, err := r.hasPendingBootstraps(ctx); err != nil || pending {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	a := &pullAhead{cursor: st.Cursor, cancel: cancel, done: make(chan struct{})}
+	req := &pb.PullRequest{Cursor: st.Cursor, Limit: pullLimit, Device: r.told}
+	go func() {
+		defer close(a.done)
+		a.res, a.err = c.sync.Pull(ctx, req)
+	}()
+	return a, nil
+}
+
+// answer waits for the pull's answer.
+func (a *pullAhead) answer() (*pb.PullResponse, error) {
+	<-a.done
+	a.cancel()
+	return a.res, a.err
+}
+
+// discard drops a pull sent ahead (nil: none), once its call has ended.
+func (a *pullAhead) discard() {
+	if a == nil {
+		return
+	}
+	a.cancel()
+	<-a.done
+}
+
 // pull applies feed batches until the server has no more.
-func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
+func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport, ahead *pullAhead) error {
+	defer ahead.discard()
 	scrub := false
 	for {
 		st, err := readState(ctx, r.db.R)
@@ -687,7 +761,13 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport) error {
 				return err
 			}
 		}
-		res, err := c.sync.Pull(ctx, &pb.PullRequest{Cursor: st.Cursor, Limit: pullLimit, Device: r.told})
+		var res *pb.PullResponse
+		if ahead != nil && ahead.cursor == st.Cursor {
+			res, err = ahead.answer()
+		} else {
+			res, err = c.sync.Pull(ctx, &pb.PullRequest{Cursor: st.Cursor, Limit: pullLimit, Device: r.told})
+		}
+		ahead = nil
 		if err != nil {
 			return callError("pull", err)
 		}
