@@ -508,7 +508,7 @@ func readOutboxAfter(ctx context.Context, q statedb.Querier, after int64, limit 
 func readChanges(ctx context.Context, q statedb.Querier, table string, after int64, limit int) ([]outboxEntry, error) {
 	query, args := `SELECT seq, payload FROM `+table+` WHERE seq > ? ORDER BY seq`, []any{after}
 	if limit > 0 {
-		query, args = query+` LIMIT ?`, append(args, limit)
+		query, args = query+` LIMIT +?`, append(args, limit)
 	}
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {

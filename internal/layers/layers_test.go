@@ -291,3 +291,23 @@ func TestVisitsStoredByStatedb(t *testing.T) {
 		}
 	})
 }
+
+// bareLimit matches a LIMIT whose count is a bare parameter ("LIMIT ?",
+// "LIMIT ?2").
+var bareLimit = regexp.MustCompile(`(?i)\bLIMIT\s+\?`)
+
+// TestLimitsRunAsPrepared: no SQLite statement takes its LIMIT's count as
+// a bare parameter, which makes SQLite prepare the statement again at
+// every run (see package sqlitex): a pull's read of the feed spent half its
+// time parsing. The count goes behind a unary plus, "LIMIT +?".
+func TestLimitsRunAsPrepared(t *testing.T) {
+	t.Parallel()
+	if !bareLimit.MatchString("ORDER BY id LIMIT ?") || !bareLimit.MatchString("limit ?2") || bareLimit.MatchString("LIMIT +?") || bareLimit.MatchString("LIMIT $1") {
+		t.Fatal("the pattern does not tell a bare parameter apart")
+	}
+	eachSource(t, func(rel string, b []byte) {
+		for _, m := range bareLimit.FindAll(b, -1) {
+			t.Errorf("%s: %q: write the count as +?, or SQLite prepares the statement at every run", rel, m)
+		}
+	})
+}

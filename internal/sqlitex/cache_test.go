@@ -37,3 +37,44 @@ func TestStatementsAreCachedAcrossTransactions(t *testing.T) {
 		t.Fatalf("rows: %d, %v", n, err)
 	}
 }
+
+// BenchmarkLimitParameter: a statement whose LIMIT is a bare parameter is
+// prepared again at each run (SQLite plans for the count bound, and any
+// count bound expires the plan); with the parameter behind a unary plus it
+// runs as prepared.
+//
+//	go test ./internal/sqlitex -run XXX -bench LimitParameter
+func BenchmarkLimitParameter(b *testing.B) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(b.TempDir(), "l.db"), []Migration{{Version: 1, Name: "001_t.sql",
+		SQL: `CREATE TABLE t (id INTEGER PRIMARY KEY, grid TEXT NOT NULL);
+			CREATE TABLE h (id TEXT PRIMARY KEY, grid TEXT NOT NULL);
+			WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+			INSERT INTO t SELECT i, 'g' || (i % 10) FROM n;`}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	for _, limit := range []string{"?", "+?"} {
+		b.Run("LIMIT "+limit, func(b *testing.B) {
+			query := `SELECT t.id FROM t LEFT JOIN h ON h.id = t.grid WHERE t.id > ? AND t.grid = ? ORDER BY t.id LIMIT ` + limit
+			err := db.Read(ctx, func(tx *Tx) error {
+				for b.Loop() {
+					rows, err := tx.QueryContext(ctx, query, 500, "g1", 10)
+					if err != nil {
+						return err
+					}
+					for rows.Next() {
+					}
+					if err := rows.Close(); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

@@ -2,6 +2,14 @@
 // Doorbook database wants them: WAL, a busy timeout, foreign keys, one writer
 // connection that starts immediate transactions and a pool of read-only
 // connections, and versioned migrations applied in a transaction.
+//
+// A statement's LIMIT takes its count as +?, not ?. SQLite reads the count
+// bound to a bare parameter when it prepares the statement, to plan for
+// it, and marks the plan stale whenever that parameter is bound again: the
+// statement is then parsed and planned afresh at every run, which was half
+// the time of a pull's read of the feed (BenchmarkLimitParameter). Behind
+// the unary plus the count is read when the statement runs, and the plan
+// stays. internal/layers holds every query to it.
 package sqlitex
 
 import (

@@ -505,7 +505,7 @@ func (g *GridRows) fewSpecial(ctx context.Context) (bool, error) {
 	bound := 10 * households
 	var special int64
 	err = g.q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM visits INDEXED BY visits_special WHERE revisit_due != 0 OR tracked != 0 OR details != ''
-		UNION ALL SELECT 1 FROM visit_amendments LIMIT ?)`, bound).Scan(&special)
+		UNION ALL SELECT 1 FROM visit_amendments LIMIT +?)`, bound).Scan(&special)
 	if err != nil {
 		return false, fmt.Errorf("read visits: %w", err)
 	}

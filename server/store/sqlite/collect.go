@@ -27,7 +27,7 @@ const tombstoneQuery = `
 		JOIN (SELECT 'tag' AS kind, add_id AS id, household_id FROM tag_elements
 			UNION ALL SELECT 'person', id, household_id FROM persons) x ON x.household_id = h.id
 		WHERE h.deleted = 1 AND f.seq <= ?1
-	LIMIT ?2`
+	LIMIT +?2`
 
 // collectTombstones deletes tombstones committed before feed position
 // before. Each one's feed entry moves to a new position rather than going:
@@ -126,15 +126,15 @@ func (s *Store) Collect(ctx context.Context, r store.CollectRequest) (store.Coll
 		query string
 		args  []any
 	}{
-		{&c.AppliedChanges, `DELETE FROM applied_changes WHERE change_id IN (SELECT change_id FROM applied_changes WHERE seq <= ? LIMIT ?)`, []any{before}},
-		{&c.Feed, `DELETE FROM feed WHERE seq IN (SELECT seq FROM feed WHERE seq <= ? LIMIT ?)`, []any{before}},
-		{&c.ScopeEvents, `DELETE FROM scope_events WHERE seq IN (SELECT seq FROM scope_events WHERE seq <= ? LIMIT ?)`, []any{before}},
-		{&c.Moves, `DELETE FROM household_moves WHERE seq IN (SELECT seq FROM household_moves WHERE seq <= ? LIMIT ?)`, []any{before}},
+		{&c.AppliedChanges, `DELETE FROM applied_changes WHERE change_id IN (SELECT change_id FROM applied_changes WHERE seq <= ? LIMIT +?)`, []any{before}},
+		{&c.Feed, `DELETE FROM feed WHERE seq IN (SELECT seq FROM feed WHERE seq <= ? LIMIT +?)`, []any{before}},
+		{&c.ScopeEvents, `DELETE FROM scope_events WHERE seq IN (SELECT seq FROM scope_events WHERE seq <= ? LIMIT +?)`, []any{before}},
+		{&c.Moves, `DELETE FROM household_moves WHERE seq IN (SELECT seq FROM household_moves WHERE seq <= ? LIMIT +?)`, []any{before}},
 		// The commit ending at the horizon stays: a device that pulled up to
 		// it (the up-to-date device of an idle server) keeps a valid cursor.
-		{&c.Commits, `DELETE FROM commits WHERE last_seq IN (SELECT last_seq FROM commits WHERE last_seq < ? LIMIT ?)`, []any{before}},
-		{&c.Tombstones, `DELETE FROM collected WHERE (kind, entity_id) IN (SELECT kind, entity_id FROM collected WHERE at < ? LIMIT ?)`, []any{r.ForgetBefore.UnixMilli()}},
-		{&c.Codes, `DELETE FROM enrollment_codes WHERE code_hash IN (SELECT code_hash FROM enrollment_codes WHERE expires_at < ? LIMIT ?)`, []any{r.CodesBefore.Unix()}},
+		{&c.Commits, `DELETE FROM commits WHERE last_seq IN (SELECT last_seq FROM commits WHERE last_seq < ? LIMIT +?)`, []any{before}},
+		{&c.Tombstones, `DELETE FROM collected WHERE (kind, entity_id) IN (SELECT kind, entity_id FROM collected WHERE at < ? LIMIT +?)`, []any{r.ForgetBefore.UnixMilli()}},
+		{&c.Codes, `DELETE FROM enrollment_codes WHERE code_hash IN (SELECT code_hash FROM enrollment_codes WHERE expires_at < ? LIMIT +?)`, []any{r.CodesBefore.Unix()}},
 	}
 	for _, st := range steps {
 		for {

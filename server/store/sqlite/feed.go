@@ -61,7 +61,7 @@ func readFeed(ctx context.Context, q statedb.Querier, grids []string, origin str
 	rows, err := q.QueryContext(ctx, `SELECT f.seq, f.kind, f.entity_id, f.household_id, f.origin FROM feed f
 		`+join+` households h ON h.id = f.household_id
 		WHERE f.seq > ? AND f.seq <= ? AND f.origin != ? AND `+grid+` IN (`+sqlitex.InPlaceholders(len(grids))+`)
-		ORDER BY f.seq LIMIT ?`, args...)
+		ORDER BY f.seq LIMIT +?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read feed: %w", err)
 	}

@@ -124,7 +124,7 @@ func (t *tx) HouseholdsTouched(ctx context.Context, after, upto uint64, limit in
 	if err := t.flushed(ctx); err != nil {
 		return nil, err
 	}
-	return queryStrings(ctx, t.Tx, `SELECT DISTINCT household_id FROM feed WHERE seq > ? AND seq <= ? LIMIT ?`, after, upto, limit)
+	return queryStrings(ctx, t.Tx, `SELECT DISTINCT household_id FROM feed WHERE seq > ? AND seq <= ? LIMIT +?`, after, upto, limit)
 }
 
 func (t *tx) AppliedChanges(ctx context.Context, ids []string) (map[string]store.AppliedChange, error) {
@@ -324,7 +324,7 @@ func (t *tx) HouseholdIDs(ctx context.Context, grids []string, after string, lim
 	if len(grids) == 0 {
 		return nil, nil
 	}
-	return queryStrings(ctx, t.Tx, `SELECT id FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`) AND id > ? ORDER BY id LIMIT ?`,
+	return queryStrings(ctx, t.Tx, `SELECT id FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`) AND id > ? ORDER BY id LIMIT +?`,
 		append(anys(grids), after, limit)...)
 }
 

@@ -190,7 +190,7 @@ func (t *tx) LiveHouseholdIDs(ctx context.Context, grids []string, after string,
 		return nil, nil
 	}
 	return queryStrings(ctx, t.Tx, `SELECT id FROM households WHERE deleted = 0 AND grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)
-		AND id > ? ORDER BY id LIMIT ?`, append(anys(grids), after, limit)...)
+		AND id > ? ORDER BY id LIMIT +?`, append(anys(grids), after, limit)...)
 }
 
 func (t *tx) VisitKeys(ctx context.Context, grids []string, after store.VisitKey, limit int) ([]store.VisitKey, error) {
@@ -225,12 +225,12 @@ func visitKeys(ctx context.Context, q *sqlitex.Tx, grids []string, after store.V
 		WHERE (v.visitor_id, v.visited_at, v.id) > (?, ?, ?)
 			AND EXISTS (SELECT 1 FROM visit_households vh CROSS JOIN households h ON h.id = vh.household_id
 				WHERE vh.visit_id = v.id AND h.deleted = 0 AND +h.grid_id IN (` + in + `))
-		ORDER BY v.visitor_id, v.visited_at, v.id LIMIT ?`
+		ORDER BY v.visitor_id, v.visited_at, v.id LIMIT +?`
 	if byScope {
 		query = `SELECT DISTINCT v.id, v.visitor_id, v.visited_at FROM households h
 			JOIN visit_households vh ON vh.household_id = h.id JOIN visits v ON v.id = vh.visit_id
 			WHERE (v.visitor_id, v.visited_at, v.id) > (?, ?, ?) AND h.deleted = 0 AND h.grid_id IN (` + in + `)
-			ORDER BY v.visitor_id, v.visited_at, v.id LIMIT ?`
+			ORDER BY v.visitor_id, v.visited_at, v.id LIMIT +?`
 	}
 	rows, err := q.QueryContext(ctx, query, append(append([]any{after.VisitorID, at, after.ID}, anys(grids)...), limit)...)
 	if err != nil {
