@@ -12,7 +12,9 @@
 package compress
 
 import (
+	"errors"
 	"io"
+	"sync"
 
 	"connectrpc.com/connect"
 	"github.com/klauspost/compress/zstd"
@@ -36,18 +38,27 @@ const MinBytes = 1 << 10
 // times the message it compresses (a push of 220 changes, 165 KB: 1.3 ms
 // and 4.9 MB against 0.3 ms reused). So a codec from Connect's pool is a
 // shell that takes its coder from here for one message and gives it back
-// at Close, and a phone keeps one Coders for its life. The few kept are
-// what a client (one push or pull at a time) or a quiet server needs; a
-// busy server makes more, which Connect's pool then holds.
+// at Close, and a phone keeps one Coders for its life. A few coders are
+// kept whatever the collector does, enough for a client (one push or pull
+// at a time); those given back beyond them wait in a sync.Pool, as
+// Connect's own pool held them, for a server's next burst of answers.
 type Coders struct {
 	encoders chan *zstd.Encoder
 	decoders chan *zstd.Decoder
+	// spareEncoders and spareDecoders hold the coders given back past the
+	// kept ones, until a collection.
+	spareEncoders, spareDecoders sync.Pool
 }
 
-// keptCoders is how many encoders and decoders a Coders keeps:
-// an encoder holds about 5 MB, a decoder up to the window of the largest
-// frame it read.
+// keptCoders is how many encoders and decoders a Coders keeps through
+// collections: an encoder holds about 5 MB.
 const keptCoders = 2
+
+// keepBelow is the largest message after which a coder is used again. The
+// buffers of one that handled a larger message grew to it (a decoder holds
+// its whole output when it decodes from memory), and would hold that
+// memory, and the message's text, for as long as the coder is kept.
+const keepBelow = 1 << 20
 
 // NewCoders returns a Coders keeping none yet.
 func NewCoders() *Coders {
@@ -59,6 +70,9 @@ func (k *Coders) encoder() *zstd.Encoder {
 	case e := <-k.encoders:
 		return e
 	default:
+	}
+	if e, ok := k.spareEncoders.Get().(*zstd.Encoder); ok {
+		return e
 	}
 	// Options are constants known to be valid: NewWriter cannot fail here.
 	e, _ := zstd.NewWriter(nil,
@@ -75,6 +89,9 @@ func (k *Coders) decoder() *zstd.Decoder {
 		return d
 	default:
 	}
+	if d, ok := k.spareDecoders.Get().(*zstd.Decoder); ok {
+		return d
+	}
 	// A single-goroutine decoder: messages are small and many run at once.
 	// The window is bounded as the server's intake bounds it: a frame
 	// declaring a larger one would make the decoder allocate it up front.
@@ -82,23 +99,33 @@ func (k *Coders) decoder() *zstd.Decoder {
 	return d
 }
 
-func (k *Coders) putEncoder(e *zstd.Encoder) {
+// putEncoder gives back e, which has just compressed n bytes.
+func (k *Coders) putEncoder(e *zstd.Encoder, n int64) {
 	e.Reset(io.Discard) // let go of the message's buffer
+	if n > keepBelow {
+		return
+	}
 	select {
 	case k.encoders <- e:
 	default:
+		k.spareEncoders.Put(e)
 	}
 }
 
-func (k *Coders) putDecoder(d *zstd.Decoder) {
-	if d.Reset(nil) != nil {
-		return // not reusable
+// putDecoder gives back d, which has just decompressed n bytes.
+func (k *Coders) putDecoder(d *zstd.Decoder, n int64) {
+	if d.Reset(nil) != nil || n > keepBelow {
+		return
 	}
 	select {
 	case k.decoders <- d:
 	default:
+		k.spareDecoders.Put(d)
 	}
 }
+
+// errClosed is a write to a compressor closed and not reset since.
+var errClosed = errors.New("zstd: write after close")
 
 // zstdCompressor is a connect.Compressor whose encoder is taken at its
 // message's first write and given back at Close: Connect resets a pooled
@@ -106,11 +133,12 @@ func (k *Coders) putDecoder(d *zstd.Decoder) {
 type zstdCompressor struct {
 	k   *Coders
 	enc *zstd.Encoder
-	w   io.Writer
+	w   io.Writer // nil once closed
+	n   int64     // the bytes of this message
 }
 
 func (c *zstdCompressor) Reset(w io.Writer) {
-	c.w = w
+	c.w, c.n = w, 0
 	if c.enc != nil {
 		c.enc.Reset(w)
 	}
@@ -124,12 +152,22 @@ func (c *zstdCompressor) take() *zstd.Encoder {
 	return c.enc
 }
 
-func (c *zstdCompressor) Write(p []byte) (int, error) { return c.take().Write(p) }
+func (c *zstdCompressor) Write(p []byte) (int, error) {
+	if c.w == nil {
+		return 0, errClosed
+	}
+	c.n += int64(len(p))
+	return c.take().Write(p)
+}
 
+// Close ends the message, once: a second Close writes nothing.
 func (c *zstdCompressor) Close() error {
+	if c.w == nil {
+		return nil
+	}
 	err := c.take().Close()
-	c.k.putEncoder(c.enc)
-	c.enc = nil
+	c.k.putEncoder(c.enc, c.n)
+	c.enc, c.w = nil, nil
 	return err
 }
 
@@ -142,10 +180,11 @@ type zstdDecompressor struct {
 	dec *zstd.Decoder
 	r   io.Reader
 	err error // the decoder's Reset's, reported by the first read
+	n   int64 // the bytes of this message
 }
 
 func (d *zstdDecompressor) Reset(r io.Reader) error {
-	d.r, d.err = r, nil
+	d.r, d.err, d.n = r, nil, 0
 	if d.dec != nil {
 		d.err = d.dec.Reset(r)
 	}
@@ -160,15 +199,17 @@ func (d *zstdDecompressor) Read(p []byte) (int, error) {
 	if d.err != nil {
 		return 0, d.err
 	}
-	return d.dec.Read(p)
+	n, err := d.dec.Read(p)
+	d.n += int64(n)
+	return n, err
 }
 
 func (d *zstdDecompressor) Close() error {
 	if d.dec != nil {
-		d.k.putDecoder(d.dec)
+		d.k.putDecoder(d.dec, d.n)
 		d.dec = nil
 	}
-	d.r, d.err = nil, nil
+	d.r, d.err, d.n = nil, nil, 0
 	return nil
 }
 

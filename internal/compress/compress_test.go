@@ -220,3 +220,45 @@ func TestCorruptFrame(t *testing.T) {
 	}
 	roundTrip(t, newC(), newD(), page(t, false))
 }
+
+// TestCodersLetLargeGo: a coder that has handled a message larger than
+// keepBelow is not kept: its buffers grew to the message, and would hold
+// it for the life of the process.
+func TestCodersLetLargeGo(t *testing.T) {
+	raw := page(t, true)
+	if len(raw) <= keepBelow {
+		t.Fatalf("the page is %d bytes, not above keepBelow", len(raw))
+	}
+	k := NewCoders()
+	newD, newC := k.codecs()
+	roundTrip(t, newC(), newD(), raw)
+	if len(k.encoders) != 0 || len(k.decoders) != 0 {
+		t.Errorf("after a message of %d KB, %d encoders and %d decoders kept; want none", len(raw)>>10, len(k.encoders), len(k.decoders))
+	}
+	roundTrip(t, newC(), newD(), raw[:keepBelow])
+	if len(k.encoders) != 1 || len(k.decoders) != 1 {
+		t.Errorf("after a message of keepBelow bytes, %d encoders and %d decoders kept; want 1 each", len(k.encoders), len(k.decoders))
+	}
+}
+
+// TestCompressorClosedOnce: a second Close writes nothing more, and a
+// write after Close fails rather than start a frame on the old writer.
+func TestCompressorClosedOnce(t *testing.T) {
+	_, newC := NewCoders().codecs()
+	c := newC()
+	var buf bytes.Buffer
+	c.Reset(&buf)
+	if _, err := c.Write(page(t, false)[:4096]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := buf.Len()
+	if err := c.Close(); err != nil || buf.Len() != n {
+		t.Errorf("a second Close: %v, and %d bytes more; want nil and none", err, buf.Len()-n)
+	}
+	if _, err := c.Write([]byte("late")); err == nil || buf.Len() != n {
+		t.Errorf("a write after Close: %v, and %d bytes more; want an error and none", err, buf.Len()-n)
+	}
+}
