@@ -299,21 +299,35 @@ func erasedIn(ctx context.Context, tx store.Tx, b *store.PullBatch, entries []st
 	if len(entries) == 0 {
 		return nil
 	}
-	lo, hi := entries[0].Seq, entries[0].Seq
-	for _, e := range entries {
-		lo, hi = min(lo, e.Seq), max(hi, e.Seq)
-	}
-	erasures, err := tx.ErasuresAnnounced(ctx, lo-1, hi)
-	if err != nil || len(erasures) == 0 {
-		return err
-	}
-	of := make(map[entityKey]store.Erasure, len(erasures))
-	for _, r := range erasures {
-		of[entityKey{r.Kind, r.ID}] = r
-	}
 	out := map[store.EntityKind]*[]string{store.EntityHousehold: &b.ErasedHouseholds, store.EntityPerson: &b.ErasedPersons,
 		store.EntityVisit: &b.ReplacedVisits, store.EntityAmendment: &b.ReplacedAmendments}
+	ids := map[store.EntityKind][]string{}
 	seen := map[entityKey]bool{}
+	var lo uint64
+	for _, e := range entries {
+		key := entityKey{e.Kind, e.EntityID}
+		if _, ok := out[e.Kind]; ok && !seen[key] {
+			seen[key] = true
+			ids[e.Kind] = append(ids[e.Kind], e.EntityID)
+		}
+		if lo == 0 || e.Seq < lo {
+			lo = e.Seq
+		}
+	}
+	of := map[entityKey]store.Erasure{}
+	for _, kind := range []store.EntityKind{store.EntityHousehold, store.EntityPerson, store.EntityVisit, store.EntityAmendment} {
+		erasures, err := tx.ErasuresOf(ctx, lo-1, kind, ids[kind])
+		if err != nil {
+			return err
+		}
+		for _, r := range erasures {
+			of[entityKey{r.Kind, r.ID}] = r
+		}
+	}
+	if len(of) == 0 {
+		return nil
+	}
+	clear(seen)
 	for _, e := range entries {
 		list, ok := out[e.Kind]
 		key := entityKey{e.Kind, e.EntityID}

@@ -229,10 +229,10 @@ type Erasures interface {
 	// transaction wrote: a pull tells a device of an erasure through
 	// those entries only.
 	RecordErasures(ctx context.Context, at time.Time, marks []ErasureMark) error
-	// ErasuresAnnounced lists the erasures that wrote feed entries in
-	// (after, upto]: a pull reads them once for its batch, not once an
-	// entry.
-	ErasuresAnnounced(ctx context.Context, after, upto uint64) ([]Erasure, error)
+	// ErasuresOf lists the erasures of the rows of kind ids whose feed
+	// positions end after after: a pull reads those of its batch's rows
+	// at once, not once an entry.
+	ErasuresOf(ctx context.Context, after uint64, kind EntityKind, ids []string) ([]Erasure, error)
 }
 
 // Erasure is a row's erasure as the feed announces it: by the row's

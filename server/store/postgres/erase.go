@@ -43,21 +43,24 @@ func (r *repo) RecordErasures(ctx context.Context, at time.Time, marks []store.E
 	return nil
 }
 
-func (r *repo) ErasuresAnnounced(ctx context.Context, after, upto uint64) ([]store.Erasure, error) {
-	rows, err := r.q.Query(ctx, `SELECT kind, entity_id, first_seq, last_seq FROM erasures WHERE last_seq > $1 AND first_seq <= $2`, int64(after), int64(upto))
+func (r *repo) ErasuresOf(ctx context.Context, after uint64, kind store.EntityKind, ids []string) ([]store.Erasure, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := r.q.Query(ctx, `SELECT entity_id, first_seq, last_seq FROM erasures WHERE kind = $1 AND entity_id = ANY($2) AND last_seq > $3`,
+		int32(kind), ids, int64(after))
 	if err != nil {
 		return nil, fmt.Errorf("read erasures: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Erasure
 	for rows.Next() {
-		var kind int32
 		var first, last int64
-		var e store.Erasure
-		if err := rows.Scan(&kind, &e.ID, &first, &last); err != nil {
+		e := store.Erasure{Kind: kind}
+		if err := rows.Scan(&e.ID, &first, &last); err != nil {
 			return nil, fmt.Errorf("read erasures: %w", err)
 		}
-		e.Kind, e.FirstSeq, e.LastSeq = store.EntityKind(kind), uint64(first), uint64(last)
+		e.FirstSeq, e.LastSeq = uint64(first), uint64(last)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

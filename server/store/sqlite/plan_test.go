@@ -38,7 +38,7 @@ func TestReportPlans(t *testing.T) {
 		{"visits by workers, any window", visitsByRaw, []any{1, 2, `["w"]`, `["g"]`, `["w"]`}, []string{"visits_visitor"}, ""},
 		{"households with items", trackedHouseholds, []any{`["g"]`}, []string{"visits_special"}, "SCAN v USING COVERING INDEX visits_special"},
 		{"households per worker", sumsPerVisitor, []any{`["w"]`, 1, 2}, []string{"COVERING INDEX visit_sums_visitor"}, ""},
-		{"the erasures a pull's batch announced", erasuresAnnounced, []any{1, 2}, []string{"erasures_last_seq (last_seq>?)"}, ""},
+		{"whether an erasure came after a pull's cursor", erasuresAfter, []any{1}, []string{"COVERING INDEX erasures_last_seq (last_seq>?)"}, ""},
 	} {
 		var plan []string
 		err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {

@@ -447,29 +447,46 @@ func (t *tx) RecordErasures(ctx context.Context, at time.Time, marks []store.Era
 	return nil
 }
 
-func (t *tx) ErasuresAnnounced(ctx context.Context, after, upto uint64) ([]store.Erasure, error) {
-	rows, err := t.QueryContext(ctx, erasuresAnnounced, after, upto)
-	if err != nil {
+func (t *tx) ErasuresOf(ctx context.Context, after uint64, kind store.EntityKind, ids []string) ([]store.Erasure, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	// Most pulls come after no erasure at all, which one probe of
+	// erasures_last_seq tells.
+	var last uint64
+	switch err := t.QueryRowContext(ctx, erasuresAfter, after).Scan(&last); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
 		return nil, fmt.Errorf("read erasures: %w", err)
 	}
-	defer rows.Close()
 	var out []store.Erasure
-	for rows.Next() {
-		var e store.Erasure
-		if err := rows.Scan(&e.Kind, &e.ID, &e.FirstSeq, &e.LastSeq); err != nil {
+	for part := range slices.Chunk(ids, maxInList) {
+		// The unary plus keeps the lookup on the primary key, however many
+		// erasures came after.
+		rows, err := t.QueryContext(ctx, `SELECT entity_id, first_seq, last_seq FROM erasures
+			WHERE kind = ? AND entity_id IN (`+sqlitex.InPlaceholders(len(part))+`) AND +last_seq > ?`,
+			append(append([]any{kind}, anys(part)...), after)...)
+		if err != nil {
 			return nil, fmt.Errorf("read erasures: %w", err)
 		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read erasures: %w", err)
+		for rows.Next() {
+			e := store.Erasure{Kind: kind}
+			if err := rows.Scan(&e.ID, &e.FirstSeq, &e.LastSeq); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read erasures: %w", err)
+			}
+			out = append(out, e)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("read erasures: %w", err)
+		}
 	}
 	return out, nil
 }
 
-// erasuresAnnounced reads the erasures whose positions meet (?, ?]: by
-// erasures_last_seq, the recent ones only.
-const erasuresAnnounced = `SELECT kind, entity_id, first_seq, last_seq FROM erasures WHERE last_seq > ? AND first_seq <= ?`
+// erasuresAfter finds an erasure that wrote a position after ?, if any.
+const erasuresAfter = `SELECT last_seq FROM erasures WHERE last_seq > ? LIMIT 1`
 
 // ancestors lists the nodes above each of ids, and ids themselves.
 func ancestors(ctx context.Context, q statedb.Querier, ids []string) (map[string]bool, error) {

@@ -1070,8 +1070,8 @@ func testReposErasures(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 	}
 	announced := func(kind store.EntityKind, id string, seq uint64) bool {
 		t.Helper()
-		return inView(e, "ErasuresAnnounced", func(tx store.Tx) (bool, error) {
-			rs, err := tx.ErasuresAnnounced(ctx, seq-1, seq)
+		return inView(e, "ErasuresOf", func(tx store.Tx) (bool, error) {
+			rs, err := tx.ErasuresOf(ctx, seq-1, kind, []string{id})
 			return slices.ContainsFunc(rs, func(r store.Erasure) bool {
 				return r.Announces(store.FeedEntry{Seq: seq, Kind: kind, EntityID: id})
 			}), err
@@ -1168,27 +1168,38 @@ func testReposErasures(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		t.Errorf("after a second erasure of a household, its first erasure's entry is still announced; want the range replaced")
 	}
 
-	// A pull reads the erasures of its batch's range at once: those whose
-	// positions meet the range, and no other.
+	// A pull reads the erasures of its batch's rows at once: those of the
+	// rows asked whose positions end after the position given, and no
+	// other.
 	for _, c := range []struct {
-		what        string
-		after, upto uint64
-		want        []string
+		what  string
+		after uint64
+		kind  store.EntityKind
+		ids   []string
+		want  []string
 	}{
-		{"all", 0, again, []string{p1, v1, h2, h1}},
-		{"past the first three", sp9, later, nil},
-		{"the other household's", later, sh2, []string{h2}},
-		{"the household erased again", sh2, again, []string{h1}},
+		{"the households", 0, store.EntityHousehold, []string{h1, h2, newID()}, []string{h1, h2}},
+		{"the persons", 0, store.EntityPerson, []string{p1, p9}, []string{p1}},
+		{"a visit", 0, store.EntityVisit, []string{v1}, []string{v1}},
+		{"a visit as a household", 0, store.EntityHousehold, []string{v1}, nil},
+		{"the households, after the first erasures", sp9, store.EntityHousehold, []string{h1, h2}, []string{h1, h2}},
+		{"the visit, after its erasure", sp9, store.EntityVisit, []string{v1}, nil},
+		{"the households, after the other's", sh2, store.EntityHousehold, []string{h1, h2}, []string{h1}},
+		{"after the newest", again, store.EntityHousehold, []string{h1, h2}, nil},
+		{"no rows", 0, store.EntityHousehold, nil, nil},
 	} {
-		rs := inView(e, "ErasuresAnnounced", func(tx store.Tx) ([]store.Erasure, error) { return tx.ErasuresAnnounced(ctx, c.after, c.upto) })
+		rs := inView(e, "ErasuresOf", func(tx store.Tx) ([]store.Erasure, error) { return tx.ErasuresOf(ctx, c.after, c.kind, c.ids) })
 		var got []string
 		for _, r := range rs {
+			if r.Kind != c.kind {
+				t.Errorf("ErasuresOf(%s) gave an erasure of kind %d; want %d", c.what, r.Kind, c.kind)
+			}
 			got = append(got, r.ID)
 		}
 		slices.Sort(got)
 		want := slices.Sorted(slices.Values(c.want))
 		if !slices.Equal(got, want) {
-			t.Errorf("ErasuresAnnounced(%s: %d, %d] = %v; want %v", c.what, c.after, c.upto, got, want)
+			t.Errorf("ErasuresOf(%s, after %d) = %v; want %v", c.what, c.after, got, want)
 		}
 	}
 
@@ -2691,9 +2702,9 @@ func (r *recordingTx) RecordErasures(ctx context.Context, at time.Time, marks []
 	return r.Tx.RecordErasures(ctx, at, marks)
 }
 
-func (r *recordingTx) ErasuresAnnounced(ctx context.Context, after, upto uint64) ([]store.Erasure, error) {
-	r.use("ErasuresAnnounced")
-	return r.Tx.ErasuresAnnounced(ctx, after, upto)
+func (r *recordingTx) ErasuresOf(ctx context.Context, after uint64, kind store.EntityKind, ids []string) ([]store.Erasure, error) {
+	r.use("ErasuresOf")
+	return r.Tx.ErasuresOf(ctx, after, kind, ids)
 }
 
 // store.Org

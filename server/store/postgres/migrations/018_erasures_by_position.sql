@@ -1,3 +1,3 @@
--- A pull reads the erasures its batch's positions announced at once (see
--- ErasuresAnnounced): by their last position, the recent ones only.
+-- Whether any erasure came after a pull's cursor, which most pulls find
+-- none did (see ErasuresOf): by the erasures' last position.
 CREATE INDEX erasures_last_seq ON erasures (last_seq);
