@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,20 +14,24 @@ import (
 )
 
 // holdAfterPush holds a replica's writer from the moment a push's answer
-// arrives until its next pull reaches the transport.
+// arrives until its next pull reaches the transport, and counts the pulls.
 type holdAfterPush struct {
 	t      *testing.T
 	writer *sql.DB
 	armed  bool
 	held   *sql.Tx
 	pulled chan struct{} // closed by a pull that came while the writer was held
+	pulls  atomic.Int32
 }
 
 func (h *holdAfterPush) RoundTrip(req *http.Request) (*http.Response, error) {
-	if h.armed && strings.HasSuffix(req.URL.Path, "/Pull") && h.held != nil {
-		h.held.Rollback()
-		h.held = nil
-		close(h.pulled)
+	if h.armed && strings.HasSuffix(req.URL.Path, "/Pull") {
+		h.pulls.Add(1)
+		if h.held != nil {
+			h.held.Rollback()
+			h.held = nil
+			close(h.pulled)
+		}
 	}
 	res, err := http.DefaultTransport.RoundTrip(req)
 	if h.armed && err == nil && strings.HasSuffix(req.URL.Path, "/Push") {
@@ -42,8 +47,8 @@ func (h *holdAfterPush) RoundTrip(req *http.Request) (*http.Response, error) {
 // TestPullGoesOutWithTheLastDrop: a sync that pushed sends its pull while
 // the batch the server acknowledged leaves the outbox, not after: the pull
 // reaches the server while the phone's writer, which that drop needs, is
-// held from the push's answer on. Its answer is applied, once the drop is
-// done.
+// held from the push's answer on. Its answer is the sync's pull, applied
+// once the drop is done.
 func TestPullGoesOutWithTheLastDrop(t *testing.T) {
 	ctx := t.Context()
 	a, b, grid := twoPhones(t)
@@ -86,6 +91,9 @@ func TestPullGoesOutWithTheLastDrop(t *testing.T) {
 	res := <-done
 	if res.err != nil {
 		t.Fatal(res.err)
+	}
+	if n := h.pulls.Load(); n != 1 {
+		t.Errorf("the sync sent %d pulls; want 1, sent ahead and used", n)
 	}
 	if res.rep.Pushed != 2 || res.rep.Pulled < 1 {
 		t.Errorf("sync: pushed %d, pulled %d; want A's household and visit, and B's household", res.rep.Pushed, res.rep.Pulled)

@@ -233,7 +233,13 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 		last, err := r.push(ctx, c, rep)
 		if err == nil && last != nil {
 			ahead.discard()
-			if ahead, err = r.pullAhead(ctx, c); err == nil {
+			ahead = nil
+			// After a refusal the replica starts over (below) before it
+			// pulls: no pull goes ahead then.
+			if rep.Rejected == rejected {
+				ahead, err = r.pullAhead(ctx, c)
+			}
+			if err == nil {
 				err = r.dropPushedBatch(ctx, last, rep)
 			}
 		}
@@ -254,8 +260,6 @@ func (r *Replica) sync(ctx context.Context, rep *SyncReport) error {
 		if rep.Rejected > rejected {
 			// A refused change's effect is in the local tables: start over
 			// from the server's state (unsent changes are kept).
-			ahead.discard()
-			ahead = nil
 			if err := r.resetReplica(ctx, false); err != nil {
 				return err
 			}
@@ -761,10 +765,14 @@ func (r *Replica) pull(ctx context.Context, c clients, rep *SyncReport, ahead *p
 				return err
 			}
 		}
+		// The answer of a pull sent ahead is this pull's if the cursor is
+		// still the one it asked from. (sync discards one sent before
+		// anything that starts the replica over.)
 		var res *pb.PullResponse
 		if ahead != nil && ahead.cursor == st.Cursor {
 			res, err = ahead.answer()
 		} else {
+			ahead.discard()
 			res, err = c.sync.Pull(ctx, &pb.PullRequest{Cursor: st.Cursor, Limit: pullLimit, Device: r.told})
 		}
 		ahead = nil
