@@ -292,9 +292,10 @@ func TestVisitsStoredByStatedb(t *testing.T) {
 	})
 }
 
-// bareLimit matches a LIMIT whose count is a bare parameter ("LIMIT ?",
-// "LIMIT ?2").
-var bareLimit = regexp.MustCompile(`(?i)\bLIMIT\s+\?`)
+// bareLimit matches a LIMIT whose count is a bare SQLite parameter, in
+// any of its forms ("LIMIT ?", "LIMIT ?2", "LIMIT (:n)", "LIMIT @n",
+// "LIMIT $n"), but not PostgreSQL's "LIMIT $1".
+var bareLimit = regexp.MustCompile(`(?i)\bLIMIT\s+\(*\s*(\?|[:@]\w|\$[a-z_])`)
 
 // TestLimitsRunAsPrepared: no SQLite statement takes its LIMIT's count as
 // a bare parameter, which makes SQLite prepare the statement again at
@@ -302,8 +303,15 @@ var bareLimit = regexp.MustCompile(`(?i)\bLIMIT\s+\?`)
 // time parsing. The count goes behind a unary plus, "LIMIT +?".
 func TestLimitsRunAsPrepared(t *testing.T) {
 	t.Parallel()
-	if !bareLimit.MatchString("ORDER BY id LIMIT ?") || !bareLimit.MatchString("limit ?2") || bareLimit.MatchString("LIMIT +?") || bareLimit.MatchString("LIMIT $1") {
-		t.Fatal("the pattern does not tell a bare parameter apart")
+	for _, bare := range []string{"ORDER BY id LIMIT ?", "limit ?2", "LIMIT (?)", "LIMIT :n", "LIMIT @n", "LIMIT $n"} {
+		if !bareLimit.MatchString(bare) {
+			t.Fatalf("the pattern misses %q", bare)
+		}
+	}
+	for _, fine := range []string{"LIMIT +?", "LIMIT +?2", "LIMIT 1", "LIMIT $1"} {
+		if bareLimit.MatchString(fine) {
+			t.Fatalf("the pattern takes %q for a bare parameter", fine)
+		}
 	}
 	eachSource(t, func(rel string, b []byte) {
 		for _, m := range bareLimit.FindAll(b, -1) {
