@@ -225,9 +225,9 @@ func TestCorruptFrame(t *testing.T) {
 // keepBelow is not kept: its buffers grew to the message, and would hold
 // it for the life of the process.
 func TestCodersLetLargeGo(t *testing.T) {
-	raw := page(t, true)
+	raw := bytes.Repeat(page(t, true), 3)
 	if len(raw) <= keepBelow {
-		t.Fatalf("the page is %d bytes, not above keepBelow", len(raw))
+		t.Fatalf("three pages are %d bytes, not above keepBelow", len(raw))
 	}
 	k := NewCoders()
 	newD, newC := k.codecs()
