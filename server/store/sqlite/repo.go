@@ -478,7 +478,7 @@ func (t *tx) ErasuresOf(ctx context.Context, after uint64, kind store.EntityKind
 			}
 			out = append(out, e)
 		}
-		if err := rows.Close(); err != nil {
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return nil, fmt.Errorf("read erasures: %w", err)
 		}
 	}
