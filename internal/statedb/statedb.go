@@ -43,10 +43,29 @@ func scanHousehold(s scanner) (syncengine.Household, error) {
 	return h, nil
 }
 
-// PutHousehold writes h whole, replacing any stored row.
+// upsert is an INSERT of cols (the first, id, the primary key) that
+// writes over the stored row in place when the id is taken. INSERT OR
+// REPLACE deletes the row and its index entries and writes them all again:
+// 45 µs a household against 33 (BenchmarkPutHousehold).
+func upsert(table, cols string) string {
+	names := strings.Split(cols, ",")
+	set := make([]string, 0, len(names)-1)
+	for _, n := range names[1:] {
+		n = strings.TrimSpace(n)
+		set = append(set, n+" = excluded."+n)
+	}
+	return `INSERT INTO ` + table + ` (` + cols + `) VALUES (?` + strings.Repeat(", ?", len(names)-1) + `)
+		ON CONFLICT (id) DO UPDATE SET ` + strings.Join(set, ", ")
+}
+
+var (
+	putHousehold = upsert("households", householdCols)
+	putPerson    = upsert("persons", personCols)
+)
+
+// PutHousehold writes h whole, over any stored row.
 func PutHousehold(ctx context.Context, q Querier, h *syncengine.Household) error {
-	_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO households (`+householdCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := q.ExecContext(ctx, putHousehold,
 		h.ID, h.GridID.Value, h.HeadName.Value, h.Address.Value, h.PhoneMobile.Value, h.PhoneLandline.Value,
 		h.ResponsibleWorker.Value, h.ResponsibleLeader.Value, h.ResponsibleUnit.Value, h.MemberCount.Value,
 		h.HousingType.Value, h.Notes.Value, h.Deleted.Value, syncengine.EncodeClocks(h.Clocks()))
@@ -152,10 +171,9 @@ func scanPerson(s scanner) (syncengine.Person, error) {
 	return p, nil
 }
 
-// PutPerson writes p whole, replacing any stored row.
+// PutPerson writes p whole, over any stored row.
 func PutPerson(ctx context.Context, q Querier, p *syncengine.Person) error {
-	_, err := q.ExecContext(ctx, `INSERT OR REPLACE INTO persons (`+personCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := q.ExecContext(ctx, putPerson,
 		p.ID, p.HouseholdID, p.Name.Value, p.IDNumber.Value, p.Gender.Value, p.BirthDate.Value, p.Phone.Value,
 		p.Relation.Value, p.Notes.Value, p.Deleted.Value, p.Residence.Value, syncengine.EncodeClocks(p.Clocks()))
 	if err != nil {
