@@ -144,6 +144,8 @@ type Rows interface {
 	// without visits.
 	Ledgers(ctx context.Context, householdIDs []string) (syncengine.Bundle, error)
 
+	// PutHousehold writes a household; one that changes its grid is a
+	// move, recorded by RecordMove.
 	PutHousehold(ctx context.Context, h *syncengine.Household) error
 	PutPerson(ctx context.Context, p *syncengine.Person) error
 	PutTag(ctx context.Context, t *syncengine.TagElement) error

@@ -27,7 +27,9 @@ type Org interface {
 	AddWorkerGrid(ctx context.Context, workerID, grid string) error
 	RemoveWorkerGrid(ctx context.Context, workerID, grid string) error
 	// RecordMove records a household's move at the next feed position
-	// (see Scopes.HouseholdMoves).
+	// (see Scopes.HouseholdMoves). A household's grid changes only with a
+	// move recorded in the same transaction: a backend may file the feed
+	// by grid and rely on the moves to know when it must not.
 	RecordMove(ctx context.Context, household, from, to string) error
 
 	// DevicePolicy reads the installation's lost-phone policy (zero if

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -24,7 +25,9 @@ import (
 // TestFeedPlansAgree: feedAfter picks one of two query plans by the size of
 // the feed range against the scope; both must give the same entries for any
 // range, scope, limit and device, or a pull would depend on which one ran,
-// and neither gives a device its own rows back.
+// and neither gives a device its own rows back. Households move between
+// grids as the feed grows, so that some entries are filed under a grid
+// their household has since left: feedAfter must then walk.
 func TestFeedPlansAgree(t *testing.T) {
 	ctx := t.Context()
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
@@ -45,9 +48,21 @@ func TestFeedPlansAgree(t *testing.T) {
 		}
 		for seq := 1; seq <= feedRows; seq++ {
 			hh := fmt.Sprintf("h%03d", rng.IntN(households+20)) // some of no household at all
+			if rng.IntN(60) == 0 {
+				// A move, at its own position, as RecordMove writes it.
+				to := grids[rng.IntN(len(grids))]
+				if _, err := tx.ExecContext(ctx, `INSERT INTO household_moves (seq, household_id, from_grid, to_grid)
+					SELECT ?, id, grid_id, ? FROM households WHERE id = ?`, seq, to, hh); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE households SET grid_id = ? WHERE id = ?`, to, hh); err != nil {
+					return err
+				}
+				continue
+			}
 			origin := []string{"", "device-a", "device-b"}[rng.IntN(3)]
-			if _, err := tx.ExecContext(ctx, `INSERT INTO feed (seq, kind, entity_id, household_id, origin) VALUES (?, ?, ?, ?, ?)`,
-				seq, kindVisit, fmt.Sprintf("v%d", seq), hh, origin); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO feed (seq, kind, entity_id, household_id, origin, grid_id) VALUES `+feedRow,
+				seq, kindVisit, fmt.Sprintf("v%d", seq), hh, origin, nil, hh); err != nil {
 				return err
 			}
 		}
@@ -56,7 +71,8 @@ func TestFeedPlansAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 60 {
+	var seeks, moved int
+	for i := range 200 {
 		scope := slices.Clone(grids)
 		rng.Shuffle(len(scope), func(a, b int) { scope[a], scope[b] = scope[b], scope[a] })
 		scope = scope[:1+rng.IntN(len(scope))]
@@ -64,13 +80,17 @@ func TestFeedPlansAgree(t *testing.T) {
 		top := cursor + uint64(rng.IntN(feedRows+10-int(cursor)))
 		limit := 1 + rng.IntN(200)
 		device := []string{"device-a", "device-b"}[rng.IntN(2)]
-		var byFeed, byHouseholds, chosen []store.FeedEntry
+		var walked, sought, chosen []store.FeedEntry
+		var movedIn bool
 		err := s.db.Read(ctx, func(tx *sqlitex.Tx) error {
 			var err error
-			if byFeed, err = readFeed(ctx, tx, scope, device, cursor, top, limit, true); err != nil {
+			if walked, err = readFeed(ctx, tx, scope, device, cursor, top, limit, true); err != nil {
 				return err
 			}
-			if byHouseholds, err = readFeed(ctx, tx, scope, device, cursor, top, limit, false); err != nil {
+			if sought, err = readFeed(ctx, tx, scope, device, cursor, top, limit, false); err != nil {
+				return err
+			}
+			if movedIn, err = movedInto(ctx, tx, scope, cursor); err != nil {
 				return err
 			}
 			chosen, err = feedAfter(ctx, tx, scope, device, cursor, top, limit)
@@ -79,18 +99,114 @@ func TestFeedPlansAgree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(byFeed, byHouseholds) || !slices.Equal(byFeed, chosen) {
-			t.Fatalf("case %d (grids %v, range (%d, %d], limit %d): feed first gives %d entries, households first %d, feedAfter %d",
-				i, scope, cursor, top, limit, len(byFeed), len(byHouseholds), len(chosen))
+		if movedIn {
+			moved++
+		} else {
+			seeks++
+			if !slices.Equal(walked, sought) {
+				t.Fatalf("case %d (grids %v, range (%d, %d], limit %d, no move into them): the walk gives %d entries, the seeks by grid %d",
+					i, scope, cursor, top, limit, len(walked), len(sought))
+			}
 		}
-		for j, e := range byFeed {
-			if e.Seq <= cursor || e.Seq > top || (j > 0 && e.Seq <= byFeed[j-1].Seq) {
+		if !slices.Equal(walked, chosen) {
+			t.Fatalf("case %d (grids %v, range (%d, %d], limit %d, a move into them: %v): the walk gives %d entries, feedAfter %d",
+				i, scope, cursor, top, limit, movedIn, len(walked), len(chosen))
+		}
+		for j, e := range walked {
+			if e.Seq <= cursor || e.Seq > top || (j > 0 && e.Seq <= walked[j-1].Seq) {
 				t.Fatalf("case %d: entry %d at seq %d is out of (%d, %d] or out of order", i, j, e.Seq, cursor, top)
 			}
 			if e.Origin == device {
 				t.Fatalf("case %d: entry %d at seq %d is %s's own", i, j, e.Seq, device)
 			}
 		}
+	}
+	if seeks < 20 || moved < 20 {
+		t.Fatalf("%d cases could seek by grid and %d had a move into the scope; want both", seeks, moved)
+	}
+}
+
+// TestFeedFiledByGrid: each feed entry the store writes is filed under the
+// grid its household is in as the transaction writes it or reads it last,
+// the one a move in the same transaction gave it included; an entry of no
+// household known, under none.
+func TestFeedFiledByGrid(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put := func(tx store.Tx, id, grid string) error {
+		h := syncengine.Household{ID: id}
+		h.GridID.Value = grid
+		return tx.PutHousehold(ctx, &h)
+	}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		for i := range 150 { // past a statement's batch of rows
+			if err := put(tx, fmt.Sprintf("h%03d", i), fmt.Sprintf("g%d", i%3)); err != nil {
+				return err
+			}
+			if err := tx.Touch(ctx, store.EntityVisit, fmt.Sprintf("v%03d", i), fmt.Sprintf("h%03d", i), "device"); err != nil {
+				return err
+			}
+		}
+		return tx.Touch(ctx, store.EntityVisit, "v-none", "h-none", "")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Touch(ctx, store.EntityHousehold, "h000", "h000", ""); err != nil {
+			return err
+		}
+		if err := put(tx, "h000", "g9"); err != nil {
+			return err
+		}
+		return tx.RecordMove(ctx, "h000", "g0", "g9")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.HouseholdGrids(ctx, []string{"h001"}); err != nil {
+			return err
+		}
+		return tx.Touch(ctx, store.EntityPerson, "p001", "h001", "")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"v-none": "", "h000": "g9", "p001": "g1"}
+	for i := range 150 {
+		want[fmt.Sprintf("v%03d", i)] = fmt.Sprintf("g%d", i%3)
+	}
+	got := map[string]string{}
+	err = s.db.Read(ctx, func(tx *sqlitex.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT entity_id, grid_id FROM feed`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, grid string
+			if err := rows.Scan(&id, &grid); err != nil {
+				return err
+			}
+			got[id] = grid
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, want) {
+		for id, g := range want {
+			if got[id] != g {
+				t.Errorf("entry %s filed under %q; want %q", id, got[id], g)
+			}
+		}
+		t.Fatalf("%d entries; want %d", len(got), len(want))
 	}
 }
 

@@ -206,7 +206,13 @@ func (t *tx) Households(ctx context.Context, ids []string) ([]syncengine.Househo
 }
 
 func (t *tx) HouseholdGrids(ctx context.Context, ids []string) (map[string]string, error) {
-	return statedb.HouseholdGrids(ctx, t.Tx, ids)
+	grids, err := statedb.HouseholdGrids(ctx, t.Tx, ids)
+	if err == nil && t.seq != nil {
+		for h, g := range grids {
+			t.seq.knowGrid(h, g)
+		}
+	}
+	return grids, err
 }
 
 func (t *tx) Persons(ctx context.Context, ids []string) ([]syncengine.Person, error) {
@@ -234,7 +240,13 @@ func (t *tx) Ledgers(ctx context.Context, ids []string) (syncengine.Bundle, erro
 }
 
 func (t *tx) PutHousehold(ctx context.Context, h *syncengine.Household) error {
-	return statedb.PutHousehold(ctx, t.Tx, h)
+	if err := statedb.PutHousehold(ctx, t.Tx, h); err != nil {
+		return err
+	}
+	if t.seq != nil {
+		t.seq.knowGrid(h.ID, h.GridID.Value)
+	}
+	return nil
 }
 
 func (t *tx) PutPerson(ctx context.Context, p *syncengine.Person) error {

@@ -130,13 +130,17 @@ type seqAlloc struct {
 	// feed and applied are the rows not yet written, in order.
 	feed    []any
 	applied []any
+	// grids are the households' grids the transaction read or wrote, by
+	// household: a feed entry of one of them is filed under its grid
+	// without looking the household up again.
+	grids map[string]string
 }
 
 // The columns of the rows seqAlloc writes in batches, and how many rows a
 // batch's statement takes (the rest go in smaller ones, so that few
 // statements are prepared).
 const (
-	feedColumns    = 5 // seq, kind, entity_id, household_id, origin
+	feedColumns    = 7 // seq, kind, entity_id, household_id, origin, and its grid (known, or looked up by the household)
 	appliedColumns = 4 // change_id, credential_id, seq, digest
 	batchRows      = 64
 )
@@ -235,7 +239,11 @@ func (a *seqAlloc) touch(ctx context.Context, kind int, entityID, householdID st
 // touchFrom is touch for an immutable row pushed by device origin, which
 // its own pulls then leave out.
 func (a *seqAlloc) touchFrom(ctx context.Context, kind int, entityID, householdID, origin string) error {
-	a.feed = append(a.feed, a.next(), kind, entityID, householdID, origin)
+	var grid any // NULL: looked up as the entry is written
+	if g, ok := a.grids[householdID]; ok {
+		grid = g
+	}
+	a.feed = append(a.feed, a.next(), kind, entityID, householdID, origin, grid, householdID)
 	if len(a.feed) >= batchRows*feedColumns {
 		return a.flush(ctx)
 	}
@@ -256,23 +264,40 @@ func (a *seqAlloc) recordApplied(ctx context.Context, changeID, credentialID str
 // last flush. A feed entry moves its row to its position: of two entries
 // of one row, in one statement or two, the later stays.
 func (a *seqAlloc) flush(ctx context.Context) error {
-	if err := writeRows(ctx, a.tx, `INSERT INTO feed (seq, kind, entity_id, household_id, origin) VALUES `,
-		` ON CONFLICT (kind, entity_id, household_id) DO UPDATE SET seq = excluded.seq, origin = excluded.origin`, feedColumns, a.feed); err != nil {
+	if err := writeRows(ctx, a.tx, `INSERT INTO feed (seq, kind, entity_id, household_id, origin, grid_id) VALUES `, feedRow,
+		` ON CONFLICT (kind, entity_id, household_id) DO UPDATE SET seq = excluded.seq, origin = excluded.origin, grid_id = excluded.grid_id`, feedColumns, a.feed); err != nil {
 		return fmt.Errorf("feed: %w", err)
 	}
 	a.feed = a.feed[:0]
-	if err := writeRows(ctx, a.tx, `INSERT INTO applied_changes (change_id, credential_id, seq, digest) VALUES `, ``, appliedColumns, a.applied); err != nil {
+	if err := writeRows(ctx, a.tx, `INSERT INTO applied_changes (change_id, credential_id, seq, digest) VALUES `, "", ``, appliedColumns, a.applied); err != nil {
 		return fmt.Errorf("record applied change: %w", err)
 	}
 	a.applied = a.applied[:0]
 	return nil
 }
 
+// feedRow is a feed entry's VALUES row: it is filed under the grid its
+// household is in as it is written (see feedAfter), the one the
+// transaction knows or else the household's row's (COALESCE evaluates no
+// further than its first value not NULL).
+const feedRow = "(?, ?, ?, ?, ?, COALESCE(?, (SELECT grid_id FROM households WHERE id = ?), ''))"
+
+// knowGrid records that household is in grid as of the transaction's last
+// read or write of it.
+func (a *seqAlloc) knowGrid(household, grid string) {
+	if a.grids == nil {
+		a.grids = make(map[string]string)
+	}
+	a.grids[household] = grid
+}
+
 // writeRows inserts rows (columns values each, flat) by statements of
-// batchRows rows, then of smaller powers of four: head, the VALUES lists,
-// then tail.
-func writeRows(ctx context.Context, tx *sqlitex.Tx, head, tail string, columns int, rows []any) error {
-	row := "(?" + strings.Repeat(", ?", columns-1) + ")"
+// batchRows rows, then of smaller powers of four: head, the VALUES lists
+// (row each, or one parameter a value if row is empty), then tail.
+func writeRows(ctx context.Context, tx *sqlitex.Tx, head, row, tail string, columns int, rows []any) error {
+	if row == "" {
+		row = "(?" + strings.Repeat(", ?", columns-1) + ")"
+	}
 	for n := batchRows; len(rows) > 0; n /= 4 {
 		for len(rows) >= n*columns {
 			stmt := head + row + strings.Repeat(", "+row, n-1) + tail
