@@ -28,8 +28,9 @@ type Org interface {
 	RemoveWorkerGrid(ctx context.Context, workerID, grid string) error
 	// RecordMove records a household's move at the next feed position
 	// (see Scopes.HouseholdMoves). A household's grid changes only with a
-	// move recorded in the same transaction: a backend may file the feed
-	// by grid and rely on the moves to know when it must not.
+	// move recorded in the same transaction, and entries touched after the
+	// move are of the grid it went to: a backend may file the feed by grid
+	// and rely on the moves to know when it must not.
 	RecordMove(ctx context.Context, household, from, to string) error
 
 	// DevicePolicy reads the installation's lost-phone policy (zero if

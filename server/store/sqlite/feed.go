@@ -25,27 +25,33 @@ import (
 // An entry is filed under the grid its household was in when the entry
 // was written (feed_grid): a household that moved into the scope after the
 // cursor may have entries past it filed under another grid, which the
-// seeks would not find, so then the feed is walked.
-// Moves are an office's, and few.
+// seeks would not find, so then the feed is walked, until the cursor
+// passes the move: one walk of the range, the batches each taking up
+// where the last stopped. Moves are an office's, and few.
 func feedAfter(ctx context.Context, q statedb.Querier, grids []string, origin string, cursor, top uint64, limit int) ([]store.FeedEntry, error) {
 	if len(grids) == 0 || top <= cursor {
 		return nil, nil
 	}
-	walk := top-cursor <= feedWalkAlways
-	if !walk {
-		var households uint64
-		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, anys(grids)...).Scan(&households); err != nil {
-			return nil, fmt.Errorf("read feed: %w", err)
-		}
-		walk = top-cursor < feedWalkPerHousehold*households
-	}
-	if !walk {
-		var err error
-		if walk, err = movedInto(ctx, q, grids, cursor); err != nil {
-			return nil, err
-		}
+	walk, err := feedWalks(ctx, q, grids, cursor, top)
+	if err != nil {
+		return nil, err
 	}
 	return readFeed(ctx, q, grids, origin, cursor, top, limit, walk)
+}
+
+// feedWalks is feedAfter's choice of plan: whether to walk the range.
+func feedWalks(ctx context.Context, q statedb.Querier, grids []string, cursor, top uint64) (bool, error) {
+	if top-cursor <= feedWalkAlways {
+		return true, nil
+	}
+	var households uint64
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM households WHERE grid_id IN (`+sqlitex.InPlaceholders(len(grids))+`)`, anys(grids)...).Scan(&households); err != nil {
+		return false, fmt.Errorf("read feed: %w", err)
+	}
+	if top-cursor < feedWalkPerHousehold*households {
+		return true, nil
+	}
+	return movedInto(ctx, q, grids, cursor)
 }
 
 // feedWalkAlways is the feed range below which walking it is cheap whatever
@@ -55,8 +61,8 @@ const feedWalkAlways = 64
 // feedWalkPerHousehold: the feed is walked while its range is shorter than
 // this many entries per household of the scope. At worst (none of them in
 // the scope) the walk then costs this many lookups per household where the
-// seeks would cost one; at best it stops after limit entries where the
-// seeks would sort every entry of the scope, batch after batch.
+// seeks would cost a seek per grid; at best it stops after limit entries
+// where the seeks would sort every entry of the scope, batch after batch.
 const feedWalkPerHousehold = 16
 
 // movedInto reports whether a household moved into one of grids after

@@ -139,6 +139,9 @@ func (t *tx) RecordMove(ctx context.Context, household, from, to string) error {
 		seq.next(), household, from, to); err != nil {
 		return fmt.Errorf("record move: %w", err)
 	}
+	// Entries after the move are filed under the grid it went to, even
+	// before the household's row says so (see feedAfter).
+	seq.knowGrid(household, to)
 	return nil
 }
 

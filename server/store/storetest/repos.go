@@ -303,20 +303,26 @@ func testReposFeed(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 		store.FeedEntry{Kind: store.EntityVisit, EntityID: group, Household: h2.ID})
 	e.checkEntries("Entries", m, devA, devB)
 
-	// Entries follows households' grids now.
+	// Entries follows households' grids now: a household's entries from
+	// before its move come with it.
 	moved := *h1
 	moved.GridID = syncengine.NewRegister(g2, e.hlc.next())
-	e.commit("PutHousehold (a move, no feed entry)", 0, func(tx store.Tx) error { return tx.PutHousehold(ctx, &moved) })
+	e.commit("PutHousehold and RecordMove (a move, no feed entry)", 1, func(tx store.Tx) error {
+		return errors.Join(tx.PutHousehold(ctx, &moved), tx.RecordMove(ctx, h1.ID, g1, g2))
+	})
 	m.grid[h1.ID] = g2
 	e.checkEntries("Entries after a household moved to another grid", m, devA, devB)
 
-	// Far more positions than households in scope.
+	// Far more positions than households in scope, so that a backend may
+	// seek the scope's entries rather than walk the range, from cursors
+	// before the move and after it.
 	var many []store.FeedEntry
 	for range 80 {
 		many = append(many, store.FeedEntry{Kind: store.EntityPerson, EntityID: newID(), Household: h3.ID})
 	}
 	touch("80 Touches in one Update", many...)
-	touch("one more", store.FeedEntry{Kind: store.EntityTag, EntityID: newID(), Household: h2.ID})
+	touch("one more", store.FeedEntry{Kind: store.EntityTag, EntityID: newID(), Household: h2.ID},
+		store.FeedEntry{Kind: store.EntityPerson, EntityID: newID(), Household: h1.ID})
 	e.checkEntries("Entries over a long feed", m, devA, devB)
 
 	// Cursors: one per position, ordered like positions, taken back by
@@ -485,7 +491,7 @@ func (e *repoEnv) checkEntries(what string, m *feedModel, origins ...string) {
 	})
 	grids = append(grids, all, nil, []string{newID()})
 	origins = append(origins, newID())
-	bounds := [][2]uint64{{0, top}, {top / 3, top}, {0, top / 2}, {top / 3, 2 * top / 3}, {top - 2, top}, {top, top}}
+	bounds := [][2]uint64{{0, top}, {top / 3, top}, {0, top / 2}, {top / 3, 2 * top / 3}, {top - 2, top}, {top, top}, {min(10, top), top}, {max(top, 66) - 66, top}}
 	e.view(what, func(tx store.Tx) error {
 		for _, g := range grids {
 			for _, o := range origins {
