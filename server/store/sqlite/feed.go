@@ -78,6 +78,7 @@ func movedInto(ctx context.Context, q statedb.Querier, grids []string, after uin
 	return moved, nil
 }
 
+// movedIntoQuery is movedInto's query for a scope of grids grids.
 func movedIntoQuery(grids int) string {
 	return `SELECT EXISTS (SELECT 1 FROM household_moves WHERE seq > ? AND to_grid IN (` + sqlitex.InPlaceholders(grids) + `))`
 }

@@ -13,10 +13,11 @@ import (
 )
 
 // TestReportPlans: the report's queries that must not read every visit of
-// a street, and the feed's, keep to their indexes. SQLite plans without statistics here,
-// as on a server's file, so an empty database shows the plan a street's
-// gets; a plan that scans a table reads all of it (a count(DISTINCT)
-// walking every visit in id order took 390 ms of a street's report).
+// a street, and the feed's, keep to their indexes. SQLite plans without
+// statistics here, as on a server's file, so an empty database shows the
+// plan a street's gets; a plan that scans a table reads all of it (a
+// count(DISTINCT) walking every visit in id order took 390 ms of a
+// street's report).
 func TestReportPlans(t *testing.T) {
 	ctx := t.Context()
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))

@@ -1001,17 +1001,19 @@ func testReposScopes(t *testing.T, newEnv func(BackendOptions) *repoEnv) {
 
 	h1, h2 := e.household(g1), e.household(g1)
 	e.commit("PutHousehold", 0, func(tx store.Tx) error { return errors.Join(tx.PutHousehold(ctx, h1), tx.PutHousehold(ctx, h2)) })
-	move := func(household, from, to string) store.Move {
+	// A move writes the household in its new grid with the move, as the
+	// contract of RecordMove asks.
+	move := func(h *syncengine.Household, from, to string) store.Move {
 		t.Helper()
-		seq := e.commit("RecordMove", 1, func(tx store.Tx) error { return tx.RecordMove(ctx, household, from, to) })
-		return store.Move{Seq: seq, Household: household, From: from, To: to}
+		h.GridID = syncengine.NewRegister(to, e.hlc.next())
+		seq := e.commit("PutHousehold and RecordMove", 1, func(tx store.Tx) error {
+			return errors.Join(tx.PutHousehold(ctx, h), tx.RecordMove(ctx, h.ID, from, to))
+		})
+		return store.Move{Seq: seq, Household: h.ID, From: from, To: to}
 	}
-	m1 := move(h1.ID, g1, g2)
-	m2 := move(h2.ID, g1, g3)
-	m3 := move(h1.ID, g2, g3)
-	h1.GridID = syncengine.NewRegister(g3, e.hlc.next())
-	h2.GridID = syncengine.NewRegister(g3, e.hlc.next())
-	e.commit("PutHousehold (the moves)", 0, func(tx store.Tx) error { return errors.Join(tx.PutHousehold(ctx, h1), tx.PutHousehold(ctx, h2)) })
+	m1 := move(h1, g1, g2)
+	m2 := move(h2, g1, g3)
+	m3 := move(h1, g2, g3)
 	top = e.head()
 	// HouseholdMoves promises Seq, From and To; Now is Moves'.
 	strip := func(ms []store.Move) []store.Move {
